@@ -1,0 +1,4 @@
+//! `microarena` command-line tool.
+fn main() {
+    eprintln!("usage: microarena plan MODEL.onnx");
+}

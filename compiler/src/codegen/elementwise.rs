@@ -1,0 +1,38 @@
+//! Emits calls to [`microarena::kernels::elementwise`].
+
+use microarena::kernels::elementwise::{Binary, BinaryOp};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{activation::activation, usize_array};
+
+/// `binary(&Binary { .. }, a, b, out)`
+pub(crate) fn binary(p: &Binary, ins: &[TokenStream], out: &TokenStream) -> TokenStream {
+    let op = match p.op {
+        BinaryOp::Add => quote!(Add),
+        BinaryOp::Sub => quote!(Sub),
+        BinaryOp::Mul => quote!(Mul),
+        BinaryOp::Div => quote!(Div),
+        BinaryOp::Max => quote!(Max),
+        BinaryOp::Min => quote!(Min),
+        BinaryOp::Pow => quote!(Pow),
+        BinaryOp::PRelu => quote!(PRelu),
+    };
+    let rank = p.rank;
+    let (shape, sa, sb) = (
+        usize_array(&p.shape),
+        usize_array(&p.a_strides),
+        usize_array(&p.b_strides),
+    );
+    let act = activation(&p.act);
+    let (a, b) = (&ins[0], &ins[1]);
+    quote! {
+        ::microarena::kernels::elementwise::binary(
+            &::microarena::kernels::elementwise::Binary {
+                op: ::microarena::kernels::elementwise::BinaryOp::#op, rank: #rank,
+                shape: #shape, a_strides: #sa, b_strides: #sb, act: #act,
+            },
+            #a, #b, #out,
+        );
+    }
+}

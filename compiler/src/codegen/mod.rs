@@ -1,0 +1,278 @@
+//! Codegen: the planned graph as Rust items — weight statics, constants, and a `Model` whose
+//! `run` is a straight line of kernel calls at constant arena offsets.
+//!
+//! One file per op family, mirroring `runtime/src/kernels/`: `codegen/conv.rs` emits the call
+//! that `kernels/conv.rs` implements.
+
+mod activation;
+mod conv;
+mod elementwise;
+mod gemm;
+mod normalization;
+mod pool;
+mod reduce;
+mod shape;
+mod softmax;
+
+use std::path::Path;
+
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::ir::{Graph, Op, TensorId, TensorKind};
+use crate::place::ArenaPlan;
+use crate::schedule::Schedule;
+
+/// An `f32` expression that reproduces `v` bit for bit.
+pub(crate) fn f32_lit(v: f32) -> TokenStream {
+    if v.is_nan() {
+        quote!(f32::NAN)
+    } else if v == f32::INFINITY {
+        quote!(f32::INFINITY)
+    } else if v == f32::NEG_INFINITY {
+        quote!(f32::NEG_INFINITY)
+    } else if v.is_sign_negative() {
+        let l = Literal::f32_suffixed(-v);
+        quote!(-#l)
+    } else {
+        let l = Literal::f32_suffixed(v);
+        quote!(#l)
+    }
+}
+
+pub(crate) fn usize_lit(v: usize) -> Literal {
+    Literal::usize_unsuffixed(v)
+}
+
+pub(crate) fn usize_array(v: &[usize]) -> TokenStream {
+    let items = v.iter().map(|&x| usize_lit(x));
+    quote!([#(#items),*])
+}
+
+pub(crate) fn optional(t: Option<&TokenStream>) -> TokenStream {
+    match t {
+        Some(t) => quote!(::core::option::Option::Some(#t)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn weight_ident(t: TensorId) -> Ident {
+    format_ident!("W{}", t.0)
+}
+
+/// `Region::new(offset, len)` of an arena tensor.
+fn region(g: &Graph, plan: &ArenaPlan, t: TensorId) -> TokenStream {
+    let off = usize_lit(plan.offsets[t.0].unwrap_or(0));
+    let len = usize_lit(g.tensor(t).len());
+    quote!(::microarena::Region::new(#off, #len))
+}
+
+/// The statement running one node: borrow its arena regions, call its kernel.
+fn node_call(g: &Graph, plan: &ArenaPlan, node: &crate::ir::Node) -> TokenStream {
+    let out_region = region(g, plan, node.output);
+    // Arena inputs are borrowed together with the output; weights come from their statics.
+    let mut arena_regions = Vec::new();
+    let mut operands = Vec::new();
+    for &t in &node.inputs {
+        if g.tensor(t).in_arena() {
+            let ident = format_ident!("x{}", arena_regions.len());
+            arena_regions.push(region(g, plan, t));
+            operands.push(quote!(#ident));
+        } else {
+            let w = weight_ident(t);
+            operands.push(quote!(#w.f32()));
+        }
+    }
+    let out = quote!(out);
+    let borrow = |regions: &[TokenStream], idents: &[TokenStream]| quote!(let ([#(#idents),*], out) = self.arena.views([#(#regions),*], #out_region););
+    if let Op::Concat(parts) = &node.op {
+        let mut calls = Vec::new();
+        let mut arena_ix = 0;
+        for (part, &t) in parts.iter().zip(&node.inputs) {
+            let call = if g.tensor(t).in_arena() {
+                let r = region(g, plan, t);
+                arena_ix += 1;
+                let b = borrow(&[r], &[quote!(x)]);
+                let c = shape::concat_part(part, &quote!(x), &out);
+                quote!({ #b #c })
+            } else {
+                let w = weight_ident(t);
+                let b = borrow(&[], &[]);
+                let c = shape::concat_part(part, &quote!(#w.f32()), &out);
+                quote!({ #b #c })
+            };
+            calls.push(call);
+        }
+        let _ = arena_ix;
+        return quote!(#(#calls)*);
+    }
+    let idents: Vec<TokenStream> = (0..arena_regions.len())
+        .map(|i| {
+            let id = format_ident!("x{}", i);
+            quote!(#id)
+        })
+        .collect();
+    let b = borrow(&arena_regions, &idents);
+    let call = match &node.op {
+        Op::Conv(p) => conv::conv2d(p, &operands, &out),
+        Op::MatMul(p) => gemm::matmul(p, &operands, &out),
+        Op::Pool(p) => pool::pool2d(p, &operands, &out),
+        Op::Reduce(p) => reduce::reduce(p, &operands, &out),
+        Op::Softmax(p) => softmax::softmax(p, &operands, &out),
+        Op::Unary(a) => activation::unary(a, &operands, &out),
+        Op::Binary(p) => elementwise::binary(p, &operands, &out),
+        Op::ScaleShift(p) => normalization::scale_shift(p, &operands, &out),
+        Op::Copy(p) => shape::strided_copy(p, &operands, &out),
+        Op::Pad(p) => shape::pad(p, &operands, &out),
+        Op::Reshape => {
+            let x = &operands[0];
+            quote!(out.copy_from_slice(&#x[..out.len()]);)
+        }
+        Op::Concat(_) => quote!(),
+    };
+    quote!({ #b #call })
+}
+
+fn shape_const(name: &Ident, shape: &[usize]) -> TokenStream {
+    let rank = shape.len();
+    let dims = usize_array(shape);
+    quote!(pub const #name: [usize; #rank] = #dims;)
+}
+
+/// The items of the generated module.
+///
+/// `model_path`, when given, is `include_bytes!`-ed so that Cargo rebuilds when the model
+/// file changes.
+pub fn generate(
+    g: &Graph,
+    schedule: &Schedule,
+    plan: &ArenaPlan,
+    model_path: Option<&Path>,
+) -> TokenStream {
+    let arena_bytes = usize_lit(plan.arena_bytes);
+    let mut used = vec![false; g.tensors.len()];
+    for n in &g.nodes {
+        for t in &n.inputs {
+            used[t.0] = true;
+        }
+    }
+    let weights = g
+        .tensors
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| used[*i])
+        .filter_map(|(i, t)| {
+            let TensorKind::Weight(data) = &t.kind else {
+                return None;
+            };
+            let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let n = usize_lit(bytes.len());
+            let lit = Literal::byte_string(&bytes);
+            let ident = weight_ident(TensorId(i));
+            let doc = format!("`{}`: {:?} f32", t.name, t.shape);
+            Some(quote! {
+                #[doc = #doc]
+                static #ident: ::microarena::Weights<#n> = ::microarena::Weights(*#lit);
+            })
+        });
+
+    let single = g.inputs.len() == 1 && g.outputs.len() == 1;
+    let mut consts = Vec::new();
+    let mut params = Vec::new();
+    let mut copy_in = Vec::new();
+    let mut copy_out = Vec::new();
+    for (i, &t) in g.inputs.iter().enumerate() {
+        let (shape_id, len_id, arg) = if single {
+            (
+                format_ident!("INPUT_SHAPE"),
+                format_ident!("INPUT_LEN"),
+                format_ident!("input"),
+            )
+        } else {
+            (
+                format_ident!("INPUT_{}_SHAPE", i),
+                format_ident!("INPUT_{}_LEN", i),
+                format_ident!("input_{}", i),
+            )
+        };
+        consts.push(shape_const(&shape_id, &g.tensor(t).shape));
+        let len = usize_lit(g.tensor(t).len());
+        consts.push(quote!(pub const #len_id: usize = #len;));
+        params.push(quote!(#arg: &[f32; #len_id]));
+        let r = region(g, plan, t);
+        copy_in.push(quote!(self.arena.f32_mut(#r).copy_from_slice(#arg);));
+    }
+    for (i, &t) in g.outputs.iter().enumerate() {
+        let (shape_id, len_id, arg) = if single {
+            (
+                format_ident!("OUTPUT_SHAPE"),
+                format_ident!("OUTPUT_LEN"),
+                format_ident!("output"),
+            )
+        } else {
+            (
+                format_ident!("OUTPUT_{}_SHAPE", i),
+                format_ident!("OUTPUT_{}_LEN", i),
+                format_ident!("output_{}", i),
+            )
+        };
+        consts.push(shape_const(&shape_id, &g.output_shapes[i]));
+        let len = usize_lit(g.tensor(t).len());
+        consts.push(quote!(pub const #len_id: usize = #len;));
+        params.push(quote!(#arg: &mut [f32; #len_id]));
+        let r = region(g, plan, t);
+        copy_out.push(quote!(#arg.copy_from_slice(self.arena.f32(#r));));
+    }
+    let calls = schedule
+        .order
+        .iter()
+        .map(|n| node_call(g, plan, &g.nodes[n.0]));
+    let track = model_path.and_then(|p| p.to_str()).map(|p| {
+        quote!(
+            const _: &[u8] = include_bytes!(#p);
+        )
+    });
+    let run_doc = if single {
+        "Runs the model on `input`, writing `output`. Nothing can fail at run time: every shape and offset was checked at compile time."
+    } else {
+        "Runs the model: one argument per graph input (in ONNX order), then one per graph output."
+    };
+    let steps = usize_lit(schedule.len());
+    quote! {
+        #track
+
+        /// Bytes of the activation arena each [`Model`] owns.
+        pub const ARENA_BYTES: usize = #arena_bytes;
+        /// Number of kernel steps in the schedule.
+        pub const STEPS: usize = #steps;
+        #(#[allow(missing_docs)] #consts)*
+
+        #(#weights)*
+
+        /// The compiled network with its own activation arena (no heap, no global state).
+        pub struct Model {
+            arena: ::microarena::Arena<ARENA_BYTES>,
+        }
+
+        impl ::core::default::Default for Model {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl Model {
+            /// A model with a zeroed arena; `const`, so it can live in a `static`.
+            pub const fn new() -> Self {
+                Model { arena: ::microarena::Arena::new() }
+            }
+
+            #[doc = #run_doc]
+            #[allow(clippy::all, clippy::pedantic, unused_variables)]
+            pub fn run(&mut self, #(#params),*) {
+                #(#copy_in)*
+                #(#calls)*
+                #(#copy_out)*
+            }
+        }
+    }
+}

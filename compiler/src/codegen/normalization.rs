@@ -1,0 +1,20 @@
+//! Emits calls to [`microarena::kernels::normalization`].
+
+use microarena::kernels::normalization::ScaleShift;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{activation::activation, usize_lit as u};
+
+/// `scale_shift(&ScaleShift { .. }, x, scale, shift, out)`
+pub(crate) fn scale_shift(p: &ScaleShift, ins: &[TokenStream], out: &TokenStream) -> TokenStream {
+    let (outer, channels, inner) = (u(p.outer), u(p.channels), u(p.inner));
+    let act = activation(&p.act);
+    let (x, scale, shift) = (&ins[0], &ins[1], &ins[2]);
+    quote! {
+        ::microarena::kernels::normalization::scale_shift(
+            &::microarena::kernels::normalization::ScaleShift { outer: #outer, channels: #channels, inner: #inner, act: #act },
+            #x, #scale, #shift, #out,
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! Emits calls to [`microarena::kernels::pool`].
+
+use microarena::kernels::pool::{Pool2d, PoolKind};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{activation::activation, usize_lit as u};
+
+/// `pool2d(&Pool2d { .. }, x, out)`
+pub(crate) fn pool2d(p: &Pool2d, ins: &[TokenStream], out: &TokenStream) -> TokenStream {
+    let (c, in_h, in_w, out_h, out_w) = (u(p.c), u(p.in_h), u(p.in_w), u(p.out_h), u(p.out_w));
+    let (k_h, k_w, stride_h, stride_w, dil_h, dil_w) = (
+        u(p.k_h),
+        u(p.k_w),
+        u(p.stride_h),
+        u(p.stride_w),
+        u(p.dil_h),
+        u(p.dil_w),
+    );
+    let (pad_top, pad_left, pad_bottom, pad_right) =
+        (u(p.pad_top), u(p.pad_left), u(p.pad_bottom), u(p.pad_right));
+    let kind = match p.kind {
+        PoolKind::Max => quote!(::microarena::kernels::pool::PoolKind::Max),
+        PoolKind::Average { count_include_pad } => {
+            quote!(::microarena::kernels::pool::PoolKind::Average { count_include_pad: #count_include_pad })
+        }
+    };
+    let act = activation(&p.act);
+    let x = &ins[0];
+    quote! {
+        ::microarena::kernels::pool::pool2d(
+            &::microarena::kernels::pool::Pool2d {
+                c: #c, in_h: #in_h, in_w: #in_w, out_h: #out_h, out_w: #out_w, k_h: #k_h, k_w: #k_w,
+                stride_h: #stride_h, stride_w: #stride_w, dil_h: #dil_h, dil_w: #dil_w,
+                pad_top: #pad_top, pad_left: #pad_left, pad_bottom: #pad_bottom, pad_right: #pad_right,
+                kind: #kind, act: #act,
+            },
+            #x, #out,
+        );
+    }
+}

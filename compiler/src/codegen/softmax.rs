@@ -1,0 +1,19 @@
+//! Emits calls to [`microarena::kernels::softmax`].
+
+use microarena::kernels::softmax::Softmax;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::usize_lit as u;
+
+/// `softmax(&Softmax { .. }, x, out)`
+pub(crate) fn softmax(p: &Softmax, ins: &[TokenStream], out: &TokenStream) -> TokenStream {
+    let (outer, len, inner, log) = (u(p.outer), u(p.len), u(p.inner), p.log);
+    let x = &ins[0];
+    quote! {
+        ::microarena::kernels::softmax::softmax(
+            &::microarena::kernels::softmax::Softmax { outer: #outer, len: #len, inner: #inner, log: #log },
+            #x, #out,
+        );
+    }
+}

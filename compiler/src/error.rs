@@ -1,0 +1,69 @@
+//! Errors of every stage, each naming the model element at fault and what to do about it.
+
+use std::path::PathBuf;
+
+/// Everything that can stop a compilation. The proc macro turns these into `compile_error!`
+/// and the CLI prints them; none of them is a panic.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model file could not be read.
+    #[error("cannot read model `{path}`: {source}")]
+    Read {
+        /// The path as resolved.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a loadable ONNX model.
+    #[error("`{path}` is not a valid ONNX model: {message}")]
+    NotOnnx {
+        /// The path as resolved.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// tract could not turn the model into a typed graph.
+    #[error("tract could not load `{path}`: {message}")]
+    Load {
+        /// The path as resolved.
+        path: PathBuf,
+        /// What tract said (its error chain).
+        message: String,
+    },
+    /// A dimension is not known at compile time.
+    #[error("input `{input}` has symbolic dimensions {shape}; pass `input_shape = [...]` (CLI: `--input-shape`) to pin them")]
+    DynamicShape {
+        /// Graph input name.
+        input: String,
+        /// The shape as declared.
+        shape: String,
+    },
+    /// The `input_shape` given does not fit the model.
+    #[error("input_shape {given:?} does not fit input `{input}` declared as {declared}: {why}")]
+    BadInputShape {
+        /// Graph input name.
+        input: String,
+        /// The shape given.
+        given: Vec<usize>,
+        /// The shape the model declares.
+        declared: String,
+        /// Why it does not fit.
+        why: String,
+    },
+    /// A node uses an op (or an op configuration) the compiler has no kernel for.
+    #[error("ONNX node `{node}` (op {op_type}) is not supported: {detail}.\n  supported ops: {}", crate::import::SUPPORTED_OPS.join(", "))]
+    Unsupported {
+        /// ONNX node name.
+        node: String,
+        /// ONNX op type.
+        op_type: String,
+        /// What exactly is unsupported.
+        detail: String,
+    },
+    /// Something about the model's graph interface we cannot express.
+    #[error("{0}")]
+    Model(String),
+}
+
+/// Result alias of the compiler.
+pub type Result<T> = std::result::Result<T, Error>;

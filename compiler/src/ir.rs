@@ -1,0 +1,269 @@
+//! Our own graph: tensors with static shapes and a closed set of ops.
+//!
+//! After import nothing refers to tract any more. Every op carries the runtime's own
+//! parameter struct, so the interpreter ([`crate::exec`]) and the generated code call the
+//! very same kernel with the very same constants.
+
+use microarena::kernels::conv::Conv2d;
+use microarena::kernels::elementwise::Binary;
+use microarena::kernels::gemm::MatMul;
+use microarena::kernels::normalization::ScaleShift;
+use microarena::kernels::pool::Pool2d;
+use microarena::kernels::reduce::Reduce;
+use microarena::kernels::shape::{ConcatPart, Pad, StridedCopy};
+use microarena::kernels::softmax::Softmax;
+use microarena::kernels::Activation;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+/// Index of a tensor in [`Graph::tensors`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TensorId(pub usize);
+
+/// Index of a node in [`Graph::nodes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub usize);
+
+/// Element type of a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 => 4,
+        }
+    }
+}
+
+/// Where a tensor's storage comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorKind {
+    /// Graph input number `n`: copied into the arena when `run` starts.
+    Input(usize),
+    /// Graph output number `n`: copied out of the arena when `run` ends.
+    Output(usize),
+    /// Constant data, emitted as a `static` in flash.
+    Weight(Vec<f32>),
+    /// An intermediate result living in the arena.
+    Activation,
+}
+
+/// One tensor of the graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    /// Name (ONNX value name where there is one).
+    pub name: String,
+    /// Static shape.
+    pub shape: Vec<usize>,
+    /// Element type.
+    pub dtype: DType,
+    /// Storage class.
+    pub kind: TensorKind,
+}
+
+impl Tensor {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the tensor has no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.len() * self.dtype.size()
+    }
+
+    /// True for tensors that live in the arena (inputs, outputs, activations).
+    pub fn in_arena(&self) -> bool {
+        !matches!(self.kind, TensorKind::Weight(_))
+    }
+}
+
+/// The closed set of operations. Inputs are listed in [`Node::inputs`] in the order each
+/// variant documents; weights are tensors of kind [`TensorKind::Weight`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// `[x, weights (OIHW), bias?]`
+    Conv(Conv2d),
+    /// `[a, b, bias?]`
+    MatMul(MatMul),
+    /// `[x]`
+    Pool(Pool2d),
+    /// `[x]`
+    Reduce(Reduce),
+    /// `[x]`
+    Softmax(Softmax),
+    /// `[x]`: a standalone unary function.
+    Unary(Activation),
+    /// `[a, b]`
+    Binary(Binary),
+    /// `[x, scale, shift]`
+    ScaleShift(ScaleShift),
+    /// `[parts...]`, one [`ConcatPart`] per input.
+    Concat(Vec<ConcatPart>),
+    /// `[x]`: transpose, slice, downsample, plain copy.
+    Copy(StridedCopy),
+    /// `[x]`
+    Pad(Pad),
+    /// `[x]`: same bytes, another shape. Removed by [`crate::passes`] before planning.
+    Reshape,
+}
+
+impl Op {
+    /// Short name of the op family, for reports.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Op::Conv(_) => "Conv",
+            Op::MatMul(_) => "MatMul",
+            Op::Pool(p) => match p.kind {
+                microarena::kernels::pool::PoolKind::Max => "MaxPool",
+                microarena::kernels::pool::PoolKind::Average { .. } => "AveragePool",
+            },
+            Op::Reduce(_) => "Reduce",
+            Op::Softmax(s) if s.log => "LogSoftmax",
+            Op::Softmax(_) => "Softmax",
+            Op::Unary(_) => "Unary",
+            Op::Binary(_) => "Binary",
+            Op::ScaleShift(_) => "ScaleShift",
+            Op::Concat(_) => "Concat",
+            Op::Copy(_) => "Copy",
+            Op::Pad(_) => "Pad",
+            Op::Reshape => "Reshape",
+        }
+    }
+
+    /// The fused activation slot, for ops that have one.
+    pub fn activation_mut(&mut self) -> Option<&mut Activation> {
+        match self {
+            Op::Conv(p) => Some(&mut p.act),
+            Op::MatMul(p) => Some(&mut p.act),
+            Op::Pool(p) => Some(&mut p.act),
+            Op::Reduce(p) => Some(&mut p.act),
+            Op::Binary(p) => Some(&mut p.act),
+            Op::ScaleShift(p) => Some(&mut p.act),
+            Op::Unary(a) => Some(a),
+            Op::Softmax(_) | Op::Concat(_) | Op::Copy(_) | Op::Pad(_) | Op::Reshape => None,
+        }
+    }
+}
+
+/// One operation instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// Name of the ONNX node it came from (for errors and reports).
+    pub name: String,
+    /// The ONNX op type it came from.
+    pub op_type: String,
+    /// What it computes.
+    pub op: Op,
+    /// Operand tensors.
+    pub inputs: Vec<TensorId>,
+    /// The tensor it writes.
+    pub output: TensorId,
+}
+
+/// The whole model: tensors, nodes in a valid (topological) order, and the interface.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Graph {
+    /// All tensors, indexed by [`TensorId`].
+    pub tensors: Vec<Tensor>,
+    /// All nodes, in an order where every node comes after the producers of its inputs.
+    pub nodes: Vec<Node>,
+    /// Graph inputs, in ONNX order.
+    pub inputs: Vec<TensorId>,
+    /// Graph outputs, in ONNX order.
+    pub outputs: Vec<TensorId>,
+    /// Declared shapes of the outputs (a reshape folded into its producer keeps them).
+    pub output_shapes: Vec<Vec<usize>>,
+}
+
+impl Graph {
+    /// Adds a tensor and returns its id.
+    pub fn add_tensor(
+        &mut self,
+        name: impl Into<String>,
+        shape: Vec<usize>,
+        kind: TensorKind,
+    ) -> TensorId {
+        self.tensors.push(Tensor {
+            name: name.into(),
+            shape,
+            dtype: DType::F32,
+            kind,
+        });
+        TensorId(self.tensors.len() - 1)
+    }
+
+    /// The tensor behind an id.
+    pub fn tensor(&self, id: TensorId) -> &Tensor {
+        &self.tensors[id.0]
+    }
+
+    /// For each tensor, the node that writes it (if any).
+    pub fn producers(&self) -> Vec<Option<NodeId>> {
+        let mut p = vec![None; self.tensors.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            p[n.output.0] = Some(NodeId(i));
+        }
+        p
+    }
+
+    /// For each tensor, the nodes that read it, in node order (a node reading a tensor twice
+    /// is listed once).
+    pub fn consumers(&self) -> Vec<Vec<NodeId>> {
+        let mut c: Vec<Vec<NodeId>> = vec![Vec::new(); self.tensors.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for t in &n.inputs {
+                if c[t.0].last() != Some(&NodeId(i)) {
+                    c[t.0].push(NodeId(i));
+                }
+            }
+        }
+        c
+    }
+
+    /// The dependency graph of the nodes (edge `a → b` when `b` reads what `a` writes),
+    /// with the tensor on each edge: the structure the scheduler searches.
+    pub fn dependency_graph(&self) -> DiGraph<NodeId, TensorId> {
+        let mut g = DiGraph::with_capacity(self.nodes.len(), self.nodes.len() * 2);
+        let idx: Vec<NodeIndex> = (0..self.nodes.len())
+            .map(|i| g.add_node(NodeId(i)))
+            .collect();
+        let producers = self.producers();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for t in &n.inputs {
+                if let Some(p) = producers[t.0] {
+                    if !g.contains_edge(idx[p.0], idx[i]) {
+                        g.add_edge(idx[p.0], idx[i], *t);
+                    }
+                }
+            }
+        }
+        g
+    }
+
+    /// Weight data of a tensor, if it is a weight.
+    pub fn weight(&self, id: TensorId) -> Option<&[f32]> {
+        match &self.tensor(id).kind {
+            TensorKind::Weight(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Bytes of all weights.
+    pub fn weight_bytes(&self) -> usize {
+        self.tensors
+            .iter()
+            .filter(|t| !t.in_arena())
+            .map(Tensor::bytes)
+            .sum()
+    }
+}

@@ -1,0 +1,158 @@
+//! Unary functions, applied standalone or fused on the way out of another kernel.
+
+/// A unary elementwise function.
+///
+/// Producers (conv, matmul, pools, binary ops, ...) carry one and apply it to every value
+/// they write, so a fused `Relu` or `Clip` costs no extra pass and no extra buffer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// `x`
+    Identity,
+    /// `min(max(x, min), max)`; `Relu` is `Clip { min: 0, max: inf }`, ReLU6 `{ 0, 6 }`.
+    Clip {
+        /// Lower bound (may be `-inf`).
+        min: f32,
+        /// Upper bound (may be `inf`).
+        max: f32,
+    },
+    /// `clip(x * scale + shift, min, max)`: covers HardSigmoid and scalar affine maps.
+    AffineClip {
+        /// Multiplier.
+        scale: f32,
+        /// Offset added after scaling.
+        shift: f32,
+        /// Lower bound (may be `-inf`).
+        min: f32,
+        /// Upper bound (may be `inf`).
+        max: f32,
+    },
+    /// `x` if `x >= 0`, else `alpha * x`.
+    LeakyRelu {
+        /// Slope for negative inputs.
+        alpha: f32,
+    },
+    /// `1 / (1 + exp(-x))`
+    Sigmoid,
+    /// `tanh(x)`
+    Tanh,
+    /// `x * clip(x / 6 + 1/2, 0, 1)`
+    HardSwish,
+    /// `exp(x)`
+    Exp,
+    /// `ln(x)`
+    Ln,
+    /// `|x|`
+    Abs,
+    /// `sqrt(x)`
+    Sqrt,
+    /// `1 / x`
+    Recip,
+    /// The Gauss error function.
+    Erf,
+}
+
+impl Activation {
+    /// ReLU.
+    pub const RELU: Activation = Activation::Clip {
+        min: 0.0,
+        max: f32::INFINITY,
+    };
+
+    /// Applies the function to one value.
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Identity => x,
+            Activation::Clip { min, max } => clamp(x, min, max),
+            Activation::AffineClip {
+                scale,
+                shift,
+                min,
+                max,
+            } => clamp(x * scale + shift, min, max),
+            Activation::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha * x
+                }
+            }
+            Activation::Sigmoid => 1.0 / (1.0 + libm::expf(-x)),
+            Activation::Tanh => libm::tanhf(x),
+            Activation::HardSwish => x * clamp(x * (1.0 / 6.0) + 0.5, 0.0, 1.0),
+            Activation::Exp => libm::expf(x),
+            Activation::Ln => libm::logf(x),
+            Activation::Abs => libm::fabsf(x),
+            Activation::Sqrt => libm::sqrtf(x),
+            Activation::Recip => 1.0 / x,
+            Activation::Erf => libm::erff(x),
+        }
+    }
+
+    /// Applies the function to every element of `xs`, in place.
+    #[inline]
+    pub fn apply_slice(self, xs: &mut [f32]) {
+        if self != Activation::Identity {
+            for x in xs {
+                *x = self.apply(*x);
+            }
+        }
+    }
+}
+
+/// `min(max(x, lo), hi)` as ONNX Clip defines it (a NaN input stays NaN).
+#[inline(always)]
+fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
+    let y = if x < lo { lo } else { x };
+    if y > hi {
+        hi
+    } else {
+        y
+    }
+}
+
+/// Standalone unary op over `len` contiguous elements: `output[i] = act(input[i])`.
+pub fn unary(act: Activation, input: &[f32], output: &mut [f32]) {
+    assert_eq!(input.len(), output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = act.apply(x);
+    }
+}
+
+/// In-place variant of [`unary`].
+pub fn unary_in_place(act: Activation, data: &mut [f32]) {
+    act.apply_slice(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values() {
+        assert_eq!(Activation::RELU.apply(-2.0), 0.0);
+        assert_eq!(Activation::Clip { min: 0.0, max: 6.0 }.apply(7.5), 6.0);
+        assert_eq!(Activation::LeakyRelu { alpha: 0.1 }.apply(-2.0), -0.2);
+        assert!((Activation::Sigmoid.apply(0.0) - 0.5).abs() < 1e-7);
+        assert_eq!(Activation::HardSwish.apply(-4.0), 0.0);
+        assert_eq!(Activation::HardSwish.apply(4.0), 4.0);
+        let hs = Activation::AffineClip {
+            scale: 0.2,
+            shift: 0.5,
+            min: 0.0,
+            max: 1.0,
+        };
+        assert_eq!(hs.apply(10.0), 1.0);
+        assert!((hs.apply(1.0) - 0.7).abs() < 1e-7);
+    }
+
+    #[test]
+    fn in_place_matches_out_of_place() {
+        let xs = [-1.5f32, 0.0, 0.25, 3.0];
+        let mut out = [0.0; 4];
+        unary(Activation::Tanh, &xs, &mut out);
+        let mut io = xs;
+        unary_in_place(Activation::Tanh, &mut io);
+        assert_eq!(out, io);
+    }
+}

@@ -1,0 +1,207 @@
+//! 2-D convolution (1-D is `in_h = k_h = out_h = 1`), NCHW, grouped (incl. depthwise).
+
+use super::Activation;
+
+/// Shapes and geometry of one convolution; weights are OIHW (`out_c × in_c/groups × k_h × k_w`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Conv2d {
+    /// Input channels.
+    pub in_c: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Output channels.
+    pub out_c: usize,
+    /// Output height.
+    pub out_h: usize,
+    /// Output width.
+    pub out_w: usize,
+    /// Kernel height.
+    pub k_h: usize,
+    /// Kernel width.
+    pub k_w: usize,
+    /// Vertical stride.
+    pub stride_h: usize,
+    /// Horizontal stride.
+    pub stride_w: usize,
+    /// Vertical dilation.
+    pub dil_h: usize,
+    /// Horizontal dilation.
+    pub dil_w: usize,
+    /// Implicit zero rows above the input.
+    pub pad_top: usize,
+    /// Implicit zero columns left of the input.
+    pub pad_left: usize,
+    /// Channel groups (`in_c` for depthwise).
+    pub groups: usize,
+    /// Fused activation applied to every output.
+    pub act: Activation,
+}
+
+/// Output positions `o` in `0..out_len` whose input coordinate `o * stride + offset` falls in
+/// `0..in_len`, as a half-open range.
+#[inline]
+pub(crate) fn valid_range(
+    out_len: usize,
+    in_len: usize,
+    stride: usize,
+    offset: isize,
+) -> (usize, usize) {
+    // first o with o*stride + offset >= 0
+    let lo = if offset >= 0 {
+        0
+    } else {
+        ((-offset) as usize).div_ceil(stride)
+    };
+    // last o with o*stride + offset <= in_len - 1
+    let last = in_len as isize - 1 - offset;
+    let hi = if last < 0 {
+        0
+    } else {
+        (last as usize / stride + 1).min(out_len)
+    };
+    (lo.min(hi), hi)
+}
+
+/// Reference convolution: weight-stationary loops over whole output rows, so the inner loop
+/// is a contiguous multiply-add for stride 1 and never tests bounds.
+pub fn conv2d(
+    p: &Conv2d,
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+) {
+    let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
+    let ic_g = p.in_c / p.groups;
+    let oc_g = p.out_c / p.groups;
+    assert!(input.len() >= p.in_c * ih * iw && output.len() >= p.out_c * oh * ow);
+    assert!(weights.len() >= p.out_c * ic_g * p.k_h * p.k_w);
+    for oc in 0..p.out_c {
+        let g = oc / oc_g;
+        let plane = &mut output[oc * oh * ow..(oc + 1) * oh * ow];
+        plane.fill(bias.map_or(0.0, |b| b[oc]));
+        for icg in 0..ic_g {
+            let ic = g * ic_g + icg;
+            let in_plane = &input[ic * ih * iw..(ic + 1) * ih * iw];
+            for ky in 0..p.k_h {
+                let off_y = (ky * p.dil_h) as isize - p.pad_top as isize;
+                let (oy0, oy1) = valid_range(oh, ih, p.stride_h, off_y);
+                for kx in 0..p.k_w {
+                    let w = weights[((oc * ic_g + icg) * p.k_h + ky) * p.k_w + kx];
+                    let off_x = (kx * p.dil_w) as isize - p.pad_left as isize;
+                    let (ox0, ox1) = valid_range(ow, iw, p.stride_w, off_x);
+                    for oy in oy0..oy1 {
+                        let iy = (oy * p.stride_h) as isize + off_y;
+                        let in_row = &in_plane[iy as usize * iw..(iy as usize + 1) * iw];
+                        let out_row = &mut plane[oy * ow..(oy + 1) * ow];
+                        if p.stride_w == 1 {
+                            let ix0 = (ox0 as isize + off_x) as usize;
+                            let src = &in_row[ix0..ix0 + (ox1 - ox0)];
+                            for (o, &x) in out_row[ox0..ox1].iter_mut().zip(src) {
+                                *o += w * x;
+                            }
+                        } else {
+                            for ox in ox0..ox1 {
+                                let ix = ((ox * p.stride_w) as isize + off_x) as usize;
+                                out_row[ox] += w * in_row[ix];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        p.act.apply_slice(plane);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(p: &Conv2d, x: &[f32], w: &[f32], b: &[f32]) -> [f32; 64] {
+        let mut out = [0.0; 64];
+        let (ic_g, oc_g) = (p.in_c / p.groups, p.out_c / p.groups);
+        for oc in 0..p.out_c {
+            for oy in 0..p.out_h {
+                for ox in 0..p.out_w {
+                    let mut acc = b[oc];
+                    for icg in 0..ic_g {
+                        let ic = oc / oc_g * ic_g + icg;
+                        for ky in 0..p.k_h {
+                            for kx in 0..p.k_w {
+                                let iy =
+                                    (oy * p.stride_h + ky * p.dil_h) as isize - p.pad_top as isize;
+                                let ix =
+                                    (ox * p.stride_w + kx * p.dil_w) as isize - p.pad_left as isize;
+                                if iy >= 0
+                                    && ix >= 0
+                                    && (iy as usize) < p.in_h
+                                    && (ix as usize) < p.in_w
+                                {
+                                    acc += w[((oc * ic_g + icg) * p.k_h + ky) * p.k_w + kx]
+                                        * x[(ic * p.in_h + iy as usize) * p.in_w + ix as usize];
+                                }
+                            }
+                        }
+                    }
+                    out[(oc * p.out_h + oy) * p.out_w + ox] = acc;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_naive_loops_with_pads_strides_dilations_groups() {
+        let x: [f32; 50] = core::array::from_fn(|i| (i as f32 * 0.37).sin());
+        let w: [f32; 36] = core::array::from_fn(|i| (i as f32 * 0.11).cos());
+        let b = [0.5f32, -0.25];
+        for &(stride, dil, pad, groups) in &[
+            (1, 1, 1, 1),
+            (2, 1, 0, 2),
+            (1, 2, 2, 1),
+            (2, 2, 1, 2),
+            (3, 1, 2, 1),
+        ] {
+            let (in_h, in_w, k) = (5, 5, 3);
+            let out_h = (in_h + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+            let p = Conv2d {
+                in_c: 2,
+                in_h,
+                in_w,
+                out_c: 2,
+                out_h,
+                out_w: out_h,
+                k_h: k,
+                k_w: k,
+                stride_h: stride,
+                stride_w: stride,
+                dil_h: dil,
+                dil_w: dil,
+                pad_top: pad,
+                pad_left: pad,
+                groups,
+                act: Activation::Identity,
+            };
+            let mut out = [0.0; 64];
+            conv2d(&p, &x, &w, Some(&b), &mut out);
+            let want = naive(&p, &x, &w, &b);
+            for i in 0..2 * out_h * out_h {
+                assert!(
+                    (out[i] - want[i]).abs() < 1e-5,
+                    "{stride} {dil} {pad} {groups} @{i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn valid_range_bounds() {
+        assert_eq!(valid_range(4, 4, 1, -1), (1, 4));
+        assert_eq!(valid_range(4, 4, 1, 1), (0, 3));
+        assert_eq!(valid_range(3, 5, 2, 0), (0, 3));
+        assert_eq!(valid_range(2, 1, 1, 3), (0, 0));
+    }
+}

@@ -1,0 +1,182 @@
+//! Max and average pooling over the spatial axes of a CHW tensor.
+
+use super::conv::valid_range;
+use super::Activation;
+
+/// What a pooling window computes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PoolKind {
+    /// Maximum over the taps inside the input (padding is ignored).
+    Max,
+    /// Mean over the window.
+    Average {
+        /// Divide by the taps inside the explicitly padded input (ONNX `count_include_pad=1`)
+        /// instead of the taps inside the input.
+        count_include_pad: bool,
+    },
+}
+
+/// Pooling geometry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pool2d {
+    /// Channels.
+    pub c: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Output height.
+    pub out_h: usize,
+    /// Output width.
+    pub out_w: usize,
+    /// Window height.
+    pub k_h: usize,
+    /// Window width.
+    pub k_w: usize,
+    /// Vertical stride.
+    pub stride_h: usize,
+    /// Horizontal stride.
+    pub stride_w: usize,
+    /// Vertical dilation.
+    pub dil_h: usize,
+    /// Horizontal dilation.
+    pub dil_w: usize,
+    /// Padding rows above.
+    pub pad_top: usize,
+    /// Padding columns left.
+    pub pad_left: usize,
+    /// Padding rows below (only counted by `count_include_pad`).
+    pub pad_bottom: usize,
+    /// Padding columns right (only counted by `count_include_pad`).
+    pub pad_right: usize,
+    /// Max or average.
+    pub kind: PoolKind,
+    /// Fused activation.
+    pub act: Activation,
+}
+
+/// Taps of a window starting at `start` (in padded coordinates) that fall before `limit`.
+#[inline]
+fn taps_below(start: usize, k: usize, dil: usize, limit: usize) -> usize {
+    (0..k).filter(|t| start + t * dil < limit).count()
+}
+
+/// Reference pooling (see [`Pool2d`]).
+pub fn pool2d(p: &Pool2d, input: &[f32], output: &mut [f32]) {
+    let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
+    assert!(input.len() >= p.c * ih * iw && output.len() >= p.c * oh * ow);
+    for c in 0..p.c {
+        let src = &input[c * ih * iw..(c + 1) * ih * iw];
+        for oy in 0..oh {
+            let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let (ky0, ky1) = valid_range(p.k_h, ih, p.dil_h, y0);
+            for ox in 0..ow {
+                let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+                let (kx0, kx1) = valid_range(p.k_w, iw, p.dil_w, x0);
+                let v = match p.kind {
+                    PoolKind::Max => {
+                        let mut m = f32::NEG_INFINITY;
+                        for ky in ky0..ky1 {
+                            let row = (y0 + (ky * p.dil_h) as isize) as usize * iw;
+                            for kx in kx0..kx1 {
+                                let x = src[row + (x0 + (kx * p.dil_w) as isize) as usize];
+                                if x > m || x.is_nan() {
+                                    m = x;
+                                }
+                            }
+                        }
+                        m
+                    }
+                    PoolKind::Average { count_include_pad } => {
+                        let mut s = 0.0;
+                        for ky in ky0..ky1 {
+                            let row = (y0 + (ky * p.dil_h) as isize) as usize * iw;
+                            for kx in kx0..kx1 {
+                                s += src[row + (x0 + (kx * p.dil_w) as isize) as usize];
+                            }
+                        }
+                        let count = if count_include_pad {
+                            taps_below(
+                                oy * p.stride_h,
+                                p.k_h,
+                                p.dil_h,
+                                p.pad_top + ih + p.pad_bottom,
+                            ) * taps_below(
+                                ox * p.stride_w,
+                                p.k_w,
+                                p.dil_w,
+                                p.pad_left + iw + p.pad_right,
+                            )
+                        } else {
+                            (ky1 - ky0) * (kx1 - kx0)
+                        };
+                        s / count as f32
+                    }
+                };
+                output[(c * oh + oy) * ow + ox] = p.act.apply(v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geo(kind: PoolKind, pad: usize, stride: usize, out: usize) -> Pool2d {
+        Pool2d {
+            c: 1,
+            in_h: 3,
+            in_w: 3,
+            out_h: out,
+            out_w: out,
+            k_h: 2,
+            k_w: 2,
+            stride_h: stride,
+            stride_w: stride,
+            dil_h: 1,
+            dil_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+            pad_bottom: pad,
+            pad_right: pad,
+            kind,
+            act: Activation::Identity,
+        }
+    }
+
+    #[test]
+    fn max_and_both_averages() {
+        let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+        let mut out = [0.0; 4];
+        pool2d(&geo(PoolKind::Max, 0, 1, 2), &x, &mut out);
+        assert_eq!(out, [5.0, 6.0, 8.0, 9.0]);
+        // pad 1, stride 2: windows at (-1,-1), (-1,1), (1,-1), (1,1)
+        pool2d(
+            &geo(
+                PoolKind::Average {
+                    count_include_pad: false,
+                },
+                1,
+                2,
+                2,
+            ),
+            &x,
+            &mut out,
+        );
+        assert_eq!(out, [1.0, 2.5, 5.5, 7.0]);
+        pool2d(
+            &geo(
+                PoolKind::Average {
+                    count_include_pad: true,
+                },
+                1,
+                2,
+                2,
+            ),
+            &x,
+            &mut out,
+        );
+        assert_eq!(out, [0.25, 1.25, 2.75, 7.0]);
+    }
+}
