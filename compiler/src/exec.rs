@@ -5,7 +5,7 @@
 //! expansion per model, and it checks the placement: a tensor placed over one that is still
 //! live corrupts it here exactly as it would on the device.
 
-use microarena::kernels::{
+use crate::kernels::{
     activation, conv, elementwise, gemm, normalization, pool, reduce, shape, softmax,
 };
 

@@ -4,15 +4,15 @@
 //! parameter struct, so the interpreter ([`crate::exec`]) and the generated code call the
 //! very same kernel with the very same constants.
 
-use microarena::kernels::conv::Conv2d;
-use microarena::kernels::elementwise::Binary;
-use microarena::kernels::gemm::MatMul;
-use microarena::kernels::normalization::ScaleShift;
-use microarena::kernels::pool::Pool2d;
-use microarena::kernels::reduce::Reduce;
-use microarena::kernels::shape::{ConcatPart, Pad, StridedCopy};
-use microarena::kernels::softmax::Softmax;
-use microarena::kernels::Activation;
+use crate::kernels::conv::Conv2d;
+use crate::kernels::elementwise::Binary;
+use crate::kernels::gemm::MatMul;
+use crate::kernels::normalization::ScaleShift;
+use crate::kernels::pool::Pool2d;
+use crate::kernels::reduce::Reduce;
+use crate::kernels::shape::{ConcatPart, Pad, StridedCopy};
+use crate::kernels::softmax::Softmax;
+use crate::kernels::Activation;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 /// Index of a tensor in [`Graph::tensors`].
@@ -124,8 +124,8 @@ impl Op {
             Op::Conv(_) => "Conv",
             Op::MatMul(_) => "MatMul",
             Op::Pool(p) => match p.kind {
-                microarena::kernels::pool::PoolKind::Max => "MaxPool",
-                microarena::kernels::pool::PoolKind::Average { .. } => "AveragePool",
+                crate::kernels::pool::PoolKind::Max => "MaxPool",
+                crate::kernels::pool::PoolKind::Average { .. } => "AveragePool",
             },
             Op::Reduce(_) => "Reduce",
             Op::Softmax(s) if s.log => "LogSoftmax",

@@ -13,6 +13,15 @@
 //! # Ok::<(), microarena_compiler::Error>(())
 //! ```
 
+/// The runtime's kernels, compiled from the very source files of `runtime/src/kernels/`.
+///
+/// The compiler runs plans on the host with the same kernels the device runs (see [`exec`]),
+/// and its IR carries their parameter structs. It cannot depend on the `microarena` crate
+/// itself: that crate re-exports the macro, which depends on this compiler (Cargo refuses
+/// the cycle, even through an optional feature), so the module is included by path.
+#[path = "../../runtime/src/kernels/mod.rs"]
+pub mod kernels;
+
 pub mod codegen;
 pub mod error;
 pub mod exec;
@@ -25,6 +34,9 @@ pub mod schedule;
 use std::path::Path;
 
 pub use error::{Error, Result};
+
+/// Default alignment of arena offsets, in bytes (the runtime's `arena::ALIGN`).
+pub const DEFAULT_ALIGNMENT: usize = 16;
 
 /// Everything a compilation can be asked to do differently.
 #[derive(Clone, Debug)]
@@ -39,7 +51,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             input_shape: None,
-            alignment: microarena::arena::ALIGN,
+            alignment: 16,
         }
     }
 }

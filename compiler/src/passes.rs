@@ -8,10 +8,10 @@
 //! - unary functions are fused into the op that produces their input, as TFLite does;
 //! - nodes whose result nobody reads are removed.
 
-use microarena::kernels::elementwise::{Binary, BinaryOp};
-use microarena::kernels::normalization::ScaleShift;
-use microarena::kernels::shape::StridedCopy;
-use microarena::kernels::{Activation, MAX_RANK};
+use crate::kernels::elementwise::{Binary, BinaryOp};
+use crate::kernels::normalization::ScaleShift;
+use crate::kernels::shape::StridedCopy;
+use crate::kernels::{Activation, MAX_RANK};
 
 use crate::ir::{Graph, NodeId, Op, TensorId, TensorKind};
 

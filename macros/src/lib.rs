@@ -1,6 +1,136 @@
-//! placeholder
+//! `include_model!`: the procedural macro of [microarena](https://docs.rs/microarena).
+//!
+//! Thin by design: it parses its arguments, hands the model to `microarena-compiler`, and
+//! turns the compiler's errors into `compile_error!` at the argument they concern. Use it
+//! through the `microarena` crate, which re-exports it.
+
+use std::path::PathBuf;
+
 use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::quote;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{bracketed, LitInt, LitStr, Token};
+
+/// Compiles an ONNX model into items of the surrounding module.
+///
+/// ```ignore
+/// mod net { microarena::include_model!("models/net.onnx"); }
+/// mod dyn_net { microarena::include_model!("models/dyn.onnx", input_shape = [1, 3, 32, 32]); }
+/// ```
+///
+/// The path is relative to the invoking crate's root (`CARGO_MANIFEST_DIR`). Options:
+/// - `input_shape = [d0, d1, ...]`: the input shape, for models with symbolic dimensions
+///   (a symbolic leading batch dimension defaults to 1);
+/// - `alignment = N`: byte alignment of arena offsets (default 16).
+///
+/// The module gains `ARENA_BYTES`, `INPUT_SHAPE`, `OUTPUT_SHAPE`, `INPUT_LEN`, `OUTPUT_LEN`,
+/// `STEPS` and `Model` (`const fn new()`, `run(&mut self, &[f32; INPUT_LEN], &mut [f32; OUTPUT_LEN])`).
 #[proc_macro]
-pub fn include_model(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn include_model(input: TokenStream) -> TokenStream {
+    let args = syn::parse_macro_input!(input as Args);
+    match expand(&args) {
+        Ok(ts) => ts.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// The macro's arguments, with the span of each for error messages.
+struct Args {
+    path: LitStr,
+    input_shape: Option<(Vec<usize>, Span)>,
+    alignment: Option<(usize, Span)>,
+}
+
+fn parse_usize_list(input: ParseStream) -> syn::Result<Vec<usize>> {
+    let content;
+    bracketed!(content in input);
+    let items: Punctuated<LitInt, Token![,]> =
+        content.parse_terminated(|p| p.parse::<LitInt>(), Token![,])?;
+    items.iter().map(|l| l.base10_parse::<usize>()).collect()
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let path: LitStr = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected the model path as a string literal: include_model!(\"models/net.onnx\")",
+            )
+        })?;
+        let mut args = Args {
+            path,
+            input_shape: None,
+            alignment: None,
+        };
+        while !input.is_empty() {
+            input.parse::<Token![,]>()?;
+            if input.is_empty() {
+                break;
+            }
+            let key: syn::Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            let span = key.span();
+            match key.to_string().as_str() {
+                "input_shape" => {
+                    let shape = parse_usize_list(input)?;
+                    if shape.is_empty() {
+                        return Err(syn::Error::new(span, "input_shape must list at least one dimension"));
+                    }
+                    args.input_shape = Some((shape, span));
+                }
+                "alignment" => {
+                    let v: LitInt = input.parse()?;
+                    args.alignment = Some((v.base10_parse()?, v.span()));
+                }
+                other => {
+                    return Err(syn::Error::new(
+                        span,
+                        format!("unknown option `{other}`; options are `input_shape = [..]` and `alignment = N`"),
+                    ))
+                }
+            }
+        }
+        Ok(args)
+    }
+}
+
+fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
+    let given = args.path.value();
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            syn::Error::new(
+                args.path.span(),
+                "CARGO_MANIFEST_DIR is not set: build with cargo",
+            )
+        })?;
+    let path = root.join(&given);
+    let mut options = microarena_compiler::Options {
+        input_shape: args.input_shape.as_ref().map(|s| s.0.clone()),
+        ..Default::default()
+    };
+    if let Some((a, _)) = args.alignment {
+        options.alignment = a;
+    }
+    let compiled = microarena_compiler::compile(&path, &options).map_err(|e| {
+        use microarena_compiler::Error;
+        // Point at the option the error is about; name the path as the user wrote it.
+        let span = match (&e, &args.input_shape, &args.alignment) {
+            (Error::BadInputShape { .. } | Error::DynamicShape { .. }, Some((_, s)), _) => *s,
+            (Error::Model(m), _, Some((_, s))) if m.starts_with("alignment") => *s,
+            _ => args.path.span(),
+        };
+        let message = e.to_string().replace(&path.display().to_string(), &given);
+        let hint = match e {
+            Error::Read { .. } => {
+                "\n  the path is relative to the crate root (the directory of its Cargo.toml)"
+            }
+            _ => "",
+        };
+        syn::Error::new(span, format!("microarena: {message}{hint}"))
+    })?;
+    let tokens = compiled.to_tokens(Some(&path));
+    Ok(quote!(#tokens))
 }

@@ -1,6 +1,6 @@
-//! Emits [`microarena::kernels::activation`] values and the standalone unary call.
+//! Emits [`crate::kernels::activation`] values and the standalone unary call.
 
-use microarena::kernels::Activation;
+use crate::kernels::Activation;
 use proc_macro2::TokenStream;
 use quote::quote;
 

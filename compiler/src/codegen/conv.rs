@@ -1,6 +1,6 @@
-//! Emits calls to [`microarena::kernels::conv`].
+//! Emits calls to [`crate::kernels::conv`].
 
-use microarena::kernels::conv::Conv2d;
+use crate::kernels::conv::Conv2d;
 use proc_macro2::TokenStream;
 use quote::quote;
 

@@ -1,6 +1,6 @@
-//! Emits calls to [`microarena::kernels::elementwise`].
+//! Emits calls to [`crate::kernels::elementwise`].
 
-use microarena::kernels::elementwise::{Binary, BinaryOp};
+use crate::kernels::elementwise::{Binary, BinaryOp};
 use proc_macro2::TokenStream;
 use quote::quote;
 

@@ -1,6 +1,6 @@
-//! Emits calls to [`microarena::kernels::gemm`].
+//! Emits calls to [`crate::kernels::gemm`].
 
-use microarena::kernels::gemm::MatMul;
+use crate::kernels::gemm::MatMul;
 use proc_macro2::TokenStream;
 use quote::quote;
 

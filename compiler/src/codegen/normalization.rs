@@ -1,6 +1,6 @@
-//! Emits calls to [`microarena::kernels::normalization`].
+//! Emits calls to [`crate::kernels::normalization`].
 
-use microarena::kernels::normalization::ScaleShift;
+use crate::kernels::normalization::ScaleShift;
 use proc_macro2::TokenStream;
 use quote::quote;
 

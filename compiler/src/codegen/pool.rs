@@ -1,6 +1,6 @@
-//! Emits calls to [`microarena::kernels::pool`].
+//! Emits calls to [`crate::kernels::pool`].
 
-use microarena::kernels::pool::{Pool2d, PoolKind};
+use crate::kernels::pool::{Pool2d, PoolKind};
 use proc_macro2::TokenStream;
 use quote::quote;
 

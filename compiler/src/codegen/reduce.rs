@@ -1,6 +1,6 @@
-//! Emits calls to [`microarena::kernels::reduce`].
+//! Emits calls to [`crate::kernels::reduce`].
 
-use microarena::kernels::reduce::{Reduce, ReduceKind};
+use crate::kernels::reduce::{Reduce, ReduceKind};
 use proc_macro2::TokenStream;
 use quote::quote;
 

@@ -1,6 +1,6 @@
-//! Emits calls to [`microarena::kernels::shape`].
+//! Emits calls to [`crate::kernels::shape`].
 
-use microarena::kernels::shape::{ConcatPart, Pad, StridedCopy};
+use crate::kernels::shape::{ConcatPart, Pad, StridedCopy};
 use proc_macro2::TokenStream;
 use quote::quote;
 

@@ -1,6 +1,6 @@
-//! Emits calls to [`microarena::kernels::softmax`].
+//! Emits calls to [`crate::kernels::softmax`].
 
-use microarena::kernels::softmax::Softmax;
+use crate::kernels::softmax::Softmax;
 use proc_macro2::TokenStream;
 use quote::quote;
 

@@ -1,0 +1,59 @@
+//! Helpers shared by the workspace-level tests: reference data, tract as an oracle, and
+//! the comparison with a stated tolerance.
+
+use std::path::{Path, PathBuf};
+
+use tract_onnx::prelude::*;
+
+/// `tests/models` of this workspace.
+pub fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/models")
+}
+
+/// Reads a little-endian f32 file.
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(bytes.len() % 4, 0, "{}: not whole f32s", path.display());
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Runs a model with tract (typed, decluttered, optimised) on one f32 input.
+pub fn tract_run(path: &Path, input_shape: &[usize], input: &[f32]) -> TractResult<Vec<f32>> {
+    let model = tract_onnx::onnx()
+        .model_for_path(path)?
+        .with_input_fact(0, f32::fact(input_shape).into())?
+        .into_optimized()?
+        .into_runnable()?;
+    let x = tract_ndarray::ArrayD::from_shape_vec(input_shape.to_vec(), input.to_vec())?;
+    let out = model.run(tvec!(Tensor::from(x).into()))?;
+    let view = out[0].to_plain_array_view::<f32>()?;
+    Ok(view.iter().copied().collect())
+}
+
+/// Element-wise comparison: `|got - want| <= abs + rel * |want|`, panicking with the worst
+/// element. `rel` is the tolerance the issue sets (1e-4); `abs` is the floor for values near
+/// zero, where a relative bound is meaningless after sums of products of mixed sign.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, abs: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0usize, 0.0f32);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs();
+        let excess = err - (abs + rel * w.abs());
+        if !(excess <= 0.0) && (excess > worst.1 || worst.1 == 0.0) {
+            worst = (i, excess.max(f32::MIN_POSITIVE));
+        }
+        if g.is_nan() != w.is_nan() {
+            panic!("{what}[{i}]: got {g}, want {w}");
+        }
+    }
+    if worst.1 > 0.0 {
+        let i = worst.0;
+        panic!(
+            "{what}[{i}]: got {}, want {} (tolerance {abs} + {rel}×|want|)",
+            got[i], want[i]
+        );
+    }
+}
