@@ -1,6 +1,8 @@
 //! Helpers shared by the workspace-level tests: reference data, tract as an oracle, and
 //! the comparison with a stated tolerance.
 
+pub mod onnx;
+
 use std::path::{Path, PathBuf};
 
 use tract_onnx::prelude::*;
@@ -31,6 +33,45 @@ pub fn tract_run(path: &Path, input_shape: &[usize], input: &[f32]) -> TractResu
     let out = model.run(tvec!(Tensor::from(x).into()))?;
     let view = out[0].to_plain_array_view::<f32>()?;
     Ok(view.iter().copied().collect())
+}
+
+/// Runs an in-memory model with tract on one f32 input.
+pub fn tract_run_bytes(
+    bytes: &[u8],
+    input_shape: &[usize],
+    input: &[f32],
+) -> TractResult<Vec<f32>> {
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])?
+        .with_input_fact(0, f32::fact(input_shape).into())?
+        .into_optimized()?
+        .into_runnable()?;
+    let x = tract_ndarray::ArrayD::from_shape_vec(input_shape.to_vec(), input.to_vec())?;
+    let out = model.run(tvec!(Tensor::from(x).into()))?;
+    let view = out[0].to_plain_array_view::<f32>()?;
+    Ok(view.iter().copied().collect())
+}
+
+/// Compiles an in-memory model and runs the plan with the host interpreter.
+pub fn microarena_run_bytes(
+    bytes: &[u8],
+    input: &[f32],
+) -> Result<Vec<f32>, microarena_compiler::Error> {
+    let graph = microarena_compiler::import::import_bytes(
+        bytes,
+        Path::new("case.onnx"),
+        &Default::default(),
+    )?;
+    let compiled = microarena_compiler::plan_graph(graph, &Default::default())?;
+    assert!(
+        microarena_compiler::place::is_valid(&compiled.graph, &compiled.plan),
+        "invalid placement"
+    );
+    assert!(
+        compiled.schedule.is_valid(&compiled.graph),
+        "invalid schedule"
+    );
+    Ok(compiled.run(&[input]).remove(0))
 }
 
 /// Element-wise comparison: `|got - want| <= abs + rel * |want|`, panicking with the worst
