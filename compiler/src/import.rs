@@ -748,6 +748,7 @@ impl<'a> Lowerer<'a> {
             "Sqrt" => Activation::Sqrt,
             "Recip" => Activation::Recip,
             "Erf" => Activation::Erf,
+            "Rsqrt" => Activation::Rsqrt,
             "Neg" => Activation::AffineClip {
                 scale: -1.0,
                 shift: 0.0,
@@ -813,7 +814,7 @@ impl<'a> Lowerer<'a> {
                 }
             }
         };
-        let hw_in = &chw_x[1..];
+        let hw_in = &chw_x[2..];
         let pads = ps.computed_padding(hw_in);
         let dil = ps.dilations();
         let strides = ps.strides();
@@ -825,13 +826,14 @@ impl<'a> Lowerer<'a> {
             }
         };
         let (in_h, in_w) = two(hw_in, 1);
-        let (out_h, out_w) = two(&chw_o[1..], 1);
+        let (out_h, out_w) = two(&chw_o[2..], 1);
         let (k_h, k_w) = two(&ps.kernel_shape, 1);
         let (stride_h, stride_w) = two(&strides, 1);
         let (dil_h, dil_w) = two(&dil, 1);
         let before: Vec<usize> = pads.iter().map(|p| p.pad_before).collect();
         let (pad_top, pad_left) = two(&before, 0);
         let p = Conv2d {
+            batch: chw_x[0],
             in_c: ic,
             in_h,
             in_w,
@@ -866,7 +868,7 @@ impl<'a> Lowerer<'a> {
         self.emit(at, Op::Conv(p), ins)
     }
 
-    /// Input and output shapes as `[C, spatial...]` for the data formats we run.
+    /// Input and output shapes as `[N, C, spatial...]` for the data formats we run.
     fn chw(
         &self,
         at: &At,
@@ -882,11 +884,8 @@ impl<'a> Lowerer<'a> {
         }
         let strip = |s: &[usize]| -> Result<Vec<usize>> {
             match ps.data_format {
-                DataFormat::NCHW if s.len() == spatial + 2 && s[0] == 1 => Ok(s[1..].to_vec()),
-                DataFormat::CHW if s.len() == spatial + 1 => Ok(s.to_vec()),
-                DataFormat::NCHW if s.len() == spatial + 2 => {
-                    Err(at.unsupported(format!("batch size {} (only 1)", s[0])))
-                }
+                DataFormat::NCHW if s.len() == spatial + 2 => Ok(s.to_vec()),
+                DataFormat::CHW if s.len() == spatial + 1 => Ok([&[1], s].concat()),
                 f => Err(at.unsupported(format!("data format {f:?} with shape {s:?}"))),
             }
         };
@@ -898,7 +897,7 @@ impl<'a> Lowerer<'a> {
         let os = self.out_shape(at)?;
         let spatial = ps.kernel_shape.len();
         let (chw_x, chw_o) = self.chw(at, ps, &xs, &os)?;
-        let hw_in = &chw_x[1..];
+        let hw_in = &chw_x[2..];
         let pads = ps.computed_padding(hw_in);
         let two = |v: &[usize], default: usize| {
             if spatial == 1 {
@@ -920,7 +919,7 @@ impl<'a> Lowerer<'a> {
         };
         let computed_before: Vec<usize> = pads.iter().map(|p| p.pad_before).collect();
         let (in_h, in_w) = two(hw_in, 1);
-        let (out_h, out_w) = two(&chw_o[1..], 1);
+        let (out_h, out_w) = two(&chw_o[2..], 1);
         let (k_h, k_w) = two(&ps.kernel_shape, 1);
         let (stride_h, stride_w) = two(&ps.strides(), 1);
         let (dil_h, dil_w) = two(&ps.dilations(), 1);
@@ -928,7 +927,8 @@ impl<'a> Lowerer<'a> {
         let (pad_bottom, pad_right) = two(&after, 0);
         let _ = before;
         let p = Pool2d {
-            c: chw_x[0],
+            batch: chw_x[0],
+            c: chw_x[1],
             in_h,
             in_w,
             out_h,

@@ -38,6 +38,7 @@ pub(crate) fn activation(a: &Activation) -> TokenStream {
         Activation::Sqrt => quote!(#path::Sqrt),
         Activation::Recip => quote!(#path::Recip),
         Activation::Erf => quote!(#path::Erf),
+        Activation::Rsqrt => quote!(#path::Rsqrt),
     }
 }
 

@@ -25,12 +25,13 @@ pub(crate) fn conv2d(p: &Conv2d, ins: &[TokenStream], out: &TokenStream) -> Toke
         u(p.dil_w),
     );
     let (pad_top, pad_left, groups) = (u(p.pad_top), u(p.pad_left), u(p.groups));
+    let batch = u(p.batch);
     let act = activation(&p.act);
     let (x, w, bias) = (&ins[0], &ins[1], optional(ins.get(2)));
     quote! {
         ::microarena::kernels::conv::conv2d(
             &::microarena::kernels::conv::Conv2d {
-                in_c: #in_c, in_h: #in_h, in_w: #in_w, out_c: #out_c, out_h: #out_h, out_w: #out_w,
+                batch: #batch, in_c: #in_c, in_h: #in_h, in_w: #in_w, out_c: #out_c, out_h: #out_h, out_w: #out_w,
                 k_h: #k_h, k_w: #k_w, stride_h: #stride_h, stride_w: #stride_w, dil_h: #dil_h, dil_w: #dil_w,
                 pad_top: #pad_top, pad_left: #pad_left, groups: #groups, act: #act,
             },

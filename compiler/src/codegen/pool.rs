@@ -25,12 +25,13 @@ pub(crate) fn pool2d(p: &Pool2d, ins: &[TokenStream], out: &TokenStream) -> Toke
             quote!(::microarena::kernels::pool::PoolKind::Average { count_include_pad: #count_include_pad })
         }
     };
+    let batch = u(p.batch);
     let act = activation(&p.act);
     let x = &ins[0];
     quote! {
         ::microarena::kernels::pool::pool2d(
             &::microarena::kernels::pool::Pool2d {
-                c: #c, in_h: #in_h, in_w: #in_w, out_h: #out_h, out_w: #out_w, k_h: #k_h, k_w: #k_w,
+                batch: #batch, c: #c, in_h: #in_h, in_w: #in_w, out_h: #out_h, out_w: #out_w, k_h: #k_h, k_w: #k_w,
                 stride_h: #stride_h, stride_w: #stride_w, dil_h: #dil_h, dil_w: #dil_w,
                 pad_top: #pad_top, pad_left: #pad_left, pad_bottom: #pad_bottom, pad_right: #pad_right,
                 kind: #kind, act: #act,

@@ -49,6 +49,8 @@ pub enum Activation {
     Recip,
     /// The Gauss error function.
     Erf,
+    /// `1 / sqrt(x)`
+    Rsqrt,
 }
 
 impl Activation {
@@ -86,6 +88,7 @@ impl Activation {
             Activation::Sqrt => libm::sqrtf(x),
             Activation::Recip => 1.0 / x,
             Activation::Erf => libm::erff(x),
+            Activation::Rsqrt => 1.0 / libm::sqrtf(x),
         }
     }
 

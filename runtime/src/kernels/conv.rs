@@ -5,6 +5,8 @@ use super::Activation;
 /// Shapes and geometry of one convolution; weights are OIHW (`out_c × in_c/groups × k_h × k_w`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conv2d {
+    /// Images (the N of NCHW); every image uses the same weights.
+    pub batch: usize,
     /// Input channels.
     pub in_c: usize,
     /// Input height.
@@ -76,8 +78,31 @@ pub fn conv2d(
     let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
     let ic_g = p.in_c / p.groups;
     let oc_g = p.out_c / p.groups;
-    assert!(input.len() >= p.in_c * ih * iw && output.len() >= p.out_c * oh * ow);
+    let (in_len, out_len) = (p.in_c * ih * iw, p.out_c * oh * ow);
+    assert!(input.len() >= p.batch * in_len && output.len() >= p.batch * out_len);
     assert!(weights.len() >= p.out_c * ic_g * p.k_h * p.k_w);
+    for n in 0..p.batch {
+        conv2d_image(
+            p,
+            &input[n * in_len..(n + 1) * in_len],
+            weights,
+            bias,
+            &mut output[n * out_len..(n + 1) * out_len],
+        );
+    }
+}
+
+/// One image of [`conv2d`].
+fn conv2d_image(
+    p: &Conv2d,
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+) {
+    let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
+    let ic_g = p.in_c / p.groups;
+    let oc_g = p.out_c / p.groups;
     for oc in 0..p.out_c {
         let g = oc / oc_g;
         let plane = &mut output[oc * oh * ow..(oc + 1) * oh * ow];
@@ -92,6 +117,9 @@ pub fn conv2d(
                     let w = weights[((oc * ic_g + icg) * p.k_h + ky) * p.k_w + kx];
                     let off_x = (kx * p.dil_w) as isize - p.pad_left as isize;
                     let (ox0, ox1) = valid_range(ow, iw, p.stride_w, off_x);
+                    if ox0 >= ox1 {
+                        continue;
+                    }
                     for oy in oy0..oy1 {
                         let iy = (oy * p.stride_h) as isize + off_y;
                         let in_row = &in_plane[iy as usize * iw..(iy as usize + 1) * iw];
@@ -168,6 +196,7 @@ mod tests {
             let (in_h, in_w, k) = (5, 5, 3);
             let out_h = (in_h + 2 * pad - dil * (k - 1) - 1) / stride + 1;
             let p = Conv2d {
+                batch: 1,
                 in_c: 2,
                 in_h,
                 in_w,
@@ -203,5 +232,7 @@ mod tests {
         assert_eq!(valid_range(4, 4, 1, 1), (0, 3));
         assert_eq!(valid_range(3, 5, 2, 0), (0, 3));
         assert_eq!(valid_range(2, 1, 1, 3), (0, 0));
+        // a tap left of a 1-wide input with a wide pad: empty, and no negative start
+        assert_eq!(valid_range(1, 1, 1, -5), (1, 1));
     }
 }

@@ -19,6 +19,8 @@ pub enum PoolKind {
 /// Pooling geometry.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pool2d {
+    /// Images (the N of NCHW).
+    pub batch: usize,
     /// Channels.
     pub c: usize,
     /// Input height.
@@ -64,8 +66,8 @@ fn taps_below(start: usize, k: usize, dil: usize, limit: usize) -> usize {
 /// Reference pooling (see [`Pool2d`]).
 pub fn pool2d(p: &Pool2d, input: &[f32], output: &mut [f32]) {
     let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
-    assert!(input.len() >= p.c * ih * iw && output.len() >= p.c * oh * ow);
-    for c in 0..p.c {
+    assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
+    for c in 0..p.batch * p.c {
         let src = &input[c * ih * iw..(c + 1) * ih * iw];
         for oy in 0..oh {
             let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
@@ -125,6 +127,7 @@ mod tests {
 
     fn geo(kind: PoolKind, pad: usize, stride: usize, out: usize) -> Pool2d {
         Pool2d {
+            batch: 1,
             c: 1,
             in_h: 3,
             in_w: 3,
