@@ -298,7 +298,20 @@ def random_dag():
 MODELS = [chain, residual, inception, dwsep, mobilenetv2, densenet, mlp, random_dag]
 
 
+def ui_models():
+    """Small models for the compile-fail tests in tests/ui/."""
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui", "data")
+    os.makedirs(out, exist_ok=True)
+    n = Net("conv_transpose", 9)
+    w = n.const(n.weights((2, 2, 3, 3), 18))
+    n.nodes.append(helper.make_node("ConvTranspose", ["input", w], ["up"], name="upsample"))
+    onnx.save(n.build([1, 2, 4, 4], "up"), os.path.join(out, "unsupported_op.onnx"))
+    with open(os.path.join(out, "not_onnx.onnx"), "wb") as f:
+        f.write(b"\x08\x07\x12\x05hello\x3a\xff\xff\xff\xff\x0f garbage that is not a protobuf message")
+
+
 def main():
+    ui_models()
     os.makedirs(OUT, exist_ok=True)
     for make in MODELS:
         model, in_shape = make()

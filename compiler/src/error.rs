@@ -15,7 +15,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file is not a loadable ONNX model.
-    #[error("`{path}` is not a valid ONNX model: {message}")]
+    #[error("`{path}` is not a valid ONNX model: {message}\n  check that it is an .onnx file (not a Git LFS pointer, a .ort or a .tflite file)")]
     NotOnnx {
         /// The path as resolved.
         path: PathBuf,
@@ -51,7 +51,7 @@ pub enum Error {
         why: String,
     },
     /// A node uses an op (or an op configuration) the compiler has no kernel for.
-    #[error("ONNX node `{node}` (op {op_type}) is not supported: {detail}.\n  supported ops: {}", crate::import::SUPPORTED_OPS.join(", "))]
+    #[error("ONNX node `{node}` (op {op_type}) is not supported: {detail}.\n  replace it when exporting the model; supported ops: {}", crate::import::SUPPORTED_OPS.join(", "))]
     Unsupported {
         /// ONNX node name.
         node: String,

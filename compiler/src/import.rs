@@ -714,7 +714,10 @@ impl<'a> Lowerer<'a> {
             };
             return self.emit(at, Op::Pad(pad), vec![x]);
         }
-        Err(at.unsupported(format!("no kernel for tract's `{}` ({:?})", op.name(), op)))
+        Err(at.unsupported(format!(
+            "microarena has no kernel for it (tract lowers it to `{}`)",
+            op.name()
+        )))
     }
 
     fn strided_copy(&mut self, at: &At, in_strides: Vec<usize>, offset: usize) -> Result<()> {

@@ -80,7 +80,9 @@ pub fn compile(path: &Path, options: &Options) -> Result<Compiled> {
 
 /// The stages after import, on a graph already in our IR.
 pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
-    if options.alignment == 0 || !options.alignment.is_power_of_two() || options.alignment % 4 != 0
+    if options.alignment == 0
+        || !options.alignment.is_power_of_two()
+        || !options.alignment.is_multiple_of(4)
     {
         return Err(Error::Model(format!(
             "alignment {} must be a power of two and a multiple of 4",

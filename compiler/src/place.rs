@@ -129,8 +129,9 @@ pub fn place(g: &Graph, schedule: &Schedule, alignment: usize) -> ArenaPlan {
     let mut step_live_bytes = vec![0; steps.max(1)];
     for (i, l) in life.iter().enumerate() {
         if let Some(l) = l {
-            for s in l.first..=l.last.min(steps.max(1) - 1) {
-                step_live_bytes[s] += size(i);
+            let last = l.last.min(steps.max(1) - 1);
+            for live in &mut step_live_bytes[l.first..=last] {
+                *live += size(i);
             }
         }
     }

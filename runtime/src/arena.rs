@@ -51,7 +51,7 @@ impl<const N: usize> Arena<N> {
 
     fn check(&self, r: &Region) {
         assert!(
-            r.offset % 4 == 0 && r.end() <= N,
+            r.offset.is_multiple_of(4) && r.end() <= N,
             "region outside the arena"
         );
     }
@@ -120,7 +120,10 @@ pub struct Weights<const N: usize>(pub [u8; N]);
 impl<const N: usize> Weights<N> {
     /// The blob as `f32` elements.
     pub fn f32(&self) -> &[f32] {
-        assert!(N % 4 == 0, "f32 weights must be a whole number of elements");
+        assert!(
+            N.is_multiple_of(4),
+            "f32 weights must be a whole number of elements"
+        );
         // SAFETY: the blob is 16-aligned, `N / 4` f32s cover exactly its bytes, every bit pattern
         // is a valid f32, and the target is little-endian (checked at the crate root), matching
         // the byte order the compiler wrote.

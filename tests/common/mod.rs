@@ -79,22 +79,24 @@ pub fn microarena_run_bytes(
 /// zero, where a relative bound is meaningless after sums of products of mixed sign.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, abs: f32) {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut worst = (0usize, 0.0f32);
+    // (index, how far past the tolerance); a NaN on one side only is infinitely far.
+    let mut worst: Option<(usize, f32)> = None;
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         if g.is_nan() && w.is_nan() {
             continue;
         }
+        let tolerance = abs + rel * w.abs();
         let err = (g - w).abs();
-        let excess = err - (abs + rel * w.abs());
-        if !(excess <= 0.0) && (excess > worst.1 || worst.1 == 0.0) {
-            worst = (i, excess.max(f32::MIN_POSITIVE));
-        }
-        if g.is_nan() != w.is_nan() {
-            panic!("{what}[{i}]: got {g}, want {w}");
+        let excess = if err.is_nan() {
+            f32::INFINITY
+        } else {
+            err - tolerance
+        };
+        if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
+            worst = Some((i, excess));
         }
     }
-    if worst.1 > 0.0 {
-        let i = worst.0;
+    if let Some((i, _)) = worst {
         panic!(
             "{what}[{i}]: got {}, want {} (tolerance {abs} + {rel}×|want|)",
             got[i], want[i]

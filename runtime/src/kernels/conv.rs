@@ -77,7 +77,6 @@ pub fn conv2d(
 ) {
     let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
     let ic_g = p.in_c / p.groups;
-    let oc_g = p.out_c / p.groups;
     let (in_len, out_len) = (p.in_c * ih * iw, p.out_c * oh * ow);
     assert!(input.len() >= p.batch * in_len && output.len() >= p.batch * out_len);
     assert!(weights.len() >= p.out_c * ic_g * p.k_h * p.k_w);
@@ -131,9 +130,9 @@ fn conv2d_image(
                                 *o += w * x;
                             }
                         } else {
-                            for ox in ox0..ox1 {
+                            for (ox, o) in out_row.iter_mut().enumerate().take(ox1).skip(ox0) {
                                 let ix = ((ox * p.stride_w) as isize + off_x) as usize;
-                                out_row[ox] += w * in_row[ix];
+                                *o += w * in_row[ix];
                             }
                         }
                     }

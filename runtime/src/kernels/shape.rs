@@ -70,8 +70,8 @@ pub struct Pad {
 pub fn pad(p: &Pad, input: &[f32], output: &mut [f32]) {
     let r = p.rank;
     let mut out_shape = [0usize; MAX_RANK];
-    for i in 0..r {
-        out_shape[i] = p.before[i] + p.in_shape[i] + p.after[i];
+    for (i, o) in out_shape.iter_mut().enumerate().take(r) {
+        *o = p.before[i] + p.in_shape[i] + p.after[i];
     }
     let out_len: usize = out_shape[..r].iter().product();
     let in_len: usize = p.in_shape[..r].iter().product();
