@@ -6,8 +6,7 @@
 //! directory; `.ci/run` sets it), else through `python3 -c "import onnx"`. Without it the
 //! test fails and says how to install it: a skipped oracle is not a passing one.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use microarena_tests::assert_close;
 use prost::Message;
@@ -65,24 +64,6 @@ const NOT_SUPPORTED: &[(&str, &str)] = &[
     ("test_operator_selu", "Selu"),
 ];
 
-fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("ONNX_BACKEND_DATA") {
-        return PathBuf::from(d);
-    }
-    let python = std::env::var("MICROARENA_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
-        .args(["-c", "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend', 'test', 'data'))"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
-        _ => panic!(
-            "the onnx wheel's backend test data was not found: `pip install onnx` for `{python}` \
-             (or set MICROARENA_PYTHON to a Python that has it, or ONNX_BACKEND_DATA to its \
-             onnx/backend/test/data directory)"
-        ),
-    }
-}
-
 fn load_tensor(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let t = pb::TensorProto::decode(&bytes[..]).expect("TensorProto");
@@ -102,7 +83,7 @@ fn load_tensor(path: &Path) -> (Vec<usize>, Vec<f32>) {
 
 #[test]
 fn onnx_backend_cases() {
-    let root = data_dir();
+    let root = microarena_tests::onnx_backend_data();
     let mut ran = Vec::new();
     let mut failures = Vec::new();
     for family in ["pytorch-converted", "pytorch-operator"] {

@@ -35,7 +35,7 @@ use tract_core::ops::logic::Iff;
 use tract_core::ops::nn::{DataFormat, Reduce, Reducer, Softmax, SoftmaxKind};
 
 use crate::error::{Error, Result};
-use crate::ir::{Graph, Node, Op, TensorId, TensorKind};
+use crate::ir::{Graph, Node, Op, OrderRank, TensorId, TensorKind};
 
 /// ONNX ops the compiler has kernels for (as they appear in ONNX files).
 pub const SUPPORTED_OPS: &[&str] = &[
@@ -97,6 +97,9 @@ pub struct ImportOptions {
     /// Shape of the (single) graph input, for models with symbolic dimensions. When absent,
     /// a symbolic leading (batch) dimension is pinned to 1 and any other symbol is an error.
     pub input_shape: Option<Vec<usize>>,
+    /// Planning only: keep nodes we have no kernel for as [`Op::Opaque`] with their shapes
+    /// instead of failing (what `microarena plan` needs; never set for code generation).
+    pub planning_only: bool,
 }
 
 /// Reads, types and lowers an ONNX model.
@@ -164,11 +167,12 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
         .map_err(load)?
         .into_decluttered()
         .map_err(load)?;
-    Lowerer::new(&typed, &onnx_nodes).run()
+    Lowerer::new(&typed, &onnx_nodes, options.planning_only).run()
 }
 
 /// ONNX node names and op types, to name the origin of tract's (suffixed) node names.
 struct OnnxNodes {
+    /// `(name as tract names the node, op type)` in file order.
     nodes: Vec<(String, String)>,
 }
 
@@ -178,7 +182,18 @@ impl OnnxNodes {
             nodes: g
                 .node
                 .iter()
-                .map(|n| (n.name.clone(), n.op_type.clone()))
+                .enumerate()
+                .map(|(ix, n)| {
+                    // tract's own rule for naming a node (tract-onnx `model.rs`).
+                    let name = if !n.name.is_empty() {
+                        n.name.clone()
+                    } else if n.output.first().is_some_and(|o| !o.is_empty()) {
+                        n.output[0].clone()
+                    } else {
+                        format!("{}{}", n.op_type, ix)
+                    };
+                    (name, n.op_type.clone())
+                })
                 .collect(),
         }
     }
@@ -189,18 +204,25 @@ impl OnnxNodes {
         Ok(())
     }
 
-    /// `(onnx node name, op type)` for a tract node name: the longest ONNX node name that
-    /// is the tract name or a `.`-separated prefix of it.
-    fn origin(&self, tract_name: &str, fallback_op: &str) -> (String, String) {
+    /// Index in the file of the ONNX node a tract node name comes from: the longest ONNX
+    /// node name that is the tract name or a `.`-separated prefix of it.
+    fn index(&self, tract_name: &str) -> Option<usize> {
         self.nodes
             .iter()
-            .filter(|(n, _)| {
+            .enumerate()
+            .filter(|(_, (n, _))| {
                 !n.is_empty()
                     && tract_name.starts_with(n.as_str())
                     && matches!(tract_name.as_bytes().get(n.len()), None | Some(b'.'))
             })
-            .max_by_key(|(n, _)| n.len())
-            .cloned()
+            .max_by_key(|(_, (n, _))| n.len())
+            .map(|(i, _)| i)
+    }
+
+    /// `(onnx node name, op type)` for a tract node name (see [`OnnxNodes::index`]).
+    fn origin(&self, tract_name: &str, fallback_op: &str) -> (String, String) {
+        self.index(tract_name)
+            .map(|i| self.nodes[i].clone())
             .unwrap_or_else(|| (tract_name.to_string(), fallback_op.to_string()))
     }
 }
@@ -315,6 +337,8 @@ struct Lowerer<'a> {
     graph: Graph,
     values: HashMap<OutletId, Value>,
     weights: HashMap<OutletId, TensorId>,
+    /// Keep nodes we cannot lower as [`Op::Opaque`] (planning only) instead of failing.
+    lenient: bool,
 }
 
 /// Context of the node being lowered, for error messages.
@@ -322,6 +346,7 @@ struct At<'n> {
     node: &'n TypedNode,
     name: String,
     op_type: String,
+    rank: OrderRank,
 }
 
 impl At<'_> {
@@ -415,33 +440,87 @@ fn outer_len_inner(shape: &[usize], axes: &[usize]) -> Option<(usize, usize, usi
 }
 
 impl<'a> Lowerer<'a> {
-    fn new(model: &'a TypedModel, onnx: &'a OnnxNodes) -> Self {
+    fn new(model: &'a TypedModel, onnx: &'a OnnxNodes, lenient: bool) -> Self {
         Lowerer {
             model,
             onnx,
             graph: Graph::default(),
             values: HashMap::new(),
             weights: HashMap::new(),
+            lenient,
         }
     }
 
     fn run(mut self) -> Result<Graph> {
-        let order = self
+        let tract_err = |e: TractError| Error::Model(format!("{e:#}"));
+        let order = self.model.eval_order().map_err(tract_err)?;
+        let mut tract_pos = vec![usize::MAX; self.model.nodes.len()];
+        for (pos, id) in self
             .model
-            .eval_order()
-            .map_err(|e| Error::Model(format!("{e:#}")))?;
-        for id in order {
-            let node = &self.model.nodes[id];
-            let (name, op_type) = self.onnx.origin(&node.name, &node.op.name());
-            let at = At {
-                node,
-                name,
-                op_type,
-            };
-            self.lower(&at)?;
+            .eval_order_opt_ram()
+            .map_err(tract_err)?
+            .into_iter()
+            .enumerate()
+        {
+            tract_pos[id] = pos;
         }
-        self.finish_outputs()?;
+        for id in order {
+            let at = self.at(id, &tract_pos);
+            match self.lower(&at) {
+                Err(Error::Unsupported { .. }) if self.lenient => self.opaque(&at)?,
+                r => r?,
+            }
+        }
+        self.finish_outputs(&tract_pos)?;
         Ok(self.graph)
+    }
+
+    /// The context of tract node `id`: its ONNX origin and its rank in both orders.
+    fn at(&self, id: usize, tract_pos: &[usize]) -> At<'a> {
+        let node = &self.model.nodes[id];
+        let (name, op_type) = self.onnx.origin(&node.name, &node.op.name());
+        At {
+            node,
+            name,
+            op_type,
+            rank: OrderRank {
+                file: self.onnx.index(&node.name).unwrap_or(usize::MAX),
+                tract: tract_pos[id],
+            },
+        }
+    }
+
+    /// Keeps a node we have no kernel for, with its shape, for planning only.
+    fn opaque(&mut self, at: &At) -> Result<()> {
+        let mut inputs = Vec::new();
+        for &i in &at.node.inputs {
+            if let Some(Value::Tensor(t)) = self.values.get(&i) {
+                if !inputs.contains(t) {
+                    inputs.push(*t);
+                }
+            }
+        }
+        let what = at.node.op.name().to_string();
+        for slot in 0..at.node.outputs.len() {
+            let outlet = OutletId::new(at.node.id, slot);
+            let shape = self.shape(at, outlet)?;
+            let name = if slot == 0 {
+                at.node.name.clone()
+            } else {
+                format!("{}.{slot}", at.node.name)
+            };
+            let out = self.graph.add_tensor(name, shape, TensorKind::Activation);
+            self.graph.nodes.push(Node {
+                name: at.name.clone(),
+                op_type: at.op_type.clone(),
+                op: Op::Opaque { what: what.clone() },
+                inputs: inputs.clone(),
+                output: out,
+                rank: at.rank,
+            });
+            self.values.insert(outlet, Value::Tensor(out));
+        }
+        Ok(())
     }
 
     fn shape(&self, at: &At, outlet: OutletId) -> Result<Vec<usize>> {
@@ -542,6 +621,7 @@ impl<'a> Lowerer<'a> {
             op,
             inputs,
             output: out,
+            rank: at.rank,
         });
         self.values
             .insert(OutletId::new(at.node.id, 0), Value::Tensor(out));
@@ -1298,16 +1378,11 @@ impl<'a> Lowerer<'a> {
 
     /// Marks the graph outputs, inserting a copy where an output is not a fresh activation
     /// (an input, a constant, or a tensor already used as another output).
-    fn finish_outputs(&mut self) -> Result<()> {
+    fn finish_outputs(&mut self, tract_pos: &[usize]) -> Result<()> {
         let outputs: Vec<OutletId> = self.model.outputs.clone();
         for (i, o) in outputs.into_iter().enumerate() {
-            let node = &self.model.nodes[o.node];
-            let (name, op_type) = self.onnx.origin(&node.name, &node.op.name());
-            let at = At {
-                node,
-                name,
-                op_type,
-            };
+            let at = self.at(o.node, tract_pos);
+            let node = at.node;
             let shape = self.shape(&at, o)?;
             let t = self.tensor(&at, o)?;
             let t = if matches!(self.graph.tensor(t).kind, TensorKind::Activation) {
@@ -1331,6 +1406,7 @@ impl<'a> Lowerer<'a> {
                     op: Op::Copy(copy),
                     inputs: vec![t],
                     output: out,
+                    rank: at.rank,
                 });
                 out
             };

@@ -115,6 +115,13 @@ pub enum Op {
     Pad(Pad),
     /// `[x]`: same bytes, another shape. Removed by [`crate::passes`] before planning.
     Reshape,
+    /// `[inputs...]`: an op we have no kernel for, kept only so that `microarena plan` can
+    /// plan memory for any model tract can type (planning needs only shapes). Graphs that
+    /// hold one are never compiled: [`crate::compile`] fails at import instead.
+    Opaque {
+        /// What tract lowered the node to.
+        what: String,
+    },
 }
 
 impl Op {
@@ -137,6 +144,7 @@ impl Op {
             Op::Copy(_) => "Copy",
             Op::Pad(_) => "Pad",
             Op::Reshape => "Reshape",
+            Op::Opaque { .. } => "Opaque",
         }
     }
 
@@ -150,7 +158,12 @@ impl Op {
             Op::Binary(p) => Some(&mut p.act),
             Op::ScaleShift(p) => Some(&mut p.act),
             Op::Unary(a) => Some(a),
-            Op::Softmax(_) | Op::Concat(_) | Op::Copy(_) | Op::Pad(_) | Op::Reshape => None,
+            Op::Softmax(_)
+            | Op::Concat(_)
+            | Op::Copy(_)
+            | Op::Pad(_)
+            | Op::Reshape
+            | Op::Opaque { .. } => None,
         }
     }
 }
@@ -168,6 +181,29 @@ pub struct Node {
     pub inputs: Vec<TensorId>,
     /// The tensor it writes.
     pub output: TensorId,
+    /// Where the node stands in two reference orders, used as scheduling baselines and
+    /// seeds: its ONNX node's index in the file, and the position of its tract node in
+    /// tract's `eval_order_opt_ram`. A node fused from several keeps the larger of each.
+    pub rank: OrderRank,
+}
+
+/// A node's position in the reference orders (see [`Node::rank`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OrderRank {
+    /// Index of the ONNX node in the model file.
+    pub file: usize,
+    /// Position of the tract node in `eval_order_opt_ram`.
+    pub tract: usize,
+}
+
+impl OrderRank {
+    /// The later of two ranks, position by position (for a node fused from two).
+    pub fn max(self, other: OrderRank) -> OrderRank {
+        OrderRank {
+            file: self.file.max(other.file),
+            tract: self.tract.max(other.tract),
+        }
+    }
 }
 
 /// The whole model: tensors, nodes in a valid (topological) order, and the interface.

@@ -32,11 +32,15 @@ pub mod place;
 pub mod schedule;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 pub use error::{Error, Result};
 
 /// Default alignment of arena offsets, in bytes (the runtime's `arena::ALIGN`).
 pub const DEFAULT_ALIGNMENT: usize = 16;
+
+/// Default time budget of the exact scheduling search.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(2);
 
 /// Everything a compilation can be asked to do differently.
 #[derive(Clone, Debug)]
@@ -45,15 +49,41 @@ pub struct Options {
     pub input_shape: Option<Vec<usize>>,
     /// Alignment of arena offsets, in bytes.
     pub alignment: usize,
+    /// Time the exact scheduling search may take; after it the best order found is used
+    /// and [`PlanStats::optimal`] is false.
+    pub budget: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             input_shape: None,
-            alignment: 16,
+            alignment: DEFAULT_ALIGNMENT,
+            budget: DEFAULT_BUDGET,
         }
     }
+}
+
+/// Figures of a plan, for reports and the CLI.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanStats {
+    /// Peak live bytes of the chosen order under the memory model.
+    pub peak_live_bytes: usize,
+    /// The lowest peak the scheduler found over all orders (the chosen order may have a
+    /// higher peak when it places into a smaller arena).
+    pub min_peak_bytes: usize,
+    /// True when `min_peak_bytes` is proven minimal (the exact search finished in its budget).
+    pub optimal: bool,
+    /// Scheduling and placement time, in milliseconds.
+    pub planning_ms: f64,
+    /// Arena of the ONNX file's order, placed by the same placer.
+    pub file_order_arena_bytes: usize,
+    /// Arena of tract's `eval_order_opt_ram` order, placed by the same placer.
+    pub tract_order_arena_bytes: usize,
+    /// Search states expanded.
+    pub search_states: usize,
+    /// Segments between cut points that were searched.
+    pub segments: usize,
 }
 
 /// A planned model: the optimised graph, its schedule and its arena placement.
@@ -65,6 +95,8 @@ pub struct Compiled {
     pub schedule: schedule::Schedule,
     /// Arena offsets and size.
     pub plan: place::ArenaPlan,
+    /// How the plan compares with the baselines and the bound.
+    pub stats: PlanStats,
 }
 
 /// Imports, optimises, schedules and places the model at `path`.
@@ -73,6 +105,21 @@ pub fn compile(path: &Path, options: &Options) -> Result<Compiled> {
         path,
         &import::ImportOptions {
             input_shape: options.input_shape.clone(),
+            planning_only: false,
+        },
+    )?;
+    plan_graph(graph, options)
+}
+
+/// As [`compile`], but nodes with no kernel are kept for planning (as
+/// [`ir::Op::Opaque`]): the plan of any model tract can type. Such a plan cannot be turned
+/// into code.
+pub fn plan_model(path: &Path, options: &Options) -> Result<Compiled> {
+    let graph = import::import(
+        path,
+        &import::ImportOptions {
+            input_shape: options.input_shape.clone(),
+            planning_only: true,
         },
     )?;
     plan_graph(graph, options)
@@ -90,12 +137,60 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         )));
     }
     passes::optimize(&mut graph);
-    let schedule = schedule::Schedule::file_order(&graph);
-    let plan = place::place(&graph, &schedule, options.alignment);
+    let start = Instant::now();
+    let limits = schedule::SearchLimits {
+        budget: options.budget,
+        ..Default::default()
+    };
+    let scheduled = schedule::plan(&graph, options.alignment, limits);
+    let mut schedule = scheduled.schedule.clone();
+    let mut plan = place::place(&graph, &schedule, options.alignment);
+    // The objective is the placed arena: where placement leaves a gap above the optimal
+    // order's peak, another order may place better.
+    let baseline = |name: &str| {
+        let s = &scheduled
+            .seeds
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("a named seed")
+            .1;
+        (s.clone(), place::place(&graph, s, options.alignment))
+    };
+    let (file_schedule, file_plan) = baseline("file");
+    let (tract_schedule, tract_plan) = baseline("tract");
+    let mut candidates = vec![
+        (file_schedule, file_plan.clone()),
+        (tract_schedule, tract_plan.clone()),
+    ];
+    if plan.arena_bytes > plan.lower_bound() {
+        for (_, s) in &scheduled.seeds[2..] {
+            let p = place::place_greedy(&graph, s, options.alignment);
+            candidates.push((s.clone(), p));
+        }
+        for (s, p) in candidates {
+            if p.arena_bytes < plan.arena_bytes {
+                schedule = s;
+                plan = p;
+            }
+        }
+    }
+    let peak_live_bytes =
+        schedule::memory::MemoryModel::new(&graph, options.alignment).peak(&schedule.indices());
+    let stats = PlanStats {
+        peak_live_bytes,
+        min_peak_bytes: scheduled.peak_live_bytes,
+        optimal: scheduled.optimal,
+        planning_ms: start.elapsed().as_secs_f64() * 1e3,
+        file_order_arena_bytes: file_plan.arena_bytes,
+        tract_order_arena_bytes: tract_plan.arena_bytes,
+        search_states: scheduled.states,
+        segments: scheduled.segments,
+    };
     Ok(Compiled {
         graph,
         schedule,
         plan,
+        stats,
     })
 }
 

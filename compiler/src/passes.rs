@@ -283,6 +283,7 @@ pub fn fuse_activations(g: &mut Graph) -> bool {
                 if let Some(c) = compose(*slot, act) {
                     *slot = c;
                     g.nodes[p].output = g.nodes[i].output;
+                    g.nodes[p].rank = g.nodes[p].rank.max(g.nodes[i].rank);
                     g.nodes.remove(i);
                     changed = true;
                     continue;
@@ -449,6 +450,7 @@ pub fn fold_affine(g: &mut Graph) -> bool {
                     *slot = act;
                 }
                 g.nodes[p].output = g.nodes[i].output;
+                g.nodes[p].rank = g.nodes[p].rank.max(g.nodes[i].rank);
                 g.nodes.remove(i);
                 changed = true;
                 continue;
@@ -510,6 +512,7 @@ pub fn fold_affine(g: &mut Graph) -> bool {
                             g.nodes[p].inputs[2] = tt;
                             g.nodes[p].op = Op::ScaleShift(ScaleShift { act: s2.act, ..s1 });
                             g.nodes[p].output = g.nodes[i].output;
+                            g.nodes[p].rank = g.nodes[p].rank.max(g.nodes[i].rank);
                             g.nodes.remove(i);
                             changed = true;
                             continue;

@@ -1,5 +1,7 @@
 //! Placement: a byte offset in the arena for every tensor that lives there.
 
+use std::cmp::Reverse;
+
 use crate::ir::{Graph, TensorKind};
 use crate::schedule::Schedule;
 
@@ -87,61 +89,415 @@ pub fn lifetimes(g: &Graph, schedule: &Schedule) -> Vec<Option<Lifetime>> {
     life
 }
 
-/// Places every arena tensor with a greedy best fit: largest tensors first, each at the
-/// lowest aligned offset where it overlaps no already placed tensor that is live at the
-/// same time.
-pub fn place(g: &Graph, schedule: &Schedule, alignment: usize) -> ArenaPlan {
-    let alignment = alignment.max(1);
-    let life = lifetimes(g, schedule);
-    let size = |i: usize| align_up(g.tensors[i].bytes(), alignment);
-    let mut order: Vec<usize> = (0..g.tensors.len())
-        .filter(|&i| life[i].is_some() && size(i) > 0)
-        .collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(size(i)), life[i].map(|l| l.first), i));
-    let mut offsets: Vec<Option<usize>> = vec![None; g.tensors.len()];
-    let mut placed: Vec<usize> = Vec::new();
-    let mut arena = 0;
-    for &i in &order {
-        let li = life[i].unwrap_or(Lifetime { first: 0, last: 0 });
-        let mut busy: Vec<(usize, usize)> = placed
+/// The order in which a greedy placer takes the tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// Largest first ("greedy by size").
+    Size,
+    /// Largest size × lifetime first.
+    Area,
+    /// Longest lifetime first.
+    Duration,
+    /// Step by step, fullest step first, largest tensor first within it ("greedy by breadth").
+    Breadth,
+    /// In order of first use.
+    FirstUse,
+}
+
+/// Where a greedy placer puts a tensor among the free gaps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// The smallest gap it fits in (else on top).
+    Best,
+    /// The lowest offset it fits at.
+    First,
+}
+
+/// Every greedy strategy [`place`] tries.
+pub const STRATEGIES: [(Priority, Fit); 10] = [
+    (Priority::Size, Fit::Best),
+    (Priority::Size, Fit::First),
+    (Priority::Area, Fit::Best),
+    (Priority::Area, Fit::First),
+    (Priority::Duration, Fit::Best),
+    (Priority::Duration, Fit::First),
+    (Priority::Breadth, Fit::Best),
+    (Priority::Breadth, Fit::First),
+    (Priority::FirstUse, Fit::Best),
+    (Priority::FirstUse, Fit::First),
+];
+
+/// Tensors to place and their sizes and lifetimes, under one schedule.
+struct Instance {
+    life: Vec<Option<Lifetime>>,
+    size: Vec<usize>,
+    /// Tensors with a lifetime and bytes.
+    items: Vec<usize>,
+    step_live_bytes: Vec<usize>,
+}
+
+impl Instance {
+    fn new(g: &Graph, schedule: &Schedule, alignment: usize) -> Instance {
+        let life = lifetimes(g, schedule);
+        let size: Vec<usize> = g
+            .tensors
             .iter()
-            .filter(|&&j| life[j].is_some_and(|lj| lj.overlaps(&li)))
-            .filter_map(|&j| offsets[j].map(|o| (o, o + size(j))))
+            .map(|t| align_up(t.bytes(), alignment))
             .collect();
-        busy.sort_unstable();
-        let mut best: Option<(usize, usize)> = None; // (gap size, offset)
-        let mut cursor = 0;
-        for &(start, end) in &busy {
-            if start >= cursor + size(i) {
-                let gap = start - cursor;
-                if best.is_none_or(|(g, _)| gap < g) {
-                    best = Some((gap, cursor));
+        let items: Vec<usize> = (0..g.tensors.len())
+            .filter(|&i| life[i].is_some() && size[i] > 0)
+            .collect();
+        let steps = schedule.len().max(1);
+        let mut step_live_bytes = vec![0; steps];
+        for &i in &items {
+            let l = life[i].expect("a lifetime");
+            for live in &mut step_live_bytes[l.first..=l.last.min(steps - 1)] {
+                *live += size[i];
+            }
+        }
+        Instance {
+            life,
+            size,
+            items,
+            step_live_bytes,
+        }
+    }
+
+    fn lifetime(&self, i: usize) -> Lifetime {
+        self.life[i].expect("placed tensors have a lifetime")
+    }
+
+    fn priority_order(&self, priority: Priority) -> Vec<usize> {
+        let mut order = self.items.clone();
+        let dur = |i: usize| {
+            let l = self.lifetime(i);
+            l.last - l.first + 1
+        };
+        match priority {
+            Priority::Size => {
+                order.sort_by_key(|&i| (Reverse(self.size[i]), self.lifetime(i).first, i))
+            }
+            Priority::Area => order.sort_by_key(|&i| (Reverse(self.size[i] * dur(i)), i)),
+            Priority::Duration => {
+                order.sort_by_key(|&i| (Reverse(dur(i)), Reverse(self.size[i]), i))
+            }
+            Priority::FirstUse => {
+                order.sort_by_key(|&i| (self.lifetime(i).first, Reverse(self.size[i]), i))
+            }
+            Priority::Breadth => {
+                let mut steps: Vec<usize> = (0..self.step_live_bytes.len()).collect();
+                steps.sort_by_key(|&s| (Reverse(self.step_live_bytes[s]), s));
+                let mut seen = vec![false; self.size.len()];
+                order.clear();
+                for s in steps {
+                    let mut here: Vec<usize> = self
+                        .items
+                        .iter()
+                        .copied()
+                        .filter(|&i| {
+                            !seen[i] && self.lifetime(i).first <= s && s <= self.lifetime(i).last
+                        })
+                        .collect();
+                    here.sort_by_key(|&i| (Reverse(self.size[i]), i));
+                    for i in here {
+                        seen[i] = true;
+                        order.push(i);
+                    }
                 }
             }
-            cursor = cursor.max(end);
         }
-        let offset = best.map_or(cursor, |(_, o)| o);
-        offsets[i] = Some(offset);
-        arena = arena.max(offset + size(i));
-        placed.push(i);
+        order
     }
-    let steps = schedule.len();
-    let mut step_live_bytes = vec![0; steps.max(1)];
-    for (i, l) in life.iter().enumerate() {
-        if let Some(l) = l {
-            let last = l.last.min(steps.max(1) - 1);
-            for live in &mut step_live_bytes[l.first..=last] {
-                *live += size(i);
+
+    /// Greedy placement in `order`; returns offsets and the arena size.
+    fn greedy(&self, order: &[usize], fit: Fit) -> (Vec<Option<usize>>, usize) {
+        let mut offsets: Vec<Option<usize>> = vec![None; self.size.len()];
+        let mut placed: Vec<usize> = Vec::with_capacity(order.len());
+        let mut arena = 0;
+        let mut busy: Vec<(usize, usize)> = Vec::new();
+        for &i in order {
+            let li = self.lifetime(i);
+            let need = self.size[i];
+            busy.clear();
+            busy.extend(
+                placed
+                    .iter()
+                    .filter(|&&j| self.lifetime(j).overlaps(&li))
+                    .filter_map(|&j| offsets[j].map(|o| (o, o + self.size[j]))),
+            );
+            busy.sort_unstable();
+            let mut best: Option<(usize, usize)> = None; // (gap size, offset)
+            let mut cursor = 0;
+            for &(start, end) in &busy {
+                if start >= cursor + need {
+                    let gap = start - cursor;
+                    let better = match fit {
+                        Fit::Best => best.is_none_or(|(g, _)| gap < g),
+                        Fit::First => best.is_none(),
+                    };
+                    if better {
+                        best = Some((gap, cursor));
+                    }
+                }
+                cursor = cursor.max(end);
             }
+            let offset = best.map_or(cursor, |(_, o)| o);
+            offsets[i] = Some(offset);
+            arena = arena.max(offset + need);
+            placed.push(i);
+        }
+        (offsets, arena)
+    }
+}
+
+/// Places every arena tensor under `schedule`: each greedy strategy of [`STRATEGIES`] is
+/// tried and the smallest arena kept; when none reaches the lower bound and the instance
+/// is small, an exhaustive search over offsets follows.
+pub fn place(g: &Graph, schedule: &Schedule, alignment: usize) -> ArenaPlan {
+    let alignment = alignment.max(1);
+    let inst = Instance::new(g, schedule, alignment);
+    let bound = inst.step_live_bytes.iter().copied().max().unwrap_or(0);
+    let mut best: Option<(Vec<Option<usize>>, usize)> = None;
+    for (priority, fit) in STRATEGIES {
+        let (offsets, arena) = inst.greedy(&inst.priority_order(priority), fit);
+        if best.as_ref().is_none_or(|b| arena < b.1) {
+            best = Some((offsets, arena));
+        }
+        if arena <= bound {
+            break;
+        }
+    }
+    let (mut offsets, mut arena) = best.unwrap_or((vec![None; g.tensors.len()], 0));
+    if arena > bound {
+        if let Some(o) = fit_chronologically(&inst, bound) {
+            offsets = o;
+            arena = bound;
+        }
+    }
+    if arena > bound && inst.items.len() <= EXACT_MAX_TENSORS {
+        if let Some((o, a)) = exact(&inst, bound, arena) {
+            offsets = o;
+            arena = a;
         }
     }
     ArenaPlan {
         offsets,
-        lifetimes: life,
+        lifetimes: inst.life,
         arena_bytes: arena,
         alignment,
-        step_live_bytes,
+        step_live_bytes: inst.step_live_bytes,
     }
+}
+
+/// The best of the greedy strategies alone, without the searches [`place`] adds.
+pub fn place_greedy(g: &Graph, schedule: &Schedule, alignment: usize) -> ArenaPlan {
+    STRATEGIES
+        .iter()
+        .map(|&(p, f)| place_with(g, schedule, alignment, p, f))
+        .min_by_key(|p| p.arena_bytes)
+        .expect("strategies")
+}
+
+/// Greedy placement with one strategy (for comparisons and tests).
+pub fn place_with(
+    g: &Graph,
+    schedule: &Schedule,
+    alignment: usize,
+    priority: Priority,
+    fit: Fit,
+) -> ArenaPlan {
+    let alignment = alignment.max(1);
+    let inst = Instance::new(g, schedule, alignment);
+    let (offsets, arena_bytes) = inst.greedy(&inst.priority_order(priority), fit);
+    ArenaPlan {
+        offsets,
+        lifetimes: inst.life,
+        arena_bytes,
+        alignment,
+        step_live_bytes: inst.step_live_bytes,
+    }
+}
+
+/// Nodes the chronological search may visit.
+const CHRONO_MAX_NODES: usize = 20_000;
+
+/// Looks for a placement inside `cap` bytes, taking tensors in order of first use, with
+/// backtracking. A tensor meets in time exactly the placed tensors still live when it
+/// starts, so each choice is among the free gaps at that moment; it may go at either end
+/// of a gap. Both ends matter: a chain of growing tensors that each overlap the next (a
+/// DenseNet block's concatenations) fits only by alternating between bottom and top.
+fn fit_chronologically(inst: &Instance, cap: usize) -> Option<Vec<Option<usize>>> {
+    struct Search<'a> {
+        inst: &'a Instance,
+        order: Vec<usize>,
+        offsets: Vec<Option<usize>>,
+        cap: usize,
+        nodes: usize,
+    }
+    impl Search<'_> {
+        fn go(&mut self, k: usize) -> bool {
+            if k == self.order.len() {
+                return true;
+            }
+            self.nodes += 1;
+            if self.nodes > CHRONO_MAX_NODES {
+                return false;
+            }
+            let i = self.order[k];
+            let li = self.inst.lifetime(i);
+            let need = self.inst.size[i];
+            let mut busy: Vec<(usize, usize, usize)> = self.order[..k]
+                .iter()
+                .filter(|&&j| self.inst.lifetime(j).overlaps(&li))
+                .map(|&j| {
+                    let o = self.offsets[j].expect("placed");
+                    (o, o + self.inst.size[j], self.inst.lifetime(j).last)
+                })
+                .collect();
+            busy.sort_unstable();
+            // Free gaps inside the cap, with the death step of the neighbour on each side.
+            let mut candidates: Vec<(usize, usize, usize)> = Vec::new(); // (slack, end gap, offset)
+            let mut cursor = 0;
+            let mut below_last = usize::MAX;
+            let gaps = busy
+                .iter()
+                .map(|&(s, e, last)| (s, Some((e, last))))
+                .chain(std::iter::once((self.cap, None)));
+            for (start, next) in gaps {
+                if start >= cursor + need {
+                    let slack = start - cursor - need;
+                    let above_last = next.map_or(usize::MAX, |n| n.1);
+                    // Prefer the end whose neighbour dies closest to this tensor.
+                    let dist = |l: usize| {
+                        if l == usize::MAX {
+                            usize::MAX / 2
+                        } else {
+                            l.abs_diff(li.last)
+                        }
+                    };
+                    candidates.push((slack, dist(below_last), cursor));
+                    if slack > 0 {
+                        candidates.push((slack, dist(above_last), start - need));
+                    }
+                }
+                if let Some((end, last)) = next {
+                    if end > cursor {
+                        cursor = end;
+                        below_last = last;
+                    }
+                }
+            }
+            candidates.sort_unstable();
+            for (_, _, o) in candidates {
+                self.offsets[i] = Some(o);
+                if self.go(k + 1) {
+                    return true;
+                }
+                if self.nodes > CHRONO_MAX_NODES {
+                    break;
+                }
+            }
+            self.offsets[i] = None;
+            false
+        }
+    }
+    let mut s = Search {
+        inst,
+        order: inst.priority_order(Priority::FirstUse),
+        offsets: vec![None; inst.size.len()],
+        cap,
+        nodes: 0,
+    };
+    if s.go(0) {
+        Some(s.offsets)
+    } else {
+        None
+    }
+}
+
+/// Instances up to this many tensors get the exhaustive placement search.
+pub const EXACT_MAX_TENSORS: usize = 64;
+/// Nodes the exhaustive placement search may visit.
+const EXACT_MAX_NODES: usize = 50_000;
+
+/// Branch and bound over offsets: tensors largest first, each at offset 0 or on top of a
+/// placed tensor it meets in time, pruned at the best arena known. Returns a placement
+/// smaller than `known`, if it finds one within its node budget.
+fn exact(inst: &Instance, bound: usize, known: usize) -> Option<(Vec<Option<usize>>, usize)> {
+    struct Search<'a> {
+        inst: &'a Instance,
+        order: Vec<usize>,
+        offsets: Vec<Option<usize>>,
+        best: usize,
+        best_offsets: Option<Vec<Option<usize>>>,
+        bound: usize,
+        nodes: usize,
+    }
+    impl Search<'_> {
+        fn go(&mut self, k: usize, top: usize) {
+            if self.nodes >= EXACT_MAX_NODES || self.best <= self.bound {
+                return;
+            }
+            self.nodes += 1;
+            if k == self.order.len() {
+                if top < self.best {
+                    self.best = top;
+                    self.best_offsets = Some(self.offsets.clone());
+                }
+                return;
+            }
+            let i = self.order[k];
+            let li = self.inst.lifetime(i);
+            let need = self.inst.size[i];
+            let busy: Vec<(usize, usize)> = self.order[..k]
+                .iter()
+                .filter(|&&j| self.inst.lifetime(j).overlaps(&li))
+                .map(|&j| {
+                    let o = self.offsets[j].expect("placed");
+                    (o, o + self.inst.size[j])
+                })
+                .collect();
+            let mut candidates: Vec<usize> = std::iter::once(0)
+                .chain(busy.iter().map(|b| b.1))
+                .filter(|&o| busy.iter().all(|&(s, e)| o + need <= s || e <= o))
+                .collect();
+            candidates.sort_unstable();
+            candidates.dedup();
+            for o in candidates {
+                let new_top = top.max(o + need);
+                if new_top >= self.best {
+                    break;
+                }
+                self.offsets[i] = Some(o);
+                self.go(k + 1, new_top);
+                self.offsets[i] = None;
+            }
+        }
+    }
+    // First look for a placement at the bound itself, which prunes hardest, taking the
+    // tensors largest first and then in order of first use; then for anything better
+    // than the greedy one.
+    let attempts = [
+        (Priority::Size, bound + 1),
+        (Priority::FirstUse, bound + 1),
+        (Priority::Size, known),
+    ];
+    for (priority, cap) in attempts {
+        let mut s = Search {
+            inst,
+            order: inst.priority_order(priority),
+            offsets: vec![None; inst.size.len()],
+            best: cap,
+            best_offsets: None,
+            bound,
+            nodes: 0,
+        };
+        s.go(0, 0);
+        if let Some(o) = s.best_offsets {
+            return Some((o, s.best));
+        }
+    }
+    None
 }
 
 /// True when no two tensors that are live at a common step share a byte.

@@ -23,7 +23,10 @@ use syn::{bracketed, LitInt, LitStr, Token};
 /// The path is relative to the invoking crate's root (`CARGO_MANIFEST_DIR`). Options:
 /// - `input_shape = [d0, d1, ...]`: the input shape, for models with symbolic dimensions
 ///   (a symbolic leading batch dimension defaults to 1);
-/// - `alignment = N`: byte alignment of arena offsets (default 16).
+/// - `alignment = N`: byte alignment of arena offsets (default 16);
+/// - `budget_ms = N`: time the exact search for the minimum-memory order may take (default
+///   2000); after it the best order found is used. Planning is deterministic except where
+///   this budget runs out.
 ///
 /// The module gains `ARENA_BYTES`, `INPUT_SHAPE`, `OUTPUT_SHAPE`, `INPUT_LEN`, `OUTPUT_LEN`,
 /// `STEPS` and `Model` (`const fn new()`, `run(&mut self, &[f32; INPUT_LEN], &mut [f32; OUTPUT_LEN])`).
@@ -41,6 +44,7 @@ struct Args {
     path: LitStr,
     input_shape: Option<(Vec<usize>, Span)>,
     alignment: Option<(usize, Span)>,
+    budget_ms: Option<u64>,
 }
 
 fn parse_usize_list(input: ParseStream) -> syn::Result<Vec<usize>> {
@@ -63,6 +67,7 @@ impl Parse for Args {
             path,
             input_shape: None,
             alignment: None,
+            budget_ms: None,
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -84,10 +89,14 @@ impl Parse for Args {
                     let v: LitInt = input.parse()?;
                     args.alignment = Some((v.base10_parse()?, v.span()));
                 }
+                "budget_ms" => {
+                    let v: LitInt = input.parse()?;
+                    args.budget_ms = Some(v.base10_parse()?);
+                }
                 other => {
                     return Err(syn::Error::new(
                         span,
-                        format!("unknown option `{other}`; options are `input_shape = [..]` and `alignment = N`"),
+                        format!("unknown option `{other}`; options are `input_shape = [..]`, `alignment = N` and `budget_ms = N`"),
                     ))
                 }
             }
@@ -113,6 +122,9 @@ fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
     };
     if let Some((a, _)) = args.alignment {
         options.alignment = a;
+    }
+    if let Some(ms) = args.budget_ms {
+        options.budget = std::time::Duration::from_millis(ms);
     }
     let compiled = microarena_compiler::compile(&path, &options).map_err(|e| {
         use microarena_compiler::Error;

@@ -103,3 +103,24 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32, abs: f32) {
         );
     }
 }
+
+/// The onnx wheel's `onnx/backend/test/data` directory: `$ONNX_BACKEND_DATA`, else asked of
+/// `$MICROARENA_PYTHON` (default `python3`). Panics with instructions when neither has it:
+/// the tests that need it fail rather than skip.
+pub fn onnx_backend_data() -> PathBuf {
+    if let Some(d) = std::env::var_os("ONNX_BACKEND_DATA") {
+        return PathBuf::from(d);
+    }
+    let python = std::env::var("MICROARENA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .args(["-c", "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend', 'test', 'data'))"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        _ => panic!(
+            "the onnx wheel's backend test data was not found: `pip install onnx` for `{python}` \
+             (or set MICROARENA_PYTHON to a Python that has it, or ONNX_BACKEND_DATA to its \
+             onnx/backend/test/data directory)"
+        ),
+    }
+}

@@ -129,6 +129,14 @@ fn node_call(g: &Graph, plan: &ArenaPlan, node: &crate::ir::Node) -> TokenStream
             quote!(out.copy_from_slice(&#x[..out.len()]);)
         }
         Op::Concat(_) => quote!(),
+        // `compile` refuses graphs with opaque nodes at import; this is a second fence.
+        Op::Opaque { what } => {
+            let msg = format!(
+                "microarena: node `{}` ({}) has no kernel (tract op `{what}`)",
+                node.name, node.op_type
+            );
+            quote!(::core::compile_error!(#msg);)
+        }
     };
     quote!({ #b #call })
 }

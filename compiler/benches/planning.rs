@@ -1,0 +1,82 @@
+//! Planning benchmark: per model, the arena of the ONNX file's order, of tract's
+//! `eval_order_opt_ram` order (both placed by our placer), ours, the lower bound, and the
+//! planning time, measured side by side in one run.
+//!
+//! ```text
+//! cargo bench -p microarena-compiler --bench planning            # tests/models
+//! ONNX_BACKEND_DATA=.../onnx/backend/test/data cargo bench -p microarena-compiler --bench planning
+//!                                                                # + the onnx wheel's light/*.onnx
+//! ```
+//!
+//! Not a timed test: it prints a Markdown table (the README's) and fails only if a plan is
+//! unsound or placement loses bytes against the optimal order's peak.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use microarena_compiler::{place, plan_model, Options};
+
+fn models() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs = vec![root.join("tests/models")];
+    if let Some(data) = std::env::var_os("ONNX_BACKEND_DATA") {
+        dirs.push(PathBuf::from(data).join("light"));
+    }
+    let mut out = Vec::new();
+    for dir in dirs {
+        let mut here: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n != "not_onnx.onnx" && n != "unsupported_op.onnx"
+            })
+            .collect();
+        here.sort();
+        out.extend(here);
+    }
+    out
+}
+
+fn kb(b: usize) -> String {
+    format!("{:.1}", b as f64 / 1024.0)
+}
+
+fn main() {
+    println!("| model | steps | file order (KiB) | tract order (KiB) | ours (KiB) | bound (KiB) | optimal | ours / file | ours / tract | planning (ms) | with loading (ms) |");
+    println!("|---|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|");
+    let mut failures = Vec::new();
+    for path in models() {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let start = Instant::now();
+        let c = match plan_model(&path, &Options::default()) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("| {name} | error: {e} |");
+                failures.push(name);
+                continue;
+            }
+        };
+        let total = start.elapsed().as_secs_f64() * 1e3;
+        let s = &c.stats;
+        let a = c.plan.arena_bytes;
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.1} | {:.0} |",
+            c.schedule.len(),
+            kb(s.file_order_arena_bytes),
+            kb(s.tract_order_arena_bytes),
+            kb(a),
+            kb(c.plan.lower_bound()),
+            if s.optimal { "yes" } else { "no" },
+            a as f64 / s.file_order_arena_bytes as f64,
+            a as f64 / s.tract_order_arena_bytes as f64,
+            s.planning_ms,
+            total,
+        );
+        if !place::is_valid(&c.graph, &c.plan) || a > s.min_peak_bytes {
+            failures.push(name);
+        }
+    }
+    assert!(failures.is_empty(), "unsound or lossy plans: {failures:?}");
+}

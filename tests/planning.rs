@@ -1,0 +1,125 @@
+//! Memory planning against figures computed by hand: the seed report's network, and a graph
+//! whose file order is a bad order.
+
+use std::path::Path;
+
+use microarena_compiler::import::{import_bytes, ImportOptions};
+use microarena_compiler::schedule::memory::MemoryModel;
+use microarena_compiler::schedule::Schedule;
+use microarena_compiler::{compile, plan_graph, plan_model, Options};
+use microarena_tests::onnx::{OnnxBuilder, Rng};
+use microarena_tests::{
+    assert_close, microarena_run_bytes, models_dir, onnx_backend_data, tract_run_bytes,
+};
+
+/// The seed report (`operator-reordering-report.md`) tabulates its network's schedule in
+/// int8 bytes: 17,472 / 26,944 / 15,680 / 3,264 / 138 / 20 (peak 26,944). In f32 every
+/// figure is four times that; alignment 4 keeps the 10-element tensors unpadded.
+#[test]
+fn seed_network_per_step_figures_are_four_times_the_report() {
+    let report = [17_472usize, 26_944, 15_680, 3_264, 138, 20];
+    let options = Options {
+        alignment: 4,
+        ..Default::default()
+    };
+    let c = compile(&models_dir().join("chain.onnx"), &options).expect("compiles");
+    let want: Vec<usize> = report.iter().map(|b| 4 * b).collect();
+    assert_eq!(c.plan.step_live_bytes, want);
+    assert_eq!(c.plan.arena_bytes, 107_776);
+    assert_eq!(c.stats.min_peak_bytes, 107_776);
+    assert!(c.stats.optimal);
+}
+
+/// Two branches off `x` [1, 4, 16, 16] (4,096 B), each a 1×1 conv up to 32 channels
+/// (32,768 B) and back down to 4 (4,096 B), joined by an Add. The file interleaves them.
+///
+/// File order a1, b1, a2, b2, add:
+///   a1: x + a1 = 36,864;  b1: x + a1 + b1 = 69,632;  a2: a1 + b1 + a2 = 69,632;
+///   b2: b1 + a2 + b2 = 40,960;  add: a2 + b2 + y = 12,288        → peak 69,632.
+/// Branch by branch, a1, a2, b1, b2, add:
+///   a1: 36,864;  a2: x + a1 + a2 = 40,960;  b1: x + a2 + b1 = 40,960;
+///   b2: a2 + b1 + b2 = 40,960;  add: 12,288                      → peak 40,960.
+/// No order does better: b2's step alone holds b1, a2 (or a1 ⊇ it) and b2, or symmetrically.
+fn two_branch_model() -> Vec<u8> {
+    let mut rng = Rng::new(7);
+    let mut b = OnnxBuilder::new(&[1, 4, 16, 16]);
+    let up_a = b.f32s(&[32, 4, 1, 1], rng.f32s(128, -0.5, 0.5));
+    let up_b = b.f32s(&[32, 4, 1, 1], rng.f32s(128, -0.5, 0.5));
+    let down_a = b.f32s(&[4, 32, 1, 1], rng.f32s(128, -0.5, 0.5));
+    let down_b = b.f32s(&[4, 32, 1, 1], rng.f32s(128, -0.5, 0.5));
+    let a1 = b.node("Conv", &["x", &up_a], vec![]);
+    let b1 = b.node("Conv", &["x", &up_b], vec![]);
+    let a2 = b.node("Conv", &[&a1, &down_a], vec![]);
+    let b2 = b.node("Conv", &[&b1, &down_b], vec![]);
+    let y = b.node("Add", &[&a2, &b2], vec![]);
+    b.finish(&y)
+}
+
+#[test]
+fn order_matters_and_the_optimal_order_is_found() {
+    let bytes = two_branch_model();
+    let g = import_bytes(
+        &bytes,
+        Path::new("two_branch.onnx"),
+        &ImportOptions::default(),
+    )
+    .expect("imports");
+    let c = plan_graph(g, &Options::default()).expect("plans");
+    let m = MemoryModel::new(&c.graph, 16);
+    assert_eq!(m.peak(&Schedule::file_order(&c.graph).indices()), 69_632);
+    assert_eq!(c.stats.file_order_arena_bytes, 69_632);
+    assert_eq!(c.stats.min_peak_bytes, 40_960);
+    assert!(c.stats.optimal);
+    assert_eq!(c.plan.arena_bytes, 40_960);
+    assert_eq!(69_632 - c.plan.arena_bytes, 28_672);
+    // And the reordered plan still computes the model.
+    let x = Rng::new(1).f32s(1024, -1.0, 1.0);
+    let got = microarena_run_bytes(&bytes, &x).expect("runs");
+    let want = tract_run_bytes(&bytes, &[1, 4, 16, 16], &x).expect("tract runs");
+    assert_close("two-branch model", &got, &want, 1e-4, 1e-5);
+}
+
+/// Placement adds nothing on the test models: the arena is the optimal order's peak.
+#[test]
+fn test_models_place_at_the_optimal_peak() {
+    for entry in std::fs::read_dir(models_dir()).expect("models dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".onnx") || name == "not_onnx.onnx" || name == "unsupported_op.onnx" {
+            continue;
+        }
+        let c = compile(&path, &Options::default()).expect("compiles");
+        assert!(c.stats.optimal, "{name}: order not proven optimal");
+        assert_eq!(c.plan.arena_bytes, c.stats.min_peak_bytes, "{name}");
+        assert!(
+            c.plan.arena_bytes <= c.stats.file_order_arena_bytes,
+            "{name}"
+        );
+    }
+}
+
+/// The same on the onnx wheel's real architectures (`light/*.onnx`: AlexNet, DenseNet-121,
+/// Inception v1 and v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet-512), planned
+/// through `plan_model` since some of their ops (LRN, ...) have no kernel yet.
+#[test]
+fn light_models_place_at_the_optimal_peak() {
+    let dir = onnx_backend_data().join("light");
+    let mut planned = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "onnx") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let c = plan_model(&path, &Options::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(c.schedule.is_valid(&c.graph), "{name}");
+        assert!(
+            microarena_compiler::place::is_valid(&c.graph, &c.plan),
+            "{name}"
+        );
+        assert!(c.stats.optimal, "{name}: order not proven optimal");
+        assert_eq!(c.plan.arena_bytes, c.stats.min_peak_bytes, "{name}");
+        planned += 1;
+    }
+    assert_eq!(planned, 9, "the onnx 1.23.2 wheel ships nine light models");
+}
