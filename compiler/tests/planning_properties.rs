@@ -27,13 +27,6 @@ fn dag(max_nodes: usize) -> impl Strategy<Value = Dag> {
                 prop::option::of(0..inputs),
                 1..=64usize,
             )
-                .prop_map(|(ops, extra, len)| {
-                    (
-                        ops.into_iter().map(|o| o.map(|k| k)).collect::<Vec<_>>(),
-                        extra,
-                        len,
-                    )
-                })
         };
         let nodes: Vec<_> = (0..n).map(node).collect();
         (prop::collection::vec(1..=64usize, inputs), nodes).prop_map(move |(input_len, nodes)| {
@@ -147,10 +140,8 @@ proptest! {
         prop_assert!(c.stats.min_peak_bytes <= c.stats.peak_live_bytes);
         prop_assert!(c.plan.arena_bytes <= c.stats.file_order_arena_bytes);
         prop_assert!(c.plan.arena_bytes <= c.stats.tract_order_arena_bytes);
-        for s in &c.plan.offsets {
-            if let Some(o) = s {
-                prop_assert_eq!(o % alignment, 0);
-            }
+        for o in c.plan.offsets.iter().flatten() {
+            prop_assert_eq!(o % alignment, 0);
         }
     }
 
