@@ -295,7 +295,29 @@ def random_dag():
     return n.build([1, 3, 16, 16], y), [1, 3, 16, 16]
 
 
-MODELS = [chain, residual, inception, dwsep, mobilenetv2, densenet, mlp, random_dag]
+def nas_cells():
+    """Two NAS-style cells whose branches have very different widths, written stage by stage
+    (every branch's expansion first, then every branch's reduction), the way a cell built
+    from a list of (op, input) pairs exports. That file order holds every wide expansion at
+    once; running branch by branch does not."""
+    n = Net("nas_cells", 11)
+
+    def cell(x, cin, widths, cout):
+        ups = [n.relu(n.conv(x, cin, w, 1, pad=0)) for w in widths]
+        downs = [n.relu(n.conv(u, w, cout, 3)) for u, w in zip(ups, widths)]
+        return n.node("Concat", downs, axis=1), cout * len(widths)
+
+    x = n.relu(n.conv("input", 3, 8, 3))
+    x, c = cell(x, 8, [48, 32, 16, 8], 4)
+    x = n.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    x, c = cell(x, c, [64, 24, 12], 8)
+    x = n.node("GlobalAveragePool", [x])
+    x = n.node("Flatten", [x])
+    y = n.gemm(x, c, 10)
+    return n.build([1, 3, 16, 16], y), [1, 3, 16, 16]
+
+
+MODELS = [chain, residual, inception, dwsep, mobilenetv2, densenet, mlp, random_dag, nas_cells]
 
 
 def ui_models():

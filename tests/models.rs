@@ -59,6 +59,7 @@ models!(
     densenet => "tests/models/densenet.onnx",
     mlp => "tests/models/mlp.onnx",
     random_dag => "tests/models/random_dag.onnx",
+    nas_cells => "tests/models/nas_cells.onnx",
 );
 
 /// Every model file in tests/models has a test above.
@@ -73,6 +74,7 @@ fn every_model_is_tested() {
         "densenet",
         "mlp",
         "random_dag",
+        "nas_cells",
     ];
     for e in std::fs::read_dir(models_dir()).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();

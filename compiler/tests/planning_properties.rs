@@ -40,7 +40,7 @@ fn dag(max_nodes: usize) -> impl Strategy<Value = Dag> {
 }
 
 /// The IR graph of a [`Dag`]: opaque nodes (planning needs only shapes); nodes whose result
-/// nobody reads are graph outputs. `rank_seed` permutes the recorded file ranks.
+/// nobody reads are graph outputs; the file order is the node order.
 fn graph(d: &Dag) -> Graph {
     let mut g = Graph::default();
     for (k, &len) in d.input_len.iter().enumerate() {

@@ -178,7 +178,7 @@ fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
             .collect();
         let _ = writeln!(
             o,
-            "{:>4}  {:<40} {:<12} {:<24} {:>12}",
+            "{:>4}  {:<40} {:<20} {:<24} {:>12}",
             s + 1,
             c.graph.tensors[node.output.0].name,
             node.op_type,
@@ -189,21 +189,21 @@ fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
     let st = &c.stats;
     let bound = c.plan.lower_bound();
     let _ = writeln!(o);
-    let _ = writeln!(o, "arena:            {} B", thousands(c.plan.arena_bytes));
+    let _ = writeln!(o, "arena:             {} B", thousands(c.plan.arena_bytes));
     let _ = writeln!(
         o,
-        "peak live bytes:  {} B (this order)",
+        "peak live bytes:   {} B (this order)",
         thousands(st.peak_live_bytes)
     );
     let _ = writeln!(
         o,
-        "lower bound:      {} B (placement gap {} B)",
+        "lower bound:       {} B (placement gap {} B)",
         thousands(bound),
         thousands(c.plan.arena_bytes - bound)
     );
     let _ = writeln!(
         o,
-        "order:            {} (minimum peak {} B; {} search states, {} segments)",
+        "order:             {} (minimum peak {} B; {} search states, {} segments)",
         if st.optimal {
             "optimal"
         } else {
@@ -215,7 +215,7 @@ fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
     );
     let _ = writeln!(
         o,
-        "file order arena: {} B",
+        "file order arena:  {} B",
         thousands(st.file_order_arena_bytes)
     );
     let _ = writeln!(
@@ -226,7 +226,7 @@ fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
     );
     let _ = writeln!(
         o,
-        "planning time:    {:.1} ms (with loading: {:.0} ms)",
+        "planning time:     {:.1} ms (with loading: {:.0} ms)",
         st.planning_ms, total_ms
     );
     o

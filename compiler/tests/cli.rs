@@ -1,0 +1,72 @@
+//! The `microarena plan` command, run as a user runs it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn plan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_microarena"))
+        .arg("plan")
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("runs")
+}
+
+#[test]
+fn json_has_the_documented_fields() {
+    let out = plan(&["tests/models/chain.onnx", "--json", "--budget-ms", "500"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["arena_bytes"], 107_776);
+    assert_eq!(v["peak_live_bytes"], 107_776);
+    assert_eq!(v["lower_bound_bytes"], 107_776);
+    assert_eq!(v["optimal"], true);
+    assert!(v["planning_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    assert_eq!(v["baselines"]["file_order_arena_bytes"], 107_776);
+    assert_eq!(v["baselines"]["tract_order_arena_bytes"], 107_776);
+    let steps = v["steps"].as_array().expect("steps");
+    let live: Vec<u64> = steps
+        .iter()
+        .map(|s| s["live_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(live, [69_888, 107_776, 62_720, 13_056, 560, 96]);
+    assert_eq!(steps[0]["op_type"], "Conv");
+    assert!(steps.iter().all(|s| s["op"].is_string()));
+}
+
+#[test]
+fn plans_models_with_ops_that_have_no_kernel() {
+    // ConvTranspose has no kernel: the macro refuses the model, `plan` still plans it.
+    let out = plan(&["tests/ui/data/unsupported_op.onnx"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.contains("ConvTranspose"), "{text}");
+    assert!(text.contains("arena:"), "{text}");
+    assert!(text.contains("416 B"), "{text}");
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let out = plan(&["tests/ui/data/not_onnx.onnx"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a valid ONNX model"), "{err}");
+    let out = plan(&["tests/models/chain.onnx", "--budget-ms", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--budget-ms"));
+    let out = plan(&["missing.onnx"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read model"));
+}
