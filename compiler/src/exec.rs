@@ -9,7 +9,7 @@ use crate::kernels::{
     activation, conv, elementwise, gemm, normalization, pool, reduce, shape, softmax,
 };
 
-use crate::ir::{Graph, Op, TensorKind};
+use crate::ir::{Graph, Op, TensorId, TensorKind};
 use crate::place::ArenaPlan;
 use crate::schedule::Schedule;
 
@@ -36,6 +36,21 @@ pub fn call_kernel(op: &Op, inputs: &[&[f32]], out: &mut [f32]) {
     }
 }
 
+/// Runs `op` with its output written over input `pos` (`io`); `others` are the remaining
+/// inputs in order.
+///
+/// # Panics
+/// If `op` has no in-place kernel (the planner only chooses in place for those that do).
+pub fn call_kernel_in_place(op: &Op, pos: usize, io: &mut [f32], others: &[&[f32]]) {
+    match op {
+        Op::Unary(a) => activation::unary_in_place(*a, io),
+        Op::Binary(p) => elementwise::binary_in_place(p, pos == 0, io, others[0]),
+        Op::ScaleShift(p) => normalization::scale_shift_in_place(p, io, others[0], others[1]),
+        Op::Softmax(p) => softmax::softmax_in_place(p, io),
+        other => panic!("no in-place kernel for {}", other.family()),
+    }
+}
+
 /// Runs the plan on `inputs` (one slice per graph input) and returns the graph outputs.
 ///
 /// # Panics
@@ -53,14 +68,35 @@ pub fn run(g: &Graph, schedule: &Schedule, plan: &ArenaPlan, inputs: &[&[f32]]) 
     }
     for n in &schedule.order {
         let node = &g.nodes[n.0];
-        let ins: Vec<Vec<f32>> = node
-            .inputs
-            .iter()
-            .map(|t| match &g.tensors[t.0].kind {
-                TensorKind::Weight(w) => w.clone(),
-                _ => arena[region(t.0)].to_vec(),
-            })
-            .collect();
+        let in_place = plan.in_place[n.0];
+        let read = |arena: &[f32], t: TensorId| match &g.tensors[t.0].kind {
+            TensorKind::Weight(w) => w.clone(),
+            _ => arena[region(t.0)].to_vec(),
+        };
+        if let Some(pos) = in_place {
+            // The same in-place kernel the generated code calls, on the arena itself.
+            let others: Vec<Vec<f32>> = node
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|&(q, _)| q != pos)
+                .map(|(_, &t)| read(&arena, t))
+                .collect();
+            let refs: Vec<&[f32]> = others.iter().map(Vec::as_slice).collect();
+            assert_eq!(region(node.inputs[pos].0), region(node.output.0));
+            call_kernel_in_place(&node.op, pos, &mut arena[region(node.output.0)], &refs);
+            continue;
+        }
+        if let Op::Concat(parts) = &node.op {
+            for (pos, (part, &t)) in parts.iter().zip(&node.inputs).enumerate() {
+                if !plan.is_zero_copy(g, n.0, pos) {
+                    let x = read(&arena, t);
+                    shape::concat_part(part, &x, &mut arena[region(node.output.0)]);
+                }
+            }
+            continue;
+        }
+        let ins: Vec<Vec<f32>> = node.inputs.iter().map(|&t| read(&arena, t)).collect();
         let refs: Vec<&[f32]> = ins.iter().map(Vec::as_slice).collect();
         let mut out = vec![f32::NAN; g.tensors[node.output.0].len()];
         call_kernel(&node.op, &refs, &mut out);

@@ -303,3 +303,163 @@ impl Graph {
             .sum()
     }
 }
+
+/// Which tensors may share memory: facts about the graph, from which the planner chooses
+/// (see [`SharingChoice`] and `schedule::memory`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sharing {
+    /// Per node: positions of the inputs its kernel can overwrite with its output (same
+    /// element count, same layout: elementwise ops, scale/shift, softmax).
+    pub in_place: Vec<Vec<usize>>,
+    /// Concatenation inputs that can be written straight into their slice of the output.
+    pub concat_slots: Vec<ConcatSlot>,
+}
+
+/// A concatenation input that is one contiguous slice of the output (concatenation along
+/// an axis with nothing but size-1 axes before it, e.g. channels of a batch-1 NCHW tensor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConcatSlot {
+    /// The concatenation.
+    pub node: NodeId,
+    /// The input position.
+    pub input: usize,
+    /// The input tensor.
+    pub part: TensorId,
+    /// The concatenation's output.
+    pub output: TensorId,
+    /// Where the slice starts in the output, in bytes.
+    pub byte_offset: usize,
+}
+
+/// Which of the [`Sharing`] facts a plan uses.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SharingChoice {
+    /// Let nodes write over an input they are the last reader of.
+    pub in_place: bool,
+    /// Per [`Sharing::concat_slots`] entry: write that input straight into its slice.
+    pub slots: Vec<bool>,
+}
+
+impl SharingChoice {
+    /// No sharing at all: the plain memory model.
+    pub fn none() -> SharingChoice {
+        SharingChoice {
+            in_place: false,
+            slots: Vec::new(),
+        }
+    }
+
+    /// Every sharing the graph allows.
+    pub fn all(s: &Sharing) -> SharingChoice {
+        SharingChoice {
+            in_place: true,
+            slots: vec![true; s.concat_slots.len()],
+        }
+    }
+}
+
+impl Sharing {
+    /// Per tensor, the tensor whose storage holds it and the byte offset there, under
+    /// `choice`. Chosen slots nest: a slice of a slice lands in the outermost output. A
+    /// tensor chosen for two slots keeps the first.
+    pub fn resolve(&self, g: &Graph, choice: &SharingChoice) -> Vec<(TensorId, usize)> {
+        let mut parent: Vec<Option<(TensorId, usize)>> = vec![None; g.tensors.len()];
+        for (k, slot) in self.concat_slots.iter().enumerate() {
+            if choice.slots.get(k).copied().unwrap_or(false) && parent[slot.part.0].is_none() {
+                parent[slot.part.0] = Some((slot.output, slot.byte_offset));
+            }
+        }
+        Self::walk(&parent)
+    }
+
+    /// Per tensor, the concatenation output it is written into under `choice`, if any.
+    pub fn parents(&self, g: &Graph, choice: &SharingChoice) -> Vec<Option<TensorId>> {
+        let mut parent: Vec<Option<TensorId>> = vec![None; g.tensors.len()];
+        for (k, slot) in self.concat_slots.iter().enumerate() {
+            if choice.slots.get(k).copied().unwrap_or(false) && parent[slot.part.0].is_none() {
+                parent[slot.part.0] = Some(slot.output);
+            }
+        }
+        parent
+    }
+
+    fn walk(parent: &[Option<(TensorId, usize)>]) -> Vec<(TensorId, usize)> {
+        (0..parent.len())
+            .map(|i| {
+                let (mut t, mut off) = (TensorId(i), 0);
+                while let Some((p, o)) = parent[t.0] {
+                    t = p;
+                    off += o;
+                }
+                (t, off)
+            })
+            .collect()
+    }
+}
+
+impl Graph {
+    /// The sharing facts of this graph.
+    pub fn sharing(&self) -> Sharing {
+        let producers = self.producers();
+        let in_place = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let out_len = self.tensor(n.output).len();
+                let full = |pos: usize| {
+                    let t = self.tensor(n.inputs[pos]);
+                    t.in_arena() && t.len() == out_len
+                };
+                match &n.op {
+                    Op::Unary(_) | Op::ScaleShift(_) | Op::Softmax(_) if full(0) => vec![0],
+                    Op::Binary(b) => (0..2)
+                        .filter(|&pos| {
+                            let strides = if pos == 0 { &b.a_strides } else { &b.b_strides };
+                            full(pos)
+                                && n.inputs[0] != n.inputs[1]
+                                && contiguous(&b.shape[..b.rank], &strides[..b.rank])
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            })
+            .collect();
+        let mut concat_slots = Vec::new();
+        for (v, n) in self.nodes.iter().enumerate() {
+            let Op::Concat(parts) = &n.op else { continue };
+            for (pos, (part, &t)) in parts.iter().zip(&n.inputs).enumerate() {
+                let once = n.inputs.iter().filter(|&&u| u == t).count() == 1;
+                if part.outer == 1
+                    && once
+                    && self.tensor(t).kind == TensorKind::Activation
+                    && producers[t.0].is_some()
+                {
+                    concat_slots.push(ConcatSlot {
+                        node: NodeId(v),
+                        input: pos,
+                        part: t,
+                        output: n.output,
+                        byte_offset: part.offset * 4,
+                    });
+                }
+            }
+        }
+        Sharing {
+            in_place,
+            concat_slots,
+        }
+    }
+}
+
+/// True when `strides` walk `shape` in row-major order with no gap or repeat (axes of size
+/// 1 may have any stride).
+fn contiguous(shape: &[usize], strides: &[usize]) -> bool {
+    let mut expected = 1;
+    for (&d, &s) in shape.iter().zip(strides).rev() {
+        if d != 1 && s != expected {
+            return false;
+        }
+        expected *= d;
+    }
+    true
+}

@@ -34,6 +34,8 @@ pub mod schedule;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ir::SharingChoice;
+
 pub use error::{Error, Result};
 
 /// Default alignment of arena offsets, in bytes (the runtime's `arena::ALIGN`).
@@ -80,6 +82,18 @@ pub struct PlanStats {
     pub file_order_arena_bytes: usize,
     /// Arena of tract's `eval_order_opt_ram` order, placed by the same placer.
     pub tract_order_arena_bytes: usize,
+    /// Arena of the best plan for the graph as written, nothing shared: every op (BatchNorm,
+    /// activation, Add, ...) its own output buffer, under the optimal order. The baseline.
+    pub plain_arena_bytes: usize,
+    /// Arena of the best plan after fusion (activations and scale/shift folded into their
+    /// producers) but with no buffer sharing (no in place, no zero-copy concatenation).
+    pub fused_plain_arena_bytes: usize,
+    /// True when the fused plain plan's order is proven minimal.
+    pub plain_optimal: bool,
+    /// Nodes that write their output over an input.
+    pub in_place_nodes: usize,
+    /// Concatenation inputs written straight into their slice of the output.
+    pub zero_copy_slots: usize,
     /// Search states expanded.
     pub search_states: usize,
     /// Segments between cut points that were searched.
@@ -126,6 +140,11 @@ pub fn plan_model(path: &Path, options: &Options) -> Result<Compiled> {
 }
 
 /// The stages after import, on a graph already in our IR.
+///
+/// Sharing memory is a choice: the plain model (nothing shared), every sharing the graph
+/// allows, in place only and zero-copy concatenation only are each scheduled and placed, and
+/// the best then improves by flipping one concatenation at a time. The plain plan is a
+/// candidate, so the result is never worse than it.
 pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     if options.alignment == 0
         || !options.alignment.is_power_of_two()
@@ -136,53 +155,136 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
             options.alignment
         )));
     }
-    passes::optimize(&mut graph);
     let start = Instant::now();
+    // The baseline: the graph as written, one buffer per op output, nothing shared.
+    let mut written = graph.clone();
+    passes::as_written(&mut written);
+    let written_plan = evaluate(
+        &written,
+        &ir::Sharing::default(),
+        SharingChoice::none(),
+        options.alignment,
+        schedule::SearchLimits {
+            budget: options.budget,
+            ..Default::default()
+        },
+    );
+    passes::optimize(&mut graph);
+    let sharing = graph.sharing();
     let limits = schedule::SearchLimits {
         budget: options.budget,
         ..Default::default()
     };
-    let scheduled = schedule::plan(&graph, options.alignment, limits);
-    let mut schedule = scheduled.schedule.clone();
-    let mut plan = place::place(&graph, &schedule, options.alignment);
-    // The objective is the placed arena: where placement leaves a gap above the optimal
-    // order's peak, another order may place better.
+    let plain = evaluate(
+        &graph,
+        &sharing,
+        SharingChoice::none(),
+        options.alignment,
+        limits,
+    );
     let baseline = |name: &str| {
-        let s = &scheduled
+        let s = &plain
+            .scheduled
             .seeds
             .iter()
             .find(|(n, _)| *n == name)
             .expect("a named seed")
             .1;
-        (s.clone(), place::place(&graph, s, options.alignment))
+        place::place(&graph, &plain.model, s).arena_bytes
     };
-    let (file_schedule, file_plan) = baseline("file");
-    let (tract_schedule, tract_plan) = baseline("tract");
-    let mut candidates = vec![
-        (file_schedule, file_plan.clone()),
-        (tract_schedule, tract_plan.clone()),
-    ];
-    if plan.arena_bytes > plan.lower_bound() {
-        for (_, s) in &scheduled.seeds[2..] {
-            let p = place::place_greedy(&graph, s, options.alignment);
-            candidates.push((s.clone(), p));
+    let file_order_arena_bytes = baseline("file");
+    let tract_order_arena_bytes = baseline("tract");
+    let plain_arena = plain.plan.arena_bytes;
+    let plain_optimal = plain.scheduled.optimal;
+
+    let mut best = plain;
+    let n_slots = sharing.concat_slots.len();
+    let anything_to_share = n_slots > 0 || sharing.in_place.iter().any(|p| !p.is_empty());
+    if anything_to_share {
+        let choices = [
+            SharingChoice::all(&sharing),
+            SharingChoice {
+                in_place: true,
+                slots: vec![false; n_slots],
+            },
+            SharingChoice {
+                in_place: false,
+                slots: vec![true; n_slots],
+            },
+        ];
+        for choice in choices {
+            let c = evaluate(&graph, &sharing, choice, options.alignment, limits);
+            if c.plan.arena_bytes <= best.plan.arena_bytes {
+                best = c;
+            }
         }
-        for (s, p) in candidates {
-            if p.arena_bytes < plan.arena_bytes {
-                schedule = s;
-                plan = p;
+        // Local search over the concatenations: all slots of one concatenation at once,
+        // then single slots, until nothing improves or the time is up.
+        let deadline = start + options.budget * 2;
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (k, slot) in sharing.concat_slots.iter().enumerate() {
+            match groups.last_mut() {
+                Some(g) if sharing.concat_slots[g[0]].node == slot.node => g.push(k),
+                _ => groups.push(vec![k]),
+            }
+        }
+        // Single slots too, where a concatenation has several.
+        let singles: Vec<Vec<usize>> = groups
+            .iter()
+            .filter(|g| g.len() > 1)
+            .flat_map(|g| g.iter().map(|&k| vec![k]))
+            .collect();
+        let moves: Vec<Vec<usize>> = groups.into_iter().chain(singles).collect();
+        let mut improved = true;
+        while improved && Instant::now() < deadline {
+            improved = false;
+            for mv in &moves {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let mut choice = best.choice.clone();
+                let on = !mv.iter().all(|&k| choice.slots[k]);
+                for &k in mv {
+                    choice.slots[k] = on;
+                }
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let c = evaluate(
+                    &graph,
+                    &sharing,
+                    choice,
+                    options.alignment,
+                    schedule::SearchLimits {
+                        budget: remaining.min(options.budget),
+                        ..limits
+                    },
+                );
+                if c.plan.arena_bytes < best.plan.arena_bytes {
+                    best = c;
+                    improved = true;
+                }
             }
         }
     }
-    let peak_live_bytes =
-        schedule::memory::MemoryModel::new(&graph, options.alignment).peak(&schedule.indices());
+    let Evaluated {
+        choice,
+        model,
+        scheduled,
+        schedule,
+        plan,
+    } = best;
+    let peak_live_bytes = model.peak(&schedule.indices());
     let stats = PlanStats {
         peak_live_bytes,
         min_peak_bytes: scheduled.peak_live_bytes,
         optimal: scheduled.optimal,
         planning_ms: start.elapsed().as_secs_f64() * 1e3,
-        file_order_arena_bytes: file_plan.arena_bytes,
-        tract_order_arena_bytes: tract_plan.arena_bytes,
+        file_order_arena_bytes,
+        tract_order_arena_bytes,
+        plain_arena_bytes: written_plan.plan.arena_bytes,
+        fused_plain_arena_bytes: plain_arena,
+        plain_optimal,
+        in_place_nodes: plan.in_place.iter().filter(|p| p.is_some()).count(),
+        zero_copy_slots: choice.slots.iter().filter(|&&s| s).count(),
         search_states: scheduled.states,
         segments: scheduled.segments,
     };
@@ -192,6 +294,46 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         plan,
         stats,
     })
+}
+
+/// One sharing choice, scheduled and placed.
+struct Evaluated {
+    choice: SharingChoice,
+    model: schedule::memory::MemoryModel,
+    scheduled: schedule::Scheduled,
+    schedule: schedule::Schedule,
+    plan: place::ArenaPlan,
+}
+
+fn evaluate(
+    graph: &ir::Graph,
+    sharing: &ir::Sharing,
+    choice: SharingChoice,
+    alignment: usize,
+    limits: schedule::SearchLimits,
+) -> Evaluated {
+    let model = schedule::memory::MemoryModel::with_sharing(graph, alignment, sharing, &choice);
+    let scheduled = schedule::plan_for(graph, &model, limits);
+    let mut schedule = scheduled.schedule.clone();
+    let mut plan = place::place(graph, &model, &schedule);
+    // The objective is the placed arena: where placement leaves a gap above the optimal
+    // order's peak, another order may place better.
+    if plan.arena_bytes > plan.lower_bound() {
+        for (_, s) in &scheduled.seeds {
+            let p = place::place_greedy(graph, &model, s);
+            if p.arena_bytes < plan.arena_bytes {
+                schedule = s.clone();
+                plan = p;
+            }
+        }
+    }
+    Evaluated {
+        choice,
+        model,
+        scheduled,
+        schedule,
+        plan,
+    }
 }
 
 impl Compiled {

@@ -30,6 +30,14 @@ pub fn optimize(g: &mut Graph) {
     }
 }
 
+/// Only what every plan does: reshapes become aliases and dead nodes go. The graph "as
+/// written" (BatchNorm, activations and adds each with their own output), the baseline
+/// the planner's sharing is measured against.
+pub fn as_written(g: &mut Graph) {
+    fold_reshapes(g);
+    while remove_dead(g) {}
+}
+
 /// Replaces every use of tensor `from` by `to`.
 fn replace_uses(g: &mut Graph, from: TensorId, to: TensorId) {
     for n in &mut g.nodes {

@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 
 use crate::ir::{Graph, TensorKind};
+use crate::schedule::memory::MemoryModel;
 use crate::schedule::Schedule;
 
 /// When a tensor occupies the arena: from the step that writes it to the last step that
@@ -23,29 +24,65 @@ impl Lifetime {
 }
 
 /// Where every arena tensor lives, and how big the arena is.
+///
+/// Tensors that share memory (a concatenation input written into its slice of the output,
+/// an output written over an input in place) belong to one storage *unit*; units are what
+/// gets placed, and no two units live at a common step share a byte.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArenaPlan {
     /// Byte offset per tensor (`None` for weights and tensors of no bytes).
     pub offsets: Vec<Option<usize>>,
-    /// Lifetime per tensor (`None` for weights).
+    /// Lifetime per tensor (`None` for weights): from its write to its last read.
     pub lifetimes: Vec<Option<Lifetime>>,
     /// Arena size in bytes.
     pub arena_bytes: usize,
-    /// Alignment of every offset.
+    /// Alignment of every unit's offset.
     pub alignment: usize,
-    /// Bytes of live tensors at each step (each rounded up to the alignment).
+    /// Bytes live during each step (each buffer rounded up to the alignment).
     pub step_live_bytes: Vec<usize>,
+    /// Per node: the input position whose memory it overwrites in place, if any.
+    pub in_place: Vec<Option<usize>>,
+    /// Storage units: offset, bytes and lifetime.
+    pub units: Vec<Unit>,
+    /// Per tensor: its unit (`None` for weights and tensors of no bytes).
+    pub unit_of: Vec<Option<usize>>,
+}
+
+/// A span of the arena that holds one or more tensors in turn or at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unit {
+    /// Byte offset.
+    pub offset: usize,
+    /// Bytes.
+    pub bytes: usize,
+    /// Steps it is held (the union of its pieces').
+    pub life: Lifetime,
+    /// Pieces: offset in the unit, bytes, and the steps each is held.
+    pub pieces: Vec<(usize, usize, Lifetime)>,
 }
 
 impl ArenaPlan {
+    /// True when input `pos` of concatenation node `v` already sits in its slice of the
+    /// output (its producer wrote it there), so the concatenation need not copy it.
+    pub fn is_zero_copy(&self, g: &Graph, v: usize, pos: usize) -> bool {
+        let node = &g.nodes[v];
+        let crate::ir::Op::Concat(parts) = &node.op else {
+            return false;
+        };
+        let part = &parts[pos];
+        let t = node.inputs[pos];
+        part.outer == 1
+            && g.tensors[t.0].in_arena()
+            && matches!(
+                (self.offsets[t.0], self.offsets[node.output.0]),
+                (Some(a), Some(o)) if a == o + 4 * part.offset
+            )
+    }
+
     /// The largest number of bytes live at one step: no placement can beat it.
     pub fn lower_bound(&self) -> usize {
         self.step_live_bytes.iter().copied().max().unwrap_or(0)
     }
-}
-
-fn align_up(x: usize, a: usize) -> usize {
-    x.div_ceil(a) * a
 }
 
 /// Lifetimes of the arena tensors under `schedule`.
@@ -127,39 +164,206 @@ pub const STRATEGIES: [(Priority, Fit); 10] = [
     (Priority::FirstUse, Fit::First),
 ];
 
-/// Tensors to place and their sizes and lifetimes, under one schedule.
+/// Units to place, with their sizes and lifetimes, under one schedule.
+///
+/// A unit is one or more *pieces* at fixed offsets from the unit's start, each with its own
+/// lifetime: the slices of a zero-copy concatenation are written at different steps, and
+/// other tensors may use a slice's bytes until it is written.
 struct Instance {
+    /// Union of the pieces' lifetimes, per unit.
     life: Vec<Option<Lifetime>>,
+    /// Bytes, per unit.
     size: Vec<usize>,
-    /// Tensors with a lifetime and bytes.
+    /// Pieces per unit: offset in the unit, bytes, lifetime.
+    pieces: Vec<Vec<(usize, usize, Lifetime)>>,
+    /// Units with a lifetime and bytes.
     items: Vec<usize>,
     step_live_bytes: Vec<usize>,
+    /// Per buffer of the memory model: its unit.
+    unit_of_buffer: Vec<usize>,
+    /// Per node: the buffer it overwrote in place.
+    in_place: Vec<Option<usize>>,
+    alignment: usize,
 }
 
 impl Instance {
-    fn new(g: &Graph, schedule: &Schedule, alignment: usize) -> Instance {
-        let life = lifetimes(g, schedule);
-        let size: Vec<usize> = g
-            .tensors
-            .iter()
-            .map(|t| align_up(t.bytes(), alignment))
-            .collect();
-        let items: Vec<usize> = (0..g.tensors.len())
-            .filter(|&i| life[i].is_some() && size[i] > 0)
-            .collect();
-        let steps = schedule.len().max(1);
-        let mut step_live_bytes = vec![0; steps];
-        for &i in &items {
-            let l = life[i].expect("a lifetime");
-            for live in &mut step_live_bytes[l.first..=l.last.min(steps - 1)] {
-                *live += size[i];
+    fn new(g: &Graph, m: &MemoryModel, schedule: &Schedule) -> Instance {
+        let order = schedule.indices();
+        let replay = m.replay(&order);
+        // Units: buffers joined by in-place writes (the output takes over the input's bytes).
+        let nb = m.size.len();
+        let mut parent: Vec<usize> = (0..nb).collect();
+        fn find(p: &mut [usize], mut x: usize) -> usize {
+            while p[x] != x {
+                p[x] = p[p[x]];
+                x = p[x];
+            }
+            x
+        }
+        for (v, t) in replay.in_place.iter().enumerate() {
+            if let (Some(t), Some(o)) = (t, m.writes[v]) {
+                let (a, b) = (find(&mut parent, *t), find(&mut parent, o));
+                parent[b] = a;
             }
         }
+        let mut unit_of_buffer = vec![usize::MAX; nb];
+        let mut unit_of_root = vec![usize::MAX; nb];
+        let mut size: Vec<usize> = Vec::new();
+        for (b, unit) in unit_of_buffer.iter_mut().enumerate() {
+            let r = find(&mut parent, b);
+            if unit_of_root[r] == usize::MAX {
+                unit_of_root[r] = size.len();
+                size.push(0);
+            }
+            let u = unit_of_root[r];
+            *unit = u;
+            size[u] = size[u].max(m.size[b]);
+        }
+        // Pieces: each tensor's own bytes, from its write to its buffer's death.
+        let producers = g.producers();
+        let mut pieces: Vec<Vec<(usize, usize, Lifetime)>> = vec![Vec::new(); size.len()];
+        for (t, own) in m.own.iter().enumerate() {
+            let Some((b, _)) = m.home[t] else { continue };
+            let first = match producers[t] {
+                Some(p) => replay.step[p.0],
+                None => 0,
+            };
+            if first == usize::MAX {
+                continue;
+            }
+            let life = Lifetime {
+                first,
+                last: replay.died[b].max(first),
+            };
+            for &(s, e) in own {
+                pieces[unit_of_buffer[b]].push((s, e - s, life));
+            }
+        }
+        let life: Vec<Option<Lifetime>> = pieces
+            .iter()
+            .map(|ps| {
+                ps.iter().map(|p| p.2).reduce(|a, b| Lifetime {
+                    first: a.first.min(b.first),
+                    last: a.last.max(b.last),
+                })
+            })
+            .collect();
+        let items: Vec<usize> = (0..size.len())
+            .filter(|&u| life[u].is_some() && size[u] > 0)
+            .collect();
         Instance {
             life,
             size,
+            pieces,
             items,
-            step_live_bytes,
+            step_live_bytes: if replay.during.is_empty() {
+                vec![0]
+            } else {
+                replay.during
+            },
+            unit_of_buffer,
+            in_place: replay.in_place,
+            alignment: m.alignment,
+        }
+    }
+
+    /// Offsets at which unit `i` would share a byte with a placed unit at a common step:
+    /// half-open intervals `[a, b)`.
+    fn forbidden(&self, i: usize, placed: &[usize], offsets: &[Option<usize>]) -> Vec<(i64, i64)> {
+        let li = self.lifetime(i);
+        let mut f = Vec::new();
+        for &j in placed {
+            if !self.lifetime(j).overlaps(&li) {
+                continue;
+            }
+            let oj = offsets[j].expect("placed") as i64;
+            for &(pr, ps, pl) in &self.pieces[i] {
+                for &(qr, qs, ql) in &self.pieces[j] {
+                    if pl.overlaps(&ql) {
+                        let q = oj + qr as i64;
+                        f.push((q - pr as i64 - ps as i64 + 1, q + qs as i64 - pr as i64));
+                    }
+                }
+            }
+        }
+        f.sort_unstable();
+        f
+    }
+
+    /// The feasible aligned offsets, as `(first, last)` ranges in increasing order, the last
+    /// one unbounded (`usize::MAX`), given the forbidden intervals sorted by start.
+    fn gaps(&self, forbidden: &[(i64, i64)]) -> Vec<(usize, usize)> {
+        let a = self.alignment as i64;
+        let up = |x: i64| x.max(0).saturating_add(a - 1) / a * a;
+        let mut out = Vec::new();
+        let mut cursor = 0i64;
+        for &(s, e) in forbidden {
+            if s > cursor {
+                // Feasible: cursor ..= s - 1, aligned down.
+                let last = (s - 1) / a * a;
+                if last >= cursor {
+                    out.push((cursor as usize, last as usize));
+                }
+            }
+            cursor = cursor.max(up(e));
+        }
+        if cursor < i64::MAX / 2 {
+            out.push((cursor as usize, usize::MAX));
+        }
+        out
+    }
+
+    /// The plan of unit offsets `offsets` (per unit) and arena size `arena`.
+    fn plan(
+        &self,
+        g: &Graph,
+        m: &MemoryModel,
+        schedule: &Schedule,
+        offsets: Vec<Option<usize>>,
+        arena: usize,
+    ) -> ArenaPlan {
+        let unit_of: Vec<Option<usize>> = m
+            .home
+            .iter()
+            .map(|h| h.map(|(b, _)| self.unit_of_buffer[b]))
+            .collect();
+        let tensor_offsets = m
+            .home
+            .iter()
+            .map(|h| h.and_then(|(b, within)| offsets[self.unit_of_buffer[b]].map(|o| o + within)))
+            .collect();
+        let in_place = g
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(v, n)| {
+                let b = self.in_place[v]?;
+                n.inputs
+                    .iter()
+                    .position(|t| m.home[t.0].is_some_and(|h| h.0 == b))
+            })
+            .collect();
+        let units = (0..self.size.len())
+            .map(|u| Unit {
+                offset: offsets[u].unwrap_or(0),
+                bytes: if offsets[u].is_some() {
+                    self.size[u]
+                } else {
+                    0
+                },
+                life: self.life[u].unwrap_or(Lifetime { first: 0, last: 0 }),
+                pieces: self.pieces[u].clone(),
+            })
+            .collect();
+        ArenaPlan {
+            offsets: tensor_offsets,
+            lifetimes: lifetimes(g, schedule),
+            arena_bytes: arena,
+            alignment: m.alignment,
+            step_live_bytes: self.step_live_bytes.clone(),
+            in_place,
+            units,
+            unit_of,
         }
     }
 
@@ -214,48 +418,28 @@ impl Instance {
         let mut offsets: Vec<Option<usize>> = vec![None; self.size.len()];
         let mut placed: Vec<usize> = Vec::with_capacity(order.len());
         let mut arena = 0;
-        let mut busy: Vec<(usize, usize)> = Vec::new();
         for &i in order {
-            let li = self.lifetime(i);
-            let need = self.size[i];
-            busy.clear();
-            busy.extend(
-                placed
-                    .iter()
-                    .filter(|&&j| self.lifetime(j).overlaps(&li))
-                    .filter_map(|&j| offsets[j].map(|o| (o, o + self.size[j]))),
-            );
-            busy.sort_unstable();
-            let mut best: Option<(usize, usize)> = None; // (gap size, offset)
-            let mut cursor = 0;
-            for &(start, end) in &busy {
-                if start >= cursor + need {
-                    let gap = start - cursor;
-                    let better = match fit {
-                        Fit::Best => best.is_none_or(|(g, _)| gap < g),
-                        Fit::First => best.is_none(),
-                    };
-                    if better {
-                        best = Some((gap, cursor));
-                    }
-                }
-                cursor = cursor.max(end);
+            let gaps = self.gaps(&self.forbidden(i, &placed, &offsets));
+            let bounded = gaps.iter().filter(|g| g.1 != usize::MAX);
+            let offset = match fit {
+                // The gap with the least room to spare.
+                Fit::Best => bounded.min_by_key(|g| (g.1 - g.0, g.0)).map(|g| g.0),
+                Fit::First => bounded.map(|g| g.0).next(),
             }
-            let offset = best.map_or(cursor, |(_, o)| o);
+            .unwrap_or(gaps.last().expect("an unbounded gap").0);
             offsets[i] = Some(offset);
-            arena = arena.max(offset + need);
+            arena = arena.max(offset + self.size[i]);
             placed.push(i);
         }
         (offsets, arena)
     }
 }
 
-/// Places every arena tensor under `schedule`: each greedy strategy of [`STRATEGIES`] is
-/// tried and the smallest arena kept; when none reaches the lower bound and the instance
-/// is small, an exhaustive search over offsets follows.
-pub fn place(g: &Graph, schedule: &Schedule, alignment: usize) -> ArenaPlan {
-    let alignment = alignment.max(1);
-    let inst = Instance::new(g, schedule, alignment);
+/// Places every storage unit under `schedule`: each greedy strategy of [`STRATEGIES`] is
+/// tried and the smallest arena kept; when none reaches the lower bound, a backtracking
+/// search in order of first use follows, and for small instances an exhaustive one.
+pub fn place(g: &Graph, m: &MemoryModel, schedule: &Schedule) -> ArenaPlan {
+    let inst = Instance::new(g, m, schedule);
     let bound = inst.step_live_bytes.iter().copied().max().unwrap_or(0);
     let mut best: Option<(Vec<Option<usize>>, usize)> = None;
     for (priority, fit) in STRATEGIES {
@@ -267,11 +451,14 @@ pub fn place(g: &Graph, schedule: &Schedule, alignment: usize) -> ArenaPlan {
             break;
         }
     }
-    let (mut offsets, mut arena) = best.unwrap_or((vec![None; g.tensors.len()], 0));
+    let (mut offsets, mut arena) = best.unwrap_or((vec![None; inst.size.len()], 0));
     if arena > bound {
         if let Some(o) = fit_chronologically(&inst, bound) {
+            arena = (0..inst.size.len())
+                .filter_map(|u| o[u].map(|x| x + inst.size[u]))
+                .max()
+                .unwrap_or(0);
             offsets = o;
-            arena = bound;
         }
     }
     if arena > bound && inst.items.len() <= EXACT_MAX_TENSORS {
@@ -280,42 +467,31 @@ pub fn place(g: &Graph, schedule: &Schedule, alignment: usize) -> ArenaPlan {
             arena = a;
         }
     }
-    ArenaPlan {
-        offsets,
-        lifetimes: inst.life,
-        arena_bytes: arena,
-        alignment,
-        step_live_bytes: inst.step_live_bytes,
-    }
+    inst.plan(g, m, schedule, offsets, arena)
 }
 
 /// The best of the greedy strategies alone, without the searches [`place`] adds.
-pub fn place_greedy(g: &Graph, schedule: &Schedule, alignment: usize) -> ArenaPlan {
-    STRATEGIES
+pub fn place_greedy(g: &Graph, m: &MemoryModel, schedule: &Schedule) -> ArenaPlan {
+    let inst = Instance::new(g, m, schedule);
+    let (offsets, arena) = STRATEGIES
         .iter()
-        .map(|&(p, f)| place_with(g, schedule, alignment, p, f))
-        .min_by_key(|p| p.arena_bytes)
-        .expect("strategies")
+        .map(|&(p, f)| inst.greedy(&inst.priority_order(p), f))
+        .min_by_key(|(_, a)| *a)
+        .expect("strategies");
+    inst.plan(g, m, schedule, offsets, arena)
 }
 
 /// Greedy placement with one strategy (for comparisons and tests).
 pub fn place_with(
     g: &Graph,
+    m: &MemoryModel,
     schedule: &Schedule,
-    alignment: usize,
     priority: Priority,
     fit: Fit,
 ) -> ArenaPlan {
-    let alignment = alignment.max(1);
-    let inst = Instance::new(g, schedule, alignment);
-    let (offsets, arena_bytes) = inst.greedy(&inst.priority_order(priority), fit);
-    ArenaPlan {
-        offsets,
-        lifetimes: inst.life,
-        arena_bytes,
-        alignment,
-        step_live_bytes: inst.step_live_bytes,
-    }
+    let inst = Instance::new(g, m, schedule);
+    let (offsets, arena) = inst.greedy(&inst.priority_order(priority), fit);
+    inst.plan(g, m, schedule, offsets, arena)
 }
 
 /// Nodes the chronological search may visit.
@@ -344,47 +520,35 @@ fn fit_chronologically(inst: &Instance, cap: usize) -> Option<Vec<Option<usize>>
                 return false;
             }
             let i = self.order[k];
-            let li = self.inst.lifetime(i);
             let need = self.inst.size[i];
-            let mut busy: Vec<(usize, usize, usize)> = self.order[..k]
-                .iter()
-                .filter(|&&j| self.inst.lifetime(j).overlaps(&li))
-                .map(|&j| {
-                    let o = self.offsets[j].expect("placed");
-                    (o, o + self.inst.size[j], self.inst.lifetime(j).last)
-                })
-                .collect();
-            busy.sort_unstable();
-            // Free gaps inside the cap, with the death step of the neighbour on each side.
-            let mut candidates: Vec<(usize, usize, usize)> = Vec::new(); // (slack, end gap, offset)
-            let mut cursor = 0;
-            let mut below_last = usize::MAX;
-            let gaps = busy
-                .iter()
-                .map(|&(s, e, last)| (s, Some((e, last))))
-                .chain(std::iter::once((self.cap, None)));
-            for (start, next) in gaps {
-                if start >= cursor + need {
-                    let slack = start - cursor - need;
-                    let above_last = next.map_or(usize::MAX, |n| n.1);
-                    // Prefer the end whose neighbour dies closest to this tensor.
-                    let dist = |l: usize| {
-                        if l == usize::MAX {
-                            usize::MAX / 2
-                        } else {
-                            l.abs_diff(li.last)
-                        }
-                    };
-                    candidates.push((slack, dist(below_last), cursor));
-                    if slack > 0 {
-                        candidates.push((slack, dist(above_last), start - need));
-                    }
+            if need > self.cap {
+                return false;
+            }
+            let mut forbidden = self.inst.forbidden(i, &self.order[..k], &self.offsets);
+            forbidden.push(((self.cap - need) as i64 + 1, i64::MAX));
+            forbidden.sort_unstable();
+            let last_i = self.inst.lifetime(i).last;
+            // Candidates: both ends of every gap, tightest gap first; at equal slack the end
+            // whose neighbour dies closest to this unit.
+            let neighbour_last = |o: usize| -> usize {
+                let here = self.order[..k].iter().filter(|&&j| {
+                    self.inst.lifetime(j).overlaps(&self.inst.lifetime(i))
+                        && self.offsets[j]
+                            .is_some_and(|oj| oj + self.inst.size[j] == o || oj == o + need)
+                });
+                here.map(|&j| self.inst.lifetime(j).last.abs_diff(last_i))
+                    .min()
+                    .unwrap_or(usize::MAX / 2)
+            };
+            let mut candidates: Vec<(usize, usize, usize)> = Vec::new();
+            for (lo, hi) in self.inst.gaps(&forbidden) {
+                if hi == usize::MAX {
+                    continue;
                 }
-                if let Some((end, last)) = next {
-                    if end > cursor {
-                        cursor = end;
-                        below_last = last;
-                    }
+                let slack = hi - lo;
+                candidates.push((slack, neighbour_last(lo), lo));
+                if hi > lo {
+                    candidates.push((slack, neighbour_last(hi), hi));
                 }
             }
             candidates.sort_unstable();
@@ -447,23 +611,11 @@ fn exact(inst: &Instance, bound: usize, known: usize) -> Option<(Vec<Option<usiz
                 return;
             }
             let i = self.order[k];
-            let li = self.inst.lifetime(i);
             let need = self.inst.size[i];
-            let busy: Vec<(usize, usize)> = self.order[..k]
-                .iter()
-                .filter(|&&j| self.inst.lifetime(j).overlaps(&li))
-                .map(|&j| {
-                    let o = self.offsets[j].expect("placed");
-                    (o, o + self.inst.size[j])
-                })
-                .collect();
-            let mut candidates: Vec<usize> = std::iter::once(0)
-                .chain(busy.iter().map(|b| b.1))
-                .filter(|&o| busy.iter().all(|&(s, e)| o + need <= s || e <= o))
-                .collect();
-            candidates.sort_unstable();
-            candidates.dedup();
-            for o in candidates {
+            // Every feasible offset that sits at 0 or against a placed unit: the lowest
+            // offset of each gap.
+            let forbidden = self.inst.forbidden(i, &self.order[..k], &self.offsets);
+            for (o, _) in self.inst.gaps(&forbidden) {
                 let new_top = top.max(o + need);
                 if new_top >= self.best {
                     break;
@@ -500,23 +652,62 @@ fn exact(inst: &Instance, bound: usize, known: usize) -> Option<(Vec<Option<usiz
     None
 }
 
-/// True when no two tensors that are live at a common step share a byte.
+/// True when no two storage units live at a common step share a byte, every unit is in
+/// the arena at an aligned offset, and every tensor lies inside its unit.
 pub fn is_valid(g: &Graph, plan: &ArenaPlan) -> bool {
-    let n = g.tensors.len();
-    let span = |i: usize| plan.offsets[i].map(|o| (o, o + g.tensors[i].bytes()));
-    for i in 0..n {
-        for j in i + 1..n {
-            if let (Some(a), Some(b), Some(la), Some(lb)) =
-                (span(i), span(j), plan.lifetimes[i], plan.lifetimes[j])
-            {
-                if la.overlaps(&lb) && a.0 < b.1 && b.0 < a.1 {
-                    return false;
-                }
+    check(g, plan).is_ok()
+}
+
+/// As [`is_valid`], saying what is wrong.
+pub fn check(g: &Graph, plan: &ArenaPlan) -> Result<(), String> {
+    let units: Vec<(usize, &Unit)> = plan
+        .units
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| u.bytes > 0)
+        .collect();
+    for (k, &(ia, a)) in units.iter().enumerate() {
+        if a.offset + a.bytes > plan.arena_bytes || !a.offset.is_multiple_of(plan.alignment) {
+            return Err(format!(
+                "unit {ia} at {} of {} B outside the arena or unaligned",
+                a.offset, a.bytes
+            ));
+        }
+        for &(ib, b) in &units[k + 1..] {
+            if !a.life.overlaps(&b.life) {
+                continue;
             }
-            if span(i).is_some_and(|(_, e)| e > plan.arena_bytes) {
-                return false;
+            for &(pr, ps, pl) in &a.pieces {
+                for &(qr, qs, ql) in &b.pieces {
+                    let (p, q) = (a.offset + pr, b.offset + qr);
+                    if pl.overlaps(&ql) && p < q + qs && q < p + ps {
+                        return Err(format!(
+                            "unit {ia} piece [{p}, {}) {pl:?} overlaps unit {ib} piece [{q}, {}) {ql:?}",
+                            p + ps,
+                            q + qs
+                        ));
+                    }
+                }
             }
         }
     }
-    true
+    for (i, t) in g.tensors.iter().enumerate() {
+        match (plan.offsets[i], plan.unit_of[i]) {
+            (Some(o), Some(u)) => {
+                let unit = &plan.units[u];
+                if o < unit.offset || o + t.bytes() > unit.offset + unit.bytes {
+                    return Err(format!("tensor `{}` at {o} outside its unit {u}", t.name));
+                }
+            }
+            // Weights, empty tensors and tensors no node uses any more.
+            (None, None) => {}
+            _ => {
+                return Err(format!(
+                    "tensor `{}` has an offset or a unit, not both",
+                    t.name
+                ))
+            }
+        }
+    }
+    Ok(())
 }

@@ -149,8 +149,9 @@ proptest! {
     fn every_greedy_strategy_is_sound(d in dag(30)) {
         let g = graph(&d);
         let s = schedule::Schedule::file_order(&g);
+        let m = MemoryModel::new(&g, 16);
         for (priority, fit) in STRATEGIES {
-            let p = place::place_with(&g, &s, 16, priority, fit);
+            let p = place::place_with(&g, &m, &s, priority, fit);
             prop_assert!(place::is_valid(&g, &p), "{:?} {:?}", priority, fit);
             prop_assert!(p.arena_bytes >= p.lower_bound());
         }

@@ -215,6 +215,21 @@ fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
     );
     let _ = writeln!(
         o,
+        "sharing:           {} nodes in place, {} concatenation inputs zero-copy",
+        st.in_place_nodes, st.zero_copy_slots
+    );
+    let _ = writeln!(
+        o,
+        "plain arena:       {} B (graph as written, nothing shared)",
+        thousands(st.plain_arena_bytes)
+    );
+    let _ = writeln!(
+        o,
+        "fused, unshared:   {} B (activations fused, no in place or zero-copy)",
+        thousands(st.fused_plain_arena_bytes)
+    );
+    let _ = writeln!(
+        o,
         "file order arena:  {} B",
         thousands(st.file_order_arena_bytes)
     );
@@ -266,6 +281,11 @@ fn json(c: &Compiled, total_ms: f64) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "arena_bytes": c.plan.arena_bytes,
+        "plain_optimal_arena_bytes": st.plain_arena_bytes,
+        "fused_plain_arena_bytes": st.fused_plain_arena_bytes,
+        "plain_optimal": st.plain_optimal,
+        "in_place_nodes": st.in_place_nodes,
+        "zero_copy_slots": st.zero_copy_slots,
         "peak_live_bytes": st.peak_live_bytes,
         "min_peak_bytes": st.min_peak_bytes,
         "lower_bound_bytes": c.plan.lower_bound(),

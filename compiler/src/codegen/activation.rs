@@ -48,3 +48,9 @@ pub(crate) fn unary(a: &Activation, ins: &[TokenStream], out: &TokenStream) -> T
     let x = &ins[0];
     quote!(::microarena::kernels::activation::unary(#act, #x, #out);)
 }
+
+/// `unary_in_place(act, io)`
+pub(crate) fn unary_in_place(a: &Activation, io: &TokenStream) -> TokenStream {
+    let act = activation(a);
+    quote!(::microarena::kernels::activation::unary_in_place(#act, #io);)
+}

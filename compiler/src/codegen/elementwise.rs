@@ -6,8 +6,7 @@ use quote::quote;
 
 use super::{activation::activation, usize_array};
 
-/// `binary(&Binary { .. }, a, b, out)`
-pub(crate) fn binary(p: &Binary, ins: &[TokenStream], out: &TokenStream) -> TokenStream {
+fn params(p: &Binary) -> TokenStream {
     let op = match p.op {
         BinaryOp::Add => quote!(Add),
         BinaryOp::Sub => quote!(Sub),
@@ -25,14 +24,28 @@ pub(crate) fn binary(p: &Binary, ins: &[TokenStream], out: &TokenStream) -> Toke
         usize_array(&p.b_strides),
     );
     let act = activation(&p.act);
-    let (a, b) = (&ins[0], &ins[1]);
     quote! {
-        ::microarena::kernels::elementwise::binary(
-            &::microarena::kernels::elementwise::Binary {
-                op: ::microarena::kernels::elementwise::BinaryOp::#op, rank: #rank,
-                shape: #shape, a_strides: #sa, b_strides: #sb, act: #act,
-            },
-            #a, #b, #out,
-        );
+        &::microarena::kernels::elementwise::Binary {
+            op: ::microarena::kernels::elementwise::BinaryOp::#op, rank: #rank,
+            shape: #shape, a_strides: #sa, b_strides: #sb, act: #act,
+        }
     }
+}
+
+/// `binary(&Binary { .. }, a, b, out)`
+pub(crate) fn binary(p: &Binary, ins: &[TokenStream], out: &TokenStream) -> TokenStream {
+    let params = params(p);
+    let (a, b) = (&ins[0], &ins[1]);
+    quote!(::microarena::kernels::elementwise::binary(#params, #a, #b, #out);)
+}
+
+/// `binary_in_place(&Binary { .. }, io_is_a, io, other)`
+pub(crate) fn binary_in_place(
+    p: &Binary,
+    io_is_a: bool,
+    other: &TokenStream,
+    io: &TokenStream,
+) -> TokenStream {
+    let params = params(p);
+    quote!(::microarena::kernels::elementwise::binary_in_place(#params, #io_is_a, #io, #other);)
 }

@@ -68,12 +68,18 @@ fn region(g: &Graph, plan: &ArenaPlan, t: TensorId) -> TokenStream {
 }
 
 /// The statement running one node: borrow its arena regions, call its kernel.
-fn node_call(g: &Graph, plan: &ArenaPlan, node: &crate::ir::Node) -> TokenStream {
+fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
+    let node = &g.nodes[v];
     let out_region = region(g, plan, node.output);
+    let in_place = plan.in_place[v];
     // Arena inputs are borrowed together with the output; weights come from their statics.
+    // An input overwritten in place is the output region itself.
     let mut arena_regions = Vec::new();
     let mut operands = Vec::new();
-    for &t in &node.inputs {
+    for (pos, &t) in node.inputs.iter().enumerate() {
+        if in_place == Some(pos) {
+            continue;
+        }
         if g.tensor(t).in_arena() {
             let ident = format_ident!("x{}", arena_regions.len());
             arena_regions.push(region(g, plan, t));
@@ -88,7 +94,11 @@ fn node_call(g: &Graph, plan: &ArenaPlan, node: &crate::ir::Node) -> TokenStream
     if let Op::Concat(parts) = &node.op {
         let mut calls = Vec::new();
         let mut arena_ix = 0;
-        for (part, &t) in parts.iter().zip(&node.inputs) {
+        for (pos, (part, &t)) in parts.iter().zip(&node.inputs).enumerate() {
+            if plan.is_zero_copy(g, v, pos) {
+                // Its producer wrote it straight into its slice.
+                continue;
+            }
             let call = if g.tensor(t).in_arena() {
                 let r = region(g, plan, t);
                 arena_ix += 1;
@@ -113,6 +123,19 @@ fn node_call(g: &Graph, plan: &ArenaPlan, node: &crate::ir::Node) -> TokenStream
         })
         .collect();
     let b = borrow(&arena_regions, &idents);
+    if let Some(pos) = in_place {
+        let call = match &node.op {
+            Op::Unary(a) => activation::unary_in_place(a, &out),
+            Op::Binary(p) => elementwise::binary_in_place(p, pos == 0, &operands[0], &out),
+            Op::ScaleShift(p) => normalization::scale_shift_in_place(p, &operands, &out),
+            Op::Softmax(p) => softmax::softmax_in_place(p, &out),
+            other => {
+                let msg = format!("microarena bug: no in-place kernel for {}", other.family());
+                quote!(::core::compile_error!(#msg);)
+            }
+        };
+        return quote!({ #b #call });
+    }
     let call = match &node.op {
         Op::Conv(p) => conv::conv2d(p, &operands, &out),
         Op::MatMul(p) => gemm::matmul(p, &operands, &out),
@@ -231,10 +254,7 @@ pub fn generate(
         let r = region(g, plan, t);
         copy_out.push(quote!(#arg.copy_from_slice(self.arena.f32(#r));));
     }
-    let calls = schedule
-        .order
-        .iter()
-        .map(|n| node_call(g, plan, &g.nodes[n.0]));
+    let calls = schedule.order.iter().map(|n| node_call(g, plan, n.0));
     let track = model_path.and_then(|p| p.to_str()).map(|p| {
         quote!(
             const _: &[u8] = include_bytes!(#p);

@@ -18,3 +18,20 @@ pub(crate) fn scale_shift(p: &ScaleShift, ins: &[TokenStream], out: &TokenStream
         );
     }
 }
+
+/// `scale_shift_in_place(&ScaleShift { .. }, io, scale, shift)`
+pub(crate) fn scale_shift_in_place(
+    p: &ScaleShift,
+    ins: &[TokenStream],
+    io: &TokenStream,
+) -> TokenStream {
+    let (outer, channels, inner) = (u(p.outer), u(p.channels), u(p.inner));
+    let act = activation(&p.act);
+    let (scale, shift) = (&ins[0], &ins[1]);
+    quote! {
+        ::microarena::kernels::normalization::scale_shift_in_place(
+            &::microarena::kernels::normalization::ScaleShift { outer: #outer, channels: #channels, inner: #inner, act: #act },
+            #io, #scale, #shift,
+        );
+    }
+}

@@ -17,3 +17,14 @@ pub(crate) fn softmax(p: &Softmax, ins: &[TokenStream], out: &TokenStream) -> To
         );
     }
 }
+
+/// `softmax_in_place(&Softmax { .. }, io)`
+pub(crate) fn softmax_in_place(p: &Softmax, io: &TokenStream) -> TokenStream {
+    let (outer, len, inner, log) = (u(p.outer), u(p.len), u(p.inner), p.log);
+    quote! {
+        ::microarena::kernels::softmax::softmax_in_place(
+            &::microarena::kernels::softmax::Softmax { outer: #outer, len: #len, inner: #inner, log: #log },
+            #io,
+        );
+    }
+}

@@ -50,7 +50,7 @@ pub fn greedy(m: &MemoryModel, rule: Greedy) -> Vec<usize> {
             .min_by_key(|&i| {
                 let v = ready[i];
                 let during = sim.cost(m, v);
-                let after = during - sim.frees(m, v);
+                let after = sim.after(m, v);
                 let off_branch = match (rule, last) {
                     (Greedy::DepthFirst, Some(l)) => !m.preds[v].contains(&l),
                     _ => false,

@@ -1,49 +1,109 @@
 //! The memory model every order is judged by.
 //!
-//! While a node runs, its inputs, its output and every other live activation are held.
-//! Weights live in flash and cost nothing. A tensor dies after its last consumer; graph
-//! inputs are live from the start until their last use, graph outputs until the end. Each
-//! tensor occupies its size rounded up to the arena alignment, as it will in the arena.
+//! While a node runs, its inputs, its output and every other live buffer are held. Weights
+//! live in flash and cost nothing. A buffer dies after its last reader; graph inputs are live
+//! from the start until their last use, graph outputs until the end. Each buffer occupies its
+//! size rounded up to the arena alignment, as it will in the arena.
 //!
-//! The model is built from the IR ([`MemoryModel::new`]); the scheduler reads only this, so a
-//! later refinement of what may share memory changes this file, not the search.
+//! **Sharing.** The graph states which tensors *may* share memory ([`Sharing`]); a
+//! [`SharingChoice`] says which of those the plan uses:
+//!
+//! - a concatenation input chosen for zero-copy is a slice of the concatenation's output:
+//!   the two are one *buffer* with a fixed layout. Each member takes its own bytes when it is
+//!   produced (a slice when its producer writes it, the rest of the output when the
+//!   concatenation runs), so sharing never holds more bytes than not sharing; the buffer is
+//!   freed when every reader of every member has run. Nested concatenations nest;
+//! - with in-place on, a node that can overwrite an input writes its output over that input's
+//!   buffer when it is the buffer's last reader and the sizes match. Whether that holds depends
+//!   on the order, so it is decided as the order is followed, never fixed in advance.
+//!
+//! The model is built from the IR; the scheduler and placer read only this.
 
-use crate::ir::{Graph, TensorKind};
+use crate::ir::{Graph, Sharing, SharingChoice, TensorId, TensorKind};
 
-/// The scheduling problem: nodes, the arena tensors they read and write, and their sizes.
+/// The scheduling problem: nodes, the buffers they read and write, and buffer sizes.
 #[derive(Clone, Debug)]
 pub struct MemoryModel {
-    /// Per node: the arena tensors it reads, each once.
+    /// Per node: the buffers it reads, each once.
     pub reads: Vec<Vec<usize>>,
-    /// Per node: the arena tensor it writes (`None` for a tensor of no bytes).
+    /// Per node: the buffer its output belongs to (`None` for a tensor of no bytes).
     pub writes: Vec<Option<usize>>,
+    /// Per node: buffers it may overwrite with its output, when it is their last reader.
+    pub in_place: Vec<Vec<usize>>,
     /// Per node: the nodes whose output it reads, each once.
     pub preds: Vec<Vec<usize>>,
     /// Per node: the nodes that read its output, each once.
     pub succs: Vec<Vec<usize>>,
-    /// Per arena tensor: bytes it occupies (rounded up to the alignment).
+    /// Per buffer: bytes (rounded up to the alignment).
     pub size: Vec<usize>,
-    /// Per arena tensor: how many nodes read it.
+    /// Per buffer: how many nodes read it.
     pub readers: Vec<u32>,
-    /// Per arena tensor: held until the end (graph outputs).
+    /// Per buffer: held until the end (it holds a graph output).
     pub pinned: Vec<bool>,
-    /// Arena tensors live before the first step (graph inputs).
+    /// Buffers live before the first step (graph inputs).
     pub initial: Vec<usize>,
+    /// Per tensor: its buffer and its byte offset inside it (`None`: weights, empty tensors).
+    pub home: Vec<Option<(usize, usize)>>,
+    /// Per tensor: the byte ranges of its buffer it is the first to write (its own bytes
+    /// minus the slices its zero-copy inputs wrote; a buffer's root also owns the padding
+    /// up to the alignment).
+    pub own: Vec<Vec<(usize, usize)>>,
+    /// Per node: bytes it allocates when it runs not in place (its output's own bytes).
+    pub alloc: Vec<usize>,
+    /// Every buffer size is a multiple of this many bytes.
+    pub alignment: usize,
 }
 
 impl MemoryModel {
-    /// The model of `g` with every tensor rounded up to `alignment` bytes.
+    /// The plain model of `g`: every tensor its own buffer, nothing in place.
     pub fn new(g: &Graph, alignment: usize) -> MemoryModel {
+        MemoryModel::with_sharing(g, alignment, &Sharing::default(), &SharingChoice::none())
+    }
+
+    /// The model of `g` with the sharing `choice` makes among the facts in `sharing`.
+    pub fn with_sharing(
+        g: &Graph,
+        alignment: usize,
+        sharing: &Sharing,
+        choice: &SharingChoice,
+    ) -> MemoryModel {
         let alignment = alignment.max(1);
-        // Arena tensors get dense indices; weights and empty tensors get none.
-        let mut index = vec![None; g.tensors.len()];
+        let roots = sharing.resolve(g, choice);
+        // Tensors some node or the interface uses (passes leave dead ones behind).
+        let mut used = vec![false; g.tensors.len()];
+        for n in &g.nodes {
+            used[n.output.0] = true;
+            for t in &n.inputs {
+                used[t.0] = true;
+            }
+        }
+        for t in g.inputs.iter().chain(&g.outputs) {
+            used[t.0] = true;
+        }
+        // Buffers get dense indices, one per root tensor with bytes.
+        let mut buffer_of_root = vec![None; g.tensors.len()];
         let mut size = Vec::new();
         let mut pinned = Vec::new();
         for (i, t) in g.tensors.iter().enumerate() {
-            if t.in_arena() && t.bytes() > 0 {
-                index[i] = Some(size.len());
+            if used[i] && t.in_arena() && t.bytes() > 0 && roots[i].0 == TensorId(i) {
+                buffer_of_root[i] = Some(size.len());
                 size.push(t.bytes().div_ceil(alignment) * alignment);
-                pinned.push(matches!(t.kind, TensorKind::Output(_)));
+                pinned.push(false);
+            }
+        }
+        let home: Vec<Option<(usize, usize)>> = (0..g.tensors.len())
+            .map(|i| {
+                let t = &g.tensors[i];
+                if !used[i] || !t.in_arena() || t.bytes() == 0 {
+                    return None;
+                }
+                let (root, offset) = roots[i];
+                buffer_of_root[root.0].map(|b| (b, offset))
+            })
+            .collect();
+        for (i, t) in g.tensors.iter().enumerate() {
+            if let (TensorKind::Output(_), Some((b, _))) = (&t.kind, home[i]) {
+                pinned[b] = true;
             }
         }
         let producers = g.producers();
@@ -54,10 +114,10 @@ impl MemoryModel {
         let mut readers = vec![0u32; size.len()];
         for (v, node) in g.nodes.iter().enumerate() {
             for t in &node.inputs {
-                if let Some(ix) = index[t.0] {
-                    if !reads[v].contains(&ix) {
-                        reads[v].push(ix);
-                        readers[ix] += 1;
+                if let Some((b, _)) = home[t.0] {
+                    if !reads[v].contains(&b) {
+                        reads[v].push(b);
+                        readers[b] += 1;
                     }
                 }
                 if let Some(p) = producers[t.0] {
@@ -68,17 +128,108 @@ impl MemoryModel {
                 }
             }
         }
-        let writes = g.nodes.iter().map(|n| index[n.output.0]).collect();
-        let initial = g.inputs.iter().filter_map(|t| index[t.0]).collect();
+        let writes: Vec<Option<usize>> = g
+            .nodes
+            .iter()
+            .map(|n| home[n.output.0].map(|h| h.0))
+            .collect();
+        // In place: the output must be a buffer of its own (not a slice, not a shared
+        // concatenation), the input a whole buffer of the same size that no other operand of
+        // the node touches.
+        let mut members = vec![0usize; size.len()];
+        for h in home.iter().flatten() {
+            members[h.0] += 1;
+        }
+        let in_place = (0..n)
+            .map(|v| {
+                let node = &g.nodes[v];
+                let Some((out_b, 0)) = home[node.output.0] else {
+                    return Vec::new();
+                };
+                if !choice.in_place || members[out_b] != 1 {
+                    return Vec::new();
+                }
+                sharing
+                    .in_place
+                    .get(v)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|&pos| {
+                        let t = node.inputs[pos];
+                        let (b, off) = home[t.0]?;
+                        let others_elsewhere = node
+                            .inputs
+                            .iter()
+                            .enumerate()
+                            .all(|(q, u)| q == pos || home[u.0].is_none_or(|h| h.0 != b));
+                        (off == 0 && size[b] == size[out_b] && b != out_b && others_elsewhere)
+                            .then_some(b)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut initial: Vec<usize> = g
+            .inputs
+            .iter()
+            .filter_map(|t| home[t.0].map(|h| h.0))
+            .collect();
+        initial.dedup();
+        // Own byte ranges: the tensor's span minus the spans of its chosen zero-copy inputs.
+        let parent = sharing.parents(g, choice);
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); g.tensors.len()];
+        for (t, p) in parent.iter().enumerate() {
+            if let Some(p) = p {
+                children[p.0].push(t);
+            }
+        }
+        let own: Vec<Vec<(usize, usize)>> = (0..g.tensors.len())
+            .map(|t| {
+                let Some((b, off)) = home[t] else {
+                    return Vec::new();
+                };
+                let end = if parent[t].is_none() {
+                    size[b]
+                } else {
+                    off + g.tensors[t].bytes()
+                };
+                let mut holes: Vec<(usize, usize)> = children[t]
+                    .iter()
+                    .filter_map(|&c| home[c].map(|(_, o)| (o, o + g.tensors[c].bytes())))
+                    .collect();
+                holes.sort_unstable();
+                let mut ranges = Vec::new();
+                let mut cursor = off;
+                for (s, e) in holes {
+                    if s > cursor {
+                        ranges.push((cursor, s));
+                    }
+                    cursor = cursor.max(e);
+                }
+                if end > cursor {
+                    ranges.push((cursor, end));
+                }
+                ranges
+            })
+            .collect();
+        let alloc = g
+            .nodes
+            .iter()
+            .map(|n| own[n.output.0].iter().map(|(s, e)| e - s).sum())
+            .collect();
         MemoryModel {
             reads,
             writes,
+            in_place,
             preds,
             succs,
             size,
             readers,
             pinned,
             initial,
+            home,
+            own,
+            alloc,
+            alignment,
         }
     }
 
@@ -92,20 +243,54 @@ impl MemoryModel {
         self.reads.is_empty()
     }
 
-    /// Bytes the node's output takes.
+    /// Bytes of the node's output buffer.
     pub fn out_bytes(&self, v: usize) -> usize {
-        self.writes[v].map_or(0, |t| self.size[t])
+        self.writes[v].map_or(0, |b| self.size[b])
     }
 
-    /// Bytes of the node's inputs and output together: held while it runs, in any order.
+    /// Bytes the node holds while it runs in any order: its output, or its inputs when it
+    /// may run in place (a lower bound of its step, for the search).
     pub fn own_bytes(&self, v: usize) -> usize {
-        self.out_bytes(v) + self.reads[v].iter().map(|&t| self.size[t]).sum::<usize>()
+        let ins: usize = self.reads[v].iter().map(|&b| self.size[b]).sum();
+        match self.writes[v] {
+            // A shared concatenation reads its own output buffer: count it once.
+            Some(o) if self.in_place[v].is_empty() && !self.reads[v].contains(&o) => {
+                ins + self.size[o]
+            }
+            _ => ins,
+        }
     }
 
-    /// Live bytes during each step of `order` (a topological order of all nodes).
-    pub fn profile(&self, order: &[usize]) -> Vec<usize> {
+    /// Follows `order` (a topological order of all nodes): what each step holds and does.
+    pub fn replay(&self, order: &[usize]) -> Replay {
         let mut sim = Simulation::new(self);
-        order.iter().map(|&v| sim.run(self, v)).collect()
+        let mut r = Replay {
+            during: Vec::with_capacity(order.len()),
+            in_place: vec![None; self.len()],
+            step: vec![usize::MAX; self.len()],
+            born: vec![usize::MAX; self.size.len()],
+            died: vec![order.len().saturating_sub(1); self.size.len()],
+        };
+        for &b in &self.initial {
+            r.born[b] = 0;
+        }
+        for (s, &v) in order.iter().enumerate() {
+            r.in_place[v] = sim.in_place_target(self, v);
+            r.step[v] = s;
+            r.during.push(sim.run(self, v));
+            if let Some(b) = self.writes[v] {
+                r.born[b] = r.born[b].min(s);
+            }
+            for &b in &sim.undo.last().expect("a step").freed {
+                r.died[b] = s;
+            }
+        }
+        r
+    }
+
+    /// Live bytes during each step of `order`.
+    pub fn profile(&self, order: &[usize]) -> Vec<usize> {
+        self.replay(order).during
     }
 
     /// The largest number of live bytes during any step of `order`.
@@ -129,6 +314,27 @@ impl MemoryModel {
     }
 }
 
+/// What following an order does, step by step.
+#[derive(Clone, Debug)]
+pub struct Replay {
+    /// Live bytes during each step.
+    pub during: Vec<usize>,
+    /// Per node: the buffer it overwrote in place, if any.
+    pub in_place: Vec<Option<usize>>,
+    /// Per node: the step it runs at.
+    pub step: Vec<usize>,
+    /// Per buffer: the step that first writes it (0 for graph inputs).
+    pub born: Vec<usize>,
+    /// Per buffer: the last step it is held (the last step for pinned buffers).
+    pub died: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct Undo {
+    freed: Vec<usize>,
+    allocated: usize,
+}
+
 /// Live bytes and remaining readers while an order is followed; steps can be undone,
 /// which is what the exhaustive search needs.
 #[derive(Clone, Debug)]
@@ -136,8 +342,8 @@ pub struct Simulation {
     /// Bytes live between steps.
     pub live: usize,
     remaining: Vec<u32>,
-    /// Tensors freed by each step run so far, to undo it.
-    freed: Vec<Vec<usize>>,
+    born: Vec<u32>,
+    undo: Vec<Undo>,
     /// Graph inputs nobody reads, freed after the first step.
     unread_inputs: Vec<usize>,
 }
@@ -147,81 +353,107 @@ impl Simulation {
     pub fn new(m: &MemoryModel) -> Simulation {
         let mut live = 0;
         let mut unread_inputs = Vec::new();
-        for &t in &m.initial {
-            live += m.size[t];
-            if m.readers[t] == 0 && !m.pinned[t] {
-                unread_inputs.push(t);
+        let mut born = vec![0u32; m.size.len()];
+        for &b in &m.initial {
+            live += m.size[b];
+            born[b] = 1;
+            if m.readers[b] == 0 && !m.pinned[b] {
+                unread_inputs.push(b);
             }
         }
         Simulation {
             live,
             remaining: m.readers.clone(),
-            freed: Vec::new(),
+            born,
+            undo: Vec::new(),
             unread_inputs,
         }
     }
 
-    /// Live bytes while `v` would run now.
-    pub fn cost(&self, m: &MemoryModel, v: usize) -> usize {
-        self.live + m.out_bytes(v)
+    /// The buffer `v` would overwrite if it ran now.
+    pub fn in_place_target(&self, m: &MemoryModel, v: usize) -> Option<usize> {
+        m.in_place[v]
+            .iter()
+            .copied()
+            .find(|&b| self.remaining[b] == 1 && !m.pinned[b])
     }
 
-    /// Bytes that running `v` now would free.
-    pub fn frees(&self, m: &MemoryModel, v: usize) -> usize {
-        let mut f: usize = m.reads[v]
-            .iter()
-            .filter(|&&t| self.remaining[t] == 1 && !m.pinned[t])
-            .map(|&t| m.size[t])
-            .sum();
-        if let Some(o) = m.writes[v] {
-            if m.readers[o] == 0 && !m.pinned[o] {
-                f += m.size[o];
+    /// Bytes `v` allocates for its output (its own bytes of the output buffer).
+    fn allocation(&self, m: &MemoryModel, v: usize) -> usize {
+        m.alloc[v]
+    }
+
+    /// Live bytes while `v` would run now.
+    pub fn cost(&self, m: &MemoryModel, v: usize) -> usize {
+        if self.in_place_target(m, v).is_some() {
+            self.live
+        } else {
+            self.live + self.allocation(m, v)
+        }
+    }
+
+    /// Live bytes after `v` would run now.
+    pub fn after(&self, m: &MemoryModel, v: usize) -> usize {
+        let mut after = self.live + self.allocation(m, v);
+        for &b in &m.reads[v] {
+            if self.remaining[b] == 1 && !m.pinned[b] {
+                after -= m.size[b];
             }
         }
-        f
+        if let Some(o) = m.writes[v] {
+            if m.readers[o] == 0 && !m.pinned[o] {
+                after -= m.size[o];
+            }
+        }
+        after
     }
 
     /// Runs `v`; returns the live bytes during the step.
     pub fn run(&mut self, m: &MemoryModel, v: usize) -> usize {
         let during = self.cost(m, v);
-        self.live = during;
+        let allocated = self.allocation(m, v);
+        self.live += allocated;
         let mut freed = Vec::new();
-        if self.freed.is_empty() {
+        if self.undo.is_empty() {
             freed.append(&mut self.unread_inputs);
         }
-        for &t in &m.reads[v] {
-            self.remaining[t] -= 1;
-            if self.remaining[t] == 0 && !m.pinned[t] {
-                freed.push(t);
+        for &b in &m.reads[v] {
+            self.remaining[b] -= 1;
+            if self.remaining[b] == 0 && !m.pinned[b] {
+                freed.push(b);
             }
         }
         if let Some(o) = m.writes[v] {
+            self.born[o] += 1;
             if m.readers[o] == 0 && !m.pinned[o] {
                 freed.push(o);
             }
         }
-        for &t in &freed {
-            self.live -= m.size[t];
+        for &b in &freed {
+            self.live -= m.size[b];
         }
-        self.freed.push(freed);
+        self.undo.push(Undo { freed, allocated });
         during
     }
 
     /// Undoes the last [`Simulation::run`], which ran `v`.
     pub fn undo(&mut self, m: &MemoryModel, v: usize) {
-        let freed = self.freed.pop().expect("a step to undo");
-        for &t in &freed {
-            self.live += m.size[t];
+        let Undo { freed, allocated } = self.undo.pop().expect("a step to undo");
+        for &b in &freed {
+            self.live += m.size[b];
         }
-        for &t in &m.reads[v] {
-            self.remaining[t] += 1;
+        for &b in &m.reads[v] {
+            self.remaining[b] += 1;
         }
-        self.live -= m.out_bytes(v);
-        if self.freed.is_empty() {
+        if let Some(o) = m.writes[v] {
+            self.born[o] -= 1;
+        }
+        self.live -= allocated;
+        if self.undo.is_empty() {
             // The first step also freed the unread inputs; keep them for the next first step.
             self.unread_inputs = freed
                 .into_iter()
-                .filter(|t| m.initial.contains(t) && m.readers[*t] == 0)
+                .filter(|b| m.initial.contains(b) && m.readers[*b] == 0)
                 .collect();
         }
     }

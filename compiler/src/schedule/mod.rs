@@ -118,24 +118,29 @@ pub struct Scheduled {
     pub segments: usize,
 }
 
-/// Finds the minimum-peak order of `g` with tensors rounded up to `alignment` bytes.
+/// Finds the minimum-peak order of `g` under the plain memory model (no sharing) with
+/// tensors rounded up to `alignment` bytes.
 pub fn plan(g: &Graph, alignment: usize, limits: SearchLimits) -> Scheduled {
+    plan_for(g, &MemoryModel::new(g, alignment), limits)
+}
+
+/// Finds the minimum-peak order of `g` under the memory model `m`.
+pub fn plan_for(g: &Graph, m: &MemoryModel, limits: SearchLimits) -> Scheduled {
     let start = Instant::now();
-    let m = MemoryModel::new(g, alignment);
     let seeds: Vec<(&'static str, Schedule)> = vec![
         ("file", Schedule::file_order(g)),
         ("tract", Schedule::tract_order(g)),
         (
             "greedy-after",
-            Schedule::from_indices(heuristics::greedy(&m, heuristics::Greedy::LeastAfter)),
+            Schedule::from_indices(heuristics::greedy(m, heuristics::Greedy::LeastAfter)),
         ),
         (
             "greedy-during",
-            Schedule::from_indices(heuristics::greedy(&m, heuristics::Greedy::LeastDuring)),
+            Schedule::from_indices(heuristics::greedy(m, heuristics::Greedy::LeastDuring)),
         ),
         (
             "greedy-depth",
-            Schedule::from_indices(heuristics::greedy(&m, heuristics::Greedy::DepthFirst)),
+            Schedule::from_indices(heuristics::greedy(m, heuristics::Greedy::DepthFirst)),
         ),
     ];
     let orders: Vec<Vec<usize>> = seeds.iter().map(|(_, s)| s.indices()).collect();
@@ -149,7 +154,7 @@ pub fn plan(g: &Graph, alignment: usize, limits: SearchLimits) -> Scheduled {
         }
     } else {
         search::search(
-            &m,
+            m,
             &orders,
             search::Budget {
                 deadline: start + limits.budget,

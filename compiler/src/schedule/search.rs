@@ -275,7 +275,7 @@ impl Segment<'_> {
             {
                 let v = self.nodes[i];
                 let during = self.sim.cost(m, v);
-                ready.push((during - self.sim.frees(m, v), during, i));
+                ready.push((self.sim.after(m, v), during, i));
             }
         }
         let cheapest = ready.iter().map(|r| r.1).min().expect("a ready node");

@@ -145,9 +145,105 @@ pub fn binary(p: &Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
     }
 }
 
+/// [`binary`] with the output written over one operand: `io` holds operand `a` (when
+/// `io_is_a`) or `b`, laid out exactly as the output (contiguous, no broadcast), and receives
+/// the result; `other` is the remaining operand with its strides. Each output element is
+/// computed from the `io` element at the same index before that element is overwritten.
+pub fn binary_in_place(p: &Binary, io_is_a: bool, io: &mut [f32], other: &[f32]) {
+    let len = p.len();
+    assert!(io.len() >= len);
+    if len == 0 {
+        return;
+    }
+    let strides = if io_is_a { &p.b_strides } else { &p.a_strides };
+    let apply = |x: f32, y: f32| {
+        if io_is_a {
+            p.act.apply(p.op.apply(x, y))
+        } else {
+            p.act.apply(p.op.apply(y, x))
+        }
+    };
+    if p.rank == 0 {
+        io[0] = apply(io[0], other[0]);
+        return;
+    }
+    let r = p.rank;
+    let inner = p.shape[r - 1];
+    let s = strides[r - 1];
+    let mut idx = [0usize; MAX_RANK];
+    for row in io[..len].chunks_exact_mut(inner) {
+        let o: usize = (0..r - 1).map(|i| idx[i] * strides[i]).sum();
+        match s {
+            1 => {
+                for (x, &y) in row.iter_mut().zip(&other[o..o + inner]) {
+                    *x = apply(*x, y);
+                }
+            }
+            0 => {
+                let y = other[o];
+                for x in row.iter_mut() {
+                    *x = apply(*x, y);
+                }
+            }
+            _ => {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = apply(*x, other[o + j * s]);
+                }
+            }
+        }
+        for i in (0..r - 1).rev() {
+            idx[i] += 1;
+            if idx[i] < p.shape[i] {
+                break;
+            }
+            idx[i] = 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// In place over either operand gives what the out-of-place kernel gives, for every
+    /// broadcast pattern of the other operand and a non-commutative op.
+    #[test]
+    fn in_place_matches_out_of_place() {
+        let full: [f32; 24] = core::array::from_fn(|i| (i as f32 * 0.37).sin() * 3.0);
+        let small: [f32; 24] = core::array::from_fn(|i| (i as f32 * 0.91).cos() * 2.0 + 0.5);
+        // output 2x3x4; the other operand: full, a row (4), a column (2x3x1), a scalar.
+        let patterns: [[usize; MAX_RANK]; 4] = [
+            [12, 4, 1, 0, 0, 0],
+            [0, 0, 1, 0, 0, 0],
+            [3, 1, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0],
+        ];
+        for op in [BinaryOp::Sub, BinaryOp::Div, BinaryOp::PRelu, BinaryOp::Max] {
+            for st in patterns {
+                for io_is_a in [true, false] {
+                    let contiguous = [12, 4, 1, 0, 0, 0];
+                    let p = Binary {
+                        op,
+                        rank: 3,
+                        shape: [2, 3, 4, 0, 0, 0],
+                        a_strides: if io_is_a { contiguous } else { st },
+                        b_strides: if io_is_a { st } else { contiguous },
+                        act: Activation::RELU,
+                    };
+                    let (a, b) = if io_is_a {
+                        (&full, &small)
+                    } else {
+                        (&small, &full)
+                    };
+                    let mut want = [0.0; 24];
+                    binary(&p, a, b, &mut want);
+                    let mut io = full;
+                    binary_in_place(&p, io_is_a, &mut io, &small);
+                    assert_eq!(io, want, "{op:?} {st:?} io_is_a={io_is_a}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn broadcast_row_and_column() {

@@ -43,9 +43,39 @@ pub fn scale_shift(
     }
 }
 
+/// [`scale_shift`] with the output written over the input.
+pub fn scale_shift_in_place(p: &ScaleShift, io: &mut [f32], scale: &[f32], shift: &[f32]) {
+    let n = p.outer * p.channels * p.inner;
+    assert!(io.len() >= n && scale.len() >= p.channels && shift.len() >= p.channels);
+    for (row, x) in io[..n].chunks_exact_mut(p.inner).enumerate() {
+        let c = row % p.channels;
+        let (s, t) = (scale[c], shift[c]);
+        for x in x {
+            *x = p.act.apply(*x * s + t);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_place_matches_out_of_place() {
+        let p = ScaleShift {
+            outer: 2,
+            channels: 3,
+            inner: 5,
+            act: Activation::RELU,
+        };
+        let x: [f32; 30] = core::array::from_fn(|i| (i as f32 * 0.7).sin());
+        let (scale, shift) = ([1.5, -0.5, 2.0], [0.1, 0.2, -0.3]);
+        let mut want = [0.0; 30];
+        scale_shift(&p, &x, &scale, &shift, &mut want);
+        let mut io = x;
+        scale_shift_in_place(&p, &mut io, &scale, &shift);
+        assert_eq!(io, want);
+    }
 
     #[test]
     fn per_channel() {
