@@ -119,7 +119,81 @@ fn light_models_place_at_the_optimal_peak() {
         );
         assert!(c.stats.optimal, "{name}: order not proven optimal");
         assert_eq!(c.plan.arena_bytes, c.stats.min_peak_bytes, "{name}");
+        // Sharing: the ceilings, as a fraction of the plain optimum (the graph as
+        // written, nothing shared), and never worse than plain or forced sharing.
+        let ratio = c.plan.arena_bytes as f64 / c.stats.plain_arena_bytes as f64;
+        let ceiling = match name.as_str() {
+            "light_inception_v2.onnx" => 0.63,
+            "light_resnet50.onnx" => 0.76,
+            "light_densenet121.onnx" => 0.91,
+            _ => 1.0,
+        };
+        assert!(
+            ratio <= ceiling,
+            "{name}: {ratio:.3} of plain, above {ceiling}"
+        );
+        assert!(
+            c.plan.arena_bytes <= c.stats.fused_plain_arena_bytes,
+            "{name}"
+        );
+        assert!(
+            c.plan.arena_bytes <= c.stats.forced_sharing_arena_bytes,
+            "{name}"
+        );
         planned += 1;
     }
     assert_eq!(planned, 9, "the onnx 1.23.2 wheel ships nine light models");
+}
+
+/// Arena regression: today's figures (alignment 16, default budget), each no worse than the
+/// plain optimum (the graph as written, and after fusion, nothing shared) and than the
+/// optimum with every sharing forced on. A change that loses bytes fails here; one that
+/// gains updates the table.
+#[test]
+fn arena_regression() {
+    let today = [
+        ("chain", 107_776),
+        ("densenet", 73_728),
+        ("dwsep", 24_576),
+        ("inception", 57_344),
+        ("mlp", 448),
+        ("mobilenetv2", 40_960),
+        ("nas_cells", 61_440),
+        ("random_dag", 73_728),
+        ("residual", 55_296),
+    ];
+    for (name, bytes) in today {
+        let c = compile(
+            &models_dir().join(format!("{name}.onnx")),
+            &Options::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let s = &c.stats;
+        let arena = c.plan.arena_bytes;
+        assert_eq!(arena, bytes, "{name}: arena changed");
+        assert!(
+            arena <= s.plain_arena_bytes,
+            "{name}: worse than the plain model"
+        );
+        assert!(
+            arena <= s.fused_plain_arena_bytes,
+            "{name}: worse than fused, unshared"
+        );
+        assert!(
+            arena <= s.forced_sharing_arena_bytes,
+            "{name}: worse than forced sharing"
+        );
+    }
+}
+
+/// Sharing is a choice: on `nas_cells`, forcing every zero-copy concatenation allocates each
+/// cell's output while its wide branches are still live, which costs more than copying.
+#[test]
+fn forced_sharing_can_lose_and_the_planner_declines_it() {
+    let c = compile(&models_dir().join("nas_cells.onnx"), &Options::default()).expect("compiles");
+    assert!(c.stats.forced_sharing_arena_bytes > c.plan.arena_bytes);
+    // On the inception net the planner shares and beats the plain model by more than 19%.
+    let c = compile(&models_dir().join("inception.onnx"), &Options::default()).expect("compiles");
+    assert!(c.stats.zero_copy_slots > 0);
+    assert!((c.plan.arena_bytes as f64) <= 0.81 * c.stats.plain_arena_bytes as f64);
 }

@@ -286,6 +286,30 @@ impl Graph {
         g
     }
 
+    /// A copy with every weight's data left out (empty), for planning-only uses that need
+    /// shapes and structure but not values.
+    pub fn without_weight_data(&self) -> Graph {
+        Graph {
+            tensors: self
+                .tensors
+                .iter()
+                .map(|t| Tensor {
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    dtype: t.dtype,
+                    kind: match &t.kind {
+                        TensorKind::Weight(_) => TensorKind::Weight(Vec::new()),
+                        k => k.clone(),
+                    },
+                })
+                .collect(),
+            nodes: self.nodes.clone(),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            output_shapes: self.output_shapes.clone(),
+        }
+    }
+
     /// Weight data of a tensor, if it is a weight.
     pub fn weight(&self, id: TensorId) -> Option<&[f32]> {
         match &self.tensor(id).kind {

@@ -107,7 +107,7 @@ fn brute_force(m: &MemoryModel) -> usize {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
     fn search_equals_brute_force(d in dag(9), alignment in prop::sample::select(vec![4usize, 16, 64])) {

@@ -230,13 +230,17 @@ fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
     );
     let _ = writeln!(
         o,
+        "forced sharing:    {} B (every in place and zero-copy taken)",
+        thousands(st.forced_sharing_arena_bytes)
+    );
+    let _ = writeln!(
+        o,
         "file order arena:  {} B",
         thousands(st.file_order_arena_bytes)
     );
     let _ = writeln!(
         o,
-        "tract order arena:{:>1}{} B",
-        " ",
+        "tract order arena: {} B",
         thousands(st.tract_order_arena_bytes)
     );
     let _ = writeln!(
@@ -283,6 +287,7 @@ fn json(c: &Compiled, total_ms: f64) -> serde_json::Value {
         "arena_bytes": c.plan.arena_bytes,
         "plain_optimal_arena_bytes": st.plain_arena_bytes,
         "fused_plain_arena_bytes": st.fused_plain_arena_bytes,
+        "forced_sharing_arena_bytes": st.forced_sharing_arena_bytes,
         "plain_optimal": st.plain_optimal,
         "in_place_nodes": st.in_place_nodes,
         "zero_copy_slots": st.zero_copy_slots,
