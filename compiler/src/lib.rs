@@ -346,7 +346,53 @@ fn evaluate(
     }
 }
 
+/// The step where the arena peaks, for messages: what runs and what is held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeakStep {
+    /// Step number (0-based).
+    pub step: usize,
+    /// ONNX node name of the op that runs.
+    pub node: String,
+    /// Its ONNX op type.
+    pub op_type: String,
+    /// Live bytes during the step.
+    pub bytes: usize,
+    /// The tensors held, largest first: name and bytes.
+    pub live: Vec<(String, usize)>,
+}
+
 impl Compiled {
+    /// The step with the most live bytes (the first one, on ties).
+    pub fn peak_step(&self) -> Option<PeakStep> {
+        let (step, &bytes) = self
+            .plan
+            .step_live_bytes
+            .iter()
+            .enumerate()
+            .rev()
+            .max_by_key(|(_, b)| **b)?;
+        let node = &self.graph.nodes[self.schedule.order.get(step)?.0];
+        let mut live: Vec<(String, usize)> = self
+            .graph
+            .tensors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                self.plan.offsets[*i].is_some()
+                    && self.plan.lifetimes[*i].is_some_and(|l| l.first <= step && step <= l.last)
+            })
+            .map(|(_, t)| (t.name.clone(), t.bytes()))
+            .collect();
+        live.sort_by_key(|(n, b)| (std::cmp::Reverse(*b), n.clone()));
+        Some(PeakStep {
+            step,
+            node: node.name.clone(),
+            op_type: node.op_type.clone(),
+            bytes,
+            live,
+        })
+    }
+
     /// The generated module items (see [`codegen::generate`]).
     pub fn to_tokens(&self, model_path: Option<&Path>) -> proc_macro2::TokenStream {
         codegen::generate(&self.graph, &self.schedule, &self.plan, model_path)

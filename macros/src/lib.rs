@@ -24,6 +24,8 @@ use syn::{bracketed, LitInt, LitStr, Token};
 /// - `input_shape = [d0, d1, ...]`: the input shape, for models with symbolic dimensions
 ///   (a symbolic leading batch dimension defaults to 1);
 /// - `alignment = N`: byte alignment of arena offsets (default 16);
+/// - `max_arena_bytes = N`: fail the build, naming the peak step, when the arena exceeds N
+///   bytes (the same check as a `const` assertion on `ARENA_BYTES`, with a better message);
 /// - `budget_ms = N`: time the exact search for the minimum-memory order may take (default
 ///   2000); after it the best order found is used. Planning is deterministic except where
 ///   this budget runs out.
@@ -45,6 +47,7 @@ struct Args {
     input_shape: Option<(Vec<usize>, Span)>,
     alignment: Option<(usize, Span)>,
     budget_ms: Option<u64>,
+    max_arena_bytes: Option<(usize, Span)>,
 }
 
 fn parse_usize_list(input: ParseStream) -> syn::Result<Vec<usize>> {
@@ -68,6 +71,7 @@ impl Parse for Args {
             input_shape: None,
             alignment: None,
             budget_ms: None,
+            max_arena_bytes: None,
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -89,6 +93,10 @@ impl Parse for Args {
                     let v: LitInt = input.parse()?;
                     args.alignment = Some((v.base10_parse()?, v.span()));
                 }
+                "max_arena_bytes" => {
+                    let v: LitInt = input.parse()?;
+                    args.max_arena_bytes = Some((v.base10_parse()?, span));
+                }
                 "budget_ms" => {
                     let v: LitInt = input.parse()?;
                     args.budget_ms = Some(v.base10_parse()?);
@@ -96,7 +104,7 @@ impl Parse for Args {
                 other => {
                     return Err(syn::Error::new(
                         span,
-                        format!("unknown option `{other}`; options are `input_shape = [..]`, `alignment = N` and `budget_ms = N`"),
+                        format!("unknown option `{other}`; options are `input_shape = [..]`, `alignment = N`, `budget_ms = N` and `max_arena_bytes = N`"),
                     ))
                 }
             }
@@ -143,6 +151,44 @@ fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
         };
         syn::Error::new(span, format!("microarena: {message}{hint}"))
     })?;
+    if let Some((max, span)) = args.max_arena_bytes {
+        if compiled.plan.arena_bytes > max {
+            return Err(syn::Error::new(span, over_budget(&compiled, max)));
+        }
+    }
     let tokens = compiled.to_tokens(Some(&path));
     Ok(quote!(#tokens))
+}
+
+/// The message for a plan above `max_arena_bytes`: the best arena, and where it peaks.
+fn over_budget(c: &microarena_compiler::Compiled, max: usize) -> String {
+    let mut msg = format!(
+        "microarena: the best plan found needs an arena of {} bytes, above max_arena_bytes = {max}",
+        c.plan.arena_bytes
+    );
+    if let Some(p) = c.peak_step() {
+        let held: Vec<String> = p
+            .live
+            .iter()
+            .map(|(name, bytes)| format!("`{name}` ({bytes} B)"))
+            .collect();
+        msg.push_str(&format!(
+            "\n  the peak is step {} of {}, ONNX node `{}` ({}), holding {} bytes: {}",
+            p.step + 1,
+            c.schedule.len(),
+            p.node,
+            p.op_type,
+            p.bytes,
+            held.join(", ")
+        ));
+    }
+    msg.push_str(&format!(
+        "\n  {}; shrink the tensors live at that step (fewer channels, a stride or pooling earlier), or raise the limit",
+        if c.stats.optimal {
+            "the order is proven optimal"
+        } else {
+            "the order search ran out of budget (`budget_ms = N` lets it search longer)"
+        }
+    ));
+    msg
 }

@@ -1,0 +1,135 @@
+//! microarena on an Arm Cortex-M4F (QEMU `mps2-an386`): runs compiled test models on inputs
+//! stored in flash, compares each output with onnxruntime's, and prints the class, the arena
+//! size and the cost in core clock cycles. Exits non-zero on any mismatch.
+//!
+//! ```sh
+//! cd examples/firmware-m4 && cargo run --release    # needs qemu-system-arm
+//! ```
+//!
+//! The cost is counted with SysTick (the board's 25 MHz core clock) under
+//! `qemu -icount shift=0`, where every instruction takes one virtual nanosecond: one tick is
+//! 40 instructions retired. The figure is deterministic from run to run and proportional to
+//! the instructions executed; it is not a cycle-accurate timing of real silicon (no wait
+//! states, no pipeline, every instruction costs the same).
+
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::SYST;
+use cortex_m_rt::{entry, exception};
+use cortex_m_semihosting::{debug, hprintln};
+
+mod chain {
+    microarena::include_model!("../../tests/models/chain.onnx");
+}
+mod inception {
+    microarena::include_model!("../../tests/models/inception.onnx");
+}
+mod residual {
+    microarena::include_model!("../../tests/models/residual.onnx");
+}
+
+/// SysTick wraps (every 2^24 cycles).
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+#[exception]
+fn SysTick() {
+    WRAPS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// SysTick ticks since it started (64-bit from the wrap count and the 24-bit counter).
+fn ticks() -> u64 {
+    loop {
+        let before = WRAPS.load(Ordering::Relaxed);
+        let current = SYST::get_current();
+        if WRAPS.load(Ordering::Relaxed) == before {
+            return u64::from(before) << 24 | u64::from(0x00FF_FFFF - current);
+        }
+    }
+}
+
+/// Little-endian f32s from bytes.
+fn f32s<const N: usize>(bytes: &[u8]) -> [f32; N] {
+    assert_eq!(bytes.len(), 4 * N, "data file size");
+    let mut out = [0.0; N];
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    out
+}
+
+fn argmax(xs: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Runs one model on its committed input; true when it matches onnxruntime's output.
+macro_rules! check {
+    ($m:ident, $name:literal) => {{
+        let input: [f32; $m::INPUT_LEN] =
+            f32s(include_bytes!(concat!("../../../tests/models/", $name, ".input.bin")));
+        let want: [f32; $m::OUTPUT_LEN] =
+            f32s(include_bytes!(concat!("../../../tests/models/", $name, ".output.bin")));
+        let model = cortex_m::singleton!(: $m::Model = $m::Model::new()).expect("once");
+        let mut out = [0.0f32; $m::OUTPUT_LEN];
+        let start = ticks();
+        model.run(&input, &mut out);
+        let cost = ticks() - start;
+        // The tolerance of the host tests: 1e-4 relative with a 1e-5 absolute floor.
+        let ok = out
+            .iter()
+            .zip(&want)
+            .all(|(g, w)| (g - w).abs() <= 1e-5 + 1e-4 * w.abs());
+        hprintln!(
+            "{} f32: class {} (onnxruntime {}), ARENA_BYTES {}, {} steps, {} instructions: {}",
+            $name,
+            argmax(&out),
+            argmax(&want),
+            $m::ARENA_BYTES,
+            $m::STEPS,
+            cost * 40,
+            if ok { "ok" } else { "MISMATCH" }
+        );
+        ok
+    }};
+}
+
+#[entry]
+fn main() -> ! {
+    let mut cp = cortex_m::Peripherals::take().expect("peripherals");
+    cp.SYST.set_clock_source(SystClkSource::Core);
+    cp.SYST.set_reload(0x00FF_FFFF);
+    cp.SYST.clear_current();
+    cp.SYST.enable_interrupt();
+    cp.SYST.enable_counter();
+
+    let mut ok = true;
+    ok &= check!(chain, "chain");
+    ok &= check!(inception, "inception");
+    ok &= check!(residual, "residual");
+    debug::exit(if ok {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    hprintln!("panic: {}", info);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
