@@ -154,10 +154,26 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
             .downcast_ref::<tract_core::ops::unimpl::UnimplementedOp>()
         {
             let (name, op_type) = onnx_nodes.origin(&node.name, &format!("{u:?}"));
+            let qoperator = op_type.starts_with("QLinear")
+                || matches!(
+                    op_type.as_str(),
+                    "QGemm"
+                        | "QAttention"
+                        | "ConvInteger"
+                        | "MatMulInteger"
+                        | "DynamicQuantizeLinear"
+                );
+            let detail = if qoperator {
+                "this is onnxruntime's QOperator quantization format, which tract, our ONNX parser, \
+                 cannot load; quantize the float model in the QDQ format instead \
+                 (`quantize_static(..., quant_format=QuantFormat.QDQ)`)"
+            } else {
+                "tract, our ONNX parser, has no implementation of this op"
+            };
             return Err(Error::Unsupported {
                 node: name,
                 op_type,
-                detail: "tract, our ONNX parser, has no implementation of this op".into(),
+                detail: detail.into(),
             });
         }
     }

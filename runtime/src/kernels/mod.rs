@@ -10,6 +10,7 @@ pub mod elementwise;
 pub mod gemm;
 pub mod normalization;
 pub mod pool;
+pub mod quant;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
