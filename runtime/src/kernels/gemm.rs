@@ -119,3 +119,104 @@ mod tests {
         }
     }
 }
+
+/// Quantisation of an int8 matrix product (see [`matmul_i8`]); the geometry is [`MatMul`]'s
+/// (its `act` is ignored: activations are `lo..=hi`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatMulI8 {
+    /// Shapes and strides.
+    pub geom: MatMul,
+    /// Zero point of `a` (the activations); `b` (the weights) is symmetric per column.
+    pub a_zero: i32,
+    /// Output zero point.
+    pub out_zero: i32,
+    /// Smallest output (a fused ReLU raises it to the zero point).
+    pub lo: i8,
+    /// Largest output.
+    pub hi: i8,
+}
+
+/// Reference int8 matrix product: `out[m, n] = requant[n](Σ_k (a[m, k] − a_zero) · b[n, k]
+/// + bias[n]) + out_zero`, int32 accumulation, no float.
+pub fn matmul_i8(
+    p: &MatMulI8,
+    a: &[i8],
+    b: &[i8],
+    bias: Option<&[i32]>,
+    requant: &[super::quant::Requant],
+    out: &mut [i8],
+) {
+    let g = &p.geom;
+    if g.m == 0 || g.n == 0 {
+        return;
+    }
+    assert!(requant.len() >= g.n);
+    assert!(out.len() > (g.m - 1) * g.out_stride_m + (g.n - 1) * g.out_stride_n);
+    for m in 0..g.m {
+        for n in 0..g.n {
+            let mut acc: i32 = bias.map_or(0, |b| b[n]);
+            for k in 0..g.k {
+                let x = i32::from(a[m * g.a_stride_m + k * g.a_stride_k]);
+                let w = i32::from(b[n * g.b_stride_n + k * g.b_stride_k]);
+                acc += (x - p.a_zero) * w;
+            }
+            out[m * g.out_stride_m + n * g.out_stride_n] =
+                super::quant::requantize(acc, requant[n], p.out_zero, p.lo, p.hi);
+        }
+    }
+}
+
+#[cfg(test)]
+mod i8_tests {
+    extern crate std;
+    use super::super::quant::Requant;
+    use super::*;
+    use std::vec::Vec;
+
+    /// A fully connected layer against the same sums requantised in f64.
+    #[test]
+    fn fully_connected_matches_float_requantisation() {
+        let (m, k, n) = (2, 37, 5);
+        let geom = MatMul {
+            m,
+            n,
+            k,
+            a_stride_m: k,
+            a_stride_k: 1,
+            b_stride_n: k,
+            b_stride_k: 1,
+            out_stride_m: n,
+            out_stride_n: 1,
+            act: Activation::Identity,
+        };
+        let p = MatMulI8 {
+            geom,
+            a_zero: 12,
+            out_zero: -3,
+            lo: -128,
+            hi: 127,
+        };
+        let a: Vec<i8> = (0..m * k)
+            .map(|i| ((i * 37 + 11) % 256) as u8 as i8)
+            .collect();
+        let b: Vec<i8> = (0..n * k)
+            .map(|i| ((i * 91 + 5) % 256) as u8 as i8)
+            .collect();
+        let bias = [100, -200, 0, 7_000, -7_000];
+        let real = [0.0005, 0.0009, 0.0013, 0.0002, 0.0021];
+        let rq: Vec<Requant> = real.iter().map(|&r| Requant::from_real(r)).collect();
+        let mut out = [0i8; 10];
+        matmul_i8(&p, &a, &b, Some(&bias), &rq, &mut out);
+        for mi in 0..m {
+            for ni in 0..n {
+                let acc: i64 = bias[ni] as i64
+                    + (0..k)
+                        .map(|ki| (a[mi * k + ki] as i64 - 12) * b[ni * k + ki] as i64)
+                        .sum::<i64>();
+                let want = ((acc as f64 * real[ni]).round() as i64 - 3).clamp(-128, 127);
+                let got = out[mi * n + ni] as i64;
+                assert!((got - want).abs() <= 1, "({mi},{ni}): {got} vs {want}");
+            }
+        }
+    }
+}

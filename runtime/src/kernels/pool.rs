@@ -183,3 +183,76 @@ mod tests {
         assert_eq!(out, [0.25, 1.25, 2.75, 7.0]);
     }
 }
+
+/// Int8 max pooling (see [`Pool2d`]; its `kind` and `act` are ignored). Input and output share
+/// one scale and zero point, as in a quantized graph, so the maximum of the int8 values is the
+/// quantized maximum; `lo..=hi` clamps it (a fused ReLU raises `lo` to the zero point).
+pub fn max_pool_i8(p: &Pool2d, lo: i8, hi: i8, input: &[i8], output: &mut [i8]) {
+    let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
+    assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
+    for c in 0..p.batch * p.c {
+        let src = &input[c * ih * iw..(c + 1) * ih * iw];
+        for oy in 0..oh {
+            let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let (ky0, ky1) = valid_range(p.k_h, ih, p.dil_h, y0);
+            for ox in 0..ow {
+                let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+                let (kx0, kx1) = valid_range(p.k_w, iw, p.dil_w, x0);
+                let mut m = i8::MIN;
+                for ky in ky0..ky1 {
+                    let row = (y0 + (ky * p.dil_h) as isize) as usize * iw;
+                    for kx in kx0..kx1 {
+                        m = m.max(src[row + (x0 + (kx * p.dil_w) as isize) as usize]);
+                    }
+                }
+                output[(c * oh + oy) * ow + ox] = m.clamp(lo, hi);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod i8_tests {
+    use super::*;
+
+    /// Int8 max pooling picks what f32 max pooling picks on the same values.
+    #[test]
+    fn max_pool_i8_agrees_with_f32() {
+        let p = Pool2d {
+            batch: 1,
+            c: 2,
+            in_h: 5,
+            in_w: 5,
+            out_h: 3,
+            out_w: 3,
+            k_h: 3,
+            k_w: 3,
+            stride_h: 2,
+            stride_w: 2,
+            dil_h: 1,
+            dil_w: 1,
+            pad_top: 1,
+            pad_left: 1,
+            pad_bottom: 1,
+            pad_right: 1,
+            kind: PoolKind::Max,
+            act: Activation::Identity,
+        };
+        let x: [i8; 50] = core::array::from_fn(|i| ((i * 73 + 19) % 256) as u8 as i8);
+        let xf: [f32; 50] = core::array::from_fn(|i| f32::from(x[i]));
+        let mut y = [0i8; 18];
+        let mut yf = [0.0f32; 18];
+        max_pool_i8(&p, -128, 127, &x, &mut y);
+        pool2d(&p, &xf, &mut yf);
+        assert!(
+            y.iter().zip(&yf).all(|(&a, &b)| f32::from(a) == b),
+            "{y:?} {yf:?}"
+        );
+        // A fused ReLU at zero point -5.
+        max_pool_i8(&p, -5, 127, &x, &mut y);
+        assert!(y
+            .iter()
+            .zip(&yf)
+            .all(|(&a, &b)| f32::from(a) == b.max(-5.0)));
+    }
+}
