@@ -271,3 +271,114 @@ mod tests {
         assert_eq!(out, [-0.5, 2.0, -1.5, 4.0, -0.5, 6.0]);
     }
 }
+
+/// Quantisation of an int8 addition of two same-shape tensors, TFLite's way: both inputs are
+/// brought to a common scale (twice the larger input scale) at 20 extra bits of precision,
+/// added, and requantised to the output scale. Build it with [`AddI8::new`] at compile time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AddI8 {
+    /// Zero point of `a`.
+    pub a_zero: i32,
+    /// `a`'s scale over the common scale.
+    pub a_mult: super::quant::Requant,
+    /// Zero point of `b`.
+    pub b_zero: i32,
+    /// `b`'s scale over the common scale.
+    pub b_mult: super::quant::Requant,
+    /// The common scale over the output scale, undoing the 20 bits.
+    pub out_mult: super::quant::Requant,
+    /// Output zero point.
+    pub out_zero: i32,
+    /// Smallest output (a fused ReLU raises it to the zero point).
+    pub lo: i8,
+    /// Largest output.
+    pub hi: i8,
+}
+
+impl AddI8 {
+    /// Extra bits of precision of the common scale.
+    pub const LEFT_SHIFT: i32 = 20;
+
+    /// The parameters for scales and zero points `(a_scale, a_zero)`, `(b_scale, b_zero)`,
+    /// `(out_scale, out_zero)` and the output range `lo..=hi`.
+    pub fn new(a: (f32, i32), b: (f32, i32), out: (f32, i32), lo: i8, hi: i8) -> AddI8 {
+        use super::quant::Requant;
+        let twice_max = 2.0 * f64::from(a.0.max(b.0));
+        AddI8 {
+            a_zero: a.1,
+            a_mult: Requant::from_real(f64::from(a.0) / twice_max),
+            b_zero: b.1,
+            b_mult: Requant::from_real(f64::from(b.0) / twice_max),
+            out_mult: Requant::from_real(
+                twice_max / (f64::from(1u32 << Self::LEFT_SHIFT) * f64::from(out.0)),
+            ),
+            out_zero: out.1,
+            lo,
+            hi,
+        }
+    }
+
+    #[inline]
+    fn apply(&self, a: i8, b: i8) -> i8 {
+        let sa = self
+            .a_mult
+            .apply((i32::from(a) - self.a_zero) << Self::LEFT_SHIFT);
+        let sb = self
+            .b_mult
+            .apply((i32::from(b) - self.b_zero) << Self::LEFT_SHIFT);
+        super::quant::requantize(sa + sb, self.out_mult, self.out_zero, self.lo, self.hi)
+    }
+}
+
+/// Int8 addition of two same-shape tensors (see [`AddI8`]).
+pub fn add_i8(p: &AddI8, a: &[i8], b: &[i8], out: &mut [i8]) {
+    assert!(a.len() >= out.len() && b.len() >= out.len());
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = p.apply(x, y);
+    }
+}
+
+/// [`add_i8`] with the output written over `a` (`io`).
+pub fn add_i8_in_place(p: &AddI8, io: &mut [i8], b: &[i8]) {
+    assert!(b.len() >= io.len());
+    for (x, &y) in io.iter_mut().zip(b) {
+        *x = p.apply(*x, y);
+    }
+}
+
+#[cfg(test)]
+mod i8_tests {
+    use super::*;
+
+    /// Against dequantise → add → quantise in f64: within one step, in place or not.
+    #[test]
+    fn add_i8_matches_float() {
+        let cases = [
+            ((0.02f32, -3), (0.05f32, 10), (0.06f32, -128)),
+            ((0.1, 0), (0.1, 0), (0.2, 5)),
+            ((0.003, 127), (0.5, -128), (0.4, 0)),
+        ];
+        for (a, b, o) in cases {
+            let p = AddI8::new(a, b, o, -128, 127);
+            let xs: [i8; 64] = core::array::from_fn(|i| (i as i32 * 4 - 128) as i8);
+            let ys: [i8; 64] = core::array::from_fn(|i| (127 - i as i32 * 3) as i8);
+            let mut out = [0i8; 64];
+            add_i8(&p, &xs, &ys, &mut out);
+            for i in 0..64 {
+                let real = f64::from(a.0) * f64::from(i32::from(xs[i]) - a.1)
+                    + f64::from(b.0) * f64::from(i32::from(ys[i]) - b.1);
+                let q = real / f64::from(o.0);
+                let want = (if q >= 0.0 { q + 0.5 } else { q - 0.5 }) as i64 + i64::from(o.1);
+                let want = want.clamp(-128, 127);
+                assert!(
+                    (i64::from(out[i]) - want).abs() <= 1,
+                    "{a:?} {b:?} {o:?} [{i}]: {} vs {want}",
+                    out[i]
+                );
+            }
+            let mut io = xs;
+            add_i8_in_place(&p, &mut io, &ys);
+            assert_eq!(io, out);
+        }
+    }
+}

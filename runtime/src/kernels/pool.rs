@@ -211,6 +211,81 @@ pub fn max_pool_i8(p: &Pool2d, lo: i8, hi: i8, input: &[i8], output: &mut [i8]) 
     }
 }
 
+/// Quantisation of an int8 average pooling (see [`avg_pool_i8`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AvgPoolI8 {
+    /// Input zero point.
+    pub in_zero: i32,
+    /// Output zero point.
+    pub out_zero: i32,
+    /// Smallest output (a fused ReLU raises it to the zero point).
+    pub lo: i8,
+    /// Largest output.
+    pub hi: i8,
+}
+
+/// Int8 average pooling (see [`Pool2d`]; its `kind` says whether padding counts, its `act` is
+/// ignored): `out = requant_n(Σ (x − in_zero)) + out_zero` over the `n` taps of each window,
+/// with `requant_n` = `in_scale / (out_scale · n)`. `by_count` lists `(n, requant_n)` for every
+/// window size that occurs (the compiler computes them; a handful at the borders).
+pub fn avg_pool_i8(
+    p: &Pool2d,
+    q: &AvgPoolI8,
+    by_count: &[(u32, super::quant::Requant)],
+    input: &[i8],
+    output: &mut [i8],
+) {
+    let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
+    assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
+    let count_include_pad = matches!(
+        p.kind,
+        PoolKind::Average {
+            count_include_pad: true
+        }
+    );
+    for c in 0..p.batch * p.c {
+        let src = &input[c * ih * iw..(c + 1) * ih * iw];
+        for oy in 0..oh {
+            let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+            let (ky0, ky1) = valid_range(p.k_h, ih, p.dil_h, y0);
+            for ox in 0..ow {
+                let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+                let (kx0, kx1) = valid_range(p.k_w, iw, p.dil_w, x0);
+                let mut acc = 0i32;
+                for ky in ky0..ky1 {
+                    let row = (y0 + (ky * p.dil_h) as isize) as usize * iw;
+                    for kx in kx0..kx1 {
+                        acc += i32::from(src[row + (x0 + (kx * p.dil_w) as isize) as usize])
+                            - q.in_zero;
+                    }
+                }
+                let count = if count_include_pad {
+                    taps_below(
+                        oy * p.stride_h,
+                        p.k_h,
+                        p.dil_h,
+                        p.pad_top + ih + p.pad_bottom,
+                    ) * taps_below(
+                        ox * p.stride_w,
+                        p.k_w,
+                        p.dil_w,
+                        p.pad_left + iw + p.pad_right,
+                    )
+                } else {
+                    (ky1 - ky0) * (kx1 - kx0)
+                };
+                let r = by_count
+                    .iter()
+                    .find(|(n, _)| *n as usize == count)
+                    .expect("a multiplier for every window size")
+                    .1;
+                output[(c * oh + oy) * ow + ox] =
+                    super::quant::requantize(acc, r, q.out_zero, q.lo, q.hi);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod i8_tests {
     use super::*;
@@ -254,5 +329,65 @@ mod i8_tests {
             .iter()
             .zip(&yf)
             .all(|(&a, &b)| f32::from(a) == b.max(-5.0)));
+    }
+
+    /// Against dequantise → f32 average pooling → quantise, both padding conventions.
+    #[test]
+    fn avg_pool_i8_matches_float() {
+        use super::super::quant::Requant;
+        let (s_in, z_in, s_out, z_out) = (0.05f64, -10, 0.03f64, 4);
+        for include in [false, true] {
+            let p = Pool2d {
+                batch: 1,
+                c: 2,
+                in_h: 5,
+                in_w: 5,
+                out_h: 3,
+                out_w: 3,
+                k_h: 3,
+                k_w: 3,
+                stride_h: 2,
+                stride_w: 2,
+                dil_h: 1,
+                dil_w: 1,
+                pad_top: 1,
+                pad_left: 1,
+                pad_bottom: 1,
+                pad_right: 1,
+                kind: PoolKind::Average {
+                    count_include_pad: include,
+                },
+                act: Activation::Identity,
+            };
+            let by_count: [(u32, Requant); 9] = core::array::from_fn(|i| {
+                (
+                    i as u32 + 1,
+                    Requant::from_real(s_in / (s_out * (i + 1) as f64)),
+                )
+            });
+            let x: [i8; 50] = core::array::from_fn(|i| ((i * 53 + 7) % 256) as u8 as i8);
+            let xf: [f32; 50] =
+                core::array::from_fn(|i| ((f64::from(x[i]) - f64::from(z_in)) * s_in) as f32);
+            let q = AvgPoolI8 {
+                in_zero: z_in,
+                out_zero: z_out,
+                lo: -128,
+                hi: 127,
+            };
+            let mut y = [0i8; 18];
+            let mut yf = [0.0f32; 18];
+            avg_pool_i8(&p, &q, &by_count, &x, &mut y);
+            pool2d(&p, &xf, &mut yf);
+            for i in 0..18 {
+                let t = f64::from(yf[i]) / s_out;
+                let r = if t >= 0.0 { t + 0.5 } else { t - 0.5 };
+                let want = (r as i64 + i64::from(z_out)).clamp(-128, 127);
+                assert!(
+                    (i64::from(y[i]) - want).abs() <= 1,
+                    "include={include} [{i}]: {} vs {want}",
+                    y[i]
+                );
+            }
+        }
     }
 }
