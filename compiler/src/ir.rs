@@ -318,12 +318,21 @@ impl Graph {
         }
     }
 
-    /// Bytes of all weights.
+    /// Bytes of the weights the nodes read (what goes to flash).
     pub fn weight_bytes(&self) -> usize {
+        // Only weights some node reads: passes leave folded-away originals behind, and the
+        // generated code emits only the used ones.
+        let mut used = vec![false; self.tensors.len()];
+        for n in &self.nodes {
+            for t in &n.inputs {
+                used[t.0] = true;
+            }
+        }
         self.tensors
             .iter()
-            .filter(|t| !t.in_arena())
-            .map(Tensor::bytes)
+            .zip(&used)
+            .filter(|(t, &u)| u && !t.in_arena())
+            .map(|(t, _)| t.bytes())
             .sum()
     }
 }

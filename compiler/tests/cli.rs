@@ -70,3 +70,13 @@ fn bad_input_is_an_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read model"));
 }
+
+#[test]
+fn weight_bytes_count_what_goes_to_flash() {
+    // The seed network's parameters: conv 3→16 3×3 (+bias), conv 16→16 3×3 (+bias),
+    // dense 3136→128 (+bias), dense 128→10 (+bias), as f32.
+    let params = (16 * 3 * 9 + 16) + (16 * 16 * 9 + 16) + (3136 * 128 + 128) + (128 * 10 + 10);
+    let out = plan(&["tests/models/chain.onnx", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["weight_bytes"], 4 * params);
+}
