@@ -470,17 +470,6 @@ pub fn place(g: &Graph, m: &MemoryModel, schedule: &Schedule) -> ArenaPlan {
     inst.plan(g, m, schedule, offsets, arena)
 }
 
-/// The best of the greedy strategies alone, without the searches [`place`] adds.
-pub fn place_greedy(g: &Graph, m: &MemoryModel, schedule: &Schedule) -> ArenaPlan {
-    let inst = Instance::new(g, m, schedule);
-    let (offsets, arena) = STRATEGIES
-        .iter()
-        .map(|&(p, f)| inst.greedy(&inst.priority_order(p), f))
-        .min_by_key(|(_, a)| *a)
-        .expect("strategies");
-    inst.plan(g, m, schedule, offsets, arena)
-}
-
 /// Greedy placement with one strategy (for comparisons and tests).
 pub fn place_with(
     g: &Graph,

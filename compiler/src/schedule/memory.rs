@@ -268,19 +268,12 @@ impl MemoryModel {
             during: Vec::with_capacity(order.len()),
             in_place: vec![None; self.len()],
             step: vec![usize::MAX; self.len()],
-            born: vec![usize::MAX; self.size.len()],
             died: vec![order.len().saturating_sub(1); self.size.len()],
         };
-        for &b in &self.initial {
-            r.born[b] = 0;
-        }
         for (s, &v) in order.iter().enumerate() {
             r.in_place[v] = sim.in_place_target(self, v);
             r.step[v] = s;
             r.during.push(sim.run(self, v));
-            if let Some(b) = self.writes[v] {
-                r.born[b] = r.born[b].min(s);
-            }
             for &b in &sim.undo.last().expect("a step").freed {
                 r.died[b] = s;
             }
@@ -323,8 +316,6 @@ pub struct Replay {
     pub in_place: Vec<Option<usize>>,
     /// Per node: the step it runs at.
     pub step: Vec<usize>,
-    /// Per buffer: the step that first writes it (0 for graph inputs).
-    pub born: Vec<usize>,
     /// Per buffer: the last step it is held (the last step for pinned buffers).
     pub died: Vec<usize>,
 }
@@ -342,7 +333,6 @@ pub struct Simulation {
     /// Bytes live between steps.
     pub live: usize,
     remaining: Vec<u32>,
-    born: Vec<u32>,
     undo: Vec<Undo>,
     /// Graph inputs nobody reads, freed after the first step.
     unread_inputs: Vec<usize>,
@@ -353,10 +343,8 @@ impl Simulation {
     pub fn new(m: &MemoryModel) -> Simulation {
         let mut live = 0;
         let mut unread_inputs = Vec::new();
-        let mut born = vec![0u32; m.size.len()];
         for &b in &m.initial {
             live += m.size[b];
-            born[b] = 1;
             if m.readers[b] == 0 && !m.pinned[b] {
                 unread_inputs.push(b);
             }
@@ -364,7 +352,6 @@ impl Simulation {
         Simulation {
             live,
             remaining: m.readers.clone(),
-            born,
             undo: Vec::new(),
             unread_inputs,
         }
@@ -424,7 +411,6 @@ impl Simulation {
             }
         }
         if let Some(o) = m.writes[v] {
-            self.born[o] += 1;
             if m.readers[o] == 0 && !m.pinned[o] {
                 freed.push(o);
             }
@@ -444,9 +430,6 @@ impl Simulation {
         }
         for &b in &m.reads[v] {
             self.remaining[b] += 1;
-        }
-        if let Some(o) = m.writes[v] {
-            self.born[o] -= 1;
         }
         self.live -= allocated;
         if self.undo.is_empty() {
