@@ -6,9 +6,12 @@ For each NAME in NETS (float models in tests/models/) this writes to tests/model
   NAME_qdq.onnx      QuantFormat.QDQ: per-channel int8 weights, int8 activations
   NAME_qop.onnx      QuantFormat.QOperator: QLinearConv, QLinearMatMul, ... (com.microsoft ops)
   NAME_qdq.output.bin, NAME_qop.output.bin   onnxruntime's float output on NAME.input.bin
+  NAME_qdq.trace.bin + .trace.txt   onnxruntime's int8 value of every QuantizeLinear output,
+                                    keyed by the float value it quantizes (name and length per
+                                    line in .txt, the bytes concatenated in .bin)
 
-Not yet compiled by microarena (int8 support is in progress); committed so that its tests
-and the next steps share one set of reference models and outputs.
+Variants of the same nets exercise other quantizer settings (VARIANTS): uint8 activations
+(onnxruntime's default, `_qdq_u8`) and per-tensor weights (`_qdq_pt`).
 
 Calibration uses 16 deterministic random inputs plus the committed test input.
 Run: python3 tests/quantize_models.py  (needs: pip install onnx onnxruntime numpy)
@@ -25,6 +28,10 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 OUT = os.path.join(MODELS, "int8")
 NETS = ["chain", "residual", "dwsep", "inception"]
+# (net, tag, activation type, per-channel weights)
+VARIANTS = [("dwsep", "qdq_u8", QuantType.QUInt8, True),
+            ("inception", "qdq_u8", QuantType.QUInt8, True),
+            ("residual", "qdq_pt", QuantType.QInt8, False)]
 
 
 class Reader(CalibrationDataReader):
@@ -41,6 +48,30 @@ class Reader(CalibrationDataReader):
         return self.data[self.i - 1]
 
 
+def write_trace(path, x):
+    """onnxruntime's int8 value of every QuantizeLinear output (uint8 shifted to int8)."""
+    import onnx
+    m = onnx.load(path)
+    inits = {i.name: i for i in m.graph.initializer}
+    names, keys = [], []
+    for nd in m.graph.node:
+        if nd.op_type == "QuantizeLinear":
+            dt = inits[nd.input[2]].data_type if len(nd.input) > 2 else onnx.TensorProto.UINT8
+            m.graph.output.append(onnx.helper.make_tensor_value_info(nd.output[0], dt, None))
+            names.append(nd.output[0])
+            keys.append(nd.input[0])
+    s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = s.run(names, {"input": x})
+    base = path[:-len(".onnx")]
+    with open(base + ".trace.bin", "wb") as fb, open(base + ".trace.txt", "w") as ft:
+        for k, o in zip(keys, outs):
+            o = np.asarray(o)
+            if o.dtype == np.uint8:
+                o = (o.astype(np.int16) - 128).astype(np.int8)
+            o.astype(np.int8).tofile(fb)
+            ft.write(f"{k} {o.size}\n")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for name in NETS:
@@ -52,13 +83,18 @@ def main():
         # (BatchNormalization folded into Conv), so Q/DQ pairs sit where int8 kernels go.
         pre = os.path.join(OUT, f"{name}_pre.onnx")
         quant_pre_process(src, pre, skip_symbolic_shape=True)
-        for tag, fmt in [("qdq", QuantFormat.QDQ), ("qop", QuantFormat.QOperator)]:
+        settings = [("qdq", QuantFormat.QDQ, QuantType.QInt8, True),
+                    ("qop", QuantFormat.QOperator, QuantType.QInt8, True)]
+        settings += [(tag, QuantFormat.QDQ, act, pc) for (n, tag, act, pc) in VARIANTS if n == name]
+        for tag, fmt, act, per_channel in settings:
             dst = os.path.join(OUT, f"{name}_{tag}.onnx")
-            quantize_static(pre, dst, Reader(shape, x), quant_format=fmt, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+            quantize_static(pre, dst, Reader(shape, x), quant_format=fmt, per_channel=per_channel,
+                            activation_type=act, weight_type=QuantType.QInt8)
             q = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
             (y,) = q.run(None, {"input": x})
             np.asarray(y, dtype="<f4").tofile(os.path.join(OUT, f"{name}_{tag}.output.bin"))
+            if fmt == QuantFormat.QDQ:
+                write_trace(dst, x)
             print(f"{name}_{tag}: {os.path.getsize(dst)} bytes, argmax {int(np.argmax(y))}")
         os.remove(pre)
     import onnx

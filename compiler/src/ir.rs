@@ -4,14 +4,15 @@
 //! parameter struct, so the interpreter ([`crate::exec`]) and the generated code call the
 //! very same kernel with the very same constants.
 
-use crate::kernels::conv::Conv2d;
-use crate::kernels::elementwise::Binary;
-use crate::kernels::gemm::MatMul;
+use crate::kernels::conv::{Conv2d, ConvI8};
+use crate::kernels::elementwise::{AddI8, Binary};
+use crate::kernels::gemm::{MatMul, MatMulI8};
 use crate::kernels::normalization::ScaleShift;
-use crate::kernels::pool::Pool2d;
+use crate::kernels::pool::{AvgPoolI8, Pool2d};
+use crate::kernels::quant::{Dequantize, Quantize, Requant, RequantizeI8};
 use crate::kernels::reduce::Reduce;
 use crate::kernels::shape::{ConcatPart, Pad, StridedCopy};
-use crate::kernels::softmax::Softmax;
+use crate::kernels::softmax::{Softmax, SoftmaxI8};
 use crate::kernels::Activation;
 use petgraph::graph::{DiGraph, NodeIndex};
 
@@ -28,15 +29,29 @@ pub struct NodeId(pub usize);
 pub enum DType {
     /// 32-bit float.
     F32,
+    /// 8-bit signed integer, quantized: see [`Tensor::quant`].
+    I8,
+    /// 32-bit signed integer (int8 models' biases, in flash only).
+    I32,
 }
 
 impl DType {
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
-            DType::F32 => 4,
+            DType::F32 | DType::I32 => 4,
+            DType::I8 => 1,
         }
     }
+}
+
+/// Affine quantisation of an int8 tensor: `real = (q − zero) · scale`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quant {
+    /// Real value of one step.
+    pub scale: f32,
+    /// The int8 value that stands for real 0.
+    pub zero: i32,
 }
 
 /// Where a tensor's storage comes from.
@@ -48,6 +63,10 @@ pub enum TensorKind {
     Output(usize),
     /// Constant data, emitted as a `static` in flash.
     Weight(Vec<f32>),
+    /// Constant int8 data (quantized weights), in flash.
+    WeightI8(Vec<i8>),
+    /// Constant int32 data (quantized biases), in flash.
+    WeightI32(Vec<i32>),
     /// An intermediate result living in the arena.
     Activation,
 }
@@ -63,6 +82,8 @@ pub struct Tensor {
     pub dtype: DType,
     /// Storage class.
     pub kind: TensorKind,
+    /// Scale and zero point of an int8 activation ([`DType::I8`] in the arena).
+    pub quant: Option<Quant>,
 }
 
 impl Tensor {
@@ -83,7 +104,10 @@ impl Tensor {
 
     /// True for tensors that live in the arena (inputs, outputs, activations).
     pub fn in_arena(&self) -> bool {
-        !matches!(self.kind, TensorKind::Weight(_))
+        !matches!(
+            self.kind,
+            TensorKind::Weight(_) | TensorKind::WeightI8(_) | TensorKind::WeightI32(_)
+        )
     }
 }
 
@@ -115,6 +139,38 @@ pub enum Op {
     Pad(Pad),
     /// `[x]`: same bytes, another shape. Removed by [`crate::passes`] before planning.
     Reshape,
+    /// `[x (i8), weights (i8, OIHW), bias (i32)?]`, one requantisation per output channel.
+    ConvI8(ConvI8, Vec<Requant>),
+    /// `[a (i8), b (i8 weights), bias (i32)?]`, one requantisation per output column.
+    MatMulI8(MatMulI8, Vec<Requant>),
+    /// `[x (i8)]`: max pooling clamped to `lo..=hi` (input and output share scale and zero).
+    MaxPoolI8 {
+        /// Geometry.
+        geom: Pool2d,
+        /// Smallest output.
+        lo: i8,
+        /// Largest output.
+        hi: i8,
+    },
+    /// `[x (i8)]`: average pooling, with the requantisation of each window size.
+    AvgPoolI8 {
+        /// Geometry.
+        geom: Pool2d,
+        /// Zero points and range.
+        quant: AvgPoolI8,
+        /// `(taps, in_scale / (out_scale · taps))` for every window size that occurs.
+        by_count: Vec<(u32, Requant)>,
+    },
+    /// `[a (i8), b (i8)]`, same shape.
+    AddI8(AddI8),
+    /// `[x (i8)]`
+    SoftmaxI8(Box<SoftmaxI8>),
+    /// `[x (f32)]` → i8: where a float input enters an int8 graph.
+    Quantize(Quantize),
+    /// `[x (i8)]` → f32: where an int8 graph hands back a float output.
+    Dequantize(Dequantize),
+    /// `[x (i8)]` → i8 of another scale, clamped (quantized ReLU/Clip, scale changes).
+    Requantize(RequantizeI8),
     /// `[inputs...]`: an op we have no kernel for, kept only so that `microarena plan` can
     /// plan memory for any model tract can type (planning needs only shapes). Graphs that
     /// hold one are never compiled: [`crate::compile`] fails at import instead.
@@ -144,6 +200,15 @@ impl Op {
             Op::Copy(_) => "Copy",
             Op::Pad(_) => "Pad",
             Op::Reshape => "Reshape",
+            Op::ConvI8(..) => "ConvI8",
+            Op::MatMulI8(..) => "MatMulI8",
+            Op::MaxPoolI8 { .. } => "MaxPoolI8",
+            Op::AvgPoolI8 { .. } => "AveragePoolI8",
+            Op::AddI8(_) => "AddI8",
+            Op::SoftmaxI8(_) => "SoftmaxI8",
+            Op::Quantize(_) => "Quantize",
+            Op::Dequantize(_) => "Dequantize",
+            Op::Requantize(_) => "Requantize",
             Op::Opaque { .. } => "Opaque",
         }
     }
@@ -163,6 +228,15 @@ impl Op {
             | Op::Copy(_)
             | Op::Pad(_)
             | Op::Reshape
+            | Op::ConvI8(..)
+            | Op::MatMulI8(..)
+            | Op::MaxPoolI8 { .. }
+            | Op::AvgPoolI8 { .. }
+            | Op::AddI8(_)
+            | Op::SoftmaxI8(_)
+            | Op::Quantize(_)
+            | Op::Dequantize(_)
+            | Op::Requantize(_)
             | Op::Opaque { .. } => None,
         }
     }
@@ -219,6 +293,13 @@ pub struct Graph {
     pub outputs: Vec<TensorId>,
     /// Declared shapes of the outputs (a reshape folded into its producer keeps them).
     pub output_shapes: Vec<Vec<usize>>,
+    /// Per graph input: `Some` when the caller passes `f32` values that `run` quantizes
+    /// straight into the arena's int8 input tensor (an int8 model with a float interface;
+    /// the float input then takes no arena space).
+    pub input_quant: Vec<Option<Quant>>,
+    /// Per graph output: `Some` when `run` dequantizes the arena's int8 output tensor straight
+    /// into the caller's `f32` array.
+    pub output_quant: Vec<Option<Quant>>,
 }
 
 impl Graph {
@@ -234,6 +315,26 @@ impl Graph {
             shape,
             dtype: DType::F32,
             kind,
+            quant: None,
+        });
+        TensorId(self.tensors.len() - 1)
+    }
+
+    /// Adds a tensor of another element type (with its quantisation, for int8 activations).
+    pub fn add_typed_tensor(
+        &mut self,
+        name: impl Into<String>,
+        shape: Vec<usize>,
+        dtype: DType,
+        kind: TensorKind,
+        quant: Option<Quant>,
+    ) -> TensorId {
+        self.tensors.push(Tensor {
+            name: name.into(),
+            shape,
+            dtype,
+            kind,
+            quant,
         });
         TensorId(self.tensors.len() - 1)
     }
@@ -299,15 +400,30 @@ impl Graph {
                     dtype: t.dtype,
                     kind: match &t.kind {
                         TensorKind::Weight(_) => TensorKind::Weight(Vec::new()),
+                        TensorKind::WeightI8(_) => TensorKind::WeightI8(Vec::new()),
+                        TensorKind::WeightI32(_) => TensorKind::WeightI32(Vec::new()),
                         k => k.clone(),
                     },
+                    quant: t.quant,
                 })
                 .collect(),
             nodes: self.nodes.clone(),
             inputs: self.inputs.clone(),
             outputs: self.outputs.clone(),
             output_shapes: self.output_shapes.clone(),
+            input_quant: self.input_quant.clone(),
+            output_quant: self.output_quant.clone(),
         }
+    }
+
+    /// The quantisation `run` applies at graph input `k` (see [`Graph::input_quant`]).
+    pub fn input_quant(&self, k: usize) -> Option<Quant> {
+        self.input_quant.get(k).copied().flatten()
+    }
+
+    /// The dequantisation `run` applies at graph output `k` (see [`Graph::output_quant`]).
+    pub fn output_quant(&self, k: usize) -> Option<Quant> {
+        self.output_quant.get(k).copied().flatten()
     }
 
     /// Weight data of a tensor, if it is a weight.
@@ -444,7 +560,14 @@ impl Graph {
                     t.in_arena() && t.len() == out_len
                 };
                 match &n.op {
-                    Op::Unary(_) | Op::ScaleShift(_) | Op::Softmax(_) if full(0) => vec![0],
+                    Op::Unary(_) | Op::ScaleShift(_) | Op::Softmax(_) | Op::Requantize(_)
+                        if full(0) =>
+                    {
+                        vec![0]
+                    }
+                    Op::AddI8(_) => (0..2)
+                        .filter(|&pos| full(pos) && n.inputs[0] != n.inputs[1])
+                        .collect(),
                     Op::Binary(b) => (0..2)
                         .filter(|&pos| {
                             let strides = if pos == 0 { &b.a_strides } else { &b.b_strides };
@@ -472,7 +595,7 @@ impl Graph {
                         input: pos,
                         part: t,
                         output: n.output,
-                        byte_offset: part.offset * 4,
+                        byte_offset: part.offset * self.tensor(n.output).dtype.size(),
                     });
                 }
             }

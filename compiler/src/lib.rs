@@ -148,13 +148,36 @@ pub fn plan_model(path: &Path, options: &Options) -> Result<Compiled> {
 /// the best then improves by flipping one concatenation at a time. The plain plan is a
 /// candidate, so the result is never worse than it.
 pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
-    if options.alignment == 0
-        || !options.alignment.is_power_of_two()
-        || !options.alignment.is_multiple_of(4)
+    if !options.alignment.is_power_of_two() {
+        return Err(Error::Model(format!(
+            "alignment {} must be a power of two",
+            options.alignment
+        )));
+    }
+    // Offsets must suit every element type in the arena: below 4 only for int8-only arenas.
+    let mut used = vec![false; graph.tensors.len()];
+    for n in &graph.nodes {
+        used[n.output.0] = true;
+        for t in &n.inputs {
+            used[t.0] = true;
+        }
+    }
+    for t in graph.inputs.iter().chain(&graph.outputs) {
+        used[t.0] = true;
+    }
+    if let Some(t) = graph
+        .tensors
+        .iter()
+        .zip(&used)
+        .find(|(t, &u)| u && t.in_arena() && t.dtype.size() > options.alignment)
     {
         return Err(Error::Model(format!(
-            "alignment {} must be a power of two and a multiple of 4",
-            options.alignment
+            "alignment {} is too small for tensor `{}` ({:?}, {} bytes per element); use at least {}",
+            options.alignment,
+            t.0.name,
+            t.0.dtype,
+            t.0.dtype.size(),
+            t.0.dtype.size()
         )));
     }
     // The baseline: the graph as written, one buffer per op output, nothing shared.

@@ -75,7 +75,7 @@ impl ArenaPlan {
             && g.tensors[t.0].in_arena()
             && matches!(
                 (self.offsets[t.0], self.offsets[node.output.0]),
-                (Some(a), Some(o)) if a == o + 4 * part.offset
+                (Some(a), Some(o)) if a == o + g.tensors[t.0].dtype.size() * part.offset
             )
     }
 

@@ -4,23 +4,58 @@
 /// the planner hands out). 16 keeps any element type aligned and suits SIMD loads.
 pub const ALIGN: usize = 16;
 
-/// A span of `len` `f32` elements starting `offset` bytes into an [`Arena`].
+/// Element types a [`Region`] can hold: `f32` and `i8` (sealed).
+pub trait Element: Copy + sealed::Sealed {
+    /// Bytes per element.
+    const SIZE: usize;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for i8 {}
+}
+
+impl Element for f32 {
+    const SIZE: usize = 4;
+}
+
+impl Element for i8 {
+    const SIZE: usize = 1;
+}
+
+/// A span of `len` elements of `elem_size` bytes starting `offset` bytes into an [`Arena`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
-    /// Byte offset from the start of the arena; a multiple of 4.
+    /// Byte offset from the start of the arena; a multiple of the element size.
     pub offset: usize,
-    /// Number of `f32` elements.
+    /// Number of elements.
     pub len: usize,
+    /// Bytes per element: 4 for `f32`, 1 for `i8`.
+    pub elem_size: usize,
 }
 
 impl Region {
-    /// A region of `len` elements at byte `offset`.
+    /// A region of `len` `f32` elements at byte `offset`.
     pub const fn new(offset: usize, len: usize) -> Self {
-        Region { offset, len }
+        Region {
+            offset,
+            len,
+            elem_size: 4,
+        }
+    }
+
+    /// A region of `len` `i8` elements at byte `offset`.
+    pub const fn i8(offset: usize, len: usize) -> Self {
+        Region {
+            offset,
+            len,
+            elem_size: 1,
+        }
     }
 
     const fn end(&self) -> usize {
-        self.offset + self.len * 4
+        self.offset + self.len * self.elem_size
     }
 
     const fn overlaps(&self, other: &Region) -> bool {
@@ -49,34 +84,48 @@ impl<const N: usize> Arena<N> {
         Arena { bytes: [0; N] }
     }
 
-    fn check(&self, r: &Region) {
+    fn check<T: Element>(&self, r: &Region) {
+        assert!(r.elem_size == T::SIZE, "region of another element type");
         assert!(
-            r.offset.is_multiple_of(4) && r.end() <= N,
+            r.offset.is_multiple_of(T::SIZE) && r.end() <= N,
             "region outside the arena"
         );
     }
 
-    /// Read-only view of a region.
-    pub fn f32(&self, r: Region) -> &[f32] {
-        self.check(&r);
+    fn slice<T: Element>(&self, r: Region) -> &[T] {
+        self.check::<T>(&r);
         // SAFETY: the region lies inside `bytes` (checked above); the arena is 16-aligned and the
-        // offset a multiple of 4, so the pointer is aligned for f32, and every bit pattern is a
-        // valid f32. The shared borrow of `self` covers the returned lifetime.
+        // offset a multiple of the element size, so the pointer is aligned for `T`, and every bit
+        // pattern is a valid `T` (f32 or i8). The shared borrow of `self` covers the lifetime.
+        unsafe { core::slice::from_raw_parts(self.bytes.as_ptr().add(r.offset) as *const T, r.len) }
+    }
+
+    fn slice_mut<T: Element>(&mut self, r: Region) -> &mut [T] {
+        self.check::<T>(&r);
+        // SAFETY: as in `slice`; the exclusive borrow of `self` makes this the only live view.
         unsafe {
-            core::slice::from_raw_parts(self.bytes.as_ptr().add(r.offset) as *const f32, r.len)
+            core::slice::from_raw_parts_mut(self.bytes.as_mut_ptr().add(r.offset) as *mut T, r.len)
         }
     }
 
-    /// Mutable view of a region.
+    /// Read-only `f32` view of a region.
+    pub fn f32(&self, r: Region) -> &[f32] {
+        self.slice(r)
+    }
+
+    /// Mutable `f32` view of a region.
     pub fn f32_mut(&mut self, r: Region) -> &mut [f32] {
-        self.check(&r);
-        // SAFETY: as in `f32`; the exclusive borrow of `self` makes this the only live view.
-        unsafe {
-            core::slice::from_raw_parts_mut(
-                self.bytes.as_mut_ptr().add(r.offset) as *mut f32,
-                r.len,
-            )
-        }
+        self.slice_mut(r)
+    }
+
+    /// Read-only `i8` view of a region.
+    pub fn i8(&self, r: Region) -> &[i8] {
+        self.slice(r)
+    }
+
+    /// Mutable `i8` view of a region.
+    pub fn i8_mut(&mut self, r: Region) -> &mut [i8] {
+        self.slice_mut(r)
     }
 
     /// Shared views of `inputs` and an exclusive view of `output`, all borrowed at once.
@@ -89,23 +138,59 @@ impl<const N: usize> Arena<N> {
         inputs: [Region; NI],
         output: Region,
     ) -> ([&[f32]; NI], &mut [f32]) {
-        self.check(&output);
+        self.typed_views(inputs, output)
+    }
+
+    /// [`Arena::views`] for an int8 kernel.
+    pub fn views_i8<const NI: usize>(
+        &mut self,
+        inputs: [Region; NI],
+        output: Region,
+    ) -> ([&[i8]; NI], &mut [i8]) {
+        self.typed_views(inputs, output)
+    }
+
+    /// [`Arena::views`] for a quantisation (`f32` in, `i8` out).
+    pub fn views_f32_i8<const NI: usize>(
+        &mut self,
+        inputs: [Region; NI],
+        output: Region,
+    ) -> ([&[f32]; NI], &mut [i8]) {
+        self.typed_views(inputs, output)
+    }
+
+    /// [`Arena::views`] for a dequantisation (`i8` in, `f32` out).
+    pub fn views_i8_f32<const NI: usize>(
+        &mut self,
+        inputs: [Region; NI],
+        output: Region,
+    ) -> ([&[i8]; NI], &mut [f32]) {
+        self.typed_views(inputs, output)
+    }
+
+    fn typed_views<I: Element, O: Element, const NI: usize>(
+        &mut self,
+        inputs: [Region; NI],
+        output: Region,
+    ) -> ([&[I]; NI], &mut [O]) {
+        self.check::<O>(&output);
         for r in &inputs {
-            self.check(r);
+            self.check::<I>(r);
             assert!(
                 !r.overlaps(&output),
                 "kernel output overlaps one of its inputs"
             );
         }
         let base = self.bytes.as_mut_ptr();
-        // SAFETY: each region is in bounds and 4-aligned (checked); the output region overlaps no
-        // input region (checked), so the one `&mut` slice aliases none of the shared slices, and
-        // all of them are derived from the exclusive borrow of `self`, which outlives them.
+        // SAFETY: each region is in bounds and aligned for its element type (checked); the
+        // output region overlaps no input region (checked), so the one `&mut` slice aliases none
+        // of the shared slices, and all of them are derived from the exclusive borrow of `self`,
+        // which outlives them.
         unsafe {
-            let ins = inputs
-                .map(|r| core::slice::from_raw_parts(base.add(r.offset) as *const f32, r.len));
+            let ins =
+                inputs.map(|r| core::slice::from_raw_parts(base.add(r.offset) as *const I, r.len));
             let out =
-                core::slice::from_raw_parts_mut(base.add(output.offset) as *mut f32, output.len);
+                core::slice::from_raw_parts_mut(base.add(output.offset) as *mut O, output.len);
             (ins, out)
         }
     }
@@ -128,6 +213,23 @@ impl<const N: usize> Weights<N> {
         // is a valid f32, and the target is little-endian (checked at the crate root), matching
         // the byte order the compiler wrote.
         unsafe { core::slice::from_raw_parts(self.0.as_ptr() as *const f32, N / 4) }
+    }
+
+    /// The blob as `i8` elements (int8 weights).
+    pub fn i8(&self) -> &[i8] {
+        // SAFETY: `N` bytes reinterpreted as `N` i8s: same size and alignment, any bit pattern.
+        unsafe { core::slice::from_raw_parts(self.0.as_ptr() as *const i8, N) }
+    }
+
+    /// The blob as `i32` elements (int8 models' biases), little-endian.
+    pub fn i32(&self) -> &[i32] {
+        assert!(
+            N.is_multiple_of(4),
+            "i32 weights must be a whole number of elements"
+        );
+        // SAFETY: the blob is 16-aligned, `N / 4` i32s cover exactly its bytes, any bit pattern
+        // is a valid i32, and the target is little-endian (checked at the crate root).
+        unsafe { core::slice::from_raw_parts(self.0.as_ptr() as *const i32, N / 4) }
     }
 }
 
@@ -160,8 +262,41 @@ mod tests {
     }
 
     #[test]
+    fn typed_views_of_one_arena() {
+        let mut a = Arena::<64>::new();
+        a.f32_mut(Region::new(0, 2)).copy_from_slice(&[1.5, -2.0]);
+        {
+            let ([x], out) = a.views_f32_i8([Region::new(0, 2)], Region::i8(8, 2));
+            out[0] = x[0] as i8;
+            out[1] = x[1] as i8;
+        }
+        assert_eq!(a.i8(Region::i8(8, 2)), &[1, -2]);
+        let ([x], out) = a.views_i8_f32([Region::i8(8, 2)], Region::new(12, 2));
+        out[0] = f32::from(x[1]);
+        assert_eq!(a.f32(Region::new(12, 1)), &[-2.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "overlaps")]
+    fn overlap_is_measured_in_bytes() {
+        let mut a = Arena::<64>::new();
+        // f32 bytes 0..8 and i8 bytes 7..9 overlap.
+        let _ = a.views_f32_i8([Region::new(0, 2)], Region::i8(7, 2));
+    }
+
+    #[test]
+    #[should_panic(expected = "element type")]
+    fn element_type_is_checked() {
+        let a = Arena::<16>::new();
+        let _ = a.f32(Region::i8(0, 4));
+    }
+
+    #[test]
     fn weights_read_little_endian() {
         static W: Weights<8> = Weights([0, 0, 128, 63, 0, 0, 0, 64]);
         assert_eq!(W.f32(), &[1.0, 2.0]);
+        static B: Weights<8> = Weights([255, 255, 255, 255, 2, 1, 0, 0]);
+        assert_eq!(B.i32(), &[-1, 258]);
+        assert_eq!(&B.i8()[..2], &[-1, -1]);
     }
 }

@@ -1,10 +1,10 @@
 //! Emits calls to [`crate::kernels::elementwise`].
 
-use crate::kernels::elementwise::{Binary, BinaryOp};
+use crate::kernels::elementwise::{AddI8, Binary, BinaryOp};
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{activation::activation, usize_array};
+use super::{activation::activation, quant::requant, usize_array};
 
 fn params(p: &Binary) -> TokenStream {
     let op = match p.op {
@@ -48,4 +48,33 @@ pub(crate) fn binary_in_place(
 ) -> TokenStream {
     let params = params(p);
     quote!(::microarena::kernels::elementwise::binary_in_place(#params, #io_is_a, #io, #other);)
+}
+
+fn add_i8_params(p: &AddI8) -> TokenStream {
+    let (am, bm, om) = (requant(&p.a_mult), requant(&p.b_mult), requant(&p.out_mult));
+    let (az, bz, oz, lo, hi) = (p.a_zero, p.b_zero, p.out_zero, p.lo, p.hi);
+    quote! {
+        &::microarena::kernels::elementwise::AddI8 {
+            a_zero: #az, a_mult: #am, b_zero: #bz, b_mult: #bm, out_mult: #om,
+            out_zero: #oz, lo: #lo, hi: #hi,
+        }
+    }
+}
+
+/// `add_i8(&AddI8 { .. }, a, b, out)`
+pub(crate) fn add_i8(p: &AddI8, ins: &[TokenStream], out: &TokenStream) -> TokenStream {
+    let params = add_i8_params(p);
+    let (a, b) = (&ins[0], &ins[1]);
+    quote!(::microarena::kernels::elementwise::add_i8(#params, #a, #b, #out);)
+}
+
+/// `add_i8_in_place(&AddI8 { .. }, io, other)`; over `b` the operands swap roles.
+pub(crate) fn add_i8_in_place(
+    p: &AddI8,
+    io_is_a: bool,
+    other: &TokenStream,
+    io: &TokenStream,
+) -> TokenStream {
+    let params = add_i8_params(&if io_is_a { *p } else { p.swapped() });
+    quote!(::microarena::kernels::elementwise::add_i8_in_place(#params, #io, #other);)
 }

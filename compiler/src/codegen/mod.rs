@@ -10,6 +10,7 @@ mod elementwise;
 mod gemm;
 mod normalization;
 mod pool;
+mod quant;
 mod reduce;
 mod shape;
 mod softmax;
@@ -19,7 +20,7 @@ use std::path::Path;
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Graph, Op, TensorId, TensorKind};
+use crate::ir::{DType, Graph, Op, TensorId, TensorKind};
 use crate::place::ArenaPlan;
 use crate::schedule::Schedule;
 
@@ -60,11 +61,34 @@ fn weight_ident(t: TensorId) -> Ident {
     format_ident!("W{}", t.0)
 }
 
-/// `Region::new(offset, len)` of an arena tensor.
+/// `Region::new(offset, len)` (f32) or `Region::i8(offset, len)` of an arena tensor.
 fn region(g: &Graph, plan: &ArenaPlan, t: TensorId) -> TokenStream {
     let off = usize_lit(plan.offsets[t.0].unwrap_or(0));
     let len = usize_lit(g.tensor(t).len());
-    quote!(::microarena::Region::new(#off, #len))
+    match g.tensor(t).dtype {
+        DType::I8 => quote!(::microarena::Region::i8(#off, #len)),
+        _ => quote!(::microarena::Region::new(#off, #len)),
+    }
+}
+
+/// The weight static of `t` as a slice of its element type.
+fn weight_operand(g: &Graph, t: TensorId) -> TokenStream {
+    let w = weight_ident(t);
+    match g.tensor(t).kind {
+        TensorKind::WeightI8(_) => quote!(#w.i8()),
+        TensorKind::WeightI32(_) => quote!(#w.i32()),
+        _ => quote!(#w.f32()),
+    }
+}
+
+/// The `Arena` method that borrows inputs of `input` type and an output of `output` type.
+fn views_method(input: DType, output: DType) -> Ident {
+    match (input, output) {
+        (DType::F32, DType::I8) => format_ident!("views_f32_i8"),
+        (DType::I8, DType::F32) => format_ident!("views_i8_f32"),
+        (DType::I8, _) | (_, DType::I8) => format_ident!("views_i8"),
+        _ => format_ident!("views"),
+    }
 }
 
 /// The statement running one node: borrow its arena regions, call its kernel.
@@ -85,12 +109,20 @@ fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
             arena_regions.push(region(g, plan, t));
             operands.push(quote!(#ident));
         } else {
-            let w = weight_ident(t);
-            operands.push(quote!(#w.f32()));
+            operands.push(weight_operand(g, t));
         }
     }
     let out = quote!(out);
-    let borrow = |regions: &[TokenStream], idents: &[TokenStream]| quote!(let ([#(#idents),*], out) = self.arena.views([#(#regions),*], #out_region););
+    // Arena inputs of one kernel share an element type: the first one's decides.
+    let out_dtype = g.tensor(node.output).dtype;
+    let in_dtype = node
+        .inputs
+        .iter()
+        .map(|&t| g.tensor(t))
+        .find(|t| t.in_arena())
+        .map_or(out_dtype, |t| t.dtype);
+    let views = views_method(in_dtype, out_dtype);
+    let borrow = |regions: &[TokenStream], idents: &[TokenStream]| quote!(let ([#(#idents),*], out) = self.arena.#views([#(#regions),*], #out_region););
     if let Op::Concat(parts) = &node.op {
         let mut calls = Vec::new();
         let mut arena_ix = 0;
@@ -106,9 +138,9 @@ fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
                 let c = shape::concat_part(part, &quote!(x), &out);
                 quote!({ #b #c })
             } else {
-                let w = weight_ident(t);
+                let w = weight_operand(g, t);
                 let b = borrow(&[], &[]);
-                let c = shape::concat_part(part, &quote!(#w.f32()), &out);
+                let c = shape::concat_part(part, &w, &out);
                 quote!({ #b #c })
             };
             calls.push(call);
@@ -129,6 +161,8 @@ fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
             Op::Binary(p) => elementwise::binary_in_place(p, pos == 0, &operands[0], &out),
             Op::ScaleShift(p) => normalization::scale_shift_in_place(p, &operands, &out),
             Op::Softmax(p) => softmax::softmax_in_place(p, &out),
+            Op::AddI8(p) => elementwise::add_i8_in_place(p, pos == 0, &operands[0], &out),
+            Op::Requantize(p) => quant::requantize_i8_in_place(p, &out),
             other => {
                 let msg = format!("microarena bug: no in-place kernel for {}", other.family());
                 quote!(::core::compile_error!(#msg);)
@@ -152,6 +186,19 @@ fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
             quote!(out.copy_from_slice(&#x[..out.len()]);)
         }
         Op::Concat(_) => quote!(),
+        Op::ConvI8(p, rq) => conv::conv2d_i8(p, rq, &operands, &out),
+        Op::MatMulI8(p, rq) => gemm::matmul_i8(p, rq, &operands, &out),
+        Op::MaxPoolI8 { geom, lo, hi } => pool::max_pool_i8(geom, *lo, *hi, &operands, &out),
+        Op::AvgPoolI8 {
+            geom,
+            quant,
+            by_count,
+        } => pool::avg_pool_i8(geom, quant, by_count, &operands, &out),
+        Op::AddI8(p) => elementwise::add_i8(p, &operands, &out),
+        Op::SoftmaxI8(p) => softmax::softmax_i8(p, &operands, &out),
+        Op::Quantize(p) => quant::quantize(p, &operands, &out),
+        Op::Dequantize(p) => quant::dequantize(p, &operands, &out),
+        Op::Requantize(p) => quant::requantize_i8(p, &operands, &out),
         // `compile` refuses graphs with opaque nodes at import; this is a second fence.
         Op::Opaque { what } => {
             let msg = format!(
@@ -193,14 +240,18 @@ pub fn generate(
         .enumerate()
         .filter(|(i, _)| used[*i])
         .filter_map(|(i, t)| {
-            let TensorKind::Weight(data) = &t.kind else {
-                return None;
+            let (bytes, ty): (Vec<u8>, &str) = match &t.kind {
+                TensorKind::Weight(d) => (d.iter().flat_map(|v| v.to_le_bytes()).collect(), "f32"),
+                TensorKind::WeightI8(d) => (d.iter().map(|&v| v as u8).collect(), "i8"),
+                TensorKind::WeightI32(d) => {
+                    (d.iter().flat_map(|v| v.to_le_bytes()).collect(), "i32")
+                }
+                _ => return None,
             };
-            let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
             let n = usize_lit(bytes.len());
             let lit = Literal::byte_string(&bytes);
             let ident = weight_ident(TensorId(i));
-            let doc = format!("`{}`: {:?} f32", t.name, t.shape);
+            let doc = format!("`{}`: {:?} {ty}", t.name, t.shape);
             Some(quote! {
                 #[doc = #doc]
                 static #ident: ::microarena::Weights<#n> = ::microarena::Weights(*#lit);
@@ -229,9 +280,21 @@ pub fn generate(
         consts.push(shape_const(&shape_id, &g.tensor(t).shape));
         let len = usize_lit(g.tensor(t).len());
         consts.push(quote!(pub const #len_id: usize = #len;));
-        params.push(quote!(#arg: &[f32; #len_id]));
         let r = region(g, plan, t);
-        copy_in.push(quote!(self.arena.f32_mut(#r).copy_from_slice(#arg);));
+        if let Some(q) = g.input_quant(i) {
+            let (scale, zero) = (f32_lit(q.scale), q.zero);
+            params.push(quote!(#arg: &[f32; #len_id]));
+            copy_in.push(quote!(::microarena::kernels::quant::quantize(
+                &::microarena::kernels::quant::Quantize { scale: #scale, zero: #zero },
+                #arg, self.arena.i8_mut(#r),
+            );));
+        } else if g.tensor(t).dtype == DType::I8 {
+            params.push(quote!(#arg: &[i8; #len_id]));
+            copy_in.push(quote!(self.arena.i8_mut(#r).copy_from_slice(#arg);));
+        } else {
+            params.push(quote!(#arg: &[f32; #len_id]));
+            copy_in.push(quote!(self.arena.f32_mut(#r).copy_from_slice(#arg);));
+        }
     }
     for (i, &t) in g.outputs.iter().enumerate() {
         let (shape_id, len_id, arg) = if single {
@@ -250,9 +313,21 @@ pub fn generate(
         consts.push(shape_const(&shape_id, &g.output_shapes[i]));
         let len = usize_lit(g.tensor(t).len());
         consts.push(quote!(pub const #len_id: usize = #len;));
-        params.push(quote!(#arg: &mut [f32; #len_id]));
         let r = region(g, plan, t);
-        copy_out.push(quote!(#arg.copy_from_slice(self.arena.f32(#r));));
+        if let Some(q) = g.output_quant(i) {
+            let (scale, zero) = (f32_lit(q.scale), q.zero);
+            params.push(quote!(#arg: &mut [f32; #len_id]));
+            copy_out.push(quote!(::microarena::kernels::quant::dequantize(
+                &::microarena::kernels::quant::Dequantize { scale: #scale, zero: #zero },
+                self.arena.i8(#r), #arg,
+            );));
+        } else if g.tensor(t).dtype == DType::I8 {
+            params.push(quote!(#arg: &mut [i8; #len_id]));
+            copy_out.push(quote!(#arg.copy_from_slice(self.arena.i8(#r));));
+        } else {
+            params.push(quote!(#arg: &mut [f32; #len_id]));
+            copy_out.push(quote!(#arg.copy_from_slice(self.arena.f32(#r));));
+        }
     }
     let calls = schedule.order.iter().map(|n| node_call(g, plan, n.0));
     let track = model_path.and_then(|p| p.to_str()).map(|p| {

@@ -1,6 +1,6 @@
 //! Emits calls to [`crate::kernels::softmax`].
 
-use crate::kernels::softmax::Softmax;
+use crate::kernels::softmax::{Softmax, SoftmaxI8};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -25,6 +25,26 @@ pub(crate) fn softmax_in_place(p: &Softmax, io: &TokenStream) -> TokenStream {
         ::microarena::kernels::softmax::softmax_in_place(
             &::microarena::kernels::softmax::Softmax { outer: #outer, len: #len, inner: #inner, log: #log },
             #io,
+        );
+    }
+}
+
+/// `softmax_i8(&SoftmaxI8 { .. }, x, out)`: the exp table is a literal, so it lands in flash.
+pub(crate) fn softmax_i8(p: &SoftmaxI8, ins: &[TokenStream], out: &TokenStream) -> TokenStream {
+    let g = &p.geom;
+    let (outer, len, inner, log) = (u(g.outer), u(g.len), u(g.inner), g.log);
+    let table = p.exp_q16.iter();
+    let (inv, zero) = (p.inv_out_scale_q16, p.out_zero);
+    let x = &ins[0];
+    quote! {
+        ::microarena::kernels::softmax::softmax_i8(
+            &::microarena::kernels::softmax::SoftmaxI8 {
+                geom: ::microarena::kernels::softmax::Softmax { outer: #outer, len: #len, inner: #inner, log: #log },
+                exp_q16: [#(#table),*],
+                inv_out_scale_q16: #inv,
+                out_zero: #zero,
+            },
+            #x, #out,
         );
     }
 }

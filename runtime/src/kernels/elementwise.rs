@@ -318,6 +318,17 @@ impl AddI8 {
         }
     }
 
+    /// The same addition with the operands' roles swapped (`b + a`), for writing over `b`.
+    pub fn swapped(self) -> AddI8 {
+        AddI8 {
+            a_zero: self.b_zero,
+            a_mult: self.b_mult,
+            b_zero: self.a_zero,
+            b_mult: self.a_mult,
+            ..self
+        }
+    }
+
     #[inline]
     fn apply(&self, a: i8, b: i8) -> i8 {
         let sa = self

@@ -211,6 +211,35 @@ pub fn max_pool_i8(p: &Pool2d, lo: i8, hi: i8, input: &[i8], output: &mut [i8]) 
     }
 }
 
+/// The divisor of average-pooling window `(oy, ox)`: its taps inside the input, or inside
+/// the padded input when padding counts (what [`avg_pool_i8`] needs a multiplier for).
+pub fn window_taps(p: &Pool2d, oy: usize, ox: usize) -> usize {
+    if matches!(
+        p.kind,
+        PoolKind::Average {
+            count_include_pad: true
+        }
+    ) {
+        taps_below(
+            oy * p.stride_h,
+            p.k_h,
+            p.dil_h,
+            p.pad_top + p.in_h + p.pad_bottom,
+        ) * taps_below(
+            ox * p.stride_w,
+            p.k_w,
+            p.dil_w,
+            p.pad_left + p.in_w + p.pad_right,
+        )
+    } else {
+        let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+        let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+        let (ky0, ky1) = valid_range(p.k_h, p.in_h, p.dil_h, y0);
+        let (kx0, kx1) = valid_range(p.k_w, p.in_w, p.dil_w, x0);
+        (ky1 - ky0) * (kx1 - kx0)
+    }
+}
+
 /// Quantisation of an int8 average pooling (see [`avg_pool_i8`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AvgPoolI8 {
@@ -237,12 +266,6 @@ pub fn avg_pool_i8(
 ) {
     let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
     assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
-    let count_include_pad = matches!(
-        p.kind,
-        PoolKind::Average {
-            count_include_pad: true
-        }
-    );
     for c in 0..p.batch * p.c {
         let src = &input[c * ih * iw..(c + 1) * ih * iw];
         for oy in 0..oh {
@@ -259,21 +282,7 @@ pub fn avg_pool_i8(
                             - q.in_zero;
                     }
                 }
-                let count = if count_include_pad {
-                    taps_below(
-                        oy * p.stride_h,
-                        p.k_h,
-                        p.dil_h,
-                        p.pad_top + ih + p.pad_bottom,
-                    ) * taps_below(
-                        ox * p.stride_w,
-                        p.k_w,
-                        p.dil_w,
-                        p.pad_left + iw + p.pad_right,
-                    )
-                } else {
-                    (ky1 - ky0) * (kx1 - kx0)
-                };
+                let count = window_taps(p, oy, ox);
                 let r = by_count
                     .iter()
                     .find(|(n, _)| *n as usize == count)

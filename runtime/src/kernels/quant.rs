@@ -1,117 +1,117 @@
 //! Integer requantisation: scaling an int32 accumulator by a real factor with integer
-//! arithmetic only, as TFLite Micro and CMSIS-NN do, so int8 kernels need no float in their
-//! inner loops.
+//! arithmetic only, so int8 kernels need no float (and no FPU) in their inner loops.
 //!
-//! A real multiplier `r` (for a conv: `input_scale * weight_scale / output_scale`) is stored
-//! as a Q31 fixed-point `multiplier` in [2^30, 2^31) and a power-of-two `shift`, with
-//! `r ≈ multiplier · 2^(shift − 31)` ([`Requant::from_real`], done at compile time). Applying it
-//! ([`Requant::apply`]) is a saturating rounding doubling high multiply (ties toward +∞)
-//! followed by a rounding right shift (ties away from zero), exactly TFLite's reference
-//! `MultiplyByQuantizedMultiplier`: the result is within 1 of the exact product and equals it
-//! whenever the product is an integer.
+//! The result is bit-exact with onnxruntime, the reference of quantized ONNX models: its
+//! kernels requantise in float32 (`round_half_even(f32(acc) · scale)`, MLAS
+//! `MlasRequantizeOutput`) with `scale` itself computed in float32 (for a convolution
+//! `x_scale · w_scale[c] / y_scale`). [`Requant`] stores that float32 scale as its 24-bit
+//! mantissa and a power of two ([`Requant::from_f32`], at compile time), and
+//! [`Requant::apply`] replays the float32 arithmetic with integers: `f32(acc)` is `acc`
+//! rounded to 24 significant bits, the float product is the exact integer product rounded to
+//! 24 significant bits, and the final rounding is to nearest, ties to even. Each rounding is
+//! the IEEE one, so the integers match the float computation exactly (not just within one):
+//! a model agrees with onnxruntime step for step instead of drifting apart layer by layer.
+//! On a Cortex-M this is one 32×32→64 multiply, two leading-zero counts and a few shifts.
 
-/// A real multiplier in fixed point.
+/// A non-negative float32 scale as `multiplier · 2^shift`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Requant {
-    /// Q31 mantissa in [2^30, 2^31), or 0 for a zero multiplier.
+    /// The float32 mantissa with its implicit bit, in [2^23, 2^24), or 0 for a zero scale.
     pub multiplier: i32,
-    /// Power of two: positive shifts left, negative shifts right.
+    /// Power of two of the mantissa's unit.
     pub shift: i32,
 }
 
 impl Requant {
-    /// The fixed-point form of `real` (≥ 0). Multipliers below 2^-31 become zero.
+    /// The scale `real` rounded to float32 (as onnxruntime holds it). Use [`Requant::from_f32`]
+    /// when the scale is the result of float32 arithmetic, to round as that arithmetic does.
     pub fn from_real(real: f64) -> Requant {
+        Requant::from_f32(real as f32)
+    }
+
+    /// The float32 scale `scale` (≥ 0, finite).
+    pub fn from_f32(scale: f32) -> Requant {
         assert!(
-            real >= 0.0 && real.is_finite(),
-            "requantisation multiplier {real}"
+            scale >= 0.0 && scale.is_finite(),
+            "requantisation scale {scale}"
         );
-        if real == 0.0 {
+        let bits = scale.to_bits();
+        let exp = ((bits >> 23) & 0xff) as i32;
+        let frac = (bits & 0x7f_ffff) as i32;
+        if exp == 0 {
+            // Zero or subnormal: a subnormal mantissa has no implicit bit.
             return Requant {
-                multiplier: 0,
-                shift: 0,
+                multiplier: frac,
+                shift: -149,
             };
         }
-        // real = q · 2^shift with q in [0.5, 1) (frexp), without libm.
-        let bits = real.to_bits();
-        let exp = ((bits >> 52) & 0x7ff) as i32;
-        let (q, mut shift) = if exp == 0 {
-            // Subnormal: far below 2^-31.
-            return Requant {
-                multiplier: 0,
-                shift: 0,
-            };
-        } else {
-            let mantissa = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
-            (mantissa, exp - 1022)
-        };
-        let mut fixed = round_half_away(q * (1u64 << 31) as f64) as i64;
-        if fixed == 1 << 31 {
-            fixed /= 2;
-            shift += 1;
-        }
-        if shift < -31 {
-            return Requant {
-                multiplier: 0,
-                shift: 0,
-            };
-        }
-        assert!(shift <= 30, "requantisation multiplier {real} too large");
         Requant {
-            multiplier: fixed as i32,
-            shift,
+            multiplier: frac | 1 << 23,
+            shift: exp - 150,
         }
     }
 
-    /// `x · real` rounded as TFLite rounds it (see the module docs), saturating at the i32
-    /// range.
+    /// The scale as a float (for reports and tests).
+    pub fn to_f64(self) -> f64 {
+        f64::from(self.multiplier) * libm::pow(2.0, f64::from(self.shift))
+    }
+
+    /// `round_half_even(f32(x) · scale)` computed as float32 computes it, saturating at the
+    /// i32 range.
     #[inline]
     pub fn apply(self, x: i32) -> i32 {
-        let (left, right) = if self.shift > 0 {
-            (self.shift, 0)
+        if self.multiplier == 0 || x == 0 {
+            return 0;
+        }
+        // f32(x): x rounded to 24 significant bits (exact below 2^24).
+        let a = round_to_bits(u64::from(x.unsigned_abs()), 24);
+        // The float32 product: the exact product (< 2^56) rounded to 24 significant bits.
+        let p = round_to_bits(a * self.multiplier as u64, 24);
+        let m = if self.shift >= 0 {
+            if self.shift >= 40 || p >> (63 - self.shift) != 0 {
+                u64::MAX
+            } else {
+                p << self.shift
+            }
         } else {
-            (0, -self.shift)
+            round_shift(p, (-self.shift) as u32)
         };
-        let x = x.saturating_mul(1 << left);
-        rounding_divide_by_pot(
-            saturating_rounding_doubling_high_mul(x, self.multiplier),
-            right,
-        )
+        let m = m.min(1 << 31) as i64;
+        let v = if x < 0 { -m } else { m };
+        v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
     }
 }
 
-/// Rounds half away from zero (f64::round without std).
-fn round_half_away(x: f64) -> f64 {
-    let t = x as i64 as f64; // truncation; |x| < 2^63 here
-    let frac = x - t;
-    if frac >= 0.5 {
-        t + 1.0
-    } else if frac <= -0.5 {
-        t - 1.0
+/// `v / 2^k` rounded to nearest, ties to even.
+#[inline]
+fn round_shift(v: u64, k: u32) -> u64 {
+    if k == 0 {
+        return v;
+    }
+    if k >= 64 {
+        // v < 2^64 ≤ half of 2^k... only v = 2^63 at k = 64 is a tie, and it rounds to 0.
+        return u64::from(k == 64 && v > 1 << 63);
+    }
+    let q = v >> k;
+    let r = v & ((1u64 << k) - 1);
+    let half = 1u64 << (k - 1);
+    if r > half || (r == half && q & 1 == 1) {
+        q + 1
     } else {
-        t
+        q
     }
 }
 
-/// `round(a · b / 2^31)` with ties toward +∞ (gemmlowp's); the one overflowing case saturates.
+/// `v` rounded to `bits` significant bits (ties to even), as a float mantissa holds it.
 #[inline]
-pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
-    if a == i32::MIN && b == i32::MIN {
-        return i32::MAX;
+fn round_to_bits(v: u64, bits: u32) -> u64 {
+    let n = 64 - v.leading_zeros();
+    if n <= bits {
+        v
+    } else {
+        let d = n - bits;
+        round_shift(v, d) << d
     }
-    let ab = i64::from(a) * i64::from(b);
-    let nudge = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    ((ab + nudge) / (1i64 << 31)) as i32
-}
-
-/// `round(x / 2^exponent)`, half away from zero, for `exponent` in 0..=31.
-#[inline]
-pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
-    debug_assert!((0..=31).contains(&exponent));
-    let mask = ((1i64 << exponent) - 1) as i32;
-    let remainder = x & mask;
-    let threshold = (mask >> 1) + i32::from(x < 0);
-    (x >> exponent) + i32::from(remainder > threshold)
 }
 
 /// Requantises an accumulator to int8: `clamp(round(acc · real) + zero_point, lo, hi)`, where
@@ -123,81 +123,147 @@ pub fn requantize(acc: i32, r: Requant, zero_point: i32, lo: i8, hi: i8) -> i8 {
         .clamp(i32::from(lo), i32::from(hi)) as i8
 }
 
+/// Quantisation of `f32` values to int8 (ONNX `QuantizeLinear`): `y = saturate(round(x /
+/// scale) + zero)`, ties to even. Runs where a float graph input enters an int8 graph.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quantize {
+    /// Scale of the int8 tensor.
+    pub scale: f32,
+    /// Zero point of the int8 tensor.
+    pub zero: i32,
+}
+
+/// See [`Quantize`].
+pub fn quantize(p: &Quantize, input: &[f32], output: &mut [i8]) {
+    assert!(input.len() >= output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        // Saturate in float first: `as i32` of a huge or NaN value is defined but not what
+        // ONNX says (NaN quantises to the zero point here, as in onnxruntime).
+        let q = libm::rintf(x / p.scale) + p.zero as f32;
+        *o = if q.is_nan() {
+            p.zero.clamp(-128, 127) as i8
+        } else {
+            q.clamp(-128.0, 127.0) as i8
+        };
+    }
+}
+
+/// Dequantisation of int8 values to `f32` (ONNX `DequantizeLinear`): `y = (x − zero) · scale`.
+/// Runs where an int8 graph hands a float output back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dequantize {
+    /// Scale of the int8 tensor.
+    pub scale: f32,
+    /// Zero point of the int8 tensor.
+    pub zero: i32,
+}
+
+/// See [`Dequantize`].
+pub fn dequantize(p: &Dequantize, input: &[i8], output: &mut [f32]) {
+    assert!(input.len() >= output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = (i32::from(x) - p.zero) as f32 * p.scale;
+    }
+}
+
+/// An int8 → int8 change of scale and zero point, with an optional clamp: what a
+/// `DequantizeLinear → QuantizeLinear` pair with different parameters, a quantized ReLU or
+/// Clip, or a concatenation input of another scale computes. `y = clamp(requant(x − in_zero)
+/// + out_zero, lo, hi)`, integer only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RequantizeI8 {
+    /// Input zero point.
+    pub in_zero: i32,
+    /// `in_scale / out_scale`.
+    pub mult: Requant,
+    /// Output zero point.
+    pub out_zero: i32,
+    /// Smallest output.
+    pub lo: i8,
+    /// Largest output.
+    pub hi: i8,
+}
+
+/// See [`RequantizeI8`].
+pub fn requantize_i8(p: &RequantizeI8, input: &[i8], output: &mut [i8]) {
+    assert!(input.len() >= output.len());
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = requantize(i32::from(x) - p.in_zero, p.mult, p.out_zero, p.lo, p.hi);
+    }
+}
+
+/// [`requantize_i8`] over its own input.
+pub fn requantize_i8_in_place(p: &RequantizeI8, io: &mut [i8]) {
+    for x in io.iter_mut() {
+        *x = requantize(i32::from(*x) - p.in_zero, p.mult, p.out_zero, p.lo, p.hi);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The float answer, rounded half away from zero.
-    fn reference(x: i32, real: f64) -> i64 {
-        round_half_away(f64::from(x) * real) as i64
+    /// onnxruntime's arithmetic: float32 product, rounded half to even.
+    fn float_reference(x: i32, scale: f32) -> i64 {
+        let v = (x as f32) * scale;
+        (v as f64)
+            .round_ties_even()
+            .clamp(i32::MIN as f64, i32::MAX as f64) as i64
+    }
+
+    /// A small deterministic generator (no dependencies in the runtime's tests).
+    fn lcg(state: &mut u64) -> u32 {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (*state >> 33) as u32
     }
 
     #[test]
-    fn matches_float_within_one_and_rounds_ties_as_tflite() {
-        let reals = [
-            0.5,
-            0.25,
-            0.000_123_4,
-            0.003_921_5,
-            0.75,
-            1.0,
-            1.5,
-            3.999,
-            0.1,
-            1e-9,
-        ];
-        let xs = [
-            0,
-            1,
-            -1,
-            2,
-            -2,
-            3,
-            -3,
-            127,
-            -128,
-            1000,
-            -1000,
-            65_535,
-            -65_536,
-            1 << 20,
-            -(1 << 20),
-            123_456_789,
-        ];
-        for &real in &reals {
-            let r = Requant::from_real(real);
-            if real >= 2f64.powi(-31) {
-                assert!(
-                    (1 << 30..=i32::MAX).contains(&r.multiplier),
-                    "{real}: {r:?}"
-                );
-            }
-            for &x in &xs {
-                let got = i64::from(r.apply(x));
-                let want = reference(x, real);
-                assert!((got - want).abs() <= 1, "{x} × {real}: {got} vs {want}");
-            }
+    fn bit_exact_with_float32_on_random_values() {
+        let mut st = 42u64;
+        for _ in 0..200_000 {
+            // Scales from 2^-40 to 2^4, accumulators of every magnitude, ties included.
+            let scale = f32::from_bits(lcg(&mut st) % (0x4180_0000 - 0x2b80_0000) + 0x2b80_0000);
+            let x = match lcg(&mut st) % 4 {
+                0 => (lcg(&mut st) % 512) as i32 - 256,
+                1 => (lcg(&mut st) % (1 << 20)) as i32 - (1 << 19),
+                2 => lcg(&mut st) as i32,
+                _ => ((lcg(&mut st) % 1024) as i32 - 512) << (lcg(&mut st) % 20),
+            };
+            let r = Requant::from_f32(scale);
+            assert_eq!(
+                i64::from(r.apply(x)),
+                float_reference(x, scale),
+                "{x} × {scale:e}"
+            );
         }
-        // Ties, as TFLite: the doubling high multiply rounds them toward +∞ ...
-        let half = Requant::from_real(0.5);
-        assert_eq!((half.apply(3), half.apply(-3)), (2, -1));
-        assert_eq!((half.apply(5), half.apply(-5)), (3, -2));
-        // ... and the right shift away from zero.
-        let quarter = Requant::from_real(0.25);
-        assert_eq!((quarter.apply(6), quarter.apply(-6)), (2, -2));
-        // Double rounding: 7 / 16 = 0.4375 goes 3.5 → 4 in the multiply, then 0.5 → 1.
-        assert_eq!(Requant::from_real(1.0 / 16.0).apply(7), 1);
+    }
+
+    #[test]
+    fn ties_round_to_even_as_float_does() {
+        let half = Requant::from_f32(0.5);
+        assert_eq!((half.apply(3), half.apply(-3)), (2, -2));
+        assert_eq!((half.apply(5), half.apply(-5)), (2, -2));
+        assert_eq!((half.apply(1), half.apply(7)), (0, 4));
+        let quarter = Requant::from_f32(0.25);
+        assert_eq!(
+            (quarter.apply(6), quarter.apply(-6), quarter.apply(10)),
+            (2, -2, 2)
+        );
+        // f32(x) loses bits above 2^24: 2^24 + 1 becomes 2^24 before the product.
+        assert_eq!(Requant::from_f32(1.0).apply((1 << 24) + 1), 1 << 24);
     }
 
     #[test]
     fn integer_products_are_exact() {
         for k in -12..10 {
             let r = Requant::from_real(2f64.powi(k));
-            assert_eq!(r.multiplier, 1 << 30);
+            assert_eq!(r.multiplier, 1 << 23);
             for x in [-(1 << 12), -7 << 12, 0, 3 << 12, 1 << 12] {
                 assert_eq!(
                     i64::from(r.apply(x)),
-                    reference(x, 2f64.powi(k)),
+                    (f64::from(x) * 2f64.powi(k)) as i64,
                     "{x} × 2^{k}"
                 );
             }
@@ -215,32 +281,62 @@ mod tests {
         assert_eq!(requantize(10, r, -128, -128, 127), -118);
         assert_eq!(requantize(-10, r, -5, -128, 127), -15);
         assert_eq!(requantize(-10, r, -5, -5, 127), -5); // a fused ReLU clamps at the zero point
-                                                         // i32 saturation: a large left shift and the one overflowing doubling multiply.
-                                                         // The left shift saturates instead of wrapping: a huge product stays huge and keeps
-                                                         // its sign.
+                                                         // i32 saturation: a huge product stays huge and keeps its sign.
         let big = Requant::from_real(1000.0);
-        let top = saturating_rounding_doubling_high_mul(i32::MAX, big.multiplier);
-        assert_eq!(big.apply(i32::MAX), top);
-        assert_eq!(big.apply(1 << 30), top);
-        assert!(big.apply(i32::MIN) < -(1 << 30));
-        assert_eq!(
-            saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
-            i32::MAX
-        );
+        assert_eq!(big.apply(i32::MAX), i32::MAX);
+        assert_eq!(big.apply(i32::MIN), i32::MIN);
+        assert_eq!(Requant::from_real(1e30).apply(-3), i32::MIN);
         // Zero and vanishing multipliers.
         assert_eq!(Requant::from_real(0.0).apply(123_456), 0);
-        assert_eq!(Requant::from_real(1e-12).apply(i32::MAX), 0);
+        assert_eq!(Requant::from_real(1e-12).apply(1000), 0);
+        assert_eq!(Requant::from_f32(f32::from_bits(1)).apply(i32::MAX), 0);
     }
 
     #[test]
-    fn rounding_divide_by_power_of_two() {
-        assert_eq!(rounding_divide_by_pot(5, 1), 3);
-        assert_eq!(rounding_divide_by_pot(-5, 1), -3);
-        assert_eq!(rounding_divide_by_pot(4, 2), 1);
-        assert_eq!(rounding_divide_by_pot(6, 2), 2);
-        assert_eq!(rounding_divide_by_pot(-6, 2), -2);
-        assert_eq!(rounding_divide_by_pot(-7, 2), -2);
-        assert_eq!(rounding_divide_by_pot(i32::MIN, 31), -1);
-        assert_eq!(rounding_divide_by_pot(17, 0), 17);
+    fn quantize_rounds_ties_to_even_and_saturates() {
+        let p = Quantize {
+            scale: 0.5,
+            zero: -3,
+        };
+        let x = [0.25, 0.75, -0.25, 1000.0, -1000.0, f32::NAN, 1.0];
+        let mut y = [0i8; 7];
+        quantize(&p, &x, &mut y);
+        // 0.5 → 0, 1.5 → 2, −0.5 → −0 (ties to even), then + zero point.
+        assert_eq!(y, [-3, -1, -3, 127, -128, -3, -1]);
+    }
+
+    #[test]
+    fn dequantize_then_quantize_is_identity() {
+        let (scale, zero) = (0.0173f32, 17);
+        let x: [i8; 256] = core::array::from_fn(|i| (i as u8) as i8);
+        let mut f = [0.0f32; 256];
+        dequantize(&Dequantize { scale, zero }, &x, &mut f);
+        let mut y = [0i8; 256];
+        quantize(&Quantize { scale, zero }, &f, &mut y);
+        assert_eq!(x, y);
+    }
+
+    #[test]
+    fn requantize_i8_matches_float_and_clamps() {
+        let (si, zi, so, zo) = (0.02f64, -5, 0.03f64, 10);
+        let p = RequantizeI8 {
+            in_zero: zi,
+            mult: Requant::from_real(si / so),
+            out_zero: zo,
+            lo: zo as i8, // a fused ReLU
+            hi: 127,
+        };
+        let x: [i8; 256] = core::array::from_fn(|i| (i as u8) as i8);
+        let mut y = [0i8; 256];
+        requantize_i8(&p, &x, &mut y);
+        let mut z = x;
+        requantize_i8_in_place(&p, &mut z);
+        assert_eq!(y, z);
+        for (&a, &b) in x.iter().zip(&y) {
+            let want = ((f64::from(i32::from(a) - zi) * si / so).round() as i64 + i64::from(zo))
+                .clamp(i64::from(zo), 127);
+            assert!((i64::from(b) - want).abs() <= 1, "{a}: {b} vs {want}");
+            assert!(i32::from(b) >= zo);
+        }
     }
 }

@@ -17,8 +17,8 @@ pub struct StridedCopy {
     pub offset: usize,
 }
 
-/// See [`StridedCopy`].
-pub fn strided_copy(p: &StridedCopy, input: &[f32], output: &mut [f32]) {
+/// See [`StridedCopy`]; any element type (f32 and int8 tensors alike).
+pub fn strided_copy<T: Copy>(p: &StridedCopy, input: &[T], output: &mut [T]) {
     let len: usize = p.shape[..p.rank].iter().product();
     assert!(output.len() >= len);
     if len == 0 {
@@ -120,8 +120,8 @@ pub struct ConcatPart {
     pub offset: usize,
 }
 
-/// See [`ConcatPart`].
-pub fn concat_part(p: &ConcatPart, input: &[f32], output: &mut [f32]) {
+/// See [`ConcatPart`]; any element type.
+pub fn concat_part<T: Copy>(p: &ConcatPart, input: &[T], output: &mut [T]) {
     assert!(input.len() >= p.outer * p.part && output.len() >= p.outer * p.total);
     assert!(p.offset + p.part <= p.total);
     for o in 0..p.outer {

@@ -37,6 +37,9 @@ use tract_core::ops::nn::{DataFormat, Reduce, Reducer, Softmax, SoftmaxKind};
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Node, Op, OrderRank, TensorId, TensorKind};
 
+mod qdq;
+pub use qdq::QDQ_OPS;
+
 /// ONNX ops the compiler has kernels for (as they appear in ONNX files).
 pub const SUPPORTED_OPS: &[&str] = &[
     "Abs",
@@ -178,6 +181,46 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
         }
     }
     pin_input_shapes(&mut model, options)?;
+    if qdq::is_qdq(graph_proto) {
+        // Quantized: our own lowering of the ONNX nodes; tract types them (shapes only).
+        let typed = model.into_typed().map_err(load)?;
+        let mut shapes = HashMap::new();
+        for node in &typed.nodes {
+            for (ix, out) in node.outputs.iter().enumerate() {
+                let outlet = OutletId::new(node.id, ix);
+                // Sources (graph inputs) go by their node name, other values by their label.
+                let label = typed
+                    .outlet_label(outlet)
+                    .or((ix == 0).then_some(node.name.as_str()));
+                if let (Some(label), Some(shape)) = (label, out.fact.shape.as_concrete()) {
+                    shapes
+                        .entry(label.to_string())
+                        .or_insert_with(|| shape.to_vec());
+                }
+            }
+        }
+        let mut tract_rank = vec![usize::MAX; graph_proto.node.len()];
+        let order = typed
+            .eval_order_opt_ram()
+            .map_err(|e| Error::Model(format!("{e:#}")))?;
+        for (pos, id) in order.into_iter().enumerate() {
+            if let Some(i) = onnx_nodes.index(&typed.nodes[id].name) {
+                tract_rank[i] = tract_rank[i].min(pos);
+            }
+        }
+        // Nodes tract folded away (weight dequantisations) keep their file position.
+        for (i, r) in tract_rank.iter_mut().enumerate() {
+            if *r == usize::MAX {
+                *r = i;
+            }
+        }
+        let opset = proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map_or(13, |o| o.version);
+        return qdq::lower(graph_proto, &shapes, opset, tract_rank);
+    }
     let typed = model
         .into_typed()
         .map_err(load)?

@@ -1,0 +1,206 @@
+//! int8 (QDQ) models through `include_model!`, against onnxruntime's outputs.
+//!
+//! tests/quantize_models.py quantizes the float test networks with onnxruntime's static
+//! quantizer and stores onnxruntime's output on the committed input, and the int8 value of
+//! every quantized tensor. tract is not an oracle here: its run of quantized Softmax is wrong
+//! (every output 1.0).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use microarena_compiler::exec::{run_traced, Values};
+use microarena_compiler::ir::Op;
+use microarena_compiler::{compile, Options};
+use microarena_tests::{models_dir, read_f32};
+
+macro_rules! int8_models {
+    ($($name:ident => ($path:literal, $float:literal)),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                mod m { microarena::include_model!($path); }
+                mod f { microarena::include_model!($float); }
+                check(stringify!($name), m::ARENA_BYTES, f::ARENA_BYTES, |x, y| {
+                    let mut model = m::Model::new();
+                    let x: &[f32; m::INPUT_LEN] = x.try_into().unwrap();
+                    let y: &mut [f32; m::OUTPUT_LEN] = y.try_into().unwrap();
+                    model.run(x, y);
+                }, m::OUTPUT_LEN);
+            }
+        )*
+    };
+}
+
+/// Output quantisation step of a compiled int8 model (its last dequantisation).
+fn output_step(name: &str) -> f32 {
+    let c = compile(
+        &models_dir().join(format!("int8/{name}.onnx")),
+        &Options::default(),
+    )
+    .expect("compiles");
+    c.graph
+        .output_quant(0)
+        .expect("a float output of an int8 graph")
+        .scale
+}
+
+fn check(name: &str, arena: usize, float_arena: usize, run: impl Fn(&[f32], &mut [f32]), n: usize) {
+    let dir = models_dir();
+    let net = name.split('_').next().expect("NET_qdq");
+    let x = read_f32(&dir.join(format!("{net}.input.bin")));
+    let ort = read_f32(&dir.join(format!("int8/{name}.output.bin")));
+    let mut y = vec![f32::NAN; n];
+    run(&x, &mut y);
+    let step = output_step(name);
+    within_steps(name, &y, &ort, step);
+    // The interpreter (same kernels, same plan) agrees bit for bit with the generated code.
+    let c = compile(&dir.join(format!("int8/{name}.onnx")), &Options::default()).expect("compiles");
+    assert_eq!(c.run(&[&x])[0], y, "{name}: interpreter vs generated code");
+    let ratio = arena as f64 / float_arena as f64;
+    eprintln!("{name}: arena {arena} B, f32 twin {float_arena} B, ratio {ratio:.3}");
+    assert!(
+        ratio <= 0.27,
+        "{name}: arena {arena} B is {ratio:.3}× its f32 twin's {float_arena} B"
+    );
+}
+
+/// The bar: ≥ 99% of elements within 1 quantisation step of onnxruntime, none beyond 2.
+fn within_steps(name: &str, got: &[f32], want: &[f32], step: f32) {
+    assert_eq!(got.len(), want.len(), "{name}: output length");
+    // Half a step of slack on top of the integer steps: both sides dequantize an int8 value,
+    // so they differ by whole steps up to float rounding.
+    let steps: Vec<f32> = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs() / step)
+        .collect();
+    let within1 = steps.iter().filter(|&&s| s <= 1.5).count();
+    let worst = steps.iter().cloned().fold(0.0f32, f32::max);
+    eprintln!(
+        "{name}: {within1}/{} within 1 step, worst {worst:.2} steps (step {step})",
+        got.len()
+    );
+    assert!(
+        got.iter().all(|v| v.is_finite()),
+        "{name}: non-finite output"
+    );
+    assert!(
+        within1 * 100 >= 99 * got.len(),
+        "{name}: {within1}/{} within 1 step",
+        got.len()
+    );
+    assert!(worst <= 2.5, "{name}: an element {worst:.2} steps away");
+}
+
+int8_models!(
+    chain_qdq => ("tests/models/int8/chain_qdq.onnx", "tests/models/chain.onnx"),
+    residual_qdq => ("tests/models/int8/residual_qdq.onnx", "tests/models/residual.onnx"),
+    dwsep_qdq => ("tests/models/int8/dwsep_qdq.onnx", "tests/models/dwsep.onnx"),
+    inception_qdq => ("tests/models/int8/inception_qdq.onnx", "tests/models/inception.onnx"),
+    dwsep_qdq_u8 => ("tests/models/int8/dwsep_qdq_u8.onnx", "tests/models/dwsep.onnx"),
+    inception_qdq_u8 => ("tests/models/int8/inception_qdq_u8.onnx", "tests/models/inception.onnx"),
+    residual_qdq_pt => ("tests/models/int8/residual_qdq_pt.onnx", "tests/models/residual.onnx"),
+);
+
+/// Every int8 tensor equals onnxruntime's, bit for bit, layer after layer: the integer
+/// requantisation replays onnxruntime's float32 arithmetic exactly. The one exception is
+/// Softmax, whose output may differ by one step (onnxruntime's QLinearSoftmax sums a float
+/// exp table; ours sums an integer one).
+#[test]
+fn every_int8_tensor_matches_onnxruntime() {
+    for name in [
+        "chain_qdq",
+        "residual_qdq",
+        "dwsep_qdq",
+        "inception_qdq",
+        "dwsep_qdq_u8",
+        "inception_qdq_u8",
+        "residual_qdq_pt",
+    ] {
+        let dir = models_dir().join("int8");
+        let index = std::fs::read_to_string(dir.join(format!("{name}.trace.txt"))).expect("trace");
+        let bytes = std::fs::read(dir.join(format!("{name}.trace.bin"))).expect("trace");
+        let mut reference: HashMap<String, Vec<i8>> = HashMap::new();
+        let mut at = 0;
+        for line in index.lines() {
+            let (key, len) = line.split_once(' ').expect("name length");
+            let len: usize = len.parse().expect("length");
+            reference.insert(
+                key.into(),
+                bytes[at..at + len].iter().map(|&b| b as i8).collect(),
+            );
+            at += len;
+        }
+        assert_eq!(at, bytes.len(), "{name}: trace index covers the bytes");
+        let c = compile(&dir.join(format!("{name}.onnx")), &Options::default()).expect("compiles");
+        let net = name.split('_').next().expect("NET_...");
+        let x = read_f32(&models_dir().join(format!("{net}.input.bin")));
+        let g = &c.graph;
+        let (mut compared, mut differing, mut elements) = (0, 0, 0);
+        run_traced(g, &c.schedule, &c.plan, &[Values::F32(x)], |t, v| {
+            let tensor = g.tensor(t);
+            let Some(want) = reference.get(&tensor.name) else {
+                return;
+            };
+            let got = v.i8();
+            assert_eq!(got.len(), want.len(), "{name}: `{}` length", tensor.name);
+            let softmax = g
+                .nodes
+                .iter()
+                .any(|n| n.output == t && matches!(n.op, Op::SoftmaxI8(_)));
+            let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).max();
+            let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
+            if softmax {
+                assert!(
+                    worst <= Some(1),
+                    "{name}: softmax `{}` off by {worst:?}",
+                    tensor.name
+                );
+            } else {
+                assert!(
+                    differ == 0,
+                    "{name}: `{}` differs from onnxruntime in {differ} of {} elements (worst {worst:?})",
+                    tensor.name,
+                    got.len()
+                );
+            }
+            differing += differ;
+            elements += got.len();
+            compared += 1;
+        });
+        // Every quantized tensor some node writes (not the input, quantized on entry, nor the
+        // outputs of reshapes, which became aliases), and most of the model's.
+        let produced = g
+            .nodes
+            .iter()
+            .filter(|n| reference.contains_key(&g.tensor(n.output).name))
+            .count();
+        assert_eq!(compared, produced, "{name}: tensors compared");
+        assert!(
+            2 * compared > reference.len(),
+            "{name}: only {compared} tensors compared"
+        );
+        eprintln!(
+            "{name}: {compared} int8 tensors, {differing} of {elements} elements differ from onnxruntime's"
+        );
+    }
+}
+
+/// The seed network quantized: per step the report's int8 figures (alignment 1: int8
+/// tensors need none), peak 26,944 B.
+#[test]
+fn seed_network_int8_per_step_figures() {
+    let c = compile(
+        Path::new(&models_dir().join("int8/chain_qdq.onnx")),
+        &Options {
+            alignment: 1,
+            ..Options::default()
+        },
+    )
+    .expect("compiles");
+    assert_eq!(
+        c.plan.step_live_bytes,
+        vec![17_472, 26_944, 15_680, 3_264, 138, 20]
+    );
+    assert_eq!(c.plan.arena_bytes, 26_944);
+}
