@@ -31,6 +31,16 @@ macro_rules! int8_models {
     };
 }
 
+/// The committed input of a net (tests/models, or tests/models/int8 for nets written there).
+fn input_of(net: &str) -> Vec<f32> {
+    let own = models_dir().join(format!("int8/{net}.input.bin"));
+    if own.exists() {
+        read_f32(&own)
+    } else {
+        read_f32(&models_dir().join(format!("{net}.input.bin")))
+    }
+}
+
 /// Output quantisation step of a compiled int8 model (its last dequantisation).
 fn output_step(name: &str) -> f32 {
     let c = compile(
@@ -47,7 +57,7 @@ fn output_step(name: &str) -> f32 {
 fn check(name: &str, arena: usize, float_arena: usize, run: impl Fn(&[f32], &mut [f32]), n: usize) {
     let dir = models_dir();
     let net = name.split('_').next().expect("NET_qdq");
-    let x = read_f32(&dir.join(format!("{net}.input.bin")));
+    let x = input_of(net);
     let ort = read_f32(&dir.join(format!("int8/{name}.output.bin")));
     let mut y = vec![f32::NAN; n];
     run(&x, &mut y);
@@ -100,6 +110,8 @@ int8_models!(
     dwsep_qdq_u8 => ("tests/models/int8/dwsep_qdq_u8.onnx", "tests/models/dwsep.onnx"),
     inception_qdq_u8 => ("tests/models/int8/inception_qdq_u8.onnx", "tests/models/inception.onnx"),
     residual_qdq_pt => ("tests/models/int8/residual_qdq_pt.onnx", "tests/models/residual.onnx"),
+    // QOperator with standard ops only (QLinearConv, QLinearMatMul): tract loads it.
+    convmm_qop => ("tests/models/int8/convmm_qop.onnx", "tests/models/int8/convmm.onnx"),
 );
 
 /// Every int8 tensor equals onnxruntime's, bit for bit, layer after layer: the integer
@@ -134,7 +146,7 @@ fn every_int8_tensor_matches_onnxruntime() {
         assert_eq!(at, bytes.len(), "{name}: trace index covers the bytes");
         let c = compile(&dir.join(format!("{name}.onnx")), &Options::default()).expect("compiles");
         let net = name.split('_').next().expect("NET_...");
-        let x = read_f32(&models_dir().join(format!("{net}.input.bin")));
+        let x = input_of(net);
         let g = &c.graph;
         let (mut compared, mut differing, mut elements) = (0, 0, 0);
         run_traced(g, &c.schedule, &c.plan, &[Values::F32(x)], |t, v| {

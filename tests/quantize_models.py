@@ -6,6 +6,8 @@ For each NAME in NETS (float models in tests/models/) this writes to tests/model
   NAME_qdq.onnx      QuantFormat.QDQ: per-channel int8 weights, int8 activations
   NAME_qop.onnx      QuantFormat.QOperator: QLinearConv, QLinearMatMul, ... (com.microsoft ops)
   NAME_qdq.output.bin, NAME_qop.output.bin   onnxruntime's float output on NAME.input.bin
+  convmm.onnx, convmm_qop.onnx      a conv net ending in MatMul (written here) and its
+                                    QOperator form, standard ONNX ops only; convmm.input.bin
   NAME_qdq.trace.bin + .trace.txt   onnxruntime's int8 value of every QuantizeLinear output,
                                     keyed by the float value it quantizes (name and length per
                                     line in .txt, the bytes concatenated in .bin)
@@ -46,6 +48,35 @@ class Reader(CalibrationDataReader):
             return None
         self.i += 1
         return self.data[self.i - 1]
+
+
+def convmm_float(path):
+    """A conv net ending in MatMul: onnxruntime's QOperator format turns it into standard ONNX
+    ops only (QLinearConv, MaxPool, Flatten, QLinearMatMul), which tract loads."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+    rng = np.random.default_rng(5)
+    def init(name, *shape, scale=0.3):
+        return numpy_helper.from_array(rng.normal(0, scale, size=shape).astype(np.float32), name)
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Flatten", ["r2"], ["f"]),
+        helper.make_node("MatMul", ["f", "w3"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "convmm",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+        [init("w1", 8, 3, 3, 3), init("b1", 8, scale=0.1), init("w2", 16, 8, 3, 3, scale=0.15),
+         init("b2", 16, scale=0.1), init("w3", 16 * 14 * 14, 10, scale=0.03)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
 
 
 def write_trace(path, x):
@@ -97,6 +128,19 @@ def main():
                 write_trace(dst, x)
             print(f"{name}_{tag}: {os.path.getsize(dst)} bytes, argmax {int(np.argmax(y))}")
         os.remove(pre)
+    # QOperator with standard ops only (tract loads them): the float net is written here.
+    src = os.path.join(OUT, "convmm.onnx")
+    convmm_float(src)
+    x = np.fromfile(os.path.join(MODELS, "chain.input.bin"), dtype="<f4").reshape(1, 3, 32, 32)
+    dst = os.path.join(OUT, "convmm_qop.onnx")
+    quantize_static(src, dst, Reader([1, 3, 32, 32], x), quant_format=QuantFormat.QOperator,
+                    per_channel=True, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
+    x.astype("<f4").tofile(os.path.join(OUT, "convmm.input.bin"))
+    for path, tag in [(src, "convmm"), (dst, "convmm_qop")]:
+        (y,) = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x})
+        np.asarray(y, dtype="<f4").tofile(os.path.join(OUT, f"{tag}.output.bin"))
+    print(f"convmm_qop: ops {sorted(set(n.op_type for n in __import__('onnx').load(dst).graph.node))}")
     import onnx
     print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}",
           file=sys.stderr)

@@ -46,6 +46,8 @@ pub(crate) fn is_qdq(g: &pb::GraphProto) -> bool {
 
 /// ONNX ops the QDQ lowering handles (as they appear between QuantizeLinear/DequantizeLinear).
 pub const QDQ_OPS: &[&str] = &[
+    "QLinearConv",
+    "QLinearMatMul",
     "AveragePool",
     "Clip",
     "Concat",
@@ -202,6 +204,9 @@ impl QuantWeight {
             .collect()
     }
 }
+
+/// Wraps a tensor as the same kind of value as an op's input (see `deq_or_int8`).
+type SameKind = fn(TensorId) -> Val;
 
 /// What an ONNX value is, as far as the lowering is concerned.
 #[derive(Clone, Debug)]
@@ -384,6 +389,61 @@ impl Lowering<'_> {
         }
     }
 
+    /// An input that is either dequantized (QDQ) or plain int8 (QOperator: MaxPool and
+    /// reshapes run on the int8 tensor itself), and a wrapper giving the output the same kind.
+    fn deq_or_int8(&self, at: &At, pos: usize) -> Result<(TensorId, SameKind)> {
+        let name = at.node.input.get(pos).map(String::as_str).unwrap_or("");
+        match self.val(at, name)? {
+            Val::Int8(t) => Ok((t, Val::Int8)),
+            _ => Ok((self.deq(at, pos)?, Val::Deq)),
+        }
+    }
+
+    /// An int8 input of a QLinear op, whose scale and zero point (inputs `scale_pos`,
+    /// `scale_pos + 1`) must be the tensor's.
+    fn qlinear_input(&self, at: &At, pos: usize, scale_pos: usize) -> Result<TensorId> {
+        let name = at.node.input.get(pos).map(String::as_str).unwrap_or("");
+        let Val::Int8(t) = self.val(at, name)? else {
+            return Err(at.err(format!("input `{name}` must be an int8 tensor")));
+        };
+        let q = self.activation_quant_at(at, scale_pos, scale_pos + 1)?;
+        if q != self.quant(t) {
+            return Err(at.err(format!(
+                "input `{name}` is given a scale or zero point other than it was quantized with"
+            )));
+        }
+        Ok(t)
+    }
+
+    /// The constant int8 weight of a QLinear op at `pos`, scales and zero points following.
+    fn qlinear_weight(&self, at: &At, pos: usize, axis: usize) -> Result<QuantWeight> {
+        let name = at.node.input.get(pos).map(String::as_str).unwrap_or("");
+        let Val::Const(values) = self.val(at, name)? else {
+            return Err(at.err(format!("weight `{name}` must be a constant")));
+        };
+        let (scales, zeros, _) = self.scale_zero_at(at, pos + 1, pos + 2)?;
+        if scales.len() > 1 && values.shape.get(axis) != Some(&scales.len()) {
+            return Err(at.err("per-channel scales do not match the output channels"));
+        }
+        let w = QuantWeight {
+            values,
+            scales,
+            zeros,
+            axis,
+        };
+        Self::symmetric_int8(at, name, w)
+    }
+
+    fn symmetric_int8(at: &At, name: &str, w: QuantWeight) -> Result<QuantWeight> {
+        if w.values.data_type != 3 || w.zeros.iter().any(|&z| z != 0) {
+            return Err(at.err(format!(
+                "weight `{name}` must be symmetric int8 (zero point 0): quantize with \
+                 weight_type=QuantType.QInt8"
+            )));
+        }
+        Ok(w)
+    }
+
     fn quant(&self, t: TensorId) -> Quant {
         self.graph
             .tensor(t)
@@ -407,8 +467,18 @@ impl Lowering<'_> {
         });
     }
 
-    /// Scale and zero point given as inputs `pos`, `pos + 1` of a (De)QuantizeLinear.
+    /// Scale and zero point given as inputs 1 and 2 of a (De)QuantizeLinear.
     fn scale_zero(&self, at: &At) -> Result<(Vec<f32>, Vec<i64>, i32)> {
+        self.scale_zero_at(at, 1, 2)
+    }
+
+    /// Scale and zero point given as inputs `scale_pos` and `zero_pos`.
+    fn scale_zero_at(
+        &self,
+        at: &At,
+        scale_pos: usize,
+        zero_pos: usize,
+    ) -> Result<(Vec<f32>, Vec<i64>, i32)> {
         let get = |pos: usize| -> Result<Option<Constant>> {
             match at.node.input.get(pos).filter(|s| !s.is_empty()) {
                 None => Ok(None),
@@ -418,8 +488,8 @@ impl Lowering<'_> {
                 },
             }
         };
-        let scale = get(1)?.ok_or_else(|| at.err("no scale"))?;
-        let zero = get(2)?;
+        let scale = get(scale_pos)?.ok_or_else(|| at.err("no scale"))?;
+        let zero = get(zero_pos)?;
         let data_type = zero.as_ref().map_or(2, |z| z.data_type);
         let zeros = zero.map_or(vec![0], |z| z.ints);
         let scales = scale.as_f32();
@@ -435,7 +505,12 @@ impl Lowering<'_> {
 
     /// Per-tensor quantisation of an activation (uint8 moved to int8).
     fn activation_quant(&self, at: &At) -> Result<Quant> {
-        let (scales, zeros, data_type) = self.scale_zero(at)?;
+        self.activation_quant_at(at, 1, 2)
+    }
+
+    /// As [`Lowering::activation_quant`], from inputs `scale_pos` and `zero_pos`.
+    fn activation_quant_at(&self, at: &At, scale_pos: usize, zero_pos: usize) -> Result<Quant> {
+        let (scales, zeros, data_type) = self.scale_zero_at(at, scale_pos, zero_pos)?;
         if scales.len() != 1 || zeros.len() != 1 {
             return Err(at.err("per-channel quantisation of an activation is not supported"));
         }
@@ -474,18 +549,18 @@ impl Lowering<'_> {
                 Ok(())
             }
             "Flatten" | "Reshape" | "Squeeze" | "Unsqueeze" => {
-                let x = self.deq(at, 0)?;
+                let (x, kind) = self.deq_or_int8(at, 0)?;
                 let shape = self
                     .shape_of(&out)
                     .ok_or_else(|| at.err("output shape unknown"))?;
                 let q = self.quant(x);
                 let y = self.new_i8(&out, shape, q);
                 self.emit(at, Op::Reshape, vec![x], y);
-                self.values.insert(out, Val::Deq(y));
+                self.values.insert(out, kind(y));
                 Ok(())
             }
             "MaxPool" => {
-                let x = self.deq(at, 0)?;
+                let (x, kind) = self.deq_or_int8(at, 0)?;
                 let geom = self.pool_geometry(at, x, PoolKind::Max)?;
                 let q = self.quant(x);
                 let y = self.new_i8(&out, self.graph.tensor(x).shape.clone(), q);
@@ -500,7 +575,24 @@ impl Lowering<'_> {
                     vec![x],
                     y,
                 );
-                self.values.insert(out, Val::Deq(y));
+                self.values.insert(out, kind(y));
+                Ok(())
+            }
+            "QLinearConv" | "QLinearMatMul" => {
+                // QOperator: the quantisation is in the op's own inputs.
+                let q = self.activation_quant_at(at, 6, 7)?;
+                let x = self.qlinear_input(at, 0, 1)?;
+                let y = if n.op_type == "QLinearConv" {
+                    let w = self.qlinear_weight(at, 3, 0)?;
+                    let bias = self.bias_reals(at, 8, |c| {
+                        f64::from(self.quant(x).scale) * f64::from(w.scale(c))
+                    })?;
+                    self.conv(at, &out, x, w, bias, q, -128, 127)?
+                } else {
+                    let w = self.qlinear_weight(at, 3, 1)?;
+                    self.matmul(at, &out, x, w, None, q, -128, 127)?
+                };
+                self.values.insert(out, Val::Int8(y));
                 Ok(())
             }
             "Relu" | "Clip" => {
@@ -754,8 +846,22 @@ impl Lowering<'_> {
         let out = n.output[0].clone();
         let (q, lo, hi, names) = self.output_quant(at, &out)?;
         let y = match n.op_type.as_str() {
-            "Conv" => self.conv(at, &out, q, lo, hi)?,
-            "Gemm" | "MatMul" => self.matmul(at, &out, q, lo, hi)?,
+            "Conv" => {
+                let x = self.deq(at, 0)?;
+                let w = self.weight(at, 1)?;
+                let bias = self.bias_reals(at, 2, |_| 1.0)?;
+                self.conv(at, &out, x, w, bias, q, lo, hi)?
+            }
+            "Gemm" | "MatMul" => {
+                let a = self.deq(at, 0)?;
+                let w = self.weight(at, 1)?;
+                let bias = if n.op_type == "Gemm" {
+                    self.bias_reals(at, 2, |_| 1.0)?
+                } else {
+                    None
+                };
+                self.matmul(at, &out, a, w, bias, q, lo, hi)?
+            }
             "Add" => {
                 let (a, b) = (self.deq(at, 0)?, self.deq(at, 1)?);
                 let shape = self.graph.tensor(a).shape.clone();
@@ -872,13 +978,7 @@ impl Lowering<'_> {
         let name = at.node.input.get(pos).map(String::as_str).unwrap_or("");
         match self.val(at, name)? {
             Val::Weight(w) if matches!(w.values.data_type, 3 | 2) => {
-                if w.values.data_type == 2 || w.zeros.iter().any(|&z| z != 0) {
-                    return Err(at.err(
-                        "weights must be symmetric int8 (zero point 0): quantize with \
-                         weight_type=QuantType.QInt8",
-                    ));
-                }
-                Ok(w)
+                Self::symmetric_int8(at, name, w)
             }
             Val::Weight(_) => Err(at.err(format!("weight `{name}` is not int8"))),
             Val::Const(_) => Err(at.err(format!(
@@ -890,21 +990,41 @@ impl Lowering<'_> {
         }
     }
 
-    /// Bias `pos` (if any) in the accumulator's scale: `round(real / acc_scale[c])`.
-    fn bias(
-        &mut self,
+    /// The real values of bias input `pos`, if any: a dequantized or float constant, or
+    /// (QLinearConv) int32 values in the scale `implied(c)` of channel `c`.
+    fn bias_reals(
+        &self,
         at: &At,
         pos: usize,
-        acc_scale: &[f64],
-        scale_by: f64,
-    ) -> Result<Option<TensorId>> {
+        implied: impl Fn(usize) -> f64,
+    ) -> Result<Option<(String, Vec<f64>)>> {
         let Some(name) = at.node.input.get(pos).filter(|s| !s.is_empty()) else {
             return Ok(None);
         };
         let reals: Vec<f64> = match self.val(at, name)? {
             Val::Weight(w) => w.reals(),
-            Val::Const(c) => c.as_f32().iter().map(|&v| f64::from(v)).collect(),
+            Val::Const(c) if c.data_type == 1 => c.floats.iter().map(|&v| f64::from(v)).collect(),
+            Val::Const(c) => c
+                .ints
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| v as f64 * implied(i))
+                .collect(),
             _ => return Err(at.err(format!("bias `{name}` must be a constant"))),
+        };
+        Ok(Some((name.clone(), reals)))
+    }
+
+    /// A bias in the accumulator's scale: `round(real · scale_by / acc_scale[c])`.
+    fn bias(
+        &mut self,
+        at: &At,
+        bias: Option<(String, Vec<f64>)>,
+        acc_scale: &[f64],
+        scale_by: f64,
+    ) -> Result<Option<TensorId>> {
+        let Some((name, reals)) = bias else {
+            return Ok(None);
         };
         let n = acc_scale.len();
         if reals.len() != n && reals.len() != 1 {
@@ -944,10 +1064,19 @@ impl Lowering<'_> {
         )
     }
 
-    fn conv(&mut self, at: &At, out: &str, q: Quant, lo: i8, hi: i8) -> Result<TensorId> {
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        at: &At,
+        out: &str,
+        x: TensorId,
+        w: QuantWeight,
+        bias: Option<(String, Vec<f64>)>,
+        q: Quant,
+        lo: i8,
+        hi: i8,
+    ) -> Result<TensorId> {
         let n = at.node;
-        let x = self.deq(at, 0)?;
-        let w = self.weight(at, 1)?;
         let xs = self.graph.tensor(x).shape.clone();
         let ws = w.values.shape.clone();
         if xs.len() != ws.len() || !(3..=4).contains(&xs.len()) {
@@ -1023,12 +1152,12 @@ impl Lowering<'_> {
             .map(|&a| Requant::from_real(a / f64::from(q.scale)))
             .collect();
         let wt = self.int8_weight_tensor(
-            &n.input[1],
+            &n.input[if n.op_type == "QLinearConv" { 3 } else { 1 }],
             ws4.clone(),
             w.values.ints.iter().map(|&v| v as i8).collect(),
         );
         let mut inputs = vec![x, wt];
-        if let Some(b) = self.bias(at, 2, &acc, 1.0)? {
+        if let Some(b) = self.bias(at, bias, &acc, 1.0)? {
             inputs.push(b);
         }
         let y = self.new_i8(out, out_shape, q);
@@ -1169,10 +1298,19 @@ impl Lowering<'_> {
         })
     }
 
-    fn matmul(&mut self, at: &At, out: &str, q: Quant, lo: i8, hi: i8) -> Result<TensorId> {
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &mut self,
+        at: &At,
+        out: &str,
+        a: TensorId,
+        w: QuantWeight,
+        bias: Option<(String, Vec<f64>)>,
+        q: Quant,
+        lo: i8,
+        hi: i8,
+    ) -> Result<TensorId> {
         let n = at.node;
-        let a = self.deq(at, 0)?;
-        let w = self.weight(at, 1)?;
         let a_shape = self.graph.tensor(a).shape.clone();
         let ws = w.values.shape.clone();
         let gemm = n.op_type == "Gemm";
@@ -1223,15 +1361,13 @@ impl Lowering<'_> {
             .map(|&s| Requant::from_real(s / f64::from(q.scale)))
             .collect();
         let wt = self.int8_weight_tensor(
-            &n.input[1],
+            &n.input[if n.op_type == "QLinearMatMul" { 3 } else { 1 }],
             ws,
             w.values.ints.iter().map(|&v| v as i8).collect(),
         );
         let mut inputs = vec![a, wt];
-        if gemm {
-            if let Some(b) = self.bias(at, 2, &acc, f64::from(beta))? {
-                inputs.push(b);
-            }
+        if let Some(b) = self.bias(at, bias, &acc, f64::from(beta))? {
+            inputs.push(b);
         }
         let out_shape = self
             .shape_of(out)
