@@ -216,3 +216,47 @@ fn seed_network_int8_per_step_figures() {
     );
     assert_eq!(c.plan.arena_bytes, 26_944);
 }
+
+/// Models whose graph input and output are int8 or uint8 (no QuantizeLinear at the entry, no
+/// DequantizeLinear at the exit): `run` takes and returns those types, and the result is
+/// onnxruntime's exactly.
+#[test]
+fn int8_and_uint8_interfaces() {
+    let dir = models_dir().join("int8");
+    let raw = |f: &str| std::fs::read(dir.join(f)).expect("reference file");
+    {
+        mod m {
+            microarena::include_model!("tests/models/int8/dwsep_qdq_i8io.onnx");
+        }
+        let x: Vec<i8> = raw("dwsep_qdq_i8io.input.bin")
+            .iter()
+            .map(|&b| b as i8)
+            .collect();
+        let want: Vec<i8> = raw("dwsep_qdq_i8io.output.bin")
+            .iter()
+            .map(|&b| b as i8)
+            .collect();
+        let mut y = [0i8; m::OUTPUT_LEN];
+        m::Model::new().run(x.as_slice().try_into().unwrap(), &mut y);
+        assert_eq!(y.as_slice(), want.as_slice(), "int8 interface");
+    }
+    {
+        mod m {
+            microarena::include_model!("tests/models/int8/dwsep_qdq_u8io.onnx");
+        }
+        let x = raw("dwsep_qdq_u8io.input.bin");
+        let want = raw("dwsep_qdq_u8io.output.bin");
+        let mut y = [0u8; m::OUTPUT_LEN];
+        m::Model::new().run(x.as_slice().try_into().unwrap(), &mut y);
+        assert_eq!(y.as_slice(), want.as_slice(), "uint8 interface");
+        // The interpreter takes and returns the same u8 values.
+        let c = compile(&dir.join("dwsep_qdq_u8io.onnx"), &Options::default()).expect("compiles");
+        let out = microarena_compiler::exec::run_values(
+            &c.graph,
+            &c.schedule,
+            &c.plan,
+            &[Values::U8(x.clone())],
+        );
+        assert_eq!(out, vec![Values::U8(want.clone())]);
+    }
+}

@@ -6,6 +6,8 @@ For each NAME in NETS (float models in tests/models/) this writes to tests/model
   NAME_qdq.onnx      QuantFormat.QDQ: per-channel int8 weights, int8 activations
   NAME_qop.onnx      QuantFormat.QOperator: QLinearConv, QLinearMatMul, ... (com.microsoft ops)
   NAME_qdq.output.bin, NAME_qop.output.bin   onnxruntime's float output on NAME.input.bin
+  dwsep_qdq_i8io.onnx, dwsep_qdq_u8io.onnx   dwsep_qdq(_u8) taking and returning int8 (uint8):
+                                    .input.bin / .output.bin are raw int bytes from onnxruntime
   convmm.onnx, convmm_qop.onnx      a conv net ending in MatMul (written here) and its
                                     QOperator form, standard ONNX ops only; convmm.input.bin
   NAME_qdq.trace.bin + .trace.txt   onnxruntime's int8 value of every QuantizeLinear output,
@@ -79,6 +81,38 @@ def convmm_float(path):
     onnx.save(model, path)
 
 
+def int_interface(src, dst, x):
+    """`src` without its entry QuantizeLinear and exit DequantizeLinear: a model that takes and
+    returns int8 (or uint8) values. Writes onnxruntime's int output on the quantized `x` as
+    DST.output.bin and that input as DST.input.bin (raw bytes)."""
+    import onnx
+    m = onnx.load(src)
+    g = m.graph
+    q = next(n for n in g.node if n.op_type == "QuantizeLinear" and n.input[0] == "input")
+    dq = next(n for n in g.node if n.op_type == "DequantizeLinear" and n.output[0] == g.output[0].name)
+    inits = {i.name: i for i in g.initializer}
+    in_type = inits[q.input[2]].data_type
+    out_type = inits[dq.input[2]].data_type
+    # The quantized input, as onnxruntime computes it.
+    probe = onnx.load(src)
+    probe.graph.output.append(onnx.helper.make_tensor_value_info(q.output[0], in_type, None))
+    xq = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        [q.output[0]], {"input": x})[0]
+    in_shape = [d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
+    out_shape = [d.dim_value for d in g.output[0].type.tensor_type.shape.dim]
+    g.node.remove(q)
+    g.node.remove(dq)
+    del g.input[0]
+    g.input.insert(0, onnx.helper.make_tensor_value_info(q.output[0], in_type, in_shape))
+    del g.output[0]
+    g.output.append(onnx.helper.make_tensor_value_info(dq.input[0], out_type, out_shape))
+    onnx.save(m, dst)
+    (y,) = ort.InferenceSession(dst, providers=["CPUExecutionProvider"]).run(None, {q.output[0]: xq})
+    base = dst[:-len(".onnx")]
+    np.asarray(xq).tofile(base + ".input.bin")
+    np.asarray(y).tofile(base + ".output.bin")
+
+
 def write_trace(path, x):
     """onnxruntime's int8 value of every QuantizeLinear output (uint8 shifted to int8)."""
     import onnx
@@ -128,6 +162,10 @@ def main():
                 write_trace(dst, x)
             print(f"{name}_{tag}: {os.path.getsize(dst)} bytes, argmax {int(np.argmax(y))}")
         os.remove(pre)
+    # int8 and uint8 at the interface.
+    x = np.fromfile(os.path.join(MODELS, "dwsep.input.bin"), dtype="<f4").reshape(1, 3, 32, 32)
+    int_interface(os.path.join(OUT, "dwsep_qdq.onnx"), os.path.join(OUT, "dwsep_qdq_i8io.onnx"), x)
+    int_interface(os.path.join(OUT, "dwsep_qdq_u8.onnx"), os.path.join(OUT, "dwsep_qdq_u8io.onnx"), x)
     # QOperator with standard ops only (tract loads them): the float net is written here.
     src = os.path.join(OUT, "convmm.onnx")
     convmm_float(src)

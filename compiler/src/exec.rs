@@ -23,6 +23,8 @@ pub enum Values {
     I8(Vec<i8>),
     /// `i32` elements (biases of int8 models).
     I32(Vec<i32>),
+    /// `u8` elements: the interface of a uint8 graph input or output (int8 in the arena).
+    U8(Vec<u8>),
 }
 
 impl Values {
@@ -41,6 +43,7 @@ impl Values {
             Values::F32(v) => v.len(),
             Values::I8(v) => v.len(),
             Values::I32(v) => v.len(),
+            Values::U8(v) => v.len(),
         }
     }
 
@@ -91,6 +94,7 @@ impl Values {
             Values::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             Values::I8(v) => v.iter().map(|&x| x as u8).collect(),
             Values::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Values::U8(v) => v.iter().map(|&x| x ^ 0x80).collect(),
         }
     }
 
@@ -201,7 +205,8 @@ pub fn run(g: &Graph, schedule: &Schedule, plan: &ArenaPlan, inputs: &[&[f32]]) 
         .collect()
 }
 
-/// As [`run`], for graphs whose inputs or outputs are int8: values in each tensor's own type.
+/// As [`run`], for graphs whose inputs or outputs are int8: values in each tensor's own type
+/// (`U8` for a uint8 interface).
 ///
 /// # Panics
 /// If the number, types or sizes of the inputs do not match the graph.
@@ -254,9 +259,14 @@ pub fn run_traced(
             arena[region(t)].copy_from_slice(&Values::I8(y).to_bytes());
             continue;
         }
+        let expected = if g.input_is_unsigned(k) {
+            Values::U8(Vec::new())
+        } else {
+            Values::zeros(g.tensor(t).dtype, 0)
+        };
         assert_eq!(
             std::mem::discriminant(x),
-            std::mem::discriminant(&Values::zeros(g.tensor(t).dtype, 0)),
+            std::mem::discriminant(&expected),
             "input type"
         );
         arena[region(t)].copy_from_slice(&x.to_bytes());
@@ -321,6 +331,9 @@ pub fn run_traced(
                     };
                     quant::dequantize(&p, v.i8(), &mut y);
                     Values::F32(y)
+                }
+                None if g.output_is_unsigned(k) => {
+                    Values::U8(v.i8().iter().map(|&x| (x as u8) ^ 0x80).collect())
                 }
                 None => v,
             }

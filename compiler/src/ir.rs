@@ -300,6 +300,11 @@ pub struct Graph {
     /// Per graph output: `Some` when `run` dequantizes the arena's int8 output tensor straight
     /// into the caller's `f32` array.
     pub output_quant: Vec<Option<Quant>>,
+    /// Per graph input: true when the caller passes `u8` values (a uint8 model input), which
+    /// `run` shifts to the arena's int8 (`v − 128`, the zero point moved alike).
+    pub input_unsigned: Vec<bool>,
+    /// Per graph output: true when the caller receives `u8` values (`v + 128`).
+    pub output_unsigned: Vec<bool>,
 }
 
 impl Graph {
@@ -413,6 +418,8 @@ impl Graph {
             output_shapes: self.output_shapes.clone(),
             input_quant: self.input_quant.clone(),
             output_quant: self.output_quant.clone(),
+            input_unsigned: self.input_unsigned.clone(),
+            output_unsigned: self.output_unsigned.clone(),
         }
     }
 
@@ -424,6 +431,16 @@ impl Graph {
     /// The dequantisation `run` applies at graph output `k` (see [`Graph::output_quant`]).
     pub fn output_quant(&self, k: usize) -> Option<Quant> {
         self.output_quant.get(k).copied().flatten()
+    }
+
+    /// True when graph input `k` is `u8` at the interface (see [`Graph::input_unsigned`]).
+    pub fn input_is_unsigned(&self, k: usize) -> bool {
+        self.input_unsigned.get(k).copied().unwrap_or(false)
+    }
+
+    /// True when graph output `k` is `u8` at the interface (see [`Graph::output_unsigned`]).
+    pub fn output_is_unsigned(&self, k: usize) -> bool {
+        self.output_unsigned.get(k).copied().unwrap_or(false)
     }
 
     /// Weight data of a tensor, if it is a weight.

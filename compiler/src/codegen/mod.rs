@@ -288,6 +288,15 @@ pub fn generate(
                 &::microarena::kernels::quant::Quantize { scale: #scale, zero: #zero },
                 #arg, self.arena.i8_mut(#r),
             );));
+        } else if g.input_is_unsigned(i) {
+            // uint8 at the interface, int8 in the arena: the same reals with zero points
+            // 128 apart, so flipping the top bit converts.
+            params.push(quote!(#arg: &[u8; #len_id]));
+            copy_in.push(quote!(
+                for (d, s) in self.arena.i8_mut(#r).iter_mut().zip(#arg.iter()) {
+                    *d = (*s ^ 0x80) as i8;
+                }
+            ));
         } else if g.tensor(t).dtype == DType::I8 {
             params.push(quote!(#arg: &[i8; #len_id]));
             copy_in.push(quote!(self.arena.i8_mut(#r).copy_from_slice(#arg);));
@@ -321,6 +330,13 @@ pub fn generate(
                 &::microarena::kernels::quant::Dequantize { scale: #scale, zero: #zero },
                 self.arena.i8(#r), #arg,
             );));
+        } else if g.output_is_unsigned(i) {
+            params.push(quote!(#arg: &mut [u8; #len_id]));
+            copy_out.push(quote!(
+                for (d, s) in #arg.iter_mut().zip(self.arena.i8(#r)) {
+                    *d = (*s as u8) ^ 0x80;
+                }
+            ));
         } else if g.tensor(t).dtype == DType::I8 {
             params.push(quote!(#arg: &mut [i8; #len_id]));
             copy_out.push(quote!(#arg.copy_from_slice(self.arena.i8(#r));));

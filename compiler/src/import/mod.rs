@@ -180,8 +180,9 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
             });
         }
     }
-    pin_input_shapes(&mut model, options)?;
-    if qdq::is_qdq(graph_proto) {
+    let quantized = qdq::is_qdq(graph_proto);
+    pin_input_shapes(&mut model, options, quantized)?;
+    if quantized {
         // Quantized: our own lowering of the ONNX nodes; tract types them (shapes only).
         let typed = model.into_typed().map_err(load)?;
         let mut shapes = HashMap::new();
@@ -286,7 +287,12 @@ impl OnnxNodes {
     }
 }
 
-fn pin_input_shapes(model: &mut InferenceModel, options: &ImportOptions) -> Result<()> {
+/// Pins every input's shape (and type: f32, or int8/uint8 in quantized models).
+fn pin_input_shapes(
+    model: &mut InferenceModel,
+    options: &ImportOptions,
+    quantized: bool,
+) -> Result<()> {
     let n_inputs = model.inputs.len();
     if options.input_shape.is_some() && n_inputs != 1 {
         return Err(Error::Model(format!(
@@ -301,9 +307,10 @@ fn pin_input_shapes(model: &mut InferenceModel, options: &ImportOptions) -> Resu
         let name = model.node(model.inputs[ix].node).name.clone();
         let declared = format!("{:?}", fact.shape);
         let dt = fact.datum_type.concretize().unwrap_or(f32::datum_type());
-        if dt != f32::datum_type() {
+        let int8 = dt == i8::datum_type() || dt == u8::datum_type();
+        if dt != f32::datum_type() && !(quantized && int8) {
             return Err(Error::Model(format!(
-                "input `{name}` is {dt:?}; only f32 graph inputs are supported"
+                "input `{name}` is {dt:?}; graph inputs must be f32 (or int8/uint8 in a quantized model)"
             )));
         }
         let dims: Vec<Option<usize>> = fact
@@ -369,7 +376,7 @@ fn pin_input_shapes(model: &mut InferenceModel, options: &ImportOptions) -> Resu
             )));
         }
         model
-            .set_input_fact(ix, InferenceFact::dt_shape(f32::datum_type(), shape))
+            .set_input_fact(ix, InferenceFact::dt_shape(dt, shape))
             .map_err(|e| Error::Model(format!("{e:#}")))?;
     }
     Ok(())

@@ -263,6 +263,14 @@ fn node_name(n: &pb::NodeProto, ix: usize) -> String {
     }
 }
 
+/// ONNX element type of a graph input or output (1 float, 2 uint8, 3 int8), 0 if unknown.
+fn elem_type(v: &pb::ValueInfoProto) -> i32 {
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => t.elem_type,
+        _ => 0,
+    }
+}
+
 fn attr<'n>(n: &'n pb::NodeProto, name: &str) -> Option<&'n pb::AttributeProto> {
     n.attribute.iter().find(|a| a.name == name)
 }
@@ -332,9 +340,23 @@ pub(crate) fn lower(
             Error::Model(format!("no static shape for graph input `{}`", inp.name))
         })?;
         let k = l.graph.inputs.len();
+        let elem = elem_type(inp);
+        if elem == 3 || elem == 2 {
+            // An int8/uint8 input: the caller passes the quantized values; their scale comes
+            // from the first DequantizeLinear or QLinear op that reads them.
+            let t =
+                l.graph
+                    .add_typed_tensor(&inp.name, shape, DType::I8, TensorKind::Input(k), None);
+            l.graph.inputs.push(t);
+            l.graph.input_quant.push(None);
+            l.graph.input_unsigned.push(elem == 2);
+            l.values.insert(inp.name.clone(), Val::Int8(t));
+            continue;
+        }
         let t = l.graph.add_tensor(&inp.name, shape, TensorKind::Input(k));
         l.graph.inputs.push(t);
         l.graph.input_quant.push(None);
+        l.graph.input_unsigned.push(false);
         l.values.insert(inp.name.clone(), Val::Float(t));
     }
     for ix in 0..g.node.len() {
@@ -394,6 +416,10 @@ impl Lowering<'_> {
     fn deq_or_int8(&self, at: &At, pos: usize) -> Result<(TensorId, SameKind)> {
         let name = at.node.input.get(pos).map(String::as_str).unwrap_or("");
         match self.val(at, name)? {
+            Val::Int8(t) if self.graph.tensor(t).quant.is_none() => Err(at.err(format!(
+                "int8 input `{name}` is read before any DequantizeLinear or QLinear op gives \
+                 its scale"
+            ))),
             Val::Int8(t) => Ok((t, Val::Int8)),
             _ => Ok((self.deq(at, pos)?, Val::Deq)),
         }
@@ -401,13 +427,13 @@ impl Lowering<'_> {
 
     /// An int8 input of a QLinear op, whose scale and zero point (inputs `scale_pos`,
     /// `scale_pos + 1`) must be the tensor's.
-    fn qlinear_input(&self, at: &At, pos: usize, scale_pos: usize) -> Result<TensorId> {
+    fn qlinear_input(&mut self, at: &At, pos: usize, scale_pos: usize) -> Result<TensorId> {
         let name = at.node.input.get(pos).map(String::as_str).unwrap_or("");
         let Val::Int8(t) = self.val(at, name)? else {
             return Err(at.err(format!("input `{name}` must be an int8 tensor")));
         };
         let q = self.activation_quant_at(at, scale_pos, scale_pos + 1)?;
-        if q != self.quant(t) {
+        if !self.adopt_quant(t, q) {
             return Err(at.err(format!(
                 "input `{name}` is given a scale or zero point other than it was quantized with"
             )));
@@ -442,6 +468,19 @@ impl Lowering<'_> {
             )));
         }
         Ok(w)
+    }
+
+    /// True when int8 tensor `t` is quantized as `q`; an int8 graph input not yet known to
+    /// be takes `q`.
+    fn adopt_quant(&mut self, t: TensorId, q: Quant) -> bool {
+        let slot = &mut self.graph.tensors[t.0].quant;
+        match slot {
+            Some(have) => *have == q,
+            None => {
+                *slot = Some(q);
+                true
+            }
+        }
     }
 
     fn quant(&self, t: TensorId) -> Quant {
@@ -736,7 +775,7 @@ impl Lowering<'_> {
             }
             Val::Int8(x) => {
                 let q = self.activation_quant(at)?;
-                if q != self.quant(x) {
+                if !self.adopt_quant(x, q) {
                     return Err(at.err(
                         "dequantizes with other parameters than the tensor was quantized with",
                     ));
@@ -1451,6 +1490,8 @@ impl Lowering<'_> {
     /// output.
     fn output(&mut self, k: usize, name: &str) -> Result<()> {
         let v = self.values.get(name).cloned();
+        let unsigned = self.g.output.get(k).is_some_and(|o| elem_type(o) == 2);
+        self.graph.output_unsigned.push(unsigned);
         let err = |detail: &str| Error::Model(format!("graph output `{name}`: {detail}"));
         let free = |x: TensorId| {
             self.graph.tensor(x).kind == TensorKind::Activation
@@ -1479,7 +1520,7 @@ impl Lowering<'_> {
                     None,
                 )
             }
-            Some(Val::Int8(x)) => (x, Op::Reshape, DType::I8, Some(self.quant(x))),
+            Some(Val::Int8(x)) => (x, Op::Reshape, DType::I8, self.graph.tensor(x).quant),
             _ => return Err(err("is neither dequantized nor int8; microarena's int8 path needs a QuantizeLinear before every output")),
         };
         let shape = self.graph.tensor(x).shape.clone();
