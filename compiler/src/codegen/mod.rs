@@ -211,6 +211,39 @@ fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
     quote!({ #b #call })
 }
 
+/// `<WHAT>_SCALE` and `<WHAT>_ZERO_POINT` of a quantized graph input or output (the int8
+/// values behind a float interface, or the int values the caller passes): what firmware
+/// needs to quantize its own data or to read a result in steps. A uint8 interface gets the
+/// uint8 zero point.
+fn quant_consts(
+    quant: Option<crate::ir::Quant>,
+    single: bool,
+    what: &str,
+    i: usize,
+    unsigned: bool,
+) -> Vec<TokenStream> {
+    let Some(q) = quant else {
+        return Vec::new();
+    };
+    let (scale_id, zero_id) = if single {
+        (
+            format_ident!("{}_SCALE", what),
+            format_ident!("{}_ZERO_POINT", what),
+        )
+    } else {
+        (
+            format_ident!("{}_{}_SCALE", what, i),
+            format_ident!("{}_{}_ZERO_POINT", what, i),
+        )
+    };
+    let scale = f32_lit(q.scale);
+    let zero = if unsigned { q.zero + 128 } else { q.zero };
+    vec![
+        quote!(pub const #scale_id: f32 = #scale;),
+        quote!(pub const #zero_id: i32 = #zero;),
+    ]
+}
+
 fn shape_const(name: &Ident, shape: &[usize]) -> TokenStream {
     let rank = shape.len();
     let dims = usize_array(shape);
@@ -280,6 +313,14 @@ pub fn generate(
         consts.push(shape_const(&shape_id, &g.tensor(t).shape));
         let len = usize_lit(g.tensor(t).len());
         consts.push(quote!(pub const #len_id: usize = #len;));
+        let quant = g.input_quant(i).or(g.tensor(t).quant);
+        consts.extend(quant_consts(
+            quant,
+            single,
+            "INPUT",
+            i,
+            g.input_is_unsigned(i),
+        ));
         let r = region(g, plan, t);
         if let Some(q) = g.input_quant(i) {
             let (scale, zero) = (f32_lit(q.scale), q.zero);
@@ -322,6 +363,14 @@ pub fn generate(
         consts.push(shape_const(&shape_id, &g.output_shapes[i]));
         let len = usize_lit(g.tensor(t).len());
         consts.push(quote!(pub const #len_id: usize = #len;));
+        let quant = g.output_quant(i).or(g.tensor(t).quant);
+        consts.extend(quant_consts(
+            quant,
+            single,
+            "OUTPUT",
+            i,
+            g.output_is_unsigned(i),
+        ));
         let r = region(g, plan, t);
         if let Some(q) = g.output_quant(i) {
             let (scale, zero) = (f32_lit(q.scale), q.zero);

@@ -1,6 +1,7 @@
-//! microarena on an Arm Cortex-M4F (QEMU `mps2-an386`): runs compiled test models on inputs
-//! stored in flash, compares each output with onnxruntime's, and prints the class, the arena
-//! size and the cost in core clock cycles. Exits non-zero on any mismatch.
+//! microarena on an Arm Cortex-M4F (QEMU `mps2-an386`): runs compiled test models, f32 and
+//! their int8 (QDQ) twins, on inputs stored in flash, compares each output with
+//! onnxruntime's, and prints the class, the arena size and the cost in core clock cycles.
+//! Exits non-zero on any mismatch.
 //!
 //! ```sh
 //! cd examples/firmware-m4 && cargo run --release    # needs qemu-system-arm
@@ -30,6 +31,15 @@ mod inception {
 }
 mod residual {
     microarena::include_model!("../../tests/models/residual.onnx");
+}
+mod chain_int8 {
+    microarena::include_model!("../../tests/models/int8/chain_qdq.onnx");
+}
+mod inception_int8 {
+    microarena::include_model!("../../tests/models/int8/inception_qdq.onnx");
+}
+mod residual_int8 {
+    microarena::include_model!("../../tests/models/int8/residual_qdq.onnx");
 }
 
 /// SysTick wraps (every 2^24 cycles).
@@ -102,6 +112,42 @@ macro_rules! check {
     }};
 }
 
+/// Runs an int8 model (float interface) on its net's committed input; true when every output
+/// is within one quantisation step of onnxruntime's (the host tests show every int8 tensor is
+/// bit-exact but the softmax, which may be one step off).
+macro_rules! check_int8 {
+    ($m:ident, $net:literal, $name:literal) => {{
+        let input: [f32; $m::INPUT_LEN] =
+            f32s(include_bytes!(concat!("../../../tests/models/", $net, ".input.bin")));
+        let want: [f32; $m::OUTPUT_LEN] = f32s(include_bytes!(concat!(
+            "../../../tests/models/int8/",
+            $name,
+            ".output.bin"
+        )));
+        let model = cortex_m::singleton!(: $m::Model = $m::Model::new()).expect("once");
+        let mut out = [0.0f32; $m::OUTPUT_LEN];
+        let start = ticks();
+        model.run(&input, &mut out);
+        let cost = ticks() - start;
+        // Both sides dequantize int8 values: whole steps apart, up to float rounding.
+        let ok = out
+            .iter()
+            .zip(&want)
+            .all(|(g, w)| (g - w).abs() <= 1.01 * $m::OUTPUT_SCALE);
+        hprintln!(
+            "{} int8: class {} (onnxruntime {}), ARENA_BYTES {}, {} steps, {} instructions: {}",
+            $net,
+            argmax(&out),
+            argmax(&want),
+            $m::ARENA_BYTES,
+            $m::STEPS,
+            cost * 40,
+            if ok { "ok" } else { "MISMATCH" }
+        );
+        ok
+    }};
+}
+
 #[entry]
 fn main() -> ! {
     let mut cp = cortex_m::Peripherals::take().expect("peripherals");
@@ -115,6 +161,9 @@ fn main() -> ! {
     ok &= check!(chain, "chain");
     ok &= check!(inception, "inception");
     ok &= check!(residual, "residual");
+    ok &= check_int8!(chain_int8, "chain", "chain_qdq");
+    ok &= check_int8!(inception_int8, "inception", "inception_qdq");
+    ok &= check_int8!(residual_int8, "residual", "residual_qdq");
     debug::exit(if ok {
         debug::EXIT_SUCCESS
     } else {

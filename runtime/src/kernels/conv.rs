@@ -256,8 +256,28 @@ pub struct ConvI8 {
     pub hi: i8,
 }
 
-/// Reference int8 convolution: int32 accumulation, per-channel integer requantisation, no
-/// float. Padding contributes nothing (a padded input equals the input zero point).
+/// The taps `t` in `0..k` whose input position `start + t · dil` lies in `0..n`, as a range.
+fn taps(k: usize, n: usize, dil: usize, start: isize) -> (usize, usize) {
+    let mut lo = 0;
+    while lo < k && start + ((lo * dil) as isize) < 0 {
+        lo += 1;
+    }
+    let mut hi = k;
+    while hi > lo && start + (((hi - 1) * dil) as isize) >= n as isize {
+        hi -= 1;
+    }
+    (lo, hi)
+}
+
+/// Output columns accumulated at once by [`conv2d_i8`]: its only scratch, a fixed 128 bytes
+/// of stack whatever the model.
+const I8_CHUNK: usize = 32;
+
+/// Int8 convolution: int32 accumulation, per-channel integer requantisation, no float.
+/// Padding contributes nothing (a padded input equals the input zero point). Like
+/// [`conv2d`], weight-stationary over output rows: for each tap, one multiply-add over a run
+/// of up to [`I8_CHUNK`] output columns (contiguous for stride 1), accumulated in int32 on
+/// the stack and requantised when the row chunk is complete.
 pub fn conv2d_i8(
     p: &ConvI8,
     input: &[i8],
@@ -271,40 +291,60 @@ pub fn conv2d_i8(
     let ic_g = g.in_c / g.groups;
     let oc_g = g.out_c / g.groups;
     let (in_len, out_len) = (g.in_c * ih * iw, g.out_c * oh * ow);
+    let k_len = g.k_h * g.k_w;
     assert!(input.len() >= g.batch * in_len && output.len() >= g.batch * out_len);
-    assert!(weights.len() >= g.out_c * ic_g * g.k_h * g.k_w && requant.len() >= g.out_c);
+    assert!(weights.len() >= g.out_c * ic_g * k_len && requant.len() >= g.out_c);
+    let zx = p.input_zero;
+    let mut acc = [0i32; I8_CHUNK];
     for n in 0..g.batch {
         let input = &input[n * in_len..(n + 1) * in_len];
         let output = &mut output[n * out_len..(n + 1) * out_len];
         for oc in 0..g.out_c {
             let grp = oc / oc_g;
+            let w_oc = &weights[oc * ic_g * k_len..(oc + 1) * ic_g * k_len];
+            let b = bias.map_or(0, |b| b[oc]);
+            let rq = requant[oc];
             for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc: i32 = bias.map_or(0, |b| b[oc]);
+                let y0 = (oy * g.stride_h) as isize - g.pad_top as isize;
+                let (ky0, ky1) = taps(g.k_h, ih, g.dil_h, y0);
+                let out_row = &mut output[(oc * oh + oy) * ow..(oc * oh + oy + 1) * ow];
+                for c0 in (0..ow).step_by(I8_CHUNK) {
+                    let c1 = (c0 + I8_CHUNK).min(ow);
+                    let acc = &mut acc[..c1 - c0];
+                    acc.fill(b);
                     for icg in 0..ic_g {
-                        let ic = grp * ic_g + icg;
-                        for ky in 0..g.k_h {
-                            let iy = (oy * g.stride_h + ky * g.dil_h) as isize - g.pad_top as isize;
-                            if iy < 0 || iy >= ih as isize {
-                                continue;
-                            }
+                        let in_plane = &input[(grp * ic_g + icg) * ih * iw..][..ih * iw];
+                        let w_ic = &w_oc[icg * k_len..(icg + 1) * k_len];
+                        for ky in ky0..ky1 {
+                            let iy = (y0 + (ky * g.dil_h) as isize) as usize;
+                            let row = &in_plane[iy * iw..(iy + 1) * iw];
                             for kx in 0..g.k_w {
-                                let ix =
-                                    (ox * g.stride_w + kx * g.dil_w) as isize - g.pad_left as isize;
-                                if ix < 0 || ix >= iw as isize {
+                                let w = i32::from(w_ic[ky * g.k_w + kx]);
+                                let off_x = (kx * g.dil_w) as isize - g.pad_left as isize;
+                                let (ox0, ox1) = valid_range(ow, iw, g.stride_w, off_x);
+                                let (ox0, ox1) = (ox0.max(c0), ox1.min(c1));
+                                if ox0 >= ox1 {
                                     continue;
                                 }
-                                let x =
-                                    i32::from(input[(ic * ih + iy as usize) * iw + ix as usize]);
-                                let w = i32::from(
-                                    weights[((oc * ic_g + icg) * g.k_h + ky) * g.k_w + kx],
-                                );
-                                acc += (x - p.input_zero) * w;
+                                let ix0 = (ox0 * g.stride_w) as isize + off_x;
+                                let dst = &mut acc[ox0 - c0..ox1 - c0];
+                                if g.stride_w == 1 {
+                                    let src = &row[ix0 as usize..ix0 as usize + dst.len()];
+                                    for (a, &x) in dst.iter_mut().zip(src) {
+                                        *a += (i32::from(x) - zx) * w;
+                                    }
+                                } else {
+                                    for (j, a) in dst.iter_mut().enumerate() {
+                                        let x = row[ix0 as usize + j * g.stride_w];
+                                        *a += (i32::from(x) - zx) * w;
+                                    }
+                                }
                             }
                         }
                     }
-                    output[(oc * oh + oy) * ow + ox] =
-                        super::quant::requantize(acc, requant[oc], p.output_zero, p.lo, p.hi);
+                    for (o, &a) in out_row[c0..c1].iter_mut().zip(acc.iter()) {
+                        *o = super::quant::requantize(a, rq, p.output_zero, p.lo, p.hi);
+                    }
                 }
             }
         }

@@ -152,13 +152,23 @@ pub fn matmul_i8(
     }
     assert!(requant.len() >= g.n);
     assert!(out.len() > (g.m - 1) * g.out_stride_m + (g.n - 1) * g.out_stride_n);
+    // Rows of `a` and of `b` contiguous along k (a fully connected layer): slices, no strides.
+    let contiguous = g.a_stride_k == 1 && g.b_stride_k == 1;
     for m in 0..g.m {
         for n in 0..g.n {
             let mut acc: i32 = bias.map_or(0, |b| b[n]);
-            for k in 0..g.k {
-                let x = i32::from(a[m * g.a_stride_m + k * g.a_stride_k]);
-                let w = i32::from(b[n * g.b_stride_n + k * g.b_stride_k]);
-                acc += (x - p.a_zero) * w;
+            if contiguous {
+                let ra = &a[m * g.a_stride_m..][..g.k];
+                let rb = &b[n * g.b_stride_n..][..g.k];
+                for (&x, &w) in ra.iter().zip(rb) {
+                    acc += (i32::from(x) - p.a_zero) * i32::from(w);
+                }
+            } else {
+                for k in 0..g.k {
+                    let x = i32::from(a[m * g.a_stride_m + k * g.a_stride_k]);
+                    let w = i32::from(b[n * g.b_stride_n + k * g.b_stride_k]);
+                    acc += (x - p.a_zero) * w;
+                }
             }
             out[m * g.out_stride_m + n * g.out_stride_n] =
                 super::quant::requantize(acc, requant[n], p.out_zero, p.lo, p.hi);
