@@ -115,6 +115,33 @@ pub struct Compiled {
     pub stats: PlanStats,
 }
 
+/// One fuzzing step: `bytes` as a model file through import, planning (with a short search
+/// budget) and code generation, errors ignored. Used by the cargo-fuzz target (`fuzz/`) and
+/// by the regression test that replays its corpus; a panic anywhere is a bug.
+pub fn fuzz_one(bytes: &[u8]) {
+    let options = Options {
+        budget: Duration::from_millis(10),
+        ..Options::default()
+    };
+    let path = Path::new("fuzz.onnx");
+    for planning_only in [false, true] {
+        let imported = import::import_bytes(
+            bytes,
+            path,
+            &import::ImportOptions {
+                input_shape: None,
+                planning_only,
+            },
+        );
+        let Ok(graph) = imported else { continue };
+        if let Ok(compiled) = plan_graph(graph, &options) {
+            if !planning_only {
+                let _ = compiled.to_tokens(None);
+            }
+        }
+    }
+}
+
 /// Imports, optimises, schedules and places the model at `path`.
 pub fn compile(path: &Path, options: &Options) -> Result<Compiled> {
     let graph = import::import(

@@ -69,6 +69,31 @@ fn bad_input_is_an_error_not_a_panic() {
     let out = plan(&["missing.onnx"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read model"));
+    // Every hostile file of the compile-fail cases: one `error:` message, exit status 1, no
+    // panic and no backtrace.
+    for (file, says) in [
+        ("tests/ui/data", "is a directory"),
+        ("tests/ui/data/empty.onnx", "the file is empty"),
+        ("tests/ui/data/random.onnx", "failed to decode"),
+        ("tests/ui/data/truncated.onnx", "failed to decode"),
+        ("tests/ui/data/bad_opset.onnx", "opset 99"),
+        ("tests/ui/data/symbolic.onnx", "symbolic dimensions"),
+    ] {
+        let out = plan(&[file]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(says),
+            "{file}: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{file}: {err}"
+        );
+    }
+    let out = plan(&["tests/ui/data/rank4.onnx", "--input-shape", "1,3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has rank 4"));
 }
 
 #[test]

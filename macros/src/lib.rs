@@ -51,11 +51,33 @@ struct Args {
 }
 
 fn parse_usize_list(input: ParseStream) -> syn::Result<Vec<usize>> {
+    let hint = |e: syn::Error| {
+        syn::Error::new(
+            e.span(),
+            "`input_shape` takes a list of dimensions, e.g. `input_shape = [1, 3, 32, 32]`",
+        )
+    };
     let content;
     bracketed!(content in input);
-    let items: Punctuated<LitInt, Token![,]> =
-        content.parse_terminated(|p| p.parse::<LitInt>(), Token![,])?;
-    items.iter().map(|l| l.base10_parse::<usize>()).collect()
+    let items: Punctuated<LitInt, Token![,]> = content
+        .parse_terminated(|p| p.parse::<LitInt>(), Token![,])
+        .map_err(hint)?;
+    items
+        .iter()
+        .map(|l| l.base10_parse::<usize>().map_err(hint))
+        .collect()
+}
+
+/// A non-negative integer option value, with an error that names the option and the form.
+fn parse_count(input: ParseStream, option: &str, example: &str) -> syn::Result<(usize, Span)> {
+    let hint = |e: syn::Error| {
+        syn::Error::new(
+            e.span(),
+            format!("`{option}` takes a non-negative integer, e.g. `{option} = {example}`"),
+        )
+    };
+    let v: LitInt = input.parse().map_err(hint)?;
+    Ok((v.base10_parse().map_err(hint)?, v.span()))
 }
 
 impl Parse for Args {
@@ -83,6 +105,12 @@ impl Parse for Args {
             let span = key.span();
             match key.to_string().as_str() {
                 "input_shape" => {
+                    if !input.peek(syn::token::Bracket) {
+                        return Err(syn::Error::new(
+                            input.span(),
+                            "`input_shape` takes a list of dimensions, e.g. `input_shape = [1, 3, 32, 32]`",
+                        ));
+                    }
                     let shape = parse_usize_list(input)?;
                     if shape.is_empty() {
                         return Err(syn::Error::new(span, "input_shape must list at least one dimension"));
@@ -90,16 +118,14 @@ impl Parse for Args {
                     args.input_shape = Some((shape, span));
                 }
                 "alignment" => {
-                    let v: LitInt = input.parse()?;
-                    args.alignment = Some((v.base10_parse()?, v.span()));
+                    args.alignment = Some(parse_count(input, "alignment", "16")?);
                 }
                 "max_arena_bytes" => {
-                    let v: LitInt = input.parse()?;
-                    args.max_arena_bytes = Some((v.base10_parse()?, span));
+                    let (v, _) = parse_count(input, "max_arena_bytes", "65536")?;
+                    args.max_arena_bytes = Some((v, span));
                 }
                 "budget_ms" => {
-                    let v: LitInt = input.parse()?;
-                    args.budget_ms = Some(v.base10_parse()?);
+                    args.budget_ms = Some(parse_count(input, "budget_ms", "2000")?.0 as u64);
                 }
                 other => {
                     return Err(syn::Error::new(

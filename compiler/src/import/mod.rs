@@ -94,6 +94,13 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Unsqueeze",
 ];
 
+/// Newest ONNX opset of the default domain (ONNX 1.19 defines 1 to 24 and later
+/// releases add one per release; 28 as of onnx 1.23).
+pub const MAX_OPSET: i64 = 28;
+
+/// Largest total of weight bytes a model may hold: 64 MiB.
+pub const MAX_WEIGHT_BYTES: usize = 64 << 20;
+
 /// What the importer needs to know besides the file.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
@@ -107,6 +114,12 @@ pub struct ImportOptions {
 
 /// Reads, types and lowers an ONNX model.
 pub fn import(path: &Path, options: &ImportOptions) -> Result<Graph> {
+    if path.is_dir() {
+        return Err(Error::NotOnnx {
+            path: path.to_owned(),
+            message: "it is a directory; name the .onnx file inside it".into(),
+        });
+    }
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_owned(),
         source,
@@ -119,10 +132,6 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
     let not_onnx = |message: String| Error::NotOnnx {
         path: path.to_owned(),
         message,
-    };
-    let load = |e: TractError| Error::Load {
-        path: path.to_owned(),
-        message: format!("{e:#}"),
     };
     if bytes.is_empty() {
         return Err(not_onnx("the file is empty".into()));
@@ -141,6 +150,103 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
     if graph_proto.output.is_empty() {
         return Err(not_onnx("the graph declares no output".into()));
     }
+    // The default domain's opset: a version no ONNX release defines is a broken or hostile
+    // file, refused before tract guesses at it.
+    if let Some(o) = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+    {
+        if !(1..=MAX_OPSET).contains(&o.version) {
+            return Err(not_onnx(format!(
+                "it declares ONNX opset {} of the default domain; ONNX defines 1 to {MAX_OPSET} \
+                 (re-export it, e.g. `torch.onnx.export(..., opset_version=17)`)",
+                o.version
+            )));
+        }
+    }
+    // Weights go to flash and into the generated source: refuse absurd sizes up front, with
+    // the figure, before anything is decoded.
+    let weight_bytes: usize = graph_proto
+        .initializer
+        .iter()
+        .map(|t| {
+            t.raw_data.len()
+                + 4 * (t.float_data.len() + t.int32_data.len())
+                + 8 * (t.int64_data.len() + t.double_data.len() + t.uint64_data.len())
+        })
+        .sum();
+    if weight_bytes > MAX_WEIGHT_BYTES {
+        return Err(Error::Model(format!(
+            "the model holds {weight_bytes} bytes of weights, above the {MAX_WEIGHT_BYTES}-byte \
+             (64 MiB) limit: no microcontroller's flash holds them, and the generated source \
+             would not compile in reasonable time"
+        )));
+    }
+    // Every graph output must be defined (tract indexes them unchecked).
+    let mut defined: std::collections::HashSet<&str> = graph_proto
+        .initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(graph_proto.input.iter().map(|i| i.name.as_str()))
+        .collect();
+    for n in &graph_proto.node {
+        defined.extend(n.output.iter().map(String::as_str));
+    }
+    if let Some(o) = graph_proto
+        .output
+        .iter()
+        .find(|o| !defined.contains(o.name.as_str()))
+    {
+        return Err(not_onnx(format!(
+            "graph output `{}` is produced by no node, input or initializer",
+            o.name
+        )));
+    }
+    // tract's image ops (BatchNormalization, convolutions, pools) read the channel and
+    // spatial axes of their input unchecked (`get_unchecked`, an abort in debug builds): a
+    // graph input of too small a rank feeding one is refused here.
+    let rank_of = |name: &str| {
+        // An initializer of the same name is the value (ONNX IR < 4 lists them as inputs too).
+        if let Some(t) = graph_proto.initializer.iter().find(|t| t.name == name) {
+            return Some(t.dims.len());
+        }
+        graph_proto
+            .input
+            .iter()
+            .find(|i| i.name == name)
+            .and_then(|i| match i.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+                Some(pb::type_proto::Value::TensorType(t)) => t.shape.as_ref().map(|s| s.dim.len()),
+                _ => None,
+            })
+    };
+    for n in &graph_proto.node {
+        let image_op = matches!(
+            n.op_type.as_str(),
+            "BatchNormalization"
+                | "Conv"
+                | "ConvTranspose"
+                | "MaxPool"
+                | "AveragePool"
+                | "GlobalAveragePool"
+                | "GlobalMaxPool"
+                | "LpPool"
+                | "InstanceNormalization"
+                | "LRN"
+                | "QLinearConv"
+        );
+        if let (true, Some(rank)) = (image_op, n.input.first().and_then(|x| rank_of(x))) {
+            if rank < 3 {
+                return Err(Error::Unsupported {
+                    node: n.name.clone(),
+                    op_type: n.op_type.clone(),
+                    detail: format!(
+                        "its input is a graph input or constant of rank {rank}; the op needs (N, C, spatial...)"
+                    ),
+                });
+            }
+        }
+    }
     let onnx_nodes = OnnxNodes::new(graph_proto);
     onnx_nodes.check_known(&onnx)?;
 
@@ -148,7 +254,7 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
         .parent()
         .and_then(|p| p.to_str())
         .filter(|s| !s.is_empty());
-    let mut model = onnx.parse(&proto, dir).map_err(load)?.model;
+    let mut model = guarded(path, || onnx.parse(&proto, dir))?.model;
     // tract parses unknown ops into placeholders; name the first one before typing fails on it.
     for node in &model.nodes {
         if let Some(u) = node
@@ -184,7 +290,7 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
     pin_input_shapes(&mut model, options, quantized)?;
     if quantized {
         // Quantized: our own lowering of the ONNX nodes; tract types them (shapes only).
-        let typed = model.into_typed().map_err(load)?;
+        let typed = guarded(path, || model.into_typed())?;
         let mut shapes = HashMap::new();
         for node in &typed.nodes {
             for (ix, out) in node.outputs.iter().enumerate() {
@@ -201,9 +307,7 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
             }
         }
         let mut tract_rank = vec![usize::MAX; graph_proto.node.len()];
-        let order = typed
-            .eval_order_opt_ram()
-            .map_err(|e| Error::Model(format!("{e:#}")))?;
+        let order = guarded(path, || typed.eval_order_opt_ram())?;
         for (pos, id) in order.into_iter().enumerate() {
             if let Some(i) = onnx_nodes.index(&typed.nodes[id].name) {
                 tract_rank[i] = tract_rank[i].min(pos);
@@ -222,12 +326,30 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
             .map_or(13, |o| o.version);
         return qdq::lower(graph_proto, &shapes, opset, tract_rank);
     }
-    let typed = model
-        .into_typed()
-        .map_err(load)?
-        .into_decluttered()
-        .map_err(load)?;
+    let typed = guarded(path, || model.into_typed()?.into_decluttered())?;
     Lowerer::new(&typed, &onnx_nodes, options.planning_only).run()
+}
+
+/// Runs a tract step, turning its errors and its panics into [`Error::Load`]: a model that
+/// trips an unchecked index inside tract is bad input to us, not a crash of the build.
+fn guarded<T>(path: &Path, step: impl FnOnce() -> TractResult<T>) -> Result<T> {
+    let load = |message: String| Error::Load {
+        path: path.to_owned(),
+        message,
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(r) => r.map_err(|e| load(format!("{e:#}"))),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(load(format!(
+                "tract panicked while reading this model ({what}): the file is malformed"
+            )))
+        }
+    }
 }
 
 /// ONNX node names and op types, to name the origin of tract's (suffixed) node names.

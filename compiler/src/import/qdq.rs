@@ -359,6 +359,27 @@ pub(crate) fn lower(
         l.graph.input_unsigned.push(false);
         l.values.insert(inp.name.clone(), Val::Float(t));
     }
+    // Arity first, so that the lowering may index a node's first output and required inputs.
+    for (ix, node) in g.node.iter().enumerate() {
+        let min_inputs = match node.op_type.as_str() {
+            "Constant" => 0,
+            "QuantizeLinear" | "DequantizeLinear" | "Conv" | "Gemm" | "MatMul" | "Add" => 2,
+            "QLinearConv" | "QLinearMatMul" => 8,
+            _ => 1,
+        };
+        let inputs = node.input.iter().take_while(|i| !i.is_empty()).count();
+        if inputs < min_inputs || node.output.first().is_none_or(|o| o.is_empty()) {
+            return Err(Error::Unsupported {
+                node: node_name(node, ix),
+                op_type: node.op_type.clone(),
+                detail: format!(
+                    "it has {inputs} inputs and {} outputs; the op needs at least {min_inputs} \
+                     inputs and one output",
+                    node.output.len()
+                ),
+            });
+        }
+    }
     for ix in 0..g.node.len() {
         if l.done[ix] {
             continue;

@@ -391,14 +391,19 @@ mod i8_tests {
     /// strides, groups, rows wider than a chunk and tails.
     #[test]
     fn both_paths_equal_exact_integer_sums() {
-        for &(stride, pad, k, groups, in_w) in &[
+        let cases: &[(usize, usize, usize, usize, usize)] = &[
+            (1, 1, 3, 1, 5),
+            (2, 1, 3, 1, 9),
+            (1, 1, 3, 2, 70),
             (1, 1, 3, 1, 27),
             (1, 0, 1, 2, 20),
             (1, 2, 5, 2, 33),
-            (1, 1, 3, 2, 70),
             (2, 1, 3, 1, 27),
-            (1, 1, 3, 1, 5),
-        ] {
+        ];
+        // Miri interprets: the two smallest shapes there (a row wider than a chunk needs 70
+        // columns and takes a minute), all of them natively.
+        let cases = if cfg!(miri) { &cases[..2] } else { cases };
+        for &(stride, pad, k, groups, in_w) in cases {
             let (in_c, out_c, in_h) = (4, 4, 7);
             let out_h = (in_h + 2 * pad - k) / stride + 1;
             let out_w = (in_w + 2 * pad - k) / stride + 1;
