@@ -105,3 +105,32 @@ fn weight_bytes_count_what_goes_to_flash() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["weight_bytes"], 4 * params);
 }
+
+/// The generated `Model` documents its schedule and arena layout (what `cargo doc` shows).
+#[test]
+fn generated_docs_carry_the_memory_tables() {
+    let c = microarena_compiler::compile(
+        &root().join("tests/models/chain.onnx"),
+        &microarena_compiler::Options::default(),
+    )
+    .expect("compiles");
+    let tokens = c.to_tokens(None).to_string();
+    assert!(
+        tokens.contains(&format!("Arena: {} bytes", c.plan.arena_bytes)),
+        "{}",
+        &tokens[..400.min(tokens.len())]
+    );
+    assert!(tokens.contains("| step | ONNX node | op | live bytes |"));
+    assert!(tokens.contains("| tensor | shape | type | bytes | offset | live in steps |"));
+    for (k, n) in c.schedule.order.iter().enumerate() {
+        let node = &c.graph.nodes[n.0];
+        let row = format!(
+            "| {} | `{}` | {} | {} |",
+            k + 1,
+            node.name,
+            node.op.family(),
+            c.plan.step_live_bytes[k]
+        );
+        assert!(tokens.contains(&row), "missing row {row}");
+    }
+}

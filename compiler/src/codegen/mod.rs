@@ -244,6 +244,59 @@ fn quant_consts(
     ]
 }
 
+/// The schedule and the arena layout as Markdown tables, for the generated `Model`'s rustdoc:
+/// `cargo doc` on a firmware crate shows how its RAM is used.
+fn memory_tables(g: &Graph, schedule: &Schedule, plan: &ArenaPlan) -> String {
+    use std::fmt::Write;
+    let mut d = String::new();
+    let _ = writeln!(
+        d,
+        "# Memory\n\nArena: {} bytes; peak live bytes {} (alignment {}).\n",
+        plan.arena_bytes,
+        plan.step_live_bytes.iter().max().copied().unwrap_or(0),
+        plan.alignment
+    );
+    let _ = writeln!(d, "## Schedule\n\n| step | ONNX node | op | live bytes |");
+    let _ = writeln!(d, "|---:|---|---|---:|");
+    for (k, n) in schedule.order.iter().enumerate() {
+        let node = &g.nodes[n.0];
+        let live = plan.step_live_bytes.get(k).copied().unwrap_or(0);
+        let how = if plan.in_place[n.0].is_some() {
+            " (in place)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            d,
+            "| {} | `{}` | {}{how} | {live} |",
+            k + 1,
+            node.name.replace('|', "\\|"),
+            node.op.family()
+        );
+    }
+    let _ = writeln!(
+        d,
+        "\n## Arena\n\n| tensor | shape | type | bytes | offset | live in steps |"
+    );
+    let _ = writeln!(d, "|---|---|---|---:|---:|---|");
+    for (i, t) in g.tensors.iter().enumerate() {
+        let (Some(offset), Some(life)) = (plan.offsets[i], plan.lifetimes[i]) else {
+            continue;
+        };
+        let _ = writeln!(
+            d,
+            "| `{}` | `{:?}` | {:?} | {} | {offset} | {}–{} |",
+            t.name.replace('|', "\\|"),
+            t.shape,
+            t.dtype,
+            t.bytes(),
+            life.first + 1,
+            life.last + 1
+        );
+    }
+    d
+}
+
 fn shape_const(name: &Ident, shape: &[usize]) -> TokenStream {
     let rank = shape.len();
     let dims = usize_array(shape);
@@ -406,6 +459,7 @@ pub fn generate(
         "Runs the model: one argument per graph input (in ONNX order), then one per graph output."
     };
     let steps = usize_lit(schedule.len());
+    let memory_doc = memory_tables(g, schedule, plan);
     quote! {
         #track
 
@@ -418,6 +472,8 @@ pub fn generate(
         #(#weights)*
 
         /// The compiled network with its own activation arena (no heap, no global state).
+        ///
+        #[doc = #memory_doc]
         pub struct Model {
             arena: ::microarena::Arena<ARENA_BYTES>,
         }

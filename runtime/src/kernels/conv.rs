@@ -279,7 +279,7 @@ const MAX_KW: usize = 8;
 /// Int8 convolution: int32 accumulation, per-channel integer requantisation, no float.
 /// Padding contributes nothing (a padded input equals the input zero point). Like
 /// [`conv2d`], weight-stationary over output rows: for each tap, one multiply-add over a run
-/// of up to [`I8_CHUNK`] output columns (contiguous for stride 1), accumulated in int32 on
+/// of up to 32 output columns (contiguous for stride 1), accumulated in int32 on
 /// the stack and requantised when the row chunk is complete.
 pub fn conv2d_i8(
     p: &ConvI8,

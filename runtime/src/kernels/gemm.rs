@@ -136,8 +136,8 @@ pub struct MatMulI8 {
     pub hi: i8,
 }
 
-/// Reference int8 matrix product: `out[m, n] = requant[n](Σ_k (a[m, k] − a_zero) · b[n, k]
-/// + bias[n]) + out_zero`, int32 accumulation, no float.
+/// Reference int8 matrix product, int32 accumulation, no float:
+/// `out[m, n] = requant[n](Σ_k (a[m, k] − a_zero) · b[n, k] + bias[n]) + out_zero`.
 pub fn matmul_i8(
     p: &MatMulI8,
     a: &[i8],
