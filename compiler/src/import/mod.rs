@@ -547,6 +547,28 @@ impl At<'_> {
     }
 }
 
+/// The [`ConcatPart`] of each input of a concatenation along `axis` into `out_shape`, inputs
+/// of `in_shapes` in order (shared by the float and the int8 lowering).
+fn concat_parts(out_shape: &[usize], axis: usize, in_shapes: &[Vec<usize>]) -> Vec<ConcatPart> {
+    let outer: usize = out_shape[..axis].iter().product();
+    let total: usize = out_shape[axis..].iter().product();
+    let mut offset = 0;
+    in_shapes
+        .iter()
+        .map(|s| {
+            let part: usize = s.get(axis..).map_or(0, |d| d.iter().product());
+            let p = ConcatPart {
+                outer,
+                part,
+                total,
+                offset,
+            };
+            offset += part;
+            p
+        })
+        .collect()
+}
+
 fn row_major_strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![0; shape.len()];
     let mut acc = 1;
@@ -1253,24 +1275,13 @@ impl<'a> Lowerer<'a> {
 
     fn concat(&mut self, at: &At, axis: usize) -> Result<()> {
         let os = self.out_shape(at)?;
-        let outer: usize = os[..axis].iter().product();
-        let total: usize = os[axis..].iter().product();
-        let mut parts = Vec::new();
+        let mut shapes = Vec::new();
         let mut ins = Vec::new();
-        let mut offset = 0;
         for (i, &inp) in at.node.inputs.iter().enumerate() {
-            let s = self.in_shape(at, i)?;
-            let part: usize = s[axis..].iter().product();
-            parts.push(ConcatPart {
-                outer,
-                part,
-                total,
-                offset,
-            });
-            offset += part;
+            shapes.push(self.in_shape(at, i)?);
             ins.push(self.tensor(at, inp)?);
         }
-        self.emit(at, Op::Concat(parts), ins)
+        self.emit(at, Op::Concat(concat_parts(&os, axis, &shapes)), ins)
     }
 
     fn axis_op(&mut self, at: &At, a: &AxisOp) -> Result<()> {

@@ -32,7 +32,6 @@ use crate::kernels::elementwise::AddI8;
 use crate::kernels::gemm::{MatMul, MatMulI8};
 use crate::kernels::pool::{window_taps, AvgPoolI8, Pool2d, PoolKind};
 use crate::kernels::quant::{Dequantize, Quantize, Requant, RequantizeI8};
-use crate::kernels::shape::ConcatPart;
 use crate::kernels::softmax::{Softmax, SoftmaxI8};
 use crate::kernels::Activation;
 use tract_onnx::pb;
@@ -659,20 +658,8 @@ impl Lowering<'_> {
                 // Standalone (not right after an op that absorbed it): clamp in the input's scale.
                 let x = self.deq(at, 0)?;
                 let q = self.quant(x);
-                let (lo, hi) = self.clamp_range(at, q)?;
-                let y = self.new_i8(&out, self.graph.tensor(x).shape.clone(), q);
-                self.emit(
-                    at,
-                    Op::Requantize(RequantizeI8 {
-                        in_zero: q.zero,
-                        mult: Requant::from_real(1.0),
-                        out_zero: q.zero,
-                        lo,
-                        hi,
-                    }),
-                    vec![x],
-                    y,
-                );
+                let range = self.clamp_range(at, q)?;
+                let y = self.requantize_clamped(at, x, q, range, &out);
                 self.values.insert(out, Val::Deq(y));
                 Ok(())
             }
@@ -745,8 +732,21 @@ impl Lowering<'_> {
 
     /// `x` in quantisation `q`: itself when it already is, else a requantised copy.
     fn requantize_to(&mut self, at: &At, x: TensorId, q: Quant, name: &str) -> TensorId {
+        self.requantize_clamped(at, x, q, (-128, 127), name)
+    }
+
+    /// `x` in quantisation `q` clamped to `lo..=hi`: itself when nothing changes, else a
+    /// requantised copy named `name`.
+    fn requantize_clamped(
+        &mut self,
+        at: &At,
+        x: TensorId,
+        q: Quant,
+        (lo, hi): (i8, i8),
+        name: &str,
+    ) -> TensorId {
         let qx = self.quant(x);
-        if qx == q {
+        if qx == q && (lo, hi) == (-128, 127) {
             return x;
         }
         let shape = self.graph.tensor(x).shape.clone();
@@ -757,8 +757,8 @@ impl Lowering<'_> {
                 in_zero: qx.zero,
                 mult: Requant::from_real(f64::from(qx.scale) / f64::from(q.scale)),
                 out_zero: q.zero,
-                lo: -128,
-                hi: 127,
+                lo,
+                hi,
             }),
             vec![x],
             y,
@@ -1460,45 +1460,18 @@ impl Lowering<'_> {
             .shape_of(out)
             .ok_or_else(|| at.err("output shape unknown"))?;
         let axis = axis_of(at, attr_i(n, "axis", 0), os.len())?;
-        let outer: usize = os[..axis].iter().product();
         let total: usize = os[axis..].iter().product();
-        let mut parts = Vec::new();
         let mut ins = Vec::new();
-        let mut offset = 0;
+        let mut shapes = Vec::new();
         for pos in 0..n.input.len() {
             let x = self.deq(at, pos)?;
-            let s = self.graph.tensor(x).shape.clone();
-            let part: usize = s[axis..].iter().product();
-            parts.push(ConcatPart {
-                outer,
-                part,
-                total,
-                offset,
-            });
-            offset += part;
+            shapes.push(self.graph.tensor(x).shape.clone());
             // An input of another scale (or a clamp to apply) is requantised first: its own
             // node, which the planner can let write straight into the concatenation.
-            let qx = self.quant(x);
-            let x = if qx != q || lo != -128 || hi != 127 {
-                let y = self.new_i8(&format!("{out}.in{pos}"), s, q);
-                self.emit(
-                    at,
-                    Op::Requantize(RequantizeI8 {
-                        in_zero: qx.zero,
-                        mult: Requant::from_real(f64::from(qx.scale) / f64::from(q.scale)),
-                        out_zero: q.zero,
-                        lo,
-                        hi,
-                    }),
-                    vec![x],
-                    y,
-                );
-                y
-            } else {
-                x
-            };
-            ins.push(x);
+            ins.push(self.requantize_clamped(at, x, q, (lo, hi), &format!("{out}.in{pos}")));
         }
+        let parts = super::concat_parts(&os, axis, &shapes);
+        let offset: usize = parts.iter().map(|p| p.part).sum();
         if offset != total {
             return Err(at.err("input sizes do not add up to the output"));
         }

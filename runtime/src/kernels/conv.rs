@@ -256,19 +256,6 @@ pub struct ConvI8 {
     pub hi: i8,
 }
 
-/// The taps `t` in `0..k` whose input position `start + t · dil` lies in `0..n`, as a range.
-fn taps(k: usize, n: usize, dil: usize, start: isize) -> (usize, usize) {
-    let mut lo = 0;
-    while lo < k && start + ((lo * dil) as isize) < 0 {
-        lo += 1;
-    }
-    let mut hi = k;
-    while hi > lo && start + (((hi - 1) * dil) as isize) >= n as isize {
-        hi -= 1;
-    }
-    (lo, hi)
-}
-
 /// Output columns accumulated at once by [`conv2d_i8`]: its only scratch, a fixed 128 bytes
 /// of stack whatever the model.
 const I8_CHUNK: usize = 32;
@@ -319,7 +306,7 @@ pub fn conv2d_i8(
             let rq = requant[oc];
             for oy in 0..oh {
                 let y0 = (oy * g.stride_h) as isize - g.pad_top as isize;
-                let (ky0, ky1) = taps(g.k_h, ih, g.dil_h, y0);
+                let (ky0, ky1) = valid_range(g.k_h, ih, g.dil_h, y0);
                 let out_row = &mut output[(oc * oh + oy) * ow..(oc * oh + oy + 1) * ow];
                 for c0 in (0..ow).step_by(I8_CHUNK) {
                     let c1 = (c0 + I8_CHUNK).min(ow);
