@@ -29,6 +29,7 @@ pub mod import;
 pub mod ir;
 pub mod passes;
 pub mod place;
+pub mod report;
 pub mod schedule;
 
 use std::path::Path;
@@ -113,6 +114,20 @@ pub struct Compiled {
     pub plan: place::ArenaPlan,
     /// How the plan compares with the baselines and the bound.
     pub stats: PlanStats,
+    /// The baseline of the ONNX file's order: its schedule, placed with nothing shared (as a
+    /// runtime without in-place or zero-copy buffers runs it). For reports.
+    pub file_order: OrderPlan,
+    /// The baseline of tract's `eval_order_opt_ram` order, placed with nothing shared.
+    pub tract_order: OrderPlan,
+}
+
+/// A baseline order of the same (optimised) graph and its placement, for comparisons.
+#[derive(Clone, Debug)]
+pub struct OrderPlan {
+    /// The order of execution.
+    pub schedule: schedule::Schedule,
+    /// Its placement: arena size and live bytes per step.
+    pub plan: place::ArenaPlan,
 }
 
 /// One fuzzing step: `bytes` as a model file through import, planning (with a short search
@@ -238,17 +253,21 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         limits,
     );
     let baseline = |name: &str| {
-        let s = &plain
+        let schedule = plain
             .scheduled
             .seeds
             .iter()
             .find(|(n, _)| *n == name)
             .expect("a named seed")
-            .1;
-        place::place(&graph, &plain.model, s).arena_bytes
+            .1
+            .clone();
+        let plan = place::place(&graph, &plain.model, &schedule);
+        OrderPlan { schedule, plan }
     };
-    let file_order_arena_bytes = baseline("file");
-    let tract_order_arena_bytes = baseline("tract");
+    let file_order = baseline("file");
+    let tract_order = baseline("tract");
+    let file_order_arena_bytes = file_order.plan.arena_bytes;
+    let tract_order_arena_bytes = tract_order.plan.arena_bytes;
     let plain_arena = plain.plan.arena_bytes;
     let plain_optimal = plain.scheduled.optimal;
 
@@ -353,6 +372,8 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         schedule,
         plan,
         stats,
+        file_order,
+        tract_order,
     })
 }
 

@@ -2,43 +2,72 @@
 //!
 //! ```text
 //! microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N]
+//! microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N]
 //! ```
 //!
 //! `plan` prints the memory plan of any model tract can type, including ops microarena has no
-//! kernel for (planning needs only shapes).
+//! kernel for (planning needs only shapes): the arena tensors, the schedule, and the ONNX file
+//! order, tract's order and ours side by side. `report` draws the same comparison as an SVG:
+//! live bytes per step of the three orders, and the arena map (see
+//! `microarena_compiler::report`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use microarena_compiler::{plan_model, Compiled, Options};
+use microarena_compiler::{plan_model, report, Compiled, Options};
 
 const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N]
+       microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N]
 
   --input-shape D,D,..  pin the input shape of models with symbolic dimensions
-  --json                print one JSON object instead of tables
+  --json                (plan) print one JSON object instead of tables
+  -o, --output FILE     (report) where to write the SVG
+  --budget BYTES        (report) draw this SRAM budget as a line
   --budget-ms N         time budget of the exact order search (default 2000)
   --alignment N         byte alignment of arena offsets (default 16)";
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Plan,
+    Report,
+}
+
 struct Args {
+    command: Command,
     model: PathBuf,
     options: Options,
     json: bool,
+    output: Option<PathBuf>,
+    sram_budget: Option<usize>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    match args.next().as_deref() {
-        Some("plan") => {}
+    let command = match args.next().as_deref() {
+        Some("plan") => Command::Plan,
+        Some("report") => Command::Report,
         Some("-h" | "--help") | None => return Err(String::new()),
         Some(other) => return Err(format!("unknown command `{other}`")),
-    }
+    };
     let mut model = None;
     let mut options = Options::default();
     let mut json = false;
+    let mut output = None;
+    let mut sram_budget = None;
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
-            "--json" => json = true,
+            "--json" if command == Command::Plan => json = true,
+            "-o" | "--output" if command == Command::Report => {
+                output = Some(PathBuf::from(value("--output")?));
+            }
+            "--budget" if command == Command::Report => {
+                let v = value("--budget")?;
+                sram_budget = Some(
+                    v.parse::<usize>()
+                        .map_err(|_| format!("--budget `{v}`: expected bytes"))?,
+                );
+            }
             "--input-shape" => {
                 let v = value("--input-shape")?;
                 let shape = v
@@ -73,10 +102,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
     }
     let model = model.ok_or("give the model's path")?;
+    if command == Command::Report && output.is_none() {
+        return Err("report needs `-o FILE.svg`".into());
+    }
     Ok(Args {
+        command,
         model,
         options,
         json,
+        output,
+        sram_budget,
     })
 }
 
@@ -101,154 +136,33 @@ fn main() -> ExitCode {
         }
     };
     let total_ms = start.elapsed().as_secs_f64() * 1e3;
+    if let (Command::Report, Some(out)) = (args.command, &args.output) {
+        let title = args.model.file_name().map_or_else(
+            || args.model.display().to_string(),
+            |f| f.to_string_lossy().into_owned(),
+        );
+        let svg = report::svg(&compiled, &title, args.sram_budget);
+        if let Err(e) = std::fs::write(out, svg) {
+            eprintln!("error: cannot write {}: {e}", out.display());
+            return ExitCode::FAILURE;
+        }
+        let [file, tract, ours] = report::timelines(&compiled).map(|t| t.arena_bytes);
+        println!(
+            "{}: arena {} B (file order {} B, tract order {} B); wrote {}",
+            args.model.display(),
+            report::thousands(ours),
+            report::thousands(file),
+            report::thousands(tract),
+            out.display()
+        );
+        return ExitCode::SUCCESS;
+    }
     if args.json {
         println!("{}", json(&compiled, total_ms));
     } else {
-        print!("{}", text(&compiled, &args.model, total_ms));
+        print!("{}", report::text(&compiled, &args.model, total_ms));
     }
     ExitCode::SUCCESS
-}
-
-/// Arena tensors in order of first use, numbered from 1 as in the report tables.
-fn arena_tensors(c: &Compiled) -> Vec<usize> {
-    let mut ids: Vec<usize> = (0..c.graph.tensors.len())
-        .filter(|&i| c.plan.offsets[i].is_some())
-        .collect();
-    ids.sort_by_key(|&i| (c.plan.lifetimes[i].map(|l| l.first), i));
-    ids
-}
-
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
-fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
-    use std::fmt::Write;
-    let mut o = String::new();
-    let ids = arena_tensors(c);
-    let mut number = vec![0; c.graph.tensors.len()];
-    for (k, &i) in ids.iter().enumerate() {
-        number[i] = k + 1;
-    }
-    let _ = writeln!(
-        o,
-        "{}: {} steps, weights {} B (flash)",
-        model.display(),
-        c.schedule.len(),
-        thousands(c.graph.weight_bytes())
-    );
-    let _ = writeln!(o, "\nTensors in the arena (weights excluded):");
-    let _ = writeln!(
-        o,
-        "{:>4}  {:<40} {:<20} {:>12} {:>12}",
-        "Id", "Tensor", "Shape", "Size (B)", "Offset"
-    );
-    for &i in &ids {
-        let t = &c.graph.tensors[i];
-        let _ = writeln!(
-            o,
-            "{:>4}  {:<40} {:<20} {:>12} {:>12}",
-            number[i],
-            t.name,
-            format!("{:?}", t.shape),
-            thousands(t.bytes()),
-            thousands(c.plan.offsets[i].unwrap_or(0))
-        );
-    }
-    let _ = writeln!(o, "\nOperator execution schedule:");
-    let _ = writeln!(
-        o,
-        "{:>4}  {:<40} {:<12} {:<24} {:>12}",
-        "Step", "Operator (output name)", "Op", "Tensors in memory (Ids)", "Memory (B)"
-    );
-    for (s, n) in c.schedule.order.iter().enumerate() {
-        let node = &c.graph.nodes[n.0];
-        let live: Vec<String> = ids
-            .iter()
-            .filter(|&&i| c.plan.lifetimes[i].is_some_and(|l| l.first <= s && s <= l.last))
-            .map(|&i| number[i].to_string())
-            .collect();
-        let _ = writeln!(
-            o,
-            "{:>4}  {:<40} {:<20} {:<24} {:>12}",
-            s + 1,
-            c.graph.tensors[node.output.0].name,
-            node.op_type,
-            format!("[{}]", live.join(", ")),
-            thousands(c.plan.step_live_bytes[s])
-        );
-    }
-    let st = &c.stats;
-    let bound = c.plan.lower_bound();
-    let _ = writeln!(o);
-    let _ = writeln!(o, "arena:             {} B", thousands(c.plan.arena_bytes));
-    let _ = writeln!(
-        o,
-        "peak live bytes:   {} B (this order)",
-        thousands(st.peak_live_bytes)
-    );
-    let _ = writeln!(
-        o,
-        "lower bound:       {} B (placement gap {} B)",
-        thousands(bound),
-        thousands(c.plan.arena_bytes - bound)
-    );
-    let _ = writeln!(
-        o,
-        "order:             {} (minimum peak {} B; {} search states, {} segments)",
-        if st.optimal {
-            "optimal"
-        } else {
-            "best found, not proven optimal (budget ran out)"
-        },
-        thousands(st.min_peak_bytes),
-        st.search_states,
-        st.segments
-    );
-    let _ = writeln!(
-        o,
-        "sharing:           {} nodes in place, {} concatenation inputs zero-copy",
-        st.in_place_nodes, st.zero_copy_slots
-    );
-    let _ = writeln!(
-        o,
-        "plain arena:       {} B (graph as written, nothing shared)",
-        thousands(st.plain_arena_bytes)
-    );
-    let _ = writeln!(
-        o,
-        "fused, unshared:   {} B (activations fused, no in place or zero-copy)",
-        thousands(st.fused_plain_arena_bytes)
-    );
-    let _ = writeln!(
-        o,
-        "forced sharing:    {} B (every in place and zero-copy taken)",
-        thousands(st.forced_sharing_arena_bytes)
-    );
-    let _ = writeln!(
-        o,
-        "file order arena:  {} B",
-        thousands(st.file_order_arena_bytes)
-    );
-    let _ = writeln!(
-        o,
-        "tract order arena: {} B",
-        thousands(st.tract_order_arena_bytes)
-    );
-    let _ = writeln!(
-        o,
-        "planning time:     {:.1} ms (with loading: {:.0} ms)",
-        st.planning_ms, total_ms
-    );
-    o
 }
 
 fn json(c: &Compiled, total_ms: f64) -> serde_json::Value {
@@ -268,7 +182,7 @@ fn json(c: &Compiled, total_ms: f64) -> serde_json::Value {
             })
         })
         .collect();
-    let tensors: Vec<serde_json::Value> = arena_tensors(c)
+    let tensors: Vec<serde_json::Value> = report::arena_tensors(c)
         .into_iter()
         .map(|i| {
             let t = &c.graph.tensors[i];
