@@ -18,8 +18,12 @@ macro_rules! int8_models {
         $(
             #[test]
             fn $name() {
-                mod m { microarena::include_model!($path); }
-                mod f { microarena::include_model!($float); }
+                mod m { microarena::include_model!($path, self_test = true); }
+                mod f { microarena::include_model!($float, self_test = true); }
+                // int8: the device (here, the generated code) must reproduce the host's
+                // build-time result exactly.
+                assert!(m::Model::new().self_test(), "self_test failed");
+                assert!(f::Model::new().self_test(), "self_test of the f32 twin failed");
                 check(stringify!($name), m::ARENA_BYTES, f::ARENA_BYTES, |x, y| {
                     let mut model = m::Model::new();
                     let x: &[f32; m::INPUT_LEN] = x.try_into().unwrap();
@@ -226,8 +230,9 @@ fn int8_and_uint8_interfaces() {
     let raw = |f: &str| std::fs::read(dir.join(f)).expect("reference file");
     {
         mod m {
-            microarena::include_model!("tests/models/int8/dwsep_qdq_i8io.onnx");
+            microarena::include_model!("tests/models/int8/dwsep_qdq_i8io.onnx", self_test = true);
         }
+        assert!(m::Model::new().self_test());
         let x: Vec<i8> = raw("dwsep_qdq_i8io.input.bin")
             .iter()
             .map(|&b| b as i8)
@@ -242,8 +247,9 @@ fn int8_and_uint8_interfaces() {
     }
     {
         mod m {
-            microarena::include_model!("tests/models/int8/dwsep_qdq_u8io.onnx");
+            microarena::include_model!("tests/models/int8/dwsep_qdq_u8io.onnx", self_test = true);
         }
+        assert!(m::Model::new().self_test());
         let x = raw("dwsep_qdq_u8io.input.bin");
         let want = raw("dwsep_qdq_u8io.output.bin");
         let mut y = [0u8; m::OUTPUT_LEN];

@@ -15,7 +15,10 @@ macro_rules! models {
             #[allow(non_snake_case)]
             #[test]
             fn $name() {
-                mod m { microarena::include_model!($path); }
+                mod m { microarena::include_model!($path, self_test = true); }
+                // The build ran the plan on the host and checked it against tract; the
+                // generated code, run here, must reproduce that result.
+                assert!(m::Model::new().self_test(), "self_test failed");
                 check(stringify!($name), &m::INPUT_SHAPE, m::ARENA_BYTES, |x, y| {
                     let mut model = m::Model::new();
                     let x: &[f32; m::INPUT_LEN] = x.try_into().unwrap();

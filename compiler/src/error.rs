@@ -63,6 +63,21 @@ pub enum Error {
     /// Something about the model's graph interface we cannot express.
     #[error("{0}")]
     Model(String),
+    /// The build-time self-test (`self_test = true`): the plan, run on the host with the
+    /// runtime's kernels, disagrees with tract on the same input.
+    #[error("self_test: output `{output}` element {index} is {ours} by microarena's plan but {reference} by tract (tolerance {tolerance:e}); the plan is wrong: please report this with the model, and build without `self_test` meanwhile")]
+    SelfTest {
+        /// Graph output name.
+        output: String,
+        /// Element index (flattened).
+        index: usize,
+        /// Our value.
+        ours: f32,
+        /// tract's value.
+        reference: f32,
+        /// The allowed difference there.
+        tolerance: f32,
+    },
 }
 
 /// Result alias of the compiler.

@@ -89,7 +89,8 @@ impl Values {
         }
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
+    /// The elements as little-endian bytes (the arena's and the weight statics' layout).
+    pub fn to_bytes(&self) -> Vec<u8> {
         match self {
             Values::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             Values::I8(v) => v.iter().map(|&x| x as u8).collect(),
@@ -231,6 +232,87 @@ pub fn run_traced(
     inputs: &[Values],
     mut trace: impl FnMut(TensorId, &Values),
 ) -> Vec<Values> {
+    let arena_in = arena_inputs(g, inputs);
+    let raw = run_arena(g, schedule, plan, &arena_in, &mut trace);
+    interface_outputs(g, raw)
+}
+
+/// The graph inputs as the arena holds them: `inputs` (interface values, as [`run_values`]
+/// takes them) quantized where the generated `run` quantizes the caller's floats, and
+/// uint8 moved to int8 (zero point 128 apart: the top bit flipped).
+///
+/// # Panics
+/// If the number, types or sizes of the inputs do not match the graph.
+pub fn arena_inputs(g: &Graph, inputs: &[Values]) -> Vec<Values> {
+    assert_eq!(inputs.len(), g.inputs.len(), "one value per graph input");
+    inputs
+        .iter()
+        .zip(&g.inputs)
+        .enumerate()
+        .map(|(k, (x, &t))| {
+            assert_eq!(x.len(), g.tensor(t).len(), "input size");
+            if let Some(q) = g.input_quant(k) {
+                let mut y = vec![0i8; x.len()];
+                let p = quant::Quantize {
+                    scale: q.scale,
+                    zero: q.zero,
+                };
+                quant::quantize(&p, x.f32(), &mut y);
+                return Values::I8(y);
+            }
+            if g.input_is_unsigned(k) {
+                let Values::U8(v) = x else {
+                    panic!("input type: expected u8 values, found {x:?}")
+                };
+                return Values::I8(v.iter().map(|&b| (b ^ 0x80) as i8).collect());
+            }
+            let expected = Values::zeros(g.tensor(t).dtype, 0);
+            assert_eq!(
+                std::mem::discriminant(x),
+                std::mem::discriminant(&expected),
+                "input type"
+            );
+            x.clone()
+        })
+        .collect()
+}
+
+/// The graph outputs as the caller receives them from raw arena values: dequantized where
+/// the generated `run` dequantizes, int8 moved to uint8 for a uint8 interface.
+pub fn interface_outputs(g: &Graph, raw: Vec<Values>) -> Vec<Values> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(k, v)| match g.output_quant(k) {
+            Some(q) => {
+                let mut y = vec![0.0; v.len()];
+                let p = quant::Dequantize {
+                    scale: q.scale,
+                    zero: q.zero,
+                };
+                quant::dequantize(&p, v.i8(), &mut y);
+                Values::F32(y)
+            }
+            None if g.output_is_unsigned(k) => {
+                Values::U8(v.i8().iter().map(|&x| (x as u8) ^ 0x80).collect())
+            }
+            None => v,
+        })
+        .collect()
+}
+
+/// The steps of the plan on inputs already in the arena's representation (see
+/// [`arena_inputs`]), returning the output tensors as the arena holds them: what the
+/// generated `self_test` compares.
+///
+/// # Panics
+/// If the number, types or sizes of the inputs do not match the graph.
+pub fn run_arena(
+    g: &Graph,
+    schedule: &Schedule,
+    plan: &ArenaPlan,
+    inputs: &[Values],
+    mut trace: impl FnMut(TensorId, &Values),
+) -> Vec<Values> {
     assert_eq!(inputs.len(), g.inputs.len(), "one value per graph input");
     // Poisoned: all-ones bytes are NaN as f32, so reading a tensor nobody wrote shows.
     let mut arena = vec![0xffu8; plan.arena_bytes];
@@ -246,27 +328,11 @@ pub fn run_traced(
             _ => Values::from_bytes(g.tensor(t).dtype, &arena[region(t)]),
         }
     };
-    for (k, (x, &t)) in inputs.iter().zip(&g.inputs).enumerate() {
+    for (x, &t) in inputs.iter().zip(&g.inputs) {
         assert_eq!(x.len(), g.tensor(t).len(), "input size");
-        if let Some(q) = g.input_quant(k) {
-            // `run` quantizes the caller's floats straight into the int8 input.
-            let mut y = vec![0i8; x.len()];
-            let p = quant::Quantize {
-                scale: q.scale,
-                zero: q.zero,
-            };
-            quant::quantize(&p, x.f32(), &mut y);
-            arena[region(t)].copy_from_slice(&Values::I8(y).to_bytes());
-            continue;
-        }
-        let expected = if g.input_is_unsigned(k) {
-            Values::U8(Vec::new())
-        } else {
-            Values::zeros(g.tensor(t).dtype, 0)
-        };
         assert_eq!(
             std::mem::discriminant(x),
-            std::mem::discriminant(&expected),
+            std::mem::discriminant(&Values::zeros(g.tensor(t).dtype, 0)),
             "input type"
         );
         arena[region(t)].copy_from_slice(&x.to_bytes());
@@ -317,26 +383,5 @@ pub fn run_traced(
         arena[region(out_t)].copy_from_slice(&out.to_bytes());
         trace(out_t, &out);
     }
-    g.outputs
-        .iter()
-        .enumerate()
-        .map(|(k, &t)| {
-            let v = read(&arena, t);
-            match g.output_quant(k) {
-                Some(q) => {
-                    let mut y = vec![0.0; v.len()];
-                    let p = quant::Dequantize {
-                        scale: q.scale,
-                        zero: q.zero,
-                    };
-                    quant::dequantize(&p, v.i8(), &mut y);
-                    Values::F32(y)
-                }
-                None if g.output_is_unsigned(k) => {
-                    Values::U8(v.i8().iter().map(|&x| (x as u8) ^ 0x80).collect())
-                }
-                None => v,
-            }
-        })
-        .collect()
+    g.outputs.iter().map(|&t| read(&arena, t)).collect()
 }

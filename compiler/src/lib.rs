@@ -31,6 +31,7 @@ pub mod passes;
 pub mod place;
 pub mod report;
 pub mod schedule;
+pub mod self_test;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -466,7 +467,23 @@ impl Compiled {
 
     /// The generated module items (see [`codegen::generate`]).
     pub fn to_tokens(&self, model_path: Option<&Path>) -> proc_macro2::TokenStream {
-        codegen::generate(&self.graph, &self.schedule, &self.plan, model_path)
+        codegen::generate(&self.graph, &self.schedule, &self.plan, model_path, None)
+    }
+
+    /// The generated module items with `Model::self_test`, embedding `self_test`'s input and
+    /// expected output (see [`self_test::build`]).
+    pub fn to_tokens_with_self_test(
+        &self,
+        model_path: Option<&Path>,
+        self_test: &self_test::SelfTest,
+    ) -> proc_macro2::TokenStream {
+        codegen::generate(
+            &self.graph,
+            &self.schedule,
+            &self.plan,
+            model_path,
+            Some(self_test),
+        )
     }
 
     /// Runs the plan on the host with the runtime's kernels (see [`exec`]).

@@ -56,3 +56,43 @@ fn interpreter_matches_onnxruntime() {
         );
     }
 }
+
+/// The build-time self-test is a real check: a plan that computes something else than tract
+/// (here: one weight changed after planning) is refused with the output and element named;
+/// the intact plan passes, and int8 plans are not compared with tract.
+#[test]
+fn build_time_self_test_refuses_a_wrong_plan() {
+    use microarena_compiler::ir::TensorKind;
+    use microarena_compiler::{compile, self_test, Error, Options};
+    let path = models_dir().join("residual.onnx");
+    let mut c = compile(&path, &Options::default()).unwrap();
+    let st = self_test::build(&c, &path).expect("the plan agrees with tract");
+    assert!(st.checked_against_tract);
+    assert_eq!(st.outputs.len(), 1);
+    let w = c
+        .graph
+        .tensors
+        .iter_mut()
+        .rev()
+        .find_map(|t| match &mut t.kind {
+            TensorKind::Weight(w) if w.len() > 1 => Some(w),
+            _ => None,
+        })
+        .unwrap();
+    w.iter_mut().for_each(|v| *v *= 1.5);
+    match self_test::build(&c, &path) {
+        Err(e @ Error::SelfTest { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("by microarena's plan but"), "{msg}");
+        }
+        other => panic!("expected a self-test error, got {other:?}"),
+    }
+    let q = models_dir().join("int8/dwsep_qdq.onnx");
+    let c = compile(&q, &Options::default()).unwrap();
+    let st = self_test::build(&c, &q).unwrap();
+    assert!(!st.checked_against_tract);
+    assert!(matches!(
+        st.inputs[0],
+        microarena_compiler::exec::Values::I8(_)
+    ));
+}

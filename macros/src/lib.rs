@@ -29,6 +29,11 @@ use syn::{bracketed, LitInt, LitStr, Token};
 /// - `budget_ms = N`: time the exact search for the minimum-memory order may take (default
 ///   2000); after it the best order found is used. Planning is deterministic except where
 ///   this budget runs out.
+/// - `self_test = true`: run the plan on the host at build time on a deterministic input
+///   (with the runtime's own kernels) and, for float models, check the result against tract
+///   running the same file — a disagreement fails the build; embed that input and output and
+///   generate `Model::self_test(&mut self) -> bool`, which re-runs the model on the device
+///   and compares (int8 exactly, f32 within 1e-5 of the largest output magnitude).
 ///
 /// The module gains `ARENA_BYTES`, `INPUT_SHAPE`, `OUTPUT_SHAPE`, `INPUT_LEN`, `OUTPUT_LEN`,
 /// `STEPS` and `Model` (`const fn new()`, `run(&mut self, &[f32; INPUT_LEN], &mut [f32; OUTPUT_LEN])`).
@@ -48,6 +53,7 @@ struct Args {
     alignment: Option<(usize, Span)>,
     budget_ms: Option<u64>,
     max_arena_bytes: Option<(usize, Span)>,
+    self_test: Option<(bool, Span)>,
 }
 
 fn parse_usize_list(input: ParseStream) -> syn::Result<Vec<usize>> {
@@ -94,6 +100,7 @@ impl Parse for Args {
             alignment: None,
             budget_ms: None,
             max_arena_bytes: None,
+            self_test: None,
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -124,13 +131,22 @@ impl Parse for Args {
                     let (v, _) = parse_count(input, "max_arena_bytes", "65536")?;
                     args.max_arena_bytes = Some((v, span));
                 }
+                "self_test" => {
+                    let v: syn::LitBool = input.parse().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`self_test` takes `true` or `false`, e.g. `self_test = true`",
+                        )
+                    })?;
+                    args.self_test = Some((v.value, span));
+                }
                 "budget_ms" => {
                     args.budget_ms = Some(parse_count(input, "budget_ms", "2000")?.0 as u64);
                 }
                 other => {
                     return Err(syn::Error::new(
                         span,
-                        format!("unknown option `{other}`; options are `input_shape = [..]`, `alignment = N`, `budget_ms = N` and `max_arena_bytes = N`"),
+                        format!("unknown option `{other}`; options are `input_shape = [..]`, `alignment = N`, `budget_ms = N`, `max_arena_bytes = N` and `self_test = true`"),
                     ))
                 }
             }
@@ -182,7 +198,16 @@ fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
             return Err(syn::Error::new(span, over_budget(&compiled, max)));
         }
     }
-    let tokens = compiled.to_tokens(Some(&path));
+    let tokens = match args.self_test {
+        Some((true, span)) => {
+            let st = microarena_compiler::self_test::build(&compiled, &path).map_err(|e| {
+                let message = e.to_string().replace(&path.display().to_string(), &given);
+                syn::Error::new(span, format!("microarena: {message}"))
+            })?;
+            compiled.to_tokens_with_self_test(Some(&path), &st)
+        }
+        _ => compiled.to_tokens(Some(&path)),
+    };
     Ok(quote!(#tokens))
 }
 

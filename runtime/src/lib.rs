@@ -28,6 +28,7 @@ compile_error!("microarena stores weights little-endian; big-endian targets are 
 
 pub mod arena;
 pub mod kernels;
+pub mod self_test;
 
 pub use arena::{Arena, Region, Weights};
 pub use microarena_macros::include_model;

@@ -3,7 +3,7 @@
 //! (`cargo +nightly miri test -p microarena`).
 
 mod mlp {
-    microarena::include_model!("../tests/models/mlp.onnx");
+    microarena::include_model!("../tests/models/mlp.onnx", self_test = true);
 }
 
 mod dwsep_int8 {
@@ -22,6 +22,8 @@ fn f32_model_matches_onnxruntime() {
     let x = f32s(include_bytes!("../../tests/models/mlp.input.bin"));
     let want = f32s(include_bytes!("../../tests/models/mlp.output.bin"));
     let mut model = mlp::Model::new();
+    // The build-time host result, reproduced by the generated code (under Miri too).
+    assert!(model.self_test());
     let mut y = [0.0f32; mlp::OUTPUT_LEN];
     model.run(x.as_slice().try_into().unwrap(), &mut y);
     for (g, w) in y.iter().zip(&want) {

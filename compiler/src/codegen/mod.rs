@@ -20,9 +20,11 @@ use std::path::Path;
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
+use crate::exec::Values;
 use crate::ir::{DType, Graph, Op, TensorId, TensorKind};
 use crate::place::ArenaPlan;
 use crate::schedule::Schedule;
+use crate::self_test::{SelfTest, DEVICE_F32_TOLERANCE};
 
 /// An `f32` expression that reproduces `v` bit for bit.
 pub(crate) fn f32_lit(v: f32) -> TokenStream {
@@ -297,6 +299,80 @@ fn memory_tables(g: &Graph, schedule: &Schedule, plan: &ArenaPlan) -> String {
     d
 }
 
+/// The embedded input and expected output of the self-test (statics in flash, as the arena
+/// holds them) and `Model::self_test`.
+fn self_test_code(g: &Graph, plan: &ArenaPlan, st: &SelfTest) -> (TokenStream, TokenStream) {
+    let blob = |ident: &Ident, v: &Values, doc: String| {
+        let bytes = v.to_bytes();
+        let n = usize_lit(bytes.len());
+        let lit = Literal::byte_string(&bytes);
+        quote! {
+            #[doc = #doc]
+            static #ident: ::microarena::Weights<#n> = ::microarena::Weights(*#lit);
+        }
+    };
+    let mut items = Vec::new();
+    let mut load = Vec::new();
+    let mut compare = Vec::new();
+    for (k, (&t, v)) in g.inputs.iter().zip(&st.inputs).enumerate() {
+        let ident = format_ident!("SELF_TEST_INPUT_{}", k);
+        items.push(blob(
+            &ident,
+            v,
+            format!(
+                "Self-test input `{}` (as the arena holds it).",
+                g.tensor(t).name
+            ),
+        ));
+        let r = region(g, plan, t);
+        load.push(match v {
+            Values::F32(_) => quote!(self.arena.f32_mut(#r).copy_from_slice(#ident.f32());),
+            _ => quote!(self.arena.i8_mut(#r).copy_from_slice(#ident.i8());),
+        });
+    }
+    let tolerance = f32_lit(DEVICE_F32_TOLERANCE);
+    for (k, (&t, v)) in g.outputs.iter().zip(&st.outputs).enumerate() {
+        let ident = format_ident!("SELF_TEST_OUTPUT_{}", k);
+        items.push(blob(
+            &ident,
+            v,
+            format!(
+                "Self-test expected output `{}` (as the arena holds it).",
+                g.tensor(t).name
+            ),
+        ));
+        let r = region(g, plan, t);
+        compare.push(match v {
+            Values::F32(_) => quote!(
+                ::microarena::self_test::matches_f32(self.arena.f32(#r), #ident.f32(), #tolerance)
+            ),
+            _ => quote!(::microarena::self_test::matches_i8(self.arena.i8(#r), #ident.i8())),
+        });
+    }
+    let checked = if st.checked_against_tract {
+        " (and tract confirmed, running the same ONNX file)"
+    } else {
+        ""
+    };
+    let doc = format!(
+        "Re-runs the plan on an input embedded at build time and compares the result with the \
+         one the host computed at build time with the same kernels{checked}: int8 outputs \
+         exactly, f32 outputs within {DEVICE_F32_TOLERANCE:e} of the output's largest \
+         magnitude (at least 1).\n\nReturns `false` when the device computes something else: \
+         corrupted weights in flash, a miscompiled kernel, a misconfigured FPU. Overwrites \
+         the arena, like [`Model::run`]; no other memory is used."
+    );
+    let f = quote! {
+        #[doc = #doc]
+        pub fn self_test(&mut self) -> bool {
+            #(#load)*
+            self.steps();
+            true #(& #compare)*
+        }
+    };
+    (quote!(#(#items)*), f)
+}
+
 fn shape_const(name: &Ident, shape: &[usize]) -> TokenStream {
     let rank = shape.len();
     let dims = usize_array(shape);
@@ -312,6 +388,7 @@ pub fn generate(
     schedule: &Schedule,
     plan: &ArenaPlan,
     model_path: Option<&Path>,
+    self_test: Option<&SelfTest>,
 ) -> TokenStream {
     let arena_bytes = usize_lit(plan.arena_bytes);
     let mut used = vec![false; g.tensors.len()];
@@ -447,7 +524,27 @@ pub fn generate(
             copy_out.push(quote!(#arg.copy_from_slice(self.arena.f32(#r));));
         }
     }
-    let calls = schedule.order.iter().map(|n| node_call(g, plan, n.0));
+    let calls: Vec<TokenStream> = schedule
+        .order
+        .iter()
+        .map(|n| node_call(g, plan, n.0))
+        .collect();
+    // With a self-test the steps are one private method that `run` and `self_test` share.
+    let (body, self_test_items, self_test_fn) = match self_test {
+        Some(st) => {
+            let (items, f) = self_test_code(g, plan, st);
+            (quote!(self.steps();), items, f)
+        }
+        None => (quote!(#(#calls)*), quote!(), quote!()),
+    };
+    let steps_fn = self_test.map(|_| {
+        quote! {
+            #[allow(clippy::all, clippy::pedantic, unused_variables)]
+            fn steps(&mut self) {
+                #(#calls)*
+            }
+        }
+    });
     let track = model_path.and_then(|p| p.to_str()).map(|p| {
         quote!(
             const _: &[u8] = include_bytes!(#p);
@@ -470,6 +567,8 @@ pub fn generate(
         #(#[allow(missing_docs)] #consts)*
 
         #(#weights)*
+
+        #self_test_items
 
         /// The compiled network with its own activation arena (no heap, no global state).
         ///
@@ -494,9 +593,13 @@ pub fn generate(
             #[allow(clippy::all, clippy::pedantic, unused_variables)]
             pub fn run(&mut self, #(#params),*) {
                 #(#copy_in)*
-                #(#calls)*
+                #body
                 #(#copy_out)*
             }
+
+            #steps_fn
+
+            #self_test_fn
         }
     }
 }

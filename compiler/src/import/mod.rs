@@ -332,7 +332,7 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
 
 /// Runs a tract step, turning its errors and its panics into [`Error::Load`]: a model that
 /// trips an unchecked index inside tract is bad input to us, not a crash of the build.
-fn guarded<T>(path: &Path, step: impl FnOnce() -> TractResult<T>) -> Result<T> {
+pub(crate) fn guarded<T>(path: &Path, step: impl FnOnce() -> TractResult<T>) -> Result<T> {
     let load = |message: String| Error::Load {
         path: path.to_owned(),
         message,

@@ -1,6 +1,7 @@
 //! microarena on an Arm Cortex-M4F (QEMU `mps2-an386`): runs compiled test models, f32 and
 //! their int8 (QDQ) twins, on inputs stored in flash, compares each output with
-//! onnxruntime's, and prints the class, the arena size and the cost in core clock cycles.
+//! onnxruntime's, runs its `self_test()` (the build-time host result, re-checked on the
+//! device), and prints the class, the arena size and the cost in core clock cycles.
 //! Exits non-zero on any mismatch.
 //!
 //! ```sh
@@ -24,22 +25,28 @@ use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
 
 mod chain {
-    microarena::include_model!("../../tests/models/chain.onnx");
+    microarena::include_model!("../../tests/models/chain.onnx", self_test = true);
 }
 mod inception {
-    microarena::include_model!("../../tests/models/inception.onnx");
+    microarena::include_model!("../../tests/models/inception.onnx", self_test = true);
 }
 mod residual {
-    microarena::include_model!("../../tests/models/residual.onnx");
+    microarena::include_model!("../../tests/models/residual.onnx", self_test = true);
 }
 mod chain_int8 {
-    microarena::include_model!("../../tests/models/int8/chain_qdq.onnx");
+    microarena::include_model!("../../tests/models/int8/chain_qdq.onnx", self_test = true);
 }
 mod inception_int8 {
-    microarena::include_model!("../../tests/models/int8/inception_qdq.onnx");
+    microarena::include_model!(
+        "../../tests/models/int8/inception_qdq.onnx",
+        self_test = true
+    );
 }
 mod residual_int8 {
-    microarena::include_model!("../../tests/models/int8/residual_qdq.onnx");
+    microarena::include_model!(
+        "../../tests/models/int8/residual_qdq.onnx",
+        self_test = true
+    );
 }
 
 /// SysTick wraps (every 2^24 cycles).
@@ -81,71 +88,68 @@ fn argmax(xs: &[f32]) -> usize {
     best
 }
 
-/// Runs one model on its committed input; true when it matches onnxruntime's output.
+/// Runs one model on its committed input: true when it matches onnxruntime's output within
+/// `$tol(want)`, and its `self_test()` (the build-time host result, re-run on the device)
+/// passes.
 macro_rules! check {
-    ($m:ident, $name:literal) => {{
+    ($m:ident, $label:literal, $input:expr, $output:expr, $kind:literal, $tol:expr) => {{
         let input: [f32; $m::INPUT_LEN] =
-            f32s(include_bytes!(concat!("../../../tests/models/", $name, ".input.bin")));
+            f32s(include_bytes!(concat!("../../../tests/models/", $input)));
         let want: [f32; $m::OUTPUT_LEN] =
-            f32s(include_bytes!(concat!("../../../tests/models/", $name, ".output.bin")));
+            f32s(include_bytes!(concat!("../../../tests/models/", $output)));
         let model = cortex_m::singleton!(: $m::Model = $m::Model::new()).expect("once");
         let mut out = [0.0f32; $m::OUTPUT_LEN];
         let start = ticks();
         model.run(&input, &mut out);
         let cost = ticks() - start;
-        // The tolerance of the host tests: 1e-4 relative with a 1e-5 absolute floor.
-        let ok = out
-            .iter()
-            .zip(&want)
-            .all(|(g, w)| (g - w).abs() <= 1e-5 + 1e-4 * w.abs());
+        let tol: fn(f32) -> f32 = $tol;
+        let ok = out.iter().zip(&want).all(|(g, w)| (g - w).abs() <= tol(*w));
+        let self_test = model.self_test();
         hprintln!(
-            "{} f32: class {} (onnxruntime {}), ARENA_BYTES {}, {} steps, {} instructions: {}",
-            $name,
+            "{} {}: class {} (onnxruntime {}), ARENA_BYTES {}, {} steps, {} instructions: {}; self_test: {}",
+            $label,
+            $kind,
             argmax(&out),
             argmax(&want),
             $m::ARENA_BYTES,
             $m::STEPS,
             cost * 40,
-            if ok { "ok" } else { "MISMATCH" }
+            if ok { "ok" } else { "MISMATCH" },
+            if self_test { "ok" } else { "MISMATCH" }
         );
-        ok
+        ok && self_test
     }};
 }
 
-/// Runs an int8 model (float interface) on its net's committed input; true when every output
-/// is within one quantisation step of onnxruntime's (the host tests show every int8 tensor is
-/// bit-exact but the softmax, which may be one step off).
-macro_rules! check_int8 {
-    ($m:ident, $net:literal, $name:literal) => {{
-        let input: [f32; $m::INPUT_LEN] =
-            f32s(include_bytes!(concat!("../../../tests/models/", $net, ".input.bin")));
-        let want: [f32; $m::OUTPUT_LEN] = f32s(include_bytes!(concat!(
-            "../../../tests/models/int8/",
+/// f32 models: the tolerance of the host tests, 1e-4 relative with a 1e-5 absolute floor.
+macro_rules! check_f32 {
+    ($m:ident, $name:literal) => {
+        check!(
+            $m,
             $name,
-            ".output.bin"
-        )));
-        let model = cortex_m::singleton!(: $m::Model = $m::Model::new()).expect("once");
-        let mut out = [0.0f32; $m::OUTPUT_LEN];
-        let start = ticks();
-        model.run(&input, &mut out);
-        let cost = ticks() - start;
-        // Both sides dequantize int8 values: whole steps apart, up to float rounding.
-        let ok = out
-            .iter()
-            .zip(&want)
-            .all(|(g, w)| (g - w).abs() <= 1.01 * $m::OUTPUT_SCALE);
-        hprintln!(
-            "{} int8: class {} (onnxruntime {}), ARENA_BYTES {}, {} steps, {} instructions: {}",
+            concat!($name, ".input.bin"),
+            concat!($name, ".output.bin"),
+            "f32",
+            |w| 1e-5 + 1e-4 * w.abs()
+        )
+    };
+}
+
+/// int8 models (float interface) on their net's committed input: every output within one
+/// quantisation step of onnxruntime's (the host tests show every int8 tensor is bit-exact
+/// but the softmax, which may be one step off; both sides dequantize whole steps, up to float
+/// rounding).
+macro_rules! check_int8 {
+    ($m:ident, $net:literal, $name:literal) => {
+        check!(
+            $m,
             $net,
-            argmax(&out),
-            argmax(&want),
-            $m::ARENA_BYTES,
-            $m::STEPS,
-            cost * 40,
-            if ok { "ok" } else { "MISMATCH" }
-        );
-        ok
-    }};
+            concat!($net, ".input.bin"),
+            concat!("int8/", $name, ".output.bin"),
+            "int8",
+            |_| 1.01 * $m::OUTPUT_SCALE
+        )
+    };
 }
 
 #[entry]
@@ -158,9 +162,9 @@ fn main() -> ! {
     cp.SYST.enable_counter();
 
     let mut ok = true;
-    ok &= check!(chain, "chain");
-    ok &= check!(inception, "inception");
-    ok &= check!(residual, "residual");
+    ok &= check_f32!(chain, "chain");
+    ok &= check_f32!(inception, "inception");
+    ok &= check_f32!(residual, "residual");
     ok &= check_int8!(chain_int8, "chain", "chain_qdq");
     ok &= check_int8!(inception_int8, "inception", "inception_qdq");
     ok &= check_int8!(residual_int8, "residual", "residual_qdq");
