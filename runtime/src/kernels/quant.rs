@@ -58,8 +58,51 @@ impl Requant {
 
     /// `round_half_even(f32(x) · scale)` computed as float32 computes it, saturating at the
     /// i32 range.
+    ///
+    /// Targets with a hardware FPU (hard-float Arm such as Cortex-M4F/M7, x86-64, AArch64)
+    /// do exactly that in float32 ([`Requant::apply_float`]); others emulate it with integers
+    /// ([`Requant::apply_integer`]). The two are equal for every input (tested).
     #[inline]
     pub fn apply(self, x: i32) -> i32 {
+        #[cfg(any(target_abi = "eabihf", target_arch = "x86_64", target_arch = "aarch64"))]
+        {
+            self.apply_float(x)
+        }
+        #[cfg(not(any(target_abi = "eabihf", target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            self.apply_integer(x)
+        }
+    }
+
+    /// The scale as a float32 (the value `from_f32` was given).
+    #[inline]
+    pub fn scale(self) -> f32 {
+        if self.multiplier < 1 << 23 {
+            // Zero or subnormal: the mantissa is the whole encoding.
+            return f32::from_bits(self.multiplier as u32);
+        }
+        f32::from_bits((((self.shift + 150) as u32) << 23) | (self.multiplier as u32 & 0x7f_ffff))
+    }
+
+    /// [`Requant::apply`] in float32 arithmetic: the product rounded by the FPU, then to an
+    /// integer, ties to even.
+    #[inline]
+    pub fn apply_float(self, x: i32) -> i32 {
+        let y = x as f32 * self.scale();
+        // Adding and subtracting 2^23 rounds |y| < 2^23 to an integer in the default
+        // rounding mode (to nearest, ties to even); larger floats are integers already.
+        const TWO_23: f32 = 8_388_608.0;
+        let m = y.abs();
+        let r = if m < TWO_23 { (m + TWO_23) - TWO_23 } else { m };
+        // `as` saturates at the i32 range, as the integer emulation does; NaN cannot occur
+        // (finite scale, |x| <= 2^31).
+        (if y < 0.0 { -r } else { r }) as i32
+    }
+
+    /// [`Requant::apply`] with integers only: float32's rounding of the conversion, the
+    /// product and the final rounding replayed on the mantissas (for targets without an FPU).
+    #[inline]
+    pub fn apply_integer(self, x: i32) -> i32 {
         if self.multiplier == 0 || x == 0 {
             return 0;
         }
@@ -234,11 +277,13 @@ mod tests {
                 _ => ((lcg(&mut st) % 1024) as i32 - 512) << (lcg(&mut st) % 20),
             };
             let r = Requant::from_f32(scale);
+            assert_eq!(r.scale(), scale);
             assert_eq!(
-                i64::from(r.apply(x)),
+                i64::from(r.apply_integer(x)),
                 float_reference(x, scale),
                 "{x} × {scale:e}"
             );
+            assert_eq!(r.apply_float(x), r.apply_integer(x), "{x} × {scale:e}");
         }
     }
 
