@@ -11,6 +11,12 @@
 //! summary measures both again interleaved and prints the Markdown table of the README:
 //! medians and their ratio. tract's heap is counted by this binary's global allocator (peak
 //! live bytes above what was live before the run, inputs and outputs included).
+//!
+//! Then, for the f32 models, where the time goes: each of our steps timed alone (the same
+//! kernels through the compiler's host interpreter, on the inputs of a traced run) and each
+//! node of tract's plan timed inside its run (`run_plan_with_eval`), both grouped by the ONNX
+//! op type of the node they come from (tract's node names keep the ONNX node's name). Run
+//! only the breakdown with `cargo bench -p microarena-tests --bench latency -- --breakdown`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
@@ -138,6 +144,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--breakdown") {
+        breakdown();
+        return;
+    }
     let mut c = Criterion::default()
         .configure_from_args()
         .warm_up_time(Duration::from_millis(300))
@@ -193,6 +203,120 @@ fn main() {
             ours.as_secs_f64() * 1e6,
             theirs.as_secs_f64() * 1e6,
             ours.as_secs_f64() / theirs.as_secs_f64()
+        );
+    }
+    breakdown();
+}
+
+/// Where the time goes, for each f32 model: the matrix-product work (convolutions, depthwise
+/// convolutions, matrix products, with whatever they fuse: bias, BatchNormalization,
+/// activations) and everything else, ours against tract, per-node medians of repeated runs
+/// summed; printed as a Markdown table.
+fn breakdown() {
+    use microarena_compiler::exec::{self, Values};
+    use microarena_compiler::ir::{Op, TensorKind};
+    use std::collections::BTreeMap;
+
+    println!();
+    println!("| model | conv + matmul: ours (µs) | tract (µs) | ours / tract | rest: ours (µs) | tract (µs) | share of our time in conv + matmul |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for m in all().into_iter().filter(|m| !m.onnx.contains("int8")) {
+        let path = root().join(m.onnx);
+        let x = read_f32(&root().join(m.input));
+
+        // Ours: every step alone, on the values a traced run gave its inputs.
+        let c = microarena_compiler::compile(&path, &microarena_compiler::Options::default())
+            .expect("compiles");
+        let g = &c.graph;
+        let mut values: BTreeMap<usize, Values> = BTreeMap::new();
+        values.insert(g.inputs[0].0, Values::F32(x.clone()));
+        exec::run_traced(
+            g,
+            &c.schedule,
+            &c.plan,
+            &[Values::F32(x.clone())],
+            |t, v| {
+                values.insert(t.0, v.clone());
+            },
+        );
+        let (mut ours_mm, mut ours_rest) = (0.0, 0.0);
+        for n in &c.schedule.order {
+            let node = &g.nodes[n.0];
+            let inputs: Vec<Values> = node
+                .inputs
+                .iter()
+                .map(|&t| match &g.tensor(t).kind {
+                    TensorKind::Weight(w) => Values::F32(w.clone()),
+                    _ => values[&t.0].clone(),
+                })
+                .collect();
+            let refs: Vec<&Values> = inputs.iter().collect();
+            let out_t = g.tensor(node.output);
+            let mut out = Values::zeros(out_t.dtype, out_t.len());
+            let mut times = Vec::new();
+            let until = Instant::now() + Duration::from_millis(60);
+            while times.len() < 5 || (Instant::now() < until && times.len() < 500) {
+                let t = Instant::now();
+                exec::call_kernel(&node.op, &refs, &mut out);
+                times.push(t.elapsed());
+                black_box(&out);
+            }
+            let us = median(times).as_secs_f64() * 1e6;
+            match node.op {
+                Op::Conv(_) | Op::MatMul(_) => ours_mm += us,
+                _ => ours_rest += us,
+            }
+        }
+
+        // tract: every node timed inside its plan's run.
+        let plan = tract_onnx::onnx()
+            .model_for_path(&path)
+            .and_then(|t| t.with_input_fact(0, f32::fact(m.shape).into()))
+            .and_then(|t| t.into_optimized())
+            .and_then(|t| t.into_runnable())
+            .expect("tract optimises the model");
+        let input: TValue = tract_ndarray::ArrayD::from_shape_vec(m.shape.to_vec(), x.clone())
+            .expect("input shape")
+            .into_tensor()
+            .into();
+        let mut per_node: BTreeMap<(usize, String), Vec<Duration>> = BTreeMap::new();
+        let until = Instant::now() + Duration::from_millis(500);
+        let mut runs = 0;
+        while runs < 5 || (Instant::now() < until && runs < 500) {
+            let mut state = tract_onnx::tract_core::plan::SimpleState::new(&plan).expect("state");
+            state
+                .run_plan_with_eval(tvec!(input.clone()), |ctx, st, node, inputs| {
+                    let t = Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
+                    per_node
+                        .entry((node.id, node.op().name().to_string()))
+                        .or_default()
+                        .push(t.elapsed());
+                    r
+                })
+                .expect("tract runs");
+            runs += 1;
+        }
+        let (mut theirs_mm, mut theirs_rest) = (0.0, 0.0);
+        for ((_, op), times) in per_node {
+            let us = median(times).as_secs_f64() * 1e6;
+            // tract's lowering of Conv/Gemm/MatMul: im2col, packing, the matrix product
+            // (which fuses bias and activations), depthwise convolution, padding.
+            let matrix_work = op.contains("MatMul")
+                || op.contains("Im2col")
+                || op.contains("DepthWise")
+                || op == "Pad";
+            if matrix_work {
+                theirs_mm += us;
+            } else {
+                theirs_rest += us;
+            }
+        }
+        println!(
+            "| {} | {ours_mm:.1} | {theirs_mm:.1} | {:.2} | {ours_rest:.1} | {theirs_rest:.1} | {:.0}% |",
+            m.name,
+            ours_mm / theirs_mm,
+            100.0 * ours_mm / (ours_mm + ours_rest)
         );
     }
 }

@@ -54,6 +54,47 @@ pub fn matmul(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut 
         }
         return;
     }
+    if p.a_stride_k == 1 && p.b_stride_k == 1 {
+        // Rows of `a` against rows of `b` (fully connected layers): four outputs at a time,
+        // so that four independent sums hide the latency of float addition and each input
+        // is loaded once for four weights. Each output still sums in order of `k`: the
+        // result is bit for bit the one-at-a-time dot product's.
+        for m in 0..p.m {
+            let ra = &a[m * p.a_stride_m..m * p.a_stride_m + p.k];
+            let row = |n: usize| &b[n * p.b_stride_n..n * p.b_stride_n + p.k];
+            let mut n0 = 0;
+            while n0 + 4 <= p.n {
+                let bias_of = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
+                let (mut s0, mut s1, mut s2, mut s3) =
+                    (bias_of(0), bias_of(1), bias_of(2), bias_of(3));
+                let rows = ra
+                    .iter()
+                    .zip(row(n0))
+                    .zip(row(n0 + 1))
+                    .zip(row(n0 + 2))
+                    .zip(row(n0 + 3));
+                for ((((&x, &w0), &w1), &w2), &w3) in rows {
+                    s0 += x * w0;
+                    s1 += x * w1;
+                    s2 += x * w2;
+                    s3 += x * w3;
+                }
+                for (j, s) in [s0, s1, s2, s3].into_iter().enumerate() {
+                    out[m * p.out_stride_m + (n0 + j) * p.out_stride_n] = p.act.apply(s);
+                }
+                n0 += 4;
+            }
+            for n in n0..p.n {
+                let rb = &b[n * p.b_stride_n..n * p.b_stride_n + p.k];
+                let mut acc = bias.map_or(0.0, |b| b[n]);
+                for (&x, &w) in ra.iter().zip(rb) {
+                    acc += x * w;
+                }
+                out[m * p.out_stride_m + n * p.out_stride_n] = p.act.apply(acc);
+            }
+        }
+        return;
+    }
     for m in 0..p.m {
         for n in 0..p.n {
             let mut acc = bias.map_or(0.0, |b| b[n]);
