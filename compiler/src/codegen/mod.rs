@@ -528,6 +528,15 @@ pub fn generate(
         .order
         .iter()
         .map(|n| node_call(g, plan, n.0))
+        .enumerate()
+        .map(|(k, c)| {
+            if std::env::var_os("MICROARENA_PROFILE_HACK").is_some() {
+                let fam = g.nodes[schedule.order[k].0].op.family();
+                quote!({ let __t = crate::prof_ticks(); #c crate::prof_record(#k, #fam, __t); })
+            } else {
+                c
+            }
+        })
         .collect();
     // With a self-test the steps are one private method that `run` and `self_test` share.
     let (body, self_test_items, self_test_fn) = match self_test {

@@ -33,6 +33,9 @@ mod inception {
 mod residual {
     microarena::include_model!("../../tests/models/residual.onnx", self_test = true);
 }
+mod dwsep {
+    microarena::include_model!("../../tests/models/dwsep.onnx", self_test = true);
+}
 mod chain_int8 {
     microarena::include_model!("../../tests/models/int8/chain_qdq.onnx", self_test = true);
 }
@@ -41,6 +44,9 @@ mod inception_int8 {
         "../../tests/models/int8/inception_qdq.onnx",
         self_test = true
     );
+}
+mod dwsep_int8 {
+    microarena::include_model!("../../tests/models/int8/dwsep_qdq.onnx", self_test = true);
 }
 mod residual_int8 {
     microarena::include_model!(
@@ -165,9 +171,11 @@ fn main() -> ! {
     ok &= check_f32!(chain, "chain");
     ok &= check_f32!(inception, "inception");
     ok &= check_f32!(residual, "residual");
+    ok &= check_f32!(dwsep, "dwsep");
     ok &= check_int8!(chain_int8, "chain", "chain_qdq");
     ok &= check_int8!(inception_int8, "inception", "inception_qdq");
     ok &= check_int8!(residual_int8, "residual", "residual_qdq");
+    ok &= check_int8!(dwsep_int8, "dwsep", "dwsep_qdq");
     debug::exit(if ok {
         debug::EXIT_SUCCESS
     } else {

@@ -166,6 +166,33 @@ pub fn requantize(acc: i32, r: Requant, zero_point: i32, lo: i8, hi: i8) -> i8 {
         .clamp(i32::from(lo), i32::from(hi)) as i8
 }
 
+/// `x` rounded to an integer, ties to even (`rintf` in the default rounding mode). With an
+/// FPU: adding and subtracting 2^23 rounds |x| < 2^23 (larger floats, infinities and NaN are
+/// returned as they are); without one, libm's bit manipulation.
+#[inline]
+fn round_ties_even(x: f32) -> f32 {
+    #[cfg(any(target_abi = "eabihf", target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        const TWO_23: f32 = 8_388_608.0;
+        let m = x.abs();
+        if m < TWO_23 {
+            let r = (m + TWO_23) - TWO_23;
+            // `-r` keeps the sign of x, zero included (rintf(-0.3) is -0.0).
+            if x.is_sign_negative() {
+                -r
+            } else {
+                r
+            }
+        } else {
+            x
+        }
+    }
+    #[cfg(not(any(target_abi = "eabihf", target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        libm::rintf(x)
+    }
+}
+
 /// Quantisation of `f32` values to int8 (ONNX `QuantizeLinear`): `y = saturate(round(x /
 /// scale) + zero)`, ties to even. Runs where a float graph input enters an int8 graph.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -182,7 +209,7 @@ pub fn quantize(p: &Quantize, input: &[f32], output: &mut [i8]) {
     for (o, &x) in output.iter_mut().zip(input) {
         // Saturate in float first: `as i32` of a huge or NaN value is defined but not what
         // ONNX says (NaN quantises to the zero point here, as in onnxruntime).
-        let q = libm::rintf(x / p.scale) + p.zero as f32;
+        let q = round_ties_even(x / p.scale) + p.zero as f32;
         *o = if q.is_nan() {
             p.zero.clamp(-128, 127) as i8
         } else {
@@ -343,6 +370,25 @@ mod tests {
         assert_eq!(Requant::from_real(0.0).apply(123_456), 0);
         assert_eq!(Requant::from_real(1e-12).apply(1000), 0);
         assert_eq!(Requant::from_f32(f32::from_bits(1)).apply(i32::MAX), 0);
+    }
+
+    #[test]
+    fn round_ties_even_is_rintf() {
+        let mut st = 7u64;
+        let n = if cfg!(miri) { 2_000 } else { 200_000 };
+        for k in 0..n {
+            let x = match k % 3 {
+                // Halves and their neighbours, where rounding decides.
+                0 => (lcg(&mut st) % 4096) as f32 / 2.0 - 1024.0,
+                1 => f32::from_bits(lcg(&mut st)),
+                _ => (lcg(&mut st) as i32) as f32 / 1024.0,
+            };
+            let (got, want) = (round_ties_even(x), libm::rintf(x));
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{x}: {got} vs {want}"
+            );
+        }
     }
 
     #[test]
