@@ -138,6 +138,21 @@ fn read_f32(path: &Path) -> Vec<f32> {
         .collect()
 }
 
+/// tract's optimised, runnable plan of the model's file, and `x` as its input.
+fn tract_plan(m: &Model, x: &[f32]) -> (std::sync::Arc<TypedRunnableModel>, TValue) {
+    let plan = tract_onnx::onnx()
+        .model_for_path(root().join(m.onnx))
+        .and_then(|t| t.with_input_fact(0, f32::fact(m.shape).into()))
+        .and_then(|t| t.into_optimized())
+        .and_then(|t| t.into_runnable())
+        .expect("tract optimises the model");
+    let input: TValue = tract_ndarray::ArrayD::from_shape_vec(m.shape.to_vec(), x.to_vec())
+        .expect("input shape")
+        .into_tensor()
+        .into();
+    (plan, input)
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -158,16 +173,7 @@ fn main() {
         let x = read_f32(&root().join(m.input));
         let mut y = vec![0.0f32; m.out_len];
         // tract's optimised, runnable plan of the same file.
-        let plan = tract_onnx::onnx()
-            .model_for_path(root().join(m.onnx))
-            .and_then(|t| t.with_input_fact(0, f32::fact(m.shape).into()))
-            .and_then(|t| t.into_optimized())
-            .and_then(|t| t.into_runnable())
-            .expect("tract optimises the model");
-        let input: TValue = tract_ndarray::ArrayD::from_shape_vec(m.shape.to_vec(), x.clone())
-            .expect("input shape")
-            .into_tensor()
-            .into();
+        let (plan, input) = tract_plan(&m, &x);
         let mut group = c.benchmark_group(m.name);
         group.bench_function("microarena", |b| b.iter(|| (m.run)(black_box(&x), &mut y)));
         group.bench_function("tract", |b| {
@@ -269,16 +275,7 @@ fn breakdown() {
         }
 
         // tract: every node timed inside its plan's run.
-        let plan = tract_onnx::onnx()
-            .model_for_path(&path)
-            .and_then(|t| t.with_input_fact(0, f32::fact(m.shape).into()))
-            .and_then(|t| t.into_optimized())
-            .and_then(|t| t.into_runnable())
-            .expect("tract optimises the model");
-        let input: TValue = tract_ndarray::ArrayD::from_shape_vec(m.shape.to_vec(), x.clone())
-            .expect("input shape")
-            .into_tensor()
-            .into();
+        let (plan, input) = tract_plan(&m, &x);
         let mut per_node: BTreeMap<(usize, String), Vec<Duration>> = BTreeMap::new();
         let until = Instant::now() + Duration::from_millis(500);
         let mut runs = 0;

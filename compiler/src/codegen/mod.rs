@@ -299,18 +299,20 @@ fn memory_tables(g: &Graph, schedule: &Schedule, plan: &ArenaPlan) -> String {
     d
 }
 
+/// A `static` of constant bytes in flash (`Weights`: 16-aligned, viewed as f32/i8/i32).
+fn bytes_static(ident: &Ident, bytes: &[u8], doc: &str) -> TokenStream {
+    let n = usize_lit(bytes.len());
+    let lit = Literal::byte_string(bytes);
+    quote! {
+        #[doc = #doc]
+        static #ident: ::microarena::Weights<#n> = ::microarena::Weights(*#lit);
+    }
+}
+
 /// The embedded input and expected output of the self-test (statics in flash, as the arena
 /// holds them) and `Model::self_test`.
 fn self_test_code(g: &Graph, plan: &ArenaPlan, st: &SelfTest) -> (TokenStream, TokenStream) {
-    let blob = |ident: &Ident, v: &Values, doc: String| {
-        let bytes = v.to_bytes();
-        let n = usize_lit(bytes.len());
-        let lit = Literal::byte_string(&bytes);
-        quote! {
-            #[doc = #doc]
-            static #ident: ::microarena::Weights<#n> = ::microarena::Weights(*#lit);
-        }
-    };
+    let blob = |ident: &Ident, v: &Values, doc: String| bytes_static(ident, &v.to_bytes(), &doc);
     let mut items = Vec::new();
     let mut load = Vec::new();
     let mut compare = Vec::new();
@@ -411,14 +413,8 @@ pub fn generate(
                 }
                 _ => return None,
             };
-            let n = usize_lit(bytes.len());
-            let lit = Literal::byte_string(&bytes);
-            let ident = weight_ident(TensorId(i));
             let doc = format!("`{}`: {:?} {ty}", t.name, t.shape);
-            Some(quote! {
-                #[doc = #doc]
-                static #ident: ::microarena::Weights<#n> = ::microarena::Weights(*#lit);
-            })
+            Some(bytes_static(&weight_ident(TensorId(i)), &bytes, &doc))
         });
 
     let single = g.inputs.len() == 1 && g.outputs.len() == 1;
@@ -528,15 +524,6 @@ pub fn generate(
         .order
         .iter()
         .map(|n| node_call(g, plan, n.0))
-        .enumerate()
-        .map(|(k, c)| {
-            if std::env::var_os("MICROARENA_PROFILE_HACK").is_some() {
-                let fam = g.nodes[schedule.order[k].0].op.family();
-                quote!({ let __t = crate::prof_ticks(); #c crate::prof_record(#k, #fam, __t); })
-            } else {
-                c
-            }
-        })
         .collect();
     // With a self-test the steps are one private method that `run` and `self_test` share.
     let (body, self_test_items, self_test_fn) = match self_test {
