@@ -269,7 +269,7 @@ fn breakdown() {
             }
             let us = median(times).as_secs_f64() * 1e6;
             match node.op {
-                Op::Conv(_) | Op::MatMul(_) => ours_mm += us,
+                Op::Conv(_) | Op::Gemm(_) => ours_mm += us,
                 _ => ours_rest += us,
             }
         }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use microarena_compiler::exec::{run_traced, Values};
-use microarena_compiler::ir::Op;
+use microarena_compiler::ir::{Op, SoftmaxOp};
 use microarena_compiler::{compile, Options};
 use microarena_tests::{models_dir, read_f32};
 
@@ -163,7 +163,7 @@ fn every_int8_tensor_matches_onnxruntime() {
             let softmax = g
                 .nodes
                 .iter()
-                .any(|n| n.output == t && matches!(n.op, Op::SoftmaxI8(_)));
+                .any(|n| n.output == t && matches!(n.op, Op::Softmax(SoftmaxOp::I8(_))));
             let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).max();
             let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
             if softmax {

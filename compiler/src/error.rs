@@ -51,7 +51,7 @@ pub enum Error {
         why: String,
     },
     /// A node uses an op (or an op configuration) the compiler has no kernel for.
-    #[error("ONNX node `{node}` (op {op_type}) is not supported: {detail}.\n  replace it when exporting the model; supported ops: {}", crate::import::SUPPORTED_OPS.join(", "))]
+    #[error("ONNX node `{node}` (op {op_type}) is not supported: {detail}.\n  replace it when exporting the model; supported ops: {supported}")]
     Unsupported {
         /// ONNX node name.
         node: String,
@@ -59,6 +59,8 @@ pub enum Error {
         op_type: String,
         /// What exactly is unsupported.
         detail: String,
+        /// The ONNX ops the compiler lowers, comma-separated (for the message).
+        supported: String,
     },
     /// Something about the model's graph interface we cannot express.
     #[error("{0}")]

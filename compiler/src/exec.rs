@@ -6,192 +6,27 @@
 //! tensor placed over one that is still live corrupts it here exactly as it would on the
 //! device.
 
-use crate::kernels::{
-    activation, conv, elementwise, gemm, normalization, pool, quant, reduce, shape, softmax,
-};
+use crate::kernels::quant;
 
-use crate::ir::{DType, Graph, Op, TensorId, TensorKind};
+pub use crate::ir::Values;
+use crate::ir::{Graph, TensorId, TensorKind};
+use crate::ops::Inputs;
 use crate::place::ArenaPlan;
 use crate::schedule::Schedule;
 
-/// The elements of one tensor, in its element type.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Values {
-    /// `f32` elements.
-    F32(Vec<f32>),
-    /// `i8` elements.
-    I8(Vec<i8>),
-    /// `i32` elements (biases of int8 models).
-    I32(Vec<i32>),
-    /// `u8` elements: the interface of a uint8 graph input or output (int8 in the arena).
-    U8(Vec<u8>),
-}
-
-impl Values {
-    /// Zeroed values of `dtype`.
-    pub fn zeros(dtype: DType, len: usize) -> Values {
-        match dtype {
-            DType::F32 => Values::F32(vec![0.0; len]),
-            DType::I8 => Values::I8(vec![0; len]),
-            DType::I32 => Values::I32(vec![0; len]),
-        }
-    }
-
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        match self {
-            Values::F32(v) => v.len(),
-            Values::I8(v) => v.len(),
-            Values::I32(v) => v.len(),
-            Values::U8(v) => v.len(),
-        }
-    }
-
-    /// True when there is no element.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The `f32` elements; panics on another type (a compiler bug).
-    pub fn f32(&self) -> &[f32] {
-        match self {
-            Values::F32(v) => v,
-            other => panic!("expected f32 values, found {other:?}"),
-        }
-    }
-
-    /// The `i8` elements; panics on another type (a compiler bug).
-    pub fn i8(&self) -> &[i8] {
-        match self {
-            Values::I8(v) => v,
-            other => panic!("expected i8 values, found {other:?}"),
-        }
-    }
-
-    fn i32(&self) -> &[i32] {
-        match self {
-            Values::I32(v) => v,
-            other => panic!("expected i32 values, found {other:?}"),
-        }
-    }
-
-    fn f32_mut(&mut self) -> &mut [f32] {
-        match self {
-            Values::F32(v) => v,
-            other => panic!("expected f32 output, found {other:?}"),
-        }
-    }
-
-    fn i8_mut(&mut self) -> &mut [i8] {
-        match self {
-            Values::I8(v) => v,
-            other => panic!("expected i8 output, found {other:?}"),
-        }
-    }
-
-    /// The elements as little-endian bytes (the arena's and the weight statics' layout).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        match self {
-            Values::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            Values::I8(v) => v.iter().map(|&x| x as u8).collect(),
-            Values::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            Values::U8(v) => v.iter().map(|&x| x ^ 0x80).collect(),
-        }
-    }
-
-    fn from_bytes(dtype: DType, b: &[u8]) -> Values {
-        match dtype {
-            DType::F32 => Values::F32(
-                b.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ),
-            DType::I8 => Values::I8(b.iter().map(|&x| x as i8).collect()),
-            DType::I32 => Values::I32(
-                b.chunks_exact(4)
-                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ),
-        }
-    }
-}
-
-/// Runs one node's kernel on plain values (`out` holds the output's element type).
-pub fn call_kernel(op: &Op, inputs: &[&Values], out: &mut Values) {
-    let f = |i: usize| inputs[i].f32();
-    let fo = |i: usize| inputs.get(i).map(|v| v.f32());
-    let q = |i: usize| inputs[i].i8();
-    let bias = |i: usize| inputs.get(i).map(|v| v.i32());
-    match op {
-        Op::Conv(p) => conv::conv2d(p, f(0), f(1), fo(2), out.f32_mut()),
-        Op::MatMul(p) => gemm::matmul(p, f(0), f(1), fo(2), out.f32_mut()),
-        Op::Pool(p) => pool::pool2d(p, f(0), out.f32_mut()),
-        Op::Reduce(p) => reduce::reduce(p, f(0), out.f32_mut()),
-        Op::Softmax(p) => softmax::softmax(p, f(0), out.f32_mut()),
-        Op::Unary(a) => activation::unary(*a, f(0), out.f32_mut()),
-        Op::Binary(p) => elementwise::binary(p, f(0), f(1), out.f32_mut()),
-        Op::ScaleShift(p) => normalization::scale_shift(p, f(0), f(1), f(2), out.f32_mut()),
-        Op::Concat(parts) => {
-            for (part, x) in parts.iter().zip(inputs) {
-                match &mut *out {
-                    Values::I8(o) => shape::concat_part(part, x.i8(), o),
-                    o => shape::concat_part(part, x.f32(), o.f32_mut()),
-                }
-            }
-        }
-        Op::Copy(p) => match out {
-            Values::I8(o) => shape::strided_copy(p, q(0), o),
-            o => shape::strided_copy(p, f(0), o.f32_mut()),
-        },
-        Op::Pad(p) => shape::pad(p, f(0), out.f32_mut()),
-        Op::Reshape => match out {
-            Values::I8(o) => {
-                let n = o.len();
-                o.copy_from_slice(&q(0)[..n])
-            }
-            o => {
-                let o = o.f32_mut();
-                let n = o.len();
-                o.copy_from_slice(&f(0)[..n])
-            }
-        },
-        Op::ConvI8(p, rq) => conv::conv2d_i8(p, q(0), q(1), bias(2), rq, out.i8_mut()),
-        Op::MatMulI8(p, rq) => gemm::matmul_i8(p, q(0), q(1), bias(2), rq, out.i8_mut()),
-        Op::MaxPoolI8 { geom, lo, hi } => pool::max_pool_i8(geom, *lo, *hi, q(0), out.i8_mut()),
-        Op::AvgPoolI8 {
-            geom,
-            quant,
-            by_count,
-        } => pool::avg_pool_i8(geom, quant, by_count, q(0), out.i8_mut()),
-        Op::AddI8(p) => elementwise::add_i8(p, q(0), q(1), out.i8_mut()),
-        Op::SoftmaxI8(p) => softmax::softmax_i8(p, q(0), out.i8_mut()),
-        Op::Quantize(p) => quant::quantize(p, f(0), out.i8_mut()),
-        Op::Dequantize(p) => quant::dequantize(p, q(0), out.f32_mut()),
-        Op::Requantize(p) => quant::requantize_i8(p, q(0), out.i8_mut()),
-        Op::Opaque { what } => panic!("node with no kernel (tract op `{what}`) cannot run"),
-    }
-}
-
-/// Runs `op` with its output written over input `pos` (`io`); `others` are the remaining
-/// inputs in order.
+/// Runs one op's kernel on plain values (`out` holds the output's element type), every input
+/// given: what a node does, outside any plan (the latency benchmark times kernels with it).
 ///
 /// # Panics
-/// If `op` has no in-place kernel (the planner only chooses in place for those that do).
-pub fn call_kernel_in_place(op: &Op, pos: usize, io: &mut Values, others: &[&Values]) {
-    match op {
-        Op::Unary(a) => activation::unary_in_place(*a, io.f32_mut()),
-        Op::Binary(p) => elementwise::binary_in_place(p, pos == 0, io.f32_mut(), others[0].f32()),
-        Op::ScaleShift(p) => {
-            normalization::scale_shift_in_place(p, io.f32_mut(), others[0].f32(), others[1].f32())
-        }
-        Op::Softmax(p) => softmax::softmax_in_place(p, io.f32_mut()),
-        Op::AddI8(p) => {
-            let p = if pos == 0 { *p } else { p.swapped() };
-            elementwise::add_i8_in_place(&p, io.i8_mut(), others[0].i8())
-        }
-        Op::Requantize(p) => quant::requantize_i8_in_place(p, io.i8_mut()),
-        other => panic!("no in-place kernel for {}", other.family()),
-    }
+/// If `op` has no kernel ([`crate::ir::Op::Opaque`]) or the values do not fit it.
+pub fn call_kernel(op: &crate::ir::Op, inputs: &[&Values], out: &mut Values) {
+    let kernel = op
+        .kernel()
+        .unwrap_or_else(|| panic!("{} has no kernel", op.family()));
+    let inputs = Inputs {
+        values: inputs.iter().map(|&v| Some(v)).collect(),
+    };
+    kernel.run(&inputs, out);
 }
 
 /// Runs the plan on `inputs` (one slice per graph input) and returns the graph outputs.
@@ -340,46 +175,48 @@ pub fn run_arena(
     for n in &schedule.order {
         let node = &g.nodes[n.0];
         let out_t = node.output;
-        if let Some(pos) = plan.in_place[n.0] {
+        let kernel = node.op.kernel().unwrap_or_else(|| {
+            panic!(
+                "node `{}` ({}) has no kernel and cannot run",
+                node.name, node.op_type
+            )
+        });
+        let in_place = plan.in_place[n.0];
+        if let Some(pos) = in_place {
             // The same in-place kernel the generated code calls, on the arena's bytes.
             assert_eq!(region(node.inputs[pos]), region(out_t));
-            let others: Vec<Values> = node
-                .inputs
-                .iter()
-                .enumerate()
-                .filter(|&(k, _)| k != pos)
-                .map(|(_, &t)| read(&arena, t))
-                .collect();
-            let refs: Vec<&Values> = others.iter().collect();
+        }
+        // Inputs the kernel reads: not the one it overwrites, not the concatenation parts
+        // already in their slice of the output.
+        let ins: Vec<Option<Values>> = node
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(pos, &t)| {
+                (in_place != Some(pos) && !plan.is_zero_copy(g, n.0, pos)).then(|| read(&arena, t))
+            })
+            .collect();
+        let inputs = Inputs {
+            values: ins.iter().map(Option::as_ref).collect(),
+        };
+        let out = if let Some(pos) = in_place {
             let mut io = read(&arena, out_t);
-            call_kernel_in_place(&node.op, pos, &mut io, &refs);
-            arena[region(out_t)].copy_from_slice(&io.to_bytes());
-            trace(out_t, &io);
-            continue;
-        }
-        if let Op::Concat(parts) = &node.op {
-            // Zero-copy parts are already in place; copy the others into the live output.
+            kernel.run_in_place(pos, &mut io, &inputs);
+            io
+        } else if ins.iter().any(Option::is_none) {
+            // Zero-copy parts are already in place: the kernel completes the live output.
             let mut out = read(&arena, out_t);
-            for (pos, (part, &t)) in parts.iter().zip(&node.inputs).enumerate() {
-                if !plan.is_zero_copy(g, n.0, pos) {
-                    let x = read(&arena, t);
-                    match &mut out {
-                        Values::I8(o) => shape::concat_part(part, x.i8(), o),
-                        o => shape::concat_part(part, x.f32(), o.f32_mut()),
-                    }
-                }
+            kernel.run(&inputs, &mut out);
+            out
+        } else {
+            let mut out = Values::zeros(g.tensor(out_t).dtype, g.tensor(out_t).len());
+            if let Values::F32(o) = &mut out {
+                // NaN: an element the kernel does not write shows.
+                o.fill(f32::NAN);
             }
-            arena[region(out_t)].copy_from_slice(&out.to_bytes());
-            trace(out_t, &out);
-            continue;
-        }
-        let ins: Vec<Values> = node.inputs.iter().map(|&t| read(&arena, t)).collect();
-        let refs: Vec<&Values> = ins.iter().collect();
-        let mut out = Values::zeros(g.tensor(out_t).dtype, g.tensor(out_t).len());
-        if let Values::F32(o) = &mut out {
-            o.fill(f32::NAN);
-        }
-        call_kernel(&node.op, &refs, &mut out);
+            kernel.run(&inputs, &mut out);
+            out
+        };
         arena[region(out_t)].copy_from_slice(&out.to_bytes());
         trace(out_t, &out);
     }

@@ -2,18 +2,19 @@
 //!
 //! After import nothing refers to tract any more. Every op carries the runtime's own
 //! parameter struct, so the interpreter ([`crate::exec`]) and the generated code call the
-//! very same kernel with the very same constants.
+//! very same kernel with the very same constants. The ops themselves, family by family, are
+//! in `crate::ops`.
 
-use crate::kernels::conv::{Conv2d, ConvI8};
-use crate::kernels::elementwise::{AddI8, Binary};
-use crate::kernels::gemm::{MatMul, MatMulI8};
-use crate::kernels::normalization::ScaleShift;
-use crate::kernels::pool::{AvgPoolI8, Pool2d};
-use crate::kernels::quant::{Dequantize, Quantize, Requant, RequantizeI8};
-use crate::kernels::reduce::Reduce;
-use crate::kernels::shape::{ConcatPart, Pad, StridedCopy};
-use crate::kernels::softmax::{Softmax, SoftmaxI8};
-use crate::kernels::Activation;
+pub use crate::ops::activation::ActivationOp;
+pub use crate::ops::conv::ConvOp;
+pub use crate::ops::elementwise::ElementwiseOp;
+pub use crate::ops::gemm::GemmOp;
+pub use crate::ops::normalization::NormalizationOp;
+pub use crate::ops::pool::PoolOp;
+pub use crate::ops::quant::QuantOp;
+pub use crate::ops::reduce::ReduceOp;
+pub use crate::ops::shape::ShapeOp;
+pub use crate::ops::softmax::SoftmaxOp;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 /// Index of a tensor in [`Graph::tensors`].
@@ -111,66 +112,31 @@ impl Tensor {
     }
 }
 
-/// The closed set of operations. Inputs are listed in [`Node::inputs`] in the order each
-/// variant documents; weights are tensors of kind [`TensorKind::Weight`].
+/// The closed set of operations: one variant per op family (`crate::ops::<family>`), each a
+/// closed enum of that family's ops. Inputs are listed in [`Node::inputs`] in the order each
+/// op documents; weights are tensors of a weight [`TensorKind`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    /// `[x, weights (OIHW), bias?]`
-    Conv(Conv2d),
-    /// `[a, b, bias?]`
-    MatMul(MatMul),
-    /// `[x]`
-    Pool(Pool2d),
-    /// `[x]`
-    Reduce(Reduce),
-    /// `[x]`
-    Softmax(Softmax),
-    /// `[x]`: a standalone unary function.
-    Unary(Activation),
-    /// `[a, b]`
-    Binary(Binary),
-    /// `[x, scale, shift]`
-    ScaleShift(ScaleShift),
-    /// `[parts...]`, one [`ConcatPart`] per input.
-    Concat(Vec<ConcatPart>),
-    /// `[x]`: transpose, slice, downsample, plain copy.
-    Copy(StridedCopy),
-    /// `[x]`
-    Pad(Pad),
-    /// `[x]`: same bytes, another shape. Removed by [`crate::passes`] before planning.
-    Reshape,
-    /// `[x (i8), weights (i8, OIHW), bias (i32)?]`, one requantisation per output channel.
-    ConvI8(ConvI8, Vec<Requant>),
-    /// `[a (i8), b (i8 weights), bias (i32)?]`, one requantisation per output column.
-    MatMulI8(MatMulI8, Vec<Requant>),
-    /// `[x (i8)]`: max pooling clamped to `lo..=hi` (input and output share scale and zero).
-    MaxPoolI8 {
-        /// Geometry.
-        geom: Pool2d,
-        /// Smallest output.
-        lo: i8,
-        /// Largest output.
-        hi: i8,
-    },
-    /// `[x (i8)]`: average pooling, with the requantisation of each window size.
-    AvgPoolI8 {
-        /// Geometry.
-        geom: Pool2d,
-        /// Zero points and range.
-        quant: AvgPoolI8,
-        /// `(taps, in_scale / (out_scale · taps))` for every window size that occurs.
-        by_count: Vec<(u32, Requant)>,
-    },
-    /// `[a (i8), b (i8)]`, same shape.
-    AddI8(AddI8),
-    /// `[x (i8)]`
-    SoftmaxI8(Box<SoftmaxI8>),
-    /// `[x (f32)]` → i8: where a float input enters an int8 graph.
-    Quantize(Quantize),
-    /// `[x (i8)]` → f32: where an int8 graph hands back a float output.
-    Dequantize(Dequantize),
-    /// `[x (i8)]` → i8 of another scale, clamped (quantized ReLU/Clip, scale changes).
-    Requantize(RequantizeI8),
+    /// Standalone unary functions.
+    Activation(ActivationOp),
+    /// Convolutions, f32 and int8.
+    Conv(ConvOp),
+    /// Binary elementwise ops with broadcasting, and the int8 Add.
+    Elementwise(ElementwiseOp),
+    /// Matrix products, f32 and int8.
+    Gemm(GemmOp),
+    /// Per-channel scale and shift.
+    Normalization(NormalizationOp),
+    /// Max and average pooling, f32 and int8.
+    Pool(PoolOp),
+    /// Quantisation, dequantisation and requantisation.
+    Quant(QuantOp),
+    /// Reductions over contiguous axes.
+    Reduce(ReduceOp),
+    /// Concatenation, strided copies, padding, reshapes.
+    Shape(ShapeOp),
+    /// Softmax and LogSoftmax, f32 and int8.
+    Softmax(SoftmaxOp),
     /// `[inputs...]`: an op we have no kernel for, kept only so that `microarena plan` can
     /// plan memory for any model tract can type (planning needs only shapes). Graphs that
     /// hold one are never compiled: [`crate::compile`] fails at import instead.
@@ -178,68 +144,6 @@ pub enum Op {
         /// What tract lowered the node to.
         what: String,
     },
-}
-
-impl Op {
-    /// Short name of the op family, for reports.
-    pub fn family(&self) -> &'static str {
-        match self {
-            Op::Conv(_) => "Conv",
-            Op::MatMul(_) => "MatMul",
-            Op::Pool(p) => match p.kind {
-                crate::kernels::pool::PoolKind::Max => "MaxPool",
-                crate::kernels::pool::PoolKind::Average { .. } => "AveragePool",
-            },
-            Op::Reduce(_) => "Reduce",
-            Op::Softmax(s) if s.log => "LogSoftmax",
-            Op::Softmax(_) => "Softmax",
-            Op::Unary(_) => "Unary",
-            Op::Binary(_) => "Binary",
-            Op::ScaleShift(_) => "ScaleShift",
-            Op::Concat(_) => "Concat",
-            Op::Copy(_) => "Copy",
-            Op::Pad(_) => "Pad",
-            Op::Reshape => "Reshape",
-            Op::ConvI8(..) => "ConvI8",
-            Op::MatMulI8(..) => "MatMulI8",
-            Op::MaxPoolI8 { .. } => "MaxPoolI8",
-            Op::AvgPoolI8 { .. } => "AveragePoolI8",
-            Op::AddI8(_) => "AddI8",
-            Op::SoftmaxI8(_) => "SoftmaxI8",
-            Op::Quantize(_) => "Quantize",
-            Op::Dequantize(_) => "Dequantize",
-            Op::Requantize(_) => "Requantize",
-            Op::Opaque { .. } => "Opaque",
-        }
-    }
-
-    /// The fused activation slot, for ops that have one.
-    pub fn activation_mut(&mut self) -> Option<&mut Activation> {
-        match self {
-            Op::Conv(p) => Some(&mut p.act),
-            Op::MatMul(p) => Some(&mut p.act),
-            Op::Pool(p) => Some(&mut p.act),
-            Op::Reduce(p) => Some(&mut p.act),
-            Op::Binary(p) => Some(&mut p.act),
-            Op::ScaleShift(p) => Some(&mut p.act),
-            Op::Unary(a) => Some(a),
-            Op::Softmax(_)
-            | Op::Concat(_)
-            | Op::Copy(_)
-            | Op::Pad(_)
-            | Op::Reshape
-            | Op::ConvI8(..)
-            | Op::MatMulI8(..)
-            | Op::MaxPoolI8 { .. }
-            | Op::AvgPoolI8 { .. }
-            | Op::AddI8(_)
-            | Op::SoftmaxI8(_)
-            | Op::Quantize(_)
-            | Op::Dequantize(_)
-            | Op::Requantize(_)
-            | Op::Opaque { .. } => None,
-        }
-    }
 }
 
 /// One operation instance.
@@ -570,36 +474,13 @@ impl Graph {
         let in_place = self
             .nodes
             .iter()
-            .map(|n| {
-                let out_len = self.tensor(n.output).len();
-                let full = |pos: usize| {
-                    let t = self.tensor(n.inputs[pos]);
-                    t.in_arena() && t.len() == out_len
-                };
-                match &n.op {
-                    Op::Unary(_) | Op::ScaleShift(_) | Op::Softmax(_) | Op::Requantize(_)
-                        if full(0) =>
-                    {
-                        vec![0]
-                    }
-                    Op::AddI8(_) => (0..2)
-                        .filter(|&pos| full(pos) && n.inputs[0] != n.inputs[1])
-                        .collect(),
-                    Op::Binary(b) => (0..2)
-                        .filter(|&pos| {
-                            let strides = if pos == 0 { &b.a_strides } else { &b.b_strides };
-                            full(pos)
-                                && n.inputs[0] != n.inputs[1]
-                                && contiguous(&b.shape[..b.rank], &strides[..b.rank])
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                }
-            })
+            .map(|n| n.op.in_place_inputs(self, n))
             .collect();
         let mut concat_slots = Vec::new();
         for (v, n) in self.nodes.iter().enumerate() {
-            let Op::Concat(parts) = &n.op else { continue };
+            let Op::Shape(ShapeOp::Concat(parts)) = &n.op else {
+                continue;
+            };
             for (pos, (part, &t)) in parts.iter().zip(&n.inputs).enumerate() {
                 let once = n.inputs.iter().filter(|&&u| u == t).count() == 1;
                 if part.outer == 1
@@ -624,15 +505,108 @@ impl Graph {
     }
 }
 
-/// True when `strides` walk `shape` in row-major order with no gap or repeat (axes of size
-/// 1 may have any stride).
-fn contiguous(shape: &[usize], strides: &[usize]) -> bool {
-    let mut expected = 1;
-    for (&d, &s) in shape.iter().zip(strides).rev() {
-        if d != 1 && s != expected {
-            return false;
+/// The elements of one tensor, in its element type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Values {
+    /// `f32` elements.
+    F32(Vec<f32>),
+    /// `i8` elements.
+    I8(Vec<i8>),
+    /// `i32` elements (biases of int8 models).
+    I32(Vec<i32>),
+    /// `u8` elements: the interface of a uint8 graph input or output (int8 in the arena).
+    U8(Vec<u8>),
+}
+
+impl Values {
+    /// Zeroed values of `dtype`.
+    pub fn zeros(dtype: DType, len: usize) -> Values {
+        match dtype {
+            DType::F32 => Values::F32(vec![0.0; len]),
+            DType::I8 => Values::I8(vec![0; len]),
+            DType::I32 => Values::I32(vec![0; len]),
         }
-        expected *= d;
     }
-    true
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::I8(v) => v.len(),
+            Values::I32(v) => v.len(),
+            Values::U8(v) => v.len(),
+        }
+    }
+
+    /// True when there is no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `f32` elements; panics on another type (a compiler bug).
+    pub fn f32(&self) -> &[f32] {
+        match self {
+            Values::F32(v) => v,
+            other => panic!("expected f32 values, found {other:?}"),
+        }
+    }
+
+    /// The `i8` elements; panics on another type (a compiler bug).
+    pub fn i8(&self) -> &[i8] {
+        match self {
+            Values::I8(v) => v,
+            other => panic!("expected i8 values, found {other:?}"),
+        }
+    }
+
+    /// The `i32` elements; panics on another type (a compiler bug).
+    pub fn i32(&self) -> &[i32] {
+        match self {
+            Values::I32(v) => v,
+            other => panic!("expected i32 values, found {other:?}"),
+        }
+    }
+
+    /// The `f32` elements, mutably; panics on another type (a compiler bug).
+    pub fn f32_mut(&mut self) -> &mut [f32] {
+        match self {
+            Values::F32(v) => v,
+            other => panic!("expected f32 output, found {other:?}"),
+        }
+    }
+
+    /// The `i8` elements, mutably; panics on another type (a compiler bug).
+    pub fn i8_mut(&mut self) -> &mut [i8] {
+        match self {
+            Values::I8(v) => v,
+            other => panic!("expected i8 output, found {other:?}"),
+        }
+    }
+
+    /// The elements as little-endian bytes (the arena's and the weight statics' layout).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Values::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Values::I8(v) => v.iter().map(|&x| x as u8).collect(),
+            Values::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Values::U8(v) => v.iter().map(|&x| x ^ 0x80).collect(),
+        }
+    }
+
+    /// Values of `dtype` from little-endian bytes.
+    pub fn from_bytes(dtype: DType, b: &[u8]) -> Values {
+        match dtype {
+            DType::F32 => Values::F32(
+                b.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            DType::I8 => Values::I8(b.iter().map(|&x| x as i8).collect()),
+            DType::I32 => Values::I32(
+                b.chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+        }
+    }
 }

@@ -27,6 +27,7 @@ pub mod error;
 pub mod exec;
 pub mod import;
 pub mod ir;
+pub mod ops;
 pub mod passes;
 pub mod place;
 pub mod report;

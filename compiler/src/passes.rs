@@ -13,7 +13,10 @@ use crate::kernels::normalization::ScaleShift;
 use crate::kernels::shape::StridedCopy;
 use crate::kernels::{Activation, MAX_RANK};
 
-use crate::ir::{Graph, NodeId, Op, TensorId, TensorKind};
+use crate::ir::{
+    ActivationOp, ConvOp, ElementwiseOp, GemmOp, Graph, NodeId, NormalizationOp, Op, ShapeOp,
+    TensorId, TensorKind,
+};
 
 /// Runs every pass to a fixed point.
 pub fn optimize(g: &mut Graph) {
@@ -63,7 +66,7 @@ fn remove_nodes(g: &mut Graph, dead: &[usize]) {
 pub fn fold_reshapes(g: &mut Graph) {
     let mut dead = Vec::new();
     for i in 0..g.nodes.len() {
-        if g.nodes[i].op != Op::Reshape {
+        if g.nodes[i].op != Op::Shape(ShapeOp::Reshape) {
             continue;
         }
         let (x, y) = (g.nodes[i].inputs[0], g.nodes[i].output);
@@ -81,12 +84,12 @@ pub fn fold_reshapes(g: &mut Graph) {
                     let mut strides = [0; MAX_RANK];
                     shape[0] = n;
                     strides[0] = 1;
-                    g.nodes[i].op = Op::Copy(StridedCopy {
+                    g.nodes[i].op = Op::Shape(ShapeOp::Copy(StridedCopy {
                         rank: 1,
                         shape,
                         in_strides: strides,
                         offset: 0,
-                    });
+                    }));
                 }
             }
             _ => {
@@ -145,7 +148,9 @@ fn expand_operand(p: &Binary, which: usize, data: &[f32]) -> Vec<f32> {
 /// `(activation operand index, weight tensor)`.
 fn activation_and_weight(g: &Graph, node: usize) -> Option<(usize, TensorId)> {
     let n = &g.nodes[node];
-    let Op::Binary(p) = &n.op else { return None };
+    let Op::Elementwise(ElementwiseOp::Binary(p)) = &n.op else {
+        return None;
+    };
     let full = p.len();
     for (xi, wi) in [(0, 1), (1, 0)] {
         let (x, w) = (n.inputs[xi], n.inputs[wi]);
@@ -172,7 +177,7 @@ pub fn scalar_binary_to_unary(g: &mut Graph) -> bool {
         let Some((xi, w)) = activation_and_weight(g, i) else {
             continue;
         };
-        let Op::Binary(p) = g.nodes[i].op else {
+        let Op::Elementwise(ElementwiseOp::Binary(p)) = g.nodes[i].op else {
             continue;
         };
         let ws = if xi == 0 { &p.b_strides } else { &p.a_strides };
@@ -203,7 +208,7 @@ pub fn scalar_binary_to_unary(g: &mut Graph) -> bool {
         };
         let act = simplest(act);
         let x = g.nodes[i].inputs[xi];
-        g.nodes[i].op = Op::Unary(act);
+        g.nodes[i].op = Op::Activation(ActivationOp::Unary(act));
         g.nodes[i].inputs = vec![x];
         changed = true;
     }
@@ -278,7 +283,7 @@ pub fn fuse_activations(g: &mut Graph) -> bool {
     let mut changed = false;
     let mut i = 0;
     while i < g.nodes.len() {
-        let Op::Unary(act) = g.nodes[i].op else {
+        let Op::Activation(ActivationOp::Unary(act)) = g.nodes[i].op else {
             i += 1;
             continue;
         };
@@ -307,8 +312,8 @@ pub fn fuse_activations(g: &mut Graph) -> bool {
 /// depends on the channel only. Channels are Conv output channels or MatMul columns.
 fn per_channel(op: &Op, full: &[f32]) -> Option<Vec<f32>> {
     match op {
-        Op::Conv(p) => {
-            let plane = p.out_h * p.out_w;
+        Op::Conv(ConvOp::F32(p)) => {
+            let plane = p.window.out_h * p.window.out_w;
             if full.len() != p.out_c * plane {
                 return None;
             }
@@ -318,7 +323,7 @@ fn per_channel(op: &Op, full: &[f32]) -> Option<Vec<f32>> {
                 .all(|(row, &c)| row.iter().all(|&x| x == c))
                 .then_some(v)
         }
-        Op::MatMul(p) => {
+        Op::Gemm(GemmOp::F32(p)) => {
             let at =
                 |m: usize, n: usize| full.get(m * p.out_stride_m + n * p.out_stride_n).copied();
             if full.len() != p.m * p.n {
@@ -342,8 +347,8 @@ fn foldable_producer(g: &Graph, x: TensorId) -> Option<usize> {
     }
     let p = g.producers()[x.0]?.0;
     match &g.nodes[p].op {
-        Op::Conv(c) if c.act == Activation::Identity => Some(p),
-        Op::MatMul(m) if m.act == Activation::Identity => Some(p),
+        Op::Conv(ConvOp::F32(c)) if c.act == Activation::Identity => Some(p),
+        Op::Gemm(GemmOp::F32(m)) if m.act == Activation::Identity => Some(p),
         _ => None,
     }
 }
@@ -356,13 +361,13 @@ fn fold_into_producer(g: &mut Graph, p: usize, scale: &[f32], shift: &[f32]) {
     let mut wdata = g.weight(w).map(<[f32]>::to_vec).unwrap_or_default();
     let channels = scale.len();
     match g.nodes[p].op {
-        Op::Conv(_) => {
+        Op::Conv(ConvOp::F32(_)) => {
             let per = wdata.len() / channels.max(1);
             for (c, chunk) in wdata.chunks_exact_mut(per.max(1)).enumerate() {
                 chunk.iter_mut().for_each(|v| *v *= scale[c]);
             }
         }
-        Op::MatMul(m) => {
+        Op::Gemm(GemmOp::F32(m)) => {
             for n in 0..m.n {
                 for k in 0..m.k {
                     wdata[n * m.b_stride_n + k * m.b_stride_k] *= scale[n];
@@ -397,7 +402,7 @@ fn fold_into_producer(g: &mut Graph, p: usize, scale: &[f32], shift: &[f32]) {
 }
 
 /// Per-channel affine constants: folded into a producing Conv / MatMul, otherwise turned
-/// into (and merged as) [`Op::ScaleShift`].
+/// into (and merged as) [`NormalizationOp::ScaleShift`].
 pub fn fold_affine(g: &mut Graph) -> bool {
     let mut changed = false;
     let mut i = 0;
@@ -410,7 +415,9 @@ pub fn fold_affine(g: &mut Graph) -> bool {
             .copied()
             .unwrap_or(Activation::Identity);
         let affine_node: Option<(TensorId, Vec<f32>, Vec<f32>)> = match &g.nodes[i].op {
-            Op::Binary(p) if matches!(p.op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) => {
+            Op::Elementwise(ElementwiseOp::Binary(p))
+                if matches!(p.op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) =>
+            {
                 activation_and_weight(g, i).and_then(|(xi, w)| {
                     let data = g.weight(w)?;
                     let full = expand_operand(p, 1 - xi, data);
@@ -428,7 +435,7 @@ pub fn fold_affine(g: &mut Graph) -> bool {
                     })
                 })
             }
-            Op::ScaleShift(s) if s.act == Activation::Identity => {
+            Op::Normalization(NormalizationOp::ScaleShift(s)) if s.act == Activation::Identity => {
                 let n = &g.nodes[i];
                 let (sc, sh) = (g.weight(n.inputs[1]), g.weight(n.inputs[2]));
                 sc.zip(sh).map(|(sc, sh)| {
@@ -465,26 +472,26 @@ pub fn fold_affine(g: &mut Graph) -> bool {
             }
         }
         // 2. Otherwise a Binary with a per-channel constant becomes a ScaleShift.
-        if let Op::Binary(p) = g.nodes[i].op {
+        if let Op::Elementwise(ElementwiseOp::Binary(p)) = g.nodes[i].op {
             if let Some((ss, sc, sh)) = as_scale_shift(&p, &scale, &shift) {
                 let name = g.nodes[i].name.clone();
                 let c = sc.len();
                 let ts = g.add_tensor(format!("{name}.scale"), vec![c], TensorKind::Weight(sc));
                 let tt = g.add_tensor(format!("{name}.shift"), vec![c], TensorKind::Weight(sh));
-                g.nodes[i].op = Op::ScaleShift(ss);
+                g.nodes[i].op = Op::Normalization(NormalizationOp::ScaleShift(ss));
                 g.nodes[i].inputs = vec![x, ts, tt];
                 changed = true;
                 continue;
             }
         }
         // 3. Merge a ScaleShift into a preceding ScaleShift of the same geometry.
-        if let Op::ScaleShift(s2) = g.nodes[i].op {
+        if let Op::Normalization(NormalizationOp::ScaleShift(s2)) = g.nodes[i].op {
             let consumers = g.consumers();
             let prev = g.producers()[x.0].map(|p| p.0);
             if let Some(p) = prev.filter(|_| {
                 consumers[x.0].len() == 1 && g.tensors[x.0].kind == TensorKind::Activation
             }) {
-                if let Op::ScaleShift(s1) = g.nodes[p].op {
+                if let Op::Normalization(NormalizationOp::ScaleShift(s1)) = g.nodes[p].op {
                     if s1.act == Activation::Identity
                         && (s1.outer, s1.channels, s1.inner) == (s2.outer, s2.channels, s2.inner)
                     {
@@ -518,7 +525,11 @@ pub fn fold_affine(g: &mut Graph) -> bool {
                             );
                             g.nodes[p].inputs[1] = ts;
                             g.nodes[p].inputs[2] = tt;
-                            g.nodes[p].op = Op::ScaleShift(ScaleShift { act: s2.act, ..s1 });
+                            g.nodes[p].op =
+                                Op::Normalization(NormalizationOp::ScaleShift(ScaleShift {
+                                    act: s2.act,
+                                    ..s1
+                                }));
                             g.nodes[p].output = g.nodes[i].output;
                             g.nodes[p].rank = g.nodes[p].rank.max(g.nodes[i].rank);
                             g.nodes.remove(i);

@@ -66,7 +66,7 @@ impl ArenaPlan {
     /// output (its producer wrote it there), so the concatenation need not copy it.
     pub fn is_zero_copy(&self, g: &Graph, v: usize, pos: usize) -> bool {
         let node = &g.nodes[v];
-        let crate::ir::Op::Concat(parts) = &node.op else {
+        let crate::ir::Op::Shape(crate::ir::ShapeOp::Concat(parts)) = &node.op else {
             return false;
         };
         let part = &parts[pos];

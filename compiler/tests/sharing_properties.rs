@@ -4,7 +4,10 @@
 //! the zero-copy slices are thereby checked against the out-of-place kernels and copies.
 
 use microarena_compiler::exec;
-use microarena_compiler::ir::{Graph, Node, Op, OrderRank, SharingChoice, TensorId, TensorKind};
+use microarena_compiler::ir::{
+    ActivationOp, ElementwiseOp, Graph, Node, NormalizationOp, Op, OrderRank, ShapeOp,
+    SharingChoice, SoftmaxOp, TensorId, TensorKind,
+};
 use microarena_compiler::kernels::elementwise::{Binary, BinaryOp};
 use microarena_compiler::kernels::normalization::ScaleShift;
 use microarena_compiler::kernels::shape::{ConcatPart, StridedCopy};
@@ -70,7 +73,7 @@ fn random_graph(seed: u64, n: usize) -> Graph {
                     b_strides: contiguous,
                     act: Activation::Identity,
                 };
-                (Op::Binary(p), vec![a, b], ca)
+                (Op::Elementwise(ElementwiseOp::Binary(p)), vec![a, b], ca)
             }
             1 => {
                 let scale: Vec<f32> = (0..ca).map(|_| r.f32()).collect();
@@ -83,7 +86,11 @@ fn random_graph(seed: u64, n: usize) -> Graph {
                     inner: HW,
                     act: Activation::RELU,
                 };
-                (Op::ScaleShift(p), vec![a, s, t], ca)
+                (
+                    Op::Normalization(NormalizationOp::ScaleShift(p)),
+                    vec![a, s, t],
+                    ca,
+                )
             }
             2 => {
                 let p = Softmax {
@@ -92,7 +99,7 @@ fn random_graph(seed: u64, n: usize) -> Graph {
                     inner: HW,
                     log: r.below(2) == 0,
                 };
-                (Op::Softmax(p), vec![a], ca)
+                (Op::Softmax(SoftmaxOp::F32(p)), vec![a], ca)
             }
             3 if ca > 1 => {
                 // The first k channels.
@@ -103,7 +110,7 @@ fn random_graph(seed: u64, n: usize) -> Graph {
                     in_strides: pad(&[1]),
                     offset: 0,
                 };
-                (Op::Copy(p), vec![a], k)
+                (Op::Shape(ShapeOp::Copy(p)), vec![a], k)
             }
             4 | 5 => {
                 let mut parts = vec![a];
@@ -112,7 +119,11 @@ fn random_graph(seed: u64, n: usize) -> Graph {
                 }
                 let total: usize = parts.iter().map(|&t| channels(&g, t)).sum();
                 if total > 12 {
-                    (Op::Unary(Activation::Tanh), vec![a], ca)
+                    (
+                        Op::Activation(ActivationOp::Unary(Activation::Tanh)),
+                        vec![a],
+                        ca,
+                    )
                 } else {
                     let mut off = 0;
                     let ps = parts
@@ -129,11 +140,13 @@ fn random_graph(seed: u64, n: usize) -> Graph {
                             p
                         })
                         .collect();
-                    (Op::Concat(ps), parts, total)
+                    (Op::Shape(ShapeOp::Concat(ps)), parts, total)
                 }
             }
             _ => (
-                Op::Unary([Activation::RELU, Activation::Tanh, Activation::Abs][r.below(3)]),
+                Op::Activation(ActivationOp::Unary(
+                    [Activation::RELU, Activation::Tanh, Activation::Abs][r.below(3)],
+                )),
                 vec![a],
                 ca,
             ),
@@ -211,7 +224,7 @@ fn densenet_like_chain_with_every_slice_shared() {
         g.nodes.push(Node {
             name: format!("act{i}"),
             op_type: "Tanh".into(),
-            op: Op::Unary(Activation::Tanh),
+            op: Op::Activation(ActivationOp::Unary(Activation::Tanh)),
             inputs: vec![cur],
             output: y,
             rank: OrderRank::default(),
@@ -231,7 +244,7 @@ fn densenet_like_chain_with_every_slice_shared() {
         g.nodes.push(Node {
             name: format!("cat{i}"),
             op_type: "Concat".into(),
-            op: Op::Concat(vec![part(0), part(c)]),
+            op: Op::Shape(ShapeOp::Concat(vec![part(0), part(c)])),
             inputs: vec![cur, y],
             output: out,
             rank: OrderRank::default(),

@@ -1,63 +1,20 @@
 //! Codegen: the planned graph as Rust items — weight statics, constants, and a `Model` whose
 //! `run` is a straight line of kernel calls at constant arena offsets.
 //!
-//! One file per op family, mirroring `runtime/src/kernels/`: `codegen/conv.rs` emits the call
-//! that `kernels/conv.rs` implements.
-
-mod activation;
-mod conv;
-mod elementwise;
-mod gemm;
-mod normalization;
-mod pool;
-mod quant;
-mod reduce;
-mod shape;
-mod softmax;
+//! Each node's statement comes from its op family (`crate::ops::<family>`, mirroring
+//! `runtime/src/kernels/<family>.rs`): this module works out where the node's operands are
+//! (arena regions at their planned offsets, weight statics) as a [`Call`] and asks the op.
 
 use std::path::Path;
 
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::exec::Values;
-use crate::ir::{DType, Graph, Op, TensorId, TensorKind};
+use crate::ir::{DType, Graph, Op, TensorId, TensorKind, Values};
+use crate::ops::{f32_lit, usize_array, usize_lit, Call};
 use crate::place::ArenaPlan;
 use crate::schedule::Schedule;
 use crate::self_test::{SelfTest, DEVICE_F32_TOLERANCE};
-
-/// An `f32` expression that reproduces `v` bit for bit.
-pub(crate) fn f32_lit(v: f32) -> TokenStream {
-    if v.is_nan() {
-        quote!(f32::NAN)
-    } else if v == f32::INFINITY {
-        quote!(f32::INFINITY)
-    } else if v == f32::NEG_INFINITY {
-        quote!(f32::NEG_INFINITY)
-    } else if v.is_sign_negative() {
-        let l = Literal::f32_suffixed(-v);
-        quote!(-#l)
-    } else {
-        let l = Literal::f32_suffixed(v);
-        quote!(#l)
-    }
-}
-
-pub(crate) fn usize_lit(v: usize) -> Literal {
-    Literal::usize_unsuffixed(v)
-}
-
-pub(crate) fn usize_array(v: &[usize]) -> TokenStream {
-    let items = v.iter().map(|&x| usize_lit(x));
-    quote!([#(#items),*])
-}
-
-pub(crate) fn optional(t: Option<&TokenStream>) -> TokenStream {
-    match t {
-        Some(t) => quote!(::core::option::Option::Some(#t)),
-        None => quote!(::core::option::Option::None),
-    }
-}
 
 fn weight_ident(t: TensorId) -> Ident {
     format_ident!("W{}", t.0)
@@ -93,28 +50,13 @@ fn views_method(input: DType, output: DType) -> Ident {
     }
 }
 
-/// The statement running one node: borrow its arena regions, call its kernel.
-fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
+/// Where node `v`'s operands are: its arena inputs borrowed with the output (an input
+/// overwritten in place is the output itself; a concatenation input already in its slice is
+/// not read), its weights from their statics.
+fn call_of(g: &Graph, plan: &ArenaPlan, v: usize) -> Call {
     let node = &g.nodes[v];
     let out_region = region(g, plan, node.output);
     let in_place = plan.in_place[v];
-    // Arena inputs are borrowed together with the output; weights come from their statics.
-    // An input overwritten in place is the output region itself.
-    let mut arena_regions = Vec::new();
-    let mut operands = Vec::new();
-    for (pos, &t) in node.inputs.iter().enumerate() {
-        if in_place == Some(pos) {
-            continue;
-        }
-        if g.tensor(t).in_arena() {
-            let ident = format_ident!("x{}", arena_regions.len());
-            arena_regions.push(region(g, plan, t));
-            operands.push(quote!(#ident));
-        } else {
-            operands.push(weight_operand(g, t));
-        }
-    }
-    let out = quote!(out);
     // Arena inputs of one kernel share an element type: the first one's decides.
     let out_dtype = g.tensor(node.output).dtype;
     let in_dtype = node
@@ -124,93 +66,59 @@ fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
         .find(|t| t.in_arena())
         .map_or(out_dtype, |t| t.dtype);
     let views = views_method(in_dtype, out_dtype);
-    let borrow = |regions: &[TokenStream], idents: &[TokenStream]| quote!(let ([#(#idents),*], out) = self.arena.#views([#(#regions),*], #out_region););
-    if let Op::Concat(parts) = &node.op {
-        let mut calls = Vec::new();
-        let mut arena_ix = 0;
-        for (pos, (part, &t)) in parts.iter().zip(&node.inputs).enumerate() {
-            if plan.is_zero_copy(g, v, pos) {
-                // Its producer wrote it straight into its slice.
-                continue;
-            }
-            let call = if g.tensor(t).in_arena() {
-                let r = region(g, plan, t);
-                arena_ix += 1;
-                let b = borrow(&[r], &[quote!(x)]);
-                let c = shape::concat_part(part, &quote!(x), &out);
-                quote!({ #b #c })
-            } else {
-                let w = weight_operand(g, t);
-                let b = borrow(&[], &[]);
-                let c = shape::concat_part(part, &w, &out);
-                quote!({ #b #c })
-            };
-            calls.push(call);
+    let borrow = |regions: &[TokenStream], idents: &[Ident]| quote!(let ([#(#idents),*], out) = self.arena.#views([#(#regions),*], #out_region););
+    let mut regions = Vec::new();
+    let mut idents = Vec::new();
+    let mut operands = Vec::new();
+    let mut parts = Vec::new();
+    for (pos, &t) in node.inputs.iter().enumerate() {
+        let arena = g.tensor(t).in_arena();
+        parts.push(if arena {
+            (
+                borrow(&[region(g, plan, t)], &[format_ident!("x")]),
+                quote!(x),
+            )
+        } else {
+            (borrow(&[], &[]), weight_operand(g, t))
+        });
+        if in_place == Some(pos) || plan.is_zero_copy(g, v, pos) {
+            operands.push(None);
+        } else if arena {
+            let ident = format_ident!("x{}", regions.len());
+            regions.push(region(g, plan, t));
+            operands.push(Some(quote!(#ident)));
+            idents.push(ident);
+        } else {
+            operands.push(Some(weight_operand(g, t)));
         }
-        let _ = arena_ix;
-        return quote!(#(#calls)*);
     }
-    let idents: Vec<TokenStream> = (0..arena_regions.len())
-        .map(|i| {
-            let id = format_ident!("x{}", i);
-            quote!(#id)
-        })
-        .collect();
-    let b = borrow(&arena_regions, &idents);
-    if let Some(pos) = in_place {
-        let call = match &node.op {
-            Op::Unary(a) => activation::unary_in_place(a, &out),
-            Op::Binary(p) => elementwise::binary_in_place(p, pos == 0, &operands[0], &out),
-            Op::ScaleShift(p) => normalization::scale_shift_in_place(p, &operands, &out),
-            Op::Softmax(p) => softmax::softmax_in_place(p, &out),
-            Op::AddI8(p) => elementwise::add_i8_in_place(p, pos == 0, &operands[0], &out),
-            Op::Requantize(p) => quant::requantize_i8_in_place(p, &out),
-            other => {
-                let msg = format!("microarena bug: no in-place kernel for {}", other.family());
-                quote!(::core::compile_error!(#msg);)
-            }
-        };
-        return quote!({ #b #call });
+    Call {
+        operands,
+        borrow: borrow(&regions, &idents),
+        parts,
+        out: quote!(out),
+        in_place,
     }
-    let call = match &node.op {
-        Op::Conv(p) => conv::conv2d(p, &operands, &out),
-        Op::MatMul(p) => gemm::matmul(p, &operands, &out),
-        Op::Pool(p) => pool::pool2d(p, &operands, &out),
-        Op::Reduce(p) => reduce::reduce(p, &operands, &out),
-        Op::Softmax(p) => softmax::softmax(p, &operands, &out),
-        Op::Unary(a) => activation::unary(a, &operands, &out),
-        Op::Binary(p) => elementwise::binary(p, &operands, &out),
-        Op::ScaleShift(p) => normalization::scale_shift(p, &operands, &out),
-        Op::Copy(p) => shape::strided_copy(p, &operands, &out),
-        Op::Pad(p) => shape::pad(p, &operands, &out),
-        Op::Reshape => {
-            let x = &operands[0];
-            quote!(out.copy_from_slice(&#x[..out.len()]);)
-        }
-        Op::Concat(_) => quote!(),
-        Op::ConvI8(p, rq) => conv::conv2d_i8(p, rq, &operands, &out),
-        Op::MatMulI8(p, rq) => gemm::matmul_i8(p, rq, &operands, &out),
-        Op::MaxPoolI8 { geom, lo, hi } => pool::max_pool_i8(geom, *lo, *hi, &operands, &out),
-        Op::AvgPoolI8 {
-            geom,
-            quant,
-            by_count,
-        } => pool::avg_pool_i8(geom, quant, by_count, &operands, &out),
-        Op::AddI8(p) => elementwise::add_i8(p, &operands, &out),
-        Op::SoftmaxI8(p) => softmax::softmax_i8(p, &operands, &out),
-        Op::Quantize(p) => quant::quantize(p, &operands, &out),
-        Op::Dequantize(p) => quant::dequantize(p, &operands, &out),
-        Op::Requantize(p) => quant::requantize_i8(p, &operands, &out),
+}
+
+/// The statement running one node.
+fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
+    let node = &g.nodes[v];
+    match node.op.kernel() {
+        Some(kernel) => kernel.emit(&call_of(g, plan, v)),
         // `compile` refuses graphs with opaque nodes at import; this is a second fence.
-        Op::Opaque { what } => {
+        None => {
+            let what = match &node.op {
+                Op::Opaque { what } => what.as_str(),
+                _ => "?",
+            };
             let msg = format!(
                 "microarena: node `{}` ({}) has no kernel (tract op `{what}`)",
                 node.name, node.op_type
             );
             quote!(::core::compile_error!(#msg);)
         }
-    };
-    quote!({ #b #call })
+    }
 }
 
 /// `<WHAT>_SCALE` and `<WHAT>_ZERO_POINT` of a quantized graph input or output (the int8

@@ -1,6 +1,6 @@
 //! 2-D convolution (1-D is `in_h = k_h = out_h = 1`), NCHW, grouped (incl. depthwise).
 
-use super::Activation;
+use super::{valid_range, Activation, Window2d};
 
 /// Shapes and geometry of one convolution; weights are OIHW (`out_c × in_c/groups × k_h × k_w`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -9,61 +9,14 @@ pub struct Conv2d {
     pub batch: usize,
     /// Input channels.
     pub in_c: usize,
-    /// Input height.
-    pub in_h: usize,
-    /// Input width.
-    pub in_w: usize,
     /// Output channels.
     pub out_c: usize,
-    /// Output height.
-    pub out_h: usize,
-    /// Output width.
-    pub out_w: usize,
-    /// Kernel height.
-    pub k_h: usize,
-    /// Kernel width.
-    pub k_w: usize,
-    /// Vertical stride.
-    pub stride_h: usize,
-    /// Horizontal stride.
-    pub stride_w: usize,
-    /// Vertical dilation.
-    pub dil_h: usize,
-    /// Horizontal dilation.
-    pub dil_w: usize,
-    /// Implicit zero rows above the input.
-    pub pad_top: usize,
-    /// Implicit zero columns left of the input.
-    pub pad_left: usize,
     /// Channel groups (`in_c` for depthwise).
     pub groups: usize,
+    /// Spatial geometry: sizes, kernel, strides, dilations, padding.
+    pub window: Window2d,
     /// Fused activation applied to every output.
     pub act: Activation,
-}
-
-/// Output positions `o` in `0..out_len` whose input coordinate `o * stride + offset` falls in
-/// `0..in_len`, as a half-open range.
-#[inline]
-pub(crate) fn valid_range(
-    out_len: usize,
-    in_len: usize,
-    stride: usize,
-    offset: isize,
-) -> (usize, usize) {
-    // first o with o*stride + offset >= 0
-    let lo = if offset >= 0 {
-        0
-    } else {
-        ((-offset) as usize).div_ceil(stride)
-    };
-    // last o with o*stride + offset <= in_len - 1
-    let last = in_len as isize - 1 - offset;
-    let hi = if last < 0 {
-        0
-    } else {
-        (last as usize / stride + 1).min(out_len)
-    };
-    (lo.min(hi), hi)
 }
 
 /// Reference convolution: weight-stationary loops over whole output rows, so the inner loop
@@ -75,11 +28,11 @@ pub fn conv2d(
     bias: Option<&[f32]>,
     output: &mut [f32],
 ) {
-    let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
+    let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     let ic_g = p.in_c / p.groups;
     let (in_len, out_len) = (p.in_c * ih * iw, p.out_c * oh * ow);
     assert!(input.len() >= p.batch * in_len && output.len() >= p.batch * out_len);
-    assert!(weights.len() >= p.out_c * ic_g * p.k_h * p.k_w);
+    assert!(weights.len() >= p.out_c * ic_g * p.window.k_h * p.window.k_w);
     for n in 0..p.batch {
         conv2d_image(
             p,
@@ -99,7 +52,7 @@ fn conv2d_image(
     bias: Option<&[f32]>,
     output: &mut [f32],
 ) {
-    let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
+    let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     let ic_g = p.in_c / p.groups;
     let oc_g = p.out_c / p.groups;
     for oc in 0..p.out_c {
@@ -109,21 +62,21 @@ fn conv2d_image(
         for icg in 0..ic_g {
             let ic = g * ic_g + icg;
             let in_plane = &input[ic * ih * iw..(ic + 1) * ih * iw];
-            for ky in 0..p.k_h {
-                let off_y = (ky * p.dil_h) as isize - p.pad_top as isize;
-                let (oy0, oy1) = valid_range(oh, ih, p.stride_h, off_y);
-                for kx in 0..p.k_w {
-                    let w = weights[((oc * ic_g + icg) * p.k_h + ky) * p.k_w + kx];
-                    let off_x = (kx * p.dil_w) as isize - p.pad_left as isize;
-                    let (ox0, ox1) = valid_range(ow, iw, p.stride_w, off_x);
+            for ky in 0..p.window.k_h {
+                let off_y = (ky * p.window.dil_h) as isize - p.window.pad_top as isize;
+                let (oy0, oy1) = valid_range(oh, ih, p.window.stride_h, off_y);
+                for kx in 0..p.window.k_w {
+                    let w = weights[((oc * ic_g + icg) * p.window.k_h + ky) * p.window.k_w + kx];
+                    let off_x = (kx * p.window.dil_w) as isize - p.window.pad_left as isize;
+                    let (ox0, ox1) = valid_range(ow, iw, p.window.stride_w, off_x);
                     if ox0 >= ox1 {
                         continue;
                     }
                     for oy in oy0..oy1 {
-                        let iy = (oy * p.stride_h) as isize + off_y;
+                        let iy = (oy * p.window.stride_h) as isize + off_y;
                         let in_row = &in_plane[iy as usize * iw..(iy as usize + 1) * iw];
                         let out_row = &mut plane[oy * ow..(oy + 1) * ow];
-                        if p.stride_w == 1 {
+                        if p.window.stride_w == 1 {
                             let ix0 = (ox0 as isize + off_x) as usize;
                             let src = &in_row[ix0..ix0 + (ox1 - ox0)];
                             for (o, &x) in out_row[ox0..ox1].iter_mut().zip(src) {
@@ -131,7 +84,7 @@ fn conv2d_image(
                             }
                         } else {
                             for (ox, o) in out_row.iter_mut().enumerate().take(ox1).skip(ox0) {
-                                let ix = ((ox * p.stride_w) as isize + off_x) as usize;
+                                let ix = ((ox * p.window.stride_w) as isize + off_x) as usize;
                                 *o += w * in_row[ix];
                             }
                         }
@@ -151,29 +104,32 @@ mod tests {
         let mut out = [0.0; 64];
         let (ic_g, oc_g) = (p.in_c / p.groups, p.out_c / p.groups);
         for oc in 0..p.out_c {
-            for oy in 0..p.out_h {
-                for ox in 0..p.out_w {
+            for oy in 0..p.window.out_h {
+                for ox in 0..p.window.out_w {
                     let mut acc = b[oc];
                     for icg in 0..ic_g {
                         let ic = oc / oc_g * ic_g + icg;
-                        for ky in 0..p.k_h {
-                            for kx in 0..p.k_w {
-                                let iy =
-                                    (oy * p.stride_h + ky * p.dil_h) as isize - p.pad_top as isize;
-                                let ix =
-                                    (ox * p.stride_w + kx * p.dil_w) as isize - p.pad_left as isize;
+                        for ky in 0..p.window.k_h {
+                            for kx in 0..p.window.k_w {
+                                let iy = (oy * p.window.stride_h + ky * p.window.dil_h) as isize
+                                    - p.window.pad_top as isize;
+                                let ix = (ox * p.window.stride_w + kx * p.window.dil_w) as isize
+                                    - p.window.pad_left as isize;
                                 if iy >= 0
                                     && ix >= 0
-                                    && (iy as usize) < p.in_h
-                                    && (ix as usize) < p.in_w
+                                    && (iy as usize) < p.window.in_h
+                                    && (ix as usize) < p.window.in_w
                                 {
-                                    acc += w[((oc * ic_g + icg) * p.k_h + ky) * p.k_w + kx]
-                                        * x[(ic * p.in_h + iy as usize) * p.in_w + ix as usize];
+                                    acc += w[((oc * ic_g + icg) * p.window.k_h + ky)
+                                        * p.window.k_w
+                                        + kx]
+                                        * x[(ic * p.window.in_h + iy as usize) * p.window.in_w
+                                            + ix as usize];
                                 }
                             }
                         }
                     }
-                    out[(oc * p.out_h + oy) * p.out_w + ox] = acc;
+                    out[(oc * p.window.out_h + oy) * p.window.out_w + ox] = acc;
                 }
             }
         }
@@ -197,20 +153,24 @@ mod tests {
             let p = Conv2d {
                 batch: 1,
                 in_c: 2,
-                in_h,
-                in_w,
                 out_c: 2,
-                out_h,
-                out_w: out_h,
-                k_h: k,
-                k_w: k,
-                stride_h: stride,
-                stride_w: stride,
-                dil_h: dil,
-                dil_w: dil,
-                pad_top: pad,
-                pad_left: pad,
                 groups,
+                window: Window2d {
+                    in_h,
+                    in_w,
+                    out_h,
+                    out_w: out_h,
+                    k_h: k,
+                    k_w: k,
+                    stride_h: stride,
+                    stride_w: stride,
+                    dil_h: dil,
+                    dil_w: dil,
+                    pad_top: pad,
+                    pad_left: pad,
+                    pad_bottom: pad,
+                    pad_right: pad,
+                },
                 act: Activation::Identity,
             };
             let mut out = [0.0; 64];
@@ -223,16 +183,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn valid_range_bounds() {
-        assert_eq!(valid_range(4, 4, 1, -1), (1, 4));
-        assert_eq!(valid_range(4, 4, 1, 1), (0, 3));
-        assert_eq!(valid_range(3, 5, 2, 0), (0, 3));
-        assert_eq!(valid_range(2, 1, 1, 3), (0, 0));
-        // a tap left of a 1-wide input with a wide pad: empty, and no negative start
-        assert_eq!(valid_range(1, 1, 1, -5), (1, 1));
     }
 }
 
@@ -280,11 +230,11 @@ pub fn conv2d_i8(
     output: &mut [i8],
 ) {
     let g = &p.geom;
-    let (ih, iw, oh, ow) = (g.in_h, g.in_w, g.out_h, g.out_w);
+    let (ih, iw, oh, ow) = (g.window.in_h, g.window.in_w, g.window.out_h, g.window.out_w);
     let ic_g = g.in_c / g.groups;
     let oc_g = g.out_c / g.groups;
     let (in_len, out_len) = (g.in_c * ih * iw, g.out_c * oh * ow);
-    let k_len = g.k_h * g.k_w;
+    let k_len = g.window.k_h * g.window.k_w;
     assert!(input.len() >= g.batch * in_len && output.len() >= g.batch * out_len);
     assert!(weights.len() >= g.out_c * ic_g * k_len && requant.len() >= g.out_c);
     if oh == 0 || ow == 0 {
@@ -312,28 +262,28 @@ pub fn conv2d_i8(
                     acc.fill(b);
                     // Taps outer, input channels inner: each tap's rows and columns are
                     // worked out once per tile, not once per input channel.
-                    for ky in 0..g.k_h {
-                        let off_y = (ky * g.dil_h) as isize - g.pad_top as isize;
-                        let (oy0, oy1) = valid_range(oh, ih, g.stride_h, off_y);
+                    for ky in 0..g.window.k_h {
+                        let off_y = (ky * g.window.dil_h) as isize - g.window.pad_top as isize;
+                        let (oy0, oy1) = valid_range(oh, ih, g.window.stride_h, off_y);
                         let (oy0, oy1) = (oy0.max(ty0), oy1.min(ty1));
                         if oy0 >= oy1 {
                             continue;
                         }
-                        let iy0 = ((oy0 * g.stride_h) as isize + off_y) as usize;
-                        for kx in 0..g.k_w {
-                            let off_x = (kx * g.dil_w) as isize - g.pad_left as isize;
-                            let (ox0, ox1) = valid_range(ow, iw, g.stride_w, off_x);
+                        let iy0 = ((oy0 * g.window.stride_h) as isize + off_y) as usize;
+                        for kx in 0..g.window.k_w {
+                            let off_x = (kx * g.window.dil_w) as isize - g.window.pad_left as isize;
+                            let (ox0, ox1) = valid_range(ow, iw, g.window.stride_w, off_x);
                             let (ox0, ox1) = (ox0.max(c0), ox1.min(c1));
                             if ox0 >= ox1 {
                                 continue;
                             }
-                            let ix0 = ((ox0 * g.stride_w) as isize + off_x) as usize;
-                            let tap = ky * g.k_w + kx;
+                            let ix0 = ((ox0 * g.window.stride_w) as isize + off_x) as usize;
+                            let tap = ky * g.window.k_w + kx;
                             // Whole rows, consecutive in the input and in the tile (1×1
                             // convolutions, the centre column of "same" 3×3 ones): one run
                             // over all the tile's rows.
-                            let flat = g.stride_w == 1
-                                && g.stride_h == 1
+                            let flat = g.window.stride_w == 1
+                                && g.window.stride_h == 1
                                 && iw == ow
                                 && width == ow
                                 && ox1 - ox0 == ow;
@@ -342,7 +292,7 @@ pub fn conv2d_i8(
                             // Input channels two at a time where rows are contiguous: one
                             // pass over the accumulators for both (see `mac_rows2`).
                             let mut icg = 0;
-                            if g.stride_w == 1 {
+                            if g.window.stride_w == 1 {
                                 while icg + 2 <= ic_g {
                                     let (p0, p1) = (plane(icg), plane(icg + 1));
                                     let w0 = i32::from(w_oc[icg * k_len + tap]);
@@ -354,7 +304,7 @@ pub fn conv2d_i8(
                                         mac_row2(dst, &p0[s..][..len], &p1[s..][..len], zx, w0, w1);
                                     } else {
                                         for oy in oy0..oy1 {
-                                            let iy = iy0 + (oy - oy0) * g.stride_h;
+                                            let iy = iy0 + (oy - oy0) * g.window.stride_h;
                                             let base = (oy - ty0) * width;
                                             let dst = &mut acc[base + ox0 - c0..base + ox1 - c0];
                                             let s = iy * iw + ix0;
@@ -375,15 +325,15 @@ pub fn conv2d_i8(
                                     continue;
                                 }
                                 for oy in oy0..oy1 {
-                                    let iy = iy0 + (oy - oy0) * g.stride_h;
+                                    let iy = iy0 + (oy - oy0) * g.window.stride_h;
                                     let row = &in_plane[iy * iw..(iy + 1) * iw];
                                     let base = (oy - ty0) * width;
                                     let dst = &mut acc[base + ox0 - c0..base + ox1 - c0];
-                                    if g.stride_w == 1 {
+                                    if g.window.stride_w == 1 {
                                         mac_row(dst, &row[ix0..ix0 + dst.len()], zx, w);
                                     } else {
                                         for (j, a) in dst.iter_mut().enumerate() {
-                                            let x = row[ix0 + j * g.stride_w];
+                                            let x = row[ix0 + j * g.window.stride_w];
                                             *a += (i32::from(x) - zx) * w;
                                         }
                                     }
@@ -604,20 +554,24 @@ mod i8_tests {
             let geom = Conv2d {
                 batch: 1,
                 in_c,
-                in_h,
-                in_w,
                 out_c,
-                out_h,
-                out_w,
-                k_h: k,
-                k_w: k,
-                stride_h: stride,
-                stride_w: stride,
-                dil_h: 1,
-                dil_w: 1,
-                pad_top: pad,
-                pad_left: pad,
                 groups,
+                window: Window2d {
+                    in_h,
+                    in_w,
+                    out_h,
+                    out_w,
+                    k_h: k,
+                    k_w: k,
+                    stride_h: stride,
+                    stride_w: stride,
+                    dil_h: 1,
+                    dil_w: 1,
+                    pad_top: pad,
+                    pad_left: pad,
+                    pad_bottom: pad,
+                    pad_right: pad,
+                },
                 act: Activation::Identity,
             };
             let p = ConvI8 {
@@ -674,20 +628,24 @@ mod i8_tests {
             let geom = Conv2d {
                 batch: 1,
                 in_c,
-                in_h: 5,
-                in_w: 6,
                 out_c,
-                out_h: 3,
-                out_w: 3,
-                k_h: 3,
-                k_w: 3,
-                stride_h: 2,
-                stride_w: 2,
-                dil_h: 1,
-                dil_w: 1,
-                pad_top: 1,
-                pad_left: 1,
                 groups,
+                window: Window2d {
+                    in_h: 5,
+                    in_w: 6,
+                    out_h: 3,
+                    out_w: 3,
+                    k_h: 3,
+                    k_w: 3,
+                    stride_h: 2,
+                    stride_w: 2,
+                    dil_h: 1,
+                    dil_w: 1,
+                    pad_top: 1,
+                    pad_left: 1,
+                    pad_bottom: 1,
+                    pad_right: 1,
+                },
                 act: Activation::Identity,
             };
             let p = ConvI8 {
@@ -749,20 +707,24 @@ mod i8_tests {
         let geom = Conv2d {
             batch: 1,
             in_c: 1,
-            in_h: 1,
-            in_w: 2,
             out_c: 1,
-            out_h: 1,
-            out_w: 2,
-            k_h: 1,
-            k_w: 1,
-            stride_h: 1,
-            stride_w: 1,
-            dil_h: 1,
-            dil_w: 1,
-            pad_top: 0,
-            pad_left: 0,
             groups: 1,
+            window: Window2d {
+                in_h: 1,
+                in_w: 2,
+                out_h: 1,
+                out_w: 2,
+                k_h: 1,
+                k_w: 1,
+                stride_h: 1,
+                stride_w: 1,
+                dil_h: 1,
+                dil_w: 1,
+                pad_top: 0,
+                pad_left: 0,
+                pad_bottom: 0,
+                pad_right: 0,
+            },
             act: Activation::Identity,
         };
         let p = ConvI8 {

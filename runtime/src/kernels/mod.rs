@@ -19,3 +19,83 @@ pub use activation::Activation;
 
 /// Highest tensor rank the generic (strided) kernels handle.
 pub const MAX_RANK: usize = 6;
+
+/// The spatial geometry of a sliding window, shared by convolutions and poolings: input and
+/// output sizes, kernel, strides, dilations and the implicit padding on every side (1-D ops
+/// have `in_h = out_h = k_h = 1`).
+///
+/// Output position `(oy, ox)` reads input `(oy·stride_h + ky·dil_h − pad_top,
+/// ox·stride_w + kx·dil_w − pad_left)` for every tap `(ky, kx)` that falls inside the input.
+/// `pad_bottom` and `pad_right` do not move any window; they count where padding is counted
+/// (average pooling with `count_include_pad`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window2d {
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Output height.
+    pub out_h: usize,
+    /// Output width.
+    pub out_w: usize,
+    /// Kernel (window) height.
+    pub k_h: usize,
+    /// Kernel (window) width.
+    pub k_w: usize,
+    /// Vertical stride.
+    pub stride_h: usize,
+    /// Horizontal stride.
+    pub stride_w: usize,
+    /// Vertical dilation.
+    pub dil_h: usize,
+    /// Horizontal dilation.
+    pub dil_w: usize,
+    /// Implicit rows above the input.
+    pub pad_top: usize,
+    /// Implicit columns left of the input.
+    pub pad_left: usize,
+    /// Implicit rows below the input.
+    pub pad_bottom: usize,
+    /// Implicit columns right of the input.
+    pub pad_right: usize,
+}
+
+/// Output positions `o` in `0..out_len` whose input coordinate `o * stride + offset` falls in
+/// `0..in_len`, as a half-open range.
+#[inline]
+pub(crate) fn valid_range(
+    out_len: usize,
+    in_len: usize,
+    stride: usize,
+    offset: isize,
+) -> (usize, usize) {
+    // first o with o*stride + offset >= 0
+    let lo = if offset >= 0 {
+        0
+    } else {
+        ((-offset) as usize).div_ceil(stride)
+    };
+    // last o with o*stride + offset <= in_len - 1
+    let last = in_len as isize - 1 - offset;
+    let hi = if last < 0 {
+        0
+    } else {
+        (last as usize / stride + 1).min(out_len)
+    };
+    (lo.min(hi), hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_range;
+
+    #[test]
+    fn valid_range_bounds() {
+        assert_eq!(valid_range(4, 4, 1, -1), (1, 4));
+        assert_eq!(valid_range(4, 4, 1, 1), (0, 3));
+        assert_eq!(valid_range(3, 5, 2, 0), (0, 3));
+        assert_eq!(valid_range(2, 1, 1, 3), (0, 0));
+        // a tap left of a 1-wide input with a wide pad: empty, and no negative start
+        assert_eq!(valid_range(1, 1, 1, -5), (1, 1));
+    }
+}

@@ -1,7 +1,6 @@
 //! Max and average pooling over the spatial axes of a CHW tensor.
 
-use super::conv::valid_range;
-use super::Activation;
+use super::{valid_range, Activation, Window2d};
 
 /// What a pooling window computes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,34 +22,8 @@ pub struct Pool2d {
     pub batch: usize,
     /// Channels.
     pub c: usize,
-    /// Input height.
-    pub in_h: usize,
-    /// Input width.
-    pub in_w: usize,
-    /// Output height.
-    pub out_h: usize,
-    /// Output width.
-    pub out_w: usize,
-    /// Window height.
-    pub k_h: usize,
-    /// Window width.
-    pub k_w: usize,
-    /// Vertical stride.
-    pub stride_h: usize,
-    /// Horizontal stride.
-    pub stride_w: usize,
-    /// Vertical dilation.
-    pub dil_h: usize,
-    /// Horizontal dilation.
-    pub dil_w: usize,
-    /// Padding rows above.
-    pub pad_top: usize,
-    /// Padding columns left.
-    pub pad_left: usize,
-    /// Padding rows below (only counted by `count_include_pad`).
-    pub pad_bottom: usize,
-    /// Padding columns right (only counted by `count_include_pad`).
-    pub pad_right: usize,
+    /// Spatial geometry; `pad_bottom` and `pad_right` count for `count_include_pad`.
+    pub window: Window2d,
     /// Max or average.
     pub kind: PoolKind,
     /// Fused activation.
@@ -65,23 +38,23 @@ fn taps_below(start: usize, k: usize, dil: usize, limit: usize) -> usize {
 
 /// Reference pooling (see [`Pool2d`]).
 pub fn pool2d(p: &Pool2d, input: &[f32], output: &mut [f32]) {
-    let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
+    let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
     for c in 0..p.batch * p.c {
         let src = &input[c * ih * iw..(c + 1) * ih * iw];
         for oy in 0..oh {
-            let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            let (ky0, ky1) = valid_range(p.k_h, ih, p.dil_h, y0);
+            let y0 = (oy * p.window.stride_h) as isize - p.window.pad_top as isize;
+            let (ky0, ky1) = valid_range(p.window.k_h, ih, p.window.dil_h, y0);
             for ox in 0..ow {
-                let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let (kx0, kx1) = valid_range(p.k_w, iw, p.dil_w, x0);
+                let x0 = (ox * p.window.stride_w) as isize - p.window.pad_left as isize;
+                let (kx0, kx1) = valid_range(p.window.k_w, iw, p.window.dil_w, x0);
                 let v = match p.kind {
                     PoolKind::Max => {
                         let mut m = f32::NEG_INFINITY;
                         for ky in ky0..ky1 {
-                            let row = (y0 + (ky * p.dil_h) as isize) as usize * iw;
+                            let row = (y0 + (ky * p.window.dil_h) as isize) as usize * iw;
                             for kx in kx0..kx1 {
-                                let x = src[row + (x0 + (kx * p.dil_w) as isize) as usize];
+                                let x = src[row + (x0 + (kx * p.window.dil_w) as isize) as usize];
                                 if x > m || x.is_nan() {
                                     m = x;
                                 }
@@ -92,22 +65,22 @@ pub fn pool2d(p: &Pool2d, input: &[f32], output: &mut [f32]) {
                     PoolKind::Average { count_include_pad } => {
                         let mut s = 0.0;
                         for ky in ky0..ky1 {
-                            let row = (y0 + (ky * p.dil_h) as isize) as usize * iw;
+                            let row = (y0 + (ky * p.window.dil_h) as isize) as usize * iw;
                             for kx in kx0..kx1 {
-                                s += src[row + (x0 + (kx * p.dil_w) as isize) as usize];
+                                s += src[row + (x0 + (kx * p.window.dil_w) as isize) as usize];
                             }
                         }
                         let count = if count_include_pad {
                             taps_below(
-                                oy * p.stride_h,
-                                p.k_h,
-                                p.dil_h,
-                                p.pad_top + ih + p.pad_bottom,
+                                oy * p.window.stride_h,
+                                p.window.k_h,
+                                p.window.dil_h,
+                                p.window.pad_top + ih + p.window.pad_bottom,
                             ) * taps_below(
-                                ox * p.stride_w,
-                                p.k_w,
-                                p.dil_w,
-                                p.pad_left + iw + p.pad_right,
+                                ox * p.window.stride_w,
+                                p.window.k_w,
+                                p.window.dil_w,
+                                p.window.pad_left + iw + p.window.pad_right,
                             )
                         } else {
                             (ky1 - ky0) * (kx1 - kx0)
@@ -129,20 +102,22 @@ mod tests {
         Pool2d {
             batch: 1,
             c: 1,
-            in_h: 3,
-            in_w: 3,
-            out_h: out,
-            out_w: out,
-            k_h: 2,
-            k_w: 2,
-            stride_h: stride,
-            stride_w: stride,
-            dil_h: 1,
-            dil_w: 1,
-            pad_top: pad,
-            pad_left: pad,
-            pad_bottom: pad,
-            pad_right: pad,
+            window: Window2d {
+                in_h: 3,
+                in_w: 3,
+                out_h: out,
+                out_w: out,
+                k_h: 2,
+                k_w: 2,
+                stride_h: stride,
+                stride_w: stride,
+                dil_h: 1,
+                dil_w: 1,
+                pad_top: pad,
+                pad_left: pad,
+                pad_bottom: pad,
+                pad_right: pad,
+            },
             kind,
             act: Activation::Identity,
         }
@@ -188,21 +163,21 @@ mod tests {
 /// one scale and zero point, as in a quantized graph, so the maximum of the int8 values is the
 /// quantized maximum; `lo..=hi` clamps it (a fused ReLU raises `lo` to the zero point).
 pub fn max_pool_i8(p: &Pool2d, lo: i8, hi: i8, input: &[i8], output: &mut [i8]) {
-    let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
+    let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
     for c in 0..p.batch * p.c {
         let src = &input[c * ih * iw..(c + 1) * ih * iw];
         for oy in 0..oh {
-            let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            let (ky0, ky1) = valid_range(p.k_h, ih, p.dil_h, y0);
+            let y0 = (oy * p.window.stride_h) as isize - p.window.pad_top as isize;
+            let (ky0, ky1) = valid_range(p.window.k_h, ih, p.window.dil_h, y0);
             for ox in 0..ow {
-                let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let (kx0, kx1) = valid_range(p.k_w, iw, p.dil_w, x0);
+                let x0 = (ox * p.window.stride_w) as isize - p.window.pad_left as isize;
+                let (kx0, kx1) = valid_range(p.window.k_w, iw, p.window.dil_w, x0);
                 let mut m = i8::MIN;
                 for ky in ky0..ky1 {
-                    let row = (y0 + (ky * p.dil_h) as isize) as usize * iw;
+                    let row = (y0 + (ky * p.window.dil_h) as isize) as usize * iw;
                     for kx in kx0..kx1 {
-                        m = m.max(src[row + (x0 + (kx * p.dil_w) as isize) as usize]);
+                        m = m.max(src[row + (x0 + (kx * p.window.dil_w) as isize) as usize]);
                     }
                 }
                 output[(c * oh + oy) * ow + ox] = m.clamp(lo, hi);
@@ -221,21 +196,21 @@ pub fn window_taps(p: &Pool2d, oy: usize, ox: usize) -> usize {
         }
     ) {
         taps_below(
-            oy * p.stride_h,
-            p.k_h,
-            p.dil_h,
-            p.pad_top + p.in_h + p.pad_bottom,
+            oy * p.window.stride_h,
+            p.window.k_h,
+            p.window.dil_h,
+            p.window.pad_top + p.window.in_h + p.window.pad_bottom,
         ) * taps_below(
-            ox * p.stride_w,
-            p.k_w,
-            p.dil_w,
-            p.pad_left + p.in_w + p.pad_right,
+            ox * p.window.stride_w,
+            p.window.k_w,
+            p.window.dil_w,
+            p.window.pad_left + p.window.in_w + p.window.pad_right,
         )
     } else {
-        let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-        let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-        let (ky0, ky1) = valid_range(p.k_h, p.in_h, p.dil_h, y0);
-        let (kx0, kx1) = valid_range(p.k_w, p.in_w, p.dil_w, x0);
+        let y0 = (oy * p.window.stride_h) as isize - p.window.pad_top as isize;
+        let x0 = (ox * p.window.stride_w) as isize - p.window.pad_left as isize;
+        let (ky0, ky1) = valid_range(p.window.k_h, p.window.in_h, p.window.dil_h, y0);
+        let (kx0, kx1) = valid_range(p.window.k_w, p.window.in_w, p.window.dil_w, x0);
         (ky1 - ky0) * (kx1 - kx0)
     }
 }
@@ -264,21 +239,21 @@ pub fn avg_pool_i8(
     input: &[i8],
     output: &mut [i8],
 ) {
-    let (ih, iw, oh, ow) = (p.in_h, p.in_w, p.out_h, p.out_w);
+    let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
     for c in 0..p.batch * p.c {
         let src = &input[c * ih * iw..(c + 1) * ih * iw];
         for oy in 0..oh {
-            let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-            let (ky0, ky1) = valid_range(p.k_h, ih, p.dil_h, y0);
+            let y0 = (oy * p.window.stride_h) as isize - p.window.pad_top as isize;
+            let (ky0, ky1) = valid_range(p.window.k_h, ih, p.window.dil_h, y0);
             for ox in 0..ow {
-                let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                let (kx0, kx1) = valid_range(p.k_w, iw, p.dil_w, x0);
+                let x0 = (ox * p.window.stride_w) as isize - p.window.pad_left as isize;
+                let (kx0, kx1) = valid_range(p.window.k_w, iw, p.window.dil_w, x0);
                 let mut acc = 0i32;
                 for ky in ky0..ky1 {
-                    let row = (y0 + (ky * p.dil_h) as isize) as usize * iw;
+                    let row = (y0 + (ky * p.window.dil_h) as isize) as usize * iw;
                     for kx in kx0..kx1 {
-                        acc += i32::from(src[row + (x0 + (kx * p.dil_w) as isize) as usize])
+                        acc += i32::from(src[row + (x0 + (kx * p.window.dil_w) as isize) as usize])
                             - q.in_zero;
                     }
                 }
@@ -305,20 +280,22 @@ mod i8_tests {
         let p = Pool2d {
             batch: 1,
             c: 2,
-            in_h: 5,
-            in_w: 5,
-            out_h: 3,
-            out_w: 3,
-            k_h: 3,
-            k_w: 3,
-            stride_h: 2,
-            stride_w: 2,
-            dil_h: 1,
-            dil_w: 1,
-            pad_top: 1,
-            pad_left: 1,
-            pad_bottom: 1,
-            pad_right: 1,
+            window: Window2d {
+                in_h: 5,
+                in_w: 5,
+                out_h: 3,
+                out_w: 3,
+                k_h: 3,
+                k_w: 3,
+                stride_h: 2,
+                stride_w: 2,
+                dil_h: 1,
+                dil_w: 1,
+                pad_top: 1,
+                pad_left: 1,
+                pad_bottom: 1,
+                pad_right: 1,
+            },
             kind: PoolKind::Max,
             act: Activation::Identity,
         };
@@ -349,20 +326,22 @@ mod i8_tests {
             let p = Pool2d {
                 batch: 1,
                 c: 2,
-                in_h: 5,
-                in_w: 5,
-                out_h: 3,
-                out_w: 3,
-                k_h: 3,
-                k_w: 3,
-                stride_h: 2,
-                stride_w: 2,
-                dil_h: 1,
-                dil_w: 1,
-                pad_top: 1,
-                pad_left: 1,
-                pad_bottom: 1,
-                pad_right: 1,
+                window: Window2d {
+                    in_h: 5,
+                    in_w: 5,
+                    out_h: 3,
+                    out_w: 3,
+                    k_h: 3,
+                    k_w: 3,
+                    stride_h: 2,
+                    stride_w: 2,
+                    dil_h: 1,
+                    dil_w: 1,
+                    pad_top: 1,
+                    pad_left: 1,
+                    pad_bottom: 1,
+                    pad_right: 1,
+                },
                 kind: PoolKind::Average {
                     count_include_pad: include,
                 },

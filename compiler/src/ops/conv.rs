@@ -1,0 +1,353 @@
+//! Convolutions (`kernels::conv`): 1-D and 2-D, grouped and depthwise, f32 and int8.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use super::activation::activation_tokens;
+use super::quant::requant_slice;
+use super::{onnx_window, usize_lit as u, window, window_tokens, Call, Family, Inputs, Kernel};
+use crate::error::Result;
+use crate::import::qdq::{QdqAt, QdqLowering, QuantWeight, Val};
+use crate::import::typed::{At, TypedLowering};
+use crate::ir::{Op, Quant, TensorId, Values};
+use crate::kernels::conv::{self, Conv2d, ConvI8};
+use crate::kernels::quant::Requant;
+use crate::kernels::Activation;
+
+/// The family's entry in the registry.
+pub(crate) const FAMILY: Family = Family {
+    name: "conv",
+    onnx: &["Conv"],
+    qdq: &["Conv", "QLinearConv"],
+    lower,
+    lower_qdq,
+};
+
+/// The conv family's ops.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConvOp {
+    /// `[x, weights (OIHW), bias?]`
+    F32(Conv2d),
+    /// `[x (i8), weights (i8, OIHW), bias (i32)?]`, one requantisation per output channel.
+    I8(ConvI8, Vec<Requant>),
+}
+
+fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
+    let c = at.op::<Conv>()?;
+    Some(cx.check_f32_node(at).and_then(|()| lower_f32(cx, at, c)))
+}
+
+fn lower_f32(cx: &mut TypedLowering, at: &At, c: &Conv) -> Result<()> {
+    if c.q_params.is_some() {
+        return Err(at.unsupported("quantized convolution"));
+    }
+    if c.kernel_fmt != KernelFormat::OIHW {
+        return Err(at.unsupported(format!("kernel format {:?}", c.kernel_fmt)));
+    }
+    let ps = &c.pool_spec;
+    let (xs, os) = nchw(at, ps, &cx.in_shape(at, 0)?, &cx.out_shape(at)?)?;
+    let kernel = cx
+        .konst(at.input(1))
+        .cloned()
+        .ok_or_else(|| at.unsupported("weights that are not constant"))?;
+    let kshape = kernel.shape().to_vec();
+    let (oc, ic) = (ps.output_channels, ps.input_channels);
+    let group = c.group.max(1);
+    let kk: usize = ps.kernel_shape.iter().product();
+    if kshape.len() != ps.kernel_shape.len() + 2
+        || kshape[0] != oc
+        || kshape[1] * group != ic
+        || kshape[2..].iter().product::<usize>() != kk
+    {
+        return Err(at.unsupported(format!(
+            "kernel shape {kshape:?} for {ic}→{oc} channels in {group} groups"
+        )));
+    }
+    let w = cx.const_f32(at, &kernel)?;
+    let bias = match at.node.inputs.get(2) {
+        None => None,
+        Some(&b) => {
+            let bt = cx
+                .konst(b)
+                .cloned()
+                .ok_or_else(|| at.unsupported("a bias that is not constant"))?;
+            let bv = cx.const_f32(at, &bt)?;
+            match bv.len() {
+                1 if bv[0] == 0.0 => None,
+                1 => Some(vec![bv[0]; oc]),
+                n if n == oc => Some(bv),
+                n => return Err(at.unsupported(format!("bias of {n} values for {oc} channels"))),
+            }
+        }
+    };
+    let p = Conv2d {
+        batch: xs[0],
+        in_c: ic,
+        out_c: oc,
+        groups: group,
+        window: window(
+            &ps.padding,
+            &ps.kernel_shape,
+            &ps.strides(),
+            &ps.dilations(),
+            &xs[2..],
+            &os[2..],
+        ),
+        act: Activation::Identity,
+    };
+    let x = cx.tensor(at, at.input(0))?;
+    let wt = cx.weight(at, "weights", kshape, w);
+    let mut ins = vec![x, wt];
+    if let Some(b) = bias {
+        ins.push(cx.weight(at, "bias", vec![oc], b));
+    }
+    cx.emit(at, Op::Conv(ConvOp::F32(p)), ins)
+}
+
+/// Input and output shapes as `[N, C, spatial...]` for the data formats we run (shared with
+/// pooling).
+pub(crate) fn nchw(
+    at: &At,
+    ps: &PoolSpec,
+    xs: &[usize],
+    os: &[usize],
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let spatial = ps.kernel_shape.len();
+    if !(1..=2).contains(&spatial) {
+        return Err(at.unsupported(format!(
+            "{spatial}-D spatial input (1-D and 2-D are supported)"
+        )));
+    }
+    let strip = |s: &[usize]| -> Result<Vec<usize>> {
+        match ps.data_format {
+            DataFormat::NCHW if s.len() == spatial + 2 => Ok(s.to_vec()),
+            DataFormat::CHW if s.len() == spatial + 1 => Ok([&[1], s].concat()),
+            f => Err(at.unsupported(format!("data format {f:?} with shape {s:?}"))),
+        }
+    };
+    Ok((strip(xs)?, strip(os)?))
+}
+
+/// `Conv` between Q/DQ nodes, or `QLinearConv` (the quantisation in its own inputs).
+fn lower_qdq(cx: &mut QdqLowering, at: &QdqAt) -> Result<()> {
+    if at.node.op_type == "QLinearConv" {
+        let q = cx.activation_quant_at(at, 6, 7)?;
+        let x = cx.qlinear_input(at, 0, 1)?;
+        let w = cx.qlinear_weight(at, 3, 0)?;
+        let qx = cx.quant(x);
+        let bias = cx.bias_reals(at, 8, |c| f64::from(qx.scale) * f64::from(w.scale(c)))?;
+        let y = conv_i8(cx, at, x, (w, 3), bias, (q, -128, 127))?;
+        cx.bind(at.out(), Val::Int8(y));
+        return Ok(());
+    }
+    let out = cx.quantized_output(at)?;
+    let x = cx.deq(at, 0)?;
+    let w = cx.weight(at, 1)?;
+    let bias = cx.bias_reals(at, 2, |_| 1.0)?;
+    let y = conv_i8(cx, at, x, (w, 1), bias, (out.q, out.lo, out.hi))?;
+    cx.bind_output(out, y);
+    Ok(())
+}
+
+/// The int8 convolution of `x` by weight input `w.1` (`w.0` its values), output quantised
+/// as `q` and clamped to `lo..=hi`.
+fn conv_i8(
+    cx: &mut QdqLowering,
+    at: &QdqAt,
+    x: TensorId,
+    (w, w_pos): (QuantWeight, usize),
+    bias: Option<(String, Vec<f64>)>,
+    (q, lo, hi): (Quant, i8, i8),
+) -> Result<TensorId> {
+    let xs = cx.graph.tensor(x).shape.clone();
+    let ws = w.values.shape.clone();
+    if xs.len() != ws.len() || !(3..=4).contains(&xs.len()) {
+        return Err(at.err(format!(
+            "int8 Conv of input {xs:?} and weights {ws:?}: 1-D and 2-D convolutions are supported"
+        )));
+    }
+    if w.scales.len() > 1 && w.axis != 0 {
+        return Err(at.err("per-channel weight scales must run along the output channels"));
+    }
+    let out_shape = cx.out_shape(at)?;
+    if out_shape.len() != xs.len() {
+        return Err(at.err("output rank differs from the input's"));
+    }
+    let groups = at.attr_i("group", 1).max(1) as usize;
+    let (out_c, in_c) = (ws[0], xs[1]);
+    if in_c != ws[1] * groups || out_c % groups != 0 {
+        return Err(at.err("channels do not match the groups"));
+    }
+    let geom = Conv2d {
+        batch: xs[0],
+        in_c,
+        out_c,
+        groups,
+        window: onnx_window(at, &ws[2..], &xs[2..], &out_shape[2..], false)?,
+        act: Activation::Identity,
+    };
+    let qx = cx.quant(x);
+    let acc: Vec<f64> = (0..out_c)
+        .map(|c| f64::from(qx.scale) * f64::from(w.scale(c)))
+        .collect();
+    // The scale as onnxruntime holds it: computed in double, rounded to float32 (this
+    // matches its per-tensor and per-channel kernels on every tensor of the test models).
+    let requant = acc
+        .iter()
+        .map(|&a| Requant::from_real(a / f64::from(q.scale)))
+        .collect();
+    // 1-D weights as 2-D with height 1.
+    let ws4 = if ws.len() == 3 {
+        vec![ws[0], ws[1], 1, ws[2]]
+    } else {
+        ws
+    };
+    let wt = cx.int8_weight_tensor(
+        at.input(w_pos),
+        ws4,
+        w.values.ints.iter().map(|&v| v as i8).collect(),
+    );
+    let mut inputs = vec![x, wt];
+    if let Some(b) = cx.bias(at, bias, &acc, 1.0)? {
+        inputs.push(b);
+    }
+    let y = cx.new_i8(at.out(), out_shape, q);
+    let p = ConvI8 {
+        geom,
+        input_zero: qx.zero,
+        output_zero: q.zero,
+        lo,
+        hi,
+    };
+    cx.emit(at, Op::Conv(ConvOp::I8(p, requant)), inputs, y);
+    Ok(y)
+}
+
+/// The `Conv2d { .. }` literal.
+fn geometry(p: &Conv2d) -> TokenStream {
+    let Conv2d {
+        batch,
+        in_c,
+        out_c,
+        groups,
+        window,
+        act,
+    } = p;
+    let [batch, in_c, out_c, groups] = [*batch, *in_c, *out_c, *groups].map(u);
+    let (window, act) = (window_tokens(window), activation_tokens(act));
+    quote! {
+        ::microarena::kernels::conv::Conv2d {
+            batch: #batch, in_c: #in_c, out_c: #out_c, groups: #groups, window: #window, act: #act,
+        }
+    }
+}
+
+impl Kernel for ConvOp {
+    fn name(&self) -> &'static str {
+        match self {
+            ConvOp::F32(_) => "Conv",
+            ConvOp::I8(..) => "ConvI8",
+        }
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut Activation> {
+        match self {
+            ConvOp::F32(p) => Some(&mut p.act),
+            ConvOp::I8(..) => None,
+        }
+    }
+
+    fn emit(&self, call: &Call) -> TokenStream {
+        let (x, w, bias, out) = (
+            call.operand(0),
+            call.operand(1),
+            call.optional(2),
+            &call.out,
+        );
+        call.wrap(match self {
+            ConvOp::F32(p) => {
+                let geom = geometry(p);
+                quote!(::microarena::kernels::conv::conv2d(&#geom, #x, #w, #bias, #out);)
+            }
+            ConvOp::I8(p, requant) => {
+                let ConvI8 {
+                    geom,
+                    input_zero,
+                    output_zero,
+                    lo,
+                    hi,
+                } = p;
+                let geom = geometry(geom);
+                let rq = requant_slice(requant);
+                quote! {
+                    ::microarena::kernels::conv::conv2d_i8(
+                        &::microarena::kernels::conv::ConvI8 {
+                            geom: #geom, input_zero: #input_zero, output_zero: #output_zero,
+                            lo: #lo, hi: #hi,
+                        },
+                        #x, #w, #bias, #rq, #out,
+                    );
+                }
+            }
+        })
+    }
+
+    fn run(&self, ins: &Inputs, out: &mut Values) {
+        match self {
+            ConvOp::F32(p) => {
+                conv::conv2d(p, ins.f32(0), ins.f32(1), ins.opt_f32(2), out.f32_mut())
+            }
+            ConvOp::I8(p, rq) => {
+                conv::conv2d_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), rq, out.i8_mut())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::Window2d;
+
+    #[test]
+    fn emits_every_geometry_field() {
+        let window = Window2d {
+            in_h: 5,
+            in_w: 6,
+            out_h: 3,
+            out_w: 3,
+            k_h: 3,
+            k_w: 3,
+            stride_h: 2,
+            stride_w: 2,
+            dil_h: 1,
+            dil_w: 1,
+            pad_top: 1,
+            pad_left: 1,
+            pad_bottom: 1,
+            pad_right: 1,
+        };
+        let op = ConvOp::F32(Conv2d {
+            batch: 1,
+            in_c: 4,
+            out_c: 8,
+            groups: 2,
+            window,
+            act: Activation::RELU,
+        });
+        let call = Call {
+            operands: vec![Some(quote!(x0)), Some(quote!(W1.f32())), None],
+            borrow: quote!(),
+            parts: Vec::new(),
+            out: quote!(out),
+            in_place: None,
+        };
+        let code = op.emit(&call).to_string();
+        for field in ["groups : 2", "in_w : 6", "pad_bottom : 1", "stride_h : 2"] {
+            assert!(code.contains(field), "{field}: {code}");
+        }
+        assert!(code.contains("Option :: None"), "{code}");
+    }
+}

@@ -1,0 +1,301 @@
+//! Max and average pooling (`kernels::pool`), global ones included, f32 and int8.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use tract_onnx::tract_core::ops::cnn::{MaxPool, PoolSpec, SumPool};
+
+use super::activation::activation_tokens;
+use super::conv::nchw;
+use super::quant::requant;
+use super::{onnx_window, usize_lit as u, window, window_tokens, Call, Family, Inputs, Kernel};
+use crate::error::Result;
+use crate::import::qdq::{QdqAt, QdqLowering};
+use crate::import::typed::{At, TypedLowering};
+use crate::ir::{Op, TensorId, Values};
+use crate::kernels::pool::{self, window_taps, AvgPoolI8, Pool2d, PoolKind};
+use crate::kernels::quant::Requant;
+use crate::kernels::Activation;
+
+/// The family's entry in the registry.
+pub(crate) const FAMILY: Family = Family {
+    name: "pool",
+    onnx: &[
+        "AveragePool",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "MaxPool",
+    ],
+    qdq: &["AveragePool", "GlobalAveragePool", "MaxPool"],
+    lower,
+    lower_qdq,
+};
+
+/// The pool family's ops.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PoolOp {
+    /// `[x]`
+    F32(Pool2d),
+    /// `[x (i8)]`: max pooling clamped to `lo..=hi` (input and output share scale and zero).
+    MaxI8 {
+        /// Geometry.
+        geom: Pool2d,
+        /// Smallest output.
+        lo: i8,
+        /// Largest output.
+        hi: i8,
+    },
+    /// `[x (i8)]`: average pooling, with the requantisation of each window size.
+    AvgI8 {
+        /// Geometry.
+        geom: Pool2d,
+        /// Zero points and range.
+        quant: AvgPoolI8,
+        /// `(taps, in_scale / (out_scale · taps))` for every window size that occurs.
+        by_count: Vec<(u32, Requant)>,
+    },
+}
+
+fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
+    if let Some(p) = at.op::<MaxPool>() {
+        return Some(cx.check_f32_node(at).and_then(|()| {
+            if p.with_index_outputs.is_some() {
+                return Err(at.unsupported("MaxPool with indices output"));
+            }
+            lower_f32(cx, at, &p.pool_spec, PoolKind::Max)
+        }));
+    }
+    let p = at.op::<SumPool>()?;
+    Some(cx.check_f32_node(at).and_then(|()| {
+        if !p.normalize {
+            return Err(at.unsupported("sum pooling without normalisation"));
+        }
+        let kind = PoolKind::Average {
+            count_include_pad: p.count_include_pad,
+        };
+        lower_f32(cx, at, &p.pool_spec, kind)
+    }))
+}
+
+fn lower_f32(cx: &mut TypedLowering, at: &At, ps: &PoolSpec, kind: PoolKind) -> Result<()> {
+    let (xs, os) = nchw(at, ps, &cx.in_shape(at, 0)?, &cx.out_shape(at)?)?;
+    let p = Pool2d {
+        batch: xs[0],
+        c: xs[1],
+        window: window(
+            &ps.padding,
+            &ps.kernel_shape,
+            &ps.strides(),
+            &ps.dilations(),
+            &xs[2..],
+            &os[2..],
+        ),
+        kind,
+        act: Activation::Identity,
+    };
+    let x = cx.tensor(at, at.input(0))?;
+    cx.emit(at, Op::Pool(PoolOp::F32(p)), vec![x])
+}
+
+/// The geometry of an ONNX pooling node over int8 tensor `x`.
+fn geometry_of(cx: &QdqLowering, at: &QdqAt, x: TensorId, kind: PoolKind) -> Result<Pool2d> {
+    let xs = cx.graph.tensor(x).shape.clone();
+    if xs.len() != 4 {
+        return Err(at.err(format!(
+            "int8 pooling of a rank-{} tensor; 2-D only",
+            xs.len()
+        )));
+    }
+    let os = cx.out_shape(at)?;
+    if os.len() != 4 {
+        return Err(at.err("pooling output is not 4-D"));
+    }
+    let window = if at.node.op_type == "GlobalAveragePool" {
+        super::window(
+            &Default::default(),
+            &xs[2..],
+            &[1, 1],
+            &[1, 1],
+            &xs[2..],
+            &os[2..],
+        )
+    } else {
+        let k: Vec<usize> = at
+            .attr_ints("kernel_shape")
+            .ok_or_else(|| at.err("no kernel_shape"))?
+            .iter()
+            .map(|&d| d.max(1) as usize)
+            .collect();
+        if k.len() != 2 {
+            return Err(at.err("2-D pooling needs 2 kernel sizes"));
+        }
+        onnx_window(at, &k, &xs[2..], &os[2..], true)?
+    };
+    Ok(Pool2d {
+        batch: xs[0],
+        c: xs[1],
+        window,
+        kind,
+        act: Activation::Identity,
+    })
+}
+
+fn lower_qdq(cx: &mut QdqLowering, at: &QdqAt) -> Result<()> {
+    if at.node.op_type == "MaxPool" {
+        // Input and output share one scale: max of the int8 values (QDQ or QOperator).
+        let (x, kind) = cx.deq_or_int8(at, 0)?;
+        let geom = geometry_of(cx, at, x, PoolKind::Max)?;
+        let q = cx.quant(x);
+        let y = cx.new_i8(at.out(), out_shape(&geom), q);
+        let op = PoolOp::MaxI8 {
+            geom,
+            lo: -128,
+            hi: 127,
+        };
+        cx.emit(at, Op::Pool(op), vec![x], y);
+        cx.bind(at.out(), kind(y));
+        return Ok(());
+    }
+    let out = cx.quantized_output(at)?;
+    let x = cx.deq(at, 0)?;
+    let include = at.attr_i("count_include_pad", 0) != 0;
+    let kind = PoolKind::Average {
+        count_include_pad: include,
+    };
+    let geom = geometry_of(cx, at, x, kind)?;
+    let (qx, q) = (cx.quant(x), out.q);
+    let mut counts: Vec<u32> = Vec::new();
+    for oy in 0..geom.window.out_h {
+        for ox in 0..geom.window.out_w {
+            let c = window_taps(&geom, oy, ox) as u32;
+            if !counts.contains(&c) {
+                counts.push(c);
+            }
+        }
+    }
+    counts.sort_unstable();
+    if counts.contains(&0) {
+        return Err(at.err("a pooling window covers no input"));
+    }
+    let by_count = counts
+        .iter()
+        // As onnxruntime's QLinear(Global)AveragePool, in float32.
+        .map(|&c| (c, Requant::from_f32(qx.scale / (q.scale * c as f32))))
+        .collect();
+    let y = cx.new_i8(at.out(), out_shape(&geom), q);
+    let op = PoolOp::AvgI8 {
+        geom,
+        quant: AvgPoolI8 {
+            in_zero: qx.zero,
+            out_zero: q.zero,
+            lo: out.lo,
+            hi: out.hi,
+        },
+        by_count,
+    };
+    cx.emit(at, Op::Pool(op), vec![x], y);
+    cx.bind_output(out, y);
+    Ok(())
+}
+
+fn out_shape(p: &Pool2d) -> Vec<usize> {
+    vec![p.batch, p.c, p.window.out_h, p.window.out_w]
+}
+
+/// The `Pool2d { .. }` literal.
+fn geometry(p: &Pool2d) -> TokenStream {
+    let Pool2d {
+        batch,
+        c,
+        window,
+        kind,
+        act,
+    } = p;
+    let (batch, c) = (u(*batch), u(*c));
+    let kind = match kind {
+        PoolKind::Max => quote!(::microarena::kernels::pool::PoolKind::Max),
+        PoolKind::Average { count_include_pad } => {
+            quote!(::microarena::kernels::pool::PoolKind::Average { count_include_pad: #count_include_pad })
+        }
+    };
+    let (window, act) = (window_tokens(window), activation_tokens(act));
+    quote! {
+        ::microarena::kernels::pool::Pool2d {
+            batch: #batch, c: #c, window: #window, kind: #kind, act: #act,
+        }
+    }
+}
+
+impl Kernel for PoolOp {
+    fn name(&self) -> &'static str {
+        match self {
+            PoolOp::F32(p) => match p.kind {
+                PoolKind::Max => "MaxPool",
+                PoolKind::Average { .. } => "AveragePool",
+            },
+            PoolOp::MaxI8 { .. } => "MaxPoolI8",
+            PoolOp::AvgI8 { .. } => "AveragePoolI8",
+        }
+    }
+
+    fn activation_mut(&mut self) -> Option<&mut Activation> {
+        match self {
+            PoolOp::F32(p) => Some(&mut p.act),
+            PoolOp::MaxI8 { .. } | PoolOp::AvgI8 { .. } => None,
+        }
+    }
+
+    fn emit(&self, call: &Call) -> TokenStream {
+        let (x, out) = (call.operand(0), &call.out);
+        call.wrap(match self {
+            PoolOp::F32(p) => {
+                let geom = geometry(p);
+                quote!(::microarena::kernels::pool::pool2d(&#geom, #x, #out);)
+            }
+            PoolOp::MaxI8 { geom, lo, hi } => {
+                let geom = geometry(geom);
+                quote!(::microarena::kernels::pool::max_pool_i8(&#geom, #lo, #hi, #x, #out);)
+            }
+            PoolOp::AvgI8 {
+                geom,
+                quant,
+                by_count,
+            } => {
+                let geom = geometry(geom);
+                let AvgPoolI8 {
+                    in_zero,
+                    out_zero,
+                    lo,
+                    hi,
+                } = quant;
+                let counts = by_count.iter().map(|(n, r)| {
+                    let r = requant(r);
+                    quote!((#n, #r))
+                });
+                quote! {
+                    ::microarena::kernels::pool::avg_pool_i8(
+                        &#geom,
+                        &::microarena::kernels::pool::AvgPoolI8 {
+                            in_zero: #in_zero, out_zero: #out_zero, lo: #lo, hi: #hi,
+                        },
+                        &[#(#counts),*],
+                        #x, #out,
+                    );
+                }
+            }
+        })
+    }
+
+    fn run(&self, ins: &Inputs, out: &mut Values) {
+        match self {
+            PoolOp::F32(p) => pool::pool2d(p, ins.f32(0), out.f32_mut()),
+            PoolOp::MaxI8 { geom, lo, hi } => {
+                pool::max_pool_i8(geom, *lo, *hi, ins.i8(0), out.i8_mut())
+            }
+            PoolOp::AvgI8 {
+                geom,
+                quant,
+                by_count,
+            } => pool::avg_pool_i8(geom, quant, by_count, ins.i8(0), out.i8_mut()),
+        }
+    }
+}
