@@ -79,7 +79,10 @@ fn order_matters_and_the_optimal_order_is_found() {
     assert_close("two-branch model", &got, &want, 1e-4, 1e-5);
 }
 
-/// Placement adds nothing on the test models: the arena is the optimal order's peak.
+/// Placement adds nothing on the test models: the arena is the optimal order's peak — but
+/// on `inception`, whose best sharing choice (7 zero-copy slices) has a peak of 51,200 B
+/// that no order and placement found reaches (the slices' fixed layout leaves a 2 KiB gap):
+/// its 53,248 B still beat every plan that places at its peak (forced sharing: 57,344 B).
 #[test]
 fn test_models_place_at_the_optimal_peak() {
     for entry in std::fs::read_dir(models_dir()).expect("models dir") {
@@ -90,7 +93,15 @@ fn test_models_place_at_the_optimal_peak() {
         }
         let c = compile(&path, &Options::default()).expect("compiles");
         assert!(c.stats.optimal, "{name}: order not proven optimal");
-        assert_eq!(c.plan.arena_bytes, c.stats.min_peak_bytes, "{name}");
+        if name == "inception.onnx" {
+            assert_eq!(
+                (c.plan.arena_bytes, c.stats.min_peak_bytes),
+                (53_248, 51_200)
+            );
+            assert_eq!(c.stats.forced_sharing_arena_bytes, 57_344);
+        } else {
+            assert_eq!(c.plan.arena_bytes, c.stats.min_peak_bytes, "{name}");
+        }
         assert!(
             c.plan.arena_bytes <= c.stats.file_order_arena_bytes,
             "{name}"
@@ -155,11 +166,11 @@ fn arena_regression() {
         ("chain", 107_776),
         ("densenet", 73_728),
         ("dwsep", 24_576),
-        ("inception", 57_344),
+        ("inception", 53_248),
         ("mlp", 448),
         ("mobilenetv2", 40_960),
         ("nas_cells", 61_440),
-        ("random_dag", 73_728),
+        ("random_dag", 66_560),
         ("residual", 55_296),
     ];
     for (name, bytes) in today {
@@ -186,14 +197,13 @@ fn arena_regression() {
     }
 }
 
-/// Sharing is a choice: on `nas_cells`, forcing every zero-copy concatenation allocates each
-/// cell's output while its wide branches are still live, which costs more than copying.
+/// Sharing is a choice: on `inception`, forcing every zero-copy concatenation pins the slices
+/// of both blocks in one layout; sharing all but one of them places smaller.
 #[test]
 fn forced_sharing_can_lose_and_the_planner_declines_it() {
-    let c = compile(&models_dir().join("nas_cells.onnx"), &Options::default()).expect("compiles");
-    assert!(c.stats.forced_sharing_arena_bytes > c.plan.arena_bytes);
-    // On the inception net the planner shares and beats the plain model by more than 19%.
     let c = compile(&models_dir().join("inception.onnx"), &Options::default()).expect("compiles");
+    assert!(c.stats.forced_sharing_arena_bytes > c.plan.arena_bytes);
+    // And the planner shares, beating the plain model by more than 19%.
     assert!(c.stats.zero_copy_slots > 0);
     assert!((c.plan.arena_bytes as f64) <= 0.81 * c.stats.plain_arena_bytes as f64);
 }

@@ -21,6 +21,7 @@ use crate::ir::{Graph, Node, Op, OrderRank, TensorKind};
 use crate::kernels::shape::StridedCopy;
 use crate::ops::shape::ShapeOp;
 
+mod constant;
 pub(crate) mod qdq;
 pub(crate) mod typed;
 

@@ -357,6 +357,12 @@ impl Simulation {
         }
     }
 
+    /// True before the first step when graph inputs nobody reads are still held (the first
+    /// step, whichever it is, frees them).
+    pub fn holds_unread_inputs(&self) -> bool {
+        self.undo.is_empty() && !self.unread_inputs.is_empty()
+    }
+
     /// The buffer `v` would overwrite if it ran now.
     pub fn in_place_target(&self, m: &MemoryModel, v: usize) -> Option<usize> {
         m.in_place[v]

@@ -101,6 +101,46 @@ impl Default for SearchLimits {
     }
 }
 
+/// The orders found without search, which seed the search with a bound and stand in for it
+/// when its budget runs out. `File` and `Tract` are also the baselines plans are compared
+/// with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SeedOrder {
+    /// The ONNX file's order ([`Schedule::file_order`]).
+    File,
+    /// tract's `eval_order_opt_ram` ([`Schedule::tract_order`]).
+    Tract,
+    /// Greedy: least live bytes after the step ([`heuristics::Greedy::LeastAfter`]).
+    GreedyAfter,
+    /// Greedy: least live bytes during the step ([`heuristics::Greedy::LeastDuring`]).
+    GreedyDuring,
+    /// Greedy: finish the branch in hand ([`heuristics::Greedy::DepthFirst`]).
+    GreedyDepth,
+}
+
+impl SeedOrder {
+    /// Every seed, in the order they are tried.
+    pub const ALL: [SeedOrder; 5] = [
+        SeedOrder::File,
+        SeedOrder::Tract,
+        SeedOrder::GreedyAfter,
+        SeedOrder::GreedyDuring,
+        SeedOrder::GreedyDepth,
+    ];
+
+    /// The order on `g` under memory model `m`.
+    pub fn schedule(self, g: &Graph, m: &MemoryModel) -> Schedule {
+        let greedy = |rule| Schedule::from_indices(heuristics::greedy(m, rule));
+        match self {
+            SeedOrder::File => Schedule::file_order(g),
+            SeedOrder::Tract => Schedule::tract_order(g),
+            SeedOrder::GreedyAfter => greedy(heuristics::Greedy::LeastAfter),
+            SeedOrder::GreedyDuring => greedy(heuristics::Greedy::LeastDuring),
+            SeedOrder::GreedyDepth => greedy(heuristics::Greedy::DepthFirst),
+        }
+    }
+}
+
 /// The scheduler's result.
 #[derive(Clone, Debug)]
 pub struct Scheduled {
@@ -110,8 +150,8 @@ pub struct Scheduled {
     pub peak_live_bytes: usize,
     /// True when no order has a lower peak (the search finished within its budget).
     pub optimal: bool,
-    /// The reference and greedy orders the search started from, by name.
-    pub seeds: Vec<(&'static str, Schedule)>,
+    /// The reference and greedy orders the search started from.
+    pub seeds: Vec<(SeedOrder, Schedule)>,
     /// Search states expanded.
     pub states: usize,
     /// Segments between cut points.
@@ -126,24 +166,32 @@ pub fn plan(g: &Graph, alignment: usize, limits: SearchLimits) -> Scheduled {
 
 /// Finds the minimum-peak order of `g` under the memory model `m`.
 pub fn plan_for(g: &Graph, m: &MemoryModel, limits: SearchLimits) -> Scheduled {
+    plan_seeded(g, m, limits, &[])
+}
+
+/// As [`plan_for`], with `known` orders (e.g. the best orders of related memory models) as
+/// further seeds: the best of them bounds the search from the start.
+pub fn plan_seeded(
+    g: &Graph,
+    m: &MemoryModel,
+    limits: SearchLimits,
+    known: &[Schedule],
+) -> Scheduled {
     let start = Instant::now();
-    let seeds: Vec<(&'static str, Schedule)> = vec![
-        ("file", Schedule::file_order(g)),
-        ("tract", Schedule::tract_order(g)),
-        (
-            "greedy-after",
-            Schedule::from_indices(heuristics::greedy(m, heuristics::Greedy::LeastAfter)),
-        ),
-        (
-            "greedy-during",
-            Schedule::from_indices(heuristics::greedy(m, heuristics::Greedy::LeastDuring)),
-        ),
-        (
-            "greedy-depth",
-            Schedule::from_indices(heuristics::greedy(m, heuristics::Greedy::DepthFirst)),
-        ),
-    ];
-    let orders: Vec<Vec<usize>> = seeds.iter().map(|(_, s)| s.indices()).collect();
+    let seeds: Vec<(SeedOrder, Schedule)> = SeedOrder::ALL
+        .iter()
+        .map(|&s| (s, s.schedule(g, m)))
+        .collect();
+    let orders: Vec<Vec<usize>> = seeds
+        .iter()
+        .map(|(_, s)| s.indices())
+        .chain(
+            known
+                .iter()
+                .filter(|s| s.is_valid(g))
+                .map(Schedule::indices),
+        )
+        .collect();
     let outcome = if m.is_empty() {
         search::Outcome {
             order: Vec::new(),
@@ -159,6 +207,8 @@ pub fn plan_for(g: &Graph, m: &MemoryModel, limits: SearchLimits) -> Scheduled {
             search::Budget {
                 deadline: start + limits.budget,
                 max_states: limits.max_states,
+                variant: 0,
+                target: None,
             },
         )
     };
@@ -170,4 +220,42 @@ pub fn plan_for(g: &Graph, m: &MemoryModel, limits: SearchLimits) -> Scheduled {
         states: outcome.states,
         segments: outcome.segments,
     }
+}
+
+/// Other orders of `g` under `m` whose peak is at most `peak` (e.g. other optimal orders,
+/// which may place into a smaller arena), one per tie-break `variant` (1, 2, ...), each
+/// search stopping at `deadline`. An order not found in time is left out.
+pub fn alternatives(
+    g: &Graph,
+    m: &MemoryModel,
+    scheduled: &Scheduled,
+    peak: usize,
+    variants: std::ops::Range<u32>,
+    deadline: Instant,
+) -> Vec<Schedule> {
+    if m.is_empty() {
+        return Vec::new();
+    }
+    let orders: Vec<Vec<usize>> = scheduled.seeds.iter().map(|(_, s)| s.indices()).collect();
+    let mut out = Vec::new();
+    for variant in variants {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let o = search::search(
+            m,
+            &orders,
+            search::Budget {
+                deadline,
+                max_states: SearchLimits::default().max_states,
+                variant,
+                target: Some(peak + 1),
+            },
+        );
+        let s = Schedule::from_indices(o.order);
+        if o.peak <= peak && s.is_valid(g) && !out.contains(&s) && s != scheduled.schedule {
+            out.push(s);
+        }
+    }
+    out
 }

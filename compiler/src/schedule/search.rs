@@ -13,9 +13,20 @@
 //! search is given a limit (the best peak known); a state that cannot beat it returns a
 //! lower bound instead of its value, and memo entries remember which they hold.
 //!
-//! **Reduction.** A ready node that frees at least what it allocates, and whose step costs
+//! **Bound.** A state's lower bound is the largest, over the nodes still to run, of the bytes
+//! certainly live during that node's step: its own output (unless it may run in place), and
+//! every buffer already written — or written by one of its ancestors — that a reader at or
+//! after that step still needs (or that is a graph output). Those sums are kept per node
+//! and updated as nodes run, so the bound costs one pass over the remaining nodes.
+//!
+//! **Reductions.** A ready node that frees at least what it allocates, and whose step costs
 //! no more than a lower bound of `f(S)`, can be run first without loss: moving it to the
 //! front of any completion lowers or keeps every later step. Such states get one child.
+//! A ready node whose output nobody reads (a graph output) and which frees nothing now is
+//! never worse run one step later, past any node whose in-place choice it does not affect
+//! (swapping the two steps raises neither). If each of its inputs is also read by a node
+//! that is not such a leaf, it can be pushed past every leaf before the first other node of
+//! any completion, which is ready: so it is not branched on while other nodes are ready.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -45,6 +56,12 @@ pub struct Budget {
     pub deadline: Instant,
     /// Stop searching after this many memo entries (bounds memory).
     pub max_states: usize,
+    /// How ready nodes are tried (0: least live bytes after the step first; other values
+    /// other tie-breaks, to find other orders of the same peak).
+    pub variant: u32,
+    /// With `Some(t)`, look for any order whose peak is below `t` (the first found in the
+    /// `variant`'s order of trying) instead of the minimum.
+    pub target: Option<usize>,
 }
 
 /// The minimum-peak order, or the best of `seeds` (valid orders of all nodes) per segment
@@ -65,6 +82,7 @@ pub fn search(m: &MemoryModel, seeds: &[Vec<usize>], budget: Budget) -> Outcome 
             in_piece[v] = p;
         }
     }
+    let closures = closures(m, topo);
     for (p, piece) in pieces.iter().enumerate() {
         let chosen: Vec<usize> = if piece.len() == 1 {
             piece.clone()
@@ -74,8 +92,15 @@ pub fn search(m: &MemoryModel, seeds: &[Vec<usize>], budget: Budget) -> Outcome 
                 .iter()
                 .map(|s| s.iter().copied().filter(|&v| in_piece[v] == p).collect())
                 .collect();
-            let (seg_order, seg_optimal, seg_states) =
-                solve_segment(m, piece, &restricted, &sim, budget);
+            let (seg_order, seg_optimal, seg_states) = solve_segment(
+                m,
+                piece,
+                &restricted,
+                &sim,
+                &order,
+                (&closures.0, &closures.1),
+                budget,
+            );
             optimal &= seg_optimal;
             states += seg_states;
             seg_order
@@ -157,8 +182,19 @@ struct Segment<'a> {
     nodes: Vec<usize>,
     /// Per local node: its predecessors inside the segment, as a local bit set.
     preds: Vec<Vec<u64>>,
-    /// Per local node: bytes it holds while it runs, in any order.
-    own: Vec<usize>,
+    /// Per local node: bytes certainly live during its step whatever else has run (see
+    /// the module's **Bound**).
+    base: Vec<usize>,
+    /// Per local node: bytes certainly live during its step because of nodes that have run
+    /// and are not its ancestors (kept up to date as nodes run).
+    extra: Vec<usize>,
+    /// Per local node `w`: the local nodes whose `extra` grows by `alloc[w]` when `w` runs.
+    feeds: Vec<Vec<u32>>,
+    /// Per local node: it may be deferred (no reader of its output, no in-place option,
+    /// none of its inputs can be overwritten in place by another node): per input buffer,
+    /// the other readers that may not be deferred, as local indices (`None` for a reader
+    /// after the segment, always still to run). Empty when the node may not be deferred.
+    deferrable: Vec<Vec<Vec<Option<usize>>>>,
     memo: HashMap<Vec<u64>, Entry>,
     sim: Simulation,
     done: Vec<u64>,
@@ -171,11 +207,44 @@ fn bit(set: &[u64], i: usize) -> bool {
     set[i / 64] >> (i % 64) & 1 == 1
 }
 
+/// Per node, its ancestors and its descendants, as bit sets over all nodes.
+fn closures(m: &MemoryModel, topo: &[usize]) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
+    let n = m.len();
+    let words = n.div_ceil(64);
+    let mut anc = vec![vec![0u64; words]; n];
+    for &v in topo {
+        for &p in &m.preds[v] {
+            let (a, b) = if p < v {
+                let (lo, hi) = anc.split_at_mut(v);
+                (&lo[p], &mut hi[0])
+            } else {
+                let (lo, hi) = anc.split_at_mut(p);
+                (&hi[0], &mut lo[v])
+            };
+            for (w, x) in b.iter_mut().zip(a) {
+                *w |= x;
+            }
+            b[p / 64] |= 1 << (p % 64);
+        }
+    }
+    let mut desc = vec![vec![0u64; words]; n];
+    for (v, a) in anc.iter().enumerate() {
+        for (u, d) in desc.iter_mut().enumerate() {
+            if bit(a, u) {
+                d[v / 64] |= 1 << (v % 64);
+            }
+        }
+    }
+    (anc, desc)
+}
+
 fn solve_segment(
     m: &MemoryModel,
     nodes: &[usize],
     seeds: &[Vec<usize>],
     start: &Simulation,
+    before: &[usize],
+    (anc, desc): (&[Vec<u64>], &[Vec<u64>]),
     budget: Budget,
 ) -> (Vec<usize>, bool, usize) {
     let k = nodes.len();
@@ -196,6 +265,92 @@ fn solve_segment(
             set
         })
         .collect();
+    // Readers and writers of every buffer.
+    let nb = m.size.len();
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); nb];
+    let mut writers: Vec<Vec<usize>> = vec![Vec::new(); nb];
+    for v in 0..m.len() {
+        for &b in &m.reads[v] {
+            readers[b].push(v);
+        }
+        if let Some(b) = m.writes[v] {
+            writers[b].push(v);
+        }
+    }
+    // Bytes of each buffer written before the segment (graph inputs whole).
+    let mut written = vec![0usize; nb];
+    for &b in &m.initial {
+        written[b] = m.size[b];
+    }
+    for &w in before {
+        if let Some(b) = m.writes[w] {
+            written[b] += m.alloc[w];
+        }
+    }
+    // Buffer `b` is alive during node `v`'s step when it is a graph output or a reader
+    // runs at or after that step (`v` itself or a descendant).
+    let alive =
+        |b: usize, v: usize| m.pinned[b] || readers[b].iter().any(|&r| r == v || bit(&desc[v], r));
+    // Nodes that may be deferred, over the whole graph (see `Segment::deferrable`).
+    let in_place_inputs: Vec<bool> = {
+        let mut t = vec![false; nb];
+        for v in 0..m.len() {
+            for &b in &m.in_place[v] {
+                t[b] = true;
+            }
+        }
+        t
+    };
+    let leaf_like = |v: usize| {
+        m.succs[v].is_empty()
+            && m.in_place[v].is_empty()
+            && m.reads[v].iter().all(|&b| !in_place_inputs[b])
+    };
+    let done_before: std::collections::HashSet<usize> = before.iter().copied().collect();
+    let mut base = vec![0usize; k];
+    let mut feeds: Vec<Vec<u32>> = vec![Vec::new(); k];
+    for (i, &v) in nodes.iter().enumerate() {
+        let mut sum = if m.in_place[v].is_empty() {
+            m.alloc[v]
+        } else {
+            0
+        };
+        for b in 0..nb {
+            if !alive(b, v) {
+                continue;
+            }
+            sum += written[b];
+            for &w in &writers[b] {
+                if bit(&anc[v], w) && local.contains_key(&w) {
+                    sum += m.alloc[w];
+                }
+            }
+        }
+        base[i] = sum;
+        for (j, &w) in nodes.iter().enumerate() {
+            if j != i && !bit(&anc[v], w) && m.writes[w].is_some_and(|b| alive(b, v)) {
+                feeds[j].push(i as u32);
+            }
+        }
+    }
+    let deferrable = nodes
+        .iter()
+        .map(|&v| {
+            if !leaf_like(v) || m.reads[v].is_empty() {
+                return Vec::new();
+            }
+            m.reads[v]
+                .iter()
+                .map(|&b| {
+                    readers[b]
+                        .iter()
+                        .filter(|&&r| r != v && !leaf_like(r) && !done_before.contains(&r))
+                        .map(|r| local.get(r).copied())
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
     // The best seed gives the bound to beat.
     let mut best: Option<(usize, &Vec<usize>)> = None;
     for seed in seeds {
@@ -208,9 +363,12 @@ fn solve_segment(
     let (seed_peak, seed_order) = best.expect("at least one seed");
     let mut seg = Segment {
         m,
-        own: nodes.iter().map(|&v| m.own_bytes(v)).collect(),
         nodes: nodes.to_vec(),
         preds,
+        base,
+        extra: vec![0; k],
+        feeds,
+        deferrable,
         memo: HashMap::new(),
         sim: start.clone(),
         done: vec![0u64; words],
@@ -218,13 +376,14 @@ fn solve_segment(
         budget,
         aborted: false,
     };
-    let value = seg.solve(k, seed_peak);
+    let limit = budget.target.unwrap_or(seed_peak);
+    let value = seg.solve(k, limit);
     if seg.aborted {
         return (seed_order.clone(), false, seg.expanded);
     }
-    if value >= seed_peak {
-        // Nothing beats the seed: it is optimal.
-        return (seed_order.clone(), true, seg.expanded);
+    if value >= limit {
+        // Nothing beats the seed (or the target): the seed is optimal (or as good as any).
+        return (seed_order.clone(), budget.target.is_none(), seg.expanded);
     }
     // Follow the exact choices from the empty set.
     let mut order = Vec::with_capacity(k);
@@ -250,8 +409,8 @@ impl Segment<'_> {
             }
         }
         self.expanded += 1;
-        // Check the clock on the first expansion and every 1024 after.
-        if self.expanded % 1024 == 1
+        // Check the clock on the first expansion and every 256 after.
+        if self.expanded % 256 == 1
             && (Instant::now() > self.budget.deadline || self.memo.len() > self.budget.max_states)
         {
             self.aborted = true;
@@ -267,7 +426,7 @@ impl Segment<'_> {
             if bit(&self.done, i) {
                 continue;
             }
-            bound = bound.max(self.own[i]);
+            bound = bound.max(self.base[i] + self.extra[i]);
             if self.preds[i]
                 .iter()
                 .zip(&self.done)
@@ -284,12 +443,30 @@ impl Segment<'_> {
             self.store(bound, false, 0);
             return bound;
         }
-        // The reduction: a node that frees what it allocates, at no more than the bound.
+        // The reductions: a node that frees what it allocates, at no more than the bound;
+        // else leave out the deferrable nodes that free nothing (unless nothing else is ready).
         let live = self.sim.live;
         if let Some(&forced) = ready.iter().find(|r| r.0 <= live && r.1 <= bound) {
             ready = vec![forced];
         } else {
+            let keep = |r: &(usize, usize, usize)| {
+                !(r.0 >= live + self.m.alloc[self.nodes[r.2]] && self.may_defer(r.2))
+            };
+            // Not at the very first step: it frees the unread graph inputs, so which node
+            // runs it matters beyond the exchange argument.
+            if !self.sim.holds_unread_inputs() && ready.iter().any(keep) {
+                ready.retain(keep);
+            }
             ready.sort_unstable();
+            match self.budget.variant {
+                0 => {}
+                1 => ready.sort_by_key(|r| (r.1, r.0, r.2)),
+                2 => ready.sort_by_key(|r| (r.0, std::cmp::Reverse(r.2))),
+                v => ready.sort_by_key(|r| {
+                    let h = (r.2 as u64 ^ u64::from(v)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    (r.0, h >> 32)
+                }),
+            }
         }
         let mut best = usize::MAX;
         let mut choice = 0;
@@ -299,12 +476,9 @@ impl Segment<'_> {
                 best = best.min(during);
                 continue;
             }
-            let v = self.nodes[i];
-            self.sim.run(m, v);
-            self.done[i / 64] |= 1 << (i % 64);
+            self.enter(i);
             let rest = self.solve(remaining - 1, cap);
-            self.done[i / 64] &= !(1 << (i % 64));
-            self.sim.undo(m, v);
+            self.leave(i);
             if self.aborted {
                 return usize::MAX;
             }
@@ -316,6 +490,39 @@ impl Segment<'_> {
         }
         self.store(best, best < limit, choice as u32);
         best
+    }
+
+    /// True when local node `i`, which frees nothing now, can be left for later: it is
+    /// deferrable and each of its inputs still has a reader that is not (so nodes deferred
+    /// together never make each other free anything; see the module's **Reductions**).
+    fn may_defer(&self, i: usize) -> bool {
+        let inputs = &self.deferrable[i];
+        !inputs.is_empty()
+            && inputs
+                .iter()
+                .all(|others| others.iter().any(|r| r.is_none_or(|j| !bit(&self.done, j))))
+    }
+
+    /// Runs local node `i`.
+    fn enter(&mut self, i: usize) {
+        let v = self.nodes[i];
+        self.sim.run(self.m, v);
+        self.done[i / 64] |= 1 << (i % 64);
+        let a = self.m.alloc[v];
+        for &j in &self.feeds[i] {
+            self.extra[j as usize] += a;
+        }
+    }
+
+    /// Undoes [`Segment::enter`] of local node `i`.
+    fn leave(&mut self, i: usize) {
+        let v = self.nodes[i];
+        self.done[i / 64] &= !(1 << (i % 64));
+        self.sim.undo(self.m, v);
+        let a = self.m.alloc[v];
+        for &j in &self.feeds[i] {
+            self.extra[j as usize] -= a;
+        }
     }
 
     fn store(&mut self, value: usize, exact: bool, choice: u32) {

@@ -1,0 +1,302 @@
+//! The placement problem of one schedule: storage units with their sizes, pieces and
+//! lifetimes, and where a unit may go given the units already placed.
+
+use super::{lifetimes, ArenaPlan, Lifetime, Unit};
+use crate::ir::Graph;
+use crate::schedule::memory::MemoryModel;
+use crate::schedule::Schedule;
+
+/// Units to place, with their sizes and lifetimes, under one schedule.
+///
+/// A unit is one or more *pieces* at fixed offsets from the unit's start, each with its own
+/// lifetime: the slices of a zero-copy concatenation are written at different steps, and
+/// other tensors may use a slice's bytes until it is written.
+pub struct Problem {
+    /// Union of the pieces' lifetimes, per unit.
+    pub(crate) life: Vec<Option<Lifetime>>,
+    /// Bytes, per unit.
+    pub(crate) size: Vec<usize>,
+    /// Pieces per unit: offset in the unit, bytes, lifetime.
+    pub(crate) pieces: Vec<Vec<(usize, usize, Lifetime)>>,
+    /// Units with a lifetime and bytes.
+    pub(crate) items: Vec<usize>,
+    /// Bytes live at each step: no placement can beat their maximum.
+    pub(crate) step_live_bytes: Vec<usize>,
+    /// Per buffer of the memory model: its unit.
+    pub(crate) unit_of_buffer: Vec<usize>,
+    /// Per node: the buffer it overwrote in place.
+    pub(crate) in_place: Vec<Option<usize>>,
+    /// Alignment of every unit's offset.
+    pub(crate) alignment: usize,
+    /// When the searching placers must stop (`None`: only their node budgets stop them).
+    pub(crate) deadline: Option<std::time::Instant>,
+}
+
+impl Problem {
+    /// The units of `m` under `schedule`: buffers joined by in-place writes.
+    pub fn new(g: &Graph, m: &MemoryModel, schedule: &Schedule) -> Problem {
+        let order = schedule.indices();
+        let replay = m.replay(&order);
+        // Units: buffers joined by in-place writes (the output takes over the input's bytes).
+        let nb = m.size.len();
+        let mut parent: Vec<usize> = (0..nb).collect();
+        fn find(p: &mut [usize], mut x: usize) -> usize {
+            while p[x] != x {
+                p[x] = p[p[x]];
+                x = p[x];
+            }
+            x
+        }
+        for (v, t) in replay.in_place.iter().enumerate() {
+            if let (Some(t), Some(o)) = (t, m.writes[v]) {
+                let (a, b) = (find(&mut parent, *t), find(&mut parent, o));
+                parent[b] = a;
+            }
+        }
+        let mut unit_of_buffer = vec![usize::MAX; nb];
+        let mut unit_of_root = vec![usize::MAX; nb];
+        let mut size: Vec<usize> = Vec::new();
+        for (b, unit) in unit_of_buffer.iter_mut().enumerate() {
+            let r = find(&mut parent, b);
+            if unit_of_root[r] == usize::MAX {
+                unit_of_root[r] = size.len();
+                size.push(0);
+            }
+            let u = unit_of_root[r];
+            *unit = u;
+            size[u] = size[u].max(m.size[b]);
+        }
+        // Pieces: each tensor's own bytes, from its write to its buffer's death.
+        let producers = g.producers();
+        let mut pieces: Vec<Vec<(usize, usize, Lifetime)>> = vec![Vec::new(); size.len()];
+        for (t, own) in m.own.iter().enumerate() {
+            let Some((b, _)) = m.home[t] else { continue };
+            let first = match producers[t] {
+                Some(p) => replay.step[p.0],
+                None => 0,
+            };
+            if first == usize::MAX {
+                continue;
+            }
+            let life = Lifetime {
+                first,
+                last: replay.died[b].max(first),
+            };
+            for &(s, e) in own {
+                pieces[unit_of_buffer[b]].push((s, e - s, life));
+            }
+        }
+        let life: Vec<Option<Lifetime>> = pieces
+            .iter()
+            .map(|ps| {
+                ps.iter().map(|p| p.2).reduce(|a, b| Lifetime {
+                    first: a.first.min(b.first),
+                    last: a.last.max(b.last),
+                })
+            })
+            .collect();
+        let items: Vec<usize> = (0..size.len())
+            .filter(|&u| life[u].is_some() && size[u] > 0)
+            .collect();
+        Problem {
+            life,
+            size,
+            pieces,
+            items,
+            step_live_bytes: if replay.during.is_empty() {
+                vec![0]
+            } else {
+                replay.during
+            },
+            unit_of_buffer,
+            in_place: replay.in_place,
+            alignment: m.alignment,
+            deadline: None,
+        }
+    }
+
+    /// Offsets at which unit `i` would share a byte with a placed unit at a common step:
+    /// half-open intervals `[a, b)`.
+    pub(crate) fn forbidden(
+        &self,
+        i: usize,
+        placed: &[usize],
+        offsets: &[Option<usize>],
+    ) -> Vec<(i64, i64)> {
+        let li = self.lifetime(i);
+        let mut f = Vec::new();
+        for &j in placed {
+            if !self.lifetime(j).overlaps(&li) {
+                continue;
+            }
+            let oj = offsets[j].expect("placed") as i64;
+            for &(pr, ps, pl) in &self.pieces[i] {
+                for &(qr, qs, ql) in &self.pieces[j] {
+                    if pl.overlaps(&ql) {
+                        let q = oj + qr as i64;
+                        f.push((q - pr as i64 - ps as i64 + 1, q + qs as i64 - pr as i64));
+                    }
+                }
+            }
+        }
+        f.sort_unstable();
+        f
+    }
+
+    /// The feasible aligned offsets, as `(first, last)` ranges in increasing order, the last
+    /// one unbounded (`usize::MAX`), given the forbidden intervals sorted by start.
+    pub(crate) fn gaps(&self, forbidden: &[(i64, i64)]) -> Vec<(usize, usize)> {
+        let a = self.alignment as i64;
+        let up = |x: i64| x.max(0).saturating_add(a - 1) / a * a;
+        let mut out = Vec::new();
+        let mut cursor = 0i64;
+        for &(s, e) in forbidden {
+            if s > cursor {
+                // Feasible: cursor ..= s - 1, aligned down.
+                let last = (s - 1) / a * a;
+                if last >= cursor {
+                    out.push((cursor as usize, last as usize));
+                }
+            }
+            cursor = cursor.max(up(e));
+        }
+        if cursor < i64::MAX / 2 {
+            out.push((cursor as usize, usize::MAX));
+        }
+        out
+    }
+
+    /// The plan of unit offsets `offsets` (per unit) and arena size `arena`.
+    pub(crate) fn plan(
+        &self,
+        g: &Graph,
+        m: &MemoryModel,
+        schedule: &Schedule,
+        offsets: Vec<Option<usize>>,
+        arena: usize,
+    ) -> ArenaPlan {
+        let unit_of: Vec<Option<usize>> = m
+            .home
+            .iter()
+            .map(|h| h.map(|(b, _)| self.unit_of_buffer[b]))
+            .collect();
+        let tensor_offsets = m
+            .home
+            .iter()
+            .map(|h| h.and_then(|(b, within)| offsets[self.unit_of_buffer[b]].map(|o| o + within)))
+            .collect();
+        let in_place = g
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(v, n)| {
+                let b = self.in_place[v]?;
+                n.inputs
+                    .iter()
+                    .position(|t| m.home[t.0].is_some_and(|h| h.0 == b))
+            })
+            .collect();
+        let units = (0..self.size.len())
+            .map(|u| Unit {
+                offset: offsets[u].unwrap_or(0),
+                bytes: if offsets[u].is_some() {
+                    self.size[u]
+                } else {
+                    0
+                },
+                life: self.life[u].unwrap_or(Lifetime { first: 0, last: 0 }),
+                pieces: self.pieces[u].clone(),
+            })
+            .collect();
+        ArenaPlan {
+            offsets: tensor_offsets,
+            lifetimes: lifetimes(g, schedule),
+            arena_bytes: arena,
+            alignment: m.alignment,
+            step_live_bytes: self.step_live_bytes.clone(),
+            in_place,
+            units,
+            unit_of,
+        }
+    }
+
+    pub(crate) fn lifetime(&self, i: usize) -> Lifetime {
+        self.life[i].expect("placed tensors have a lifetime")
+    }
+}
+
+impl Problem {
+    /// True when the searching placers must stop (checked every 256 nodes).
+    pub(crate) fn out_of_time(&self, nodes: usize) -> bool {
+        nodes.is_multiple_of(256)
+            && self
+                .deadline
+                .is_some_and(|d| std::time::Instant::now() >= d)
+    }
+}
+
+/// Placement problems built by hand, for the placers' tests.
+#[cfg(test)]
+pub(crate) mod toy {
+    use super::{Lifetime, Problem};
+
+    /// Units of one piece each: `(bytes, first step, last step)`.
+    pub fn problem(units: &[(usize, usize, usize)], alignment: usize) -> Problem {
+        let steps = units.iter().map(|u| u.2 + 1).max().unwrap_or(1);
+        let mut step_live_bytes = vec![0; steps];
+        for &(b, f, l) in units {
+            for s in &mut step_live_bytes[f..=l] {
+                *s += b;
+            }
+        }
+        Problem {
+            life: units
+                .iter()
+                .map(|&(_, first, last)| Some(Lifetime { first, last }))
+                .collect(),
+            size: units.iter().map(|u| u.0).collect(),
+            pieces: units
+                .iter()
+                .map(|&(b, first, last)| vec![(0, b, Lifetime { first, last })])
+                .collect(),
+            items: (0..units.len()).collect(),
+            step_live_bytes,
+            unit_of_buffer: (0..units.len()).collect(),
+            in_place: Vec::new(),
+            alignment,
+            deadline: None,
+        }
+    }
+
+    /// True when no two units live at a common step share a byte and all are aligned.
+    pub fn sound(p: &Problem, offsets: &[Option<usize>]) -> bool {
+        (0..p.size.len()).all(|i| {
+            let oi = offsets[i].expect("placed");
+            oi % p.alignment == 0
+                && (i + 1..p.size.len()).all(|j| {
+                    let oj = offsets[j].expect("placed");
+                    !p.lifetime(i).overlaps(&p.lifetime(j))
+                        || oi + p.size[i] <= oj
+                        || oj + p.size[j] <= oi
+                })
+        })
+    }
+
+    /// Deterministic pseudo-random problems of `n` units.
+    pub fn random(seed: u64, n: usize) -> Problem {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = |m: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % m as u64) as usize
+        };
+        let units: Vec<(usize, usize, usize)> = (0..n)
+            .map(|_| {
+                let first = next(12);
+                (16 * (1 + next(8)), first, first + next(4))
+            })
+            .collect();
+        problem(&units, 16)
+    }
+}

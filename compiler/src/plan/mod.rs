@@ -1,0 +1,335 @@
+//! Planning: the stages between the optimised graph and the generated code — which tensors
+//! share memory ([`sharing`]), the order of the ops (`crate::schedule`) and the offsets
+//! (`crate::place`) — run within one time budget.
+//!
+//! [`plan_graph`] is the entry point. Each candidate sharing choice is scheduled and placed
+//! by [`evaluate`]; the ONNX file's order and tract's order are kept as baselines
+//! ([`OrderPlan`]); [`PlanStats`] says how the plan compares.
+//!
+//! **Time.** `budget` is a promise for the whole planning (every search and placement): a
+//! [`Clock`] gives each stage a share of what is left, so a search that finishes early leaves
+//! its time to the next ones, and one that does not is cut at its share and keeps the best
+//! order it has (reported as not optimal).
+
+pub mod sharing;
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::ir::{self, SharingChoice};
+use crate::place::{self, ArenaPlan};
+use crate::schedule::memory::MemoryModel;
+use crate::schedule::{self, Schedule, SeedOrder};
+use crate::{passes, Compiled, Options};
+
+/// Figures of a plan, for reports and the CLI.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanStats {
+    /// Peak live bytes of the chosen order under the memory model.
+    pub peak_live_bytes: usize,
+    /// The lowest peak the scheduler found over all orders (the chosen order may have a
+    /// higher peak when it places into a smaller arena).
+    pub min_peak_bytes: usize,
+    /// True when `min_peak_bytes` is proven minimal (the exact search finished in its budget).
+    pub optimal: bool,
+    /// Scheduling and placement time, in milliseconds.
+    pub planning_ms: f64,
+    /// Arena of the ONNX file's order, placed by the same placer.
+    pub file_order_arena_bytes: usize,
+    /// Arena of tract's `eval_order_opt_ram` order, placed by the same placer.
+    pub tract_order_arena_bytes: usize,
+    /// Arena of the best plan for the graph as written, nothing shared: every op (BatchNorm,
+    /// activation, Add, ...) its own output buffer, under the best order found. The baseline.
+    pub plain_arena_bytes: usize,
+    /// Arena of the best plan after fusion (activations and scale/shift folded into their
+    /// producers) but with no buffer sharing (no in place, no zero-copy concatenation).
+    pub fused_plain_arena_bytes: usize,
+    /// Arena of the best plan with every sharing the graph allows forced on.
+    pub forced_sharing_arena_bytes: usize,
+    /// True when the fused plain plan's order is proven minimal.
+    pub plain_optimal: bool,
+    /// Nodes that write their output over an input.
+    pub in_place_nodes: usize,
+    /// Concatenation inputs written straight into their slice of the output.
+    pub zero_copy_slots: usize,
+    /// Search states expanded.
+    pub search_states: usize,
+    /// Segments between cut points that were searched.
+    pub segments: usize,
+}
+
+/// A baseline order of the same (optimised) graph and its placement, for comparisons.
+#[derive(Clone, Debug)]
+pub struct OrderPlan {
+    /// The order of execution.
+    pub schedule: Schedule,
+    /// Its placement: arena size and live bytes per step.
+    pub plan: ArenaPlan,
+}
+
+/// The planning deadline, shared out between the stages.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// When planning started.
+    pub start: Instant,
+    /// When it must end.
+    pub deadline: Instant,
+}
+
+impl Clock {
+    /// A clock of `budget` from now.
+    pub fn new(budget: Duration) -> Clock {
+        let start = Instant::now();
+        Clock {
+            start,
+            deadline: start + budget,
+        }
+    }
+
+    /// The time left.
+    pub fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// A fair share of the time left for the next of `stages` stages.
+    pub fn share(&self, stages: u32) -> Duration {
+        self.left() / stages.max(1)
+    }
+
+    /// True when the time is up.
+    pub fn is_over(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
+/// One sharing choice, scheduled and placed.
+#[derive(Clone, Debug)]
+pub struct Evaluated {
+    /// The choice.
+    pub choice: SharingChoice,
+    /// Its memory model.
+    pub model: MemoryModel,
+    /// What the order search found.
+    pub scheduled: schedule::Scheduled,
+    /// The order kept: the search's, or a seed that places into a smaller arena.
+    pub schedule: Schedule,
+    /// Its placement.
+    pub plan: ArenaPlan,
+}
+
+/// Schedules and places `graph` under sharing `choice` within `budget`, the orders in
+/// `known` seeding the search (sharing never adds live bytes, so the best order of a plan
+/// with less sharing bounds one with more).
+///
+/// The objective is the placed arena: where placement leaves a gap above the optimal order's
+/// peak, the seed orders are placed too (while the clock allows) and the smallest arena wins.
+pub fn evaluate(
+    graph: &ir::Graph,
+    sharing: &ir::Sharing,
+    choice: SharingChoice,
+    alignment: usize,
+    budget: Duration,
+    clock: &Clock,
+    known: &[Schedule],
+) -> Evaluated {
+    let slot_end = Instant::now() + budget;
+    let model = MemoryModel::with_sharing(graph, alignment, sharing, &choice);
+    // The search takes most of the slot; placement (and trying other orders) the rest.
+    let limits = schedule::SearchLimits {
+        budget: budget * 17 / 20,
+        ..Default::default()
+    };
+    let scheduled = schedule::plan_seeded(graph, &model, limits, known);
+    let mut schedule = scheduled.schedule.clone();
+    let deadline = slot_end.min(clock.deadline);
+    let mut plan = place::place_until(graph, &model, &schedule, Some(deadline));
+    if plan.arena_bytes > plan.lower_bound() {
+        // Other orders of the same peak, then the seeds, may place into less.
+        let others = schedule::alternatives(
+            graph,
+            &model,
+            &scheduled,
+            scheduled.peak_live_bytes,
+            1..5,
+            deadline,
+        );
+        let seeds = scheduled.seeds.iter().map(|(_, s)| s.clone());
+        for s in others.into_iter().chain(seeds) {
+            if Instant::now() >= deadline || plan.arena_bytes <= plan.lower_bound() {
+                break;
+            }
+            let p = place::place_until(graph, &model, &s, Some(deadline));
+            if p.arena_bytes < plan.arena_bytes {
+                schedule = s;
+                plan = p;
+            }
+        }
+    }
+    Evaluated {
+        choice,
+        model,
+        scheduled,
+        schedule,
+        plan,
+    }
+}
+
+/// Fails unless `alignment` suits every element type in the arena (below 4 only for
+/// int8-only arenas).
+fn check_alignment(graph: &ir::Graph, alignment: usize) -> Result<()> {
+    if !alignment.is_power_of_two() {
+        return Err(Error::Model(format!(
+            "alignment {alignment} must be a power of two"
+        )));
+    }
+    let mut used = vec![false; graph.tensors.len()];
+    for n in &graph.nodes {
+        used[n.output.0] = true;
+        for t in &n.inputs {
+            used[t.0] = true;
+        }
+    }
+    for t in graph.inputs.iter().chain(&graph.outputs) {
+        used[t.0] = true;
+    }
+    if let Some(t) = graph
+        .tensors
+        .iter()
+        .zip(&used)
+        .find(|(t, &u)| u && t.in_arena() && t.dtype.size() > alignment)
+    {
+        return Err(Error::Model(format!(
+            "alignment {alignment} is too small for tensor `{}` ({:?}, {} bytes per element); use at least {}",
+            t.0.name,
+            t.0.dtype,
+            t.0.dtype.size(),
+            t.0.dtype.size()
+        )));
+    }
+    Ok(())
+}
+
+/// The stages after import, on a graph already in our IR: passes, then planning within
+/// `options.budget`.
+///
+/// Sharing memory is a choice: every sharing the graph allows, the plain model (nothing
+/// shared), in place only and zero-copy concatenation only are each scheduled and placed,
+/// and the best then improves by flipping one concatenation at a time ([`sharing`]). The
+/// plain plan is a candidate, so the result is never worse than it.
+pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
+    check_alignment(&graph, options.alignment)?;
+    let alignment = options.alignment;
+    // The graph as written (one buffer per op output, nothing shared), for the baseline.
+    let mut written = graph.without_weight_data();
+    passes::as_written(&mut written);
+    passes::optimize(&mut graph);
+    let clock = Clock::new(options.budget);
+    let sharing = graph.sharing();
+    let shares = sharing::shares_anything(&sharing);
+    // Weights of the stages still to come: the plain plan 2, with something to share the
+    // three candidates 4 (all sharing) + 1 + 1 and the local search 2, the as-written
+    // baseline 1. Each stage takes its weight's share of the time left.
+    let mut weights: u32 = if shares { 11 } else { 3 };
+    let mut stage = |clock: &Clock, weight: u32| {
+        let d = clock.left() * weight / weights.max(1);
+        weights = weights.saturating_sub(weight);
+        d
+    };
+    let plain = evaluate(
+        &graph,
+        &sharing,
+        SharingChoice::none(),
+        alignment,
+        stage(&clock, 2),
+        &clock,
+        &[],
+    );
+    let baseline = |which: SeedOrder| {
+        let schedule = which.schedule(&graph, &plain.model);
+        let plan = place::place(&graph, &plain.model, &schedule);
+        OrderPlan { schedule, plan }
+    };
+    let file_order = baseline(SeedOrder::File);
+    let tract_order = baseline(SeedOrder::Tract);
+    let (fused_plain_arena_bytes, plain_optimal) =
+        (plain.plan.arena_bytes, plain.scheduled.optimal);
+    let plain_model = plain.model.clone();
+    let (best, forced_sharing_arena_bytes) = if shares {
+        sharing::search(&graph, &sharing, alignment, plain, &clock, &mut stage)
+    } else {
+        (plain, fused_plain_arena_bytes)
+    };
+    let written_plan = evaluate(
+        &written,
+        &ir::Sharing::default(),
+        SharingChoice::none(),
+        alignment,
+        stage(&clock, 1),
+        &clock,
+        &[],
+    );
+    let Evaluated {
+        mut choice,
+        mut model,
+        scheduled,
+        mut schedule,
+        mut plan,
+    } = best;
+    // Never worse than the baselines (a search cut short may leave a seed that places
+    // worse than they do).
+    for b in [&file_order, &tract_order] {
+        if b.plan.arena_bytes < plan.arena_bytes {
+            choice = SharingChoice::none();
+            model = plain_model.clone();
+            schedule = b.schedule.clone();
+            plan = b.plan.clone();
+        }
+    }
+    let stats = PlanStats {
+        peak_live_bytes: model.peak(&schedule.indices()),
+        min_peak_bytes: scheduled.peak_live_bytes,
+        optimal: scheduled.optimal,
+        planning_ms: clock.start.elapsed().as_secs_f64() * 1e3,
+        file_order_arena_bytes: file_order.plan.arena_bytes,
+        tract_order_arena_bytes: tract_order.plan.arena_bytes,
+        plain_arena_bytes: written_plan.plan.arena_bytes,
+        fused_plain_arena_bytes,
+        forced_sharing_arena_bytes,
+        plain_optimal,
+        in_place_nodes: plan.in_place.iter().filter(|p| p.is_some()).count(),
+        zero_copy_slots: choice.slots.iter().filter(|&&s| s).count(),
+        search_states: scheduled.states,
+        segments: scheduled.segments,
+    };
+    Ok(Compiled {
+        graph,
+        schedule,
+        plan,
+        stats,
+        file_order,
+        tract_order,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_shares_what_is_left() {
+        let c = Clock::new(Duration::from_secs(10));
+        assert!(!c.is_over());
+        let share = c.share(4);
+        assert!(share <= Duration::from_millis(2500) && share > Duration::from_millis(2000));
+        let over = Clock::new(Duration::ZERO);
+        assert!(over.is_over());
+        assert_eq!(over.share(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn bad_alignment_is_an_error() {
+        let g = ir::Graph::default();
+        assert!(check_alignment(&g, 12).is_err());
+        assert!(check_alignment(&g, 16).is_ok());
+    }
+}
