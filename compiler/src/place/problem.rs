@@ -272,7 +272,7 @@ pub(crate) mod toy {
     pub fn sound(p: &Problem, offsets: &[Option<usize>]) -> bool {
         (0..p.size.len()).all(|i| {
             let oi = offsets[i].expect("placed");
-            oi % p.alignment == 0
+            oi.is_multiple_of(p.alignment)
                 && (i + 1..p.size.len()).all(|j| {
                     let oj = offsets[j].expect("placed");
                     !p.lifetime(i).overlaps(&p.lifetime(j))
