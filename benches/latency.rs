@@ -19,11 +19,12 @@
 //! only the breakdown with `cargo bench -p microarena-tests --bench latency -- --breakdown`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, Criterion};
+use microarena_tests::read_f32;
 use tract_onnx::prelude::*;
 
 /// The system allocator, counting live bytes and their peak.
@@ -128,14 +129,6 @@ models!(
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 /// tract's optimised, runnable plan of the model's file, and `x` as its input.

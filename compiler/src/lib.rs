@@ -13,6 +13,8 @@
 //! # Ok::<(), microarena_compiler::Error>(())
 //! ```
 
+#![deny(missing_docs)]
+
 /// The runtime's kernels, compiled from the very source files of `runtime/src/kernels/`.
 ///
 /// The compiler runs plans on the host with the same kernels the device runs (see [`exec`]),

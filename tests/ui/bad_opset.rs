@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/ui/data/bad_opset.onnx");
+    microarena::include_model!("testdata/ui/data/bad_opset.onnx");
 }
 
 fn main() {}

@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/ui/data");
+    microarena::include_model!("testdata/ui/data");
 }
 
 fn main() {}

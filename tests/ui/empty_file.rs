@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/ui/data/empty.onnx");
+    microarena::include_model!("testdata/ui/data/empty.onnx");
 }
 
 fn main() {}

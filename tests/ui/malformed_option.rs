@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/models/mlp.onnx", alignment = "sixteen");
+    microarena::include_model!("testdata/models/mlp.onnx", alignment = "sixteen");
 }
 
 fn main() {}

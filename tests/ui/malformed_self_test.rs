@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/models/mlp.onnx", self_test = "yes");
+    microarena::include_model!("testdata/models/mlp.onnx", self_test = "yes");
 }
 
 fn main() {}

@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/models/mlp.onnx", input_shape = 3);
+    microarena::include_model!("testdata/models/mlp.onnx", input_shape = 3);
 }
 
 fn main() {}

@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/ui/data/not_onnx.onnx");
+    microarena::include_model!("testdata/ui/data/not_onnx.onnx");
 }
 
 fn main() {}

@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/models/int8/inception_qop.onnx");
+    microarena::include_model!("testdata/models/int8/inception_qop.onnx");
 }
 
 fn main() {}

@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/ui/data/random.onnx");
+    microarena::include_model!("testdata/ui/data/random.onnx");
 }
 
 fn main() {}

@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/ui/data/symbolic.onnx");
+    microarena::include_model!("testdata/ui/data/symbolic.onnx");
 }
 
 fn main() {}

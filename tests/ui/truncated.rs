@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/ui/data/truncated.onnx");
+    microarena::include_model!("testdata/ui/data/truncated.onnx");
 }
 
 fn main() {}

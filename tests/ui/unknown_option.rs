@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/models/mlp.onnx", arena_limit = 4096);
+    microarena::include_model!("testdata/models/mlp.onnx", arena_limit = 4096);
 }
 
 fn main() {}

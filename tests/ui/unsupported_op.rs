@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/ui/data/unsupported_op.onnx");
+    microarena::include_model!("testdata/ui/data/unsupported_op.onnx");
 }
 
 fn main() {}

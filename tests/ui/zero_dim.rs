@@ -1,5 +1,5 @@
 mod net {
-    microarena::include_model!("../../../../tests/ui/data/zero_dim.onnx");
+    microarena::include_model!("testdata/ui/data/zero_dim.onnx");
 }
 
 fn main() {}

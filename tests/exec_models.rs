@@ -1,19 +1,7 @@
 //! Every model in tests/models, planned and run by the host interpreter, against the
 //! committed onnxruntime outputs.
 
-use std::path::PathBuf;
-
-fn models_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/models")
-}
-
-fn read_f32(path: &std::path::Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
+use microarena_tests::{models_dir, read_f32};
 
 #[test]
 fn interpreter_matches_onnxruntime() {
