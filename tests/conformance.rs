@@ -235,6 +235,13 @@ fn unary_activations() {
         ("Erf", vec![]),
         ("Identity", vec![]),
         ("Dropout", vec![]),
+        ("Elu", vec![]),
+        ("Elu", vec![("alpha", Attr::Float(0.4))]),
+        ("Selu", vec![]),
+        (
+            "Selu",
+            vec![("alpha", Attr::Float(1.5)), ("gamma", Attr::Float(0.7))],
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -475,6 +482,28 @@ fn shapes_and_data_movement() {
             },
         );
     }
+    // Reflect and edge: pads below each axis's size (reflection needs them smaller).
+    for (i, (mode, pads)) in [
+        ("reflect", vec![0, 0, 1, 2, 0, 0, 2, 1]),
+        ("reflect", vec![0, 1, 0, 0, 0, 1, 1, 3]),
+        ("edge", vec![0, 0, 3, 1, 0, 0, 0, 4]),
+        ("edge", vec![0, 2, 1, 0, 0, 1, 0, 0]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        case(&format!("Pad {mode} {pads:?}"), i as u64, &x, |b, _| {
+            let p = b.i64s(pads.clone());
+            b.node("Pad", &["x", &p], vec![("mode", Attr::Str(mode))])
+        });
+    }
+    // Elu and Selu after a convolution: fused into it.
+    case("Conv then Selu", 3, &x, |b, r| {
+        let c = x[1];
+        let w = b.f32s(&[c, c, 3, 3], r.f32s(c * c * 9, -0.5, 0.5));
+        let y = b.node("Conv", &["x", &w], vec![("pads", ints(&[1, 1, 1, 1]))]);
+        b.node("Selu", &[&y], vec![])
+    });
     for axis in 1..4 {
         case(&format!("Concat axis {axis}"), axis as u64, &x, |b, r| {
             let y = b.node("Relu", &["x"], vec![]);

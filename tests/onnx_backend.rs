@@ -27,7 +27,6 @@ const NOT_SUPPORTED: &[(&str, &str)] = &[
     ("test_Conv3d_stride_padding", "3-D convolution"),
     ("test_ConvTranspose2d", "ConvTranspose"),
     ("test_ConvTranspose2d_no_bias", "ConvTranspose"),
-    ("test_ELU", "Elu"),
     ("test_Embedding", "int64 graph input (Gather)"),
     ("test_Embedding_sparse", "int64 graph input (Gather)"),
     ("test_MaxPool3d", "3-D pooling"),
@@ -45,9 +44,6 @@ const NOT_SUPPORTED: &[(&str, &str)] = &[
         "test_PReLU_3d_multiparam",
         "tract cannot type this PRelu broadcast",
     ),
-    ("test_ReflectionPad2d", "Pad (reflect)"),
-    ("test_ReplicationPad2d", "Pad (edge)"),
-    ("test_SELU", "Selu"),
     ("test_operator_add_broadcast", "f64 graph input"),
     ("test_operator_add_size1_broadcast", "f64 graph input"),
     ("test_operator_add_size1_right_broadcast", "f64 graph input"),
@@ -58,10 +54,8 @@ const NOT_SUPPORTED: &[(&str, &str)] = &[
     ("test_operator_addconstant", "f64 graph input"),
     ("test_operator_convtranspose", "ConvTranspose"),
     ("test_operator_non_float_params", "int64 graph input"),
-    ("test_operator_pad", "Pad (reflect)"),
     ("test_operator_repeat", "Tile"),
     ("test_operator_repeat_dim_overflow", "Tile"),
-    ("test_operator_selu", "Selu"),
 ];
 
 fn load_tensor(path: &Path) -> (Vec<usize>, Vec<f32>) {

@@ -253,6 +253,22 @@ pub fn compose(first: Activation, second: Activation) -> Option<Activation> {
     if second == Activation::Identity {
         return Some(first);
     }
+    // Selu: an Elu scaled by gamma.
+    if let (
+        Activation::Elu { alpha, scale },
+        Activation::AffineClip {
+            scale: s,
+            shift: 0.0,
+            min: f32::NEG_INFINITY,
+            max: f32::INFINITY,
+        },
+    ) = (first, second)
+    {
+        return Some(Activation::Elu {
+            alpha,
+            scale: scale * s,
+        });
+    }
     let (s1, t1, lo1, hi1) = as_affine_clip(first)?;
     let (s2, t2, lo2, hi2) = as_affine_clip(second)?;
     let unclipped = |lo: f32, hi: f32| lo == f32::NEG_INFINITY && hi == f32::INFINITY;

@@ -3,8 +3,12 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
+use tract_onnx::prelude::OutletId;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::logic::Iff;
 
+use super::elementwise::select_on_sign;
 use super::{f32_lit, same_size_input, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering, Val};
@@ -18,6 +22,7 @@ pub(crate) const FAMILY: Family = Family {
     onnx: &[
         "Abs",
         "Clip",
+        "Elu",
         "Erf",
         "Exp",
         "HardSigmoid",
@@ -27,6 +32,7 @@ pub(crate) const FAMILY: Family = Family {
         "Neg",
         "Reciprocal",
         "Relu",
+        "Selu",
         "Sigmoid",
         "Sqrt",
         "Tanh",
@@ -44,6 +50,9 @@ pub enum ActivationOp {
 }
 
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
+    if at.op::<Iff>().is_some() {
+        return Some(elu(cx, at));
+    }
     let e = at.op::<ElementWiseOp>()?;
     Some((|| {
         cx.check_f32_node(at)?;
@@ -51,6 +60,63 @@ fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
         let x = cx.tensor(at, at.input(0))?;
         cx.emit(at, Op::Activation(ActivationOp::Unary(act)), vec![x])
     })())
+}
+
+/// tract writes Elu as `Iff(0 < x, x, alpha · (exp(x) − 1))` and Selu as the same with
+/// `alpha · exp(x) − alpha`, times gamma after (which `crate::passes` folds into the
+/// activation's scale). The negative branch is read back as `a · exp(x) + b` through the
+/// tract nodes that build it; `b = −a` makes it an Elu of alpha `a`.
+fn elu(cx: &mut TypedLowering, at: &At) -> Result<()> {
+    let not_supported = || {
+        at.unsupported(
+            "a select (Where/Iff) that is none of PRelu `x < 0 ? x * slope : x`, Elu and Selu",
+        )
+    };
+    let (x, neg) = select_on_sign(cx, at).ok_or_else(not_supported)?;
+    let (a, b) = exp_affine(cx, x, neg, 8).ok_or_else(not_supported)?;
+    if b != -a {
+        return Err(not_supported());
+    }
+    cx.check_f32_node(at)?;
+    let t = cx.tensor(at, x)?;
+    let act = Activation::Elu {
+        alpha: a,
+        scale: 1.0,
+    };
+    cx.emit(at, Op::Activation(ActivationOp::Unary(act)), vec![t])
+}
+
+/// `(a, b)` when outlet `o` computes `a · exp(x) + b` through scalar Add/Sub/Mul nodes and
+/// one `Exp` of `x` (at most `depth` nodes deep).
+fn exp_affine(cx: &TypedLowering, x: OutletId, o: OutletId, depth: usize) -> Option<(f32, f32)> {
+    if depth == 0 {
+        return None;
+    }
+    let node = &cx.model.nodes[o.node];
+    if let Some(e) = node.op.downcast_ref::<ElementWiseOp>() {
+        return (e.0.name() == "Exp" && e.1.is_none() && node.inputs == [x]).then_some((1.0, 0.0));
+    }
+    let op = node.op.downcast_ref::<TypedBinOp>()?;
+    let scalar = |o: OutletId| -> Option<f32> {
+        let t = cx.konst(o)?;
+        (t.len() == 1)
+            .then(|| t.cast_to_scalar::<f32>().ok())
+            .flatten()
+    };
+    let (i0, i1) = (node.inputs[0], node.inputs[1]);
+    let (c, f, const_first) = match (scalar(i0), scalar(i1)) {
+        (Some(c), None) => (c, i1, true),
+        (None, Some(c)) => (c, i0, false),
+        _ => return None,
+    };
+    let (a, b) = exp_affine(cx, x, f, depth - 1)?;
+    Some(match (op.0.name(), const_first) {
+        ("Mul", _) => (a * c, b * c),
+        ("Add", _) => (a, b + c),
+        ("Sub", false) => (a, b - c),
+        ("Sub", true) => (-a, c - b),
+        _ => return None,
+    })
 }
 
 /// The function behind tract's elementwise op.
@@ -118,6 +184,10 @@ pub(crate) fn activation_tokens(a: &Activation) -> TokenStream {
         Activation::LeakyRelu { alpha } => {
             let alpha = f32_lit(alpha);
             quote!(#path::LeakyRelu { alpha: #alpha })
+        }
+        Activation::Elu { alpha, scale } => {
+            let (alpha, scale) = (f32_lit(alpha), f32_lit(scale));
+            quote!(#path::Elu { alpha: #alpha, scale: #scale })
         }
         Activation::Sigmoid => quote!(#path::Sigmoid),
         Activation::Tanh => quote!(#path::Tanh),

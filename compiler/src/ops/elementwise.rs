@@ -44,7 +44,7 @@ fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
         return Some(binary(cx, at, b));
     }
     at.op::<Iff>()?;
-    Some(prelu(cx, at))
+    prelu(cx, at)
 }
 
 fn binary(cx: &mut TypedLowering, at: &At, b: &TypedBinOp) -> Result<()> {
@@ -103,14 +103,12 @@ fn emit_binary(
     cx.emit(at, Op::Elementwise(ElementwiseOp::Binary(p)), vec![ta, tb])
 }
 
-/// tract writes PRelu as `Iff(x < 0, x * slope, x)`; that is the one select we run.
-fn prelu(cx: &mut TypedLowering, at: &At) -> Result<()> {
+/// A select on the sign of a tensor, `Iff(x > 0, x, neg)` in any of tract's spellings
+/// (`0 < x`, `x < 0` with the branches swapped, ...): `(x, neg)`.
+pub(crate) fn select_on_sign(cx: &TypedLowering, at: &At) -> Option<(OutletId, OutletId)> {
     let ins = &at.node.inputs;
-    let not_prelu = || {
-        at.unsupported("a select (Where/Iff) that is not the PRelu pattern `x < 0 ? x * slope : x`")
-    };
     let Some(Value::Predicate { op, a, b }) = cx.values.get(&ins[0]).cloned() else {
-        return Err(not_prelu());
+        return None;
     };
     let is_zero = |o: OutletId| {
         cx.konst(o).is_some_and(|t| {
@@ -130,16 +128,20 @@ fn prelu(cx: &mut TypedLowering, at: &At) -> Result<()> {
         "LT" | "LTE" if is_zero(b) => (a, true),  // x < 0
         "GT" | "GTE" if is_zero(b) => (a, false), // x > 0
         "LT" | "LTE" if is_zero(a) => (b, false), // 0 < x
-        _ => return Err(not_prelu()),
+        _ => return None,
     };
     let (neg, pos) = if neg_when_true {
         (ins[1], ins[2])
     } else {
         (ins[2], ins[1])
     };
-    if pos != x {
-        return Err(not_prelu());
-    }
+    (pos == x).then_some((x, neg))
+}
+
+/// tract writes PRelu as `Iff(x < 0, x * slope, x)`. Other selects on the sign are left to
+/// the activation family (Elu, Selu).
+fn prelu(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
+    let (x, neg) = select_on_sign(cx, at)?;
     let mul = &cx.model.nodes[neg.node];
     let slope = match mul.op.downcast_ref::<TypedBinOp>() {
         Some(m) if m.0.name() == "Mul" && mul.inputs.contains(&x) => {
@@ -149,13 +151,15 @@ fn prelu(cx: &mut TypedLowering, at: &At) -> Result<()> {
                 mul.inputs[0]
             }
         }
-        _ => return Err(not_prelu()),
+        _ => return None,
     };
     if cx.konst(slope).is_none() && !matches!(cx.values.get(&slope), Some(Value::Tensor(_))) {
-        return Err(not_prelu());
+        return None;
     }
-    cx.check_f32_node(at)?;
-    emit_binary(cx, at, BinaryOp::PRelu, x, slope)
+    Some(
+        cx.check_f32_node(at)
+            .and_then(|()| emit_binary(cx, at, BinaryOp::PRelu, x, slope)),
+    )
 }
 
 /// `Add` of two int8 tensors of one shape.

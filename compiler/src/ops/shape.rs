@@ -1,5 +1,5 @@
 //! Moving data without arithmetic (`kernels::shape`): concatenation, strided copies
-//! (transpose, slice, downsample, broadcast), constant padding, and reshapes, which
+//! (transpose, slice, downsample, broadcast), padding (constant, reflect, edge), and reshapes, which
 //! `crate::passes` turns into aliases.
 
 use proc_macro2::TokenStream;
@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering};
 use crate::import::typed::{broadcast_strides, row_major_strides, to_array, At, TypedLowering};
 use crate::ir::{Op, Quant, TensorId, Values};
-use crate::kernels::shape::{self, ConcatPart, Pad as PadP, StridedCopy};
+use crate::kernels::shape::{self, ConcatPart, Pad as PadP, PadMode as PadKind, StridedCopy};
 use crate::kernels::MAX_RANK;
 
 /// The family's entry in the registry.
@@ -29,7 +29,7 @@ pub(crate) const FAMILY: Family = Family {
         "Dropout",
         "Flatten",
         "Identity",
-        "Pad (constant)",
+        "Pad (constant, reflect, edge)",
         "Reshape",
         "Slice",
         "Squeeze",
@@ -137,18 +137,32 @@ fn lower_f32(cx: &mut TypedLowering, at: &At) -> Result<()> {
     let p = at
         .op::<Pad>()
         .ok_or_else(|| at.unsupported("not a shape op"))?;
-    let PadMode::Constant(v) = &p.mode else {
-        return Err(at.unsupported(format!("pad mode {:?} (only constant)", p.mode)));
+    let (value, mode) = match &p.mode {
+        PadMode::Constant(v) => {
+            let value = v
+                .cast_to_scalar::<f32>()
+                .map_err(|e| at.unsupported(format!("pad value: {e}")))?;
+            (value, PadKind::Constant)
+        }
+        PadMode::Reflect => (0.0, PadKind::Reflect),
+        PadMode::Edge => (0.0, PadKind::Edge),
     };
-    let value = v
-        .cast_to_scalar::<f32>()
-        .map_err(|e| at.unsupported(format!("pad value: {e}")))?;
     let shape = cx.in_shape(at, 0)?;
     if shape.len() > MAX_RANK {
         return Err(at.unsupported(format!("rank {} above {MAX_RANK}", shape.len())));
     }
     let before: Vec<usize> = p.pads.iter().map(|p| p.0).collect();
     let after: Vec<usize> = p.pads.iter().map(|p| p.1).collect();
+    let reflect_too_wide = (0..shape.len()).any(|i| before[i].max(after[i]) >= shape[i]);
+    if mode == PadKind::Reflect && reflect_too_wide {
+        return Err(at.unsupported(format!(
+            "reflect padding {:?} of a {shape:?} input: each pad must be smaller than its axis",
+            p.pads
+        )));
+    }
+    if mode != PadKind::Constant && shape.contains(&0) {
+        return Err(at.unsupported("reflect or edge padding of an empty input"));
+    }
     let x = cx.tensor(at, at.input(0))?;
     let pad = PadP {
         rank: shape.len(),
@@ -156,6 +170,7 @@ fn lower_f32(cx: &mut TypedLowering, at: &At) -> Result<()> {
         before: to_array(&before),
         after: to_array(&after),
         value,
+        mode,
     };
     cx.emit(at, Op::Shape(ShapeOp::Pad(pad)), vec![x])
 }
@@ -289,7 +304,13 @@ impl Kernel for ShapeOp {
                 before,
                 after,
                 value,
+                mode,
             }) => {
+                let mode = match mode {
+                    PadKind::Constant => quote!(Constant),
+                    PadKind::Reflect => quote!(Reflect),
+                    PadKind::Edge => quote!(Edge),
+                };
                 let (in_shape, before, after) = (
                     usize_array(in_shape),
                     usize_array(before),
@@ -298,7 +319,10 @@ impl Kernel for ShapeOp {
                 let (value, x) = (f32_lit(*value), call.operand(0));
                 call.wrap(quote! {
                     ::microarena::kernels::shape::pad(
-                        &::microarena::kernels::shape::Pad { rank: #rank, in_shape: #in_shape, before: #before, after: #after, value: #value },
+                        &::microarena::kernels::shape::Pad {
+                            rank: #rank, in_shape: #in_shape, before: #before, after: #after, value: #value,
+                            mode: ::microarena::kernels::shape::PadMode::#mode,
+                        },
                         #x, #out,
                     );
                 })

@@ -31,6 +31,14 @@ pub enum Activation {
         /// Slope for negative inputs.
         alpha: f32,
     },
+    /// `scale · x` if `x > 0`, else `scale · alpha · (exp(x) − 1)`: ONNX Elu (`scale` 1) and
+    /// Selu (`scale` = gamma).
+    Elu {
+        /// Multiplier of `exp(x) − 1` for non-positive inputs.
+        alpha: f32,
+        /// Multiplier of the whole.
+        scale: f32,
+    },
     /// `1 / (1 + exp(-x))`
     Sigmoid,
     /// `tanh(x)`
@@ -77,6 +85,13 @@ impl Activation {
                     x
                 } else {
                     alpha * x
+                }
+            }
+            Activation::Elu { alpha, scale } => {
+                if x > 0.0 {
+                    scale * x
+                } else {
+                    scale * (alpha * libm::expm1f(x))
                 }
             }
             Activation::Sigmoid => 1.0 / (1.0 + libm::expf(-x)),

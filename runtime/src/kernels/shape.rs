@@ -51,7 +51,19 @@ pub fn strided_copy<T: Copy>(p: &StridedCopy, input: &[T], output: &mut [T]) {
     }
 }
 
-/// Constant padding.
+/// What padding holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PadMode {
+    /// [`Pad::value`] everywhere outside the input.
+    Constant,
+    /// The input mirrored at its edges, the edge itself not repeated (`[1 2 3]` padded by 2
+    /// on each side: `[3 2 1 2 3 2 1]`).
+    Reflect,
+    /// The edge values repeated (`[1 1 1 2 3 3 3]`).
+    Edge,
+}
+
+/// Padding of any rank: constant, reflected or repeated edges.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pad {
     /// Number of meaningful entries in the arrays below.
@@ -62,12 +74,32 @@ pub struct Pad {
     pub before: [usize; MAX_RANK],
     /// Elements added after the input along each axis.
     pub after: [usize; MAX_RANK],
-    /// Fill value.
+    /// Fill value (constant mode).
     pub value: f32,
+    /// What the padding holds.
+    pub mode: PadMode,
+}
+
+/// Where output coordinate `o` of an axis of `n` input elements with `before` padding reads
+/// from, in reflect or edge mode (`n > 0`; reflection needs `before, after < n`).
+#[inline]
+fn source(o: usize, before: usize, n: usize, mode: PadMode) -> usize {
+    let i = o as isize - before as isize;
+    let last = n as isize - 1;
+    let j = match mode {
+        PadMode::Edge | PadMode::Constant => i.clamp(0, last),
+        PadMode::Reflect if i < 0 => -i,
+        PadMode::Reflect if i > last => 2 * last - i,
+        PadMode::Reflect => i,
+    };
+    j.clamp(0, last) as usize
 }
 
 /// See [`Pad`].
 pub fn pad(p: &Pad, input: &[f32], output: &mut [f32]) {
+    if p.mode != PadMode::Constant {
+        return pad_from_input(p, input, output);
+    }
     let r = p.rank;
     let mut out_shape = [0usize; MAX_RANK];
     for (i, o) in out_shape.iter_mut().enumerate().take(r) {
@@ -99,6 +131,39 @@ pub fn pad(p: &Pad, input: &[f32], output: &mut [f32]) {
         for i in (0..r - 1).rev() {
             idx[i] += 1;
             if idx[i] < p.in_shape[i] {
+                break;
+            }
+            idx[i] = 0;
+        }
+    }
+}
+
+/// Reflect and edge padding: every output element copies the input element its
+/// coordinates map to, axis by axis (see [`source`]).
+fn pad_from_input(p: &Pad, input: &[f32], output: &mut [f32]) {
+    let r = p.rank;
+    let mut out_shape = [0usize; MAX_RANK];
+    for (i, o) in out_shape.iter_mut().enumerate().take(r) {
+        *o = p.before[i] + p.in_shape[i] + p.after[i];
+    }
+    let out_len: usize = out_shape[..r].iter().product();
+    let in_len: usize = p.in_shape[..r].iter().product();
+    assert!(output.len() >= out_len && input.len() >= in_len && in_len > 0);
+    let mut is = [0usize; MAX_RANK];
+    let mut acc = 1;
+    for i in (0..r).rev() {
+        is[i] = acc;
+        acc *= p.in_shape[i];
+    }
+    let mut idx = [0usize; MAX_RANK];
+    for o in output[..out_len].iter_mut() {
+        let at: usize = (0..r)
+            .map(|i| source(idx[i], p.before[i], p.in_shape[i], p.mode) * is[i])
+            .sum();
+        *o = input[at];
+        for i in (0..r).rev() {
+            idx[i] += 1;
+            if idx[i] < out_shape[i] {
                 break;
             }
             idx[i] = 0;
@@ -157,10 +222,41 @@ mod tests {
             before: [1, 0, 0, 0, 0, 0],
             after: [0, 1, 0, 0, 0, 0],
             value: 9.0,
+            mode: PadMode::Constant,
         };
         let mut out = [0.0; 6];
         pad(&p, &[1.0, 2.0], &mut out);
         assert_eq!(out, [9.0, 9.0, 9.0, 1.0, 2.0, 9.0]);
+    }
+
+    #[test]
+    fn pad_reflect_and_edge() {
+        let mut p = Pad {
+            rank: 1,
+            in_shape: [3, 0, 0, 0, 0, 0],
+            before: [2, 0, 0, 0, 0, 0],
+            after: [2, 0, 0, 0, 0, 0],
+            value: 0.0,
+            mode: PadMode::Reflect,
+        };
+        let mut out = [0.0; 7];
+        pad(&p, &[1.0, 2.0, 3.0], &mut out);
+        assert_eq!(out, [3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]);
+        p.mode = PadMode::Edge;
+        pad(&p, &[1.0, 2.0, 3.0], &mut out);
+        assert_eq!(out, [1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0]);
+        // 2-D: rows reflected, columns repeated at the edge alike per axis.
+        let p = Pad {
+            rank: 2,
+            in_shape: [2, 2, 0, 0, 0, 0],
+            before: [1, 0, 0, 0, 0, 0],
+            after: [0, 1, 0, 0, 0, 0],
+            value: 0.0,
+            mode: PadMode::Reflect,
+        };
+        let mut out = [0.0; 9];
+        pad(&p, &[1.0, 2.0, 3.0, 4.0], &mut out);
+        assert_eq!(out, [3.0, 4.0, 3.0, 1.0, 2.0, 1.0, 3.0, 4.0, 3.0]);
     }
 
     #[test]
