@@ -193,7 +193,7 @@ fn cli_writes_the_report() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("arena 57,344 B"), "{stdout}");
+    assert!(stdout.contains("arena 53,248 B"), "{stdout}");
     let svg = std::fs::read_to_string(&out_path).unwrap();
     std::fs::remove_file(&out_path).ok();
     assert!(svg.contains("SRAM budget 65,536 B"));
@@ -240,5 +240,5 @@ fn plan_text_puts_the_three_orders_side_by_side() {
         .map(|t| report::thousands(t.arena_bytes))
         .collect();
     assert_eq!(last_numbers(arena_row), want, "{arena_row}");
-    assert_eq!(want, ["81,920", "81,920", "57,344"]);
+    assert_eq!(want, ["81,920", "81,920", "53,248"]);
 }
