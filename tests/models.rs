@@ -63,6 +63,10 @@ models!(
     mlp => "tests/models/mlp.onnx",
     random_dag => "tests/models/random_dag.onnx",
     nas_cells => "tests/models/nas_cells.onnx",
+    resnet8 => "tests/models/resnet8.onnx",
+    dscnn => "tests/models/dscnn.onnx",
+    mobilenet_v1 => "tests/models/mobilenet_v1.onnx",
+    fc_autoencoder => "tests/models/fc_autoencoder.onnx",
 );
 
 /// Every model file in tests/models has a test above.
@@ -78,6 +82,10 @@ fn every_model_is_tested() {
         "mlp",
         "random_dag",
         "nas_cells",
+        "resnet8",
+        "dscnn",
+        "mobilenet_v1",
+        "fc_autoencoder",
     ];
     for e in std::fs::read_dir(models_dir()).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();

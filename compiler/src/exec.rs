@@ -159,6 +159,7 @@ pub fn run_arena(
         match &g.tensor(t).kind {
             TensorKind::Weight(w) => Values::F32(w.clone()),
             TensorKind::WeightI8(w) => Values::I8(w.clone()),
+            TensorKind::WeightI16(w) => Values::I16(w.clone()),
             TensorKind::WeightI32(w) => Values::I32(w.clone()),
             _ => Values::from_bytes(g.tensor(t).dtype, &arena[region(t)]),
         }
@@ -182,6 +183,10 @@ pub fn run_arena(
             )
         });
         let in_place = plan.in_place[n.0];
+        if let Some(s) = node.scratch {
+            // The kernel's scratch holds garbage: a live tensor placed over it shows.
+            arena[region(s)].fill(0xa5);
+        }
         if let Some(pos) = in_place {
             // The same in-place kernel the generated code calls, on the arena's bytes.
             assert_eq!(region(node.inputs[pos]), region(out_t));

@@ -32,8 +32,11 @@ pub enum DType {
     F32,
     /// 8-bit signed integer, quantized: see [`Tensor::quant`].
     I8,
-    /// 32-bit signed integer (int8 models' biases, in flash only).
+    /// 32-bit signed integer (int8 models' biases, in flash; kernel scratch in the arena,
+    /// counted in 32-bit words).
     I32,
+    /// 16-bit signed integer (int8 weights widened for the DSP kernels, in flash only).
+    I16,
 }
 
 impl DType {
@@ -41,6 +44,7 @@ impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::F32 | DType::I32 => 4,
+            DType::I16 => 2,
             DType::I8 => 1,
         }
     }
@@ -68,6 +72,11 @@ pub enum TensorKind {
     WeightI8(Vec<i8>),
     /// Constant int32 data (quantized biases), in flash.
     WeightI32(Vec<i32>),
+    /// Constant int16 data (int8 weights widened and laid out for a kernel), in flash.
+    WeightI16(Vec<i16>),
+    /// A kernel's working memory in the arena, held only while its node runs (see
+    /// [`Node::scratch`]).
+    Scratch,
     /// An intermediate result living in the arena.
     Activation,
 }
@@ -107,7 +116,10 @@ impl Tensor {
     pub fn in_arena(&self) -> bool {
         !matches!(
             self.kind,
-            TensorKind::Weight(_) | TensorKind::WeightI8(_) | TensorKind::WeightI32(_)
+            TensorKind::Weight(_)
+                | TensorKind::WeightI8(_)
+                | TensorKind::WeightI32(_)
+                | TensorKind::WeightI16(_)
         )
     }
 }
@@ -159,6 +171,9 @@ pub struct Node {
     pub inputs: Vec<TensorId>,
     /// The tensor it writes.
     pub output: TensorId,
+    /// Working memory of its kernel ([`TensorKind::Scratch`]): in the arena, placed like any
+    /// tensor, live only during this node's step.
+    pub scratch: Option<TensorId>,
     /// Where the node stands in two reference orders, used as scheduling baselines and
     /// seeds: its ONNX node's index in the file, and the position of its tract node in
     /// tract's `eval_order_opt_ram`. A node fused from several keeps the larger of each.
@@ -311,6 +326,7 @@ impl Graph {
                         TensorKind::Weight(_) => TensorKind::Weight(Vec::new()),
                         TensorKind::WeightI8(_) => TensorKind::WeightI8(Vec::new()),
                         TensorKind::WeightI32(_) => TensorKind::WeightI32(Vec::new()),
+                        TensorKind::WeightI16(_) => TensorKind::WeightI16(Vec::new()),
                         k => k.clone(),
                     },
                     quant: t.quant,
@@ -353,6 +369,11 @@ impl Graph {
             TensorKind::Weight(w) => Some(w),
             _ => None,
         }
+    }
+
+    /// Multiply-accumulates of one inference (convolutions and matrix products, every tap).
+    pub fn macs(&self) -> u64 {
+        self.nodes.iter().map(|n| n.op.macs()).sum()
     }
 
     /// Bytes of the weights the nodes read (what goes to flash).
@@ -514,6 +535,8 @@ pub enum Values {
     I8(Vec<i8>),
     /// `i32` elements (biases of int8 models).
     I32(Vec<i32>),
+    /// `i16` elements (widened weights).
+    I16(Vec<i16>),
     /// `u8` elements: the interface of a uint8 graph input or output (int8 in the arena).
     U8(Vec<u8>),
 }
@@ -525,6 +548,7 @@ impl Values {
             DType::F32 => Values::F32(vec![0.0; len]),
             DType::I8 => Values::I8(vec![0; len]),
             DType::I32 => Values::I32(vec![0; len]),
+            DType::I16 => Values::I16(vec![0; len]),
         }
     }
 
@@ -534,6 +558,7 @@ impl Values {
             Values::F32(v) => v.len(),
             Values::I8(v) => v.len(),
             Values::I32(v) => v.len(),
+            Values::I16(v) => v.len(),
             Values::U8(v) => v.len(),
         }
     }
@@ -556,6 +581,14 @@ impl Values {
         match self {
             Values::I8(v) => v,
             other => panic!("expected i8 values, found {other:?}"),
+        }
+    }
+
+    /// The `i16` elements; panics on another type (a compiler bug).
+    pub fn i16(&self) -> &[i16] {
+        match self {
+            Values::I16(v) => v,
+            other => panic!("expected i16 values, found {other:?}"),
         }
     }
 
@@ -589,6 +622,7 @@ impl Values {
             Values::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             Values::I8(v) => v.iter().map(|&x| x as u8).collect(),
             Values::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Values::I16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             Values::U8(v) => v.iter().map(|&x| x ^ 0x80).collect(),
         }
     }
@@ -605,6 +639,11 @@ impl Values {
             DType::I32 => Values::I32(
                 b.chunks_exact(4)
                     .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            DType::I16 => Values::I16(
+                b.chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
                     .collect(),
             ),
         }

@@ -117,10 +117,11 @@ pub fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
     }
     let _ = writeln!(
         o,
-        "{}: {} steps, weights {} B (flash)",
+        "{}: {} steps, weights {} B (flash), {} MACs",
         model.display(),
         c.schedule.len(),
-        thousands(c.graph.weight_bytes())
+        thousands(c.graph.weight_bytes()),
+        thousands(c.graph.macs() as usize)
     );
     let _ = writeln!(o, "\nTensors in the arena (weights excluded):");
     let _ = writeln!(

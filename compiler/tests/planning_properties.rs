@@ -68,6 +68,7 @@ fn graph(d: &Dag) -> Graph {
             },
             inputs,
             output: out,
+            scratch: None,
             rank: OrderRank { file: i, tract: i },
         });
         outs.push(out);

@@ -158,6 +158,7 @@ fn random_graph(seed: u64, n: usize) -> Graph {
             op,
             inputs,
             output: out,
+            scratch: None,
             rank: OrderRank { file: i, tract: i },
         });
         pool.push(out);
@@ -227,6 +228,7 @@ fn densenet_like_chain_with_every_slice_shared() {
             op: Op::Activation(ActivationOp::Unary(Activation::Tanh)),
             inputs: vec![cur],
             output: y,
+            scratch: None,
             rank: OrderRank::default(),
         });
         let total = c + c;
@@ -247,6 +249,7 @@ fn densenet_like_chain_with_every_slice_shared() {
             op: Op::Shape(ShapeOp::Concat(vec![part(0), part(c)])),
             inputs: vec![cur, y],
             output: out,
+            scratch: None,
             rank: OrderRank::default(),
         });
         cur = out;

@@ -4,7 +4,7 @@
 /// the planner hands out). 16 keeps any element type aligned and suits SIMD loads.
 pub const ALIGN: usize = 16;
 
-/// Element types a [`Region`] can hold: `f32` and `i8` (sealed).
+/// Element types a [`Region`] can hold: `f32`, `i8` and `i16` (kernel scratch) (sealed).
 pub trait Element: Copy + sealed::Sealed {
     /// Bytes per element.
     const SIZE: usize;
@@ -14,6 +14,7 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for i8 {}
+    impl Sealed for i16 {}
 }
 
 impl Element for f32 {
@@ -24,6 +25,10 @@ impl Element for i8 {
     const SIZE: usize = 1;
 }
 
+impl Element for i16 {
+    const SIZE: usize = 2;
+}
+
 /// A span of `len` elements of `elem_size` bytes starting `offset` bytes into an [`Arena`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
@@ -31,7 +36,7 @@ pub struct Region {
     pub offset: usize,
     /// Number of elements.
     pub len: usize,
-    /// Bytes per element: 4 for `f32`, 1 for `i8`.
+    /// Bytes per element: 4 for `f32`, 1 for `i8`, 2 for `i16`.
     pub elem_size: usize,
 }
 
@@ -51,6 +56,15 @@ impl Region {
             offset,
             len,
             elem_size: 1,
+        }
+    }
+
+    /// A region of `len` `i16` elements at byte `offset` (a kernel's scratch).
+    pub const fn i16(offset: usize, len: usize) -> Self {
+        Region {
+            offset,
+            len,
+            elem_size: 2,
         }
     }
 
@@ -168,6 +182,43 @@ impl<const N: usize> Arena<N> {
         self.typed_views(inputs, output)
     }
 
+    /// [`Arena::views_i8`] with a scratch region of `i16` the kernel may use as it likes; it
+    /// overlaps neither the inputs nor the output.
+    pub fn views_i8_scratch<const NI: usize>(
+        &mut self,
+        inputs: [Region; NI],
+        output: Region,
+        scratch: Region,
+    ) -> ([&[i8]; NI], &mut [i8], &mut [i16]) {
+        self.check::<i16>(&scratch);
+        assert!(
+            !scratch.overlaps(&output) && inputs.iter().all(|r| !r.overlaps(&scratch)),
+            "kernel scratch overlaps an operand"
+        );
+        self.check::<i8>(&output);
+        for r in &inputs {
+            self.check::<i8>(r);
+            assert!(
+                !r.overlaps(&output),
+                "kernel output overlaps one of its inputs"
+            );
+        }
+        let base = self.bytes.as_mut_ptr();
+        // SAFETY: every region is in bounds and aligned for its element type (checked); the
+        // output and the scratch overlap neither each other nor any input (checked), so the two `&mut`
+        // slices alias nothing else; all derive from the one exclusive borrow of `self`, which
+        // outlives them.
+        unsafe {
+            let ins =
+                inputs.map(|r| core::slice::from_raw_parts(base.add(r.offset) as *const i8, r.len));
+            let out =
+                core::slice::from_raw_parts_mut(base.add(output.offset) as *mut i8, output.len);
+            let s =
+                core::slice::from_raw_parts_mut(base.add(scratch.offset) as *mut i16, scratch.len);
+            (ins, out, s)
+        }
+    }
+
     fn typed_views<I: Element, O: Element, const NI: usize>(
         &mut self,
         inputs: [Region; NI],
@@ -219,6 +270,17 @@ impl<const N: usize> Weights<N> {
     pub fn i8(&self) -> &[i8] {
         // SAFETY: `N` bytes reinterpreted as `N` i8s: same size and alignment, any bit pattern.
         unsafe { core::slice::from_raw_parts(self.0.as_ptr() as *const i8, N) }
+    }
+
+    /// The blob as `i16` elements (int8 weights widened for the DSP kernels), little-endian.
+    pub fn i16(&self) -> &[i16] {
+        assert!(
+            N.is_multiple_of(2),
+            "i16 weights must be a whole number of elements"
+        );
+        // SAFETY: the blob is 16-aligned, `N / 2` i16s cover exactly its bytes, any bit pattern
+        // is a valid i16, and the target is little-endian (checked at the crate root).
+        unsafe { core::slice::from_raw_parts(self.0.as_ptr() as *const i16, N / 2) }
     }
 
     /// The blob as `i32` elements (int8 models' biases), little-endian.

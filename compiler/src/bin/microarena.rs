@@ -219,6 +219,7 @@ fn json(c: &Compiled, total_ms: f64) -> serde_json::Value {
             "tract_order_arena_bytes": st.tract_order_arena_bytes,
         },
         "weight_bytes": c.graph.weight_bytes(),
+        "macs": c.graph.macs(),
         "steps": steps,
         "tensors": tensors,
     })

@@ -35,6 +35,7 @@ fn weight_operand(g: &Graph, t: TensorId) -> TokenStream {
     let w = weight_ident(t);
     match g.tensor(t).kind {
         TensorKind::WeightI8(_) => quote!(#w.i8()),
+        TensorKind::WeightI16(_) => quote!(#w.i16()),
         TensorKind::WeightI32(_) => quote!(#w.i32()),
         _ => quote!(#w.f32()),
     }
@@ -92,12 +93,25 @@ fn call_of(g: &Graph, plan: &ArenaPlan, v: usize) -> Call {
             operands.push(Some(weight_operand(g, t)));
         }
     }
+    let (borrow, scratch) = match node.scratch {
+        Some(s) => {
+            let off = usize_lit(plan.offsets[s.0].unwrap_or(0));
+            let len = usize_lit(g.tensor(s).bytes() / 2);
+            (
+                quote!(let ([#(#idents),*], out, scratch) = self.arena.views_i8_scratch(
+                    [#(#regions),*], #out_region, ::microarena::Region::i16(#off, #len));),
+                Some(quote!(scratch)),
+            )
+        }
+        None => (borrow(&regions, &idents), None),
+    };
     Call {
         operands,
-        borrow: borrow(&regions, &idents),
+        borrow,
         parts,
         out: quote!(out),
         in_place,
+        scratch,
     }
 }
 
@@ -316,6 +330,9 @@ pub fn generate(
             let (bytes, ty): (Vec<u8>, &str) = match &t.kind {
                 TensorKind::Weight(d) => (d.iter().flat_map(|v| v.to_le_bytes()).collect(), "f32"),
                 TensorKind::WeightI8(d) => (d.iter().map(|&v| v as u8).collect(), "i8"),
+                TensorKind::WeightI16(d) => {
+                    (d.iter().flat_map(|v| v.to_le_bytes()).collect(), "i16")
+                }
                 TensorKind::WeightI32(d) => {
                     (d.iter().flat_map(|v| v.to_le_bytes()).collect(), "i32")
                 }
@@ -460,6 +477,7 @@ pub fn generate(
         "Runs the model: one argument per graph input (in ONNX order), then one per graph output."
     };
     let steps = usize_lit(schedule.len());
+    let macs = proc_macro2::Literal::u64_unsuffixed(g.macs());
     let memory_doc = memory_tables(g, schedule, plan);
     quote! {
         #track
@@ -468,6 +486,9 @@ pub fn generate(
         pub const ARENA_BYTES: usize = #arena_bytes;
         /// Number of kernel steps in the schedule.
         pub const STEPS: usize = #steps;
+        /// Multiply-accumulates of one inference: every tap of every convolution and matrix
+        /// product (as MLPerf Tiny counts them).
+        pub const MACS: u64 = #macs;
         #(#[allow(missing_docs)] #consts)*
 
         #(#weights)*

@@ -397,6 +397,7 @@ fn finish_outputs<'a>(l: &mut TypedLowering<'a>, at: &dyn Fn(usize) -> At<'a>) -
                 op: Op::Shape(ShapeOp::Copy(copy)),
                 inputs: vec![t],
                 output: out,
+                scratch: None,
                 rank: at.rank,
             });
             out

@@ -417,6 +417,7 @@ impl<'a> QdqLowering<'a> {
             op,
             inputs,
             output,
+            scratch: None,
             rank: at.rank,
         });
     }
@@ -886,6 +887,7 @@ impl<'a> QdqLowering<'a> {
             op,
             inputs: vec![x],
             output: y,
+            scratch: None,
             rank,
         });
         self.graph.outputs.push(y);

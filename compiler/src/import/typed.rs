@@ -266,6 +266,7 @@ impl<'a> TypedLowering<'a> {
             op,
             inputs,
             output: out,
+            scratch: None,
             rank: at.rank,
         });
         self.values.insert(at.output(), Value::Tensor(out));
@@ -316,6 +317,7 @@ impl<'a> TypedLowering<'a> {
                 op: Op::Opaque { what: what.clone() },
                 inputs: inputs.clone(),
                 output: out,
+                scratch: None,
                 rank: at.rank,
             });
             self.values.insert(outlet, Value::Tensor(out));

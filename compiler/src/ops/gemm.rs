@@ -332,6 +332,14 @@ impl Kernel for GemmOp {
         }
     }
 
+    fn macs(&self) -> u64 {
+        let g = match self {
+            GemmOp::F32(p) => p,
+            GemmOp::I8(p, _) => &p.geom,
+        };
+        (g.m * g.n * g.k) as u64
+    }
+
     fn activation_mut(&mut self) -> Option<&mut Activation> {
         match self {
             GemmOp::F32(p) => Some(&mut p.act),

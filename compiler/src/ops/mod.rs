@@ -117,6 +117,12 @@ pub trait Kernel {
     /// Short name, for reports and the generated rustdoc (`Conv`, `MaxPoolI8`, ...).
     fn name(&self) -> &'static str;
 
+    /// Multiply-accumulates of one run (every kernel tap, padding included, as MLPerf and
+    /// the engines' published figures count them); 0 for ops without weights to apply.
+    fn macs(&self) -> u64 {
+        0
+    }
+
     /// The fused activation slot, for ops that have one (see `crate::passes`).
     fn activation_mut(&mut self) -> Option<&mut Activation> {
         None
@@ -162,6 +168,9 @@ pub struct Call {
     pub out: TokenStream,
     /// The input position overwritten in place, if any.
     pub in_place: Option<usize>,
+    /// The kernel's scratch view (`scratch`, borrowed by [`Call::borrow`]), for nodes that
+    /// have one.
+    pub scratch: Option<TokenStream>,
 }
 
 impl Call {
@@ -242,6 +251,11 @@ impl Op {
             Op::Softmax(o) => o,
             Op::Opaque { .. } => return None,
         })
+    }
+
+    /// Multiply-accumulates of one run of the op (see [`Kernel::macs`]).
+    pub fn macs(&self) -> u64 {
+        self.kernel().map_or(0, Kernel::macs)
     }
 
     /// Short name of the op, for reports (`Conv`, `MaxPool`, `AddI8`, ...).

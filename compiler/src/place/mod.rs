@@ -113,6 +113,9 @@ pub fn lifetimes(g: &Graph, schedule: &Schedule) -> Vec<Option<Lifetime>> {
     }
     for (n, node) in g.nodes.iter().enumerate() {
         let s = step_of[n];
+        if let Some(t) = node.scratch {
+            life[t.0] = Some(Lifetime { first: s, last: s });
+        }
         let o = node.output.0;
         life[o] = Some(match life[o] {
             Some(l) => Lifetime {

@@ -68,12 +68,19 @@ impl Problem {
         }
         // Pieces: each tensor's own bytes, from its write to its buffer's death.
         let producers = g.producers();
+        let mut scratch_of = vec![None; g.tensors.len()];
+        for (v, n) in g.nodes.iter().enumerate() {
+            if let Some(s) = n.scratch {
+                scratch_of[s.0] = Some(v);
+            }
+        }
         let mut pieces: Vec<Vec<(usize, usize, Lifetime)>> = vec![Vec::new(); size.len()];
         for (t, own) in m.own.iter().enumerate() {
             let Some((b, _)) = m.home[t] else { continue };
-            let first = match producers[t] {
-                Some(p) => replay.step[p.0],
-                None => 0,
+            let first = match (producers[t], scratch_of[t]) {
+                (Some(p), _) => replay.step[p.0],
+                (None, Some(v)) => replay.step[v],
+                (None, None) => 0,
             };
             if first == usize::MAX {
                 continue;

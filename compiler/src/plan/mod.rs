@@ -223,6 +223,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     let mut written = graph.without_weight_data();
     passes::as_written(&mut written);
     passes::optimize(&mut graph);
+    crate::ops::conv::select_tiled(&mut graph, alignment);
     let clock = Clock::new(options.budget);
     let sharing = graph.sharing();
     let shares = sharing::shares_anything(&sharing);

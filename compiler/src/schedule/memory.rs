@@ -50,6 +50,8 @@ pub struct MemoryModel {
     pub own: Vec<Vec<(usize, usize)>>,
     /// Per node: bytes it allocates when it runs not in place (its output's own bytes).
     pub alloc: Vec<usize>,
+    /// Per node: the buffer of its kernel's scratch, held during its step only.
+    pub temp: Vec<Option<usize>>,
     /// Every buffer size is a multiple of this many bytes.
     pub alignment: usize,
 }
@@ -73,7 +75,7 @@ impl MemoryModel {
         let mut used = vec![false; g.tensors.len()];
         for n in &g.nodes {
             used[n.output.0] = true;
-            for t in &n.inputs {
+            for t in n.inputs.iter().chain(&n.scratch) {
                 used[t.0] = true;
             }
         }
@@ -211,6 +213,11 @@ impl MemoryModel {
                 ranges
             })
             .collect();
+        let temp = g
+            .nodes
+            .iter()
+            .map(|n| n.scratch.and_then(|t| home[t.0]).map(|h| h.0))
+            .collect();
         let alloc = g
             .nodes
             .iter()
@@ -229,6 +236,7 @@ impl MemoryModel {
             home,
             own,
             alloc,
+            temp,
             alignment,
         }
     }
@@ -251,7 +259,8 @@ impl MemoryModel {
     /// Bytes the node holds while it runs in any order: its output, or its inputs when it
     /// may run in place (a lower bound of its step, for the search).
     pub fn own_bytes(&self, v: usize) -> usize {
-        let ins: usize = self.reads[v].iter().map(|&b| self.size[b]).sum();
+        let ins: usize =
+            self.reads[v].iter().map(|&b| self.size[b]).sum::<usize>() + self.temp_bytes(v);
         match self.writes[v] {
             // A shared concatenation reads its own output buffer: count it once.
             Some(o) if self.in_place[v].is_empty() && !self.reads[v].contains(&o) => {
@@ -259,6 +268,11 @@ impl MemoryModel {
             }
             _ => ins,
         }
+    }
+
+    /// Bytes of node `v`'s kernel scratch (held during its step only).
+    pub fn temp_bytes(&self, v: usize) -> usize {
+        self.temp[v].map_or(0, |b| self.size[b])
     }
 
     /// Follows `order` (a topological order of all nodes): what each step holds and does.
@@ -273,6 +287,9 @@ impl MemoryModel {
         for (s, &v) in order.iter().enumerate() {
             r.in_place[v] = sim.in_place_target(self, v);
             r.step[v] = s;
+            if let Some(b) = self.temp[v] {
+                r.died[b] = s;
+            }
             r.during.push(sim.run(self, v));
             for &b in &sim.undo.last().expect("a step").freed {
                 r.died[b] = s;
@@ -378,10 +395,11 @@ impl Simulation {
 
     /// Live bytes while `v` would run now.
     pub fn cost(&self, m: &MemoryModel, v: usize) -> usize {
+        let scratch = m.temp_bytes(v);
         if self.in_place_target(m, v).is_some() {
-            self.live
+            self.live + scratch
         } else {
-            self.live + self.allocation(m, v)
+            self.live + self.allocation(m, v) + scratch
         }
     }
 

@@ -310,11 +310,12 @@ fn solve_segment(
     let mut base = vec![0usize; k];
     let mut feeds: Vec<Vec<u32>> = vec![Vec::new(); k];
     for (i, &v) in nodes.iter().enumerate() {
-        let mut sum = if m.in_place[v].is_empty() {
-            m.alloc[v]
-        } else {
-            0
-        };
+        let mut sum = m.temp_bytes(v)
+            + if m.in_place[v].is_empty() {
+                m.alloc[v]
+            } else {
+                0
+            };
         for b in 0..nb {
             if !alive(b, v) {
                 continue;

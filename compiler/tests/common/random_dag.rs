@@ -143,6 +143,7 @@ pub fn random_dag_far(seed: u64, n: usize, window: usize, far: usize) -> Graph {
             }),
             inputs,
             output: out,
+            scratch: None,
             rank: OrderRank { file: i, tract: i },
         });
         pool.push(out);

@@ -746,3 +746,336 @@ mod i8_tests {
         assert_eq!(y, [30, -20]);
     }
 }
+
+/// Reduction steps of a dense int8 convolution (`in_c × k_h × k_w`, OIHW order) rounded up
+/// to a multiple of 8: the length of the packed weight rows and of the im2col buffer of
+/// [`conv2d_i8_tiled`] (the padding is zero weights).
+pub const fn tiled_depth(g: &Conv2d) -> usize {
+    (g.in_c * g.window.k_h * g.window.k_w).next_multiple_of(8)
+}
+
+/// `i16` elements of the scratch [`conv2d_i8_tiled`] needs: the im2col of two output pixels.
+pub const fn tiled_scratch_len(g: &Conv2d) -> usize {
+    2 * tiled_depth(g)
+}
+
+/// `i16` elements of the packed weights of [`conv2d_i8_tiled`].
+pub const fn tiled_weights_len(g: &Conv2d) -> usize {
+    g.out_c.next_multiple_of(2) * tiled_depth(g)
+}
+
+/// The weights of a dense int8 convolution (`weights` OIHW) as [`conv2d_i8_tiled`] reads
+/// them: widened to `i16`, output channels in pairs, and for each pair of channels `(c, c+1)`
+/// and each pair of reduction steps `(k, k+1)` the four values `w[c][k], w[c][k+1],
+/// w[c+1][k], w[c+1][k+1]` — two 32-bit words each holding one channel's two steps, the
+/// operand layout of `SMLAD`. Reduction steps are padded with zeros to [`tiled_depth`], an odd
+/// last channel with a zero channel. The compiler does this once, at build time.
+pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<Item = i16> + 'a {
+    let g = *g;
+    let k = g.in_c * g.window.k_h * g.window.k_w;
+    let depth = tiled_depth(&g);
+    let at = move |c: usize, j: usize| -> i16 {
+        if c < g.out_c && j < k {
+            i16::from(weights[c * k + j])
+        } else {
+            0
+        }
+    };
+    (0..g.out_c.div_ceil(2)).flat_map(move |cp| {
+        (0..depth / 2).flat_map(move |kp| {
+            let (c, j) = (2 * cp, 2 * kp);
+            [at(c, j), at(c, j + 1), at(c + 1, j), at(c + 1, j + 1)]
+        })
+    })
+}
+
+/// Dense int8 convolution (one group) as a matrix product over an im2col of two output
+/// pixels at a time, in tiles of 2 output channels × 2 pixels; bit-exact with
+/// [`conv2d_i8`].
+///
+/// `packed` holds the weights as [`pack_tiled_weights`] lays them out; `scratch` (at least
+/// [`tiled_scratch_len`] `i16`, placed in the arena by the planner) receives each pixel
+/// pair's inputs widened to `i16` with the zero point subtracted (zero where the window
+/// reaches into the padding), interleaved like the weights: per pair of reduction steps,
+/// pixel 0's two values then pixel 1's. Each tile's four sums are one pass over both, four
+/// multiply-accumulates of two steps per pair of 32-bit loads (`SMLAD` on Cortex-M4/M7: see
+/// `dot_2x2`), then four requantisations.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_i8_tiled(
+    p: &ConvI8,
+    input: &[i8],
+    packed: &[i16],
+    bias: Option<&[i32]>,
+    requant: &[super::quant::Requant],
+    scratch: &mut [i16],
+    output: &mut [i8],
+) {
+    let g = &p.geom;
+    let w = &g.window;
+    assert!(g.groups == 1, "the tiled kernel is for dense convolutions");
+    let (in_len, plane) = (g.in_c * w.in_h * w.in_w, w.out_h * w.out_w);
+    let depth = tiled_depth(g);
+    assert!(input.len() >= g.batch * in_len && output.len() >= g.batch * g.out_c * plane);
+    assert!(packed.len() >= tiled_weights_len(g) && requant.len() >= g.out_c);
+    assert!(bias.is_none_or(|b| b.len() >= g.out_c));
+    let scratch = &mut scratch[..2 * depth];
+    // The padded reduction steps stay zero for every pixel pair.
+    scratch.fill(0);
+    for n in 0..g.batch {
+        let input = &input[n * in_len..(n + 1) * in_len];
+        let output = &mut output[n * g.out_c * plane..(n + 1) * g.out_c * plane];
+        for p0 in (0..plane).step_by(2) {
+            let pair = p0 + 1 < plane;
+            let p1 = if pair { p0 + 1 } else { p0 };
+            im2col_pair(g, input, p.input_zero, p0, p1, scratch);
+            for cp in 0..g.out_c.div_ceil(2) {
+                let c0 = 2 * cp;
+                let two = c0 + 1 < g.out_c;
+                let b0 = bias.map_or(0, |b| b[c0]);
+                let b1 = if two {
+                    bias.map_or(0, |b| b[c0 + 1])
+                } else {
+                    0
+                };
+                let acc = dot_2x2(
+                    &packed[cp * 2 * depth..][..2 * depth],
+                    scratch,
+                    [b0, b0, b1, b1],
+                );
+                let q = |a: i32, c: usize| {
+                    super::quant::requantize(a, requant[c], p.output_zero, p.lo, p.hi)
+                };
+                output[c0 * plane + p0] = q(acc[0], c0);
+                if pair {
+                    output[c0 * plane + p1] = q(acc[1], c0);
+                }
+                if two {
+                    output[(c0 + 1) * plane + p0] = q(acc[2], c0 + 1);
+                    if pair {
+                        output[(c0 + 1) * plane + p1] = q(acc[3], c0 + 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes the im2col of output pixels `p0` and `p1` (flat indices of the output plane) into
+/// `s`: reduction step `k = (ic · k_h + ky) · k_w + kx` of pixel `i` at `4 · (k / 2) + 2 · i
+/// + k % 2`, as `x − zero`, or 0 in the padding.
+fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mut [i16]) {
+    let w = &g.window;
+    let (ih, iw) = (w.in_h, w.in_w);
+    for (i, pix) in [p0, p1].into_iter().enumerate() {
+        let (oy, ox) = (pix / w.out_w, pix % w.out_w);
+        let iy0 = (oy * w.stride_h) as isize - w.pad_top as isize;
+        let ix0 = (ox * w.stride_w) as isize - w.pad_left as isize;
+        // Taps inside the input, as ranges of ky and kx.
+        let (ky0, ky1) = valid_range(w.k_h, ih, w.dil_h, iy0);
+        let (kx0, kx1) = valid_range(w.k_w, iw, w.dil_w, ix0);
+        let mut k = 0;
+        for ic in 0..g.in_c {
+            let plane = &input[ic * ih * iw..(ic + 1) * ih * iw];
+            for ky in 0..w.k_h {
+                let inside_row = ky >= ky0 && ky < ky1;
+                let row = if inside_row {
+                    let iy = (iy0 + (ky * w.dil_h) as isize) as usize;
+                    &plane[iy * iw..(iy + 1) * iw]
+                } else {
+                    &plane[..0]
+                };
+                for kx in 0..w.k_w {
+                    let v = if inside_row && kx >= kx0 && kx < kx1 {
+                        let ix = (ix0 + (kx * w.dil_w) as isize) as usize;
+                        (i32::from(row[ix]) - zero) as i16
+                    } else {
+                        0
+                    };
+                    s[4 * (k / 2) + 2 * i + k % 2] = v;
+                    k += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The four sums of a 2 × 2 tile: `init[2c + i] + Σ_k w[c][k] · x[i][k]` for channels `c`
+/// and pixels `i`, over `w` and `x` laid out in pairs of steps as [`pack_tiled_weights`] and
+/// `im2col_pair` write them (a multiple of 8 steps).
+#[inline(always)]
+fn dot_2x2(w: &[i16], x: &[i16], init: [i32; 4]) -> [i32; 4] {
+    assert!(w.len() == x.len() && w.len().is_multiple_of(16));
+    #[cfg(microarena_dsp)]
+    {
+        dot_2x2_dsp(w, x, init)
+    }
+    #[cfg(not(microarena_dsp))]
+    {
+        let mut acc = init;
+        for (wq, xq) in w.chunks_exact(4).zip(x.chunks_exact(4)) {
+            let m = |a: i16, b: i16| i32::from(a) * i32::from(b);
+            // Channel c's pair at wq[2c..], pixel i's pair at xq[2i..].
+            acc[0] += m(wq[0], xq[0]) + m(wq[1], xq[1]);
+            acc[1] += m(wq[0], xq[2]) + m(wq[1], xq[3]);
+            acc[2] += m(wq[2], xq[0]) + m(wq[3], xq[1]);
+            acc[3] += m(wq[2], xq[2]) + m(wq[3], xq[3]);
+        }
+        acc
+    }
+}
+
+/// [`dot_2x2`] on Cortex-M4/M7: per two reduction steps one `LDRD` of the two channels'
+/// weight pairs, one `LDRD` of the two pixels' input pairs and four `SMLAD` (each two
+/// multiply-accumulates); unrolled four times: 26 instructions for 32 multiply-accumulates.
+#[cfg(microarena_dsp)]
+#[inline(always)]
+fn dot_2x2_dsp(w: &[i16], x: &[i16], init: [i32; 4]) -> [i32; 4] {
+    let [mut a00, mut a01, mut a10, mut a11] = init;
+    let n = w.len();
+    // SAFETY: `w` and `x` hold `n` i16s each, `n` a non-zero multiple of 16 (asserted by
+    // `dot_2x2`), so the loop reads both in steps of 8 bytes (4 i16) four times per pass and
+    // stops when `x` reaches its end: every LDRD is inside the slices. Both slices are
+    // 4-aligned (LDRD needs it): `w` is a 16-aligned weight blob at a multiple of 8 bytes, `x`
+    // the arena scratch at an aligned offset. DSP-extension instructions exist on every
+    // target build.rs enables this for; no stack; the flags are clobbered (CMP).
+    unsafe {
+        let end = x.as_ptr().add(n);
+        core::arch::asm!(
+            "2:",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "cmp {px}, {end}",
+            "bne 2b",
+            pw = inout(reg) w.as_ptr() => _,
+            px = inout(reg) x.as_ptr() => _,
+            end = in(reg) end,
+            a00 = inout(reg) a00,
+            a01 = inout(reg) a01,
+            a10 = inout(reg) a10,
+            a11 = inout(reg) a11,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            options(nostack, readonly),
+        );
+    }
+    [a00, a01, a10, a11]
+}
+
+#[cfg(test)]
+mod tiled_tests {
+    extern crate std;
+    use super::super::quant::Requant;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// The tiled kernel equals the reference one bit for bit: strides, pads, dilations, odd
+    /// channel counts and pixel counts, 1×1 and rectangular kernels.
+    #[test]
+    fn tiled_equals_reference() {
+        /// in_c, out_c, in_h, in_w, k_h, k_w, stride, pad, dilation
+        type Case = (
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+        );
+        let cases: &[Case] = &[
+            (3, 4, 7, 6, 3, 3, 1, 1, 1),
+            (5, 3, 9, 5, 3, 3, 2, 1, 1),
+            (1, 6, 11, 4, 5, 2, 2, 2, 1),
+            (4, 5, 8, 8, 1, 1, 1, 0, 1),
+            (2, 2, 9, 9, 3, 3, 1, 2, 2),
+            (7, 1, 3, 3, 3, 3, 1, 1, 1),
+        ];
+        let cases = if cfg!(miri) { &cases[..2] } else { cases };
+        let mut seed = 99u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 56) as i8
+        };
+        for &(in_c, out_c, in_h, in_w, k_h, k_w, stride, pad, dil) in cases {
+            let out_h = (in_h + 2 * pad - dil * (k_h - 1) - 1) / stride + 1;
+            let out_w = (in_w + 2 * pad - dil * (k_w - 1) - 1) / stride + 1;
+            let geom = Conv2d {
+                batch: 1,
+                in_c,
+                out_c,
+                groups: 1,
+                window: Window2d {
+                    in_h,
+                    in_w,
+                    out_h,
+                    out_w,
+                    k_h,
+                    k_w,
+                    stride_h: stride,
+                    stride_w: stride,
+                    dil_h: dil,
+                    dil_w: dil,
+                    pad_top: pad,
+                    pad_left: pad,
+                    pad_bottom: pad,
+                    pad_right: pad,
+                },
+                act: Activation::Identity,
+            };
+            let p = ConvI8 {
+                geom,
+                input_zero: -3,
+                output_zero: 2,
+                lo: -100,
+                hi: 120,
+            };
+            let x: Vec<i8> = (0..in_c * in_h * in_w).map(|_| next()).collect();
+            let w: Vec<i8> = (0..out_c * in_c * k_h * k_w).map(|_| next()).collect();
+            let bias: Vec<i32> = (0..out_c).map(|c| c as i32 * 97 - 200).collect();
+            let rq: Vec<Requant> = (0..out_c)
+                .map(|c| Requant::from_real(0.003 + 0.0004 * c as f64))
+                .collect();
+            let n = out_c * out_h * out_w;
+            let mut want = vec![0i8; n];
+            conv2d_i8(&p, &x, &w, Some(&bias), &rq, &mut want);
+            let packed: Vec<i16> = pack_tiled_weights(&geom, &w).collect();
+            assert_eq!(packed.len(), tiled_weights_len(&geom));
+            let mut scratch = vec![0x5a5a_i16; tiled_scratch_len(&geom)];
+            let mut got = vec![0i8; n];
+            conv2d_i8_tiled(&p, &x, &packed, Some(&bias), &rq, &mut scratch, &mut got);
+            assert_eq!(
+                got, want,
+                "{in_c}->{out_c} {k_h}x{k_w} s{stride} p{pad} d{dil}"
+            );
+        }
+    }
+}
