@@ -747,11 +747,11 @@ mod i8_tests {
     }
 }
 
-/// Reduction steps of a dense int8 convolution (`in_c × k_h × k_w`, OIHW order) rounded up
-/// to a multiple of 8: the length of the packed weight rows and of the im2col buffer of
-/// [`conv2d_i8_tiled`] (the padding is zero weights).
+/// Reduction steps of the tiled int8 convolution: for every tap `(ky, kx)` the input
+/// channels, their number rounded up to even, then rounded up to a multiple of 8: the length
+/// of the packed weight rows and of the im2col of one pixel (the padding is zero weights).
 pub const fn tiled_depth(g: &Conv2d) -> usize {
-    (g.in_c * g.window.k_h * g.window.k_w).next_multiple_of(8)
+    (g.window.k_h * g.window.k_w * g.in_c.next_multiple_of(2)).next_multiple_of(8)
 }
 
 /// `i16` elements of the scratch [`conv2d_i8_tiled`] needs: the im2col of two output pixels.
@@ -765,18 +765,23 @@ pub const fn tiled_weights_len(g: &Conv2d) -> usize {
 }
 
 /// The weights of a dense int8 convolution (`weights` OIHW) as [`conv2d_i8_tiled`] reads
-/// them: widened to `i16`, output channels in pairs, and for each pair of channels `(c, c+1)`
-/// and each pair of reduction steps `(k, k+1)` the four values `w[c][k], w[c][k+1],
-/// w[c+1][k], w[c+1][k+1]` — two 32-bit words each holding one channel's two steps, the
-/// operand layout of `SMLAD`. Reduction steps are padded with zeros to [`tiled_depth`], an odd
-/// last channel with a zero channel. The compiler does this once, at build time.
+/// them: widened to `i16`, reduction steps in the order tap `(ky, kx)` then input channel
+/// (channels padded to even), output channels in pairs, and for each pair of channels
+/// `(c, c+1)` and each pair of steps `(k, k+1)` (two input channels of one tap) the four
+/// values `w[c][k], w[c][k+1], w[c+1][k], w[c+1][k+1]` — two 32-bit words each holding one
+/// channel's two steps, the operand layout of `SMLAD`. Padded to [`tiled_depth`] steps with
+/// zeros, an odd last output channel with a zero channel. The compiler does this once, at
+/// build time.
 pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<Item = i16> + 'a {
     let g = *g;
-    let k = g.in_c * g.window.k_h * g.window.k_w;
+    let taps = g.window.k_h * g.window.k_w;
+    let ic2 = g.in_c.next_multiple_of(2);
     let depth = tiled_depth(&g);
+    // Step j: tap j / ic2, input channel j % ic2; OIHW index (c, ic, tap).
     let at = move |c: usize, j: usize| -> i16 {
-        if c < g.out_c && j < k {
-            i16::from(weights[c * k + j])
+        let (tap, ic) = (j / ic2, j % ic2);
+        if c < g.out_c && tap < taps && ic < g.in_c {
+            i16::from(weights[(c * g.in_c + ic) * taps + tap])
         } else {
             0
         }
@@ -861,41 +866,121 @@ pub fn conv2d_i8_tiled(
 }
 
 /// Writes the im2col of output pixels `p0` and `p1` (flat indices of the output plane) into
-/// `s`: reduction step `k = (ic · k_h + ky) · k_w + kx` of pixel `i` at `4 · (k / 2) + 2 · i
-/// + k % 2`, as `x − zero`, or 0 in the padding.
+/// `s`, in the order of [`pack_tiled_weights`]: for each tap and each pair of input
+/// channels, pixel 0's two values then pixel 1's, each `x − zero`, or 0 in the padding.
 fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mut [i16]) {
     let w = &g.window;
     let (ih, iw) = (w.in_h, w.in_w);
-    for (i, pix) in [p0, p1].into_iter().enumerate() {
+    let plane = ih * iw;
+    let icp = g.in_c.div_ceil(2);
+    let at = |pix: usize| {
         let (oy, ox) = (pix / w.out_w, pix % w.out_w);
-        let iy0 = (oy * w.stride_h) as isize - w.pad_top as isize;
-        let ix0 = (ox * w.stride_w) as isize - w.pad_left as isize;
-        // Taps inside the input, as ranges of ky and kx.
-        let (ky0, ky1) = valid_range(w.k_h, ih, w.dil_h, iy0);
-        let (kx0, kx1) = valid_range(w.k_w, iw, w.dil_w, ix0);
-        let mut k = 0;
-        for ic in 0..g.in_c {
-            let plane = &input[ic * ih * iw..(ic + 1) * ih * iw];
-            for ky in 0..w.k_h {
-                let inside_row = ky >= ky0 && ky < ky1;
-                let row = if inside_row {
-                    let iy = (iy0 + (ky * w.dil_h) as isize) as usize;
-                    &plane[iy * iw..(iy + 1) * iw]
+        (
+            (oy * w.stride_h) as isize - w.pad_top as isize,
+            (ox * w.stride_w) as isize - w.pad_left as isize,
+        )
+    };
+    let ((y0, x0), (y1, x1)) = (at(p0), at(p1));
+    let inside = |y: isize, x: isize| y >= 0 && (y as usize) < ih && x >= 0 && (x as usize) < iw;
+    let mut pair = 0;
+    for ky in 0..w.k_h {
+        let dy = (ky * w.dil_h) as isize;
+        for kx in 0..w.k_w {
+            let dx = (kx * w.dil_w) as isize;
+            let (a, b) = ((y0 + dy, x0 + dx), (y1 + dy, x1 + dx));
+            let dst = &mut s[4 * pair..4 * (pair + icp)];
+            pair += icp;
+            let (ina, inb) = (inside(a.0, a.1), inside(b.0, b.1));
+            if ina && inb && a.0 == b.0 && b.1 == a.1 + 1 && g.in_c >= 2 {
+                // Both pixels inside, side by side: each channel pair is two halfword
+                // loads.
+                let at = a.0 as usize * iw + a.1 as usize;
+                taps_side_by_side(&input[at..], plane, g.in_c, zero, dst);
+                continue;
+            }
+            // Elsewhere value by value (0 outside the input).
+            let value = |(y, x): (isize, isize), inside: bool, ic: usize| -> i16 {
+                if inside && ic < g.in_c {
+                    (i32::from(input[ic * plane + y as usize * iw + x as usize]) - zero) as i16
                 } else {
-                    &plane[..0]
-                };
-                for kx in 0..w.k_w {
-                    let v = if inside_row && kx >= kx0 && kx < kx1 {
-                        let ix = (ix0 + (kx * w.dil_w) as isize) as usize;
-                        (i32::from(row[ix]) - zero) as i16
-                    } else {
-                        0
-                    };
-                    s[4 * (k / 2) + 2 * i + k % 2] = v;
-                    k += 1;
+                    0
                 }
+            };
+            for (j, q) in dst.chunks_exact_mut(4).enumerate() {
+                let ic = 2 * j;
+                q[0] = value(a, ina, ic);
+                q[1] = value(a, ina, ic + 1);
+                q[2] = value(b, inb, ic);
+                q[3] = value(b, inb, ic + 1);
             }
         }
+    }
+}
+
+/// One tap of two horizontally adjacent pixels, both inside the input: `x` starts at pixel
+/// 0's input value of channel 0, channels are `plane` apart; writes `4 · ⌈in_c / 2⌉` values
+/// into `dst` (see [`im2col_pair`]). An odd last channel's partner is filled with a copy
+/// (its weight is zero).
+#[inline(always)]
+fn taps_side_by_side(x: &[i8], plane: usize, in_c: usize, zero: i32, dst: &mut [i16]) {
+    #[cfg(microarena_dsp)]
+    let done = {
+        taps_side_by_side_dsp(x, plane, in_c / 2, zero, dst);
+        in_c / 2
+    };
+    #[cfg(not(microarena_dsp))]
+    let done = 0;
+    for j in done..in_c.div_ceil(2) {
+        let (c0, c1) = (2 * j, (2 * j + 1).min(in_c - 1));
+        let v = |c: usize, i: usize| (i32::from(x[c * plane + i]) - zero) as i16;
+        let q = &mut dst[4 * j..4 * j + 4];
+        q[0] = v(c0, 0);
+        q[1] = v(c1, 0);
+        q[2] = v(c0, 1);
+        q[3] = v(c1, 1);
+    }
+}
+
+/// [`taps_side_by_side`] on Cortex-M4/M7 for `pairs` channel pairs: per pair two `LDRH`
+/// (both pixels of each channel), one `PKHBT` (the four bytes in one word), two `SXTAB16`
+/// (sign extension and zero point: pixel 0's pair, pixel 1's pair) and one `STRD`.
+#[cfg(microarena_dsp)]
+#[inline(always)]
+fn taps_side_by_side_dsp(x: &[i8], plane: usize, pairs: usize, zero: i32, dst: &mut [i16]) {
+    if pairs == 0 {
+        return;
+    }
+    assert!(x.len() > (2 * pairs - 1) * plane + 1 && dst.len() >= 4 * pairs);
+    let minus_zero = (-zero) as u32 & 0xffff;
+    let offsets = minus_zero | minus_zero << 16;
+    // SAFETY: pair j reads `x[2j·plane..][..2]` and `x[(2j+1)·plane..][..2]`, inside `x` for
+    // j < pairs (asserted: the last byte read is `(2·pairs − 1)·plane + 1`; LDRH may be
+    // unaligned on Armv7E-M), and writes `dst[4j..4j + 4]` (asserted) with STRD, which needs
+    // `dst` 4-aligned: it is the arena scratch, 4-aligned, at a multiple of 4 i16. The loop
+    // runs `pairs` > 0 times. DSP-extension instructions, present wherever build.rs enables
+    // this; no stack; the flags are clobbered (SUBS).
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldrh {a}, [{px}]",
+            "ldrh {b}, [{px}, {plane}]",
+            "add {px}, {px}, {plane2}",
+            "pkhbt {a}, {a}, {b}, lsl #16",
+            "sxtab16 {b}, {z}, {a}",
+            "sxtab16 {a}, {z}, {a}, ror #8",
+            "strd {b}, {a}, [{pd}], #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            px = inout(reg) x.as_ptr() => _,
+            pd = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) pairs => _,
+            plane = in(reg) plane,
+            plane2 = in(reg) 2 * plane,
+            z = in(reg) offsets,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack),
+        );
     }
 }
 
