@@ -37,6 +37,10 @@ pub enum ConvOp {
     /// with a scratch of `kernels::conv::tiled_scratch_len` `i16`: dense convolutions as
     /// 2 × 2 register tiles over an im2col of two pixels.
     I8Tiled(ConvI8, Vec<Requant>),
+    /// `[x (i8), weights (i16, packed by `kernels::conv::pack_depthwise_weights`), bias
+    /// (i32)?]` with a scratch of `kernels::conv::depthwise_scratch_len` bytes: depthwise
+    /// convolutions over a padded copy of each channel plane.
+    I8Depthwise(ConvI8, Vec<Requant>),
 }
 
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
@@ -231,11 +235,12 @@ fn conv_i8(
     Ok(y)
 }
 
-/// Turns every dense int8 convolution of `g` into the tiled kernel (see
-/// [`ConvOp::I8Tiled`]): its weights widened and laid out for it (twice the flash of int8
-/// weights), an im2col scratch in the arena. The scratch is read in 32-bit words, so this
-/// needs arena offsets aligned to at least 4 bytes; with a smaller alignment the reference
-/// kernel stays.
+/// Turns every dense int8 convolution of `g` into the tiled kernel ([`ConvOp::I8Tiled`]) and
+/// every depthwise one into the padded-plane kernel ([`ConvOp::I8Depthwise`]): weights widened
+/// and laid out for them (twice the flash of int8 weights), a scratch in the arena (an im2col
+/// of two pixels; a padded channel plane). The scratch is read in 32-bit words, so this needs
+/// arena offsets aligned to at least 4 bytes; with a smaller alignment, and for other grouped
+/// convolutions, the reference kernel stays.
 pub fn select_tiled(g: &mut Graph, alignment: usize) {
     if alignment < 4 {
         return;
@@ -246,10 +251,23 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
         };
         let (p, requant) = (*p, requant.clone());
         let wt = g.nodes[v].inputs[1];
-        let (TensorKind::WeightI8(w), false) = (&g.tensor(wt).kind, p.geom.groups != 1) else {
+        let TensorKind::WeightI8(w) = &g.tensor(wt).kind else {
             continue;
         };
-        let packed: Vec<i16> = conv::pack_tiled_weights(&p.geom, w).collect();
+        let geom = &p.geom;
+        let depthwise = geom.groups == geom.in_c && geom.in_c == geom.out_c && geom.groups > 1;
+        let (op, packed, scratch_bytes) = if geom.groups == 1 {
+            let packed: Vec<i16> = conv::pack_tiled_weights(geom, w).collect();
+            // `tiled_scratch_len` i16.
+            let bytes = 2 * conv::tiled_scratch_len(geom);
+            (ConvOp::I8Tiled(p, requant), packed, bytes)
+        } else if depthwise {
+            let packed: Vec<i16> = conv::pack_depthwise_weights(geom, w).collect();
+            let bytes = conv::depthwise_scratch_len(geom);
+            (ConvOp::I8Depthwise(p, requant), packed, bytes)
+        } else {
+            continue;
+        };
         let name = format!("{}.packed", g.tensor(wt).name);
         let pw = g.add_typed_tensor(
             name,
@@ -258,12 +276,12 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
             TensorKind::WeightI16(packed),
             None,
         );
-        // `tiled_scratch_len` i16, in 32-bit words (the kernel loads them in pairs).
-        let words = conv::tiled_scratch_len(&p.geom) / 2;
+        // In 32-bit words: the kernels load the scratch a word at a time.
         let name = format!("{}.scratch", g.tensor(g.nodes[v].output).name);
+        let words = scratch_bytes.div_ceil(4);
         let s = g.add_typed_tensor(name, vec![words], DType::I32, TensorKind::Scratch, None);
         let node = &mut g.nodes[v];
-        node.op = Op::Conv(ConvOp::I8Tiled(p, requant));
+        node.op = Op::Conv(op);
         node.inputs[1] = pw;
         node.scratch = Some(s);
     }
@@ -293,14 +311,14 @@ impl Kernel for ConvOp {
         match self {
             ConvOp::F32(_) => "Conv",
             ConvOp::I8(..) => "ConvI8",
-            ConvOp::I8Tiled(..) => "ConvI8",
+            ConvOp::I8Tiled(..) | ConvOp::I8Depthwise(..) => "ConvI8",
         }
     }
 
     fn macs(&self) -> u64 {
         let g = match self {
             ConvOp::F32(p) => p,
-            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) => &p.geom,
+            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => &p.geom,
         };
         let w = &g.window;
         [
@@ -320,7 +338,7 @@ impl Kernel for ConvOp {
     fn activation_mut(&mut self) -> Option<&mut Activation> {
         match self {
             ConvOp::F32(p) => Some(&mut p.act),
-            ConvOp::I8(..) | ConvOp::I8Tiled(..) => None,
+            ConvOp::I8(..) | ConvOp::I8Tiled(..) | ConvOp::I8Depthwise(..) => None,
         }
     }
 
@@ -336,8 +354,14 @@ impl Kernel for ConvOp {
                 let geom = geometry(p);
                 quote!(::microarena::kernels::conv::conv2d(&#geom, #x, #w, #bias, #out);)
             }
-            ConvOp::I8(p, requant) | ConvOp::I8Tiled(p, requant) => {
-                let tiled = matches!(self, ConvOp::I8Tiled(..));
+            ConvOp::I8(p, requant)
+            | ConvOp::I8Tiled(p, requant)
+            | ConvOp::I8Depthwise(p, requant) => {
+                let kernel = match self {
+                    ConvOp::I8Tiled(..) => Some(quote!(conv2d_i8_tiled)),
+                    ConvOp::I8Depthwise(..) => Some(quote!(conv2d_i8_depthwise)),
+                    _ => None,
+                };
                 let ConvI8 {
                     geom,
                     input_zero,
@@ -353,10 +377,10 @@ impl Kernel for ConvOp {
                         lo: #lo, hi: #hi,
                     }
                 };
-                if tiled {
-                    let scratch = call.scratch.as_ref().expect("the tiled kernel has scratch");
+                if let Some(kernel) = kernel {
+                    let scratch = call.scratch.as_ref().expect("the kernel has scratch");
                     quote! {
-                        ::microarena::kernels::conv::conv2d_i8_tiled(
+                        ::microarena::kernels::conv::#kernel(
                             #params, #x, #w, #bias, #rq, #scratch, #out,
                         );
                     }
@@ -382,6 +406,18 @@ impl Kernel for ConvOp {
                 // arena region it is planned at with garbage, which shows a wrong placement.
                 let mut scratch = vec![0i16; conv::tiled_scratch_len(&p.geom)];
                 conv::conv2d_i8_tiled(
+                    p,
+                    ins.i8(0),
+                    ins.get(1).expect("weights").i16(),
+                    ins.opt_i32(2),
+                    rq,
+                    &mut scratch,
+                    out.i8_mut(),
+                )
+            }
+            ConvOp::I8Depthwise(p, rq) => {
+                let mut scratch = vec![0i16; conv::depthwise_scratch_len(&p.geom).div_ceil(2)];
+                conv::conv2d_i8_depthwise(
                     p,
                     ins.i8(0),
                     ins.get(1).expect("weights").i16(),

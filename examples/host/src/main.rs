@@ -1,7 +1,7 @@
 //! Compiles the seed report's network (tests/models/chain.onnx) at build time and
 //! classifies the committed test input with it.
 //!
-//! Run: `cargo run --release -p host-example`
+//! Run: `cargo run -p host-example`
 
 mod chain {
     microarena::include_model!("../../tests/models/chain.onnx");
