@@ -239,8 +239,9 @@ fn conv_i8(
 /// every depthwise one into the padded-plane kernel ([`ConvOp::I8Depthwise`]): weights widened
 /// and laid out for them (twice the flash of int8 weights), a scratch in the arena (an im2col
 /// of two pixels; a padded channel plane). The scratch is read in 32-bit words, so this needs
-/// arena offsets aligned to at least 4 bytes; with a smaller alignment, and for other grouped
-/// convolutions, the reference kernel stays.
+/// arena offsets aligned to at least 4 bytes; with a smaller alignment, for other grouped
+/// convolutions and for depthwise windows other than 3×3 with horizontal stride 1, the
+/// reference kernel stays.
 pub fn select_tiled(g: &mut Graph, alignment: usize) {
     if alignment < 4 {
         return;
@@ -255,7 +256,13 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
             continue;
         };
         let geom = &p.geom;
-        let depthwise = geom.groups == geom.in_c && geom.in_c == geom.out_c && geom.groups > 1;
+        // The padded-plane kernel pays where its two-pixel 3×3 path runs; other depthwise
+        // geometries keep the reference kernel (faster there).
+        let win = &geom.window;
+        let depthwise = geom.groups == geom.in_c
+            && geom.in_c == geom.out_c
+            && geom.groups > 1
+            && (win.k_h, win.k_w, win.stride_w, win.dil_w) == (3, 3, 1, 1);
         let (op, packed, scratch_bytes) = if geom.groups == 1 {
             let packed: Vec<i16> = conv::pack_tiled_weights(geom, w).collect();
             // `tiled_scratch_len` i16.

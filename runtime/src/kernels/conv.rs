@@ -847,17 +847,19 @@ pub fn conv2d_i8_tiled(
                     scratch,
                     [b0, b0, b1, b1],
                 );
-                let q = |a: i32, c: usize| {
-                    super::quant::requantize(a, requant[c], p.output_zero, p.lo, p.hi)
+                let q = |a: i32, s: f32| {
+                    super::quant::requantize_scaled(a, s, p.output_zero, p.lo, p.hi)
                 };
-                output[c0 * plane + p0] = q(acc[0], c0);
+                let s0 = requant[c0].scale();
+                output[c0 * plane + p0] = q(acc[0], s0);
                 if pair {
-                    output[c0 * plane + p1] = q(acc[1], c0);
+                    output[c0 * plane + p1] = q(acc[1], s0);
                 }
                 if two {
-                    output[(c0 + 1) * plane + p0] = q(acc[2], c0 + 1);
+                    let s1 = requant[c0 + 1].scale();
+                    output[(c0 + 1) * plane + p0] = q(acc[2], s1);
                     if pair {
-                        output[(c0 + 1) * plane + p1] = q(acc[3], c0 + 1);
+                        output[(c0 + 1) * plane + p1] = q(acc[3], s1);
                     }
                 }
             }
@@ -882,6 +884,27 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
     };
     let ((y0, x0), (y1, x1)) = (at(p0), at(p1));
     let inside = |y: isize, x: isize| y >= 0 && (y as usize) < ih && x >= 0 && (x as usize) < iw;
+    // The common case: side by side, both whole windows inside the input: every tap is the
+    // two-halfword path, one tap after the other, without tests.
+    let (last_y, last_x) = ((w.k_h - 1) * w.dil_h, (w.k_w - 1) * w.dil_w);
+    if g.in_c >= 2
+        && y0 == y1
+        && x1 == x0 + 1
+        && inside(y0, x0)
+        && inside(y0 + last_y as isize, x1 + last_x as isize)
+    {
+        let origin = y0 as usize * iw + x0 as usize;
+        let mut dst = &mut s[..4 * icp * w.k_h * w.k_w];
+        for ky in 0..w.k_h {
+            let row = origin + ky * w.dil_h * iw;
+            for kx in 0..w.k_w {
+                let (tap, rest) = dst.split_at_mut(4 * icp);
+                taps_side_by_side(&input[row + kx * w.dil_w..], plane, g.in_c, zero, tap);
+                dst = rest;
+            }
+        }
+        return;
+    }
     let mut pair = 0;
     for ky in 0..w.k_h {
         let dy = (ky * w.dil_h) as isize;
@@ -1307,7 +1330,8 @@ pub fn conv2d_i8_depthwise(
             let wc = &packed[c * 4 * w.k_h * kwp..][..4 * w.k_h * kwp];
             let b = bias.map_or(0, |b| b[c]);
             let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
-            let q = |a: i32| super::quant::requantize(a, requant[c], p.output_zero, p.lo, p.hi);
+            let scale = requant[c].scale();
+            let q = |a: i32| super::quant::requantize_scaled(a, scale, p.output_zero, p.lo, p.hi);
             for oy in 0..w.out_h {
                 let y0 = oy * w.stride_h;
                 let line = &mut out[oy * w.out_w..][..w.out_w];
