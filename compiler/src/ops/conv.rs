@@ -30,6 +30,9 @@ pub(crate) const FAMILY: Family = Family {
 pub enum ConvOp {
     /// `[x, weights (OIHW), bias?]`
     F32(Conv2d),
+    /// `[x, weights (packed by `kernels::conv::pack_f32_weights`), bias?]`: dense
+    /// convolutions as register tiles of 4 output channels × 4 pixels.
+    F32Tiled(Conv2d),
     /// `[x (i8), weights (i8, OIHW), bias (i32)?]`, one requantisation per output channel:
     /// grouped and depthwise convolutions.
     I8(ConvI8, Vec<Requant>),
@@ -235,7 +238,9 @@ fn conv_i8(
     Ok(y)
 }
 
-/// Turns every dense int8 convolution of `g` into the tiled kernel ([`ConvOp::I8Tiled`]) and
+/// Turns every dense f32 convolution of `g` into the register-tiled kernel
+/// ([`ConvOp::F32Tiled`], weights packed in blocks of four output channels: the same flash), every
+/// dense int8 convolution into the tiled kernel ([`ConvOp::I8Tiled`]) and
 /// every depthwise one into the padded-plane kernel ([`ConvOp::I8Depthwise`]): weights widened
 /// and laid out for them (twice the flash of int8 weights), a scratch in the arena (an im2col
 /// of two pixels; a padded channel plane). The scratch is read in 32-bit words, so this needs
@@ -243,6 +248,31 @@ fn conv_i8(
 /// convolutions and for depthwise windows other than 3×3 with horizontal stride 1, the
 /// reference kernel stays.
 pub fn select_tiled(g: &mut Graph, alignment: usize) {
+    for v in 0..g.nodes.len() {
+        let Op::Conv(ConvOp::F32(p)) = &g.nodes[v].op else {
+            continue;
+        };
+        let p = *p;
+        let wt = g.nodes[v].inputs[1];
+        let TensorKind::Weight(w) = &g.tensor(wt).kind else {
+            continue;
+        };
+        if p.groups != 1 {
+            continue;
+        }
+        let packed: Vec<f32> = conv::pack_f32_weights(&p, w).collect();
+        let name = format!("{}.packed", g.tensor(wt).name);
+        let pw = g.add_typed_tensor(
+            name,
+            vec![packed.len()],
+            DType::F32,
+            TensorKind::Weight(packed),
+            None,
+        );
+        let node = &mut g.nodes[v];
+        node.op = Op::Conv(ConvOp::F32Tiled(p));
+        node.inputs[1] = pw;
+    }
     if alignment < 4 {
         return;
     }
@@ -316,7 +346,7 @@ fn geometry(p: &Conv2d) -> TokenStream {
 impl Kernel for ConvOp {
     fn name(&self) -> &'static str {
         match self {
-            ConvOp::F32(_) => "Conv",
+            ConvOp::F32(_) | ConvOp::F32Tiled(_) => "Conv",
             ConvOp::I8(..) => "ConvI8",
             ConvOp::I8Tiled(..) | ConvOp::I8Depthwise(..) => "ConvI8",
         }
@@ -324,7 +354,7 @@ impl Kernel for ConvOp {
 
     fn macs(&self) -> u64 {
         let g = match self {
-            ConvOp::F32(p) => p,
+            ConvOp::F32(p) | ConvOp::F32Tiled(p) => p,
             ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => &p.geom,
         };
         let w = &g.window;
@@ -344,7 +374,7 @@ impl Kernel for ConvOp {
 
     fn activation_mut(&mut self) -> Option<&mut Activation> {
         match self {
-            ConvOp::F32(p) => Some(&mut p.act),
+            ConvOp::F32(p) | ConvOp::F32Tiled(p) => Some(&mut p.act),
             ConvOp::I8(..) | ConvOp::I8Tiled(..) | ConvOp::I8Depthwise(..) => None,
         }
     }
@@ -360,6 +390,10 @@ impl Kernel for ConvOp {
             ConvOp::F32(p) => {
                 let geom = geometry(p);
                 quote!(::microarena::kernels::conv::conv2d(&#geom, #x, #w, #bias, #out);)
+            }
+            ConvOp::F32Tiled(p) => {
+                let geom = geometry(p);
+                quote!(::microarena::kernels::conv::conv2d_tiled(&#geom, #x, #w, #bias, #out);)
             }
             ConvOp::I8(p, requant)
             | ConvOp::I8Tiled(p, requant)
@@ -404,6 +438,9 @@ impl Kernel for ConvOp {
         match self {
             ConvOp::F32(p) => {
                 conv::conv2d(p, ins.f32(0), ins.f32(1), ins.opt_f32(2), out.f32_mut())
+            }
+            ConvOp::F32Tiled(p) => {
+                conv::conv2d_tiled(p, ins.f32(0), ins.f32(1), ins.opt_f32(2), out.f32_mut())
             }
             ConvOp::I8(p, rq) => {
                 conv::conv2d_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), rq, out.i8_mut())
