@@ -249,78 +249,56 @@ fn conv_i8(
 /// reference kernel stays.
 pub fn select_tiled(g: &mut Graph, alignment: usize) {
     for v in 0..g.nodes.len() {
-        let Op::Conv(ConvOp::F32(p)) = &g.nodes[v].op else {
+        let node = &g.nodes[v];
+        let Some(&wt) = node.inputs.get(1) else {
             continue;
         };
-        let p = *p;
-        let wt = g.nodes[v].inputs[1];
-        let TensorKind::Weight(w) = &g.tensor(wt).kind else {
-            continue;
-        };
-        if p.groups != 1 {
-            continue;
-        }
-        let packed: Vec<f32> = conv::pack_f32_weights(&p, w).collect();
-        let name = format!("{}.packed", g.tensor(wt).name);
-        let pw = g.add_typed_tensor(
-            name,
-            vec![packed.len()],
-            DType::F32,
-            TensorKind::Weight(packed),
-            None,
-        );
-        let node = &mut g.nodes[v];
-        node.op = Op::Conv(ConvOp::F32Tiled(p));
-        node.inputs[1] = pw;
-    }
-    if alignment < 4 {
-        return;
-    }
-    for v in 0..g.nodes.len() {
-        let Op::Conv(ConvOp::I8(p, requant)) = &g.nodes[v].op else {
-            continue;
-        };
-        let (p, requant) = (*p, requant.clone());
-        let wt = g.nodes[v].inputs[1];
-        let TensorKind::WeightI8(w) = &g.tensor(wt).kind else {
-            continue;
-        };
-        let geom = &p.geom;
-        // The padded-plane kernel pays where its two-pixel 3×3 path runs; other depthwise
-        // geometries keep the reference kernel (faster there).
-        let win = &geom.window;
-        let depthwise = geom.groups == geom.in_c
-            && geom.in_c == geom.out_c
-            && geom.groups > 1
-            && (win.k_h, win.k_w, win.stride_w, win.dil_w) == (3, 3, 1, 1);
-        let (op, packed, scratch_bytes) = if geom.groups == 1 {
-            let packed: Vec<i16> = conv::pack_tiled_weights(geom, w).collect();
-            // `tiled_scratch_len` i16.
-            let bytes = 2 * conv::tiled_scratch_len(geom);
-            (ConvOp::I8Tiled(p, requant), packed, bytes)
-        } else if depthwise {
-            let packed: Vec<i16> = conv::pack_depthwise_weights(geom, w).collect();
-            let bytes = conv::depthwise_scratch_len(geom);
-            (ConvOp::I8Depthwise(p, requant), packed, bytes)
-        } else {
-            continue;
+        // The new op, its packed weights (element type, count, data) and scratch bytes.
+        let (op, dtype, len, packed, scratch_bytes) = match (&node.op, &g.tensor(wt).kind) {
+            (Op::Conv(ConvOp::F32(p)), TensorKind::Weight(w)) if p.groups == 1 => {
+                let packed: Vec<f32> = conv::pack_f32_weights(p, w).collect();
+                let len = packed.len();
+                let op = ConvOp::F32Tiled(*p);
+                (op, DType::F32, len, TensorKind::Weight(packed), 0)
+            }
+            (Op::Conv(ConvOp::I8(p, requant)), TensorKind::WeightI8(w)) if alignment >= 4 => {
+                let geom = &p.geom;
+                // The padded-plane kernel pays where its two-pixel 3×3 path runs; other
+                // depthwise geometries keep the reference kernel (faster there).
+                let win = &geom.window;
+                let depthwise = geom.groups == geom.in_c
+                    && geom.in_c == geom.out_c
+                    && geom.groups > 1
+                    && (win.k_h, win.k_w, win.stride_w, win.dil_w) == (3, 3, 1, 1);
+                let (op, packed, bytes) = if geom.groups == 1 {
+                    let packed: Vec<i16> = conv::pack_tiled_weights(geom, w).collect();
+                    // `tiled_scratch_len` i16.
+                    let bytes = 2 * conv::tiled_scratch_len(geom);
+                    (ConvOp::I8Tiled(*p, requant.clone()), packed, bytes)
+                } else if depthwise {
+                    let packed: Vec<i16> = conv::pack_depthwise_weights(geom, w).collect();
+                    let bytes = conv::depthwise_scratch_len(geom);
+                    (ConvOp::I8Depthwise(*p, requant.clone()), packed, bytes)
+                } else {
+                    continue;
+                };
+                let len = packed.len();
+                (op, DType::I16, len, TensorKind::WeightI16(packed), bytes)
+            }
+            _ => continue,
         };
         let name = format!("{}.packed", g.tensor(wt).name);
-        let pw = g.add_typed_tensor(
-            name,
-            vec![packed.len()],
-            DType::I16,
-            TensorKind::WeightI16(packed),
-            None,
-        );
-        // In 32-bit words: the kernels load the scratch a word at a time.
-        let name = format!("{}.scratch", g.tensor(g.nodes[v].output).name);
-        let words = scratch_bytes.div_ceil(4);
-        let s = g.add_typed_tensor(name, vec![words], DType::I32, TensorKind::Scratch, None);
+        let pw = g.add_typed_tensor(name, vec![len], dtype, packed, None);
+        let scratch = (scratch_bytes > 0).then(|| {
+            // In 32-bit words: the kernels load the scratch a word at a time.
+            let name = format!("{}.scratch", g.tensor(g.nodes[v].output).name);
+            let words = scratch_bytes.div_ceil(4);
+            g.add_typed_tensor(name, vec![words], DType::I32, TensorKind::Scratch, None)
+        });
         let node = &mut g.nodes[v];
         node.op = Op::Conv(op);
         node.inputs[1] = pw;
-        node.scratch = Some(s);
+        node.scratch = scratch;
     }
 }
 

@@ -136,25 +136,6 @@ fn mla4(a: &mut [f32; 4], w: f32, x: [f32; 4]) {
     a[3] += w * x[3];
 }
 
-/// First and one-past-last tap `k` of a window of `taps` taps, `dil` apart, starting at
-/// input position `start`, that land inside `0..len`.
-#[inline(always)]
-fn tap_range(start: isize, dil: usize, taps: usize, len: usize) -> (usize, usize) {
-    let d = dil as isize;
-    let lo = if start >= 0 {
-        0
-    } else {
-        ((-start) as usize).div_ceil(dil)
-    };
-    let last = len as isize - 1 - start;
-    let hi = if last < 0 {
-        0
-    } else {
-        (last / d + 1).min(taps as isize) as usize
-    };
-    (lo.min(hi), hi)
-}
-
 /// Dense `f32` convolution (one group) in register tiles: [`F32_TILE_CHANNELS`] output
 /// channels × 4 output pixels of a row held in 16 accumulators across the whole reduction
 /// (the Cortex-M4F has 32 single-precision registers), each step four weight loads (packed
@@ -193,7 +174,7 @@ pub fn conv2d_tiled(
             });
             for oy in 0..oh {
                 let iy0 = (oy * w.stride_h) as isize - w.pad_top as isize;
-                let rows = tap_range(iy0, w.dil_h, w.k_h, ih);
+                let rows = valid_range(w.k_h, ih, w.dil_h, iy0);
                 let mut ox = 0;
                 while ox < ow {
                     let ix0 = (ox * w.stride_w) as isize - w.pad_left as isize;
@@ -274,7 +255,7 @@ fn tile_4x4(
     // Taps kx inside the input for every pixel: lane 0 bounds them on the left, lane 3 on
     // the right. The others are added lane by lane (`lane` below).
     let lane_taps: [(usize, usize); 4] =
-        core::array::from_fn(|i| tap_range(ix0 + (i * s) as isize, w.dil_w, w.k_w, iw));
+        core::array::from_fn(|i| valid_range(w.k_w, iw, w.dil_w, ix0 + (i * s) as isize));
     let (full_lo, full_hi) = (lane_taps[0].0, lane_taps[3].1.max(lane_taps[0].0));
     if full_lo == 0 && full_hi == w.k_w {
         // Every tap of the rows inside the input is inside for all four pixels: one loop
@@ -387,7 +368,7 @@ fn tile_4x1(
     const C: usize = F32_TILE_CHANNELS;
     let w = &p.window;
     let (ih, iw, taps) = (w.in_h, w.in_w, w.k_h * w.k_w);
-    let (kx0, kx1) = tap_range(ix0, w.dil_w, w.k_w, iw);
+    let (kx0, kx1) = valid_range(w.k_w, iw, w.dil_w, ix0);
     let mut a = init;
     for ic in 0..p.in_c {
         let plane = ic * ih * iw;
@@ -582,30 +563,15 @@ mod tests {
             (3, 1, 2, 1),
         ] {
             let (in_h, in_w, k) = (5, 5, 3);
-            let out_h = (in_h + 2 * pad - dil * (k - 1) - 1) / stride + 1;
             let p = Conv2d {
                 batch: 1,
                 in_c: 2,
                 out_c: 2,
                 groups,
-                window: Window2d {
-                    in_h,
-                    in_w,
-                    out_h,
-                    out_w: out_h,
-                    k_h: k,
-                    k_w: k,
-                    stride_h: stride,
-                    stride_w: stride,
-                    dil_h: dil,
-                    dil_w: dil,
-                    pad_top: pad,
-                    pad_left: pad,
-                    pad_bottom: pad,
-                    pad_right: pad,
-                },
+                window: Window2d::uniform(in_h, in_w, k, k, stride, dil, pad),
                 act: Activation::Identity,
             };
+            let out_h = p.window.out_h;
             let mut out = [0.0; 64];
             conv2d(&p, &x, &w, Some(&b), &mut out);
             let want = naive(&p, &x, &w, &b);
@@ -982,31 +948,15 @@ mod i8_tests {
         let cases = if cfg!(miri) { &cases[..2] } else { cases };
         for &(stride, pad, k, groups, in_w) in cases {
             let (in_c, out_c, in_h) = (4, 4, 7);
-            let out_h = (in_h + 2 * pad - k) / stride + 1;
-            let out_w = (in_w + 2 * pad - k) / stride + 1;
             let geom = Conv2d {
                 batch: 1,
                 in_c,
                 out_c,
                 groups,
-                window: Window2d {
-                    in_h,
-                    in_w,
-                    out_h,
-                    out_w,
-                    k_h: k,
-                    k_w: k,
-                    stride_h: stride,
-                    stride_w: stride,
-                    dil_h: 1,
-                    dil_w: 1,
-                    pad_top: pad,
-                    pad_left: pad,
-                    pad_bottom: pad,
-                    pad_right: pad,
-                },
+                window: Window2d::uniform(in_h, in_w, k, k, stride, 1, pad),
                 act: Activation::Identity,
             };
+            let (out_h, out_w) = (geom.window.out_h, geom.window.out_w);
             let p = ConvI8 {
                 geom,
                 input_zero: 5,
@@ -1597,31 +1547,15 @@ mod tiled_tests {
             (seed >> 56) as i8
         };
         for &(in_c, out_c, in_h, in_w, k_h, k_w, stride, pad, dil) in cases {
-            let out_h = (in_h + 2 * pad - dil * (k_h - 1) - 1) / stride + 1;
-            let out_w = (in_w + 2 * pad - dil * (k_w - 1) - 1) / stride + 1;
             let geom = Conv2d {
                 batch: 1,
                 in_c,
                 out_c,
                 groups: 1,
-                window: Window2d {
-                    in_h,
-                    in_w,
-                    out_h,
-                    out_w,
-                    k_h,
-                    k_w,
-                    stride_h: stride,
-                    stride_w: stride,
-                    dil_h: dil,
-                    dil_w: dil,
-                    pad_top: pad,
-                    pad_left: pad,
-                    pad_bottom: pad,
-                    pad_right: pad,
-                },
+                window: Window2d::uniform(in_h, in_w, k_h, k_w, stride, dil, pad),
                 act: Activation::Identity,
             };
+            let (out_h, out_w) = (geom.window.out_h, geom.window.out_w);
             let p = ConvI8 {
                 geom,
                 input_zero: -3,
@@ -1921,31 +1855,15 @@ mod depthwise_tests {
             (seed >> 56) as i8
         };
         for &(ch, in_h, in_w, k_h, k_w, stride, pad, dil) in cases {
-            let out_h = (in_h + 2 * pad - dil * (k_h - 1) - 1) / stride + 1;
-            let out_w = (in_w + 2 * pad - dil * (k_w - 1) - 1) / stride + 1;
             let geom = Conv2d {
                 batch: 1,
                 in_c: ch,
                 out_c: ch,
                 groups: ch,
-                window: Window2d {
-                    in_h,
-                    in_w,
-                    out_h,
-                    out_w,
-                    k_h,
-                    k_w,
-                    stride_h: stride,
-                    stride_w: stride,
-                    dil_h: dil,
-                    dil_w: dil,
-                    pad_top: pad,
-                    pad_left: pad,
-                    pad_bottom: pad,
-                    pad_right: pad,
-                },
+                window: Window2d::uniform(in_h, in_w, k_h, k_w, stride, dil, pad),
                 act: Activation::Identity,
             };
+            let (out_h, out_w) = (geom.window.out_h, geom.window.out_w);
             let p = ConvI8 {
                 geom,
                 input_zero: 6,

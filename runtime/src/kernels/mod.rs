@@ -60,6 +60,39 @@ pub struct Window2d {
     pub pad_right: usize,
 }
 
+impl Window2d {
+    /// The window with the same stride, dilation and padding on both axes, its output size
+    /// the floor of ONNX's formula, `(in + 2·pad − dil·(k − 1) − 1) / stride + 1`: a 3×3
+    /// window, stride 2, padding 1 on a 32×32 input gives 16×16. (No doc example: this file
+    /// is also compiled into the compiler crate, where the `microarena` path does not exist.)
+    pub const fn uniform(
+        in_h: usize,
+        in_w: usize,
+        k_h: usize,
+        k_w: usize,
+        stride: usize,
+        dil: usize,
+        pad: usize,
+    ) -> Window2d {
+        Window2d {
+            in_h,
+            in_w,
+            out_h: (in_h + 2 * pad - dil * (k_h - 1) - 1) / stride + 1,
+            out_w: (in_w + 2 * pad - dil * (k_w - 1) - 1) / stride + 1,
+            k_h,
+            k_w,
+            stride_h: stride,
+            stride_w: stride,
+            dil_h: dil,
+            dil_w: dil,
+            pad_top: pad,
+            pad_left: pad,
+            pad_bottom: pad,
+            pad_right: pad,
+        }
+    }
+}
+
 /// Output positions `o` in `0..out_len` whose input coordinate `o * stride + offset` falls in
 /// `0..in_len`, as a half-open range.
 #[inline]

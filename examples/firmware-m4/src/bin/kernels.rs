@@ -83,31 +83,15 @@ fn main() -> ! {
     };
     let mut r = Lcg(12345);
     for (name, in_c, out_c, in_h, in_w, k_h, k_w, stride, pad, groups) in LAYERS {
-        let out_h = (in_h + 2 * pad - k_h) / stride + 1;
-        let out_w = (in_w + 2 * pad - k_w) / stride + 1;
         let geom = Conv2d {
             batch: 1,
             in_c,
             out_c,
             groups,
-            window: Window2d {
-                in_h,
-                in_w,
-                out_h,
-                out_w,
-                k_h,
-                k_w,
-                stride_h: stride,
-                stride_w: stride,
-                dil_h: 1,
-                dil_w: 1,
-                pad_top: pad,
-                pad_left: pad,
-                pad_bottom: pad,
-                pad_right: pad,
-            },
+            window: Window2d::uniform(in_h, in_w, k_h, k_w, stride, 1, pad),
             act: Activation::Identity,
         };
+        let (out_h, out_w) = (geom.window.out_h, geom.window.out_w);
         let p = ConvI8 {
             geom,
             input_zero: -5,
