@@ -1133,8 +1133,20 @@ mod i8_tests {
 /// Reduction steps of the tiled int8 convolution: for every tap `(ky, kx)` the input
 /// channels, their number rounded up to even, then rounded up to a multiple of 8: the length
 /// of the packed weight rows and of the im2col of one pixel (the padding is zero weights).
+/// With one input channel the taps themselves are the steps (paired across taps), so that
+/// no `SMLAD` multiplies a padding channel.
 pub const fn tiled_depth(g: &Conv2d) -> usize {
-    (g.window.k_h * g.window.k_w * g.in_c.next_multiple_of(2)).next_multiple_of(8)
+    (g.window.k_h * g.window.k_w * tiled_channel_steps(g)).next_multiple_of(8)
+}
+
+/// Reduction steps per tap of the tiled int8 convolution: the input channels rounded up to
+/// even, or 1 for one input channel (see [`tiled_depth`]).
+const fn tiled_channel_steps(g: &Conv2d) -> usize {
+    if g.in_c == 1 {
+        1
+    } else {
+        g.in_c.next_multiple_of(2)
+    }
 }
 
 /// `i16` elements of the scratch [`conv2d_i8_tiled`] needs: the im2col of two output pixels.
@@ -1149,7 +1161,7 @@ pub const fn tiled_weights_len(g: &Conv2d) -> usize {
 
 /// The weights of a dense int8 convolution (`weights` OIHW) as [`conv2d_i8_tiled`] reads
 /// them: widened to `i16`, reduction steps in the order tap `(ky, kx)` then input channel
-/// (channels padded to even), output channels in pairs, and for each pair of channels
+/// (channels padded to even, unless there is one: [`tiled_depth`]), output channels in pairs, and for each pair of channels
 /// `(c, c+1)` and each pair of steps `(k, k+1)` (two input channels of one tap) the four
 /// values `w[c][k], w[c][k+1], w[c+1][k], w[c+1][k+1]` — two 32-bit words each holding one
 /// channel's two steps, the operand layout of `SMLAD`. Padded to [`tiled_depth`] steps with
@@ -1158,7 +1170,7 @@ pub const fn tiled_weights_len(g: &Conv2d) -> usize {
 pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<Item = i16> + 'a {
     let g = *g;
     let taps = g.window.k_h * g.window.k_w;
-    let ic2 = g.in_c.next_multiple_of(2);
+    let ic2 = tiled_channel_steps(&g);
     let depth = tiled_depth(&g);
     // Step j: tap j / ic2, input channel j % ic2; OIHW index (c, ic, tap).
     let at = move |c: usize, j: usize| -> i16 {
@@ -1267,6 +1279,63 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
     };
     let ((y0, x0), (y1, x1)) = (at(p0), at(p1));
     let inside = |y: isize, x: isize| y >= 0 && (y as usize) < ih && x >= 0 && (x as usize) < iw;
+    if g.in_c == 1 {
+        // One input channel: steps are taps, paired across taps (`tiled_depth`).
+        let taps = w.k_h * w.k_w;
+        let (last_y, last_x) = (
+            ((w.k_h - 1) * w.dil_h) as isize,
+            ((w.k_w - 1) * w.dil_w) as isize,
+        );
+        let whole = |y: isize, x: isize| inside(y, x) && inside(y + last_y, x + last_x);
+        if whole(y0, x0) && whole(y1, x1) {
+            // Both windows inside the input (most pairs): tap by tap without tests.
+            let (o0, o1) = (
+                y0 as usize * iw + x0 as usize,
+                y1 as usize * iw + x1 as usize,
+            );
+            for ky in 0..w.k_h {
+                let row = ky * w.dil_h * iw;
+                for kx in 0..w.k_w {
+                    let d = row + kx * w.dil_w;
+                    let v = |o: usize| (i32::from(input[o + d]) - zero) as i16;
+                    // Steps pair across taps: tap t goes to slot t % 2 of pair t / 2, pixel
+                    // 0's pair then pixel 1's.
+                    let t = ky * w.k_w + kx;
+                    let base = 4 * (t / 2) + t % 2;
+                    s[base] = v(o0);
+                    s[base + 2] = v(o1);
+                }
+            }
+            if taps % 2 == 1 {
+                let base = 4 * (taps / 2) + 1;
+                s[base] = 0;
+                s[base + 2] = 0;
+            }
+            return;
+        }
+        let value = |(y, x): (isize, isize), t: usize| -> i16 {
+            let (y, x) = (
+                y + ((t / w.k_w) * w.dil_h) as isize,
+                x + ((t % w.k_w) * w.dil_w) as isize,
+            );
+            if t < taps && inside(y, x) {
+                (i32::from(input[y as usize * iw + x as usize]) - zero) as i16
+            } else {
+                0
+            }
+        };
+        for (j, q) in s[..2 * taps.next_multiple_of(2)]
+            .chunks_exact_mut(4)
+            .enumerate()
+        {
+            let t = 2 * j;
+            q[0] = value((y0, x0), t);
+            q[1] = value((y0, x0), t + 1);
+            q[2] = value((y1, x1), t);
+            q[3] = value((y1, x1), t + 1);
+        }
+        return;
+    }
     // The common case: side by side, both whole windows inside the input: every tap is the
     // two-halfword path, one tap after the other, without tests.
     let (last_y, last_x) = ((w.k_h - 1) * w.dil_h, (w.k_w - 1) * w.dil_w);
@@ -1534,6 +1603,7 @@ mod tiled_tests {
             (3, 4, 7, 6, 3, 3, 1, 1, 1),
             (5, 3, 9, 5, 3, 3, 2, 1, 1),
             (1, 6, 11, 4, 5, 2, 2, 2, 1),
+            (1, 5, 9, 7, 3, 3, 1, 1, 1),
             (4, 5, 8, 8, 1, 1, 1, 0, 1),
             (2, 2, 9, 9, 3, 3, 1, 2, 2),
             (7, 1, 3, 3, 3, 3, 1, 1, 1),
