@@ -74,7 +74,12 @@ pub fn search(
         if k == 0 {
             forced = c.plan.arena_bytes;
         }
-        if c.plan.arena_bytes <= best.plan.arena_bytes {
+        // On a tie the later (more sharing) choice, unless only the earlier order is
+        // proven minimal.
+        let proven = c.scheduled.optimal || !best.scheduled.optimal;
+        if c.plan.arena_bytes < best.plan.arena_bytes
+            || (c.plan.arena_bytes == best.plan.arena_bytes && proven)
+        {
             best = c;
         }
     }

@@ -18,6 +18,18 @@
 //! every buffer already written — or written by one of its ancestors — that a reader at or
 //! after that step still needs (or that is a graph output). Those sums are kept per node
 //! and updated as nodes run, so the bound costs one pass over the remaining nodes.
+//! Two further terms make it tight enough to prove optimality on irregular graphs with many
+//! outputs (whose peak is set by outputs piling up, not by any one node's neighbourhood):
+//! - *Pairs.* A node `w` still to run that is neither an ancestor nor a descendant of `v`
+//!   runs before `v` — then its output is live during `v`'s step if that output outlives the
+//!   step — or after it — then its inputs written before `v` are. The smaller of the two
+//!   counts for `v`, each input shared out among its readers that may follow `v`, so no byte
+//!   is counted twice. A pair stops counting when `w` runs (its output then counts above).
+//! - *The end.* Whichever node runs the segment's last step, every buffer that outlives the
+//!   segment (a graph output, or read after it) then holds all the bytes the segment writes
+//!   into it; likewise for the last two steps, with the last node's inputs held during the
+//!   step before it. The smallest of those over the nodes that may still run last (no
+//!   successor in the segment) bounds `f(S)`.
 //!
 //! **Reductions.** A ready node that frees at least what it allocates, and whose step costs
 //! no more than a lower bound of `f(S)`, can be run first without loss: moving it to the
@@ -29,6 +41,7 @@
 //! any completion, which is ready: so it is not branched on while other nodes are ready.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use super::memory::{MemoryModel, Simulation};
@@ -176,6 +189,58 @@ struct Entry {
     choice: u32,
 }
 
+/// The memo's hasher: the keys are bit sets the search makes itself (no adversary), so a
+/// multiply-rotate per word does, at a fraction of SipHash's cost per state.
+#[derive(Default)]
+struct SetHasher(u64);
+
+impl Hasher for SetHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The table indexes by the low bits, which a product takes from the low bits of
+        // its operand only: fold the high bits down (MurmurHash3's finaliser).
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^ (h >> 33)
+    }
+}
+
+/// Segments with at most this many nodes that may run last get the bound of their last two
+/// steps (its table takes time in the square of their number times the segment's size);
+/// others the last step's.
+const MAX_PAIRED_ENDS: usize = 64;
+
+/// Segments of at most this many nodes get the bound of pairs of incomparable nodes (its
+/// table takes time and memory in the square of the segment's size).
+const MAX_PAIRED_NODES: usize = 512;
+
+/// A node that may run last in its segment, and the bytes certainly live then.
+struct End {
+    /// Bytes certainly live during the segment's last step when this node runs it.
+    bytes: usize,
+    /// The local node.
+    node: u32,
+    /// The local nodes that may run just before it, each with the bytes certainly live
+    /// during that step, smallest first.
+    before: Vec<(usize, u32)>,
+}
+
 struct Segment<'a> {
     m: &'a MemoryModel,
     /// Local index → node.
@@ -188,6 +253,11 @@ struct Segment<'a> {
     /// Per local node: bytes certainly live during its step because of nodes that have run
     /// and are not its ancestors (kept up to date as nodes run).
     extra: Vec<usize>,
+    /// Per local node: bytes certainly live during its step because of the nodes still to
+    /// run that may run before or after it (see the module's **Bound**).
+    pair: Vec<usize>,
+    /// Per local node `w`: the local nodes whose `pair` loses the given bytes when `w` runs.
+    pair_feeds: Vec<Vec<(u32, usize)>>,
     /// Per local node `w`: the local nodes whose `extra` grows by `alloc[w]` when `w` runs.
     feeds: Vec<Vec<u32>>,
     /// Per local node: it may be deferred (no reader of its output, no in-place option,
@@ -195,7 +265,10 @@ struct Segment<'a> {
     /// the other readers that may not be deferred, as local indices (`None` for a reader
     /// after the segment, always still to run). Empty when the node may not be deferred.
     deferrable: Vec<Vec<Vec<Option<usize>>>>,
-    memo: HashMap<Vec<u64>, Entry>,
+    /// The local nodes that may run last (no successor in the segment), smallest bound of
+    /// the last step first (see the module's **Bound**).
+    ends: Vec<End>,
+    memo: HashMap<Vec<u64>, Entry, BuildHasherDefault<SetHasher>>,
     sim: Simulation,
     done: Vec<u64>,
     expanded: usize,
@@ -352,6 +425,123 @@ fn solve_segment(
                 .collect()
         })
         .collect();
+    // The segment's last two steps (see the module's **Bound**). A buffer that outlives the
+    // segment (a graph output, or read after it) holds all its segment writers' bytes at
+    // the end, whichever node runs last.
+    let outlives: Vec<bool> = (0..nb)
+        .map(|b| {
+            m.pinned[b]
+                || readers[b]
+                    .iter()
+                    .any(|r| !local.contains_key(r) && !done_before.contains(r))
+        })
+        .collect();
+    let seg_writers: Vec<Vec<usize>> = writers
+        .iter()
+        .map(|ws| {
+            ws.iter()
+                .copied()
+                .filter(|w| local.contains_key(w))
+                .collect()
+        })
+        .collect();
+    // Bytes certainly live while `v` runs when only the nodes in `after` run after it.
+    let during_at_end = |v: usize, after: &[usize]| {
+        let mut sum = m.temp_bytes(v)
+            + if m.in_place[v].is_empty() {
+                m.alloc[v]
+            } else {
+                0
+            };
+        for b in 0..nb {
+            let held = outlives[b]
+                || m.reads[v].contains(&b)
+                || after.iter().any(|&a| m.reads[a].contains(&b));
+            if held {
+                sum += written[b];
+                for &w in &seg_writers[b] {
+                    if w != v && !after.contains(&w) {
+                        sum += m.alloc[w];
+                    }
+                }
+            }
+        }
+        sum
+    };
+    let is_sink = |v: usize, but: Option<usize>| {
+        m.succs[v]
+            .iter()
+            .all(|s| !local.contains_key(s) || Some(*s) == but)
+    };
+    let sinks: Vec<usize> = (0..k).filter(|&i| is_sink(nodes[i], None)).collect();
+    let paired = sinks.len() <= MAX_PAIRED_ENDS;
+    let mut ends: Vec<End> = sinks
+        .into_iter()
+        .map(|i| {
+            let v = nodes[i];
+            let mut before: Vec<(usize, u32)> = if paired {
+                (0..k)
+                    .filter(|&j| j != i && is_sink(nodes[j], Some(v)))
+                    .map(|j| (during_at_end(nodes[j], &[v]), j as u32))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            before.sort_unstable();
+            End {
+                bytes: during_at_end(v, &[]),
+                node: i as u32,
+                before,
+            }
+        })
+        .collect();
+    ends.sort_unstable_by_key(|e| (e.bytes, e.node));
+    // Pairs of incomparable nodes (see the module's **Bound**): while `v` runs, a node `w`
+    // that may run before or after it holds either its own output (when that outlives `v`'s
+    // step) or its inputs written before `v` (shared among their readers that may follow).
+    let mut pair = vec![0usize; k];
+    let mut pair_feeds: Vec<Vec<(u32, usize)>> = vec![Vec::new(); k];
+    if k <= MAX_PAIRED_NODES {
+        for (i, &v) in nodes.iter().enumerate() {
+            let before_v = |b: usize| {
+                written[b]
+                    + seg_writers[b]
+                        .iter()
+                        .filter(|&&w| bit(&anc[v], w))
+                        .map(|&w| m.alloc[w])
+                        .sum::<usize>()
+            };
+            for (j, &w) in nodes.iter().enumerate() {
+                if w == v || bit(&anc[v], w) || bit(&desc[v], w) {
+                    continue;
+                }
+                let own = match m.writes[w] {
+                    Some(b) if alive(b, v) => m.alloc[w],
+                    _ => 0,
+                };
+                if own == 0 {
+                    continue;
+                }
+                let inputs: usize = m.reads[w]
+                    .iter()
+                    .filter(|&&b| !alive(b, v))
+                    .map(|&b| {
+                        let followers = readers[b]
+                            .iter()
+                            .filter(|&&r| r != v && !bit(&anc[v], r) && !bit(&desc[v], r))
+                            .count()
+                            .max(1);
+                        before_v(b) / followers
+                    })
+                    .sum();
+                let c = own.min(inputs);
+                if c > 0 {
+                    pair[i] += c;
+                    pair_feeds[j].push((i as u32, c));
+                }
+            }
+        }
+    }
     // The best seed gives the bound to beat.
     let mut best: Option<(usize, &Vec<usize>)> = None;
     for seed in seeds {
@@ -368,9 +558,12 @@ fn solve_segment(
         preds,
         base,
         extra: vec![0; k],
+        pair,
+        pair_feeds,
         feeds,
         deferrable,
-        memo: HashMap::new(),
+        ends,
+        memo: HashMap::default(),
         sim: start.clone(),
         done: vec![0u64; words],
         expanded: 0,
@@ -427,7 +620,7 @@ impl Segment<'_> {
             if bit(&self.done, i) {
                 continue;
             }
-            bound = bound.max(self.base[i] + self.extra[i]);
+            bound = bound.max(self.base[i] + self.extra[i] + self.pair[i]);
             if self.preds[i]
                 .iter()
                 .zip(&self.done)
@@ -440,6 +633,7 @@ impl Segment<'_> {
         }
         let cheapest = ready.iter().map(|r| r.1).min().expect("a ready node");
         bound = bound.max(cheapest);
+        bound = bound.max(self.end_bound(remaining));
         if bound >= limit {
             self.store(bound, false, 0);
             return bound;
@@ -493,6 +687,36 @@ impl Segment<'_> {
         best
     }
 
+    /// The smallest, over the orders of the remaining nodes, of the bytes certainly live
+    /// during their last two steps.
+    fn end_bound(&self, remaining: usize) -> usize {
+        let mut best = usize::MAX;
+        for end in &self.ends {
+            if end.bytes >= best {
+                break;
+            }
+            if bit(&self.done, end.node as usize) {
+                continue;
+            }
+            let mut value = end.bytes;
+            if remaining > 1 {
+                if let Some(&(before, _)) = end
+                    .before
+                    .iter()
+                    .find(|&&(_, j)| !bit(&self.done, j as usize))
+                {
+                    value = value.max(before);
+                }
+            }
+            best = best.min(value);
+        }
+        if best == usize::MAX {
+            0
+        } else {
+            best
+        }
+    }
+
     /// True when local node `i`, which frees nothing now, can be left for later: it is
     /// deferrable and each of its inputs still has a reader that is not (so nodes deferred
     /// together never make each other free anything; see the module's **Reductions**).
@@ -513,6 +737,9 @@ impl Segment<'_> {
         for &j in &self.feeds[i] {
             self.extra[j as usize] += a;
         }
+        for &(j, c) in &self.pair_feeds[i] {
+            self.pair[j as usize] -= c;
+        }
     }
 
     /// Undoes [`Segment::enter`] of local node `i`.
@@ -523,6 +750,9 @@ impl Segment<'_> {
         let a = self.m.alloc[v];
         for &j in &self.feeds[i] {
             self.extra[j as usize] -= a;
+        }
+        for &(j, c) in &self.pair_feeds[i] {
+            self.pair[j as usize] += c;
         }
     }
 
