@@ -681,6 +681,10 @@ impl Segment<'_> {
             if value < best {
                 best = value;
                 choice = i;
+                if best <= bound {
+                    // The state's lower bound is met: no other child does better.
+                    break;
+                }
             }
         }
         self.store(best, best < limit, choice as u32);
