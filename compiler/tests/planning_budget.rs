@@ -48,6 +48,18 @@ fn random_dags_keep_the_budget() {
     );
 }
 
+/// A DAG on which the plain plan, proven minimal, ties with the all-sharing candidate whose
+/// search was cut short: the plain plan is kept, and the local search over concatenation
+/// slots starts from its choice (which lists no slots; this once indexed past its end).
+#[test]
+fn local_search_starts_from_a_kept_plain_plan() {
+    let options = Options::default();
+    let g = random_dag_far(105, 100, 3, 16);
+    let c = plan_graph(g, &options).expect("plans");
+    assert!(microarena_compiler::place::is_valid(&c.graph, &c.plan));
+    assert!(c.plan.arena_bytes <= c.stats.forced_sharing_arena_bytes);
+}
+
 /// Every test model, at a budget short enough that some searches are cut.
 #[test]
 fn test_models_keep_short_budgets() {

@@ -97,6 +97,8 @@ pub fn search(
                 break;
             }
             let mut choice = best.choice.clone();
+            // The plain plan's choice lists no slots.
+            choice.slots.resize(n_slots, false);
             let on = !mv.iter().all(|&k| choice.slots[k]);
             for &k in mv {
                 choice.slots[k] = on;

@@ -291,7 +291,7 @@ impl MemoryModel {
                 r.died[b] = s;
             }
             r.during.push(sim.run(self, v));
-            for &b in &sim.undo.last().expect("a step").freed {
+            for &b in sim.last_freed() {
                 r.died[b] = s;
             }
         }
@@ -337,9 +337,11 @@ pub struct Replay {
     pub died: Vec<usize>,
 }
 
-#[derive(Clone, Debug)]
+/// One step of the undo log: where its freed buffers start in `Simulation::freed`, and
+/// the bytes it allocated.
+#[derive(Clone, Copy, Debug)]
 struct Undo {
-    freed: Vec<usize>,
+    freed_from: usize,
     allocated: usize,
 }
 
@@ -351,6 +353,8 @@ pub struct Simulation {
     pub live: usize,
     remaining: Vec<u32>,
     undo: Vec<Undo>,
+    /// The buffers each step freed, step after step (one vector, so steps allocate nothing).
+    freed: Vec<usize>,
     /// Graph inputs nobody reads, freed after the first step.
     unread_inputs: Vec<usize>,
 }
@@ -370,6 +374,7 @@ impl Simulation {
             live,
             remaining: m.readers.clone(),
             undo: Vec::new(),
+            freed: Vec::new(),
             unread_inputs,
         }
     }
@@ -424,32 +429,44 @@ impl Simulation {
         let during = self.cost(m, v);
         let allocated = self.allocation(m, v);
         self.live += allocated;
-        let mut freed = Vec::new();
+        let freed_from = self.freed.len();
         if self.undo.is_empty() {
-            freed.append(&mut self.unread_inputs);
+            self.freed.append(&mut self.unread_inputs);
         }
         for &b in &m.reads[v] {
             self.remaining[b] -= 1;
             if self.remaining[b] == 0 && !m.pinned[b] {
-                freed.push(b);
+                self.freed.push(b);
             }
         }
         if let Some(o) = m.writes[v] {
             if m.readers[o] == 0 && !m.pinned[o] {
-                freed.push(o);
+                self.freed.push(o);
             }
         }
-        for &b in &freed {
+        for &b in &self.freed[freed_from..] {
             self.live -= m.size[b];
         }
-        self.undo.push(Undo { freed, allocated });
+        self.undo.push(Undo {
+            freed_from,
+            allocated,
+        });
         during
+    }
+
+    /// The buffers the last step freed.
+    fn last_freed(&self) -> &[usize] {
+        let from = self.undo.last().map_or(self.freed.len(), |u| u.freed_from);
+        &self.freed[from..]
     }
 
     /// Undoes the last [`Simulation::run`], which ran `v`.
     pub fn undo(&mut self, m: &MemoryModel, v: usize) {
-        let Undo { freed, allocated } = self.undo.pop().expect("a step to undo");
-        for &b in &freed {
+        let Undo {
+            freed_from,
+            allocated,
+        } = self.undo.pop().expect("a step to undo");
+        for &b in &self.freed[freed_from..] {
             self.live += m.size[b];
         }
         for &b in &m.reads[v] {
@@ -458,10 +475,12 @@ impl Simulation {
         self.live -= allocated;
         if self.undo.is_empty() {
             // The first step also freed the unread inputs; keep them for the next first step.
-            self.unread_inputs = freed
-                .into_iter()
+            self.unread_inputs = self.freed[freed_from..]
+                .iter()
+                .copied()
                 .filter(|b| m.initial.contains(b) && m.readers[*b] == 0)
                 .collect();
         }
+        self.freed.truncate(freed_from);
     }
 }

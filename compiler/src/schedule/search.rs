@@ -211,6 +211,11 @@ impl Hasher for SetHasher {
         self.write_u64(n as u64);
     }
 
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
+
     fn finish(&self) -> u64 {
         // The table indexes by the low bits, which a product takes from the low bits of
         // its operand only: fold the high bits down (MurmurHash3's finaliser).
@@ -218,6 +223,43 @@ impl Hasher for SetHasher {
         h ^= h >> 33;
         h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
         h ^ (h >> 33)
+    }
+}
+
+/// The memo: search states (sets of executed local nodes) to what is known of them. Sets
+/// of up to 128 nodes are keyed by one `u128`, which costs no allocation per state.
+#[derive(Default)]
+struct Memo {
+    small: HashMap<u128, Entry, BuildHasherDefault<SetHasher>>,
+    large: HashMap<Vec<u64>, Entry, BuildHasherDefault<SetHasher>>,
+}
+
+impl Memo {
+    fn small_key(set: &[u64]) -> Option<u128> {
+        match *set {
+            [] => Some(0),
+            [a] => Some(u128::from(a)),
+            [a, b] => Some(u128::from(a) | u128::from(b) << 64),
+            _ => None,
+        }
+    }
+
+    fn get(&self, set: &[u64]) -> Option<&Entry> {
+        match Memo::small_key(set) {
+            Some(key) => self.small.get(&key),
+            None => self.large.get(set),
+        }
+    }
+
+    fn insert(&mut self, set: &[u64], entry: Entry) {
+        match Memo::small_key(set) {
+            Some(key) => self.small.insert(key, entry),
+            None => self.large.insert(set.to_vec(), entry),
+        };
+    }
+
+    fn len(&self) -> usize {
+        self.small.len() + self.large.len()
     }
 }
 
@@ -268,8 +310,10 @@ struct Segment<'a> {
     /// The local nodes that may run last (no successor in the segment), smallest bound of
     /// the last step first (see the module's **Bound**).
     ends: Vec<End>,
-    memo: HashMap<Vec<u64>, Entry, BuildHasherDefault<SetHasher>>,
+    memo: Memo,
     sim: Simulation,
+    /// Spare ready lists, one per depth being expanded.
+    ready_lists: Vec<Vec<(usize, usize, usize)>>,
     done: Vec<u64>,
     expanded: usize,
     budget: Budget,
@@ -563,8 +607,9 @@ fn solve_segment(
         feeds,
         deferrable,
         ends,
-        memo: HashMap::default(),
+        memo: Memo::default(),
         sim: start.clone(),
+        ready_lists: Vec::new(),
         done: vec![0u64; words],
         expanded: 0,
         budget,
@@ -583,7 +628,10 @@ fn solve_segment(
     let mut order = Vec::with_capacity(k);
     seg.done.iter_mut().for_each(|w| *w = 0);
     for _ in 0..k {
-        let e = seg.memo[&seg.done];
+        let e = *seg
+            .memo
+            .get(&seg.done)
+            .expect("an exact entry on the chosen path");
         debug_assert!(e.exact);
         let i = e.choice as usize;
         order.push(nodes[i]);
@@ -594,6 +642,21 @@ fn solve_segment(
 
 impl Segment<'_> {
     fn solve(&mut self, remaining: usize, limit: usize) -> usize {
+        // The ready list of each depth is kept between calls: expanding a state allocates
+        // nothing but its memo entry.
+        let mut ready = self.ready_lists.pop().unwrap_or_default();
+        ready.clear();
+        let value = self.expand(remaining, limit, &mut ready);
+        self.ready_lists.push(ready);
+        value
+    }
+
+    fn expand(
+        &mut self,
+        remaining: usize,
+        limit: usize,
+        ready: &mut Vec<(usize, usize, usize)>,
+    ) -> usize {
         if remaining == 0 {
             return 0;
         }
@@ -614,7 +677,6 @@ impl Segment<'_> {
         }
         let m = self.m;
         // Ready nodes with the live bytes during and after their step.
-        let mut ready: Vec<(usize, usize, usize)> = Vec::new();
         let mut bound = 0;
         for i in 0..self.nodes.len() {
             if bit(&self.done, i) {
@@ -642,7 +704,8 @@ impl Segment<'_> {
         // else leave out the deferrable nodes that free nothing (unless nothing else is ready).
         let live = self.sim.live;
         if let Some(&forced) = ready.iter().find(|r| r.0 <= live && r.1 <= bound) {
-            ready = vec![forced];
+            ready.clear();
+            ready.push(forced);
         } else {
             let keep = |r: &(usize, usize, usize)| {
                 !(r.0 >= live + self.m.alloc[self.nodes[r.2]] && self.may_defer(r.2))
@@ -665,7 +728,7 @@ impl Segment<'_> {
         }
         let mut best = usize::MAX;
         let mut choice = 0;
-        for &(_, during, i) in &ready {
+        for &(_, during, i) in ready.iter() {
             let cap = limit.min(best);
             if during >= cap {
                 best = best.min(during);
@@ -762,7 +825,7 @@ impl Segment<'_> {
 
     fn store(&mut self, value: usize, exact: bool, choice: u32) {
         self.memo.insert(
-            self.done.clone(),
+            &self.done,
             Entry {
                 value,
                 exact,
