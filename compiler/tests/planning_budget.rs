@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::random_dag::random_dag_far;
-use microarena_compiler::ir::SharingChoice;
+use microarena_compiler::ir::{Graph, SharingChoice};
 use microarena_compiler::schedule::memory::{MemoryModel, Simulation};
-use microarena_compiler::schedule::{self, SearchLimits};
+use microarena_compiler::schedule::{self, Scheduled, SearchLimits};
 use microarena_compiler::{passes, plan_graph, plan_model, Options};
 
 /// Planning time of one graph must not pass budget + 10%.
@@ -114,6 +114,22 @@ fn plain_dp(m: &MemoryModel) -> usize {
     f(m, 0, &mut Simulation::new(m), &mut HashMap::new())
 }
 
+/// The exact search on `g` under `m`, with time to finish: proven optimal, at the plain DP's
+/// peak.
+fn search_equals_plain_dp(g: &Graph, m: &MemoryModel, seed: u64) -> Scheduled {
+    let s = schedule::plan_for(
+        g,
+        m,
+        SearchLimits {
+            budget: Duration::from_secs(60),
+            ..SearchLimits::default()
+        },
+    );
+    assert!(s.optimal, "seed {seed}: not proven optimal");
+    assert_eq!(s.peak_live_bytes, plain_dp(m), "seed {seed}");
+    s
+}
+
 /// On random 20–35-op DAGs that read far back (up to one input in three from any earlier
 /// tensor), with and without sharing, the exact search's peak is the plain DP's: the
 /// bounds that prune it (pairs of nodes, the last two steps) never cut off a better order.
@@ -128,16 +144,7 @@ fn exact_search_equals_plain_dp_on_wide_dags() {
         let sharing = g.sharing();
         for choice in [SharingChoice::none(), SharingChoice::all(&sharing)] {
             let m = MemoryModel::with_sharing(&g, 16, &sharing, &choice);
-            let s = schedule::plan_for(
-                &g,
-                &m,
-                SearchLimits {
-                    budget: Duration::from_secs(60),
-                    ..SearchLimits::default()
-                },
-            );
-            assert!(s.optimal, "seed {seed}: not proven optimal");
-            assert_eq!(s.peak_live_bytes, plain_dp(&m), "seed {seed}");
+            search_equals_plain_dp(&g, &m, seed);
         }
     }
 }
@@ -156,20 +163,11 @@ fn exact_search_equals_plain_dp_with_sharing() {
         passes::optimize(&mut g);
         let sharing = g.sharing();
         let m = MemoryModel::with_sharing(&g, 16, &sharing, &SharingChoice::all(&sharing));
-        let s = schedule::plan_for(
-            &g,
-            &m,
-            SearchLimits {
-                budget: Duration::from_secs(60),
-                ..SearchLimits::default()
-            },
-        );
-        assert!(s.optimal, "seed {seed}: not proven optimal");
+        let s = search_equals_plain_dp(&g, &m, seed);
         assert_eq!(
             m.peak(&s.schedule.indices()),
             s.peak_live_bytes,
             "seed {seed}"
         );
-        assert_eq!(s.peak_live_bytes, plain_dp(&m), "seed {seed}");
     }
 }

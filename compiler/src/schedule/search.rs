@@ -424,27 +424,44 @@ fn solve_segment(
             && m.reads[v].iter().all(|&b| !in_place_inputs[b])
     };
     let done_before: std::collections::HashSet<usize> = before.iter().copied().collect();
-    let mut base = vec![0usize; k];
-    let mut feeds: Vec<Vec<u32>> = vec![Vec::new(); k];
-    for (i, &v) in nodes.iter().enumerate() {
-        let mut sum = m.temp_bytes(v)
+    // Per buffer, its writers in the segment.
+    let seg_writers: Vec<Vec<usize>> = writers
+        .iter()
+        .map(|ws| {
+            ws.iter()
+                .copied()
+                .filter(|w| local.contains_key(w))
+                .collect()
+        })
+        .collect();
+    // Bytes of buffer `b` certainly written before `v` runs: before the segment, or by
+    // one of `v`'s ancestors.
+    let written_before = |b: usize, v: usize| {
+        written[b]
+            + seg_writers[b]
+                .iter()
+                .filter(|&&w| bit(&anc[v], w))
+                .map(|&w| m.alloc[w])
+                .sum::<usize>()
+    };
+    // Bytes `v`'s own step certainly holds: its scratch, and its output unless it may
+    // overwrite an input.
+    let step_bytes = |v: usize| {
+        m.temp_bytes(v)
             + if m.in_place[v].is_empty() {
                 m.alloc[v]
             } else {
                 0
-            };
-        for b in 0..nb {
-            if !alive(b, v) {
-                continue;
             }
-            sum += written[b];
-            for &w in &writers[b] {
-                if bit(&anc[v], w) && local.contains_key(&w) {
-                    sum += m.alloc[w];
-                }
-            }
-        }
-        base[i] = sum;
+    };
+    let mut base = vec![0usize; k];
+    let mut feeds: Vec<Vec<u32>> = vec![Vec::new(); k];
+    for (i, &v) in nodes.iter().enumerate() {
+        base[i] = step_bytes(v)
+            + (0..nb)
+                .filter(|&b| alive(b, v))
+                .map(|b| written_before(b, v))
+                .sum::<usize>();
         for (j, &w) in nodes.iter().enumerate() {
             if j != i && !bit(&anc[v], w) && m.writes[w].is_some_and(|b| alive(b, v)) {
                 feeds[j].push(i as u32);
@@ -480,23 +497,9 @@ fn solve_segment(
                     .any(|r| !local.contains_key(r) && !done_before.contains(r))
         })
         .collect();
-    let seg_writers: Vec<Vec<usize>> = writers
-        .iter()
-        .map(|ws| {
-            ws.iter()
-                .copied()
-                .filter(|w| local.contains_key(w))
-                .collect()
-        })
-        .collect();
     // Bytes certainly live while `v` runs when only the nodes in `after` run after it.
     let during_at_end = |v: usize, after: &[usize]| {
-        let mut sum = m.temp_bytes(v)
-            + if m.in_place[v].is_empty() {
-                m.alloc[v]
-            } else {
-                0
-            };
+        let mut sum = step_bytes(v);
         for b in 0..nb {
             let held = outlives[b]
                 || m.reads[v].contains(&b)
@@ -547,14 +550,6 @@ fn solve_segment(
     let mut pair_feeds: Vec<Vec<(u32, usize)>> = vec![Vec::new(); k];
     if k <= MAX_PAIRED_NODES {
         for (i, &v) in nodes.iter().enumerate() {
-            let before_v = |b: usize| {
-                written[b]
-                    + seg_writers[b]
-                        .iter()
-                        .filter(|&&w| bit(&anc[v], w))
-                        .map(|&w| m.alloc[w])
-                        .sum::<usize>()
-            };
             for (j, &w) in nodes.iter().enumerate() {
                 if w == v || bit(&anc[v], w) || bit(&desc[v], w) {
                     continue;
@@ -575,7 +570,7 @@ fn solve_segment(
                             .filter(|&&r| r != v && !bit(&anc[v], r) && !bit(&desc[v], r))
                             .count()
                             .max(1);
-                        before_v(b) / followers
+                        written_before(b, v) / followers
                     })
                     .sum();
                 let c = own.min(inputs);
