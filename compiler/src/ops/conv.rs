@@ -6,7 +6,7 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::activation::activation_tokens;
-use super::quant::requant_slice;
+use super::quant::{requant_slice, scale_slice};
 use super::{onnx_window, usize_lit as u, window, window_tokens, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering, QuantWeight, Val};
@@ -389,7 +389,11 @@ impl Kernel for ConvOp {
                     hi,
                 } = p;
                 let geom = geometry(geom);
-                let rq = requant_slice(requant);
+                // The tiled kernel takes the scales decoded (`Requant::scale`).
+                let rq = match self {
+                    ConvOp::I8Tiled(..) => scale_slice(requant),
+                    _ => requant_slice(requant),
+                };
                 let params = quote! {
                     &::microarena::kernels::conv::ConvI8 {
                         geom: #geom, input_zero: #input_zero, output_zero: #output_zero,
@@ -427,12 +431,13 @@ impl Kernel for ConvOp {
                 // On the host the scratch is a vector of its own; `crate::exec` fills the
                 // arena region it is planned at with garbage, which shows a wrong placement.
                 let mut scratch = vec![0i16; conv::tiled_scratch_len(&p.geom)];
+                let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
                 conv::conv2d_i8_tiled(
                     p,
                     ins.i8(0),
                     ins.get(1).expect("weights").i16(),
                     ins.opt_i32(2),
-                    rq,
+                    &scales,
                     &mut scratch,
                     out.i8_mut(),
                 )

@@ -234,6 +234,13 @@ fn binary_params(p: &Binary) -> TokenStream {
     }
 }
 
+/// `&AddI8Terms { a: [..], b: [..] }`: the operands' tables, a constant promoted to flash.
+fn add_i8_terms(p: &AddI8) -> TokenStream {
+    let t = p.terms();
+    let (a, b) = (t.a.iter(), t.b.iter());
+    quote!(&::microarena::kernels::elementwise::AddI8Terms { a: [#(#a),*], b: [#(#b),*] })
+}
+
 fn add_i8_params(p: &AddI8) -> TokenStream {
     let AddI8 {
         a_zero,
@@ -299,13 +306,15 @@ impl Kernel for ElementwiseOp {
             }
             (ElementwiseOp::AddI8(p), None) => {
                 let (params, a, b) = (add_i8_params(p), call.operand(0), call.operand(1));
-                quote!(::microarena::kernels::elementwise::add_i8(#params, #a, #b, #out);)
+                let terms = add_i8_terms(p);
+                quote!(::microarena::kernels::elementwise::add_i8(#params, #terms, #a, #b, #out);)
             }
             (ElementwiseOp::AddI8(p), Some(pos)) => {
                 // Over `b`, the operands swap roles.
                 let p = if pos == 0 { *p } else { p.swapped() };
                 let (params, other) = (add_i8_params(&p), call.operand(1 - pos));
-                quote!(::microarena::kernels::elementwise::add_i8_in_place(#params, #out, #other);)
+                let terms = add_i8_terms(&p);
+                quote!(::microarena::kernels::elementwise::add_i8_in_place(#params, #terms, #out, #other);)
             }
         })
     }
@@ -315,7 +324,9 @@ impl Kernel for ElementwiseOp {
             ElementwiseOp::Binary(p) => {
                 elementwise::binary(p, ins.f32(0), ins.f32(1), out.f32_mut())
             }
-            ElementwiseOp::AddI8(p) => elementwise::add_i8(p, ins.i8(0), ins.i8(1), out.i8_mut()),
+            ElementwiseOp::AddI8(p) => {
+                elementwise::add_i8(p, &p.terms(), ins.i8(0), ins.i8(1), out.i8_mut())
+            }
         }
     }
 
@@ -326,7 +337,7 @@ impl Kernel for ElementwiseOp {
             }
             ElementwiseOp::AddI8(p) => {
                 let p = if pos == 0 { *p } else { p.swapped() };
-                elementwise::add_i8_in_place(&p, io.i8_mut(), ins.i8(1 - pos))
+                elementwise::add_i8_in_place(&p, &p.terms(), io.i8_mut(), ins.i8(1 - pos))
             }
         }
     }

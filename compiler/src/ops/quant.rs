@@ -49,6 +49,16 @@ pub(crate) fn requant_slice(rs: &[Requant]) -> TokenStream {
     quote!(&[#(#items),*])
 }
 
+/// `&[f32::from_bits(..), ...]`: the float32 scales of `rs` (`Requant::scale`), decoded here
+/// so that kernels requantising in float need not decode them per output.
+pub(crate) fn scale_slice(rs: &[Requant]) -> TokenStream {
+    let items = rs.iter().map(|r| {
+        let bits = r.scale().to_bits();
+        quote!(f32::from_bits(#bits))
+    });
+    quote!(&[#(#items),*])
+}
+
 fn requantize_params(p: &RequantizeI8) -> TokenStream {
     let RequantizeI8 {
         in_zero,

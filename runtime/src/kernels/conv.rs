@@ -1191,7 +1191,7 @@ pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<It
 
 /// Dense int8 convolution (one group) as a matrix product over an im2col of two output
 /// pixels at a time, in tiles of 2 output channels × 2 pixels; bit-exact with
-/// [`conv2d_i8`].
+/// [`conv2d_i8`] when `scales[c]` is `requant[c].scale()` (see [`Requant::scale`]).
 ///
 /// `packed` holds the weights as [`pack_tiled_weights`] lays them out; `scratch` (at least
 /// [`tiled_scratch_len`] `i16`, placed in the arena by the planner) receives each pixel
@@ -1199,14 +1199,17 @@ pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<It
 /// reaches into the padding), interleaved like the weights: per pair of reduction steps,
 /// pixel 0's two values then pixel 1's. Each tile's four sums are one pass over both, four
 /// multiply-accumulates of two steps per pair of 32-bit loads (`SMLAD` on Cortex-M4/M7: see
-/// `dot_2x2`), then four requantisations.
+/// `dot_2x2`), then four requantisations by the channels' float32 scales (decoded once, at
+/// build time, by the compiler).
+///
+/// [`Requant::scale`]: super::quant::Requant::scale
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_i8_tiled(
     p: &ConvI8,
     input: &[i8],
     packed: &[i16],
     bias: Option<&[i32]>,
-    requant: &[super::quant::Requant],
+    scales: &[f32],
     scratch: &mut [i16],
     output: &mut [i8],
 ) {
@@ -1216,47 +1219,101 @@ pub fn conv2d_i8_tiled(
     let (in_len, plane) = (g.in_c * w.in_h * w.in_w, w.out_h * w.out_w);
     let depth = tiled_depth(g);
     assert!(input.len() >= g.batch * in_len && output.len() >= g.batch * g.out_c * plane);
-    assert!(packed.len() >= tiled_weights_len(g) && requant.len() >= g.out_c);
+    assert!(packed.len() >= tiled_weights_len(g) && scales.len() >= g.out_c);
     assert!(bias.is_none_or(|b| b.len() >= g.out_c));
     let scratch = &mut scratch[..2 * depth];
     // The padded reduction steps stay zero for every pixel pair.
     scratch.fill(0);
+    // Without a bias every channel reads the same two zeros (`step` 0).
+    let zeros = [0i32; 2];
+    let (bias, step) = match bias {
+        Some(b) => (b, 2),
+        None => (&zeros[..], 0),
+    };
+    let rows = TileRows {
+        packed,
+        depth,
+        bias,
+        step,
+        scales,
+        plane,
+        pairs: g.out_c / 2,
+        zero: p.output_zero,
+        lo: p.lo,
+        hi: p.hi,
+    };
     for n in 0..g.batch {
         let input = &input[n * in_len..(n + 1) * in_len];
         let output = &mut output[n * g.out_c * plane..(n + 1) * g.out_c * plane];
         for p0 in (0..plane).step_by(2) {
-            let pair = p0 + 1 < plane;
-            let p1 = if pair { p0 + 1 } else { p0 };
-            im2col_pair(g, input, p.input_zero, p0, p1, scratch);
-            for cp in 0..g.out_c.div_ceil(2) {
-                let c0 = 2 * cp;
-                let two = c0 + 1 < g.out_c;
-                let b0 = bias.map_or(0, |b| b[c0]);
-                let b1 = if two {
-                    bias.map_or(0, |b| b[c0 + 1])
-                } else {
-                    0
+            let next = usize::from(p0 + 1 < plane);
+            im2col_pair(g, input, p.input_zero, p0, p0 + next, scratch);
+            rows.run(scratch, p0, next, output);
+            if g.out_c % 2 == 1 {
+                // The last, unpaired channel: its packed pair's second channel is zeros.
+                let c = g.out_c - 1;
+                let b = bias[(c / 2) * step];
+                let acc = dot_2x2(&packed[(c / 2) * 2 * depth..][..2 * depth], scratch, [b; 4]);
+                let q = |a: i32| {
+                    super::quant::requantize_scaled(a, scales[c], p.output_zero, p.lo, p.hi)
                 };
-                let acc = dot_2x2(
-                    &packed[cp * 2 * depth..][..2 * depth],
-                    scratch,
-                    [b0, b0, b1, b1],
+                output[c * plane + p0] = q(acc[0]);
+                output[c * plane + p0 + next] = q(acc[1]);
+            }
+        }
+    }
+}
+
+/// The channel pairs of [`conv2d_i8_tiled`] for one pixel pair: everything but the im2col,
+/// gathered so that the loop over channel pairs holds only pointers and counters.
+struct TileRows<'a> {
+    packed: &'a [i16],
+    depth: usize,
+    /// Bias of channel pair `cp` at `bias[cp · step]` and the next; `step` 0 without one.
+    bias: &'a [i32],
+    step: usize,
+    scales: &'a [f32],
+    plane: usize,
+    /// Full channel pairs (`out_c / 2`).
+    pairs: usize,
+    zero: i32,
+    lo: i8,
+    hi: i8,
+}
+
+impl TileRows<'_> {
+    /// Output pixels `p0` and `p0 + next` (`next` 0 or 1; with 0 both sums are pixel `p0`'s
+    /// and the same byte is written twice) of every full channel pair, from the im2col `x`.
+    #[inline(always)]
+    fn run(&self, x: &[i16], p0: usize, next: usize, output: &mut [i8]) {
+        let (depth, plane, pairs) = (self.depth, self.plane, self.pairs);
+        assert!(x.len() == 2 * depth && depth.is_multiple_of(8) && depth > 0);
+        assert!(self.packed.len() >= pairs * 2 * depth && self.scales.len() >= 2 * pairs);
+        assert!(pairs == 0 || self.bias.len() >= (pairs - 1) * self.step + 2);
+        assert!(next <= 1 && p0 + next < plane && output.len() >= 2 * pairs * plane);
+        let q = |a: i32, s: f32| super::quant::requantize_scaled(a, s, self.zero, self.lo, self.hi);
+        let mut w = self.packed.as_ptr();
+        let mut o = output.as_mut_ptr().wrapping_add(p0);
+        for cp in 0..pairs {
+            // SAFETY: every index is inside its slice by the assertions above: the weights of
+            // pair cp are packed[cp·2·depth..][..2·depth]; bias[cp·step + 1] with
+            // cp·step + 1 ≤ (pairs − 1)·step + 1 < bias.len(); scales[2cp + 1] < 2·pairs; the
+            // output bytes (2cp + i)·plane + p0 + j for i, j ≤ 1 are below 2·pairs·plane.
+            unsafe {
+                let (b0, b1) = (
+                    *self.bias.get_unchecked(cp * self.step),
+                    *self.bias.get_unchecked(cp * self.step + 1),
                 );
-                let q = |a: i32, s: f32| {
-                    super::quant::requantize_scaled(a, s, p.output_zero, p.lo, p.hi)
-                };
-                let s0 = requant[c0].scale();
-                output[c0 * plane + p0] = q(acc[0], s0);
-                if pair {
-                    output[c0 * plane + p1] = q(acc[1], s0);
-                }
-                if two {
-                    let s1 = requant[c0 + 1].scale();
-                    output[(c0 + 1) * plane + p0] = q(acc[2], s1);
-                    if pair {
-                        output[(c0 + 1) * plane + p1] = q(acc[3], s1);
-                    }
-                }
+                let acc = dot_2x2_unchecked(w, x, [b0, b0, b1, b1]);
+                w = w.add(2 * depth);
+                let s0 = *self.scales.get_unchecked(2 * cp);
+                let s1 = *self.scales.get_unchecked(2 * cp + 1);
+                *o = q(acc[0], s0);
+                *o.add(next) = q(acc[1], s0);
+                *o.add(plane) = q(acc[2], s1);
+                *o.add(plane + next) = q(acc[3], s1);
+                // wrapping: past the last pair it may point beyond the output.
+                o = o.wrapping_add(2 * plane);
             }
         }
     }
@@ -1494,15 +1551,29 @@ fn taps_side_by_side_dsp(x: &[i8], plane: usize, pairs: usize, zero: i32, dst: &
 /// `im2col_pair` write them (a multiple of 8 steps).
 #[inline(always)]
 fn dot_2x2(w: &[i16], x: &[i16], init: [i32; 4]) -> [i32; 4] {
-    assert!(w.len() == x.len() && w.len().is_multiple_of(16));
+    assert!(w.len() == x.len() && w.len().is_multiple_of(16) && !w.is_empty());
+    // SAFETY: `w` holds `x.len()` values (asserted), a non-zero multiple of 16.
+    unsafe { dot_2x2_unchecked(w.as_ptr(), x, init) }
+}
+
+/// [`dot_2x2`] with the weights at `w`, without checks.
+///
+/// # Safety
+/// `w` points to `x.len()` readable, 4-aligned `i16`; `x.len()` is a non-zero multiple of 16
+/// and `x` is 4-aligned.
+#[inline(always)]
+unsafe fn dot_2x2_unchecked(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 4] {
     #[cfg(microarena_dsp)]
     {
-        dot_2x2_dsp(w, x, init)
+        // SAFETY: the caller's contract is dot_2x2_dsp's.
+        unsafe { dot_2x2_dsp(w, x, init) }
     }
     #[cfg(not(microarena_dsp))]
     {
         let mut acc = init;
-        for (wq, xq) in w.chunks_exact(4).zip(x.chunks_exact(4)) {
+        for (j, xq) in x.chunks_exact(4).enumerate() {
+            // SAFETY: w[4j..4j + 4] is inside the x.len() values the caller vouches for.
+            let wq = unsafe { core::slice::from_raw_parts(w.add(4 * j), 4) };
             let m = |a: i16, b: i16| i32::from(a) * i32::from(b);
             // Channel c's pair at wq[2c..], pixel i's pair at xq[2i..].
             acc[0] += m(wq[0], xq[0]) + m(wq[1], xq[1]);
@@ -1517,17 +1588,20 @@ fn dot_2x2(w: &[i16], x: &[i16], init: [i32; 4]) -> [i32; 4] {
 /// [`dot_2x2`] on Cortex-M4/M7: per two reduction steps one `LDRD` of the two channels'
 /// weight pairs, one `LDRD` of the two pixels' input pairs and four `SMLAD` (each two
 /// multiply-accumulates); unrolled four times: 26 instructions for 32 multiply-accumulates.
+///
+/// # Safety
+/// As [`dot_2x2_unchecked`].
 #[cfg(microarena_dsp)]
 #[inline(always)]
-fn dot_2x2_dsp(w: &[i16], x: &[i16], init: [i32; 4]) -> [i32; 4] {
+unsafe fn dot_2x2_dsp(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 4] {
     let [mut a00, mut a01, mut a10, mut a11] = init;
-    let n = w.len();
-    // SAFETY: `w` and `x` hold `n` i16s each, `n` a non-zero multiple of 16 (asserted by
-    // `dot_2x2`), so the loop reads both in steps of 8 bytes (4 i16) four times per pass and
-    // stops when `x` reaches its end: every LDRD is inside the slices. Both slices are
-    // 4-aligned (LDRD needs it): `w` is a 16-aligned weight blob at a multiple of 8 bytes, `x`
-    // the arena scratch at an aligned offset. DSP-extension instructions exist on every
-    // target build.rs enables this for; no stack; the flags are clobbered (CMP).
+    let n = x.len();
+    // SAFETY: `w` and `x` hold `n` i16s each, `n` a non-zero multiple of 16 (the caller's
+    // contract), so the loop reads both in steps of 8 bytes (4 i16) four times per pass and
+    // stops when `x` reaches its end: every LDRD is inside both. Both are 4-aligned (LDRD
+    // needs it): `w` is a 16-aligned weight blob at a multiple of 8 bytes, `x` the arena
+    // scratch at an aligned offset. DSP-extension instructions exist on every target build.rs
+    // enables this for; no stack; the flags are clobbered (CMP).
     unsafe {
         let end = x.as_ptr().add(n);
         core::arch::asm!(
@@ -1558,7 +1632,7 @@ fn dot_2x2_dsp(w: &[i16], x: &[i16], init: [i32; 4]) -> [i32; 4] {
             "smlad {a11}, {w1}, {x1}, {a11}",
             "cmp {px}, {end}",
             "bne 2b",
-            pw = inout(reg) w.as_ptr() => _,
+            pw = inout(reg) w => _,
             px = inout(reg) x.as_ptr() => _,
             end = in(reg) end,
             a00 = inout(reg) a00,
@@ -1646,7 +1720,16 @@ mod tiled_tests {
             assert_eq!(packed.len(), tiled_weights_len(&geom));
             let mut scratch = vec![0x5a5a_i16; tiled_scratch_len(&geom)];
             let mut got = vec![0i8; n];
-            conv2d_i8_tiled(&p, &x, &packed, Some(&bias), &rq, &mut scratch, &mut got);
+            let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
+            conv2d_i8_tiled(
+                &p,
+                &x,
+                &packed,
+                Some(&bias),
+                &scales,
+                &mut scratch,
+                &mut got,
+            );
             assert_eq!(
                 got, want,
                 "{in_c}->{out_c} {k_h}x{k_w} s{stride} p{pad} d{dil}"

@@ -131,13 +131,14 @@ fn main() -> ! {
                 *d = s;
             }
             let s = &mut scratch[..conv::tiled_scratch_len(&geom)];
+            let scales: [f32; 64] = core::array::from_fn(|c| requant[c].scale());
             t = common::ticks();
             conv::conv2d_i8_tiled(
                 &p,
                 &input[..n_in],
                 &packed[..len],
                 Some(&bias[..out_c]),
-                &requant[..out_c],
+                &scales[..out_c],
                 s,
                 &mut got[..n_out],
             );
