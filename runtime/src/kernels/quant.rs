@@ -189,6 +189,62 @@ pub fn requantize_scaled(acc: i32, scale: f32, zero_point: i32, lo: i8, hi: i8) 
     }
 }
 
+/// [`requantize_scaled`] of two accumulators with one scale on a Cortex-M4F/M7/M33 with
+/// the DSP extension: the first result in the low halfword's byte, the second in the high
+/// halfword's (`t as i8`, `(t >> 16) as i8`). The same integers: `VCVTR` rounds to nearest,
+/// ties to even, in the default rounding mode (what adding and subtracting 1.5 · 2^23 does
+/// below 2^22, and beyond it both end clamped alike), `QADD` adds the zero point saturating,
+/// `SSAT` and the halfword compare-and-select (`SSUB16`/`SEL`) clamp both to `lo..=hi`:
+/// 18 instructions for two outputs where the float sequence and two compare pairs take 30.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[inline(always)]
+pub fn requantize_pair_dsp(a0: i32, a1: i32, scale: f32, zero_point: i32, lo: i8, hi: i8) -> u32 {
+    let pair = |v: i8| {
+        let h = u32::from(v as i16 as u16);
+        h | h << 16
+    };
+    let (lo2, hi2) = (pair(lo), pair(hi));
+    let t: u32;
+    // SAFETY: register-only FPU and DSP-extension instructions (present on every target with
+    // `microarena_dsp` and a hard-float ABI); s0, s1 and s2 are declared clobbered; the flags
+    // (GE bits, Q) are clobbered; no memory is touched.
+    unsafe {
+        core::arch::asm!(
+            "vmov s0, s1, {a0}, {a1}",
+            "vmov s2, {scale}",
+            "vcvt.f32.s32 s0, s0",
+            "vcvt.f32.s32 s1, s1",
+            "vmul.f32 s0, s0, s2",
+            "vmul.f32 s1, s1, s2",
+            "vcvtr.s32.f32 s0, s0",
+            "vcvtr.s32.f32 s1, s1",
+            "vmov {a0}, {a1}, s0, s1",
+            "qadd {a0}, {a0}, {zp}",
+            "qadd {a1}, {a1}, {zp}",
+            "ssat {a0}, #8, {a0}",
+            "ssat {a1}, #8, {a1}",
+            "pkhbt {t}, {a0}, {a1}, lsl #16",
+            "ssub16 {a0}, {t}, {lo}",
+            "sel {t}, {t}, {lo}",
+            "ssub16 {a0}, {hi}, {t}",
+            "sel {t}, {t}, {hi}",
+            a0 = inout(reg) a0 => _,
+            a1 = inout(reg) a1 => _,
+            // A core register: `sreg` operands need a target feature stable Rust cannot name.
+            scale = in(reg) scale.to_bits(),
+            zp = in(reg) zero_point,
+            lo = in(reg) lo2,
+            hi = in(reg) hi2,
+            t = out(reg) t,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            options(pure, nomem, nostack),
+        );
+    }
+    t
+}
+
 /// `x` rounded to an integer, ties to even (`rintf` in the default rounding mode). With an
 /// FPU: adding and subtracting 2^23 rounds |x| < 2^23 (larger floats, infinities and NaN are
 /// returned as they are); without one, libm's bit manipulation.
