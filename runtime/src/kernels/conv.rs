@@ -1409,14 +1409,17 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
         }
         return;
     }
-    // The common case: side by side, both whole windows inside the input: every tap is the
-    // two-halfword path, one tap after the other, without tests.
+    // The common cases: one row, pixels one or two apart (stride 1 or 2), both whole windows
+    // inside the input (with, two apart, the byte after pixel 1's last tap: the word loads
+    // of `taps_two_apart` read it): every tap is the packed path, one after the other,
+    // without tests.
     let (last_y, last_x) = ((w.k_h - 1) * w.dil_h, (w.k_w - 1) * w.dil_w);
+    let apart = x1 - x0;
     if g.in_c >= 2
         && y0 == y1
-        && x1 == x0 + 1
+        && (apart == 1 || apart == 2)
         && inside(y0, x0)
-        && inside(y0 + last_y as isize, x1 + last_x as isize)
+        && inside(y0 + last_y as isize, x1 + last_x as isize + apart - 1)
     {
         let origin = y0 as usize * iw + x0 as usize;
         let mut dst = &mut s[..4 * icp * w.k_h * w.k_w];
@@ -1424,7 +1427,12 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
             let row = origin + ky * w.dil_h * iw;
             for kx in 0..w.k_w {
                 let (tap, rest) = dst.split_at_mut(4 * icp);
-                taps_side_by_side(&input[row + kx * w.dil_w..], plane, g.in_c, zero, tap);
+                let x = &input[row + kx * w.dil_w..];
+                if apart == 1 {
+                    taps_side_by_side(x, plane, g.in_c, zero, tap);
+                } else {
+                    taps_two_apart(x, plane, g.in_c, zero, tap);
+                }
                 dst = rest;
             }
         }
@@ -1444,6 +1452,12 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
                 // loads.
                 let at = a.0 as usize * iw + a.1 as usize;
                 taps_side_by_side(&input[at..], plane, g.in_c, zero, dst);
+                continue;
+            }
+            if ina && inb && a.0 == b.0 && b.1 == a.1 + 2 && b.1 + 1 < iw as isize && g.in_c >= 2 {
+                // Two apart, with the byte after pixel 1 inside the row: two word loads.
+                let at = a.0 as usize * iw + a.1 as usize;
+                taps_two_apart(&input[at..], plane, g.in_c, zero, dst);
                 continue;
             }
             if ina && inb {
@@ -1516,6 +1530,75 @@ fn taps_side_by_side(x: &[i8], plane: usize, in_c: usize, zero: i32, dst: &mut [
         q[1] = v(c1, 0);
         q[2] = v(c0, 1);
         q[3] = v(c1, 1);
+    }
+}
+
+/// One tap of two pixels two apart in one row (stride 2), both inside the input with the
+/// byte after pixel 1 (`x[c·plane + 3]` is read on Cortex-M4/M7): `x` starts at pixel 0's
+/// input value of channel 0, channels are `plane` apart; writes `4 · ⌈in_c / 2⌉` values into
+/// `dst` (see [`im2col_pair`]). An odd last channel's partner is a copy (its weight is zero).
+#[inline(always)]
+fn taps_two_apart(x: &[i8], plane: usize, in_c: usize, zero: i32, dst: &mut [i16]) {
+    #[cfg(microarena_dsp)]
+    let done = {
+        taps_two_apart_dsp(x, plane, in_c / 2, zero, dst);
+        in_c / 2
+    };
+    #[cfg(not(microarena_dsp))]
+    let done = 0;
+    for j in done..in_c.div_ceil(2) {
+        let (c0, c1) = (2 * j, (2 * j + 1).min(in_c - 1));
+        let v = |c: usize, i: usize| (i32::from(x[c * plane + i]) - zero) as i16;
+        let q = &mut dst[4 * j..4 * j + 4];
+        q[0] = v(c0, 0);
+        q[1] = v(c1, 0);
+        q[2] = v(c0, 2);
+        q[3] = v(c1, 2);
+    }
+}
+
+/// [`taps_two_apart`] on Cortex-M4/M7 for `pairs` channel pairs: per pair two `LDR` (bytes 0
+/// to 3 of each channel: both pixels at 0 and 2), two `SXTAB16` (bytes 0 and 2 widened, zero
+/// point subtracted), `PKHBT` and `PKHTB` (pixel 0's pair, pixel 1's) and one `STRD`.
+#[cfg(microarena_dsp)]
+#[inline(always)]
+fn taps_two_apart_dsp(x: &[i8], plane: usize, pairs: usize, zero: i32, dst: &mut [i16]) {
+    if pairs == 0 {
+        return;
+    }
+    assert!(x.len() > (2 * pairs - 1) * plane + 3 && dst.len() >= 4 * pairs);
+    let minus_zero = (-zero) as u32 & 0xffff;
+    let offsets = minus_zero | minus_zero << 16;
+    // SAFETY: pair j reads `x[2j·plane..][..4]` and `x[(2j+1)·plane..][..4]`, inside `x` for
+    // j < pairs (asserted: the last byte read is `(2·pairs − 1)·plane + 3`; LDR may be
+    // unaligned on Armv7E-M), and writes `dst[4j..4j + 4]` (asserted) with STRD, which needs
+    // `dst` 4-aligned: it is the arena scratch, 4-aligned, at a multiple of 4 i16. The loop
+    // runs `pairs` > 0 times. DSP-extension instructions, present wherever build.rs enables
+    // this; no stack; the flags are clobbered (SUBS).
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {a}, [{px}]",
+            "ldr {b}, [{px}, {plane}]",
+            "add {px}, {px}, {plane2}",
+            "sxtab16 {a}, {z}, {a}",
+            "sxtab16 {b}, {z}, {b}",
+            "pkhbt {t}, {a}, {b}, lsl #16",
+            "pkhtb {b}, {b}, {a}, asr #16",
+            "strd {t}, {b}, [{pd}], #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            px = inout(reg) x.as_ptr() => _,
+            pd = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) pairs => _,
+            plane = in(reg) plane,
+            plane2 = in(reg) 2 * plane,
+            z = in(reg) offsets,
+            a = out(reg) _,
+            b = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        );
     }
 }
 
