@@ -245,7 +245,7 @@ fn conv_i8(
 /// and laid out for them (twice the flash of int8 weights), a scratch in the arena (an im2col
 /// of two pixels; a padded channel plane). The scratch is read in 32-bit words, so this needs
 /// arena offsets aligned to at least 4 bytes; with a smaller alignment, for other grouped
-/// convolutions and for depthwise windows other than 3×3 with horizontal stride 1, the
+/// convolutions and for depthwise windows other than 3×3 with horizontal stride 1 or 2, the
 /// reference kernel stays.
 pub fn select_tiled(g: &mut Graph, alignment: usize) {
     for v in 0..g.nodes.len() {
@@ -269,7 +269,10 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                 let depthwise = geom.groups == geom.in_c
                     && geom.in_c == geom.out_c
                     && geom.groups > 1
-                    && (win.k_h, win.k_w, win.stride_w, win.dil_w) == (3, 3, 1, 1);
+                    && matches!(
+                        (win.k_h, win.k_w, win.stride_w, win.dil_w),
+                        (3, 3, 1 | 2, 1)
+                    );
                 let (op, packed, bytes) = if geom.groups == 1 {
                     let packed: Vec<i16> = conv::pack_tiled_weights(geom, w).collect();
                     // `tiled_scratch_len` i16.
@@ -391,8 +394,8 @@ impl Kernel for ConvOp {
                 let geom = geometry(geom);
                 // The tiled kernel takes the scales decoded (`Requant::scale`).
                 let rq = match self {
-                    ConvOp::I8Tiled(..) => scale_slice(requant),
-                    _ => requant_slice(requant),
+                    ConvOp::I8Tiled(..) | ConvOp::I8Depthwise(..) => scale_slice(requant),
+                    ConvOp::I8(..) | ConvOp::F32(_) | ConvOp::F32Tiled(_) => requant_slice(requant),
                 };
                 let params = quote! {
                     &::microarena::kernels::conv::ConvI8 {
@@ -444,12 +447,13 @@ impl Kernel for ConvOp {
             }
             ConvOp::I8Depthwise(p, rq) => {
                 let mut scratch = vec![0i16; conv::depthwise_scratch_len(&p.geom).div_ceil(2)];
+                let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
                 conv::conv2d_i8_depthwise(
                     p,
                     ins.i8(0),
                     ins.get(1).expect("weights").i16(),
                     ins.opt_i32(2),
-                    rq,
+                    &scales,
                     &mut scratch,
                     out.i8_mut(),
                 )

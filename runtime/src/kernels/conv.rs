@@ -1926,22 +1926,24 @@ pub fn pack_depthwise_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterato
 }
 
 /// Depthwise int8 convolution (one input channel per group, one output channel each),
-/// bit-exact with [`conv2d_i8`].
+/// bit-exact with [`conv2d_i8`] when `scales[c]` is `requant[c].scale()`.
 ///
 /// Each channel's plane is first copied into `scratch` (at least [`depthwise_scratch_len`]
-/// bytes, placed in the arena by the planner) with its padding filled with the input zero
-/// point, so every window lies inside it and contributes `x − zero` (0 in the padding) with
-/// no bounds tests. On Cortex-M4/M7, 3×3 windows with stride 1 take two output pixels per
-/// step: per kernel row one 32-bit load of four input bytes, two `SXTAB16` (sign extension
-/// and zero point) and two `SMLAD` plus two `SMLAxy` (the outer taps of both pixels paired,
-/// the middle ones single): 24 instructions for 18 multiply-accumulates.
+/// bytes, placed in the arena by the planner) inside a border of the input zero point
+/// (filled once per call: the copies only overwrite the inside), so every window lies inside
+/// it and contributes `x − zero` (0 in the padding) with no bounds tests. On Cortex-M4/M7,
+/// 3×3 windows with horizontal stride 1 or 2 take two output pixels per step: per kernel row
+/// one 32-bit load of four input bytes (and, at stride 2, the fifth byte), `SXTAB16` (sign
+/// extension and zero point) and `SMLAD`/`SMLAxy` (taps paired where the operands allow):
+/// 24 instructions for 18 multiply-accumulates at stride 1, 33 at stride 2; both outputs
+/// requantised together (`requantize_pair_dsp`).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_i8_depthwise(
     p: &ConvI8,
     input: &[i8],
     packed: &[i16],
     bias: Option<&[i32]>,
-    requant: &[super::quant::Requant],
+    scales: &[f32],
     scratch: &mut [i16],
     output: &mut [i8],
 ) {
@@ -1962,40 +1964,51 @@ pub fn conv2d_i8_depthwise(
     let kwp = w.k_w.div_ceil(2);
     assert!(input.len() >= g.batch * g.in_c * plane_in);
     assert!(output.len() >= g.batch * g.out_c * plane_out);
-    assert!(packed.len() >= depthwise_weights_len(g) && requant.len() >= g.out_c);
+    assert!(packed.len() >= depthwise_weights_len(g) && scales.len() >= g.out_c);
     assert!(bias.is_none_or(|b| b.len() >= g.out_c));
     let padded = &mut scratch[..rows * row];
     let zero = p.input_zero as i8;
-    let fast = w.k_h == 3 && w.k_w == 3 && w.stride_w == 1 && w.dil_w == 1;
+    // The border: every channel's copy overwrites the inside only.
+    padded.fill(zero);
+    let pair_kernel = match (w.k_h, w.k_w, w.stride_w, w.dil_w) {
+        (3, 3, 1, 1) => Some(PairKind::Stride1),
+        (3, 3, 2, 1) => Some(PairKind::Stride2),
+        _ => None,
+    };
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if let Some(kind) = pair_kernel {
+        return depthwise_rows_dsp(p, kind, input, packed, bias, scales, padded, row, output);
+    }
     for n in 0..g.batch {
         for c in 0..g.out_c {
             let src = &input[(n * g.in_c + c) * plane_in..][..plane_in];
-            // The padded plane: zero points around, the input inside.
-            padded.fill(zero);
             for (y, line) in src.chunks_exact(w.in_w).enumerate() {
                 let at = (w.pad_top + y) * row + w.pad_left;
-                padded[at..at + w.in_w].copy_from_slice(line);
+                copy_bytes(&mut padded[at..at + w.in_w], line);
             }
             let wc = &packed[c * 4 * w.k_h * kwp..][..4 * w.k_h * kwp];
             let b = bias.map_or(0, |b| b[c]);
             let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
-            let scale = requant[c].scale();
+            let scale = scales[c];
             let q = |a: i32| super::quant::requantize_scaled(a, scale, p.output_zero, p.lo, p.hi);
             for oy in 0..w.out_h {
                 let y0 = oy * w.stride_h;
                 let line = &mut out[oy * w.out_w..][..w.out_w];
-                let mut ox = 0;
-                if fast {
-                    while ox < w.out_w {
-                        let acc =
-                            depthwise_3x3_pair(padded, row, y0, ox, w.dil_h, wc, p.input_zero, b);
-                        line[ox] = q(acc[0]);
-                        if ox + 1 < w.out_w {
-                            line[ox + 1] = q(acc[1]);
-                        }
-                        ox += 2;
+                let pairs = |pair: PairKernel, line: &mut [i8]| {
+                    pair_row(line, w.stride_w, p, scale, |x0| {
+                        pair(padded, row, y0, x0, w.dil_h, wc, p.input_zero, b)
+                    })
+                };
+                match pair_kernel {
+                    Some(PairKind::Stride1) => {
+                        pairs(depthwise_3x3_pair, line);
+                        continue;
                     }
-                    continue;
+                    Some(PairKind::Stride2) => {
+                        pairs(depthwise_3x3_s2_pair, line);
+                        continue;
+                    }
+                    None => {}
                 }
                 for (ox, o) in line.iter_mut().enumerate() {
                     let x0 = ox * w.stride_w;
@@ -2015,6 +2028,484 @@ pub fn conv2d_i8_depthwise(
                 }
             }
         }
+    }
+}
+
+/// What the depthwise row loops read from memory (they have no registers left for it).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[repr(C, align(8))]
+struct RowParams {
+    bias: i32,
+    /// Bytes from one kernel row to the next (`dil_h · row`), and twice that.
+    stride: usize,
+    stride2: usize,
+    scale: u32,
+    zero: i32,
+    lo2: u32,
+    hi2: u32,
+    /// Where the output pointer stops.
+    end: *mut i8,
+}
+
+/// `pairs` pairs of output pixels of one row of a 3×3 depthwise convolution with horizontal
+/// stride `STRIDE` (1 or 2), on Cortex-M4F/M7/M33: the accumulation of
+/// [`depthwise_3x3_pair`] / [`depthwise_3x3_s2_pair`] and the requantisation of
+/// `requantize_pair_dsp`, in one loop with every operand in a register (per pair 58
+/// instructions at stride 1, 68 at stride 2, for 18 multiply-accumulates and two outputs).
+///
+/// # Safety
+/// `x` is the padded plane's byte at the first window's top-left corner, and for every pair
+/// `i < pairs` the bytes `x + 2i·STRIDE + r·stride + [0, 4 + (STRIDE − 1))` are readable for
+/// r = 0, 1, 2 (the row's slack covers the last pair); `out` has `2 · pairs` writable bytes;
+/// `wc` 12 readable, 4-aligned `i16`; `pairs` > 0.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_row_dsp<const STRIDE: usize>(
+    x: *const i8,
+    out: *mut i8,
+    pairs: usize,
+    stride: usize,
+    wc: &[i16],
+    p: &ConvI8,
+    bias: i32,
+    scale: f32,
+) {
+    let halves = |v: i8| {
+        let h = u32::from(v as i16 as u16);
+        h | h << 16
+    };
+    let params = RowParams {
+        bias,
+        stride,
+        stride2: 2 * stride,
+        scale: scale.to_bits(),
+        zero: p.output_zero,
+        lo2: halves(p.lo),
+        hi2: halves(p.hi),
+        end: out.wrapping_add(2 * pairs),
+    };
+    let minus_zero = (-p.input_zero) as u32 & 0xffff;
+    let z = minus_zero | minus_zero << 16;
+    let pp = &params as *const RowParams;
+    // SAFETY: the reads and writes are the caller's contract; `params` lives across the
+    // block and is 8-aligned (LDRD). FPU and DSP-extension instructions only; s0 to s2 and
+    // the flags are clobbered; no stack.
+    unsafe {
+        if STRIDE == 1 {
+            core::arch::asm!(
+                "2:",
+                "ldr {a0}, [{pp}]",
+                "mov {a1}, {a0}",
+                "ldr {x}, [{px}]",
+                "ldrd {wa}, {wb}, [{pw}]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "smlatb {a1}, {e}, {wb}, {a1}",
+                "ldr {wa}, [{pp}, #4]",
+                "ldr {x}, [{px}, {wa}]",
+                "ldrd {wa}, {wb}, [{pw}, #16]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "smlatb {a1}, {e}, {wb}, {a1}",
+                "ldr {wa}, [{pp}, #8]",
+                "ldr {x}, [{px}, {wa}]",
+                "ldrd {wa}, {wb}, [{pw}, #32]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlad {a1}, {x}, {wa}, {a1}",
+                "smlatb {a1}, {e}, {wb}, {a1}",
+                "adds {px}, {px}, #2",
+                "ldr {wa}, [{pp}, #12]",
+                "vmov s0, s1, {a0}, {a1}",
+                "vmov s2, {wa}",
+                "vcvt.f32.s32 s0, s0",
+                "vcvt.f32.s32 s1, s1",
+                "vmul.f32 s0, s0, s2",
+                "vmul.f32 s1, s1, s2",
+                "vcvtr.s32.f32 s0, s0",
+                "vcvtr.s32.f32 s1, s1",
+                "vmov {a0}, {a1}, s0, s1",
+                "ldrd {wa}, {wb}, [{pp}, #16]",
+                "qadd {a0}, {a0}, {wa}",
+                "qadd {a1}, {a1}, {wa}",
+                "ssat {a0}, #8, {a0}",
+                "ssat {a1}, #8, {a1}",
+                "pkhbt {e}, {a0}, {a1}, lsl #16",
+                "ssub16 {a0}, {e}, {wb}",
+                "sel {e}, {e}, {wb}",
+                "ldr {wb}, [{pp}, #24]",
+                "ssub16 {a0}, {wb}, {e}",
+                "sel {e}, {e}, {wb}",
+                "strb {e}, [{po}], #1",
+                "lsrs {e}, {e}, #16",
+                "strb {e}, [{po}], #1",
+                "ldr {wa}, [{pp}, #28]",
+                "cmp {po}, {wa}",
+                "bne 2b",
+                pp = in(reg) pp,
+                px = inout(reg) x => _,
+                po = inout(reg) out => _,
+                pw = in(reg) wc.as_ptr(),
+                z = in(reg) z,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                x = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                e = out(reg) _,
+                out("s0") _,
+                out("s1") _,
+                out("s2") _,
+                options(nostack),
+            );
+        } else {
+            core::arch::asm!(
+                "2:",
+                "ldr {a0}, [{pp}]",
+                "mov {a1}, {a0}",
+                "ldr {x}, [{px}]",
+                "ldrb {y}, [{px}, #4]",
+                "ldrd {wa}, {wb}, [{pw}]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "sxtab16 {y}, {z}, {y}",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlatb {a1}, {e}, {wa}, {a1}",
+                "smlatb {a1}, {x}, {wb}, {a1}",
+                "smlabt {a1}, {y}, {wa}, {a1}",
+                "ldr {wa}, [{pp}, #4]",
+                "add {y}, {px}, {wa}",
+                "ldr {x}, [{y}]",
+                "ldrb {y}, [{y}, #4]",
+                "ldrd {wa}, {wb}, [{pw}, #16]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "sxtab16 {y}, {z}, {y}",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlatb {a1}, {e}, {wa}, {a1}",
+                "smlatb {a1}, {x}, {wb}, {a1}",
+                "smlabt {a1}, {y}, {wa}, {a1}",
+                "ldr {wa}, [{pp}, #8]",
+                "add {y}, {px}, {wa}",
+                "ldr {x}, [{y}]",
+                "ldrb {y}, [{y}, #4]",
+                "ldrd {wa}, {wb}, [{pw}, #32]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "sxtab16 {y}, {z}, {y}",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlatb {a1}, {e}, {wa}, {a1}",
+                "smlatb {a1}, {x}, {wb}, {a1}",
+                "smlabt {a1}, {y}, {wa}, {a1}",
+                "adds {px}, {px}, #4",
+                "ldr {wa}, [{pp}, #12]",
+                "vmov s0, s1, {a0}, {a1}",
+                "vmov s2, {wa}",
+                "vcvt.f32.s32 s0, s0",
+                "vcvt.f32.s32 s1, s1",
+                "vmul.f32 s0, s0, s2",
+                "vmul.f32 s1, s1, s2",
+                "vcvtr.s32.f32 s0, s0",
+                "vcvtr.s32.f32 s1, s1",
+                "vmov {a0}, {a1}, s0, s1",
+                "ldrd {wa}, {wb}, [{pp}, #16]",
+                "qadd {a0}, {a0}, {wa}",
+                "qadd {a1}, {a1}, {wa}",
+                "ssat {a0}, #8, {a0}",
+                "ssat {a1}, #8, {a1}",
+                "pkhbt {e}, {a0}, {a1}, lsl #16",
+                "ssub16 {a0}, {e}, {wb}",
+                "sel {e}, {e}, {wb}",
+                "ldr {wb}, [{pp}, #24]",
+                "ssub16 {a0}, {wb}, {e}",
+                "sel {e}, {e}, {wb}",
+                "strb {e}, [{po}], #1",
+                "lsrs {e}, {e}, #16",
+                "strb {e}, [{po}], #1",
+                "ldr {wa}, [{pp}, #28]",
+                "cmp {po}, {wa}",
+                "bne 2b",
+                pp = in(reg) pp,
+                px = inout(reg) x => _,
+                po = inout(reg) out => _,
+                pw = in(reg) wc.as_ptr(),
+                z = in(reg) z,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                x = out(reg) _,
+                y = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                e = out(reg) _,
+                out("s0") _,
+                out("s1") _,
+                out("s2") _,
+                options(nostack),
+            );
+        }
+    }
+}
+
+/// [`conv2d_i8_depthwise`] for the two-pixel geometries on Cortex-M4F/M7/M33: each channel
+/// copied into the padded plane, then each output row by [`depthwise_row_dsp`]. With an odd
+/// width a row's last pair writes one byte past the row — the first output of the next row
+/// or of the next channel, each written afterwards — except in the very last row, whose last
+/// pixel is computed alone.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[allow(clippy::too_many_arguments)]
+fn depthwise_rows_dsp(
+    p: &ConvI8,
+    kind: PairKind,
+    input: &[i8],
+    packed: &[i16],
+    bias: Option<&[i32]>,
+    scales: &[f32],
+    padded: &mut [i8],
+    row: usize,
+    output: &mut [i8],
+) {
+    let g = &p.geom;
+    let w = &g.window;
+    let (plane_in, plane_out) = (w.in_h * w.in_w, w.out_h * w.out_w);
+    let (step, last_col) = match kind {
+        PairKind::Stride1 => (1, 3),
+        PairKind::Stride2 => (2, 4),
+    };
+    // Every pair's reads: rows y0 + r·dil_h (r ≤ 2), columns 2i·step ..= 2i·step + last_col
+    // for i < ⌈out_w / 2⌉; the deepest row and column must be inside the padded plane.
+    let deepest = ((w.out_h - 1) * w.stride_h + 2 * w.dil_h) * row;
+    let widest = 2 * (w.out_w.div_ceil(2) - 1) * step + last_col;
+    assert!(widest < row && deepest + row <= padded.len());
+    assert!(output.len() >= g.batch * g.out_c * plane_out && w.out_w > 0);
+    let out = output.as_mut_ptr();
+    let planes = g.batch * g.out_c;
+    for n in 0..g.batch {
+        for c in 0..g.out_c {
+            let src = &input[(n * g.in_c + c) * plane_in..][..plane_in];
+            for (y, line) in src.chunks_exact(w.in_w).enumerate() {
+                let at = (w.pad_top + y) * row + w.pad_left;
+                copy_bytes(&mut padded[at..at + w.in_w], line);
+            }
+            let wc = &packed[c * 24..][..24];
+            let b = bias.map_or(0, |b| b[c]);
+            let plane = n * g.out_c + c;
+            for oy in 0..w.out_h {
+                let last = plane + 1 == planes && oy + 1 == w.out_h;
+                let pairs = if last {
+                    w.out_w / 2
+                } else {
+                    w.out_w.div_ceil(2)
+                };
+                let at = plane * plane_out + oy * w.out_w;
+                let x = padded[oy * w.stride_h * row..].as_ptr();
+                if pairs > 0 {
+                    // SAFETY: reads inside `padded` (asserted above for every pair of every
+                    // row); the 2·pairs bytes written from `at` end at most one byte past
+                    // this row, which is inside `output` unless this is the last row of the
+                    // last plane, where `pairs` is ⌊out_w / 2⌋; the weights are `wc`.
+                    unsafe {
+                        let o = out.add(at);
+                        let (s, stride) = (scales[c], w.dil_h * row);
+                        match kind {
+                            PairKind::Stride1 => {
+                                depthwise_row_dsp::<1>(x, o, pairs, stride, wc, p, b, s)
+                            }
+                            PairKind::Stride2 => {
+                                depthwise_row_dsp::<2>(x, o, pairs, stride, wc, p, b, s)
+                            }
+                        }
+                    }
+                }
+                if last && w.out_w % 2 == 1 {
+                    let ox = w.out_w - 1;
+                    let y0 = oy * w.stride_h;
+                    let (x0, dil) = (ox * step, w.dil_h);
+                    let acc = match kind {
+                        PairKind::Stride1 => {
+                            depthwise_3x3_pair(padded, row, y0, x0, dil, wc, p.input_zero, b)
+                        }
+                        PairKind::Stride2 => {
+                            depthwise_3x3_s2_pair(padded, row, y0, x0, dil, wc, p.input_zero, b)
+                        }
+                    };
+                    output[at + ox] = super::quant::requantize_scaled(
+                        acc[0],
+                        scales[c],
+                        p.output_zero,
+                        p.lo,
+                        p.hi,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A two-pixel depthwise kernel: `(padded, row, y0, x0, dil_h, weights, zero, bias)`.
+type PairKernel = fn(&[i8], usize, usize, usize, usize, &[i16], i32, i32) -> [i32; 2];
+
+/// The depthwise geometries with a two-pixel kernel: 3×3, horizontal stride 1 or 2.
+#[derive(Clone, Copy)]
+enum PairKind {
+    Stride1,
+    Stride2,
+}
+
+/// One output row of a depthwise convolution two pixels at a time: `sums(x0)` gives the
+/// accumulators of the pixels whose windows start at columns `x0` and `x0 + stride`.
+#[inline(always)]
+fn pair_row(
+    line: &mut [i8],
+    stride: usize,
+    p: &ConvI8,
+    scale: f32,
+    sums: impl Fn(usize) -> [i32; 2],
+) {
+    for (i, o) in line.chunks_mut(2).enumerate() {
+        let acc = sums(2 * i * stride);
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        {
+            let t =
+                super::quant::requantize_pair_dsp(acc[0], acc[1], scale, p.output_zero, p.lo, p.hi);
+            o[0] = t as i8;
+            if let Some(o1) = o.get_mut(1) {
+                *o1 = (t >> 16) as i8;
+            }
+        }
+        #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
+        {
+            let q = |a: i32| super::quant::requantize_scaled(a, scale, p.output_zero, p.lo, p.hi);
+            o[0] = q(acc[0]);
+            if let Some(o1) = o.get_mut(1) {
+                *o1 = q(acc[1]);
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of small planes: four bytes at a time (one
+/// unaligned word load and store on Cortex-M) without a call to `memcpy`.
+#[inline(always)]
+fn copy_bytes(dst: &mut [i8], src: &[i8]) {
+    let mut d = dst.chunks_exact_mut(4);
+    let mut s = src.chunks_exact(4);
+    for (d, s) in (&mut d).zip(&mut s) {
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
+/// Two output pixels of a 3×3 depthwise window with horizontal stride 2, whose top row is
+/// row `y0` of the padded plane and first column `x0` (pixel 1's is `x0 + 2`): `bias +
+/// Σ w · (x − zero)` for each.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn depthwise_3x3_s2_pair(
+    padded: &[i8],
+    row: usize,
+    y0: usize,
+    x0: usize,
+    dil_h: usize,
+    wc: &[i16],
+    zero: i32,
+    bias: i32,
+) -> [i32; 2] {
+    // The five bytes each kernel row reads, inside the plane (the row has slack for the
+    // unpaired last pixel).
+    assert!((y0 + 2 * dil_h) * row + x0 + 5 <= padded.len() && wc.len() >= 12);
+    #[cfg(microarena_dsp)]
+    {
+        let minus_zero = (-zero) as u32 & 0xffff;
+        let offsets = minus_zero | minus_zero << 16;
+        let (mut a0, mut a1) = (bias, bias);
+        let base = padded[y0 * row + x0..].as_ptr();
+        // SAFETY: rows y0, y0 + dil_h, y0 + 2·dil_h are read at `x0..x0 + 5` (asserted inside
+        // `padded`; LDR may be unaligned on Armv7E-M); the weights at `wc[0..12]` (asserted;
+        // 4-aligned: a 16-aligned blob at a multiple of 8 bytes, as LDRD needs). Per row:
+        // e = (x0, x2), o = (x1, x3), y = x4 (low half), each minus the zero point; weights
+        // wa = (w0, w2), wb = (w1, 0). DSP-extension instructions; no stack; no flags.
+        unsafe {
+            core::arch::asm!(
+                "ldr {x}, [{px}]",
+                "ldrb {y}, [{px}, #4]",
+                "add {px}, {px}, {stride}",
+                "ldrd {wa}, {wb}, [{pw}]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "sxtab16 {y}, {z}, {y}",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlatb {a1}, {e}, {wa}, {a1}",
+                "smlatb {a1}, {x}, {wb}, {a1}",
+                "smlabt {a1}, {y}, {wa}, {a1}",
+                "ldr {x}, [{px}]",
+                "ldrb {y}, [{px}, #4]",
+                "add {px}, {px}, {stride}",
+                "ldrd {wa}, {wb}, [{pw}, #16]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "sxtab16 {y}, {z}, {y}",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlatb {a1}, {e}, {wa}, {a1}",
+                "smlatb {a1}, {x}, {wb}, {a1}",
+                "smlabt {a1}, {y}, {wa}, {a1}",
+                "ldr {x}, [{px}]",
+                "ldrb {y}, [{px}, #4]",
+                "ldrd {wa}, {wb}, [{pw}, #32]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "sxtab16 {y}, {z}, {y}",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlatb {a1}, {e}, {wa}, {a1}",
+                "smlatb {a1}, {x}, {wb}, {a1}",
+                "smlabt {a1}, {y}, {wa}, {a1}",
+                px = inout(reg) base => _,
+                pw = in(reg) wc.as_ptr(),
+                stride = in(reg) dil_h * row,
+                z = in(reg) offsets,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                x = out(reg) _,
+                y = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                e = out(reg) _,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        [a0, a1]
+    }
+    #[cfg(not(microarena_dsp))]
+    {
+        let mut acc = [bias, bias];
+        for ky in 0..3 {
+            let r = &padded[(y0 + ky * dil_h) * row + x0..][..5];
+            let x = |i: usize| i32::from(r[i]) - zero;
+            let (w0, w2, w1) = (
+                i32::from(wc[8 * ky]),
+                i32::from(wc[8 * ky + 1]),
+                i32::from(wc[8 * ky + 2]),
+            );
+            acc[0] += w0 * x(0) + w1 * x(1) + w2 * x(2);
+            acc[1] += w0 * x(2) + w1 * x(3) + w2 * x(4);
+        }
+        acc
     }
 }
 
@@ -2127,6 +2618,10 @@ mod depthwise_tests {
             (2, 9, 7, 3, 3, 1, 2, 2),
             (3, 6, 9, 5, 2, 1, 1, 1),
             (1, 4, 3, 3, 3, 1, 1, 1),
+            (3, 9, 9, 3, 3, 2, 1, 1),
+            (2, 6, 7, 3, 3, 2, 0, 1),
+            (2, 5, 4, 3, 3, 2, 1, 1),
+            (2, 8, 10, 3, 3, 2, 1, 2),
         ];
         let cases = if cfg!(miri) { &cases[..2] } else { cases };
         let mut seed = 7u64;
@@ -2166,7 +2661,16 @@ mod depthwise_tests {
             assert_eq!(packed.len(), depthwise_weights_len(&geom));
             let mut scratch = vec![0x1234_i16; depthwise_scratch_len(&geom) / 2];
             let mut got = vec![0i8; n];
-            conv2d_i8_depthwise(&p, &x, &packed, Some(&bias), &rq, &mut scratch, &mut got);
+            let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
+            conv2d_i8_depthwise(
+                &p,
+                &x,
+                &packed,
+                Some(&bias),
+                &scales,
+                &mut scratch,
+                &mut got,
+            );
             assert_eq!(got, want, "{ch}ch {k_h}x{k_w} s{stride} p{pad} d{dil}");
         }
     }
