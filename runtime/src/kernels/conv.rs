@@ -2043,39 +2043,52 @@ struct RowParams {
     zero: i32,
     lo2: u32,
     hi2: u32,
-    /// Where the output pointer stops.
+    /// Where the output pointer stops in this row.
     end: *mut i8,
+    /// Rows still to do, from one output row's windows to the next (`stride_h · row`), the
+    /// current row's first window, the bytes each row writes (`2 · pairs`) and how far the
+    /// output pointer steps back after a row (`2 · pairs − out_w`: 0 or 1).
+    rows: usize,
+    row_step: usize,
+    x_row: *const i8,
+    written: usize,
+    back: usize,
 }
 
-/// `pairs` pairs of output pixels of one row of a 3×3 depthwise convolution with horizontal
+/// `rows` output rows of `pairs` pairs of pixels each (rows `out_w` apart in `out`, windows
+/// `stride_h` padded rows apart from `x`) of a 3×3 depthwise convolution with horizontal
 /// stride `STRIDE` (1 or 2), on Cortex-M4F/M7/M33: the accumulation of
 /// [`depthwise_3x3_pair`] / [`depthwise_3x3_s2_pair`] and the requantisation of
 /// `requantize_pair_dsp`, in one loop with every operand in a register (per pair 58
 /// instructions at stride 1, 68 at stride 2, for 18 multiply-accumulates and two outputs).
 ///
 /// # Safety
-/// `x` is the padded plane's byte at the first window's top-left corner, and for every pair
-/// `i < pairs` the bytes `x + 2i·STRIDE + r·stride + [0, 4 + (STRIDE − 1))` are readable for
-/// r = 0, 1, 2 (the row's slack covers the last pair); `out` has `2 · pairs` writable bytes;
-/// `wc` 12 readable, 4-aligned `i16`; `pairs` > 0.
+/// `x` is the padded plane's byte at the first window's top-left corner, and for every row
+/// `j < rows` and pair `i < pairs` the bytes `x + j·stride_h·row + 2i·STRIDE + r·dil_h·row
+/// + [0, 4 + (STRIDE − 1))` are readable for r = 0, 1, 2 (the row's slack covers the last
+/// pair); `out + j·out_w + [0, 2·pairs)` are writable; `wc` 12 readable, 4-aligned `i16`;
+/// `rows` and `pairs` > 0.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn depthwise_row_dsp<const STRIDE: usize>(
+unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
     x: *const i8,
     out: *mut i8,
+    rows: usize,
     pairs: usize,
-    stride: usize,
     wc: &[i16],
     p: &ConvI8,
     bias: i32,
     scale: f32,
 ) {
+    let w = &p.geom.window;
+    let row = depthwise_row(&p.geom);
+    let stride = w.dil_h * row;
     let halves = |v: i8| {
         let h = u32::from(v as i16 as u16);
         h | h << 16
     };
-    let params = RowParams {
+    let mut params = RowParams {
         bias,
         stride,
         stride2: 2 * stride,
@@ -2084,13 +2097,19 @@ unsafe fn depthwise_row_dsp<const STRIDE: usize>(
         lo2: halves(p.lo),
         hi2: halves(p.hi),
         end: out.wrapping_add(2 * pairs),
+        rows,
+        row_step: w.stride_h * row,
+        x_row: x,
+        written: 2 * pairs,
+        // Wrapping: in a one-row call with ⌊out_w / 2⌋ pairs the value is never used.
+        back: (2 * pairs).wrapping_sub(w.out_w),
     };
     let minus_zero = (-p.input_zero) as u32 & 0xffff;
     let z = minus_zero | minus_zero << 16;
-    let pp = &params as *const RowParams;
+    let pp = &mut params as *mut RowParams;
     // SAFETY: the reads and writes are the caller's contract; `params` lives across the
-    // block and is 8-aligned (LDRD). FPU and DSP-extension instructions only; s0 to s2 and
-    // the flags are clobbered; no stack.
+    // block, is 8-aligned (LDRD) and written only through `pp`. FPU and DSP-extension
+    // instructions only; s0 to s2 and the flags are clobbered; no stack.
     unsafe {
         if STRIDE == 1 {
             core::arch::asm!(
@@ -2150,6 +2169,21 @@ unsafe fn depthwise_row_dsp<const STRIDE: usize>(
                 "strb {e}, [{po}], #1",
                 "ldr {wa}, [{pp}, #28]",
                 "cmp {po}, {wa}",
+                "bne 2b",
+                // Next row: the output pointer back to its start, the row's end, the windows
+                // one row step further down.
+                "ldr {wa}, [{pp}, #48]",
+                "subs {po}, {po}, {wa}",
+                "ldr {wa}, [{pp}, #44]",
+                "add {wa}, {po}, {wa}",
+                "str {wa}, [{pp}, #28]",
+                "ldr {px}, [{pp}, #40]",
+                "ldr {wa}, [{pp}, #36]",
+                "add {px}, {px}, {wa}",
+                "str {px}, [{pp}, #40]",
+                "ldr {wa}, [{pp}, #32]",
+                "subs {wa}, {wa}, #1",
+                "str {wa}, [{pp}, #32]",
                 "bne 2b",
                 pp = in(reg) pp,
                 px = inout(reg) x => _,
@@ -2237,6 +2271,21 @@ unsafe fn depthwise_row_dsp<const STRIDE: usize>(
                 "ldr {wa}, [{pp}, #28]",
                 "cmp {po}, {wa}",
                 "bne 2b",
+                // Next row: the output pointer back to its start, the row's end, the windows
+                // one row step further down.
+                "ldr {wa}, [{pp}, #48]",
+                "subs {po}, {po}, {wa}",
+                "ldr {wa}, [{pp}, #44]",
+                "add {wa}, {po}, {wa}",
+                "str {wa}, [{pp}, #28]",
+                "ldr {px}, [{pp}, #40]",
+                "ldr {wa}, [{pp}, #36]",
+                "add {px}, {px}, {wa}",
+                "str {px}, [{pp}, #40]",
+                "ldr {wa}, [{pp}, #32]",
+                "subs {wa}, {wa}, #1",
+                "str {wa}, [{pp}, #32]",
+                "bne 2b",
                 pp = in(reg) pp,
                 px = inout(reg) x => _,
                 po = inout(reg) out => _,
@@ -2259,7 +2308,7 @@ unsafe fn depthwise_row_dsp<const STRIDE: usize>(
 }
 
 /// [`conv2d_i8_depthwise`] for the two-pixel geometries on Cortex-M4F/M7/M33: each channel
-/// copied into the padded plane, then each output row by [`depthwise_row_dsp`]. With an odd
+/// copied into the padded plane, then all its rows by [`depthwise_rows_dsp_asm`]. With an odd
 /// width a row's last pair writes one byte past the row — the first output of the next row
 /// or of the next channel, each written afterwards — except in the very last row, whose last
 /// pixel is computed alone.
@@ -2301,53 +2350,49 @@ fn depthwise_rows_dsp(
             let wc = &packed[c * 24..][..24];
             let b = bias.map_or(0, |b| b[c]);
             let plane = n * g.out_c + c;
-            for oy in 0..w.out_h {
-                let last = plane + 1 == planes && oy + 1 == w.out_h;
-                let pairs = if last {
-                    w.out_w / 2
-                } else {
-                    w.out_w.div_ceil(2)
-                };
-                let at = plane * plane_out + oy * w.out_w;
-                let x = padded[oy * w.stride_h * row..].as_ptr();
-                if pairs > 0 {
-                    // SAFETY: reads inside `padded` (asserted above for every pair of every
-                    // row); the 2·pairs bytes written from `at` end at most one byte past
-                    // this row, which is inside `output` unless this is the last row of the
-                    // last plane, where `pairs` is ⌊out_w / 2⌋; the weights are `wc`.
-                    unsafe {
-                        let o = out.add(at);
-                        let (s, stride) = (scales[c], w.dil_h * row);
-                        match kind {
-                            PairKind::Stride1 => {
-                                depthwise_row_dsp::<1>(x, o, pairs, stride, wc, p, b, s)
-                            }
-                            PairKind::Stride2 => {
-                                depthwise_row_dsp::<2>(x, o, pairs, stride, wc, p, b, s)
-                            }
+            // The very last row of the last plane with an odd width: its last pixel alone.
+            let odd_end = plane + 1 == planes && w.out_w % 2 == 1;
+            let rows = w.out_h - usize::from(odd_end);
+            let call = |oy: usize, rows: usize, pairs: usize| {
+                // SAFETY: the reads are inside `padded` (asserted above for every pair of
+                // every row); the writes from `at` are 2·pairs bytes per row, rows `out_w`
+                // apart: at most one byte past each row, inside `output` but after the last
+                // row of the last plane, which gets ⌊out_w / 2⌋ pairs; the weights are `wc`.
+                unsafe {
+                    let o = out.add(plane * plane_out + oy * w.out_w);
+                    let x = padded.as_ptr().add(oy * w.stride_h * row);
+                    let s = scales[c];
+                    match kind {
+                        PairKind::Stride1 => {
+                            depthwise_rows_dsp_asm::<1>(x, o, rows, pairs, wc, p, b, s)
+                        }
+                        PairKind::Stride2 => {
+                            depthwise_rows_dsp_asm::<2>(x, o, rows, pairs, wc, p, b, s)
                         }
                     }
                 }
-                if last && w.out_w % 2 == 1 {
-                    let ox = w.out_w - 1;
-                    let y0 = oy * w.stride_h;
-                    let (x0, dil) = (ox * step, w.dil_h);
-                    let acc = match kind {
-                        PairKind::Stride1 => {
-                            depthwise_3x3_pair(padded, row, y0, x0, dil, wc, p.input_zero, b)
-                        }
-                        PairKind::Stride2 => {
-                            depthwise_3x3_s2_pair(padded, row, y0, x0, dil, wc, p.input_zero, b)
-                        }
-                    };
-                    output[at + ox] = super::quant::requantize_scaled(
-                        acc[0],
-                        scales[c],
-                        p.output_zero,
-                        p.lo,
-                        p.hi,
-                    );
+            };
+            if rows > 0 {
+                call(0, rows, w.out_w.div_ceil(2));
+            }
+            if odd_end {
+                let oy = w.out_h - 1;
+                if w.out_w > 1 {
+                    call(oy, 1, w.out_w / 2);
                 }
+                let ox = w.out_w - 1;
+                let (y0, x0, dil) = (oy * w.stride_h, ox * step, w.dil_h);
+                let acc = match kind {
+                    PairKind::Stride1 => {
+                        depthwise_3x3_pair(padded, row, y0, x0, dil, wc, p.input_zero, b)
+                    }
+                    PairKind::Stride2 => {
+                        depthwise_3x3_s2_pair(padded, row, y0, x0, dil, wc, p.input_zero, b)
+                    }
+                };
+                let at = plane * plane_out + oy * w.out_w + ox;
+                output[at] =
+                    super::quant::requantize_scaled(acc[0], scales[c], p.output_zero, p.lo, p.hi);
             }
         }
     }
@@ -2404,7 +2449,15 @@ fn copy_bytes(dst: &mut [i8], src: &[i8]) {
     for (d, s) in (&mut d).zip(&mut s) {
         d.copy_from_slice(s);
     }
-    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+    // Up to three bytes, spelt out: as a loop it becomes a call to `memcpy` again.
+    let (d, s) = (d.into_remainder(), s.remainder());
+    if let (Some(d), Some(s)) = (d.get_mut(0), s.first()) {
+        *d = *s;
+    }
+    if let (Some(d), Some(s)) = (d.get_mut(1), s.get(1)) {
+        *d = *s;
+    }
+    if let (Some(d), Some(s)) = (d.get_mut(2), s.get(2)) {
         *d = *s;
     }
 }
