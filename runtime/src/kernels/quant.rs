@@ -285,6 +285,44 @@ pub struct Quantize {
 /// See [`Quantize`].
 pub fn quantize(p: &Quantize, input: &[f32], output: &mut [i8]) {
     assert!(input.len() >= output.len());
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if !output.is_empty() {
+        // The same integers in 9 instructions per value instead of about 45: `VDIV` as `/`,
+        // `VCVTR` rounds to nearest, ties to even (the default rounding mode), saturating at
+        // the i32 range, NaN to 0; `QADD` adds the zero point saturating and `SSAT` clamps
+        // to the int8 range — what rounding, adding and clamping in float do, NaN included
+        // (it becomes the zero point, clamped).
+        let end = output.as_mut_ptr_range().end;
+        // SAFETY: reads input[..output.len()] (asserted) and writes output[..], one value
+        // each per pass until the output pointer reaches `end` (the loop runs len > 0
+        // times); VLDM needs 4-aligned f32s, which `input` is. FPU and DSP instructions; s0
+        // and s1 and the flags are clobbered; no stack.
+        unsafe {
+            core::arch::asm!(
+                "vmov s1, {scale}",
+                "2:",
+                "vldmia {pi}!, {{s0}}",
+                "vdiv.f32 s0, s0, s1",
+                "vcvtr.s32.f32 s0, s0",
+                "vmov {t}, s0",
+                "qadd {t}, {t}, {zp}",
+                "ssat {t}, #8, {t}",
+                "strb {t}, [{po}], #1",
+                "cmp {po}, {end}",
+                "bne 2b",
+                scale = in(reg) p.scale.to_bits(),
+                pi = inout(reg) input.as_ptr() => _,
+                po = inout(reg) output.as_mut_ptr() => _,
+                end = in(reg) end,
+                zp = in(reg) p.zero,
+                t = out(reg) _,
+                out("s0") _,
+                out("s1") _,
+                options(nostack),
+            );
+        }
+        return;
+    }
     for (o, &x) in output.iter_mut().zip(input) {
         // Saturate in float first: `as i32` of a huge or NaN value is defined but not what
         // ONNX says (NaN quantises to the zero point here, as in onnxruntime).
