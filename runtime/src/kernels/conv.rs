@@ -1161,12 +1161,12 @@ pub const fn tiled_weights_len(g: &Conv2d) -> usize {
 
 /// The weights of a dense int8 convolution (`weights` OIHW) as [`conv2d_i8_tiled`] reads
 /// them: widened to `i16`, reduction steps in the order tap `(ky, kx)` then input channel
-/// (channels padded to even, unless there is one: [`tiled_depth`]), output channels in pairs, and for each pair of channels
-/// `(c, c+1)` and each pair of steps `(k, k+1)` (two input channels of one tap) the four
-/// values `w[c][k], w[c][k+1], w[c+1][k], w[c+1][k+1]` — two 32-bit words each holding one
-/// channel's two steps, the operand layout of `SMLAD`. Padded to [`tiled_depth`] steps with
-/// zeros, an odd last output channel with a zero channel. The compiler does this once, at
-/// build time.
+/// (channels padded to even, unless there is one: [`tiled_depth`]); output channels in
+/// groups of four (`out_c / 4` of them), then the remaining two or three in pairs (an odd
+/// last one with a zero partner). For each group and each pair of steps `(k, k+1)` (two input
+/// channels of one tap), each channel `c` of the group in turn gives `w[c][k], w[c][k+1]`:
+/// one 32-bit word per channel, the operand layout of `SMLAD`. Padded to [`tiled_depth`]
+/// steps with zeros. The compiler does this once, at build time.
 pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<Item = i16> + 'a {
     let g = *g;
     let taps = g.window.k_h * g.window.k_w;
@@ -1181,16 +1181,20 @@ pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<It
             0
         }
     };
-    (0..g.out_c.div_ceil(2)).flat_map(move |cp| {
-        (0..depth / 2).flat_map(move |kp| {
-            let (c, j) = (2 * cp, 2 * kp);
-            [at(c, j), at(c, j + 1), at(c + 1, j), at(c + 1, j + 1)]
-        })
+    let quads = g.out_c / 4;
+    // Groups: (first channel, channels) — the quads, then pairs.
+    let groups = (0..quads)
+        .map(|q| (4 * q, 4))
+        .chain((4 * quads..g.out_c).step_by(2).map(|c| (c, 2)));
+    groups.flat_map(move |(c0, n)| {
+        (0..depth / 2)
+            .flat_map(move |kp| (c0..c0 + n).flat_map(move |c| [at(c, 2 * kp), at(c, 2 * kp + 1)]))
     })
 }
 
 /// Dense int8 convolution (one group) as a matrix product over an im2col of two output
-/// pixels at a time, in tiles of 2 output channels × 2 pixels; bit-exact with
+/// pixels at a time, in tiles of 4 output channels × 2 pixels (2 × 2 for the last two or
+/// three channels); bit-exact with
 /// [`conv2d_i8`] when `scales[c]` is `requant[c].scale()` (see [`Requant::scale`]).
 ///
 /// `packed` holds the weights as [`pack_tiled_weights`] lays them out; `scratch` (at least
@@ -1224,10 +1228,10 @@ pub fn conv2d_i8_tiled(
     let scratch = &mut scratch[..2 * depth];
     // The padded reduction steps stay zero for every pixel pair.
     scratch.fill(0);
-    // Without a bias every channel reads the same two zeros (`step` 0).
-    let zeros = [0i32; 2];
+    // Without a bias every channel reads the same zero (`step` 0).
+    let zeros = [0i32; 1];
     let (bias, step) = match bias {
-        Some(b) => (b, 2),
+        Some(b) => (b, 1),
         None => (&zeros[..], 0),
     };
     let rows = TileRows {
@@ -1252,8 +1256,9 @@ pub fn conv2d_i8_tiled(
             if g.out_c % 2 == 1 {
                 // The last, unpaired channel: its packed pair's second channel is zeros.
                 let c = g.out_c - 1;
-                let b = bias[(c / 2) * step];
-                let acc = dot_2x2(&packed[(c / 2) * 2 * depth..][..2 * depth], scratch, [b; 4]);
+                let b = bias[c * step];
+                // Its pair is the last group: c is even, its weights start at c · depth.
+                let acc = dot_2x2(&packed[c * depth..][..2 * depth], scratch, [b; 4]);
                 let q = |a: i32| {
                     super::quant::requantize_scaled(a, scales[c], p.output_zero, p.lo, p.hi)
                 };
@@ -1269,7 +1274,7 @@ pub fn conv2d_i8_tiled(
 struct TileRows<'a> {
     packed: &'a [i16],
     depth: usize,
-    /// Bias of channel pair `cp` at `bias[cp · step]` and the next; `step` 0 without one.
+    /// Bias of channel `c` at `bias[c · step]`; `step` 0 without one.
     bias: &'a [i32],
     step: usize,
     scales: &'a [f32],
@@ -1283,54 +1288,77 @@ struct TileRows<'a> {
 
 impl TileRows<'_> {
     /// Output pixels `p0` and `p0 + next` (`next` 0 or 1; with 0 both sums are pixel `p0`'s
-    /// and the same byte is written twice) of every full channel pair, from the im2col `x`.
+    /// and the same byte is written twice) of the channels in groups of four and in full
+    /// pairs (all but an odd last one), from the im2col `x`.
     #[inline(always)]
     fn run(&self, x: &[i16], p0: usize, next: usize, output: &mut [i8]) {
         let (depth, plane, pairs) = (self.depth, self.plane, self.pairs);
+        let quads = pairs / 2;
         assert!(x.len() == 2 * depth && depth.is_multiple_of(8) && depth > 0);
         assert!(self.packed.len() >= pairs * 2 * depth && self.scales.len() >= 2 * pairs);
-        assert!(pairs == 0 || self.bias.len() >= (pairs - 1) * self.step + 2);
+        assert!(pairs == 0 || self.bias.len() > (2 * pairs - 1) * self.step);
         assert!(next <= 1 && p0 + next < plane && output.len() >= 2 * pairs * plane);
-        #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
-        let q = |a: i32, s: f32| super::quant::requantize_scaled(a, s, self.zero, self.lo, self.hi);
         let mut w = self.packed.as_ptr();
         let mut o = output.as_mut_ptr().wrapping_add(p0);
-        for cp in 0..pairs {
-            // SAFETY: every index is inside its slice by the assertions above: the weights of
-            // pair cp are packed[cp·2·depth..][..2·depth]; bias[cp·step + 1] with
-            // cp·step + 1 ≤ (pairs − 1)·step + 1 < bias.len(); scales[2cp + 1] < 2·pairs; the
-            // output bytes (2cp + i)·plane + p0 + j for i, j ≤ 1 are below 2·pairs·plane.
+        let bias = |c: usize| {
+            // SAFETY: c < 2·pairs, so c·step ≤ (2·pairs − 1)·step < bias.len() (asserted).
+            unsafe { *self.bias.get_unchecked(c * self.step) }
+        };
+        for q in 0..quads {
+            let c = 4 * q;
+            let init = [bias(c), bias(c + 1), bias(c + 2), bias(c + 3)];
+            // SAFETY: the weights of group q are packed[c·depth..][..4·depth], inside the
+            // 2·pairs·depth values asserted; x holds 2·depth values, a multiple of 16;
+            // scales[c + 3] < 2·pairs; output bytes (c + i)·plane + p0 + j, i ≤ 3, j ≤ 1, are
+            // below 2·pairs·plane.
             unsafe {
-                let (b0, b1) = (
-                    *self.bias.get_unchecked(cp * self.step),
-                    *self.bias.get_unchecked(cp * self.step + 1),
-                );
-                let acc = dot_2x2_unchecked(w, x, [b0, b0, b1, b1]);
-                w = w.add(2 * depth);
-                let s0 = *self.scales.get_unchecked(2 * cp);
-                let s1 = *self.scales.get_unchecked(2 * cp + 1);
-                #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-                {
-                    let (lo, hi) = (self.lo, self.hi);
-                    let t =
-                        super::quant::requantize_pair_dsp(acc[0], acc[1], s0, self.zero, lo, hi);
-                    *o = t as i8;
-                    *o.add(next) = (t >> 16) as i8;
-                    let t =
-                        super::quant::requantize_pair_dsp(acc[2], acc[3], s1, self.zero, lo, hi);
-                    *o.add(plane) = t as i8;
-                    *o.add(plane + next) = (t >> 16) as i8;
-                }
-                #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
-                {
-                    *o = q(acc[0], s0);
-                    *o.add(next) = q(acc[1], s0);
-                    *o.add(plane) = q(acc[2], s1);
-                    *o.add(plane + next) = q(acc[3], s1);
-                }
-                // wrapping: past the last pair it may point beyond the output.
-                o = o.wrapping_add(2 * plane);
+                let [a0, a1, a2, a3, a4, a5, a6, a7] = dot_4x2_unchecked(w, x, init);
+                w = w.add(4 * depth);
+                let s = self.scales.as_ptr().add(c);
+                self.store(o, next, a0, a1, *s);
+                self.store(o.add(plane), next, a2, a3, *s.add(1));
+                self.store(o.add(2 * plane), next, a4, a5, *s.add(2));
+                self.store(o.add(3 * plane), next, a6, a7, *s.add(3));
+                // wrapping: past the last group it may point beyond the output.
+                o = o.wrapping_add(4 * plane);
             }
+        }
+        if pairs % 2 == 1 {
+            let c = 4 * quads;
+            let (b0, b1) = (bias(c), bias(c + 1));
+            // SAFETY: as above, for the pair at packed[c·depth..][..2·depth] and channels c,
+            // c + 1 < 2·pairs.
+            unsafe {
+                let acc = dot_2x2_unchecked(w, x, [b0, b0, b1, b1]);
+                let (s0, s1) = (
+                    *self.scales.get_unchecked(c),
+                    *self.scales.get_unchecked(c + 1),
+                );
+                self.store(o, next, acc[0], acc[1], s0);
+                self.store(o.add(plane), next, acc[2], acc[3], s1);
+            }
+        }
+    }
+
+    /// Requantises one channel's two sums by `scale` and writes them at `o` and `o + next`.
+    ///
+    /// # Safety
+    /// `o` and `o + next` are writable.
+    #[inline(always)]
+    unsafe fn store(&self, o: *mut i8, next: usize, a0: i32, a1: i32, scale: f32) {
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        // SAFETY: the caller's contract.
+        unsafe {
+            let t = super::quant::requantize_pair_dsp(a0, a1, scale, self.zero, self.lo, self.hi);
+            *o = t as i8;
+            *o.add(next) = (t >> 16) as i8;
+        }
+        #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
+        // SAFETY: the caller's contract.
+        unsafe {
+            let q = |a: i32| super::quant::requantize_scaled(a, scale, self.zero, self.lo, self.hi);
+            *o = q(a0);
+            *o.add(next) = q(a1);
         }
     }
 }
@@ -1350,6 +1378,16 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
             (ox * w.stride_w) as isize - w.pad_left as isize,
         )
     };
+    // 1×1, stride 1, no padding: pixel p reads input[c·plane + p], so two consecutive pixels
+    // are side by side in memory even across rows.
+    if g.in_c >= 2
+        && p1 == p0 + 1
+        && (w.k_h, w.k_w, w.stride_h, w.stride_w) == (1, 1, 1, 1)
+        && (w.pad_top, w.pad_left, w.in_h, w.in_w) == (0, 0, w.out_h, w.out_w)
+    {
+        taps_side_by_side(&input[p0..], plane, g.in_c, zero, &mut s[..4 * icp]);
+        return;
+    }
     let ((y0, x0), (y1, x1)) = (at(p0), at(p1));
     let inside = |y: isize, x: isize| y >= 0 && (y as usize) < ih && x >= 0 && (x as usize) < iw;
     if g.in_c == 1 {
@@ -1684,6 +1722,121 @@ unsafe fn dot_2x2_unchecked(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 4
     }
 }
 
+/// The eight sums of a 4 × 2 tile, `init[2c + i] + Σ_k w[c][k] · x[i][k]` for channels
+/// `c < 4` and pixels `i < 2`, with the weights at `w` laid out as [`pack_tiled_weights`]
+/// packs a group of four channels and `x` as `im2col_pair` writes it.
+///
+/// # Safety
+/// `w` points to `2 · x.len()` readable, 4-aligned `i16`; `x.len()` is a non-zero multiple of
+/// 16 and `x` is 4-aligned.
+#[inline(always)]
+unsafe fn dot_4x2_unchecked(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 8] {
+    let [b0, b1, b2, b3] = init;
+    let init = [b0, b0, b1, b1, b2, b2, b3, b3];
+    #[cfg(microarena_dsp)]
+    {
+        // SAFETY: the caller's contract is dot_4x2_dsp's.
+        unsafe { dot_4x2_dsp(w, x, init) }
+    }
+    #[cfg(not(microarena_dsp))]
+    {
+        let mut acc = init;
+        for (j, xq) in x.chunks_exact(4).enumerate() {
+            // SAFETY: w[8j..8j + 8] is inside the 2·x.len() values the caller vouches for.
+            let wq = unsafe { core::slice::from_raw_parts(w.add(8 * j), 8) };
+            let m = |a: i16, b: i16| i32::from(a) * i32::from(b);
+            for c in 0..4 {
+                // Channel c's pair at wq[2c..], pixel i's pair at xq[2i..].
+                acc[2 * c] += m(wq[2 * c], xq[0]) + m(wq[2 * c + 1], xq[1]);
+                acc[2 * c + 1] += m(wq[2 * c], xq[2]) + m(wq[2 * c + 1], xq[3]);
+            }
+        }
+        acc
+    }
+}
+
+/// One block of [`dot_4x2_dsp`]: two reduction steps of the 4 × 2 tile.
+#[cfg(microarena_dsp)]
+macro_rules! dot_4x2_block {
+    () => {
+        concat!(
+            "ldrd {w0}, r7, [{pw}], #8\n",
+            "ldrd {x0}, {x1}, [{px}], #8\n",
+            "smlad {a0}, {w0}, {x0}, {a0}\n",
+            "smlad {a1}, {w0}, {x1}, {a1}\n",
+            "smlad {a2}, r7, {x0}, {a2}\n",
+            "smlad {a3}, r7, {x1}, {a3}\n",
+            "ldrd {w0}, r7, [{pw}], #8\n",
+            "smlad {a4}, {w0}, {x0}, {a4}\n",
+            "smlad {a5}, {w0}, {x1}, {a5}\n",
+            "smlad {a6}, r7, {x0}, {a6}\n",
+            "smlad {a7}, r7, {x1}, {a7}\n",
+        )
+    };
+}
+
+/// [`dot_4x2_unchecked`] on Cortex-M4/M7: per two reduction steps one `LDRD` of both pixels'
+/// input pairs, two `LDRD` of the four channels' weight pairs and eight `SMLAD`: 11
+/// instructions for 16 multiply-accumulates, each loaded word feeding two or four `SMLAD`.
+/// Eight accumulators, four operands and two pointers are 14 registers, one more than
+/// inline assembly may have as operands here: r7 (the frame pointer, which it may not name
+/// as an operand) is saved on the stack and holds one weight word, and the end of the loop
+/// is read from the stack.
+///
+/// # Safety
+/// As [`dot_4x2_unchecked`].
+#[cfg(microarena_dsp)]
+#[inline(always)]
+unsafe fn dot_4x2_dsp(w: *const i16, x: &[i16], init: [i32; 8]) -> [i32; 8] {
+    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7] = init;
+    // SAFETY: `x` holds n i16 (a non-zero multiple of 16) and `w` 2n (the caller's contract);
+    // each block reads 8 bytes of x and 16 of w, eight blocks per pass (four in a first, half
+    // pass when n is an odd multiple of 16), until x's end: every LDRD is inside both, and
+    // both are 4-aligned (the weight blob, the arena scratch). r7 is pushed first and popped
+    // last, the end pointer is pushed and dropped: the stack is balanced, nothing else
+    // touches it, and no call or unwinding happens in between. DSP-extension instructions;
+    // the flags are clobbered.
+    unsafe {
+        let end = x.as_ptr().add(x.len());
+        core::arch::asm!(
+            "push {{r7}}",
+            "push {{{x0}}}",
+            "subs {x1}, {x0}, {px}",
+            "tst {x1}, #32",
+            "bne 3f",
+            "2:",
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            "3:",
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            "ldr {w0}, [sp]",
+            "cmp {px}, {w0}",
+            "bne 2b",
+            "add sp, sp, #4",
+            "pop {{r7}}",
+            pw = inout(reg) w => _,
+            px = inout(reg) x.as_ptr() => _,
+            x0 = inout(reg) end => _,
+            x1 = out(reg) _,
+            w0 = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            a4 = inout(reg) a4,
+            a5 = inout(reg) a5,
+            a6 = inout(reg) a6,
+            a7 = inout(reg) a7,
+        );
+    }
+    [a0, a1, a2, a3, a4, a5, a6, a7]
+}
+
 /// [`dot_2x2`] on Cortex-M4/M7: per two reduction steps one `LDRD` of the two channels'
 /// weight pairs, one `LDRD` of the two pixels' input pairs and four `SMLAD` (each two
 /// multiply-accumulates); unrolled eight times: 50 instructions for 64 multiply-accumulates.
@@ -1810,6 +1963,9 @@ mod tiled_tests {
             (4, 5, 8, 8, 1, 1, 1, 0, 1),
             (2, 2, 9, 9, 3, 3, 1, 2, 2),
             (7, 1, 3, 3, 3, 3, 1, 1, 1),
+            (6, 9, 5, 5, 1, 1, 1, 0, 1),
+            (3, 8, 4, 7, 1, 1, 1, 0, 1),
+            (5, 6, 7, 7, 1, 1, 2, 0, 1),
         ];
         let cases = if cfg!(miri) { &cases[..2] } else { cases };
         let mut seed = 99u64;
