@@ -1,7 +1,8 @@
 //! The int8 convolution kernels alone on the Cortex-M4F (QEMU `mps2-an386`), on the layer
 //! shapes of the MLPerf-Tiny-shaped networks: instructions per multiply-accumulate of each
 //! kernel, and a check that the Cortex-M4 paths (inline assembly) compute what the reference
-//! kernel computes, bit for bit.
+//! kernel computes, bit for bit, on those shapes and on 400 random small ones (run in CI by
+//! `.ci/firmware`).
 //!
 //! ```sh
 //! cd examples/firmware-m4 && cargo run --release --bin kernels
@@ -179,5 +180,196 @@ fn main() -> ! {
             if same { "same output" } else { "MISMATCH" }
         );
     }
+    ok &= random_shapes(
+        &mut r, input, weights, packed, scratch, want, got, requant, bias,
+    );
     common::exit(ok)
+}
+
+/// A window of the given geometry, if at least one output fits.
+#[allow(clippy::too_many_arguments)]
+fn window(
+    (in_h, in_w): (usize, usize),
+    (k_h, k_w): (usize, usize),
+    (stride_h, stride_w): (usize, usize),
+    (dil_h, dil_w): (usize, usize),
+    [pad_top, pad_left, pad_bottom, pad_right]: [usize; 4],
+) -> Option<Window2d> {
+    let span = |k: usize, d: usize| d * (k - 1) + 1;
+    let (h, w) = (pad_top + in_h + pad_bottom, pad_left + in_w + pad_right);
+    if h < span(k_h, dil_h) || w < span(k_w, dil_w) {
+        return None;
+    }
+    Some(Window2d {
+        in_h,
+        in_w,
+        out_h: (h - span(k_h, dil_h)) / stride_h + 1,
+        out_w: (w - span(k_w, dil_w)) / stride_w + 1,
+        k_h,
+        k_w,
+        stride_h,
+        stride_w,
+        dil_h,
+        dil_w,
+        pad_top,
+        pad_left,
+        pad_bottom,
+        pad_right,
+    })
+}
+
+/// The Cortex-M paths against the reference kernel on random small shapes, bit for bit:
+/// dense convolutions (odd and even channel counts, groups of four and pairs, strides,
+/// dilations, asymmetric padding, 1×1) and depthwise ones (3×3 at horizontal stride 1 and 2,
+/// odd widths, vertical strides and dilations), with random zero points, clamps, biases and
+/// scales.
+#[allow(clippy::too_many_arguments)]
+fn random_shapes(
+    r: &mut Lcg,
+    input: &mut [i8],
+    weights: &mut [i8],
+    packed: &mut [i16],
+    scratch: &mut [i16],
+    want: &mut [i8],
+    got: &mut [i8],
+    requant: &mut [Requant],
+    bias: &mut [i32],
+) -> bool {
+    let mut pick = |n: usize| (r.next() as u8 as usize) % n;
+    let (mut dense, mut depthwise, mut bad) = (0, 0, 0);
+    for case in 0..400 {
+        let dw = case % 2 == 1;
+        let (in_c, out_c, k, stride_w, dil_w) = if dw {
+            let c = 1 + pick(5);
+            (c, c, (3, 3), 1 + pick(2), 1)
+        } else {
+            let k = [(1, 1), (3, 3), (2, 3), (3, 1), (1, 1)][pick(5)];
+            (1 + pick(9), 1 + pick(11), k, 1 + pick(2), 1 + pick(2))
+        };
+        let pads = [pick(3), pick(3), pick(3), pick(3)];
+        let pads = if k == (1, 1) && pick(2) == 0 {
+            [0; 4]
+        } else {
+            pads
+        };
+        let geometry = window(
+            (1 + pick(9), 1 + pick(10)),
+            k,
+            (1 + pick(2), stride_w),
+            (1 + pick(2), dil_w),
+            pads,
+        );
+        let Some(win) = geometry else { continue };
+        let groups = if dw { in_c } else { 1 };
+        let geom = Conv2d {
+            batch: 1,
+            in_c,
+            out_c,
+            groups,
+            window: win,
+            act: Activation::Identity,
+        };
+        let zero = pick(60) as i32 - 30;
+        let out_zero = pick(40) as i32 - 20;
+        let lo = if pick(2) == 0 { -128 } else { out_zero as i8 };
+        let p = ConvI8 {
+            geom,
+            input_zero: zero,
+            output_zero: out_zero,
+            lo,
+            hi: 127 - pick(20) as i8,
+        };
+        let (n_in, n_w, n_out) = (
+            in_c * win.in_h * win.in_w,
+            out_c * in_c / groups * k.0 * k.1,
+            out_c * win.out_h * win.out_w,
+        );
+        input[..n_in]
+            .iter_mut()
+            .for_each(|x| *x = r_next(&mut pick));
+        weights[..n_w]
+            .iter_mut()
+            .for_each(|x| *x = r_next(&mut pick));
+        for c in 0..out_c {
+            requant[c] = Requant::from_f32(0.001 + 0.0003 * pick(40) as f32);
+            bias[c] = pick(2000) as i32 - 1000;
+        }
+        let scales: [f32; 64] = core::array::from_fn(|c| requant[c].scale());
+        let b = if pick(4) == 0 {
+            None
+        } else {
+            Some(&bias[..out_c])
+        };
+        conv::conv2d_i8(
+            &p,
+            &input[..n_in],
+            &weights[..n_w],
+            b,
+            &requant[..out_c],
+            &mut want[..n_out],
+        );
+        // A stale output must not pass for a computed one.
+        got[..n_out].iter_mut().for_each(|g| *g = !*g);
+        if dw {
+            let len = conv::depthwise_weights_len(&geom);
+            for (d, s) in packed[..len]
+                .iter_mut()
+                .zip(conv::pack_depthwise_weights(&geom, &weights[..n_w]))
+            {
+                *d = s;
+            }
+            let s = &mut scratch[..conv::depthwise_scratch_len(&geom) / 2];
+            conv::conv2d_i8_depthwise(
+                &p,
+                &input[..n_in],
+                &packed[..len],
+                b,
+                &scales[..out_c],
+                s,
+                &mut got[..n_out],
+            );
+            depthwise += 1;
+        } else {
+            let len = conv::tiled_weights_len(&geom);
+            for (d, s) in packed[..len]
+                .iter_mut()
+                .zip(conv::pack_tiled_weights(&geom, &weights[..n_w]))
+            {
+                *d = s;
+            }
+            let s = &mut scratch[..conv::tiled_scratch_len(&geom)];
+            conv::conv2d_i8_tiled(
+                &p,
+                &input[..n_in],
+                &packed[..len],
+                b,
+                &scales[..out_c],
+                s,
+                &mut got[..n_out],
+            );
+            dense += 1;
+        }
+        if want[..n_out] != got[..n_out] {
+            bad += 1;
+            hprintln!(
+                "MISMATCH: {:?} {}->{} {:?}",
+                if dw { "depthwise" } else { "dense" },
+                in_c,
+                out_c,
+                win
+            );
+        }
+    }
+    hprintln!(
+        "random shapes: {} dense, {} depthwise against the reference kernel: {}",
+        dense,
+        depthwise,
+        if bad == 0 { "same output" } else { "MISMATCH" }
+    );
+    bad == 0
+}
+
+/// A random byte from `pick`.
+fn r_next(pick: &mut impl FnMut(usize) -> usize) -> i8 {
+    pick(256) as u8 as i8
 }
