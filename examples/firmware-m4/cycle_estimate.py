@@ -116,7 +116,9 @@ def main():
                 best, worst = best + b, worst + w
                 previous_load = mn.startswith(("ldr", "vldr")) and not mn.startswith("ldrd")
             best, worst = best + 2, worst + 4  # the taken back edge
-            rows.append((name.split("::")[-1], insns[0][0], len(insns), macs, best, worst))
+            # A closure is named after the function it is in.
+            parts = [p for p in name.split("::") if p != "{{closure}}"]
+            rows.append((parts[-1], insns[0][0], len(insns), macs, best, worst))
     print("| kernel loop | at | instructions | MACs | instructions per MAC | cycles per MAC (est.) |")
     print("|---|---|---:|---:|---:|---|")
     for name, at, n, macs, best, worst in sorted(rows, key=lambda r: (r[0], r[1])):

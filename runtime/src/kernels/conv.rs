@@ -1460,6 +1460,11 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
         && inside(y0 + last_y as isize, x1 + last_x as isize + apart - 1)
     {
         let origin = y0 as usize * iw + x0 as usize;
+        if g.in_c <= 4 {
+            // Few channels (a first layer): value by value, one pass over the taps, no calls.
+            taps_few_channels(g, &input[..g.in_c * plane], origin, apart as usize, zero, s);
+            return;
+        }
         let mut dst = &mut s[..4 * icp * w.k_h * w.k_w];
         for ky in 0..w.k_h {
             let row = origin + ky * w.dil_h * iw;
@@ -1521,6 +1526,43 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
                 q[1] = value(a, ina, ic + 1);
                 q[2] = value(b, inb, ic);
                 q[3] = value(b, inb, ic + 1);
+            }
+        }
+    }
+}
+
+/// Every tap of two pixels `apart` columns apart in one row whose windows (from `origin`, the
+/// first pixel's window's top-left input offset) lie inside the input, for at most four input
+/// channels: writes `4 · ⌈in_c / 2⌉` values per tap into `s` (see [`im2col_pair`]); an odd
+/// last channel's partner is a copy (its weight is zero).
+#[inline(always)]
+fn taps_few_channels(g: &Conv2d, x: &[i8], origin: usize, apart: usize, zero: i32, s: &mut [i16]) {
+    let w = &g.window;
+    let plane = w.in_h * w.in_w;
+    let icp = g.in_c.div_ceil(2);
+    let (last_y, last_x) = ((w.k_h - 1) * w.dil_h, (w.k_w - 1) * w.dil_w);
+    // The last value read: channel in_c − 1 at the second pixel's last tap.
+    let last = (g.in_c - 1) * plane + origin + last_y * w.in_w + last_x + apart;
+    assert!(g.in_c >= 1 && last < x.len() && s.len() >= 4 * icp * w.k_h * w.k_w);
+    let mut at = 0;
+    for ky in 0..w.k_h {
+        for kx in 0..w.k_w {
+            let o = origin + ky * w.dil_h * w.in_w + kx * w.dil_w;
+            for j in 0..icp {
+                let (c0, c1) = (2 * j, (2 * j + 1).min(g.in_c - 1));
+                // SAFETY: c ≤ in_c − 1 and o + apart ≤ origin + last_y·in_w + last_x + apart,
+                // so every index is at most `last`, inside `x` (asserted); `at + 3` stays below
+                // 4·icp·k_h·k_w ≤ s.len() (asserted).
+                unsafe {
+                    let v = |c: usize, i: usize| {
+                        (i32::from(*x.get_unchecked(c * plane + o + i)) - zero) as i16
+                    };
+                    *s.get_unchecked_mut(at) = v(c0, 0);
+                    *s.get_unchecked_mut(at + 1) = v(c1, 0);
+                    *s.get_unchecked_mut(at + 2) = v(c0, apart);
+                    *s.get_unchecked_mut(at + 3) = v(c1, apart);
+                }
+                at += 4;
             }
         }
     }
