@@ -49,12 +49,15 @@ pub(crate) fn requant_slice(rs: &[Requant]) -> TokenStream {
     quote!(&[#(#items),*])
 }
 
-/// `&[f32::from_bits(..), ...]`: the float32 scales of `rs` (`Requant::scale`), decoded here
-/// so that kernels requantising in float need not decode them per output.
+/// `&[0.0123f32, ...]`: the float32 scales of `rs` (`Requant::scale`), decoded here so that
+/// kernels requantising in float need not decode them per output. Literals (printed exactly:
+/// the shortest decimal that reads back as the same float), so the slice is promoted to a
+/// static in flash; `f32::from_bits(..)` calls would be built on the stack at every run.
 pub(crate) fn scale_slice(rs: &[Requant]) -> TokenStream {
     let items = rs.iter().map(|r| {
-        let bits = r.scale().to_bits();
-        quote!(f32::from_bits(#bits))
+        let scale = r.scale();
+        assert!(scale.is_finite(), "requantisation scales are finite");
+        proc_macro2::Literal::f32_suffixed(scale)
     });
     quote!(&[#(#items),*])
 }
