@@ -1304,7 +1304,43 @@ impl TileRows<'_> {
             // SAFETY: c < 2·pairs, so c·step ≤ (2·pairs − 1)·step < bias.len() (asserted).
             unsafe { *self.bias.get_unchecked(c * self.step) }
         };
-        for q in 0..quads {
+        // On Cortex-M4F/M7/M33 every group of four channels in one assembly loop (below);
+        // elsewhere, and for the last pair, in Rust.
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        let rust_quads = if quads > 0 {
+            let halves = |v: i8| {
+                let h = u32::from(v as i16 as u16);
+                h | h << 16
+            };
+            let mut params = QuadParams {
+                x_start: x.as_ptr(),
+                x_end: x.as_ptr_range().end,
+                half: u32::from((2 * depth) & 16 != 0),
+                bias: self.bias.as_ptr(),
+                bias_step: 4 * self.step,
+                scales: self.scales.as_ptr(),
+                zero: self.zero,
+                lo2: halves(self.lo),
+                hi2: halves(self.hi),
+                out: o,
+                next,
+                plane,
+                quads,
+            };
+            // SAFETY: the weights of the quads are packed[..quads·4·depth] and x holds 2·depth
+            // values, a multiple of 16 (asserted above); biases c·step, scales c and output
+            // bytes (c·plane + p0 + j, j ≤ next) for c < 4·quads ≤ 2·pairs are inside their
+            // slices (asserted above).
+            unsafe { quads_dsp(w, &mut params) };
+            w = w.wrapping_add(quads * 4 * depth);
+            o = o.wrapping_add(quads * 4 * plane);
+            0
+        } else {
+            0
+        };
+        #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
+        let rust_quads = quads;
+        for q in 0..rust_quads {
             let c = 4 * q;
             let init = [bias(c), bias(c + 1), bias(c + 2), bias(c + 3)];
             // SAFETY: the weights of group q are packed[c·depth..][..4·depth], inside the
@@ -1877,6 +1913,224 @@ unsafe fn dot_4x2_dsp(w: *const i16, x: &[i16], init: [i32; 8]) -> [i32; 8] {
         );
     }
     [a0, a1, a2, a3, a4, a5, a6, a7]
+}
+
+/// What [`quads_dsp`] reads and updates in memory (it has no registers left for them).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[repr(C)]
+struct QuadParams {
+    x_start: *const i16,
+    x_end: *const i16,
+    /// 1 when the reduction is an odd number of 8-step halves: each pass starts at its
+    /// second half.
+    half: u32,
+    /// Next quad's first bias, and the bytes between channels' biases (0 without a bias).
+    bias: *const i32,
+    bias_step: usize,
+    /// Next quad's first scale.
+    scales: *const f32,
+    zero: i32,
+    lo2: u32,
+    hi2: u32,
+    /// Next quad's first output byte (pixel 0), the offset of pixel 1's (0 or 1), and the
+    /// bytes between channels.
+    out: *mut i8,
+    next: usize,
+    plane: usize,
+    /// Quads still to do.
+    quads: usize,
+}
+
+/// All `params.quads` groups of four channels of one pixel pair on Cortex-M4F/M7/M33: per
+/// group the biases, the 4 × 2 `SMLAD` loop of [`dot_4x2_dsp`], the eight requantisations
+/// of `requantize_pair_dsp` (float conversions, products and `VCVTR` for all eight, then
+/// `QADD`, `SSAT`, `PKHBT` and the `SSUB16`/`SEL` clamp for four pairs) and the eight byte
+/// stores, with every live value in a register and the loop's state in `params`: no spills
+/// around an assembly block per group.
+///
+/// # Safety
+/// `w` points to `params.quads · 4 · n` readable, 4-aligned `i16` where `n` = `x_end −
+/// x_start`, a non-zero multiple of 16, `x` 4-aligned; `bias + i·bias_step` (bytes) and
+/// `scales + i` are readable and `out + i·plane` and `out + i·plane + next` writable for
+/// i < 4·quads; `quads` > 0.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[inline(always)]
+unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams) {
+    let pp = params as *mut QuadParams;
+    // SAFETY: the caller's contract covers every load and store; `params` is read and written
+    // only through `pp` (kept on the stack, as r7 is: both popped before the end; the stack is
+    // balanced and nothing is called in between). FPU and DSP-extension instructions; s0–s11
+    // and the flags are clobbered.
+    unsafe {
+        core::arch::asm!(
+            "push {{r7}}",
+            "push {{{x0}}}",
+            "4:",
+            // Biases: a0 = a1 = channel 0's, a2 = a3 = channel 1's, ...
+            "ldr {x1}, [sp]",
+            "ldr {x0}, [{x1}, #12]",
+            "ldr {w0}, [{x1}, #16]",
+            "ldr {a0}, [{x0}]",
+            "add {x0}, {x0}, {w0}",
+            "ldr {a2}, [{x0}]",
+            "add {x0}, {x0}, {w0}",
+            "ldr {a4}, [{x0}]",
+            "add {x0}, {x0}, {w0}",
+            "ldr {a6}, [{x0}]",
+            "add {x0}, {x0}, {w0}",
+            "str {x0}, [{x1}, #12]",
+            "mov {a1}, {a0}",
+            "mov {a3}, {a2}",
+            "mov {a5}, {a4}",
+            "mov {a7}, {a6}",
+            "ldr {px}, [{x1}]",
+            "ldr {w0}, [{x1}, #8]",
+            "cmp {w0}, #0",
+            "bne 3f",
+            "2:",
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            "3:",
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            "ldr {w0}, [sp]",
+            "ldr {w0}, [{w0}, #4]",
+            "cmp {px}, {w0}",
+            "bne 2b",
+            // Requantisation of the eight sums.
+            "ldr {x1}, [sp]",
+            "ldr {x0}, [{x1}, #20]",
+            "vldmia {x0}!, {{s8-s11}}",
+            "str {x0}, [{x1}, #20]",
+            "vmov s0, s1, {a0}, {a1}",
+            "vmov s2, s3, {a2}, {a3}",
+            "vmov s4, s5, {a4}, {a5}",
+            "vmov s6, s7, {a6}, {a7}",
+            "vcvt.f32.s32 s0, s0",
+            "vcvt.f32.s32 s1, s1",
+            "vcvt.f32.s32 s2, s2",
+            "vcvt.f32.s32 s3, s3",
+            "vcvt.f32.s32 s4, s4",
+            "vcvt.f32.s32 s5, s5",
+            "vcvt.f32.s32 s6, s6",
+            "vcvt.f32.s32 s7, s7",
+            "vmul.f32 s0, s0, s8",
+            "vmul.f32 s1, s1, s8",
+            "vmul.f32 s2, s2, s9",
+            "vmul.f32 s3, s3, s9",
+            "vmul.f32 s4, s4, s10",
+            "vmul.f32 s5, s5, s10",
+            "vmul.f32 s6, s6, s11",
+            "vmul.f32 s7, s7, s11",
+            "vcvtr.s32.f32 s0, s0",
+            "vcvtr.s32.f32 s1, s1",
+            "vcvtr.s32.f32 s2, s2",
+            "vcvtr.s32.f32 s3, s3",
+            "vcvtr.s32.f32 s4, s4",
+            "vcvtr.s32.f32 s5, s5",
+            "vcvtr.s32.f32 s6, s6",
+            "vcvtr.s32.f32 s7, s7",
+            "vmov {a0}, {a1}, s0, s1",
+            "vmov {a2}, {a3}, s2, s3",
+            "vmov {a4}, {a5}, s4, s5",
+            "vmov {a6}, {a7}, s6, s7",
+            "ldr {w0}, [{x1}, #24]",
+            "qadd {a0}, {a0}, {w0}",
+            "qadd {a1}, {a1}, {w0}",
+            "qadd {a2}, {a2}, {w0}",
+            "qadd {a3}, {a3}, {w0}",
+            "qadd {a4}, {a4}, {w0}",
+            "qadd {a5}, {a5}, {w0}",
+            "qadd {a6}, {a6}, {w0}",
+            "qadd {a7}, {a7}, {w0}",
+            "ssat {a0}, #8, {a0}",
+            "ssat {a1}, #8, {a1}",
+            "ssat {a2}, #8, {a2}",
+            "ssat {a3}, #8, {a3}",
+            "ssat {a4}, #8, {a4}",
+            "ssat {a5}, #8, {a5}",
+            "ssat {a6}, #8, {a6}",
+            "ssat {a7}, #8, {a7}",
+            "pkhbt {a0}, {a0}, {a1}, lsl #16",
+            "pkhbt {a2}, {a2}, {a3}, lsl #16",
+            "pkhbt {a4}, {a4}, {a5}, lsl #16",
+            "pkhbt {a6}, {a6}, {a7}, lsl #16",
+            "ldr {w0}, [{x1}, #28]",
+            "ssub16 {x0}, {a0}, {w0}",
+            "sel {a0}, {a0}, {w0}",
+            "ssub16 {x0}, {a2}, {w0}",
+            "sel {a2}, {a2}, {w0}",
+            "ssub16 {x0}, {a4}, {w0}",
+            "sel {a4}, {a4}, {w0}",
+            "ssub16 {x0}, {a6}, {w0}",
+            "sel {a6}, {a6}, {w0}",
+            "ldr {w0}, [{x1}, #32]",
+            "ssub16 {x0}, {w0}, {a0}",
+            "sel {a0}, {a0}, {w0}",
+            "ssub16 {x0}, {w0}, {a2}",
+            "sel {a2}, {a2}, {w0}",
+            "ssub16 {x0}, {w0}, {a4}",
+            "sel {a4}, {a4}, {w0}",
+            "ssub16 {x0}, {w0}, {a6}",
+            "sel {a6}, {a6}, {w0}",
+            // Stores: channel i's two bytes at out + i·plane (+ next).
+            "ldr {x0}, [{x1}, #36]",
+            "ldr {w0}, [{x1}, #40]",
+            "ldr {px}, [{x1}, #44]",
+            "strb {a0}, [{x0}]",
+            "lsrs {a0}, {a0}, #16",
+            "strb {a0}, [{x0}, {w0}]",
+            "add {x0}, {x0}, {px}",
+            "strb {a2}, [{x0}]",
+            "lsrs {a2}, {a2}, #16",
+            "strb {a2}, [{x0}, {w0}]",
+            "add {x0}, {x0}, {px}",
+            "strb {a4}, [{x0}]",
+            "lsrs {a4}, {a4}, #16",
+            "strb {a4}, [{x0}, {w0}]",
+            "add {x0}, {x0}, {px}",
+            "strb {a6}, [{x0}]",
+            "lsrs {a6}, {a6}, #16",
+            "strb {a6}, [{x0}, {w0}]",
+            "add {x0}, {x0}, {px}",
+            "str {x0}, [{x1}, #36]",
+            "ldr {w0}, [{x1}, #48]",
+            "subs {w0}, {w0}, #1",
+            "str {w0}, [{x1}, #48]",
+            "bne 4b",
+            "add sp, sp, #4",
+            "pop {{r7}}",
+            pw = inout(reg) w => _,
+            px = out(reg) _,
+            x0 = inout(reg) pp => _,
+            x1 = out(reg) _,
+            w0 = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+            a4 = out(reg) _,
+            a5 = out(reg) _,
+            a6 = out(reg) _,
+            a7 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+        );
+    }
 }
 
 /// [`dot_2x2`] on Cortex-M4/M7: per two reduction steps one `LDRD` of the two channels'
