@@ -38,7 +38,7 @@ pub enum ConvOp {
     I8(ConvI8, Vec<Requant>),
     /// `[x (i8), weights (i16, packed by `kernels::conv::pack_tiled_weights`), bias (i32)?]`
     /// with a scratch of `kernels::conv::tiled_scratch_len` `i16`: dense convolutions as
-    /// 2 × 2 register tiles over an im2col of two pixels.
+    /// register tiles of 4 (last: 2) output channels × 2 pixels over an im2col of two pixels.
     I8Tiled(ConvI8, Vec<Requant>),
     /// `[x (i8), weights (i16, packed by `kernels::conv::pack_depthwise_weights`), bias
     /// (i32)?]` with a scratch of `kernels::conv::depthwise_scratch_len` bytes: depthwise

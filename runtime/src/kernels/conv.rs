@@ -1201,10 +1201,10 @@ pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<It
 /// [`tiled_scratch_len`] `i16`, placed in the arena by the planner) receives each pixel
 /// pair's inputs widened to `i16` with the zero point subtracted (zero where the window
 /// reaches into the padding), interleaved like the weights: per pair of reduction steps,
-/// pixel 0's two values then pixel 1's. Each tile's four sums are one pass over both, four
-/// multiply-accumulates of two steps per pair of 32-bit loads (`SMLAD` on Cortex-M4/M7: see
-/// `dot_2x2`), then four requantisations by the channels' float32 scales (decoded once, at
-/// build time, by the compiler).
+/// pixel 0's two values then pixel 1's. Each tile's sums are one pass over both (on
+/// Cortex-M4/M7 `SMLAD`, each two multiply-accumulates: see `dot_4x2_dsp` and `quads_dsp`),
+/// then one requantisation per output by its channel's float32 scale (decoded once, at build
+/// time, by the compiler).
 ///
 /// [`Requant::scale`]: super::quant::Requant::scale
 #[allow(clippy::too_many_arguments)]
