@@ -1308,10 +1308,6 @@ impl TileRows<'_> {
         // elsewhere, and for the last pair, in Rust.
         #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
         let rust_quads = if quads > 0 {
-            let halves = |v: i8| {
-                let h = u32::from(v as i16 as u16);
-                h | h << 16
-            };
             let mut params = QuadParams {
                 x_start: x.as_ptr(),
                 x_end: x.as_ptr_range().end,
@@ -1320,8 +1316,8 @@ impl TileRows<'_> {
                 bias_step: 4 * self.step,
                 scales: self.scales.as_ptr(),
                 zero: self.zero,
-                lo2: halves(self.lo),
-                hi2: halves(self.hi),
+                lo2: super::quant::halves(self.lo),
+                hi2: super::quant::halves(self.hi),
                 out: o,
                 next,
                 plane,
@@ -2536,18 +2532,14 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
     let w = &p.geom.window;
     let row = depthwise_row(&p.geom);
     let stride = w.dil_h * row;
-    let halves = |v: i8| {
-        let h = u32::from(v as i16 as u16);
-        h | h << 16
-    };
     let mut params = RowParams {
         bias,
         stride,
         stride2: 2 * stride,
         scale: scale.to_bits(),
         zero: p.output_zero,
-        lo2: halves(p.lo),
-        hi2: halves(p.hi),
+        lo2: super::quant::halves(p.lo),
+        hi2: super::quant::halves(p.hi),
         end: out.wrapping_add(2 * pairs),
         rows,
         row_step: w.stride_h * row,

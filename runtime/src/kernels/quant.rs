@@ -189,6 +189,15 @@ pub fn requantize_scaled(acc: i32, scale: f32, zero_point: i32, lo: i8, hi: i8) 
     }
 }
 
+/// `v` sign-extended into both halfwords: the operand of the `SSUB16`/`SEL` clamp of the
+/// Cortex-M requantisation paths.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[inline(always)]
+pub(crate) fn halves(v: i8) -> u32 {
+    let h = u32::from(v as i16 as u16);
+    h | h << 16
+}
+
 /// [`requantize_scaled`] of two accumulators with one scale on a Cortex-M4F/M7/M33 with
 /// the DSP extension: the first result in the low halfword's byte, the second in the high
 /// halfword's (`t as i8`, `(t >> 16) as i8`). The same integers: `VCVTR` rounds to nearest,
@@ -199,11 +208,7 @@ pub fn requantize_scaled(acc: i32, scale: f32, zero_point: i32, lo: i8, hi: i8) 
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[inline(always)]
 pub fn requantize_pair_dsp(a0: i32, a1: i32, scale: f32, zero_point: i32, lo: i8, hi: i8) -> u32 {
-    let pair = |v: i8| {
-        let h = u32::from(v as i16 as u16);
-        h | h << 16
-    };
-    let (lo2, hi2) = (pair(lo), pair(hi));
+    let (lo2, hi2) = (halves(lo), halves(hi));
     let t: u32;
     // SAFETY: register-only FPU and DSP-extension instructions (present on every target with
     // `microarena_dsp` and a hard-float ABI); s0, s1 and s2 are declared clobbered; the flags
