@@ -2379,12 +2379,14 @@ pub fn pack_depthwise_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterato
 /// Each channel's plane is first copied into `scratch` (at least [`depthwise_scratch_len`]
 /// bytes, placed in the arena by the planner) inside a border of the input zero point
 /// (filled once per call: the copies only overwrite the inside), so every window lies inside
-/// it and contributes `x − zero` (0 in the padding) with no bounds tests. On Cortex-M4/M7,
-/// 3×3 windows with horizontal stride 1 or 2 take two output pixels per step: per kernel row
-/// one 32-bit load of four input bytes (and, at stride 2, the fifth byte), `SXTAB16` (sign
-/// extension and zero point) and `SMLAD`/`SMLAxy` (taps paired where the operands allow):
-/// 24 instructions for 18 multiply-accumulates at stride 1, 33 at stride 2; both outputs
-/// requantised together (`requantize_pair_dsp`).
+/// it and contributes `x − zero` (0 in the padding) with no bounds tests. On Cortex-M4F/M7,
+/// 3×3 windows with horizontal stride 1 or 2 (rows of two pixels or more) take two output
+/// pixels per step with the weights held in registers: per kernel row one 32-bit load of
+/// four input bytes (and, at stride 2, the fifth byte), `SXTB16` and `SMLAD`/`SMLAxy` (taps
+/// paired where the operands allow) on the raw bytes, the zero point taken out of the bias
+/// once per channel (`Σ w · (x − zero) = Σ w · x − zero · Σ w`, the padding included): 21
+/// instructions for 18 multiply-accumulates at stride 1, 29 at stride 2; both outputs
+/// requantised together and stored by one `STRH` (see `depthwise_rows_dsp_asm`).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_i8_depthwise(
     p: &ConvI8,
@@ -2424,16 +2426,14 @@ pub fn conv2d_i8_depthwise(
         _ => None,
     };
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-    if let Some(kind) = pair_kernel {
+    if let (Some(kind), true) = (pair_kernel, w.out_w >= 2) {
         return depthwise_rows_dsp(p, kind, input, packed, bias, scales, padded, row, output);
     }
+    let inside = w.pad_top * row + w.pad_left;
     for n in 0..g.batch {
         for c in 0..g.out_c {
             let src = &input[(n * g.in_c + c) * plane_in..][..plane_in];
-            for (y, line) in src.chunks_exact(w.in_w).enumerate() {
-                let at = (w.pad_top + y) * row + w.pad_left;
-                copy_bytes(&mut padded[at..at + w.in_w], line);
-            }
+            copy_plane(src, w.in_w, padded, inside, row, zero);
             let wc = &packed[c * 4 * w.k_h * kwp..][..4 * w.k_h * kwp];
             let b = bias.map_or(0, |b| b[c]);
             let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
@@ -2479,51 +2479,278 @@ pub fn conv2d_i8_depthwise(
     }
 }
 
-/// What the depthwise row loops read from memory (they have no registers left for it).
+/// What [`depthwise_rows_dsp_asm`] loads once per channel: five weight words into core
+/// registers, the rest into `s2`–`s11` by one `VLDM` (the loop has no core registers left).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[repr(C, align(8))]
-struct RowParams {
+struct DwRows {
+    /// `(w0, w2)` of kernel rows 0, 1 and 2, `(w1 of row 0, w1 of row 1)`, `(w1 of row 2, 0)`.
+    w: [u32; 5],
+    /// `s2`: the channel's scale.
+    scale: f32,
+    /// `s3`: the bias minus `input_zero · Σ w`: the loop sums `w · x` of the raw bytes (the
+    /// padding holds the input zero point, so it adds `w · zero`, which this takes back).
     bias: i32,
-    /// Bytes from one kernel row to the next (`dil_h · row`), and twice that.
-    stride: usize,
-    stride2: usize,
-    scale: u32,
+    /// `s4`: the output zero point.
     zero: i32,
-    lo2: u32,
-    hi2: u32,
-    /// Where the output pointer stops in this row.
-    end: *mut i8,
-    /// Rows still to do, from one output row's windows to the next (`stride_h · row`), the
-    /// current row's first window, the bytes each row writes (`2 · pairs`) and how far the
-    /// output pointer steps back after a row (`2 · pairs − out_w`: 0 or 1).
-    rows: usize,
+    /// `s5`, `s6`: the clamp bounds in all four bytes (used only by the clamping variant).
+    lo4: u32,
+    hi4: u32,
+    /// `s7`: bytes the pairs of one output row write (`2 · ⌊out_w / 2⌋`, not 0).
+    pair_bytes: usize,
+    /// `s8`: 1 when `out_w` is odd (the row's last pixel is computed alone).
+    odd: usize,
+    /// `s9`: bytes from one output row's windows to the next (`stride_h · row`).
     row_step: usize,
+    /// `s10`: rows to do (not 0).
+    rows: usize,
+    /// `s11`: the current row's first window.
     x_row: *const i8,
-    written: usize,
-    back: usize,
 }
 
-/// `rows` output rows of `pairs` pairs of pixels each (rows `out_w` apart in `out`, windows
+/// The instructions of [`depthwise_rows_dsp_asm`] around its multiply-accumulates: per
+/// output row the pairs (two sums from the bias, `$pair`, both requantised: `VCVT`, `VMUL`,
+/// `VCVTR`, `QADD`, `SSAT`, packed by `BFI`, `$clamp`, one `STRH`), then an odd last pixel
+/// (`$single`), then the next row's windows.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_rows_asm {
+    ($params:expr, $x:expr, $out:expr, $rs:expr,
+     [$($pair:expr),*], [$($single:expr),*], [$($clamp:expr),*]) => {
+        core::arch::asm!(
+            "ldr {w0}, [{t}]",
+            "ldr {w1}, [{t}, #4]",
+            "ldr {w2}, [{t}, #8]",
+            "ldr {v}, [{t}, #12]",
+            "ldr {u}, [{t}, #16]",
+            "adds {t}, {t}, #20",
+            "vldmia {t}, {{s2-s11}}",
+            "1:",
+            "vmov {t}, s7",
+            "add {t}, {po}, {t}",
+            "vmov s12, {t}",
+            "2:",
+            "vmov {a0}, s3",
+            "mov {a1}, {a0}",
+            $($pair,)*
+            "vmov s0, s1, {a0}, {a1}",
+            "vcvt.f32.s32 s0, s0",
+            "vcvt.f32.s32 s1, s1",
+            "vmul.f32 s0, s0, s2",
+            "vmul.f32 s1, s1, s2",
+            "vcvtr.s32.f32 s0, s0",
+            "vcvtr.s32.f32 s1, s1",
+            "vmov {a0}, {a1}, s0, s1",
+            "vmov {t}, s4",
+            "qadd {a0}, {a0}, {t}",
+            "qadd {a1}, {a1}, {t}",
+            "ssat {a0}, #8, {a0}",
+            "ssat {a1}, #8, {a1}",
+            "bfi {a0}, {a1}, #8, #8",
+            $($clamp,)*
+            "strh {a0}, [{po}], #2",
+            "vmov {t}, s12",
+            "cmp {po}, {t}",
+            "bne 2b",
+            "vmov {t}, s8",
+            "cmp {t}, #0",
+            "beq 3f",
+            "vmov {a0}, s3",
+            $($single,)*
+            "vmov s0, {a0}",
+            "vcvt.f32.s32 s0, s0",
+            "vmul.f32 s0, s0, s2",
+            "vcvtr.s32.f32 s0, s0",
+            "vmov {a0}, s0",
+            "vmov {t}, s4",
+            "qadd {a0}, {a0}, {t}",
+            "ssat {a0}, #8, {a0}",
+            $($clamp,)*
+            "strb {a0}, [{po}], #1",
+            "3:",
+            "vmov {px}, s11",
+            "vmov {t}, s9",
+            "add {px}, {px}, {t}",
+            "vmov s11, {px}",
+            "vmov {t}, s10",
+            "subs {t}, {t}, #1",
+            "vmov s10, {t}",
+            "bne 1b",
+            t = inout(reg) $params => _,
+            px = inout(reg) $x => _,
+            po = inout(reg) $out => _,
+            rs = in(reg) $rs,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            w2 = out(reg) _,
+            v = out(reg) _,
+            u = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            x = out(reg) _,
+            e = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s12") _,
+            options(nostack),
+        )
+    };
+}
+
+/// One kernel row of a lone pixel: `(x0, x2)` and `(x1, x3)` by `SXTB16`, `SMLAD` with
+/// `(w0, w2)` and `w1` from a half of `$v` (`$xy`: `bb` for the bottom half, `bt` the top).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_single_row {
+    ($load:literal, $w:literal, $v:literal, $xy:literal) => {
+        concat!(
+            "ldr {x}, ",
+            $load,
+            "\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {",
+            $w,
+            "}, {a0}\n",
+            "smla",
+            $xy,
+            " {a0}, {x}, {",
+            $v,
+            "}, {a0}"
+        )
+    };
+}
+
+/// The requantised bytes clamped to `lo..=hi` four at a time (`SSUB8`/`SEL`): only for a
+/// clamp narrower than `SSAT`'s `-128..=127` (a fused ReLU with a zero point above -128).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_clamp {
+    () => {
+        concat!(
+            "vmov {t}, s5\n",
+            "ssub8 {a1}, {a0}, {t}\n",
+            "sel {a0}, {a0}, {t}\n",
+            "vmov {t}, s6\n",
+            "ssub8 {a1}, {t}, {a0}\n",
+            "sel {a0}, {a0}, {t}"
+        )
+    };
+}
+
+/// A lone pixel's three kernel rows (see [`dw_single_row`]).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_single {
+    () => {
+        concat!(
+            dw_single_row!("[{px}]", "w0", "v", "bb"),
+            "\n",
+            dw_single_row!("[{px}, {rs}]", "w1", "v", "bt"),
+            "\n",
+            dw_single_row!("[{px}, {rs}, lsl #1]", "w2", "u", "bb")
+        )
+    };
+}
+
+/// Two stride-1 pixels, per kernel row: `e = (x0, x2)`, `x = (x1, x3)`; pixel 0 `e·(w0, w2)
+/// + x1·w1`, pixel 1 `x·(w0, w2) + x2·w1`.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_s1_pair {
+    () => {
+        concat!(
+            "ldr {x}, [{px}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w0}, {a0}\n",
+            "smlabb {a0}, {x}, {v}, {a0}\n",
+            "smlad {a1}, {x}, {w0}, {a1}\n",
+            "smlatb {a1}, {e}, {v}, {a1}\n",
+            "ldr {x}, [{px}, {rs}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w1}, {a0}\n",
+            "smlabt {a0}, {x}, {v}, {a0}\n",
+            "smlad {a1}, {x}, {w1}, {a1}\n",
+            "smlatt {a1}, {e}, {v}, {a1}\n",
+            "ldr {x}, [{px}, {rs}, lsl #1]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w2}, {a0}\n",
+            "smlabb {a0}, {x}, {u}, {a0}\n",
+            "smlad {a1}, {x}, {w2}, {a1}\n",
+            "smlatb {a1}, {e}, {u}, {a1}\n",
+            "adds {px}, {px}, #2"
+        )
+    };
+}
+
+/// Two stride-2 pixels, per kernel row: `e = (x0, x2)`, `x = (x1, x3)`, then `e = x4`;
+/// pixel 0 `e·(w0, w2) + x1·w1`, pixel 1 `x2·w0 + x3·w1 + x4·w2`.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_s2_pair {
+    () => {
+        concat!(
+            "ldr {x}, [{px}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w0}, {a0}\n",
+            "smlabb {a0}, {x}, {v}, {a0}\n",
+            "smlatb {a1}, {e}, {w0}, {a1}\n",
+            "smlatb {a1}, {x}, {v}, {a1}\n",
+            "ldrsb {e}, [{px}, #4]\n",
+            "smlabt {a1}, {e}, {w0}, {a1}\n",
+            "add {t}, {px}, {rs}\n",
+            "ldr {x}, [{t}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w1}, {a0}\n",
+            "smlabt {a0}, {x}, {v}, {a0}\n",
+            "smlatb {a1}, {e}, {w1}, {a1}\n",
+            "smlatt {a1}, {x}, {v}, {a1}\n",
+            "ldrsb {e}, [{t}, #4]\n",
+            "smlabt {a1}, {e}, {w1}, {a1}\n",
+            "add {t}, {t}, {rs}\n",
+            "ldr {x}, [{t}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w2}, {a0}\n",
+            "smlabb {a0}, {x}, {u}, {a0}\n",
+            "smlatb {a1}, {e}, {w2}, {a1}\n",
+            "smlatb {a1}, {x}, {u}, {a1}\n",
+            "ldrsb {e}, [{t}, #4]\n",
+            "smlabt {a1}, {e}, {w2}, {a1}\n",
+            "adds {px}, {px}, #4"
+        )
+    };
+}
+
+/// `rows` output rows (`out_w` ≥ 2 pixels each, rows `out_w` apart from `out`; windows
 /// `stride_h` padded rows apart from `x`) of a 3×3 depthwise convolution with horizontal
-/// stride `STRIDE` (1 or 2), on Cortex-M4F/M7/M33: the accumulation of
-/// [`depthwise_3x3_pair`] / [`depthwise_3x3_s2_pair`] and the requantisation of
-/// `requantize_pair_dsp`, in one loop with every operand in a register (per pair 58
-/// instructions at stride 1, 68 at stride 2, for 18 multiply-accumulates and two outputs).
+/// stride `STRIDE` (1 or 2) on Cortex-M4F/M7/M33, every operand in a register: the weights
+/// in five, the channel's constants in `s2`–`s11`. Per pair of pixels, per kernel row one
+/// word load, two `SXTB16` and four multiply instructions (`SMLAD` and `SMLAxy`; at stride 2
+/// one `LDRSB` and a fifth), then both outputs requantised and stored by one `STRH`: 42
+/// instructions at stride 1 (50 at stride 2) for 18 multiply-accumulates, 48 (56) when the
+/// clamp is narrower than `SSAT`'s. An odd row's last pixel alone: 27.
 ///
 /// # Safety
-/// `x` is the padded plane's byte at the first window's top-left corner, and for every row
-/// `j < rows` and pair `i < pairs` the bytes `x + j·stride_h·row + 2i·STRIDE + r·dil_h·row
-/// + [0, 4 + (STRIDE − 1))` are readable for r = 0, 1, 2 (the row's slack covers the last
-/// pair); `out + j·out_w + [0, 2·pairs)` are writable; `wc` 12 readable, 4-aligned `i16`;
-/// `rows` and `pairs` > 0.
+/// `x` is the padded plane's byte at the first window's top-left corner; for every row
+/// `j < rows` and pixel `i < out_w` the bytes `x + j·stride_h·row + i·STRIDE + r·dil_h·row
+/// + [0, 4 + (STRIDE − 1))` are readable for r = 0, 1, 2; `out + [0, rows · out_w)` is
+/// writable; `rows` > 0, `out_w` ≥ 2.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
     x: *const i8,
     out: *mut i8,
     rows: usize,
-    pairs: usize,
     wc: &[i16],
     p: &ConvI8,
     bias: i32,
@@ -2531,231 +2758,71 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
 ) {
     let w = &p.geom.window;
     let row = depthwise_row(&p.geom);
-    let stride = w.dil_h * row;
-    let mut params = RowParams {
-        bias,
-        stride,
-        stride2: 2 * stride,
-        scale: scale.to_bits(),
+    let rs = w.dil_h * row;
+    // Packed per kernel row r: wc[8r] = w0, wc[8r + 1] = w2, wc[8r + 2] = w1.
+    let half = |i: usize| u32::from(wc[i] as u16);
+    let sum_w: i32 = (0..3)
+        .map(|r| i32::from(wc[8 * r]) + i32::from(wc[8 * r + 1]) + i32::from(wc[8 * r + 2]))
+        .sum();
+    let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
+    let params = DwRows {
+        w: [
+            half(0) | half(1) << 16,
+            half(8) | half(9) << 16,
+            half(16) | half(17) << 16,
+            half(2) | half(10) << 16,
+            half(18),
+        ],
+        scale,
+        bias: bias.wrapping_sub(p.input_zero.wrapping_mul(sum_w)),
         zero: p.output_zero,
-        lo2: super::quant::halves(p.lo),
-        hi2: super::quant::halves(p.hi),
-        end: out.wrapping_add(2 * pairs),
-        rows,
+        lo4: bytes(p.lo),
+        hi4: bytes(p.hi),
+        pair_bytes: 2 * (w.out_w / 2),
+        odd: w.out_w % 2,
         row_step: w.stride_h * row,
+        rows,
         x_row: x,
-        written: 2 * pairs,
-        // Wrapping: in a one-row call with ⌊out_w / 2⌋ pairs the value is never used.
-        back: (2 * pairs).wrapping_sub(w.out_w),
     };
-    let minus_zero = (-p.input_zero) as u32 & 0xffff;
-    let z = minus_zero | minus_zero << 16;
-    let pp = &mut params as *mut RowParams;
-    // SAFETY: the reads and writes are the caller's contract; `params` lives across the
-    // block, is 8-aligned (LDRD) and written only through `pp`. FPU and DSP-extension
-    // instructions only; s0 to s2 and the flags are clobbered; no stack.
+    let pp = &params as *const DwRows;
+    let clamp = p.lo != i8::MIN || p.hi != i8::MAX;
+    // SAFETY: the reads and writes are the caller's contract (every pair's and every lone
+    // pixel's loads are inside the windows it names, plus the row's slack); `params` lives
+    // across the block and is only read. FPU and DSP-extension instructions; s0–s12 and the
+    // flags are clobbered; no stack.
     unsafe {
-        if STRIDE == 1 {
-            core::arch::asm!(
-                "2:",
-                "ldr {a0}, [{pp}]",
-                "mov {a1}, {a0}",
-                "ldr {x}, [{px}]",
-                "ldrd {wa}, {wb}, [{pw}]",
-                "sxtab16 {e}, {z}, {x}",
-                "sxtab16 {x}, {z}, {x}, ror #8",
-                "smlad {a0}, {e}, {wa}, {a0}",
-                "smlabb {a0}, {x}, {wb}, {a0}",
-                "smlad {a1}, {x}, {wa}, {a1}",
-                "smlatb {a1}, {e}, {wb}, {a1}",
-                "ldr {wa}, [{pp}, #4]",
-                "ldr {x}, [{px}, {wa}]",
-                "ldrd {wa}, {wb}, [{pw}, #16]",
-                "sxtab16 {e}, {z}, {x}",
-                "sxtab16 {x}, {z}, {x}, ror #8",
-                "smlad {a0}, {e}, {wa}, {a0}",
-                "smlabb {a0}, {x}, {wb}, {a0}",
-                "smlad {a1}, {x}, {wa}, {a1}",
-                "smlatb {a1}, {e}, {wb}, {a1}",
-                "ldr {wa}, [{pp}, #8]",
-                "ldr {x}, [{px}, {wa}]",
-                "ldrd {wa}, {wb}, [{pw}, #32]",
-                "sxtab16 {e}, {z}, {x}",
-                "sxtab16 {x}, {z}, {x}, ror #8",
-                "smlad {a0}, {e}, {wa}, {a0}",
-                "smlabb {a0}, {x}, {wb}, {a0}",
-                "smlad {a1}, {x}, {wa}, {a1}",
-                "smlatb {a1}, {e}, {wb}, {a1}",
-                "adds {px}, {px}, #2",
-                "ldr {wa}, [{pp}, #12]",
-                "vmov s0, s1, {a0}, {a1}",
-                "vmov s2, {wa}",
-                "vcvt.f32.s32 s0, s0",
-                "vcvt.f32.s32 s1, s1",
-                "vmul.f32 s0, s0, s2",
-                "vmul.f32 s1, s1, s2",
-                "vcvtr.s32.f32 s0, s0",
-                "vcvtr.s32.f32 s1, s1",
-                "vmov {a0}, {a1}, s0, s1",
-                "ldrd {wa}, {wb}, [{pp}, #16]",
-                "qadd {a0}, {a0}, {wa}",
-                "qadd {a1}, {a1}, {wa}",
-                "ssat {a0}, #8, {a0}",
-                "ssat {a1}, #8, {a1}",
-                "pkhbt {e}, {a0}, {a1}, lsl #16",
-                "ssub16 {a0}, {e}, {wb}",
-                "sel {e}, {e}, {wb}",
-                "ldr {wb}, [{pp}, #24]",
-                "ssub16 {a0}, {wb}, {e}",
-                "sel {e}, {e}, {wb}",
-                "strb {e}, [{po}], #1",
-                "lsrs {e}, {e}, #16",
-                "strb {e}, [{po}], #1",
-                "ldr {wa}, [{pp}, #28]",
-                "cmp {po}, {wa}",
-                "bne 2b",
-                // Next row: the output pointer back to its start, the row's end, the windows
-                // one row step further down.
-                "ldr {wa}, [{pp}, #48]",
-                "subs {po}, {po}, {wa}",
-                "ldr {wa}, [{pp}, #44]",
-                "add {wa}, {po}, {wa}",
-                "str {wa}, [{pp}, #28]",
-                "ldr {px}, [{pp}, #40]",
-                "ldr {wa}, [{pp}, #36]",
-                "add {px}, {px}, {wa}",
-                "str {px}, [{pp}, #40]",
-                "ldr {wa}, [{pp}, #32]",
-                "subs {wa}, {wa}, #1",
-                "str {wa}, [{pp}, #32]",
-                "bne 2b",
-                pp = in(reg) pp,
-                px = inout(reg) x => _,
-                po = inout(reg) out => _,
-                pw = in(reg) wc.as_ptr(),
-                z = in(reg) z,
-                a0 = out(reg) _,
-                a1 = out(reg) _,
-                x = out(reg) _,
-                wa = out(reg) _,
-                wb = out(reg) _,
-                e = out(reg) _,
-                out("s0") _,
-                out("s1") _,
-                out("s2") _,
-                options(nostack),
-            );
-        } else {
-            core::arch::asm!(
-                "2:",
-                "ldr {a0}, [{pp}]",
-                "mov {a1}, {a0}",
-                "ldr {x}, [{px}]",
-                "ldrb {y}, [{px}, #4]",
-                "ldrd {wa}, {wb}, [{pw}]",
-                "sxtab16 {e}, {z}, {x}",
-                "sxtab16 {x}, {z}, {x}, ror #8",
-                "sxtab16 {y}, {z}, {y}",
-                "smlad {a0}, {e}, {wa}, {a0}",
-                "smlabb {a0}, {x}, {wb}, {a0}",
-                "smlatb {a1}, {e}, {wa}, {a1}",
-                "smlatb {a1}, {x}, {wb}, {a1}",
-                "smlabt {a1}, {y}, {wa}, {a1}",
-                "ldr {wa}, [{pp}, #4]",
-                "add {y}, {px}, {wa}",
-                "ldr {x}, [{y}]",
-                "ldrb {y}, [{y}, #4]",
-                "ldrd {wa}, {wb}, [{pw}, #16]",
-                "sxtab16 {e}, {z}, {x}",
-                "sxtab16 {x}, {z}, {x}, ror #8",
-                "sxtab16 {y}, {z}, {y}",
-                "smlad {a0}, {e}, {wa}, {a0}",
-                "smlabb {a0}, {x}, {wb}, {a0}",
-                "smlatb {a1}, {e}, {wa}, {a1}",
-                "smlatb {a1}, {x}, {wb}, {a1}",
-                "smlabt {a1}, {y}, {wa}, {a1}",
-                "ldr {wa}, [{pp}, #8]",
-                "add {y}, {px}, {wa}",
-                "ldr {x}, [{y}]",
-                "ldrb {y}, [{y}, #4]",
-                "ldrd {wa}, {wb}, [{pw}, #32]",
-                "sxtab16 {e}, {z}, {x}",
-                "sxtab16 {x}, {z}, {x}, ror #8",
-                "sxtab16 {y}, {z}, {y}",
-                "smlad {a0}, {e}, {wa}, {a0}",
-                "smlabb {a0}, {x}, {wb}, {a0}",
-                "smlatb {a1}, {e}, {wa}, {a1}",
-                "smlatb {a1}, {x}, {wb}, {a1}",
-                "smlabt {a1}, {y}, {wa}, {a1}",
-                "adds {px}, {px}, #4",
-                "ldr {wa}, [{pp}, #12]",
-                "vmov s0, s1, {a0}, {a1}",
-                "vmov s2, {wa}",
-                "vcvt.f32.s32 s0, s0",
-                "vcvt.f32.s32 s1, s1",
-                "vmul.f32 s0, s0, s2",
-                "vmul.f32 s1, s1, s2",
-                "vcvtr.s32.f32 s0, s0",
-                "vcvtr.s32.f32 s1, s1",
-                "vmov {a0}, {a1}, s0, s1",
-                "ldrd {wa}, {wb}, [{pp}, #16]",
-                "qadd {a0}, {a0}, {wa}",
-                "qadd {a1}, {a1}, {wa}",
-                "ssat {a0}, #8, {a0}",
-                "ssat {a1}, #8, {a1}",
-                "pkhbt {e}, {a0}, {a1}, lsl #16",
-                "ssub16 {a0}, {e}, {wb}",
-                "sel {e}, {e}, {wb}",
-                "ldr {wb}, [{pp}, #24]",
-                "ssub16 {a0}, {wb}, {e}",
-                "sel {e}, {e}, {wb}",
-                "strb {e}, [{po}], #1",
-                "lsrs {e}, {e}, #16",
-                "strb {e}, [{po}], #1",
-                "ldr {wa}, [{pp}, #28]",
-                "cmp {po}, {wa}",
-                "bne 2b",
-                // Next row: the output pointer back to its start, the row's end, the windows
-                // one row step further down.
-                "ldr {wa}, [{pp}, #48]",
-                "subs {po}, {po}, {wa}",
-                "ldr {wa}, [{pp}, #44]",
-                "add {wa}, {po}, {wa}",
-                "str {wa}, [{pp}, #28]",
-                "ldr {px}, [{pp}, #40]",
-                "ldr {wa}, [{pp}, #36]",
-                "add {px}, {px}, {wa}",
-                "str {px}, [{pp}, #40]",
-                "ldr {wa}, [{pp}, #32]",
-                "subs {wa}, {wa}, #1",
-                "str {wa}, [{pp}, #32]",
-                "bne 2b",
-                pp = in(reg) pp,
-                px = inout(reg) x => _,
-                po = inout(reg) out => _,
-                pw = in(reg) wc.as_ptr(),
-                z = in(reg) z,
-                a0 = out(reg) _,
-                a1 = out(reg) _,
-                x = out(reg) _,
-                y = out(reg) _,
-                wa = out(reg) _,
-                wb = out(reg) _,
-                e = out(reg) _,
-                out("s0") _,
-                out("s1") _,
-                out("s2") _,
-                options(nostack),
-            );
+        match (STRIDE, clamp) {
+            (1, false) => dw_rows_asm!(pp, x, out, rs, [dw_s1_pair!()], [dw_single!()], []),
+            (1, true) => {
+                dw_rows_asm!(
+                    pp,
+                    x,
+                    out,
+                    rs,
+                    [dw_s1_pair!()],
+                    [dw_single!()],
+                    [dw_clamp!()]
+                )
+            }
+            (_, false) => dw_rows_asm!(pp, x, out, rs, [dw_s2_pair!()], [dw_single!()], []),
+            (_, true) => {
+                dw_rows_asm!(
+                    pp,
+                    x,
+                    out,
+                    rs,
+                    [dw_s2_pair!()],
+                    [dw_single!()],
+                    [dw_clamp!()]
+                )
+            }
         }
     }
 }
 
-/// [`conv2d_i8_depthwise`] for the two-pixel geometries on Cortex-M4F/M7/M33: each channel
-/// copied into the padded plane, then all its rows by [`depthwise_rows_dsp_asm`]. With an odd
-/// width a row's last pair writes one byte past the row — the first output of the next row
-/// or of the next channel, each written afterwards — except in the very last row, whose last
-/// pixel is computed alone.
+/// [`conv2d_i8_depthwise`] for the two-pixel geometries on Cortex-M4F/M7/M33 (rows of at
+/// least two pixels): each channel copied into the padded plane, then all its rows by
+/// [`depthwise_rows_dsp_asm`].
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[allow(clippy::too_many_arguments)]
 fn depthwise_rows_dsp(
@@ -2776,67 +2843,35 @@ fn depthwise_rows_dsp(
         PairKind::Stride1 => (1, 3),
         PairKind::Stride2 => (2, 4),
     };
-    // Every pair's reads: rows y0 + r·dil_h (r ≤ 2), columns 2i·step ..= 2i·step + last_col
-    // for i < ⌈out_w / 2⌉; the deepest row and column must be inside the padded plane.
+    // Every window's reads: rows y0 + r·dil_h (r ≤ 2), columns i·step ..= i·step + last_col
+    // for pixels i < out_w (a pair's second pixel reads no further than its own window
+    // plus the row's slack); the deepest row and column must be inside the padded plane.
     let deepest = ((w.out_h - 1) * w.stride_h + 2 * w.dil_h) * row;
-    let widest = 2 * (w.out_w.div_ceil(2) - 1) * step + last_col;
-    assert!(widest < row && deepest + row <= padded.len());
-    assert!(output.len() >= g.batch * g.out_c * plane_out && w.out_w > 0);
-    let out = output.as_mut_ptr();
-    let planes = g.batch * g.out_c;
+    let widest = (w.out_w - 1) * step + last_col;
+    assert!(widest < row && deepest + row <= padded.len() && w.out_w >= 2);
+    assert!(output.len() >= g.batch * g.out_c * plane_out);
+    assert!(packed.len() >= 24 * g.out_c && scales.len() >= g.out_c);
+    assert!(bias.is_none_or(|b| b.len() >= g.out_c));
+    let inside = w.pad_top * row + w.pad_left;
     for n in 0..g.batch {
         for c in 0..g.out_c {
             let src = &input[(n * g.in_c + c) * plane_in..][..plane_in];
-            for (y, line) in src.chunks_exact(w.in_w).enumerate() {
-                let at = (w.pad_top + y) * row + w.pad_left;
-                copy_bytes(&mut padded[at..at + w.in_w], line);
-            }
-            let wc = &packed[c * 24..][..24];
-            let b = bias.map_or(0, |b| b[c]);
+            copy_plane(src, w.in_w, padded, inside, row, p.input_zero as i8);
             let plane = n * g.out_c + c;
-            // The very last row of the last plane with an odd width: its last pixel alone.
-            let odd_end = plane + 1 == planes && w.out_w % 2 == 1;
-            let rows = w.out_h - usize::from(odd_end);
-            let call = |oy: usize, rows: usize, pairs: usize| {
-                // SAFETY: the reads are inside `padded` (asserted above for every pair of
-                // every row); the writes from `at` are 2·pairs bytes per row, rows `out_w`
-                // apart: at most one byte past each row, inside `output` but after the last
-                // row of the last plane, which gets ⌊out_w / 2⌋ pairs; the weights are `wc`.
-                unsafe {
-                    let o = out.add(plane * plane_out + oy * w.out_w);
-                    let x = padded.as_ptr().add(oy * w.stride_h * row);
-                    let s = scales[c];
-                    match kind {
-                        PairKind::Stride1 => {
-                            depthwise_rows_dsp_asm::<1>(x, o, rows, pairs, wc, p, b, s)
-                        }
-                        PairKind::Stride2 => {
-                            depthwise_rows_dsp_asm::<2>(x, o, rows, pairs, wc, p, b, s)
-                        }
-                    }
-                }
-            };
-            if rows > 0 {
-                call(0, rows, w.out_w.div_ceil(2));
-            }
-            if odd_end {
-                let oy = w.out_h - 1;
-                if w.out_w > 1 {
-                    call(oy, 1, w.out_w / 2);
-                }
-                let ox = w.out_w - 1;
-                let (y0, x0, dil) = (oy * w.stride_h, ox * step, w.dil_h);
-                let acc = match kind {
+            let out = &mut output[plane * plane_out..][..plane_out];
+            let b = bias.map_or(0, |b| b[c]);
+            // SAFETY: the reads are inside `padded` (asserted above for every window of
+            // every row), the writes are the plane `out`; the weights are `packed[24c..]`.
+            unsafe {
+                let (x, o, wc) = (padded.as_ptr(), out.as_mut_ptr(), &packed[c * 24..][..24]);
+                match kind {
                     PairKind::Stride1 => {
-                        depthwise_3x3_pair(padded, row, y0, x0, dil, wc, p.input_zero, b)
+                        depthwise_rows_dsp_asm::<1>(x, o, w.out_h, wc, p, b, scales[c])
                     }
                     PairKind::Stride2 => {
-                        depthwise_3x3_s2_pair(padded, row, y0, x0, dil, wc, p.input_zero, b)
+                        depthwise_rows_dsp_asm::<2>(x, o, w.out_h, wc, p, b, scales[c])
                     }
-                };
-                let at = plane * plane_out + oy * w.out_w + ox;
-                output[at] =
-                    super::quant::requantize_scaled(acc[0], scales[c], p.output_zero, p.lo, p.hi);
+                }
             }
         }
     }
@@ -2880,6 +2915,39 @@ fn pair_row(
             if let Some(o1) = o.get_mut(1) {
                 *o1 = q(acc[1]);
             }
+        }
+    }
+}
+
+/// The plane `src` (rows of `in_w` bytes) into the padded plane `dst` from byte `at`, rows
+/// `row` bytes apart (`row` ≥ `in_w + 4`), the border left as it is: four bytes at a time,
+/// unaligned. A row whose source has three bytes more after it is copied up to a whole word
+/// too far and the four bytes after it set back to the border's `fill`; the others (the
+/// last rows of narrow planes) exactly.
+#[inline(always)]
+fn copy_plane(src: &[i8], in_w: usize, dst: &mut [i8], at: usize, row: usize, fill: i8) {
+    let in_h = src.len() / in_w;
+    let wide = in_w.next_multiple_of(4);
+    assert!(row >= in_w + 4 && (in_h == 0 || at + (in_h - 1) * row + in_w + 4 <= dst.len()));
+    let fill = u32::from_ne_bytes([fill as u8; 4]);
+    for y in 0..in_h {
+        let (s, d) = (y * in_w, at + y * row);
+        if s + wide <= src.len() {
+            // SAFETY: the loads are inside `src[s..s + wide]` (tested); the stores inside
+            // `dst[d..d + in_w + 4]` (asserted for every row; `wide` ≤ `in_w + 3`); both
+            // unaligned reads and writes of plain bytes.
+            unsafe {
+                let (sp, dp) = (src.as_ptr().add(s), dst.as_mut_ptr().add(d));
+                let mut i = 0;
+                while i < in_w {
+                    let v = (sp.add(i) as *const u32).read_unaligned();
+                    (dp.add(i) as *mut u32).write_unaligned(v);
+                    i += 4;
+                }
+                (dp.add(in_w) as *mut u32).write_unaligned(fill);
+            }
+        } else {
+            copy_bytes(&mut dst[d..d + in_w], &src[s..s + in_w]);
         }
     }
 }
