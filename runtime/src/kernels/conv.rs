@@ -1228,8 +1228,9 @@ pub fn conv2d_i8_tiled(
     let scratch = &mut scratch[..2 * depth];
     // The padded reduction steps stay zero for every pixel pair.
     scratch.fill(0);
-    // Without a bias every channel reads the same zero (`step` 0).
-    let zeros = [0i32; 1];
+    // Without a bias every channel reads the same zero (`step` 0; four of them for the
+    // groups of four channels on Cortex-M4F, which load a group's biases at once).
+    let zeros = [0i32; 4];
     let (bias, step) = match bias {
         Some(b) => (b, 1),
         None => (&zeros[..], 0),
@@ -1313,7 +1314,7 @@ impl TileRows<'_> {
                 x_end: x.as_ptr_range().end,
                 half: u32::from((2 * depth) & 16 != 0),
                 bias: self.bias.as_ptr(),
-                bias_step: 4 * self.step,
+                bias_step: 16 * self.step,
                 scales: self.scales.as_ptr(),
                 zero: self.zero,
                 lo2: super::quant::halves(self.lo),
@@ -1323,11 +1324,14 @@ impl TileRows<'_> {
                 plane,
                 quads,
             };
+            // Each group's four biases are read at once: four zeros without a bias.
+            assert!(self.bias.len() >= 4 * if self.step == 0 { 1 } else { quads });
+            let clamp = self.lo != i8::MIN || self.hi != i8::MAX;
             // SAFETY: the weights of the quads are packed[..quads·4·depth] and x holds 2·depth
-            // values, a multiple of 16 (asserted above); biases c·step, scales c and output
-            // bytes (c·plane + p0 + j, j ≤ next) for c < 4·quads ≤ 2·pairs are inside their
-            // slices (asserted above).
-            unsafe { quads_dsp(w, &mut params) };
+            // values, a multiple of 16 (asserted above); biases (four per group, asserted just
+            // above), scales c and output bytes (c·plane + p0 + j, j ≤ next) for c < 4·quads ≤
+            // 2·pairs are inside their slices (asserted above).
+            unsafe { quads_dsp(w, &mut params, clamp) };
             w = w.wrapping_add(quads * 4 * depth);
             o = o.wrapping_add(quads * 4 * plane);
             0
@@ -1911,68 +1915,22 @@ unsafe fn dot_4x2_dsp(w: *const i16, x: &[i16], init: [i32; 8]) -> [i32; 8] {
     [a0, a1, a2, a3, a4, a5, a6, a7]
 }
 
-/// What [`quads_dsp`] reads and updates in memory (it has no registers left for them).
+/// The assembly of [`quads_dsp`] with `$store` after the `SSAT`s: the stores alone when
+/// `SSAT`'s range is the clamp, else the halfword clamp first.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-#[repr(C)]
-struct QuadParams {
-    x_start: *const i16,
-    x_end: *const i16,
-    /// 1 when the reduction is an odd number of 8-step halves: each pass starts at its
-    /// second half.
-    half: u32,
-    /// Next quad's first bias, and the bytes between channels' biases (0 without a bias).
-    bias: *const i32,
-    bias_step: usize,
-    /// Next quad's first scale.
-    scales: *const f32,
-    zero: i32,
-    lo2: u32,
-    hi2: u32,
-    /// Next quad's first output byte (pixel 0), the offset of pixel 1's (0 or 1), and the
-    /// bytes between channels.
-    out: *mut i8,
-    next: usize,
-    plane: usize,
-    /// Quads still to do.
-    quads: usize,
-}
-
-/// All `params.quads` groups of four channels of one pixel pair on Cortex-M4F/M7/M33: per
-/// group the biases, the 4 × 2 `SMLAD` loop of [`dot_4x2_dsp`], the eight requantisations
-/// of `requantize_pair_dsp` (float conversions, products and `VCVTR` for all eight, then
-/// `QADD`, `SSAT`, `PKHBT` and the `SSUB16`/`SEL` clamp for four pairs) and the eight byte
-/// stores, with every live value in a register and the loop's state in `params`: no spills
-/// around an assembly block per group.
-///
-/// # Safety
-/// `w` points to `params.quads · 4 · n` readable, 4-aligned `i16` where `n` = `x_end −
-/// x_start`, a non-zero multiple of 16, `x` 4-aligned; `bias + i·bias_step` (bytes) and
-/// `scales + i` are readable and `out + i·plane` and `out + i·plane + next` writable for
-/// i < 4·quads; `quads` > 0.
-#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-#[inline(always)]
-unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams) {
-    let pp = params as *mut QuadParams;
-    // SAFETY: the caller's contract covers every load and store; `params` is read and written
-    // only through `pp` (kept on the stack, as r7 is: both popped before the end; the stack is
-    // balanced and nothing is called in between). FPU and DSP-extension instructions; s0–s11
-    // and the flags are clobbered.
-    unsafe {
+macro_rules! quads_asm {
+    ($w:expr, $pp:expr, [$($store:expr),* $(,)?]) => {
         core::arch::asm!(
             "push {{r7}}",
             "push {{{x0}}}",
             "4:",
-            // Biases: a0 = a1 = channel 0's, a2 = a3 = channel 1's, ...
+            // Biases: a0 = a1 = channel 0's, a2 = a3 = channel 1's, ... (the pointer steps
+            // 16 bytes a group, or stays on four zeros without a bias).
             "ldr {x1}, [sp]",
             "ldr {x0}, [{x1}, #12]",
+            "ldrd {a0}, {a2}, [{x0}]",
+            "ldrd {a4}, {a6}, [{x0}, #8]",
             "ldr {w0}, [{x1}, #16]",
-            "ldr {a0}, [{x0}]",
-            "add {x0}, {x0}, {w0}",
-            "ldr {a2}, [{x0}]",
-            "add {x0}, {x0}, {w0}",
-            "ldr {a4}, [{x0}]",
-            "add {x0}, {x0}, {w0}",
-            "ldr {a6}, [{x0}]",
             "add {x0}, {x0}, {w0}",
             "str {x0}, [{x1}, #12]",
             "mov {a1}, {a0}",
@@ -2051,58 +2009,16 @@ unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams) {
             "ssat {a5}, #8, {a5}",
             "ssat {a6}, #8, {a6}",
             "ssat {a7}, #8, {a7}",
-            "pkhbt {a0}, {a0}, {a1}, lsl #16",
-            "pkhbt {a2}, {a2}, {a3}, lsl #16",
-            "pkhbt {a4}, {a4}, {a5}, lsl #16",
-            "pkhbt {a6}, {a6}, {a7}, lsl #16",
-            "ldr {w0}, [{x1}, #28]",
-            "ssub16 {x0}, {a0}, {w0}",
-            "sel {a0}, {a0}, {w0}",
-            "ssub16 {x0}, {a2}, {w0}",
-            "sel {a2}, {a2}, {w0}",
-            "ssub16 {x0}, {a4}, {w0}",
-            "sel {a4}, {a4}, {w0}",
-            "ssub16 {x0}, {a6}, {w0}",
-            "sel {a6}, {a6}, {w0}",
-            "ldr {w0}, [{x1}, #32]",
-            "ssub16 {x0}, {w0}, {a0}",
-            "sel {a0}, {a0}, {w0}",
-            "ssub16 {x0}, {w0}, {a2}",
-            "sel {a2}, {a2}, {w0}",
-            "ssub16 {x0}, {w0}, {a4}",
-            "sel {a4}, {a4}, {w0}",
-            "ssub16 {x0}, {w0}, {a6}",
-            "sel {a6}, {a6}, {w0}",
-            // Stores: channel i's two bytes at out + i·plane (+ next).
-            "ldr {x0}, [{x1}, #36]",
-            "ldr {w0}, [{x1}, #40]",
-            "ldr {px}, [{x1}, #44]",
-            "strb {a0}, [{x0}]",
-            "lsrs {a0}, {a0}, #16",
-            "strb {a0}, [{x0}, {w0}]",
-            "add {x0}, {x0}, {px}",
-            "strb {a2}, [{x0}]",
-            "lsrs {a2}, {a2}, #16",
-            "strb {a2}, [{x0}, {w0}]",
-            "add {x0}, {x0}, {px}",
-            "strb {a4}, [{x0}]",
-            "lsrs {a4}, {a4}, #16",
-            "strb {a4}, [{x0}, {w0}]",
-            "add {x0}, {x0}, {px}",
-            "strb {a6}, [{x0}]",
-            "lsrs {a6}, {a6}, #16",
-            "strb {a6}, [{x0}, {w0}]",
-            "add {x0}, {x0}, {px}",
-            "str {x0}, [{x1}, #36]",
+            $($store,)*
             "ldr {w0}, [{x1}, #48]",
             "subs {w0}, {w0}, #1",
             "str {w0}, [{x1}, #48]",
             "bne 4b",
             "add sp, sp, #4",
             "pop {{r7}}",
-            pw = inout(reg) w => _,
+            pw = inout(reg) $w => _,
             px = out(reg) _,
-            x0 = inout(reg) pp => _,
+            x0 = inout(reg) $pp => _,
             x1 = out(reg) _,
             w0 = out(reg) _,
             a0 = out(reg) _,
@@ -2125,7 +2041,133 @@ unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams) {
             out("s9") _,
             out("s10") _,
             out("s11") _,
-        );
+        )
+    };
+}
+
+/// What [`quads_dsp`] reads and updates in memory (it has no registers left for them).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[repr(C)]
+struct QuadParams {
+    x_start: *const i16,
+    x_end: *const i16,
+    /// 1 when the reduction is an odd number of 8-step halves: each pass starts at its
+    /// second half.
+    half: u32,
+    /// Next quad's four biases (8-aligned not needed: `LDRD` takes 4), and the bytes to the
+    /// next quad's: 16, or 0 without a bias (then `bias` points to four zeros).
+    bias: *const i32,
+    bias_step: usize,
+    /// Next quad's first scale.
+    scales: *const f32,
+    zero: i32,
+    lo2: u32,
+    hi2: u32,
+    /// Next quad's first output byte (pixel 0), the offset of pixel 1's (0 or 1), and the
+    /// bytes between channels.
+    out: *mut i8,
+    next: usize,
+    plane: usize,
+    /// Quads still to do.
+    quads: usize,
+}
+
+/// All `params.quads` groups of four channels of one pixel pair on Cortex-M4F/M7/M33: per
+/// group the biases, the 4 × 2 `SMLAD` loop of [`dot_4x2_dsp`], the eight requantisations
+/// of `requantize_pair_dsp` (float conversions, products and `VCVTR` for all eight, then
+/// `QADD`, `SSAT` and, with `clamp`, `PKHBT` and the `SSUB16`/`SEL` clamp for four pairs;
+/// without, `SSAT`'s range is the clamp) and the eight byte stores, with every live value in
+/// a register and the loop's state in `params`: no spills around an assembly block per group.
+///
+/// # Safety
+/// `w` points to `params.quads · 4 · n` readable, 4-aligned `i16` where `n` = `x_end −
+/// x_start`, a non-zero multiple of 16, `x` 4-aligned; `bias + q·bias_step + [0, 16)`
+/// (bytes, 4-aligned) for q < quads and `scales + i` are readable and `out + i·plane` and `out + i·plane + next` writable for
+/// i < 4·quads; `quads` > 0.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[inline(always)]
+unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams, clamp: bool) {
+    let pp = params as *mut QuadParams;
+    // SAFETY: the caller's contract covers every load and store; `params` is read and written
+    // only through `pp` (kept on the stack, as r7 is: both popped before the end; the stack is
+    // balanced and nothing is called in between). FPU and DSP-extension instructions; s0–s11
+    // and the flags are clobbered.
+    unsafe {
+        if clamp {
+            quads_asm!(
+                w,
+                pp,
+                [
+                    "pkhbt {a0}, {a0}, {a1}, lsl #16",
+                    "pkhbt {a2}, {a2}, {a3}, lsl #16",
+                    "pkhbt {a4}, {a4}, {a5}, lsl #16",
+                    "pkhbt {a6}, {a6}, {a7}, lsl #16",
+                    "ldr {w0}, [{x1}, #28]",
+                    "ssub16 {x0}, {a0}, {w0}",
+                    "sel {a0}, {a0}, {w0}",
+                    "ssub16 {x0}, {a2}, {w0}",
+                    "sel {a2}, {a2}, {w0}",
+                    "ssub16 {x0}, {a4}, {w0}",
+                    "sel {a4}, {a4}, {w0}",
+                    "ssub16 {x0}, {a6}, {w0}",
+                    "sel {a6}, {a6}, {w0}",
+                    "ldr {w0}, [{x1}, #32]",
+                    "ssub16 {x0}, {w0}, {a0}",
+                    "sel {a0}, {a0}, {w0}",
+                    "ssub16 {x0}, {w0}, {a2}",
+                    "sel {a2}, {a2}, {w0}",
+                    "ssub16 {x0}, {w0}, {a4}",
+                    "sel {a4}, {a4}, {w0}",
+                    "ssub16 {x0}, {w0}, {a6}",
+                    "sel {a6}, {a6}, {w0}",
+                    // Stores: channel i's two bytes at out + i·plane (+ next).
+                    "ldr {x0}, [{x1}, #36]",
+                    "ldr {w0}, [{x1}, #40]",
+                    "ldr {px}, [{x1}, #44]",
+                    "strb {a0}, [{x0}]",
+                    "lsrs {a0}, {a0}, #16",
+                    "strb {a0}, [{x0}, {w0}]",
+                    "add {x0}, {x0}, {px}",
+                    "strb {a2}, [{x0}]",
+                    "lsrs {a2}, {a2}, #16",
+                    "strb {a2}, [{x0}, {w0}]",
+                    "add {x0}, {x0}, {px}",
+                    "strb {a4}, [{x0}]",
+                    "lsrs {a4}, {a4}, #16",
+                    "strb {a4}, [{x0}, {w0}]",
+                    "add {x0}, {x0}, {px}",
+                    "strb {a6}, [{x0}]",
+                    "lsrs {a6}, {a6}, #16",
+                    "strb {a6}, [{x0}, {w0}]",
+                    "add {x0}, {x0}, {px}",
+                    "str {x0}, [{x1}, #36]",
+                ]
+            )
+        } else {
+            quads_asm!(
+                w,
+                pp,
+                [
+                    // Stores: channel i's two bytes at out + i·plane (+ next).
+                    "ldr {x0}, [{x1}, #36]",
+                    "ldr {w0}, [{x1}, #40]",
+                    "ldr {px}, [{x1}, #44]",
+                    "strb {a0}, [{x0}]",
+                    "strb {a1}, [{x0}, {w0}]",
+                    "add {x0}, {x0}, {px}",
+                    "strb {a2}, [{x0}]",
+                    "strb {a3}, [{x0}, {w0}]",
+                    "add {x0}, {x0}, {px}",
+                    "strb {a4}, [{x0}]",
+                    "strb {a5}, [{x0}, {w0}]",
+                    "add {x0}, {x0}, {px}",
+                    "strb {a6}, [{x0}]",
+                    "strb {a7}, [{x0}, {w0}]",
+                    "add {x0}, {x0}, {px}",
+                    "str {x0}, [{x1}, #36]",
+                ]
+            )
+        }
     }
 }
 

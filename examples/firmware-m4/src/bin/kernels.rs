@@ -271,13 +271,15 @@ fn random_shapes(
         };
         let zero = pick(60) as i32 - 30;
         let out_zero = pick(40) as i32 - 20;
+        // A quarter of the cases clamp only to -128..=127 (the kernels skip the clamp then).
         let lo = if pick(2) == 0 { -128 } else { out_zero as i8 };
+        let hi = if pick(2) == 0 { 127 } else { 127 - pick(20) as i8 };
         let p = ConvI8 {
             geom,
             input_zero: zero,
             output_zero: out_zero,
             lo,
-            hi: 127 - pick(20) as i8,
+            hi,
         };
         let (n_in, n_w, n_out) = (
             in_c * win.in_h * win.in_w,
