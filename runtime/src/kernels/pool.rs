@@ -241,6 +241,28 @@ pub fn avg_pool_i8(
 ) {
     let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
+    let w = &p.window;
+    if (oh, ow, w.k_h, w.k_w, w.dil_h, w.dil_w) == (1, 1, ih, iw, 1, 1)
+        && (w.pad_top, w.pad_left, w.pad_bottom, w.pad_right) == (0, 0, 0, 0)
+    {
+        // A global average (the window is the plane): each channel's plane is one run of
+        // bytes, summed as one.
+        let n = ih * iw;
+        let r = by_count
+            .iter()
+            .find(|(count, _)| *count as usize == n)
+            .expect("a multiplier for the plane")
+            .1;
+        for (src, out) in input
+            .chunks_exact(n)
+            .zip(output.iter_mut())
+            .take(p.batch * p.c)
+        {
+            let acc = sum_i8(src) - n as i32 * q.in_zero;
+            *out = super::quant::requantize(acc, r, q.out_zero, q.lo, q.hi);
+        }
+        return;
+    }
     for c in 0..p.batch * p.c {
         let src = &input[c * ih * iw..(c + 1) * ih * iw];
         for oy in 0..oh {
@@ -267,6 +289,47 @@ pub fn avg_pool_i8(
                     super::quant::requantize(acc, r, q.out_zero, q.lo, q.hi);
             }
         }
+    }
+}
+
+/// `Σ x` of a run of bytes (fewer than 2^23 of them). On Cortex-M4/M7 four bytes per
+/// `USADA8` (the sum of four unsigned bytes: each byte's sign bit flipped first, i.e.
+/// `x + 128`, and `128` per byte taken back at the end): three instructions per word.
+#[inline]
+fn sum_i8(x: &[i8]) -> i32 {
+    #[cfg(microarena_dsp)]
+    {
+        let words = x.len() / 4;
+        let mut acc: u32 = 0;
+        if words > 0 {
+            let p = x.as_ptr();
+            let end = p.wrapping_add(4 * words);
+            // SAFETY: the loop reads the words from `x.as_ptr()` up to `end`, 4·words ≤
+            // x.len() bytes (unaligned LDR is allowed on Armv7E-M); DSP-extension
+            // instructions; no stack; the flags are clobbered (CMP).
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldr {v}, [{p}], #4",
+                    "eor {v}, {v}, #0x80808080",
+                    "usada8 {acc}, {v}, {zero}, {acc}",
+                    "cmp {p}, {end}",
+                    "bne 2b",
+                    p = inout(reg) p => _,
+                    end = in(reg) end,
+                    acc = inout(reg) acc,
+                    zero = in(reg) 0u32,
+                    v = out(reg) _,
+                    options(nostack, readonly),
+                );
+            }
+        }
+        let head = acc as i32 - 128 * (4 * words) as i32;
+        head + x[4 * words..].iter().map(|&v| i32::from(v)).sum::<i32>()
+    }
+    #[cfg(not(microarena_dsp))]
+    {
+        x.iter().map(|&v| i32::from(v)).sum()
     }
 }
 
@@ -315,6 +378,51 @@ mod i8_tests {
             .iter()
             .zip(&yf)
             .all(|(&a, &b)| f32::from(a) == b.max(-5.0)));
+    }
+
+    /// A global average (the window is the whole plane) is the plane's sum requantised once.
+    #[test]
+    fn global_avg_pool_i8_sums_the_plane() {
+        use super::super::quant::{requantize, Requant};
+        let (h, w, c) = (5, 7, 3);
+        let p = Pool2d {
+            batch: 1,
+            c,
+            window: Window2d {
+                in_h: h,
+                in_w: w,
+                out_h: 1,
+                out_w: 1,
+                k_h: h,
+                k_w: w,
+                stride_h: 1,
+                stride_w: 1,
+                dil_h: 1,
+                dil_w: 1,
+                pad_top: 0,
+                pad_left: 0,
+                pad_bottom: 0,
+                pad_right: 0,
+            },
+            kind: PoolKind::Average {
+                count_include_pad: false,
+            },
+            act: Activation::Identity,
+        };
+        let r = Requant::from_real(0.9 / 35.0);
+        let q = AvgPoolI8 {
+            in_zero: -7,
+            out_zero: 3,
+            lo: -100,
+            hi: 120,
+        };
+        let x: [i8; 105] = core::array::from_fn(|i| ((i * 89 + 5) % 256) as u8 as i8);
+        let mut y = [0i8; 3];
+        avg_pool_i8(&p, &q, &[(35, r)], &x, &mut y);
+        for ch in 0..c {
+            let acc: i32 = x[ch * 35..][..35].iter().map(|&v| i32::from(v) + 7).sum();
+            assert_eq!(y[ch], requantize(acc, r, 3, -100, 120));
+        }
     }
 
     /// Against dequantise → f32 average pooling → quantise, both padding conventions.
