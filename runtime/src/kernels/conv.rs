@@ -2963,34 +2963,76 @@ fn pair_row(
 
 /// The plane `src` (rows of `in_w` bytes) into the padded plane `dst` from byte `at`, rows
 /// `row` bytes apart (`row` ≥ `in_w + 4`), the border left as it is: four bytes at a time,
-/// unaligned. A row whose source has three bytes more after it is copied up to a whole word
-/// too far and the four bytes after it set back to the border's `fill`; the others (the
-/// last rows of narrow planes) exactly.
+/// unaligned. A row whose source has a whole word from its last word's start is copied up to
+/// three bytes too far and the four bytes after it set back to the border's `fill`; the
+/// others (the last row, unless `in_w` is a multiple of 4) exactly.
 #[inline(always)]
 fn copy_plane(src: &[i8], in_w: usize, dst: &mut [i8], at: usize, row: usize, fill: i8) {
     let in_h = src.len() / in_w;
     let wide = in_w.next_multiple_of(4);
     assert!(row >= in_w + 4 && (in_h == 0 || at + (in_h - 1) * row + in_w + 4 <= dst.len()));
     let fill = u32::from_ne_bytes([fill as u8; 4]);
-    for y in 0..in_h {
-        let (s, d) = (y * in_w, at + y * row);
-        if s + wide <= src.len() {
-            // SAFETY: the loads are inside `src[s..s + wide]` (tested); the stores inside
-            // `dst[d..d + in_w + 4]` (asserted for every row; `wide` ≤ `in_w + 3`); both
-            // unaligned reads and writes of plain bytes.
-            unsafe {
-                let (sp, dp) = (src.as_ptr().add(s), dst.as_mut_ptr().add(d));
-                let mut i = 0;
-                while i < in_w {
-                    let v = (sp.add(i) as *const u32).read_unaligned();
-                    (dp.add(i) as *mut u32).write_unaligned(v);
-                    i += 4;
-                }
-                (dp.add(in_w) as *mut u32).write_unaligned(fill);
-            }
-        } else {
-            copy_bytes(&mut dst[d..d + in_w], &src[s..s + in_w]);
+    // Rows y < fast read y·in_w + [0, wide), inside `src`.
+    let fast = if src.len() >= wide {
+        ((src.len() - wide) / in_w + 1).min(in_h)
+    } else {
+        0
+    };
+    #[cfg(microarena_dsp)]
+    if fast > 0 {
+        // SAFETY: row y < fast reads src[y·in_w..][..wide] (inside `src`, above) and writes
+        // dst[at + y·row..][..in_w + 4] (asserted; `wide` ≤ `in_w + 3`); unaligned LDR/STR
+        // are allowed on Armv7E-M. No stack; the flags are clobbered.
+        unsafe {
+            core::arch::asm!(
+                "1:",
+                "add {end}, {s}, {w}",
+                "2:",
+                "ldr {v}, [{s}], #4",
+                "str {v}, [{d}], #4",
+                "cmp {s}, {end}",
+                "blo 2b",
+                // Back to the row's end (the words went up to three bytes further), the
+                // fill after it, then the next row.
+                "subs {v}, {s}, {end}",
+                "mov {s}, {end}",
+                "subs {d}, {d}, {v}",
+                "str {fill}, [{d}]",
+                "add {d}, {d}, {step}",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                s = inout(reg) src.as_ptr() => _,
+                d = inout(reg) dst.as_mut_ptr().add(at) => _,
+                n = inout(reg) fast => _,
+                w = in(reg) in_w,
+                step = in(reg) row - in_w,
+                fill = in(reg) fill,
+                end = out(reg) _,
+                v = out(reg) _,
+                options(nostack),
+            );
         }
+    }
+    #[cfg(not(microarena_dsp))]
+    for y in 0..fast {
+        let (s, d) = (y * in_w, at + y * row);
+        // SAFETY: the loads are inside `src[s..s + wide]` (y < fast); the stores inside
+        // `dst[d..d + in_w + 4]` (asserted for every row; `wide` ≤ `in_w + 3`); both
+        // unaligned reads and writes of plain bytes.
+        unsafe {
+            let (sp, dp) = (src.as_ptr().add(s), dst.as_mut_ptr().add(d));
+            let mut i = 0;
+            while i < in_w {
+                let v = (sp.add(i) as *const u32).read_unaligned();
+                (dp.add(i) as *mut u32).write_unaligned(v);
+                i += 4;
+            }
+            (dp.add(in_w) as *mut u32).write_unaligned(fill);
+        }
+    }
+    for y in fast..in_h {
+        let (s, d) = (y * in_w, at + y * row);
+        copy_bytes(&mut dst[d..d + in_w], &src[s..s + in_w]);
     }
 }
 
