@@ -2522,7 +2522,7 @@ pub fn conv2d_i8_depthwise(
 }
 
 /// What [`depthwise_rows_dsp_asm`] loads once per channel: five weight words into core
-/// registers, the rest into `s2`–`s11` by one `VLDM` (the loop has no core registers left).
+/// registers, the rest into `s2`–`s10` by one `VLDM` (the loop has no core registers left).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[repr(C, align(8))]
 struct DwRows {
@@ -2540,13 +2540,11 @@ struct DwRows {
     hi4: u32,
     /// `s7`: bytes the pairs of one output row write (`2 · ⌊out_w / 2⌋`, not 0).
     pair_bytes: usize,
-    /// `s8`: 1 when `out_w` is odd (the row's last pixel is computed alone).
-    odd: usize,
-    /// `s9`: bytes from one output row's windows to the next (`stride_h · row`).
+    /// `s8`: bytes from one output row's windows to the next (`stride_h · row`).
     row_step: usize,
-    /// `s10`: rows to do (not 0).
+    /// `s9`: rows to do (not 0).
     rows: usize,
-    /// `s11`: the current row's first window.
+    /// `s10`: the current row's first window.
     x_row: *const i8,
 }
 
@@ -2557,19 +2555,20 @@ struct DwRows {
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_rows_asm {
     ($params:expr, $x:expr, $out:expr, $rs:expr,
-     [$($pair:expr),*], [$($single:expr),*], [$($clamp:expr),*]) => {
+     [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*]) => {
         core::arch::asm!(
+            "push {{r7}}",
             "ldr {w0}, [{t}]",
             "ldr {w1}, [{t}, #4]",
             "ldr {w2}, [{t}, #8]",
             "ldr {v}, [{t}, #12]",
             "ldr {u}, [{t}, #16]",
             "adds {t}, {t}, #20",
-            "vldmia {t}, {{s2-s11}}",
+            "vldmia {t}, {{s2-s10}}",
+            // r7 (saved above: it cannot be an operand) is where the row's pairs end.
             "1:",
             "vmov {t}, s7",
-            "add {t}, {po}, {t}",
-            "vmov s12, {t}",
+            "add r7, {po}, {t}",
             "2:",
             "vmov {a0}, s3",
             "mov {a1}, {a0}",
@@ -2590,33 +2589,18 @@ macro_rules! dw_rows_asm {
             "bfi {a0}, {a1}, #8, #8",
             $($clamp,)*
             "strh {a0}, [{po}], #2",
-            "vmov {t}, s12",
-            "cmp {po}, {t}",
+            "cmp {po}, r7",
             "bne 2b",
+            $($lone,)*
+            "vmov {px}, s10",
             "vmov {t}, s8",
-            "cmp {t}, #0",
-            "beq 3f",
-            "vmov {a0}, s3",
-            $($single,)*
-            "vmov s0, {a0}",
-            "vcvt.f32.s32 s0, s0",
-            "vmul.f32 s0, s0, s2",
-            "vcvtr.s32.f32 s0, s0",
-            "vmov {a0}, s0",
-            "vmov {t}, s4",
-            "qadd {a0}, {a0}, {t}",
-            "ssat {a0}, #8, {a0}",
-            $($clamp,)*
-            "strb {a0}, [{po}], #1",
-            "3:",
-            "vmov {px}, s11",
-            "vmov {t}, s9",
             "add {px}, {px}, {t}",
-            "vmov s11, {px}",
-            "vmov {t}, s10",
+            "vmov s10, {px}",
+            "vmov {t}, s9",
             "subs {t}, {t}, #1",
-            "vmov s10, {t}",
+            "vmov s9, {t}",
             "bne 1b",
+            "pop {{r7}}",
             t = inout(reg) $params => _,
             px = inout(reg) $x => _,
             po = inout(reg) $out => _,
@@ -2641,9 +2625,28 @@ macro_rules! dw_rows_asm {
             out("s8") _,
             out("s9") _,
             out("s10") _,
-            out("s11") _,
-            out("s12") _,
-            options(nostack),
+        )
+    };
+}
+
+/// An odd row's last pixel alone in [`dw_rows_asm`]: `$single`'s sum from the bias,
+/// requantised, `$clamp`, one `STRB`.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_lone {
+    ([$($single:expr),*], [$($clamp:expr),*]) => {
+        concat!(
+            "vmov {a0}, s3\n",
+            $($single, "\n",)*
+            "vmov s0, {a0}\n",
+            "vcvt.f32.s32 s0, s0\n",
+            "vmul.f32 s0, s0, s2\n",
+            "vcvtr.s32.f32 s0, s0\n",
+            "vmov {a0}, s0\n",
+            "vmov {t}, s4\n",
+            "qadd {a0}, {a0}, {t}\n",
+            "ssat {a0}, #8, {a0}\n",
+            $($clamp, "\n",)*
+            "strb {a0}, [{po}], #1"
         )
     };
 }
@@ -2821,7 +2824,6 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
         lo4: bytes(p.lo),
         hi4: bytes(p.hi),
         pair_bytes: 2 * (w.out_w / 2),
-        odd: w.out_w % 2,
         row_step: w.stride_h * row,
         rows,
         x_row: x,
@@ -2833,31 +2835,48 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
     // across the block and is only read. FPU and DSP-extension instructions; s0–s12 and the
     // flags are clobbered; no stack.
     unsafe {
-        match (STRIDE, clamp) {
-            (1, false) => dw_rows_asm!(pp, x, out, rs, [dw_s1_pair!()], [dw_single!()], []),
-            (1, true) => {
-                dw_rows_asm!(
-                    pp,
-                    x,
-                    out,
-                    rs,
-                    [dw_s1_pair!()],
-                    [dw_single!()],
-                    [dw_clamp!()]
-                )
-            }
-            (_, false) => dw_rows_asm!(pp, x, out, rs, [dw_s2_pair!()], [dw_single!()], []),
-            (_, true) => {
-                dw_rows_asm!(
-                    pp,
-                    x,
-                    out,
-                    rs,
-                    [dw_s2_pair!()],
-                    [dw_single!()],
-                    [dw_clamp!()]
-                )
-            }
+        let odd = w.out_w % 2 == 1;
+        match (STRIDE, clamp, odd) {
+            (1, false, false) => dw_rows_asm!(pp, x, out, rs, [dw_s1_pair!()], [], []),
+            (1, false, true) => dw_rows_asm!(
+                pp,
+                x,
+                out,
+                rs,
+                [dw_s1_pair!()],
+                [dw_lone!([dw_single!()], [])],
+                []
+            ),
+            (1, true, false) => dw_rows_asm!(pp, x, out, rs, [dw_s1_pair!()], [], [dw_clamp!()]),
+            (1, true, true) => dw_rows_asm!(
+                pp,
+                x,
+                out,
+                rs,
+                [dw_s1_pair!()],
+                [dw_lone!([dw_single!()], [dw_clamp!()])],
+                [dw_clamp!()]
+            ),
+            (_, false, false) => dw_rows_asm!(pp, x, out, rs, [dw_s2_pair!()], [], []),
+            (_, false, true) => dw_rows_asm!(
+                pp,
+                x,
+                out,
+                rs,
+                [dw_s2_pair!()],
+                [dw_lone!([dw_single!()], [])],
+                []
+            ),
+            (_, true, false) => dw_rows_asm!(pp, x, out, rs, [dw_s2_pair!()], [], [dw_clamp!()]),
+            (_, true, true) => dw_rows_asm!(
+                pp,
+                x,
+                out,
+                rs,
+                [dw_s2_pair!()],
+                [dw_lone!([dw_single!()], [dw_clamp!()])],
+                [dw_clamp!()]
+            ),
         }
     }
 }
