@@ -2522,7 +2522,7 @@ pub fn conv2d_i8_depthwise(
 }
 
 /// What [`depthwise_rows_dsp_asm`] loads once per channel: five weight words into core
-/// registers, the rest into `s2`–`s10` by one `VLDM` (the loop has no core registers left).
+/// registers, the rest into `s2`–`s9` by one `VLDM` (the loop has no core registers left).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[repr(C, align(8))]
 struct DwRows {
@@ -2540,12 +2540,11 @@ struct DwRows {
     hi4: u32,
     /// `s7`: bytes the pairs of one output row write (`2 · ⌊out_w / 2⌋`, not 0).
     pair_bytes: usize,
-    /// `s8`: bytes from one output row's windows to the next (`stride_h · row`).
+    /// `s8`: bytes from the window after a row's last pair to the next row's first window
+    /// (`stride_h · row − 2 · STRIDE · ⌊out_w / 2⌋`).
     row_step: usize,
-    /// `s9`: rows to do (not 0).
-    rows: usize,
-    /// `s10`: the current row's first window.
-    x_row: *const i8,
+    /// `s9`: where the output pointer stops (after `rows` rows, not 0).
+    end: *mut i8,
 }
 
 /// The instructions of [`depthwise_rows_dsp_asm`] around its multiply-accumulates: per
@@ -2564,7 +2563,7 @@ macro_rules! dw_rows_asm {
             "ldr {v}, [{t}, #12]",
             "ldr {u}, [{t}, #16]",
             "adds {t}, {t}, #20",
-            "vldmia {t}, {{s2-s10}}",
+            "vldmia {t}, {{s2-s9}}",
             // r7 (saved above: it cannot be an operand) is where the row's pairs end.
             "1:",
             "vmov {t}, s7",
@@ -2592,13 +2591,12 @@ macro_rules! dw_rows_asm {
             "cmp {po}, r7",
             "bne 2b",
             $($lone,)*
-            "vmov {px}, s10",
+            // The next row's first window (the pairs moved `px` along this row), until the
+            // output pointer reaches the end of the plane.
             "vmov {t}, s8",
             "add {px}, {px}, {t}",
-            "vmov s10, {px}",
             "vmov {t}, s9",
-            "subs {t}, {t}, #1",
-            "vmov s9, {t}",
+            "cmp {po}, {t}",
             "bne 1b",
             "pop {{r7}}",
             t = inout(reg) $params => _,
@@ -2824,9 +2822,9 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
         lo4: bytes(p.lo),
         hi4: bytes(p.hi),
         pair_bytes: 2 * (w.out_w / 2),
-        row_step: w.stride_h * row,
-        rows,
-        x_row: x,
+        // Wrapping: added to an address (it is positive for every padded geometry).
+        row_step: (w.stride_h * row).wrapping_sub(2 * STRIDE * (w.out_w / 2)),
+        end: out.wrapping_add(rows * w.out_w),
     };
     let pp = &params as *const DwRows;
     let clamp = p.lo != i8::MIN || p.hi != i8::MAX;
