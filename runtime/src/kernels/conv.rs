@@ -2554,7 +2554,7 @@ struct DwRows {
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_rows_asm {
     ($params:expr, $x:expr, $out:expr, $rs:expr,
-     [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*]) => {
+     [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
         core::arch::asm!(
             "push {{r7}}",
             "ldr {w0}, [{t}]",
@@ -2564,10 +2564,12 @@ macro_rules! dw_rows_asm {
             "ldr {u}, [{t}, #16]",
             "adds {t}, {t}, #20",
             "vldmia {t}, {{s2-s9}}",
+            // `t` holds the output zero point unless `$pair` needs it (then `$zero` reloads it).
+            "vmov {t}, s4",
             // r7 (saved above: it cannot be an operand) is where the row's pairs end.
             "1:",
-            "vmov {t}, s7",
-            "add r7, {po}, {t}",
+            "vmov r7, s7",
+            "add r7, r7, {po}",
             "2:",
             "vmov {a0}, s3",
             "mov {a1}, {a0}",
@@ -2580,7 +2582,7 @@ macro_rules! dw_rows_asm {
             "vcvtr.s32.f32 s0, s0",
             "vcvtr.s32.f32 s1, s1",
             "vmov {a0}, {a1}, s0, s1",
-            "vmov {t}, s4",
+            $($zero,)*
             "qadd {a0}, {a0}, {t}",
             "qadd {a1}, {a1}, {t}",
             "ssat {a0}, #8, {a0}",
@@ -2593,10 +2595,10 @@ macro_rules! dw_rows_asm {
             $($lone,)*
             // The next row's first window (the pairs moved `px` along this row), until the
             // output pointer reaches the end of the plane.
-            "vmov {t}, s8",
-            "add {px}, {px}, {t}",
-            "vmov {t}, s9",
-            "cmp {po}, {t}",
+            "vmov r7, s8",
+            "add {px}, {px}, r7",
+            "vmov r7, s9",
+            "cmp {po}, r7",
             "bne 1b",
             "pop {{r7}}",
             t = inout(reg) $params => _,
@@ -2631,7 +2633,7 @@ macro_rules! dw_rows_asm {
 /// requantised, `$clamp`, one `STRB`.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_lone {
-    ([$($single:expr),*], [$($clamp:expr),*]) => {
+    ([$($single:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
         concat!(
             "vmov {a0}, s3\n",
             $($single, "\n",)*
@@ -2640,7 +2642,7 @@ macro_rules! dw_lone {
             "vmul.f32 s0, s0, s2\n",
             "vcvtr.s32.f32 s0, s0\n",
             "vmov {a0}, s0\n",
-            "vmov {t}, s4\n",
+            $($zero, "\n",)*
             "qadd {a0}, {a0}, {t}\n",
             "ssat {a0}, #8, {a0}\n",
             $($clamp, "\n",)*
@@ -2678,12 +2680,12 @@ macro_rules! dw_single_row {
 macro_rules! dw_clamp {
     () => {
         concat!(
-            "vmov {t}, s5\n",
-            "ssub8 {a1}, {a0}, {t}\n",
-            "sel {a0}, {a0}, {t}\n",
-            "vmov {t}, s6\n",
-            "ssub8 {a1}, {t}, {a0}\n",
-            "sel {a0}, {a0}, {t}"
+            "vmov {x}, s5\n",
+            "ssub8 {e}, {a0}, {x}\n",
+            "sel {a0}, {a0}, {x}\n",
+            "vmov {x}, s6\n",
+            "ssub8 {e}, {x}, {a0}\n",
+            "sel {a0}, {a0}, {x}"
         )
     };
 }
@@ -2834,46 +2836,65 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
     // flags are clobbered; no stack.
     unsafe {
         let odd = w.out_w % 2 == 1;
+        // Stride 1 keeps the zero point in `t` all along; stride 2's pairs use `t` for
+        // addresses, so it is reloaded before every `QADD`.
         match (STRIDE, clamp, odd) {
-            (1, false, false) => dw_rows_asm!(pp, x, out, rs, [dw_s1_pair!()], [], []),
+            (1, false, false) => dw_rows_asm!(pp, x, out, rs, [dw_s1_pair!()], [], [], []),
             (1, false, true) => dw_rows_asm!(
                 pp,
                 x,
                 out,
                 rs,
                 [dw_s1_pair!()],
-                [dw_lone!([dw_single!()], [])],
+                [dw_lone!([dw_single!()], [], [])],
+                [],
                 []
             ),
-            (1, true, false) => dw_rows_asm!(pp, x, out, rs, [dw_s1_pair!()], [], [dw_clamp!()]),
+            (1, true, false) => {
+                dw_rows_asm!(pp, x, out, rs, [dw_s1_pair!()], [], [dw_clamp!()], [])
+            }
             (1, true, true) => dw_rows_asm!(
                 pp,
                 x,
                 out,
                 rs,
                 [dw_s1_pair!()],
-                [dw_lone!([dw_single!()], [dw_clamp!()])],
-                [dw_clamp!()]
+                [dw_lone!([dw_single!()], [dw_clamp!()], [])],
+                [dw_clamp!()],
+                []
             ),
-            (_, false, false) => dw_rows_asm!(pp, x, out, rs, [dw_s2_pair!()], [], []),
+            (_, false, false) => {
+                dw_rows_asm!(pp, x, out, rs, [dw_s2_pair!()], [], [], ["vmov {t}, s4"])
+            }
             (_, false, true) => dw_rows_asm!(
                 pp,
                 x,
                 out,
                 rs,
                 [dw_s2_pair!()],
-                [dw_lone!([dw_single!()], [])],
-                []
+                [dw_lone!([dw_single!()], [], ["vmov {t}, s4"])],
+                [],
+                ["vmov {t}, s4"]
             ),
-            (_, true, false) => dw_rows_asm!(pp, x, out, rs, [dw_s2_pair!()], [], [dw_clamp!()]),
+            (_, true, false) => dw_rows_asm!(
+                pp,
+                x,
+                out,
+                rs,
+                [dw_s2_pair!()],
+                [],
+                [dw_clamp!()],
+                ["vmov {t}, s4"]
+            ),
             (_, true, true) => dw_rows_asm!(
                 pp,
                 x,
                 out,
                 rs,
                 [dw_s2_pair!()],
-                [dw_lone!([dw_single!()], [dw_clamp!()])],
-                [dw_clamp!()]
+                [dw_lone!([dw_single!()], [dw_clamp!()], ["vmov {t}, s4"])],
+                [dw_clamp!()],
+                ["vmov {t}, s4"]
             ),
         }
     }
