@@ -2474,8 +2474,8 @@ pub fn conv2d_i8_depthwise(
     let inside = w.pad_top * row + w.pad_left;
     for n in 0..g.batch {
         for c in 0..g.out_c {
-            let src = &input[(n * g.in_c + c) * plane_in..][..plane_in];
-            copy_plane(src, w.in_w, padded, inside, row, zero);
+            let src = &input[(n * g.in_c + c) * plane_in..];
+            copy_plane(src, w.in_w, w.in_h, padded, inside, row, zero);
             let wc = &packed[c * 4 * w.k_h * kwp..][..4 * w.k_h * kwp];
             let b = bias.map_or(0, |b| b[c]);
             let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
@@ -2935,8 +2935,9 @@ fn depthwise_rows_dsp(
     let inside = w.pad_top * row + w.pad_left;
     for n in 0..g.batch {
         for c in 0..g.out_c {
-            let src = &input[(n * g.in_c + c) * plane_in..][..plane_in];
-            copy_plane(src, w.in_w, padded, inside, row, p.input_zero as i8);
+            // To the tensor's end: then only the last channel's last row is copied bytewise.
+            let src = &input[(n * g.in_c + c) * plane_in..];
+            copy_plane(src, w.in_w, w.in_h, padded, inside, row, p.input_zero as i8);
             let plane = n * g.out_c + c;
             let out = &mut output[plane * plane_out..][..plane_out];
             let b = bias.map_or(0, |b| b[c]);
@@ -2999,15 +3000,25 @@ fn pair_row(
     }
 }
 
-/// The plane `src` (rows of `in_w` bytes) into the padded plane `dst` from byte `at`, rows
-/// `row` bytes apart (`row` ≥ `in_w + 4`), the border left as it is: four bytes at a time,
-/// unaligned. A row whose source has a whole word from its last word's start is copied up to
-/// three bytes too far and the four bytes after it set back to the border's `fill`; the
-/// others (the last row, unless `in_w` is a multiple of 4) exactly.
+/// The plane at the start of `src` (`in_h` rows of `in_w` bytes; `src` may go on past it,
+/// e.g. to the tensor's end) into the padded plane `dst` from byte `at`, rows `row` bytes
+/// apart (`row` ≥ `in_w + 4`), the border left as it is: four bytes at a time, unaligned. A
+/// row whose source has a whole word from its last word's start is copied up to three bytes
+/// too far and the four bytes after it set back to the border's `fill`; the others (only the
+/// tensor's last row, unless `in_w` is a multiple of 4) exactly.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn copy_plane(src: &[i8], in_w: usize, dst: &mut [i8], at: usize, row: usize, fill: i8) {
-    let in_h = src.len() / in_w;
+fn copy_plane(
+    src: &[i8],
+    in_w: usize,
+    in_h: usize,
+    dst: &mut [i8],
+    at: usize,
+    row: usize,
+    fill: i8,
+) {
     let wide = in_w.next_multiple_of(4);
+    assert!(in_w * in_h <= src.len());
     assert!(row >= in_w + 4 && (in_h == 0 || at + (in_h - 1) * row + in_w + 4 <= dst.len()));
     let fill = u32::from_ne_bytes([fill as u8; 4]);
     // Rows y < fast read y·in_w + [0, wide), inside `src`.
