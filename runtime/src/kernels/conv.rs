@@ -1922,11 +1922,15 @@ macro_rules! quads_asm {
     ($w:expr, $pp:expr, [$($store:expr),* $(,)?]) => {
         core::arch::asm!(
             "push {{r7}}",
+            // The stack: [sp] the end of the pixel pair's inputs (the loop's bound, one load
+            // away), [sp, #4] `params`.
+            "ldr {x1}, [{x0}, #4]",
             "push {{{x0}}}",
+            "push {{{x1}}}",
             "4:",
             // Biases: a0 = a1 = channel 0's, a2 = a3 = channel 1's, ... (the pointer steps
             // 16 bytes a group, or stays on four zeros without a bias).
-            "ldr {x1}, [sp]",
+            "ldr {x1}, [sp, #4]",
             "ldr {x0}, [{x1}, #12]",
             "ldrd {a0}, {a2}, [{x0}]",
             "ldrd {a4}, {a6}, [{x0}, #8]",
@@ -1952,11 +1956,10 @@ macro_rules! quads_asm {
             dot_4x2_block!(),
             dot_4x2_block!(),
             "ldr {w0}, [sp]",
-            "ldr {w0}, [{w0}, #4]",
             "cmp {px}, {w0}",
             "bne 2b",
             // Requantisation of the eight sums.
-            "ldr {x1}, [sp]",
+            "ldr {x1}, [sp, #4]",
             "ldr {x0}, [{x1}, #20]",
             "vldmia {x0}!, {{s8-s11}}",
             "str {x0}, [{x1}, #20]",
@@ -2014,7 +2017,7 @@ macro_rules! quads_asm {
             "subs {w0}, {w0}, #1",
             "str {w0}, [{x1}, #48]",
             "bne 4b",
-            "add sp, sp, #4",
+            "add sp, sp, #8",
             "pop {{r7}}",
             pw = inout(reg) $w => _,
             px = out(reg) _,
@@ -2082,15 +2085,15 @@ struct QuadParams {
 /// # Safety
 /// `w` points to `params.quads · 4 · n` readable, 4-aligned `i16` where `n` = `x_end −
 /// x_start`, a non-zero multiple of 16, `x` 4-aligned; `bias + q·bias_step + [0, 16)`
-/// (bytes, 4-aligned) for q < quads and `scales + i` are readable and `out + i·plane` and `out + i·plane + next` writable for
-/// i < 4·quads; `quads` > 0.
+/// (bytes, 4-aligned) for q < quads and `scales + i` are readable and `out + i·plane` and
+/// `out + i·plane + next` writable for i < 4·quads; `quads` > 0.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[inline(always)]
 unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams, clamp: bool) {
     let pp = params as *mut QuadParams;
     // SAFETY: the caller's contract covers every load and store; `params` is read and written
-    // only through `pp` (kept on the stack, as r7 is: both popped before the end; the stack is
-    // balanced and nothing is called in between). FPU and DSP-extension instructions; s0–s11
+    // only through `pp` (kept on the stack with a copy of `x_end`, as r7 is: all three taken
+    // off before the end; the stack is balanced and nothing is called in between). FPU and DSP-extension instructions; s0–s11
     // and the flags are clobbered.
     unsafe {
         if clamp {
