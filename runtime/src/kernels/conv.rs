@@ -1460,27 +1460,7 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
             }
             return;
         }
-        let value = |(y, x): (isize, isize), t: usize| -> i16 {
-            let (y, x) = (
-                y + ((t / w.k_w) * w.dil_h) as isize,
-                x + ((t % w.k_w) * w.dil_w) as isize,
-            );
-            if t < taps && inside(y, x) {
-                (i32::from(input[y as usize * iw + x as usize]) - zero) as i16
-            } else {
-                0
-            }
-        };
-        for (j, q) in s[..2 * taps.next_multiple_of(2)]
-            .chunks_exact_mut(4)
-            .enumerate()
-        {
-            let t = 2 * j;
-            q[0] = value((y0, x0), t);
-            q[1] = value((y0, x0), t + 1);
-            q[2] = value((y1, x1), t);
-            q[3] = value((y1, x1), t + 1);
-        }
+        border_windows_one_channel(g, input, zero, [(y0, x0), (y1, x1)], s);
         return;
     }
     // The common cases: one row, pixels one or two apart (stride 1 or 2), both whole windows
@@ -1563,6 +1543,47 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
                 q[2] = value(b, inb, ic);
                 q[3] = value(b, inb, ic + 1);
             }
+        }
+    }
+}
+
+/// The im2col of [`im2col_pair`] for one input channel when a window crosses the border
+/// (`at`: each window's top-left, possibly outside): row by row, a row outside all zeros,
+/// tap t to slot t % 2 of pair t / 2, pixel 0's half of each pair then pixel 1's. Out of line:
+/// rare, and it keeps the common paths' code as it is.
+#[inline(never)]
+fn border_windows_one_channel(
+    g: &Conv2d,
+    input: &[i8],
+    zero: i32,
+    at: [(isize, isize); 2],
+    s: &mut [i16],
+) {
+    let w = &g.window;
+    let (ih, iw) = (w.in_h, w.in_w);
+    let taps = w.k_h * w.k_w;
+    let s = &mut s[..2 * taps.next_multiple_of(2)];
+    for (half, (y0, x0)) in [0, 2].into_iter().zip(at) {
+        let mut t = 0;
+        for ky in 0..w.k_h {
+            let y = y0 + (ky * w.dil_h) as isize;
+            let row = if y >= 0 && (y as usize) < ih {
+                &input[y as usize * iw..][..iw]
+            } else {
+                &[][..]
+            };
+            for kx in 0..w.k_w {
+                let x = x0 + (kx * w.dil_w) as isize;
+                let v = match usize::try_from(x).ok().and_then(|x| row.get(x)) {
+                    Some(&v) => (i32::from(v) - zero) as i16,
+                    None => 0,
+                };
+                s[4 * (t / 2) + t % 2 + half] = v;
+                t += 1;
+            }
+        }
+        if taps % 2 == 1 {
+            s[4 * (taps / 2) + 1 + half] = 0;
         }
     }
 }
