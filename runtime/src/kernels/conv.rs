@@ -3052,7 +3052,60 @@ fn copy_plane(
         0
     };
     #[cfg(microarena_dsp)]
-    if fast > 0 {
+    if fast > 0 && wide <= 8 {
+        // Short rows (small planes): one or two words per row, no inner loop.
+        // SAFETY: row y < fast reads src[y·in_w..][..wide] (inside `src`, above; the second
+        // word only when `wide` is 8) and writes dst[at + y·row..][..in_w + 4] (asserted;
+        // `wide` ≤ `in_w + 3`; the fill after the words, at `in_w`); unaligned LDR/STR are
+        // allowed on Armv7E-M. No stack; the flags are clobbered.
+        unsafe {
+            let (s, d) = (src.as_ptr(), dst.as_mut_ptr().add(at));
+            if wide == 8 {
+                core::arch::asm!(
+                    "1:",
+                    "ldr {v}, [{s}, #4]",
+                    "ldr {u}, [{s}]",
+                    "add {s}, {s}, {w}",
+                    "str {v}, [{d}, #4]",
+                    "str {u}, [{d}]",
+                    "str {fill}, [{d}, {w}]",
+                    "add {d}, {d}, {row}",
+                    "subs {n}, {n}, #1",
+                    "bne 1b",
+                    s = inout(reg) s => _,
+                    d = inout(reg) d => _,
+                    n = inout(reg) fast => _,
+                    w = in(reg) in_w,
+                    row = in(reg) row,
+                    fill = in(reg) fill,
+                    v = out(reg) _,
+                    u = out(reg) _,
+                    options(nostack),
+                );
+            } else {
+                core::arch::asm!(
+                    "1:",
+                    "ldr {u}, [{s}]",
+                    "add {s}, {s}, {w}",
+                    "str {u}, [{d}]",
+                    "str {fill}, [{d}, {w}]",
+                    "add {d}, {d}, {row}",
+                    "subs {n}, {n}, #1",
+                    "bne 1b",
+                    s = inout(reg) s => _,
+                    d = inout(reg) d => _,
+                    n = inout(reg) fast => _,
+                    w = in(reg) in_w,
+                    row = in(reg) row,
+                    fill = in(reg) fill,
+                    u = out(reg) _,
+                    options(nostack),
+                );
+            }
+        }
+    }
+    #[cfg(microarena_dsp)]
+    if fast > 0 && wide > 8 {
         // SAFETY: row y < fast reads src[y·in_w..][..wide] (inside `src`, above) and writes
         // dst[at + y·row..][..in_w + 4] (asserted; `wide` ≤ `in_w + 3`); unaligned LDR/STR
         // are allowed on Armv7E-M. No stack; the flags are clobbered.
