@@ -2569,6 +2569,8 @@ struct DwRows {
     row_step: usize,
     /// `s9`: where the output pointer stops (after `rows` rows, not 0).
     end: *mut i8,
+    /// The plane's first output byte (not loaded into `s10`: the loop's output pointer).
+    out: *mut i8,
 }
 
 /// The instructions of [`depthwise_rows_dsp_asm`] around its multiply-accumulates: per
@@ -2800,74 +2802,43 @@ macro_rules! dw_s2_pair {
     };
 }
 
-/// `rows` output rows (`out_w` ≥ 2 pixels each, rows `out_w` apart from `out`; windows
-/// `stride_h` padded rows apart from `x`) of a 3×3 depthwise convolution with horizontal
-/// stride `STRIDE` (1 or 2) on Cortex-M4F/M7/M33, every operand in a register: the weights
-/// in five, the channel's constants in `s2`–`s11`. Per pair of pixels, per kernel row one
-/// word load, two `SXTB16` and four multiply instructions (`SMLAD` and `SMLAxy`; at stride 2
-/// one `LDRSB` and a fifth), then both outputs requantised and stored by one `STRH`: 42
-/// instructions at stride 1 (50 at stride 2) for 18 multiply-accumulates, 48 (56) when the
-/// clamp is narrower than `SSAT`'s. An odd row's last pixel alone: 27.
+/// One channel's plane (`params.out` to `params.end`, rows of `out_w` ≥ 2 pixels; windows
+/// `stride_h` padded rows apart from `x`, kernel rows `rs` bytes apart) of a 3×3 depthwise
+/// convolution with horizontal stride `STRIDE` (1 or 2) on Cortex-M4F/M7/M33, every operand
+/// in a register: the weights in five, the channel's constants in `s2`–`s9`. Per pair of
+/// pixels, per kernel row one word load, two `SXTB16` and four multiply instructions
+/// (`SMLAD` and `SMLAxy`; at stride 2 one `LDRSB` and a fifth), then both outputs requantised
+/// and stored by one `STRH`: 39 instructions at stride 1 (48 at stride 2) for 18
+/// multiply-accumulates, 6 more when the clamp (`clamp`) is narrower than `SSAT`'s. An odd
+/// row's (`odd`) last pixel alone: 24 (25).
 ///
 /// # Safety
-/// `x` is the padded plane's byte at the first window's top-left corner; for every row
-/// `j < rows` and pixel `i < out_w` the bytes `x + j·stride_h·row + i·STRIDE + r·dil_h·row
-/// + [0, 4 + (STRIDE − 1))` are readable for r = 0, 1, 2; `out + [0, rows · out_w)` is
-/// writable; `rows` > 0, `out_w` ≥ 2.
+/// `x` is the padded plane's byte at the first window's top-left corner; for every output
+/// row j and pixel `i < out_w` the bytes `x + j·stride_h·row + i·STRIDE + r·rs + [0, 4 +
+/// (STRIDE − 1))` are readable for r = 0, 1, 2; `params.out` to `params.end` (a whole
+/// number of rows, at least one) is writable; `params` describes the geometry.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-#[allow(clippy::too_many_arguments)]
 unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
     x: *const i8,
-    out: *mut i8,
-    rows: usize,
-    wc: &[i16],
-    p: &ConvI8,
-    bias: i32,
-    scale: f32,
+    rs: usize,
+    params: &DwRows,
+    clamp: bool,
+    odd: bool,
 ) {
-    let w = &p.geom.window;
-    let row = depthwise_row(&p.geom);
-    let rs = w.dil_h * row;
-    // Packed per kernel row r: wc[8r] = w0, wc[8r + 1] = w2, wc[8r + 2] = w1.
-    let half = |i: usize| u32::from(wc[i] as u16);
-    let sum_w: i32 = (0..3)
-        .map(|r| i32::from(wc[8 * r]) + i32::from(wc[8 * r + 1]) + i32::from(wc[8 * r + 2]))
-        .sum();
-    let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
-    let params = DwRows {
-        w: [
-            half(0) | half(1) << 16,
-            half(8) | half(9) << 16,
-            half(16) | half(17) << 16,
-            half(2) | half(10) << 16,
-            half(18),
-        ],
-        scale,
-        bias: bias.wrapping_sub(p.input_zero.wrapping_mul(sum_w)),
-        zero: p.output_zero,
-        lo4: bytes(p.lo),
-        hi4: bytes(p.hi),
-        pair_bytes: 2 * (w.out_w / 2),
-        // Wrapping: added to an address (it is positive for every padded geometry).
-        row_step: (w.stride_h * row).wrapping_sub(2 * STRIDE * (w.out_w / 2)),
-        end: out.wrapping_add(rows * w.out_w),
-    };
-    let pp = &params as *const DwRows;
-    let clamp = p.lo != i8::MIN || p.hi != i8::MAX;
+    let pp = params as *const DwRows;
     // SAFETY: the reads and writes are the caller's contract (every pair's and every lone
     // pixel's loads are inside the windows it names, plus the row's slack); `params` lives
-    // across the block and is only read. FPU and DSP-extension instructions; s0–s12 and the
-    // flags are clobbered; no stack.
+    // across the block and is only read. FPU and DSP-extension instructions; s0–s10 and the
+    // flags are clobbered; r7 is pushed and popped (the stack balanced, no call between).
     unsafe {
-        let odd = w.out_w % 2 == 1;
         // Stride 1 keeps the zero point in `t` all along; stride 2's pairs use `t` for
         // addresses, so it is reloaded before every `QADD`.
         match (STRIDE, clamp, odd) {
-            (1, false, false) => dw_rows_asm!(pp, x, out, rs, [dw_s1_pair!()], [], [], []),
+            (1, false, false) => dw_rows_asm!(pp, x, params.out, rs, [dw_s1_pair!()], [], [], []),
             (1, false, true) => dw_rows_asm!(
                 pp,
                 x,
-                out,
+                params.out,
                 rs,
                 [dw_s1_pair!()],
                 [dw_lone!([dw_single!()], [], [])],
@@ -2875,12 +2846,21 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
                 []
             ),
             (1, true, false) => {
-                dw_rows_asm!(pp, x, out, rs, [dw_s1_pair!()], [], [dw_clamp!()], [])
+                dw_rows_asm!(
+                    pp,
+                    x,
+                    params.out,
+                    rs,
+                    [dw_s1_pair!()],
+                    [],
+                    [dw_clamp!()],
+                    []
+                )
             }
             (1, true, true) => dw_rows_asm!(
                 pp,
                 x,
-                out,
+                params.out,
                 rs,
                 [dw_s1_pair!()],
                 [dw_lone!([dw_single!()], [dw_clamp!()], [])],
@@ -2888,12 +2868,21 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
                 []
             ),
             (_, false, false) => {
-                dw_rows_asm!(pp, x, out, rs, [dw_s2_pair!()], [], [], ["vmov {t}, s4"])
+                dw_rows_asm!(
+                    pp,
+                    x,
+                    params.out,
+                    rs,
+                    [dw_s2_pair!()],
+                    [],
+                    [],
+                    ["vmov {t}, s4"]
+                )
             }
             (_, false, true) => dw_rows_asm!(
                 pp,
                 x,
-                out,
+                params.out,
                 rs,
                 [dw_s2_pair!()],
                 [dw_lone!([dw_single!()], [], ["vmov {t}, s4"])],
@@ -2903,7 +2892,7 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
             (_, true, false) => dw_rows_asm!(
                 pp,
                 x,
-                out,
+                params.out,
                 rs,
                 [dw_s2_pair!()],
                 [],
@@ -2913,7 +2902,7 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
             (_, true, true) => dw_rows_asm!(
                 pp,
                 x,
-                out,
+                params.out,
                 rs,
                 [dw_s2_pair!()],
                 [dw_lone!([dw_single!()], [dw_clamp!()], ["vmov {t}, s4"])],
@@ -2957,6 +2946,25 @@ fn depthwise_rows_dsp(
     assert!(packed.len() >= 24 * g.out_c && scales.len() >= g.out_c);
     assert!(bias.is_none_or(|b| b.len() >= g.out_c));
     let inside = w.pad_top * row + w.pad_left;
+    let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
+    let stride = step;
+    // The per-call constants once; per channel only the weights, scale, bias and plane.
+    let mut params = DwRows {
+        w: [0; 5],
+        scale: 0.0,
+        bias: 0,
+        zero: p.output_zero,
+        lo4: bytes(p.lo),
+        hi4: bytes(p.hi),
+        pair_bytes: 2 * (w.out_w / 2),
+        // Wrapping: added to an address (it is positive for every padded geometry).
+        row_step: (w.stride_h * row).wrapping_sub(2 * stride * (w.out_w / 2)),
+        end: core::ptr::null_mut(),
+        out: core::ptr::null_mut(),
+    };
+    let clamp = p.lo != i8::MIN || p.hi != i8::MAX;
+    let odd = w.out_w % 2 == 1;
+    let rs = w.dil_h * row;
     for n in 0..g.batch {
         for c in 0..g.out_c {
             // To the tensor's end: then only the last channel's last row is copied bytewise.
@@ -2965,17 +2973,30 @@ fn depthwise_rows_dsp(
             let plane = n * g.out_c + c;
             let out = &mut output[plane * plane_out..][..plane_out];
             let b = bias.map_or(0, |b| b[c]);
+            // Packed per kernel row r: wc[8r] = w0, wc[8r + 1] = w2, wc[8r + 2] = w1.
+            let wc = &packed[c * 24..][..24];
+            let half = |i: usize| u32::from(wc[i] as u16);
+            let sum_w: i32 = (0..3)
+                .map(|r| i32::from(wc[8 * r]) + i32::from(wc[8 * r + 1]) + i32::from(wc[8 * r + 2]))
+                .sum();
+            params.w = [
+                half(0) | half(1) << 16,
+                half(8) | half(9) << 16,
+                half(16) | half(17) << 16,
+                half(2) | half(10) << 16,
+                half(18),
+            ];
+            params.scale = scales[c];
+            params.bias = b.wrapping_sub(p.input_zero.wrapping_mul(sum_w));
+            params.out = out.as_mut_ptr();
+            params.end = out.as_mut_ptr_range().end;
             // SAFETY: the reads are inside `padded` (asserted above for every window of
-            // every row), the writes are the plane `out`; the weights are `packed[24c..]`.
+            // every row), the writes are the plane `out` (`out` to `end`, `out_h` rows).
             unsafe {
-                let (x, o, wc) = (padded.as_ptr(), out.as_mut_ptr(), &packed[c * 24..][..24]);
+                let x = padded.as_ptr();
                 match kind {
-                    PairKind::Stride1 => {
-                        depthwise_rows_dsp_asm::<1>(x, o, w.out_h, wc, p, b, scales[c])
-                    }
-                    PairKind::Stride2 => {
-                        depthwise_rows_dsp_asm::<2>(x, o, w.out_h, wc, p, b, scales[c])
-                    }
+                    PairKind::Stride1 => depthwise_rows_dsp_asm::<1>(x, rs, &params, clamp, odd),
+                    PairKind::Stride2 => depthwise_rows_dsp_asm::<2>(x, rs, &params, clamp, odd),
                 }
             }
         }
@@ -3045,8 +3066,11 @@ fn copy_plane(
     assert!(in_w * in_h <= src.len());
     assert!(row >= in_w + 4 && (in_h == 0 || at + (in_h - 1) * row + in_w + 4 <= dst.len()));
     let fill = u32::from_ne_bytes([fill as u8; 4]);
-    // Rows y < fast read y·in_w + [0, wide), inside `src`.
-    let fast = if src.len() >= wide {
+    // Rows y < fast read y·in_w + [0, wide), inside `src` (all when `src` runs far enough
+    // past the plane, as it does for all but a tensor's last channels: no division then).
+    let fast = if in_h > 0 && (in_h - 1) * in_w + wide <= src.len() {
+        in_h
+    } else if src.len() >= wide {
         ((src.len() - wide) / in_w + 1).min(in_h)
     } else {
         0
