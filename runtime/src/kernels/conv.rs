@@ -1754,12 +1754,14 @@ fn taps_side_by_side_dsp(x: &[i8], plane: usize, pairs: usize, zero: i32, dst: &
     // SAFETY: pair j reads `x[2j·plane..][..2]` and `x[(2j+1)·plane..][..2]`, inside `x` for
     // j < pairs (asserted: the last byte read is `(2·pairs − 1)·plane + 1`; LDRH may be
     // unaligned on Armv7E-M), and writes `dst[4j..4j + 4]` (asserted) with STRD, which needs
-    // `dst` 4-aligned: it is the arena scratch, 4-aligned, at a multiple of 4 i16. The loop
-    // runs `pairs` > 0 times. DSP-extension instructions, present wherever build.rs enables
-    // this; no stack; the flags are clobbered (SUBS).
+    // `dst` 4-aligned: it is the arena scratch, 4-aligned, at a multiple of 4 i16. An odd
+    // count's first pair alone, then two pairs per iteration, `pairs / 2` times (none when
+    // 0). DSP-extension instructions, present wherever build.rs enables this; no stack; the
+    // flags are clobbered (LSRS, SUBS).
     unsafe {
         core::arch::asm!(
-            "2:",
+            "lsrs {n}, {n}, #1",
+            "bcc 2f",
             "ldrh {a}, [{px}]",
             "ldrh {b}, [{px}, {plane}]",
             "add {px}, {px}, {plane2}",
@@ -1767,16 +1769,36 @@ fn taps_side_by_side_dsp(x: &[i8], plane: usize, pairs: usize, zero: i32, dst: &
             "sxtab16 {b}, {z}, {a}",
             "sxtab16 {a}, {z}, {a}, ror #8",
             "strd {b}, {a}, [{pd}], #8",
+            // Z still from LSRS: no pair left.
+            "beq 3f",
+            "2:",
+            "ldrh {a}, [{px}]",
+            "ldrh {b}, [{px}, {plane}]",
+            "ldrh {c}, [{px}, {plane2}]",
+            "ldrh {d}, [{px}, {plane3}]",
+            "add {px}, {px}, {plane2}, lsl #1",
+            "pkhbt {a}, {a}, {b}, lsl #16",
+            "pkhbt {c}, {c}, {d}, lsl #16",
+            "sxtab16 {b}, {z}, {a}",
+            "sxtab16 {a}, {z}, {a}, ror #8",
+            "sxtab16 {d}, {z}, {c}",
+            "sxtab16 {c}, {z}, {c}, ror #8",
+            "strd {b}, {a}, [{pd}], #8",
+            "strd {d}, {c}, [{pd}], #8",
             "subs {n}, {n}, #1",
             "bne 2b",
+            "3:",
             px = inout(reg) x.as_ptr() => _,
             pd = inout(reg) dst.as_mut_ptr() => _,
             n = inout(reg) pairs => _,
             plane = in(reg) plane,
             plane2 = in(reg) 2 * plane,
+            plane3 = in(reg) 3 * plane,
             z = in(reg) offsets,
             a = out(reg) _,
             b = out(reg) _,
+            c = out(reg) _,
+            d = out(reg) _,
             options(nostack),
         );
     }
