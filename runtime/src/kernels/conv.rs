@@ -1331,7 +1331,8 @@ impl TileRows<'_> {
             // values, a multiple of 16 (asserted above); biases (four per group, asserted just
             // above), scales c and output bytes (c·plane + p0 + j, j ≤ next) for c < 4·quads ≤
             // 2·pairs are inside their slices (asserted above).
-            unsafe { quads_dsp(w, &mut params, clamp) };
+            let half = params.half != 0;
+            unsafe { quads_dsp(w, &mut params, clamp, half) };
             w = w.wrapping_add(quads * 4 * depth);
             o = o.wrapping_add(quads * 4 * plane);
             0
@@ -1962,7 +1963,7 @@ unsafe fn dot_4x2_dsp(w: *const i16, x: &[i16], init: [i32; 8]) -> [i32; 8] {
 /// `SSAT`'s range is the clamp, else the halfword clamp first.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! quads_asm {
-    ($w:expr, $pp:expr, [$($store:expr),* $(,)?]) => {
+    ($w:expr, $pp:expr, [$($store:expr),* $(,)?], [$($entry:expr),*]) => {
         core::arch::asm!(
             "push {{r7}}",
             // The stack: [sp] the end of the pixel pair's inputs (the loop's bound, one load
@@ -1985,9 +1986,8 @@ macro_rules! quads_asm {
             "mov {a5}, {a4}",
             "mov {a7}, {a6}",
             "ldr {px}, [{x1}]",
-            "ldr {w0}, [{x1}, #8]",
-            "cmp {w0}, #0",
-            "bne 3f",
+            // `$entry`: a branch to the second half when every pass starts there.
+            $($entry,)*
             "2:",
             dot_4x2_block!(),
             dot_4x2_block!(),
@@ -2091,6 +2091,85 @@ macro_rules! quads_asm {
     };
 }
 
+/// The stores of [`quads_asm`] after a clamp narrower than `SSAT`'s: the eight bytes paired
+/// by `PKHBT`, clamped two at a time (`SSUB16`/`SEL`), then stored.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! quads_clamped_stores {
+    () => {
+        concat!(
+            "pkhbt {a0}, {a0}, {a1}, lsl #16\n",
+            "pkhbt {a2}, {a2}, {a3}, lsl #16\n",
+            "pkhbt {a4}, {a4}, {a5}, lsl #16\n",
+            "pkhbt {a6}, {a6}, {a7}, lsl #16\n",
+            "ldr {w0}, [{x1}, #28]\n",
+            "ssub16 {x0}, {a0}, {w0}\n",
+            "sel {a0}, {a0}, {w0}\n",
+            "ssub16 {x0}, {a2}, {w0}\n",
+            "sel {a2}, {a2}, {w0}\n",
+            "ssub16 {x0}, {a4}, {w0}\n",
+            "sel {a4}, {a4}, {w0}\n",
+            "ssub16 {x0}, {a6}, {w0}\n",
+            "sel {a6}, {a6}, {w0}\n",
+            "ldr {w0}, [{x1}, #32]\n",
+            "ssub16 {x0}, {w0}, {a0}\n",
+            "sel {a0}, {a0}, {w0}\n",
+            "ssub16 {x0}, {w0}, {a2}\n",
+            "sel {a2}, {a2}, {w0}\n",
+            "ssub16 {x0}, {w0}, {a4}\n",
+            "sel {a4}, {a4}, {w0}\n",
+            "ssub16 {x0}, {w0}, {a6}\n",
+            "sel {a6}, {a6}, {w0}\n",
+            // Stores: channel i's two bytes at out + i·plane (+ next).
+            "ldr {x0}, [{x1}, #36]\n",
+            "ldr {w0}, [{x1}, #40]\n",
+            "ldr {px}, [{x1}, #44]\n",
+            "strb {a0}, [{x0}]\n",
+            "lsrs {a0}, {a0}, #16\n",
+            "strb {a0}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a2}, [{x0}]\n",
+            "lsrs {a2}, {a2}, #16\n",
+            "strb {a2}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a4}, [{x0}]\n",
+            "lsrs {a4}, {a4}, #16\n",
+            "strb {a4}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a6}, [{x0}]\n",
+            "lsrs {a6}, {a6}, #16\n",
+            "strb {a6}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "str {x0}, [{x1}, #36]",
+        )
+    };
+}
+
+/// The stores of [`quads_asm`] when `SSAT`'s range is the clamp.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! quads_stores {
+    () => {
+        concat!(
+            // Stores: channel i's two bytes at out + i·plane (+ next).
+            "ldr {x0}, [{x1}, #36]\n",
+            "ldr {w0}, [{x1}, #40]\n",
+            "ldr {px}, [{x1}, #44]\n",
+            "strb {a0}, [{x0}]\n",
+            "strb {a1}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a2}, [{x0}]\n",
+            "strb {a3}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a4}, [{x0}]\n",
+            "strb {a5}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a6}, [{x0}]\n",
+            "strb {a7}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "str {x0}, [{x1}, #36]",
+        )
+    };
+}
+
 /// What [`quads_dsp`] reads and updates in memory (it has no registers left for them).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[repr(C)]
@@ -2098,7 +2177,7 @@ struct QuadParams {
     x_start: *const i16,
     x_end: *const i16,
     /// 1 when the reduction is an odd number of 8-step halves: each pass starts at its
-    /// second half.
+    /// second half (chooses the variant of the assembly; kept here for the field offsets).
     half: u32,
     /// Next quad's four biases (8-aligned not needed: `LDRD` takes 4), and the bytes to the
     /// next quad's: 16, or 0 without a bias (then `bias` points to four zeros).
@@ -2132,87 +2211,19 @@ struct QuadParams {
 /// `out + i·plane + next` writable for i < 4·quads; `quads` > 0.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[inline(always)]
-unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams, clamp: bool) {
+unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams, clamp: bool, half: bool) {
     let pp = params as *mut QuadParams;
     // SAFETY: the caller's contract covers every load and store; `params` is read and written
     // only through `pp` (kept on the stack with a copy of `x_end`, as r7 is: all three taken
-    // off before the end; the stack is balanced and nothing is called in between). FPU and DSP-extension instructions; s0–s11
-    // and the flags are clobbered.
+    // off before the end; the stack is balanced and nothing is called in between). FPU and
+    // DSP-extension instructions; s0–s11 and the flags are clobbered.
     unsafe {
-        if clamp {
-            quads_asm!(
-                w,
-                pp,
-                [
-                    "pkhbt {a0}, {a0}, {a1}, lsl #16",
-                    "pkhbt {a2}, {a2}, {a3}, lsl #16",
-                    "pkhbt {a4}, {a4}, {a5}, lsl #16",
-                    "pkhbt {a6}, {a6}, {a7}, lsl #16",
-                    "ldr {w0}, [{x1}, #28]",
-                    "ssub16 {x0}, {a0}, {w0}",
-                    "sel {a0}, {a0}, {w0}",
-                    "ssub16 {x0}, {a2}, {w0}",
-                    "sel {a2}, {a2}, {w0}",
-                    "ssub16 {x0}, {a4}, {w0}",
-                    "sel {a4}, {a4}, {w0}",
-                    "ssub16 {x0}, {a6}, {w0}",
-                    "sel {a6}, {a6}, {w0}",
-                    "ldr {w0}, [{x1}, #32]",
-                    "ssub16 {x0}, {w0}, {a0}",
-                    "sel {a0}, {a0}, {w0}",
-                    "ssub16 {x0}, {w0}, {a2}",
-                    "sel {a2}, {a2}, {w0}",
-                    "ssub16 {x0}, {w0}, {a4}",
-                    "sel {a4}, {a4}, {w0}",
-                    "ssub16 {x0}, {w0}, {a6}",
-                    "sel {a6}, {a6}, {w0}",
-                    // Stores: channel i's two bytes at out + i·plane (+ next).
-                    "ldr {x0}, [{x1}, #36]",
-                    "ldr {w0}, [{x1}, #40]",
-                    "ldr {px}, [{x1}, #44]",
-                    "strb {a0}, [{x0}]",
-                    "lsrs {a0}, {a0}, #16",
-                    "strb {a0}, [{x0}, {w0}]",
-                    "add {x0}, {x0}, {px}",
-                    "strb {a2}, [{x0}]",
-                    "lsrs {a2}, {a2}, #16",
-                    "strb {a2}, [{x0}, {w0}]",
-                    "add {x0}, {x0}, {px}",
-                    "strb {a4}, [{x0}]",
-                    "lsrs {a4}, {a4}, #16",
-                    "strb {a4}, [{x0}, {w0}]",
-                    "add {x0}, {x0}, {px}",
-                    "strb {a6}, [{x0}]",
-                    "lsrs {a6}, {a6}, #16",
-                    "strb {a6}, [{x0}, {w0}]",
-                    "add {x0}, {x0}, {px}",
-                    "str {x0}, [{x1}, #36]",
-                ]
-            )
-        } else {
-            quads_asm!(
-                w,
-                pp,
-                [
-                    // Stores: channel i's two bytes at out + i·plane (+ next).
-                    "ldr {x0}, [{x1}, #36]",
-                    "ldr {w0}, [{x1}, #40]",
-                    "ldr {px}, [{x1}, #44]",
-                    "strb {a0}, [{x0}]",
-                    "strb {a1}, [{x0}, {w0}]",
-                    "add {x0}, {x0}, {px}",
-                    "strb {a2}, [{x0}]",
-                    "strb {a3}, [{x0}, {w0}]",
-                    "add {x0}, {x0}, {px}",
-                    "strb {a4}, [{x0}]",
-                    "strb {a5}, [{x0}, {w0}]",
-                    "add {x0}, {x0}, {px}",
-                    "strb {a6}, [{x0}]",
-                    "strb {a7}, [{x0}, {w0}]",
-                    "add {x0}, {x0}, {px}",
-                    "str {x0}, [{x1}, #36]",
-                ]
-            )
+        // An odd number of 8-step halves: every pass starts at its second half.
+        match (clamp, half) {
+            (true, false) => quads_asm!(w, pp, [quads_clamped_stores!()], []),
+            (true, true) => quads_asm!(w, pp, [quads_clamped_stores!()], ["b 3f"]),
+            (false, false) => quads_asm!(w, pp, [quads_stores!()], []),
+            (false, true) => quads_asm!(w, pp, [quads_stores!()], ["b 3f"]),
         }
     }
 }
