@@ -1312,7 +1312,6 @@ impl TileRows<'_> {
             let mut params = QuadParams {
                 x_start: x.as_ptr(),
                 x_end: x.as_ptr_range().end,
-                half: u32::from((2 * depth) & 16 != 0),
                 bias: self.bias.as_ptr(),
                 bias_step: 16 * self.step,
                 scales: self.scales.as_ptr(),
@@ -1331,7 +1330,8 @@ impl TileRows<'_> {
             // values, a multiple of 16 (asserted above); biases (four per group, asserted just
             // above), scales c and output bytes (c·plane + p0 + j, j ≤ next) for c < 4·quads ≤
             // 2·pairs are inside their slices (asserted above).
-            let half = params.half != 0;
+            // An odd number of 8-step halves: every pass starts at its second half.
+            let half = (2 * depth) & 16 != 0;
             unsafe { quads_dsp(w, &mut params, clamp, half) };
             w = w.wrapping_add(quads * 4 * depth);
             o = o.wrapping_add(quads * 4 * plane);
@@ -1975,12 +1975,12 @@ macro_rules! quads_asm {
             // Biases: a0 = a1 = channel 0's, a2 = a3 = channel 1's, ... (the pointer steps
             // 16 bytes a group, or stays on four zeros without a bias).
             "ldr {x1}, [sp, #4]",
-            "ldr {x0}, [{x1}, #12]",
+            "ldr {x0}, [{x1}, #8]",
             "ldrd {a0}, {a2}, [{x0}]",
             "ldrd {a4}, {a6}, [{x0}, #8]",
-            "ldr {w0}, [{x1}, #16]",
+            "ldr {w0}, [{x1}, #12]",
             "add {x0}, {x0}, {w0}",
-            "str {x0}, [{x1}, #12]",
+            "str {x0}, [{x1}, #8]",
             "mov {a1}, {a0}",
             "mov {a3}, {a2}",
             "mov {a5}, {a4}",
@@ -2003,9 +2003,9 @@ macro_rules! quads_asm {
             "bne 2b",
             // Requantisation of the eight sums.
             "ldr {x1}, [sp, #4]",
-            "ldr {x0}, [{x1}, #20]",
+            "ldr {x0}, [{x1}, #16]",
             "vldmia {x0}!, {{s8-s11}}",
-            "str {x0}, [{x1}, #20]",
+            "str {x0}, [{x1}, #16]",
             "vmov s0, s1, {a0}, {a1}",
             "vmov s2, s3, {a2}, {a3}",
             "vmov s4, s5, {a4}, {a5}",
@@ -2038,7 +2038,7 @@ macro_rules! quads_asm {
             "vmov {a2}, {a3}, s2, s3",
             "vmov {a4}, {a5}, s4, s5",
             "vmov {a6}, {a7}, s6, s7",
-            "ldr {w0}, [{x1}, #24]",
+            "ldr {w0}, [{x1}, #20]",
             "qadd {a0}, {a0}, {w0}",
             "qadd {a1}, {a1}, {w0}",
             "qadd {a2}, {a2}, {w0}",
@@ -2056,9 +2056,9 @@ macro_rules! quads_asm {
             "ssat {a6}, #8, {a6}",
             "ssat {a7}, #8, {a7}",
             $($store,)*
-            "ldr {w0}, [{x1}, #48]",
+            "ldr {w0}, [{x1}, #44]",
             "subs {w0}, {w0}, #1",
-            "str {w0}, [{x1}, #48]",
+            "str {w0}, [{x1}, #44]",
             "bne 4b",
             "add sp, sp, #8",
             "pop {{r7}}",
@@ -2101,7 +2101,7 @@ macro_rules! quads_clamped_stores {
             "pkhbt {a2}, {a2}, {a3}, lsl #16\n",
             "pkhbt {a4}, {a4}, {a5}, lsl #16\n",
             "pkhbt {a6}, {a6}, {a7}, lsl #16\n",
-            "ldr {w0}, [{x1}, #28]\n",
+            "ldr {w0}, [{x1}, #24]\n",
             "ssub16 {x0}, {a0}, {w0}\n",
             "sel {a0}, {a0}, {w0}\n",
             "ssub16 {x0}, {a2}, {w0}\n",
@@ -2110,7 +2110,7 @@ macro_rules! quads_clamped_stores {
             "sel {a4}, {a4}, {w0}\n",
             "ssub16 {x0}, {a6}, {w0}\n",
             "sel {a6}, {a6}, {w0}\n",
-            "ldr {w0}, [{x1}, #32]\n",
+            "ldr {w0}, [{x1}, #28]\n",
             "ssub16 {x0}, {w0}, {a0}\n",
             "sel {a0}, {a0}, {w0}\n",
             "ssub16 {x0}, {w0}, {a2}\n",
@@ -2120,9 +2120,9 @@ macro_rules! quads_clamped_stores {
             "ssub16 {x0}, {w0}, {a6}\n",
             "sel {a6}, {a6}, {w0}\n",
             // Stores: channel i's two bytes at out + i·plane (+ next).
-            "ldr {x0}, [{x1}, #36]\n",
-            "ldr {w0}, [{x1}, #40]\n",
-            "ldr {px}, [{x1}, #44]\n",
+            "ldr {x0}, [{x1}, #32]\n",
+            "ldr {w0}, [{x1}, #36]\n",
+            "ldr {px}, [{x1}, #40]\n",
             "strb {a0}, [{x0}]\n",
             "lsrs {a0}, {a0}, #16\n",
             "strb {a0}, [{x0}, {w0}]\n",
@@ -2139,7 +2139,7 @@ macro_rules! quads_clamped_stores {
             "lsrs {a6}, {a6}, #16\n",
             "strb {a6}, [{x0}, {w0}]\n",
             "add {x0}, {x0}, {px}\n",
-            "str {x0}, [{x1}, #36]",
+            "str {x0}, [{x1}, #32]",
         )
     };
 }
@@ -2150,9 +2150,9 @@ macro_rules! quads_stores {
     () => {
         concat!(
             // Stores: channel i's two bytes at out + i·plane (+ next).
-            "ldr {x0}, [{x1}, #36]\n",
-            "ldr {w0}, [{x1}, #40]\n",
-            "ldr {px}, [{x1}, #44]\n",
+            "ldr {x0}, [{x1}, #32]\n",
+            "ldr {w0}, [{x1}, #36]\n",
+            "ldr {px}, [{x1}, #40]\n",
             "strb {a0}, [{x0}]\n",
             "strb {a1}, [{x0}, {w0}]\n",
             "add {x0}, {x0}, {px}\n",
@@ -2165,7 +2165,7 @@ macro_rules! quads_stores {
             "strb {a6}, [{x0}]\n",
             "strb {a7}, [{x0}, {w0}]\n",
             "add {x0}, {x0}, {px}\n",
-            "str {x0}, [{x1}, #36]",
+            "str {x0}, [{x1}, #32]",
         )
     };
 }
@@ -2176,9 +2176,6 @@ macro_rules! quads_stores {
 struct QuadParams {
     x_start: *const i16,
     x_end: *const i16,
-    /// 1 when the reduction is an odd number of 8-step halves: each pass starts at its
-    /// second half (chooses the variant of the assembly; kept here for the field offsets).
-    half: u32,
     /// Next quad's four biases (8-aligned not needed: `LDRD` takes 4), and the bytes to the
     /// next quad's: 16, or 0 without a bias (then `bias` points to four zeros).
     bias: *const i32,
@@ -2196,6 +2193,18 @@ struct QuadParams {
     /// Quads still to do.
     quads: usize,
 }
+
+// The field offsets [`quads_asm`] loads from (`[{x1}, #N]`).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(QuadParams, x_end) == 4 && offset_of!(QuadParams, bias) == 8);
+    assert!(offset_of!(QuadParams, bias_step) == 12 && offset_of!(QuadParams, scales) == 16);
+    assert!(offset_of!(QuadParams, zero) == 20 && offset_of!(QuadParams, lo2) == 24);
+    assert!(offset_of!(QuadParams, hi2) == 28 && offset_of!(QuadParams, out) == 32);
+    assert!(offset_of!(QuadParams, next) == 36 && offset_of!(QuadParams, plane) == 40);
+    assert!(offset_of!(QuadParams, quads) == 44);
+};
 
 /// All `params.quads` groups of four channels of one pixel pair on Cortex-M4F/M7/M33: per
 /// group the biases, the 4 × 2 `SMLAD` loop of [`dot_4x2_dsp`], the eight requantisations
@@ -2980,7 +2989,6 @@ fn depthwise_rows_dsp(
     assert!(bias.is_none_or(|b| b.len() >= g.out_c));
     let inside = w.pad_top * row + w.pad_left;
     let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
-    let stride = step;
     // The per-call constants once; per channel only the weights, scale, bias and plane.
     let mut params = DwRows {
         w: [0; 5],
@@ -2991,7 +2999,7 @@ fn depthwise_rows_dsp(
         hi4: bytes(p.hi),
         pair_bytes: 2 * (w.out_w / 2),
         // Wrapping: added to an address (it is positive for every padded geometry).
-        row_step: (w.stride_h * row).wrapping_sub(2 * stride * (w.out_w / 2)),
+        row_step: (w.stride_h * row).wrapping_sub(2 * step * (w.out_w / 2)),
         end: core::ptr::null_mut(),
         out: core::ptr::null_mut(),
     };
