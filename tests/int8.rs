@@ -6,7 +6,6 @@
 //! (every output 1.0).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use microarena_compiler::exec::{run_traced, Values};
 use microarena_compiler::ir::{Op, SoftmaxOp};
@@ -159,7 +158,14 @@ fn every_int8_tensor_matches_onnxruntime() {
             at += len;
         }
         assert_eq!(at, bytes.len(), "{name}: trace index covers the bytes");
-        let c = compile(&dir.join(format!("{name}.onnx")), &Options::default()).expect("compiles");
+        // Every intermediate tensor traced: no streamed stage (whose inner tensors are only
+        // ever rows; streamed plans are compared with the unstreamed ones bit for bit in
+        // `plan::stream`'s tests).
+        let unstreamed = Options {
+            streaming: false,
+            ..Options::default()
+        };
+        let c = compile(&dir.join(format!("{name}.onnx")), &unstreamed).expect("compiles");
         let net = name.split("_q").next().expect("NET_...");
         let x = input_of(net);
         let g = &c.graph;
@@ -228,22 +234,28 @@ fn every_int8_tensor_matches_onnxruntime() {
 }
 
 /// The seed network quantized: per step the report's int8 figures (alignment 1: int8
-/// tensors need none), peak 26,944 B.
+/// tensors need none), peak 26,944 B unstreamed; streamed, under 10,000 B.
 #[test]
 fn seed_network_int8_per_step_figures() {
-    let c = compile(
-        Path::new(&models_dir().join("int8/chain_qdq.onnx")),
-        &Options {
-            alignment: 1,
-            ..Options::default()
-        },
-    )
-    .expect("compiles");
+    let path = models_dir().join("int8/chain_qdq.onnx");
+    let options = Options {
+        alignment: 1,
+        streaming: false,
+        ..Options::default()
+    };
+    let c = compile(&path, &options).expect("compiles");
     assert_eq!(
         c.plan.step_live_bytes,
         vec![17_472, 26_944, 15_680, 3_264, 138, 20]
     );
     assert_eq!(c.plan.arena_bytes, 26_944);
+    let streamed = Options {
+        streaming: true,
+        ..options
+    };
+    let c = compile(&path, &streamed).expect("compiles");
+    assert_eq!(c.stats.unstreamed_arena_bytes, 26_944);
+    assert!(c.plan.arena_bytes < 10_000, "{}", c.plan.arena_bytes);
 }
 
 /// Models whose graph input and output are int8 or uint8 (no QuantizeLinear at the entry, no

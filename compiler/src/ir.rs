@@ -15,6 +15,7 @@ pub use crate::ops::quant::QuantOp;
 pub use crate::ops::reduce::ReduceOp;
 pub use crate::ops::shape::ShapeOp;
 pub use crate::ops::softmax::SoftmaxOp;
+pub use crate::ops::stream::StreamOp;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 /// Index of a tensor in [`Graph::tensors`].
@@ -149,6 +150,8 @@ pub enum Op {
     Shape(ShapeOp),
     /// Softmax and LogSoftmax, f32 and int8.
     Softmax(SoftmaxOp),
+    /// A streamed stage: several row-local ops run band by band (see `crate::plan::stream`).
+    Stream(Box<StreamOp>),
     /// `[inputs...]`: an op we have no kernel for, kept only so that `microarena plan` can
     /// plan memory for any model tract can type (planning needs only shapes). Graphs that
     /// hold one are never compiled: [`crate::compile`] fails at import instead.

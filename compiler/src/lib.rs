@@ -59,6 +59,9 @@ pub struct Options {
     /// Time the exact scheduling search may take; after it the best order found is used
     /// and [`PlanStats::optimal`] is false.
     pub budget: Duration,
+    /// Whether the planner may stream the first stages (see `plan::stream`); kept only
+    /// where it shrinks the arena.
+    pub streaming: bool,
 }
 
 impl Default for Options {
@@ -67,6 +70,7 @@ impl Default for Options {
             input_shape: None,
             alignment: DEFAULT_ALIGNMENT,
             budget: DEFAULT_BUDGET,
+            streaming: true,
         }
     }
 }

@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use crate::exec::{self, Values};
-use crate::ir::{DType, Graph};
+use crate::ir::{DType, Graph, TensorKind};
 use crate::{Compiled, Error, Result};
 
 /// Relative tolerance of the device-side check for f32 outputs, as a fraction of the output's
@@ -83,7 +83,11 @@ pub fn interface_inputs(g: &Graph) -> Vec<Values> {
 
 /// True when every tensor of the graph is f32: the plan can be checked against tract.
 fn is_float(g: &Graph) -> bool {
-    g.tensors.iter().all(|t| t.dtype == DType::F32)
+    // Kernel scratch counts in 32-bit words whatever the model (streamed stages have some).
+    g.tensors
+        .iter()
+        .filter(|t| t.kind != TensorKind::Scratch)
+        .all(|t| t.dtype == DType::F32)
         && (0..g.inputs.len()).all(|k| g.input_quant(k).is_none())
 }
 

@@ -18,7 +18,13 @@ fn plan(args: &[&str]) -> Output {
 
 #[test]
 fn json_has_the_documented_fields() {
-    let out = plan(&["tests/models/chain.onnx", "--json", "--budget-ms", "500"]);
+    let out = plan(&[
+        "tests/models/chain.onnx",
+        "--json",
+        "--budget-ms",
+        "500",
+        "--no-streaming",
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -40,6 +46,35 @@ fn json_has_the_documented_fields() {
     assert_eq!(live, [69_888, 107_776, 62_720, 13_056, 560, 96]);
     assert_eq!(steps[0]["op_type"], "Conv");
     assert!(steps.iter().all(|s| s["op"].is_string()));
+    assert_eq!(v["unstreamed_arena_bytes"], 107_776);
+    assert_eq!(v["stages"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn json_lists_the_streamed_stages() {
+    let out = plan(&["tests/models/chain.onnx", "--json", "--budget-ms", "500"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["unstreamed_arena_bytes"], 107_776);
+    let arena = v["arena_bytes"].as_u64().unwrap();
+    assert!(arena < 107_776 / 2, "{arena}");
+    let stages = v["stages"].as_array().expect("stages");
+    assert_eq!(stages.len(), 1);
+    let ops: Vec<&str> = stages[0]["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    assert_eq!(ops.len(), 3, "{ops:?}");
+    assert_eq!(v["steps"][0]["op_type"], "Stream");
+    let buffers: u64 = stages[0]["buffers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["bytes"].as_u64().unwrap())
+        .sum();
+    assert!(buffers <= stages[0]["scratch_bytes"].as_u64().unwrap());
 }
 
 #[test]

@@ -29,6 +29,9 @@ use syn::{bracketed, LitInt, LitStr, Token};
 /// - `budget_ms = N`: time the exact search for the minimum-memory order may take (default
 ///   2000); after it the best order found is used. Planning is deterministic except where
 ///   this budget runs out.
+/// - `streaming = false`: never run a region band by band. By default the planner may stream
+///   the first stages (their feature maps held as windows of rows, see the README), keeping a
+///   stage only where the arena shrinks.
 /// - `self_test = true`: run the plan on the host at build time on a deterministic input
 ///   (with the runtime's own kernels) and, for float models, check the result against tract
 ///   running the same file — a disagreement fails the build; embed that input and output and
@@ -54,6 +57,7 @@ struct Args {
     budget_ms: Option<u64>,
     max_arena_bytes: Option<(usize, Span)>,
     self_test: Option<(bool, Span)>,
+    streaming: Option<bool>,
 }
 
 fn parse_usize_list(input: ParseStream) -> syn::Result<Vec<usize>> {
@@ -101,6 +105,7 @@ impl Parse for Args {
             budget_ms: None,
             max_arena_bytes: None,
             self_test: None,
+            streaming: None,
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -140,13 +145,22 @@ impl Parse for Args {
                     })?;
                     args.self_test = Some((v.value, span));
                 }
+                "streaming" => {
+                    let v: syn::LitBool = input.parse().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`streaming` takes `true` or `false`, e.g. `streaming = false`",
+                        )
+                    })?;
+                    args.streaming = Some(v.value);
+                }
                 "budget_ms" => {
                     args.budget_ms = Some(parse_count(input, "budget_ms", "2000")?.0 as u64);
                 }
                 other => {
                     return Err(syn::Error::new(
                         span,
-                        format!("unknown option `{other}`; options are `input_shape = [..]`, `alignment = N`, `budget_ms = N`, `max_arena_bytes = N` and `self_test = true`"),
+                        format!("unknown option `{other}`; options are `input_shape = [..]`, `alignment = N`, `budget_ms = N`, `max_arena_bytes = N`, `self_test = true` and `streaming = false`"),
                     ))
                 }
             }
@@ -172,6 +186,9 @@ fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
     };
     if let Some((a, _)) = args.alignment {
         options.alignment = a;
+    }
+    if let Some(on) = args.streaming {
+        options.streaming = on;
     }
     if let Some(ms) = args.budget_ms {
         options.budget = std::time::Duration::from_millis(ms);

@@ -142,6 +142,12 @@ impl<const N: usize> Arena<N> {
         self.slice_mut(r)
     }
 
+    /// All bytes of the arena, for the row copies of streamed stages
+    /// ([`crate::kernels::stream::copy_rows`]), which move bytes whatever the element type.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
     /// Shared views of `inputs` and an exclusive view of `output`, all borrowed at once.
     ///
     /// Inputs may overlap each other (they are only read); the output must overlap none of

@@ -1,8 +1,8 @@
 //! `microarena`: the command-line face of the compiler.
 //!
 //! ```text
-//! microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N]
-//! microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N]
+//! microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N] [--no-streaming]
+//! microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming]
 //! ```
 //!
 //! `plan` prints the memory plan of any model tract can type, including ops microarena has no
@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use microarena_compiler::{plan_model, report, Compiled, Options};
 
-const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N]
-       microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N]
+const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N] [--no-streaming]
+       microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming]
 
   --input-shape D,D,..  pin the input shape of models with symbolic dimensions
   --json                (plan) print one JSON object instead of tables
+  --no-streaming        never run a region band by band (streamed stages)
   -o, --output FILE     (report) where to write the SVG
   --budget BYTES        (report) draw this SRAM budget as a line
   --budget-ms N         time budget of the exact order search (default 2000)
@@ -58,6 +59,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
             "--json" if command == Command::Plan => json = true,
+            "--no-streaming" => options.streaming = false,
             "-o" | "--output" if command == Command::Report => {
                 output = Some(PathBuf::from(value("--output")?));
             }
@@ -197,8 +199,26 @@ fn json(c: &Compiled, total_ms: f64) -> serde_json::Value {
             })
         })
         .collect();
+    let stages: Vec<serde_json::Value> = microarena_compiler::plan::stream::stages(&c.graph)
+        .map(|(n, s)| {
+            serde_json::json!({
+                "node": c.graph.nodes[n.0].name,
+                "ops": s.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(),
+                "output": c.graph.tensors[c.graph.nodes[n.0].output.0].name,
+                "band_rows": s.band_rows,
+                "scratch_bytes": s.scratch_bytes,
+                "buffers": s.buffers.iter().map(|b| serde_json::json!({
+                    "what": b.what, "offset": b.offset, "bytes": b.bytes,
+                })).collect::<Vec<_>>(),
+                "band_calls": s.calls(),
+                "copied_bytes": s.copied_bytes(),
+            })
+        })
+        .collect();
     serde_json::json!({
         "arena_bytes": c.plan.arena_bytes,
+        "unstreamed_arena_bytes": st.unstreamed_arena_bytes,
+        "stages": stages,
         "plain_optimal_arena_bytes": st.plain_arena_bytes,
         "fused_plain_arena_bytes": st.fused_plain_arena_bytes,
         "forced_sharing_arena_bytes": st.forced_sharing_arena_bytes,

@@ -112,6 +112,17 @@ fn call_of(g: &Graph, plan: &ArenaPlan, v: usize) -> Call {
         out: quote!(out),
         in_place,
         scratch,
+        offsets: node
+            .inputs
+            .iter()
+            .map(|&t| {
+                g.tensor(t)
+                    .in_arena()
+                    .then(|| plan.offsets[t.0].unwrap_or(0))
+            })
+            .collect(),
+        out_offset: plan.offsets[node.output.0].unwrap_or(0),
+        scratch_offset: node.scratch.map(|s| plan.offsets[s.0].unwrap_or(0)),
     }
 }
 

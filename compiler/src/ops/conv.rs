@@ -14,7 +14,7 @@ use crate::import::typed::{At, TypedLowering};
 use crate::ir::{DType, Graph, Op, Quant, TensorId, TensorKind, Values};
 use crate::kernels::conv::{self, Conv2d, ConvI8};
 use crate::kernels::quant::Requant;
-use crate::kernels::Activation;
+use crate::kernels::{Activation, Window2d};
 
 /// The family's entry in the registry.
 pub(crate) const FAMILY: Family = Family {
@@ -305,6 +305,34 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
     }
 }
 
+impl ConvOp {
+    /// The convolution's geometry.
+    pub fn geometry(&self) -> &Conv2d {
+        match self {
+            ConvOp::F32(p) | ConvOp::F32Tiled(p) => p,
+            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => &p.geom,
+        }
+    }
+
+    /// The same convolution over another window (a band of rows, for streamed stages), and
+    /// the scratch bytes its kernel then needs.
+    pub fn with_window(&self, window: Window2d) -> (ConvOp, usize) {
+        let mut op = self.clone();
+        match &mut op {
+            ConvOp::F32(p) | ConvOp::F32Tiled(p) => p.window = window,
+            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => {
+                p.geom.window = window
+            }
+        }
+        let scratch = match &op {
+            ConvOp::I8Tiled(p, _) => 2 * conv::tiled_scratch_len(&p.geom),
+            ConvOp::I8Depthwise(p, _) => conv::depthwise_scratch_len(&p.geom),
+            _ => 0,
+        };
+        (op, scratch.next_multiple_of(4))
+    }
+}
+
 /// The `Conv2d { .. }` literal.
 fn geometry(p: &Conv2d) -> TokenStream {
     let Conv2d {
@@ -500,6 +528,9 @@ mod tests {
             out: quote!(out),
             in_place: None,
             scratch: None,
+            offsets: Vec::new(),
+            out_offset: 0,
+            scratch_offset: None,
         };
         let code = op.emit(&call).to_string();
         for field in ["groups : 2", "in_w : 6", "pad_bottom : 1", "stride_h : 2"] {

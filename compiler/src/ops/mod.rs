@@ -24,6 +24,7 @@ pub mod quant;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
+pub mod stream;
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -171,6 +172,13 @@ pub struct Call {
     /// The kernel's scratch view (`scratch`, borrowed by [`Call::borrow`]), for nodes that
     /// have one.
     pub scratch: Option<TokenStream>,
+    /// Per node input: its byte offset in the arena (`None` for weights), for ops that
+    /// address the arena themselves (streamed stages).
+    pub offsets: Vec<Option<usize>>,
+    /// Byte offset of the output in the arena.
+    pub out_offset: usize,
+    /// Byte offset of the scratch in the arena, for nodes that have one.
+    pub scratch_offset: Option<usize>,
 }
 
 impl Call {
@@ -249,6 +257,7 @@ impl Op {
             Op::Reduce(o) => o,
             Op::Shape(o) => o,
             Op::Softmax(o) => o,
+            Op::Stream(o) => o.as_ref(),
             Op::Opaque { .. } => return None,
         })
     }
@@ -276,6 +285,7 @@ impl Op {
             Op::Reduce(o) => o.activation_mut(),
             Op::Shape(o) => o.activation_mut(),
             Op::Softmax(o) => o.activation_mut(),
+            Op::Stream(_) => None,
             Op::Opaque { .. } => None,
         }
     }

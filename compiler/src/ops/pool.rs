@@ -14,7 +14,7 @@ use crate::import::typed::{At, TypedLowering};
 use crate::ir::{Op, TensorId, Values};
 use crate::kernels::pool::{self, window_taps, AvgPoolI8, Pool2d, PoolKind};
 use crate::kernels::quant::Requant;
-use crate::kernels::Activation;
+use crate::kernels::{Activation, Window2d};
 
 /// The family's entry in the registry.
 pub(crate) const FAMILY: Family = Family {
@@ -53,6 +53,26 @@ pub enum PoolOp {
         /// `(taps, in_scale / (out_scale · taps))` for every window size that occurs.
         by_count: Vec<(u32, Requant)>,
     },
+}
+
+impl PoolOp {
+    /// The pooling's geometry.
+    pub fn geometry(&self) -> &Pool2d {
+        match self {
+            PoolOp::F32(p) | PoolOp::MaxI8 { geom: p, .. } | PoolOp::AvgI8 { geom: p, .. } => p,
+        }
+    }
+
+    /// The same pooling over another window (a band of rows, for streamed stages).
+    pub fn with_window(&self, window: Window2d) -> PoolOp {
+        let mut op = self.clone();
+        match &mut op {
+            PoolOp::F32(p) | PoolOp::MaxI8 { geom: p, .. } | PoolOp::AvgI8 { geom: p, .. } => {
+                p.window = window
+            }
+        }
+        op
+    }
 }
 
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {

@@ -12,6 +12,7 @@
 //! order it has (reported as not optimal).
 
 pub mod sharing;
+pub mod stream;
 
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,9 @@ pub struct PlanStats {
     pub search_states: usize,
     /// Segments between cut points that were searched.
     pub segments: usize,
+    /// Arena of the best plan without streamed stages (equal to the arena when no stage
+    /// is kept).
+    pub unstreamed_arena_bytes: usize,
 }
 
 /// A baseline order of the same (optimised) graph and its placement, for comparisons.
@@ -225,6 +229,68 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     passes::optimize(&mut graph);
     crate::ops::conv::select_tiled(&mut graph, alignment);
     let clock = Clock::new(options.budget);
+    let candidates = if options.streaming {
+        stream::candidates(&graph)
+    } else {
+        Vec::new()
+    };
+    if candidates.is_empty() {
+        return plan_optimized(graph, &written, alignment, &clock);
+    }
+    // Half the time for the plan as it is, then the stages: each candidate region scheduled
+    // and placed quickly with nothing shared, the best planned in full. A stage is kept only
+    // where the placed arena shrinks.
+    let half = Clock {
+        start: clock.start,
+        deadline: Instant::now() + clock.left() / 2,
+    };
+    let mut base = plan_optimized(graph.clone(), &written, alignment, &half)?;
+    base.stats.unstreamed_arena_bytes = base.plan.arena_bytes;
+    let quick = clock.left() / (2 * candidates.len() as u32);
+    let mut best: Option<(usize, ir::Graph)> = None;
+    for region in &candidates {
+        if clock.is_over() {
+            break;
+        }
+        let band = stream::band_rows(&graph, region);
+        let Some(g) = stream::apply(&graph, region, band, alignment) else {
+            continue;
+        };
+        let e = evaluate(
+            &g,
+            &ir::Sharing::default(),
+            SharingChoice::none(),
+            alignment,
+            quick,
+            &clock,
+            &[],
+        );
+        if best.as_ref().is_none_or(|(a, _)| e.plan.arena_bytes < *a) {
+            best = Some((e.plan.arena_bytes, g));
+        }
+    }
+    let Some((_, streamed)) = best else {
+        return Ok(base);
+    };
+    let mut planned = plan_optimized(streamed, &written, alignment, &clock)?;
+    if planned.plan.arena_bytes >= base.plan.arena_bytes {
+        return Ok(base);
+    }
+    planned.stats.unstreamed_arena_bytes = base.plan.arena_bytes;
+    planned.stats.planning_ms = clock.start.elapsed().as_secs_f64() * 1e3;
+    assert!(planned.plan.arena_bytes < planned.stats.unstreamed_arena_bytes);
+    Ok(planned)
+}
+
+/// Schedules and places an optimised graph (after the passes) within `clock`: the sharing
+/// choice, the baselines, the figures.
+fn plan_optimized(
+    graph: ir::Graph,
+    written: &ir::Graph,
+    alignment: usize,
+    clock: &Clock,
+) -> Result<Compiled> {
+    let clock = *clock;
     let sharing = graph.sharing();
     let shares = sharing::shares_anything(&sharing);
     // Weights of the stages still to come: the plain plan 2, with something to share the
@@ -261,7 +327,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         (plain, fused_plain_arena_bytes)
     };
     let written_plan = evaluate(
-        &written,
+        written,
         &ir::Sharing::default(),
         SharingChoice::none(),
         alignment,
@@ -301,6 +367,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         zero_copy_slots: choice.slots.iter().filter(|&&s| s).count(),
         search_states: scheduled.states,
         segments: scheduled.segments,
+        unstreamed_arena_bytes: plan.arena_bytes,
     };
     Ok(Compiled {
         graph,

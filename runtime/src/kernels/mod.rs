@@ -14,6 +14,7 @@ pub mod quant;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
+pub mod stream;
 
 pub use activation::Activation;
 

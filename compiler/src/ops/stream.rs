@@ -1,0 +1,487 @@
+//! Streamed stages: a region of row-local ops run band by band, its intermediate feature
+//! maps held only as windows of rows (mirrors `runtime/src/kernels/stream.rs`).
+//!
+//! `crate::plan::stream` chooses the region and works out the program: which op computes
+//! which output rows when, with which band geometry, and the row copies that keep every
+//! window in the layout the op's ordinary kernel reads. This module holds that program
+//! ([`StreamOp`]) as one op of the graph, emits it (straight-line band calls, the repeating
+//! middle as one loop) and runs it on the host.
+//!
+//! Every band call is an ordinary op of another family with fewer rows (see
+//! [`Op::band`](crate::ir::Op::band)): the same kernels, the same per-element arithmetic, so
+//! a streamed plan computes bit for bit what the unstreamed one does.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::{usize_lit, Call, Inputs, Kernel};
+use crate::ir::{DType, Node, Op, Values};
+use crate::kernels::stream::{copy_rows, RowCopy};
+
+/// A span of the stage's scratch (byte offset from the scratch's start, element count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buf {
+    /// Byte offset within the stage's scratch.
+    pub offset: usize,
+    /// Elements.
+    pub len: usize,
+    /// Element type.
+    pub dtype: DType,
+}
+
+impl Buf {
+    /// Bytes it spans.
+    pub fn bytes(&self) -> usize {
+        self.len * self.dtype.size()
+    }
+}
+
+/// What a row copy's byte offsets are relative to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The stage's scratch.
+    Scratch,
+    /// The stage node's input `k` (a whole tensor in the arena).
+    Input(usize),
+    /// The stage node's output (a whole tensor in the arena).
+    Output,
+}
+
+/// An operand of a band call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// Rows in the stage's scratch.
+    Buf(Buf),
+    /// The stage node's input `k` (a weight).
+    Input(usize),
+}
+
+/// One step of a stage's program.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Whole rows moved per channel (offsets relative to `from` and `to`).
+    Copy {
+        /// Where the rows are.
+        from: Place,
+        /// Where they go.
+        to: Place,
+        /// Which rows (byte offsets relative to the places).
+        rows: RowCopy,
+    },
+    /// An op computing one band of output rows.
+    Call {
+        /// Index of the op in [`StreamOp::nodes`].
+        node: usize,
+        /// The op with the band's geometry.
+        op: Box<Op>,
+        /// Per input of the original node: where the band reads it (`None`: absent bias).
+        inputs: Vec<Option<Operand>>,
+        /// Where the band's rows go (`[channels][rows][width]`).
+        output: Buf,
+        /// The kernel's scratch, for ops that have one.
+        scratch: Option<Buf>,
+    },
+}
+
+/// Steps run `repeat` times in a row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    /// How many times.
+    pub repeat: usize,
+    /// What.
+    pub steps: Vec<Step>,
+}
+
+/// A buffer of the stage's scratch, for reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageBuffer {
+    /// What it holds (`conv1 → conv2 (rows)`, `band`, `kernel scratch`).
+    pub what: String,
+    /// Byte offset within the scratch.
+    pub offset: usize,
+    /// Bytes.
+    pub bytes: usize,
+}
+
+/// A streamed stage as one op: `[external inputs and weights ...]` → the stage's output,
+/// written whole, with a scratch ([`crate::ir::Node::scratch`]) holding every window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamOp {
+    /// The ops of the region, as they were (inputs and outputs are graph tensors; only the
+    /// stage's inputs and output stay in the arena).
+    pub nodes: Vec<Node>,
+    /// The program.
+    pub program: Vec<Block>,
+    /// Bytes of scratch the program uses.
+    pub scratch_bytes: usize,
+    /// The scratch's buffers.
+    pub buffers: Vec<StageBuffer>,
+    /// Output rows computed per pass of the loop.
+    pub band_rows: usize,
+}
+
+impl StreamOp {
+    /// Band calls the program makes when it runs (loops unrolled).
+    pub fn calls(&self) -> usize {
+        self.program
+            .iter()
+            .map(|b| {
+                b.repeat
+                    * b.steps
+                        .iter()
+                        .filter(|s| matches!(s, Step::Call { .. }))
+                        .count()
+            })
+            .sum()
+    }
+
+    /// Bytes the program's row copies move when it runs.
+    pub fn copied_bytes(&self) -> usize {
+        self.program
+            .iter()
+            .map(|b| {
+                b.repeat
+                    * b.steps
+                        .iter()
+                        .map(|s| match s {
+                            Step::Copy { rows, .. } => rows.channels * rows.bytes,
+                            Step::Call { .. } => 0,
+                        })
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+}
+
+/// `Region::..(offset, len)` of `len` elements of `dtype` at byte `offset` of the arena.
+fn region(offset: usize, len: usize, dtype: DType) -> TokenStream {
+    let (off, len) = (usize_lit(offset), usize_lit(len));
+    match dtype {
+        DType::I8 => quote!(::microarena::Region::i8(#off, #len)),
+        DType::I16 => quote!(::microarena::Region::i16(#off, #len)),
+        _ => quote!(::microarena::Region::new(#off, #len)),
+    }
+}
+
+/// The `Arena` method borrowing inputs of `input` type and an output of `output` type.
+fn views(input: DType, output: DType) -> proc_macro2::Ident {
+    match (input, output) {
+        (DType::F32, DType::I8) => format_ident!("views_f32_i8"),
+        (DType::I8, DType::F32) => format_ident!("views_i8_f32"),
+        (DType::I8, _) | (_, DType::I8) => format_ident!("views_i8"),
+        _ => format_ident!("views"),
+    }
+}
+
+impl StreamOp {
+    /// Byte offset of `place` in the arena, given the stage node's operand offsets.
+    fn base(place: Place, call: &Call) -> usize {
+        match place {
+            Place::Scratch => call.scratch_offset.expect("a stage has scratch"),
+            Place::Input(k) => call.offsets[k].expect("a copied input is in the arena"),
+            Place::Output => call.out_offset,
+        }
+    }
+
+    fn emit_step(&self, step: &Step, call: &Call) -> TokenStream {
+        match step {
+            Step::Copy { from, to, rows } => {
+                let RowCopy {
+                    channels,
+                    bytes,
+                    src,
+                    src_channel,
+                    dst,
+                    dst_channel,
+                } = *rows;
+                let src = usize_lit(src + Self::base(*from, call));
+                let dst = usize_lit(dst + Self::base(*to, call));
+                let (channels, bytes, src_channel, dst_channel) = (
+                    usize_lit(channels),
+                    usize_lit(bytes),
+                    usize_lit(src_channel),
+                    usize_lit(dst_channel),
+                );
+                quote! {
+                    ::microarena::kernels::stream::copy_rows(
+                        self.arena.bytes_mut(),
+                        &::microarena::kernels::stream::RowCopy {
+                            channels: #channels, bytes: #bytes, src: #src,
+                            src_channel: #src_channel, dst: #dst, dst_channel: #dst_channel,
+                        },
+                    );
+                }
+            }
+            Step::Call {
+                op,
+                inputs,
+                output,
+                scratch,
+                ..
+            } => {
+                let at = call.scratch_offset.expect("a stage has scratch");
+                let kernel = op.kernel().expect("stages hold ops with kernels");
+                let mut regions = Vec::new();
+                let mut idents = Vec::new();
+                let mut in_dtype = None;
+                let operands = inputs
+                    .iter()
+                    .map(|o| match o {
+                        None => None,
+                        Some(Operand::Input(k)) => call.operands[*k].clone(),
+                        Some(Operand::Buf(b)) => {
+                            let ident = format_ident!("x{}", regions.len());
+                            regions.push(region(at + b.offset, b.len, b.dtype));
+                            in_dtype.get_or_insert(b.dtype);
+                            idents.push(ident.clone());
+                            Some(quote!(#ident))
+                        }
+                    })
+                    .collect();
+                let out_region = region(at + output.offset, output.len, output.dtype);
+                let (borrow, scratch) = match scratch {
+                    Some(s) => {
+                        let r = region(at + s.offset, s.len, DType::I16);
+                        (
+                            quote!(let ([#(#idents),*], out, scratch) =
+                                self.arena.views_i8_scratch([#(#regions),*], #out_region, #r);),
+                            Some(quote!(scratch)),
+                        )
+                    }
+                    None => {
+                        let m = views(in_dtype.unwrap_or(output.dtype), output.dtype);
+                        (
+                            quote!(let ([#(#idents),*], out) = self.arena.#m([#(#regions),*], #out_region);),
+                            None,
+                        )
+                    }
+                };
+                kernel.emit(&Call {
+                    operands,
+                    borrow,
+                    parts: Vec::new(),
+                    out: quote!(out),
+                    in_place: None,
+                    scratch,
+                    offsets: Vec::new(),
+                    out_offset: 0,
+                    scratch_offset: None,
+                })
+            }
+        }
+    }
+}
+
+impl Kernel for StreamOp {
+    fn name(&self) -> &'static str {
+        "Stream"
+    }
+
+    fn macs(&self) -> u64 {
+        self.nodes.iter().map(|n| n.op.macs()).sum()
+    }
+
+    fn emit(&self, call: &Call) -> TokenStream {
+        let blocks = self.program.iter().map(|b| {
+            let steps = b.steps.iter().map(|s| self.emit_step(s, call));
+            if b.repeat == 1 {
+                quote!(#(#steps)*)
+            } else {
+                let n = usize_lit(b.repeat);
+                quote!(for _ in 0..#n { #(#steps)* })
+            }
+        });
+        quote!({ #(#blocks)* })
+    }
+
+    /// Runs the program on one byte buffer laid out as scratch, inputs, output (the same
+    /// copies as on the device, at other offsets), band calls through the ops' own host
+    /// kernels.
+    fn run(&self, ins: &Inputs, out: &mut Values) {
+        let mut bases = Vec::new();
+        let mut buf = vec![0xa5u8; self.scratch_bytes];
+        for v in &ins.values {
+            bases.push(buf.len());
+            if let Some(v) = v {
+                buf.extend(v.to_bytes());
+            }
+        }
+        let out_base = buf.len();
+        let out_dtype = match out {
+            Values::F32(_) => DType::F32,
+            Values::I8(_) => DType::I8,
+            Values::I16(_) => DType::I16,
+            _ => DType::I32,
+        };
+        buf.extend(out.to_bytes());
+        let base = |p: Place| match p {
+            Place::Scratch => 0,
+            Place::Input(k) => bases[k],
+            Place::Output => out_base,
+        };
+        for block in &self.program {
+            for _ in 0..block.repeat {
+                for step in &block.steps {
+                    match step {
+                        Step::Copy { from, to, rows } => {
+                            let p = RowCopy {
+                                src: rows.src + base(*from),
+                                dst: rows.dst + base(*to),
+                                ..*rows
+                            };
+                            copy_rows(&mut buf, &p);
+                        }
+                        Step::Call {
+                            op, inputs, output, ..
+                        } => {
+                            let read = |b: &Buf| {
+                                Values::from_bytes(b.dtype, &buf[b.offset..b.offset + b.bytes()])
+                            };
+                            let values: Vec<Option<Values>> = inputs
+                                .iter()
+                                .map(|o| match o {
+                                    Some(Operand::Buf(b)) => Some(read(b)),
+                                    _ => None,
+                                })
+                                .collect();
+                            let inputs = Inputs {
+                                values: inputs
+                                    .iter()
+                                    .zip(&values)
+                                    .map(|(o, v)| match o {
+                                        Some(Operand::Input(k)) => ins.get(*k),
+                                        Some(Operand::Buf(_)) => v.as_ref(),
+                                        None => None,
+                                    })
+                                    .collect(),
+                            };
+                            let mut o = Values::zeros(output.dtype, output.len);
+                            op.kernel()
+                                .expect("stages hold ops with kernels")
+                                .run(&inputs, &mut o);
+                            buf[output.offset..output.offset + output.bytes()]
+                                .copy_from_slice(&o.to_bytes());
+                        }
+                    }
+                }
+            }
+        }
+        *out = Values::from_bytes(
+            out_dtype,
+            &buf[out_base..out_base + out.len() * out_dtype.size()],
+        );
+    }
+}
+
+/// How a row-local op's output rows depend on its input rows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RowRule {
+    /// A sliding window over activation input 0: output row `r` reads input rows
+    /// `r·stride_h + k·dil_h − pad_top` for `k < k_h` (those inside the input).
+    Window(crate::kernels::Window2d),
+    /// Output row `r` reads row `r` of every activation input (all of the output's shape).
+    Flat,
+}
+
+impl Op {
+    /// How the op maps rows, when it can run band by band inside a streamed stage: a
+    /// convolution or pooling of one image, or an elementwise op whose activation inputs all
+    /// have the output's shape. Every activation tensor it touches is `[1, C, H, W]`.
+    pub fn row_rule(&self, g: &crate::ir::Graph, node: &Node) -> Option<RowRule> {
+        use super::elementwise::ElementwiseOp;
+        use super::normalization::NormalizationOp;
+        let out = g.tensor(node.output);
+        // One image, `[1, C, H, W]` or `[C, H, W]` (a pass may drop the batch axis).
+        let image = |s: &[usize]| (s.len() == 4 && s[0] == 1 || s.len() == 3) && s[s.len() - 2] > 0;
+        if !image(&out.shape) {
+            return None;
+        }
+        let acts: Vec<&crate::ir::Tensor> = node
+            .inputs
+            .iter()
+            .map(|&t| g.tensor(t))
+            .filter(|t| t.in_arena())
+            .collect();
+        if acts.is_empty() || acts.iter().any(|t| !image(&t.shape)) {
+            return None;
+        }
+        let same = || acts.iter().all(|t| t.shape == out.shape);
+        match self {
+            Op::Conv(c) => (c.geometry().batch == 1 && acts.len() == 1)
+                .then_some(RowRule::Window(c.geometry().window)),
+            Op::Pool(p) => {
+                (p.geometry().batch == 1).then_some(RowRule::Window(p.geometry().window))
+            }
+            Op::Activation(_) | Op::Quant(_) => same().then_some(RowRule::Flat),
+            Op::Elementwise(ElementwiseOp::AddI8(_)) => {
+                (same() && acts.len() == 2).then_some(RowRule::Flat)
+            }
+            Op::Elementwise(ElementwiseOp::Binary(_)) => {
+                (same() && acts.len() == 2 && node.inputs.len() == 2).then_some(RowRule::Flat)
+            }
+            Op::Gemm(super::gemm::GemmOp::F32(p)) => {
+                // A 1×1 convolution as a matrix product: weights × the `[C_in][H·W]` input.
+                let (i, o) = (&acts[0].shape, &out.shape);
+                let (i, o) = (&i[i.len() - 3..], &o[o.len() - 3..]);
+                let plane = o[1] * o[2];
+                (acts.len() == 1
+                    && g.tensor(node.inputs[0]).in_arena()
+                    && i[1..] == o[1..]
+                    && (p.k, p.n, p.m) == (i[0], o[0], plane)
+                    && (p.a_stride_m, p.a_stride_k) == (1, plane)
+                    && (p.out_stride_m, p.out_stride_n) == (1, plane))
+                    .then_some(RowRule::Flat)
+            }
+            Op::Normalization(NormalizationOp::ScaleShift(p)) => {
+                (same() && p.outer == 1 && p.channels == out.shape[out.shape.len() - 3])
+                    .then_some(RowRule::Flat)
+            }
+            _ => None,
+        }
+    }
+
+    /// The op computing a band of rows: over `window` (a [`RowRule::Window`] op) or over
+    /// the `[channels][rows][width]` elements of a band (a [`RowRule::Flat`] op); with the
+    /// scratch bytes its kernel needs.
+    pub fn band(
+        &self,
+        window: Option<crate::kernels::Window2d>,
+        channels: usize,
+        rows: usize,
+        width: usize,
+    ) -> (Op, usize) {
+        use super::elementwise::ElementwiseOp;
+        use super::normalization::NormalizationOp;
+        match (self, window) {
+            (Op::Conv(c), Some(w)) => {
+                let (op, scratch) = c.with_window(w);
+                (Op::Conv(op), scratch)
+            }
+            (Op::Pool(p), Some(w)) => (Op::Pool(p.with_window(w)), 0),
+            (Op::Elementwise(ElementwiseOp::Binary(b)), None) => {
+                let mut b = *b;
+                let len = channels * rows * width;
+                b.rank = 1;
+                b.shape = [0; crate::kernels::MAX_RANK];
+                b.shape[0] = len;
+                b.a_strides = [0; crate::kernels::MAX_RANK];
+                b.a_strides[0] = 1;
+                b.b_strides = b.a_strides;
+                (Op::Elementwise(ElementwiseOp::Binary(b)), 0)
+            }
+            (Op::Gemm(super::gemm::GemmOp::F32(p)), None) => {
+                let mut p = *p;
+                p.m = rows * width;
+                p.a_stride_k = p.m;
+                p.out_stride_n = p.m;
+                (Op::Gemm(super::gemm::GemmOp::F32(p)), 0)
+            }
+            (Op::Normalization(NormalizationOp::ScaleShift(p)), None) => {
+                let mut p = *p;
+                p.inner = rows * width;
+                (Op::Normalization(NormalizationOp::ScaleShift(p)), 0)
+            }
+            (op, _) => (op.clone(), 0),
+        }
+    }
+}

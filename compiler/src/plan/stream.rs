@@ -1,0 +1,764 @@
+//! Streaming: a region of row-local ops run band by band, so that its feature maps are never
+//! held whole (rolling buffers; nothing is computed twice).
+//!
+//! A *stage* is a set of row-local nodes (convolutions, poolings, elementwise ops: see
+//! [`Op::row_rule`]) with one output tensor, the only one used outside it, which is written
+//! whole. Everything else the stage computes lives in *windows*: per consumer input, the rows
+//! its next band call reads, as a small `[channels][rows][width]` tensor in the stage's
+//! scratch. [`build`] simulates the stage pass by pass — each pass asks the last op for
+//! `band` more output rows, every producer computes just the rows its consumers then lack —
+//! and writes down the program: band calls (the ordinary kernels with a band geometry) and
+//! the row copies that keep the windows in shape. The stage becomes one node
+//! ([`StreamOp`]) whose scratch is the sum of its buffers, which the scheduler and the placer
+//! treat like any other node.
+//!
+//! [`candidates`] lists regions worth trying; `crate::plan` plans each and keeps a stage only
+//! where the placed arena shrinks.
+
+use crate::ir::{DType, Graph, Node, NodeId, Op, OrderRank, TensorId, TensorKind};
+use crate::kernels::stream::RowCopy;
+use crate::kernels::Window2d;
+use crate::ops::stream::{Block, Buf, Operand, Place, RowRule, StageBuffer, Step, StreamOp};
+
+/// A buffer of the stage's scratch before offsets are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sym {
+    /// The window of edge `e`.
+    Window(usize),
+    /// Where a producer writes a band before it is copied on.
+    Band,
+    /// A flat op's input `k` cut to exactly the band's rows.
+    Compact(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SymPlace {
+    Sym(Sym),
+    Input(usize),
+    Output,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SymOperand {
+    Buf(Sym, usize, DType),
+    Input(usize),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum SymStep {
+    Copy {
+        from: SymPlace,
+        to: SymPlace,
+        rows: RowCopy,
+    },
+    Call {
+        node: usize,
+        op: Box<Op>,
+        inputs: Vec<Option<SymOperand>>,
+        output: (Sym, usize, DType),
+        scratch: Option<usize>,
+    },
+}
+
+/// One activation input of a stage node: the window its band calls read.
+#[derive(Clone, Debug)]
+struct Edge {
+    /// Local index of the consuming node.
+    node: usize,
+    /// Input position in that node.
+    slot: usize,
+    tensor: TensorId,
+    /// `Some(k)`: the tensor is the stage's input `k` (whole in the arena); `None`: a stage
+    /// node produces it.
+    external: Option<usize>,
+    /// Rows held: `lo..hi`.
+    lo: usize,
+    hi: usize,
+    /// Most rows ever held.
+    max_rows: usize,
+}
+
+/// `[C, H, W]` of an image tensor (`[1, C, H, W]` or `[C, H, W]`), and its element size.
+fn chw(g: &Graph, t: TensorId) -> (usize, usize, usize, usize) {
+    let s = &g.tensor(t).shape;
+    let s = &s[s.len() - 3..];
+    (s[0], s[1], s[2], g.tensor(t).dtype.size())
+}
+
+/// First input row output row `r` reads (or would read) under `rule`.
+fn in_lo(rule: &RowRule, r: usize, in_h: usize) -> usize {
+    match rule {
+        RowRule::Flat => r.min(in_h),
+        RowRule::Window(w) => {
+            let y = (r * w.stride_h) as isize - w.pad_top as isize;
+            y.clamp(0, in_h as isize) as usize
+        }
+    }
+}
+
+/// One past the last input row output rows `..end` read under `rule`.
+fn in_hi(rule: &RowRule, end: usize, in_h: usize) -> usize {
+    if end == 0 {
+        return 0;
+    }
+    match rule {
+        RowRule::Flat => end.min(in_h),
+        RowRule::Window(w) => {
+            let y =
+                ((end - 1) * w.stride_h + (w.k_h - 1) * w.dil_h + 1) as isize - w.pad_top as isize;
+            y.clamp(0, in_h as isize) as usize
+        }
+    }
+}
+
+/// The copy that keeps rows `lo2..hi` of a window holding `lo..hi` (channels `c`, `row`
+/// bytes a row) at the start of a window of `new_h` rows per channel; `None` when they are
+/// already there.
+fn relayout(
+    e: usize,
+    c: usize,
+    row: usize,
+    (lo, hi): (usize, usize),
+    lo2: usize,
+    new_h: usize,
+) -> Option<SymStep> {
+    let rows = RowCopy {
+        channels: c,
+        bytes: hi.saturating_sub(lo2) * row,
+        src: (lo2 - lo) * row,
+        src_channel: (hi - lo) * row,
+        dst: 0,
+        dst_channel: new_h * row,
+    };
+    let still = rows.src == 0 && (c == 1 || rows.src_channel == rows.dst_channel);
+    (rows.bytes > 0 && !still).then_some(SymStep::Copy {
+        from: SymPlace::Sym(Sym::Window(e)),
+        to: SymPlace::Sym(Sym::Window(e)),
+        rows,
+    })
+}
+
+/// A row-local region of the graph (see [`candidates`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// Its nodes, in graph order.
+    pub nodes: Vec<usize>,
+    /// The tensor it writes whole.
+    pub output: TensorId,
+}
+
+/// Regions to try: from the start of the graph, every prefix of row-local nodes (in graph
+/// order) that leaves one tensor for the rest of the graph, at least two ops long; longest
+/// first.
+pub fn candidates(g: &Graph) -> Vec<Region> {
+    let consumers = g.consumers();
+    let mut out = Vec::new();
+    let mut inside = vec![false; g.nodes.len()];
+    for (k, node) in g.nodes.iter().enumerate() {
+        if node.op.row_rule(g, node).is_none() {
+            break;
+        }
+        inside[k] = true;
+        if k == 0 {
+            continue;
+        }
+        // Tensors written in the prefix that something after it (or the caller) reads.
+        let mut leaving = g.nodes[..=k]
+            .iter()
+            .map(|n| n.output)
+            .filter(|t| g.outputs.contains(t) || consumers[t.0].iter().any(|c| !inside[c.0]));
+        if let (Some(t), None) = (leaving.next(), leaving.next()) {
+            // The output must be the prefix's sink: read by nothing inside it.
+            if consumers[t.0].iter().all(|c| !inside[c.0]) {
+                out.push(Region {
+                    nodes: (0..=k).collect(),
+                    output: t,
+                });
+            }
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// Output pixels per channel a band call of a depthwise convolution or a 1×1 convolution
+/// (matrix product) should have at least: their kernels pay a set-up per call and channel
+/// (the int8 depthwise kernel sums each channel's weights, ~140 instructions on the
+/// Cortex-M4) that one row of a narrow map does not cover.
+const MIN_BAND_PIXELS: usize = 32;
+
+/// Output rows per pass for `region`: one, or as many as its narrowest depthwise or 1×1
+/// convolution needs for [`MIN_BAND_PIXELS`] per call.
+pub fn band_rows(g: &Graph, region: &Region) -> usize {
+    region
+        .nodes
+        .iter()
+        .map(|&v| &g.nodes[v])
+        .filter(|n| match &n.op {
+            Op::Conv(c) => c.geometry().groups > 1,
+            Op::Gemm(_) => true,
+            _ => false,
+        })
+        .map(|n| MIN_BAND_PIXELS.div_ceil(chw(g, n.output).2.max(1)))
+        .max()
+        .unwrap_or(1)
+}
+
+/// The program of `region` run `band` output rows per pass, as a stage op, with the stage
+/// node's inputs (external activations, then weights). `None` when the region cannot stream
+/// (an op that is not row-local, a tensor it writes that something outside reads).
+pub fn build(
+    g: &Graph,
+    region: &Region,
+    band: usize,
+    alignment: usize,
+) -> Option<(StreamOp, Vec<TensorId>)> {
+    let nodes: Vec<&Node> = region.nodes.iter().map(|&v| &g.nodes[v]).collect();
+    let rules: Vec<RowRule> = nodes
+        .iter()
+        .map(|n| n.op.row_rule(g, n))
+        .collect::<Option<_>>()?;
+    let local = |t: TensorId| nodes.iter().position(|n| n.output == t);
+    let last = local(region.output)?;
+    // Stage inputs: external activations, then weights, each once.
+    let mut inputs: Vec<TensorId> = Vec::new();
+    let index_of =
+        |t: TensorId, inputs: &mut Vec<TensorId>| match inputs.iter().position(|&x| x == t) {
+            Some(k) => k,
+            None => {
+                inputs.push(t);
+                inputs.len() - 1
+            }
+        };
+    let mut edges: Vec<Edge> = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for (slot, &t) in node.inputs.iter().enumerate() {
+            if !g.tensor(t).in_arena() {
+                continue;
+            }
+            let external = match local(t) {
+                Some(p) if p < n => None,
+                Some(_) => return None,
+                None => Some(index_of(t, &mut inputs)),
+            };
+            edges.push(Edge {
+                node: n,
+                slot,
+                tensor: t,
+                external,
+                lo: 0,
+                hi: 0,
+                max_rows: 0,
+            });
+        }
+    }
+    for node in &nodes {
+        for &t in &node.inputs {
+            if !g.tensor(t).in_arena() {
+                index_of(t, &mut inputs);
+            }
+        }
+    }
+    // What the region writes stays inside, but for its output, which nothing inside reads.
+    let consumers = g.consumers();
+    for (n, node) in nodes.iter().enumerate() {
+        let t = node.output;
+        let outside =
+            g.outputs.contains(&t) || consumers[t.0].iter().any(|c| !region.nodes.contains(&c.0));
+        if (n == last) != outside || (n == last && edges.iter().any(|e| e.tensor == t)) {
+            return None;
+        }
+    }
+    let out_edges: Vec<Vec<usize>> = (0..nodes.len())
+        .map(|n| {
+            (0..edges.len())
+                .filter(|&e| edges[e].external.is_none() && edges[e].tensor == nodes[n].output)
+                .collect()
+        })
+        .collect();
+    let in_edges: Vec<Vec<usize>> = (0..nodes.len())
+        .map(|n| (0..edges.len()).filter(|&e| edges[e].node == n).collect())
+        .collect();
+    // Every node but the last feeds the stage (else it would be a second output).
+    if (0..nodes.len()).any(|n| n != last && out_edges[n].is_empty()) {
+        return None;
+    }
+
+    let h_of = |t: TensorId| chw(g, t).1;
+    // Rows per pass in the steady state: `band` for the last node, times the strides on the
+    // way to it.
+    let mut rate = vec![0usize; nodes.len()];
+    rate[last] = band;
+    for n in (0..nodes.len()).rev() {
+        for &e in &out_edges[n] {
+            let c = edges[e].node;
+            let s = match rules[c] {
+                RowRule::Window(w) => w.stride_h,
+                RowRule::Flat => 1,
+            };
+            rate[n] = rate[n].max(rate[c] * s).min(band);
+        }
+    }
+    let mut done = vec![0usize; nodes.len()];
+    let mut passes: Vec<Vec<SymStep>> = Vec::new();
+    let mut max_band = 0usize;
+    let mut max_compact = [0usize; 2];
+    let mut max_kernel = 0usize;
+    let (_, h_out, _, _) = chw(g, region.output);
+    let mut end = 0;
+    while end < h_out {
+        end = (end + band).min(h_out);
+        // How far each node must get: what its consumers' next bands read.
+        let mut target = done.clone();
+        target[last] = end;
+        for n in (0..nodes.len()).rev() {
+            for &e in &out_edges[n] {
+                let c = edges[e].node;
+                if target[c] > done[c] {
+                    let need = in_hi(&rules[c], target[c], h_of(edges[e].tensor));
+                    target[n] = target[n].max(need);
+                }
+            }
+        }
+        let mut steps = Vec::new();
+        // Sweeps in graph order until every node has its target, each node at most its
+        // steady rate per sweep and only what its inputs allow: the pipeline fills step by
+        // step instead of in one burst, so no window holds more than a steady pass needs.
+        while (0..nodes.len()).any(|n| done[n] < target[n]) {
+            for n in 0..nodes.len() {
+                let ready = in_edges[n]
+                    .iter()
+                    .filter(|&&e| edges[e].external.is_none())
+                    .map(|&e| {
+                        let p = local(edges[e].tensor).expect("an internal edge has a producer");
+                        let h = h_of(edges[e].tensor);
+                        let mut r = target[n];
+                        while r > done[n] && in_hi(&rules[n], r, h) > done[p] {
+                            r -= 1;
+                        }
+                        r
+                    })
+                    .min()
+                    .unwrap_or(target[n]);
+                let (a, b) = (done[n], target[n].min(done[n] + rate[n]).min(ready));
+                if b <= a {
+                    continue;
+                }
+                let node = nodes[n];
+                let mut operands: Vec<Option<SymOperand>> = node
+                    .inputs
+                    .iter()
+                    .map(|&t| {
+                        (!g.tensor(t).in_arena())
+                            .then(|| SymOperand::Input(index_of(t, &mut inputs)))
+                    })
+                    .collect();
+                let mut window: Option<Window2d> = None;
+                for (k, &e) in in_edges[n].iter().enumerate() {
+                    let (c, h, w, es) = chw(g, edges[e].tensor);
+                    let dtype = g.tensor(edges[e].tensor).dtype;
+                    let row = w * es;
+                    let first = in_lo(&rules[n], a, h);
+                    let need = in_hi(&rules[n], b, h);
+                    let ed = &mut edges[e];
+                    if let Some(k_in) = ed.external {
+                        // Rows from the whole tensor: keep what is still read, copy the rest.
+                        let lo2 = first.max(ed.lo);
+                        let start = ed.hi.max(lo2);
+                        steps.extend(relayout(
+                            e,
+                            c,
+                            row,
+                            (ed.lo, ed.hi),
+                            lo2,
+                            need.max(lo2) - lo2,
+                        ));
+                        if need > start {
+                            steps.push(SymStep::Copy {
+                                from: SymPlace::Input(k_in),
+                                to: SymPlace::Sym(Sym::Window(e)),
+                                rows: RowCopy {
+                                    channels: c,
+                                    bytes: (need - start) * row,
+                                    src: start * row,
+                                    src_channel: h * row,
+                                    dst: (start - lo2) * row,
+                                    dst_channel: (need - lo2) * row,
+                                },
+                            });
+                        }
+                        ed.lo = lo2;
+                        ed.hi = need.max(lo2);
+                    } else if ed.lo < first {
+                        // Rows no band of this node reads again.
+                        let lo2 = first.min(ed.hi);
+                        steps.extend(relayout(e, c, row, (ed.lo, ed.hi), lo2, ed.hi - lo2));
+                        ed.lo = lo2;
+                    }
+                    debug_assert!(ed.lo == first && ed.hi >= need, "window out of step");
+                    ed.max_rows = ed.max_rows.max(ed.hi - ed.lo);
+                    let held = ed.hi - ed.lo;
+                    let operand = match rules[n] {
+                        RowRule::Window(w0) => {
+                            let top = (a * w0.stride_h) as isize - w0.pad_top as isize;
+                            if top > ed.lo as isize {
+                                // The band reads only padding below the input: not streamed.
+                                return None;
+                            }
+                            window = Some(Window2d {
+                                in_h: held,
+                                out_h: b - a,
+                                pad_top: (ed.lo as isize - top) as usize,
+                                pad_bottom: if ed.hi == h { w0.pad_bottom } else { 0 },
+                                ..w0
+                            });
+                            SymOperand::Buf(Sym::Window(e), c * held * w, dtype)
+                        }
+                        RowRule::Flat if held > b - a => {
+                            // A window ahead of this op (its producer ran on for another consumer):
+                            // the op reads exactly its band's rows.
+                            let k = k.min(1);
+                            steps.push(SymStep::Copy {
+                                from: SymPlace::Sym(Sym::Window(e)),
+                                to: SymPlace::Sym(Sym::Compact(k)),
+                                rows: RowCopy {
+                                    channels: c,
+                                    bytes: (b - a) * row,
+                                    src: 0,
+                                    src_channel: held * row,
+                                    dst: 0,
+                                    dst_channel: (b - a) * row,
+                                },
+                            });
+                            max_compact[k] = max_compact[k].max(c * (b - a) * row);
+                            SymOperand::Buf(Sym::Compact(k), c * (b - a) * w, dtype)
+                        }
+                        RowRule::Flat => SymOperand::Buf(Sym::Window(e), c * held * w, dtype),
+                    };
+                    operands[edges[e].slot] = Some(operand);
+                }
+                // Where the band goes.
+                let (c, h, w, es) = chw(g, node.output);
+                let dtype = g.tensor(node.output).dtype;
+                let row = w * es;
+                let rows = b - a;
+                let (op, scratch) = node.op.band(window, c, rows, w);
+                let kernel_scratch = (scratch > 0).then_some(scratch);
+                max_kernel = max_kernel.max(scratch);
+                let mut after = Vec::new();
+                let dest = if n == last {
+                    after.push(SymStep::Copy {
+                        from: SymPlace::Sym(Sym::Band),
+                        to: SymPlace::Output,
+                        rows: RowCopy {
+                            channels: c,
+                            bytes: rows * row,
+                            src: 0,
+                            src_channel: rows * row,
+                            dst: a * row,
+                            dst_channel: h * row,
+                        },
+                    });
+                    Sym::Band
+                } else {
+                    let outs = &out_edges[n];
+                    // Per consumer: the rows it still reads.
+                    let keep: Vec<usize> = outs
+                        .iter()
+                        .map(|&e| {
+                            let ed = &edges[e];
+                            let from = in_lo(&rules[ed.node], done[ed.node], h);
+                            ed.lo.max(from).min(b)
+                        })
+                        .collect();
+                    if outs.len() == 1 && keep[0] == a {
+                        let e = outs[0];
+                        edges[e].lo = a;
+                        edges[e].hi = b;
+                        edges[e].max_rows = edges[e].max_rows.max(rows);
+                        Sym::Window(e)
+                    } else {
+                        for (&e, &lo2) in outs.iter().zip(&keep) {
+                            let ed = &mut edges[e];
+                            debug_assert_eq!(ed.hi, a, "a window ends where its producer stands");
+                            after.extend(relayout(e, c, row, (ed.lo, ed.hi), lo2, b - lo2));
+                            let s0 = lo2.max(a);
+                            if b > s0 {
+                                after.push(SymStep::Copy {
+                                    from: SymPlace::Sym(Sym::Band),
+                                    to: SymPlace::Sym(Sym::Window(e)),
+                                    rows: RowCopy {
+                                        channels: c,
+                                        bytes: (b - s0) * row,
+                                        src: (s0 - a) * row,
+                                        src_channel: rows * row,
+                                        dst: (s0 - lo2) * row,
+                                        dst_channel: (b - lo2) * row,
+                                    },
+                                });
+                            }
+                            ed.lo = lo2;
+                            ed.hi = b;
+                            ed.max_rows = ed.max_rows.max(b - lo2);
+                        }
+                        Sym::Band
+                    }
+                };
+                if dest == Sym::Band {
+                    max_band = max_band.max(c * rows * row);
+                }
+                steps.push(SymStep::Call {
+                    node: n,
+                    op: Box::new(op),
+                    inputs: operands,
+                    output: (dest, c * rows * w, dtype),
+                    scratch: kernel_scratch,
+                });
+                steps.extend(after);
+                done[n] = b;
+            }
+        }
+        passes.push(steps);
+    }
+    if done[last] != h_out {
+        return None;
+    }
+
+    // Offsets: every buffer its own span of the scratch.
+    let mut buffers = Vec::new();
+    let mut offset = 0usize;
+    let mut place = |what: String, bytes: usize, buffers: &mut Vec<StageBuffer>| {
+        let at = offset;
+        if bytes > 0 {
+            offset = (offset + bytes).next_multiple_of(alignment.max(4));
+            buffers.push(StageBuffer {
+                what,
+                offset: at,
+                bytes,
+            });
+        }
+        at
+    };
+    let window_at: Vec<usize> = edges
+        .iter()
+        .map(|e| {
+            let (c, _, w, es) = chw(g, e.tensor);
+            let what = format!(
+                "{} → {} ({} rows)",
+                g.tensor(e.tensor).name,
+                nodes[e.node].name,
+                e.max_rows
+            );
+            place(what, c * e.max_rows * w * es, &mut buffers)
+        })
+        .collect();
+    let band_at = place("band".into(), max_band, &mut buffers);
+    let compact_at = [
+        place("band of input 0".into(), max_compact[0], &mut buffers),
+        place("band of input 1".into(), max_compact[1], &mut buffers),
+    ];
+    let kernel_at = place("kernel scratch".into(), max_kernel, &mut buffers);
+    let at = |s: Sym| match s {
+        Sym::Window(e) => window_at[e],
+        Sym::Band => band_at,
+        Sym::Compact(k) => compact_at[k],
+    };
+    let resolve = |p: SymPlace| match p {
+        SymPlace::Sym(_) => Place::Scratch,
+        SymPlace::Input(k) => Place::Input(k),
+        SymPlace::Output => Place::Output,
+    };
+    let shift = |p: SymPlace| match p {
+        SymPlace::Sym(s) => at(s),
+        _ => 0,
+    };
+    let step = |s: &SymStep| match s {
+        SymStep::Copy { from, to, rows } => Step::Copy {
+            from: resolve(*from),
+            to: resolve(*to),
+            rows: RowCopy {
+                src: rows.src + shift(*from),
+                dst: rows.dst + shift(*to),
+                ..*rows
+            },
+        },
+        SymStep::Call {
+            node,
+            op,
+            inputs,
+            output,
+            scratch,
+        } => Step::Call {
+            node: *node,
+            op: op.clone(),
+            inputs: inputs
+                .iter()
+                .map(|o| {
+                    o.map(|o| match o {
+                        SymOperand::Input(k) => Operand::Input(k),
+                        SymOperand::Buf(s, len, dtype) => Operand::Buf(Buf {
+                            offset: at(s),
+                            len,
+                            dtype,
+                        }),
+                    })
+                })
+                .collect(),
+            output: Buf {
+                offset: at(output.0),
+                len: output.1,
+                dtype: output.2,
+            },
+            scratch: scratch.map(|bytes| Buf {
+                offset: kernel_at,
+                len: bytes / 2,
+                dtype: DType::I16,
+            }),
+        },
+    };
+    // The program: runs of identical passes become one loop.
+    let mut program: Vec<Block> = Vec::new();
+    let mut k = 0;
+    while k < passes.len() {
+        let mut j = k + 1;
+        while j < passes.len() && passes[j] == passes[k] {
+            j += 1;
+        }
+        program.push(Block {
+            repeat: j - k,
+            steps: passes[k].iter().map(step).collect(),
+        });
+        k = j;
+    }
+    Some((
+        StreamOp {
+            nodes: nodes.into_iter().cloned().collect(),
+            program,
+            scratch_bytes: offset,
+            buffers,
+            band_rows: band,
+        },
+        inputs,
+    ))
+}
+
+/// `g` with `region` replaced by one stage node (at the place of the region's last node),
+/// `None` when the region cannot stream.
+pub fn apply(g: &Graph, region: &Region, band: usize, alignment: usize) -> Option<Graph> {
+    let (op, inputs) = build(g, region, band, alignment)?;
+    let mut out = g.clone();
+    let words = op.scratch_bytes.div_ceil(4);
+    let first = &g.nodes[region.nodes[0]];
+    let last = &g.nodes[*region.nodes.last()?];
+    let scratch = out.add_typed_tensor(
+        format!("{}.stream", g.tensor(region.output).name),
+        vec![words],
+        DType::I32,
+        TensorKind::Scratch,
+        None,
+    );
+    let rank = region
+        .nodes
+        .iter()
+        .map(|&v| g.nodes[v].rank)
+        .fold(OrderRank::default(), OrderRank::max);
+    let node = Node {
+        name: format!("stream({}..{})", first.name, last.name),
+        op_type: "Stream".into(),
+        op: Op::Stream(Box::new(op)),
+        inputs,
+        output: region.output,
+        scratch: Some(scratch),
+        rank,
+    };
+    let at = *region.nodes.last()?;
+    let mut nodes = Vec::with_capacity(g.nodes.len() - region.nodes.len() + 1);
+    for (v, n) in g.nodes.iter().enumerate() {
+        if v == at {
+            nodes.push(node.clone());
+        } else if !region.nodes.contains(&v) {
+            nodes.push(n.clone());
+        }
+    }
+    out.nodes = nodes;
+    Some(out)
+}
+
+/// The nodes of `g` that are stages.
+pub fn stages(g: &Graph) -> impl Iterator<Item = (NodeId, &StreamOp)> {
+    g.nodes.iter().enumerate().filter_map(|(i, n)| match &n.op {
+        Op::Stream(s) => Some((NodeId(i), s.as_ref())),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::Values;
+    use crate::{compile, Options};
+    use std::path::Path;
+
+    /// The model at `path` (relative to the repository) planned with and without streaming:
+    /// the streamed plan keeps a stage, is smaller, and computes the same bits.
+    fn same_bits(path: &str) -> (usize, usize) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+        let on = compile(&path, &Options::default()).unwrap();
+        let off = compile(
+            &path,
+            &Options {
+                streaming: false,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let inputs: Vec<Values> = on
+            .graph
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(k, &t)| {
+                let n = on.graph.tensor(t).len();
+                let x: Vec<f32> = (0..n)
+                    .map(|i| ((i * 7 + k) % 13) as f32 / 6.0 - 1.0)
+                    .collect();
+                Values::F32(x)
+            })
+            .collect();
+        let a = crate::exec::run_values(&on.graph, &on.schedule, &on.plan, &inputs);
+        let b = crate::exec::run_values(&off.graph, &off.schedule, &off.plan, &inputs);
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.to_bytes(), y.to_bytes(), "{}", path.display());
+        }
+        (on.plan.arena_bytes, off.plan.arena_bytes)
+    }
+
+    #[test]
+    fn streamed_plans_compute_the_same_bits() {
+        for m in [
+            "tests/models/chain.onnx",
+            "tests/models/int8/chain_qdq.onnx",
+            "tests/models/resnet8.onnx",
+            "tests/models/int8/resnet8_qdq.onnx",
+            "tests/models/dscnn.onnx",
+            "tests/models/mobilenet_v1.onnx",
+            "tests/models/int8/mobilenet_v1_qdq.onnx",
+            "tests/models/mobilenetv2.onnx",
+            "tests/models/dwsep.onnx",
+            "tests/models/int8/dwsep_qdq.onnx",
+            "tests/models/residual.onnx",
+            "tests/models/int8/residual_qdq.onnx",
+        ] {
+            let (on, off) = same_bits(m);
+            eprintln!("{m}: {on} vs {off} ({:.2})", on as f64 / off as f64);
+            assert!(on <= off, "{m}: {on} vs {off}");
+            if !m.contains("dwsep")
+                && !m.contains("residual")
+                && !m.contains("dscnn")
+                && !m.contains("mobilenetv2")
+            {
+                assert!(on < off, "{m}: no stage kept ({on} vs {off})");
+            }
+        }
+    }
+}
