@@ -60,6 +60,17 @@ struct Args {
     streaming: Option<bool>,
 }
 
+/// `true` or `false`, with a hint naming `what` and an `example` value.
+fn parse_bool(input: ParseStream, what: &str, example: &str) -> syn::Result<bool> {
+    let v: syn::LitBool = input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`{what}` takes `true` or `false`, e.g. `{what} = {example}`"),
+        )
+    })?;
+    Ok(v.value)
+}
+
 fn parse_usize_list(input: ParseStream) -> syn::Result<Vec<usize>> {
     let hint = |e: syn::Error| {
         syn::Error::new(
@@ -137,22 +148,10 @@ impl Parse for Args {
                     args.max_arena_bytes = Some((v, span));
                 }
                 "self_test" => {
-                    let v: syn::LitBool = input.parse().map_err(|e| {
-                        syn::Error::new(
-                            e.span(),
-                            "`self_test` takes `true` or `false`, e.g. `self_test = true`",
-                        )
-                    })?;
-                    args.self_test = Some((v.value, span));
+                    args.self_test = Some((parse_bool(input, "self_test", "true")?, span));
                 }
                 "streaming" => {
-                    let v: syn::LitBool = input.parse().map_err(|e| {
-                        syn::Error::new(
-                            e.span(),
-                            "`streaming` takes `true` or `false`, e.g. `streaming = false`",
-                        )
-                    })?;
-                    args.streaming = Some(v.value);
+                    args.streaming = Some(parse_bool(input, "streaming", "false")?);
                 }
                 "budget_ms" => {
                     args.budget_ms = Some(parse_count(input, "budget_ms", "2000")?.0 as u64);

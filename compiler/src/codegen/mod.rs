@@ -42,7 +42,7 @@ fn weight_operand(g: &Graph, t: TensorId) -> TokenStream {
 }
 
 /// The `Arena` method that borrows inputs of `input` type and an output of `output` type.
-fn views_method(input: DType, output: DType) -> Ident {
+pub(crate) fn views_method(input: DType, output: DType) -> Ident {
     match (input, output) {
         (DType::F32, DType::I8) => format_ident!("views_f32_i8"),
         (DType::I8, DType::F32) => format_ident!("views_i8_f32"),

@@ -163,16 +163,6 @@ fn region(offset: usize, len: usize, dtype: DType) -> TokenStream {
     }
 }
 
-/// The `Arena` method borrowing inputs of `input` type and an output of `output` type.
-fn views(input: DType, output: DType) -> proc_macro2::Ident {
-    match (input, output) {
-        (DType::F32, DType::I8) => format_ident!("views_f32_i8"),
-        (DType::I8, DType::F32) => format_ident!("views_i8_f32"),
-        (DType::I8, _) | (_, DType::I8) => format_ident!("views_i8"),
-        _ => format_ident!("views"),
-    }
-}
-
 impl StreamOp {
     /// Byte offset of `place` in the arena, given the stage node's operand offsets.
     fn base(place: Place, call: &Call) -> usize {
@@ -249,7 +239,10 @@ impl StreamOp {
                         )
                     }
                     None => {
-                        let m = views(in_dtype.unwrap_or(output.dtype), output.dtype);
+                        let m = crate::codegen::views_method(
+                            in_dtype.unwrap_or(output.dtype),
+                            output.dtype,
+                        );
                         (
                             quote!(let ([#(#idents),*], out) = self.arena.#m([#(#regions),*], #out_region);),
                             None,
