@@ -8,7 +8,7 @@ and run with onnxruntime on a deterministic input. For a model NAME this writes:
   NAME.input.bin    the input tensor, float32 little-endian, C order
   NAME.output.bin   onnxruntime's output for that input, float32 little-endian, C order
 
-Run:  python3 tests/gen_models.py   (needs: pip install onnx onnxruntime numpy)
+Run:  python3 tests/gen_models.py [NAME ...]   (needs: pip install onnx onnxruntime numpy)
 The output is deterministic for a given onnxruntime version; the committed files came from
 the versions printed at the end of the run.
 """
@@ -317,7 +317,24 @@ def nas_cells():
     return n.build([1, 3, 16, 16], y), [1, 3, 16, 16]
 
 
-MODELS = [chain, residual, inception, dwsep, mobilenetv2, densenet, mlp, random_dag, nas_cells]
+def wide_stem():
+    """A camera-style stem: the widest maps come first (64×64 after the input), few weights.
+    Whole, two of its maps need 176 KiB; streamed row by row, the stem's maps are windows of
+    a few rows (the fits-64k example's second model)."""
+    n = Net("wide_stem", 12)
+    x = n.relu(n.conv("input", 3, 8, 3))
+    x = n.relu(n.conv(x, 8, 16, 3, stride=2))
+    x = n.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    x = n.relu(n.conv(x, 16, 32, 3))
+    x = n.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    x = n.node("GlobalAveragePool", [x])
+    x = n.node("Flatten", [x])
+    y = n.gemm(x, 32, 10)
+    return n.build([1, 3, 64, 64], y), [1, 3, 64, 64]
+
+
+MODELS = [chain, residual, inception, dwsep, mobilenetv2, densenet, mlp, random_dag, nas_cells,
+          wide_stem]
 
 
 def ui_models():
@@ -333,9 +350,14 @@ def ui_models():
 
 
 def main():
-    ui_models()
+    # Names on the command line: only those models (the others' files stay as they are).
+    only = sys.argv[1:]
+    if not only:
+        ui_models()
     os.makedirs(OUT, exist_ok=True)
     for make in MODELS:
+        if only and make.__name__ not in only:
+            continue
         model, in_shape = make()
         name = make.__name__
         path = os.path.join(OUT, name + ".onnx")

@@ -67,6 +67,7 @@ models!(
     dscnn => "tests/models/dscnn.onnx",
     mobilenet_v1 => "tests/models/mobilenet_v1.onnx",
     fc_autoencoder => "tests/models/fc_autoencoder.onnx",
+    wide_stem => "tests/models/wide_stem.onnx",
 );
 
 /// Every model file in tests/models has a test above.
@@ -86,6 +87,7 @@ fn every_model_is_tested() {
         "dscnn",
         "mobilenet_v1",
         "fc_autoencoder",
+        "wide_stem",
     ];
     for e in std::fs::read_dir(models_dir()).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();

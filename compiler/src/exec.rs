@@ -161,6 +161,8 @@ pub fn run_arena(
             TensorKind::WeightI8(w) => Values::I8(w.clone()),
             TensorKind::WeightI16(w) => Values::I16(w.clone()),
             TensorKind::WeightI32(w) => Values::I32(w.clone()),
+            // Read where the caller passes it (here as the arena would hold it).
+            TensorKind::Caller(k) => inputs[*k].clone(),
             _ => Values::from_bytes(g.tensor(t).dtype, &arena[region(t)]),
         }
     };
@@ -171,7 +173,9 @@ pub fn run_arena(
             std::mem::discriminant(&Values::zeros(g.tensor(t).dtype, 0)),
             "input type"
         );
-        arena[region(t)].copy_from_slice(&x.to_bytes());
+        if g.tensor(t).in_arena() {
+            arena[region(t)].copy_from_slice(&x.to_bytes());
+        }
     }
     for n in &schedule.order {
         let node = &g.nodes[n.0];

@@ -67,6 +67,9 @@ pub enum TensorKind {
     Input(usize),
     /// Graph output number `n`: copied out of the arena when `run` ends.
     Output(usize),
+    /// Graph input number `n`, read by a streamed stage row by row where the caller passes
+    /// it (see `crate::plan::stream`): never copied into the arena.
+    Caller(usize),
     /// Constant data, emitted as a `static` in flash.
     Weight(Vec<f32>),
     /// Constant int8 data (quantized weights), in flash.
@@ -113,9 +116,14 @@ impl Tensor {
         self.len() * self.dtype.size()
     }
 
-    /// True for tensors that live in the arena (inputs, outputs, activations).
+    /// True for tensors that live in the arena (inputs, outputs, activations, scratch).
     pub fn in_arena(&self) -> bool {
-        !matches!(
+        !self.is_weight() && !matches!(self.kind, TensorKind::Caller(_))
+    }
+
+    /// True for constant data (in flash).
+    pub fn is_weight(&self) -> bool {
+        matches!(
             self.kind,
             TensorKind::Weight(_)
                 | TensorKind::WeightI8(_)
@@ -392,7 +400,7 @@ impl Graph {
         self.tensors
             .iter()
             .zip(&used)
-            .filter(|(t, &u)| u && !t.in_arena())
+            .filter(|(t, &u)| u && t.is_weight())
             .map(|(t, _)| t.bytes())
             .sum()
     }

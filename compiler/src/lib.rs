@@ -62,7 +62,22 @@ pub struct Options {
     /// Whether the planner may stream the first stages (see `plan::stream`); kept only
     /// where it shrinks the arena.
     pub streaming: bool,
+    /// Whether `run` copies every graph input into the arena. By default a streamed stage
+    /// that is a graph input's only reader reads its rows where the caller passes them, and
+    /// [`place::ArenaPlan::arena_bytes`] does not count that input (it is the caller's
+    /// array); `true` keeps the copy (the arena of earlier versions, for comparisons).
+    pub copy_input: bool,
+    /// How much slower (percent, estimated for the Cortex-M4) streamed stages may make one
+    /// inference: the planner keeps the smallest arena whose stages' estimated extra
+    /// instructions stay within this share of the model's own (counted low: one instruction
+    /// per int8 MAC, three per f32 MAC). Default [`DEFAULT_STREAM_COST_PERCENT`]; more lets
+    /// narrower bands (less RAM, more calls) through.
+    pub stream_cost_percent: u32,
 }
+
+/// The default of [`Options::stream_cost_percent`]: measured costs on the MLPerf-Tiny-shaped
+/// networks then stay within +10% (the estimate is rough).
+pub const DEFAULT_STREAM_COST_PERCENT: u32 = 8;
 
 impl Default for Options {
     fn default() -> Self {
@@ -71,6 +86,8 @@ impl Default for Options {
             alignment: DEFAULT_ALIGNMENT,
             budget: DEFAULT_BUDGET,
             streaming: true,
+            copy_input: false,
+            stream_cost_percent: DEFAULT_STREAM_COST_PERCENT,
         }
     }
 }

@@ -141,6 +141,17 @@ pub fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
             thousands(c.plan.offsets[i].unwrap_or(0))
         );
     }
+    for t in &c.graph.tensors {
+        if let crate::ir::TensorKind::Caller(_) = t.kind {
+            let _ = writeln!(
+                o,
+                "      graph input `{}` {:?} ({} B) is read by a streamed stage where the caller passes it: not in the arena",
+                t.name,
+                t.shape,
+                thousands(t.bytes())
+            );
+        }
+    }
     let _ = writeln!(o, "\nOperator execution schedule (microarena's order):");
     let _ = writeln!(
         o,

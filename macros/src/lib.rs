@@ -32,6 +32,12 @@ use syn::{bracketed, LitInt, LitStr, Token};
 /// - `streaming = false`: never run a region band by band. By default the planner may stream
 ///   the first stages (their feature maps held as windows of rows, see the README), keeping a
 ///   stage only where the arena shrinks.
+/// - `stream_cost = N`: how much slower, in percent of one inference (estimated for the
+///   Cortex-M4), streamed stages may make the model (default 8). Narrow bands save RAM and
+///   cost calls: `stream_cost = 20` lets more of them through.
+/// - `copy_input = true`: copy the graph input into the arena when `run` starts. By default,
+///   when a streamed stage is the input's only reader, it reads the rows where the caller
+///   passes them and `ARENA_BYTES` does not count the input.
 /// - `self_test = true`: run the plan on the host at build time on a deterministic input
 ///   (with the runtime's own kernels) and, for float models, check the result against tract
 ///   running the same file — a disagreement fails the build; embed that input and output and
@@ -58,6 +64,8 @@ struct Args {
     max_arena_bytes: Option<(usize, Span)>,
     self_test: Option<(bool, Span)>,
     streaming: Option<bool>,
+    copy_input: Option<bool>,
+    stream_cost: Option<u32>,
 }
 
 /// `true` or `false`, with a hint naming `what` and an `example` value.
@@ -117,6 +125,8 @@ impl Parse for Args {
             max_arena_bytes: None,
             self_test: None,
             streaming: None,
+            copy_input: None,
+            stream_cost: None,
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -153,13 +163,20 @@ impl Parse for Args {
                 "streaming" => {
                     args.streaming = Some(parse_bool(input, "streaming", "false")?);
                 }
+                "copy_input" => {
+                    args.copy_input = Some(parse_bool(input, "copy_input", "true")?);
+                }
+                "stream_cost" => {
+                    let (v, _) = parse_count(input, "stream_cost", "20")?;
+                    args.stream_cost = Some(u32::try_from(v).unwrap_or(u32::MAX));
+                }
                 "budget_ms" => {
                     args.budget_ms = Some(parse_count(input, "budget_ms", "2000")?.0 as u64);
                 }
                 other => {
                     return Err(syn::Error::new(
                         span,
-                        format!("unknown option `{other}`; options are `input_shape = [..]`, `alignment = N`, `budget_ms = N`, `max_arena_bytes = N`, `self_test = true` and `streaming = false`"),
+                        format!("unknown option `{other}`; options are `input_shape = [..]`, `alignment = N`, `budget_ms = N`, `max_arena_bytes = N`, `self_test = true`, `streaming = false`, `stream_cost = N` and `copy_input = true`"),
                     ))
                 }
             }
@@ -188,6 +205,12 @@ fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
     }
     if let Some(on) = args.streaming {
         options.streaming = on;
+    }
+    if let Some(on) = args.copy_input {
+        options.copy_input = on;
+    }
+    if let Some(pct) = args.stream_cost {
+        options.stream_cost_percent = pct;
     }
     if let Some(ms) = args.budget_ms {
         options.budget = std::time::Duration::from_millis(ms);

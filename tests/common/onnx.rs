@@ -74,6 +74,29 @@ impl OnnxBuilder {
         name
     }
 
+    /// An int8 initializer; returns its name.
+    pub fn i8s(&mut self, shape: &[usize], data: Vec<i8>) -> String {
+        self.ints(shape, 3, data.into_iter().map(i32::from).collect())
+    }
+
+    /// An int32 initializer; returns its name.
+    pub fn i32s(&mut self, shape: &[usize], data: Vec<i32>) -> String {
+        self.ints(shape, 6, data)
+    }
+
+    fn ints(&mut self, shape: &[usize], data_type: i32, data: Vec<i32>) -> String {
+        assert_eq!(shape.iter().product::<usize>(), data.len());
+        let name = self.fresh("q");
+        self.graph.initializer.push(pb::TensorProto {
+            name: name.clone(),
+            dims: shape.iter().map(|&d| d as i64).collect(),
+            data_type,
+            int32_data: data,
+            ..Default::default()
+        });
+        name
+    }
+
     /// An int64 initializer; returns its name.
     pub fn i64s(&mut self, data: Vec<i64>) -> String {
         let name = self.fresh("i");

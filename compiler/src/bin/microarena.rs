@@ -1,8 +1,8 @@
 //! `microarena`: the command-line face of the compiler.
 //!
 //! ```text
-//! microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N] [--no-streaming]
-//! microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming]
+//! microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+//! microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 //! ```
 //!
 //! `plan` prints the memory plan of any model tract can type, including ops microarena has no
@@ -17,12 +17,15 @@ use std::time::{Duration, Instant};
 
 use microarena_compiler::{plan_model, report, Compiled, Options};
 
-const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N] [--no-streaming]
-       microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming]
+const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+       microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 
   --input-shape D,D,..  pin the input shape of models with symbolic dimensions
   --json                (plan) print one JSON object instead of tables
   --no-streaming        never run a region band by band (streamed stages)
+  --copy-input          copy the graph input into the arena even where a stage could
+                        read it from the caller's array
+  --stream-cost PCT     estimated extra time streamed stages may cost, percent (default 8)
   -o, --output FILE     (report) where to write the SVG
   --budget BYTES        (report) draw this SRAM budget as a line
   --budget-ms N         time budget of the exact order search (default 2000)
@@ -60,6 +63,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         match a.as_str() {
             "--json" if command == Command::Plan => json = true,
             "--no-streaming" => options.streaming = false,
+            "--copy-input" => options.copy_input = true,
             "-o" | "--output" if command == Command::Report => {
                 output = Some(PathBuf::from(value("--output")?));
             }
@@ -87,6 +91,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .parse::<u64>()
                     .map_err(|_| format!("--budget-ms `{v}`: expected milliseconds"))?;
                 options.budget = Duration::from_millis(ms);
+            }
+            "--stream-cost" => {
+                let v = value("--stream-cost")?;
+                options.stream_cost_percent = v
+                    .parse::<u32>()
+                    .map_err(|_| format!("--stream-cost `{v}`: expected a percentage"))?;
             }
             "--alignment" => {
                 let v = value("--alignment")?;
@@ -212,13 +222,22 @@ fn json(c: &Compiled, total_ms: f64) -> serde_json::Value {
                 })).collect::<Vec<_>>(),
                 "band_calls": s.calls(),
                 "copied_bytes": s.copied_bytes(),
+                "overhead_estimate": s.overhead_estimate(),
             })
         })
+        .collect();
+    let read_in_place: Vec<&str> = c
+        .graph
+        .tensors
+        .iter()
+        .filter(|t| matches!(t.kind, microarena_compiler::ir::TensorKind::Caller(_)))
+        .map(|t| t.name.as_str())
         .collect();
     serde_json::json!({
         "arena_bytes": c.plan.arena_bytes,
         "unstreamed_arena_bytes": st.unstreamed_arena_bytes,
         "stages": stages,
+        "inputs_read_in_place": read_in_place,
         "plain_optimal_arena_bytes": st.plain_arena_bytes,
         "fused_plain_arena_bytes": st.fused_plain_arena_bytes,
         "forced_sharing_arena_bytes": st.forced_sharing_arena_bytes,

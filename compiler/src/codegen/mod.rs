@@ -34,10 +34,24 @@ fn region(g: &Graph, plan: &ArenaPlan, t: TensorId) -> TokenStream {
 fn weight_operand(g: &Graph, t: TensorId) -> TokenStream {
     let w = weight_ident(t);
     match g.tensor(t).kind {
+        // A graph input the caller's array holds: `run`'s (or `steps`') argument.
+        TensorKind::Caller(k) => {
+            let arg = input_arg(g, k);
+            quote!(#arg)
+        }
         TensorKind::WeightI8(_) => quote!(#w.i8()),
         TensorKind::WeightI16(_) => quote!(#w.i16()),
         TensorKind::WeightI32(_) => quote!(#w.i32()),
         _ => quote!(#w.f32()),
+    }
+}
+
+/// The name of `run`'s argument for graph input `k`.
+fn input_arg(g: &Graph, k: usize) -> Ident {
+    if g.inputs.len() == 1 && g.outputs.len() == 1 {
+        format_ident!("input")
+    } else {
+        format_ident!("input_{}", k)
     }
 }
 
@@ -248,6 +262,7 @@ fn self_test_code(g: &Graph, plan: &ArenaPlan, st: &SelfTest) -> (TokenStream, T
     let blob = |ident: &Ident, v: &Values, doc: String| bytes_static(ident, &v.to_bytes(), &doc);
     let mut items = Vec::new();
     let mut load = Vec::new();
+    let mut caller_args = Vec::new();
     let mut compare = Vec::new();
     for (k, (&t, v)) in g.inputs.iter().zip(&st.inputs).enumerate() {
         let ident = format_ident!("SELF_TEST_INPUT_{}", k);
@@ -259,6 +274,32 @@ fn self_test_code(g: &Graph, plan: &ArenaPlan, st: &SelfTest) -> (TokenStream, T
                 g.tensor(t).name
             ),
         ));
+        if matches!(g.tensor(t).kind, TensorKind::Caller(_)) {
+            // Read where the caller's array would be: the blob is that array. A quantized
+            // input's floats are the int8 values dequantized (they quantize back exactly).
+            let arg = match (g.input_quant(k), v) {
+                (Some(q), Values::I8(x)) => {
+                    let f: Vec<f32> = x
+                        .iter()
+                        .map(|&x| (x as i32 - q.zero) as f32 * q.scale)
+                        .collect();
+                    items.pop();
+                    items.push(blob(
+                        &ident,
+                        &Values::F32(f),
+                        format!(
+                            "Self-test input `{}` (as the caller passes it).",
+                            g.tensor(t).name
+                        ),
+                    ));
+                    quote!(#ident.f32())
+                }
+                (_, Values::F32(_)) => quote!(#ident.f32()),
+                _ => quote!(#ident.i8()),
+            };
+            caller_args.push(arg);
+            continue;
+        }
         let r = region(g, plan, t);
         load.push(match v {
             Values::F32(_) => quote!(self.arena.f32_mut(#r).copy_from_slice(#ident.f32());),
@@ -301,7 +342,7 @@ fn self_test_code(g: &Graph, plan: &ArenaPlan, st: &SelfTest) -> (TokenStream, T
         #[doc = #doc]
         pub fn self_test(&mut self) -> bool {
             #(#load)*
-            self.steps();
+            self.steps(#(#caller_args),*);
             true #(& #compare)*
         }
     };
@@ -358,6 +399,9 @@ pub fn generate(
     let mut params = Vec::new();
     let mut copy_in = Vec::new();
     let mut copy_out = Vec::new();
+    // Graph inputs read where the caller passes them, as `steps` takes them.
+    let mut steps_params = Vec::new();
+    let mut steps_args = Vec::new();
     for (i, &t) in g.inputs.iter().enumerate() {
         let (shape_id, len_id, arg) = if single {
             (
@@ -383,6 +427,17 @@ pub fn generate(
             i,
             g.input_is_unsigned(i),
         ));
+        if matches!(g.tensor(t).kind, TensorKind::Caller(_)) {
+            // A streamed stage reads it where it is: no copy.
+            let ty = match (g.input_quant(i), g.tensor(t).dtype) {
+                (None, DType::I8) => quote!(i8),
+                _ => quote!(f32),
+            };
+            params.push(quote!(#arg: &[#ty; #len_id]));
+            steps_params.push(quote!(#arg: &[#ty]));
+            steps_args.push(quote!(#arg));
+            continue;
+        }
         let r = region(g, plan, t);
         if let Some(q) = g.input_quant(i) {
             let (scale, zero) = (f32_lit(q.scale), q.zero);
@@ -465,14 +520,14 @@ pub fn generate(
     let (body, self_test_items, self_test_fn) = match self_test {
         Some(st) => {
             let (items, f) = self_test_code(g, plan, st);
-            (quote!(self.steps();), items, f)
+            (quote!(self.steps(#(#steps_args),*);), items, f)
         }
         None => (quote!(#(#calls)*), quote!(), quote!()),
     };
     let steps_fn = self_test.map(|_| {
         quote! {
             #[allow(clippy::all, clippy::pedantic, unused_variables)]
-            fn steps(&mut self) {
+            fn steps(&mut self, #(#steps_params),*) {
                 #(#calls)*
             }
         }

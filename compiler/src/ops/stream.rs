@@ -37,14 +37,42 @@ impl Buf {
 }
 
 /// What a row copy's byte offsets are relative to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Place {
     /// The stage's scratch.
     Scratch,
     /// The stage node's input `k` (a whole tensor in the arena).
     Input(usize),
+    /// The stage node's input `k`, a graph input read where the caller passes it (never in
+    /// the arena): only ever a copy's source.
+    Caller(usize, CallerRead),
     /// The stage node's output (a whole tensor in the arena).
     Output,
+}
+
+/// How a stage reads rows of a graph input from the caller's array into its window: what
+/// `run` would otherwise do to the whole array when copying it into the arena.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CallerRead {
+    /// The caller's elements are the arena's: copied.
+    Copy(DType),
+    /// The caller's floats quantized to int8 (a float interface before an int8 graph).
+    Quantize {
+        /// Real value of one step.
+        scale: f32,
+        /// The int8 value of real zero.
+        zero: i32,
+    },
+}
+
+impl CallerRead {
+    /// The element type of the rows in the window.
+    pub fn dtype(&self) -> DType {
+        match *self {
+            CallerRead::Copy(d) => d,
+            CallerRead::Quantize { .. } => DType::I8,
+        }
+    }
 }
 
 /// An operand of a band call.
@@ -135,6 +163,53 @@ impl StreamOp {
             .sum()
     }
 
+    /// Instructions the stage costs on a Cortex-M4 beyond its ops run whole, estimated:
+    /// what every band call pays again and every row copy (a block per channel, a word per
+    /// 4 bytes). Per call: the int8 depthwise kernel's per-channel set-up (the plane copy,
+    /// the weights into registers) about 330 instructions a channel; a dense int8
+    /// convolution reloads its weights, about 1.6 instructions a weight, the tiled f32 one
+    /// about 4; the f32 reference convolution (depthwise f32 among others) sets up each
+    /// tap's valid rows and columns, about 80 instructions a weight, the f32 matrix product
+    /// each weight's row loop, about 20; other ops about 150 (a call, a loop per channel). The
+    /// constants are fitted to the `kernels` firmware binary (band shapes, one output row,
+    /// against whole planes) and the `mlperf` binary (whole networks streamed at one row);
+    /// the planner keeps streaming within a share of the model's cost with them.
+    pub fn overhead_estimate(&self) -> u64 {
+        let call = |op: &Op, len: usize| -> u64 {
+            use super::conv::ConvOp;
+            let plane = |w: &crate::kernels::Window2d| (w.out_h * w.out_w).max(1);
+            let weights = |g: &crate::kernels::conv::Conv2d| {
+                (g.out_c * g.in_c / g.groups.max(1) * g.window.k_h * g.window.k_w) as u64
+            };
+            match op {
+                Op::Conv(ConvOp::F32(g)) => 80 * weights(g),
+                Op::Conv(ConvOp::F32Tiled(g)) => 4 * weights(g),
+                Op::Conv(c) if c.geometry().groups > 1 => {
+                    330 * (len / plane(&c.geometry().window)) as u64
+                }
+                Op::Conv(c) => weights(c.geometry()) * 8 / 5,
+                Op::Gemm(super::gemm::GemmOp::F32(p)) => 20 * (p.n * p.k) as u64,
+                Op::Pool(p) => 150 + 20 * (len / plane(&p.geometry().window)) as u64,
+                _ => 150,
+            }
+        };
+        self.program
+            .iter()
+            .map(|b| {
+                b.repeat as u64
+                    * b.steps
+                        .iter()
+                        .map(|s| match s {
+                            Step::Copy { rows, .. } => {
+                                (rows.channels * (40 + rows.bytes / 4)) as u64
+                            }
+                            Step::Call { op, output, .. } => call(op, output.len),
+                        })
+                        .sum::<u64>()
+            })
+            .sum()
+    }
+
     /// Bytes the program's row copies move when it runs.
     pub fn copied_bytes(&self) -> usize {
         self.program
@@ -169,12 +244,58 @@ impl StreamOp {
         match place {
             Place::Scratch => call.scratch_offset.expect("a stage has scratch"),
             Place::Input(k) => call.offsets[k].expect("a copied input is in the arena"),
+            Place::Caller(..) => 0,
             Place::Output => call.out_offset,
         }
     }
 
     fn emit_step(&self, step: &Step, call: &Call) -> TokenStream {
         match step {
+            Step::Copy {
+                from: Place::Caller(k, read),
+                to,
+                rows,
+            } => {
+                // Offsets in elements of the window's type (the caller's index the same).
+                let es = read.dtype().size();
+                let span = (rows.channels - 1) * rows.dst_channel + rows.bytes;
+                let window = region(Self::base(*to, call) + rows.dst, span / es, read.dtype());
+                let (channels, bytes, src, src_channel, dst_channel) = (
+                    usize_lit(rows.channels),
+                    usize_lit(rows.bytes / es),
+                    usize_lit(rows.src / es),
+                    usize_lit(rows.src_channel / es),
+                    usize_lit(rows.dst_channel / es),
+                );
+                let caller = call.operands[*k].clone();
+                let (view, convert) = match *read {
+                    CallerRead::Copy(DType::I8) => {
+                        (quote!(i8_mut), quote!(|s, d| d.copy_from_slice(s)))
+                    }
+                    CallerRead::Copy(_) => (quote!(f32_mut), quote!(|s, d| d.copy_from_slice(s))),
+                    CallerRead::Quantize { scale, zero } => {
+                        let scale = super::f32_lit(scale);
+                        (
+                            quote!(i8_mut),
+                            quote!(|s, d| ::microarena::kernels::quant::quantize(
+                                &::microarena::kernels::quant::Quantize { scale: #scale, zero: #zero },
+                                s, d,
+                            )),
+                        )
+                    }
+                };
+                quote! {
+                    ::microarena::kernels::stream::read_rows(
+                        #caller,
+                        self.arena.#view(#window),
+                        &::microarena::kernels::stream::RowCopy {
+                            channels: #channels, bytes: #bytes, src: #src,
+                            src_channel: #src_channel, dst: 0, dst_channel: #dst_channel,
+                        },
+                        #convert,
+                    );
+                }
+            }
             Step::Copy { from, to, rows } => {
                 let RowCopy {
                     channels,
@@ -307,9 +428,11 @@ impl Kernel for StreamOp {
             _ => DType::I32,
         };
         buf.extend(out.to_bytes());
+        // A caller's input is here as the arena would hold it (`exec::arena_inputs`): the
+        // conversion of whole arrays is the conversion of rows.
         let base = |p: Place| match p {
             Place::Scratch => 0,
-            Place::Input(k) => bases[k],
+            Place::Input(k) | Place::Caller(k, _) => bases[k],
             Place::Output => out_base,
         };
         for block in &self.program {
@@ -425,6 +548,66 @@ impl Op {
                     && (p.out_stride_m, p.out_stride_n) == (1, plane))
                     .then_some(RowRule::Flat)
             }
+            Op::Shape(super::shape::ShapeOp::Copy(p)) => {
+                // Rows (and columns) picked at a stride from the first: a downsampling, a
+                // slice from the top-left corner. Passes may have merged the copy's axes, so
+                // the row pattern is read off the copy's input index of each element.
+                let (i, o) = (&acts[0].shape, &out.shape);
+                let (r, ri) = (o.len(), i.len());
+                let (c, h, w) = (i[ri - 3], i[ri - 2], i[ri - 1]);
+                let (oc, oh, ow) = (o[r - 3], o[r - 2], o[r - 1]);
+                let index = |k: usize| {
+                    let (mut k, mut at) = (k, p.offset);
+                    for a in (0..p.rank).rev() {
+                        at += (k % p.shape[a].max(1)) * p.in_strides[a];
+                        k /= p.shape[a].max(1);
+                    }
+                    at
+                };
+                let len = oc * oh * ow;
+                if acts.len() != 1 || len == 0 || p.shape[..p.rank].iter().product::<usize>() != len
+                {
+                    return None;
+                }
+                let first = index(0);
+                let sw = if ow > 1 {
+                    index(1).checked_sub(first)?
+                } else {
+                    1
+                };
+                let sh = if oh > 1 {
+                    index(ow).checked_sub(first)? / w.max(1)
+                } else {
+                    1
+                };
+                let fits = |n: usize, s: usize, from: usize, len: usize| from + (n - 1) * s < len;
+                let rows = oc <= c
+                    && sw >= 1
+                    && sh >= 1
+                    && first < w
+                    && fits(oh, sh, 0, h)
+                    && fits(ow, sw, first, w)
+                    && (0..len).all(|k| {
+                        let (x, y, ch) = (k % ow, k / ow % oh, k / (ow * oh));
+                        index(k) == ch * h * w + y * sh * w + x * sw + first
+                    });
+                rows.then_some(RowRule::Window(crate::kernels::Window2d {
+                    in_h: h,
+                    in_w: w,
+                    out_h: oh,
+                    out_w: ow,
+                    k_h: 1,
+                    k_w: 1,
+                    stride_h: sh,
+                    stride_w: sw,
+                    dil_h: 1,
+                    dil_w: 1,
+                    pad_top: 0,
+                    pad_left: first,
+                    pad_bottom: 0,
+                    pad_right: 0,
+                }))
+            }
             Op::Normalization(NormalizationOp::ScaleShift(p)) => {
                 (same() && p.outer == 1 && p.channels == out.shape[out.shape.len() - 3])
                     .then_some(RowRule::Flat)
@@ -451,6 +634,23 @@ impl Op {
                 (Op::Conv(op), scratch)
             }
             (Op::Pool(p), Some(w)) => (Op::Pool(p.with_window(w)), 0),
+            (Op::Shape(super::shape::ShapeOp::Copy(_)), Some(w)) => {
+                // The band as a three-axis copy from the window (`w.in_h` rows, no padding:
+                // the first is the band's; `pad_left` carries the first column).
+                let mut p = crate::kernels::shape::StridedCopy {
+                    rank: 3,
+                    shape: [0; crate::kernels::MAX_RANK],
+                    in_strides: [0; crate::kernels::MAX_RANK],
+                    offset: w.pad_left,
+                };
+                p.shape[..3].copy_from_slice(&[channels, w.out_h, w.out_w]);
+                p.in_strides[..3].copy_from_slice(&[
+                    w.in_h * w.in_w,
+                    w.stride_h * w.in_w,
+                    w.stride_w,
+                ]);
+                (Op::Shape(super::shape::ShapeOp::Copy(p)), 0)
+            }
             (Op::Elementwise(ElementwiseOp::Binary(b)), None) => {
                 let mut b = *b;
                 let len = channels * rows * width;

@@ -230,46 +230,95 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     crate::ops::conv::select_tiled(&mut graph, alignment);
     let clock = Clock::new(options.budget);
     let candidates = if options.streaming {
-        stream::candidates(&graph)
+        stream::candidates(&graph, 0)
     } else {
         Vec::new()
     };
     if candidates.is_empty() {
         return plan_optimized(graph, &written, alignment, &clock);
     }
-    // Half the time for the plan as it is, then the stages: each candidate region scheduled
-    // and placed quickly with nothing shared, the best planned in full. A stage is kept only
-    // where the placed arena shrinks.
+    // Half the time for the plan as it is, then the stages: each candidate region (at one
+    // band row per pass, and at the rows its narrow layers want) scheduled and placed
+    // quickly with nothing shared; the best region becomes a stage and the search goes on
+    // after it, while a stage shrinks the arena. The result is planned in full and kept
+    // only where its placed arena is smaller.
     let half = Clock {
         start: clock.start,
         deadline: Instant::now() + clock.left() / 2,
     };
     let mut base = plan_optimized(graph.clone(), &written, alignment, &half)?;
     base.stats.unstreamed_arena_bytes = base.plan.arena_bytes;
-    let quick = clock.left() / (2 * candidates.len() as u32);
-    let mut best: Option<(usize, ir::Graph)> = None;
-    for region in &candidates {
-        if clock.is_over() {
+    // Streaming's cost: the stages' estimated extra instructions (see
+    // `StreamOp::overhead_estimate`) stay within a share of the model's own, counted low:
+    // one instruction per int8 MAC, three per f32 MAC (the Cortex-M4 kernels run at
+    // 0.9-1.5 and 2.9).
+    let cost_budget = graph
+        .nodes
+        .iter()
+        .map(|n| match graph.tensor(n.output).dtype {
+            ir::DType::F32 => 3 * n.op.macs(),
+            _ => n.op.macs(),
+        })
+        .sum::<u64>()
+        * u64::from(options.stream_cost_percent)
+        / 100;
+    let overhead =
+        |g: &ir::Graph| -> u64 { stream::stages(g).map(|(_, s)| s.overhead_estimate()).sum() };
+    let mut current: Option<(usize, ir::Graph)> = None;
+    let mut candidates = candidates;
+    let mut rounds = 0u32;
+    while !candidates.is_empty() && !clock.is_over() {
+        rounds += 1;
+        let from = current.as_ref().map_or(&graph, |(_, g)| g);
+        let quick = clock.left() / (2 * rounds * 2 * candidates.len() as u32);
+        let mut best: Option<(usize, usize, ir::Graph)> = None;
+        for region in &candidates {
+            let wide = stream::band_rows(from, region);
+            let mut bands = vec![1, 2, 3, 4, 6, 8, wide];
+            bands.sort_unstable();
+            bands.dedup();
+            for band in bands {
+                if clock.is_over() {
+                    break;
+                }
+                let Some(g) = stream::apply(from, region, band, alignment, !options.copy_input)
+                else {
+                    continue;
+                };
+                if overhead(&g) > cost_budget {
+                    continue;
+                }
+                let e = evaluate(
+                    &g,
+                    &ir::Sharing::default(),
+                    SharingChoice::none(),
+                    alignment,
+                    quick,
+                    &clock,
+                    &[],
+                );
+                // Equal arenas: the wider band (fewer calls) wins.
+                let key = e.plan.arena_bytes;
+                if best
+                    .as_ref()
+                    .is_none_or(|(a, b, _)| key < *a || key == *a && band > *b)
+                {
+                    best = Some((key, band, g));
+                }
+            }
+        }
+        let Some((arena, _, g)) = best else { break };
+        if current.as_ref().is_some_and(|(a, _)| arena >= *a) {
             break;
         }
-        let band = stream::band_rows(&graph, region);
-        let Some(g) = stream::apply(&graph, region, band, alignment) else {
-            continue;
-        };
-        let e = evaluate(
-            &g,
-            &ir::Sharing::default(),
-            SharingChoice::none(),
-            alignment,
-            quick,
-            &clock,
-            &[],
-        );
-        if best.as_ref().is_none_or(|(a, _)| e.plan.arena_bytes < *a) {
-            best = Some((e.plan.arena_bytes, g));
-        }
+        let next = g
+            .nodes
+            .iter()
+            .rposition(|n| matches!(n.op, ir::Op::Stream(_)));
+        candidates = next.map_or_else(Vec::new, |v| stream::candidates(&g, v + 1));
+        current = Some((arena, g));
     }
-    let Some((_, streamed)) = best else {
+    let Some((_, streamed)) = current else {
         return Ok(base);
     };
     let mut planned = plan_optimized(streamed, &written, alignment, &clock)?;

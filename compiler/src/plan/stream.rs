@@ -18,7 +18,9 @@
 use crate::ir::{DType, Graph, Node, NodeId, Op, OrderRank, TensorId, TensorKind};
 use crate::kernels::stream::RowCopy;
 use crate::kernels::Window2d;
-use crate::ops::stream::{Block, Buf, Operand, Place, RowRule, StageBuffer, Step, StreamOp};
+use crate::ops::stream::{
+    Block, Buf, CallerRead, Operand, Place, RowRule, StageBuffer, Step, StreamOp,
+};
 
 /// A buffer of the stage's scratch before offsets are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,31 +149,34 @@ pub struct Region {
     pub output: TensorId,
 }
 
-/// Regions to try: from the start of the graph, every prefix of row-local nodes (in graph
-/// order) that leaves one tensor for the rest of the graph, at least two ops long; longest
-/// first.
-pub fn candidates(g: &Graph) -> Vec<Region> {
+/// Regions to try: from node `start` on (the graph's start, or the node after a stage
+/// already chosen), every run of row-local nodes in graph order that leaves one tensor for
+/// the rest of the graph, at least two ops long; longest first. A region reads tensors
+/// written before it (the graph input, an earlier stage's output) whole from the arena, or
+/// a graph input where the caller passes it.
+pub fn candidates(g: &Graph, start: usize) -> Vec<Region> {
     let consumers = g.consumers();
     let mut out = Vec::new();
     let mut inside = vec![false; g.nodes.len()];
-    for (k, node) in g.nodes.iter().enumerate() {
+    for k in start..g.nodes.len() {
+        let node = &g.nodes[k];
         if node.op.row_rule(g, node).is_none() {
             break;
         }
         inside[k] = true;
-        if k == 0 {
+        if k == start {
             continue;
         }
-        // Tensors written in the prefix that something after it (or the caller) reads.
-        let mut leaving = g.nodes[..=k]
+        // Tensors written in the run that something after it (or the caller) reads.
+        let mut leaving = g.nodes[start..=k]
             .iter()
             .map(|n| n.output)
             .filter(|t| g.outputs.contains(t) || consumers[t.0].iter().any(|c| !inside[c.0]));
         if let (Some(t), None) = (leaving.next(), leaving.next()) {
-            // The output must be the prefix's sink: read by nothing inside it.
+            // The output must be the run's sink: read by nothing inside it.
             if consumers[t.0].iter().all(|c| !inside[c.0]) {
                 out.push(Region {
-                    nodes: (0..=k).collect(),
+                    nodes: (start..=k).collect(),
                     output: t,
                 });
             }
@@ -642,11 +647,60 @@ pub fn build(
     ))
 }
 
+/// How the stage could read graph input tensor `t` where the caller passes it: when the
+/// stage is its only reader and `run` would copy it into the arena unchanged or quantized.
+fn caller_read(g: &Graph, region: &Region, t: TensorId) -> Option<CallerRead> {
+    let TensorKind::Input(i) = g.tensor(t).kind else {
+        return None;
+    };
+    let only_stage = g
+        .nodes
+        .iter()
+        .enumerate()
+        .all(|(v, n)| !n.inputs.contains(&t) || region.nodes.contains(&v));
+    if !only_stage || g.outputs.contains(&t) || g.input_is_unsigned(i) {
+        return None;
+    }
+    match (g.input_quant(i), g.tensor(t).dtype) {
+        (Some(q), DType::I8) => Some(CallerRead::Quantize {
+            scale: q.scale,
+            zero: q.zero,
+        }),
+        (None, d @ (DType::F32 | DType::I8)) => Some(CallerRead::Copy(d)),
+        _ => None,
+    }
+}
+
 /// `g` with `region` replaced by one stage node (at the place of the region's last node),
-/// `None` when the region cannot stream.
-pub fn apply(g: &Graph, region: &Region, band: usize, alignment: usize) -> Option<Graph> {
-    let (op, inputs) = build(g, region, band, alignment)?;
+/// `None` when the region cannot stream. With `read_caller`, a graph input only the stage
+/// reads is read where the caller passes it ([`TensorKind::Caller`]) instead of from a copy
+/// in the arena.
+pub fn apply(
+    g: &Graph,
+    region: &Region,
+    band: usize,
+    alignment: usize,
+    read_caller: bool,
+) -> Option<Graph> {
+    let (mut op, inputs) = build(g, region, band, alignment)?;
     let mut out = g.clone();
+    for (k, &t) in inputs.iter().enumerate() {
+        let (true, Some(read), TensorKind::Input(i)) =
+            (read_caller, caller_read(g, region, t), &g.tensor(t).kind)
+        else {
+            continue;
+        };
+        out.tensors[t.0].kind = TensorKind::Caller(*i);
+        for block in &mut op.program {
+            for step in &mut block.steps {
+                if let Step::Copy { from, .. } = step {
+                    if *from == Place::Input(k) {
+                        *from = Place::Caller(k, read);
+                    }
+                }
+            }
+        }
+    }
     let words = op.scratch_bytes.div_ceil(4);
     let first = &g.nodes[region.nodes[0]];
     let last = &g.nodes[*region.nodes.last()?];
@@ -748,6 +802,7 @@ mod tests {
             "tests/models/int8/dwsep_qdq.onnx",
             "tests/models/residual.onnx",
             "tests/models/int8/residual_qdq.onnx",
+            "tests/models/wide_stem.onnx",
         ] {
             let (on, off) = same_bits(m);
             eprintln!("{m}: {on} vs {off} ({:.2})", on as f64 / off as f64);

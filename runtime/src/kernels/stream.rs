@@ -68,9 +68,49 @@ pub fn copy_rows(buf: &mut [u8], p: &RowCopy) {
     }
 }
 
+/// Rows of the caller's array `src` into `dst` (a window in the arena), each channel's
+/// block through `convert` (a copy, or the quantization `run` would apply to the whole
+/// array): how a streamed stage reads a graph input where the caller passes it instead of
+/// from a copy in the arena. Here `p` counts elements, not bytes.
+///
+/// # Panics
+/// If a block lies outside `src` or `dst`.
+pub fn read_rows<S, D>(
+    src: &[S],
+    dst: &mut [D],
+    p: &RowCopy,
+    mut convert: impl FnMut(&[S], &mut [D]),
+) {
+    for c in 0..p.channels {
+        let (s, d) = (p.src_at(c), p.dst_at(c));
+        convert(&src[s..s + p.bytes], &mut dst[d..d + p.bytes]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_rows_converts_each_block() {
+        // Two channels of 4 rows × 2 elements; rows 1..3 of each into a 2-row window.
+        let src: [f32; 16] = core::array::from_fn(|i| i as f32);
+        let mut dst = [0i8; 8];
+        let p = RowCopy {
+            channels: 2,
+            bytes: 4,
+            src: 2,
+            src_channel: 8,
+            dst: 0,
+            dst_channel: 4,
+        };
+        read_rows(&src, &mut dst, &p, |s, d| {
+            for (d, s) in d.iter_mut().zip(s) {
+                *d = -(*s as i8);
+            }
+        });
+        assert_eq!(dst, [-2, -3, -4, -5, -10, -11, -12, -13]);
+    }
 
     /// `[c][h][w]` of distinct bytes, then the same rows in a wider and a narrower window.
     fn relayout(channels: usize, h: usize, keep_from: usize, new_h: usize) {

@@ -1,0 +1,314 @@
+//! Streamed stages on random networks: chains and residual blocks of row-local ops
+//! (convolutions of random kernel, stride, dilation, padding and groups, poolings,
+//! activations, residual Adds), float and int8 (QDQ). Planned with and without streaming,
+//! both plans must compute the same bits on the host (the kernels the device runs), and the
+//! streamed arena must never be larger. Some cases must actually stream, or the property
+//! says nothing.
+//!
+//! 300 networks, or a tenth of `MICROARENA_PROPTEST_CASES` (CI: 500); every case is seeded,
+//! and a failure names its seed.
+
+use microarena_compiler::ir::{TensorKind, Values};
+use microarena_compiler::{compile, exec, Options};
+use microarena_tests::onnx::{Attr, OnnxBuilder, Rng};
+
+/// The network being built.
+struct Net {
+    b: OnnxBuilder,
+    int8: bool,
+    rng: Rng,
+}
+
+/// A value of the network: its name, its scale (int8) and `[C, H, W]`.
+#[derive(Clone)]
+struct V {
+    name: String,
+    scale: f32,
+    c: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Net {
+    /// An int8 value's DequantizeLinear output from a float op's output (QDQ: every op's
+    /// result quantized with its own scale and zero point); a float net passes it on.
+    fn quantize(&mut self, x: &str) -> (String, f32) {
+        if !self.int8 {
+            return (x.to_string(), 1.0);
+        }
+        let scale = self.rng.f32(0.02, 0.08);
+        let zero = self.rng.range(0, 20) as i32 - 10;
+        let s = self.b.f32s(&[], vec![scale]);
+        let z = self.b.i8s(&[], vec![zero as i8]);
+        let q = self.b.node("QuantizeLinear", &[x, &s, &z], vec![]);
+        (
+            self.b.node("DequantizeLinear", &[&q, &s, &z], vec![]),
+            scale,
+        )
+    }
+
+    /// A convolution of `x` (weights and bias random; int8: per-channel weight scales, the
+    /// bias at the input scale times the weight scale), an optional ReLU, quantized.
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        x: &V,
+        out_c: usize,
+        groups: usize,
+        (kh, kw): (usize, usize),
+        stride: usize,
+        dil: usize,
+        pads: [usize; 4],
+        relu: bool,
+    ) -> Option<V> {
+        let span = |k: usize| dil * (k - 1) + 1;
+        let (ph, pw) = (x.h + pads[0] + pads[2], x.w + pads[1] + pads[3]);
+        if ph < span(kh) || pw < span(kw) || pads[0] >= span(kh) || pads[2] >= span(kh) {
+            return None;
+        }
+        let (oh, ow) = ((ph - span(kh)) / stride + 1, (pw - span(kw)) / stride + 1);
+        let ic = x.c / groups;
+        let n = out_c * ic * kh * kw;
+        let shape = [out_c, ic, kh, kw];
+        let (w, bias) = if self.int8 {
+            let wq: Vec<i8> = (0..n).map(|_| self.rng.range(0, 120) as i8 - 60).collect();
+            let scales: Vec<f32> = (0..out_c).map(|_| self.rng.f32(0.004, 0.02)).collect();
+            let bq: Vec<i32> = (0..out_c)
+                .map(|_| self.rng.range(0, 1000) as i32 - 500)
+                .collect();
+            let bias_scales: Vec<f32> = scales.iter().map(|s| s * x.scale).collect();
+            let wi = self.b.i8s(&shape, wq);
+            let ws = self.b.f32s(&[out_c], scales);
+            let wz = self.b.i8s(&[out_c], vec![0; out_c]);
+            let w = self.b.node(
+                "DequantizeLinear",
+                &[&wi, &ws, &wz],
+                vec![("axis", Attr::Int(0))],
+            );
+            let bi = self.b.i32s(&[out_c], bq);
+            let bs = self.b.f32s(&[out_c], bias_scales);
+            let bz = self.b.i32s(&[out_c], vec![0; out_c]);
+            let bias = self.b.node(
+                "DequantizeLinear",
+                &[&bi, &bs, &bz],
+                vec![("axis", Attr::Int(0))],
+            );
+            (w, bias)
+        } else {
+            let data = self.rng.f32s(n, -0.5, 0.5);
+            let w = self.b.f32s(&shape, data);
+            let data = self.rng.f32s(out_c, -0.2, 0.2);
+            (w, self.b.f32s(&[out_c], data))
+        };
+        let ints = |v: &[usize]| Attr::Ints(v.iter().map(|&x| x as i64).collect());
+        let y = self.b.node(
+            "Conv",
+            &[&x.name, &w, &bias],
+            vec![
+                ("kernel_shape", ints(&[kh, kw])),
+                ("strides", ints(&[stride, stride])),
+                ("dilations", ints(&[dil, dil])),
+                ("pads", ints(&pads)),
+                ("group", Attr::Int(groups as i64)),
+            ],
+        );
+        let y = if relu {
+            self.b.node("Relu", &[&y], vec![])
+        } else {
+            y
+        };
+        let (name, scale) = self.quantize(&y);
+        Some(V {
+            name,
+            scale,
+            c: out_c,
+            h: oh,
+            w: ow,
+        })
+    }
+}
+
+/// A random network on `seed`: `(model bytes, int8, input shape)`.
+fn network(seed: u64) -> (Vec<u8>, bool) {
+    let mut rng = Rng::new(seed);
+    let int8 = rng.coin();
+    let (c, h, w) = (rng.range(1, 4), rng.range(6, 22), rng.range(4, 16));
+    let b = OnnxBuilder::new(&[1, c, h, w]);
+    let mut net = Net { b, int8, rng };
+    // int8: the input quantized (the first QuantizeLinear), every op's output after it.
+    let (name, scale) = net.quantize("x");
+    let mut x = V {
+        name,
+        scale,
+        c,
+        h,
+        w,
+    };
+    let blocks = net.rng.range(2, 6);
+    for _ in 0..blocks {
+        let kind = net.rng.range(0, 8);
+        let next = match kind {
+            // A convolution: random kernel, stride, dilation, padding, groups.
+            0..=4 => {
+                let kh = net.rng.pick(&[1, 3, 5, 2]);
+                let kw = net.rng.pick(&[1, 3, 5, 2]);
+                let stride = net.rng.pick(&[1, 1, 2]);
+                let dil = if kh > 1 && kw > 1 && net.rng.range(0, 3) == 0 {
+                    2
+                } else {
+                    1
+                };
+                let pad = |r: &mut Rng, k: usize| r.range(0, (dil * (k - 1)).min(2));
+                let pads = [
+                    pad(&mut net.rng, kh),
+                    pad(&mut net.rng, kw),
+                    pad(&mut net.rng, kh),
+                    pad(&mut net.rng, kw),
+                ];
+                let depthwise = x.c > 1 && net.rng.coin();
+                let (out_c, groups) = if depthwise {
+                    (x.c, x.c)
+                } else {
+                    (net.rng.range(1, 6), 1)
+                };
+                let relu = net.rng.coin();
+                net.conv(&x, out_c, groups, (kh, kw), stride, dil, pads, relu)
+            }
+            // A residual block: a same-shape convolution (3×3 or 1×1, ReLU) added back.
+            5 | 6 => {
+                let k = net.rng.pick(&[1, 3]);
+                let p = (k - 1) / 2;
+                let groups = if x.c > 1 && net.rng.coin() { x.c } else { 1 };
+                let y = net.conv(&x, x.c, groups, (k, k), 1, 1, [p, p, p, p], true);
+                y.map(|y| {
+                    let sum = net.b.node("Add", &[&x.name, &y.name], vec![]);
+                    let (name, scale) = net.quantize(&sum);
+                    V {
+                        name,
+                        scale,
+                        ..x.clone()
+                    }
+                })
+            }
+            // A pooling.
+            7 | 8 => {
+                let k = net.rng.pick(&[2, 3]);
+                let s = net.rng.pick(&[1, 2]);
+                let p = net.rng.range(0, k - 1);
+                let op = if kind == 7 { "MaxPool" } else { "AveragePool" };
+                let ints = |v: &[usize]| Attr::Ints(v.iter().map(|&x| x as i64).collect());
+                let (ph, pw) = (x.h + 2 * p, x.w + 2 * p);
+                (ph >= k && pw >= k).then(|| {
+                    let y = net.b.node(
+                        op,
+                        &[&x.name],
+                        vec![
+                            ("kernel_shape", ints(&[k, k])),
+                            ("strides", ints(&[s, s])),
+                            ("pads", ints(&[p, p, p, p])),
+                        ],
+                    );
+                    // A pooling keeps its input's quantization (onnxruntime's QDQ pools).
+                    let (name, scale) = net.quantize(&y);
+                    V {
+                        name,
+                        scale,
+                        c: x.c,
+                        h: (ph - k) / s + 1,
+                        w: (pw - k) / s + 1,
+                    }
+                })
+            }
+            _ => unreachable!(),
+        };
+        if let Some(v) = next {
+            x = v;
+        }
+    }
+    let out = x.name.clone();
+    (net.b.finish(&out), int8)
+}
+
+fn cases() -> u64 {
+    std::env::var("MICROARENA_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(300, |n: u64| (n / 10).clamp(100, 2000))
+}
+
+#[test]
+fn streamed_and_unstreamed_plans_compute_the_same_bits() {
+    let dir = std::env::temp_dir().join(format!("microarena-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut streamed, mut ran) = (0, 0);
+    // int8 cases run and kept a stage; stages holding a residual Add.
+    let (mut int8_ran, mut int8_streamed, mut residual) = (0, 0, 0);
+    for seed in 0..cases() {
+        let (bytes, int8) = network(seed);
+        let path = dir.join(format!("case{seed}.onnx"));
+        std::fs::write(&path, &bytes).unwrap();
+        // Streaming at any cost: the property is about the plans, not the cost model.
+        let on_options = Options {
+            stream_cost_percent: 10_000,
+            ..Options::default()
+        };
+        let off_options = Options {
+            streaming: false,
+            ..Options::default()
+        };
+        let (on, off) = match (compile(&path, &on_options), compile(&path, &off_options)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => panic!(
+                "seed {seed} (int8: {int8}): the generated network does not compile: {:?} / {:?}",
+                a.err(),
+                b.err()
+            ),
+        };
+        ran += 1;
+        let kept = on.graph.nodes.iter().any(|n| n.op_type == "Stream");
+        streamed += usize::from(kept);
+        int8_ran += usize::from(int8);
+        int8_streamed += usize::from(int8 && kept);
+        residual += usize::from(on.graph.nodes.iter().any(|n| match &n.op {
+            microarena_compiler::ir::Op::Stream(s) => s.nodes.iter().any(|m| m.op_type == "Add"),
+            _ => false,
+        }));
+        assert!(
+            on.plan.arena_bytes <= off.plan.arena_bytes,
+            "seed {seed}: streamed arena {} > unstreamed {}",
+            on.plan.arena_bytes,
+            off.plan.arena_bytes
+        );
+        if kept {
+            assert!(on.plan.arena_bytes < off.plan.arena_bytes, "seed {seed}");
+        }
+        let t = on.graph.inputs[0];
+        let n = on.graph.tensor(t).len();
+        let mut r = Rng::new(seed ^ 0xfeed);
+        let input = vec![Values::F32(r.f32s(n, -1.0, 1.0))];
+        let a = exec::run_values(&on.graph, &on.schedule, &on.plan, &input);
+        let b = exec::run_values(&off.graph, &off.schedule, &off.plan, &input);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                x.to_bytes(),
+                y.to_bytes(),
+                "seed {seed} (int8: {int8}, stage kept: {kept}): the streamed plan computes other bits"
+            );
+        }
+        let read_in_place = on
+            .graph
+            .tensors
+            .iter()
+            .any(|t| matches!(t.kind, TensorKind::Caller(_)));
+        assert!(!read_in_place || kept, "seed {seed}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "{streamed} of {ran} random networks kept a streamed stage ({int8_streamed} of \
+         {int8_ran} int8; {residual} with a residual Add inside)"
+    );
+    assert!(
+        streamed * 3 >= ran && int8_streamed * 3 >= int8_ran && residual * 10 >= ran,
+        "too few random networks streamed: the property tests little"
+    );
+}
