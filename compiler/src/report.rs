@@ -571,6 +571,26 @@ pub fn svg(c: &Compiled, title: &str, budget: Option<usize>) -> String {
                 life.last + 1
             ))
         );
+        // A streamed stage's scratch: its windows of rows (and band, kernel scratch), each
+        // a band of the stage's rectangle with its own tooltip.
+        let stage = c.graph.nodes.iter().find_map(|n| match &n.op {
+            crate::ir::Op::Stream(s) if n.scratch.map(|t| t.0) == Some(i) => Some(s),
+            _ => None,
+        });
+        for b in stage.map_or(&[][..], |s| &s.buffers[..]) {
+            let y = ay_of((offset + b.offset + b.bytes) as f64);
+            let h = (ay_of((offset + b.offset) as f64) - y).max(0.5);
+            let _ = writeln!(
+                o,
+                r##"<rect class="window" x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="none" stroke="#fff" stroke-width="0.6"><title>{}</title></rect>"##,
+                xml(&format!(
+                    "{}: {} B at offset {}",
+                    b.what,
+                    thousands(b.bytes),
+                    thousands(offset + b.offset)
+                ))
+            );
+        }
     }
     // The peak step of our order, across both panels.
     if let Some(p) = c.peak_step() {
@@ -625,10 +645,11 @@ fn producer_family(c: &Compiled, t: usize) -> &'static str {
     if matches!(c.graph.tensors[t].kind, TensorKind::Input(_)) {
         return "input";
     }
+    // A kernel's scratch (a stage's windows among them) in its node's family.
     c.graph
         .nodes
         .iter()
-        .find(|n| n.output.0 == t)
+        .find(|n| n.output.0 == t || n.scratch.is_some_and(|s| s.0 == t))
         .map_or("input", |n| n.op.family())
 }
 

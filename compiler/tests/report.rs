@@ -61,8 +61,20 @@ fn check_structure(name: &str, c: &Compiled, svg: &str) {
     }
     let rects: Vec<_> = doc
         .descendants()
-        .filter(|n| n.has_tag_name("rect"))
+        .filter(|n| n.has_tag_name("rect") && n.attribute("class") == Some("tensor"))
         .collect();
+    // A stage's scratch shows its buffers (windows, band, kernel scratch), one rectangle each.
+    let windows = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect") && n.attribute("class") == Some("window"))
+        .count();
+    let buffers: usize = microarena_compiler::plan::stream::stages(&c.graph)
+        .map(|(_, s)| s.buffers.len())
+        .sum();
+    assert_eq!(windows, buffers, "{name}: one rectangle per stage buffer");
+    if name == "chain.onnx" {
+        assert!(buffers > 0, "{name}: the seed network streams");
+    }
     let arena = report::arena_tensors(c);
     assert_eq!(
         rects.len(),

@@ -275,29 +275,12 @@ fn self_test_code(g: &Graph, plan: &ArenaPlan, st: &SelfTest) -> (TokenStream, T
             ),
         ));
         if matches!(g.tensor(t).kind, TensorKind::Caller(_)) {
-            // Read where the caller's array would be: the blob is that array. A quantized
-            // input's floats are the int8 values dequantized (they quantize back exactly).
-            let arg = match (g.input_quant(k), v) {
-                (Some(q), Values::I8(x)) => {
-                    let f: Vec<f32> = x
-                        .iter()
-                        .map(|&x| (x as i32 - q.zero) as f32 * q.scale)
-                        .collect();
-                    items.pop();
-                    items.push(blob(
-                        &ident,
-                        &Values::F32(f),
-                        format!(
-                            "Self-test input `{}` (as the caller passes it).",
-                            g.tensor(t).name
-                        ),
-                    ));
-                    quote!(#ident.f32())
-                }
-                (_, Values::F32(_)) => quote!(#ident.f32()),
+            // Read where the caller's array would be: the stage reads the embedded input
+            // (as the arena holds it) through the same `RowSource` interface.
+            caller_args.push(match v {
+                Values::F32(_) => quote!(#ident.f32()),
                 _ => quote!(#ident.i8()),
-            };
-            caller_args.push(arg);
+            });
             continue;
         }
         let r = region(g, plan, t);
@@ -428,13 +411,29 @@ pub fn generate(
             g.input_is_unsigned(i),
         ));
         if matches!(g.tensor(t).kind, TensorKind::Caller(_)) {
-            // A streamed stage reads it where it is: no copy.
-            let ty = match (g.input_quant(i), g.tensor(t).dtype) {
-                (None, DType::I8) => quote!(i8),
-                _ => quote!(f32),
+            // A streamed stage reads it where it is, no copy: as a `RowSource` of the
+            // arena's element type (quantizing the rows it reads for a float interface).
+            let stream = quote!(::microarena::kernels::stream);
+            let (ty, elem, source) = match (g.input_quant(i), g.tensor(t).dtype) {
+                (Some(q), _) => {
+                    let (scale, zero) = (f32_lit(q.scale), q.zero);
+                    (
+                        quote!(f32),
+                        quote!(i8),
+                        quote!(#stream::QuantizedRows {
+                            values: &#arg[..],
+                            quantize: ::microarena::kernels::quant::Quantize {
+                                scale: #scale, zero: #zero,
+                            },
+                        }),
+                    )
+                }
+                (None, DType::I8) => (quote!(i8), quote!(i8), quote!(&#arg[..])),
+                _ => (quote!(f32), quote!(f32), quote!(&#arg[..])),
             };
             params.push(quote!(#arg: &[#ty; #len_id]));
-            steps_params.push(quote!(#arg: &[#ty]));
+            copy_in.push(quote!(let #arg = #source;));
+            steps_params.push(quote!(#arg: impl #stream::RowSource<#elem>));
             steps_args.push(quote!(#arg));
             continue;
         }

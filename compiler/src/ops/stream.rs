@@ -37,42 +37,19 @@ impl Buf {
 }
 
 /// What a row copy's byte offsets are relative to.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
     /// The stage's scratch.
     Scratch,
     /// The stage node's input `k` (a whole tensor in the arena).
     Input(usize),
     /// The stage node's input `k`, a graph input read where the caller passes it (never in
-    /// the arena): only ever a copy's source.
-    Caller(usize, CallerRead),
+    /// the arena), through a `RowSource` of the window's element type (the caller's array,
+    /// quantized on the way for a float interface: `run` sets that up). Only ever a copy's
+    /// source.
+    Caller(usize, DType),
     /// The stage node's output (a whole tensor in the arena).
     Output,
-}
-
-/// How a stage reads rows of a graph input from the caller's array into its window: what
-/// `run` would otherwise do to the whole array when copying it into the arena.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum CallerRead {
-    /// The caller's elements are the arena's: copied.
-    Copy(DType),
-    /// The caller's floats quantized to int8 (a float interface before an int8 graph).
-    Quantize {
-        /// Real value of one step.
-        scale: f32,
-        /// The int8 value of real zero.
-        zero: i32,
-    },
-}
-
-impl CallerRead {
-    /// The element type of the rows in the window.
-    pub fn dtype(&self) -> DType {
-        match *self {
-            CallerRead::Copy(d) => d,
-            CallerRead::Quantize { .. } => DType::I8,
-        }
-    }
 }
 
 /// An operand of a band call.
@@ -252,14 +229,14 @@ impl StreamOp {
     fn emit_step(&self, step: &Step, call: &Call) -> TokenStream {
         match step {
             Step::Copy {
-                from: Place::Caller(k, read),
+                from: Place::Caller(k, dtype),
                 to,
                 rows,
             } => {
                 // Offsets in elements of the window's type (the caller's index the same).
-                let es = read.dtype().size();
+                let es = dtype.size();
                 let span = (rows.channels - 1) * rows.dst_channel + rows.bytes;
-                let window = region(Self::base(*to, call) + rows.dst, span / es, read.dtype());
+                let window = region(Self::base(*to, call) + rows.dst, span / es, *dtype);
                 let (channels, bytes, src, src_channel, dst_channel) = (
                     usize_lit(rows.channels),
                     usize_lit(rows.bytes / es),
@@ -267,32 +244,21 @@ impl StreamOp {
                     usize_lit(rows.src_channel / es),
                     usize_lit(rows.dst_channel / es),
                 );
+                // The source: `run`'s argument as a `RowSource` (see codegen: copied rows
+                // or `QuantizedRows`), or the self-test's input as the arena holds it.
                 let caller = call.operands[*k].clone();
-                let (view, convert) = match *read {
-                    CallerRead::Copy(DType::I8) => {
-                        (quote!(i8_mut), quote!(|s, d| d.copy_from_slice(s)))
-                    }
-                    CallerRead::Copy(_) => (quote!(f32_mut), quote!(|s, d| d.copy_from_slice(s))),
-                    CallerRead::Quantize { scale, zero } => {
-                        let scale = super::f32_lit(scale);
-                        (
-                            quote!(i8_mut),
-                            quote!(|s, d| ::microarena::kernels::quant::quantize(
-                                &::microarena::kernels::quant::Quantize { scale: #scale, zero: #zero },
-                                s, d,
-                            )),
-                        )
-                    }
+                let view = match dtype {
+                    DType::I8 => quote!(i8_mut),
+                    _ => quote!(f32_mut),
                 };
                 quote! {
-                    ::microarena::kernels::stream::read_rows(
-                        #caller,
+                    ::microarena::kernels::stream::RowSource::read_rows(
+                        &#caller,
                         self.arena.#view(#window),
                         &::microarena::kernels::stream::RowCopy {
                             channels: #channels, bytes: #bytes, src: #src,
                             src_channel: #src_channel, dst: 0, dst_channel: #dst_channel,
                         },
-                        #convert,
                     );
                 }
             }

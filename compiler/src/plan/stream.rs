@@ -18,9 +18,7 @@
 use crate::ir::{DType, Graph, Node, NodeId, Op, OrderRank, TensorId, TensorKind};
 use crate::kernels::stream::RowCopy;
 use crate::kernels::Window2d;
-use crate::ops::stream::{
-    Block, Buf, CallerRead, Operand, Place, RowRule, StageBuffer, Step, StreamOp,
-};
+use crate::ops::stream::{Block, Buf, Operand, Place, RowRule, StageBuffer, Step, StreamOp};
 
 /// A buffer of the stage's scratch before offsets are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -647,28 +645,22 @@ pub fn build(
     ))
 }
 
-/// How the stage could read graph input tensor `t` where the caller passes it: when the
-/// stage is its only reader and `run` would copy it into the arena unchanged or quantized.
-fn caller_read(g: &Graph, region: &Region, t: TensorId) -> Option<CallerRead> {
+/// True when the stage of `region` can read graph input tensor `t` where the caller passes
+/// it: the stage is its only reader and `run` would copy it into the arena unchanged or
+/// quantized (not a uint8 interface, whose top bit `run` flips).
+fn read_in_place(g: &Graph, region: &Region, t: TensorId) -> bool {
     let TensorKind::Input(i) = g.tensor(t).kind else {
-        return None;
+        return false;
     };
     let only_stage = g
         .nodes
         .iter()
         .enumerate()
         .all(|(v, n)| !n.inputs.contains(&t) || region.nodes.contains(&v));
-    if !only_stage || g.outputs.contains(&t) || g.input_is_unsigned(i) {
-        return None;
-    }
-    match (g.input_quant(i), g.tensor(t).dtype) {
-        (Some(q), DType::I8) => Some(CallerRead::Quantize {
-            scale: q.scale,
-            zero: q.zero,
-        }),
-        (None, d @ (DType::F32 | DType::I8)) => Some(CallerRead::Copy(d)),
-        _ => None,
-    }
+    only_stage
+        && !g.outputs.contains(&t)
+        && !g.input_is_unsigned(i)
+        && matches!(g.tensor(t).dtype, DType::F32 | DType::I8)
 }
 
 /// `g` with `region` replaced by one stage node (at the place of the region's last node),
@@ -685,17 +677,19 @@ pub fn apply(
     let (mut op, inputs) = build(g, region, band, alignment)?;
     let mut out = g.clone();
     for (k, &t) in inputs.iter().enumerate() {
-        let (true, Some(read), TensorKind::Input(i)) =
-            (read_caller, caller_read(g, region, t), &g.tensor(t).kind)
-        else {
+        let TensorKind::Input(i) = g.tensor(t).kind else {
             continue;
         };
-        out.tensors[t.0].kind = TensorKind::Caller(*i);
+        if !read_caller || !read_in_place(g, region, t) {
+            continue;
+        }
+        out.tensors[t.0].kind = TensorKind::Caller(i);
+        let dtype = g.tensor(t).dtype;
         for block in &mut op.program {
             for step in &mut block.steps {
                 if let Step::Copy { from, .. } = step {
                     if *from == Place::Input(k) {
-                        *from = Place::Caller(k, read);
+                        *from = Place::Caller(k, dtype);
                     }
                 }
             }

@@ -68,22 +68,47 @@ pub fn copy_rows(buf: &mut [u8], p: &RowCopy) {
     }
 }
 
-/// Rows of the caller's array `src` into `dst` (a window in the arena), each channel's
-/// block through `convert` (a copy, or the quantization `run` would apply to the whole
-/// array): how a streamed stage reads a graph input where the caller passes it instead of
-/// from a copy in the arena. Here `p` counts elements, not bytes.
-///
-/// # Panics
-/// If a block lies outside `src` or `dst`.
-pub fn read_rows<S, D>(
-    src: &[S],
-    dst: &mut [D],
-    p: &RowCopy,
-    mut convert: impl FnMut(&[S], &mut [D]),
-) {
-    for c in 0..p.channels {
-        let (s, d) = (p.src_at(c), p.dst_at(c));
-        convert(&src[s..s + p.bytes], &mut dst[d..d + p.bytes]);
+/// Where a streamed stage reads rows of a graph input: the caller's array, as it is or
+/// quantized on the way (what `run` would otherwise do to the whole array when copying it
+/// into the arena). A stage then holds no copy of the input: [`RowSource::read_rows`] moves
+/// just the rows its next band reads into its window. Offsets in `p` count elements.
+pub trait RowSource<T> {
+    /// Per channel, `p.bytes` elements from `p.src + c·p.src_channel` of the source to
+    /// `p.dst + c·p.dst_channel` of `dst`.
+    ///
+    /// # Panics
+    /// If a block lies outside the source or `dst`.
+    fn read_rows(&self, dst: &mut [T], p: &RowCopy);
+}
+
+impl<T: Copy> RowSource<T> for &[T] {
+    fn read_rows(&self, dst: &mut [T], p: &RowCopy) {
+        for c in 0..p.channels {
+            let (s, d) = (p.src_at(c), p.dst_at(c));
+            dst[d..d + p.bytes].copy_from_slice(&self[s..s + p.bytes]);
+        }
+    }
+}
+
+/// The caller's floats, quantized to int8 as they are read (a float interface in front of an
+/// int8 graph): the same values [`super::quant::quantize`] gives for the whole array.
+pub struct QuantizedRows<'a> {
+    /// The caller's array.
+    pub values: &'a [f32],
+    /// The quantization of the graph's input.
+    pub quantize: super::quant::Quantize,
+}
+
+impl RowSource<i8> for QuantizedRows<'_> {
+    fn read_rows(&self, dst: &mut [i8], p: &RowCopy) {
+        for c in 0..p.channels {
+            let (s, d) = (p.src_at(c), p.dst_at(c));
+            super::quant::quantize(
+                &self.quantize,
+                &self.values[s..s + p.bytes],
+                &mut dst[d..d + p.bytes],
+            );
+        }
     }
 }
 
@@ -92,10 +117,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn read_rows_converts_each_block() {
+    fn rows_read_from_the_caller() {
         // Two channels of 4 rows × 2 elements; rows 1..3 of each into a 2-row window.
-        let src: [f32; 16] = core::array::from_fn(|i| i as f32);
-        let mut dst = [0i8; 8];
+        let src: [f32; 16] = core::array::from_fn(|i| i as f32 / 4.0);
         let p = RowCopy {
             channels: 2,
             bytes: 4,
@@ -104,12 +128,23 @@ mod tests {
             dst: 0,
             dst_channel: 4,
         };
-        read_rows(&src, &mut dst, &p, |s, d| {
-            for (d, s) in d.iter_mut().zip(s) {
-                *d = -(*s as i8);
-            }
-        });
-        assert_eq!(dst, [-2, -3, -4, -5, -10, -11, -12, -13]);
+        let mut copied = [0.0f32; 8];
+        (&src[..]).read_rows(&mut copied, &p);
+        assert_eq!(copied, [0.5, 0.75, 1.0, 1.25, 2.5, 2.75, 3.0, 3.25]);
+        let q = super::super::quant::Quantize {
+            scale: 0.25,
+            zero: -3,
+        };
+        let mut quantized = [0i8; 8];
+        let rows = QuantizedRows {
+            values: &src,
+            quantize: q,
+        };
+        rows.read_rows(&mut quantized, &p);
+        let mut whole = [0i8; 16];
+        super::super::quant::quantize(&q, &src, &mut whole);
+        assert_eq!(quantized[..4], whole[2..6]);
+        assert_eq!(quantized[4..], whole[10..14]);
     }
 
     /// `[c][h][w]` of distinct bytes, then the same rows in a wider and a narrower window.
