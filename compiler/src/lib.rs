@@ -69,8 +69,8 @@ pub struct Options {
     pub copy_input: bool,
     /// How much slower (percent, estimated for the Cortex-M4) streamed stages may make one
     /// inference: the planner keeps the smallest arena whose stages' estimated extra
-    /// instructions stay within this share of the model's own (counted low: one instruction
-    /// per int8 MAC, three per f32 MAC). Default [`DEFAULT_STREAM_COST_PERCENT`]; more lets
+    /// instructions stay within this share of the model's own (estimated low, see
+    /// `plan::stream::cost_estimate`). Default [`DEFAULT_STREAM_COST_PERCENT`]; more lets
     /// narrower bands (less RAM, more calls) through.
     pub stream_cost_percent: u32,
 }

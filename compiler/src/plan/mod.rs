@@ -249,19 +249,8 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     let mut base = plan_optimized(graph.clone(), &written, alignment, &half)?;
     base.stats.unstreamed_arena_bytes = base.plan.arena_bytes;
     // Streaming's cost: the stages' estimated extra instructions (see
-    // `StreamOp::overhead_estimate`) stay within a share of the model's own, counted low:
-    // one instruction per int8 MAC, three per f32 MAC (the Cortex-M4 kernels run at
-    // 0.9-1.5 and 2.9).
-    let cost_budget = graph
-        .nodes
-        .iter()
-        .map(|n| match graph.tensor(n.output).dtype {
-            ir::DType::F32 => 3 * n.op.macs(),
-            _ => n.op.macs(),
-        })
-        .sum::<u64>()
-        * u64::from(options.stream_cost_percent)
-        / 100;
+    // `StreamOp::overhead_estimate`) stay within a share of the model's own (estimated low).
+    let cost_budget = stream::cost_estimate(&graph) * u64::from(options.stream_cost_percent) / 100;
     let overhead =
         |g: &ir::Graph| -> u64 { stream::stages(g).map(|(_, s)| s.overhead_estimate()).sum() };
     let mut current: Option<(usize, ir::Graph)> = None;
