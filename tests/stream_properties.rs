@@ -1,6 +1,6 @@
-//! Streamed stages on random networks: chains and residual blocks of row-local ops
-//! (convolutions of random kernel, stride, dilation, padding and groups, poolings,
-//! activations, residual Adds), float and int8 (QDQ). Planned with and without streaming,
+//! Streamed stages on random networks: chains, residual blocks and two-branch cells of
+//! row-local ops (convolutions of random kernel, stride, dilation, padding and groups,
+//! poolings, activations, residual Adds, Concat), float and int8 (QDQ). Planned with and without streaming,
 //! both plans must compute the same bits on the host (the kernels the device runs), and the
 //! streamed arena must never be larger. Some cases must actually stream, or the property
 //! says nothing.
@@ -146,7 +146,7 @@ fn network(seed: u64) -> (Vec<u8>, bool) {
     };
     let blocks = net.rng.range(2, 6);
     for _ in 0..blocks {
-        let kind = net.rng.range(0, 8);
+        let kind = net.rng.range(0, 9);
         let next = match kind {
             // A convolution: random kernel, stride, dilation, padding, groups.
             0..=4 => {
@@ -218,6 +218,35 @@ fn network(seed: u64) -> (Vec<u8>, bool) {
                         w: (pw - k) / s + 1,
                     }
                 })
+            }
+            // A cell: two branches that widen and narrow again (1×1 up, 3×3 down), merged
+            // by a channel Concat (f32) or an Add (int8): chains in the middle of a graph.
+            9 => {
+                let branch = |net: &mut Net| {
+                    let wide = net.rng.range(4, 12);
+                    let relu = net.rng.coin();
+                    let up = net.conv(&x, wide, 1, (1, 1), 1, 1, [0; 4], true)?;
+                    net.conv(&up, x.c, 1, (3, 3), 1, 1, [1; 4], relu)
+                };
+                match (branch(&mut net), branch(&mut net)) {
+                    (Some(a), Some(b)) if net.int8 => {
+                        let sum = net.b.node("Add", &[&a.name, &b.name], vec![]);
+                        let (name, scale) = net.quantize(&sum);
+                        Some(V { name, scale, ..a })
+                    }
+                    (Some(a), Some(b)) => {
+                        let cat =
+                            net.b
+                                .node("Concat", &[&a.name, &b.name], vec![("axis", Attr::Int(1))]);
+                        Some(V {
+                            name: cat,
+                            scale: 1.0,
+                            c: a.c + b.c,
+                            ..a
+                        })
+                    }
+                    _ => None,
+                }
             }
             _ => unreachable!(),
         };

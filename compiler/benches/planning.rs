@@ -46,13 +46,19 @@ fn kb(b: usize) -> String {
 }
 
 fn main() {
-    println!("| model | steps | plain | fused, unshared | forced sharing | file order | tract order | **ours** | ours / plain | ours / file order | peak of our order | optimal | planning (ms) | with loading (ms) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|");
+    println!("| model | steps | plain | fused, unshared | forced sharing | file order | tract order | **ours** | ours / plain | ours / file order | peak of our order | optimal | planning (ms) | with loading (ms) | streamed |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|");
     let mut failures = Vec::new();
     for path in models() {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
         let start = Instant::now();
-        let c = match plan_model(&path, &Options::default()) {
+        // The orders and sharing compared as such (no stage streamed); the streamed arena
+        // of the default options in the last column.
+        let whole = Options {
+            streaming: false,
+            ..Options::default()
+        };
+        let c = match plan_model(&path, &whole) {
             Ok(c) => c,
             Err(e) => {
                 println!("| {name} | error: {e} |");
@@ -61,10 +67,20 @@ fn main() {
             }
         };
         let total = start.elapsed().as_secs_f64() * 1e3;
+        let streamed = plan_model(&path, &Options::default()).map_or_else(
+            |e| format!("error: {e}"),
+            |d| {
+                assert!(
+                    d.plan.arena_bytes <= c.plan.arena_bytes,
+                    "{name}: streaming grew"
+                );
+                kb(d.plan.arena_bytes)
+            },
+        );
         let s = &c.stats;
         let a = c.plan.arena_bytes;
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {} | **{}** | {:.3} | {:.3} | {} | {} | {:.1} | {:.0} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | **{}** | {:.3} | {:.3} | {} | {} | {:.1} | {:.0} | {streamed} |",
             c.schedule.len(),
             kb(s.plain_arena_bytes),
             kb(s.fused_plain_arena_bytes),

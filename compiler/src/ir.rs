@@ -322,6 +322,30 @@ impl Graph {
         g
     }
 
+    /// Moves the weights' data out (the tensors keep their kinds, empty), index by index:
+    /// planning needs only shapes, and a graph it copies should not copy weights.
+    pub fn take_weight_data(&mut self) -> Vec<Option<TensorKind>> {
+        self.tensors
+            .iter_mut()
+            .map(|t| match &mut t.kind {
+                TensorKind::Weight(v) => Some(TensorKind::Weight(std::mem::take(v))),
+                TensorKind::WeightI8(v) => Some(TensorKind::WeightI8(std::mem::take(v))),
+                TensorKind::WeightI32(v) => Some(TensorKind::WeightI32(std::mem::take(v))),
+                TensorKind::WeightI16(v) => Some(TensorKind::WeightI16(std::mem::take(v))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Puts back what [`Graph::take_weight_data`] took (tensors added since keep theirs).
+    pub fn put_weight_data(&mut self, data: Vec<Option<TensorKind>>) {
+        for (t, d) in self.tensors.iter_mut().zip(data) {
+            if let Some(kind) = d {
+                t.kind = kind;
+            }
+        }
+    }
+
     /// A copy with every weight's data left out (empty), for planning-only uses that need
     /// shapes and structure but not values.
     pub fn without_weight_data(&self) -> Graph {

@@ -229,8 +229,24 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     passes::optimize(&mut graph);
     crate::ops::conv::select_tiled(&mut graph, alignment);
     let clock = Clock::new(options.budget);
+    // Regions: runs of the graph from its start and from the end of the last stage, and the
+    // chains anywhere that would hold the most bytes as windows.
+    let regions = |g: &ir::Graph, start: usize| {
+        let mut r = stream::candidates(g, start);
+        let more = if start > 0 {
+            stream::candidates(g, 0)
+        } else {
+            Vec::new()
+        };
+        for c in more.into_iter().chain(stream::chains(g, CHAIN_CANDIDATES)) {
+            if !r.contains(&c) {
+                r.push(c);
+            }
+        }
+        r
+    };
     let candidates = if options.streaming {
-        stream::candidates(&graph, 0)
+        regions(&graph, 0)
     } else {
         Vec::new()
     };
@@ -246,6 +262,9 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         start: clock.start,
         deadline: Instant::now() + clock.left() / 2,
     };
+    // Planning needs shapes only: the weights' data stays out while the search copies the
+    // graph, and goes back into the plan returned.
+    let weights = graph.take_weight_data();
     let mut base = plan_optimized(graph.clone(), &written, alignment, &half)?;
     base.stats.unstreamed_arena_bytes = base.plan.arena_bytes;
     // Streaming's cost: the stages' estimated extra instructions (see
@@ -253,13 +272,20 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     let cost_budget = stream::cost_estimate(&graph) * u64::from(options.stream_cost_percent) / 100;
     let overhead =
         |g: &ir::Graph| -> u64 { stream::stages(g).map(|(_, s)| s.overhead_estimate()).sum() };
+    // The search takes half the time left; the final plan the rest.
+    let light = graph;
+    let search = Clock {
+        start: clock.start,
+        deadline: Instant::now() + clock.left() / 2,
+    };
+    let read_caller = !options.copy_input;
     let mut current: Option<(usize, ir::Graph)> = None;
     let mut candidates = candidates;
     let mut rounds = 0u32;
-    while !candidates.is_empty() && !clock.is_over() {
+    while !candidates.is_empty() && !search.is_over() {
         rounds += 1;
-        let from = current.as_ref().map_or(&graph, |(_, g)| g);
-        let quick = clock.left() / (2 * rounds * 2 * candidates.len() as u32);
+        let from = current.as_ref().map_or(&light, |(_, g)| g);
+        let quick = search.left() / (2 * rounds * 2 * candidates.len() as u32);
         let mut best: Option<(usize, usize, ir::Graph)> = None;
         for region in &candidates {
             let wide = stream::band_rows(from, region);
@@ -267,11 +293,10 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
             bands.sort_unstable();
             bands.dedup();
             for band in bands {
-                if clock.is_over() {
+                if search.is_over() {
                     break;
                 }
-                let Some(g) = stream::apply(from, region, band, alignment, !options.copy_input)
-                else {
+                let Some(g) = stream::apply(from, region, band, alignment, read_caller) else {
                     continue;
                 };
                 if overhead(&g) > cost_budget {
@@ -283,7 +308,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
                     SharingChoice::none(),
                     alignment,
                     quick,
-                    &clock,
+                    &search,
                     &[],
                 );
                 // Equal arenas: the wider band (fewer calls) wins.
@@ -296,7 +321,9 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
                 }
             }
         }
-        let Some((arena, _, g)) = best else { break };
+        let Some((arena, _, g)) = best else {
+            break;
+        };
         if current.as_ref().is_some_and(|(a, _)| arena >= *a) {
             break;
         }
@@ -304,21 +331,28 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
             .nodes
             .iter()
             .rposition(|n| matches!(n.op, ir::Op::Stream(_)));
-        candidates = next.map_or_else(Vec::new, |v| stream::candidates(&g, v + 1));
+        candidates = regions(&g, next.map_or(0, |v| v + 1));
         current = Some((arena, g));
     }
     let Some((_, streamed)) = current else {
+        base.graph.put_weight_data(weights);
         return Ok(base);
     };
     let mut planned = plan_optimized(streamed, &written, alignment, &clock)?;
     if planned.plan.arena_bytes >= base.plan.arena_bytes {
+        base.graph.put_weight_data(weights);
         return Ok(base);
     }
+    // Stages only add tensors: every weight keeps its index.
+    planned.graph.put_weight_data(weights);
     planned.stats.unstreamed_arena_bytes = base.plan.arena_bytes;
     planned.stats.planning_ms = clock.start.elapsed().as_secs_f64() * 1e3;
     assert!(planned.plan.arena_bytes < planned.stats.unstreamed_arena_bytes);
     Ok(planned)
 }
+
+/// Chains (see `stream::chains`) tried per round besides the runs from the graph's start.
+const CHAIN_CANDIDATES: usize = 12;
 
 /// Schedules and places an optimised graph (after the passes) within `clock`: the sharing
 /// choice, the baselines, the figures.

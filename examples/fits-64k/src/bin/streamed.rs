@@ -12,7 +12,10 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+
+#[path = "../common.rs"]
+mod common;
+use common::{f32s, Aligned};
 
 mod net {
     microarena::include_model!("../../tests/models/wide_stem.onnx");
@@ -31,24 +34,12 @@ const _: () = assert!(whole::ARENA_BYTES > 64 * 1024);
 /// (here the input stays in flash).
 const _: () = assert!(net::ARENA_BYTES <= 60 * 1024);
 
-/// Bytes aligned for `f32`, so flash data can be read in place.
-#[repr(C, align(4))]
-struct Aligned<const N: usize>([u8; N]);
-
 static INPUT: Aligned<49152> =
     Aligned(*include_bytes!("../../../../tests/models/wide_stem.input.bin"));
 static WANT: Aligned<40> = Aligned(*include_bytes!(
     "../../../../tests/models/wide_stem.output.bin"
 ));
 const _: () = assert!(49152 == 4 * net::INPUT_LEN && 40 == 4 * net::OUTPUT_LEN);
-
-/// The f32s of an aligned blob of exactly `4 * M` bytes.
-fn f32s<const N: usize, const M: usize>(a: &'static Aligned<N>) -> &'static [f32; M] {
-    assert_eq!(N, 4 * M);
-    // SAFETY: `Aligned` is 4-aligned and holds exactly `4 * M` bytes (asserted), every bit
-    // pattern is a valid f32, and the target is little-endian like the data files.
-    unsafe { &*(a.0.as_ptr() as *const [f32; M]) }
-}
 
 #[entry]
 fn main() -> ! {
@@ -57,33 +48,13 @@ fn main() -> ! {
     let mut out = [0.0f32; net::OUTPUT_LEN];
     model.run(f32s(&INPUT), &mut out);
     let want: &[f32; net::OUTPUT_LEN] = f32s(&WANT);
-    let ok = out
-        .iter()
-        .zip(want)
-        .all(|(g, w)| (g - w).abs() <= 1e-5 + 1e-4 * w.abs());
-    let class = (0..out.len()).fold(0, |b, i| if out[i] > out[b] { i } else { b });
-    hprintln!(
-        "wide_stem f32 on 64 KiB: class {}, ARENA_BYTES {} (unstreamed {}): {}",
-        class,
-        net::ARENA_BYTES,
-        whole::ARENA_BYTES,
-        if ok { "ok" } else { "MISMATCH" }
-    );
-    debug::exit(if ok {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    hprintln!("panic: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
+    common::check_and_exit(
+        format_args!(
+            "wide_stem f32 on 64 KiB, ARENA_BYTES {} (unstreamed {})",
+            net::ARENA_BYTES,
+            whole::ARENA_BYTES
+        ),
+        &out,
+        want,
+    )
 }
