@@ -301,6 +301,19 @@ fn int8_and_uint8_interfaces() {
         let mut y = [0i8; m::OUTPUT_LEN];
         m::Model::new().run(x.as_slice().try_into().unwrap(), &mut y);
         assert_eq!(y.as_slice(), want.as_slice(), "int8 interface");
+        // Streamed at any cost: the first stage reads the caller's int8 rows in place.
+        mod s {
+            microarena::include_model!(
+                "tests/models/int8/dwsep_qdq_i8io.onnx",
+                self_test = true,
+                stream_cost = 10000
+            );
+        }
+        const _: () = assert!(s::ARENA_BYTES < m::ARENA_BYTES);
+        assert!(s::Model::new().self_test());
+        let mut y = [0i8; s::OUTPUT_LEN];
+        s::Model::new().run(x.as_slice().try_into().unwrap(), &mut y);
+        assert_eq!(y.as_slice(), want.as_slice(), "int8 interface, streamed");
     }
     {
         mod m {
