@@ -253,11 +253,11 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     if candidates.is_empty() {
         return plan_optimized(graph, &written, alignment, &clock);
     }
-    // Half the time for the plan as it is, then the stages: each candidate region (at one
-    // band row per pass, and at the rows its narrow layers want) scheduled and placed
-    // quickly with nothing shared; the best region becomes a stage and the search goes on
-    // after it, while a stage shrinks the arena. The result is planned in full and kept
-    // only where its placed arena is smaller.
+    // Half the time for the plan as it is, then the stages: each candidate region, at
+    // several band heights, scheduled and placed quickly with nothing shared; the best one
+    // within the cost budget becomes a stage and the search goes on with the regions left,
+    // while a stage shrinks the arena. The result is planned in full and kept only where its
+    // placed arena is smaller.
     let half = Clock {
         start: clock.start,
         deadline: Instant::now() + clock.left() / 2,
@@ -273,7 +273,6 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     let overhead =
         |g: &ir::Graph| -> u64 { stream::stages(g).map(|(_, s)| s.overhead_estimate()).sum() };
     // The search takes half the time left; the final plan the rest.
-    let light = graph;
     let search = Clock {
         start: clock.start,
         deadline: Instant::now() + clock.left() / 2,
@@ -284,7 +283,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     let mut rounds = 0u32;
     while !candidates.is_empty() && !search.is_over() {
         rounds += 1;
-        let from = current.as_ref().map_or(&light, |(_, g)| g);
+        let from = current.as_ref().map_or(&graph, |(_, g)| g);
         let quick = search.left() / (2 * rounds * 2 * candidates.len() as u32);
         let mut best: Option<(usize, usize, ir::Graph)> = None;
         for region in &candidates {
