@@ -205,6 +205,17 @@ fn memory_tables(g: &Graph, schedule: &Schedule, plan: &ArenaPlan) -> String {
         plan.step_live_bytes.iter().max().copied().unwrap_or(0),
         plan.alignment
     );
+    for t in &g.tensors {
+        if let TensorKind::Caller(_) = t.kind {
+            let _ = writeln!(
+                d,
+                "Graph input `{}` ({} bytes) is read by a streamed stage where `run`'s caller \
+                 passes it: not in the arena.\n",
+                t.name.replace('|', "\\|"),
+                t.bytes()
+            );
+        }
+    }
     let _ = writeln!(d, "## Schedule\n\n| step | ONNX node | op | live bytes |");
     let _ = writeln!(d, "|---:|---|---|---:|");
     for (k, n) in schedule.order.iter().enumerate() {
