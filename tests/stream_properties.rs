@@ -47,6 +47,16 @@ impl Net {
         )
     }
 
+    /// The integers `q` dequantized per output channel (axis 0) with `scales` and `zeros`.
+    fn per_channel(&mut self, q: &str, scales: Vec<f32>, zeros: &str) -> String {
+        let s = self.b.f32s(&[scales.len()], scales);
+        self.b.node(
+            "DequantizeLinear",
+            &[q, &s, zeros],
+            vec![("axis", Attr::Int(0))],
+        )
+    }
+
     /// A convolution of `x` (weights and bias random; int8: per-channel weight scales, the
     /// bias at the input scale times the weight scale), an optional ReLU, quantized.
     #[allow(clippy::too_many_arguments)]
@@ -77,22 +87,13 @@ impl Net {
                 .map(|_| self.rng.range(0, 1000) as i32 - 500)
                 .collect();
             let bias_scales: Vec<f32> = scales.iter().map(|s| s * x.scale).collect();
-            let wi = self.b.i8s(&shape, wq);
-            let ws = self.b.f32s(&[out_c], scales);
-            let wz = self.b.i8s(&[out_c], vec![0; out_c]);
-            let w = self.b.node(
-                "DequantizeLinear",
-                &[&wi, &ws, &wz],
-                vec![("axis", Attr::Int(0))],
+            let (wi, wz) = (self.b.i8s(&shape, wq), self.b.i8s(&[out_c], vec![0; out_c]));
+            let w = self.per_channel(&wi, scales, &wz);
+            let (bi, bz) = (
+                self.b.i32s(&[out_c], bq),
+                self.b.i32s(&[out_c], vec![0; out_c]),
             );
-            let bi = self.b.i32s(&[out_c], bq);
-            let bs = self.b.f32s(&[out_c], bias_scales);
-            let bz = self.b.i32s(&[out_c], vec![0; out_c]);
-            let bias = self.b.node(
-                "DequantizeLinear",
-                &[&bi, &bs, &bz],
-                vec![("axis", Attr::Int(0))],
-            );
+            let bias = self.per_channel(&bi, bias_scales, &bz);
             (w, bias)
         } else {
             let data = self.rng.f32s(n, -0.5, 0.5);

@@ -46,7 +46,8 @@ fn weight_operand(g: &Graph, t: TensorId) -> TokenStream {
     }
 }
 
-/// The name of `run`'s argument for graph input `k`.
+/// The name of `run`'s argument for graph input `k` (`input` when the model has one input
+/// and one output).
 fn input_arg(g: &Graph, k: usize) -> Ident {
     if g.inputs.len() == 1 && g.outputs.len() == 1 {
         format_ident!("input")
@@ -397,17 +398,13 @@ pub fn generate(
     let mut steps_params = Vec::new();
     let mut steps_args = Vec::new();
     for (i, &t) in g.inputs.iter().enumerate() {
-        let (shape_id, len_id, arg) = if single {
-            (
-                format_ident!("INPUT_SHAPE"),
-                format_ident!("INPUT_LEN"),
-                format_ident!("input"),
-            )
+        let arg = input_arg(g, i);
+        let (shape_id, len_id) = if single {
+            (format_ident!("INPUT_SHAPE"), format_ident!("INPUT_LEN"))
         } else {
             (
                 format_ident!("INPUT_{}_SHAPE", i),
                 format_ident!("INPUT_{}_LEN", i),
-                format_ident!("input_{}", i),
             )
         };
         consts.push(shape_const(&shape_id, &g.tensor(t).shape));

@@ -190,10 +190,15 @@ pub fn candidates(g: &Graph, start: usize) -> Vec<Region> {
 /// never hold whole, largest first; the `limit` best.
 pub fn chains(g: &Graph, limit: usize) -> Vec<Region> {
     let consumers = g.consumers();
-    let row_local = |v: usize| g.nodes[v].op.row_rule(g, &g.nodes[v]).is_some();
+    // Once per node: a strided copy's rule reads every element's index.
+    let row_local: Vec<bool> = g
+        .nodes
+        .iter()
+        .map(|n| n.op.row_rule(g, n).is_some())
+        .collect();
     let mut out: Vec<(usize, Region)> = Vec::new();
     for start in 0..g.nodes.len() {
-        if !row_local(start) {
+        if !row_local[start] {
             continue;
         }
         let mut nodes = vec![start];
@@ -202,7 +207,7 @@ pub fn chains(g: &Graph, limit: usize) -> Vec<Region> {
             let t = g.nodes[*nodes.last().expect("a chain has a node")].output;
             let readers = &consumers[t.0];
             let [next] = readers[..] else { break };
-            if g.outputs.contains(&t) || !row_local(next.0) || nodes.contains(&next.0) {
+            if g.outputs.contains(&t) || !row_local[next.0] || nodes.contains(&next.0) {
                 break;
             }
             saved += g.tensor(t).bytes();
@@ -700,11 +705,9 @@ fn read_in_place(g: &Graph, region: &Region, t: TensorId) -> bool {
     let TensorKind::Input(i) = g.tensor(t).kind else {
         return false;
     };
-    let only_stage = g
-        .nodes
+    let only_stage = g.consumers()[t.0]
         .iter()
-        .enumerate()
-        .all(|(v, n)| !n.inputs.contains(&t) || region.nodes.contains(&v));
+        .all(|c| region.nodes.contains(&c.0));
     only_stage
         && !g.outputs.contains(&t)
         && !g.input_is_unsigned(i)
