@@ -131,6 +131,19 @@ fn relayout(
         dst_channel: new_h * row,
     };
     let still = rows.src == 0 && (c == 1 || rows.src_channel == rows.dst_channel);
+    // A window keeping its height shifts as a whole: one block from the first kept row to
+    // the last channel's last, instead of one per channel. Between the channels' kept rows
+    // it carries the next channel's dropped rows into rows `hi − lo2..new_h` of each
+    // channel's block, which hold nothing yet (the rows its producer writes next).
+    let rows = if c > 1 && rows.bytes > 0 && rows.src_channel == rows.dst_channel {
+        RowCopy {
+            channels: 1,
+            bytes: (c - 1) * rows.src_channel + rows.bytes,
+            ..rows
+        }
+    } else {
+        rows
+    };
     (rows.bytes > 0 && !still).then_some(SymStep::Copy {
         from: SymPlace::Sym(Sym::Window(e)),
         to: SymPlace::Sym(Sym::Window(e)),

@@ -2452,26 +2452,32 @@ pub const fn depthwise_weights_len(g: &Conv2d) -> usize {
 /// The weights of a depthwise int8 convolution (OIHW, one input channel per group) as
 /// [`conv2d_i8_depthwise`] reads them, widened to `i16`: per channel, per kernel row, per
 /// pair of taps `m` two 32-bit words. For `k_w = 3` (the fast path's operands): `(w0, w2)`,
-/// `(w1, 0)`, then `(w2, 0)`, `(0, 0)`; otherwise `(w[2m], w[2m + 1])` and a zero word. Built
+/// `(w1, 0)`, then in row 0 the channel's sum of weights `(Σ w, 0)`, in row 1 the middle
+/// taps of rows 0 and 1 `(w1, w1')` (what the Cortex-M4 path loads as they are: no per-call
+/// sums or repacking), a zero word; otherwise `(w[2m], w[2m + 1])` and a zero word. Built
 /// once, at build time.
 pub fn pack_depthwise_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<Item = i16> + 'a {
     let (kh, kw, c) = (g.window.k_h, g.window.k_w, g.out_c);
     (0..c).flat_map(move |ch| {
+        let taps = &weights[ch * kh * kw..][..kh * kw];
         (0..kh).flat_map(move |ky| {
             (0..kw.div_ceil(2)).flat_map(move |m| {
                 let w = |kx: usize| -> i16 {
                     if kx < kw {
-                        i16::from(weights[(ch * kh + ky) * kw + kx])
+                        i16::from(taps[ky * kw + kx])
                     } else {
                         0
                     }
                 };
                 if kw == 3 {
-                    // m = 0: (w0, w2) and (w1, 0); m = 1 is (w2, 0) and a zero word.
-                    if m == 0 {
-                        [w(0), w(2), w(1), 0]
-                    } else {
-                        [w(2), 0, 0, 0]
+                    // m = 0: (w0, w2) and (w1, 0); m = 1: the extras above. |Σ w| ≤ 128 · k_h · 3
+                    // fits an i16 for any kernel height a model has (k_h < 85).
+                    let sum: i32 = taps.iter().map(|&t| i32::from(t)).sum();
+                    match (m, ky) {
+                        (0, _) => [w(0), w(2), w(1), 0],
+                        (_, 0) => [sum.clamp(-32768, 32767) as i16, 0, 0, 0],
+                        (_, 1) => [i16::from(taps[1]), i16::from(taps[kw + 1]), 0, 0],
+                        _ => [0; 4],
                     }
                 } else {
                     [w(2 * m), w(2 * m + 1), 0, 0]
@@ -2587,13 +2593,11 @@ pub fn conv2d_i8_depthwise(
     }
 }
 
-/// What [`depthwise_rows_dsp_asm`] loads once per channel: five weight words into core
-/// registers, the rest into `s2`–`s9` by one `VLDM` (the loop has no core registers left).
+/// What [`depthwise_rows_dsp_asm`] loads once per channel into `s2`–`s9` by one `VLDM` (the
+/// loop has no core registers left; the weights come straight from the packed channel).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[repr(C, align(8))]
 struct DwRows {
-    /// `(w0, w2)` of kernel rows 0, 1 and 2, `(w1 of row 0, w1 of row 1)`, `(w1 of row 2, 0)`.
-    w: [u32; 5],
     /// `s2`: the channel's scale.
     scale: f32,
     /// `s3`: the bias minus `input_zero · Σ w`: the loop sums `w · x` of the raw bytes (the
@@ -2621,16 +2625,17 @@ struct DwRows {
 /// (`$single`), then the next row's windows.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_rows_asm {
-    ($params:expr, $x:expr, $out:expr, $rs:expr,
+    ($params:expr, $weights:expr, $x:expr, $out:expr, $rs:expr,
      [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
         core::arch::asm!(
             "push {{r7}}",
-            "ldr {w0}, [{t}]",
-            "ldr {w1}, [{t}, #4]",
-            "ldr {w2}, [{t}, #8]",
-            "ldr {v}, [{t}, #12]",
-            "ldr {u}, [{t}, #16]",
-            "adds {t}, {t}, #20",
+            // The channel's packed weights (see `pack_depthwise_weights`): (w0, w2) of rows
+            // 0, 1, 2 at words 0, 4, 8; (w1, w1') of rows 0 and 1 at word 6; (w1'', 0) at 9.
+            "ldr {w0}, [{e}]",
+            "ldr {w1}, [{e}, #16]",
+            "ldr {w2}, [{e}, #32]",
+            "ldr {v}, [{e}, #24]",
+            "ldr {u}, [{e}, #36]",
             "vldmia {t}, {{s2-s9}}",
             // `t` holds the output zero point unless `$pair` needs it (then `$zero` reloads it).
             "vmov {t}, s4",
@@ -2681,7 +2686,8 @@ macro_rules! dw_rows_asm {
             a0 = out(reg) _,
             a1 = out(reg) _,
             x = out(reg) _,
-            e = out(reg) _,
+            // The weights' address until they are loaded, then a temporary.
+            e = inout(reg) $weights => _,
             out("s0") _,
             out("s1") _,
             out("s2") _,
@@ -2858,27 +2864,32 @@ macro_rules! dw_s2_pair {
 /// `x` is the padded plane's byte at the first window's top-left corner; for every output
 /// row j and pixel `i < out_w` the bytes `x + j·stride_h·row + i·STRIDE + r·rs + [0, 4 +
 /// (STRIDE − 1))` are readable for r = 0, 1, 2; `params.out` to `params.end` (a whole
-/// number of rows, at least one) is writable; `params` describes the geometry.
+/// number of rows, at least one) is writable; `params` describes the geometry; `wc` is a
+/// channel's 24 packed 3×3 weights ([`pack_depthwise_weights`]).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
     x: *const i8,
     rs: usize,
+    wc: *const i16,
     params: &DwRows,
     clamp: bool,
     odd: bool,
 ) {
     let pp = params as *const DwRows;
     // SAFETY: the reads and writes are the caller's contract (every pair's and every lone
-    // pixel's loads are inside the windows it names, plus the row's slack); `params` lives
-    // across the block and is only read. FPU and DSP-extension instructions; s0–s10 and the
+    // pixel's loads are inside the windows it names, plus the row's slack; the weights are
+    // words 0, 4, 6, 8, 9 of `wc`'s 12); `params` lives across the block and is only read. FPU and DSP-extension instructions; s0–s10 and the
     // flags are clobbered; r7 is pushed and popped (the stack balanced, no call between).
     unsafe {
         // Stride 1 keeps the zero point in `t` all along; stride 2's pairs use `t` for
         // addresses, so it is reloaded before every `QADD`.
         match (STRIDE, clamp, odd) {
-            (1, false, false) => dw_rows_asm!(pp, x, params.out, rs, [dw_s1_pair!()], [], [], []),
+            (1, false, false) => {
+                dw_rows_asm!(pp, wc, x, params.out, rs, [dw_s1_pair!()], [], [], [])
+            }
             (1, false, true) => dw_rows_asm!(
                 pp,
+                wc,
                 x,
                 params.out,
                 rs,
@@ -2890,6 +2901,7 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
             (1, true, false) => {
                 dw_rows_asm!(
                     pp,
+                    wc,
                     x,
                     params.out,
                     rs,
@@ -2901,6 +2913,7 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
             }
             (1, true, true) => dw_rows_asm!(
                 pp,
+                wc,
                 x,
                 params.out,
                 rs,
@@ -2912,6 +2925,7 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
             (_, false, false) => {
                 dw_rows_asm!(
                     pp,
+                    wc,
                     x,
                     params.out,
                     rs,
@@ -2923,6 +2937,7 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
             }
             (_, false, true) => dw_rows_asm!(
                 pp,
+                wc,
                 x,
                 params.out,
                 rs,
@@ -2933,6 +2948,7 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
             ),
             (_, true, false) => dw_rows_asm!(
                 pp,
+                wc,
                 x,
                 params.out,
                 rs,
@@ -2943,6 +2959,7 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
             ),
             (_, true, true) => dw_rows_asm!(
                 pp,
+                wc,
                 x,
                 params.out,
                 rs,
@@ -2991,7 +3008,6 @@ fn depthwise_rows_dsp(
     let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
     // The per-call constants once; per channel only the weights, scale, bias and plane.
     let mut params = DwRows {
-        w: [0; 5],
         scale: 0.0,
         bias: 0,
         zero: p.output_zero,
@@ -3006,38 +3022,38 @@ fn depthwise_rows_dsp(
     let clamp = p.lo != i8::MIN || p.hi != i8::MAX;
     let odd = w.out_w % 2 == 1;
     let rs = w.dil_h * row;
+    let zero = p.input_zero;
+    // Per channel only its plane copy, two constants and two pointers: every loop-invariant
+    // (the weights, each channel's sum of weights) was packed at build time.
     for n in 0..g.batch {
         for c in 0..g.out_c {
             // To the tensor's end: then only the last channel's last row is copied bytewise.
             let src = &input[(n * g.in_c + c) * plane_in..];
-            copy_plane(src, w.in_w, w.in_h, padded, inside, row, p.input_zero as i8);
-            let plane = n * g.out_c + c;
-            let out = &mut output[plane * plane_out..][..plane_out];
-            let b = bias.map_or(0, |b| b[c]);
-            // Packed per kernel row r: wc[8r] = w0, wc[8r + 1] = w2, wc[8r + 2] = w1.
+            copy_plane(src, w.in_w, w.in_h, padded, inside, row, zero as i8);
             let wc = &packed[c * 24..][..24];
-            let half = |i: usize| u32::from(wc[i] as u16);
-            let sum_w: i32 = (0..3)
-                .map(|r| i32::from(wc[8 * r]) + i32::from(wc[8 * r + 1]) + i32::from(wc[8 * r + 2]))
-                .sum();
-            params.w = [
-                half(0) | half(1) << 16,
-                half(8) | half(9) << 16,
-                half(16) | half(17) << 16,
-                half(2) | half(10) << 16,
-                half(18),
-            ];
+            let b = bias.map_or(0, |b| b[c]);
+            // The loop sums `w · x` of the raw bytes (the border holds the input zero point):
+            // the bias takes `zero · Σ w` (packed at `wc[4]`) back.
+            params.bias = b.wrapping_sub(zero.wrapping_mul(i32::from(wc[4])));
             params.scale = scales[c];
-            params.bias = b.wrapping_sub(p.input_zero.wrapping_mul(sum_w));
-            params.out = out.as_mut_ptr();
-            params.end = out.as_mut_ptr_range().end;
+            let plane = n * g.out_c + c;
+            // SAFETY: the plane `plane · plane_out ..+ plane_out` is inside `output` (asserted
+            // above: `plane < batch · out_c`).
+            params.out = unsafe { output.as_mut_ptr().add(plane * plane_out) };
+            // SAFETY: one past the plane's end, inside or one past `output` (as above).
+            params.end = unsafe { params.out.add(plane_out) };
             // SAFETY: the reads are inside `padded` (asserted above for every window of
-            // every row), the writes are the plane `out` (`out` to `end`, `out_h` rows).
+            // every row), the writes are the plane (`out` to `end`, `out_h` rows); `wc` is
+            // the channel's 24 packed weights (LDR may be unaligned on Armv7E-M).
             unsafe {
                 let x = padded.as_ptr();
                 match kind {
-                    PairKind::Stride1 => depthwise_rows_dsp_asm::<1>(x, rs, &params, clamp, odd),
-                    PairKind::Stride2 => depthwise_rows_dsp_asm::<2>(x, rs, &params, clamp, odd),
+                    PairKind::Stride1 => {
+                        depthwise_rows_dsp_asm::<1>(x, rs, wc.as_ptr(), &params, clamp, odd)
+                    }
+                    PairKind::Stride2 => {
+                        depthwise_rows_dsp_asm::<2>(x, rs, wc.as_ptr(), &params, clamp, odd)
+                    }
                 }
             }
         }
@@ -3116,6 +3132,58 @@ fn copy_plane(
     } else {
         0
     };
+    #[cfg(microarena_dsp)]
+    if in_w % 4 == 0 && in_w >= 16 && in_h > 0 && src.as_ptr() as usize % 4 == 0 {
+        // Rows of whole words from an aligned source (a window of a streamed stage, a plane
+        // of a tensor whose width is a multiple of 4): four words per `LDM` and four
+        // unaligned stores, the row's last four words once more (overlapping: the same
+        // bytes) instead of a loop for the remainder. Exactly `in_w` bytes a row: the border
+        // is never touched.
+        // SAFETY: row y < in_h reads src[y·in_w..][..in_w] (inside `src`, asserted; 4-aligned:
+        // the source and `in_w`) and writes dst[at + y·row..][..in_w] (asserted); unaligned
+        // STR is allowed on Armv7E-M. r0–r3 clobbered, no stack, flags clobbered.
+        unsafe {
+            core::arch::asm!(
+                "1:",
+                "mov {q}, {quads}",
+                "2:",
+                "ldmia {s}!, {{r0, r1, r2, r3}}",
+                "str r0, [{d}]",
+                "str r1, [{d}, #4]",
+                "str r2, [{d}, #8]",
+                "str r3, [{d}, #12]",
+                "adds {d}, {d}, #16",
+                "subs {q}, {q}, #1",
+                "bne 2b",
+                // The last four words of the row (again, if the row is whole groups).
+                "subs {s}, {s}, {back}",
+                "subs {d}, {d}, {back}",
+                "ldmia {s}!, {{r0, r1, r2, r3}}",
+                "str r0, [{d}]",
+                "str r1, [{d}, #4]",
+                "str r2, [{d}, #8]",
+                "str r3, [{d}, #12]",
+                "add {d}, {d}, {step}",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                s = inout(reg) src.as_ptr() => _,
+                d = inout(reg) dst.as_mut_ptr().add(at) => _,
+                n = inout(reg) in_h => _,
+                q = out(reg) _,
+                quads = in(reg) in_w / 16,
+                // From after the whole groups back to the row's last 16 bytes.
+                back = in(reg) 16 - in_w % 16,
+                // From the last group's start to the next row's first byte.
+                step = in(reg) row - in_w + 16,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                options(nostack),
+            );
+        }
+        return;
+    }
     #[cfg(microarena_dsp)]
     if fast > 0 && wide <= 8 {
         // Short rows (small planes): one or two words per row, no inner loop.

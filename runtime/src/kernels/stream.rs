@@ -54,16 +54,177 @@ pub fn copy_rows(buf: &mut [u8], p: &RowCopy) {
         p.src_at(last) + p.bytes <= buf.len() && p.dst_at(last) + p.bytes <= buf.len(),
         "row copy outside the buffer"
     );
-    for c in 0..p.channels {
-        let (s, d) = (p.src_at(c), p.dst_at(c));
-        if d <= s {
-            buf.copy_within(s..s + p.bytes, d);
+    // `d − s` is linear in the channel: the blocks moving towards the start are a prefix
+    // (or a suffix) of the channels, found once instead of tested per block.
+    let delta = |c: usize| p.dst_at(c) as isize - p.src_at(c) as isize;
+    let (d0, slope) = (delta(0), delta(last.min(1)) - delta(0));
+    let towards_start = |c: usize| delta(c) <= 0;
+    let split = match (d0 <= 0, slope) {
+        // Prefix [0, split) moves towards the start.
+        (true, s) if s > 0 => ((-d0 / s) as usize + 1).min(p.channels),
+        (true, _) => p.channels,
+        // Suffix [split, channels) moves towards the start (or none does).
+        (false, s) if s < 0 => (((d0 + (-s) - 1) / -s) as usize).min(p.channels),
+        (false, _) => p.channels,
+    };
+    let (first, second) = if d0 <= 0 {
+        (0..split, split..p.channels)
+    } else {
+        (split..p.channels, 0..split)
+    };
+    debug_assert!(first.clone().all(towards_start));
+    debug_assert!(!second.clone().any(towards_start));
+    // Whole words when every block is word-aligned (rows of a multiple of 4 bytes in an
+    // aligned arena: the common case): all blocks of one direction in one loop.
+    let words = (buf.as_ptr() as usize | p.src | p.dst | p.src_channel | p.dst_channel | p.bytes)
+        .is_multiple_of(4);
+    if words {
+        let base = buf.as_mut_ptr();
+        // SAFETY: every block lies inside `buf` (asserted above for the last channel; the
+        // offsets grow with the channel) and is word-aligned (checked above); the blocks
+        // moving towards the start go first, in channel order, the others after, from the
+        // last (the order above).
+        unsafe {
+            if !first.is_empty() {
+                move_word_blocks(base, p, first.start, first.len(), true);
+            }
+            if !second.is_empty() {
+                move_word_blocks(base, p, second.end - 1, second.len(), false);
+            }
+        }
+        return;
+    }
+    for c in first {
+        buf.copy_within(p.src_at(c)..p.src_at(c) + p.bytes, p.dst_at(c));
+    }
+    for c in second.rev() {
+        buf.copy_within(p.src_at(c)..p.src_at(c) + p.bytes, p.dst_at(c));
+    }
+}
+
+/// Moves `blocks` blocks of `p` (whole words) from channel `from` on: towards the start
+/// (`forward`: each block word by word from its first, then the next channel) or towards
+/// the end (each from its last word, then the channel before), so every word is read before
+/// anything overwrites it. On Cortex-M4 the whole run is one loop, four words per `LDM`/
+/// `STM` pair (0.25 instructions a byte and about 8 a block; the library `memmove` takes a
+/// call and a longer set-up per block, which the thousands of short row blocks of a stage
+/// pay per inference).
+///
+/// # Safety
+/// `base + p.src_at(c)` and `base + p.dst_at(c)` are 4-aligned and `p.bytes` bytes from
+/// each are inside one allocation valid for reads and writes, for every channel moved;
+/// `p.bytes` is a multiple of 4; each block moves towards the start when `forward`, else
+/// towards the end (or stays).
+#[inline]
+unsafe fn move_word_blocks(base: *mut u8, p: &RowCopy, from: usize, blocks: usize, forward: bool) {
+    let words = p.bytes / 4;
+    if words == 0 {
+        return;
+    }
+    #[cfg(microarena_dsp)]
+    {
+        // Between one block's end and the next one's start (forward), or one block's start
+        // and the previous one's end (backward).
+        let (s_skip, d_skip) = (
+            p.src_channel.wrapping_sub(p.bytes),
+            p.dst_channel.wrapping_sub(p.bytes),
+        );
+        if forward {
+            // SAFETY: the caller's contract: `blocks` blocks from channel `from` up, each
+            // read a group of four words before a store reaches it (the destination is
+            // below the source). r0–r3 clobbered, no stack, flags clobbered.
+            unsafe {
+                core::arch::asm!(
+                    "1:",
+                    "movs {q}, {quads}",
+                    "beq 3f",
+                    "2:",
+                    "ldmia {s}!, {{r0, r1, r2, r3}}",
+                    "stmia {d}!, {{r0, r1, r2, r3}}",
+                    "subs {q}, {q}, #1",
+                    "bne 2b",
+                    "3:",
+                    "movs {q}, {rest}",
+                    "beq 5f",
+                    "4:",
+                    "ldr r0, [{s}], #4",
+                    "str r0, [{d}], #4",
+                    "subs {q}, {q}, #1",
+                    "bne 4b",
+                    "5:",
+                    "add {s}, {s}, {s_skip}",
+                    "add {d}, {d}, {d_skip}",
+                    "subs {n}, {n}, #1",
+                    "bne 1b",
+                    s = inout(reg) base.add(p.src_at(from)) => _,
+                    d = inout(reg) base.add(p.dst_at(from)) => _,
+                    n = inout(reg) blocks => _,
+                    q = out(reg) _,
+                    quads = in(reg) words / 4,
+                    rest = in(reg) words % 4,
+                    s_skip = in(reg) s_skip,
+                    d_skip = in(reg) d_skip,
+                    out("r0") _,
+                    out("r1") _,
+                    out("r2") _,
+                    out("r3") _,
+                    options(nostack),
+                );
+            }
+        } else {
+            // SAFETY: the caller's contract: `blocks` blocks from channel `from` down, each
+            // from its end, each group of four words read before a store reaches it (the
+            // destination is above the source). r0–r3 clobbered, no stack, flags clobbered.
+            unsafe {
+                core::arch::asm!(
+                    "1:",
+                    "movs {q}, {rest}",
+                    "beq 3f",
+                    "2:",
+                    "ldr r0, [{s}, #-4]!",
+                    "str r0, [{d}, #-4]!",
+                    "subs {q}, {q}, #1",
+                    "bne 2b",
+                    "3:",
+                    "movs {q}, {quads}",
+                    "beq 5f",
+                    "4:",
+                    "ldmdb {s}!, {{r0, r1, r2, r3}}",
+                    "stmdb {d}!, {{r0, r1, r2, r3}}",
+                    "subs {q}, {q}, #1",
+                    "bne 4b",
+                    "5:",
+                    "sub {s}, {s}, {s_skip}",
+                    "sub {d}, {d}, {d_skip}",
+                    "subs {n}, {n}, #1",
+                    "bne 1b",
+                    s = inout(reg) base.add(p.src_at(from) + p.bytes) => _,
+                    d = inout(reg) base.add(p.dst_at(from) + p.bytes) => _,
+                    n = inout(reg) blocks => _,
+                    q = out(reg) _,
+                    quads = in(reg) words / 4,
+                    rest = in(reg) words % 4,
+                    s_skip = in(reg) s_skip,
+                    d_skip = in(reg) d_skip,
+                    out("r0") _,
+                    out("r1") _,
+                    out("r2") _,
+                    out("r3") _,
+                    options(nostack),
+                );
+            }
         }
     }
-    for c in (0..p.channels).rev() {
-        let (s, d) = (p.src_at(c), p.dst_at(c));
-        if d > s {
-            buf.copy_within(s..s + p.bytes, d);
+    #[cfg(not(microarena_dsp))]
+    for k in 0..blocks {
+        let c = if forward { from + k } else { from - k };
+        // SAFETY: the caller's contract; `copy` allows overlapping ranges.
+        unsafe {
+            core::ptr::copy(
+                base.add(p.src_at(c)) as *const u32,
+                base.add(p.dst_at(c)) as *mut u32,
+                words,
+            )
         }
     }
 }
@@ -114,7 +275,9 @@ impl RowSource<i8> for QuantizedRows<'_> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::vec;
 
     #[test]
     fn rows_read_from_the_caller() {
@@ -189,6 +352,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Any copy (word-aligned or not, blocks moving either way, channel strides growing or
+    /// shrinking) does what the plain two passes over every channel do: those moving
+    /// towards the start in channel order, then the others in reverse.
+    #[test]
+    fn copies_match_the_plain_passes() {
+        let mut seed = 7u32;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as usize % n
+        };
+        for _ in 0..3000 {
+            let word = next(2) == 0;
+            let unit = if word { 4 } else { 1 };
+            let p = RowCopy {
+                channels: 1 + next(6),
+                bytes: unit * (1 + next(12)),
+                src: unit * next(16),
+                src_channel: unit * next(20),
+                dst: unit * next(16),
+                dst_channel: unit * next(20),
+            };
+            let len = (p.src_at(p.channels - 1).max(p.dst_at(p.channels - 1)) + p.bytes + 3) & !3;
+            // A u32 buffer: word-aligned, as the arena is.
+            let mut words = vec![0u32; len / 4];
+            let buf: &mut [u8] = bytemuck_bytes(&mut words);
+            buf.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+            let mut want = buf.to_vec();
+            for c in 0..p.channels {
+                let (s, d) = (p.src_at(c), p.dst_at(c));
+                if d <= s {
+                    want.copy_within(s..s + p.bytes, d);
+                }
+            }
+            for c in (0..p.channels).rev() {
+                let (s, d) = (p.src_at(c), p.dst_at(c));
+                if d > s {
+                    want.copy_within(s..s + p.bytes, d);
+                }
+            }
+            copy_rows(buf, &p);
+            assert_eq!(buf, &want[..], "{p:?}");
+        }
+    }
+
+    /// The bytes of a `u32` buffer.
+    fn bytemuck_bytes(words: &mut [u32]) -> &mut [u8] {
+        // SAFETY: the same memory as bytes (u8 has no alignment or invalid values), the
+        // length in bytes; `words` is not used while the view lives.
+        unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, 4 * words.len()) }
     }
 
     #[test]

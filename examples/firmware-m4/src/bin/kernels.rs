@@ -43,7 +43,9 @@ static mut REQUANT: [Requant; 64] = [Requant {
 }; 64];
 static mut BIAS: [i32; 64] = [0; 64];
 
-/// One layer: `(name, in_c, out_c, in_h, in_w, k_h, k_w, stride, pad, groups)`.
+/// One layer: `(name, in_c, out_c, in_h, in_w, k_h, k_w, stride, pad, groups, band)`; a
+/// band (as a streamed stage calls it) has no vertical padding: `in_h` rows give the output
+/// rows their windows fit.
 type Layer = (
     &'static str,
     usize,
@@ -55,14 +57,19 @@ type Layer = (
     usize,
     usize,
     usize,
+    bool,
 );
 
-const LAYERS: [Layer; 5] = [
-    ("resnet8 3x3 16->16 32x32", 16, 16, 32, 32, 3, 3, 1, 1, 1),
-    ("resnet8 3x3 s2 16->32", 16, 32, 32, 32, 3, 3, 2, 1, 1),
-    ("dscnn 10x4 s2 1->64", 1, 64, 49, 10, 10, 4, 2, 4, 1),
-    ("dscnn 1x1 64->64 25x5", 64, 64, 25, 5, 1, 1, 1, 0, 1),
-    ("dscnn dw 3x3 64 25x5", 64, 64, 25, 5, 3, 3, 1, 1, 64),
+const LAYERS: [Layer; 9] = [
+    ("resnet8 3x3 16->16 32x32", 16, 16, 32, 32, 3, 3, 1, 1, 1, false),
+    ("resnet8 3x3 s2 16->32", 16, 32, 32, 32, 3, 3, 2, 1, 1, false),
+    ("dscnn 10x4 s2 1->64", 1, 64, 49, 10, 10, 4, 2, 4, 1, false),
+    ("dscnn 1x1 64->64 25x5", 64, 64, 25, 5, 1, 1, 1, 0, 1, false),
+    ("dscnn dw 3x3 64 25x5", 64, 64, 25, 5, 3, 3, 1, 1, 64, false),
+    ("band: dscnn dw 3x3 64, 1 row of 5", 64, 64, 3, 5, 3, 3, 1, 1, 64, true),
+    ("band: dscnn 1x1 64->64, 1 row of 5", 64, 64, 1, 5, 1, 1, 1, 0, 1, true),
+    ("band: mobilenet dw 3x3 8, 1 row of 48", 8, 8, 3, 48, 3, 3, 1, 1, 8, true),
+    ("band: mobilenet dw 3x3 s2 16, 1 row of 24", 16, 16, 3, 48, 3, 3, 2, 1, 16, true),
 ];
 
 #[entry]
@@ -83,13 +90,19 @@ fn main() -> ! {
         )
     };
     let mut r = Lcg(12345);
-    for (name, in_c, out_c, in_h, in_w, k_h, k_w, stride, pad, groups) in LAYERS {
+    for (name, in_c, out_c, in_h, in_w, k_h, k_w, stride, pad, groups, band) in LAYERS {
+        let mut window = Window2d::uniform(in_h, in_w, k_h, k_w, stride, 1, pad);
+        if band {
+            window.pad_top = 0;
+            window.pad_bottom = 0;
+            window.out_h = (in_h - k_h) / stride + 1;
+        }
         let geom = Conv2d {
             batch: 1,
             in_c,
             out_c,
             groups,
-            window: Window2d::uniform(in_h, in_w, k_h, k_w, stride, 1, pad),
+            window,
             act: Activation::Identity,
         };
         let (out_h, out_w) = (geom.window.out_h, geom.window.out_w);
@@ -183,7 +196,73 @@ fn main() -> ! {
     ok &= random_shapes(
         &mut r, input, weights, packed, scratch, want, got, requant, bias,
     );
+    ok &= row_copies(&mut r);
     common::exit(ok)
+}
+
+/// The streamed stages' row copies (`kernels::stream::copy_rows`: on the Cortex-M4 whole-word
+/// blocks by `LDM`/`STM` loops, forwards and backwards) against the same blocks moved one
+/// by one with `copy_within`, in the order its contract gives: random copies (those of 2,000
+/// that fit the buffer), aligned and not, overlapping and not, channel strides growing and
+/// shrinking.
+fn row_copies(r: &mut Lcg) -> bool {
+    use microarena::kernels::stream::{copy_rows, RowCopy};
+    static mut BUF: [u32; 128] = [0; 128];
+    static mut WANT: [u8; 512] = [0; 512];
+    // SAFETY: the only references to these statics, taken once, on one thread.
+    let (words, want) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(BUF),
+            &mut *core::ptr::addr_of_mut!(WANT),
+        )
+    };
+    // SAFETY: the same memory as bytes (no alignment or invalid values for u8), its length
+    // in bytes; `words` is not used again while this view lives.
+    let buf: &mut [u8] =
+        unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, 512) };
+    let mut pick = |n: usize| (r.next() as u8 as usize) % n;
+    let (mut ok, mut moved) = (true, 0);
+    for _ in 0..2000 {
+        let unit = if pick(4) == 0 { 1 } else { 4 };
+        let p = RowCopy {
+            channels: 1 + pick(6),
+            bytes: unit * (1 + pick(24)),
+            src: unit * pick(24),
+            src_channel: unit * pick(40),
+            dst: unit * pick(24),
+            dst_channel: unit * pick(40),
+        };
+        let end = |at: usize, stride: usize| at + (p.channels - 1) * stride + p.bytes;
+        if end(p.src, p.src_channel).max(end(p.dst, p.dst_channel)) > buf.len() {
+            continue;
+        }
+        for (i, (b, w)) in buf.iter_mut().zip(want.iter_mut()).enumerate() {
+            *b = (i * 7) as u8;
+            *w = *b;
+        }
+        let at = |c: usize| (p.src + c * p.src_channel, p.dst + c * p.dst_channel);
+        for c in 0..p.channels {
+            let (s, d) = at(c);
+            if d <= s {
+                want.copy_within(s..s + p.bytes, d);
+            }
+        }
+        for c in (0..p.channels).rev() {
+            let (s, d) = at(c);
+            if d > s {
+                want.copy_within(s..s + p.bytes, d);
+            }
+        }
+        copy_rows(buf, &p);
+        ok &= buf[..] == want[..];
+        moved += 1;
+    }
+    hprintln!(
+        "row copies: {} random against block-by-block moves: {}",
+        moved,
+        if ok { "same bytes" } else { "MISMATCH" }
+    );
+    ok && moved > 1000
 }
 
 /// A window of the given geometry, if at least one output fits.
@@ -252,8 +331,15 @@ fn random_shapes(
         } else {
             pads
         };
+        // A quarter of the widths are whole words of 16 to 36 bytes (the depthwise plane
+        // copy's word-group path).
+        let in_w = if pick(4) == 0 {
+            4 * (4 + pick(6))
+        } else {
+            1 + pick(10)
+        };
         let geometry = window(
-            (1 + pick(9), 1 + pick(10)),
+            (1 + pick(9), in_w),
             k,
             (1 + pick(2), stride_w),
             (1 + pick(2), dil_w),
