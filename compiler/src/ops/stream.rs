@@ -141,16 +141,19 @@ impl StreamOp {
     }
 
     /// Instructions the stage costs on a Cortex-M4 beyond its ops run whole, estimated:
-    /// what every band call pays again and every row copy (a block per channel, a word per
-    /// 4 bytes). Per call: the int8 depthwise kernel's per-channel set-up (the plane copy,
-    /// the weights into registers) about 330 instructions a channel; a dense int8
-    /// convolution reloads its weights, about 1.6 instructions a weight, the tiled f32 one
-    /// about 4; the f32 reference convolution (depthwise f32 among others) sets up each
-    /// tap's valid rows and columns, about 80 instructions a weight, the f32 matrix product
-    /// each weight's row loop, about 20; other ops about 150 (a call, a loop per channel). The
-    /// constants are fitted to the `kernels` firmware binary (band shapes, one output row,
-    /// against whole planes) and the `mlperf` binary (whole networks streamed at one row);
-    /// the planner keeps streaming within a share of the model's cost with them.
+    /// what every band call pays again and every row copy (about 12 instructions a block,
+    /// one per channel, and one per 3 bytes: whole-word blocks move four words per
+    /// `LDM`/`STM`, others by `memmove`). Per call: the int8 depthwise kernel's per-channel
+    /// set-up (its input rows copied into the padded plane, the channel's constants) about
+    /// 150 instructions a channel; a dense int8 convolution about 400, plus a pass over its
+    /// weights when the band has an odd number of pixels (they go in pairs); the tiled f32
+    /// one reloads its weights, about 4 instructions a weight; the f32 reference
+    /// convolution (depthwise f32 among others) sets up each tap's valid rows and columns,
+    /// about 80 instructions a weight, the f32 matrix product each weight's row loop, about
+    /// 20; other ops about 150 (a call, a loop per channel). The constants are fitted to the
+    /// `kernels` firmware binary (band shapes, one output row, against whole planes) and the
+    /// `mlperf` binary (ResNet-8 and MobileNetV1 streamed, against unstreamed); the planner
+    /// keeps streaming within a share of the model's cost with them.
     pub fn overhead_estimate(&self) -> u64 {
         let call = |op: &Op, len: usize| -> u64 {
             use super::conv::ConvOp;
@@ -162,9 +165,18 @@ impl StreamOp {
                 Op::Conv(ConvOp::F32(g)) => 80 * weights(g),
                 Op::Conv(ConvOp::F32Tiled(g)) => 4 * weights(g),
                 Op::Conv(c) if c.geometry().groups > 1 => {
-                    330 * (len / plane(&c.geometry().window)) as u64
+                    150 * (len / plane(&c.geometry().window)) as u64
                 }
-                Op::Conv(c) => weights(c.geometry()) * 8 / 5,
+                Op::Conv(c) => {
+                    // Pixels go in pairs: an odd count computes one more (a pass over every
+                    // weight); otherwise a call costs what the rows cost whole.
+                    let pixels = len / c.geometry().out_c.max(1);
+                    400 + if pixels % 2 == 1 {
+                        weights(c.geometry())
+                    } else {
+                        weights(c.geometry()) / 16
+                    }
+                }
                 Op::Gemm(super::gemm::GemmOp::F32(p)) => 20 * (p.n * p.k) as u64,
                 Op::Pool(p) => 150 + 20 * (len / plane(&p.geometry().window)) as u64,
                 _ => 150,
@@ -178,7 +190,7 @@ impl StreamOp {
                         .iter()
                         .map(|s| match s {
                             Step::Copy { rows, .. } => {
-                                (rows.channels * (40 + rows.bytes / 4)) as u64
+                                (rows.channels * (12 + rows.bytes / 3)) as u64
                             }
                             Step::Call { op, output, .. } => call(op, output.len),
                         })

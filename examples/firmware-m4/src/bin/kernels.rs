@@ -60,12 +60,13 @@ type Layer = (
     bool,
 );
 
-const LAYERS: [Layer; 9] = [
+const LAYERS: [Layer; 10] = [
     ("resnet8 3x3 16->16 32x32", 16, 16, 32, 32, 3, 3, 1, 1, 1, false),
     ("resnet8 3x3 s2 16->32", 16, 32, 32, 32, 3, 3, 2, 1, 1, false),
     ("dscnn 10x4 s2 1->64", 1, 64, 49, 10, 10, 4, 2, 4, 1, false),
     ("dscnn 1x1 64->64 25x5", 64, 64, 25, 5, 1, 1, 1, 0, 1, false),
     ("dscnn dw 3x3 64 25x5", 64, 64, 25, 5, 3, 3, 1, 1, 64, false),
+    ("band: resnet8 3x3 16->16, 1 row of 32", 16, 16, 3, 32, 3, 3, 1, 1, 1, true),
     ("band: dscnn dw 3x3 64, 1 row of 5", 64, 64, 3, 5, 3, 3, 1, 1, 64, true),
     ("band: dscnn 1x1 64->64, 1 row of 5", 64, 64, 1, 5, 1, 1, 1, 0, 1, true),
     ("band: mobilenet dw 3x3 8, 1 row of 48", 8, 8, 3, 48, 3, 3, 1, 1, 8, true),
