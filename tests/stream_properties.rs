@@ -1,8 +1,8 @@
 //! Streamed stages on random networks: chains, residual blocks and two-branch cells of
 //! row-local ops (convolutions of random kernel, stride, dilation, padding and groups,
-//! poolings, activations, residual Adds, Concat), float and int8 (QDQ). Planned with and without streaming,
-//! both plans must compute the same bits on the host (the kernels the device runs), and the
-//! streamed arena must never be larger. Some cases must actually stream, or the property
+//! poolings, activations, residual Adds, Concat; a third end in a global average), float and
+//! int8 (QDQ). Planned with and without streaming, both plans must compute the same bits on
+//! the host (the kernels the device runs), and the streamed arena must never be larger. Some cases must actually stream, or the property
 //! says nothing.
 //!
 //! 300 networks, or a tenth of `MICROARENA_PROPTEST_CASES` (CI: 500); every case is seeded,
@@ -255,7 +255,24 @@ fn network(seed: u64) -> (Vec<u8>, bool) {
             x = v;
         }
     }
-    let out = x.name.clone();
+    // A third of the networks end in a global average (a stage's reducer: GlobalAveragePool,
+    // or an AveragePool whose window is the plane).
+    let out = match net.rng.range(0, 6) {
+        0 => {
+            let y = net.b.node("GlobalAveragePool", &[&x.name], vec![]);
+            net.quantize(&y).0
+        }
+        1 => {
+            let ints = |v: &[usize]| Attr::Ints(v.iter().map(|&x| x as i64).collect());
+            let y = net.b.node(
+                "AveragePool",
+                &[&x.name],
+                vec![("kernel_shape", ints(&[x.h, x.w]))],
+            );
+            net.quantize(&y).0
+        }
+        _ => x.name.clone(),
+    };
     (net.b.finish(&out), int8)
 }
 
@@ -273,6 +290,8 @@ fn streamed_and_unstreamed_plans_compute_the_same_bits() {
     let (mut streamed, mut ran) = (0, 0);
     // int8 cases run and kept a stage; stages holding a residual Add.
     let (mut int8_ran, mut int8_streamed, mut residual) = (0, 0, 0);
+    // Stages ending in a global average (summing its rows as they come).
+    let mut reduced = 0;
     for seed in 0..cases() {
         let (bytes, int8) = network(seed);
         let path = dir.join(format!("case{seed}.onnx"));
@@ -301,6 +320,12 @@ fn streamed_and_unstreamed_plans_compute_the_same_bits() {
         int8_streamed += usize::from(int8 && kept);
         residual += usize::from(on.graph.nodes.iter().any(|n| match &n.op {
             microarena_compiler::ir::Op::Stream(s) => s.nodes.iter().any(|m| m.op_type == "Add"),
+            _ => false,
+        }));
+        reduced += usize::from(on.graph.nodes.iter().any(|n| match &n.op {
+            microarena_compiler::ir::Op::Stream(s) => s.nodes.last().is_some_and(
+                |m| matches!(&m.op, microarena_compiler::ir::Op::Pool(p) if p.is_global_average()),
+            ),
             _ => false,
         }));
         assert!(
@@ -335,10 +360,14 @@ fn streamed_and_unstreamed_plans_compute_the_same_bits() {
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
         "{streamed} of {ran} random networks kept a streamed stage ({int8_streamed} of \
-         {int8_ran} int8; {residual} with a residual Add inside)"
+         {int8_ran} int8; {residual} with a residual Add inside; {reduced} ending in a global \
+         average)"
     );
     assert!(
-        streamed * 3 >= ran && int8_streamed * 3 >= int8_ran && residual * 10 >= ran,
+        streamed * 3 >= ran
+            && int8_streamed * 3 >= int8_ran
+            && residual * 10 >= ran
+            && reduced * 20 >= ran,
         "too few random networks streamed: the property tests little"
     );
 }

@@ -651,6 +651,14 @@ impl Values {
         }
     }
 
+    /// Mutable `i32` elements.
+    pub fn i32_mut(&mut self) -> &mut [i32] {
+        match self {
+            Values::I32(v) => v,
+            other => panic!("expected i32 output, found {other:?}"),
+        }
+    }
+
     /// The elements as little-endian bytes (the arena's and the weight statics' layout).
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {

@@ -4,7 +4,8 @@
 /// the planner hands out). 16 keeps any element type aligned and suits SIMD loads.
 pub const ALIGN: usize = 16;
 
-/// Element types a [`Region`] can hold: `f32`, `i8` and `i16` (kernel scratch) (sealed).
+/// Element types a [`Region`] can hold: `f32`, `i8`, `i16` (kernel scratch) and `i32` (running
+/// sums) (sealed).
 pub trait Element: Copy + sealed::Sealed {
     /// Bytes per element.
     const SIZE: usize;
@@ -15,6 +16,7 @@ mod sealed {
     impl Sealed for f32 {}
     impl Sealed for i8 {}
     impl Sealed for i16 {}
+    impl Sealed for i32 {}
 }
 
 impl Element for f32 {
@@ -29,6 +31,10 @@ impl Element for i16 {
     const SIZE: usize = 2;
 }
 
+impl Element for i32 {
+    const SIZE: usize = 4;
+}
+
 /// A span of `len` elements of `elem_size` bytes starting `offset` bytes into an [`Arena`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Region {
@@ -36,7 +42,7 @@ pub struct Region {
     pub offset: usize,
     /// Number of elements.
     pub len: usize,
-    /// Bytes per element: 4 for `f32`, 1 for `i8`, 2 for `i16`.
+    /// Bytes per element: 4 for `f32` and `i32`, 1 for `i8`, 2 for `i16`.
     pub elem_size: usize,
 }
 
@@ -65,6 +71,15 @@ impl Region {
             offset,
             len,
             elem_size: 2,
+        }
+    }
+
+    /// A region of `len` `i32` elements at byte `offset` (running sums of a streamed stage).
+    pub const fn i32(offset: usize, len: usize) -> Self {
+        Region {
+            offset,
+            len,
+            elem_size: 4,
         }
     }
 
@@ -185,6 +200,24 @@ impl<const N: usize> Arena<N> {
         inputs: [Region; NI],
         output: Region,
     ) -> ([&[i8]; NI], &mut [f32]) {
+        self.typed_views(inputs, output)
+    }
+
+    /// [`Arena::views`] for int8 rows summed into `i32` (a streamed stage's running sums).
+    pub fn views_i8_i32<const NI: usize>(
+        &mut self,
+        inputs: [Region; NI],
+        output: Region,
+    ) -> ([&[i8]; NI], &mut [i32]) {
+        self.typed_views(inputs, output)
+    }
+
+    /// [`Arena::views`] for `i32` sums turned into int8 (a streamed stage's averages).
+    pub fn views_i32_i8<const NI: usize>(
+        &mut self,
+        inputs: [Region; NI],
+        output: Region,
+    ) -> ([&[i32]; NI], &mut [i8]) {
         self.typed_views(inputs, output)
     }
 

@@ -61,6 +61,8 @@ pub(crate) fn views_method(input: DType, output: DType) -> Ident {
     match (input, output) {
         (DType::F32, DType::I8) => format_ident!("views_f32_i8"),
         (DType::I8, DType::F32) => format_ident!("views_i8_f32"),
+        (DType::I8, DType::I32) => format_ident!("views_i8_i32"),
+        (DType::I32, DType::I8) => format_ident!("views_i32_i8"),
         (DType::I8, _) | (_, DType::I8) => format_ident!("views_i8"),
         _ => format_ident!("views"),
     }

@@ -232,6 +232,11 @@ impl<'a> Inputs<'a> {
         self.expect(i).i8()
     }
 
+    /// Input `i` as i32 values.
+    pub fn i32(&self, i: usize) -> &'a [i32] {
+        self.expect(i).i32()
+    }
+
     /// Optional f32 input `i`.
     pub fn opt_f32(&self, i: usize) -> Option<&'a [f32]> {
         self.get(i).map(Values::f32)

@@ -53,6 +53,24 @@ pub enum PoolOp {
         /// `(taps, in_scale / (out_scale · taps))` for every window size that occurs.
         by_count: Vec<(u32, Requant)>,
     },
+    /// `[band]` → running sums per channel (`f32`, or `i32` for int8): a global average
+    /// pooling `whole` fed `len` values a channel at a time, the reducer at the end of a
+    /// streamed stage (`kernels::pool::row_sums`); `first`: the sums start here, else the
+    /// band adds to the output's current values.
+    RowSums {
+        /// The global average pooling the sums are for.
+        whole: Box<PoolOp>,
+        /// Values a channel in the band.
+        len: usize,
+        /// The first band of the plane.
+        first: bool,
+    },
+    /// `[sums]` → `whole`'s output from the running sums of its plane
+    /// (`kernels::pool::average_of_sums`).
+    AverageOfSums {
+        /// The global average pooling.
+        whole: Box<PoolOp>,
+    },
 }
 
 impl PoolOp {
@@ -60,7 +78,27 @@ impl PoolOp {
     pub fn geometry(&self) -> &Pool2d {
         match self {
             PoolOp::F32(p) | PoolOp::MaxI8 { geom: p, .. } | PoolOp::AvgI8 { geom: p, .. } => p,
+            PoolOp::RowSums { whole, .. } | PoolOp::AverageOfSums { whole } => whole.geometry(),
         }
+    }
+
+    /// True for an average over each whole plane (a global average pooling, or an average
+    /// pooling whose one window is the plane): what a streamed stage can end in, summing
+    /// rows as they come ([`PoolOp::RowSums`]).
+    pub fn is_global_average(&self) -> bool {
+        let p = self.geometry();
+        let w = &p.window;
+        let average = matches!(
+            self,
+            PoolOp::F32(Pool2d {
+                kind: PoolKind::Average { .. },
+                ..
+            }) | PoolOp::AvgI8 { .. }
+        );
+        average
+            && p.batch == 1
+            && (w.out_h, w.out_w, w.k_h, w.k_w, w.dil_h, w.dil_w) == (1, 1, w.in_h, w.in_w, 1, 1)
+            && (w.pad_top, w.pad_left, w.pad_bottom, w.pad_right) == (0, 0, 0, 0)
     }
 
     /// The same pooling over another window (a band of rows, for streamed stages).
@@ -69,6 +107,9 @@ impl PoolOp {
         match &mut op {
             PoolOp::F32(p) | PoolOp::MaxI8 { geom: p, .. } | PoolOp::AvgI8 { geom: p, .. } => {
                 p.window = window
+            }
+            PoolOp::RowSums { whole, .. } | PoolOp::AverageOfSums { whole } => {
+                **whole = whole.with_window(window)
             }
         }
         op
@@ -217,6 +258,20 @@ fn lower_qdq(cx: &mut QdqLowering, at: &QdqAt) -> Result<()> {
     Ok(())
 }
 
+/// Values in one plane of `p`'s input.
+fn plane(p: &Pool2d) -> usize {
+    p.window.in_h * p.window.in_w
+}
+
+/// The multiplier of a window of `count` values (the whole plane) among `by_count`.
+fn whole_multiplier(by_count: &[(u32, Requant)], count: usize) -> Requant {
+    by_count
+        .iter()
+        .find(|(n, _)| *n as usize == count)
+        .expect("a global average has the multiplier of its plane")
+        .1
+}
+
 fn out_shape(p: &Pool2d) -> Vec<usize> {
     vec![p.batch, p.c, p.window.out_h, p.window.out_w]
 }
@@ -254,19 +309,64 @@ impl Kernel for PoolOp {
             },
             PoolOp::MaxI8 { .. } => "MaxPoolI8",
             PoolOp::AvgI8 { .. } => "AveragePoolI8",
+            PoolOp::RowSums { .. } => "RowSums",
+            PoolOp::AverageOfSums { .. } => "AverageOfSums",
         }
     }
 
     fn activation_mut(&mut self) -> Option<&mut Activation> {
         match self {
             PoolOp::F32(p) => Some(&mut p.act),
-            PoolOp::MaxI8 { .. } | PoolOp::AvgI8 { .. } => None,
+            PoolOp::MaxI8 { .. }
+            | PoolOp::AvgI8 { .. }
+            | PoolOp::RowSums { .. }
+            | PoolOp::AverageOfSums { .. } => None,
         }
     }
 
     fn emit(&self, call: &Call) -> TokenStream {
         let (x, out) = (call.operand(0), &call.out);
         call.wrap(match self {
+            PoolOp::RowSums { whole, len, first } => {
+                let len = u(*len);
+                match **whole {
+                    PoolOp::AvgI8 { .. } => {
+                        quote!(::microarena::kernels::pool::row_sums_i8(#first, #x, #len, #out);)
+                    }
+                    _ => quote!(::microarena::kernels::pool::row_sums(#first, #x, #len, #out);),
+                }
+            }
+            PoolOp::AverageOfSums { whole } => {
+                let count = plane(whole.geometry());
+                match &**whole {
+                    PoolOp::AvgI8 {
+                        quant, by_count, ..
+                    } => {
+                        let AvgPoolI8 {
+                            in_zero,
+                            out_zero,
+                            lo,
+                            hi,
+                        } = quant;
+                        let r = requant(&whole_multiplier(by_count, count));
+                        let count = u(count);
+                        quote! {
+                            ::microarena::kernels::pool::average_of_sums_i8(
+                                #count,
+                                &::microarena::kernels::pool::AvgPoolI8 {
+                                    in_zero: #in_zero, out_zero: #out_zero, lo: #lo, hi: #hi,
+                                },
+                                #r, #x, #out,
+                            );
+                        }
+                    }
+                    other => {
+                        let act = activation_tokens(&other.geometry().act);
+                        let count = u(count);
+                        quote!(::microarena::kernels::pool::average_of_sums(#count, #act, #x, #out);)
+                    }
+                }
+            }
             PoolOp::F32(p) => {
                 let geom = geometry(p);
                 quote!(::microarena::kernels::pool::pool2d(&#geom, #x, #out);)
@@ -307,6 +407,30 @@ impl Kernel for PoolOp {
 
     fn run(&self, ins: &Inputs, out: &mut Values) {
         match self {
+            PoolOp::RowSums { whole, len, first } => match **whole {
+                PoolOp::AvgI8 { .. } => pool::row_sums_i8(*first, ins.i8(0), *len, out.i32_mut()),
+                _ => pool::row_sums(*first, ins.f32(0), *len, out.f32_mut()),
+            },
+            PoolOp::AverageOfSums { whole } => {
+                let count = plane(whole.geometry());
+                match &**whole {
+                    PoolOp::AvgI8 {
+                        quant, by_count, ..
+                    } => pool::average_of_sums_i8(
+                        count,
+                        quant,
+                        whole_multiplier(by_count, count),
+                        ins.i32(0),
+                        out.i8_mut(),
+                    ),
+                    other => pool::average_of_sums(
+                        count,
+                        other.geometry().act,
+                        ins.f32(0),
+                        out.f32_mut(),
+                    ),
+                }
+            }
             PoolOp::F32(p) => pool::pool2d(p, ins.f32(0), out.f32_mut()),
             PoolOp::MaxI8 { geom, lo, hi } => {
                 pool::max_pool_i8(geom, *lo, *hi, ins.i8(0), out.i8_mut())

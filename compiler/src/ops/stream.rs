@@ -223,6 +223,7 @@ fn region(offset: usize, len: usize, dtype: DType) -> TokenStream {
     match dtype {
         DType::I8 => quote!(::microarena::Region::i8(#off, #len)),
         DType::I16 => quote!(::microarena::Region::i16(#off, #len)),
+        DType::I32 => quote!(::microarena::Region::i32(#off, #len)),
         _ => quote!(::microarena::Region::new(#off, #len)),
     }
 }
@@ -449,7 +450,9 @@ impl Kernel for StreamOp {
                                     })
                                     .collect(),
                             };
-                            let mut o = Values::zeros(output.dtype, output.len);
+                            // What the buffer holds now: a running sum adds to it (other
+                            // kernels overwrite every element).
+                            let mut o = read(output);
                             op.kernel()
                                 .expect("stages hold ops with kernels")
                                 .run(&inputs, &mut o);

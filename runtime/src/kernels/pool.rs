@@ -123,6 +123,62 @@ mod tests {
         }
     }
 
+    /// A global average summed band by band (rows 1, 2, 3 … at a time) is bit for bit the
+    /// pooling of the whole plane, f32 and int8.
+    #[test]
+    fn row_sums_give_the_global_average() {
+        let (c, h, w) = (3, 7, 5);
+        let x: [f32; 105] = core::array::from_fn(|i| ((i * 37 % 101) as f32 - 50.0) / 7.3);
+        let xq: [i8; 105] = core::array::from_fn(|i| (i * 53 % 251) as i8);
+        let mut p = geo(
+            PoolKind::Average {
+                count_include_pad: false,
+            },
+            0,
+            1,
+            1,
+        );
+        p.c = c;
+        p.window = Window2d::uniform(h, w, h, w, 1, 1, 0);
+        p.act = Activation::Clip { min: 0.0, max: 6.0 };
+        let mut want = [0.0f32; 3];
+        pool2d(&p, &x, &mut want);
+        let q = AvgPoolI8 {
+            in_zero: -3,
+            out_zero: 5,
+            lo: -128,
+            hi: 127,
+        };
+        let r = super::super::quant::Requant::from_f32(0.7 / (h * w) as f32);
+        let mut want_q = [0i8; 3];
+        avg_pool_i8(&p, &q, &[((h * w) as u32, r)], &xq, &mut want_q);
+        for band in 1..=h {
+            let (mut sums, mut sums_q) = ([0.0f32; 3], [0i32; 3]);
+            let mut y = 0;
+            while y < h {
+                let rows = band.min(h - y);
+                // The band as a stage holds it: [C][rows][W].
+                let mut b = [0.0f32; 105];
+                let mut bq = [0i8; 105];
+                for ch in 0..c {
+                    for k in 0..rows * w {
+                        b[ch * rows * w + k] = x[ch * h * w + y * w + k];
+                        bq[ch * rows * w + k] = xq[ch * h * w + y * w + k];
+                    }
+                }
+                row_sums(y == 0, &b, rows * w, &mut sums);
+                row_sums_i8(y == 0, &bq, rows * w, &mut sums_q);
+                y += rows;
+            }
+            let mut got = [0.0f32; 3];
+            average_of_sums(h * w, p.act, &sums, &mut got);
+            let mut got_q = [0i8; 3];
+            average_of_sums_i8(h * w, &q, r, &sums_q, &mut got_q);
+            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "band {band}");
+            assert_eq!(got_q, want_q, "band {band}");
+        }
+    }
+
     #[test]
     fn max_and_both_averages() {
         let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
@@ -289,6 +345,53 @@ pub fn avg_pool_i8(
                     super::quant::requantize(acc, r, q.out_zero, q.lo, q.hi);
             }
         }
+    }
+}
+
+/// A global average pooling fed a band of rows at a time (the reducer at the end of a
+/// streamed stage), part 1: per channel `c`, `sums[c]` becomes the sum of the band's `len`
+/// values `band[c·len..][..len]` added to it (started from 0 when `first`) in order: the
+/// order [`pool2d`] sums a plane in (row by row, left to right), so the average of the
+/// last sums is bit for bit [`pool2d`]'s.
+pub fn row_sums(first: bool, band: &[f32], len: usize, sums: &mut [f32]) {
+    assert!(band.len() >= sums.len() * len);
+    for (c, s) in sums.iter_mut().enumerate() {
+        let mut acc = if first { 0.0 } else { *s };
+        for &x in &band[c * len..][..len] {
+            acc += x;
+        }
+        *s = acc;
+    }
+}
+
+/// Part 2 of [`row_sums`]: each channel's average over its `count` values, `act` applied (as
+/// [`pool2d`] divides and applies it).
+pub fn average_of_sums(count: usize, act: Activation, sums: &[f32], out: &mut [f32]) {
+    for (o, &s) in out.iter_mut().zip(sums) {
+        *o = act.apply(s / count as f32);
+    }
+}
+
+/// [`row_sums`] of int8 rows: exact `i32` sums (fewer than 2^23 values a call).
+pub fn row_sums_i8(first: bool, band: &[i8], len: usize, sums: &mut [i32]) {
+    assert!(band.len() >= sums.len() * len);
+    for (c, s) in sums.iter_mut().enumerate() {
+        let acc = sum_i8(&band[c * len..][..len]);
+        *s = if first { acc } else { s.wrapping_add(acc) };
+    }
+}
+
+/// [`average_of_sums`] of int8 sums: what [`avg_pool_i8`] gives for a window that is the
+/// whole plane of `count` values, requantised by `r` (its multiplier for that count).
+pub fn average_of_sums_i8(
+    count: usize,
+    q: &AvgPoolI8,
+    r: super::quant::Requant,
+    sums: &[i32],
+    out: &mut [i8],
+) {
+    for (o, &s) in out.iter_mut().zip(sums) {
+        *o = super::quant::requantize(s - count as i32 * q.in_zero, r, q.out_zero, q.lo, q.hi);
     }
 }
 
