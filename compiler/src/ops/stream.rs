@@ -143,7 +143,7 @@ impl StreamOp {
     /// Instructions the stage costs on a Cortex-M4 beyond its ops run whole, estimated:
     /// what every band call pays again and every row copy (about 12 instructions a block,
     /// one per channel, and one per 3 bytes: whole-word blocks move four words per
-    /// `LDM`/`STM`, others by `memmove`). Per call: the int8 depthwise kernel's per-channel
+    /// `LDM`/`STM`; others about 16 and one a byte, by unaligned words and bytes). Per call: the int8 depthwise kernel's per-channel
     /// set-up (its input rows copied into the padded plane, the channel's constants) about
     /// 150 instructions a channel; a dense int8 convolution about 400, plus a pass over its
     /// weights when the band has an odd number of pixels (they go in pairs); the tiled f32
@@ -190,7 +190,18 @@ impl StreamOp {
                         .iter()
                         .map(|s| match s {
                             Step::Copy { rows, .. } => {
-                                (rows.channels * (12 + rows.bytes / 3)) as u64
+                                let words = (rows.bytes
+                                    | rows.src
+                                    | rows.dst
+                                    | rows.src_channel
+                                    | rows.dst_channel)
+                                    .is_multiple_of(4);
+                                (rows.channels
+                                    * if words {
+                                        12 + rows.bytes / 3
+                                    } else {
+                                        16 + rows.bytes
+                                    }) as u64
                             }
                             Step::Call { op, output, .. } => call(op, output.len),
                         })

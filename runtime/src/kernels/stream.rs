@@ -94,11 +94,125 @@ pub fn copy_rows(buf: &mut [u8], p: &RowCopy) {
         }
         return;
     }
-    for c in first {
-        buf.copy_within(p.src_at(c)..p.src_at(c) + p.bytes, p.dst_at(c));
+    #[cfg(microarena_dsp)]
+    {
+        let base = buf.as_mut_ptr();
+        // SAFETY: as above, but for the alignment: these loops read and write words
+        // unaligned (allowed on Armv7E-M) and bytes.
+        unsafe {
+            if !first.is_empty() {
+                move_byte_blocks(base, p, first.start, first.len(), true);
+            }
+            if !second.is_empty() {
+                move_byte_blocks(base, p, second.end - 1, second.len(), false);
+            }
+        }
     }
-    for c in second.rev() {
-        buf.copy_within(p.src_at(c)..p.src_at(c) + p.bytes, p.dst_at(c));
+    #[cfg(not(microarena_dsp))]
+    {
+        for c in first {
+            buf.copy_within(p.src_at(c)..p.src_at(c) + p.bytes, p.dst_at(c));
+        }
+        for c in second.rev() {
+            buf.copy_within(p.src_at(c)..p.src_at(c) + p.bytes, p.dst_at(c));
+        }
+    }
+}
+
+/// [`move_word_blocks`] for blocks of any alignment and length (rows of an odd number of
+/// int8 pixels): per block its whole words by unaligned `LDR`/`STR`, the rest bytewise, in
+/// one loop over the blocks (a `memmove` call per block costs about 60 instructions).
+///
+/// # Safety
+/// `base + p.src_at(c)` and `base + p.dst_at(c)` and `p.bytes` bytes from each are inside
+/// one allocation valid for reads and writes, for every channel moved; each block moves
+/// towards the start when `forward`, else towards the end (or stays).
+#[cfg(microarena_dsp)]
+#[inline]
+unsafe fn move_byte_blocks(base: *mut u8, p: &RowCopy, from: usize, blocks: usize, forward: bool) {
+    let (s_skip, d_skip) = (
+        p.src_channel.wrapping_sub(p.bytes),
+        p.dst_channel.wrapping_sub(p.bytes),
+    );
+    if forward {
+        // SAFETY: the caller's contract: `blocks` blocks from channel `from` up, each word
+        // or byte read before a store reaches it (the destination is below the source;
+        // unaligned LDR/STR are allowed on Armv7E-M). r0 clobbered, no stack, flags
+        // clobbered.
+        unsafe {
+            core::arch::asm!(
+                "1:",
+                "movs {q}, {words}",
+                "beq 3f",
+                "2:",
+                "ldr r0, [{s}], #4",
+                "str r0, [{d}], #4",
+                "subs {q}, {q}, #1",
+                "bne 2b",
+                "3:",
+                "movs {q}, {rest}",
+                "beq 5f",
+                "4:",
+                "ldrb r0, [{s}], #1",
+                "strb r0, [{d}], #1",
+                "subs {q}, {q}, #1",
+                "bne 4b",
+                "5:",
+                "add {s}, {s}, {s_skip}",
+                "add {d}, {d}, {d_skip}",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                s = inout(reg) base.add(p.src_at(from)) => _,
+                d = inout(reg) base.add(p.dst_at(from)) => _,
+                n = inout(reg) blocks => _,
+                q = out(reg) _,
+                words = in(reg) p.bytes / 4,
+                rest = in(reg) p.bytes % 4,
+                s_skip = in(reg) s_skip,
+                d_skip = in(reg) d_skip,
+                out("r0") _,
+                options(nostack),
+            );
+        }
+    } else {
+        // SAFETY: the caller's contract: `blocks` blocks from channel `from` down, each from
+        // its end, each byte or word read before a store reaches it (the destination is
+        // above the source). r0 clobbered, no stack, flags clobbered.
+        unsafe {
+            core::arch::asm!(
+                "1:",
+                "movs {q}, {rest}",
+                "beq 3f",
+                "2:",
+                "ldrb r0, [{s}, #-1]!",
+                "strb r0, [{d}, #-1]!",
+                "subs {q}, {q}, #1",
+                "bne 2b",
+                "3:",
+                "movs {q}, {words}",
+                "beq 5f",
+                "4:",
+                "ldr r0, [{s}, #-4]!",
+                "str r0, [{d}, #-4]!",
+                "subs {q}, {q}, #1",
+                "bne 4b",
+                "5:",
+                "sub {s}, {s}, {s_skip}",
+                "sub {d}, {d}, {d_skip}",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                s = inout(reg) base.add(p.src_at(from) + p.bytes) => _,
+                d = inout(reg) base.add(p.dst_at(from) + p.bytes) => _,
+                n = inout(reg) blocks => _,
+                q = out(reg) _,
+                words = in(reg) p.bytes / 4,
+                rest = in(reg) p.bytes % 4,
+                s_skip = in(reg) s_skip,
+                d_skip = in(reg) d_skip,
+                out("r0") _,
+                options(nostack),
+            );
+        }
     }
 }
 
