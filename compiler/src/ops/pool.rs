@@ -258,6 +258,19 @@ fn lower_qdq(cx: &mut QdqLowering, at: &QdqAt) -> Result<()> {
     Ok(())
 }
 
+/// `AvgPoolI8 { .. }` as an expression.
+fn avg_quant(q: &AvgPoolI8) -> TokenStream {
+    let AvgPoolI8 {
+        in_zero,
+        out_zero,
+        lo,
+        hi,
+    } = q;
+    quote!(::microarena::kernels::pool::AvgPoolI8 {
+        in_zero: #in_zero, out_zero: #out_zero, lo: #lo, hi: #hi,
+    })
+}
+
 /// Values in one plane of `p`'s input.
 fn plane(p: &Pool2d) -> usize {
     p.window.in_h * p.window.in_w
@@ -342,21 +355,12 @@ impl Kernel for PoolOp {
                     PoolOp::AvgI8 {
                         quant, by_count, ..
                     } => {
-                        let AvgPoolI8 {
-                            in_zero,
-                            out_zero,
-                            lo,
-                            hi,
-                        } = quant;
+                        let quant = avg_quant(quant);
                         let r = requant(&whole_multiplier(by_count, count));
                         let count = u(count);
                         quote! {
                             ::microarena::kernels::pool::average_of_sums_i8(
-                                #count,
-                                &::microarena::kernels::pool::AvgPoolI8 {
-                                    in_zero: #in_zero, out_zero: #out_zero, lo: #lo, hi: #hi,
-                                },
-                                #r, #x, #out,
+                                #count, &#quant, #r, #x, #out,
                             );
                         }
                     }
@@ -381,24 +385,14 @@ impl Kernel for PoolOp {
                 by_count,
             } => {
                 let geom = geometry(geom);
-                let AvgPoolI8 {
-                    in_zero,
-                    out_zero,
-                    lo,
-                    hi,
-                } = quant;
+                let quant = avg_quant(quant);
                 let counts = by_count.iter().map(|(n, r)| {
                     let r = requant(r);
                     quote!((#n, #r))
                 });
                 quote! {
                     ::microarena::kernels::pool::avg_pool_i8(
-                        &#geom,
-                        &::microarena::kernels::pool::AvgPoolI8 {
-                            in_zero: #in_zero, out_zero: #out_zero, lo: #lo, hi: #hi,
-                        },
-                        &[#(#counts),*],
-                        #x, #out,
+                        &#geom, &#quant, &[#(#counts),*], #x, #out,
                     );
                 }
             }

@@ -119,6 +119,48 @@ pub fn copy_rows(buf: &mut [u8], p: &RowCopy) {
     }
 }
 
+/// One loop over `$n` blocks, each `$a_count` times `$a` then `$b_count` times `$b` (the
+/// instructions moving one group and advancing both pointers), then both pointers moved on
+/// to the next block by `$step` (`add` forwards, `sub` backwards) the skips between blocks.
+/// The registers `$a`/`$b` use (`$clobber`) and the flags are clobbered; no stack.
+#[cfg(microarena_dsp)]
+macro_rules! block_loop {
+    ($s:expr, $d:expr, $n:expr, $s_skip:expr, $d_skip:expr, $step:literal,
+     $a_count:expr, $a:literal, $b_count:expr, $b:literal, [$($clobber:tt)*]) => {
+        core::arch::asm!(
+            "1:",
+            "movs {q}, {a_count}",
+            "beq 3f",
+            "2:",
+            $a,
+            "subs {q}, {q}, #1",
+            "bne 2b",
+            "3:",
+            "movs {q}, {b_count}",
+            "beq 5f",
+            "4:",
+            $b,
+            "subs {q}, {q}, #1",
+            "bne 4b",
+            "5:",
+            concat!($step, " {s}, {s}, {s_skip}"),
+            concat!($step, " {d}, {d}, {d_skip}"),
+            "subs {n}, {n}, #1",
+            "bne 1b",
+            s = inout(reg) $s => _,
+            d = inout(reg) $d => _,
+            n = inout(reg) $n => _,
+            q = out(reg) _,
+            a_count = in(reg) $a_count,
+            b_count = in(reg) $b_count,
+            s_skip = in(reg) $s_skip,
+            d_skip = in(reg) $d_skip,
+            $($clobber)*
+            options(nostack),
+        )
+    };
+}
+
 /// [`move_word_blocks`] for blocks of any alignment and length (rows of an odd number of
 /// int8 pixels): per block its whole words by unaligned `LDR`/`STR`, the rest bytewise, in
 /// one loop over the blocks (a `memmove` call per block costs about 60 instructions).
@@ -140,38 +182,18 @@ unsafe fn move_byte_blocks(base: *mut u8, p: &RowCopy, from: usize, blocks: usiz
         // unaligned LDR/STR are allowed on Armv7E-M). r0 clobbered, no stack, flags
         // clobbered.
         unsafe {
-            core::arch::asm!(
-                "1:",
-                "movs {q}, {words}",
-                "beq 3f",
-                "2:",
-                "ldr r0, [{s}], #4",
-                "str r0, [{d}], #4",
-                "subs {q}, {q}, #1",
-                "bne 2b",
-                "3:",
-                "movs {q}, {rest}",
-                "beq 5f",
-                "4:",
-                "ldrb r0, [{s}], #1",
-                "strb r0, [{d}], #1",
-                "subs {q}, {q}, #1",
-                "bne 4b",
-                "5:",
-                "add {s}, {s}, {s_skip}",
-                "add {d}, {d}, {d_skip}",
-                "subs {n}, {n}, #1",
-                "bne 1b",
-                s = inout(reg) base.add(p.src_at(from)) => _,
-                d = inout(reg) base.add(p.dst_at(from)) => _,
-                n = inout(reg) blocks => _,
-                q = out(reg) _,
-                words = in(reg) p.bytes / 4,
-                rest = in(reg) p.bytes % 4,
-                s_skip = in(reg) s_skip,
-                d_skip = in(reg) d_skip,
-                out("r0") _,
-                options(nostack),
+            block_loop!(
+                base.add(p.src_at(from)),
+                base.add(p.dst_at(from)),
+                blocks,
+                s_skip,
+                d_skip,
+                "add",
+                p.bytes / 4,
+                "ldr r0, [{s}], #4\nstr r0, [{d}], #4",
+                p.bytes % 4,
+                "ldrb r0, [{s}], #1\nstrb r0, [{d}], #1",
+                [out("r0") _,]
             );
         }
     } else {
@@ -179,38 +201,18 @@ unsafe fn move_byte_blocks(base: *mut u8, p: &RowCopy, from: usize, blocks: usiz
         // its end, each byte or word read before a store reaches it (the destination is
         // above the source). r0 clobbered, no stack, flags clobbered.
         unsafe {
-            core::arch::asm!(
-                "1:",
-                "movs {q}, {rest}",
-                "beq 3f",
-                "2:",
-                "ldrb r0, [{s}, #-1]!",
-                "strb r0, [{d}, #-1]!",
-                "subs {q}, {q}, #1",
-                "bne 2b",
-                "3:",
-                "movs {q}, {words}",
-                "beq 5f",
-                "4:",
-                "ldr r0, [{s}, #-4]!",
-                "str r0, [{d}, #-4]!",
-                "subs {q}, {q}, #1",
-                "bne 4b",
-                "5:",
-                "sub {s}, {s}, {s_skip}",
-                "sub {d}, {d}, {d_skip}",
-                "subs {n}, {n}, #1",
-                "bne 1b",
-                s = inout(reg) base.add(p.src_at(from) + p.bytes) => _,
-                d = inout(reg) base.add(p.dst_at(from) + p.bytes) => _,
-                n = inout(reg) blocks => _,
-                q = out(reg) _,
-                words = in(reg) p.bytes / 4,
-                rest = in(reg) p.bytes % 4,
-                s_skip = in(reg) s_skip,
-                d_skip = in(reg) d_skip,
-                out("r0") _,
-                options(nostack),
+            block_loop!(
+                base.add(p.src_at(from) + p.bytes),
+                base.add(p.dst_at(from) + p.bytes),
+                blocks,
+                s_skip,
+                d_skip,
+                "sub",
+                p.bytes % 4,
+                "ldrb r0, [{s}, #-1]!\nstrb r0, [{d}, #-1]!",
+                p.bytes / 4,
+                "ldr r0, [{s}, #-4]!\nstr r0, [{d}, #-4]!",
+                [out("r0") _,]
             );
         }
     }
@@ -248,41 +250,18 @@ unsafe fn move_word_blocks(base: *mut u8, p: &RowCopy, from: usize, blocks: usiz
             // read a group of four words before a store reaches it (the destination is
             // below the source). r0–r3 clobbered, no stack, flags clobbered.
             unsafe {
-                core::arch::asm!(
-                    "1:",
-                    "movs {q}, {quads}",
-                    "beq 3f",
-                    "2:",
-                    "ldmia {s}!, {{r0, r1, r2, r3}}",
-                    "stmia {d}!, {{r0, r1, r2, r3}}",
-                    "subs {q}, {q}, #1",
-                    "bne 2b",
-                    "3:",
-                    "movs {q}, {rest}",
-                    "beq 5f",
-                    "4:",
-                    "ldr r0, [{s}], #4",
-                    "str r0, [{d}], #4",
-                    "subs {q}, {q}, #1",
-                    "bne 4b",
-                    "5:",
-                    "add {s}, {s}, {s_skip}",
-                    "add {d}, {d}, {d_skip}",
-                    "subs {n}, {n}, #1",
-                    "bne 1b",
-                    s = inout(reg) base.add(p.src_at(from)) => _,
-                    d = inout(reg) base.add(p.dst_at(from)) => _,
-                    n = inout(reg) blocks => _,
-                    q = out(reg) _,
-                    quads = in(reg) words / 4,
-                    rest = in(reg) words % 4,
-                    s_skip = in(reg) s_skip,
-                    d_skip = in(reg) d_skip,
-                    out("r0") _,
-                    out("r1") _,
-                    out("r2") _,
-                    out("r3") _,
-                    options(nostack),
+                block_loop!(
+                    base.add(p.src_at(from)),
+                    base.add(p.dst_at(from)),
+                    blocks,
+                    s_skip,
+                    d_skip,
+                    "add",
+                    words / 4,
+                    "ldmia {s}!, {{r0, r1, r2, r3}}\nstmia {d}!, {{r0, r1, r2, r3}}",
+                    words % 4,
+                    "ldr r0, [{s}], #4\nstr r0, [{d}], #4",
+                    [out("r0") _, out("r1") _, out("r2") _, out("r3") _,]
                 );
             }
         } else {
@@ -290,41 +269,18 @@ unsafe fn move_word_blocks(base: *mut u8, p: &RowCopy, from: usize, blocks: usiz
             // from its end, each group of four words read before a store reaches it (the
             // destination is above the source). r0–r3 clobbered, no stack, flags clobbered.
             unsafe {
-                core::arch::asm!(
-                    "1:",
-                    "movs {q}, {rest}",
-                    "beq 3f",
-                    "2:",
-                    "ldr r0, [{s}, #-4]!",
-                    "str r0, [{d}, #-4]!",
-                    "subs {q}, {q}, #1",
-                    "bne 2b",
-                    "3:",
-                    "movs {q}, {quads}",
-                    "beq 5f",
-                    "4:",
-                    "ldmdb {s}!, {{r0, r1, r2, r3}}",
-                    "stmdb {d}!, {{r0, r1, r2, r3}}",
-                    "subs {q}, {q}, #1",
-                    "bne 4b",
-                    "5:",
-                    "sub {s}, {s}, {s_skip}",
-                    "sub {d}, {d}, {d_skip}",
-                    "subs {n}, {n}, #1",
-                    "bne 1b",
-                    s = inout(reg) base.add(p.src_at(from) + p.bytes) => _,
-                    d = inout(reg) base.add(p.dst_at(from) + p.bytes) => _,
-                    n = inout(reg) blocks => _,
-                    q = out(reg) _,
-                    quads = in(reg) words / 4,
-                    rest = in(reg) words % 4,
-                    s_skip = in(reg) s_skip,
-                    d_skip = in(reg) d_skip,
-                    out("r0") _,
-                    out("r1") _,
-                    out("r2") _,
-                    out("r3") _,
-                    options(nostack),
+                block_loop!(
+                    base.add(p.src_at(from) + p.bytes),
+                    base.add(p.dst_at(from) + p.bytes),
+                    blocks,
+                    s_skip,
+                    d_skip,
+                    "sub",
+                    words % 4,
+                    "ldr r0, [{s}, #-4]!\nstr r0, [{d}, #-4]!",
+                    words / 4,
+                    "ldmdb {s}!, {{r0, r1, r2, r3}}\nstmdb {d}!, {{r0, r1, r2, r3}}",
+                    [out("r0") _, out("r1") _, out("r2") _, out("r3") _,]
                 );
             }
         }
