@@ -11,7 +11,7 @@ use super::{onnx_window, usize_lit as u, window, window_tokens, Call, Family, In
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering};
 use crate::import::typed::{At, TypedLowering};
-use crate::ir::{Op, TensorId, Values};
+use crate::ir::{DType, Op, TensorId, Values};
 use crate::kernels::pool::{self, window_taps, AvgPoolI8, Pool2d, PoolKind};
 use crate::kernels::quant::Requant;
 use crate::kernels::{Activation, Window2d};
@@ -95,10 +95,25 @@ impl PoolOp {
                 ..
             }) | PoolOp::AvgI8 { .. }
         );
+        // An int8 one needs its multiplier for the plane's count (the lowering gives it).
+        let multiplier = match self {
+            PoolOp::AvgI8 { by_count, .. } => by_count.iter().any(|(n, _)| *n as usize == plane(p)),
+            _ => true,
+        };
         average
+            && multiplier
             && p.batch == 1
             && (w.out_h, w.out_w, w.k_h, w.k_w, w.dil_h, w.dil_w) == (1, 1, w.in_h, w.in_w, 1, 1)
             && (w.pad_top, w.pad_left, w.pad_bottom, w.pad_right) == (0, 0, 0, 0)
+    }
+
+    /// The element type of a global average's running sums ([`PoolOp::RowSums`]): exact
+    /// `i32` for int8, `f32` otherwise.
+    pub fn sums_dtype(&self) -> DType {
+        match self {
+            PoolOp::AvgI8 { .. } => DType::I32,
+            _ => DType::F32,
+        }
     }
 
     /// The same pooling over another window (a band of rows, for streamed stages).
@@ -281,7 +296,7 @@ fn whole_multiplier(by_count: &[(u32, Requant)], count: usize) -> Requant {
     by_count
         .iter()
         .find(|(n, _)| *n as usize == count)
-        .expect("a global average has the multiplier of its plane")
+        .expect("a global average has the multiplier of its plane (is_global_average)")
         .1
 }
 

@@ -143,9 +143,9 @@ impl StreamOp {
     /// Instructions the stage costs on a Cortex-M4 beyond its ops run whole, estimated:
     /// what every band call pays again and every row copy (about 12 instructions a block,
     /// one per channel, and one per 3 bytes: whole-word blocks move four words per
-    /// `LDM`/`STM`; others about 16 and one a byte, by unaligned words and bytes). Per call: the int8 depthwise kernel's per-channel
-    /// set-up (its input rows copied into the padded plane, the channel's constants) about
-    /// 150 instructions a channel; a dense int8 convolution about 400, plus a pass over its
+    /// `LDM`/`STM`; others about 16 and one a byte, by unaligned words and bytes). Per call:
+    /// the int8 depthwise kernel's per-channel set-up (its input rows copied into the padded
+    /// plane, the channel's constants) about 150 instructions a channel; a dense int8 convolution about 400, plus a pass over its
     /// weights when the band has an odd number of pixels (they go in pairs); the tiled f32
     /// one reloads its weights, about 4 instructions a weight; the f32 reference
     /// convolution (depthwise f32 among others) sets up each tap's valid rows and columns,
@@ -190,14 +190,8 @@ impl StreamOp {
                         .iter()
                         .map(|s| match s {
                             Step::Copy { rows, .. } => {
-                                let words = (rows.bytes
-                                    | rows.src
-                                    | rows.dst
-                                    | rows.src_channel
-                                    | rows.dst_channel)
-                                    .is_multiple_of(4);
                                 (rows.channels
-                                    * if words {
+                                    * if rows.whole_words() {
                                         12 + rows.bytes / 3
                                     } else {
                                         16 + rows.bytes

@@ -5,9 +5,9 @@
 //! [`Op::row_rule`]) with one output tensor, the only one used outside it, which is written
 //! whole. A stage may end in a global average pooling: it then sums its input's rows as they
 //! come ([`PoolOp::RowSums`], f32 in the pooling's own order, int8 in exact `i32`) and writes
-//! the averages after the last, so that input is never held either. Everything else the stage computes lives in *windows*: per consumer input, the rows
-//! its next band call reads, as a small `[channels][rows][width]` tensor in the stage's
-//! scratch. [`build`] simulates the stage pass by pass — each pass asks the last op for
+//! the averages after the last, so that input is never held either. Everything else the
+//! stage computes lives in *windows*: per consumer input, the rows its next band call reads,
+//! as a small `[channels][rows][width]` tensor in the stage's scratch. [`build`] simulates the stage pass by pass — each pass asks the last op for
 //! `band` more output rows, every producer computes just the rows its consumers then lack —
 //! and writes down the program: band calls (the ordinary kernels with a band geometry) and
 //! the row copies that keep the windows in shape. The stage becomes one node
@@ -532,10 +532,7 @@ pub fn build(
                 if let (true, Some(whole)) = (n == last, &reducer) {
                     // Into the running sums (f32, or i32 for int8).
                     let (c, _, w, _) = chw(g, last_rows);
-                    let dtype = match whole {
-                        PoolOp::AvgI8 { .. } => DType::I32,
-                        _ => DType::F32,
-                    };
+                    let dtype = whole.sums_dtype();
                     max_sums = c * dtype.size();
                     let op = PoolOp::RowSums {
                         whole: Box::new(whole.clone()),
@@ -639,10 +636,7 @@ pub fn build(
     if let Some(whole) = &reducer {
         // The averages from the sums, after the last rows, then to the stage's output.
         let (c, _, _, _) = chw(g, last_rows);
-        let sums = match whole {
-            PoolOp::AvgI8 { .. } => DType::I32,
-            _ => DType::F32,
-        };
+        let sums = whole.sums_dtype();
         let out = g.tensor(region.output).dtype;
         max_band = max_band.max(c * out.size());
         let pass = passes.last_mut()?;

@@ -35,6 +35,12 @@ impl RowCopy {
     fn dst_at(&self, c: usize) -> usize {
         self.dst + c * self.dst_channel
     }
+
+    /// True when every block is whole words at word offsets (in a word-aligned buffer):
+    /// [`copy_rows`] then moves four words per `LDM`/`STM` on the Cortex-M4.
+    pub fn whole_words(&self) -> bool {
+        (self.bytes | self.src | self.dst | self.src_channel | self.dst_channel).is_multiple_of(4)
+    }
 }
 
 /// Moves the blocks of `p` within `buf`. Source and destination may overlap, as they do when
@@ -76,8 +82,7 @@ pub fn copy_rows(buf: &mut [u8], p: &RowCopy) {
     debug_assert!(!second.clone().any(towards_start));
     // Whole words when every block is word-aligned (rows of a multiple of 4 bytes in an
     // aligned arena: the common case): all blocks of one direction in one loop.
-    let words = (buf.as_ptr() as usize | p.src | p.dst | p.src_channel | p.dst_channel | p.bytes)
-        .is_multiple_of(4);
+    let words = p.whole_words() && (buf.as_ptr() as usize).is_multiple_of(4);
     if words {
         let base = buf.as_mut_ptr();
         // SAFETY: every block lies inside `buf` (asserted above for the last channel; the
