@@ -577,17 +577,27 @@ pub fn svg(c: &Compiled, title: &str, budget: Option<usize>) -> String {
             crate::ir::Op::Stream(s) if n.scratch.map(|t| t.0) == Some(i) => Some(s),
             _ => None,
         });
-        for b in stage.map_or(&[][..], |s| &s.buffers[..]) {
+        let buffers = stage.map_or(&[][..], |s| &s.buffers[..]);
+        for (k, b) in buffers.iter().enumerate() {
+            // Buffers never live at the same time share bytes (see `plan::stream`).
+            let shared = buffers.iter().enumerate().any(|(j, o)| {
+                j != k && o.offset < b.offset + b.bytes && b.offset < o.offset + o.bytes
+            });
             let y = ay_of((offset + b.offset + b.bytes) as f64);
             let h = (ay_of((offset + b.offset) as f64) - y).max(0.5);
             let _ = writeln!(
                 o,
                 r##"<rect class="window" x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="none" stroke="#fff" stroke-width="0.6"><title>{}</title></rect>"##,
                 xml(&format!(
-                    "{}: {} B at offset {}",
+                    "{}: {} B at offset {}{}",
                     b.what,
                     thousands(b.bytes),
-                    thousands(offset + b.offset)
+                    thousands(offset + b.offset),
+                    if shared {
+                        " (bytes shared with buffers live at other steps)"
+                    } else {
+                        ""
+                    }
                 ))
             );
         }

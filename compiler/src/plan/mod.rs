@@ -254,10 +254,10 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         return plan_optimized(graph, &written, alignment, &clock);
     }
     // Half the time for the plan as it is, then the stages: each candidate region, at
-    // several band heights, scheduled and placed quickly with nothing shared; the best one
-    // within the cost budget becomes a stage and the search goes on with the regions left,
-    // while a stage shrinks the arena. The result is planned in full and kept only where its
-    // placed arena is smaller.
+    // several band heights, scheduled and placed quickly with nothing shared; the best few
+    // graphs within the cost budget ([`BEAM`]) go on to the next round with the regions
+    // left, while a stage shrinks the arena. The best graphs found ([`FINALISTS`]) are
+    // planned in full, and the best kept only where its placed arena is smaller.
     let half = Clock {
         start: clock.start,
         deadline: Instant::now() + clock.left() / 2,
@@ -278,66 +278,95 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         deadline: Instant::now() + clock.left() / 2,
     };
     let read_caller = !options.copy_input;
-    let mut current: Option<(usize, ir::Graph)> = None;
-    let mut candidates = candidates;
+    // A beam of the best few graphs so far (each with the regions left to try): a stage
+    // that is best alone can leave no room for the next (one long stage against two).
+    type Key = (usize, usize, std::cmp::Reverse<usize>);
+    // (The graph as it is bounds nothing: its plan shares memory, the quick ones do not.)
+    let mut beam: Vec<(usize, ir::Graph, Vec<stream::Region>)> =
+        vec![(usize::MAX, graph.clone(), candidates)];
+    let mut finalists: Vec<(Key, ir::Graph)> = Vec::new();
     let mut rounds = 0u32;
-    while !candidates.is_empty() && !search.is_over() {
+    while !beam.is_empty() && !search.is_over() {
         rounds += 1;
-        let from = current.as_ref().map_or(&graph, |(_, g)| g);
-        let quick = search.left() / (2 * rounds * 2 * candidates.len() as u32);
-        let mut best: Option<(usize, usize, ir::Graph)> = None;
-        for region in &candidates {
-            let wide = stream::band_rows(from, region);
-            let mut bands = vec![1, 2, 3, 4, 6, 8, wide];
-            bands.sort_unstable();
-            bands.dedup();
-            for band in bands {
-                if search.is_over() {
-                    break;
-                }
-                let Some(g) = stream::apply(from, region, band, alignment, read_caller) else {
-                    continue;
-                };
-                if overhead(&g) > cost_budget {
-                    continue;
-                }
-                let e = evaluate(
-                    &g,
-                    &ir::Sharing::default(),
-                    SharingChoice::none(),
-                    alignment,
-                    quick,
-                    &search,
-                    &[],
-                );
-                // Equal arenas: the wider band (fewer calls) wins.
-                let key = e.plan.arena_bytes;
-                if best
-                    .as_ref()
-                    .is_none_or(|(a, b, _)| key < *a || key == *a && band > *b)
-                {
-                    best = Some((key, band, g));
+        let tries: usize = beam.iter().map(|(_, _, c)| c.len()).sum();
+        let quick = search.left() / (2 * rounds * 2 * tries.max(1) as u32);
+        let mut next: Vec<(Key, ir::Graph)> = Vec::new();
+        for (parent, from, candidates) in &beam {
+            for region in candidates {
+                let wide = stream::band_rows(from, region);
+                let mut bands = vec![1, 2, 3, 4, 6, 8, wide];
+                bands.sort_unstable();
+                bands.dedup();
+                for band in bands {
+                    if search.is_over() {
+                        break;
+                    }
+                    let Some(g) = stream::apply(from, region, band, alignment, read_caller) else {
+                        continue;
+                    };
+                    if overhead(&g) > cost_budget {
+                        continue;
+                    }
+                    let e = evaluate(
+                        &g,
+                        &ir::Sharing::default(),
+                        SharingChoice::none(),
+                        alignment,
+                        quick,
+                        &search,
+                        &[],
+                    );
+                    if e.plan.arena_bytes >= *parent {
+                        continue;
+                    }
+                    // Equal arenas: the smaller stages first (room for the next round's
+                    // stages below them), then the wider band (fewer calls).
+                    let scratch: usize = stream::stages(&g).map(|(_, s)| s.scratch_bytes).sum();
+                    next.push(((e.plan.arena_bytes, scratch, std::cmp::Reverse(band)), g));
                 }
             }
         }
-        let Some((arena, _, g)) = best else {
-            break;
-        };
-        if current.as_ref().is_some_and(|(a, _)| arena >= *a) {
+        next.sort_by_key(|(k, _)| *k);
+        next.dedup_by_key(|(k, _)| *k);
+        next.truncate(BEAM);
+        finalists.extend(next.iter().map(|(k, g)| (*k, g.clone())));
+        beam = next
+            .into_iter()
+            .map(|((arena, ..), g)| {
+                let after = g
+                    .nodes
+                    .iter()
+                    .rposition(|n| matches!(n.op, ir::Op::Stream(_)));
+                let candidates = regions(&g, after.map_or(0, |v| v + 1));
+                (arena, g, candidates)
+            })
+            .collect();
+    }
+    // The quick plans rank the graphs; the best is planned in full with all the time left,
+    // and the next few (sharing can change the order between them) with what it leaves,
+    // each kept only when its order is proven minimal too and its arena smaller.
+    finalists.sort_by_key(|(k, _)| *k);
+    finalists.truncate(FINALISTS);
+    let mut best: Option<Compiled> = None;
+    for (_, streamed) in finalists {
+        if best
+            .as_ref()
+            .is_some_and(|b| !b.stats.optimal || clock.is_over())
+        {
             break;
         }
-        let next = g
-            .nodes
-            .iter()
-            .rposition(|n| matches!(n.op, ir::Op::Stream(_)));
-        candidates = regions(&g, next.map_or(0, |v| v + 1));
-        current = Some((arena, g));
+        let planned = plan_optimized(streamed, &written, alignment, &clock)?;
+        if best
+            .as_ref()
+            .is_none_or(|b| planned.plan.arena_bytes < b.plan.arena_bytes && planned.stats.optimal)
+        {
+            best = Some(planned);
+        }
     }
-    let Some((_, streamed)) = current else {
+    let Some(mut planned) = best else {
         base.graph.put_weight_data(weights);
         return Ok(base);
     };
-    let mut planned = plan_optimized(streamed, &written, alignment, &clock)?;
     if planned.plan.arena_bytes >= base.plan.arena_bytes {
         base.graph.put_weight_data(weights);
         return Ok(base);
@@ -349,6 +378,12 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     assert!(planned.plan.arena_bytes < planned.stats.unstreamed_arena_bytes);
     Ok(planned)
 }
+
+/// Graphs with stages kept per round of the stage search.
+const BEAM: usize = 6;
+
+/// Graphs with stages planned in full at the end of the search.
+const FINALISTS: usize = 3;
 
 /// Chains (see `stream::chains`) tried per round besides the runs from the graph's start.
 const CHAIN_CANDIDATES: usize = 12;
