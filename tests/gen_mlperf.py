@@ -12,6 +12,10 @@ the shape of the reference models (github.com/mlcommons/tiny, benchmark/training
                   softmax                                                   (2.7 M MACs)
   mobilenet_v1    visual wake words, MobileNetV1 alpha 0.25 at 96x96x3, dense 2, softmax
                                                                             (7.5 M MACs)
+  mobilenet_v2    visual wake words as MCU tools deploy it too: MobileNetV2 alpha 0.35 at
+                  96x96x3 (inverted residuals, ReLU6, linear bottlenecks, last conv 1280),
+                  dense 2, softmax (not an MLPerf Tiny model; its streaming figure)
+                                                                            (11 M MACs)
   fc_autoencoder  anomaly detection: dense 640 -> 128 x3 -> 8 -> 128 x3 -> 640, ReLU between
                   (the reference's BatchNorm folded into the dense layers)  (0.27 M MACs)
 
@@ -20,7 +24,7 @@ tests/gen_models.py does) and int8/NAME_qdq.onnx with int8/NAME_qdq.output.bin (
 static quantizer, QDQ, per-channel int8 weights, int8 activations, as
 tests/quantize_models.py does), plus int8/NAME_qdq.trace.{bin,txt}.
 
-Run:  python3 tests/gen_mlperf.py   (needs: pip install onnx onnxruntime numpy)
+Run:  python3 tests/gen_mlperf.py [NAME ...]   (needs: pip install onnx onnxruntime numpy)
 """
 import os
 import sys
@@ -91,6 +95,43 @@ def mobilenet_v1():
     return n.build([1, 3, 96, 96], y), [1, 3, 96, 96]
 
 
+def divisible(v, d=8):
+    """Channels as MobileNetV2 rounds them: to a multiple of 8, never 10% below."""
+    r = max(d, int(v + d / 2) // d * d)
+    return r + d if r < 0.9 * v else r
+
+
+def mobilenet_v2():
+    n = Net("mobilenet_v2", 25)
+    alpha = 0.35
+
+    def conv(x, cin, cout, k, stride=1, group=1, act=True):
+        w = n.const(n.weights((cout, cin // group, k, k), cin // group * k * k))
+        p = (k - 1) // 2
+        y = n.bn(n.node("Conv", [x, w], "conv", kernel_shape=[k, k], strides=[stride, stride],
+                        group=group, pads=[p, p, p, p]), cout)
+        return n.relu6(y) if act else y
+
+    c = divisible(32 * alpha)
+    x = conv("input", 3, c, 3, 2)
+    for t, ch, reps, stride in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        cout = divisible(ch * alpha)
+        for i in range(reps):
+            s = stride if i == 0 else 1
+            h = c * t
+            y = conv(x, c, h, 1) if t != 1 else x
+            y = conv(y, h, h, 3, s, group=h)
+            y = conv(y, h, cout, 1, act=False)
+            x = n.node("Add", [x, y]) if s == 1 and c == cout else y
+            c = cout
+    x = conv(x, c, 1280, 1)
+    x = n.node("GlobalAveragePool", [x])
+    x = n.node("Flatten", [x])
+    y = n.node("Softmax", [n.gemm(x, 1280, 2)], "probs", axis=1)
+    return n.build([1, 3, 96, 96], y), [1, 3, 96, 96]
+
+
 def fc_autoencoder():
     n = Net("fc_autoencoder", 24)
     x = "input"
@@ -102,13 +143,16 @@ def fc_autoencoder():
     return n.build([1, 640], y), [1, 640]
 
 
-MODELS = [resnet8, dscnn, mobilenet_v1, fc_autoencoder]
+MODELS = [resnet8, dscnn, mobilenet_v1, mobilenet_v2, fc_autoencoder]
 
 
 def main():
     int8 = os.path.join(OUT, "int8")
     os.makedirs(int8, exist_ok=True)
+    only = sys.argv[1:]
     for make in MODELS:
+        if only and make.__name__ not in only:
+            continue
         model, in_shape = make()
         name = make.__name__
         path = os.path.join(OUT, name + ".onnx")

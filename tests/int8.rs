@@ -117,12 +117,24 @@ fn within_steps(name: &str, got: &[f32], want: &[f32], step: f32) {
         got.iter().all(|v| v.is_finite()),
         "{name}: non-finite output"
     );
+    // MobileNetV2: onnxruntime's `relu6_82` differs from the exact integer result in one
+    // element (see `every_int8_tensor_matches_onnxruntime`); the 33 layers after it compute
+    // from different inputs, and its two-class output ends 3 steps away. Its bar: that many.
+    let (share, bound) = if name == "mobilenet_v2_qdq" {
+        (0, 3.5)
+    } else {
+        (99, 2.5)
+    };
     assert!(
-        within1 * 100 >= 99 * got.len(),
+        within1 * 100 >= share * got.len(),
         "{name}: {within1}/{} within 1 step",
         got.len()
     );
-    assert!(worst <= 2.5, "{name}: an element {worst:.2} steps away");
+    assert!(
+        bound == 2.5 || worst >= 2.5,
+        "{name}: the exception no longer needed"
+    );
+    assert!(worst <= bound, "{name}: an element {worst:.2} steps away");
 }
 
 int8_models!(
@@ -136,6 +148,7 @@ int8_models!(
     resnet8_qdq => ("tests/models/int8/resnet8_qdq.onnx", "tests/models/resnet8.onnx"),
     dscnn_qdq => ("tests/models/int8/dscnn_qdq.onnx", "tests/models/dscnn.onnx"),
     mobilenet_v1_qdq => ("tests/models/int8/mobilenet_v1_qdq.onnx", "tests/models/mobilenet_v1.onnx"),
+    mobilenet_v2_qdq => ("tests/models/int8/mobilenet_v2_qdq.onnx", "tests/models/mobilenet_v2.onnx"),
     fc_autoencoder_qdq => (
         "tests/models/int8/fc_autoencoder_qdq.onnx",
         "tests/models/fc_autoencoder.onnx"
@@ -161,6 +174,7 @@ fn every_int8_tensor_matches_onnxruntime() {
         "resnet8_qdq",
         "dscnn_qdq",
         "mobilenet_v1_qdq",
+        "mobilenet_v2_qdq",
         "fc_autoencoder_qdq",
     ] {
         let dir = models_dir().join("int8");
@@ -190,30 +204,38 @@ fn every_int8_tensor_matches_onnxruntime() {
         let x = input_of(net);
         let g = &c.graph;
         let (mut compared, mut differing, mut elements) = (0, 0, 0);
-        // ResNet-8: one element of one convolution (`relu_21`, 1 of 16,384, with the
-        // reference kernel as with the tiled one) rounds one step away from onnxruntime's, on
-        // a near-tie whose cause is not found yet (neither float32 formula of the scale fixes
-        // it); from there on the layers' inputs differ, so later tensors are not compared.
-        // The model's output stays within one step (`resnet8_qdq`).
+        // One element of one convolution rounds one step away from onnxruntime's: ResNet-8's
+        // `relu_21` (1 of 16,384, with the reference kernel as with the tiled one) and
+        // MobileNetV2's `relu6_82` (1 of 27,648). Both are near-ties where ours is the exact
+        // result: the integer accumulator times the scales, in f64, is 87.4999957 and
+        // 63.4999943 steps, which round down; onnxruntime's float arithmetic lands above the
+        // half. From there on the layers' inputs differ, so later tensors are not compared.
+        // ResNet-8's output stays within one step (`resnet8_qdq`), MobileNetV2's within 3.
         let mut diverged = false;
         run_traced(g, &c.schedule, &c.plan, &[Values::F32(x)], |t, v| {
             let tensor = g.tensor(t);
             let Some(want) = reference.get(&tensor.name) else {
                 return;
             };
+            if diverged {
+                return;
+            }
             let got = v.i8();
             assert_eq!(got.len(), want.len(), "{name}: `{}` length", tensor.name);
             let softmax = g
                 .nodes
                 .iter()
                 .any(|n| n.output == t && matches!(n.op, Op::Softmax(SoftmaxOp::I8(_))));
-            let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).max();
+            let worst = got
+                .iter()
+                .zip(want)
+                .map(|(&a, &b)| (i16::from(a) - i16::from(b)).abs())
+                .max();
             let differ = got.iter().zip(want).filter(|(a, b)| a != b).count();
-            if diverged {
-                return;
-            }
-            if name == "resnet8_qdq" && tensor.name == "relu_21" {
-                assert_eq!((differ, worst), (1, Some(1)), "{name}: `relu_21`");
+            if (name, tensor.name.as_str()) == ("resnet8_qdq", "relu_21")
+                || (name, tensor.name.as_str()) == ("mobilenet_v2_qdq", "relu6_82")
+            {
+                assert_eq!((differ, worst), (1, Some(1)), "{name}: `{}`", tensor.name);
                 diverged = true;
             } else if softmax {
                 assert!(

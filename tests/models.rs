@@ -66,6 +66,7 @@ models!(
     resnet8 => "tests/models/resnet8.onnx",
     dscnn => "tests/models/dscnn.onnx",
     mobilenet_v1 => "tests/models/mobilenet_v1.onnx",
+    mobilenet_v2 => "tests/models/mobilenet_v2.onnx",
     fc_autoencoder => "tests/models/fc_autoencoder.onnx",
     wide_stem => "tests/models/wide_stem.onnx",
 );
@@ -86,6 +87,7 @@ fn every_model_is_tested() {
         "resnet8",
         "dscnn",
         "mobilenet_v1",
+        "mobilenet_v2",
         "fc_autoencoder",
         "wide_stem",
     ];

@@ -1188,6 +1188,21 @@ mod tests {
     /// Stages that end in a global average pooling (DS-CNN's, MobileNet's): its rows are
     /// summed as they come, f32 in the pooling's own order, int8 in exact `i32`: the same
     /// bits, and the plane is never held.
+    /// MobileNetV2-0.35 at 96×96, f32 and int8, with the default options: its first blocks
+    /// stream and the arena falls under half (the bar; 0.21× when written), with the
+    /// same output bits.
+    #[test]
+    fn mobilenet_v2_streams_under_half_by_default() {
+        for m in [
+            "tests/models/mobilenet_v2.onnx",
+            "tests/models/int8/mobilenet_v2_qdq.onnx",
+        ] {
+            let (on, off) = same_bits(m, Options::default().stream_cost_percent);
+            eprintln!("{m}: {on} vs {off} ({:.2})", on as f64 / off as f64);
+            assert!(2 * on <= off, "{m}: {on} vs {off}");
+        }
+    }
+
     #[test]
     fn stages_ending_in_an_average_compute_the_same_bits() {
         for m in [
