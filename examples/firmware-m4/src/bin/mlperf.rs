@@ -44,7 +44,7 @@ mod dscnn_int8_streamed {
     microarena::include_model!(
         "../../tests/models/int8/dscnn_qdq.onnx",
         self_test = true,
-        stream_cost = 100
+        stream_cost = 30
     );
 }
 const _: () = assert!(2 * dscnn_int8_streamed::ARENA_BYTES <= dscnn_int8::ARENA_BYTES);
@@ -69,7 +69,7 @@ fn main() -> ! {
     ok &= check_int8!(dscnn_int8, "dscnn", "dscnn_qdq");
     ok &= check!(
         dscnn_int8_streamed,
-        "dscnn (stream_cost = 100)",
+        "dscnn (stream_cost = 30)",
         "dscnn.input.bin",
         "int8/dscnn_qdq.output.bin",
         "int8",
