@@ -31,7 +31,7 @@ pub enum Error {
         message: String,
     },
     /// A dimension is not known at compile time.
-    #[error("input `{input}` has symbolic dimensions {shape}; pass `input_shape = [...]` (CLI: `--input-shape`) to pin them")]
+    #[error("input `{input}` has symbolic dimensions {shape}; pin them with `input_shape = [...]`, or by name in a model of several inputs, `input_shape = {{ \"{input}\": [...] }}` (CLI: `--input-shape D,D,..` or `--input-shape {input}=D,D,..`)")]
     DynamicShape {
         /// Graph input name.
         input: String,
@@ -48,6 +48,26 @@ pub enum Error {
         /// The shape the model declares.
         declared: String,
         /// Why it does not fit.
+        why: String,
+    },
+    /// An option names a graph input the model does not have.
+    #[error(
+        "{option} names input `{name}`, which the model does not have; its inputs are {inputs}"
+    )]
+    UnknownInput {
+        /// The option (`input_shape`, `const_input`).
+        option: &'static str,
+        /// The name given.
+        name: String,
+        /// The model's inputs with their declared shapes and types.
+        inputs: String,
+    },
+    /// A `const_input` value that cannot stand for the input.
+    #[error("const_input `{input}`: {why}")]
+    BadConstInput {
+        /// Graph input name.
+        input: String,
+        /// Why not.
         why: String,
     },
     /// A node uses an op (or an op configuration) the compiler has no kernel for.

@@ -235,6 +235,9 @@ pub struct Graph {
     pub input_unsigned: Vec<bool>,
     /// Per graph output: true when the caller receives `u8` values (`v + 128`).
     pub output_unsigned: Vec<bool>,
+    /// Graph inputs of the file baked in as constants at import (`const_input`), with their
+    /// values: not inputs of this graph; the self-test's reference runs the file with them.
+    pub const_inputs: Vec<(String, crate::import::Scalar)>,
 }
 
 impl Graph {
@@ -375,6 +378,7 @@ impl Graph {
             output_quant: self.output_quant.clone(),
             input_unsigned: self.input_unsigned.clone(),
             output_unsigned: self.output_unsigned.clone(),
+            const_inputs: self.const_inputs.clone(),
         }
     }
 

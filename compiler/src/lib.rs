@@ -54,6 +54,11 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(2);
 pub struct Options {
     /// Shape of the single graph input when the model leaves dimensions symbolic.
     pub input_shape: Option<Vec<usize>>,
+    /// Shapes of graph inputs by name, for models of several inputs.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Graph inputs fixed for this build (see [`import::ImportOptions::const_inputs`]):
+    /// baked in as constants before tract simplifies the graph; `run` does not take them.
+    pub const_inputs: Vec<(String, import::Scalar)>,
     /// Alignment of arena offsets, in bytes.
     pub alignment: usize,
     /// Time the exact scheduling search may take; after it the best order found is used
@@ -83,6 +88,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             input_shape: None,
+            input_shapes: Vec::new(),
+            const_inputs: Vec::new(),
             alignment: DEFAULT_ALIGNMENT,
             budget: DEFAULT_BUDGET,
             streaming: true,
@@ -124,8 +131,8 @@ pub fn fuzz_one(bytes: &[u8]) {
             bytes,
             path,
             &import::ImportOptions {
-                input_shape: None,
                 planning_only,
+                ..Default::default()
             },
         );
         let Ok(graph) = imported else { continue };
@@ -143,6 +150,8 @@ pub fn compile(path: &Path, options: &Options) -> Result<Compiled> {
         path,
         &import::ImportOptions {
             input_shape: options.input_shape.clone(),
+            input_shapes: options.input_shapes.clone(),
+            const_inputs: options.const_inputs.clone(),
             planning_only: false,
         },
     )?;
@@ -157,6 +166,8 @@ pub fn plan_model(path: &Path, options: &Options) -> Result<Compiled> {
         path,
         &import::ImportOptions {
             input_shape: options.input_shape.clone(),
+            input_shapes: options.input_shapes.clone(),
+            const_inputs: options.const_inputs.clone(),
             planning_only: true,
         },
     )?;

@@ -139,7 +139,7 @@ pub fn build(c: &Compiled, path: &Path) -> Result<SelfTest> {
 fn tract_outputs(g: &Graph, path: &Path, inputs: &[Values]) -> Result<Vec<Vec<f32>>> {
     use tract_onnx::prelude::*;
     crate::import::guarded(path, || {
-        let mut model = tract_onnx::onnx().model_for_path(path)?;
+        let mut model = crate::import::tract_model(path, g)?;
         for (k, &t) in g.inputs.iter().enumerate() {
             model = model.with_input_fact(k, f32::fact(&g.tensor(t).shape).into())?;
         }

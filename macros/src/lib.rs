@@ -22,7 +22,12 @@ use syn::{bracketed, LitInt, LitStr, Token};
 ///
 /// The path is relative to the invoking crate's root (`CARGO_MANIFEST_DIR`). Options:
 /// - `input_shape = [d0, d1, ...]`: the input shape, for models with symbolic dimensions
-///   (a symbolic leading batch dimension defaults to 1);
+///   (a symbolic leading batch dimension defaults to 1); in a model of several inputs, by
+///   name: `input_shape = { "input": [1, 512], "state": [2, 1, 128] }` (inputs not named
+///   keep their declared shapes);
+/// - `const_input = { "sr": 16000 }`: inputs that are constants of this build (a sample
+///   rate, a mode flag), each one value: baked into the model before it is simplified, so
+///   an `If` or shape arithmetic on them folds away; `run` no longer takes them;
 /// - `alignment = N`: byte alignment of arena offsets (default 16);
 /// - `max_arena_bytes = N`: fail the build, naming the peak step, when the arena exceeds N
 ///   bytes (the same check as a `const` assertion on `ARENA_BYTES`, with a better message);
@@ -59,6 +64,10 @@ pub fn include_model(input: TokenStream) -> TokenStream {
 struct Args {
     path: LitStr,
     input_shape: Option<(Vec<usize>, Span)>,
+    /// `input_shape = { "name": [..], .. }`.
+    input_shapes: Vec<(LitStr, Vec<usize>)>,
+    /// `const_input = { "name": value, .. }`.
+    const_inputs: Vec<(LitStr, microarena_compiler::import::Scalar)>,
     alignment: Option<(usize, Span)>,
     budget_ms: Option<u64>,
     max_arena_bytes: Option<(usize, Span)>,
@@ -77,6 +86,69 @@ fn parse_bool(input: ParseStream, what: &str, example: &str) -> syn::Result<bool
         )
     })?;
     Ok(v.value)
+}
+
+/// `{ "name": item, .. }`, each name once.
+fn parse_map<T>(
+    input: ParseStream,
+    what: &str,
+    example: &str,
+    item: impl Fn(ParseStream) -> syn::Result<T>,
+) -> syn::Result<Vec<(LitStr, T)>> {
+    let content;
+    syn::braced!(content in input);
+    let mut out: Vec<(LitStr, T)> = Vec::new();
+    while !content.is_empty() {
+        let name: LitStr = content.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!("`{what}` takes input names as strings, e.g. `{what} = {example}`"),
+            )
+        })?;
+        content.parse::<Token![:]>()?;
+        let v = item(&content)?;
+        if out.iter().any(|(n, _)| n.value() == name.value()) {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("`{what}` names input `{}` twice", name.value()),
+            ));
+        }
+        out.push((name, v));
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    if out.is_empty() {
+        return Err(syn::Error::new(
+            input.span(),
+            format!("`{what}` names no input, e.g. `{what} = {example}`"),
+        ));
+    }
+    Ok(out)
+}
+
+/// One number (`16000`, `-1`, `0.5`) for `const_input`.
+fn parse_scalar(input: ParseStream) -> syn::Result<microarena_compiler::import::Scalar> {
+    use microarena_compiler::import::Scalar;
+    let hint = |span: Span| {
+        syn::Error::new(
+            span,
+            "`const_input` takes one number per input, e.g. `const_input = { \"sr\": 16000 }`",
+        )
+    };
+    let negative = input.parse::<Option<Token![-]>>()?.is_some();
+    let lit: syn::Lit = input.parse().map_err(|e| hint(e.span()))?;
+    let v = match &lit {
+        syn::Lit::Int(i) => Scalar::Int(i.base10_parse::<i64>().map_err(|_| hint(i.span()))?),
+        syn::Lit::Float(f) => Scalar::Float(f.base10_parse::<f64>().map_err(|_| hint(f.span()))?),
+        other => return Err(hint(other.span())),
+    };
+    Ok(match (negative, v) {
+        (false, v) => v,
+        (true, Scalar::Int(i)) => Scalar::Int(-i),
+        (true, Scalar::Float(f)) => Scalar::Float(-f),
+    })
 }
 
 fn parse_usize_list(input: ParseStream) -> syn::Result<Vec<usize>> {
@@ -120,6 +192,8 @@ impl Parse for Args {
         let mut args = Args {
             path,
             input_shape: None,
+            input_shapes: Vec::new(),
+            const_inputs: Vec::new(),
             alignment: None,
             budget_ms: None,
             max_arena_bytes: None,
@@ -137,6 +211,31 @@ impl Parse for Args {
             input.parse::<Token![=]>()?;
             let span = key.span();
             match key.to_string().as_str() {
+                "input_shape" if input.peek(syn::token::Brace) => {
+                    let shapes = parse_map(
+                        input,
+                        "input_shape",
+                        "{ \"input\": [1, 512], \"state\": [2, 1, 128] }",
+                        parse_usize_list,
+                    )?;
+                    if let Some((n, _)) = shapes.iter().find(|(_, s)| s.is_empty()) {
+                        return Err(syn::Error::new(
+                            n.span(),
+                            "input_shape must list at least one dimension",
+                        ));
+                    }
+                    args.input_shapes = shapes;
+                }
+                "const_input" => {
+                    if !input.peek(syn::token::Brace) {
+                        return Err(syn::Error::new(
+                            input.span(),
+                            "`const_input` takes a map of input names to numbers, e.g. `const_input = { \"sr\": 16000 }`",
+                        ));
+                    }
+                    args.const_inputs =
+                        parse_map(input, "const_input", "{ \"sr\": 16000 }", parse_scalar)?;
+                }
                 "input_shape" => {
                     if !input.peek(syn::token::Bracket) {
                         return Err(syn::Error::new(
@@ -176,7 +275,7 @@ impl Parse for Args {
                 other => {
                     return Err(syn::Error::new(
                         span,
-                        format!("unknown option `{other}`; options are `input_shape = [..]`, `alignment = N`, `budget_ms = N`, `max_arena_bytes = N`, `self_test = true`, `streaming = false`, `stream_cost = N` and `copy_input = true`"),
+                        format!("unknown option `{other}`; options are `input_shape = [..]` (or `{{ \"name\": [..] }}`), `const_input = {{ \"name\": N }}`, `alignment = N`, `budget_ms = N`, `max_arena_bytes = N`, `self_test = true`, `streaming = false`, `stream_cost = N` and `copy_input = true`"),
                     ))
                 }
             }
@@ -198,6 +297,16 @@ fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
     let path = root.join(&given);
     let mut options = microarena_compiler::Options {
         input_shape: args.input_shape.as_ref().map(|s| s.0.clone()),
+        input_shapes: args
+            .input_shapes
+            .iter()
+            .map(|(n, s)| (n.value(), s.clone()))
+            .collect(),
+        const_inputs: args
+            .const_inputs
+            .iter()
+            .map(|(n, v)| (n.value(), *v))
+            .collect(),
         ..Default::default()
     };
     if let Some((a, _)) = args.alignment {
@@ -218,8 +327,30 @@ fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
     let compiled = microarena_compiler::compile(&path, &options).map_err(|e| {
         use microarena_compiler::Error;
         // Point at the option the error is about; name the path as the user wrote it.
+        // The name as written in a map of the macro's arguments.
+        let named =
+            |name: &str, map: &[LitStr]| map.iter().find(|n| n.value() == name).map(LitStr::span);
+        let shape_names: Vec<LitStr> = args.input_shapes.iter().map(|(n, _)| n.clone()).collect();
+        let const_names: Vec<LitStr> = args.const_inputs.iter().map(|(n, _)| n.clone()).collect();
         let span = match (&e, &args.input_shape, &args.alignment) {
+            (Error::UnknownInput { option, name, .. }, _, _) => {
+                let map = if *option == "const_input" {
+                    &const_names
+                } else {
+                    &shape_names
+                };
+                named(name, map).unwrap_or(args.path.span())
+            }
+            (Error::BadConstInput { input, .. }, _, _) => {
+                named(input, &const_names).unwrap_or(args.path.span())
+            }
+            (Error::BadInputShape { input, .. } | Error::DynamicShape { input, .. }, _, _)
+                if named(input, &shape_names).is_some() =>
+            {
+                named(input, &shape_names).unwrap_or(args.path.span())
+            }
             (Error::BadInputShape { .. } | Error::DynamicShape { .. }, Some((_, s)), _) => *s,
+            (Error::Model(m), Some((_, s)), _) if m.starts_with("input_shape") => *s,
             (Error::Model(m), _, Some((_, s))) if m.starts_with("alignment") => *s,
             _ => args.path.span(),
         };

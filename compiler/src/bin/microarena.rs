@@ -1,7 +1,7 @@
 //! `microarena`: the command-line face of the compiler.
 //!
 //! ```text
-//! microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+//! microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 //! microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 //! ```
 //!
@@ -17,10 +17,14 @@ use std::time::{Duration, Instant};
 
 use microarena_compiler::{plan_model, report, Compiled, Options};
 
-const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape 1,3,32,32] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
        microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 
   --input-shape D,D,..  pin the input shape of models with symbolic dimensions
+  --input-shape NAME=D,D,..
+                        pin one input of several by name (once per input)
+  --const-input NAME=V  bake input NAME in as the constant V (a scalar: a sample rate,
+                        a flag); `If` and shape arithmetic on it fold away
   --json                (plan) print one JSON object instead of tables
   --no-streaming        never run a region band by band (streamed stages)
   --copy-input          copy the graph input into the arena even where a stage could
@@ -76,14 +80,46 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--input-shape" => {
                 let v = value("--input-shape")?;
-                let shape = v
+                // `NAME=D,D,..` pins one input of several; `D,D,..` the only one.
+                let (name, dims) = match v.split_once('=') {
+                    Some((n, d)) => (Some(n.trim()), d),
+                    None => (None, v.as_str()),
+                };
+                let shape = dims
                     .split(',')
                     .map(|d| d.trim().parse::<usize>())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| {
-                        format!("--input-shape `{v}`: expected numbers separated by commas")
+                        format!(
+                            "--input-shape `{v}`: expected numbers separated by commas, \
+                             optionally after `NAME=`"
+                        )
                     })?;
-                options.input_shape = Some(shape);
+                match name {
+                    Some(n) if options.input_shapes.iter().any(|(m, _)| m == n) => {
+                        return Err(format!("--input-shape: `{n}` is pinned twice"));
+                    }
+                    Some(n) => options.input_shapes.push((n.to_string(), shape)),
+                    None if options.input_shape.is_some() => {
+                        return Err("--input-shape without a name is for a model's only \
+                                    input; name each of several: `--input-shape NAME=D,D,..`"
+                            .into());
+                    }
+                    None => options.input_shape = Some(shape),
+                }
+            }
+            "--const-input" => {
+                let v = value("--const-input")?;
+                let (n, x) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("--const-input `{v}`: expected NAME=VALUE"))?;
+                let x = x
+                    .parse::<microarena_compiler::import::Scalar>()
+                    .map_err(|e| format!("--const-input `{v}`: {e}"))?;
+                if options.const_inputs.iter().any(|(m, _)| m == n.trim()) {
+                    return Err(format!("--const-input: `{}` is given twice", n.trim()));
+                }
+                options.const_inputs.push((n.trim().to_string(), x));
             }
             "--budget-ms" => {
                 let v = value("--budget-ms")?;

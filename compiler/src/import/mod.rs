@@ -34,12 +34,44 @@ pub const MAX_OPSET: i64 = 28;
 /// Largest total of weight bytes a model may hold: 64 MiB.
 pub const MAX_WEIGHT_BYTES: usize = 64 << 20;
 
+/// A value given for a graph input at build time (`const_input = { "sr": 16000 }`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar {
+    /// An integer (for integer, boolean or float inputs).
+    Int(i64),
+    /// A number with a fraction or exponent (for float inputs only).
+    Float(f64),
+}
+
+impl std::str::FromStr for Scalar {
+    type Err = String;
+
+    /// `16000` → `Int`, `0.5` or `1e-3` → `Float` (finite numbers only).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let s = s.trim();
+        if let Ok(v) = s.parse::<i64>() {
+            return Ok(Scalar::Int(v));
+        }
+        match s.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Scalar::Float(v)),
+            _ => Err(format!("`{s}` is not a number")),
+        }
+    }
+}
+
 /// What the importer needs to know besides the file.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
     /// Shape of the (single) graph input, for models with symbolic dimensions. When absent,
     /// a symbolic leading (batch) dimension is pinned to 1 and any other symbol is an error.
     pub input_shape: Option<Vec<usize>>,
+    /// Shapes of graph inputs by name (models of several inputs); the others as above.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Graph inputs that are constants of this build: each becomes an initializer before
+    /// tract reads the graph, so what depends on it only (an `If` on a sample rate, shape
+    /// arithmetic) folds away, and the generated `run` no longer takes it. Each must be a
+    /// scalar or hold one value.
+    pub const_inputs: Vec<(String, Scalar)>,
     /// Planning only: keep nodes we have no kernel for as [`Op::Opaque`] with their shapes
     /// instead of failing (what `microarena plan` needs; never set for code generation).
     pub planning_only: bool,
@@ -57,7 +89,34 @@ pub fn import(path: &Path, options: &ImportOptions) -> Result<Graph> {
         path: path.to_owned(),
         source,
     })?;
-    import_bytes(&bytes, path, options)
+    let mut graph = import_bytes(&bytes, path, options)?;
+    graph.const_inputs = options.const_inputs.clone();
+    Ok(graph)
+}
+
+/// tract's model of the file at `path` as [`import`] read it into `g` (its constant inputs
+/// baked in, the `If`s its input shapes decide folded), for the self-test's reference run.
+pub(crate) fn tract_model(path: &Path, g: &Graph) -> TractResult<InferenceModel> {
+    let bytes = std::fs::read(path)?;
+    let onnx = tract_onnx::onnx();
+    let mut proto = onnx.proto_model_for_read(&mut &bytes[..])?;
+    if let Some(graph) = proto.graph.as_mut() {
+        bake_const_inputs(graph, &g.const_inputs)?;
+    }
+    let dir = path
+        .parent()
+        .and_then(|p| p.to_str())
+        .filter(|s| !s.is_empty());
+    let options = ImportOptions {
+        input_shapes: g
+            .inputs
+            .iter()
+            .map(|&t| (g.tensor(t).name.clone(), g.tensor(t).shape.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    fold_constant_ifs(&onnx, &mut proto, dir, &options);
+    Ok(onnx.parse(&proto, dir)?.model)
 }
 
 /// As [`import`], from the file's bytes (`path` is used for messages and external data).
@@ -70,9 +129,26 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
         return Err(not_onnx("the file is empty".into()));
     }
     let onnx = tract_onnx::onnx();
-    let proto = onnx
+    let mut proto = onnx
         .proto_model_for_read(&mut &bytes[..])
         .map_err(|e| not_onnx(format!("{e:#}")))?;
+    let dir = path
+        .parent()
+        .and_then(|p| p.to_str())
+        .filter(|s| !s.is_empty());
+    if let Some(g) = proto.graph.as_mut() {
+        bake_const_inputs(g, &options.const_inputs)?;
+        for (name, _) in &options.input_shapes {
+            if !graph_inputs(g).any(|i| &i.name == name) {
+                return Err(Error::UnknownInput {
+                    option: "input_shape",
+                    name: name.clone(),
+                    inputs: describe_inputs(g),
+                });
+            }
+        }
+    }
+    fold_constant_ifs(&onnx, &mut proto, dir, options);
     let Some(graph_proto) = proto
         .graph
         .as_ref()
@@ -182,10 +258,6 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
     }
     let onnx_nodes = OnnxNodes::new(graph_proto);
 
-    let dir = path
-        .parent()
-        .and_then(|p| p.to_str())
-        .filter(|s| !s.is_empty());
     let mut model = guarded(path, || onnx.parse(&proto, dir))?.model;
     // tract parses unknown ops into placeholders; name the first one before typing fails on it.
     for node in &model.nodes {
@@ -431,6 +503,218 @@ pub(crate) fn guarded<T>(path: &Path, step: impl FnOnce() -> TractResult<T>) -> 
     }
 }
 
+/// The graph's inputs that are not initializers (ONNX IR < 4 lists those as inputs too).
+fn graph_inputs(g: &pb::GraphProto) -> impl Iterator<Item = &pb::ValueInfoProto> {
+    g.input
+        .iter()
+        .filter(|i| !g.initializer.iter().any(|t| t.name == i.name))
+}
+
+/// An input's element type and dimensions as declared (`None`: symbolic).
+fn declared(i: &pb::ValueInfoProto) -> Option<(i32, Vec<Option<i64>>)> {
+    use pb::tensor_shape_proto::dimension::Value as Dim;
+    let pb::type_proto::Value::TensorType(t) = i.r#type.as_ref()?.value.as_ref()?;
+    Some((
+        t.elem_type,
+        t.shape.as_ref().map_or_else(Vec::new, |s| {
+            s.dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(Dim::DimValue(v)) => Some(v),
+                    _ => None,
+                })
+                .collect()
+        }),
+    ))
+}
+
+/// The graph's inputs for messages: `` `input` [batch, sequence] float, `sr` [] int64 ``.
+fn describe_inputs(g: &pb::GraphProto) -> String {
+    use pb::tensor_shape_proto::dimension::Value as Dim;
+    let list: Vec<String> = graph_inputs(g)
+        .map(|i| {
+            let (elem, dims) = match i.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+                Some(pb::type_proto::Value::TensorType(t)) => (
+                    pb::tensor_proto::DataType::try_from(t.elem_type)
+                        .map_or("?".into(), |d| format!("{d:?}").to_lowercase()),
+                    t.shape.as_ref().map_or_else(Vec::new, |s| {
+                        s.dim
+                            .iter()
+                            .map(|d| match &d.value {
+                                Some(Dim::DimValue(v)) => v.to_string(),
+                                Some(Dim::DimParam(p)) if !p.is_empty() => p.clone(),
+                                _ => "?".into(),
+                            })
+                            .collect()
+                    }),
+                ),
+                _ => ("?".into(), Vec::new()),
+            };
+            format!("`{}` [{}] {elem}", i.name, dims.join(", "))
+        })
+        .collect();
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// Turns each constant input into an initializer of its declared type and shape (symbolic
+/// dimensions 1), removed from the graph's inputs.
+fn bake_const_inputs(g: &mut pb::GraphProto, consts: &[(String, Scalar)]) -> Result<()> {
+    use pb::tensor_proto::DataType;
+    for (name, value) in consts {
+        let Some(input) = graph_inputs(g).find(|i| &i.name == name).cloned() else {
+            return Err(Error::UnknownInput {
+                option: "const_input",
+                name: name.clone(),
+                inputs: describe_inputs(g),
+            });
+        };
+        let bad = |why: String| Error::BadConstInput {
+            input: name.clone(),
+            why,
+        };
+        let (elem, dims) = declared(&input).ok_or_else(|| bad("it is not a tensor".into()))?;
+        let dims: Vec<i64> = dims.iter().map(|d| d.unwrap_or(1)).collect();
+        let count: i64 = dims.iter().product();
+        if count != 1 {
+            return Err(bad(format!(
+                "the input holds {count} values (shape {dims:?}); a constant input is one value \
+                 (a scalar, or a tensor of one element)"
+            )));
+        }
+        let mut t = pb::TensorProto {
+            name: name.clone(),
+            dims,
+            data_type: elem,
+            ..Default::default()
+        };
+        let kind = DataType::try_from(elem).unwrap_or(DataType::Undefined);
+        let int = |lo: i64, hi: i64| match *value {
+            Scalar::Int(v) if (lo..=hi).contains(&v) => Ok(v),
+            Scalar::Int(v) => Err(bad(format!(
+                "{v} does not fit the input's type ({})",
+                format!("{kind:?}").to_lowercase()
+            ))),
+            Scalar::Float(v) => Err(bad(format!(
+                "the input is {}: give an integer, not {v}",
+                format!("{kind:?}").to_lowercase()
+            ))),
+        };
+        let float = match *value {
+            Scalar::Int(v) => v as f64,
+            Scalar::Float(v) => v,
+        };
+        match kind {
+            DataType::Int64 => t.int64_data = vec![int(i64::MIN, i64::MAX)?],
+            DataType::Uint64 => t.uint64_data = vec![int(0, i64::MAX)? as u64],
+            DataType::Int32 => t.int32_data = vec![int(i32::MIN.into(), i32::MAX.into())? as i32],
+            DataType::Int16 => t.int32_data = vec![int(i16::MIN.into(), i16::MAX.into())? as i32],
+            DataType::Int8 => t.int32_data = vec![int(i8::MIN.into(), i8::MAX.into())? as i32],
+            DataType::Uint8 => t.int32_data = vec![int(0, u8::MAX.into())? as i32],
+            DataType::Bool => t.int32_data = vec![int(0, 1)? as i32],
+            DataType::Float => t.float_data = vec![float as f32],
+            DataType::Double => t.double_data = vec![float],
+            other => {
+                return Err(bad(format!(
+                    "inputs of type {} cannot be given as constants",
+                    format!("{other:?}").to_lowercase()
+                )))
+            }
+        }
+        g.input.retain(|i| &i.name != name);
+        g.initializer.push(t);
+    }
+    Ok(())
+}
+
+/// Replaces each top-level `If` whose condition is known once the inputs are pinned (a
+/// constant input, shape arithmetic on pinned shapes: exporters write `squeeze(dim)` as an
+/// `If` on `Shape(x)[dim] == 1`) by the nodes of the branch it takes, until none is left.
+/// tract types both branches of an `If` and refuses branches of different shapes, which such
+/// graphs have; the branch not taken never matters. Anything that fails here is left to the
+/// import proper, which reports it.
+fn fold_constant_ifs(
+    onnx: &tract_onnx::Onnx,
+    proto: &mut pb::ModelProto,
+    dir: Option<&str>,
+    options: &ImportOptions,
+) {
+    // Each round inlines at least one `If`; a branch may hold more (nested).
+    for _ in 0..64 {
+        let Some(g) = proto.graph.as_ref() else {
+            return;
+        };
+        if !g
+            .node
+            .iter()
+            .any(|n| n.op_type == "If" && !n.name.is_empty())
+        {
+            return;
+        }
+        let quantized = qdq::is_qdq(g);
+        let Ok(parsed) = guarded(Path::new(""), || onnx.parse(proto, dir)) else {
+            return;
+        };
+        let mut model = parsed.model;
+        if pin_input_shapes(&mut model, options, quantized).is_err() {
+            return;
+        }
+        // Facts as far as they go (the graph may not type as a whole: that is the point).
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.analyse(false)));
+        let decided: Vec<(usize, bool)> = g
+            .node
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.op_type == "If" && !n.name.is_empty())
+            .filter_map(|(i, n)| {
+                let node = model.node_by_name(&n.name).ok()?;
+                let fact = model.outlet_fact(*node.inputs.first()?).ok()?;
+                let value = fact.value.concretize()?;
+                let taken = value.cast_to_scalar::<bool>().ok()?;
+                Some((i, taken))
+            })
+            .collect();
+        if decided.is_empty() {
+            return;
+        }
+        let Some(g) = proto.graph.as_mut() else {
+            return;
+        };
+        for &(i, taken) in decided.iter().rev() {
+            let node = g.node[i].clone();
+            let branch = if taken { "then_branch" } else { "else_branch" };
+            let Some(body) = node
+                .attribute
+                .iter()
+                .find(|a| a.name == branch)
+                .and_then(|a| a.g.clone())
+            else {
+                continue;
+            };
+            if body.output.len() != node.output.len() {
+                continue;
+            }
+            // The branch's nodes in the If's place (they read the enclosing graph's values by
+            // name), then its outputs under the If's names.
+            let mut inlined = body.node;
+            for (out, name) in body.output.iter().zip(&node.output) {
+                inlined.push(pb::NodeProto {
+                    input: vec![out.name.clone()],
+                    output: vec![name.clone()],
+                    name: format!("{}.{}", node.name, out.name),
+                    op_type: "Identity".into(),
+                    ..Default::default()
+                });
+            }
+            g.initializer.extend(body.initializer);
+            g.node.splice(i..=i, inlined);
+        }
+    }
+}
+
 /// Pins every input's shape (and type: f32, or int8/uint8 in quantized models).
 fn pin_input_shapes(
     model: &mut InferenceModel,
@@ -439,8 +723,17 @@ fn pin_input_shapes(
 ) -> Result<()> {
     let n_inputs = model.inputs.len();
     if options.input_shape.is_some() && n_inputs != 1 {
+        let names: Vec<String> = model
+            .inputs
+            .iter()
+            .map(|o| format!("`{}`", model.node(o.node).name))
+            .collect();
         return Err(Error::Model(format!(
-            "input_shape applies to single-input models; this model has {n_inputs} inputs"
+            "input_shape = [..] applies to single-input models; this model has {n_inputs} \
+             inputs ({}): pin them by name, `input_shape = {{ \"{}\": [..], .. }}` (CLI: \
+             `--input-shape NAME=D,D,..`, once per input)",
+            names.join(", "),
+            model.node(model.inputs[0].node).name
         )));
     }
     for ix in 0..n_inputs {
@@ -462,7 +755,12 @@ fn pin_input_shapes(
             .dims()
             .map(|d| d.concretize().and_then(|d| d.as_usize()))
             .collect();
-        let shape = match &options.input_shape {
+        let named = options
+            .input_shapes
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| s);
+        let shape = match named.or(options.input_shape.as_ref()) {
             Some(given) => {
                 if fact
                     .shape

@@ -1,0 +1,95 @@
+//! Models as people export them: several inputs pinned by name, and an input that is a
+//! constant of the build (`tests/models/interface/`, made by `tests/gen_interface.py`; the
+//! references are onnxruntime's).
+
+use microarena_tests::{models_dir, read_f32};
+
+/// Silero-VAD-like: `input` and `state` with a symbolic batch, `sr` an int64 scalar tested
+/// by an `If`; two outputs.
+mod vad {
+    microarena::include_model!(
+        "tests/models/interface/vad_like.onnx",
+        input_shape = { "input": [1, 16], "state": [2, 1, 8] },
+        const_input = { "sr": 16000 },
+        self_test = true
+    );
+}
+
+fn data(name: &str) -> Vec<f32> {
+    read_f32(&models_dir().join("interface").join(name))
+}
+
+/// `run` takes the two per-call inputs (not `sr`, baked in) and writes both outputs, as
+/// onnxruntime computes them with `sr` = 16000; the If on `sr` folded away.
+#[test]
+fn named_shapes_and_a_constant_input() {
+    assert_eq!(vad::INPUT_0_SHAPE, [1, 16]);
+    assert_eq!(vad::INPUT_1_SHAPE, [2, 1, 8]);
+    let input: [f32; vad::INPUT_0_LEN] = data("vad_like.input.bin").try_into().unwrap();
+    let state: [f32; vad::INPUT_1_LEN] = data("vad_like.state.bin").try_into().unwrap();
+    let mut output = [f32::NAN; vad::OUTPUT_0_LEN];
+    let mut state_n = [f32::NAN; vad::OUTPUT_1_LEN];
+    let mut model = vad::Model::new();
+    model.run(&input, &state, &mut output, &mut state_n);
+    for (got, want) in [
+        (&output[..], data("vad_like.output.bin")),
+        (&state_n[..], data("vad_like.stateN.bin")),
+    ] {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-5 + 1e-5 * w.abs(), "{g} vs {w}");
+        }
+    }
+    assert!(model.self_test());
+}
+
+/// The other sample rate takes the If's other branch (its output doubles `h`): the
+/// constant is really baked in, not ignored.
+#[test]
+fn the_constant_selects_the_branch() {
+    use microarena_compiler::import::Scalar;
+    let path = models_dir().join("interface/vad_like.onnx");
+    let compile = |sr: i64| {
+        let options = microarena_compiler::Options {
+            input_shapes: vec![
+                ("input".into(), vec![1, 16]),
+                ("state".into(), vec![2, 1, 8]),
+            ],
+            const_inputs: vec![("sr".into(), Scalar::Int(sr))],
+            ..Default::default()
+        };
+        microarena_compiler::compile(&path, &options).expect("compiles")
+    };
+    let input = data("vad_like.input.bin");
+    let state = data("vad_like.state.bin");
+    let at16k = compile(16000).run(&[&input, &state]);
+    let at8k = compile(8000).run(&[&input, &state]);
+    // The state's new slice is 0.5 · state + g, with g = h at 16 kHz and 2h at 8 kHz.
+    let (s16, s8) = (&at16k[1], &at8k[1]);
+    for k in 0..s16.len() {
+        let h = s16[k] - 0.5 * state[k];
+        assert!(
+            (s8[k] - (0.5 * state[k] + 2.0 * h)).abs() <= 1e-5,
+            "element {k}"
+        );
+    }
+    assert!(at16k[0] != at8k[0] || s16.iter().all(|&x| x == 0.0));
+}
+
+/// An `If` that only the pinned shape decides, its branches of different ranks (tract
+/// refuses to type those): folded to the branch taken, `squeeze(0)` of a batch of one.
+mod squeeze_if {
+    microarena::include_model!("tests/models/interface/squeeze_if.onnx", self_test = true);
+}
+
+#[test]
+fn an_if_on_a_pinned_shape_folds_to_its_branch() {
+    assert_eq!(squeeze_if::INPUT_SHAPE, [1, 8]);
+    assert_eq!(squeeze_if::OUTPUT_SHAPE, [8]);
+    let x: [f32; 8] = data("squeeze_if.x.bin").try_into().unwrap();
+    let mut y = [f32::NAN; 8];
+    squeeze_if::Model::new().run(&x, &mut y);
+    assert_eq!(y.to_vec(), data("squeeze_if.output.bin"));
+    assert!(x.iter().zip(&y).all(|(a, b)| a.max(0.0) == *b));
+    assert!(squeeze_if::Model::new().self_test());
+}
