@@ -216,6 +216,16 @@ fn batch_norm_folded_and_standalone() {
     }
 }
 
+/// `Pow` with a constant exponent of 2 (tract's `Square`), as audio front ends write power
+/// spectra.
+#[test]
+fn pow_of_two() {
+    case("Pow 2", 0, &[1, 3, 4, 5], |b, _| {
+        let two = b.f32s(&[], vec![2.0]);
+        b.node("Pow", &["x", &two], vec![])
+    });
+}
+
 #[test]
 fn unary_activations() {
     for (i, (op, attrs)) in [
@@ -524,6 +534,38 @@ fn shapes_and_data_movement() {
         let axes = b.i64s(vec![2, 3]);
         b.node("Slice", &["x", &starts, &ends, &axes], vec![])
     });
+    // Gather with constant indices (`state[0]` as exporters write it): one index (the axis
+    // goes), a progression of them, a negative one.
+    for (i, (axis, indices)) in [
+        (0usize, vec![]),
+        (1, vec![1]),
+        (2, vec![0, 1, 2]),
+        (3, vec![1, 3]),
+        (3, vec![-1]),
+        (2, vec![2, 2]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        case(
+            &format!("Gather axis {axis} {indices:?}"),
+            i as u64,
+            &x,
+            |b, _| {
+                let idx = if indices.is_empty() {
+                    b.i64_scalar(0)
+                } else {
+                    b.i64s(indices.clone())
+                };
+                let y = b.node(
+                    "Gather",
+                    &["x", &idx],
+                    vec![("axis", Attr::Int(axis as i64))],
+                );
+                b.node("Tanh", &[&y], vec![])
+            },
+        );
+    }
 }
 
 #[test]

@@ -76,6 +76,61 @@ fn the_constant_selects_the_branch() {
     assert!(at16k[0] != at8k[0] || s16.iter().all(|&x| x == 0.0));
 }
 
+/// Silero VAD v6 (`silero_vad_16k_op15.onnx`, MIT, fetched from the pinned `silero-vad`
+/// wheel by `tests/fetch_silero.py`): three inputs, `If`s on shapes, an LSTM. Pinned and with
+/// `sr` baked in it plans (its `If`s folded: each `squeeze(dim)` on a pinned shape); code
+/// generation stops at its LSTM, the first op without a kernel (README, limits).
+#[test]
+fn silero_vad_plans_and_names_the_op_that_stops_it() {
+    use microarena_compiler::import::Scalar;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("silero");
+    let path = dir.join("silero_vad_16k_op15.onnx");
+    if !path.exists() {
+        let status = std::process::Command::new("python3")
+            .arg(models_dir().join("../fetch_silero.py"))
+            .arg(&dir)
+            .status()
+            .expect("python3 runs");
+        assert!(
+            status.success(),
+            "tests/fetch_silero.py could not fetch the model"
+        );
+    }
+    let options = microarena_compiler::Options {
+        input_shapes: vec![
+            ("input".into(), vec![1, 512]),
+            ("state".into(), vec![2, 1, 128]),
+        ],
+        const_inputs: vec![("sr".into(), Scalar::Int(16000))],
+        ..Default::default()
+    };
+    let plan = microarena_compiler::plan_model(&path, &options).expect("Silero VAD plans");
+    let g = &plan.graph;
+    // `run` would take the audio chunk and the state; `sr` is gone.
+    let inputs: Vec<&str> = g
+        .inputs
+        .iter()
+        .map(|&t| g.tensor(t).name.as_str())
+        .collect();
+    assert_eq!(inputs, ["input", "state"]);
+    assert_eq!(g.tensor(g.inputs[0]).shape, [1, 512]);
+    assert!(plan.stats.optimal);
+    assert!(plan.plan.arena_bytes > 0 && plan.plan.arena_bytes < 16 * 1024);
+    eprintln!("Silero VAD: arena {} B", plan.plan.arena_bytes);
+    match microarena_compiler::compile(&path, &options) {
+        Err(microarena_compiler::Error::Unsupported { node, op_type, .. }) => {
+            assert_eq!(
+                (node.as_str(), op_type.as_str()),
+                ("/model/decoder/rnn/LSTM", "LSTM")
+            );
+        }
+        other => panic!(
+            "expected the LSTM to stop code generation: {:?}",
+            other.map(|_| ())
+        ),
+    }
+}
+
 /// An `If` that only the pinned shape decides, its branches of different ranks (tract
 /// refuses to type those): folded to the branch taken, `squeeze(0)` of a batch of one.
 mod squeeze_if {

@@ -110,6 +110,19 @@ impl OnnxBuilder {
         name
     }
 
+    /// An int64 scalar initializer (rank 0); returns its name.
+    pub fn i64_scalar(&mut self, v: i64) -> String {
+        let name = self.fresh("i");
+        self.graph.initializer.push(pb::TensorProto {
+            name: name.clone(),
+            dims: vec![],
+            data_type: 7,
+            int64_data: vec![v],
+            ..Default::default()
+        });
+        name
+    }
+
     /// Adds a node; returns the name of its (first) output.
     pub fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
         let out = self.fresh(&op.to_lowercase());

@@ -136,6 +136,7 @@ fn activation_of(at: &At, e: &ElementWiseOp) -> Result<Activation> {
         "Recip" => Activation::Recip,
         "Erf" => Activation::Erf,
         "Rsqrt" => Activation::Rsqrt,
+        "Square" => Activation::Square,
         "Neg" => Activation::AffineClip {
             scale: -1.0,
             shift: 0.0,
@@ -199,6 +200,7 @@ pub(crate) fn activation_tokens(a: &Activation) -> TokenStream {
         Activation::Recip => quote!(#path::Recip),
         Activation::Erf => quote!(#path::Erf),
         Activation::Rsqrt => quote!(#path::Rsqrt),
+        Activation::Square => quote!(#path::Square),
     }
 }
 

@@ -5,7 +5,9 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::array::{MultiBroadcastTo, Pad, PadMode, Slice, TypedConcat};
+use tract_onnx::tract_core::ops::array::{
+    Gather, MultiBroadcastTo, Pad, PadMode, Slice, TypedConcat,
+};
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::downsample::Downsample;
@@ -31,6 +33,7 @@ pub(crate) const FAMILY: Family = Family {
         "Identity",
         "Pad (constant, reflect, edge)",
         "Reshape",
+        "Gather",
         "Slice",
         "Squeeze",
         "Transpose",
@@ -63,7 +66,9 @@ fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
         || op.downcast_ref::<Downsample>().is_some()
         || op.downcast_ref::<Slice>().is_some()
         || op.downcast_ref::<MultiBroadcastTo>().is_some()
-        || op.downcast_ref::<Pad>().is_some();
+        || op.downcast_ref::<Pad>().is_some()
+        // A gather with constant indices (`state[0]`): a strided copy.
+        || (op.downcast_ref::<Gather>().is_some() && cx.konst(at.input(1)).is_some());
     claimed.then(|| {
         cx.check_f32_node(at)?;
         lower_f32(cx, at)
@@ -128,6 +133,41 @@ fn lower_f32(cx: &mut TypedLowering, at: &At) -> Result<()> {
             .ok_or_else(|| at.unsupported("slice with a symbolic start"))?;
         let strides = row_major_strides(&shape);
         return cx.strided_copy(at, strides.clone(), start * strides[s.axis]);
+    }
+    if let Some(g) = at.op::<Gather>() {
+        let shape = cx.in_shape(at, 0)?;
+        let indices = cx
+            .konst(at.input(1))
+            .ok_or_else(|| at.unsupported("gather with indices computed at run time"))?;
+        let dim = shape[g.axis] as i64;
+        let idx: Vec<i64> = indices
+            .cast_to::<i64>()
+            .and_then(|t| {
+                Ok(t.to_plain_array_view::<i64>()?
+                    .iter()
+                    .copied()
+                    .collect::<Vec<i64>>())
+            })
+            .map_err(|e| at.unsupported(format!("gather indices: {e}")))?
+            .into_iter()
+            .map(|i| if i < 0 { i + dim } else { i })
+            .collect();
+        if idx.iter().any(|&i| !(0..dim).contains(&i)) {
+            return Err(at.unsupported(format!("gather index out of 0..{dim}: {idx:?}")));
+        }
+        // Indices in a progression i0, i0 + d, .. (d ≥ 0) are one stride along the axis.
+        let step = if idx.len() > 1 { idx[1] - idx[0] } else { 0 };
+        if step < 0 || idx.windows(2).any(|w| w[1] - w[0] != step) {
+            return Err(at.unsupported(format!(
+                "gather of indices {idx:?}: only a progression with a non-negative step is supported"
+            )));
+        }
+        let strides = row_major_strides(&shape);
+        let mut in_strides: Vec<usize> = strides[..g.axis].to_vec();
+        in_strides.extend(vec![step as usize * strides[g.axis]; indices.rank()]);
+        in_strides.extend(&strides[g.axis + 1..]);
+        let offset = idx.first().map_or(0, |&i| i as usize) * strides[g.axis];
+        return cx.strided_copy(at, in_strides, offset);
     }
     if at.op::<MultiBroadcastTo>().is_some() {
         let shape = cx.in_shape(at, 0)?;

@@ -59,6 +59,8 @@ pub enum Activation {
     Erf,
     /// `1 / sqrt(x)`
     Rsqrt,
+    /// `x · x` (ONNX `Pow` with exponent 2).
+    Square,
 }
 
 impl Activation {
@@ -104,6 +106,7 @@ impl Activation {
             Activation::Recip => 1.0 / x,
             Activation::Erf => libm::erff(x),
             Activation::Rsqrt => 1.0 / libm::sqrtf(x),
+            Activation::Square => x * x,
         }
     }
 
