@@ -216,6 +216,56 @@ fn batch_norm_folded_and_standalone() {
     }
 }
 
+/// One step of an ONNX `LSTM` (sequence length 1, as a streaming detector runs it), with and
+/// without initial states and bias, its new hidden and cell states: tract's matrix products
+/// and our gate kernels.
+#[test]
+fn lstm_step() {
+    for (i, (input, hidden, bias, initial)) in [
+        (4usize, 8usize, true, true),
+        (3, 5, false, false),
+        (6, 2, true, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        case(
+            &format!("LSTM {input} -> {hidden}"),
+            i as u64,
+            &[1, 1, input],
+            |b, r| {
+                let w = b.f32s(
+                    &[1, 4 * hidden, input],
+                    r.f32s(4 * hidden * input, -0.6, 0.6),
+                );
+                let rr = b.f32s(
+                    &[1, 4 * hidden, hidden],
+                    r.f32s(4 * hidden * hidden, -0.6, 0.6),
+                );
+                let bb = b.f32s(&[1, 8 * hidden], r.f32s(8 * hidden, -0.3, 0.3));
+                let h0 = b.f32s(&[1, 1, hidden], r.f32s(hidden, -1.0, 1.0));
+                let c0 = b.f32s(&[1, 1, hidden], r.f32s(hidden, -1.0, 1.0));
+                let mut ins: Vec<&str> = vec!["x", &w, &rr];
+                if bias || initial {
+                    ins.push(if bias { &bb } else { "" });
+                }
+                if initial {
+                    ins.extend(["", &h0, &c0]);
+                }
+                let attrs = vec![("hidden_size", Attr::Int(hidden as i64))];
+                // Both states out (tract keeps a `Scan` for an LSTM whose state it would carry
+                // itself; a detector returns them to its caller): [h, c] side by side.
+                let outs = b.node_n("LSTM", &ins, attrs, 3);
+                b.node(
+                    "Concat",
+                    &[&outs[1], &outs[2]],
+                    vec![("axis", Attr::Int(2))],
+                )
+            },
+        );
+    }
+}
+
 /// `Pow` with a constant exponent of 2 (tract's `Square`), as audio front ends write power
 /// spectra.
 #[test]

@@ -8,7 +8,15 @@ and writes it to the directory given (created if needed):
 
   python3 tests/fetch_silero.py DIR      -> DIR/silero_vad_16k_op15.onnx
 
-tests/interface.rs runs it when the file is missing.
+tests/interface.rs runs it when the file is missing. With `--reference` it also writes the
+committed reference of tests/interface.rs (needs onnxruntime and numpy):
+
+  python3 tests/fetch_silero.py --reference DIR
+      -> tests/models/interface/silero_vad.{input,output,state}.bin
+
+three calls in a row on 512-sample chunks of a deterministic signal (a 440 Hz tone in noise,
+then noise, then the tone again), the state carried from zeros: per call the chunk, the
+speech probability, and the state after the call, as onnxruntime computes them (sr = 16000).
 """
 import hashlib
 import os
@@ -40,5 +48,33 @@ def main():
     print(dest)
 
 
+def reference(model):
+    import numpy as np
+    import onnxruntime as ort
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "interface")
+    rng = np.random.default_rng(7)
+    t = np.arange(3 * 512) / 16000.0
+    tone = 0.4 * np.sin(2 * np.pi * 440 * t)
+    signal = (tone * np.repeat([1, 0, 1], 512) + 0.05 * rng.standard_normal(3 * 512))
+    chunks = signal.astype(np.float32).reshape(3, 1, 512)
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    state = np.zeros((2, 1, 128), dtype=np.float32)
+    probs, states = [], []
+    for chunk in chunks:
+        prob, state = sess.run(None, {"input": chunk, "state": state,
+                                      "sr": np.array(16000, dtype=np.int64)})
+        probs.append(prob)
+        states.append(state)
+    chunks.astype("<f4").tofile(os.path.join(out, "silero_vad.input.bin"))
+    np.asarray(probs, dtype="<f4").tofile(os.path.join(out, "silero_vad.output.bin"))
+    np.asarray(states, dtype="<f4").tofile(os.path.join(out, "silero_vad.state.bin"))
+    print("probabilities", [float(p.ravel()[0]) for p in probs])
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "--reference":
+        sys.argv.pop(1)
+        main()
+        reference(os.path.join(sys.argv[1], os.path.basename(MEMBER)))
+    else:
+        main()

@@ -12,6 +12,7 @@ pub use crate::ops::gemm::GemmOp;
 pub use crate::ops::normalization::NormalizationOp;
 pub use crate::ops::pool::PoolOp;
 pub use crate::ops::quant::QuantOp;
+pub use crate::ops::recurrent::RecurrentOp;
 pub use crate::ops::reduce::ReduceOp;
 pub use crate::ops::shape::ShapeOp;
 pub use crate::ops::softmax::SoftmaxOp;
@@ -152,6 +153,8 @@ pub enum Op {
     Pool(PoolOp),
     /// Quantisation, dequantisation and requantisation.
     Quant(QuantOp),
+    /// Recurrent cells (the gates of an LSTM step).
+    Recurrent(RecurrentOp),
     /// Reductions over contiguous axes.
     Reduce(ReduceOp),
     /// Concatenation, strided copies, padding, reshapes.

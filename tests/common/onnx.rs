@@ -155,6 +155,29 @@ impl OnnxBuilder {
         out
     }
 
+    /// As [`OnnxBuilder::node`], for an op of `n` outputs; returns their names.
+    pub fn node_n(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+        n: usize,
+    ) -> Vec<String> {
+        let first = self.node(op, inputs, attrs);
+        let mut outs = vec![first];
+        for _ in 1..n {
+            let o = self.fresh(&op.to_lowercase());
+            self.graph
+                .node
+                .last_mut()
+                .expect("the node")
+                .output
+                .push(o.clone());
+            outs.push(o);
+        }
+        outs
+    }
+
     /// Declares `name` the graph output and encodes the model.
     pub fn finish(mut self, output: &str) -> Vec<u8> {
         use prost::Message;

@@ -421,7 +421,7 @@ fn lower_node(l: &mut TypedLowering, at: &At) -> Result<()> {
         l.values.insert(out, Value::Tensor(t));
         return Ok(());
     }
-    if node.outputs.len() != 1 {
+    if node.outputs.len() != 1 && !crate::ops::recurrent::claims(at) {
         return Err(at.unsupported(format!(
             "tract op {} with {} outputs",
             node.op.name(),

@@ -273,6 +273,35 @@ impl<'a> TypedLowering<'a> {
         Ok(())
     }
 
+    /// As [`TypedLowering::emit_shaped`], for output `outlet` of a node of several outputs
+    /// (the tensor named after the node and `what`); returns the tensor.
+    pub fn emit_outlet(
+        &mut self,
+        at: &At,
+        outlet: OutletId,
+        op: Op,
+        inputs: Vec<TensorId>,
+        shape: Vec<usize>,
+        what: &str,
+    ) -> Result<TensorId> {
+        let out = self.graph.add_tensor(
+            format!("{}.{what}", at.node.name),
+            shape,
+            TensorKind::Activation,
+        );
+        self.graph.nodes.push(Node {
+            name: at.name.clone(),
+            op_type: at.op_type.clone(),
+            op,
+            inputs,
+            output: out,
+            scratch: None,
+            rank: at.rank,
+        });
+        self.values.insert(outlet, Value::Tensor(out));
+        Ok(out)
+    }
+
     /// A strided copy of input 0 into the node's output shape (transposes, slices,
     /// downsampling, broadcasts).
     pub fn strided_copy(&mut self, at: &At, in_strides: Vec<usize>, offset: usize) -> Result<()> {

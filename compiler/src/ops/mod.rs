@@ -21,6 +21,7 @@ pub mod gemm;
 pub mod normalization;
 pub mod pool;
 pub mod quant;
+pub mod recurrent;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
@@ -64,6 +65,7 @@ pub static FAMILIES: &[Family] = &[
     shape::FAMILY,
     normalization::FAMILY,
     quant::FAMILY,
+    recurrent::FAMILY,
 ];
 
 /// A family's `lower_qdq` when it lowers no QDQ op.
@@ -259,6 +261,7 @@ impl Op {
             Op::Normalization(o) => o,
             Op::Pool(o) => o,
             Op::Quant(o) => o,
+            Op::Recurrent(o) => o,
             Op::Reduce(o) => o,
             Op::Shape(o) => o,
             Op::Softmax(o) => o,
@@ -287,6 +290,7 @@ impl Op {
             Op::Normalization(o) => o.activation_mut(),
             Op::Pool(o) => o.activation_mut(),
             Op::Quant(o) => o.activation_mut(),
+            Op::Recurrent(o) => o.activation_mut(),
             Op::Reduce(o) => o.activation_mut(),
             Op::Shape(o) => o.activation_mut(),
             Op::Softmax(o) => o.activation_mut(),

@@ -11,6 +11,7 @@ pub mod gemm;
 pub mod normalization;
 pub mod pool;
 pub mod quant;
+pub mod recurrent;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
