@@ -266,6 +266,39 @@ fn lstm_step() {
     }
 }
 
+/// One step of an ONNX `GRU`, both `linear_before_reset` modes, its new hidden state.
+#[test]
+fn gru_step() {
+    for (i, (input, hidden, lbr)) in [(4usize, 8usize, 0i64), (3, 5, 1), (6, 2, 0)]
+        .into_iter()
+        .enumerate()
+    {
+        case(
+            &format!("GRU {input} -> {hidden} lbr {lbr}"),
+            i as u64,
+            &[1, 1, input],
+            |b, r| {
+                let w = b.f32s(
+                    &[1, 3 * hidden, input],
+                    r.f32s(3 * hidden * input, -0.6, 0.6),
+                );
+                let rr = b.f32s(
+                    &[1, 3 * hidden, hidden],
+                    r.f32s(3 * hidden * hidden, -0.6, 0.6),
+                );
+                let bb = b.f32s(&[1, 6 * hidden], r.f32s(6 * hidden, -0.3, 0.3));
+                let h0 = b.f32s(&[1, 1, hidden], r.f32s(hidden, -1.0, 1.0));
+                let attrs = vec![
+                    ("hidden_size", Attr::Int(hidden as i64)),
+                    ("linear_before_reset", Attr::Int(lbr)),
+                ];
+                let outs = b.node_n("GRU", &["x", &w, &rr, &bb, "", &h0], attrs, 2);
+                outs[1].clone()
+            },
+        );
+    }
+}
+
 /// `Pow` with a constant exponent of 2 (tract's `Square`), as audio front ends write power
 /// spectra.
 #[test]

@@ -1,25 +1,31 @@
-//! Recurrent cells (`kernels::recurrent`): the gates of an LSTM step.
+//! Recurrent cells (`kernels::recurrent`): the gates of an LSTM or a GRU step.
 //!
 //! tract imports an ONNX `LSTM` as its matrix products and adds (lowered by the `gemm` and
 //! `elementwise` families) and one fused gate op, `LstmEpilogue`, with two outputs: the
 //! hidden and the cell state. Our graph's nodes have one output each, so the epilogue
-//! becomes two nodes: the cell state first, then the hidden state from it.
+//! becomes two nodes: the cell state first, then the hidden state from it. A `GRU` with
+//! `linear_before_reset` ends in `GruEpilogue` (one output); without it, tract writes its
+//! gates as ordinary elementwise ops.
 
 use proc_macro2::TokenStream;
 use quote::quote;
 use tract_onnx::prelude::OutletId;
+use tract_onnx::tract_core::ops::gru_cell::GruEpilogue;
 use tract_onnx::tract_core::ops::lstm_cell::LstmEpilogue;
 
 use super::{no_qdq, usize_lit as u, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::typed::{At, TypedLowering};
 use crate::ir::{Op, Values};
-use crate::kernels::recurrent::{self, Lstm};
+use crate::kernels::recurrent::{self, Cell};
 
 /// The family's entry in the registry.
 pub(crate) const FAMILY: Family = Family {
     name: "recurrent",
-    onnx: &["LSTM (forward, one step; sigmoid/tanh, no peepholes)"],
+    onnx: &[
+        "GRU (forward, one step; sigmoid/tanh)",
+        "LSTM (forward, one step; sigmoid/tanh, no peepholes)",
+    ],
     qdq: &[],
     lower,
     lower_qdq: no_qdq,
@@ -29,9 +35,11 @@ pub(crate) const FAMILY: Family = Family {
 #[derive(Clone, Debug, PartialEq)]
 pub enum RecurrentOp {
     /// `[preact, c_prev]` → the new cell state.
-    LstmCellState(Lstm),
+    LstmCellState(Cell),
     /// `[preact, c]` → the new hidden state.
-    LstmHidden(Lstm),
+    LstmHidden(Cell),
+    /// `[xh, rh, h_prev]` → the new hidden state of a GRU with `linear_before_reset`.
+    GruHidden(Cell),
 }
 
 /// True when the recurrent family lowers this multi-output tract node.
@@ -40,6 +48,9 @@ pub(crate) fn claims(at: &At) -> bool {
 }
 
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
+    if let Some(e) = at.op::<GruEpilogue>() {
+        return Some(lower_gru(cx, at, e.hidden));
+    }
     let e = at.op::<LstmEpilogue>()?;
     Some((|| {
         cx.check_f32_node(at)?;
@@ -54,7 +65,7 @@ fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
                 "LSTM gates of shape {pre_shape:?} for a state of shape {c_shape:?} (hidden {hidden})"
             )));
         }
-        let p = Lstm { rows, hidden };
+        let p = Cell { rows, hidden };
         let pre = cx.tensor(at, at.input(0))?;
         let c_prev = cx.tensor(at, at.input(1))?;
         // Outlet 1, the cell state, first: the hidden state reads it.
@@ -79,9 +90,29 @@ fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
     })())
 }
 
-fn params(p: &Lstm) -> TokenStream {
+fn lower_gru(cx: &mut TypedLowering, at: &At, hidden: usize) -> Result<()> {
+    cx.check_f32_node(at)?;
+    let h_shape = cx.in_shape(at, 2)?;
+    let h_len: usize = h_shape.iter().product();
+    let rows = h_len / hidden.max(1);
+    for i in 0..2 {
+        let s = cx.in_shape(at, i)?;
+        if hidden == 0 || rows * hidden != h_len || s.iter().product::<usize>() != 3 * h_len {
+            return Err(at.unsupported(format!(
+                "GRU gates of shape {s:?} for a state of shape {h_shape:?} (hidden {hidden})"
+            )));
+        }
+    }
+    let ins = (0..3)
+        .map(|i| cx.tensor(at, at.input(i)))
+        .collect::<Result<Vec<_>>>()?;
+    let p = Cell { rows, hidden };
+    cx.emit(at, Op::Recurrent(RecurrentOp::GruHidden(p)), ins)
+}
+
+fn params(p: &Cell) -> TokenStream {
     let (rows, hidden) = (u(p.rows), u(p.hidden));
-    quote!(&::microarena::kernels::recurrent::Lstm { rows: #rows, hidden: #hidden })
+    quote!(&::microarena::kernels::recurrent::Cell { rows: #rows, hidden: #hidden })
 }
 
 impl Kernel for RecurrentOp {
@@ -89,6 +120,7 @@ impl Kernel for RecurrentOp {
         match self {
             RecurrentOp::LstmCellState(_) => "LstmCellState",
             RecurrentOp::LstmHidden(_) => "LstmHidden",
+            RecurrentOp::GruHidden(_) => "GruHidden",
         }
     }
 
@@ -103,6 +135,10 @@ impl Kernel for RecurrentOp {
                 let p = params(p);
                 quote!(::microarena::kernels::recurrent::lstm_hidden(#p, #pre, #state, #out);)
             }
+            RecurrentOp::GruHidden(p) => {
+                let (p, prev) = (params(p), call.operand(2));
+                quote!(::microarena::kernels::recurrent::gru_hidden(#p, #pre, #state, #prev, #out);)
+            }
         })
     }
 
@@ -113,6 +149,9 @@ impl Kernel for RecurrentOp {
             }
             RecurrentOp::LstmHidden(p) => {
                 recurrent::lstm_hidden(p, ins.f32(0), ins.f32(1), out.f32_mut())
+            }
+            RecurrentOp::GruHidden(p) => {
+                recurrent::gru_hidden(p, ins.f32(0), ins.f32(1), ins.f32(2), out.f32_mut())
             }
         }
     }
