@@ -285,6 +285,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     let mut beam: Vec<(usize, ir::Graph, Vec<stream::Region>)> =
         vec![(usize::MAX, graph.clone(), candidates)];
     let mut finalists: Vec<(Key, ir::Graph)> = Vec::new();
+    let mut slowest = Duration::ZERO;
     let mut rounds = 0u32;
     while !beam.is_empty() && !search.is_over() {
         rounds += 1;
@@ -298,9 +299,11 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
                 bands.sort_unstable();
                 bands.dedup();
                 for band in bands {
-                    if search.is_over() {
+                    // Not another try when the slowest one so far would overrun the search.
+                    if search.is_over() || search.left() < slowest {
                         break;
                     }
+                    let started = Instant::now();
                     let Some(g) = stream::apply(from, region, band, alignment, read_caller) else {
                         continue;
                     };
@@ -316,6 +319,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
                         &search,
                         &[],
                     );
+                    slowest = slowest.max(started.elapsed());
                     if e.plan.arena_bytes >= *parent {
                         continue;
                     }
@@ -348,14 +352,18 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     finalists.sort_by_key(|(k, _)| *k);
     finalists.truncate(FINALISTS);
     let mut best: Option<Compiled> = None;
+    let mut took = Duration::ZERO;
     for (_, streamed) in finalists {
+        // Another full plan only while the time left holds three times what the last took.
         if best
             .as_ref()
-            .is_some_and(|b| !b.stats.optimal || clock.is_over())
+            .is_some_and(|b| !b.stats.optimal || clock.left() < 3 * took)
         {
             break;
         }
+        let started = Instant::now();
         let planned = plan_optimized(streamed, &written, alignment, &clock)?;
+        took = started.elapsed();
         if best
             .as_ref()
             .is_none_or(|b| planned.plan.arena_bytes < b.plan.arena_bytes && planned.stats.optimal)
