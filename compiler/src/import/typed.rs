@@ -257,9 +257,22 @@ impl<'a> TypedLowering<'a> {
         inputs: Vec<TensorId>,
         shape: Vec<usize>,
     ) -> Result<()> {
-        let out = self
-            .graph
-            .add_tensor(at.node.name.clone(), shape, TensorKind::Activation);
+        let name = at.node.name.clone();
+        self.push_node(at, at.output(), op, inputs, shape, name);
+        Ok(())
+    }
+
+    /// A node of `op` writing a new activation tensor `name` for tract outlet `outlet`.
+    fn push_node(
+        &mut self,
+        at: &At,
+        outlet: OutletId,
+        op: Op,
+        inputs: Vec<TensorId>,
+        shape: Vec<usize>,
+        name: String,
+    ) -> TensorId {
+        let out = self.graph.add_tensor(name, shape, TensorKind::Activation);
         self.graph.nodes.push(Node {
             name: at.name.clone(),
             op_type: at.op_type.clone(),
@@ -269,8 +282,8 @@ impl<'a> TypedLowering<'a> {
             scratch: None,
             rank: at.rank,
         });
-        self.values.insert(at.output(), Value::Tensor(out));
-        Ok(())
+        self.values.insert(outlet, Value::Tensor(out));
+        out
     }
 
     /// As [`TypedLowering::emit_shaped`], for output `outlet` of a node of several outputs
@@ -284,22 +297,8 @@ impl<'a> TypedLowering<'a> {
         shape: Vec<usize>,
         what: &str,
     ) -> Result<TensorId> {
-        let out = self.graph.add_tensor(
-            format!("{}.{what}", at.node.name),
-            shape,
-            TensorKind::Activation,
-        );
-        self.graph.nodes.push(Node {
-            name: at.name.clone(),
-            op_type: at.op_type.clone(),
-            op,
-            inputs,
-            output: out,
-            scratch: None,
-            rank: at.rank,
-        });
-        self.values.insert(outlet, Value::Tensor(out));
-        Ok(out)
+        let name = format!("{}.{what}", at.node.name);
+        Ok(self.push_node(at, outlet, op, inputs, shape, name))
     }
 
     /// A strided copy of input 0 into the node's output shape (transposes, slices,
