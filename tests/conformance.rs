@@ -649,6 +649,12 @@ fn shapes_and_data_movement() {
             },
         );
     }
+    // Indices of rank 2 (a 2 × 2 block of the progression 0, 1, 2, 3).
+    case("Gather axis 3 [[0, 1], [2, 3]]", 0, &x, |b, _| {
+        let idx = b.i64s_shaped(&[2, 2], vec![0, 1, 2, 3]);
+        let y = b.node("Gather", &["x", &idx], vec![("axis", Attr::Int(3))]);
+        b.node("Tanh", &[&y], vec![])
+    });
 }
 
 #[test]

@@ -110,6 +110,19 @@ impl OnnxBuilder {
         name
     }
 
+    /// An int64 initializer of the given shape; returns its name.
+    pub fn i64s_shaped(&mut self, shape: &[usize], data: Vec<i64>) -> String {
+        let name = self.fresh("i");
+        self.graph.initializer.push(pb::TensorProto {
+            name: name.clone(),
+            dims: shape.iter().map(|&d| d as i64).collect(),
+            data_type: 7,
+            int64_data: data,
+            ..Default::default()
+        });
+        name
+    }
+
     /// An int64 scalar initializer (rank 0); returns its name.
     pub fn i64_scalar(&mut self, v: i64) -> String {
         let name = self.fresh("i");

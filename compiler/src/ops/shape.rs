@@ -164,7 +164,9 @@ fn lower_f32(cx: &mut TypedLowering, at: &At) -> Result<()> {
         }
         let strides = row_major_strides(&shape);
         let mut in_strides: Vec<usize> = strides[..g.axis].to_vec();
-        in_strides.extend(vec![step as usize * strides[g.axis]; indices.rank()]);
+        // Index k of the (row-major) indices reads element i0 + k·step along the axis.
+        let along = step as usize * strides[g.axis];
+        in_strides.extend(row_major_strides(indices.shape()).iter().map(|s| s * along));
         in_strides.extend(&strides[g.axis + 1..]);
         let offset = idx.first().map_or(0, |&i| i as usize) * strides[g.axis];
         return cx.strided_copy(at, in_strides, offset);
