@@ -510,8 +510,9 @@ fn graph_inputs(g: &pb::GraphProto) -> impl Iterator<Item = &pb::ValueInfoProto>
         .filter(|i| !g.initializer.iter().any(|t| t.name == i.name))
 }
 
-/// An input's element type and dimensions as declared (`None`: symbolic).
-fn declared(i: &pb::ValueInfoProto) -> Option<(i32, Vec<Option<i64>>)> {
+/// An input's element type and dimensions as declared: a size, or a symbol (its name, empty
+/// when it has none).
+fn declared(i: &pb::ValueInfoProto) -> Option<(i32, Vec<std::result::Result<i64, String>>)> {
     use pb::tensor_shape_proto::dimension::Value as Dim;
     let pb::type_proto::Value::TensorType(t) = i.r#type.as_ref()?.value.as_ref()?;
     Some((
@@ -519,9 +520,10 @@ fn declared(i: &pb::ValueInfoProto) -> Option<(i32, Vec<Option<i64>>)> {
         t.shape.as_ref().map_or_else(Vec::new, |s| {
             s.dim
                 .iter()
-                .map(|d| match d.value {
-                    Some(Dim::DimValue(v)) => Some(v),
-                    _ => None,
+                .map(|d| match &d.value {
+                    Some(Dim::DimValue(v)) => Ok(*v),
+                    Some(Dim::DimParam(p)) => Err(p.clone()),
+                    None => Err(String::new()),
                 })
                 .collect()
         }),
@@ -530,26 +532,21 @@ fn declared(i: &pb::ValueInfoProto) -> Option<(i32, Vec<Option<i64>>)> {
 
 /// The graph's inputs for messages: `` `input` [batch, sequence] float, `sr` [] int64 ``.
 fn describe_inputs(g: &pb::GraphProto) -> String {
-    use pb::tensor_shape_proto::dimension::Value as Dim;
     let list: Vec<String> = graph_inputs(g)
         .map(|i| {
-            let (elem, dims) = match i.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-                Some(pb::type_proto::Value::TensorType(t)) => (
-                    pb::tensor_proto::DataType::try_from(t.elem_type)
-                        .map_or("?".into(), |d| format!("{d:?}").to_lowercase()),
-                    t.shape.as_ref().map_or_else(Vec::new, |s| {
-                        s.dim
-                            .iter()
-                            .map(|d| match &d.value {
-                                Some(Dim::DimValue(v)) => v.to_string(),
-                                Some(Dim::DimParam(p)) if !p.is_empty() => p.clone(),
-                                _ => "?".into(),
-                            })
-                            .collect()
-                    }),
-                ),
-                _ => ("?".into(), Vec::new()),
-            };
+            let (elem, dims) = declared(i).map_or(("?".into(), Vec::new()), |(elem, dims)| {
+                let elem = pb::tensor_proto::DataType::try_from(elem)
+                    .map_or("?".into(), |d| format!("{d:?}").to_lowercase());
+                let dims: Vec<String> = dims
+                    .into_iter()
+                    .map(|d| match d {
+                        Ok(v) => v.to_string(),
+                        Err(p) if !p.is_empty() => p,
+                        Err(_) => "?".into(),
+                    })
+                    .collect();
+                (elem, dims)
+            });
             format!("`{}` [{}] {elem}", i.name, dims.join(", "))
         })
         .collect();
@@ -577,7 +574,7 @@ fn bake_const_inputs(g: &mut pb::GraphProto, consts: &[(String, Scalar)]) -> Res
             why,
         };
         let (elem, dims) = declared(&input).ok_or_else(|| bad("it is not a tensor".into()))?;
-        let dims: Vec<i64> = dims.iter().map(|d| d.unwrap_or(1)).collect();
+        let dims: Vec<i64> = dims.iter().map(|d| *d.as_ref().unwrap_or(&1)).collect();
         let count: i64 = dims.iter().product();
         if count != 1 {
             return Err(bad(format!(

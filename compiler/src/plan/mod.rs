@@ -333,7 +333,10 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         next.sort_by_key(|(k, _)| *k);
         next.dedup_by_key(|(k, _)| *k);
         next.truncate(BEAM);
-        finalists.extend(next.iter().map(|(k, g)| (*k, g.clone())));
+        // The best few of all rounds, kept as the rounds go.
+        finalists.extend(next.iter().take(FINALISTS).map(|(k, g)| (*k, g.clone())));
+        finalists.sort_by_key(|(k, _)| *k);
+        finalists.truncate(FINALISTS);
         beam = next
             .into_iter()
             .map(|((arena, ..), g)| {
@@ -349,8 +352,6 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     // The quick plans rank the graphs; the best is planned in full with all the time left,
     // and the next few (sharing can change the order between them) with what it leaves,
     // each kept only when its order is proven minimal too and its arena smaller.
-    finalists.sort_by_key(|(k, _)| *k);
-    finalists.truncate(FINALISTS);
     let mut best: Option<Compiled> = None;
     let mut took = Duration::ZERO;
     for (_, streamed) in finalists {

@@ -665,11 +665,11 @@ pub fn build(
         });
     }
 
-    // Offsets: buffers live at the same time get disjoint spans of the scratch. The running
-    // sums are live all along; any other buffer (a window, a band, a kernel's scratch) from
-    // each write of all it holds to its last use before the next, and shares bytes with the
-    // buffers it never meets (one-row windows of a chain of 1×1 layers, a band and a
-    // window filled later in the pass).
+    // Offsets: buffers live at the same time get disjoint spans of the scratch. A buffer (a
+    // window, a band, a kernel's scratch) is live from each write of all it holds to its
+    // last use before the next (the running sums, only added to, from their first rows to
+    // the averages), and shares bytes with the buffers it never meets (one-row windows of a
+    // chain of 1×1 layers, a band and a window filled later in the pass).
     let syms: Vec<(Sym, String, usize)> = edges
         .iter()
         .enumerate()
@@ -743,7 +743,7 @@ pub fn build(
     let spans: Vec<LiveSpan> = syms
         .iter()
         .zip(uses)
-        .map(|((s, _, bytes), uses)| {
+        .map(|((_, _, bytes), uses)| {
             // Live from each killing write to the last use before the next one.
             let mut live: Vec<(usize, usize)> = Vec::new();
             for (step, kills) in uses {
@@ -754,7 +754,6 @@ pub fn build(
             }
             LiveSpan {
                 bytes: *bytes,
-                always: *s == Sym::Sums,
                 live,
             }
         })
@@ -854,18 +853,13 @@ pub fn build(
 #[derive(Clone, Debug)]
 struct LiveSpan {
     bytes: usize,
-    /// Live through the whole program.
-    always: bool,
-    /// Otherwise: from and to which step (of the unrolled program) it is live, in order.
+    /// From and to which step (of the unrolled program) it is live, in order.
     live: Vec<(usize, usize)>,
 }
 
 impl LiveSpan {
     /// True when both may hold something at one step.
     fn meets(&self, other: &LiveSpan) -> bool {
-        if self.always || other.always {
-            return true;
-        }
         let (mut i, mut j) = (0, 0);
         while let (Some(&(a, b)), Some(&(c, d))) = (self.live.get(i), other.live.get(j)) {
             if a <= d && c <= b {
@@ -886,13 +880,7 @@ impl LiveSpan {
 /// they meet; of a few orders (largest first; longest-lived first; largest area of bytes
 /// times steps first) the one spanning the fewest bytes.
 fn pack(spans: &[LiveSpan], alignment: usize) -> (Vec<usize>, usize) {
-    let steps = |s: &LiveSpan| -> usize {
-        if s.always {
-            usize::MAX / 2
-        } else {
-            s.live.iter().map(|(a, b)| b - a + 1).sum()
-        }
-    };
+    let steps = |s: &LiveSpan| -> usize { s.live.iter().map(|(a, b)| b - a + 1).sum() };
     (0..3)
         .map(|key| {
             let mut order: Vec<usize> = (0..spans.len()).collect();
@@ -1087,7 +1075,6 @@ mod tests {
                     }
                     LiveSpan {
                         bytes: 1 + next(3000),
-                        always: next(8) == 0,
                         live,
                     }
                 })
