@@ -299,6 +299,72 @@ fn gru_step() {
     }
 }
 
+/// ONNX `LSTM` and `GRU` over whole sequences (tract's `Scan`, and its whole-sequence
+/// `GruSeq` for a `linear_before_reset` GRU of 4 steps or more, both unrolled step by step):
+/// forward, reverse and bidirectional, with and without bias and initial state, the full
+/// sequence output `Y` (the steps concatenated) and the last states.
+#[test]
+fn recurrent_sequences() {
+    // (cell, steps, input, hidden, direction, bias and initial state, lbr, output)
+    let cases = [
+        ("LSTM", 5usize, 4usize, 6usize, "forward", true, 0i64, "Y"),
+        ("LSTM", 4, 3, 5, "bidirectional", false, 0, "Y"),
+        ("LSTM", 6, 2, 4, "reverse", true, 0, "Y_h"),
+        ("GRU", 5, 4, 6, "forward", true, 1, "Y"),
+        ("GRU", 6, 3, 5, "forward", false, 0, "Y"),
+        ("GRU", 4, 5, 3, "bidirectional", true, 1, "Y"),
+        ("GRU", 7, 2, 4, "reverse", true, 1, "Y_h"),
+        ("GRU", 3, 4, 4, "forward", true, 1, "Y_h"),
+    ];
+    for (i, (cell, steps, input, hidden, direction, full, lbr, out)) in
+        cases.into_iter().enumerate()
+    {
+        let gates = if cell == "LSTM" { 4 } else { 3 };
+        let dirs = if direction == "bidirectional" { 2 } else { 1 };
+        case(
+            &format!("{cell} {direction} {steps} x {input} -> {hidden} ({out})"),
+            i as u64,
+            &[steps, 1, input],
+            |b, r| {
+                let w = b.f32s(
+                    &[dirs, gates * hidden, input],
+                    r.f32s(dirs * gates * hidden * input, -0.6, 0.6),
+                );
+                let rr = b.f32s(
+                    &[dirs, gates * hidden, hidden],
+                    r.f32s(dirs * gates * hidden * hidden, -0.6, 0.6),
+                );
+                let bb = b.f32s(
+                    &[dirs, 2 * gates * hidden],
+                    r.f32s(dirs * 2 * gates * hidden, -0.3, 0.3),
+                );
+                let h0 = b.f32s(&[dirs, 1, hidden], r.f32s(dirs * hidden, -1.0, 1.0));
+                let c0 = b.f32s(&[dirs, 1, hidden], r.f32s(dirs * hidden, -1.0, 1.0));
+                let mut ins: Vec<&str> = vec!["x", &w, &rr];
+                if full {
+                    ins.extend([bb.as_str(), "", h0.as_str()]);
+                    if cell == "LSTM" {
+                        ins.push(&c0);
+                    }
+                }
+                let mut attrs = vec![
+                    ("hidden_size", Attr::Int(hidden as i64)),
+                    ("direction", Attr::Str(direction)),
+                ];
+                if cell == "GRU" {
+                    attrs.push(("linear_before_reset", Attr::Int(lbr)));
+                }
+                let outs = b.node_n(cell, &ins, attrs, 2);
+                if out == "Y" {
+                    outs[0].clone()
+                } else {
+                    outs[1].clone()
+                }
+            },
+        );
+    }
+}
+
 /// `Pow` with a constant exponent of 2 (tract's `Square`), as audio front ends write power
 /// spectra.
 #[test]

@@ -9,6 +9,15 @@
                   `const_input = { "sr": 16000 }`.
   squeeze_if.onnx `x` [batch, 8] through `squeeze(0)` as torch exports it (an `If` on
                   `Shape(x)[0] == 1` whose branches differ in rank), then Relu.
+  kws_lstm.onnx   keyword spotting as a streaming recurrent model: `mfcc` [1, 49, 10]
+  kws_gru.onnx    (49 frames of 10 MFCCs, batch first as torch exports it), an LSTM (GRU,
+                  `linear_before_reset = 1` as torch exports it) of 64 units over the 49
+                  frames from the state `h` (and `c`) [1, 1, 64], then a dense layer to 12
+                  classes: outputs `logits` [1, 12] and the next state `hN` (and `cN`).
+
+For the keyword-spotting models, NAME.X.bin holds ten calls in a row instead, the state
+carried from zeros (each call's `hN`/`cN` is the next call's `h`/`c`): `mfcc` 10 x 490
+values, and per call the outputs onnxruntime computes.
 
 For each model NAME this writes, per graph input and output X, NAME.X.bin (float32,
 little-endian, C order): the inputs of a deterministic call and onnxruntime's outputs for it
@@ -114,6 +123,74 @@ def squeeze_if():
     return model, {"x": rng.uniform(-1, 1, (1, 8)).astype(np.float32)}
 
 
+def kws(cell):
+    """A 49 x 10 MFCC keyword spotter around one recurrent layer of 64 units."""
+    rng = np.random.default_rng(33 if cell == "LSTM" else 34)
+    hidden, feats, frames, classes = 64, 10, 49, 12
+    gates = 4 if cell == "LSTM" else 3
+    lstm = cell == "LSTM"
+
+    def const(name, arr):
+        return numpy_helper.from_array(np.asarray(arr), name)
+
+    inits = [
+        const("W", rng.normal(0, 0.3, (1, gates * hidden, feats)).astype(np.float32)),
+        const("R", rng.normal(0, 0.15, (1, gates * hidden, hidden)).astype(np.float32)),
+        const("B", rng.normal(0, 0.1, (1, 2 * gates * hidden)).astype(np.float32)),
+        const("fc_w", rng.normal(0, 0.2, (classes, hidden)).astype(np.float32)),
+        const("fc_b", rng.normal(0, 0.1, (classes,)).astype(np.float32)),
+        const("flat", np.array([1, hidden], dtype=np.int64)),
+    ]
+    attrs = {"hidden_size": hidden}
+    if not lstm:
+        attrs["linear_before_reset"] = 1
+    rnn_in = ["x", "W", "R", "B", "", "h"] + (["c"] if lstm else [])
+    rnn_out = ["y", "hN"] + (["cN"] if lstm else [])
+    nodes = [
+        helper.make_node("Transpose", ["mfcc"], ["x"], perm=[1, 0, 2], name="time_major"),
+        helper.make_node(cell, rnn_in, rnn_out, name=cell.lower(), **attrs),
+        helper.make_node("Reshape", ["hN", "flat"], ["last"], name="last"),
+        helper.make_node("Gemm", ["last", "fc_w", "fc_b"], ["logits"], transB=1, name="fc"),
+    ]
+    state = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, hidden])
+    inputs = [helper.make_tensor_value_info("mfcc", TensorProto.FLOAT, [1, frames, feats]),
+              state("h")] + ([state("c")] if lstm else [])
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes]),
+               state("hN")] + ([state("cN")] if lstm else [])
+    graph = helper.make_graph(nodes, "kws_" + cell.lower(), inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    # Ten windows of smooth "MFCC" tracks (sines of random frequency) with noise.
+    t = np.arange(frames)[None, :, None]
+    calls = [(np.sin(t * rng.uniform(0.05, 0.5, (1, 1, feats)) + rng.uniform(0, 6, (1, 1, feats)))
+              + rng.normal(0, 0.2, (1, frames, feats))).astype(np.float32) for _ in range(10)]
+    return model, calls
+
+
+def kws_sequence(cell):
+    """Writes the model and its ten-call reference (state carried from zeros)."""
+    model, calls = kws(cell)
+    name = "kws_" + cell.lower()
+    path = os.path.join(OUT, name + ".onnx")
+    onnx.save(model, path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    states = {s: np.zeros((1, 1, 64), np.float32) for s in (["h", "c"] if cell == "LSTM" else ["h"])}
+    outs = {o.name: [] for o in sess.get_outputs()}
+    for mfcc in calls:
+        got = sess.run(None, {"mfcc": mfcc, **states})
+        for o, v in zip(sess.get_outputs(), got):
+            outs[o.name].append(v)
+        for s in states:
+            states[s] = outs[s + "N"][-1]
+    np.concatenate([c.ravel() for c in calls]).astype("<f4").tofile(
+        os.path.join(OUT, f"{name}.mfcc.bin"))
+    for k, vs in outs.items():
+        np.concatenate([v.ravel() for v in vs]).astype("<f4").tofile(
+            os.path.join(OUT, f"{name}.{k}.bin"))
+    print(f"{name}: 10 calls, logits of the last {np.round(outs['logits'][-1].ravel()[:4], 3)}")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for make in [vad_like, squeeze_if]:
@@ -129,6 +206,8 @@ def main():
         for o, v in zip(sess.get_outputs(), outs):
             np.asarray(v, dtype="<f4").tofile(os.path.join(OUT, f"{name}.{o.name}.bin"))
         print(f"{name}: outputs {[list(np.shape(v)) for v in outs]}")
+    kws_sequence("LSTM")
+    kws_sequence("GRU")
     print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}",
           file=sys.stderr)
 

@@ -11,6 +11,7 @@ mod vad {
         "tests/models/interface/vad_like.onnx",
         input_shape = { "input": [1, 16], "state": [2, 1, 8] },
         const_input = { "sr": 16000 },
+        carry = {},
         self_test = true
     );
 }
@@ -19,7 +20,8 @@ fn data(name: &str) -> Vec<f32> {
     read_f32(&models_dir().join("interface").join(name))
 }
 
-/// `run` takes the two per-call inputs (not `sr`, baked in) and writes both outputs, as
+/// `run` takes the two per-call inputs (not `sr`, baked in; `state` not carried, by
+/// `carry = {}`) and writes both outputs, as
 /// onnxruntime computes them with `sr` = 16000; the If on `sr` folded away.
 #[test]
 fn named_shapes_and_a_constant_input() {
@@ -170,4 +172,86 @@ fn an_if_on_a_pinned_shape_folds_to_its_branch() {
     assert_eq!(y.to_vec(), data("squeeze_if.output.bin"));
     assert!(x.iter().zip(&y).all(|(a, b)| a.max(0.0) == *b));
     assert!(squeeze_if::Model::new().self_test());
+}
+
+/// Keyword spotters exported for streaming (`tests/gen_interface.py`): 49 frames of 10
+/// MFCCs through an LSTM or a GRU of 64 units (unrolled: 49 steps) from the state `h`
+/// (`c`), returning the logits and the next state `hN` (`cN`). The state is carried by the
+/// `Model` (paired by name): `run` takes the frames and writes the logits.
+mod kws_lstm {
+    microarena::include_model!("tests/models/interface/kws_lstm.onnx", self_test = true);
+}
+mod kws_gru {
+    microarena::include_model!("tests/models/interface/kws_gru.onnx", self_test = true);
+}
+/// The same LSTM with its pairs named (the default would find the same).
+mod kws_lstm_named {
+    microarena::include_model!(
+        "tests/models/interface/kws_lstm.onnx",
+        carry = { "cN": "c", "hN": "h" }
+    );
+}
+
+/// Ten calls in a row, the state carried by the model from zeros, against onnxruntime's ten
+/// calls with the state fed back (1e-5 of the largest logit magnitude, at least 1: 49
+/// recurrent steps summed in a different order than onnxruntime's).
+fn ten_calls(run: &mut dyn FnMut(&[f32; 490], &mut [f32; 12]), name: &str) {
+    let mfcc = data(&format!("{name}.mfcc.bin"));
+    let logits = data(&format!("{name}.logits.bin"));
+    assert_eq!((mfcc.len(), logits.len()), (4900, 120));
+    for call in 0..10 {
+        let frames: [f32; 490] = mfcc[call * 490..][..490].try_into().unwrap();
+        let mut got = [f32::NAN; 12];
+        run(&frames, &mut got);
+        let want = &logits[call * 12..][..12];
+        let scale = want.iter().fold(1f32, |m, w| m.max(w.abs()));
+        for (k, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * scale,
+                "{name} call {call}: logit {k} {g} vs onnxruntime's {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn keyword_spotters_carry_their_state_over_ten_calls() {
+    assert_eq!(kws_lstm::INPUT_SHAPE, [1, 49, 10]);
+    assert_eq!(kws_lstm::OUTPUT_SHAPE, [1, 12]);
+    assert_eq!(kws_lstm::STATE_BYTES, 2 * 64 * 4);
+    assert_eq!(kws_gru::STATE_BYTES, 64 * 4);
+    assert_eq!(kws_lstm::STATE_0_SHAPE, [1, 1, 64]);
+    // One step's working set, not 49 steps' input projections (50 kB).
+    const { assert!(kws_lstm::ARENA_BYTES < 8 * 1024 && kws_gru::ARENA_BYTES < 8 * 1024) };
+
+    let mut lstm = kws_lstm::Model::new();
+    ten_calls(&mut |x, y| lstm.run(x, y), "kws_lstm");
+    let mut gru = kws_gru::Model::new();
+    ten_calls(&mut |x, y| gru.run(x, y), "kws_gru");
+    let mut named = kws_lstm_named::Model::new();
+    ten_calls(&mut |x, y| named.run(x, y), "kws_lstm");
+
+    // `reset` starts afresh: the first call again gives the first logits; the self-test
+    // (which runs on its own embedded input and state) leaves the carried state alone.
+    assert!(lstm.self_test() && gru.self_test());
+    lstm.reset();
+    gru.reset();
+    ten_calls(&mut |x, y| lstm.run(x, y), "kws_lstm");
+    ten_calls(&mut |x, y| gru.run(x, y), "kws_gru");
+}
+
+/// Without `reset`, the eleventh call is not the first call again: the state is really
+/// carried (a model that ignored it would repeat the first call's logits).
+#[test]
+fn the_state_is_really_carried() {
+    let mfcc = data("kws_gru.mfcc.bin");
+    let frames: [f32; 490] = mfcc[..490].try_into().unwrap();
+    let mut model = kws_gru::Model::new();
+    let (mut first, mut again) = ([0f32; 12], [0f32; 12]);
+    model.run(&frames, &mut first);
+    model.run(&frames, &mut again);
+    assert_ne!(first, again);
+    model.reset();
+    model.run(&frames, &mut again);
+    assert_eq!(first, again);
 }

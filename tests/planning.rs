@@ -240,3 +240,26 @@ fn nas_cells_fit_64k_only_with_our_plan() {
     assert!(whole.plan.arena_bytes <= 60 * 1024);
     assert!(c.plan.arena_bytes < whole.plan.arena_bytes);
 }
+
+/// An LSTM over 49 frames (`tests/models/interface/kws_lstm.onnx`), unrolled: the weights of
+/// its 49 steps are one copy in flash (tract's declutter gives each step its own; equal
+/// constants are shared), and the planner runs each step's input projection just before
+/// the step (1 kB live), not all 49 up front as every greedy order and tract's do (50 kB).
+#[test]
+fn an_unrolled_lstm_keeps_one_copy_of_its_weights_and_one_step_live() {
+    let path = models_dir().join("interface/kws_lstm.onnx");
+    let c = compile(&path, &Options::default()).expect("compiles");
+    let file_bytes = std::fs::metadata(&path).expect("the model").len() as usize;
+    // W 4·64×10, R 4·64×64, B 8·64, the dense layer 12×64 + 12: 80,944 B of initializers.
+    let initializers = 4 * (4 * 64 * 10 + 4 * 64 * 64 + 8 * 64 + 12 * 64 + 12);
+    assert_eq!(c.graph.weight_bytes(), initializers);
+    assert!(file_bytes > initializers);
+    assert!(c.plan.arena_bytes < 8 * 1024, "{}", c.plan.arena_bytes);
+    assert!(
+        c.tract_order.plan.arena_bytes > 40 * 1024,
+        "{}",
+        c.tract_order.plan.arena_bytes
+    );
+    // 49 steps of (10 + 64) × 256 MACs, then the dense layer.
+    assert_eq!(c.graph.macs(), 49 * 74 * 256 + 64 * 12);
+}

@@ -70,6 +70,18 @@ pub enum Error {
         /// Why not.
         why: String,
     },
+    /// A `carry` pair that cannot be a carried state.
+    #[error("carry `{output}` → `{input}`: {why}")]
+    BadCarry {
+        /// The graph output named.
+        output: String,
+        /// The graph input named.
+        input: String,
+        /// Why not.
+        why: String,
+        /// Whether the input is at fault (unknown, a constant), not the output or the pair.
+        input_at_fault: bool,
+    },
     /// A node uses an op (or an op configuration) the compiler has no kernel for.
     #[error("ONNX node `{node}` (op {op_type}) is not supported: {detail}.\n  replace it when exporting the model; supported ops: {supported}")]
     Unsupported {

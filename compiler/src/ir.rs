@@ -224,6 +224,8 @@ pub struct Graph {
     pub inputs: Vec<TensorId>,
     /// Graph outputs, in ONNX order.
     pub outputs: Vec<TensorId>,
+    /// The outputs' ONNX names (the tensors may be named after the nodes making them).
+    pub output_names: Vec<String>,
     /// Declared shapes of the outputs (a reshape folded into its producer keeps them).
     pub output_shapes: Vec<Vec<usize>>,
     /// Per graph input: `Some` when the caller passes `f32` values that `run` quantizes
@@ -241,6 +243,10 @@ pub struct Graph {
     /// Graph inputs of the file baked in as constants at import (`const_input`), with their
     /// values: not inputs of this graph; the self-test's reference runs the file with them.
     pub const_inputs: Vec<(String, crate::import::Scalar)>,
+    /// Carried state (see [`crate::carry`]): pairs of (graph output index, graph input index)
+    /// where the output is the input of the next call, kept by the generated `Model`
+    /// between calls instead of passed through `run`.
+    pub carry: Vec<(usize, usize)>,
 }
 
 impl Graph {
@@ -377,12 +383,35 @@ impl Graph {
             inputs: self.inputs.clone(),
             outputs: self.outputs.clone(),
             output_shapes: self.output_shapes.clone(),
+            output_names: self.output_names.clone(),
             input_quant: self.input_quant.clone(),
             output_quant: self.output_quant.clone(),
+            carry: self.carry.clone(),
             input_unsigned: self.input_unsigned.clone(),
             output_unsigned: self.output_unsigned.clone(),
             const_inputs: self.const_inputs.clone(),
         }
+    }
+
+    /// The ONNX name of graph output `o` (its tensor's name when the import did not say).
+    pub fn output_name(&self, o: usize) -> &str {
+        self.output_names
+            .get(o)
+            .map_or(self.tensor(self.outputs[o]).name.as_str(), String::as_str)
+    }
+
+    /// The graph inputs `run` takes, by index: all but the carried ones (see [`Graph::carry`]).
+    pub fn call_inputs(&self) -> Vec<usize> {
+        (0..self.inputs.len())
+            .filter(|i| !self.carry.iter().any(|&(_, j)| j == *i))
+            .collect()
+    }
+
+    /// The graph outputs `run` writes, by index: all but the carried ones.
+    pub fn call_outputs(&self) -> Vec<usize> {
+        (0..self.outputs.len())
+            .filter(|o| !self.carry.iter().any(|&(p, _)| p == *o))
+            .collect()
     }
 
     /// The quantisation `run` applies at graph input `k` (see [`Graph::input_quant`]).

@@ -24,6 +24,7 @@
 #[path = "../../runtime/src/kernels/mod.rs"]
 pub mod kernels;
 
+pub mod carry;
 pub mod codegen;
 pub mod error;
 pub mod exec;
@@ -78,6 +79,9 @@ pub struct Options {
     /// `plan::stream::cost_estimate`). Default [`DEFAULT_STREAM_COST_PERCENT`]; more lets
     /// narrower bands (less RAM, more calls) through.
     pub stream_cost_percent: u32,
+    /// Carried state (see [`carry`]): `None` pairs outputs with inputs by name (`hN` with
+    /// `h`); `Some` gives the (output, input) pairs by name, `Some(vec![])` none.
+    pub carry: Option<Vec<(String, String)>>,
 }
 
 /// The default of [`Options::stream_cost_percent`]: measured costs on the MLPerf-Tiny-shaped
@@ -95,6 +99,7 @@ impl Default for Options {
             streaming: true,
             copy_input: false,
             stream_cost_percent: DEFAULT_STREAM_COST_PERCENT,
+            carry: None,
         }
     }
 }
@@ -155,6 +160,8 @@ pub fn compile(path: &Path, options: &Options) -> Result<Compiled> {
             planning_only: false,
         },
     )?;
+    let mut graph = graph;
+    graph.carry = carry::resolve(&graph, options.carry.as_deref())?;
     plan_graph(graph, options)
 }
 
@@ -171,6 +178,8 @@ pub fn plan_model(path: &Path, options: &Options) -> Result<Compiled> {
             planning_only: true,
         },
     )?;
+    let mut graph = graph;
+    graph.carry = carry::resolve(&graph, options.carry.as_deref())?;
     plan_graph(graph, options)
 }
 

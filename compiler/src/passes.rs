@@ -31,6 +31,39 @@ pub fn optimize(g: &mut Graph) {
             break;
         }
     }
+    share_identical_weights(g);
+}
+
+/// Nodes that read equal constants (same type, shape and values) read one of them: one
+/// static in flash. An unrolled recurrent layer's steps each get their own copy of the
+/// weights from tract's declutter (49 steps: 49 copies); other graphs repeat small
+/// constants (a shared bias, an identity scale).
+pub fn share_identical_weights(g: &mut Graph) {
+    let mut first: std::collections::HashMap<(u8, Vec<usize>, Vec<u8>), TensorId> =
+        std::collections::HashMap::new();
+    let mut same = vec![None; g.tensors.len()];
+    for (i, t) in g.tensors.iter().enumerate() {
+        let (tag, bytes): (u8, Vec<u8>) = match &t.kind {
+            TensorKind::Weight(d) => (0, d.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            TensorKind::WeightI8(d) => (1, d.iter().map(|&v| v as u8).collect()),
+            TensorKind::WeightI16(d) => (2, d.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            TensorKind::WeightI32(d) => (3, d.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            _ => continue,
+        };
+        let kept = *first
+            .entry((tag, t.shape.clone(), bytes))
+            .or_insert(TensorId(i));
+        if kept.0 != i {
+            same[i] = Some(kept);
+        }
+    }
+    for n in &mut g.nodes {
+        for x in &mut n.inputs {
+            if let Some(kept) = same[x.0] {
+                *x = kept;
+            }
+        }
+    }
 }
 
 /// Only what every plan does: reshapes become aliases and dead nodes go. The graph "as

@@ -152,6 +152,16 @@ pub fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
             );
         }
     }
+    for &(out, inp) in &c.graph.carry {
+        let t = c.graph.tensor(c.graph.inputs[inp]);
+        let _ = writeln!(
+            o,
+            "      carried state: output `{}` is the next call's input `{}` ({} B kept by the model, outside the arena)",
+            c.graph.output_name(out),
+            t.name,
+            thousands(t.bytes())
+        );
+    }
     let _ = writeln!(o, "\nOperator execution schedule (microarena's order):");
     let _ = writeln!(
         o,

@@ -28,6 +28,11 @@ use syn::{bracketed, LitInt, LitStr, Token};
 /// - `const_input = { "sr": 16000 }`: inputs that are constants of this build (a sample
 ///   rate, a mode flag), each one value: baked into the model before it is simplified, so
 ///   an `If` or shape arithmetic on them folds away; `run` no longer takes them;
+/// - `carry = { "hN": "h", "cN": "c" }`: outputs that are the next call's inputs (a
+///   recurrent state). The `Model` keeps them between calls (`STATE_BYTES`, outside the
+///   arena; zeroed by `new()` and `reset()`) and `run` takes and writes only the others. By
+///   default outputs are paired with inputs by name (`stateN` with `state`, `hn` with `h0`,
+///   `state_out` with `state_in`, same shape and type); `carry = {}` carries nothing;
 /// - `alignment = N`: byte alignment of arena offsets (default 16);
 /// - `max_arena_bytes = N`: fail the build, naming the peak step, when the arena exceeds N
 ///   bytes (the same check as a `const` assertion on `ARENA_BYTES`, with a better message);
@@ -68,6 +73,8 @@ struct Args {
     input_shapes: Vec<(LitStr, Vec<usize>)>,
     /// `const_input = { "name": value, .. }`.
     const_inputs: Vec<(LitStr, microarena_compiler::import::Scalar)>,
+    /// `carry = { "output": "input", .. }` (`{}`: none); `None` when not given.
+    carry: Option<(Vec<(LitStr, LitStr)>, Span)>,
     alignment: Option<(usize, Span)>,
     budget_ms: Option<u64>,
     max_arena_bytes: Option<(usize, Span)>,
@@ -194,6 +201,7 @@ impl Parse for Args {
             input_shape: None,
             input_shapes: Vec::new(),
             const_inputs: Vec::new(),
+            carry: None,
             alignment: None,
             budget_ms: None,
             max_arena_bytes: None,
@@ -236,6 +244,34 @@ impl Parse for Args {
                     args.const_inputs =
                         parse_map(input, "const_input", "{ \"sr\": 16000 }", parse_scalar)?;
                 }
+                "carry" => {
+                    const EXAMPLE: &str = "{ \"hN\": \"h\", \"cN\": \"c\" }";
+                    let hint = |span: Span| {
+                        syn::Error::new(
+                            span,
+                            format!("`carry` takes a map of output names to the input names they feed on the next call, e.g. `carry = {EXAMPLE}` (`carry = {{}}`: none)"),
+                        )
+                    };
+                    if !input.peek(syn::token::Brace) {
+                        return Err(hint(input.span()));
+                    }
+                    let empty = {
+                        let fork = input.fork();
+                        let content;
+                        syn::braced!(content in fork);
+                        content.is_empty()
+                    };
+                    let pairs = if empty {
+                        let _content;
+                        syn::braced!(_content in input);
+                        Vec::new()
+                    } else {
+                        parse_map(input, "carry", EXAMPLE, |p| {
+                            p.parse::<LitStr>().map_err(|e| hint(e.span()))
+                        })?
+                    };
+                    args.carry = Some((pairs, span));
+                }
                 "input_shape" => {
                     if !input.peek(syn::token::Bracket) {
                         return Err(syn::Error::new(
@@ -275,7 +311,7 @@ impl Parse for Args {
                 other => {
                     return Err(syn::Error::new(
                         span,
-                        format!("unknown option `{other}`; options are `input_shape = [..]` (or `{{ \"name\": [..] }}`), `const_input = {{ \"name\": N }}`, `alignment = N`, `budget_ms = N`, `max_arena_bytes = N`, `self_test = true`, `streaming = false`, `stream_cost = N` and `copy_input = true`"),
+                        format!("unknown option `{other}`; options are `input_shape = [..]` (or `{{ \"name\": [..] }}`), `const_input = {{ \"name\": N }}`, `carry = {{ \"output\": \"input\" }}`, `alignment = N`, `budget_ms = N`, `max_arena_bytes = N`, `self_test = true`, `streaming = false`, `stream_cost = N` and `copy_input = true`"),
                     ))
                 }
             }
@@ -312,6 +348,9 @@ fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
     if let Some((a, _)) = args.alignment {
         options.alignment = a;
     }
+    if let Some((pairs, _)) = &args.carry {
+        options.carry = Some(pairs.iter().map(|(o, i)| (o.value(), i.value())).collect());
+    }
     if let Some(on) = args.streaming {
         options.streaming = on;
     }
@@ -344,6 +383,25 @@ fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
             (Error::BadConstInput { input, .. }, _, _) => {
                 named(input, &const_names).unwrap_or(args.path.span())
             }
+            (
+                Error::BadCarry {
+                    output,
+                    input_at_fault,
+                    ..
+                },
+                _,
+                _,
+            ) => args
+                .carry
+                .as_ref()
+                .and_then(|(pairs, span)| {
+                    pairs
+                        .iter()
+                        .find(|(o, _)| o.value() == *output)
+                        .map(|(o, i)| if *input_at_fault { i.span() } else { o.span() })
+                        .or(Some(*span))
+                })
+                .unwrap_or(args.path.span()),
             (Error::BadInputShape { input, .. } | Error::DynamicShape { input, .. }, _, _)
                 if named(input, &shape_names).is_some() =>
             {

@@ -1,7 +1,7 @@
 //! `microarena`: the command-line face of the compiler.
 //!
 //! ```text
-//! microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+//! microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 //! microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 //! ```
 //!
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use microarena_compiler::{plan_model, report, Compiled, Options};
 
-const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
        microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 
   --input-shape D,D,..  pin the input shape of models with symbolic dimensions
@@ -25,6 +25,9 @@ const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3
                         pin one input of several by name (once per input)
   --const-input NAME=V  bake input NAME in as the constant V (a scalar: a sample rate,
                         a flag); `If` and shape arithmetic on it fold away
+  --carry OUT=IN        output OUT is the next call's input IN (a recurrent state kept
+                        by the model; once per pair); by default paired by name (`hN`
+                        with `h`); `--carry none` carries nothing
   --json                (plan) print one JSON object instead of tables
   --no-streaming        never run a region band by band (streamed stages)
   --copy-input          copy the graph input into the arena even where a stage could
@@ -120,6 +123,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     return Err(format!("--const-input: `{}` is given twice", n.trim()));
                 }
                 options.const_inputs.push((n.trim().to_string(), x));
+            }
+            "--carry" => {
+                let v = value("--carry")?;
+                let pairs = options.carry.get_or_insert_with(Vec::new);
+                if v.trim() != "none" {
+                    let (o, i) = v
+                        .split_once('=')
+                        .ok_or_else(|| format!("--carry `{v}`: expected OUTPUT=INPUT or `none`"))?;
+                    pairs.push((o.trim().to_string(), i.trim().to_string()));
+                }
             }
             "--budget-ms" => {
                 let v = value("--budget-ms")?;
@@ -274,6 +287,11 @@ fn json(c: &Compiled, total_ms: f64) -> serde_json::Value {
         "unstreamed_arena_bytes": st.unstreamed_arena_bytes,
         "stages": stages,
         "inputs_read_in_place": read_in_place,
+        "carried": c.graph.carry.iter().map(|&(o, i)| serde_json::json!({
+            "output": c.graph.output_name(o),
+            "input": c.graph.tensors[c.graph.inputs[i].0].name,
+            "bytes": c.graph.tensors[c.graph.inputs[i].0].bytes(),
+        })).collect::<Vec<_>>(),
         "plain_optimal_arena_bytes": st.plain_arena_bytes,
         "fused_plain_arena_bytes": st.fused_plain_arena_bytes,
         "forced_sharing_arena_bytes": st.forced_sharing_arena_bytes,

@@ -49,11 +49,24 @@ fn weight_operand(g: &Graph, t: TensorId) -> TokenStream {
 /// The name of `run`'s argument for graph input `k` (`input` when the model has one input
 /// and one output).
 fn input_arg(g: &Graph, k: usize) -> Ident {
-    if g.inputs.len() == 1 && g.outputs.len() == 1 {
+    let inputs = g.call_inputs();
+    let pos = inputs.iter().position(|&i| i == k).unwrap_or(k);
+    if is_single(g) {
         format_ident!("input")
     } else {
-        format_ident!("input_{}", k)
+        format_ident!("input_{}", pos)
     }
+}
+
+/// Whether `run` takes one input and writes one output (then named `input`, `output`,
+/// `INPUT_SHAPE`, ..., else numbered).
+fn is_single(g: &Graph) -> bool {
+    g.call_inputs().len() == 1 && g.call_outputs().len() == 1
+}
+
+/// The `Model` field holding carried state number `j` (see [`Graph::carry`]).
+fn state_field(j: usize) -> Ident {
+    format_ident!("state_{}", j)
 }
 
 /// The `Arena` method that borrows inputs of `input` type and an output of `output` type.
@@ -352,6 +365,28 @@ fn shape_const(name: &Ident, shape: &[usize]) -> TokenStream {
     quote!(pub const #name: [usize; #rank] = #dims;)
 }
 
+/// The statement copying graph output `o` (arena region `r`) into `dest`, a `&mut` array
+/// of the interface's element type (dequantized, or shifted to uint8, as the interface is).
+fn output_copy(g: &Graph, o: usize, r: &TokenStream, dest: &Ident) -> TokenStream {
+    if let Some(q) = g.output_quant(o) {
+        let (scale, zero) = (f32_lit(q.scale), q.zero);
+        quote!(::microarena::kernels::quant::dequantize(
+            &::microarena::kernels::quant::Dequantize { scale: #scale, zero: #zero },
+            self.arena.i8(#r), #dest,
+        );)
+    } else if g.output_is_unsigned(o) {
+        quote!(
+            for (d, s) in #dest.iter_mut().zip(self.arena.i8(#r)) {
+                *d = (*s as u8) ^ 0x80;
+            }
+        )
+    } else if g.tensor(g.outputs[o]).dtype == DType::I8 {
+        quote!(#dest.copy_from_slice(self.arena.i8(#r));)
+    } else {
+        quote!(#dest.copy_from_slice(self.arena.f32(#r));)
+    }
+}
+
 /// The items of the generated module.
 ///
 /// `model_path`, when given, is `include_bytes!`-ed so that Cargo rebuilds when the model
@@ -391,7 +426,7 @@ pub fn generate(
             Some(bytes_static(&weight_ident(TensorId(i)), &bytes, &doc))
         });
 
-    let single = g.inputs.len() == 1 && g.outputs.len() == 1;
+    let single = is_single(g);
     let mut consts = Vec::new();
     let mut params = Vec::new();
     let mut copy_in = Vec::new();
@@ -399,27 +434,66 @@ pub fn generate(
     // Graph inputs read where the caller passes them, as `steps` takes them.
     let mut steps_params = Vec::new();
     let mut steps_args = Vec::new();
-    for (i, &t) in g.inputs.iter().enumerate() {
-        let arg = input_arg(g, i);
-        let (shape_id, len_id) = if single {
-            (format_ident!("INPUT_SHAPE"), format_ident!("INPUT_LEN"))
+    // Carried state: per pair, the `Model` field, its element type and length.
+    let mut state_fields = Vec::new();
+    let mut state_bytes = 0usize;
+    let carried_input = |i: usize| g.carry.iter().position(|&(_, j)| j == i);
+    let carried_output = |o: usize| g.carry.iter().position(|&(p, _)| p == o);
+    for (j, &(_, i)) in g.carry.iter().enumerate() {
+        let t = g.tensor(g.inputs[i]);
+        let (ty, zero, size) = if g.input_quant(i).is_some() || t.dtype == DType::F32 {
+            (quote!(f32), quote!(0.0), 4)
+        } else if g.input_is_unsigned(i) {
+            (quote!(u8), quote!(0), 1)
         } else {
-            (
-                format_ident!("INPUT_{}_SHAPE", i),
-                format_ident!("INPUT_{}_LEN", i),
-            )
+            (quote!(i8), quote!(0), 1)
+        };
+        state_bytes += size * t.len();
+        state_fields.push((state_field(j), ty, zero, usize_lit(t.len())));
+    }
+    let call_inputs = g.call_inputs();
+    let call_outputs = g.call_outputs();
+    for (i, &t) in g.inputs.iter().enumerate() {
+        let pos = call_inputs.iter().position(|&k| k == i);
+        let arg = match (carried_input(i), pos) {
+            (Some(j), _) => state_field(j),
+            (None, _) => input_arg(g, i),
+        };
+        let (shape_id, len_id) = match pos {
+            None => {
+                let j = carried_input(i).unwrap_or(i);
+                (
+                    format_ident!("STATE_{}_SHAPE", j),
+                    format_ident!("STATE_{}_LEN", j),
+                )
+            }
+            Some(_) if single => (format_ident!("INPUT_SHAPE"), format_ident!("INPUT_LEN")),
+            Some(p) => (
+                format_ident!("INPUT_{}_SHAPE", p),
+                format_ident!("INPUT_{}_LEN", p),
+            ),
         };
         consts.push(shape_const(&shape_id, &g.tensor(t).shape));
         let len = usize_lit(g.tensor(t).len());
         consts.push(quote!(pub const #len_id: usize = #len;));
         let quant = g.input_quant(i).or(g.tensor(t).quant);
-        consts.extend(quant_consts(
-            quant,
-            single,
-            "INPUT",
-            i,
-            g.input_is_unsigned(i),
-        ));
+        match (pos, carried_input(i)) {
+            (Some(p), _) => consts.extend(quant_consts(
+                quant,
+                single,
+                "INPUT",
+                p,
+                g.input_is_unsigned(i),
+            )),
+            (None, Some(j)) => consts.extend(quant_consts(
+                quant,
+                false,
+                "STATE",
+                j,
+                g.input_is_unsigned(i),
+            )),
+            (None, None) => {}
+        }
         if matches!(g.tensor(t).kind, TensorKind::Caller(_)) {
             // A streamed stage reads it where it is, no copy: as a `RowSource` of the
             // arena's element type (quantizing the rows it reads for a float interface).
@@ -448,9 +522,20 @@ pub fn generate(
             continue;
         }
         let r = region(g, plan, t);
+        if pos.is_some() {
+            params.push(
+                match (g.input_quant(i), g.input_is_unsigned(i), g.tensor(t).dtype) {
+                    (Some(_), _, _) => quote!(#arg: &[f32; #len_id]),
+                    (None, true, _) => quote!(#arg: &[u8; #len_id]),
+                    (None, false, DType::I8) => quote!(#arg: &[i8; #len_id]),
+                    _ => quote!(#arg: &[f32; #len_id]),
+                },
+            );
+        } else {
+            copy_in.push(quote!(let #arg = &self.#arg;));
+        }
         if let Some(q) = g.input_quant(i) {
             let (scale, zero) = (f32_lit(q.scale), q.zero);
-            params.push(quote!(#arg: &[f32; #len_id]));
             copy_in.push(quote!(::microarena::kernels::quant::quantize(
                 &::microarena::kernels::quant::Quantize { scale: #scale, zero: #zero },
                 #arg, self.arena.i8_mut(#r),
@@ -458,21 +543,27 @@ pub fn generate(
         } else if g.input_is_unsigned(i) {
             // uint8 at the interface, int8 in the arena: the same reals with zero points
             // 128 apart, so flipping the top bit converts.
-            params.push(quote!(#arg: &[u8; #len_id]));
             copy_in.push(quote!(
                 for (d, s) in self.arena.i8_mut(#r).iter_mut().zip(#arg.iter()) {
                     *d = (*s ^ 0x80) as i8;
                 }
             ));
         } else if g.tensor(t).dtype == DType::I8 {
-            params.push(quote!(#arg: &[i8; #len_id]));
             copy_in.push(quote!(self.arena.i8_mut(#r).copy_from_slice(#arg);));
         } else {
-            params.push(quote!(#arg: &[f32; #len_id]));
             copy_in.push(quote!(self.arena.f32_mut(#r).copy_from_slice(#arg);));
         }
     }
     for (i, &t) in g.outputs.iter().enumerate() {
+        let r = region(g, plan, t);
+        if let Some(j) = carried_output(i) {
+            // The next call's state, into the `Model`'s field.
+            let field = state_field(j);
+            copy_out.push(quote!(let #field = &mut self.#field;));
+            copy_out.push(output_copy(g, i, &r, &field));
+            continue;
+        }
+        let pos = call_outputs.iter().position(|&k| k == i).unwrap_or(i);
         let (shape_id, len_id, arg) = if single {
             (
                 format_ident!("OUTPUT_SHAPE"),
@@ -481,9 +572,9 @@ pub fn generate(
             )
         } else {
             (
-                format_ident!("OUTPUT_{}_SHAPE", i),
-                format_ident!("OUTPUT_{}_LEN", i),
-                format_ident!("output_{}", i),
+                format_ident!("OUTPUT_{}_SHAPE", pos),
+                format_ident!("OUTPUT_{}_LEN", pos),
+                format_ident!("output_{}", pos),
             )
         };
         consts.push(shape_const(&shape_id, &g.output_shapes[i]));
@@ -494,31 +585,22 @@ pub fn generate(
             quant,
             single,
             "OUTPUT",
-            i,
+            pos,
             g.output_is_unsigned(i),
         ));
-        let r = region(g, plan, t);
-        if let Some(q) = g.output_quant(i) {
-            let (scale, zero) = (f32_lit(q.scale), q.zero);
-            params.push(quote!(#arg: &mut [f32; #len_id]));
-            copy_out.push(quote!(::microarena::kernels::quant::dequantize(
-                &::microarena::kernels::quant::Dequantize { scale: #scale, zero: #zero },
-                self.arena.i8(#r), #arg,
-            );));
-        } else if g.output_is_unsigned(i) {
-            params.push(quote!(#arg: &mut [u8; #len_id]));
-            copy_out.push(quote!(
-                for (d, s) in #arg.iter_mut().zip(self.arena.i8(#r)) {
-                    *d = (*s as u8) ^ 0x80;
-                }
-            ));
-        } else if g.tensor(t).dtype == DType::I8 {
-            params.push(quote!(#arg: &mut [i8; #len_id]));
-            copy_out.push(quote!(#arg.copy_from_slice(self.arena.i8(#r));));
-        } else {
-            params.push(quote!(#arg: &mut [f32; #len_id]));
-            copy_out.push(quote!(#arg.copy_from_slice(self.arena.f32(#r));));
-        }
+        params.push(
+            match (
+                g.output_quant(i),
+                g.output_is_unsigned(i),
+                g.tensor(t).dtype,
+            ) {
+                (Some(_), _, _) => quote!(#arg: &mut [f32; #len_id]),
+                (None, true, _) => quote!(#arg: &mut [u8; #len_id]),
+                (None, false, DType::I8) => quote!(#arg: &mut [i8; #len_id]),
+                _ => quote!(#arg: &mut [f32; #len_id]),
+            },
+        );
+        copy_out.push(output_copy(g, i, &r, &arg));
     }
     let calls: Vec<TokenStream> = schedule
         .order
@@ -551,6 +633,32 @@ pub fn generate(
     } else {
         "Runs the model: one argument per graph input (in ONNX order), then one per graph output."
     };
+    let state_decls = state_fields
+        .iter()
+        .map(|(f, ty, _, n)| quote!(#f: [#ty; #n],));
+    let state_inits: Vec<TokenStream> = state_fields
+        .iter()
+        .map(|(f, _, zero, n)| quote!(#f: [#zero; #n],))
+        .collect();
+    let state_resets = state_fields
+        .iter()
+        .map(|(f, _, zero, n)| quote!(self.#f = [#zero; #n];));
+    let carried_doc = if g.carry.is_empty() {
+        String::new()
+    } else {
+        let pairs: Vec<String> = g
+            .carry
+            .iter()
+            .map(|&(o, i)| format!("`{}` → `{}`", g.output_name(o), g.tensor(g.inputs[i]).name))
+            .collect();
+        format!(
+            " The model carries state from call to call ({}): each call starts from the \
+             state the previous one left, [`Model::new`] and [`Model::reset`] zero it.",
+            pairs.join(", ")
+        )
+    };
+    let run_doc = format!("{run_doc}{carried_doc}");
+    let state_bytes = usize_lit(state_bytes);
     let steps = usize_lit(schedule.len());
     let macs = proc_macro2::Literal::u64_unsuffixed(g.macs());
     let memory_doc = memory_tables(g, schedule, plan);
@@ -559,6 +667,10 @@ pub fn generate(
 
         /// Bytes of the activation arena each [`Model`] owns.
         pub const ARENA_BYTES: usize = #arena_bytes;
+        /// Bytes of carried state each [`Model`] keeps between calls, outside the arena
+        /// (graph outputs that are the next call's inputs, e.g. a recurrent layer's `hN` →
+        /// `h`); 0 when it carries none. The RAM of one model is `ARENA_BYTES + STATE_BYTES`.
+        pub const STATE_BYTES: usize = #state_bytes;
         /// Number of kernel steps in the schedule.
         pub const STEPS: usize = #steps;
         /// Multiply-accumulates of one inference: every tap of every convolution and matrix
@@ -575,6 +687,7 @@ pub fn generate(
         #[doc = #memory_doc]
         pub struct Model {
             arena: ::microarena::Arena<ARENA_BYTES>,
+            #(#state_decls)*
         }
 
         impl ::core::default::Default for Model {
@@ -586,7 +699,13 @@ pub fn generate(
         impl Model {
             /// A model with a zeroed arena; `const`, so it can live in a `static`.
             pub const fn new() -> Self {
-                Model { arena: ::microarena::Arena::new() }
+                Model { arena: ::microarena::Arena::new(), #(#state_inits)* }
+            }
+
+            /// Zeroes the carried state (see [`STATE_BYTES`]): the next call starts afresh,
+            /// as after [`Model::new`]. Nothing to do for a model that carries none.
+            pub fn reset(&mut self) {
+                #(#state_resets)*
             }
 
             #[doc = #run_doc]

@@ -23,6 +23,7 @@ use crate::ops::shape::ShapeOp;
 
 mod constant;
 pub(crate) mod qdq;
+mod scan;
 pub(crate) mod typed;
 
 use typed::{to_array, At, OnnxNodes, TypedLowering, Value};
@@ -257,6 +258,7 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
         }
     }
     let onnx_nodes = OnnxNodes::new(graph_proto);
+    let output_names: Vec<String> = graph_proto.output.iter().map(|o| o.name.clone()).collect();
 
     let mut model = guarded(path, || onnx.parse(&proto, dir))?.model;
     // tract parses unknown ops into placeholders; name the first one before typing fails on it.
@@ -324,10 +326,18 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
             .iter()
             .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
             .map_or(13, |o| o.version);
-        return lower_qdq(graph_proto, &shapes, opset, tract_rank);
+        let mut g = lower_qdq(graph_proto, &shapes, opset, tract_rank)?;
+        g.output_names = output_names;
+        return Ok(g);
     }
-    let typed = guarded(path, || model.into_typed()?.into_decluttered())?;
-    lower_typed(&typed, &onnx_nodes, options.planning_only)
+    let typed = guarded(path, || {
+        let mut typed = model.into_typed()?;
+        scan::unroll(&mut typed)?;
+        typed.into_decluttered()
+    })?;
+    let mut g = lower_typed(&typed, &onnx_nodes, options.planning_only)?;
+    g.output_names = output_names;
+    Ok(g)
 }
 
 /// Lowers a QDQ model node by node: Q/DQ plumbing in [`qdq`], every other op by the family

@@ -957,7 +957,9 @@ pub fn apply(
         let TensorKind::Input(i) = g.tensor(t).kind else {
             continue;
         };
-        if !read_caller || !read_in_place(g, region, t) {
+        // A carried state is copied in from the `Model`, never read where it lies.
+        let carried = g.carry.iter().any(|&(_, j)| j == i);
+        if !read_caller || carried || !read_in_place(g, region, t) {
             continue;
         }
         out.tensors[t.0].kind = TensorKind::Caller(i);

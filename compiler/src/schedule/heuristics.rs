@@ -74,3 +74,49 @@ pub fn greedy(m: &MemoryModel, rule: Greedy) -> Vec<usize> {
     }
     order
 }
+
+/// Every node as late as its first reader allows: a post-order walk from the nodes no one
+/// reads, each node's deepest input first (the longest chain of producers behind it), so a
+/// short side branch is made just before its reader, after the long chain. What a long chain
+/// fed from one wide fan-out needs (an unrolled recurrent layer: step t's input projection
+/// made just before step t, not all 49 up front), where the greedy rules, seeing equal
+/// costs, make them all first.
+pub fn lazy(m: &MemoryModel) -> Vec<usize> {
+    // Depth: the longest chain of producers ending at the node (nodes are in a topological
+    // order of their own only by accident, so by Kahn's order).
+    let topo = by_key(m, |v| v);
+    let mut depth = vec![0usize; m.len()];
+    for &v in &topo {
+        depth[v] = m.preds[v].iter().map(|&p| depth[p] + 1).max().unwrap_or(0);
+    }
+    let inputs: Vec<Vec<usize>> = m
+        .preds
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p.sort_by_key(|&u| (Reverse(depth[u]), u));
+            p
+        })
+        .collect();
+    let mut done = vec![false; m.len()];
+    let mut order = Vec::with_capacity(m.len());
+    for root in (0..m.len()).filter(|&v| m.succs[v].is_empty()) {
+        let mut stack = vec![(root, 0usize)];
+        while let Some((v, next)) = stack.last_mut() {
+            let v = *v;
+            if done[v] {
+                stack.pop();
+            } else if let Some(&p) = inputs[v].get(*next) {
+                *next += 1;
+                if !done[p] {
+                    stack.push((p, 0));
+                }
+            } else {
+                done[v] = true;
+                order.push(v);
+                stack.pop();
+            }
+        }
+    }
+    order
+}

@@ -116,16 +116,19 @@ pub enum SeedOrder {
     GreedyDuring,
     /// Greedy: finish the branch in hand ([`heuristics::Greedy::DepthFirst`]).
     GreedyDepth,
+    /// Every node as late as its readers allow ([`heuristics::lazy`]).
+    Lazy,
 }
 
 impl SeedOrder {
     /// Every seed, in the order they are tried.
-    pub const ALL: [SeedOrder; 5] = [
+    pub const ALL: [SeedOrder; 6] = [
         SeedOrder::File,
         SeedOrder::Tract,
         SeedOrder::GreedyAfter,
         SeedOrder::GreedyDuring,
         SeedOrder::GreedyDepth,
+        SeedOrder::Lazy,
     ];
 
     /// The order on `g` under memory model `m`.
@@ -137,6 +140,7 @@ impl SeedOrder {
             SeedOrder::GreedyAfter => greedy(heuristics::Greedy::LeastAfter),
             SeedOrder::GreedyDuring => greedy(heuristics::Greedy::LeastDuring),
             SeedOrder::GreedyDepth => greedy(heuristics::Greedy::DepthFirst),
+            SeedOrder::Lazy => Schedule::from_indices(heuristics::lazy(m)),
         }
     }
 }

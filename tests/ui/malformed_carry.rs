@@ -1,0 +1,5 @@
+mod kws {
+    microarena::include_model!("testdata/models/interface/kws_gru.onnx", carry = ["hN", "h"]);
+}
+
+fn main() {}
