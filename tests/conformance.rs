@@ -299,7 +299,7 @@ fn gru_step() {
     }
 }
 
-/// ONNX `LSTM` and `GRU` over whole sequences (tract's `Scan`, and its whole-sequence
+/// ONNX `LSTM`, `GRU` and `RNN` over whole sequences (tract's `Scan`, and its whole-sequence
 /// `GruSeq` for a `linear_before_reset` GRU of 4 steps or more, both unrolled step by step):
 /// forward, reverse and bidirectional, with and without bias and initial state, the full
 /// sequence output `Y` (the steps concatenated) and the last states.
@@ -315,11 +315,17 @@ fn recurrent_sequences() {
         ("GRU", 4, 5, 3, "bidirectional", true, 1, "Y"),
         ("GRU", 7, 2, 4, "reverse", true, 1, "Y_h"),
         ("GRU", 3, 4, 4, "forward", true, 1, "Y_h"),
+        ("RNN", 6, 3, 5, "forward", true, 0, "Y"),
+        ("RNN", 5, 4, 3, "bidirectional", false, 0, "Y_h"),
     ];
     for (i, (cell, steps, input, hidden, direction, full, lbr, out)) in
         cases.into_iter().enumerate()
     {
-        let gates = if cell == "LSTM" { 4 } else { 3 };
+        let gates = match cell {
+            "LSTM" => 4,
+            "GRU" => 3,
+            _ => 1,
+        };
         let dirs = if direction == "bidirectional" { 2 } else { 1 };
         case(
             &format!("{cell} {direction} {steps} x {input} -> {hidden} ({out})"),
