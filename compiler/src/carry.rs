@@ -15,30 +15,31 @@
 use crate::error::{Error, Result};
 use crate::ir::{DType, Graph};
 
-/// What the interface passes for graph input `i` of `g`: its element type at `run`.
-fn input_type(g: &Graph, i: usize) -> &'static str {
-    if g.input_quant(i).is_some() {
-        "f32"
-    } else if g.input_is_unsigned(i) {
-        "u8"
-    } else if g.tensor(g.inputs[i]).dtype == DType::I8 {
-        "i8"
-    } else {
-        "f32"
+/// The element type `run` passes for a tensor of `dtype` with (`quantized`) a float
+/// interface over int8, or (`unsigned`) a uint8 interface: `"f32"`, `"u8"` or `"i8"`.
+pub(crate) fn interface_type(quantized: bool, unsigned: bool, dtype: DType) -> &'static str {
+    match (quantized, unsigned, dtype) {
+        (true, _, _) => "f32",
+        (false, true, _) => "u8",
+        (false, false, DType::I8) => "i8",
+        _ => "f32",
     }
+}
+
+/// What the interface passes for graph input `i` of `g`.
+pub(crate) fn input_type(g: &Graph, i: usize) -> &'static str {
+    let t = g.tensor(g.inputs[i]);
+    interface_type(g.input_quant(i).is_some(), g.input_is_unsigned(i), t.dtype)
 }
 
 /// What the interface writes for graph output `o` of `g`.
 fn output_type(g: &Graph, o: usize) -> &'static str {
-    if g.output_quant(o).is_some() {
-        "f32"
-    } else if g.output_is_unsigned(o) {
-        "u8"
-    } else if g.tensor(g.outputs[o]).dtype == DType::I8 {
-        "i8"
-    } else {
-        "f32"
-    }
+    let t = g.tensor(g.outputs[o]);
+    interface_type(
+        g.output_quant(o).is_some(),
+        g.output_is_unsigned(o),
+        t.dtype,
+    )
 }
 
 /// The name without a suffix of `suffixes` (the first that fits), or as it is.

@@ -441,12 +441,10 @@ pub fn generate(
     let carried_output = |o: usize| g.carry.iter().position(|&(p, _)| p == o);
     for (j, &(_, i)) in g.carry.iter().enumerate() {
         let t = g.tensor(g.inputs[i]);
-        let (ty, zero, size) = if g.input_quant(i).is_some() || t.dtype == DType::F32 {
-            (quote!(f32), quote!(0.0), 4)
-        } else if g.input_is_unsigned(i) {
-            (quote!(u8), quote!(0), 1)
-        } else {
-            (quote!(i8), quote!(0), 1)
+        let (ty, zero, size) = match crate::carry::input_type(g, i) {
+            "u8" => (quote!(u8), quote!(0), 1),
+            "i8" => (quote!(i8), quote!(0), 1),
+            _ => (quote!(f32), quote!(0.0), 4),
         };
         state_bytes += size * t.len();
         state_fields.push((state_field(j), ty, zero, usize_lit(t.len())));

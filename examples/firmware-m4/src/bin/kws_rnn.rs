@@ -92,15 +92,18 @@ fn main() -> ! {
     ));
     let l = cortex_m::singleton!(: lstm::Model = lstm::Model::new()).expect("once");
     let g = cortex_m::singleton!(: gru::Model = gru::Model::new()).expect("once");
-    let mut ok = ten_calls(
-        "kws_lstm",
-        lstm::ARENA_BYTES,
-        lstm::STATE_BYTES,
-        lstm::MACS,
-        &mfcc_lstm,
-        &logits_lstm,
-        &mut |x, y| l.run(x, y),
-    );
+    let lstm_calls = |name: &str, l: &mut lstm::Model| {
+        ten_calls(
+            name,
+            lstm::ARENA_BYTES,
+            lstm::STATE_BYTES,
+            lstm::MACS,
+            &mfcc_lstm,
+            &logits_lstm,
+            &mut |x, y| l.run(x, y),
+        )
+    };
+    let mut ok = lstm_calls("kws_lstm", l);
     ok &= ten_calls(
         "kws_gru",
         gru::ARENA_BYTES,
@@ -112,15 +115,7 @@ fn main() -> ! {
     );
     // After `reset` the sequence starts again from the zero state.
     l.reset();
-    ok &= ten_calls(
-        "kws_lstm after reset",
-        lstm::ARENA_BYTES,
-        lstm::STATE_BYTES,
-        lstm::MACS,
-        &mfcc_lstm,
-        &logits_lstm,
-        &mut |x, y| l.run(x, y),
-    );
+    ok &= lstm_calls("kws_lstm after reset", l);
     let self_test = l.self_test() && g.self_test();
     hprintln!("kws_rnn self_test: {}", if self_test { "ok" } else { "MISMATCH" });
     common::exit(ok && self_test)
