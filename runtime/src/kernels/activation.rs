@@ -113,9 +113,18 @@ impl Activation {
     /// Applies the function to every element of `xs`, in place.
     #[inline]
     pub fn apply_slice(self, xs: &mut [f32]) {
-        if self != Activation::Identity {
-            for x in xs {
-                *x = self.apply(*x);
+        // The function chosen once, not per element (a clamp loop vectorises).
+        match self {
+            Activation::Identity => {}
+            Activation::Clip { min, max } => {
+                for x in xs {
+                    *x = clamp(*x, min, max);
+                }
+            }
+            _ => {
+                for x in xs {
+                    *x = self.apply(*x);
+                }
             }
         }
     }
