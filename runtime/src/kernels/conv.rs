@@ -220,8 +220,9 @@ pub fn conv2d_tiled(
                     for (j, v) in vals.iter().enumerate().take(nch) {
                         let c = b * C + j;
                         let out = &mut output[(c * oh + oy) * ow + ox..][..px];
-                        out.copy_from_slice(&v[..px]);
-                        p.act.apply_slice(out);
+                        for (o, &v) in out.iter_mut().zip(v) {
+                            *o = p.act.apply(v);
+                        }
                     }
                     ox += px;
                 }
