@@ -659,6 +659,45 @@ pub(crate) mod x86 {
         })
     }
 
+    /// [`super::super::quant::requantize_scaled`] of eight accumulators at once, bit for bit:
+    /// `acc · scale` in f32, limited to ±2^22 (every product beyond it clamps to `lo` or `hi`
+    /// either way), rounded to nearest even by the same `1.5 · 2^23` addition, plus the zero
+    /// point, clamped.
+    ///
+    /// # Safety
+    /// AVX2.
+    #[cfg_attr(not(target_feature = "avx2"), allow(dead_code))]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn requantize8(
+        acc: [i32; 8],
+        scale: [f32; 8],
+        zero: i32,
+        lo: i8,
+        hi: i8,
+    ) -> [i8; 8] {
+        const MAGIC: f32 = 12_582_912.0;
+        const LIMIT: f32 = 4_194_304.0;
+        let mut out = [0i32; 8];
+        // SAFETY: each array holds 8 values of 4 bytes.
+        unsafe {
+            let a = _mm256_cvtepi32_ps(_mm256_loadu_si256(acc.as_ptr() as *const __m256i));
+            let y = _mm256_mul_ps(a, _mm256_loadu_ps(scale.as_ptr()));
+            let y = _mm256_min_ps(
+                _mm256_max_ps(y, _mm256_set1_ps(-LIMIT)),
+                _mm256_set1_ps(LIMIT),
+            );
+            let m = _mm256_set1_ps(MAGIC);
+            let r = _mm256_cvttps_epi32(_mm256_sub_ps(_mm256_add_ps(y, m), m));
+            let r = _mm256_add_epi32(r, _mm256_set1_epi32(zero));
+            let r = _mm256_min_epi32(
+                _mm256_max_epi32(r, _mm256_set1_epi32(i32::from(lo))),
+                _mm256_set1_epi32(i32::from(hi)),
+            );
+            _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, r);
+        }
+        out.map(|v| v as i8)
+    }
+
     /// 8 lanes `stride` (1 or 2) columns apart from column `c` of the row at `row` (`iw`
     /// columns), 0 in the lanes outside the row: plain loads when `inside`, else masked.
     ///
@@ -926,6 +965,48 @@ mod tests {
             // SAFETY: the CPU has AVX2 (checked above); w holds 2·x.len() values.
             let got = unsafe { x86::dot_4x2_avx2(w.as_ptr(), &x, init) };
             assert_eq!(got, want, "depth {depth}");
+        }
+    }
+
+    /// The AVX2 requantisation of eight accumulators equals the scalar one bit for bit, over
+    /// accumulators near ties, large ones and the clamp bounds.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_requantisation_equals_the_scalar_one() {
+        if cfg!(miri) || !std::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let mut seed = 0x0f0f_1e1e_u32;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as usize % n
+        };
+        for case in 0..20_000 {
+            let acc: [i32; 8] = core::array::from_fn(|_| match next(4) {
+                0 => next(2001) as i32 - 1000,
+                1 => (next(1 << 30) as i32) - (1 << 29),
+                2 => [i32::MIN, i32::MAX, 0, 1, -1][next(5)],
+                _ => 2 * (next(600) as i32) - 600 + 1,
+            });
+            let scale: [f32; 8] = core::array::from_fn(|_| match next(3) {
+                0 => 0.5,
+                1 => (1 + next(100_000)) as f32 * 1e-7,
+                _ => (1 + next(1000)) as f32 * 1e-3,
+            });
+            let zero = next(256) as i32 - 128;
+            let (lo, hi) = if case % 2 == 0 {
+                (-128, 127)
+            } else {
+                (zero.clamp(-128, 127) as i8, 127)
+            };
+            // SAFETY: the CPU has AVX2 (checked above).
+            let got = unsafe { x86::requantize8(acc, scale, zero, lo, hi) };
+            for i in 0..8 {
+                let want = super::super::quant::requantize_scaled(acc[i], scale[i], zero, lo, hi);
+                assert_eq!(got[i], want, "{} · {} + {zero}", acc[i], scale[i]);
+            }
         }
     }
 
@@ -1925,9 +2006,31 @@ impl TileRows<'_> {
             // scales[c + 3] < 2·pairs; output bytes (c + i)·plane + p0 + j, i ≤ 3, j ≤ 1, are
             // below 2·pairs·plane.
             unsafe {
-                let [a0, a1, a2, a3, a4, a5, a6, a7] = dot_4x2_unchecked(w, x, init);
+                let acc = dot_4x2_unchecked(w, x, init);
                 w = w.add(4 * depth);
                 let s = self.scales.as_ptr().add(c);
+                #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+                {
+                    let sc = [
+                        *s,
+                        *s,
+                        *s.add(1),
+                        *s.add(1),
+                        *s.add(2),
+                        *s.add(2),
+                        *s.add(3),
+                        *s.add(3),
+                    ];
+                    let q = x86::requantize8(acc, sc, self.zero, self.lo, self.hi);
+                    for i in 0..4 {
+                        *o.add(i * plane) = q[2 * i];
+                        *o.add(i * plane + next) = q[2 * i + 1];
+                    }
+                    o = o.wrapping_add(4 * plane);
+                    continue;
+                }
+                #[allow(unreachable_code)]
+                let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
                 self.store(o, next, a0, a1, *s);
                 self.store(o.add(plane), next, a2, a3, *s.add(1));
                 self.store(o.add(2 * plane), next, a4, a5, *s.add(2));
