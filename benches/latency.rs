@@ -125,6 +125,15 @@ models!(
     residual_int8 => ("tests/models/int8/residual_qdq.onnx", "tests/models/residual.input.bin"),
     inception_int8 => ("tests/models/int8/inception_qdq.onnx", "tests/models/inception.input.bin"),
     dwsep_int8 => ("tests/models/int8/dwsep_qdq.onnx", "tests/models/dwsep.input.bin"),
+    // The MLPerf-Tiny-shaped networks (tests/gen_mlperf.py), f32 and int8.
+    resnet8 => ("tests/models/resnet8.onnx", "tests/models/resnet8.input.bin"),
+    dscnn => ("tests/models/dscnn.onnx", "tests/models/dscnn.input.bin"),
+    mobilenet_v1 => ("tests/models/mobilenet_v1.onnx", "tests/models/mobilenet_v1.input.bin"),
+    mobilenet_v2 => ("tests/models/mobilenet_v2.onnx", "tests/models/mobilenet_v2.input.bin"),
+    resnet8_int8 => ("tests/models/int8/resnet8_qdq.onnx", "tests/models/resnet8.input.bin"),
+    dscnn_int8 => ("tests/models/int8/dscnn_qdq.onnx", "tests/models/dscnn.input.bin"),
+    mobilenet_v1_int8 => ("tests/models/int8/mobilenet_v1_qdq.onnx", "tests/models/mobilenet_v1.input.bin"),
+    mobilenet_v2_int8 => ("tests/models/int8/mobilenet_v2_qdq.onnx", "tests/models/mobilenet_v2.input.bin"),
 );
 
 fn root() -> PathBuf {
