@@ -853,13 +853,7 @@ mod tests {
     /// not a multiple of the tile, two images and a fused activation.
     #[test]
     fn tiled_equals_reference_bit_for_bit() {
-        let mut seed = 0x9e37_79b9_u32;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize % n
-        };
+        let mut next = super::super::xorshift(0x9e37_79b9_u32);
         let cases = if cfg!(miri) { 6 } else { 300 };
         for case in 0..cases {
             let (k_h, k_w) = (1 + next(3), 1 + next(4));
@@ -941,13 +935,7 @@ mod tests {
         if cfg!(miri) || !std::is_x86_feature_detected!("avx2") {
             return;
         }
-        let mut seed = 0x1357_9bdf_u32;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize % n
-        };
+        let mut next = super::super::xorshift(0x1357_9bdf_u32);
         for _ in 0..200 {
             let depth = 8 * (1 + next(50));
             let x: Vec<i16> = (0..2 * depth).map(|_| next(511) as i16 - 255).collect();
@@ -976,13 +964,7 @@ mod tests {
         if cfg!(miri) || !std::is_x86_feature_detected!("avx2") {
             return;
         }
-        let mut seed = 0x0f0f_1e1e_u32;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize % n
-        };
+        let mut next = super::super::xorshift(0x0f0f_1e1e_u32);
         for case in 0..20_000 {
             let acc: [i32; 8] = core::array::from_fn(|_| match next(4) {
                 0 => next(2001) as i32 - 1000,
@@ -1022,13 +1004,7 @@ mod tests {
         {
             return;
         }
-        let mut seed = 0x7f4a_7c15_u32;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize % n
-        };
+        let mut next = super::super::xorshift(0x7f4a_7c15_u32);
         for case in 0..150 {
             let (k_h, k_w) = (1 + next(5), 1 + next(5));
             let (stride_h, stride_w, dil_h, dil_w) =
@@ -1116,13 +1092,7 @@ mod tests {
         {
             return;
         }
-        let mut seed = 0x2545_f491_u32;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize % n
-        };
+        let mut next = super::super::xorshift(0x2545_f491_u32);
         let mut tiles = 0;
         for case in 0..200 {
             let (k_h, k_w) = [(3, 3), (5, 1), (1, 1), (3, 5)][case % 4];

@@ -306,13 +306,7 @@ mod tests {
         {
             return;
         }
-        let mut seed = 0x0bad_5eed_u32;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize % n
-        };
+        let mut next = super::super::xorshift(0x0bad_5eed_u32);
         for case in 0..100 {
             let (m, n, k) = (1 + next(3), 1 + next(11), 1 + next(300));
             let p = MatMul {
@@ -362,13 +356,7 @@ mod tests {
         {
             return;
         }
-        let mut seed = 0x1234_5677_u32;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize % n
-        };
+        let mut next = super::super::xorshift(0x1234_5677_u32);
         for case in 0..120 {
             let (m, n, k) = (1 + next(70), 1 + next(11), 1 + next(40));
             let p = MatMul {

@@ -120,6 +120,18 @@ pub(crate) fn valid_range(
     (lo.min(hi), hi)
 }
 
+/// A deterministic xorshift32 generator for the kernels' randomised tests: `next(n)` is a
+/// value in `0..n`.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u32) -> impl FnMut(usize) -> usize {
+    move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed as usize % n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::valid_range;
