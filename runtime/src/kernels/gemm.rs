@@ -206,15 +206,35 @@ pub(crate) mod x86 {
                     m0 += lanes;
                 }
             }
-            // The last columns (fewer than 8), one at a time in the same order (as the
-            // portable loop rounds them).
-            for j in 0..rows {
-                for mm in m0..m {
-                    let mut s = bias_of(n0 + j);
+            // The last columns (fewer than 8): the same FMA chain in masked lanes, so that
+            // every output is rounded alike wherever the columns split (a streamed stage's
+            // bands end at other columns than the whole image).
+            if m0 < m {
+                let left = (m - m0) as i32;
+                let mask = _mm256_cmpgt_epi32(
+                    _mm256_set1_epi32(left),
+                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                );
+                // SAFETY: the masked lanes are columns m0 .. m < m of rows k < p.k of `a`
+                // (inside `a`, asserted by the caller); the others are not accessed.
+                unsafe {
+                    let mut acc: [__m256; 4] = core::array::from_fn(|j| {
+                        _mm256_set1_ps(if j < rows { bias_of(n0 + j) } else { 0.0 })
+                    });
+                    let ap = a.as_ptr();
                     for kk in 0..k {
-                        s += a[kk * p.a_stride_k + mm] * w(n0 + j, kk);
+                        let x = _mm256_maskload_ps(ap.add(kk * p.a_stride_k + m0), mask);
+                        for (j, aj) in acc.iter_mut().enumerate().take(rows) {
+                            *aj = _mm256_fmadd_ps(_mm256_set1_ps(w(n0 + j, kk)), x, *aj);
+                        }
                     }
-                    out[(n0 + j) * p.out_stride_n + mm] = p.act.apply(s);
+                    for (j, aj) in acc.iter().enumerate().take(rows) {
+                        let mut v = [0f32; 8];
+                        _mm256_storeu_ps(v.as_mut_ptr(), *aj);
+                        let row = &mut out[(n0 + j) * p.out_stride_n + m0..][..m - m0];
+                        row.copy_from_slice(&v[..m - m0]);
+                        p.act.apply_slice(row);
+                    }
                 }
             }
             n0 += rows;
@@ -342,6 +362,53 @@ mod tests {
                         "case {case} m{m} n{n} k{k} at ({mm}, {nn}): {g} vs {sum}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Every output of the AVX2/FMA column tiles is the same bits wherever the columns are
+    /// split (a streamed stage computes a 1×1 convolution band by band): the columns in one
+    /// call and in two calls at every split point agree exactly.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn fma_columns_round_alike_wherever_they_split() {
+        extern crate std;
+        use std::vec::Vec;
+        if cfg!(miri)
+            || !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        let mut next = super::super::xorshift(0x3c6e_f372);
+        let (m, n, k) = (37, 5, 29);
+        let geom = |cols: usize| MatMul {
+            m: cols,
+            n,
+            k,
+            a_stride_m: 1,
+            a_stride_k: m,
+            b_stride_n: k,
+            b_stride_k: 1,
+            out_stride_m: 1,
+            out_stride_n: m,
+            act: Activation::Identity,
+        };
+        let mut value = |_| (next(2001) as f32 - 1000.0) * 1.1e-3;
+        let a: Vec<f32> = (0..m * k).map(&mut value).collect();
+        let b: Vec<f32> = (0..n * k).map(&mut value).collect();
+        let mut whole = std::vec![0f32; m * n];
+        // SAFETY: the CPU has AVX2 and FMA (checked above); the shapes are the geometry's.
+        unsafe { x86::columns_checked(&geom(m), &a, &b, None, &mut whole) };
+        for split in 1..m {
+            let mut parts = std::vec![0f32; m * n];
+            // SAFETY: as above; the second call's operands start at column `split`, with
+            // `m − split` columns left in every row.
+            unsafe {
+                x86::columns_checked(&geom(split), &a, &b, None, &mut parts);
+                x86::columns_checked(&geom(m - split), &a[split..], &b, None, &mut parts[split..]);
+            }
+            for (i, (x, y)) in whole.iter().zip(&parts).enumerate() {
+                assert_eq!(x.to_bits(), y.to_bits(), "split {split} at {i}");
             }
         }
     }
