@@ -545,34 +545,9 @@ pub(crate) mod x86 {
         // FMA: the caller.
         unsafe {
             let wp = wb.as_ptr();
-            let lane_ix = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            let evens = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
-            // 8 consecutive columns from column `c` of the row at `row`.
-            let cols8 = |row: *const f32, c: isize| {
-                let xp = row.wrapping_offset(c);
-                if inside {
-                    _mm256_loadu_ps(xp)
-                } else {
-                    let lo = _mm256_set1_epi32((-c - 1) as i32);
-                    let hi = _mm256_set1_epi32((iw as isize - c) as i32);
-                    let m = _mm256_and_si256(
-                        _mm256_cmpgt_epi32(lane_ix, lo),
-                        _mm256_cmpgt_epi32(hi, lane_ix),
-                    );
-                    _mm256_maskload_ps(xp, m)
-                }
-            };
-            // 8 lanes `stride` columns apart from column `c`.
-            let lanes8 = |row: *const f32, c: isize| {
-                if stride == 1 {
-                    cols8(row, c)
-                } else {
-                    let (lo, hi) = (cols8(row, c), cols8(row, c + 8));
-                    // (lo0, lo2, hi0, hi2 | lo4, lo6, hi4, hi6), then the pairs in order.
-                    let even = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
-                    _mm256_permutevar8x32_ps(even, evens)
-                }
-            };
+            // 8 lanes `stride` columns apart from column `c` of the row at `row` (see
+            // `lanes8` below, which the depthwise kernel shares).
+            let lanes8 = |row: *const f32, c: isize| lanes8(row, c, iw, stride, inside);
             let mut a: [[__m256; 2]; 4] =
                 core::array::from_fn(|j| [_mm256_set1_ps(init[j]), _mm256_set1_ps(init[j])]);
             for ic in 0..p.in_c {
