@@ -147,7 +147,7 @@ fn network(seed: u64) -> (Vec<u8>, bool) {
     };
     let blocks = net.rng.range(2, 6);
     for _ in 0..blocks {
-        let kind = net.rng.range(0, 9);
+        let kind = net.rng.range(0, 10);
         let next = match kind {
             // A convolution: random kernel, stride, dilation, padding, groups.
             0..=4 => {
@@ -249,6 +249,19 @@ fn network(seed: u64) -> (Vec<u8>, bool) {
                     _ => None,
                 }
             }
+            // A depthwise-separable block: a 1×1 convolution, then a 3×3 depthwise one
+            // (stride 1 or 2, any padding) that reads only it (int8: a split window).
+            10 => {
+                let wide = net.rng.range(2, 8);
+                let stride = net.rng.pick(&[1, 2]);
+                let pads = [0; 4].map(|_| net.rng.range(0, 1));
+                let relu = net.rng.coin();
+                // (Both or neither: a 1×1 convolution left without its reader is an output.)
+                let fits = x.h + pads[0] + pads[2] >= 3 && x.w + pads[1] + pads[3] >= 3;
+                fits.then(|| net.conv(&x, wide, 1, (1, 1), 1, 1, [0; 4], true))
+                    .flatten()
+                    .and_then(|up| net.conv(&up, wide, wide, (3, 3), stride, 1, pads, relu))
+            }
             _ => unreachable!(),
         };
         if let Some(v) = next {
@@ -290,8 +303,9 @@ fn streamed_and_unstreamed_plans_compute_the_same_bits() {
     let (mut streamed, mut ran) = (0, 0);
     // int8 cases run and kept a stage; stages holding a residual Add.
     let (mut int8_ran, mut int8_streamed, mut residual) = (0, 0, 0);
-    // Stages ending in a global average (summing its rows as they come).
-    let mut reduced = 0;
+    // Stages ending in a global average (summing its rows as they come); stages whose int8
+    // depthwise windows keep the rows they read again apart (split windows).
+    let (mut reduced, mut split) = (0, 0);
     for seed in 0..cases() {
         let (bytes, int8) = network(seed);
         let path = dir.join(format!("case{seed}.onnx"));
@@ -328,6 +342,12 @@ fn streamed_and_unstreamed_plans_compute_the_same_bits() {
             ),
             _ => false,
         }));
+        split += usize::from(on.graph.nodes.iter().any(|n| match &n.op {
+            microarena_compiler::ir::Op::Stream(s) => {
+                s.buffers.iter().any(|b| b.what.contains(", kept ("))
+            }
+            _ => false,
+        }));
         assert!(
             on.plan.arena_bytes <= off.plan.arena_bytes,
             "seed {seed}: streamed arena {} > unstreamed {}",
@@ -361,13 +381,14 @@ fn streamed_and_unstreamed_plans_compute_the_same_bits() {
     eprintln!(
         "{streamed} of {ran} random networks kept a streamed stage ({int8_streamed} of \
          {int8_ran} int8; {residual} with a residual Add inside; {reduced} ending in a global \
-         average)"
+         average; {split} with split depthwise windows)"
     );
     assert!(
         streamed * 3 >= ran
             && int8_streamed * 3 >= int8_ran
             && residual * 10 >= ran
-            && reduced * 20 >= ran,
+            && reduced * 20 >= ran
+            && split * 100 >= ran,
         "too few random networks streamed: the property tests little"
     );
 }

@@ -431,6 +431,18 @@ impl Kernel for ConvOp {
                         lo: #lo, hi: #hi,
                     }
                 };
+                // A streamed stage's depthwise window whose first rows are kept apart
+                // (input 3, see `plan::stream`).
+                if let (ConvOp::I8Depthwise(..), Some(kept)) =
+                    (self, call.operands.get(3).and_then(Option::as_ref))
+                {
+                    let scratch = call.scratch.as_ref().expect("the kernel has scratch");
+                    return call.wrap(quote! {
+                        ::microarena::kernels::conv::conv2d_i8_depthwise_split(
+                            #params, #kept, #x, #w, #bias, #rq, #scratch, #out,
+                        );
+                    });
+                }
                 if let Some(kernel) = kernel {
                     let scratch = call.scratch.as_ref().expect("the kernel has scratch");
                     quote! {
@@ -476,8 +488,9 @@ impl Kernel for ConvOp {
             ConvOp::I8Depthwise(p, rq) => {
                 let mut scratch = vec![0i16; conv::depthwise_scratch_len(&p.geom).div_ceil(2)];
                 let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
-                conv::conv2d_i8_depthwise(
+                conv::conv2d_i8_depthwise_split(
                     p,
+                    ins.get(3).map_or(&[], |v| v.i8()),
                     ins.i8(0),
                     ins.get(1).expect("weights").i16(),
                     ins.opt_i32(2),

@@ -298,13 +298,23 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
                 let mut bands = vec![1, 2, 3, 4, 6, 8, wide];
                 bands.sort_unstable();
                 bands.dedup();
-                for band in bands {
+                // Each band with int8 depthwise windows split and whole, where there are any.
+                let splits: &[bool] = if stream::splits(from, region) {
+                    &[false, true]
+                } else {
+                    &[false]
+                };
+                let tries = bands
+                    .iter()
+                    .flat_map(|&band| splits.iter().map(move |&split| (band, split)));
+                for (band, split) in tries {
                     // Not another try when the slowest one so far would overrun the search.
                     if search.is_over() || search.left() < slowest {
                         break;
                     }
                     let started = Instant::now();
-                    let Some(g) = stream::apply(from, region, band, alignment, read_caller) else {
+                    let Some(g) = stream::apply(from, region, band, alignment, read_caller, split)
+                    else {
                         continue;
                     };
                     if overhead(&g) > cost_budget {

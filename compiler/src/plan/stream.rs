@@ -26,8 +26,10 @@ use crate::ops::stream::{Block, Buf, Operand, Place, RowRule, StageBuffer, Step,
 /// A buffer of the stage's scratch before offsets are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sym {
-    /// The window of edge `e`.
+    /// The window of edge `e` (of a split edge: its rows after those kept).
     Window(usize),
+    /// The rows a split edge's consumer reads again, kept between its calls.
+    Kept(usize),
     /// Where a producer writes a band before it is copied on.
     Band,
     /// A flat op's input `k` cut to exactly the band's rows.
@@ -81,8 +83,17 @@ struct Edge {
     /// Rows held: `lo..hi`.
     lo: usize,
     hi: usize,
-    /// Most rows ever held.
+    /// Most rows ever held (by a split edge's window: after `mid`).
     max_rows: usize,
+    /// A split edge (an int8 depthwise convolution reading rows written by a producer that
+    /// feeds nothing else): rows `lo..mid` are in its [`Sym::Kept`] buffer, `mid..hi` in its
+    /// window. After each call the rows read again move to the kept buffer, so only they
+    /// stay live between passes, and the producer writes the next rows straight into the
+    /// (then empty) window: the kernel's plane copy joins both. Otherwise unused.
+    split: bool,
+    mid: usize,
+    /// Most rows ever kept.
+    max_kept: usize,
 }
 
 /// `[C, H, W]` of an image tensor (`[1, C, H, W]` or `[C, H, W]`), and its element size.
@@ -122,7 +133,7 @@ fn in_hi(rule: &RowRule, end: usize, in_h: usize) -> usize {
 /// bytes a row) at the start of a window of `new_h` rows per channel; `None` when they are
 /// already there.
 fn relayout(
-    e: usize,
+    buf: Sym,
     c: usize,
     row: usize,
     (lo, hi): (usize, usize),
@@ -152,8 +163,8 @@ fn relayout(
         rows
     };
     (rows.bytes > 0 && !still).then_some(SymStep::Copy {
-        from: SymPlace::Sym(Sym::Window(e)),
-        to: SymPlace::Sym(Sym::Window(e)),
+        from: SymPlace::Sym(buf),
+        to: SymPlace::Sym(buf),
         rows,
     })
 }
@@ -280,14 +291,28 @@ pub fn band_rows(g: &Graph, region: &Region) -> usize {
         .unwrap_or(1)
 }
 
+/// True when `region` has int8 depthwise windows that [`build`] can split (see
+/// `Edge::split`): worth planning both ways (splitting pays where bands are tall; with short
+/// ones its two copies a channel can pack worse and cost more).
+pub fn splits(g: &Graph, region: &Region) -> bool {
+    region.nodes.iter().any(|&v| {
+        matches!(
+            g.nodes[v].op,
+            Op::Conv(crate::ops::conv::ConvOp::I8Depthwise(..))
+        )
+    })
+}
+
 /// The program of `region` run `band` output rows per pass, as a stage op, with the stage
 /// node's inputs (external activations, then weights). `None` when the region cannot stream
-/// (an op that is not row-local, a tensor it writes that something outside reads).
+/// (an op that is not row-local, a tensor it writes that something outside reads). With
+/// `split`, int8 depthwise windows keep the rows they read again apart (see [`splits`]).
 pub fn build(
     g: &Graph,
     region: &Region,
     band: usize,
     alignment: usize,
+    split: bool,
 ) -> Option<(StreamOp, Vec<TensorId>)> {
     let nodes: Vec<&Node> = region.nodes.iter().map(|&v| &g.nodes[v]).collect();
     let mut rules: Vec<RowRule> = nodes
@@ -340,6 +365,9 @@ pub fn build(
                 lo: 0,
                 hi: 0,
                 max_rows: 0,
+                split: false,
+                mid: 0,
+                max_kept: 0,
             });
         }
     }
@@ -373,6 +401,19 @@ pub fn build(
     // Every node but the last feeds the stage (else it would be a second output).
     if (0..nodes.len()).any(|n| n != last && out_edges[n].is_empty()) {
         return None;
+    }
+    // Split edges: into an int8 depthwise convolution (whose kernel copies each plane
+    // anyway) from a producer that feeds nothing else.
+    for outs in &out_edges {
+        if let [e] = outs[..] {
+            let c = edges[e].node;
+            edges[e].split = split
+                && matches!(rules[c], RowRule::Window(_))
+                && matches!(
+                    nodes[c].op,
+                    Op::Conv(crate::ops::conv::ConvOp::I8Depthwise(..))
+                );
+        }
     }
 
     let h_of = |t: TensorId| chw(g, t).1;
@@ -458,7 +499,7 @@ pub fn build(
                         let lo2 = first.max(ed.lo);
                         let start = ed.hi.max(lo2);
                         steps.extend(relayout(
-                            e,
+                            Sym::Window(e),
                             c,
                             row,
                             (ed.lo, ed.hi),
@@ -481,15 +522,32 @@ pub fn build(
                         }
                         ed.lo = lo2;
                         ed.hi = need.max(lo2);
+                    } else if ed.split {
+                        // Rows no band reads again left the kept rows after the last call.
+                        debug_assert!(ed.lo == first && ed.mid <= ed.hi);
                     } else if ed.lo < first {
                         // Rows no band of this node reads again.
                         let lo2 = first.min(ed.hi);
-                        steps.extend(relayout(e, c, row, (ed.lo, ed.hi), lo2, ed.hi - lo2));
+                        steps.extend(relayout(
+                            Sym::Window(e),
+                            c,
+                            row,
+                            (ed.lo, ed.hi),
+                            lo2,
+                            ed.hi - lo2,
+                        ));
                         ed.lo = lo2;
                     }
                     debug_assert!(ed.lo == first && ed.hi >= need, "window out of step");
-                    ed.max_rows = ed.max_rows.max(ed.hi - ed.lo);
                     let held = ed.hi - ed.lo;
+                    // Rows in the window (of a split edge, those after the kept ones).
+                    let kept = if ed.split { ed.mid - ed.lo } else { 0 };
+                    let fresh = held - kept;
+                    ed.max_rows = ed.max_rows.max(fresh);
+                    if kept > 0 {
+                        operands.resize(operands.len().max(4), None);
+                        operands[3] = Some(SymOperand::Buf(Sym::Kept(e), c * kept * w, dtype));
+                    }
                     let operand = match rules[n] {
                         RowRule::Window(w0) => {
                             let top = (a * w0.stride_h) as isize - w0.pad_top as isize;
@@ -504,7 +562,7 @@ pub fn build(
                                 pad_bottom: if ed.hi == h { w0.pad_bottom } else { 0 },
                                 ..w0
                             });
-                            SymOperand::Buf(Sym::Window(e), c * held * w, dtype)
+                            SymOperand::Buf(Sym::Window(e), c * fresh * w, dtype)
                         }
                         RowRule::Flat if held > b - a => {
                             // A window ahead of this op (its producer ran on for another consumer):
@@ -574,26 +632,43 @@ pub fn build(
                     Sym::Band
                 } else {
                     let outs = &out_edges[n];
-                    // Per consumer: the rows it still reads.
+                    // Per consumer: the rows it still reads from its window (a split edge's
+                    // consumer has read none of the rows after those kept).
                     let keep: Vec<usize> = outs
                         .iter()
                         .map(|&e| {
                             let ed = &edges[e];
                             let from = in_lo(&rules[ed.node], done[ed.node], h);
-                            ed.lo.max(from).min(b)
+                            if ed.split {
+                                ed.mid
+                            } else {
+                                ed.lo.max(from).min(b)
+                            }
                         })
                         .collect();
                     if outs.len() == 1 && keep[0] == a {
-                        let e = outs[0];
-                        edges[e].lo = a;
-                        edges[e].hi = b;
-                        edges[e].max_rows = edges[e].max_rows.max(rows);
-                        Sym::Window(e)
+                        let ed = &mut edges[outs[0]];
+                        if ed.split {
+                            ed.mid = a;
+                        } else {
+                            ed.lo = a;
+                        }
+                        ed.hi = b;
+                        ed.max_rows = ed.max_rows.max(rows);
+                        Sym::Window(outs[0])
                     } else {
                         for (&e, &lo2) in outs.iter().zip(&keep) {
                             let ed = &mut edges[e];
                             debug_assert_eq!(ed.hi, a, "a window ends where its producer stands");
-                            after.extend(relayout(e, c, row, (ed.lo, ed.hi), lo2, b - lo2));
+                            let from = if ed.split { ed.mid } else { ed.lo };
+                            after.extend(relayout(
+                                Sym::Window(e),
+                                c,
+                                row,
+                                (from, ed.hi),
+                                lo2,
+                                b - lo2,
+                            ));
                             let s0 = lo2.max(a);
                             if b > s0 {
                                 after.push(SymStep::Copy {
@@ -609,7 +684,9 @@ pub fn build(
                                     },
                                 });
                             }
-                            ed.lo = lo2;
+                            if !ed.split {
+                                ed.lo = lo2;
+                            }
                             ed.hi = b;
                             ed.max_rows = ed.max_rows.max(b - lo2);
                         }
@@ -628,6 +705,39 @@ pub fn build(
                 });
                 steps.extend(after);
                 done[n] = b;
+                // Split edges into this node: the rows its next call reads again join the
+                // kept ones (those no longer read dropped), and the window is empty.
+                for &e in &in_edges[n] {
+                    if !edges[e].split {
+                        continue;
+                    }
+                    let (c, h, w, es) = chw(g, edges[e].tensor);
+                    let row = w * es;
+                    let ed = &mut edges[e];
+                    let lo2 = in_lo(&rules[n], b, h).clamp(ed.lo, ed.hi);
+                    let height = ed.hi - lo2;
+                    if lo2 < ed.mid {
+                        steps.extend(relayout(Sym::Kept(e), c, row, (ed.lo, ed.mid), lo2, height));
+                    }
+                    let s0 = lo2.max(ed.mid);
+                    if ed.hi > s0 {
+                        steps.push(SymStep::Copy {
+                            from: SymPlace::Sym(Sym::Window(e)),
+                            to: SymPlace::Sym(Sym::Kept(e)),
+                            rows: RowCopy {
+                                channels: c,
+                                bytes: (ed.hi - s0) * row,
+                                src: (s0 - ed.mid) * row,
+                                src_channel: (ed.hi - ed.mid) * row,
+                                dst: (s0 - lo2) * row,
+                                dst_channel: height * row,
+                            },
+                        });
+                    }
+                    ed.lo = lo2;
+                    ed.mid = ed.hi;
+                    ed.max_kept = ed.max_kept.max(height);
+                }
             }
         }
         passes.push(steps);
@@ -673,7 +783,7 @@ pub fn build(
     let syms: Vec<(Sym, String, usize)> = edges
         .iter()
         .enumerate()
-        .map(|(e, ed)| {
+        .flat_map(|(e, ed)| {
             let (c, _, w, es) = chw(g, ed.tensor);
             let what = format!(
                 "{} → {} ({} rows)",
@@ -681,7 +791,18 @@ pub fn build(
                 nodes[ed.node].name,
                 ed.max_rows
             );
-            (Sym::Window(e), what, c * ed.max_rows * w * es)
+            let window = (Sym::Window(e), what, c * ed.max_rows * w * es);
+            let kept = (
+                Sym::Kept(e),
+                format!(
+                    "{} → {}, kept ({} rows)",
+                    g.tensor(ed.tensor).name,
+                    nodes[ed.node].name,
+                    ed.max_kept
+                ),
+                c * ed.max_kept * w * es,
+            );
+            [window, kept]
         })
         .chain([
             (Sym::Band, "band".into(), max_band),
@@ -719,7 +840,9 @@ pub fn build(
                 inputs
                     .iter()
                     .filter_map(|o| match o {
-                        Some(SymOperand::Buf(s, ..)) => Some(*s),
+                        // (An empty operand, a split window with no rows after the kept
+                        // ones, reads nothing.)
+                        Some(SymOperand::Buf(s, len, _)) if *len > 0 => Some(*s),
                         _ => None,
                     })
                     .chain(scratch.map(|_| Sym::Kernel))
@@ -881,7 +1004,8 @@ impl LiveSpan {
 /// times steps first) the one spanning the fewest bytes.
 fn pack(spans: &[LiveSpan], alignment: usize) -> (Vec<usize>, usize) {
     let steps = |s: &LiveSpan| -> usize { s.live.iter().map(|(a, b)| b - a + 1).sum() };
-    (0..3)
+    let first = |s: &LiveSpan| s.live.first().map_or(0, |l| l.0);
+    (0..4)
         .map(|key| {
             let mut order: Vec<usize> = (0..spans.len()).collect();
             order.sort_by_key(|&k| {
@@ -889,7 +1013,10 @@ fn pack(spans: &[LiveSpan], alignment: usize) -> (Vec<usize>, usize) {
                 std::cmp::Reverse(match key {
                     0 => (b, t),
                     1 => (t, b),
-                    _ => (t.saturating_mul(b), b),
+                    2 => (t.saturating_mul(b), b),
+                    // In the order the program first writes them: the windows of a chain
+                    // of layers, each meeting the next, alternate between two places.
+                    _ => (usize::MAX - first(&spans[k]), b),
                 })
             });
             pack_in_order(spans, &order, alignment)
@@ -943,15 +1070,16 @@ fn read_in_place(g: &Graph, region: &Region, t: TensorId) -> bool {
 /// `g` with `region` replaced by one stage node (at the place of the region's last node),
 /// `None` when the region cannot stream. With `read_caller`, a graph input only the stage
 /// reads is read where the caller passes it ([`TensorKind::Caller`]) instead of from a copy
-/// in the arena.
+/// in the arena; `split` as in [`build`].
 pub fn apply(
     g: &Graph,
     region: &Region,
     band: usize,
     alignment: usize,
     read_caller: bool,
+    split: bool,
 ) -> Option<Graph> {
-    let (mut op, inputs) = build(g, region, band, alignment)?;
+    let (mut op, inputs) = build(g, region, band, alignment, split)?;
     let mut out = g.clone();
     for (k, &t) in inputs.iter().enumerate() {
         let TensorKind::Input(i) = g.tensor(t).kind else {
@@ -1190,6 +1318,81 @@ mod tests {
             eprintln!("{m}: {on} vs {off} ({:.2})", on as f64 / off as f64);
             assert!(2 * on <= off, "{m}: {on} vs {off}");
         }
+    }
+
+    /// Int8 depthwise windows split and whole, at several band heights, on every region of
+    /// the int8 networks with depthwise convolutions (strides 1 and 2, odd heights, stages
+    /// ending in an average): the same bits as the unstreamed plan; splitting takes less
+    /// scratch where the bands are tall.
+    #[test]
+    fn split_depthwise_windows_compute_the_same_bits() {
+        use super::{apply, candidates, splits, stages};
+        use crate::plan::{evaluate, Clock};
+        use std::time::Duration;
+        let mut tried = 0;
+        for m in [
+            "tests/models/int8/dscnn_qdq.onnx",
+            "tests/models/int8/dwsep_qdq.onnx",
+            "tests/models/int8/mobilenet_v1_qdq.onnx",
+            "tests/models/int8/mobilenet_v2_qdq.onnx",
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(m);
+            let options = Options {
+                streaming: false,
+                ..Options::default()
+            };
+            let off = compile(&path, &options).unwrap();
+            let g = &off.graph;
+            let t = g.inputs[0];
+            let x: Vec<f32> = (0..g.tensor(t).len())
+                .map(|i| ((i * 7) % 13) as f32 / 6.0 - 1.0)
+                .collect();
+            let input = [Values::F32(x)];
+            let want = crate::exec::run_values(g, &off.schedule, &off.plan, &input);
+            let clock = Clock::new(Duration::from_secs(60));
+            let regions: Vec<_> = candidates(g, 0)
+                .into_iter()
+                .filter(|r| splits(g, r))
+                .take(2)
+                .collect();
+            assert!(
+                !regions.is_empty(),
+                "{m}: no region with a depthwise window"
+            );
+            for region in &regions {
+                for band in [1, 2, 3, 5] {
+                    let scratch = [false, true].map(|split| {
+                        let s = apply(g, region, band, 16, true, split)?;
+                        let e = evaluate(
+                            &s,
+                            &crate::ir::Sharing::default(),
+                            crate::plan::SharingChoice::none(),
+                            16,
+                            Duration::from_millis(200),
+                            &clock,
+                            &[],
+                        );
+                        let got = crate::exec::run_values(&s, &e.schedule, &e.plan, &input);
+                        for (a, b) in got.iter().zip(&want) {
+                            assert_eq!(
+                                a.to_bytes(),
+                                b.to_bytes(),
+                                "{m}: band {band}, split {split}"
+                            );
+                        }
+                        let bytes = stages(&s).map(|(_, st)| st.scratch_bytes).next();
+                        bytes
+                    });
+                    if let [Some(whole), Some(split)] = scratch {
+                        tried += 1;
+                        if band >= 3 {
+                            assert!(split < whole, "{m}, band {band}: {split} vs {whole}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(tried >= 16, "{tried} regions and bands streamed both ways");
     }
 
     #[test]

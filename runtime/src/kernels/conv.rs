@@ -3143,18 +3143,53 @@ pub fn conv2d_i8_depthwise(
     scratch: &mut [i16],
     output: &mut [i8],
 ) {
+    conv2d_i8_depthwise_split(p, &[], input, packed, bias, scales, scratch, output)
+}
+
+/// [`conv2d_i8_depthwise`] on an input whose rows lie in two places: each channel's first
+/// `kept` rows in `kept_rows` (`[batch][in_c][kept][in_w]`, `kept = kept_rows.len() /
+/// (batch · in_c · in_w)`), the other `in_h − kept` in `input` (`[batch][in_c][in_h −
+/// kept][in_w]`). A streamed stage keeps the rows a depthwise window reads again in a small
+/// buffer of their own between passes and lets the producer write the new rows elsewhere:
+/// the plane copy this kernel makes anyway joins them, so the window is never held whole.
+///
+/// # Panics
+/// If `kept_rows` is not a whole number of rows per channel, or more than `in_h` of them.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_i8_depthwise_split(
+    p: &ConvI8,
+    kept_rows: &[i8],
+    input: &[i8],
+    packed: &[i16],
+    bias: Option<&[i32]>,
+    scales: &[f32],
+    scratch: &mut [i16],
+    output: &mut [i8],
+) {
     let g = &p.geom;
     let w = &g.window;
     assert!(
         g.groups == g.in_c && g.in_c == g.out_c,
         "one channel per group"
     );
+    let planes = g.batch * g.in_c;
+    let kept = if kept_rows.is_empty() {
+        0
+    } else {
+        kept_rows.len() / (planes * w.in_w).max(1)
+    };
+    assert!(
+        kept * planes * w.in_w == kept_rows.len() && kept <= w.in_h,
+        "kept rows: whole rows of every channel"
+    );
     // SAFETY: the same memory as bytes: i8 has no alignment and no invalid bit pattern, the
     // length is the byte length, and `scratch` is not used again while this view lives.
     let scratch: &mut [i8] = unsafe {
         core::slice::from_raw_parts_mut(scratch.as_mut_ptr() as *mut i8, 2 * scratch.len())
     };
-    let (plane_in, plane_out) = (w.in_h * w.in_w, w.out_h * w.out_w);
+    // Per channel: `kept` rows in `kept_rows`, `fresh` in `input`.
+    let fresh = w.in_h - kept;
+    let (plane_in, plane_out) = (fresh * w.in_w, w.out_h * w.out_w);
     let row = depthwise_row(g);
     let rows = depthwise_scratch_len(g) / row;
     let kwp = w.k_w.div_ceil(2);
@@ -3173,13 +3208,28 @@ pub fn conv2d_i8_depthwise(
     };
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
     if let (Some(kind), true) = (pair_kernel, w.out_w >= 2) {
-        return depthwise_rows_dsp(p, kind, input, packed, bias, scales, padded, row, output);
+        let planes = Planes {
+            kept_rows,
+            kept,
+            input,
+        };
+        return depthwise_rows_dsp(p, kind, &planes, packed, bias, scales, padded, row, output);
     }
     let inside = w.pad_top * row + w.pad_left;
     for n in 0..g.batch {
         for c in 0..g.out_c {
-            let src = &input[(n * g.in_c + c) * plane_in..];
-            copy_plane(src, w.in_w, w.in_h, padded, inside, row, zero);
+            let plane = n * g.in_c + c;
+            copy_plane(
+                &kept_rows[plane * kept * w.in_w..],
+                w.in_w,
+                kept,
+                padded,
+                inside,
+                row,
+                zero,
+            );
+            let src = &input[plane * plane_in..];
+            copy_plane(src, w.in_w, fresh, padded, inside + kept * row, row, zero);
             let wc = &packed[c * 4 * w.k_h * kwp..][..4 * w.k_h * kwp];
             let b = bias.map_or(0, |b| b[c]);
             let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
@@ -3612,7 +3662,7 @@ unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
 fn depthwise_rows_dsp(
     p: &ConvI8,
     kind: PairKind,
-    input: &[i8],
+    planes: &Planes,
     packed: &[i16],
     bias: Option<&[i32]>,
     scales: &[f32],
@@ -3622,7 +3672,8 @@ fn depthwise_rows_dsp(
 ) {
     let g = &p.geom;
     let w = &g.window;
-    let (plane_in, plane_out) = (w.in_h * w.in_w, w.out_h * w.out_w);
+    let (kept, fresh) = (planes.kept, w.in_h - planes.kept);
+    let (plane_in, plane_out) = (fresh * w.in_w, w.out_h * w.out_w);
     let (step, last_col) = match kind {
         PairKind::Stride1 => (1, 3),
         PairKind::Stride2 => (2, 4),
@@ -3655,13 +3706,51 @@ fn depthwise_rows_dsp(
     let odd = w.out_w % 2 == 1;
     let rs = w.dil_h * row;
     let zero = p.input_zero;
+    // The copies: every row of the input lands inside the padded plane, with the four
+    // bytes after it ...
+    assert!(w.in_h == 0 || inside + (w.in_h - 1) * row + w.in_w + 4 <= padded.len());
+    assert!(row >= w.in_w + 4);
+    // ... and a plane starting at byte `s` of its source reads whole words from each row
+    // start (`(rows − 1)·in_w + wide` bytes) inside it when `s` ≤ the source's `fast_*`.
+    // (No rows: nothing read. Negative: no plane.)
+    let fast = |len: usize, rows: usize| match rows {
+        0 => isize::MAX,
+        _ => len as isize - ((rows - 1) * w.in_w + w.in_w.next_multiple_of(4)) as isize,
+    };
+    let (fast_kept, fast_fresh) = (
+        fast(planes.kept_rows.len(), kept),
+        fast(planes.input.len(), fresh),
+    );
     // Per channel only its plane copy, two constants and two pointers: every loop-invariant
     // (the weights, each channel's sum of weights) was packed at build time.
     for n in 0..g.batch {
         for c in 0..g.out_c {
-            // To the tensor's end: then only the last channel's last row is copied bytewise.
-            let src = &input[(n * g.in_c + c) * plane_in..];
-            copy_plane(src, w.in_w, w.in_h, padded, inside, row, zero as i8);
+            // Planes whose every row has a whole word from its last word's start (all but
+            // the tensor's last ones) straight into the padded plane; the others checked.
+            let at = n * g.in_c + c;
+            let base = padded.as_mut_ptr();
+            if (at * kept * w.in_w) as isize <= fast_kept {
+                // SAFETY: the plane's rows and their last words are inside `kept_rows`
+                // (`fast_kept`), the destination rows inside `padded` (asserted above).
+                unsafe {
+                    let src = planes.kept_rows.as_ptr().add(at * kept * w.in_w);
+                    copy_plane_rows(src, w.in_w, kept, base.add(inside), row, zero as i8);
+                }
+            } else {
+                let src = &planes.kept_rows[at * kept * w.in_w..];
+                copy_plane(src, w.in_w, kept, padded, inside, row, zero as i8);
+            }
+            let below = inside + kept * row;
+            if (at * plane_in) as isize <= fast_fresh {
+                // SAFETY: as above, in `input` (`fast_fresh`).
+                unsafe {
+                    let src = planes.input.as_ptr().add(at * plane_in);
+                    copy_plane_rows(src, w.in_w, fresh, base.add(below), row, zero as i8);
+                }
+            } else {
+                let src = &planes.input[at * plane_in..];
+                copy_plane(src, w.in_w, fresh, padded, below, row, zero as i8);
+            }
             let wc = &packed[c * 24..][..24];
             let b = bias.map_or(0, |b| b[c]);
             // The loop sums `w · x` of the raw bytes (the border holds the input zero point):
@@ -3690,6 +3779,14 @@ fn depthwise_rows_dsp(
             }
         }
     }
+}
+
+/// Where a depthwise convolution's input planes are (see [`conv2d_i8_depthwise_split`]).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+struct Planes<'a> {
+    kept_rows: &'a [i8],
+    kept: usize,
+    input: &'a [i8],
 }
 
 /// A two-pixel depthwise kernel: `(padded, row, y0, x0, dil_h, weights, zero, bias)`.
@@ -3754,7 +3851,6 @@ fn copy_plane(
     let wide = in_w.next_multiple_of(4);
     assert!(in_w * in_h <= src.len());
     assert!(row >= in_w + 4 && (in_h == 0 || at + (in_h - 1) * row + in_w + 4 <= dst.len()));
-    let fill = u32::from_ne_bytes([fill as u8; 4]);
     // Rows y < fast read y·in_w + [0, wide), inside `src` (all when `src` runs far enough
     // past the plane, as it does for all but a tensor's last channels: no division then).
     let fast = if in_h > 0 && (in_h - 1) * in_w + wide <= src.len() {
@@ -3764,16 +3860,57 @@ fn copy_plane(
     } else {
         0
     };
+    // SAFETY: rows y < fast read src[y·in_w..][..wide] (inside `src`, above) and write
+    // dst[at + y·row..][..in_w + 4] (asserted; `at` is inside `dst` when a row is copied).
+    unsafe {
+        copy_plane_rows(
+            src.as_ptr(),
+            in_w,
+            fast,
+            dst.as_mut_ptr().add(at.min(dst.len())),
+            row,
+            fill,
+        )
+    };
+    for y in fast..in_h {
+        let (s, d) = (y * in_w, at + y * row);
+        copy_bytes(&mut dst[d..d + in_w], &src[s..s + in_w]);
+    }
+}
+
+/// Rows `y < n` of `in_w` bytes from `src + y·in_w` to `dst + y·row`, four bytes at a time
+/// (see [`copy_plane`]): up to three bytes past each row are copied too and the four
+/// bytes after it set to `fill` (rows of whole groups of 16 bytes from an aligned source:
+/// exactly `in_w`).
+///
+/// # Safety
+/// For y < n, `src + y·in_w + [0, in_w.next_multiple_of(4))` is readable and `dst + y·row
+/// + [0, in_w + 4)` writable (`row` ≥ `in_w + 4`).
+#[inline(always)]
+unsafe fn copy_plane_rows(
+    src: *const i8,
+    in_w: usize,
+    n: usize,
+    dst: *mut i8,
+    row: usize,
+    fill: i8,
+) {
+    if n == 0 {
+        return;
+    }
     #[cfg(microarena_dsp)]
-    if in_w % 4 == 0 && in_w >= 16 && in_h > 0 && src.as_ptr() as usize % 4 == 0 {
+    let wide = in_w.next_multiple_of(4);
+    let fill = u32::from_ne_bytes([fill as u8; 4]);
+    #[cfg(microarena_dsp)]
+    if in_w % 4 == 0 && in_w >= 16 && src as usize % 4 == 0 {
         // Rows of whole words from an aligned source (a window of a streamed stage, a plane
         // of a tensor whose width is a multiple of 4): four words per `LDM` and four
         // unaligned stores, the row's last four words once more (overlapping: the same
         // bytes) instead of a loop for the remainder. Exactly `in_w` bytes a row: the border
         // is never touched.
-        // SAFETY: row y < in_h reads src[y·in_w..][..in_w] (inside `src`, asserted; 4-aligned:
-        // the source and `in_w`) and writes dst[at + y·row..][..in_w] (asserted); unaligned
-        // STR is allowed on Armv7E-M. r0–r3 clobbered, no stack, flags clobbered.
+        // SAFETY: row y < n reads src[y·in_w..][..in_w] (readable: the caller's contract;
+        // 4-aligned: the source and `in_w`) and writes dst[y·row..][..in_w] (the contract);
+        // unaligned STR is allowed on Armv7E-M. r0–r3 clobbered, no stack, flags clobbered.
         unsafe {
             core::arch::asm!(
                 "1:",
@@ -3798,9 +3935,9 @@ fn copy_plane(
                 "add {d}, {d}, {step}",
                 "subs {n}, {n}, #1",
                 "bne 1b",
-                s = inout(reg) src.as_ptr() => _,
-                d = inout(reg) dst.as_mut_ptr().add(at) => _,
-                n = inout(reg) in_h => _,
+                s = inout(reg) src => _,
+                d = inout(reg) dst => _,
+                n = inout(reg) n => _,
                 q = out(reg) _,
                 quads = in(reg) in_w / 16,
                 // From after the whole groups back to the row's last 16 bytes.
@@ -3817,14 +3954,14 @@ fn copy_plane(
         return;
     }
     #[cfg(microarena_dsp)]
-    if fast > 0 && wide <= 8 {
+    if wide <= 8 {
         // Short rows (small planes): one or two words per row, no inner loop.
-        // SAFETY: row y < fast reads src[y·in_w..][..wide] (inside `src`, above; the second
-        // word only when `wide` is 8) and writes dst[at + y·row..][..in_w + 4] (asserted;
+        // SAFETY: row y < n reads src[y·in_w..][..wide] (the caller's contract; the second
+        // word only when `wide` is 8) and writes dst[y·row..][..in_w + 4] (the contract;
         // `wide` ≤ `in_w + 3`; the fill after the words, at `in_w`); unaligned LDR/STR are
         // allowed on Armv7E-M. No stack; the flags are clobbered.
         unsafe {
-            let (s, d) = (src.as_ptr(), dst.as_mut_ptr().add(at));
+            let (s, d) = (src, dst);
             if wide == 8 {
                 core::arch::asm!(
                     "1:",
@@ -3839,7 +3976,7 @@ fn copy_plane(
                     "bne 1b",
                     s = inout(reg) s => _,
                     d = inout(reg) d => _,
-                    n = inout(reg) fast => _,
+                    n = inout(reg) n => _,
                     w = in(reg) in_w,
                     row = in(reg) row,
                     fill = in(reg) fill,
@@ -3859,7 +3996,7 @@ fn copy_plane(
                     "bne 1b",
                     s = inout(reg) s => _,
                     d = inout(reg) d => _,
-                    n = inout(reg) fast => _,
+                    n = inout(reg) n => _,
                     w = in(reg) in_w,
                     row = in(reg) row,
                     fill = in(reg) fill,
@@ -3868,12 +4005,13 @@ fn copy_plane(
                 );
             }
         }
+        return;
     }
     #[cfg(microarena_dsp)]
-    if fast > 0 && wide > 8 {
-        // SAFETY: row y < fast reads src[y·in_w..][..wide] (inside `src`, above) and writes
-        // dst[at + y·row..][..in_w + 4] (asserted; `wide` ≤ `in_w + 3`); unaligned LDR/STR
-        // are allowed on Armv7E-M. No stack; the flags are clobbered.
+    {
+        // SAFETY: row y < n reads src[y·in_w..][..wide] and writes dst[y·row..][..in_w + 4]
+        // (the caller's contract; `wide` ≤ `in_w + 3`); unaligned LDR/STR are allowed on
+        // Armv7E-M. No stack; the flags are clobbered.
         unsafe {
             core::arch::asm!(
                 "1:",
@@ -3892,9 +4030,9 @@ fn copy_plane(
                 "add {d}, {d}, {step}",
                 "subs {n}, {n}, #1",
                 "bne 1b",
-                s = inout(reg) src.as_ptr() => _,
-                d = inout(reg) dst.as_mut_ptr().add(at) => _,
-                n = inout(reg) fast => _,
+                s = inout(reg) src => _,
+                d = inout(reg) dst => _,
+                n = inout(reg) n => _,
                 w = in(reg) in_w,
                 step = in(reg) row - in_w,
                 fill = in(reg) fill,
@@ -3905,13 +4043,13 @@ fn copy_plane(
         }
     }
     #[cfg(not(microarena_dsp))]
-    for y in 0..fast {
-        let (s, d) = (y * in_w, at + y * row);
-        // SAFETY: the loads are inside `src[s..s + wide]` (y < fast); the stores inside
-        // `dst[d..d + in_w + 4]` (asserted for every row; `wide` ≤ `in_w + 3`); both
-        // unaligned reads and writes of plain bytes.
+    for y in 0..n {
+        let (s, d) = (y * in_w, y * row);
+        // SAFETY: the loads are inside `src + s + [0, wide)`, the stores inside `dst + d + [0,
+        // in_w + 4)` (the caller's contract; `wide` ≤ `in_w + 3`); both unaligned reads and
+        // writes of plain bytes.
         unsafe {
-            let (sp, dp) = (src.as_ptr().add(s), dst.as_mut_ptr().add(d));
+            let (sp, dp) = (src.add(s), dst.add(d));
             let mut i = 0;
             while i < in_w {
                 let v = (sp.add(i) as *const u32).read_unaligned();
@@ -3920,10 +4058,6 @@ fn copy_plane(
             }
             (dp.add(in_w) as *mut u32).write_unaligned(fill);
         }
-    }
-    for y in fast..in_h {
-        let (s, d) = (y * in_w, at + y * row);
-        copy_bytes(&mut dst[d..d + in_w], &src[s..s + in_w]);
     }
 }
 
@@ -4212,6 +4346,33 @@ mod depthwise_tests {
                 &mut got,
             );
             assert_eq!(got, want, "{ch}ch {k_h}x{k_w} s{stride} p{pad} d{dil}");
+            // The same rows in two places: the first `kept` of each channel in a buffer of
+            // their own (every split, none to all).
+            for kept in 0..=in_h {
+                let (head, tail): (Vec<i8>, Vec<i8>) = (
+                    x.chunks(in_h * in_w)
+                        .flat_map(|plane| plane[..kept * in_w].to_vec())
+                        .collect(),
+                    x.chunks(in_h * in_w)
+                        .flat_map(|plane| plane[kept * in_w..].to_vec())
+                        .collect(),
+                );
+                let mut split = vec![0i8; n];
+                conv2d_i8_depthwise_split(
+                    &p,
+                    &head,
+                    &tail,
+                    &packed,
+                    Some(&bias),
+                    &scales,
+                    &mut scratch,
+                    &mut split,
+                );
+                assert_eq!(
+                    split, want,
+                    "{ch}ch {k_h}x{k_w} s{stride}, {kept} rows kept"
+                );
+            }
         }
     }
 }
