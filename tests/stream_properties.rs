@@ -1,5 +1,6 @@
-//! Streamed stages on random networks: chains, residual blocks and two-branch cells of
-//! row-local ops (convolutions of random kernel, stride, dilation, padding and groups,
+//! Streamed stages on random networks: chains, residual blocks, depthwise-separable blocks
+//! and two-branch cells of row-local ops (convolutions of random kernel, stride, dilation,
+//! padding and groups,
 //! poolings, activations, residual Adds, Concat; a third end in a global average), float and
 //! int8 (QDQ). Planned with and without streaming, both plans must compute the same bits on
 //! the host (the kernels the device runs), and the streamed arena must never be larger. Some cases must actually stream, or the property

@@ -141,7 +141,7 @@ impl StreamOp {
     }
 
     /// Instructions the stage costs on a Cortex-M4 beyond its ops run whole, estimated:
-    /// what every band call pays again and every row copy (about 12 instructions a block,
+    /// what every band call but one per op pays again and every row copy (about 12 instructions a block,
     /// one per channel, and one per 3 bytes: whole-word blocks move four words per
     /// `LDM`/`STM`; others about 16 and one a byte, by unaligned words and bytes). Per call:
     /// the int8 depthwise kernel's per-channel set-up (its input rows copied into the padded
@@ -182,7 +182,11 @@ impl StreamOp {
                 _ => 150,
             }
         };
-        self.program
+        // Each op run whole pays its set-up once too: the cheapest of its calls is not
+        // overhead.
+        let mut once = vec![u64::MAX; self.nodes.len()];
+        let total: u64 = self
+            .program
             .iter()
             .map(|b| {
                 b.repeat as u64
@@ -197,11 +201,21 @@ impl StreamOp {
                                         16 + rows.bytes
                                     }) as u64
                             }
-                            Step::Call { op, output, .. } => call(op, output.len),
+                            Step::Call {
+                                node, op, output, ..
+                            } => {
+                                let c = call(op, output.len);
+                                if let Some(o) = once.get_mut(*node) {
+                                    *o = (*o).min(c);
+                                }
+                                c
+                            }
                         })
                         .sum::<u64>()
             })
-            .sum()
+            .sum();
+        let whole: u64 = once.iter().filter(|&&c| c != u64::MAX).sum();
+        total.saturating_sub(whole)
     }
 
     /// Bytes the program's row copies move when it runs.

@@ -295,7 +295,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         for (parent, from, candidates) in &beam {
             for region in candidates {
                 let wide = stream::band_rows(from, region);
-                let mut bands = vec![1, 2, 3, 4, 6, 8, wide];
+                let mut bands = vec![1, 2, 3, 4, 5, 6, 8, wide];
                 bands.sort_unstable();
                 bands.dedup();
                 // Each band with int8 depthwise windows split and whole, where there are any.

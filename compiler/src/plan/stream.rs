@@ -739,6 +739,38 @@ pub fn build(
                     ed.max_kept = ed.max_kept.max(height);
                 }
             }
+            // Rows a split window still holds after the sweep (its consumer waits for rows
+            // further down: the pipeline filling) join the kept ones, so no window stays
+            // live through the next sweep.
+            for (e, ed) in edges.iter_mut().enumerate() {
+                if !ed.split || ed.hi == ed.mid {
+                    continue;
+                }
+                let (c, _, w, es) = chw(g, ed.tensor);
+                let row = w * es;
+                steps.extend(relayout(
+                    Sym::Kept(e),
+                    c,
+                    row,
+                    (ed.lo, ed.mid),
+                    ed.lo,
+                    ed.hi - ed.lo,
+                ));
+                steps.push(SymStep::Copy {
+                    from: SymPlace::Sym(Sym::Window(e)),
+                    to: SymPlace::Sym(Sym::Kept(e)),
+                    rows: RowCopy {
+                        channels: c,
+                        bytes: (ed.hi - ed.mid) * row,
+                        src: 0,
+                        src_channel: (ed.hi - ed.mid) * row,
+                        dst: (ed.mid - ed.lo) * row,
+                        dst_channel: (ed.hi - ed.lo) * row,
+                    },
+                });
+                ed.mid = ed.hi;
+                ed.max_kept = ed.max_kept.max(ed.hi - ed.lo);
+            }
         }
         passes.push(steps);
     }
