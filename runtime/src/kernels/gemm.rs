@@ -38,11 +38,18 @@ pub fn matmul(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut 
     assert!(b.len() > (p.n - 1) * p.b_stride_n + p.k.saturating_sub(1) * p.b_stride_k || p.k == 0);
     assert!(out.len() > (p.m - 1) * p.out_stride_m + (p.n - 1) * p.out_stride_n);
     if p.a_stride_m == 1 && p.out_stride_m == 1 {
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+        {
+            // SAFETY: the build enables AVX-512F; the operands' extents were asserted.
+            unsafe { x86::columns_avx512(p, a, b, bias, out) };
+            return;
+        }
         #[cfg(all(
             target_arch = "x86_64",
             target_feature = "avx2",
             target_feature = "fma"
         ))]
+        #[allow(unreachable_code)]
         {
             // SAFETY: the build enables AVX2 and FMA; the operands' extents were asserted.
             unsafe { x86::columns_checked(p, a, b, bias, out) };
@@ -241,6 +248,121 @@ pub(crate) mod x86 {
         }
     }
 
+    /// [`columns_checked`] with AVX-512 (32 registers of 16 lanes): tiles of 8 output rows ×
+    /// 32 columns, sixteen accumulators held across the whole reduction (per `k`: two loads
+    /// of `a`, eight weight broadcasts, sixteen FMAs of 16 lanes, four times the work of an
+    /// AVX2 step), fewer rows at the end (4, 2, 1) and the last columns in masked lanes, so
+    /// every output is the same FMA chain from its bias in order of `k` wherever the tiles
+    /// and the columns split.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F; as [`columns_checked`] otherwise.
+    #[cfg_attr(not(target_feature = "avx512f"), allow(dead_code))]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn columns_avx512(
+        p: &MatMul,
+        a: &[f32],
+        b: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let mut n0 = 0;
+        while n0 < p.n {
+            let rows = match p.n - n0 {
+                r if r >= 8 => 8,
+                r if r >= 4 => 4,
+                r if r >= 2 => 2,
+                _ => 1,
+            };
+            let mut m0 = 0;
+            while m0 < p.m {
+                let cols = (p.m - m0).min(32);
+                // SAFETY: rows n0 .. n0 + rows ≤ n and columns m0 .. m0 + cols ≤ m: inside
+                // the operands (asserted by the caller); AVX-512F: the caller.
+                unsafe {
+                    match (rows, cols > 16) {
+                        (8, true) => tile::<8, true>(p, a, b, bias, out, n0, m0, cols),
+                        (8, false) => tile::<8, false>(p, a, b, bias, out, n0, m0, cols),
+                        (4, true) => tile::<4, true>(p, a, b, bias, out, n0, m0, cols),
+                        (4, false) => tile::<4, false>(p, a, b, bias, out, n0, m0, cols),
+                        (2, true) => tile::<2, true>(p, a, b, bias, out, n0, m0, cols),
+                        (2, false) => tile::<2, false>(p, a, b, bias, out, n0, m0, cols),
+                        (_, true) => tile::<1, true>(p, a, b, bias, out, n0, m0, cols),
+                        (_, false) => tile::<1, false>(p, a, b, bias, out, n0, m0, cols),
+                    }
+                }
+                m0 += cols;
+            }
+            n0 += rows;
+        }
+    }
+
+    /// One tile of [`columns_avx512`]: output rows `n0 .. n0 + R`, columns `m0 .. m0 + cols`
+    /// (`cols` ≤ 32, above 16 when `WIDE`, else at most 16).
+    ///
+    /// # Safety
+    /// AVX-512F; the rows and columns are inside the operands.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const R: usize, const WIDE: bool>(
+        p: &MatMul,
+        a: &[f32],
+        b: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        n0: usize,
+        m0: usize,
+        cols: usize,
+    ) {
+        let mask = |c: usize| -> __mmask16 {
+            if c >= 16 {
+                0xffff
+            } else {
+                ((1u32 << c) - 1) as __mmask16
+            }
+        };
+        let (m_lo, m_hi) = (mask(cols), mask(cols.saturating_sub(16)));
+        let mut acc: [[__m512; 2]; R] = core::array::from_fn(|j| {
+            let v = _mm512_set1_ps(bias.map_or(0.0, |bs| bs[n0 + j]));
+            [v, v]
+        });
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        // SAFETY: the loads read columns m0 .. m0 + cols of rows kk < k of `a` (masked lanes
+        // beyond are not accessed) and weights (n0 + j, kk) of `b`, all inside the operands
+        // (the caller); the stores write columns m0 .. m0 + cols of output rows n0 + j.
+        unsafe {
+            for kk in 0..p.k {
+                let x = ap.add(kk * p.a_stride_k + m0);
+                let x0 = _mm512_maskz_loadu_ps(m_lo, x);
+                let x1 = if WIDE {
+                    _mm512_maskz_loadu_ps(m_hi, x.add(16))
+                } else {
+                    x0
+                };
+                let wk = bp.add(n0 * p.b_stride_n + kk * p.b_stride_k);
+                for (j, aj) in acc.iter_mut().enumerate() {
+                    let wj = _mm512_set1_ps(*wk.add(j * p.b_stride_n));
+                    aj[0] = _mm512_fmadd_ps(wj, x0, aj[0]);
+                    if WIDE {
+                        aj[1] = _mm512_fmadd_ps(wj, x1, aj[1]);
+                    }
+                }
+            }
+            for (j, aj) in acc.iter().enumerate() {
+                let o = out.as_mut_ptr().add((n0 + j) * p.out_stride_n + m0);
+                _mm512_mask_storeu_ps(o, m_lo, aj[0]);
+                if WIDE {
+                    _mm512_mask_storeu_ps(o.add(16), m_hi, aj[1]);
+                }
+            }
+        }
+        for j in 0..R {
+            p.act
+                .apply_slice(&mut out[(n0 + j) * p.out_stride_n + m0..][..cols]);
+        }
+    }
+
     /// [`super::matmul`]'s row-major case (fully connected layers): per row of `a`, four
     /// outputs at a time, each a dot product over `k` in 16 lanes (two 256-bit registers per
     /// output, eight independent sums), summed across the lanes at the end, then the last
@@ -308,6 +430,7 @@ pub(crate) mod x86 {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     /// The x86 AVX2/FMA column tiles (run where the CPU has them) against sums in f64: random
@@ -366,19 +489,41 @@ mod tests {
         }
     }
 
-    /// Every output of the AVX2/FMA column tiles is the same bits wherever the columns are
-    /// split (a streamed stage computes a 1×1 convolution band by band): the columns in one
-    /// call and in two calls at every split point agree exactly.
+    /// A column-tile path: [`x86::columns_checked`] or [`x86::columns_avx512`].
+    #[cfg(target_arch = "x86_64")]
+    type ColumnsFn = unsafe fn(&MatMul, &[f32], &[f32], Option<&[f32]>, &mut [f32]);
+
+    /// The column-tile paths this CPU runs (none under Miri): AVX2/FMA, and AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    fn column_paths() -> std::vec::Vec<(&'static str, ColumnsFn)> {
+        let mut paths: std::vec::Vec<(&'static str, ColumnsFn)> = std::vec::Vec::new();
+        if cfg!(miri) {
+            return paths;
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            paths.push(("avx2", x86::columns_checked));
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            paths.push(("avx512", x86::columns_avx512));
+        }
+        paths
+    }
+
+    /// Every output of the AVX2/FMA and AVX-512 column tiles is the same bits wherever the
+    /// columns are split (a streamed stage computes a 1×1 convolution band by band): the
+    /// columns in one call and in two calls at every split point agree exactly.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn fma_columns_round_alike_wherever_they_split() {
+        for (name, columns) in column_paths() {
+            columns_split_alike(name, columns);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn columns_split_alike(name: &str, columns: ColumnsFn) {
         extern crate std;
         use std::vec::Vec;
-        if cfg!(miri)
-            || !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
-        {
-            return;
-        }
         let mut next = super::super::xorshift(0x3c6e_f372);
         let (m, n, k) = (37, 5, 29);
         let geom = |cols: usize| MatMul {
@@ -397,18 +542,18 @@ mod tests {
         let a: Vec<f32> = (0..m * k).map(&mut value).collect();
         let b: Vec<f32> = (0..n * k).map(&mut value).collect();
         let mut whole = std::vec![0f32; m * n];
-        // SAFETY: the CPU has AVX2 and FMA (checked above); the shapes are the geometry's.
-        unsafe { x86::columns_checked(&geom(m), &a, &b, None, &mut whole) };
+        // SAFETY: the CPU runs `columns` (`column_paths`); the shapes are the geometry's.
+        unsafe { columns(&geom(m), &a, &b, None, &mut whole) };
         for split in 1..m {
             let mut parts = std::vec![0f32; m * n];
             // SAFETY: as above; the second call's operands start at column `split`, with
             // `m − split` columns left in every row.
             unsafe {
-                x86::columns_checked(&geom(split), &a, &b, None, &mut parts);
-                x86::columns_checked(&geom(m - split), &a[split..], &b, None, &mut parts[split..]);
+                columns(&geom(split), &a, &b, None, &mut parts);
+                columns(&geom(m - split), &a[split..], &b, None, &mut parts[split..]);
             }
             for (i, (x, y)) in whole.iter().zip(&parts).enumerate() {
-                assert_eq!(x.to_bits(), y.to_bits(), "split {split} at {i}");
+                assert_eq!(x.to_bits(), y.to_bits(), "{name}: split {split} at {i}");
             }
         }
     }
@@ -416,13 +561,15 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn fma_columns_match_f64_sums() {
+        for (name, columns) in column_paths() {
+            columns_match_f64(name, columns);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn columns_match_f64(name: &str, columns: ColumnsFn) {
         extern crate std;
         use std::vec::Vec;
-        if cfg!(miri)
-            || !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
-        {
-            return;
-        }
         let mut next = super::super::xorshift(0x1234_5677_u32);
         for case in 0..120 {
             let (m, n, k) = (1 + next(70), 1 + next(11), 1 + next(40));
@@ -447,8 +594,8 @@ mod tests {
             let b: Vec<f32> = (0..n * k).map(&mut value).collect();
             let bias: Vec<f32> = (0..n).map(&mut value).collect();
             let mut got = std::vec![f32::NAN; m * n];
-            // SAFETY: the CPU has AVX2 and FMA (checked above); the shapes are `p`'s.
-            unsafe { x86::columns_checked(&p, &a, &b, Some(&bias), &mut got) };
+            // SAFETY: the CPU runs `columns` (`column_paths`); the shapes are `p`'s.
+            unsafe { columns(&p, &a, &b, Some(&bias), &mut got) };
             for nn in 0..n {
                 for mm in 0..m {
                     let (mut sum, mut abs) = (f64::from(bias[nn]), f64::from(bias[nn]).abs());
@@ -461,7 +608,7 @@ mod tests {
                     let g = got[nn * m + mm];
                     assert!(
                         f64::from((g - want).abs()) <= 1e-6 * abs.max(1e-3),
-                        "case {case} m{m} n{n} k{k} at ({nn}, {mm}): {g} vs {want}"
+                        "{name}: case {case} m{m} n{n} k{k} at ({nn}, {mm}): {g} vs {want}"
                     );
                 }
             }
