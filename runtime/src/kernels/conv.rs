@@ -746,6 +746,83 @@ pub(crate) mod x86 {
         acc
     }
 
+    /// One channel of [`super::conv2d_i8_depthwise`] (horizontal stride 1 or 2) from its
+    /// padded plane (`row` bytes a row, the padding holding the input zero point), eight
+    /// output pixels at a time: per tap the eight input bytes (at stride 2 the even ones of
+    /// sixteen, `PSHUFB`) widened to `i32` and multiplied by the tap, then requantised by
+    /// [`requantize8`]. Integer sums `Σ w·x − zero·Σ w`: the portable kernel's values, bit
+    /// for bit. A chunk whose loads would pass the plane's end is summed lane by lane.
+    ///
+    /// # Safety
+    /// AVX2; `padded` holds every window of the plane (as [`super::conv2d_i8_depthwise`]
+    /// lays it out), `taps` the channel's `k_h · k_w` weights, `out` its output plane.
+    #[cfg_attr(not(target_feature = "avx2"), allow(dead_code))]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn depthwise_i8_plane(
+        p: &super::ConvI8,
+        padded: &[i8],
+        row: usize,
+        taps: &[i32; 64],
+        bias: i32,
+        scale: f32,
+        out: &mut [i8],
+    ) {
+        let w = &p.geom.window;
+        let (kh, kw, stride) = (w.k_h, w.k_w, w.stride_w);
+        let sum: i32 = taps[..kh * kw].iter().sum();
+        let base = bias.wrapping_sub(p.input_zero.wrapping_mul(sum));
+        let evens = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+        let load = 8 * stride;
+        for oy in 0..w.out_h {
+            let y0 = oy * w.stride_h;
+            let line = &mut out[oy * w.out_w..][..w.out_w];
+            let mut ox = 0;
+            while ox < w.out_w {
+                let n = (w.out_w - ox).min(8);
+                let x0 = ox * stride;
+                // The last byte any load of this chunk reads.
+                let last = (y0 + (kh - 1) * w.dil_h) * row + x0 + (kw - 1) * w.dil_w + load;
+                let mut acc = [base; 8];
+                if last <= padded.len() {
+                    // SAFETY: every load reads `load` bytes from a window's column, up to
+                    // `last` ≤ padded.len(); AVX2: the caller.
+                    unsafe {
+                        let mut v = _mm256_set1_epi32(base);
+                        for ky in 0..kh {
+                            let r = padded.as_ptr().add((y0 + ky * w.dil_h) * row + x0);
+                            for kx in 0..kw {
+                                let xp = r.add(kx * w.dil_w);
+                                let bytes = if stride == 1 {
+                                    _mm_loadl_epi64(xp as *const __m128i)
+                                } else {
+                                    _mm_shuffle_epi8(_mm_loadu_si128(xp as *const __m128i), evens)
+                                };
+                                let x = _mm256_cvtepi8_epi32(bytes);
+                                let t = _mm256_set1_epi32(taps[ky * kw + kx]);
+                                v = _mm256_add_epi32(v, _mm256_mullo_epi32(x, t));
+                            }
+                        }
+                        _mm256_storeu_si256(acc.as_mut_ptr() as *mut __m256i, v);
+                    }
+                } else {
+                    for (i, a) in acc.iter_mut().enumerate().take(n) {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let at =
+                                    (y0 + ky * w.dil_h) * row + (ox + i) * stride + kx * w.dil_w;
+                                *a += taps[ky * kw + kx] * i32::from(padded[at]);
+                            }
+                        }
+                    }
+                }
+                // SAFETY: AVX2 (the caller).
+                let q = unsafe { requantize8(acc, [scale; 8], p.output_zero, p.lo, p.hi) };
+                line[ox..ox + n].copy_from_slice(&q[..n]);
+                ox += n;
+            }
+        }
+    }
+
     /// [`super::dot_4x2_unchecked`] with AVX2: per two reduction pairs one 256-bit load of
     /// the four channels' weights (two pairs × four channels × two steps), the two pixels'
     /// steps spread to every channel's lane by `VPERMD`, and one `VPMADDWD` per pixel (16
@@ -3469,6 +3546,25 @@ pub fn conv2d_i8_depthwise_split(
             let b = bias.map_or(0, |b| b[c]);
             let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
             let scale = scales[c];
+            #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+            if (1..=2).contains(&w.stride_w) && w.k_h * w.k_w <= 64 {
+                // The channel's taps in order (unpacked from the kernel's layout).
+                let mut taps = [0i32; 64];
+                for ky in 0..w.k_h {
+                    for kx in 0..w.k_w {
+                        let wt = if w.k_w == 3 {
+                            [wc[4 * ky * kwp], wc[4 * ky * kwp + 2], wc[4 * ky * kwp + 1]][kx]
+                        } else {
+                            wc[4 * (ky * kwp + kx / 2) + kx % 2]
+                        };
+                        taps[ky * w.k_w + kx] = i32::from(wt);
+                    }
+                }
+                // SAFETY: the build enables AVX2; `padded` holds the channel's padded plane
+                // (`row` bytes a row, every window inside it), `out` its output plane.
+                unsafe { x86::depthwise_i8_plane(p, padded, row, &taps, b, scale, out) };
+                continue;
+            }
             let q = |a: i32| super::quant::requantize_scaled(a, scale, p.output_zero, p.lo, p.hi);
             for oy in 0..w.out_h {
                 let y0 = oy * w.stride_h;
@@ -4581,6 +4677,30 @@ mod depthwise_tests {
                 &mut got,
             );
             assert_eq!(got, want, "{ch}ch {k_h}x{k_w} s{stride} p{pad} d{dil}");
+            // The AVX2 plane kernel (the host's path in builds with AVX2) on channel 0's
+            // padded plane, wherever the CPU has AVX2.
+            #[cfg(target_arch = "x86_64")]
+            if !cfg!(miri) && std::is_x86_feature_detected!("avx2") && stride <= 2 {
+                let row = depthwise_row(&geom);
+                let mut padded = vec![6i8; depthwise_scratch_len(&geom)];
+                for y in 0..in_h {
+                    padded[(pad + y) * row + pad..][..in_w].copy_from_slice(&x[y * in_w..][..in_w]);
+                }
+                let mut taps = [0i32; 64];
+                for (t, &v) in taps.iter_mut().zip(&w[..k_h * k_w]) {
+                    *t = i32::from(v);
+                }
+                let mut plane = vec![0i8; out_h * out_w];
+                // SAFETY: the CPU has AVX2 (checked); the plane is laid out as the kernel's.
+                unsafe {
+                    x86::depthwise_i8_plane(&p, &padded, row, &taps, bias[0], scales[0], &mut plane)
+                };
+                assert_eq!(
+                    plane,
+                    want[..out_h * out_w],
+                    "avx2: {k_h}x{k_w} s{stride} d{dil}"
+                );
+            }
             // The same rows in two places: the first `kept` of each channel in a buffer of
             // their own (every split, none to all).
             for kept in 0..=in_h {
