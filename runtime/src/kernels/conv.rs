@@ -3444,7 +3444,9 @@ pub fn pack_depthwise_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterato
 /// paired where the operands allow) on the raw bytes, the zero point taken out of the bias
 /// once per channel (`Σ w · (x − zero) = Σ w · x − zero · Σ w`, the padding included): 21
 /// instructions for 18 multiply-accumulates at stride 1, 29 at stride 2; both outputs
-/// requantised together and stored by one `STRH` (see `depthwise_rows_dsp_asm`).
+/// requantised together and stored by one `STRH` (see `depthwise_rows_dsp_asm`). On x86-64
+/// builds with AVX2 (horizontal stride 1 or 2), eight output pixels at a time
+/// (`x86::depthwise_i8_plane`), bit for bit the same bytes.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_i8_depthwise(
     p: &ConvI8,
@@ -4042,8 +4044,8 @@ fn depthwise_rows_dsp(
     assert!(w.in_h == 0 || inside + (w.in_h - 1) * row + w.in_w + 4 <= padded.len());
     assert!(row >= w.in_w + 4);
     // ... and a plane starting at byte `s` of its source reads whole words from each row
-    // start (`(rows − 1)·in_w + wide` bytes) inside it when `s` ≤ the source's `fast_*`.
-    // (No rows: nothing read. Negative: no plane.)
+    // start (`(rows − 1)·in_w + wide` bytes) inside it when `s` ≤ the source's `fast_*`
+    // (every plane when it has no rows: nothing is read; none when the bound is negative).
     let fast = |len: usize, rows: usize| match rows {
         0 => isize::MAX,
         _ => len as isize - ((rows - 1) * w.in_w + w.in_w.next_multiple_of(4)) as isize,
