@@ -1063,6 +1063,33 @@ mod tests {
     /// The register-tiled kernel computes [`conv2d`]'s floats bit for bit: random shapes with
     /// pads, strides, dilations, rows shorter and longer than a tile, channel counts that are
     /// not a multiple of the tile, two images and a fused activation.
+    /// The window of these kernel, stride, dilation and padding (`[top, left, bottom,
+    /// right]`) sizes on an `in_h × in_w` input, its output size by ONNX's formula.
+    fn window(
+        (in_h, in_w): (usize, usize),
+        (k_h, k_w): (usize, usize),
+        (stride_h, stride_w): (usize, usize),
+        (dil_h, dil_w): (usize, usize),
+        [pad_top, pad_left, pad_bottom, pad_right]: [usize; 4],
+    ) -> Window2d {
+        Window2d {
+            in_h,
+            in_w,
+            out_h: (in_h + pad_top + pad_bottom - dil_h * (k_h - 1) - 1) / stride_h + 1,
+            out_w: (in_w + pad_left + pad_right - dil_w * (k_w - 1) - 1) / stride_w + 1,
+            k_h,
+            k_w,
+            stride_h,
+            stride_w,
+            dil_h,
+            dil_w,
+            pad_top,
+            pad_left,
+            pad_bottom,
+            pad_right,
+        }
+    }
+
     #[test]
     fn tiled_equals_reference_bit_for_bit() {
         let mut next = super::super::xorshift(0x9e37_79b9_u32);
@@ -1074,35 +1101,25 @@ mod tests {
             let (in_h, in_w) = (k_h * dil_h + next(6), k_w * dil_w + next(12));
             let (pad_top, pad_left, pad_bottom, pad_right) =
                 (next(k_h), next(k_w), next(k_h), next(k_w));
-            let out_h = (in_h + pad_top + pad_bottom - dil_h * (k_h - 1) - 1) / stride_h + 1;
-            let out_w = (in_w + pad_left + pad_right - dil_w * (k_w - 1) - 1) / stride_w + 1;
             let p = Conv2d {
                 batch: 1 + next(2),
                 in_c: 1 + next(5),
                 out_c: 1 + next(9),
                 groups: 1,
-                window: Window2d {
-                    in_h,
-                    in_w,
-                    out_h,
-                    out_w,
-                    k_h,
-                    k_w,
-                    stride_h,
-                    stride_w,
-                    dil_h,
-                    dil_w,
-                    pad_top,
-                    pad_left,
-                    pad_bottom,
-                    pad_right,
-                },
+                window: window(
+                    (in_h, in_w),
+                    (k_h, k_w),
+                    (stride_h, stride_w),
+                    (dil_h, dil_w),
+                    [pad_top, pad_left, pad_bottom, pad_right],
+                ),
                 act: if case % 2 == 0 {
                     Activation::Identity
                 } else {
                     Activation::RELU
                 },
             };
+            let (out_h, out_w) = (p.window.out_h, p.window.out_w);
             let mut value = |_| (next(2001) as f32 - 1000.0) * 1.37e-3;
             let x: Vec<f32> = (0..p.batch * p.in_c * in_h * in_w)
                 .map(&mut value)
@@ -1224,36 +1241,26 @@ mod tests {
             let (in_h, in_w) = (k_h * dil_h + next(5), k_w * dil_w + next(70));
             let (pad_top, pad_left, pad_bottom, pad_right) =
                 (next(k_h), next(k_w), next(k_h), next(k_w));
-            let out_h = (in_h + pad_top + pad_bottom - dil_h * (k_h - 1) - 1) / stride_h + 1;
-            let out_w = (in_w + pad_left + pad_right - dil_w * (k_w - 1) - 1) / stride_w + 1;
             let c = 1 + next(5);
             let p = Conv2d {
                 batch: 1,
                 in_c: c,
                 out_c: c,
                 groups: c,
-                window: Window2d {
-                    in_h,
-                    in_w,
-                    out_h,
-                    out_w,
-                    k_h,
-                    k_w,
-                    stride_h,
-                    stride_w,
-                    dil_h,
-                    dil_w,
-                    pad_top,
-                    pad_left,
-                    pad_bottom,
-                    pad_right,
-                },
+                window: window(
+                    (in_h, in_w),
+                    (k_h, k_w),
+                    (stride_h, stride_w),
+                    (dil_h, dil_w),
+                    [pad_top, pad_left, pad_bottom, pad_right],
+                ),
                 act: if case % 3 == 0 {
                     Activation::Clip { min: 0.0, max: 6.0 }
                 } else {
                     Activation::Identity
                 },
             };
+            let (out_h, out_w) = (p.window.out_h, p.window.out_w);
             let mut value = |_| (next(2001) as f32 - 1000.0) * 1.3e-3;
             let x: Vec<f32> = (0..c * in_h * in_w).map(&mut value).collect();
             let wt: Vec<f32> = (0..c * k_h * k_w).map(&mut value).collect();
@@ -1290,12 +1297,6 @@ mod tests {
         }
     }
 
-    /// The x86 AVX2/FMA tiles (run where the CPU has them, whatever the build enables)
-    /// against the reference kernel: a tile at every position, on random 3×3, 5×1, 1×1, 3×5
-    /// and dilated geometries at horizontal stride 1 and 2 with padding and rows of 1 to 40
-    /// pixels (tiles inside the row,
-    /// over the padding, past a short row's end), within 1e-6 of each output's sum of |w·x|
-    /// (one rounding per tap instead of two).
     /// The AVX-512 dense convolution (run where the CPU has AVX-512F) against the reference
     /// kernel on random shapes: 1 to 20 output channels (pairs of blocks and a last block
     /// alone), rows of up to 50 pixels (tiles of 16 and the tail), strides 1 and 2 both
@@ -1314,35 +1315,25 @@ mod tests {
             let (in_h, in_w) = (k_h * dil_h + next(5), k_w * dil_w + next(46));
             let (pad_top, pad_left) = (next(k_h), next(k_w));
             let (stride_h, stride_w) = (1 + next(2), 1 + case % 2);
-            let out_h = (in_h + 2 * pad_top - dil_h * (k_h - 1) - 1) / stride_h + 1;
-            let out_w = (in_w + 2 * pad_left - dil_w * (k_w - 1) - 1) / stride_w + 1;
             let p = Conv2d {
                 batch: 2,
                 in_c: 1 + next(5),
                 out_c: 1 + next(20),
                 groups: 1,
-                window: Window2d {
-                    in_h,
-                    in_w,
-                    out_h,
-                    out_w,
-                    k_h,
-                    k_w,
-                    stride_h,
-                    stride_w,
-                    dil_h,
-                    dil_w,
-                    pad_top,
-                    pad_left,
-                    pad_bottom: pad_top,
-                    pad_right: pad_left,
-                },
+                window: window(
+                    (in_h, in_w),
+                    (k_h, k_w),
+                    (stride_h, stride_w),
+                    (dil_h, dil_w),
+                    [pad_top, pad_left, pad_top, pad_left],
+                ),
                 act: if case % 3 == 0 {
                     Activation::RELU
                 } else {
                     Activation::Identity
                 },
             };
+            let (out_h, out_w) = (p.window.out_h, p.window.out_w);
             let mut value = |_| (next(2001) as f32 - 1000.0) * 1.37e-3;
             let x: Vec<f32> = (0..2 * p.in_c * in_h * in_w).map(&mut value).collect();
             let wt: Vec<f32> = (0..p.out_c * p.in_c * k_h * k_w).map(&mut value).collect();
@@ -1371,6 +1362,12 @@ mod tests {
         }
     }
 
+    /// The x86 AVX2/FMA tiles (run where the CPU has them, whatever the build enables)
+    /// against the reference kernel: a tile at every position, on random 3×3, 5×1, 1×1, 3×5
+    /// and dilated geometries at horizontal stride 1 and 2 with padding and rows of 1 to 40
+    /// pixels (tiles inside the row,
+    /// over the padding, past a short row's end), within 1e-6 of each output's sum of |w·x|
+    /// (one rounding per tap instead of two).
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn fma_tiles_match_the_reference() {
@@ -1386,32 +1383,22 @@ mod tests {
             let (dil_h, dil_w) = (1 + next(2), 1 + next(2));
             let (in_h, in_w) = (k_h * dil_h + next(4), k_w * dil_w + next(41));
             let (pad_top, pad_left) = (next(k_h), next(k_w));
-            let out_h = (in_h + 2 * pad_top - dil_h * (k_h - 1) - 1) + 1;
             let stride_w = 1 + case % 2;
-            let out_w = (in_w + 2 * pad_left - dil_w * (k_w - 1) - 1) / stride_w + 1;
             let p = Conv2d {
                 batch: 1,
                 in_c: 1 + next(6),
                 out_c: 1 + next(9),
                 groups: 1,
-                window: Window2d {
-                    in_h,
-                    in_w,
-                    out_h,
-                    out_w,
-                    k_h,
-                    k_w,
-                    stride_h: 1,
-                    stride_w,
-                    dil_h,
-                    dil_w,
-                    pad_top,
-                    pad_left,
-                    pad_bottom: pad_top,
-                    pad_right: pad_left,
-                },
+                window: window(
+                    (in_h, in_w),
+                    (k_h, k_w),
+                    (1, stride_w),
+                    (dil_h, dil_w),
+                    [pad_top, pad_left, pad_top, pad_left],
+                ),
                 act: Activation::Identity,
             };
+            let (out_h, out_w) = (p.window.out_h, p.window.out_w);
             let mut value = |_| (next(2001) as f32 - 1000.0) * 1.37e-3;
             let x: Vec<f32> = (0..p.in_c * in_h * in_w).map(&mut value).collect();
             let wt: Vec<f32> = (0..p.out_c * p.in_c * k_h * k_w).map(&mut value).collect();
@@ -3554,12 +3541,7 @@ pub fn conv2d_i8_depthwise_split(
                 let mut taps = [0i32; 64];
                 for ky in 0..w.k_h {
                     for kx in 0..w.k_w {
-                        let wt = if w.k_w == 3 {
-                            [wc[4 * ky * kwp], wc[4 * ky * kwp + 2], wc[4 * ky * kwp + 1]][kx]
-                        } else {
-                            wc[4 * (ky * kwp + kx / 2) + kx % 2]
-                        };
-                        taps[ky * w.k_w + kx] = i32::from(wt);
+                        taps[ky * w.k_w + kx] = i32::from(depthwise_tap(wc, w.k_w, ky, kx));
                     }
                 }
                 // SAFETY: the build enables AVX2; `padded` holds the channel's padded plane
@@ -3593,11 +3575,7 @@ pub fn conv2d_i8_depthwise_split(
                     for ky in 0..w.k_h {
                         let r = &padded[(y0 + ky * w.dil_h) * row..][..row];
                         for kx in 0..w.k_w {
-                            let wt = if w.k_w == 3 {
-                                [wc[4 * ky * kwp], wc[4 * ky * kwp + 2], wc[4 * ky * kwp + 1]][kx]
-                            } else {
-                                wc[4 * (ky * kwp + kx / 2) + kx % 2]
-                            };
+                            let wt = depthwise_tap(wc, w.k_w, ky, kx);
                             acc += (i32::from(r[x0 + kx * w.dil_w]) - p.input_zero) * i32::from(wt);
                         }
                     }
@@ -3605,6 +3583,18 @@ pub fn conv2d_i8_depthwise_split(
                 }
             }
         }
+    }
+}
+
+/// Tap `(ky, kx)` of one channel's packed depthwise weights `wc` (see
+/// [`pack_depthwise_weights`]: for `k_w = 3` each kernel row starts `(w0, w2), (w1, 0)`).
+#[inline(always)]
+fn depthwise_tap(wc: &[i16], k_w: usize, ky: usize, kx: usize) -> i16 {
+    let row = 4 * ky * k_w.div_ceil(2);
+    if k_w == 3 {
+        [wc[row], wc[row + 2], wc[row + 1]][kx]
+    } else {
+        wc[row + 4 * (kx / 2) + kx % 2]
     }
 }
 

@@ -489,6 +489,24 @@ mod tests {
         }
     }
 
+    /// A 1×1 convolution's product as the column tiles take it: `cols` columns of `a` and
+    /// of the output (rows `stride` apart), `n` outputs, reduction `k`.
+    #[cfg(target_arch = "x86_64")]
+    fn column_major(cols: usize, stride: usize, n: usize, k: usize, act: Activation) -> MatMul {
+        MatMul {
+            m: cols,
+            n,
+            k,
+            a_stride_m: 1,
+            a_stride_k: stride,
+            b_stride_n: k,
+            b_stride_k: 1,
+            out_stride_m: 1,
+            out_stride_n: stride,
+            act,
+        }
+    }
+
     /// A column-tile path: [`x86::columns_checked`] or [`x86::columns_avx512`].
     #[cfg(target_arch = "x86_64")]
     type ColumnsFn = unsafe fn(&MatMul, &[f32], &[f32], Option<&[f32]>, &mut [f32]);
@@ -526,18 +544,7 @@ mod tests {
         use std::vec::Vec;
         let mut next = super::super::xorshift(0x3c6e_f372);
         let (m, n, k) = (37, 5, 29);
-        let geom = |cols: usize| MatMul {
-            m: cols,
-            n,
-            k,
-            a_stride_m: 1,
-            a_stride_k: m,
-            b_stride_n: k,
-            b_stride_k: 1,
-            out_stride_m: 1,
-            out_stride_n: m,
-            act: Activation::Identity,
-        };
+        let geom = |cols: usize| column_major(cols, m, n, k, Activation::Identity);
         let mut value = |_| (next(2001) as f32 - 1000.0) * 1.1e-3;
         let a: Vec<f32> = (0..m * k).map(&mut value).collect();
         let b: Vec<f32> = (0..n * k).map(&mut value).collect();
@@ -573,22 +580,12 @@ mod tests {
         let mut next = super::super::xorshift(0x1234_5677_u32);
         for case in 0..120 {
             let (m, n, k) = (1 + next(70), 1 + next(11), 1 + next(40));
-            let p = MatMul {
-                m,
-                n,
-                k,
-                a_stride_m: 1,
-                a_stride_k: m,
-                b_stride_n: k,
-                b_stride_k: 1,
-                out_stride_m: 1,
-                out_stride_n: m,
-                act: if case % 3 == 0 {
-                    Activation::RELU
-                } else {
-                    Activation::Identity
-                },
+            let act = if case % 3 == 0 {
+                Activation::RELU
+            } else {
+                Activation::Identity
             };
+            let p = column_major(m, m, n, k, act);
             let mut value = |_| (next(2001) as f32 - 1000.0) * 1.1e-3;
             let a: Vec<f32> = (0..m * k).map(&mut value).collect();
             let b: Vec<f32> = (0..n * k).map(&mut value).collect();
