@@ -88,6 +88,42 @@ impl Binary {
     }
 }
 
+impl Binary {
+    /// The same op over the same elements in the same order, with axes of one element
+    /// dropped and each axis merged into the one outside it where both operands step
+    /// through the pair as through one axis (`stride[outer] = stride[inner] · shape[inner]`,
+    /// broadcast pairs included): fewer, longer rows. A residual addition of two `N×C×H×W`
+    /// tensors is one row; so is a streamed band's.
+    pub fn merged(&self) -> Binary {
+        let mut m = Binary {
+            rank: 0,
+            shape: [0; MAX_RANK],
+            a_strides: [0; MAX_RANK],
+            b_strides: [0; MAX_RANK],
+            ..*self
+        };
+        for i in 0..self.rank {
+            let (n, sa, sb) = (self.shape[i], self.a_strides[i], self.b_strides[i]);
+            if n == 1 {
+                continue;
+            }
+            if let Some(j) = m.rank.checked_sub(1) {
+                if m.a_strides[j] == sa * n && m.b_strides[j] == sb * n {
+                    m.shape[j] *= n;
+                    m.a_strides[j] = sa;
+                    m.b_strides[j] = sb;
+                    continue;
+                }
+            }
+            m.shape[m.rank] = n;
+            m.a_strides[m.rank] = sa;
+            m.b_strides[m.rank] = sb;
+            m.rank += 1;
+        }
+        m
+    }
+}
+
 /// Reference broadcast binary op (see [`Binary`]).
 pub fn binary(p: &Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
     let len = p.len();
@@ -95,15 +131,29 @@ pub fn binary(p: &Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
     if len == 0 {
         return;
     }
+    let p = &p.merged();
+    // The function chosen once a call, not per element: the common ones' rows vectorise.
+    match p.op {
+        BinaryOp::Add => binary_rows(p, a, b, &mut out[..len], |x, y| x + y),
+        BinaryOp::Sub => binary_rows(p, a, b, &mut out[..len], |x, y| x - y),
+        BinaryOp::Mul => binary_rows(p, a, b, &mut out[..len], |x, y| x * y),
+        op => binary_rows(p, a, b, &mut out[..len], |x, y| op.apply(x, y)),
+    }
+}
+
+/// [`binary`]'s rows with the function `f` (then the activation): `p` merged, `out` its
+/// `p.len() > 0` elements.
+#[inline(always)]
+fn binary_rows(p: &Binary, a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
     if p.rank == 0 {
-        out[0] = p.act.apply(p.op.apply(a[0], b[0]));
+        out[0] = p.act.apply(f(a[0], b[0]));
         return;
     }
     let r = p.rank;
     let inner = p.shape[r - 1];
     let (sa, sb) = (p.a_strides[r - 1], p.b_strides[r - 1]);
     let mut idx = [0usize; MAX_RANK];
-    for row in out[..len].chunks_exact_mut(inner) {
+    for row in out.chunks_exact_mut(inner) {
         let oa: usize = (0..r - 1).map(|i| idx[i] * p.a_strides[i]).sum();
         let ob: usize = (0..r - 1).map(|i| idx[i] * p.b_strides[i]).sum();
         match (sa, sb) {
@@ -113,27 +163,28 @@ pub fn binary(p: &Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
                     .zip(&a[oa..oa + inner])
                     .zip(&b[ob..ob + inner])
                 {
-                    *o = p.act.apply(p.op.apply(x, y));
+                    *o = f(x, y);
                 }
             }
             (1, 0) => {
                 let y = b[ob];
                 for (o, &x) in row.iter_mut().zip(&a[oa..oa + inner]) {
-                    *o = p.act.apply(p.op.apply(x, y));
+                    *o = f(x, y);
                 }
             }
             (0, 1) => {
                 let x = a[oa];
                 for (o, &y) in row.iter_mut().zip(&b[ob..ob + inner]) {
-                    *o = p.act.apply(p.op.apply(x, y));
+                    *o = f(x, y);
                 }
             }
             _ => {
                 for (j, o) in row.iter_mut().enumerate() {
-                    *o = p.act.apply(p.op.apply(a[oa + j * sa], b[ob + j * sb]));
+                    *o = f(a[oa + j * sa], b[ob + j * sb]);
                 }
             }
         }
+        p.act.apply_slice(row);
         // advance the multi-index over the outer axes
         for i in (0..r - 1).rev() {
             idx[i] += 1;
@@ -155,42 +206,57 @@ pub fn binary_in_place(p: &Binary, io_is_a: bool, io: &mut [f32], other: &[f32])
     if len == 0 {
         return;
     }
+    let p = &p.merged();
+    let io = &mut io[..len];
+    match (p.op, io_is_a) {
+        (BinaryOp::Add, _) => in_place_rows(p, io_is_a, io, other, |x, y| x + y),
+        (BinaryOp::Mul, _) => in_place_rows(p, io_is_a, io, other, |x, y| x * y),
+        (BinaryOp::Sub, true) => in_place_rows(p, io_is_a, io, other, |x, y| x - y),
+        (BinaryOp::Sub, false) => in_place_rows(p, io_is_a, io, other, |x, y| y - x),
+        (op, true) => in_place_rows(p, io_is_a, io, other, |x, y| op.apply(x, y)),
+        (op, false) => in_place_rows(p, io_is_a, io, other, |x, y| op.apply(y, x)),
+    }
+}
+
+/// [`binary_in_place`]'s rows with `f(io element, other element)` (then the activation).
+#[inline(always)]
+fn in_place_rows(
+    p: &Binary,
+    io_is_a: bool,
+    io: &mut [f32],
+    other: &[f32],
+    f: impl Fn(f32, f32) -> f32,
+) {
     let strides = if io_is_a { &p.b_strides } else { &p.a_strides };
-    let apply = |x: f32, y: f32| {
-        if io_is_a {
-            p.act.apply(p.op.apply(x, y))
-        } else {
-            p.act.apply(p.op.apply(y, x))
-        }
-    };
     if p.rank == 0 {
-        io[0] = apply(io[0], other[0]);
+        io[0] = p.act.apply(f(io[0], other[0]));
         return;
     }
     let r = p.rank;
     let inner = p.shape[r - 1];
     let s = strides[r - 1];
     let mut idx = [0usize; MAX_RANK];
-    for row in io[..len].chunks_exact_mut(inner) {
+    for row in io.chunks_exact_mut(inner) {
         let o: usize = (0..r - 1).map(|i| idx[i] * strides[i]).sum();
         match s {
             1 => {
                 for (x, &y) in row.iter_mut().zip(&other[o..o + inner]) {
-                    *x = apply(*x, y);
+                    *x = f(*x, y);
                 }
             }
             0 => {
                 let y = other[o];
                 for x in row.iter_mut() {
-                    *x = apply(*x, y);
+                    *x = f(*x, y);
                 }
             }
             _ => {
                 for (j, x) in row.iter_mut().enumerate() {
-                    *x = apply(*x, other[o + j * s]);
+                    *x = f(*x, other[o + j * s]);
                 }
             }
         }
+        p.act.apply_slice(row);
         for i in (0..r - 1).rev() {
             idx[i] += 1;
             if idx[i] < p.shape[i] {
@@ -203,7 +269,10 @@ pub fn binary_in_place(p: &Binary, io_is_a: bool, io: &mut [f32], other: &[f32])
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::vec;
+    use std::vec::Vec;
 
     /// In place over either operand gives what the out-of-place kernel gives, for every
     /// broadcast pattern of the other operand and a non-commutative op.
@@ -241,6 +310,80 @@ mod tests {
                     binary_in_place(&p, io_is_a, &mut io, &small);
                     assert_eq!(io, want, "{op:?} {st:?} io_is_a={io_is_a}");
                 }
+            }
+        }
+    }
+
+    /// Merged axes give every element the operands' values at its own index: random shapes
+    /// of rank 1 to 4 (axes of one element included), each operand contiguous, broadcast
+    /// along random axes, or read from a wider buffer (strides no merge can join), every op
+    /// and a fused activation, out of place and in place, against element-by-element indexing.
+    #[test]
+    fn merged_axes_read_what_each_index_reads() {
+        let mut next = super::super::xorshift(0x9e37_79b9);
+        let ops = [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Max,
+        ];
+        for case in 0..if cfg!(miri) { 20 } else { 300 } {
+            let rank = 1 + next(4);
+            let mut shape = [0usize; MAX_RANK];
+            for d in shape.iter_mut().take(rank) {
+                *d = 1 + next(4);
+            }
+            // Strides of an operand: row-major over `shape` with broadcast axes (stride 0)
+            // and, sometimes, one axis padded (a wider buffer); the buffer's length.
+            let mut strides = |broadcast: bool, wide: bool| -> ([usize; MAX_RANK], usize) {
+                let mut st = [0usize; MAX_RANK];
+                let mut step = 1;
+                let pad = if wide { next(rank) } else { usize::MAX };
+                for i in (0..rank).rev() {
+                    if broadcast && next(2) == 0 {
+                        continue;
+                    }
+                    st[i] = step;
+                    step *= shape[i] + usize::from(i == pad);
+                }
+                (st, step)
+            };
+            let (a_strides, a_len) = strides(case % 3 == 1, case % 4 == 3);
+            let (b_strides, b_len) = strides(case % 3 == 2, case % 5 == 4);
+            let p = Binary {
+                op: ops[case % ops.len()],
+                rank,
+                shape,
+                a_strides,
+                b_strides,
+                act: if case % 2 == 0 {
+                    Activation::RELU
+                } else {
+                    Activation::Identity
+                },
+            };
+            let a: Vec<f32> = (0..a_len).map(|_| next(200) as f32 * 0.05 - 5.0).collect();
+            let b: Vec<f32> = (0..b_len).map(|_| next(200) as f32 * 0.05 + 0.1).collect();
+            let mut want = vec![0.0; p.len()];
+            for (k, w) in want.iter_mut().enumerate() {
+                let (mut rest, mut ia, mut ib) = (k, 0, 0);
+                for i in (0..rank).rev() {
+                    ia += rest % shape[i] * a_strides[i];
+                    ib += rest % shape[i] * b_strides[i];
+                    rest /= shape[i];
+                }
+                *w = p.act.apply(p.op.apply(a[ia], b[ib]));
+            }
+            let mut got = vec![f32::NAN; p.len()];
+            binary(&p, &a, &b, &mut got);
+            assert_eq!(got, want, "case {case} {p:?}");
+            let contiguous =
+                a_len == p.len() && (0..rank).all(|i| a_strides[i] != 0 || shape[i] == 1);
+            if contiguous {
+                let mut io = a.clone();
+                binary_in_place(&p, true, &mut io, &b);
+                assert_eq!(io, want, "case {case} in place {p:?}");
             }
         }
     }
@@ -365,8 +508,24 @@ impl AddI8Terms {
 /// Int8 addition of two same-shape tensors (see [`AddI8`]); `terms` is `p.terms()`.
 pub fn add_i8(p: &AddI8, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mut [i8]) {
     assert!(a.len() >= out.len() && b.len() >= out.len());
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    for i in (0..out.len() / 16).map(|k| 16 * k) {
+        // SAFETY: the build enables AVX-512F; elements i..i + 16 are inside all three.
+        unsafe {
+            x86::add16(
+                p,
+                terms,
+                a[i..].as_ptr(),
+                b[i..].as_ptr(),
+                out[i..].as_mut_ptr(),
+            )
+        };
+        done = i + 16;
+    }
     let s = p.out_mult.scale();
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b).skip(done) {
         *o = super::quant::requantize_scaled(terms.sum(x, y), s, p.out_zero, p.lo, p.hi);
     }
 }
@@ -374,14 +533,77 @@ pub fn add_i8(p: &AddI8, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mut [i8])
 /// [`add_i8`] with the output written over `a` (`io`).
 pub fn add_i8_in_place(p: &AddI8, terms: &AddI8Terms, io: &mut [i8], b: &[i8]) {
     assert!(b.len() >= io.len());
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    for i in (0..io.len() / 16).map(|k| 16 * k) {
+        let at = io[i..].as_mut_ptr();
+        // SAFETY: the build enables AVX-512F; elements i..i + 16 are inside both; `add16`
+        // reads its 16 `a` bytes before it writes the 16 outputs over them.
+        unsafe { x86::add16(p, terms, at, b[i..].as_ptr(), at) };
+        done = i + 16;
+    }
     let s = p.out_mult.scale();
-    for (x, &y) in io.iter_mut().zip(b) {
+    for (x, &y) in io.iter_mut().zip(b).skip(done) {
         *x = super::quant::requantize_scaled(terms.sum(*x, y), s, p.out_zero, p.lo, p.hi);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{AddI8, AddI8Terms};
+    use core::arch::x86_64::*;
+
+    /// Sixteen elements of [`super::add_i8`] with AVX-512: both terms gathered from their
+    /// tables, summed, requantised as `requantize_scaled` does (the product limited to
+    /// ±2^22 first, beyond which every output clamps to `lo` or `hi` either way): the
+    /// scalar bytes, bit for bit.
+    ///
+    /// # Safety
+    /// AVX-512F; `a` and `b` point to 16 readable bytes, `out` to 16 writable ones (it may
+    /// be `a`: all of `a` is read first).
+    #[cfg_attr(not(target_feature = "avx512f"), allow(dead_code))]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn add16(p: &AddI8, t: &AddI8Terms, a: *const i8, b: *const i8, out: *mut i8) {
+        const MAGIC: f32 = 12_582_912.0;
+        const LIMIT: f32 = 4_194_304.0;
+        // SAFETY: the caller's contract; table indices are bytes (0..256), inside the
+        // 256-entry tables.
+        unsafe {
+            let byte = _mm512_set1_epi32(0xff);
+            let ia = _mm512_and_si512(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128(a as *const __m128i)),
+                byte,
+            );
+            let ib = _mm512_and_si512(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128(b as *const __m128i)),
+                byte,
+            );
+            let sum = _mm512_add_epi32(
+                _mm512_i32gather_epi32::<4>(ia, t.a.as_ptr()),
+                _mm512_i32gather_epi32::<4>(ib, t.b.as_ptr()),
+            );
+            let y = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(p.out_mult.scale()));
+            let y = _mm512_min_ps(
+                _mm512_max_ps(y, _mm512_set1_ps(-LIMIT)),
+                _mm512_set1_ps(LIMIT),
+            );
+            let m = _mm512_set1_ps(MAGIC);
+            let r = _mm512_cvttps_epi32(_mm512_sub_ps(_mm512_add_ps(y, m), m));
+            let r = _mm512_add_epi32(r, _mm512_set1_epi32(p.out_zero));
+            let r = _mm512_min_epi32(
+                _mm512_max_epi32(r, _mm512_set1_epi32(i32::from(p.lo))),
+                _mm512_set1_epi32(i32::from(p.hi)),
+            );
+            _mm_storeu_si128(out as *mut __m128i, _mm512_cvtepi32_epi8(r));
+        }
     }
 }
 
 #[cfg(test)]
 mod i8_tests {
+    extern crate std;
     use super::*;
 
     /// The tables give, for every pair of int8 values, the integers of the direct
@@ -403,6 +625,51 @@ mod i8_tests {
                 let sum = term(p.a_mult, x, p.a_zero) + term(p.b_mult, y, p.b_zero);
                 let want = super::super::quant::requantize(sum, p.out_mult, p.out_zero, p.lo, p.hi);
                 assert_eq!(o, want, "{x} + {y}");
+            }
+        }
+    }
+
+    /// The AVX-512 sixteen-at-a-time addition (run where the CPU has AVX-512F) gives the
+    /// scalar bytes for every pair of int8 values, out of place and in place, with scales
+    /// that keep, round and saturate, a fused ReLU's range too.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_add_equals_the_scalar_one() {
+        if cfg!(miri) || !std::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let params = [
+            AddI8::new((0.021, -7), (0.047, 12), (0.06, -3), -128, 127),
+            AddI8::new((0.5, 100), (0.001, -128), (0.0001, 7), -128, 127),
+            AddI8::new((0.1, 0), (0.1, 0), (0.2, 5), 5, 127),
+        ];
+        for p in params {
+            let t = p.terms();
+            let s = p.out_mult.scale();
+            for x in 0..=255u8 {
+                let xs = [x as i8; 256];
+                let ys: [i8; 256] = core::array::from_fn(|i| i as u8 as i8);
+                let want: [i8; 256] = core::array::from_fn(|i| {
+                    let sum = t.sum(xs[i], ys[i]);
+                    super::super::quant::requantize_scaled(sum, s, p.out_zero, p.lo, p.hi)
+                });
+                let (mut out, mut io) = ([0i8; 256], xs);
+                for i in (0..256).step_by(16) {
+                    // SAFETY: AVX-512F (checked); 16 bytes from i inside each array.
+                    unsafe {
+                        x86::add16(
+                            &p,
+                            &t,
+                            xs[i..].as_ptr(),
+                            ys[i..].as_ptr(),
+                            out[i..].as_mut_ptr(),
+                        );
+                        let at = io[i..].as_mut_ptr();
+                        x86::add16(&p, &t, at, ys[i..].as_ptr(), at);
+                    }
+                }
+                assert_eq!(out, want, "{p:?} x={x}");
+                assert_eq!(io, want, "{p:?} x={x} in place");
             }
         }
     }
