@@ -55,6 +55,14 @@ fn conv2d_image(
     let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     let ic_g = p.in_c / p.groups;
     let oc_g = p.out_c / p.groups;
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    if ic_g == 1 && oc_g == 1 {
+        if let Some(f) = x86::Flat::of_window(&p.window) {
+            // SAFETY: the build enables AVX-512F; the extents were asserted by `conv2d`.
+            unsafe { x86::depthwise_flat_avx512(p, &f, input, weights, bias, output) };
+            return;
+        }
+    }
     #[cfg(all(
         target_arch = "x86_64",
         target_feature = "avx2",
@@ -173,6 +181,12 @@ pub fn conv2d_tiled(
     assert!(input.len() >= p.batch * in_len && output.len() >= p.batch * out_len);
     assert!(packed.len() >= packed_f32_len(p));
     assert!(bias.is_none_or(|b| b.len() >= p.out_c));
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    // SAFETY: the build enables AVX-512F; the operands' extents were asserted above.
+    if let Some(f) = x86::flat_paying(p) {
+        unsafe { x86::conv2d_flat_avx512(p, &f, input, packed, bias, output) };
+        return;
+    }
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
     if (1..=2).contains(&w.stride_w) {
         // SAFETY: the build enables AVX-512F; the operands' extents were asserted above.
@@ -669,6 +683,944 @@ pub(crate) mod x86 {
         }
     }
 
+    /// Taps of the largest window the flattened kernels take (8 × 8; their table of tap
+    /// offsets is filled on every call).
+    const MAX_TAPS: usize = 64;
+
+    /// Floats of [`conv2d_flat_avx512`]'s stack buffer (32 KiB): the phase planes of as many
+    /// input channels at a time as fit.
+    const FLAT_BUFFER: usize = 8192;
+
+    /// The layout of [`conv2d_flat_avx512`]'s buffer, where its tiles keep more of their
+    /// lanes busy than the row tiles of [`conv2d_tiled_avx512`] (16 pixels of one row; none
+    /// above horizontal stride 2), with a tenth to spare for its copy, and the buffer holds
+    /// the phase planes of one channel.
+    #[cfg_attr(not(target_feature = "avx512f"), allow(dead_code))]
+    pub fn flat_paying(p: &Conv2d) -> Option<Flat> {
+        let w = &p.window;
+        let (ow, oh) = (w.out_w, w.out_h);
+        let f = Flat::of(p)?;
+        let rows = if (1..=2).contains(&w.stride_w) {
+            ow as f32 / (16 * ow.div_ceil(16)) as f32
+        } else {
+            0.0
+        };
+        // Tiles of 32 positions, the last one of 16 where that covers its rest.
+        let lanes = oh * f.w2;
+        let flat = (ow * oh) as f32 / (16 * lanes.div_ceil(16)) as f32;
+        (flat > 1.1 * rows).then_some(f)
+    }
+
+    /// The layout of [`conv2d_flat_avx512`]'s buffer: for each input channel, one plane for
+    /// every row phase `ky·dil_h mod stride_h` and column phase `kx·dil_w mod stride_w` a tap
+    /// uses, each `h2 × w2` floats, where plane (`a`, `b`) holds the padded input's rows
+    /// `y·stride_h + a` and columns `x·stride_w + b` (0 in the padding).
+    #[derive(Clone, Copy)]
+    pub struct Flat {
+        /// Rows and columns of a phase plane: the output's plus the taps' reach.
+        h2: usize,
+        w2: usize,
+        /// Slot of each row phase and column phase among the used ones (`usize::MAX` unused).
+        row_slot: [usize; 8],
+        col_slot: [usize; 8],
+        /// Used column phases (a channel has `rows × cols` planes).
+        cols: usize,
+        /// Floats of one channel's planes.
+        channel: usize,
+    }
+
+    impl Flat {
+        /// The layout for `p`, if the buffer holds one channel's planes.
+        #[cfg_attr(not(target_feature = "avx512f"), allow(dead_code))]
+        pub fn of(p: &Conv2d) -> Option<Flat> {
+            if p.groups != 1 {
+                return None;
+            }
+            Flat::of_window(&p.window)
+        }
+
+        /// The layout for a window, if the buffer holds one channel's planes.
+        #[cfg_attr(not(target_feature = "avx512f"), allow(dead_code))]
+        pub fn of_window(w: &super::Window2d) -> Option<Flat> {
+            let (sh, sw) = (w.stride_h, w.stride_w);
+            if !(1..=8).contains(&sh) || !(1..=8).contains(&sw) {
+                return None;
+            }
+            if w.k_h * w.k_w > MAX_TAPS || w.out_h == 0 || w.out_w == 0 {
+                return None;
+            }
+            let h2 = w.out_h + (w.k_h - 1) * w.dil_h / sh;
+            let w2 = w.out_w + (w.k_w - 1) * w.dil_w / sw;
+            let (mut row_slot, mut col_slot) = ([usize::MAX; 8], [usize::MAX; 8]);
+            let (mut rows, mut cols) = (0, 0);
+            for ky in 0..w.k_h {
+                let a = ky * w.dil_h % sh;
+                if row_slot[a] == usize::MAX {
+                    row_slot[a] = rows;
+                    rows += 1;
+                }
+            }
+            for kx in 0..w.k_w {
+                let b = kx * w.dil_w % sw;
+                if col_slot[b] == usize::MAX {
+                    col_slot[b] = cols;
+                    cols += 1;
+                }
+            }
+            let channel = rows * cols * h2 * w2;
+            // One channel's planes and a row of slack (the reach of a last row's idle lanes).
+            (channel + w2 <= FLAT_BUFFER).then_some(Flat {
+                h2,
+                w2,
+                row_slot,
+                col_slot,
+                cols,
+                channel,
+            })
+        }
+    }
+
+    impl Flat {
+        /// Each tap's (`ky · k_w + kx`) offset in a channel's planes: row `ky·dil_h /
+        /// stride_h` and column `kx·dil_w / stride_w` of its phases' plane.
+        fn tap_offsets(&self, w: &super::Window2d) -> [usize; MAX_TAPS] {
+            let mut at = [0usize; MAX_TAPS];
+            for ky in 0..w.k_h {
+                for kx in 0..w.k_w {
+                    let (dy, dx) = (ky * w.dil_h, kx * w.dil_w);
+                    let slot =
+                        self.row_slot[dy % w.stride_h] * self.cols + self.col_slot[dx % w.stride_w];
+                    at[ky * w.k_w + kx] =
+                        slot * self.h2 * self.w2 + dy / w.stride_h * self.w2 + dx / w.stride_w;
+                }
+            }
+            at
+        }
+
+        /// Writes `channels` channels' phase planes into `buf`, then zeroes the row of slack
+        /// after them. `plane(dst, c, a, cols)` fills the plane `dst` (`h2` rows of `w2`)
+        /// from channel `c`: its row `y` from input row `y·stride_h + a − pad_top` (padding
+        /// outside `0..in_h`), at `cols = (lo, hi, ix)` the values `x` in `lo..hi` from
+        /// column `ix + (x − lo)·stride_w`, the rest padding.
+        #[inline(always)]
+        fn fill<T: Copy>(
+            &self,
+            w: &super::Window2d,
+            channels: usize,
+            buf: &mut [core::mem::MaybeUninit<T>],
+            zero: T,
+            mut plane: impl FnMut(&mut [core::mem::MaybeUninit<T>], usize, usize, (usize, usize, usize)),
+        ) {
+            let iw = w.in_w;
+            let (sh, sw, pl) = (w.stride_h, w.stride_w, w.pad_left);
+            let size = self.h2 * self.w2;
+            for c in 0..channels {
+                for a in (0..sh).filter(|&a| self.row_slot[a] != usize::MAX) {
+                    for b in (0..sw).filter(|&b| self.col_slot[b] != usize::MAX) {
+                        let slot = self.row_slot[a] * self.cols + self.col_slot[b];
+                        let dst = &mut buf[c * self.channel + slot * size..][..size];
+                        // Columns x with 0 ≤ x·sw + b − pl < iw: lo..hi.
+                        let lo = pl.saturating_sub(b).div_ceil(sw).min(self.w2);
+                        let hi = if iw + pl > b {
+                            ((iw + pl - b - 1) / sw + 1).clamp(lo, self.w2)
+                        } else {
+                            lo
+                        };
+                        // With no column inside, `ix` is never read.
+                        plane(dst, c, a, (lo, hi, (lo * sw + b).saturating_sub(pl)));
+                    }
+                }
+            }
+            buf[channels * self.channel..][..self.w2].fill(core::mem::MaybeUninit::new(zero));
+        }
+
+        /// Which plane positions are outputs (column below `out_w`), for [`Kept::at`].
+        fn kept(&self, out_w: usize) -> Kept {
+            Kept::new(self.w2, out_w)
+        }
+    }
+
+    /// The output positions of a flattened plane `w2` positions a row, `out_w` of them
+    /// outputs: bit `j` of `pattern` is position `j`'s (rows up to 64 wide read it shifted).
+    struct Kept {
+        pattern: u128,
+        w2: usize,
+        out_w: usize,
+    }
+
+    impl Kept {
+        fn new(w2: usize, out_w: usize) -> Kept {
+            let pattern = (0..128).fold(0u128, |m, j| m | u128::from(j % w2 < out_w) << j);
+            Kept { pattern, w2, out_w }
+        }
+
+        /// Bit `l` set for each output among positions `t .. t + n` (`n` ≤ 64).
+        #[inline]
+        fn at(&self, t: usize, n: usize) -> u64 {
+            let col = t % self.w2;
+            let busy = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+            if self.w2 <= 64 {
+                // col < 64 and n ≤ 64: bits col .. col + n of the 128.
+                return (self.pattern >> col) as u64 & busy;
+            }
+            let (mut m, mut c) = (0u64, col);
+            for l in 0..n {
+                m |= u64::from(c < self.out_w) << l;
+                c = if c + 1 == self.w2 { 0 } else { c + 1 };
+            }
+            m
+        }
+    }
+
+    /// [`super::conv2d`]'s depthwise case (one input channel an output channel) with
+    /// AVX-512 over flattened planes, where a channel's [`Flat`] planes fit the buffer:
+    /// each channel copied into its phase planes, then 64 positions at a time (several
+    /// output rows, four registers) summed tap by tap, one broadcast weight and four FMAs
+    /// a tap, the outputs among them packed by `VCOMPRESSPS`, and the activation applied
+    /// to the channel's plane once. Every output sums from its bias over `(ky, kx)` in
+    /// order, one FMA a tap (0 over the padding): [`depthwise_checked`]'s sums.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F; the operands are as [`super::conv2d`] asserts, for a
+    /// depthwise convolution; `f` is `Flat::of_window(&p.window)`.
+    #[cfg_attr(not(target_feature = "avx512f"), allow(dead_code))]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn depthwise_flat_avx512(
+        p: &Conv2d,
+        f: &Flat,
+        input: &[f32],
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+    ) {
+        use core::mem::MaybeUninit;
+        let w = p.window;
+        let (ih, iw, oh, ow) = (w.in_h, w.in_w, w.out_h, w.out_w);
+        let taps = w.k_h * w.k_w;
+        assert!(p.in_c == p.out_c && p.groups == p.in_c);
+        assert!(input.len() >= p.in_c * ih * iw && output.len() >= p.out_c * oh * ow);
+        assert!(weights.len() >= p.out_c * taps);
+        assert!(f.channel + f.w2 <= FLAT_BUFFER && taps <= MAX_TAPS);
+        let tap_at = f.tap_offsets(&w);
+        let kept = f.kept(ow);
+        let lanes = oh * f.w2;
+        let mut buf = [MaybeUninit::<f32>::uninit(); FLAT_BUFFER];
+        for c in 0..p.out_c {
+            fill_phase_planes(p, f, &input[c * ih * iw..][..ih * iw], 1, &mut buf);
+            // SAFETY: the buffer's first `f.channel + f.w2` floats were written.
+            let planes = buf.as_ptr() as *const f32;
+            let wc = &weights[c * taps..][..taps];
+            let b = _mm512_set1_ps(bias.map_or(0.0, |b| b[c]));
+            let out = &mut output[c * oh * ow..][..oh * ow];
+            let (mut t, mut o) = (0, 0);
+            while t < lanes {
+                let n = (lanes - t).min(64);
+                let busy = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+                let keep = kept.at(t, n);
+                let mut acc = [b; 4];
+                // SAFETY: loads read busy positions `t + l` plus a tap's offset, inside the
+                // channel's planes or the slack row after them (`Flat::of_window`); stores
+                // write the kept positions' outputs, consecutive from `o` and below
+                // `oh · ow` (each kept position is one output, in order).
+                unsafe {
+                    for (&wt, &off) in wc.iter().zip(&tap_at[..taps]) {
+                        let wt = _mm512_set1_ps(wt);
+                        let src = planes.add(t + off);
+                        for (k, a) in acc.iter_mut().enumerate() {
+                            let m = (busy >> (16 * k)) as __mmask16;
+                            if m != 0 {
+                                let x = _mm512_maskz_loadu_ps(m, src.add(16 * k));
+                                *a = _mm512_fmadd_ps(wt, x, *a);
+                            }
+                        }
+                    }
+                    for (k, a) in acc.iter().enumerate() {
+                        let m = (keep >> (16 * k)) as __mmask16;
+                        _mm512_mask_compressstoreu_ps(out.as_mut_ptr().add(o), m, *a);
+                        o += m.count_ones() as usize;
+                    }
+                }
+                t += n;
+            }
+            p.act.apply_slice(out);
+        }
+    }
+
+    /// Every row width up to 100 (the shifted pattern and the counted lanes alike), every
+    /// start and length: the positions whose column is below `out_w`.
+    #[cfg(test)]
+    #[test]
+    fn kept_positions_are_the_outputs() {
+        for w2 in 1..100 {
+            for out_w in [1, w2 / 2 + 1, w2] {
+                let f = Kept::new(w2, out_w);
+                for t in (0..3 * w2).step_by(w2 / 3 + 1) {
+                    for n in [1, 7, 16, 33, 64] {
+                        let want =
+                            (0..n).fold(0u64, |m, l| m | u64::from((t + l) % w2 < out_w) << l);
+                        assert_eq!(f.at(t, n), want, "w2 {w2} out_w {out_w} t {t} n {n}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`super::conv2d_tiled`] with AVX-512 over *flattened* output planes, for narrow rows:
+    /// the input channels are copied (as many at a time as fit 32 KiB on the stack) into
+    /// phase planes ([`Flat`]), where every tap of every output pixel `(oy, ox)` reads the
+    /// float at `oy·w2 + ox` plus the tap's offset. A tile of 8 output channels (two packed
+    /// blocks) × 32 consecutive positions of the plane — several output rows — then costs
+    /// per tap two loads, eight weight broadcasts and sixteen FMAs, whatever the row width;
+    /// positions with `ox ≥ out_w` (the taps' reach, `(k_w − 1)·dil_w / stride_w` a row) are
+    /// summed and dropped (`VCOMPRESSPS` packs the others for the store). A channel chunk
+    /// after the first resumes from the stored sums. Every output sums from its bias over
+    /// `(ic, ky, kx)` in the reference's order, one FMA a tap (0 over the padding): the sums
+    /// of [`conv2d_tiled_avx512`], bit for bit.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F; the operands are as [`super::conv2d_tiled`] asserts; `f`
+    /// is `Flat::of(p)`.
+    #[cfg_attr(not(target_feature = "avx512f"), allow(dead_code))]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn conv2d_flat_avx512(
+        p: &Conv2d,
+        f: &Flat,
+        input: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+    ) {
+        use core::mem::MaybeUninit;
+        const C: usize = F32_TILE_CHANNELS;
+        let f = *f;
+        let w = p.window;
+        let (ih, iw, oh, ow) = (w.in_h, w.in_w, w.out_h, w.out_w);
+        let (in_len, out_len) = (p.in_c * ih * iw, p.out_c * oh * ow);
+        let taps = w.k_h * w.k_w;
+        let steps = p.in_c * taps;
+        let blocks = p.out_c.div_ceil(C);
+        assert!(packed.len() >= blocks * steps * C);
+        assert!(input.len() >= p.batch * in_len && output.len() >= p.batch * out_len);
+        // Each tap's offset in a channel's planes.
+        let tap_at = f.tap_offsets(&w);
+        let kept = f.kept(ow);
+        let per_chunk = ((FLAT_BUFFER - f.w2) / f.channel).min(p.in_c);
+        let lanes = oh * f.w2;
+        let mut buf = [MaybeUninit::<f32>::uninit(); FLAT_BUFFER];
+        for n in 0..p.batch {
+            let input = &input[n * in_len..][..in_len];
+            let output = &mut output[n * out_len..][..out_len];
+            let mut ic0 = 0;
+            while ic0 < p.in_c {
+                let chunk = per_chunk.min(p.in_c - ic0);
+                fill_phase_planes(p, &f, &input[ic0 * ih * iw..], chunk, &mut buf);
+                // SAFETY: the buffer's first `chunk · f.channel + f.w2` floats were written.
+                let planes = buf.as_ptr() as *const f32;
+                let mut t = 0;
+                while t < lanes {
+                    let n = (lanes - t).min(32);
+                    let busy = if n == 32 { u32::MAX } else { (1u32 << n) - 1 };
+                    // Positions of the tile that are outputs, and the first one's index.
+                    let keep = kept.at(t, n) as u32;
+                    if keep == 0 {
+                        t += n;
+                        continue;
+                    }
+                    let first = t + keep.trailing_zeros() as usize;
+                    let out_at = first / f.w2 * ow + first % f.w2;
+                    let mut b = 0;
+                    while b < blocks {
+                        let pair = b + 1 < blocks;
+                        let c0 = b * C;
+                        let nch = (if pair { 2 * C } else { C }).min(p.out_c - c0);
+                        let wb = [
+                            packed[b * steps * C..].as_ptr(),
+                            packed[(b + usize::from(pair)) * steps * C..].as_ptr(),
+                        ];
+                        let at = FlatTile {
+                            planes,
+                            channel: f.channel,
+                            tap_at: &tap_at[..taps],
+                            t,
+                            busy,
+                            keep,
+                            out_at,
+                            plane: oh * ow,
+                            ic0,
+                            chunk,
+                        };
+                        // SAFETY: AVX-512F (the caller); loads stay inside the written
+                        // buffer (`FlatTile`), weights inside the blocks, stores inside the
+                        // output planes of channels `c0..c0 + nch`.
+                        unsafe {
+                            match (pair, n > 16) {
+                                (true, true) => flat_tile::<8, 2>(&at, wb, bias, c0, nch, output),
+                                (true, false) => flat_tile::<8, 1>(&at, wb, bias, c0, nch, output),
+                                (false, true) => flat_tile::<4, 2>(&at, wb, bias, c0, nch, output),
+                                (false, false) => flat_tile::<4, 1>(&at, wb, bias, c0, nch, output),
+                            }
+                        }
+                        b += if pair { 2 } else { 1 };
+                    }
+                    t += n;
+                }
+                ic0 += chunk;
+            }
+            p.act.apply_slice(output);
+        }
+    }
+
+    /// The 16-column chunks of a phase plane's rows with columns `lo..hi` from the input
+    /// (at `ix + (x − lo)·step`), the same for every row of the plane: the first four worked
+    /// out once, any further ones on the way.
+    struct Chunks {
+        first: [(usize, u32, __mmask16, isize); 4],
+        w2: usize,
+        lo: usize,
+        hi: usize,
+        ix: usize,
+        step: usize,
+    }
+
+    impl Chunks {
+        #[inline(always)]
+        fn new(w2: usize, lo: usize, hi: usize, ix: usize, step: usize) -> Chunks {
+            let mut c = Chunks {
+                first: [(0, 0, 0, 0); 4],
+                w2,
+                lo,
+                hi,
+                ix,
+                step,
+            };
+            for k in 0..4 {
+                c.first[k] = c.work_out(k);
+            }
+            c
+        }
+
+        /// Chunk `k`: its first column, the lanes read from the input, the lanes stored
+        /// (below `w2`), and the input column of lane 0.
+        #[inline(always)]
+        fn work_out(&self, k: usize) -> (usize, u32, __mmask16, isize) {
+            let x0 = 16 * k;
+            let base = self.ix as isize + (x0 as isize - self.lo as isize) * self.step as isize;
+            let store = lanes16(x0, 0, self.w2) as __mmask16;
+            (x0, lanes16(x0, self.lo, self.hi), store, base)
+        }
+
+        #[inline(always)]
+        fn at(&self, k: usize) -> (usize, u32, __mmask16, isize) {
+            if k < 4 {
+                self.first[k]
+            } else {
+                self.work_out(k)
+            }
+        }
+    }
+
+    /// Lanes `from..to` of the 16 from `x0` (0 outside).
+    #[inline(always)]
+    fn lanes16(x0: usize, from: usize, to: usize) -> u32 {
+        let (a, b) = (from.clamp(x0, x0 + 16) - x0, to.clamp(x0, x0 + 16) - x0);
+        ((1u32 << b) - 1) & !((1u32 << a) - 1)
+    }
+
+    /// Bit `l` of `m` at bit `2l`: the mask of the even elements of a load of twice as many.
+    #[inline(always)]
+    fn spread(m: u32) -> u32 {
+        (0..16).fold(0u32, |k, l| k | (((m >> l) & 1) << (2 * l)))
+    }
+
+    /// Copies input channels `0..chunk` of `input` into `buf` as [`Flat`] lays them out, and
+    /// zeroes the row of slack after them: 16 columns at a time by masked loads and stores
+    /// (at horizontal stride 2 the even ones of 32, `VPERMT2PS`), else one by one.
+    ///
+    /// # Safety
+    /// AVX-512F; `buf` holds `chunk` channels' planes and the slack row.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn fill_phase_planes(
+        p: &Conv2d,
+        f: &Flat,
+        input: &[f32],
+        chunk: usize,
+        buf: &mut [core::mem::MaybeUninit<f32>],
+    ) {
+        let w = &p.window;
+        let (ih, iw, step) = (w.in_h, w.in_w, w.stride_w);
+        assert!(input.len() >= chunk * ih * iw);
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        f.fill(w, chunk, buf, 0.0, |dst, c, a, (lo, hi, ix)| {
+            let channel = &input[c * ih * iw..][..ih * iw];
+            let chunks = Chunks::new(f.w2, lo, hi, ix, step);
+            for (y, d) in dst.chunks_exact_mut(f.w2).enumerate() {
+                let iy = (y * w.stride_h + a).wrapping_sub(w.pad_top);
+                if iy >= ih || lo == hi {
+                    d.fill(core::mem::MaybeUninit::new(0.0));
+                    continue;
+                }
+                let row = &channel[iy * iw..][..iw];
+                if step > 2 {
+                    d[..lo].fill(core::mem::MaybeUninit::new(0.0));
+                    for (dx, &v) in d[lo..hi].iter_mut().zip(row[ix..].iter().step_by(step)) {
+                        dx.write(v);
+                    }
+                    d[hi..].fill(core::mem::MaybeUninit::new(0.0));
+                    continue;
+                }
+                for k in 0..f.w2.div_ceil(16) {
+                    let (x0, valid, store, base) = chunks.at(k);
+                    // Lane l reads column ix + (x0 + l − lo)·step, only where valid (inside
+                    // the row); lane 0's address may lie outside it.
+                    let at = row.as_ptr().wrapping_offset(base);
+                    // SAFETY: AVX-512F (this function); masked lanes are not accessed, the
+                    // others read columns in 0..iw of `row`; stores write lanes below w2.
+                    unsafe {
+                        let v = if step == 1 {
+                            _mm512_maskz_loadu_ps(valid as __mmask16, at)
+                        } else {
+                            let m = spread(valid);
+                            let a = _mm512_maskz_loadu_ps(m as __mmask16, at);
+                            let b =
+                                _mm512_maskz_loadu_ps((m >> 16) as __mmask16, at.wrapping_add(16));
+                            _mm512_permutex2var_ps(a, even, b)
+                        };
+                        _mm512_mask_storeu_ps(d.as_mut_ptr().add(x0) as *mut f32, store, v);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Where a tile of [`conv2d_flat_avx512`] reads and writes.
+    struct FlatTile<'a> {
+        /// The chunk's phase planes, `channel` floats an input channel.
+        planes: *const f32,
+        channel: usize,
+        /// Each tap's offset in a channel's planes.
+        tap_at: &'a [usize],
+        /// The tile's first position in the flattened planes, its positions (`busy`, up to
+        /// 32 lanes) and which of them are outputs (`keep`), the first of those `out_at` in
+        /// an output plane of `plane` floats.
+        t: usize,
+        busy: u32,
+        keep: u32,
+        out_at: usize,
+        plane: usize,
+        /// The chunk's input channels.
+        ic0: usize,
+        chunk: usize,
+    }
+
+    /// One tile of [`conv2d_flat_avx512`]: `CH` (4 or 8) channels from `c0` (`nch` of them
+    /// stored) × `16 · HALVES` positions (`HALVES` 1 or 2), resumed from the stored sums
+    /// after the first chunk.
+    ///
+    /// # Safety
+    /// AVX-512F; `at.planes` holds `at.chunk` channels' planes plus the slack row, which
+    /// every busy position's taps stay inside; `wb` the packed blocks of the channels;
+    /// `output` one image's output planes with channels `c0..c0 + nch`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn flat_tile<const CH: usize, const HALVES: usize>(
+        at: &FlatTile,
+        wb: [*const f32; 2],
+        bias: Option<&[f32]>,
+        c0: usize,
+        nch: usize,
+        output: &mut [f32],
+    ) {
+        const C: usize = F32_TILE_CHANNELS;
+        let taps = at.tap_at.len();
+        let (busy0, busy1) = (at.busy as __mmask16, (at.busy >> 16) as __mmask16);
+        let (keep0, keep1) = (at.keep as __mmask16, (at.keep >> 16) as __mmask16);
+        let low = keep0.count_ones() as usize;
+        let mut acc = [[_mm512_setzero_ps(); HALVES]; CH];
+        // SAFETY: stores and reloads write/read the `keep` outputs of channels below
+        // `c0 + nch`, `low + high` consecutive floats from `out_at` of each plane (the kept
+        // positions are consecutive outputs in the plane's row-major order). Loads read busy
+        // positions `t + l` plus a tap's offset, inside the chunk's planes or the slack row
+        // after them (`Flat::of`). Weights at `((ic0 + c)·taps + tap)·4 + j` of each block.
+        unsafe {
+            for (j, a) in acc.iter_mut().enumerate().take(nch) {
+                let o = output.as_ptr().add((c0 + j) * at.plane + at.out_at);
+                if at.ic0 == 0 {
+                    *a = [_mm512_set1_ps(bias.map_or(0.0, |b| b[c0 + j])); HALVES];
+                } else {
+                    a[0] = _mm512_maskz_expandloadu_ps(keep0, o);
+                    if HALVES == 2 {
+                        a[HALVES - 1] = _mm512_maskz_expandloadu_ps(keep1, o.add(low));
+                    }
+                }
+            }
+            for c in 0..at.chunk {
+                let base = at.planes.add(c * at.channel + at.t);
+                let step = (at.ic0 + c) * taps * C;
+                for (tap, &off) in at.tap_at.iter().enumerate() {
+                    let src = base.add(off);
+                    let x: [__m512; HALVES] = core::array::from_fn(|h| {
+                        let busy = if h == 0 { busy0 } else { busy1 };
+                        _mm512_maskz_loadu_ps(busy, src.add(16 * h))
+                    });
+                    let ws = step + tap * C;
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let wj = _mm512_set1_ps(*wb[j / C].add(ws + j % C));
+                        for (ah, &xh) in a.iter_mut().zip(&x) {
+                            *ah = _mm512_fmadd_ps(wj, xh, *ah);
+                        }
+                    }
+                }
+            }
+            for (j, a) in acc.iter().enumerate().take(nch) {
+                let o = output.as_mut_ptr().add((c0 + j) * at.plane + at.out_at);
+                _mm512_mask_compressstoreu_ps(o, keep0, a[0]);
+                if HALVES == 2 {
+                    _mm512_mask_compressstoreu_ps(o.add(low), keep1, a[HALVES - 1]);
+                }
+            }
+        }
+    }
+
+    /// 32-bit words of [`conv2d_i8_flat`]'s stack buffer (64 KiB): the phase planes of every
+    /// input channel pair.
+    const FLAT_I8_BUFFER: usize = 16384;
+
+    /// The layout of [`conv2d_i8_flat`]'s buffer for `g`, where it holds every channel
+    /// pair's planes (and `g` has two input channels or more: with one, the packed weights
+    /// pair two taps, not two channels).
+    #[cfg_attr(not(target_feature = "avx512bw"), allow(dead_code))]
+    pub fn flat_i8(g: &Conv2d) -> Option<Flat> {
+        let f = Flat::of(g)?;
+        (g.in_c >= 2 && g.in_c.div_ceil(2) * f.channel + f.w2 <= FLAT_I8_BUFFER).then_some(f)
+    }
+
+    /// `acc + Σ` of the pairwise products of the `i16` halves of `x` and `w`, per 32-bit
+    /// lane: `VPDPWSSD` where the build enables AVX-512 VNNI, else `VPMADDWD` + `VPADDD`.
+    /// Integer sums either way (products of `i16` pairs below 2^31 in magnitude, wrapping
+    /// addition).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[cfg_attr(target_feature = "avx512vnni", target_feature(enable = "avx512vnni"))]
+    fn dot_pairs(acc: __m512i, x: __m512i, w: __m512i) -> __m512i {
+        #[cfg(target_feature = "avx512vnni")]
+        {
+            _mm512_dpwssd_epi32(acc, x, w)
+        }
+        #[cfg(not(target_feature = "avx512vnni"))]
+        {
+            _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))
+        }
+    }
+
+    /// [`super::conv2d_i8_tiled`] with AVX-512 (BW; VNNI where enabled) over flattened
+    /// output planes, as [`conv2d_flat_avx512`] for `f32`: the input is copied once into
+    /// phase planes of 32-bit words, each the `x − zero` of two input channels side by side
+    /// (0 in the padding) — the operand layout of the packed weights, whose words are two
+    /// input channels of one tap. A tile of 8 output channels × 32 consecutive plane
+    /// positions (several output rows) costs per channel pair and tap two loads and sixteen
+    /// `VPDPWSSD` of 16 lanes (each 32 multiply-accumulates), the channels' weight words
+    /// broadcast from the packed groups as they are. Positions past a row's `out_w` are
+    /// summed and dropped. The integer sums are exact, so the bytes are the portable
+    /// kernel's, bit for bit, requantised as [`requantize8`] does.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F and AVX-512BW (and AVX-512 VNNI where the build enables
+    /// it); the operands are as [`super::conv2d_i8_tiled`] asserts; `f` is
+    /// `flat_i8(&p.geom)`.
+    #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(target_feature = "avx512bw"), allow(dead_code))]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn conv2d_i8_flat(
+        p: &super::ConvI8,
+        f: &Flat,
+        input: &[i8],
+        packed: &[i16],
+        bias: Option<&[i32]>,
+        scales: &[f32],
+        output: &mut [i8],
+    ) {
+        use core::mem::MaybeUninit;
+        let f = *f;
+        let g = &p.geom;
+        let w = g.window;
+        let (ih, iw, oh, ow) = (w.in_h, w.in_w, w.out_h, w.out_w);
+        let (in_len, plane) = (g.in_c * ih * iw, oh * ow);
+        let taps = w.k_h * w.k_w;
+        let depth = super::tiled_depth(g);
+        let pairs = g.in_c.div_ceil(2);
+        assert!(g.in_c >= 2 && pairs * f.channel + f.w2 <= FLAT_I8_BUFFER);
+        assert!(packed.len() >= super::tiled_weights_len(g) && scales.len() >= g.out_c);
+        assert!(input.len() >= g.batch * in_len && output.len() >= g.batch * g.out_c * plane);
+        assert!(bias.is_none_or(|b| b.len() >= g.out_c));
+        let tap_at = f.tap_offsets(&w);
+        let kept = f.kept(ow);
+        let lanes = oh * f.w2;
+        let quads = g.out_c / 4;
+        let mut buf = [MaybeUninit::<i32>::uninit(); FLAT_I8_BUFFER];
+        for n in 0..g.batch {
+            let input = &input[n * in_len..][..in_len];
+            let output = &mut output[n * g.out_c * plane..][..g.out_c * plane];
+            fill_pair_planes(p, &f, input, &mut buf);
+            // SAFETY: `fill_pair_planes` wrote the first `pairs · f.channel + f.w2` words.
+            let planes = buf.as_ptr() as *const i32;
+            let mut t = 0;
+            while t < lanes {
+                let n = (lanes - t).min(32);
+                let busy = if n == 32 { u32::MAX } else { (1u32 << n) - 1 };
+                let keep = kept.at(t, n) as u32;
+                if keep == 0 {
+                    t += n;
+                    continue;
+                }
+                let first = t + keep.trailing_zeros() as usize;
+                let at = FlatI8Tile {
+                    planes,
+                    channel: f.channel,
+                    pairs,
+                    tap_at: &tap_at[..taps],
+                    ic2: pairs,
+                    t,
+                    busy,
+                    keep,
+                    out_at: first / f.w2 * ow + first % f.w2,
+                    plane,
+                    scales,
+                    bias,
+                    zero: p.output_zero,
+                    lo: p.lo,
+                    hi: p.hi,
+                };
+                // Channels in groups as packed: quads (in pairs of quads, then one alone),
+                // then pairs (the last one's partner zeros where `out_c` is odd).
+                let words = packed.as_ptr() as *const i32;
+                let mut c = 0;
+                // SAFETY: AVX-512F/BW (the caller). A group of `N` channels from `c` has
+                // its `depth / 2` words per channel at `c · depth / 2`, the channels' words
+                // of a step pair side by side (`pack_tiled_weights`), inside `packed`
+                // (its length asserted); loads and stores as `FlatI8Tile` says.
+                unsafe {
+                    while c + 8 <= 4 * quads {
+                        let wb = [words.add(c * depth / 2), words.add((c + 4) * depth / 2)];
+                        flat_i8_tile::<8, 4>(&at, wb, c, 8, n > 16, output);
+                        c += 8;
+                    }
+                    if c < 4 * quads {
+                        let wb = [words.add(c * depth / 2); 2];
+                        flat_i8_tile::<4, 4>(&at, wb, c, 4, n > 16, output);
+                        c += 4;
+                    }
+                    while c < g.out_c {
+                        let wb = [words.add(c * depth / 2); 2];
+                        let nch = (g.out_c - c).min(2);
+                        flat_i8_tile::<2, 2>(&at, wb, c, nch, n > 16, output);
+                        c += 2;
+                    }
+                }
+                t += n;
+            }
+        }
+    }
+
+    /// Copies `input` (one image) into `buf` as [`conv2d_i8_flat`] lays it out: for each
+    /// pair of input channels the [`Flat`] phase planes of words `(x₀ − zero) | (x₁ −
+    /// zero) << 16` (0 in the padding; a missing second channel 0), then a zero row of
+    /// slack. 16 columns at a time by masked loads (at horizontal stride 2 the even bytes
+    /// of 32), else one by one.
+    ///
+    /// # Safety
+    /// AVX-512F/BW; `buf` holds every channel pair's planes and the slack row.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn fill_pair_planes(
+        p: &super::ConvI8,
+        f: &Flat,
+        input: &[i8],
+        buf: &mut [core::mem::MaybeUninit<i32>],
+    ) {
+        let g = &p.geom;
+        let w = &g.window;
+        let (ih, iw, step) = (w.in_h, w.in_w, w.stride_w);
+        let zero = p.input_zero;
+        assert!(input.len() >= g.in_c * ih * iw);
+        let word = |a: i8, b: i8| {
+            let lo = (i32::from(a) - zero) as u16 as u32;
+            let hi = (i32::from(b) - zero) as u16 as u32;
+            (lo | hi << 16) as i32
+        };
+        let (z, low) = (_mm512_set1_epi32(zero), _mm512_set1_epi32(0xffff));
+        f.fill(w, g.in_c.div_ceil(2), buf, 0, |dst, i, a, (lo, hi, ix)| {
+            // The second channel, or none (its half 0: `x − zero` of a value `zero`).
+            let second = 2 * i + 1 < g.in_c;
+            let c0 = &input[2 * i * ih * iw..][..ih * iw];
+            let c1 = &input[(2 * i + usize::from(second)) * ih * iw..][..ih * iw];
+            let chunks = Chunks::new(f.w2, lo, hi, ix, step);
+            for (y, d) in dst.chunks_exact_mut(f.w2).enumerate() {
+                let iy = (y * w.stride_h + a).wrapping_sub(w.pad_top);
+                if iy >= ih || lo == hi {
+                    d.fill(core::mem::MaybeUninit::new(0));
+                    continue;
+                }
+                let (r0, r1) = (&c0[iy * iw..][..iw], &c1[iy * iw..][..iw]);
+                if step > 2 {
+                    d[..lo].fill(core::mem::MaybeUninit::new(0));
+                    let cols = r0[ix..].iter().zip(&r1[ix..]).step_by(step);
+                    for (dx, (&x0, &x1)) in d[lo..hi].iter_mut().zip(cols) {
+                        dx.write(word(x0, if second { x1 } else { zero as i8 }));
+                    }
+                    d[hi..].fill(core::mem::MaybeUninit::new(0));
+                    continue;
+                }
+                for k in 0..f.w2.div_ceil(16) {
+                    let (x0, valid, store, base) = chunks.at(k);
+                    // SAFETY: AVX-512F/BW (this function); masked lanes are not accessed, the
+                    // others read columns in 0..iw of the rows; stores write lanes below w2.
+                    unsafe {
+                        let load = |row: &[i8]| -> __m512i {
+                            let at = row.as_ptr().wrapping_offset(base);
+                            if step == 1 {
+                                _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(valid as __mmask16, at))
+                            } else {
+                                let v = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(
+                                    spread(valid),
+                                    at,
+                                ));
+                                _mm512_srai_epi32::<16>(_mm512_slli_epi32::<16>(v))
+                            }
+                        };
+                        let v = _mm512_and_si512(_mm512_sub_epi32(load(r0), z), low);
+                        let v = if second {
+                            let h = _mm512_sub_epi32(load(r1), z);
+                            _mm512_or_si512(v, _mm512_slli_epi32::<16>(h))
+                        } else {
+                            v
+                        };
+                        let v = _mm512_maskz_mov_epi32(valid as __mmask16, v);
+                        _mm512_mask_storeu_epi32(d.as_mut_ptr().add(x0) as *mut i32, store, v);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Where a tile of [`conv2d_i8_flat`] reads and writes, and its requantisation.
+    struct FlatI8Tile<'a> {
+        /// The input's pair planes, `channel` words a channel pair, `pairs` pairs.
+        planes: *const i32,
+        channel: usize,
+        pairs: usize,
+        /// Each tap's offset in a pair's planes.
+        tap_at: &'a [usize],
+        /// Word steps of a tap in the packed weights: the channel pairs.
+        ic2: usize,
+        /// First position, busy positions, kept ones, the first kept one's output index.
+        t: usize,
+        busy: u32,
+        keep: u32,
+        out_at: usize,
+        /// Outputs of a channel plane.
+        plane: usize,
+        scales: &'a [f32],
+        bias: Option<&'a [i32]>,
+        zero: i32,
+        lo: i8,
+        hi: i8,
+    }
+
+    /// One tile of [`conv2d_i8_flat`]: `CH` channels from `c` (`nch` of them stored), in
+    /// packed groups of `N` (`wb[j / N]` the group's first word, `N` words a step pair) ×
+    /// 16 or (`two`) 32 positions.
+    ///
+    /// # Safety
+    /// AVX-512F/BW; `wb` as said, each group `ic2 · taps` step pairs long at least; loads of
+    /// busy positions plus a tap's offset stay inside the planes and the slack row after
+    /// them; `output` one image's `out_c` planes, channels `c .. c + nch` among them.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn flat_i8_tile<const CH: usize, const N: usize>(
+        at: &FlatI8Tile,
+        wb: [*const i32; 2],
+        c: usize,
+        nch: usize,
+        two: bool,
+        output: &mut [i8],
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if two {
+                flat_i8_sums::<CH, N, 2>(at, wb, c, nch, output);
+            } else {
+                flat_i8_sums::<CH, N, 1>(at, wb, c, nch, output);
+            }
+        }
+    }
+
+    /// [`flat_i8_tile`] for `16 · HALVES` positions.
+    ///
+    /// # Safety
+    /// As [`flat_i8_tile`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn flat_i8_sums<const CH: usize, const N: usize, const HALVES: usize>(
+        at: &FlatI8Tile,
+        wb: [*const i32; 2],
+        c: usize,
+        nch: usize,
+        output: &mut [i8],
+    ) {
+        const MAGIC: f32 = 12_582_912.0;
+        const LIMIT: f32 = 4_194_304.0;
+        let busy = [at.busy as __mmask16, (at.busy >> 16) as __mmask16];
+        let keep = [at.keep as __mmask16, (at.keep >> 16) as __mmask16];
+        let mut acc = [[_mm512_setzero_si512(); HALVES]; CH];
+        // SAFETY: loads read busy positions `t + l` plus a tap's offset of pair `i` (inside
+        // its planes, or the next pair's, or the slack row: `Flat::of`, `flat_i8`); weights
+        // at word `(tap · ic2 + i) · N + j % N` of each group (below its `depth / 2 · N`
+        // words). Stores write the kept positions' bytes (consecutive outputs from `out_at`)
+        // of channels `c .. c + nch`.
+        unsafe {
+            for (tap, &off) in at.tap_at.iter().enumerate() {
+                for i in 0..at.pairs {
+                    let src = at.planes.add(i * at.channel + at.t + off);
+                    let x: [__m512i; HALVES] = core::array::from_fn(|h| {
+                        _mm512_maskz_loadu_epi32(busy[h], src.add(16 * h))
+                    });
+                    let kp = (tap * at.ic2 + i) * N;
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let wj = _mm512_set1_epi32(*wb[j / N].add(kp + j % N));
+                        for (ah, &xh) in a.iter_mut().zip(&x) {
+                            *ah = dot_pairs(*ah, xh, wj);
+                        }
+                    }
+                }
+            }
+            let m = _mm512_set1_ps(MAGIC);
+            let mut o = at.out_at;
+            for h in 0..HALVES {
+                let kept = keep[h].count_ones() as usize;
+                let store = ((1u32 << kept) - 1) as __mmask16;
+                for (j, a) in acc.iter().enumerate().take(nch) {
+                    let ch = c + j;
+                    let b = at.bias.map_or(0, |b| b[ch]);
+                    let s = _mm512_add_epi32(a[h], _mm512_set1_epi32(b));
+                    let y = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(at.scales[ch]));
+                    let y = _mm512_min_ps(
+                        _mm512_max_ps(y, _mm512_set1_ps(-LIMIT)),
+                        _mm512_set1_ps(LIMIT),
+                    );
+                    let r = _mm512_cvttps_epi32(_mm512_sub_ps(_mm512_add_ps(y, m), m));
+                    let r = _mm512_add_epi32(r, _mm512_set1_epi32(at.zero));
+                    let r = _mm512_min_epi32(
+                        _mm512_max_epi32(r, _mm512_set1_epi32(i32::from(at.lo))),
+                        _mm512_set1_epi32(i32::from(at.hi)),
+                    );
+                    let r = _mm512_maskz_compress_epi32(keep[h], r);
+                    let dst = output.as_mut_ptr().add(ch * at.plane + o);
+                    _mm512_mask_cvtepi32_storeu_epi8(dst, store, r);
+                }
+                o += kept;
+            }
+        }
+    }
+
     /// Where a tile of [`conv2d_tiled_avx512`] is: its first window's top row `iy0` and
     /// left column `ix0`, the taps `ky` in `rows` inside the input, `px` ≤ 16 pixels.
     struct Tile {
@@ -1060,12 +2012,9 @@ mod tests {
         out
     }
 
-    /// The register-tiled kernel computes [`conv2d`]'s floats bit for bit: random shapes with
-    /// pads, strides, dilations, rows shorter and longer than a tile, channel counts that are
-    /// not a multiple of the tile, two images and a fused activation.
     /// The window of these kernel, stride, dilation and padding (`[top, left, bottom,
     /// right]`) sizes on an `in_h × in_w` input, its output size by ONNX's formula.
-    fn window(
+    pub(super) fn window(
         (in_h, in_w): (usize, usize),
         (k_h, k_w): (usize, usize),
         (stride_h, stride_w): (usize, usize),
@@ -1090,6 +2039,9 @@ mod tests {
         }
     }
 
+    /// The register-tiled kernel computes [`conv2d`]'s floats bit for bit: random shapes with
+    /// pads, strides, dilations, rows shorter and longer than a tile, channel counts that are
+    /// not a multiple of the tile, two images and a fused activation.
     #[test]
     fn tiled_equals_reference_bit_for_bit() {
         let mut next = super::super::xorshift(0x9e37_79b9_u32);
@@ -1224,7 +2176,8 @@ mod tests {
     /// The x86 AVX2/FMA depthwise kernel (run where the CPU has them) against sums in f64:
     /// random kernels (1×1 to 5×5), strides 1 and 2 (vertical 1 to 3), dilations, padding,
     /// rows of 1 to 70 pixels (one to four registers and the row's end), a fused clamp;
-    /// within 1e-6 of each output's sum of |w·x|.
+    /// within 1e-6 of each output's sum of |w·x|. Where the CPU has AVX-512F, the flattened
+    /// depthwise kernel gives its floats bit for bit.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn fma_depthwise_matches_f64_sums() {
@@ -1294,6 +2247,16 @@ mod tests {
                     }
                 }
             }
+            // The flattened AVX-512 kernel (where the CPU has it): the same FMA chains.
+            if std::is_x86_feature_detected!("avx512f") {
+                let f = x86::Flat::of_window(&p.window).expect("a channel fits the buffer");
+                let mut flat = vec![f32::NAN; got.len()];
+                // SAFETY: the CPU has AVX-512F; the shapes are `p`'s.
+                unsafe { x86::depthwise_flat_avx512(&p, &f, &x, &wt, Some(&b), &mut flat) };
+                for (i, (g, f)) in got.iter().zip(&flat).enumerate() {
+                    assert_eq!(g.to_bits(), f.to_bits(), "case {case} {p:?} at {i}");
+                }
+            }
         }
     }
 
@@ -1360,6 +2323,88 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The flattened AVX-512 convolution (run where the CPU has AVX-512F) on random narrow
+    /// geometries — rows of 1 to 24 pixels, strides 1 to 3 each way, dilations, paddings,
+    /// up to 48 input channels (so several channel chunks of its buffer), a fused ReLU, two
+    /// images: bit for bit the row tiles' sums where those run (horizontal stride 1 or 2),
+    /// and within 1e-6 of each output's sum of |w·x| of the reference everywhere.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_flat_convolution_matches_the_row_tiles() {
+        if cfg!(miri) || !std::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let mut next = super::super::xorshift(0x2545_f491_u32);
+        let mut chunked = 0;
+        for case in 0..150 {
+            let (k_h, k_w) = [(3, 3), (10, 4), (1, 1), (3, 5), (2, 2)][case % 5];
+            let (dil_h, dil_w) = (1 + next(2), 1 + next(2));
+            let (in_h, in_w) = (k_h * dil_h + next(12), k_w * dil_w + next(20));
+            let (pad_top, pad_left) = (next(k_h), next(k_w));
+            let (stride_h, stride_w) = (1 + next(3), 1 + next(3));
+            let p = Conv2d {
+                batch: 2,
+                in_c: 1 + next(if case % 4 == 0 { 48 } else { 6 }),
+                out_c: 1 + next(20),
+                groups: 1,
+                window: window(
+                    (in_h, in_w),
+                    (k_h, k_w),
+                    (stride_h, stride_w),
+                    (dil_h, dil_w),
+                    [pad_top, pad_left, pad_top + next(2), pad_left + next(2)],
+                ),
+                act: if case % 3 == 0 {
+                    Activation::RELU
+                } else {
+                    Activation::Identity
+                },
+            };
+            let (out_h, out_w) = (p.window.out_h, p.window.out_w);
+            let mut value = |_| (next(2001) as f32 - 1000.0) * 1.37e-3;
+            let x: Vec<f32> = (0..2 * p.in_c * in_h * in_w).map(&mut value).collect();
+            let wt: Vec<f32> = (0..p.out_c * p.in_c * k_h * k_w).map(&mut value).collect();
+            let b: Vec<f32> = (0..p.out_c).map(&mut value).collect();
+            let mut want = vec![0.0; 2 * p.out_c * out_h * out_w];
+            conv2d(&p, &x, &wt, Some(&b), &mut want);
+            let mut abs = vec![0.0; want.len()];
+            let plain = Conv2d {
+                act: Activation::Identity,
+                ..p
+            };
+            let xa: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+            let wa: Vec<f32> = wt.iter().map(|v| v.abs()).collect();
+            let ba: Vec<f32> = b.iter().map(|v| v.abs()).collect();
+            conv2d(&plain, &xa, &wa, Some(&ba), &mut abs);
+            let packed: Vec<f32> = pack_f32_weights(&p, &wt).collect();
+            let mut got = vec![f32::NAN; want.len()];
+            // SAFETY: the CPU has AVX-512F (checked above); the operands are `p`'s.
+            let f = x86::Flat::of(&p).expect("the buffer holds a channel");
+            unsafe { x86::conv2d_flat_avx512(&p, &f, &x, &packed, Some(&b), &mut got) };
+            let channel =
+                (out_h + (k_h - 1) * dil_h / stride_h) * (out_w + (k_w - 1) * dil_w / stride_w);
+            chunked += usize::from(p.in_c * channel * stride_h * stride_w > 8192);
+            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-6 * abs[i].max(1e-3),
+                    "case {case} {p:?} at {i}: {g} vs {w}"
+                );
+            }
+            if stride_w <= 2 {
+                let mut rows = vec![f32::NAN; want.len()];
+                // SAFETY: as above; the horizontal stride is 1 or 2.
+                unsafe { x86::conv2d_tiled_avx512(&p, &x, &packed, Some(&b), &mut rows) };
+                for (i, (g, r)) in got.iter().zip(&rows).enumerate() {
+                    assert_eq!(g.to_bits(), r.to_bits(), "case {case} {p:?} at {i}");
+                }
+            }
+        }
+        assert!(
+            chunked >= 5,
+            "only {chunked} cases span several channel chunks"
+        );
     }
 
     /// The x86 AVX2/FMA tiles (run where the CPU has them, whatever the build enables)
@@ -2126,6 +3171,12 @@ pub fn conv2d_i8_tiled(
     assert!(input.len() >= g.batch * in_len && output.len() >= g.batch * g.out_c * plane);
     assert!(packed.len() >= tiled_weights_len(g) && scales.len() >= g.out_c);
     assert!(bias.is_none_or(|b| b.len() >= g.out_c));
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512bw"))]
+    if let Some(f) = x86::flat_i8(g) {
+        // SAFETY: the build enables AVX-512F/BW; the operands' extents were asserted above.
+        unsafe { x86::conv2d_i8_flat(p, &f, input, packed, bias, scales, output) };
+        return;
+    }
     let scratch = &mut scratch[..2 * depth];
     // The padded reduction steps stay zero for every pixel pair.
     scratch.fill(0);
@@ -3269,6 +4320,71 @@ mod tiled_tests {
     use super::*;
     use std::vec;
     use std::vec::Vec;
+
+    /// The flattened AVX-512 int8 convolution (run where the CPU has AVX-512BW; with VNNI
+    /// in a build that enables it) against the reference kernel, byte for byte: random
+    /// geometries with 2 to 40 input channels (odd ones too), 1 to 21 output channels
+    /// (pairs of quads, a quad alone, pairs, an odd last one), rows of 1 to 24 pixels,
+    /// strides 1 to 3, dilations, uneven padding, with and without a bias, two images.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_flat_int8_equals_the_reference() {
+        if cfg!(miri) || !std::is_x86_feature_detected!("avx512bw") {
+            return;
+        }
+        let mut next = super::super::xorshift(0x51ed_270b);
+        for case in 0..160 {
+            let (k_h, k_w) = [(3, 3), (1, 1), (10, 4), (3, 1), (2, 3)][case % 5];
+            let (dil_h, dil_w) = (1 + next(2), 1 + next(2));
+            let (in_h, in_w) = (k_h * dil_h + next(10), k_w * dil_w + next(20));
+            let (pad_top, pad_left) = (next(k_h), next(k_w));
+            let geom = Conv2d {
+                batch: 2,
+                in_c: 2 + next(if case % 4 == 0 { 39 } else { 7 }),
+                out_c: 1 + next(21),
+                groups: 1,
+                window: super::tests::window(
+                    (in_h, in_w),
+                    (k_h, k_w),
+                    (1 + next(3), 1 + next(3)),
+                    (dil_h, dil_w),
+                    [pad_top, pad_left, pad_top + next(2), pad_left + next(2)],
+                ),
+                act: Activation::Identity,
+            };
+            let Some(f) = x86::flat_i8(&geom) else {
+                continue;
+            };
+            let p = ConvI8 {
+                geom,
+                input_zero: next(256) as i32 - 128,
+                output_zero: next(41) as i32 - 20,
+                lo: if case % 3 == 0 { -10 } else { -128 },
+                hi: 127,
+            };
+            let mut byte = || next(256) as u8 as i8;
+            let x: Vec<i8> = (0..2 * geom.in_c * in_h * in_w).map(|_| byte()).collect();
+            let w: Vec<i8> = (0..geom.out_c * geom.in_c * k_h * k_w)
+                .map(|_| byte())
+                .collect();
+            let bias: Vec<i32> = (0..geom.out_c)
+                .map(|_| next(20001) as i32 - 10000)
+                .collect();
+            let bias = (case % 2 == 0).then_some(&bias[..]);
+            let rq: Vec<Requant> = (0..geom.out_c)
+                .map(|_| Requant::from_real(0.0005 + 0.00001 * next(300) as f64))
+                .collect();
+            let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
+            let n = 2 * geom.out_c * geom.window.out_h * geom.window.out_w;
+            let mut want = vec![0i8; n];
+            conv2d_i8(&p, &x, &w, bias, &rq, &mut want);
+            let packed: Vec<i16> = pack_tiled_weights(&geom, &w).collect();
+            let mut got = vec![0x55i8; n];
+            // SAFETY: the CPU has AVX-512BW (checked above); the operands are `p`'s.
+            unsafe { x86::conv2d_i8_flat(&p, &f, &x, &packed, bias, &scales, &mut got) };
+            assert_eq!(got, want, "case {case} {geom:?}");
+        }
+    }
 
     /// The tiled kernel equals the reference one bit for bit: strides, pads, dilations, odd
     /// channel counts and pixel counts, 1×1 and rectangular kernels.
