@@ -525,7 +525,8 @@ pub fn add_i8(p: &AddI8, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mut [i8])
         done = i + 16;
     }
     let s = p.out_mult.scale();
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b).skip(done) {
+    let (a, b) = (&a[done..], &b[done..]);
+    for ((o, &x), &y) in out[done..].iter_mut().zip(a).zip(b) {
         *o = super::quant::requantize_scaled(terms.sum(x, y), s, p.out_zero, p.lo, p.hi);
     }
 }
@@ -544,7 +545,7 @@ pub fn add_i8_in_place(p: &AddI8, terms: &AddI8Terms, io: &mut [i8], b: &[i8]) {
         done = i + 16;
     }
     let s = p.out_mult.scale();
-    for (x, &y) in io.iter_mut().zip(b).skip(done) {
+    for (x, &y) in io[done..].iter_mut().zip(&b[done..]) {
         *x = super::quant::requantize_scaled(terms.sum(*x, y), s, p.out_zero, p.lo, p.hi);
     }
 }
