@@ -55,6 +55,13 @@ fn conv2d_image(
     let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     let ic_g = p.in_c / p.groups;
     let oc_g = p.out_c / p.groups;
+    #[cfg(target_arch = "aarch64")]
+    if ic_g == 1 && oc_g == 1 {
+        if let Some(f) = neon::depthwise_layout(&p.window) {
+            neon::depthwise_flat(p, &f, input, weights, bias, output);
+            return;
+        }
+    }
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
     if ic_g == 1 && oc_g == 1 {
         if let Some(f) = x86::Flat::of_window(&p.window) {
@@ -181,6 +188,11 @@ pub fn conv2d_tiled(
     assert!(input.len() >= p.batch * in_len && output.len() >= p.batch * out_len);
     assert!(packed.len() >= packed_f32_len(p));
     assert!(bias.is_none_or(|b| b.len() >= p.out_c));
+    #[cfg(target_arch = "aarch64")]
+    if let Some(f) = neon::flat_layout(p) {
+        neon::conv2d_flat(p, &f, input, packed, bias, output);
+        return;
+    }
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
     // SAFETY: the build enables AVX-512F; the operands' extents were asserted above.
     if let Some(f) = x86::flat_paying(p) {
@@ -489,8 +501,494 @@ fn lane<const L: usize>(a: &mut [[f32; 4]; 4], w: &[f32], x: f32) {
 /// with masked loads (zeros outside the row). Same order of taps per output as
 /// the portable tiles; each product is not rounded before it is added (FMA), so results
 /// differ from [`conv2d`]'s in the last bits (within 1e-6 of the sum of |w·x|, unit test).
+/// The flattened planes the x86 (AVX-512) and AArch64 (NEON) convolutions read: see
+/// [`flat::Flat`].
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) mod flat {
+    use super::Conv2d;
+
+    /// Taps of the largest window the flattened kernels take (8 × 8; their table of tap
+    /// offsets is filled on every call).
+    pub(crate) const MAX_TAPS: usize = 64;
+
+    /// Floats of the f32 kernels' stack buffer (32 KiB): the phase planes of as many
+    /// input channels at a time as fit.
+    pub(crate) const FLAT_BUFFER: usize = 8192;
+
+    /// The layout of the flattened kernels' buffer: for each input channel, one plane for
+    /// every row phase `ky·dil_h mod stride_h` and column phase `kx·dil_w mod stride_w` a tap
+    /// uses, each `h2 × w2` floats, where plane (`a`, `b`) holds the padded input's rows
+    /// `y·stride_h + a` and columns `x·stride_w + b` (0 in the padding).
+    #[derive(Clone, Copy)]
+    pub struct Flat {
+        /// Rows and columns of a phase plane: the output's plus the taps' reach.
+        pub(crate) h2: usize,
+        pub(crate) w2: usize,
+        /// Slot of each row phase and column phase among the used ones (`usize::MAX` unused).
+        pub(crate) row_slot: [usize; 8],
+        pub(crate) col_slot: [usize; 8],
+        /// Used column phases (a channel has `rows × cols` planes).
+        pub(crate) cols: usize,
+        /// Floats of one channel's planes.
+        pub(crate) channel: usize,
+    }
+
+    impl Flat {
+        /// The layout for `p`, if the buffer holds one channel's planes.
+        pub fn of(p: &Conv2d) -> Option<Flat> {
+            if p.groups != 1 {
+                return None;
+            }
+            Flat::of_window(&p.window)
+        }
+
+        /// The layout for a window, if the buffer holds one channel's planes.
+        pub fn of_window(w: &super::Window2d) -> Option<Flat> {
+            let (sh, sw) = (w.stride_h, w.stride_w);
+            if !(1..=8).contains(&sh) || !(1..=8).contains(&sw) {
+                return None;
+            }
+            if w.k_h * w.k_w > MAX_TAPS || w.out_h == 0 || w.out_w == 0 {
+                return None;
+            }
+            let h2 = w.out_h + (w.k_h - 1) * w.dil_h / sh;
+            let w2 = w.out_w + (w.k_w - 1) * w.dil_w / sw;
+            let (mut row_slot, mut col_slot) = ([usize::MAX; 8], [usize::MAX; 8]);
+            let (mut rows, mut cols) = (0, 0);
+            for ky in 0..w.k_h {
+                let a = ky * w.dil_h % sh;
+                if row_slot[a] == usize::MAX {
+                    row_slot[a] = rows;
+                    rows += 1;
+                }
+            }
+            for kx in 0..w.k_w {
+                let b = kx * w.dil_w % sw;
+                if col_slot[b] == usize::MAX {
+                    col_slot[b] = cols;
+                    cols += 1;
+                }
+            }
+            let channel = rows * cols * h2 * w2;
+            // One channel's planes and a row of slack (the reach of a last row's idle lanes).
+            (channel + w2 <= FLAT_BUFFER).then_some(Flat {
+                h2,
+                w2,
+                row_slot,
+                col_slot,
+                cols,
+                channel,
+            })
+        }
+    }
+
+    impl Flat {
+        /// Each tap's (`ky · k_w + kx`) offset in a channel's planes: row `ky·dil_h /
+        /// stride_h` and column `kx·dil_w / stride_w` of its phases' plane.
+        pub(crate) fn tap_offsets(&self, w: &super::Window2d) -> [usize; MAX_TAPS] {
+            let mut at = [0usize; MAX_TAPS];
+            for ky in 0..w.k_h {
+                for kx in 0..w.k_w {
+                    let (dy, dx) = (ky * w.dil_h, kx * w.dil_w);
+                    let slot =
+                        self.row_slot[dy % w.stride_h] * self.cols + self.col_slot[dx % w.stride_w];
+                    at[ky * w.k_w + kx] =
+                        slot * self.h2 * self.w2 + dy / w.stride_h * self.w2 + dx / w.stride_w;
+                }
+            }
+            at
+        }
+
+        /// Writes `channels` channels' phase planes into `buf`, then zeroes the row of slack
+        /// after them. `plane(dst, c, a, cols)` fills the plane `dst` (`h2` rows of `w2`)
+        /// from channel `c`: its row `y` from input row `y·stride_h + a − pad_top` (padding
+        /// outside `0..in_h`), at `cols = (lo, hi, ix)` the values `x` in `lo..hi` from
+        /// column `ix + (x − lo)·stride_w`, the rest padding.
+        #[inline(always)]
+        pub(crate) fn fill<T: Copy>(
+            &self,
+            w: &super::Window2d,
+            channels: usize,
+            buf: &mut [core::mem::MaybeUninit<T>],
+            zero: T,
+            mut plane: impl FnMut(&mut [core::mem::MaybeUninit<T>], usize, usize, (usize, usize, usize)),
+        ) {
+            let iw = w.in_w;
+            let (sh, sw, pl) = (w.stride_h, w.stride_w, w.pad_left);
+            let size = self.h2 * self.w2;
+            for c in 0..channels {
+                for a in (0..sh).filter(|&a| self.row_slot[a] != usize::MAX) {
+                    for b in (0..sw).filter(|&b| self.col_slot[b] != usize::MAX) {
+                        let slot = self.row_slot[a] * self.cols + self.col_slot[b];
+                        let dst = &mut buf[c * self.channel + slot * size..][..size];
+                        // Columns x with 0 ≤ x·sw + b − pl < iw: lo..hi.
+                        let lo = pl.saturating_sub(b).div_ceil(sw).min(self.w2);
+                        let hi = if iw + pl > b {
+                            ((iw + pl - b - 1) / sw + 1).clamp(lo, self.w2)
+                        } else {
+                            lo
+                        };
+                        // With no column inside, `ix` is never read.
+                        plane(dst, c, a, (lo, hi, (lo * sw + b).saturating_sub(pl)));
+                    }
+                }
+            }
+            buf[channels * self.channel..][..self.w2].fill(core::mem::MaybeUninit::new(zero));
+        }
+
+        /// Which plane positions are outputs (column below `out_w`), for [`Kept::at`].
+        pub(crate) fn kept(&self, out_w: usize) -> Kept {
+            Kept::new(self.w2, out_w)
+        }
+    }
+
+    /// The output positions of a flattened plane `w2` positions a row, `out_w` of them
+    /// outputs: bit `j` of `pattern` is position `j`'s (rows up to 64 wide read it shifted).
+    pub(crate) struct Kept {
+        pattern: u128,
+        pub(crate) w2: usize,
+        out_w: usize,
+    }
+
+    impl Kept {
+        pub(crate) fn new(w2: usize, out_w: usize) -> Kept {
+            let pattern = (0..128).fold(0u128, |m, j| m | u128::from(j % w2 < out_w) << j);
+            Kept { pattern, w2, out_w }
+        }
+
+        /// Bit `l` set for each output among positions `t .. t + n` (`n` ≤ 64).
+        #[inline]
+        pub(crate) fn at(&self, t: usize, n: usize) -> u64 {
+            let col = t % self.w2;
+            let busy = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+            if self.w2 <= 64 {
+                // col < 64 and n ≤ 64: bits col .. col + n of the 128.
+                return (self.pattern >> col) as u64 & busy;
+            }
+            let (mut m, mut c) = (0u64, col);
+            for l in 0..n {
+                m |= u64::from(c < self.out_w) << l;
+                c = if c + 1 == self.w2 { 0 } else { c + 1 };
+            }
+            m
+        }
+    }
+
+    /// Every row width up to 100 (the shifted pattern and the counted lanes alike), every
+    /// start and length: the positions whose column is below `out_w`.
+    #[cfg(test)]
+    #[test]
+    fn kept_positions_are_the_outputs() {
+        for w2 in 1..100 {
+            for out_w in [1, w2 / 2 + 1, w2] {
+                let f = Kept::new(w2, out_w);
+                for t in (0..3 * w2).step_by(w2 / 3 + 1) {
+                    for n in [1, 7, 16, 33, 64] {
+                        let want =
+                            (0..n).fold(0u64, |m, l| m | u64::from((t + l) % w2 < out_w) << l);
+                        assert_eq!(f.at(t, n), want, "w2 {w2} out_w {out_w} t {t} n {n}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// AArch64 NEON kernels (NEON is part of every AArch64 target): the flattened-plane
+/// convolutions of the x86 AVX-512 path ([`flat::Flat`]) in registers of four floats.
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon {
+    use super::flat::{Flat, FLAT_BUFFER};
+    use super::{Conv2d, F32_TILE_CHANNELS};
+    use core::arch::aarch64::*;
+    use core::mem::MaybeUninit;
+
+    /// Positions of a dense tile (three registers) and of a depthwise one (four).
+    const TILE: usize = 12;
+    const DEPTHWISE_TILE: usize = 16;
+
+    /// The layout of [`conv2d_flat`]'s buffer, if one channel's planes and the slack after
+    /// them (a tile's reach past the last row) fit.
+    pub fn flat_layout(p: &Conv2d) -> Option<Flat> {
+        let f = Flat::of(p)?;
+        (f.channel + f.w2 + DEPTHWISE_TILE <= FLAT_BUFFER).then_some(f)
+    }
+
+    /// The depthwise layout of [`depthwise_flat`], if one channel's planes and the slack fit.
+    pub fn depthwise_layout(w: &super::Window2d) -> Option<Flat> {
+        let f = Flat::of_window(w)?;
+        (f.channel + f.w2 + DEPTHWISE_TILE <= FLAT_BUFFER).then_some(f)
+    }
+
+    /// Copies channels `0..chunk` of `input` into `buf` as [`Flat`] lays them out and zeroes
+    /// the slack after them: the planes' row and a tile.
+    fn fill_planes(
+        w: &super::Window2d,
+        f: &Flat,
+        input: &[f32],
+        chunk: usize,
+        buf: &mut [MaybeUninit<f32>],
+    ) {
+        let (ih, iw, step) = (w.in_h, w.in_w, w.stride_w);
+        f.fill(w, chunk, buf, 0.0, |dst, c, a, (lo, hi, ix)| {
+            let channel = &input[c * ih * iw..][..ih * iw];
+            for (y, d) in dst.chunks_exact_mut(f.w2).enumerate() {
+                let iy = (y * w.stride_h + a).wrapping_sub(w.pad_top);
+                if iy >= ih || lo == hi {
+                    d.fill(MaybeUninit::new(0.0));
+                    continue;
+                }
+                let row = &channel[iy * iw + ix..];
+                d[..lo].fill(MaybeUninit::new(0.0));
+                for (dx, &v) in d[lo..hi].iter_mut().zip(row.iter().step_by(step)) {
+                    dx.write(v);
+                }
+                d[hi..].fill(MaybeUninit::new(0.0));
+            }
+        });
+        buf[chunk * f.channel + f.w2..][..DEPTHWISE_TILE].fill(MaybeUninit::new(0.0));
+    }
+
+    /// `acc[i][k] += x[k] · w[i]` for the four channels of `w`, fused (`FMLA` by element).
+    #[inline(always)]
+    fn fma4(acc: &mut [[float32x4_t; 3]], x: &[float32x4_t; 3], w: float32x4_t) {
+        // SAFETY: NEON is part of the AArch64 baseline.
+        unsafe {
+            for k in 0..3 {
+                acc[0][k] = vfmaq_laneq_f32::<0>(acc[0][k], x[k], w);
+                acc[1][k] = vfmaq_laneq_f32::<1>(acc[1][k], x[k], w);
+                acc[2][k] = vfmaq_laneq_f32::<2>(acc[2][k], x[k], w);
+                acc[3][k] = vfmaq_laneq_f32::<3>(acc[3][k], x[k], w);
+            }
+        }
+    }
+
+    /// [`super::conv2d_tiled`] over flattened planes with NEON: tiles of 8 output channels
+    /// (two packed blocks) × 12 consecutive plane positions (several output rows when rows
+    /// are narrow) in 24 registers; per tap three loads of positions, two of the blocks'
+    /// weights and 24 `FMLA` by element. Positions past a row's `out_w` are summed and
+    /// dropped; channel chunks after the first resume from the stored sums. Every output
+    /// sums from its bias over `(ic, ky, kx)` in order, one fused multiply-add a tap (0 over
+    /// the padding) — the AVX-512 kernels' sums.
+    pub fn conv2d_flat(
+        p: &Conv2d,
+        f: &Flat,
+        input: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+    ) {
+        const C: usize = F32_TILE_CHANNELS;
+        let w = p.window;
+        let (ih, iw, oh, ow) = (w.in_h, w.in_w, w.out_h, w.out_w);
+        let (in_len, out_len) = (p.in_c * ih * iw, p.out_c * oh * ow);
+        let taps = w.k_h * w.k_w;
+        let steps = p.in_c * taps;
+        let blocks = p.out_c.div_ceil(C);
+        assert!(
+            packed.len() >= blocks * steps * C && f.channel + f.w2 + DEPTHWISE_TILE <= FLAT_BUFFER
+        );
+        assert!(input.len() >= p.batch * in_len && output.len() >= p.batch * out_len);
+        assert!(bias.is_none_or(|b| b.len() >= p.out_c));
+        let tap_at = f.tap_offsets(&w);
+        let kept = f.kept(ow);
+        let per_chunk = ((FLAT_BUFFER - f.w2 - DEPTHWISE_TILE) / f.channel).min(p.in_c);
+        let lanes = oh * f.w2;
+        let plane = oh * ow;
+        let mut buf = [MaybeUninit::<f32>::uninit(); FLAT_BUFFER];
+        for n in 0..p.batch {
+            let input = &input[n * in_len..][..in_len];
+            let output = &mut output[n * out_len..][..out_len];
+            let mut ic0 = 0;
+            while ic0 < p.in_c {
+                let chunk = per_chunk.min(p.in_c - ic0);
+                fill_planes(&w, f, &input[ic0 * ih * iw..], chunk, &mut buf);
+                // The chunk's planes and slack were written just above.
+                let planes = buf.as_ptr() as *const f32;
+                let mut t = 0;
+                while t < lanes {
+                    let keep = kept.at(t, TILE.min(lanes - t));
+                    if keep != 0 {
+                        let first = t + keep.trailing_zeros() as usize;
+                        let out_at = first / f.w2 * ow + first % f.w2;
+                        let mut b = 0;
+                        while b < blocks {
+                            let pair = b + 1 < blocks;
+                            let c0 = b * C;
+                            let nch = (if pair { 2 * C } else { C }).min(p.out_c - c0);
+                            let wb = [
+                                packed[b * steps * C..].as_ptr(),
+                                packed[(b + usize::from(pair)) * steps * C..].as_ptr(),
+                            ];
+                            let mut acc = [[0.0f32; TILE]; 2 * C];
+                            for (j, a) in acc.iter_mut().enumerate().take(nch) {
+                                let o = &output[(c0 + j) * plane + out_at..];
+                                if ic0 == 0 {
+                                    *a = [bias.map_or(0.0, |b| b[c0 + j]); TILE];
+                                } else {
+                                    // Resume the kept positions' sums, in order.
+                                    let mut k = 0;
+                                    for (l, v) in a.iter_mut().enumerate() {
+                                        if keep >> l & 1 == 1 {
+                                            *v = o[k];
+                                            k += 1;
+                                        }
+                                    }
+                                }
+                            }
+                            // SAFETY: loads read positions `t .. t + 12` plus a tap's offset
+                            // of a chunk channel: inside its planes, the next channel's, or
+                            // the slack after the chunk (`flat_layout`); weights at
+                            // `((ic0 + c)·taps + tap)·4 + j` of each block, inside it.
+                            unsafe {
+                                sums(
+                                    planes,
+                                    f.channel,
+                                    &tap_at[..taps],
+                                    t,
+                                    ic0,
+                                    chunk,
+                                    wb,
+                                    pair,
+                                    &mut acc,
+                                );
+                            }
+                            for (j, a) in acc.iter().enumerate().take(nch) {
+                                let o = &mut output[(c0 + j) * plane + out_at..];
+                                let mut k = 0;
+                                for (l, &v) in a.iter().enumerate() {
+                                    if keep >> l & 1 == 1 {
+                                        o[k] = v;
+                                        k += 1;
+                                    }
+                                }
+                            }
+                            b += if pair { 2 } else { 1 };
+                        }
+                    }
+                    t += TILE;
+                }
+                ic0 += chunk;
+            }
+            p.act.apply_slice(output);
+        }
+    }
+
+    /// The reduction of one tile of [`conv2d_flat`], from and into `acc` (8 channels × 12
+    /// positions; the second block's channels only when `pair`).
+    ///
+    /// # Safety
+    /// As [`conv2d_flat`]'s loads: every position read is inside the buffer's written part.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn sums(
+        planes: *const f32,
+        channel: usize,
+        tap_at: &[usize],
+        t: usize,
+        ic0: usize,
+        chunk: usize,
+        wb: [*const f32; 2],
+        pair: bool,
+        acc: &mut [[f32; TILE]; 8],
+    ) {
+        const C: usize = F32_TILE_CHANNELS;
+        let taps = tap_at.len();
+        // SAFETY: the caller's contract; `acc` rows are 12 floats (three registers).
+        unsafe {
+            let mut r: [[float32x4_t; 3]; 8] = core::array::from_fn(|j| {
+                let a = acc[j].as_ptr();
+                [vld1q_f32(a), vld1q_f32(a.add(4)), vld1q_f32(a.add(8))]
+            });
+            for c in 0..chunk {
+                let base = planes.add(c * channel + t);
+                let step = (ic0 + c) * taps * C;
+                for (tap, &off) in tap_at.iter().enumerate() {
+                    let src = base.add(off);
+                    let x = [vld1q_f32(src), vld1q_f32(src.add(4)), vld1q_f32(src.add(8))];
+                    let ws = step + tap * C;
+                    fma4(&mut r[..4], &x, vld1q_f32(wb[0].add(ws)));
+                    if pair {
+                        fma4(&mut r[4..], &x, vld1q_f32(wb[1].add(ws)));
+                    }
+                }
+            }
+            for (a, v) in acc.iter_mut().zip(&r) {
+                let a = a.as_mut_ptr();
+                vst1q_f32(a, v[0]);
+                vst1q_f32(a.add(4), v[1]);
+                vst1q_f32(a.add(8), v[2]);
+            }
+        }
+    }
+
+    /// [`super::conv2d`]'s depthwise case with NEON over flattened planes (where a
+    /// channel's [`Flat`] planes fit): per channel its planes, then 16 positions at a time
+    /// (four registers), one `FMLA` by a scalar per tap and register, the outputs among
+    /// them kept, the activation over the channel's plane once. Every output sums from its
+    /// bias over `(ky, kx)` in order, one fused multiply-add a tap (0 over the padding).
+    pub fn depthwise_flat(
+        p: &Conv2d,
+        f: &Flat,
+        input: &[f32],
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+    ) {
+        let w = p.window;
+        let (ih, iw, oh, ow) = (w.in_h, w.in_w, w.out_h, w.out_w);
+        let taps = w.k_h * w.k_w;
+        assert!(p.in_c == p.out_c && p.groups == p.in_c);
+        assert!(input.len() >= p.in_c * ih * iw && output.len() >= p.out_c * oh * ow);
+        assert!(
+            weights.len() >= p.out_c * taps && f.channel + f.w2 + DEPTHWISE_TILE <= FLAT_BUFFER
+        );
+        let tap_at = f.tap_offsets(&w);
+        let kept = f.kept(ow);
+        let lanes = oh * f.w2;
+        let mut buf = [MaybeUninit::<f32>::uninit(); FLAT_BUFFER];
+        for c in 0..p.out_c {
+            fill_planes(&w, f, &input[c * ih * iw..][..ih * iw], 1, &mut buf);
+            let planes = buf.as_ptr() as *const f32;
+            let wc = &weights[c * taps..][..taps];
+            let b = bias.map_or(0.0, |b| b[c]);
+            let out = &mut output[c * oh * ow..][..oh * ow];
+            let (mut t, mut o) = (0, 0);
+            while t < lanes {
+                let keep = kept.at(t, DEPTHWISE_TILE.min(lanes - t));
+                let mut v = [0.0f32; DEPTHWISE_TILE];
+                // SAFETY: loads read positions `t .. t + 16` plus a tap's offset, inside the
+                // channel's planes or the slack after them (`depthwise_layout`); `v` holds
+                // 16 floats.
+                unsafe {
+                    let mut acc = [vdupq_n_f32(b); 4];
+                    for (&wt, &off) in wc.iter().zip(&tap_at[..taps]) {
+                        let src = planes.add(t + off);
+                        for (k, a) in acc.iter_mut().enumerate() {
+                            *a = vfmaq_n_f32(*a, vld1q_f32(src.add(4 * k)), wt);
+                        }
+                    }
+                    for (k, a) in acc.iter().enumerate() {
+                        vst1q_f32(v.as_mut_ptr().add(4 * k), *a);
+                    }
+                }
+                for (l, &x) in v.iter().enumerate() {
+                    if keep >> l & 1 == 1 {
+                        out[o] = x;
+                        o += 1;
+                    }
+                }
+                t += DEPTHWISE_TILE;
+            }
+            p.act.apply_slice(out);
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
+    pub use super::flat::Flat;
+    use super::flat::{FLAT_BUFFER, MAX_TAPS};
     use super::{Conv2d, F32_TILE_CHANNELS};
     use core::arch::x86_64::*;
 
@@ -683,14 +1181,6 @@ pub(crate) mod x86 {
         }
     }
 
-    /// Taps of the largest window the flattened kernels take (8 × 8; their table of tap
-    /// offsets is filled on every call).
-    const MAX_TAPS: usize = 64;
-
-    /// Floats of [`conv2d_flat_avx512`]'s stack buffer (32 KiB): the phase planes of as many
-    /// input channels at a time as fit.
-    const FLAT_BUFFER: usize = 8192;
-
     /// The layout of [`conv2d_flat_avx512`]'s buffer, where its tiles keep more of their
     /// lanes busy than the row tiles of [`conv2d_tiled_avx512`] (16 pixels of one row; none
     /// above horizontal stride 2), with a tenth to spare for its copy, and the buffer holds
@@ -709,167 +1199,6 @@ pub(crate) mod x86 {
         let lanes = oh * f.w2;
         let flat = (ow * oh) as f32 / (16 * lanes.div_ceil(16)) as f32;
         (flat > 1.1 * rows).then_some(f)
-    }
-
-    /// The layout of [`conv2d_flat_avx512`]'s buffer: for each input channel, one plane for
-    /// every row phase `ky·dil_h mod stride_h` and column phase `kx·dil_w mod stride_w` a tap
-    /// uses, each `h2 × w2` floats, where plane (`a`, `b`) holds the padded input's rows
-    /// `y·stride_h + a` and columns `x·stride_w + b` (0 in the padding).
-    #[derive(Clone, Copy)]
-    pub struct Flat {
-        /// Rows and columns of a phase plane: the output's plus the taps' reach.
-        h2: usize,
-        w2: usize,
-        /// Slot of each row phase and column phase among the used ones (`usize::MAX` unused).
-        row_slot: [usize; 8],
-        col_slot: [usize; 8],
-        /// Used column phases (a channel has `rows × cols` planes).
-        cols: usize,
-        /// Floats of one channel's planes.
-        channel: usize,
-    }
-
-    impl Flat {
-        /// The layout for `p`, if the buffer holds one channel's planes.
-        #[cfg_attr(not(target_feature = "avx512f"), allow(dead_code))]
-        pub fn of(p: &Conv2d) -> Option<Flat> {
-            if p.groups != 1 {
-                return None;
-            }
-            Flat::of_window(&p.window)
-        }
-
-        /// The layout for a window, if the buffer holds one channel's planes.
-        #[cfg_attr(not(target_feature = "avx512f"), allow(dead_code))]
-        pub fn of_window(w: &super::Window2d) -> Option<Flat> {
-            let (sh, sw) = (w.stride_h, w.stride_w);
-            if !(1..=8).contains(&sh) || !(1..=8).contains(&sw) {
-                return None;
-            }
-            if w.k_h * w.k_w > MAX_TAPS || w.out_h == 0 || w.out_w == 0 {
-                return None;
-            }
-            let h2 = w.out_h + (w.k_h - 1) * w.dil_h / sh;
-            let w2 = w.out_w + (w.k_w - 1) * w.dil_w / sw;
-            let (mut row_slot, mut col_slot) = ([usize::MAX; 8], [usize::MAX; 8]);
-            let (mut rows, mut cols) = (0, 0);
-            for ky in 0..w.k_h {
-                let a = ky * w.dil_h % sh;
-                if row_slot[a] == usize::MAX {
-                    row_slot[a] = rows;
-                    rows += 1;
-                }
-            }
-            for kx in 0..w.k_w {
-                let b = kx * w.dil_w % sw;
-                if col_slot[b] == usize::MAX {
-                    col_slot[b] = cols;
-                    cols += 1;
-                }
-            }
-            let channel = rows * cols * h2 * w2;
-            // One channel's planes and a row of slack (the reach of a last row's idle lanes).
-            (channel + w2 <= FLAT_BUFFER).then_some(Flat {
-                h2,
-                w2,
-                row_slot,
-                col_slot,
-                cols,
-                channel,
-            })
-        }
-    }
-
-    impl Flat {
-        /// Each tap's (`ky · k_w + kx`) offset in a channel's planes: row `ky·dil_h /
-        /// stride_h` and column `kx·dil_w / stride_w` of its phases' plane.
-        fn tap_offsets(&self, w: &super::Window2d) -> [usize; MAX_TAPS] {
-            let mut at = [0usize; MAX_TAPS];
-            for ky in 0..w.k_h {
-                for kx in 0..w.k_w {
-                    let (dy, dx) = (ky * w.dil_h, kx * w.dil_w);
-                    let slot =
-                        self.row_slot[dy % w.stride_h] * self.cols + self.col_slot[dx % w.stride_w];
-                    at[ky * w.k_w + kx] =
-                        slot * self.h2 * self.w2 + dy / w.stride_h * self.w2 + dx / w.stride_w;
-                }
-            }
-            at
-        }
-
-        /// Writes `channels` channels' phase planes into `buf`, then zeroes the row of slack
-        /// after them. `plane(dst, c, a, cols)` fills the plane `dst` (`h2` rows of `w2`)
-        /// from channel `c`: its row `y` from input row `y·stride_h + a − pad_top` (padding
-        /// outside `0..in_h`), at `cols = (lo, hi, ix)` the values `x` in `lo..hi` from
-        /// column `ix + (x − lo)·stride_w`, the rest padding.
-        #[inline(always)]
-        fn fill<T: Copy>(
-            &self,
-            w: &super::Window2d,
-            channels: usize,
-            buf: &mut [core::mem::MaybeUninit<T>],
-            zero: T,
-            mut plane: impl FnMut(&mut [core::mem::MaybeUninit<T>], usize, usize, (usize, usize, usize)),
-        ) {
-            let iw = w.in_w;
-            let (sh, sw, pl) = (w.stride_h, w.stride_w, w.pad_left);
-            let size = self.h2 * self.w2;
-            for c in 0..channels {
-                for a in (0..sh).filter(|&a| self.row_slot[a] != usize::MAX) {
-                    for b in (0..sw).filter(|&b| self.col_slot[b] != usize::MAX) {
-                        let slot = self.row_slot[a] * self.cols + self.col_slot[b];
-                        let dst = &mut buf[c * self.channel + slot * size..][..size];
-                        // Columns x with 0 ≤ x·sw + b − pl < iw: lo..hi.
-                        let lo = pl.saturating_sub(b).div_ceil(sw).min(self.w2);
-                        let hi = if iw + pl > b {
-                            ((iw + pl - b - 1) / sw + 1).clamp(lo, self.w2)
-                        } else {
-                            lo
-                        };
-                        // With no column inside, `ix` is never read.
-                        plane(dst, c, a, (lo, hi, (lo * sw + b).saturating_sub(pl)));
-                    }
-                }
-            }
-            buf[channels * self.channel..][..self.w2].fill(core::mem::MaybeUninit::new(zero));
-        }
-
-        /// Which plane positions are outputs (column below `out_w`), for [`Kept::at`].
-        fn kept(&self, out_w: usize) -> Kept {
-            Kept::new(self.w2, out_w)
-        }
-    }
-
-    /// The output positions of a flattened plane `w2` positions a row, `out_w` of them
-    /// outputs: bit `j` of `pattern` is position `j`'s (rows up to 64 wide read it shifted).
-    struct Kept {
-        pattern: u128,
-        w2: usize,
-        out_w: usize,
-    }
-
-    impl Kept {
-        fn new(w2: usize, out_w: usize) -> Kept {
-            let pattern = (0..128).fold(0u128, |m, j| m | u128::from(j % w2 < out_w) << j);
-            Kept { pattern, w2, out_w }
-        }
-
-        /// Bit `l` set for each output among positions `t .. t + n` (`n` ≤ 64).
-        #[inline]
-        fn at(&self, t: usize, n: usize) -> u64 {
-            let col = t % self.w2;
-            let busy = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
-            if self.w2 <= 64 {
-                // col < 64 and n ≤ 64: bits col .. col + n of the 128.
-                return (self.pattern >> col) as u64 & busy;
-            }
-            let (mut m, mut c) = (0u64, col);
-            for l in 0..n {
-                m |= u64::from(c < self.out_w) << l;
-                c = if c + 1 == self.w2 { 0 } else { c + 1 };
-            }
-            m
-        }
     }
 
     /// [`super::conv2d`]'s depthwise case (one input channel an output channel) with
@@ -943,25 +1272,6 @@ pub(crate) mod x86 {
                 t += n;
             }
             p.act.apply_slice(out);
-        }
-    }
-
-    /// Every row width up to 100 (the shifted pattern and the counted lanes alike), every
-    /// start and length: the positions whose column is below `out_w`.
-    #[cfg(test)]
-    #[test]
-    fn kept_positions_are_the_outputs() {
-        for w2 in 1..100 {
-            for out_w in [1, w2 / 2 + 1, w2] {
-                let f = Kept::new(w2, out_w);
-                for t in (0..3 * w2).step_by(w2 / 3 + 1) {
-                    for n in [1, 7, 16, 33, 64] {
-                        let want =
-                            (0..n).fold(0u64, |m, l| m | u64::from((t + l) % w2 < out_w) << l);
-                        assert_eq!(f.at(t, n), want, "w2 {w2} out_w {out_w} t {t} n {n}");
-                    }
-                }
-            }
         }
     }
 
@@ -2087,7 +2397,7 @@ mod tests {
             conv2d_tiled(&p, &x, &packed, Some(&b), &mut got);
             for (i, (g, e)) in got.iter().zip(&want).enumerate() {
                 if FUSED {
-                    // The x86 FMA tiles round each sum once per tap, not twice (see `x86`).
+                    // FMA rounds each sum once per tap, not twice (see `x86`, `neon`).
                     assert!((g - e).abs() <= 1e-5 * e.abs().max(1.0), "case {case} @{i}");
                     continue;
                 }
@@ -2100,11 +2410,15 @@ mod tests {
         }
     }
 
-    /// Whether this build runs [`conv2d_tiled`]'s x86 FMA tiles.
-    const FUSED: bool = cfg!(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
+    /// Whether this build runs fused multiply-adds in [`conv2d_tiled`]: the x86 FMA tiles,
+    /// or the AArch64 NEON flattened kernel.
+    const FUSED: bool = cfg!(any(
+        all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ),
+        target_arch = "aarch64"
     ));
 
     /// The AVX2 int8 dot products of four channels × two pixels (run where the CPU has AVX2)
@@ -2405,6 +2719,79 @@ mod tests {
             chunked >= 5,
             "only {chunked} cases span several channel chunks"
         );
+    }
+
+    /// The AArch64 NEON flattened convolutions against the reference kernel: dense (random
+    /// narrow and wide geometries, strides 1 to 3, dilations, uneven padding, up to 48
+    /// input channels so several channel chunks, 1 to 20 output channels, a fused ReLU, two
+    /// images) and depthwise (1 to 5 channels); within 1e-6 of each output's sum of |w·x|
+    /// (one rounding a tap instead of two).
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn neon_flat_convolutions_match_the_reference() {
+        let mut next = super::super::xorshift(0x6c07_8965_u32);
+        let cases = if cfg!(miri) { 4 } else { 150 };
+        for case in 0..cases {
+            let (k_h, k_w) = [(3, 3), (10, 4), (1, 1), (3, 5), (2, 2)][case % 5];
+            let (dil_h, dil_w) = (1 + next(2), 1 + next(2));
+            let (in_h, in_w) = (k_h * dil_h + next(12), k_w * dil_w + next(40));
+            let (pad_top, pad_left) = (next(k_h), next(k_w));
+            let depthwise = case % 3 == 2;
+            let in_c = 1 + next(if case % 4 == 0 { 48 } else { 6 });
+            let out_c = if depthwise { in_c.min(5) } else { 1 + next(20) };
+            let p = Conv2d {
+                batch: if depthwise { 1 } else { 2 },
+                in_c: if depthwise { out_c } else { in_c },
+                out_c,
+                groups: if depthwise { out_c } else { 1 },
+                window: window(
+                    (in_h, in_w),
+                    (k_h, k_w),
+                    (1 + next(3), 1 + next(3)),
+                    (dil_h, dil_w),
+                    [pad_top, pad_left, pad_top + next(2), pad_left + next(2)],
+                ),
+                act: if case % 3 == 0 {
+                    Activation::RELU
+                } else {
+                    Activation::Identity
+                },
+            };
+            let (out_h, out_w) = (p.window.out_h, p.window.out_w);
+            let ic_g = p.in_c / p.groups;
+            let mut value = |_| (next(2001) as f32 - 1000.0) * 1.37e-3;
+            let x: Vec<f32> = (0..p.batch * p.in_c * in_h * in_w)
+                .map(&mut value)
+                .collect();
+            let wt: Vec<f32> = (0..p.out_c * ic_g * k_h * k_w).map(&mut value).collect();
+            let b: Vec<f32> = (0..p.out_c).map(&mut value).collect();
+            let mut want = vec![0.0; p.batch * p.out_c * out_h * out_w];
+            conv2d(&p, &x, &wt, Some(&b), &mut want);
+            let mut abs = vec![0.0; want.len()];
+            let plain = Conv2d {
+                act: Activation::Identity,
+                ..p
+            };
+            let xa: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+            let wa: Vec<f32> = wt.iter().map(|v| v.abs()).collect();
+            let ba: Vec<f32> = b.iter().map(|v| v.abs()).collect();
+            conv2d(&plain, &xa, &wa, Some(&ba), &mut abs);
+            let mut got = vec![f32::NAN; want.len()];
+            if depthwise {
+                let f = neon::depthwise_layout(&p.window).expect("a channel fits the buffer");
+                neon::depthwise_flat(&p, &f, &x, &wt, Some(&b), &mut got);
+            } else {
+                let f = neon::flat_layout(&p).expect("a channel fits the buffer");
+                let packed: Vec<f32> = pack_f32_weights(&p, &wt).collect();
+                neon::conv2d_flat(&p, &f, &x, &packed, Some(&b), &mut got);
+            }
+            for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-6 * abs[i].max(1e-3),
+                    "case {case} {p:?} at {i}: {g} vs {w}"
+                );
+            }
+        }
     }
 
     /// The x86 AVX2/FMA tiles (run where the CPU has them, whatever the build enables)
