@@ -23,6 +23,9 @@
 #![no_std]
 #![deny(missing_docs)]
 
+#[cfg(feature = "std")]
+extern crate std;
+
 #[cfg(target_endian = "big")]
 compile_error!("microarena stores weights little-endian; big-endian targets are not supported");
 

@@ -62,21 +62,17 @@ fn conv2d_image(
             return;
         }
     }
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    if ic_g == 1 && oc_g == 1 {
+    #[cfg(target_arch = "x86_64")]
+    if ic_g == 1 && oc_g == 1 && super::cpu::avx512f() {
         if let Some(f) = x86::Flat::of_window(&p.window) {
-            // SAFETY: the build enables AVX-512F; the extents were asserted by `conv2d`.
+            // SAFETY: the CPU has AVX-512F; the extents were asserted by `conv2d`.
             unsafe { x86::depthwise_flat_avx512(p, &f, input, weights, bias, output) };
             return;
         }
     }
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    if ic_g == 1 && oc_g == 1 && p.window.stride_w <= 2 {
-        // SAFETY: the build enables AVX2 and FMA; the extents were asserted by `conv2d`.
+    #[cfg(target_arch = "x86_64")]
+    if ic_g == 1 && oc_g == 1 && p.window.stride_w <= 2 && super::cpu::avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA; the extents were asserted by `conv2d`.
         unsafe { x86::depthwise_checked(p, input, weights, bias, output) };
         return;
     }
@@ -193,15 +189,17 @@ pub fn conv2d_tiled(
         neon::conv2d_flat(p, &f, input, packed, bias, output);
         return;
     }
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    // SAFETY: the build enables AVX-512F; the operands' extents were asserted above.
-    if let Some(f) = x86::flat_paying(p) {
-        unsafe { x86::conv2d_flat_avx512(p, &f, input, packed, bias, output) };
-        return;
+    #[cfg(target_arch = "x86_64")]
+    if super::cpu::avx512f() {
+        if let Some(f) = x86::flat_paying(p) {
+            // SAFETY: the CPU has AVX-512F; the operands' extents were asserted above.
+            unsafe { x86::conv2d_flat_avx512(p, &f, input, packed, bias, output) };
+            return;
+        }
     }
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    if (1..=2).contains(&w.stride_w) {
-        // SAFETY: the build enables AVX-512F; the operands' extents were asserted above.
+    #[cfg(target_arch = "x86_64")]
+    if (1..=2).contains(&w.stride_w) && super::cpu::avx512f() {
+        // SAFETY: the CPU has AVX-512F; the operands' extents were asserted above.
         unsafe { x86::conv2d_tiled_avx512(p, input, packed, bias, output) };
         return;
     }
@@ -2396,7 +2394,7 @@ mod tests {
             let mut got = vec![f32::NAN; out_len];
             conv2d_tiled(&p, &x, &packed, Some(&b), &mut got);
             for (i, (g, e)) in got.iter().zip(&want).enumerate() {
-                if FUSED {
+                if fused() {
                     // FMA rounds each sum once per tap, not twice (see `x86`, `neon`).
                     assert!((g - e).abs() <= 1e-5 * e.abs().max(1.0), "case {case} @{i}");
                     continue;
@@ -2410,16 +2408,23 @@ mod tests {
         }
     }
 
-    /// Whether this build runs fused multiply-adds in [`conv2d_tiled`]: the x86 FMA tiles,
-    /// or the AArch64 NEON flattened kernel.
-    const FUSED: bool = cfg!(any(
-        all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        ),
-        target_arch = "aarch64"
-    ));
+    /// Whether [`conv2d_tiled`] runs fused multiply-adds here: the x86 FMA tiles, the
+    /// AVX-512 kernels (built in, or detected with the `std` feature), or the AArch64 NEON
+    /// flattened kernel.
+    fn fused() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if super::super::cpu::avx512f() {
+            return true;
+        }
+        cfg!(any(
+            all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma"
+            ),
+            target_arch = "aarch64"
+        ))
+    }
 
     /// The AVX2 int8 dot products of four channels × two pixels (run where the CPU has AVX2)
     /// equal the portable sums exactly, on random reductions of 8 to 400 steps over the whole
@@ -3558,9 +3563,9 @@ pub fn conv2d_i8_tiled(
     assert!(input.len() >= g.batch * in_len && output.len() >= g.batch * g.out_c * plane);
     assert!(packed.len() >= tiled_weights_len(g) && scales.len() >= g.out_c);
     assert!(bias.is_none_or(|b| b.len() >= g.out_c));
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512bw"))]
-    if let Some(f) = x86::flat_i8(g) {
-        // SAFETY: the build enables AVX-512F/BW; the operands' extents were asserted above.
+    #[cfg(target_arch = "x86_64")]
+    if let Some(f) = x86::flat_i8(g).filter(|_| super::cpu::avx512bw()) {
+        // SAFETY: the CPU has AVX-512F/BW; the operands' extents were asserted above.
         unsafe { x86::conv2d_i8_flat(p, &f, input, packed, bias, scales, output) };
         return;
     }

@@ -510,19 +510,14 @@ pub fn add_i8(p: &AddI8, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mut [i8])
     assert!(a.len() >= out.len() && b.len() >= out.len());
     #[allow(unused_mut)]
     let mut done = 0;
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    for i in (0..out.len() / 16).map(|k| 16 * k) {
-        // SAFETY: the build enables AVX-512F; elements i..i + 16 are inside all three.
-        unsafe {
-            x86::add16(
-                p,
-                terms,
-                a[i..].as_ptr(),
-                b[i..].as_ptr(),
-                out[i..].as_mut_ptr(),
-            )
-        };
-        done = i + 16;
+    #[cfg(target_arch = "x86_64")]
+    if super::cpu::avx512f() {
+        for i in (0..out.len() / 16).map(|k| 16 * k) {
+            let (x, y, o) = (a[i..].as_ptr(), b[i..].as_ptr(), out[i..].as_mut_ptr());
+            // SAFETY: the CPU has AVX-512F; elements i..i + 16 are inside all three.
+            unsafe { x86::add16(p, terms, x, y, o) };
+            done = i + 16;
+        }
     }
     let s = p.out_mult.scale();
     let (a, b) = (&a[done..], &b[done..]);
@@ -536,13 +531,15 @@ pub fn add_i8_in_place(p: &AddI8, terms: &AddI8Terms, io: &mut [i8], b: &[i8]) {
     assert!(b.len() >= io.len());
     #[allow(unused_mut)]
     let mut done = 0;
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    for i in (0..io.len() / 16).map(|k| 16 * k) {
-        let at = io[i..].as_mut_ptr();
-        // SAFETY: the build enables AVX-512F; elements i..i + 16 are inside both; `add16`
-        // reads its 16 `a` bytes before it writes the 16 outputs over them.
-        unsafe { x86::add16(p, terms, at, b[i..].as_ptr(), at) };
-        done = i + 16;
+    #[cfg(target_arch = "x86_64")]
+    if super::cpu::avx512f() {
+        for i in (0..io.len() / 16).map(|k| 16 * k) {
+            let at = io[i..].as_mut_ptr();
+            // SAFETY: the CPU has AVX-512F; elements i..i + 16 are inside both; `add16`
+            // reads its 16 `a` bytes before it writes the 16 outputs over them.
+            unsafe { x86::add16(p, terms, at, b[i..].as_ptr(), at) };
+            done = i + 16;
+        }
     }
     let s = p.out_mult.scale();
     for (x, &y) in io[done..].iter_mut().zip(&b[done..]) {

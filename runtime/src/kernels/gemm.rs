@@ -38,20 +38,15 @@ pub fn matmul(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut 
     assert!(b.len() > (p.n - 1) * p.b_stride_n + p.k.saturating_sub(1) * p.b_stride_k || p.k == 0);
     assert!(out.len() > (p.m - 1) * p.out_stride_m + (p.n - 1) * p.out_stride_n);
     if p.a_stride_m == 1 && p.out_stride_m == 1 {
-        #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-        {
-            // SAFETY: the build enables AVX-512F; the operands' extents were asserted.
+        #[cfg(target_arch = "x86_64")]
+        if super::cpu::avx512f() {
+            // SAFETY: the CPU has AVX-512F; the operands' extents were asserted.
             unsafe { x86::columns_avx512(p, a, b, bias, out) };
             return;
         }
-        #[cfg(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        ))]
-        #[allow(unreachable_code)]
-        {
-            // SAFETY: the build enables AVX2 and FMA; the operands' extents were asserted.
+        #[cfg(target_arch = "x86_64")]
+        if super::cpu::avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA; the operands' extents were asserted.
             unsafe { x86::columns_checked(p, a, b, bias, out) };
             return;
         }
@@ -73,13 +68,9 @@ pub fn matmul(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut 
         return;
     }
     if p.a_stride_k == 1 && p.b_stride_k == 1 {
-        #[cfg(all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        ))]
-        {
-            // SAFETY: the build enables AVX2 and FMA; the operands' extents were asserted.
+        #[cfg(target_arch = "x86_64")]
+        if super::cpu::avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA; the operands' extents were asserted.
             unsafe { x86::rows_checked(p, a, b, bias, out) };
             return;
         }

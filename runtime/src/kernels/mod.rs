@@ -122,6 +122,47 @@ pub(crate) fn valid_range(
 
 /// A deterministic xorshift32 generator for the kernels' randomised tests: `next(n)` is a
 /// value in `0..n`.
+/// Which x86 SIMD kernels run: those the build enables (`-C target-cpu=native`, `-C
+/// target-feature=+avx512f,…`), decided at compile time; with the crate's `std` feature also
+/// those the CPU reports at run time (`is_x86_feature_detected!`, cached by `std`), so a
+/// default build runs the AVX-512 and AVX2 kernels on a CPU that has them. Every path of a
+/// kernel computes the same values as the one the build would pick with the feature
+/// enabled, so detection changes speed, not results.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod cpu {
+    macro_rules! detect {
+        ($(#[$doc:meta])* $name:ident: $($feature:tt),+) => {
+            $(#[$doc])*
+            #[inline]
+            pub(crate) fn $name() -> bool {
+                if cfg!(all($(target_feature = $feature),+)) {
+                    return true;
+                }
+                #[cfg(feature = "std")]
+                {
+                    $(std::is_x86_feature_detected!($feature))&&+
+                }
+                #[cfg(not(feature = "std"))]
+                {
+                    false
+                }
+            }
+        };
+    }
+    detect!(
+        /// AVX-512F.
+        avx512f: "avx512f"
+    );
+    detect!(
+        /// AVX-512F and AVX-512BW.
+        avx512bw: "avx512f", "avx512bw"
+    );
+    detect!(
+        /// AVX2 and FMA.
+        avx2_fma: "avx2", "fma"
+    );
+}
+
 #[cfg(test)]
 pub(crate) fn xorshift(mut seed: u32) -> impl FnMut(usize) -> usize {
     move |n: usize| {
