@@ -219,7 +219,7 @@ fn main() {
 /// Where the time goes, for each f32 model: the matrix-product work (convolutions, depthwise
 /// convolutions, matrix products, with whatever they fuse: bias, BatchNormalization,
 /// activations) and everything else, ours against tract, per-node medians of repeated runs
-/// summed; printed as a Markdown table.
+/// summed; printed as a Markdown table. Ours are the steps of the unstreamed plan.
 fn breakdown() {
     use microarena_compiler::exec::{self, Values};
     use microarena_compiler::ir::{Op, TensorKind};
@@ -233,8 +233,12 @@ fn breakdown() {
         let x = read_f32(&root().join(m.input));
 
         // Ours: every step alone, on the values a traced run gave its inputs.
-        let c = microarena_compiler::compile(&path, &microarena_compiler::Options::default())
-            .expect("compiles");
+        // Unstreamed: a streamed stage is one step of many ops, which this table cannot split.
+        let options = microarena_compiler::Options {
+            streaming: false,
+            ..Default::default()
+        };
+        let c = microarena_compiler::compile(&path, &options).expect("compiles");
         let g = &c.graph;
         let mut values: BTreeMap<usize, Values> = BTreeMap::new();
         values.insert(g.inputs[0].0, Values::F32(x.clone()));

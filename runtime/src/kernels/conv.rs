@@ -5043,8 +5043,8 @@ pub fn conv2d_i8_depthwise_split(
             let b = bias.map_or(0, |b| b[c]);
             let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
             let scale = scales[c];
-            #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-            if (1..=2).contains(&w.stride_w) && w.k_h * w.k_w <= 64 {
+            #[cfg(target_arch = "x86_64")]
+            if (1..=2).contains(&w.stride_w) && w.k_h * w.k_w <= 64 && super::cpu::avx2() {
                 // The channel's taps in order (unpacked from the kernel's layout).
                 let mut taps = [0i32; 64];
                 for ky in 0..w.k_h {
@@ -5052,7 +5052,7 @@ pub fn conv2d_i8_depthwise_split(
                         taps[ky * w.k_w + kx] = i32::from(depthwise_tap(wc, w.k_w, ky, kx));
                     }
                 }
-                // SAFETY: the build enables AVX2; `padded` holds the channel's padded plane
+                // SAFETY: the CPU has AVX2; `padded` holds the channel's padded plane
                 // (`row` bytes a row, every window inside it), `out` its output plane.
                 unsafe { x86::depthwise_i8_plane(p, padded, row, &taps, b, scale, out) };
                 continue;

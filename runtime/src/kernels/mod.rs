@@ -161,6 +161,10 @@ pub(crate) mod cpu {
         /// AVX2 and FMA.
         avx2_fma: "avx2", "fma"
     );
+    detect!(
+        /// AVX2.
+        avx2: "avx2"
+    );
 }
 
 #[cfg(test)]
