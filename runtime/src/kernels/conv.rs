@@ -2320,6 +2320,45 @@ mod tests {
         out
     }
 
+    /// Random operands of `p` (values in ±1.37, drawn input, weights, bias in that order),
+    /// the reference kernel's outputs, and each output's sum of |w·x| (the scale a fused or
+    /// reordered sum's rounding is bounded by).
+    struct Operands {
+        x: Vec<f32>,
+        wt: Vec<f32>,
+        b: Vec<f32>,
+        want: Vec<f32>,
+        abs: Vec<f32>,
+    }
+
+    fn operands(p: &Conv2d, next: &mut impl FnMut(usize) -> usize) -> Operands {
+        let w = &p.window;
+        let mut value = |_| (next(2001) as f32 - 1000.0) * 1.37e-3;
+        let x: Vec<f32> = (0..p.batch * p.in_c * w.in_h * w.in_w)
+            .map(&mut value)
+            .collect();
+        let taps = p.in_c / p.groups * w.k_h * w.k_w;
+        let wt: Vec<f32> = (0..p.out_c * taps).map(&mut value).collect();
+        let b: Vec<f32> = (0..p.out_c).map(&mut value).collect();
+        let mut want = vec![0.0; p.batch * p.out_c * w.out_h * w.out_w];
+        conv2d(p, &x, &wt, Some(&b), &mut want);
+        let plain = Conv2d {
+            act: Activation::Identity,
+            ..*p
+        };
+        let magnitudes = |v: &[f32]| -> Vec<f32> { v.iter().map(|v| v.abs()).collect() };
+        let mut abs = vec![0.0; want.len()];
+        let (xa, wa, ba) = (magnitudes(&x), magnitudes(&wt), magnitudes(&b));
+        conv2d(&plain, &xa, &wa, Some(&ba), &mut abs);
+        Operands {
+            x,
+            wt,
+            b,
+            want,
+            abs,
+        }
+    }
+
     /// The window of these kernel, stride, dilation and padding (`[top, left, bottom,
     /// right]`) sizes on an `in_h × in_w` input, its output size by ONNX's formula.
     pub(super) fn window(
@@ -2615,22 +2654,13 @@ mod tests {
                     Activation::Identity
                 },
             };
-            let (out_h, out_w) = (p.window.out_h, p.window.out_w);
-            let mut value = |_| (next(2001) as f32 - 1000.0) * 1.37e-3;
-            let x: Vec<f32> = (0..2 * p.in_c * in_h * in_w).map(&mut value).collect();
-            let wt: Vec<f32> = (0..p.out_c * p.in_c * k_h * k_w).map(&mut value).collect();
-            let b: Vec<f32> = (0..p.out_c).map(&mut value).collect();
-            let mut want = vec![0.0; 2 * p.out_c * out_h * out_w];
-            conv2d(&p, &x, &wt, Some(&b), &mut want);
-            let mut abs = vec![0.0; want.len()];
-            let plain = Conv2d {
-                act: Activation::Identity,
-                ..p
-            };
-            let xa: Vec<f32> = x.iter().map(|v| v.abs()).collect();
-            let wa: Vec<f32> = wt.iter().map(|v| v.abs()).collect();
-            let ba: Vec<f32> = b.iter().map(|v| v.abs()).collect();
-            conv2d(&plain, &xa, &wa, Some(&ba), &mut abs);
+            let Operands {
+                x,
+                wt,
+                b,
+                want,
+                abs,
+            } = operands(&p, &mut next);
             let packed: Vec<f32> = pack_f32_weights(&p, &wt).collect();
             let mut got = vec![f32::NAN; want.len()];
             // SAFETY: the CPU has AVX-512F (checked above); the operands are `p`'s.
@@ -2682,21 +2712,13 @@ mod tests {
                 },
             };
             let (out_h, out_w) = (p.window.out_h, p.window.out_w);
-            let mut value = |_| (next(2001) as f32 - 1000.0) * 1.37e-3;
-            let x: Vec<f32> = (0..2 * p.in_c * in_h * in_w).map(&mut value).collect();
-            let wt: Vec<f32> = (0..p.out_c * p.in_c * k_h * k_w).map(&mut value).collect();
-            let b: Vec<f32> = (0..p.out_c).map(&mut value).collect();
-            let mut want = vec![0.0; 2 * p.out_c * out_h * out_w];
-            conv2d(&p, &x, &wt, Some(&b), &mut want);
-            let mut abs = vec![0.0; want.len()];
-            let plain = Conv2d {
-                act: Activation::Identity,
-                ..p
-            };
-            let xa: Vec<f32> = x.iter().map(|v| v.abs()).collect();
-            let wa: Vec<f32> = wt.iter().map(|v| v.abs()).collect();
-            let ba: Vec<f32> = b.iter().map(|v| v.abs()).collect();
-            conv2d(&plain, &xa, &wa, Some(&ba), &mut abs);
+            let Operands {
+                x,
+                wt,
+                b,
+                want,
+                abs,
+            } = operands(&p, &mut next);
             let packed: Vec<f32> = pack_f32_weights(&p, &wt).collect();
             let mut got = vec![f32::NAN; want.len()];
             // SAFETY: the CPU has AVX-512F (checked above); the operands are `p`'s.
@@ -2762,25 +2784,13 @@ mod tests {
                     Activation::Identity
                 },
             };
-            let (out_h, out_w) = (p.window.out_h, p.window.out_w);
-            let ic_g = p.in_c / p.groups;
-            let mut value = |_| (next(2001) as f32 - 1000.0) * 1.37e-3;
-            let x: Vec<f32> = (0..p.batch * p.in_c * in_h * in_w)
-                .map(&mut value)
-                .collect();
-            let wt: Vec<f32> = (0..p.out_c * ic_g * k_h * k_w).map(&mut value).collect();
-            let b: Vec<f32> = (0..p.out_c).map(&mut value).collect();
-            let mut want = vec![0.0; p.batch * p.out_c * out_h * out_w];
-            conv2d(&p, &x, &wt, Some(&b), &mut want);
-            let mut abs = vec![0.0; want.len()];
-            let plain = Conv2d {
-                act: Activation::Identity,
-                ..p
-            };
-            let xa: Vec<f32> = x.iter().map(|v| v.abs()).collect();
-            let wa: Vec<f32> = wt.iter().map(|v| v.abs()).collect();
-            let ba: Vec<f32> = b.iter().map(|v| v.abs()).collect();
-            conv2d(&plain, &xa, &wa, Some(&ba), &mut abs);
+            let Operands {
+                x,
+                wt,
+                b,
+                want,
+                abs,
+            } = operands(&p, &mut next);
             let mut got = vec![f32::NAN; want.len()];
             if depthwise {
                 let f = neon::depthwise_layout(&p.window).expect("a channel fits the buffer");
