@@ -36,67 +36,229 @@ fn taps_below(start: usize, k: usize, dil: usize, limit: usize) -> usize {
     (0..k).filter(|t| start + t * dil < limit).count()
 }
 
-/// Reference pooling (see [`Pool2d`]).
+/// Each output of `outs` takes the tap of `taps` beside it: the larger (or a NaN: written
+/// unconditionally, so the loop vectorises as compare-and-blend), or the sum.
+#[inline(always)]
+fn take(kind: PoolKind, outs: &mut [f32], taps: &[f32]) {
+    match kind {
+        PoolKind::Max => {
+            for (m, &x) in outs.iter_mut().zip(taps) {
+                *m = if x > *m || x.is_nan() { x } else { *m };
+            }
+        }
+        PoolKind::Average { .. } => {
+            for (s, &x) in outs.iter_mut().zip(taps) {
+                *s += x;
+            }
+        }
+    }
+}
+
+/// Pooling (see [`Pool2d`]) a whole output row at a time: for each tap `(ky, kx)` of the
+/// window, in order, every output of the row whose window holds that tap inside the input
+/// takes it — a contiguous (or strided) loop over the row that vectorises, where walking each
+/// window per output does not (3×3 stride-1 max-pools were most of inception's time outside
+/// its convolutions). Every output still sees its taps in `(ky, kx)` order: the maximum keeps
+/// the same one of equal values (±0) and a NaN wins as before; the sums add in the same order.
 pub fn pool2d(p: &Pool2d, input: &[f32], output: &mut [f32]) {
-    let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
+    let w = &p.window;
+    let (ih, iw, oh, ow) = (w.in_h, w.in_w, w.out_h, w.out_w);
     assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
     for c in 0..p.batch * p.c {
         let src = &input[c * ih * iw..(c + 1) * ih * iw];
         for oy in 0..oh {
-            let y0 = (oy * p.window.stride_h) as isize - p.window.pad_top as isize;
-            let (ky0, ky1) = valid_range(p.window.k_h, ih, p.window.dil_h, y0);
-            for ox in 0..ow {
-                let x0 = (ox * p.window.stride_w) as isize - p.window.pad_left as isize;
-                let (kx0, kx1) = valid_range(p.window.k_w, iw, p.window.dil_w, x0);
-                let v = match p.kind {
-                    PoolKind::Max => {
-                        let mut m = f32::NEG_INFINITY;
-                        for ky in ky0..ky1 {
-                            let row = (y0 + (ky * p.window.dil_h) as isize) as usize * iw;
-                            for kx in kx0..kx1 {
-                                let x = src[row + (x0 + (kx * p.window.dil_w) as isize) as usize];
-                                if x > m || x.is_nan() {
-                                    m = x;
-                                }
-                            }
-                        }
-                        m
+            let y0 = (oy * w.stride_h) as isize - w.pad_top as isize;
+            let (ky0, ky1) = valid_range(w.k_h, ih, w.dil_h, y0);
+            let out = &mut output[(c * oh + oy) * ow..][..ow];
+            out.fill(match p.kind {
+                PoolKind::Max => f32::NEG_INFINITY,
+                PoolKind::Average { .. } => 0.0,
+            });
+            for ky in ky0..ky1 {
+                let row = &src[(y0 + (ky * w.dil_h) as isize) as usize * iw..][..iw];
+                for kx in 0..w.k_w {
+                    // Outputs whose tap kx lies inside the row: ox0..ox1, at column
+                    // ox·stride + off.
+                    let off = (kx * w.dil_w) as isize - w.pad_left as isize;
+                    let (ox0, ox1) = valid_range(ow, iw, w.stride_w, off);
+                    if ox0 >= ox1 {
+                        continue;
                     }
-                    PoolKind::Average { count_include_pad } => {
-                        let mut s = 0.0;
-                        for ky in ky0..ky1 {
-                            let row = (y0 + (ky * p.window.dil_h) as isize) as usize * iw;
-                            for kx in kx0..kx1 {
-                                s += src[row + (x0 + (kx * p.window.dil_w) as isize) as usize];
-                            }
+                    let first = (ox0 as isize * w.stride_w as isize + off) as usize;
+                    let outs = &mut out[ox0..ox1];
+                    if w.stride_w == 1 {
+                        take(p.kind, outs, &row[first..][..ox1 - ox0]);
+                    } else {
+                        let taps = row[first..].iter().step_by(w.stride_w);
+                        for (o, &x) in outs.iter_mut().zip(taps) {
+                            take(p.kind, core::slice::from_mut(o), &[x]);
                         }
-                        let count = if count_include_pad {
-                            taps_below(
-                                oy * p.window.stride_h,
-                                p.window.k_h,
-                                p.window.dil_h,
-                                p.window.pad_top + ih + p.window.pad_bottom,
-                            ) * taps_below(
-                                ox * p.window.stride_w,
-                                p.window.k_w,
-                                p.window.dil_w,
-                                p.window.pad_left + iw + p.window.pad_right,
-                            )
-                        } else {
-                            (ky1 - ky0) * (kx1 - kx0)
-                        };
-                        s / count as f32
                     }
-                };
-                output[(c * oh + oy) * ow + ox] = p.act.apply(v);
+                }
             }
+            if let PoolKind::Average { count_include_pad } = p.kind {
+                for (ox, s) in out.iter_mut().enumerate() {
+                    let count = if count_include_pad {
+                        taps_below(
+                            oy * w.stride_h,
+                            w.k_h,
+                            w.dil_h,
+                            w.pad_top + ih + w.pad_bottom,
+                        ) * taps_below(
+                            ox * w.stride_w,
+                            w.k_w,
+                            w.dil_w,
+                            w.pad_left + iw + w.pad_right,
+                        )
+                    } else {
+                        let x0 = (ox * w.stride_w) as isize - w.pad_left as isize;
+                        let (kx0, kx1) = valid_range(w.k_w, iw, w.dil_w, x0);
+                        (ky1 - ky0) * (kx1 - kx0)
+                    };
+                    *s /= count as f32;
+                }
+            }
+            p.act.apply_slice(out);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+
+    /// The window-by-window loops [`pool2d`] replaced: the oracle of its row-wise loops.
+    fn pool2d_windows(p: &Pool2d, input: &[f32], output: &mut [f32]) {
+        let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
+        assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
+        for c in 0..p.batch * p.c {
+            let src = &input[c * ih * iw..(c + 1) * ih * iw];
+            for oy in 0..oh {
+                let y0 = (oy * p.window.stride_h) as isize - p.window.pad_top as isize;
+                let (ky0, ky1) = valid_range(p.window.k_h, ih, p.window.dil_h, y0);
+                for ox in 0..ow {
+                    let x0 = (ox * p.window.stride_w) as isize - p.window.pad_left as isize;
+                    let (kx0, kx1) = valid_range(p.window.k_w, iw, p.window.dil_w, x0);
+                    let v = match p.kind {
+                        PoolKind::Max => {
+                            let mut m = f32::NEG_INFINITY;
+                            for ky in ky0..ky1 {
+                                let row = (y0 + (ky * p.window.dil_h) as isize) as usize * iw;
+                                for kx in kx0..kx1 {
+                                    let x =
+                                        src[row + (x0 + (kx * p.window.dil_w) as isize) as usize];
+                                    if x > m || x.is_nan() {
+                                        m = x;
+                                    }
+                                }
+                            }
+                            m
+                        }
+                        PoolKind::Average { count_include_pad } => {
+                            let mut s = 0.0;
+                            for ky in ky0..ky1 {
+                                let row = (y0 + (ky * p.window.dil_h) as isize) as usize * iw;
+                                for kx in kx0..kx1 {
+                                    s += src[row + (x0 + (kx * p.window.dil_w) as isize) as usize];
+                                }
+                            }
+                            let count = if count_include_pad {
+                                taps_below(
+                                    oy * p.window.stride_h,
+                                    p.window.k_h,
+                                    p.window.dil_h,
+                                    p.window.pad_top + ih + p.window.pad_bottom,
+                                ) * taps_below(
+                                    ox * p.window.stride_w,
+                                    p.window.k_w,
+                                    p.window.dil_w,
+                                    p.window.pad_left + iw + p.window.pad_right,
+                                )
+                            } else {
+                                (ky1 - ky0) * (kx1 - kx0)
+                            };
+                            s / count as f32
+                        }
+                    };
+                    output[(c * oh + oy) * ow + ox] = p.act.apply(v);
+                }
+            }
+        }
+    }
+
+    /// The row-wise loops give the window-by-window results bit for bit (signed zeros and
+    /// NaNs included): random geometries with strides, dilations, uneven padding, max and
+    /// both averages, a fused clamp, two images of three channels.
+    #[test]
+    fn rows_equal_windows() {
+        let mut next = super::super::xorshift(0x1234_5677);
+        let cases = if cfg!(miri) { 10 } else { 400 };
+        for case in 0..cases {
+            let (k_h, k_w) = (1 + next(3), 1 + next(3));
+            let (dil_h, dil_w) = (1 + next(2), 1 + next(2));
+            let (stride_h, stride_w) = (1 + next(3), 1 + next(3));
+            let (in_h, in_w) = (k_h * dil_h + next(6), k_w * dil_w + next(9));
+            let pads = [next(k_h), next(k_w), next(k_h), next(k_w)];
+            let out = |n: usize, k: usize, d: usize, s: usize, a: usize, b: usize| {
+                (n + a + b - d * (k - 1) - 1) / s + 1
+            };
+            let p = Pool2d {
+                batch: 2,
+                c: 3,
+                window: Window2d {
+                    in_h,
+                    in_w,
+                    out_h: out(in_h, k_h, dil_h, stride_h, pads[0], pads[2]),
+                    out_w: out(in_w, k_w, dil_w, stride_w, pads[1], pads[3]),
+                    k_h,
+                    k_w,
+                    stride_h,
+                    stride_w,
+                    dil_h,
+                    dil_w,
+                    pad_top: pads[0],
+                    pad_left: pads[1],
+                    pad_bottom: pads[2],
+                    pad_right: pads[3],
+                },
+                kind: [
+                    PoolKind::Max,
+                    PoolKind::Average {
+                        count_include_pad: false,
+                    },
+                    PoolKind::Average {
+                        count_include_pad: true,
+                    },
+                ][case % 3],
+                act: if case % 4 == 0 {
+                    Activation::Clip {
+                        min: -0.5,
+                        max: 0.5,
+                    }
+                } else {
+                    Activation::Identity
+                },
+            };
+            // Few distinct values (ties), signed zeros and a NaN now and then.
+            let input: std::vec::Vec<f32> = (0..2 * 3 * in_h * in_w)
+                .map(|_| match next(20) {
+                    0 => 0.0,
+                    1 => -0.0,
+                    2 if case % 5 == 0 => f32::NAN,
+                    v => (v as f32 - 10.0) * 0.25,
+                })
+                .collect();
+            let n = 2 * 3 * p.window.out_h * p.window.out_w;
+            let (mut got, mut want) = (std::vec![1.0f32; n], std::vec![2.0f32; n]);
+            pool2d(&p, &input, &mut got);
+            pool2d_windows(&p, &input, &mut want);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
+                assert!(same, "case {case} {p:?} at {i}: {g} vs {w}");
+            }
+        }
+    }
 
     fn geo(kind: PoolKind, pad: usize, stride: usize, out: usize) -> Pool2d {
         Pool2d {
