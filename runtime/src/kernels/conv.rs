@@ -985,6 +985,7 @@ pub(crate) mod neon {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
+    use super::super::quant::requantize16;
     pub use super::flat::Flat;
     use super::flat::{FLAT_BUFFER, MAX_TAPS};
     use super::{Conv2d, F32_TILE_CHANNELS};
@@ -1629,7 +1630,7 @@ pub(crate) mod x86 {
     /// `VPDPWSSD` of 16 lanes (each 32 multiply-accumulates), the channels' weight words
     /// broadcast from the packed groups as they are. Positions past a row's `out_w` are
     /// summed and dropped. The integer sums are exact, so the bytes are the portable
-    /// kernel's, bit for bit, requantised as [`requantize8`] does.
+    /// kernel's, bit for bit, requantised by [`requantize16`] (as [`requantize8`] eight at once).
     ///
     /// # Safety
     /// The CPU supports AVX-512F and AVX-512BW (and AVX-512 VNNI where the build enables
@@ -1874,8 +1875,6 @@ pub(crate) mod x86 {
         nch: usize,
         output: &mut [i8],
     ) {
-        const MAGIC: f32 = 12_582_912.0;
-        const LIMIT: f32 = 4_194_304.0;
         let busy = [at.busy as __mmask16, (at.busy >> 16) as __mmask16];
         let keep = [at.keep as __mmask16, (at.keep >> 16) as __mmask16];
         let mut acc = [[_mm512_setzero_si512(); HALVES]; CH];
@@ -1900,7 +1899,6 @@ pub(crate) mod x86 {
                     }
                 }
             }
-            let m = _mm512_set1_ps(MAGIC);
             let mut o = at.out_at;
             for h in 0..HALVES {
                 let kept = keep[h].count_ones() as usize;
@@ -1909,17 +1907,7 @@ pub(crate) mod x86 {
                     let ch = c + j;
                     let b = at.bias.map_or(0, |b| b[ch]);
                     let s = _mm512_add_epi32(a[h], _mm512_set1_epi32(b));
-                    let y = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(at.scales[ch]));
-                    let y = _mm512_min_ps(
-                        _mm512_max_ps(y, _mm512_set1_ps(-LIMIT)),
-                        _mm512_set1_ps(LIMIT),
-                    );
-                    let r = _mm512_cvttps_epi32(_mm512_sub_ps(_mm512_add_ps(y, m), m));
-                    let r = _mm512_add_epi32(r, _mm512_set1_epi32(at.zero));
-                    let r = _mm512_min_epi32(
-                        _mm512_max_epi32(r, _mm512_set1_epi32(i32::from(at.lo))),
-                        _mm512_set1_epi32(i32::from(at.hi)),
-                    );
+                    let r = requantize16(s, at.scales[ch], at.zero, at.lo, at.hi);
                     let r = _mm512_maskz_compress_epi32(keep[h], r);
                     let dst = output.as_mut_ptr().add(ch * at.plane + o);
                     _mm512_mask_cvtepi32_storeu_epi8(dst, store, r);
@@ -2280,6 +2268,7 @@ pub(crate) mod x86 {
 mod tests {
     extern crate std;
 
+    use super::super::window;
     use super::*;
     use std::vec;
     use std::vec::Vec;
@@ -2356,33 +2345,6 @@ mod tests {
             b,
             want,
             abs,
-        }
-    }
-
-    /// The window of these kernel, stride, dilation and padding (`[top, left, bottom,
-    /// right]`) sizes on an `in_h × in_w` input, its output size by ONNX's formula.
-    pub(super) fn window(
-        (in_h, in_w): (usize, usize),
-        (k_h, k_w): (usize, usize),
-        (stride_h, stride_w): (usize, usize),
-        (dil_h, dil_w): (usize, usize),
-        [pad_top, pad_left, pad_bottom, pad_right]: [usize; 4],
-    ) -> Window2d {
-        Window2d {
-            in_h,
-            in_w,
-            out_h: (in_h + pad_top + pad_bottom - dil_h * (k_h - 1) - 1) / stride_h + 1,
-            out_w: (in_w + pad_left + pad_right - dil_w * (k_w - 1) - 1) / stride_w + 1,
-            k_h,
-            k_w,
-            stride_h,
-            stride_w,
-            dil_h,
-            dil_w,
-            pad_top,
-            pad_left,
-            pad_bottom,
-            pad_right,
         }
     }
 
@@ -4745,7 +4707,7 @@ mod tiled_tests {
                 in_c: 2 + next(if case % 4 == 0 { 39 } else { 7 }),
                 out_c: 1 + next(21),
                 groups: 1,
-                window: super::tests::window(
+                window: super::super::window(
                     (in_h, in_w),
                     (k_h, k_w),
                     (1 + next(3), 1 + next(3)),

@@ -549,6 +549,7 @@ pub fn add_i8_in_place(p: &AddI8, terms: &AddI8Terms, io: &mut [i8], b: &[i8]) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::super::quant::requantize16;
     use super::{AddI8, AddI8Terms};
     use core::arch::x86_64::*;
 
@@ -564,8 +565,6 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn add16(p: &AddI8, t: &AddI8Terms, a: *const i8, b: *const i8, out: *mut i8) {
-        const MAGIC: f32 = 12_582_912.0;
-        const LIMIT: f32 = 4_194_304.0;
         // SAFETY: the caller's contract; table indices are bytes (0..256), inside the
         // 256-entry tables.
         unsafe {
@@ -582,18 +581,7 @@ mod x86 {
                 _mm512_i32gather_epi32::<4>(ia, t.a.as_ptr()),
                 _mm512_i32gather_epi32::<4>(ib, t.b.as_ptr()),
             );
-            let y = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(p.out_mult.scale()));
-            let y = _mm512_min_ps(
-                _mm512_max_ps(y, _mm512_set1_ps(-LIMIT)),
-                _mm512_set1_ps(LIMIT),
-            );
-            let m = _mm512_set1_ps(MAGIC);
-            let r = _mm512_cvttps_epi32(_mm512_sub_ps(_mm512_add_ps(y, m), m));
-            let r = _mm512_add_epi32(r, _mm512_set1_epi32(p.out_zero));
-            let r = _mm512_min_epi32(
-                _mm512_max_epi32(r, _mm512_set1_epi32(i32::from(p.lo))),
-                _mm512_set1_epi32(i32::from(p.hi)),
-            );
+            let r = requantize16(sum, p.out_mult.scale(), p.out_zero, p.lo, p.hi);
             _mm_storeu_si128(out as *mut __m128i, _mm512_cvtepi32_epi8(r));
         }
     }

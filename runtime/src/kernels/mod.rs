@@ -120,8 +120,6 @@ pub(crate) fn valid_range(
     (lo.min(hi), hi)
 }
 
-/// A deterministic xorshift32 generator for the kernels' randomised tests: `next(n)` is a
-/// value in `0..n`.
 /// Which x86 SIMD kernels run: those the build enables (`-C target-cpu=native`, `-C
 /// target-feature=+avx512f,…`), decided at compile time; with the crate's `std` feature also
 /// those the CPU reports at run time (`is_x86_feature_detected!`, cached by `std`), so a
@@ -167,6 +165,8 @@ pub(crate) mod cpu {
     );
 }
 
+/// A deterministic xorshift32 generator for the kernels' randomised tests: `next(n)` is a
+/// value in `0..n`.
 #[cfg(test)]
 pub(crate) fn xorshift(mut seed: u32) -> impl FnMut(usize) -> usize {
     move |n: usize| {
@@ -174,6 +174,35 @@ pub(crate) fn xorshift(mut seed: u32) -> impl FnMut(usize) -> usize {
         seed ^= seed >> 17;
         seed ^= seed << 5;
         seed as usize % n
+    }
+}
+
+/// For the kernels' randomised tests: the window of these kernel, stride, dilation and
+/// padding (`[top, left, bottom, right]`) sizes on an `in_h × in_w` input, its output size by
+/// ONNX's formula.
+#[cfg(test)]
+pub(crate) fn window(
+    (in_h, in_w): (usize, usize),
+    (k_h, k_w): (usize, usize),
+    (stride_h, stride_w): (usize, usize),
+    (dil_h, dil_w): (usize, usize),
+    [pad_top, pad_left, pad_bottom, pad_right]: [usize; 4],
+) -> Window2d {
+    Window2d {
+        in_h,
+        in_w,
+        out_h: (in_h + pad_top + pad_bottom - dil_h * (k_h - 1) - 1) / stride_h + 1,
+        out_w: (in_w + pad_left + pad_right - dil_w * (k_w - 1) - 1) / stride_w + 1,
+        k_h,
+        k_w,
+        stride_h,
+        stride_w,
+        dil_h,
+        dil_w,
+        pad_top,
+        pad_left,
+        pad_bottom,
+        pad_right,
     }
 }
 

@@ -200,28 +200,16 @@ mod tests {
             let (stride_h, stride_w) = (1 + next(3), 1 + next(3));
             let (in_h, in_w) = (k_h * dil_h + next(6), k_w * dil_w + next(9));
             let pads = [next(k_h), next(k_w), next(k_h), next(k_w)];
-            let out = |n: usize, k: usize, d: usize, s: usize, a: usize, b: usize| {
-                (n + a + b - d * (k - 1) - 1) / s + 1
-            };
             let p = Pool2d {
                 batch: 2,
                 c: 3,
-                window: Window2d {
-                    in_h,
-                    in_w,
-                    out_h: out(in_h, k_h, dil_h, stride_h, pads[0], pads[2]),
-                    out_w: out(in_w, k_w, dil_w, stride_w, pads[1], pads[3]),
-                    k_h,
-                    k_w,
-                    stride_h,
-                    stride_w,
-                    dil_h,
-                    dil_w,
-                    pad_top: pads[0],
-                    pad_left: pads[1],
-                    pad_bottom: pads[2],
-                    pad_right: pads[3],
-                },
+                window: super::super::window(
+                    (in_h, in_w),
+                    (k_h, k_w),
+                    (stride_h, stride_w),
+                    (dil_h, dil_w),
+                    pads,
+                ),
                 kind: [
                     PoolKind::Max,
                     PoolKind::Average {

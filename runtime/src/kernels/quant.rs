@@ -189,6 +189,38 @@ pub fn requantize_scaled(acc: i32, scale: f32, zero_point: i32, lo: i8, hi: i8) 
     }
 }
 
+/// [`requantize_scaled`] of sixteen accumulators at once with AVX-512F, bit for bit:
+/// `acc · scale` in f32, limited to ±2^22 (every product beyond it clamps to `lo` or `hi`
+/// either way), rounded to nearest even by the same `1.5 · 2^23` addition, plus the zero
+/// point, clamped to `lo..=hi`; the results as `i32` lanes.
+#[cfg(target_arch = "x86_64")]
+#[cfg_attr(not(target_feature = "avx512f"), allow(dead_code))]
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn requantize16(
+    acc: core::arch::x86_64::__m512i,
+    scale: f32,
+    zero: i32,
+    lo: i8,
+    hi: i8,
+) -> core::arch::x86_64::__m512i {
+    use core::arch::x86_64::*;
+    const MAGIC: f32 = 12_582_912.0;
+    const LIMIT: f32 = 4_194_304.0;
+    let y = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(scale));
+    let y = _mm512_min_ps(
+        _mm512_max_ps(y, _mm512_set1_ps(-LIMIT)),
+        _mm512_set1_ps(LIMIT),
+    );
+    let m = _mm512_set1_ps(MAGIC);
+    let r = _mm512_cvttps_epi32(_mm512_sub_ps(_mm512_add_ps(y, m), m));
+    let r = _mm512_add_epi32(r, _mm512_set1_epi32(zero));
+    _mm512_min_epi32(
+        _mm512_max_epi32(r, _mm512_set1_epi32(i32::from(lo))),
+        _mm512_set1_epi32(i32::from(hi)),
+    )
+}
+
 /// `v` sign-extended into both halfwords: the operand of the `SSUB16`/`SEL` clamp of the
 /// Cortex-M requantisation paths.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
