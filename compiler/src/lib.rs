@@ -15,14 +15,10 @@
 
 #![deny(missing_docs)]
 
-/// The runtime's kernels, compiled from the very source files of `runtime/src/kernels/`.
-///
-/// The compiler runs plans on the host with the same kernels the device runs (see [`exec`]),
-/// and its IR carries their parameter structs. It cannot depend on the `microarena` crate
-/// itself: that crate re-exports the macro, which depends on this compiler (Cargo refuses
-/// the cycle, even through an optional feature), so the module is included by path.
-#[path = "../../runtime/src/kernels/mod.rs"]
-pub mod kernels;
+/// The runtime's kernels (the `microarena-kernels` crate, which the `microarena` runtime
+/// re-exports): the compiler runs plans on the host with the very kernels the device runs
+/// (see [`exec`]), and its IR carries their parameter structs.
+pub use microarena_kernels as kernels;
 
 pub mod carry;
 pub mod codegen;
@@ -115,10 +111,12 @@ pub struct Compiled {
     pub plan: place::ArenaPlan,
     /// How the plan compares with the baselines and the bound.
     pub stats: PlanStats,
-    /// The baseline of the ONNX file's order: its schedule, placed with nothing shared (as a
-    /// runtime without in-place or zero-copy buffers runs it). For reports.
+    /// The baseline of the ONNX file's order: the optimised graph before streaming in that
+    /// order, placed with nothing shared (as a runtime without in-place or zero-copy buffers
+    /// or streamed stages runs it). For reports.
     pub file_order: OrderPlan,
-    /// The baseline of tract's `eval_order_opt_ram` order, placed with nothing shared.
+    /// The baseline of tract's `eval_order_opt_ram` order, likewise nothing shared and not
+    /// streamed.
     pub tract_order: OrderPlan,
 }
 

@@ -18,20 +18,19 @@
 //! `ARENA_BYTES`, `INPUT_SHAPE`, `OUTPUT_SHAPE`, `INPUT_LEN`, `OUTPUT_LEN` and `Model` with
 //! `const fn new()` and `run(&mut self, &[f32; INPUT_LEN], &mut [f32; OUTPUT_LEN])`.
 //!
-//! The kernels in [`kernels`] are plain functions on slices; the generated code calls them
-//! with compile-time constant shapes, so they are also usable (and tested) on their own.
+//! The kernels in [`kernels`] (the `microarena-kernels` crate, re-exported) are plain
+//! functions on slices; the generated code calls them with compile-time constant shapes, so
+//! they are also usable (and tested) on their own.
 #![no_std]
 #![deny(missing_docs)]
-
-#[cfg(feature = "std")]
-extern crate std;
 
 #[cfg(target_endian = "big")]
 compile_error!("microarena stores weights little-endian; big-endian targets are not supported");
 
 pub mod arena;
-pub mod kernels;
 pub mod self_test;
 
 pub use arena::{Arena, Region, Weights};
+#[doc(inline)]
+pub use microarena_kernels as kernels;
 pub use microarena_macros::include_model;

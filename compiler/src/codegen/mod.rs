@@ -2,7 +2,7 @@
 //! `run` is a straight line of kernel calls at constant arena offsets.
 //!
 //! Each node's statement comes from its op family (`crate::ops::<family>`, mirroring
-//! `runtime/src/kernels/<family>.rs`): this module works out where the node's operands are
+//! `kernels/src/<family>.rs`): this module works out where the node's operands are
 //! (arena regions at their planned offsets, weight statics) as a [`Call`] and asks the op.
 
 use std::path::Path;

@@ -1,8 +1,8 @@
-//! One room per op family, mirroring `runtime/src/kernels/<family>.rs`.
+//! One room per op family, mirroring `kernels/src/<family>.rs`.
 //!
 //! `ops/conv.rs` holds everything the compiler knows about convolutions: the lowering from
 //! tract's typed `Conv` (float models) and from ONNX `Conv`/`QLinearConv` nodes (QDQ models),
-//! the statement the generated code runs (the call `kernels/conv.rs` implements), the same
+//! the statement the generated code runs (the call `kernels/src/conv/` implements), the same
 //! call on the host ([`crate::exec`]), which inputs the kernel may overwrite in place, and its
 //! tests. Every family is a closed enum of its ops (`ConvOp`, `PoolOp`, ...), held by
 //! [`crate::ir::Op`], and implements [`Kernel`].

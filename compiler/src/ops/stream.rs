@@ -1,5 +1,5 @@
 //! Streamed stages: a region of row-local ops run band by band, its intermediate feature
-//! maps held only as windows of rows (mirrors `runtime/src/kernels/stream.rs`).
+//! maps held only as windows of rows (mirrors `kernels/src/stream.rs`).
 //!
 //! `crate::plan::stream` chooses the region and works out the program: which op computes
 //! which output rows when, with which band geometry, and the row copies that keep every

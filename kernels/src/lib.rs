@@ -1,8 +1,24 @@
-//! The `no_std`, allocation-free kernels the generated schedule calls.
+//! The `no_std`, allocation-free kernels that `microarena`'s generated schedule calls.
 //!
 //! One module per op family; each kernel takes a small `Copy` parameter struct (all shapes
 //! known at compile time) and plain slices. Layout is NCHW with batch 1 throughout.
-//! The compiler's `codegen/<family>.rs` emits the calls these modules implement.
+//! The compiler's `ops/<family>.rs` emits the calls these modules implement.
+//!
+//! Firmware uses them through the `microarena` crate (`microarena::kernels`), which re-exports
+//! this crate; the model compiler (`microarena-compiler`) depends on it too, to run plans on
+//! the host with the very kernels the device runs.
+//!
+//! ```
+//! use microarena_kernels::activation::{unary_in_place, Activation};
+//! let mut x = [-1.0f32, 0.5, 8.0];
+//! unary_in_place(Activation::Clip { min: 0.0, max: 6.0 }, &mut x); // ReLU6
+//! assert_eq!(x, [0.0, 0.5, 6.0]);
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
 
 pub mod activation;
 pub mod conv;
@@ -65,8 +81,12 @@ pub struct Window2d {
 impl Window2d {
     /// The window with the same stride, dilation and padding on both axes, its output size
     /// the floor of ONNX's formula, `(in + 2·pad − dil·(k − 1) − 1) / stride + 1`: a 3×3
-    /// window, stride 2, padding 1 on a 32×32 input gives 16×16. (No doc example: this file
-    /// is also compiled into the compiler crate, where the `microarena` path does not exist.)
+    /// window, stride 2, padding 1 on a 32×32 input gives 16×16:
+    ///
+    /// ```
+    /// let w = microarena_kernels::Window2d::uniform(32, 32, 3, 3, 2, 1, 1);
+    /// assert_eq!((w.out_h, w.out_w), (16, 16));
+    /// ```
     pub const fn uniform(
         in_h: usize,
         in_w: usize,

@@ -1,0 +1,517 @@
+//! The int8 depthwise rows on Cortex-M4F (DSP extension and FPU): two pixels of a channel
+//! at a time, the scale applied by the FPU.
+
+use super::*;
+
+/// Where a depthwise convolution's input planes are (see [`conv2d_i8_depthwise_split`]).
+pub(crate) struct Planes<'a> {
+    pub(crate) kept_rows: &'a [i8],
+    pub(crate) kept: usize,
+    pub(crate) input: &'a [i8],
+}
+
+/// What [`depthwise_rows_dsp_asm`] loads once per channel into `s2`–`s9` by one `VLDM` (the
+/// loop has no core registers left; the weights come straight from the packed channel).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[repr(C, align(8))]
+pub(crate) struct DwRows {
+    /// `s2`: the channel's scale.
+    scale: f32,
+    /// `s3`: the bias minus `input_zero · Σ w`: the loop sums `w · x` of the raw bytes (the
+    /// padding holds the input zero point, so it adds `w · zero`, which this takes back).
+    bias: i32,
+    /// `s4`: the output zero point.
+    zero: i32,
+    /// `s5`, `s6`: the clamp bounds in all four bytes (used only by the clamping variant).
+    lo4: u32,
+    hi4: u32,
+    /// `s7`: bytes the pairs of one output row write (`2 · ⌊out_w / 2⌋`, not 0).
+    pair_bytes: usize,
+    /// `s8`: bytes from the window after a row's last pair to the next row's first window
+    /// (`stride_h · row − 2 · STRIDE · ⌊out_w / 2⌋`).
+    row_step: usize,
+    /// `s9`: where the output pointer stops (after `rows` rows, not 0).
+    end: *mut i8,
+    /// The plane's first output byte (not loaded into `s10`: the loop's output pointer).
+    out: *mut i8,
+}
+
+/// The instructions of [`depthwise_rows_dsp_asm`] around its multiply-accumulates: per
+/// output row the pairs (two sums from the bias, `$pair`, both requantised: `VCVT`, `VMUL`,
+/// `VCVTR`, `QADD`, `SSAT`, packed by `BFI`, `$clamp`, one `STRH`), then an odd last pixel
+/// (`$single`), then the next row's windows.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_rows_asm {
+    ($params:expr, $weights:expr, $x:expr, $out:expr, $rs:expr,
+     [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
+        core::arch::asm!(
+            "push {{r7}}",
+            // The channel's packed weights (see `pack_depthwise_weights`): (w0, w2) of rows
+            // 0, 1, 2 at words 0, 4, 8; (w1, w1') of rows 0 and 1 at word 6; (w1'', 0) at 9.
+            "ldr {w0}, [{e}]",
+            "ldr {w1}, [{e}, #16]",
+            "ldr {w2}, [{e}, #32]",
+            "ldr {v}, [{e}, #24]",
+            "ldr {u}, [{e}, #36]",
+            "vldmia {t}, {{s2-s9}}",
+            // `t` holds the output zero point unless `$pair` needs it (then `$zero` reloads it).
+            "vmov {t}, s4",
+            // r7 (saved above: it cannot be an operand) is where the row's pairs end.
+            "1:",
+            "vmov r7, s7",
+            "add r7, r7, {po}",
+            "2:",
+            "vmov {a0}, s3",
+            "mov {a1}, {a0}",
+            $($pair,)*
+            "vmov s0, s1, {a0}, {a1}",
+            "vcvt.f32.s32 s0, s0",
+            "vcvt.f32.s32 s1, s1",
+            "vmul.f32 s0, s0, s2",
+            "vmul.f32 s1, s1, s2",
+            "vcvtr.s32.f32 s0, s0",
+            "vcvtr.s32.f32 s1, s1",
+            "vmov {a0}, {a1}, s0, s1",
+            $($zero,)*
+            "qadd {a0}, {a0}, {t}",
+            "qadd {a1}, {a1}, {t}",
+            "ssat {a0}, #8, {a0}",
+            "ssat {a1}, #8, {a1}",
+            "bfi {a0}, {a1}, #8, #8",
+            $($clamp,)*
+            "strh {a0}, [{po}], #2",
+            "cmp {po}, r7",
+            "bne 2b",
+            $($lone,)*
+            // The next row's first window (the pairs moved `px` along this row), until the
+            // output pointer reaches the end of the plane.
+            "vmov r7, s8",
+            "add {px}, {px}, r7",
+            "vmov r7, s9",
+            "cmp {po}, r7",
+            "bne 1b",
+            "pop {{r7}}",
+            t = inout(reg) $params => _,
+            px = inout(reg) $x => _,
+            po = inout(reg) $out => _,
+            rs = in(reg) $rs,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            w2 = out(reg) _,
+            v = out(reg) _,
+            u = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            x = out(reg) _,
+            // The weights' address until they are loaded, then a temporary.
+            e = inout(reg) $weights => _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+        )
+    };
+}
+
+/// An odd row's last pixel alone in [`dw_rows_asm`]: `$single`'s sum from the bias,
+/// requantised, `$clamp`, one `STRB`.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_lone {
+    ([$($single:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
+        concat!(
+            "vmov {a0}, s3\n",
+            $($single, "\n",)*
+            "vmov s0, {a0}\n",
+            "vcvt.f32.s32 s0, s0\n",
+            "vmul.f32 s0, s0, s2\n",
+            "vcvtr.s32.f32 s0, s0\n",
+            "vmov {a0}, s0\n",
+            $($zero, "\n",)*
+            "qadd {a0}, {a0}, {t}\n",
+            "ssat {a0}, #8, {a0}\n",
+            $($clamp, "\n",)*
+            "strb {a0}, [{po}], #1"
+        )
+    };
+}
+
+/// One kernel row of a lone pixel: `(x0, x2)` and `(x1, x3)` by `SXTB16`, `SMLAD` with
+/// `(w0, w2)` and `w1` from a half of `$v` (`$xy`: `bb` for the bottom half, `bt` the top).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_single_row {
+    ($load:literal, $w:literal, $v:literal, $xy:literal) => {
+        concat!(
+            "ldr {x}, ",
+            $load,
+            "\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {",
+            $w,
+            "}, {a0}\n",
+            "smla",
+            $xy,
+            " {a0}, {x}, {",
+            $v,
+            "}, {a0}"
+        )
+    };
+}
+
+/// The requantised bytes clamped to `lo..=hi` four at a time (`SSUB8`/`SEL`): only for a
+/// clamp narrower than `SSAT`'s `-128..=127` (a fused ReLU with a zero point above -128).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_clamp {
+    () => {
+        concat!(
+            "vmov {x}, s5\n",
+            "ssub8 {e}, {a0}, {x}\n",
+            "sel {a0}, {a0}, {x}\n",
+            "vmov {x}, s6\n",
+            "ssub8 {e}, {x}, {a0}\n",
+            "sel {a0}, {a0}, {x}"
+        )
+    };
+}
+
+/// A lone pixel's three kernel rows (see [`dw_single_row`]).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_single {
+    () => {
+        concat!(
+            dw_single_row!("[{px}]", "w0", "v", "bb"),
+            "\n",
+            dw_single_row!("[{px}, {rs}]", "w1", "v", "bt"),
+            "\n",
+            dw_single_row!("[{px}, {rs}, lsl #1]", "w2", "u", "bb")
+        )
+    };
+}
+
+/// Two stride-1 pixels, per kernel row: `e = (x0, x2)`, `x = (x1, x3)`; pixel 0 `e·(w0, w2)
+/// + x1·w1`, pixel 1 `x·(w0, w2) + x2·w1`.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_s1_pair {
+    () => {
+        concat!(
+            "ldr {x}, [{px}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w0}, {a0}\n",
+            "smlabb {a0}, {x}, {v}, {a0}\n",
+            "smlad {a1}, {x}, {w0}, {a1}\n",
+            "smlatb {a1}, {e}, {v}, {a1}\n",
+            "ldr {x}, [{px}, {rs}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w1}, {a0}\n",
+            "smlabt {a0}, {x}, {v}, {a0}\n",
+            "smlad {a1}, {x}, {w1}, {a1}\n",
+            "smlatt {a1}, {e}, {v}, {a1}\n",
+            "ldr {x}, [{px}, {rs}, lsl #1]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w2}, {a0}\n",
+            "smlabb {a0}, {x}, {u}, {a0}\n",
+            "smlad {a1}, {x}, {w2}, {a1}\n",
+            "smlatb {a1}, {e}, {u}, {a1}\n",
+            "adds {px}, {px}, #2"
+        )
+    };
+}
+
+/// Two stride-2 pixels, per kernel row: `e = (x0, x2)`, `x = (x1, x3)`, then `e = x4`;
+/// pixel 0 `e·(w0, w2) + x1·w1`, pixel 1 `x2·w0 + x3·w1 + x4·w2`.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_s2_pair {
+    () => {
+        concat!(
+            "ldr {x}, [{px}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w0}, {a0}\n",
+            "smlabb {a0}, {x}, {v}, {a0}\n",
+            "smlatb {a1}, {e}, {w0}, {a1}\n",
+            "smlatb {a1}, {x}, {v}, {a1}\n",
+            "ldrsb {e}, [{px}, #4]\n",
+            "smlabt {a1}, {e}, {w0}, {a1}\n",
+            "add {t}, {px}, {rs}\n",
+            "ldr {x}, [{t}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w1}, {a0}\n",
+            "smlabt {a0}, {x}, {v}, {a0}\n",
+            "smlatb {a1}, {e}, {w1}, {a1}\n",
+            "smlatt {a1}, {x}, {v}, {a1}\n",
+            "ldrsb {e}, [{t}, #4]\n",
+            "smlabt {a1}, {e}, {w1}, {a1}\n",
+            "add {t}, {t}, {rs}\n",
+            "ldr {x}, [{t}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w2}, {a0}\n",
+            "smlabb {a0}, {x}, {u}, {a0}\n",
+            "smlatb {a1}, {e}, {w2}, {a1}\n",
+            "smlatb {a1}, {x}, {u}, {a1}\n",
+            "ldrsb {e}, [{t}, #4]\n",
+            "smlabt {a1}, {e}, {w2}, {a1}\n",
+            "adds {px}, {px}, #4"
+        )
+    };
+}
+
+/// One channel's plane (`params.out` to `params.end`, rows of `out_w` ≥ 2 pixels; windows
+/// `stride_h` padded rows apart from `x`, kernel rows `rs` bytes apart) of a 3×3 depthwise
+/// convolution with horizontal stride `STRIDE` (1 or 2) on Cortex-M4F/M7/M33, every operand
+/// in a register: the weights in five, the channel's constants in `s2`–`s9`. Per pair of
+/// pixels, per kernel row one word load, two `SXTB16` and four multiply instructions
+/// (`SMLAD` and `SMLAxy`; at stride 2 one `LDRSB` and a fifth), then both outputs requantised
+/// and stored by one `STRH`: 39 instructions at stride 1 (48 at stride 2) for 18
+/// multiply-accumulates, 6 more when the clamp (`clamp`) is narrower than `SSAT`'s. An odd
+/// row's (`odd`) last pixel alone: 24 (25).
+///
+/// # Safety
+/// `x` is the padded plane's byte at the first window's top-left corner; for every output
+/// row j and pixel `i < out_w` the bytes `x + j·stride_h·row + i·STRIDE + r·rs + [0, 4 +
+/// (STRIDE − 1))` are readable for r = 0, 1, 2; `params.out` to `params.end` (a whole
+/// number of rows, at least one) is writable; `params` describes the geometry; `wc` is a
+/// channel's 24 packed 3×3 weights ([`pack_depthwise_weights`]).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
+    x: *const i8,
+    rs: usize,
+    wc: *const i16,
+    params: &DwRows,
+    clamp: bool,
+    odd: bool,
+) {
+    let pp = params as *const DwRows;
+    // SAFETY: the reads and writes are the caller's contract (every pair's and every lone
+    // pixel's loads are inside the windows it names, plus the row's slack; the weights are
+    // words 0, 4, 6, 8, 9 of `wc`'s 12); `params` lives across the block and is only read. FPU and DSP-extension instructions; s0–s10 and the
+    // flags are clobbered; r7 is pushed and popped (the stack balanced, no call between).
+    unsafe {
+        // Stride 1 keeps the zero point in `t` all along; stride 2's pairs use `t` for
+        // addresses, so it is reloaded before every `QADD`.
+        match (STRIDE, clamp, odd) {
+            (1, false, false) => {
+                dw_rows_asm!(pp, wc, x, params.out, rs, [dw_s1_pair!()], [], [], [])
+            }
+            (1, false, true) => dw_rows_asm!(
+                pp,
+                wc,
+                x,
+                params.out,
+                rs,
+                [dw_s1_pair!()],
+                [dw_lone!([dw_single!()], [], [])],
+                [],
+                []
+            ),
+            (1, true, false) => {
+                dw_rows_asm!(
+                    pp,
+                    wc,
+                    x,
+                    params.out,
+                    rs,
+                    [dw_s1_pair!()],
+                    [],
+                    [dw_clamp!()],
+                    []
+                )
+            }
+            (1, true, true) => dw_rows_asm!(
+                pp,
+                wc,
+                x,
+                params.out,
+                rs,
+                [dw_s1_pair!()],
+                [dw_lone!([dw_single!()], [dw_clamp!()], [])],
+                [dw_clamp!()],
+                []
+            ),
+            (_, false, false) => {
+                dw_rows_asm!(
+                    pp,
+                    wc,
+                    x,
+                    params.out,
+                    rs,
+                    [dw_s2_pair!()],
+                    [],
+                    [],
+                    ["vmov {t}, s4"]
+                )
+            }
+            (_, false, true) => dw_rows_asm!(
+                pp,
+                wc,
+                x,
+                params.out,
+                rs,
+                [dw_s2_pair!()],
+                [dw_lone!([dw_single!()], [], ["vmov {t}, s4"])],
+                [],
+                ["vmov {t}, s4"]
+            ),
+            (_, true, false) => dw_rows_asm!(
+                pp,
+                wc,
+                x,
+                params.out,
+                rs,
+                [dw_s2_pair!()],
+                [],
+                [dw_clamp!()],
+                ["vmov {t}, s4"]
+            ),
+            (_, true, true) => dw_rows_asm!(
+                pp,
+                wc,
+                x,
+                params.out,
+                rs,
+                [dw_s2_pair!()],
+                [dw_lone!([dw_single!()], [dw_clamp!()], ["vmov {t}, s4"])],
+                [dw_clamp!()],
+                ["vmov {t}, s4"]
+            ),
+        }
+    }
+}
+
+/// [`conv2d_i8_depthwise`] for the two-pixel geometries on Cortex-M4F/M7/M33 (rows of at
+/// least two pixels): each channel copied into the padded plane, then all its rows by
+/// [`depthwise_rows_dsp_asm`].
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn depthwise_rows_dsp(
+    p: &ConvI8,
+    kind: PairKind,
+    planes: &Planes,
+    packed: &[i16],
+    bias: Option<&[i32]>,
+    scales: &[f32],
+    padded: &mut [i8],
+    row: usize,
+    output: &mut [i8],
+) {
+    let g = &p.geom;
+    let w = &g.window;
+    let (kept, fresh) = (planes.kept, w.in_h - planes.kept);
+    let (plane_in, plane_out) = (fresh * w.in_w, w.out_h * w.out_w);
+    let (step, last_col) = match kind {
+        PairKind::Stride1 => (1, 3),
+        PairKind::Stride2 => (2, 4),
+    };
+    // Every window's reads: rows y0 + r·dil_h (r ≤ 2), columns i·step ..= i·step + last_col
+    // for pixels i < out_w (a pair's second pixel reads no further than its own window
+    // plus the row's slack); the deepest row and column must be inside the padded plane.
+    let deepest = ((w.out_h - 1) * w.stride_h + 2 * w.dil_h) * row;
+    let widest = (w.out_w - 1) * step + last_col;
+    assert!(widest < row && deepest + row <= padded.len() && w.out_w >= 2);
+    assert!(output.len() >= g.batch * g.out_c * plane_out);
+    assert!(packed.len() >= 24 * g.out_c && scales.len() >= g.out_c);
+    assert!(bias.is_none_or(|b| b.len() >= g.out_c));
+    let inside = w.pad_top * row + w.pad_left;
+    let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
+    // The per-call constants once; per channel only the weights, scale, bias and plane.
+    let mut params = DwRows {
+        scale: 0.0,
+        bias: 0,
+        zero: p.output_zero,
+        lo4: bytes(p.lo),
+        hi4: bytes(p.hi),
+        pair_bytes: 2 * (w.out_w / 2),
+        // Wrapping: added to an address (it is positive for every padded geometry).
+        row_step: (w.stride_h * row).wrapping_sub(2 * step * (w.out_w / 2)),
+        end: core::ptr::null_mut(),
+        out: core::ptr::null_mut(),
+    };
+    let clamp = p.lo != i8::MIN || p.hi != i8::MAX;
+    let odd = w.out_w % 2 == 1;
+    let rs = w.dil_h * row;
+    let zero = p.input_zero;
+    // The copies: every row of the input lands inside the padded plane, with the four
+    // bytes after it ...
+    assert!(w.in_h == 0 || inside + (w.in_h - 1) * row + w.in_w + 4 <= padded.len());
+    assert!(row >= w.in_w + 4);
+    // ... and a plane starting at byte `s` of its source reads whole words from each row
+    // start (`(rows − 1)·in_w + wide` bytes) inside it when `s` ≤ the source's `fast_*`
+    // (every plane when it has no rows: nothing is read; none when the bound is negative).
+    let fast = |len: usize, rows: usize| match rows {
+        0 => isize::MAX,
+        _ => len as isize - ((rows - 1) * w.in_w + w.in_w.next_multiple_of(4)) as isize,
+    };
+    let (fast_kept, fast_fresh) = (
+        fast(planes.kept_rows.len(), kept),
+        fast(planes.input.len(), fresh),
+    );
+    // Per channel only its plane copy, two constants and two pointers: every loop-invariant
+    // (the weights, each channel's sum of weights) was packed at build time.
+    for n in 0..g.batch {
+        for c in 0..g.out_c {
+            // Planes whose every row has a whole word from its last word's start (all but
+            // the tensor's last ones) straight into the padded plane; the others checked.
+            let at = n * g.in_c + c;
+            let base = padded.as_mut_ptr();
+            if (at * kept * w.in_w) as isize <= fast_kept {
+                // SAFETY: the plane's rows and their last words are inside `kept_rows`
+                // (`fast_kept`), the destination rows inside `padded` (asserted above).
+                unsafe {
+                    let src = planes.kept_rows.as_ptr().add(at * kept * w.in_w);
+                    copy_plane_rows(src, w.in_w, kept, base.add(inside), row, zero as i8);
+                }
+            } else {
+                let src = &planes.kept_rows[at * kept * w.in_w..];
+                copy_plane(src, w.in_w, kept, padded, inside, row, zero as i8);
+            }
+            let below = inside + kept * row;
+            if (at * plane_in) as isize <= fast_fresh {
+                // SAFETY: as above, in `input` (`fast_fresh`).
+                unsafe {
+                    let src = planes.input.as_ptr().add(at * plane_in);
+                    copy_plane_rows(src, w.in_w, fresh, base.add(below), row, zero as i8);
+                }
+            } else {
+                let src = &planes.input[at * plane_in..];
+                copy_plane(src, w.in_w, fresh, padded, below, row, zero as i8);
+            }
+            let wc = &packed[c * 24..][..24];
+            let b = bias.map_or(0, |b| b[c]);
+            // The loop sums `w · x` of the raw bytes (the border holds the input zero point):
+            // the bias takes `zero · Σ w` (packed at `wc[4]`) back.
+            params.bias = b.wrapping_sub(zero.wrapping_mul(i32::from(wc[4])));
+            params.scale = scales[c];
+            let plane = n * g.out_c + c;
+            // SAFETY: the plane `plane · plane_out ..+ plane_out` is inside `output` (asserted
+            // above: `plane < batch · out_c`).
+            params.out = unsafe { output.as_mut_ptr().add(plane * plane_out) };
+            // SAFETY: one past the plane's end, inside or one past `output` (as above).
+            params.end = unsafe { params.out.add(plane_out) };
+            // SAFETY: the reads are inside `padded` (asserted above for every window of
+            // every row), the writes are the plane (`out` to `end`, `out_h` rows); `wc` is
+            // the channel's 24 packed weights (LDR may be unaligned on Armv7E-M).
+            unsafe {
+                let x = padded.as_ptr();
+                match kind {
+                    PairKind::Stride1 => {
+                        depthwise_rows_dsp_asm::<1>(x, rs, wc.as_ptr(), &params, clamp, odd)
+                    }
+                    PairKind::Stride2 => {
+                        depthwise_rows_dsp_asm::<2>(x, rs, wc.as_ptr(), &params, clamp, odd)
+                    }
+                }
+            }
+        }
+    }
+}

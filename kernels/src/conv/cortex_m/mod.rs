@@ -1,0 +1,705 @@
+//! Cortex-M assembly for the int8 kernels on targets with the DSP extension (Armv7E-M:
+//! Cortex-M4/M7; Armv8-M Mainline with DSP), enabled by the `microarena_dsp` cfg of the build
+//! script: the reference kernel's row multiply-adds, the tiled kernel's im2col pairs, dot
+//! products and requantised quads (`SXTAB16`, `SMLAD`, `SSAT`; the FPU for the scale where
+//! the ABI has one). Each function states the instructions it spends per multiply-accumulate.
+//! The depthwise rows are in `depthwise.rs`.
+
+#[cfg(target_abi = "eabihf")]
+use super::*;
+
+#[cfg(target_abi = "eabihf")]
+mod depthwise;
+#[cfg(target_abi = "eabihf")]
+pub(super) use depthwise::*;
+
+/// [`mac_row2`] on Cortex-M4/M7 for a multiple of four columns: per four columns of two
+/// channels, two `LDR`, four `SXTAB16` (sign extension and zero point), four `PKHBT`/`PKHTB`
+/// pairing the channels' values of a column, four `SMLAD` (both channels' products added in
+/// one instruction), the accumulators by `LDRD`/`STRD`: 20 instructions for 8 MACs.
+#[cfg(microarena_dsp)]
+#[inline(always)]
+pub(crate) fn mac_row2_dsp(dst: &mut [i32], a: &[i8], b: &[i8], zero: i32, wa: i32, wb: i32) {
+    let n = dst.len();
+    assert!(n.is_multiple_of(4) && a.len() == n && b.len() == n);
+    if n == 0 {
+        return;
+    }
+    let minus_zero = (-zero) as u32 & 0xffff;
+    let offsets = minus_zero | minus_zero << 16;
+    // Halfword lanes: channel a's weight low, channel b's high (SMLAD pairs lane with lane).
+    let w = (wa as u32 & 0xffff) | (wb as u32) << 16;
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let dst = dst.as_mut_ptr();
+    // SAFETY: `dst` holds `n` i32s (4-aligned, as LDRD/STRD need), `a` and `b` `n` bytes
+    // each, `n` a non-zero multiple of 4: the loop reads `a[0..n]` and `b[0..n]` four bytes at
+    // a time (LDR may be unaligned on Armv7E-M) and reads and writes `dst[0..n]` four
+    // elements at a time, stopping when `dst` reaches `end`. DSP-extension instructions,
+    // present on every target build.rs enables this for; no stack; flags clobbered (CMP).
+    unsafe {
+        let end = dst.add(n);
+        core::arch::asm!(
+            "2:",
+            "ldr {x}, [{pa}], #4",
+            "ldr {y}, [{pb}], #4",
+            "sxtab16 {e}, {z}, {x}",          // a0, a2
+            "sxtab16 {x}, {z}, {x}, ror #8",  // a1, a3
+            "sxtab16 {f}, {z}, {y}",          // b0, b2
+            "sxtab16 {y}, {z}, {y}, ror #8",  // b1, b3
+            "pkhbt {p}, {e}, {f}, lsl #16",   // a0, b0
+            "pkhtb {f}, {f}, {e}, asr #16",   // a2, b2
+            "pkhbt {e}, {x}, {y}, lsl #16",   // a1, b1
+            "pkhtb {y}, {y}, {x}, asr #16",   // a3, b3
+            "ldrd {s0}, {s1}, [{dst}]",
+            "smlad {s0}, {p}, {w}, {s0}",
+            "smlad {s1}, {e}, {w}, {s1}",
+            "strd {s0}, {s1}, [{dst}], #8",
+            "ldrd {s0}, {s1}, [{dst}]",
+            "smlad {s0}, {f}, {w}, {s0}",
+            "smlad {s1}, {y}, {w}, {s1}",
+            "strd {s0}, {s1}, [{dst}], #8",
+            "cmp {dst}, {end}",
+            "bne 2b",
+            pa = inout(reg) pa => _,
+            pb = inout(reg) pb => _,
+            dst = inout(reg) dst => _,
+            end = in(reg) end,
+            w = in(reg) w,
+            z = in(reg) offsets,
+            x = out(reg) _,
+            y = out(reg) _,
+            e = out(reg) _,
+            f = out(reg) _,
+            p = out(reg) _,
+            s0 = out(reg) _,
+            s1 = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`mac_row`] on Cortex-M4/M7 for a multiple of four columns: per four columns one
+/// (unaligned) 32-bit load of the inputs, two `SXTAB16` (bytes 0 and 2, then 1 and 3,
+/// sign-extended into halfword lanes with `-zero` added: |x - zero| <= 255 fits), two `LDRD`
+/// and two `STRD` of the accumulators, four `SMLABB`/`SMLATB`: 11 instructions and the loop
+/// test, against 8 per column for the plain loop.
+#[cfg(microarena_dsp)]
+#[inline(always)]
+pub(crate) fn mac_row_dsp(dst: &mut [i32], src: &[i8], zero: i32, w: i32) {
+    let n = dst.len();
+    assert!(n.is_multiple_of(4) && src.len() == n);
+    if n == 0 {
+        return;
+    }
+    let minus_zero = (-zero) as u32 & 0xffff;
+    let offsets = minus_zero | minus_zero << 16;
+    let w = w as u32 & 0xffff;
+    let src = src.as_ptr();
+    let dst = dst.as_mut_ptr();
+    // SAFETY: `dst` holds `n` i32s (4-aligned, as LDRD/STRD need) and `src` `n` bytes, `n` a
+    // non-zero multiple of 4: the loop reads `src[0..n]` four bytes at a time (LDR may be
+    // unaligned on Armv7E-M) and reads and writes `dst[0..n]` four elements at a time,
+    // stopping when `dst` reaches `end`. The instructions exist on every target build.rs
+    // enables this for (DSP extension); no stack use; the flags are clobbered (CMP).
+    unsafe {
+        let end = dst.add(n);
+        core::arch::asm!(
+            "2:",
+            "ldr {x}, [{src}], #4",
+            "sxtab16 {e}, {z}, {x}",
+            "sxtab16 {x}, {z}, {x}, ror #8",
+            "ldrd {a0}, {a1}, [{dst}]",
+            "ldrd {a2}, {a3}, [{dst}, #8]",
+            "smlabb {a0}, {e}, {w}, {a0}",
+            "smlabb {a1}, {x}, {w}, {a1}",
+            "smlatb {a2}, {e}, {w}, {a2}",
+            "smlatb {a3}, {x}, {w}, {a3}",
+            "strd {a2}, {a3}, [{dst}, #8]",
+            "strd {a0}, {a1}, [{dst}], #16",
+            "cmp {dst}, {end}",
+            "bne 2b",
+            src = inout(reg) src => _,
+            dst = inout(reg) dst => _,
+            end = in(reg) end,
+            w = in(reg) w,
+            z = in(reg) offsets,
+            x = out(reg) _,
+            e = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`taps_two_apart`] on Cortex-M4/M7 for `pairs` channel pairs: per pair two `LDR` (bytes 0
+/// to 3 of each channel: both pixels at 0 and 2), two `SXTAB16` (bytes 0 and 2 widened, zero
+/// point subtracted), `PKHBT` and `PKHTB` (pixel 0's pair, pixel 1's) and one `STRD`.
+#[cfg(microarena_dsp)]
+#[inline(always)]
+pub(crate) fn taps_two_apart_dsp(x: &[i8], plane: usize, pairs: usize, zero: i32, dst: &mut [i16]) {
+    if pairs == 0 {
+        return;
+    }
+    assert!(x.len() > (2 * pairs - 1) * plane + 3 && dst.len() >= 4 * pairs);
+    let minus_zero = (-zero) as u32 & 0xffff;
+    let offsets = minus_zero | minus_zero << 16;
+    // SAFETY: pair j reads `x[2j·plane..][..4]` and `x[(2j+1)·plane..][..4]`, inside `x` for
+    // j < pairs (asserted: the last byte read is `(2·pairs − 1)·plane + 3`; LDR may be
+    // unaligned on Armv7E-M), and writes `dst[4j..4j + 4]` (asserted) with STRD, which needs
+    // `dst` 4-aligned: it is the arena scratch, 4-aligned, at a multiple of 4 i16. The loop
+    // runs `pairs` > 0 times. DSP-extension instructions, present wherever build.rs enables
+    // this; no stack; the flags are clobbered (SUBS).
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {a}, [{px}]",
+            "ldr {b}, [{px}, {plane}]",
+            "add {px}, {px}, {plane2}",
+            "sxtab16 {a}, {z}, {a}",
+            "sxtab16 {b}, {z}, {b}",
+            "pkhbt {t}, {a}, {b}, lsl #16",
+            "pkhtb {b}, {b}, {a}, asr #16",
+            "strd {t}, {b}, [{pd}], #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            px = inout(reg) x.as_ptr() => _,
+            pd = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) pairs => _,
+            plane = in(reg) plane,
+            plane2 = in(reg) 2 * plane,
+            z = in(reg) offsets,
+            a = out(reg) _,
+            b = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`taps_side_by_side`] on Cortex-M4/M7 for `pairs` channel pairs: per pair two `LDRH`
+/// (both pixels of each channel), one `PKHBT` (the four bytes in one word), two `SXTAB16`
+/// (sign extension and zero point: pixel 0's pair, pixel 1's pair) and one `STRD`.
+#[cfg(microarena_dsp)]
+#[inline(always)]
+pub(crate) fn taps_side_by_side_dsp(
+    x: &[i8],
+    plane: usize,
+    pairs: usize,
+    zero: i32,
+    dst: &mut [i16],
+) {
+    if pairs == 0 {
+        return;
+    }
+    assert!(x.len() > (2 * pairs - 1) * plane + 1 && dst.len() >= 4 * pairs);
+    let minus_zero = (-zero) as u32 & 0xffff;
+    let offsets = minus_zero | minus_zero << 16;
+    // SAFETY: pair j reads `x[2j·plane..][..2]` and `x[(2j+1)·plane..][..2]`, inside `x` for
+    // j < pairs (asserted: the last byte read is `(2·pairs − 1)·plane + 1`; LDRH may be
+    // unaligned on Armv7E-M), and writes `dst[4j..4j + 4]` (asserted) with STRD, which needs
+    // `dst` 4-aligned: it is the arena scratch, 4-aligned, at a multiple of 4 i16. An odd
+    // count's first pair alone, then two pairs per iteration, `pairs / 2` times (none when
+    // 0). DSP-extension instructions, present wherever build.rs enables this; no stack; the
+    // flags are clobbered (LSRS, SUBS).
+    unsafe {
+        core::arch::asm!(
+            "lsrs {n}, {n}, #1",
+            "bcc 2f",
+            "ldrh {a}, [{px}]",
+            "ldrh {b}, [{px}, {plane}]",
+            "add {px}, {px}, {plane2}",
+            "pkhbt {a}, {a}, {b}, lsl #16",
+            "sxtab16 {b}, {z}, {a}",
+            "sxtab16 {a}, {z}, {a}, ror #8",
+            "strd {b}, {a}, [{pd}], #8",
+            // Z still from LSRS: no pair left.
+            "beq 3f",
+            "2:",
+            "ldrh {a}, [{px}]",
+            "ldrh {b}, [{px}, {plane}]",
+            "ldrh {c}, [{px}, {plane2}]",
+            "ldrh {d}, [{px}, {plane3}]",
+            "add {px}, {px}, {plane2}, lsl #1",
+            "pkhbt {a}, {a}, {b}, lsl #16",
+            "pkhbt {c}, {c}, {d}, lsl #16",
+            "sxtab16 {b}, {z}, {a}",
+            "sxtab16 {a}, {z}, {a}, ror #8",
+            "sxtab16 {d}, {z}, {c}",
+            "sxtab16 {c}, {z}, {c}, ror #8",
+            "strd {b}, {a}, [{pd}], #8",
+            "strd {d}, {c}, [{pd}], #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "3:",
+            px = inout(reg) x.as_ptr() => _,
+            pd = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) pairs => _,
+            plane = in(reg) plane,
+            plane2 = in(reg) 2 * plane,
+            plane3 = in(reg) 3 * plane,
+            z = in(reg) offsets,
+            a = out(reg) _,
+            b = out(reg) _,
+            c = out(reg) _,
+            d = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// One block of [`dot_4x2_dsp`]: two reduction steps of the 4 × 2 tile.
+#[cfg(microarena_dsp)]
+macro_rules! dot_4x2_block {
+    () => {
+        concat!(
+            "ldrd {w0}, r7, [{pw}], #8\n",
+            "ldrd {x0}, {x1}, [{px}], #8\n",
+            "smlad {a0}, {w0}, {x0}, {a0}\n",
+            "smlad {a1}, {w0}, {x1}, {a1}\n",
+            "smlad {a2}, r7, {x0}, {a2}\n",
+            "smlad {a3}, r7, {x1}, {a3}\n",
+            "ldrd {w0}, r7, [{pw}], #8\n",
+            "smlad {a4}, {w0}, {x0}, {a4}\n",
+            "smlad {a5}, {w0}, {x1}, {a5}\n",
+            "smlad {a6}, r7, {x0}, {a6}\n",
+            "smlad {a7}, r7, {x1}, {a7}\n",
+        )
+    };
+}
+
+/// [`dot_4x2_unchecked`] on Cortex-M4/M7: per two reduction steps one `LDRD` of both pixels'
+/// input pairs, two `LDRD` of the four channels' weight pairs and eight `SMLAD`: 11
+/// instructions for 16 multiply-accumulates, each loaded word feeding two or four `SMLAD`.
+/// Eight accumulators, four operands and two pointers are 14 registers, one more than
+/// inline assembly may have as operands here: r7 (the frame pointer, which it may not name
+/// as an operand) is saved on the stack and holds one weight word, and the end of the loop
+/// is read from the stack.
+///
+/// # Safety
+/// As [`dot_4x2_unchecked`].
+#[cfg(microarena_dsp)]
+#[inline(always)]
+pub(crate) unsafe fn dot_4x2_dsp(w: *const i16, x: &[i16], init: [i32; 8]) -> [i32; 8] {
+    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7] = init;
+    // SAFETY: `x` holds n i16 (a non-zero multiple of 16) and `w` 2n (the caller's contract);
+    // each block reads 8 bytes of x and 16 of w, eight blocks per pass (four in a first, half
+    // pass when n is an odd multiple of 16), until x's end: every LDRD is inside both, and
+    // both are 4-aligned (the weight blob, the arena scratch). r7 is pushed first and popped
+    // last, the end pointer is pushed and dropped: the stack is balanced, nothing else
+    // touches it, and no call or unwinding happens in between. DSP-extension instructions;
+    // the flags are clobbered.
+    unsafe {
+        let end = x.as_ptr().add(x.len());
+        core::arch::asm!(
+            "push {{r7}}",
+            "push {{{x0}}}",
+            "subs {x1}, {x0}, {px}",
+            "tst {x1}, #32",
+            "bne 3f",
+            "2:",
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            "3:",
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            "ldr {w0}, [sp]",
+            "cmp {px}, {w0}",
+            "bne 2b",
+            "add sp, sp, #4",
+            "pop {{r7}}",
+            pw = inout(reg) w => _,
+            px = inout(reg) x.as_ptr() => _,
+            x0 = inout(reg) end => _,
+            x1 = out(reg) _,
+            w0 = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            a4 = inout(reg) a4,
+            a5 = inout(reg) a5,
+            a6 = inout(reg) a6,
+            a7 = inout(reg) a7,
+        );
+    }
+    [a0, a1, a2, a3, a4, a5, a6, a7]
+}
+
+/// The assembly of [`quads_dsp`] with `$store` after the `SSAT`s: the stores alone when
+/// `SSAT`'s range is the clamp, else the halfword clamp first.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! quads_asm {
+    ($w:expr, $pp:expr, [$($store:expr),* $(,)?], [$($entry:expr),*]) => {
+        core::arch::asm!(
+            "push {{r7}}",
+            // The stack: [sp] the end of the pixel pair's inputs (the loop's bound, one load
+            // away), [sp, #4] `params`.
+            "ldr {x1}, [{x0}, #4]",
+            "push {{{x0}}}",
+            "push {{{x1}}}",
+            "4:",
+            // Biases: a0 = a1 = channel 0's, a2 = a3 = channel 1's, ... (the pointer steps
+            // 16 bytes a group, or stays on four zeros without a bias).
+            "ldr {x1}, [sp, #4]",
+            "ldr {x0}, [{x1}, #8]",
+            "ldrd {a0}, {a2}, [{x0}]",
+            "ldrd {a4}, {a6}, [{x0}, #8]",
+            "ldr {w0}, [{x1}, #12]",
+            "add {x0}, {x0}, {w0}",
+            "str {x0}, [{x1}, #8]",
+            "mov {a1}, {a0}",
+            "mov {a3}, {a2}",
+            "mov {a5}, {a4}",
+            "mov {a7}, {a6}",
+            "ldr {px}, [{x1}]",
+            // `$entry`: a branch to the second half when every pass starts there.
+            $($entry,)*
+            "2:",
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            "3:",
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            dot_4x2_block!(),
+            "ldr {w0}, [sp]",
+            "cmp {px}, {w0}",
+            "bne 2b",
+            // Requantisation of the eight sums.
+            "ldr {x1}, [sp, #4]",
+            "ldr {x0}, [{x1}, #16]",
+            "vldmia {x0}!, {{s8-s11}}",
+            "str {x0}, [{x1}, #16]",
+            "vmov s0, s1, {a0}, {a1}",
+            "vmov s2, s3, {a2}, {a3}",
+            "vmov s4, s5, {a4}, {a5}",
+            "vmov s6, s7, {a6}, {a7}",
+            "vcvt.f32.s32 s0, s0",
+            "vcvt.f32.s32 s1, s1",
+            "vcvt.f32.s32 s2, s2",
+            "vcvt.f32.s32 s3, s3",
+            "vcvt.f32.s32 s4, s4",
+            "vcvt.f32.s32 s5, s5",
+            "vcvt.f32.s32 s6, s6",
+            "vcvt.f32.s32 s7, s7",
+            "vmul.f32 s0, s0, s8",
+            "vmul.f32 s1, s1, s8",
+            "vmul.f32 s2, s2, s9",
+            "vmul.f32 s3, s3, s9",
+            "vmul.f32 s4, s4, s10",
+            "vmul.f32 s5, s5, s10",
+            "vmul.f32 s6, s6, s11",
+            "vmul.f32 s7, s7, s11",
+            "vcvtr.s32.f32 s0, s0",
+            "vcvtr.s32.f32 s1, s1",
+            "vcvtr.s32.f32 s2, s2",
+            "vcvtr.s32.f32 s3, s3",
+            "vcvtr.s32.f32 s4, s4",
+            "vcvtr.s32.f32 s5, s5",
+            "vcvtr.s32.f32 s6, s6",
+            "vcvtr.s32.f32 s7, s7",
+            "vmov {a0}, {a1}, s0, s1",
+            "vmov {a2}, {a3}, s2, s3",
+            "vmov {a4}, {a5}, s4, s5",
+            "vmov {a6}, {a7}, s6, s7",
+            "ldr {w0}, [{x1}, #20]",
+            "qadd {a0}, {a0}, {w0}",
+            "qadd {a1}, {a1}, {w0}",
+            "qadd {a2}, {a2}, {w0}",
+            "qadd {a3}, {a3}, {w0}",
+            "qadd {a4}, {a4}, {w0}",
+            "qadd {a5}, {a5}, {w0}",
+            "qadd {a6}, {a6}, {w0}",
+            "qadd {a7}, {a7}, {w0}",
+            "ssat {a0}, #8, {a0}",
+            "ssat {a1}, #8, {a1}",
+            "ssat {a2}, #8, {a2}",
+            "ssat {a3}, #8, {a3}",
+            "ssat {a4}, #8, {a4}",
+            "ssat {a5}, #8, {a5}",
+            "ssat {a6}, #8, {a6}",
+            "ssat {a7}, #8, {a7}",
+            $($store,)*
+            "ldr {w0}, [{x1}, #44]",
+            "subs {w0}, {w0}, #1",
+            "str {w0}, [{x1}, #44]",
+            "bne 4b",
+            "add sp, sp, #8",
+            "pop {{r7}}",
+            pw = inout(reg) $w => _,
+            px = out(reg) _,
+            x0 = inout(reg) $pp => _,
+            x1 = out(reg) _,
+            w0 = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+            a4 = out(reg) _,
+            a5 = out(reg) _,
+            a6 = out(reg) _,
+            a7 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+        )
+    };
+}
+
+/// The stores of [`quads_asm`] after a clamp narrower than `SSAT`'s: the eight bytes paired
+/// by `PKHBT`, clamped two at a time (`SSUB16`/`SEL`), then stored.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! quads_clamped_stores {
+    () => {
+        concat!(
+            "pkhbt {a0}, {a0}, {a1}, lsl #16\n",
+            "pkhbt {a2}, {a2}, {a3}, lsl #16\n",
+            "pkhbt {a4}, {a4}, {a5}, lsl #16\n",
+            "pkhbt {a6}, {a6}, {a7}, lsl #16\n",
+            "ldr {w0}, [{x1}, #24]\n",
+            "ssub16 {x0}, {a0}, {w0}\n",
+            "sel {a0}, {a0}, {w0}\n",
+            "ssub16 {x0}, {a2}, {w0}\n",
+            "sel {a2}, {a2}, {w0}\n",
+            "ssub16 {x0}, {a4}, {w0}\n",
+            "sel {a4}, {a4}, {w0}\n",
+            "ssub16 {x0}, {a6}, {w0}\n",
+            "sel {a6}, {a6}, {w0}\n",
+            "ldr {w0}, [{x1}, #28]\n",
+            "ssub16 {x0}, {w0}, {a0}\n",
+            "sel {a0}, {a0}, {w0}\n",
+            "ssub16 {x0}, {w0}, {a2}\n",
+            "sel {a2}, {a2}, {w0}\n",
+            "ssub16 {x0}, {w0}, {a4}\n",
+            "sel {a4}, {a4}, {w0}\n",
+            "ssub16 {x0}, {w0}, {a6}\n",
+            "sel {a6}, {a6}, {w0}\n",
+            // Stores: channel i's two bytes at out + i·plane (+ next).
+            "ldr {x0}, [{x1}, #32]\n",
+            "ldr {w0}, [{x1}, #36]\n",
+            "ldr {px}, [{x1}, #40]\n",
+            "strb {a0}, [{x0}]\n",
+            "lsrs {a0}, {a0}, #16\n",
+            "strb {a0}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a2}, [{x0}]\n",
+            "lsrs {a2}, {a2}, #16\n",
+            "strb {a2}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a4}, [{x0}]\n",
+            "lsrs {a4}, {a4}, #16\n",
+            "strb {a4}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a6}, [{x0}]\n",
+            "lsrs {a6}, {a6}, #16\n",
+            "strb {a6}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "str {x0}, [{x1}, #32]",
+        )
+    };
+}
+
+/// The stores of [`quads_asm`] when `SSAT`'s range is the clamp.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! quads_stores {
+    () => {
+        concat!(
+            // Stores: channel i's two bytes at out + i·plane (+ next).
+            "ldr {x0}, [{x1}, #32]\n",
+            "ldr {w0}, [{x1}, #36]\n",
+            "ldr {px}, [{x1}, #40]\n",
+            "strb {a0}, [{x0}]\n",
+            "strb {a1}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a2}, [{x0}]\n",
+            "strb {a3}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a4}, [{x0}]\n",
+            "strb {a5}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "strb {a6}, [{x0}]\n",
+            "strb {a7}, [{x0}, {w0}]\n",
+            "add {x0}, {x0}, {px}\n",
+            "str {x0}, [{x1}, #32]",
+        )
+    };
+}
+
+/// What [`quads_dsp`] reads and updates in memory (it has no registers left for them).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[repr(C)]
+pub(crate) struct QuadParams {
+    pub(crate) x_start: *const i16,
+    pub(crate) x_end: *const i16,
+    /// Next quad's four biases (8-aligned not needed: `LDRD` takes 4), and the bytes to the
+    /// next quad's: 16, or 0 without a bias (then `bias` points to four zeros).
+    pub(crate) bias: *const i32,
+    pub(crate) bias_step: usize,
+    /// Next quad's first scale.
+    pub(crate) scales: *const f32,
+    pub(crate) zero: i32,
+    pub(crate) lo2: u32,
+    pub(crate) hi2: u32,
+    /// Next quad's first output byte (pixel 0), the offset of pixel 1's (0 or 1), and the
+    /// bytes between channels.
+    pub(crate) out: *mut i8,
+    pub(crate) next: usize,
+    pub(crate) plane: usize,
+    /// Quads still to do.
+    pub(crate) quads: usize,
+}
+
+// The field offsets [`quads_asm`] loads from (`[{x1}, #N]`).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(QuadParams, x_end) == 4 && offset_of!(QuadParams, bias) == 8);
+    assert!(offset_of!(QuadParams, bias_step) == 12 && offset_of!(QuadParams, scales) == 16);
+    assert!(offset_of!(QuadParams, zero) == 20 && offset_of!(QuadParams, lo2) == 24);
+    assert!(offset_of!(QuadParams, hi2) == 28 && offset_of!(QuadParams, out) == 32);
+    assert!(offset_of!(QuadParams, next) == 36 && offset_of!(QuadParams, plane) == 40);
+    assert!(offset_of!(QuadParams, quads) == 44);
+};
+
+/// All `params.quads` groups of four channels of one pixel pair on Cortex-M4F/M7/M33: per
+/// group the biases, the 4 × 2 `SMLAD` loop of [`dot_4x2_dsp`], the eight requantisations
+/// of `requantize_pair_dsp` (float conversions, products and `VCVTR` for all eight, then
+/// `QADD`, `SSAT` and, with `clamp`, `PKHBT` and the `SSUB16`/`SEL` clamp for four pairs;
+/// without, `SSAT`'s range is the clamp) and the eight byte stores, with every live value in
+/// a register and the loop's state in `params`: no spills around an assembly block per group.
+///
+/// # Safety
+/// `w` points to `params.quads · 4 · n` readable, 4-aligned `i16` where `n` = `x_end −
+/// x_start`, a non-zero multiple of 16, `x` 4-aligned; `bias + q·bias_step + [0, 16)`
+/// (bytes, 4-aligned) for q < quads and `scales + i` are readable and `out + i·plane` and
+/// `out + i·plane + next` writable for i < 4·quads; `quads` > 0.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[inline(always)]
+pub(crate) unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams, clamp: bool, half: bool) {
+    let pp = params as *mut QuadParams;
+    // SAFETY: the caller's contract covers every load and store; `params` is read and written
+    // only through `pp` (kept on the stack with a copy of `x_end`, as r7 is: all three taken
+    // off before the end; the stack is balanced and nothing is called in between). FPU and
+    // DSP-extension instructions; s0–s11 and the flags are clobbered.
+    unsafe {
+        // An odd number of 8-step halves: every pass starts at its second half.
+        match (clamp, half) {
+            (true, false) => quads_asm!(w, pp, [quads_clamped_stores!()], []),
+            (true, true) => quads_asm!(w, pp, [quads_clamped_stores!()], ["b 3f"]),
+            (false, false) => quads_asm!(w, pp, [quads_stores!()], []),
+            (false, true) => quads_asm!(w, pp, [quads_stores!()], ["b 3f"]),
+        }
+    }
+}
+
+/// [`dot_2x2`] on Cortex-M4/M7: per two reduction steps one `LDRD` of the two channels'
+/// weight pairs, one `LDRD` of the two pixels' input pairs and four `SMLAD` (each two
+/// multiply-accumulates); unrolled eight times: 50 instructions for 64 multiply-accumulates.
+///
+/// # Safety
+/// As [`dot_2x2_unchecked`].
+#[cfg(microarena_dsp)]
+#[inline(always)]
+pub(crate) unsafe fn dot_2x2_dsp(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 4] {
+    let [mut a00, mut a01, mut a10, mut a11] = init;
+    let n = x.len();
+    // SAFETY: `w` and `x` hold `n` i16s each, `n` a non-zero multiple of 16 (the caller's
+    // contract), so the loop reads both in steps of 8 bytes (4 i16), eight times per pass (four
+    // in a first, half pass when n is an odd multiple of 16), and stops when `x` reaches its
+    // end: every LDRD is inside both. Both are 4-aligned (LDRD
+    // needs it): `w` is a 16-aligned weight blob at a multiple of 8 bytes, `x` the arena
+    // scratch at an aligned offset. DSP-extension instructions exist on every target build.rs
+    // enables this for; no stack; the flags are clobbered (TST, CMP).
+    unsafe {
+        let end = x.as_ptr().add(n);
+        core::arch::asm!(
+            // Eight blocks of two steps per pass; with an odd number of 8-step halves
+            // (bit 4 of n), enter at the second half.
+            "tst {w0}, #16",
+            "bne 3f",
+            "2:",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "3:",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "ldrd {w0}, {w1}, [{pw}], #8",
+            "ldrd {x0}, {x1}, [{px}], #8",
+            "smlad {a00}, {w0}, {x0}, {a00}",
+            "smlad {a01}, {w0}, {x1}, {a01}",
+            "smlad {a10}, {w1}, {x0}, {a10}",
+            "smlad {a11}, {w1}, {x1}, {a11}",
+            "cmp {px}, {end}",
+            "bne 2b",
+            pw = inout(reg) w => _,
+            px = inout(reg) x.as_ptr() => _,
+            end = in(reg) end,
+            a00 = inout(reg) a00,
+            a01 = inout(reg) a01,
+            a10 = inout(reg) a10,
+            a11 = inout(reg) a11,
+            w0 = inout(reg) n => _,
+            w1 = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            options(nostack, readonly),
+        );
+    }
+    [a00, a01, a10, a11]
+}

@@ -1,0 +1,865 @@
+//! The int8 depthwise convolution [`conv2d_i8_depthwise`] (and its split-window form
+//! [`conv2d_i8_depthwise_split`] for streamed stages): each channel copied into a padded
+//! plane, then two pixels at a time for the 3×3 windows, tap by tap otherwise; on Cortex-M4F
+//! rows in FPU/DSP assembly (see `cortex_m/depthwise.rs`), on x86-64 with AVX2 eight pixels at a
+//! time (see `x86/int8.rs`).
+
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+use super::cortex_m::*;
+use super::*;
+
+/// Row width, in bytes, of the padded planes [`conv2d_i8_depthwise`] works on: the input row
+/// with its left and right padding, and slack for the loads of a last, unpaired pixel.
+pub const fn depthwise_row(g: &Conv2d) -> usize {
+    let w = &g.window;
+    (w.pad_left + w.in_w + w.pad_right + 4).next_multiple_of(4)
+}
+
+/// Bytes of the scratch [`conv2d_i8_depthwise`] needs: one channel plane with its padding
+/// (a multiple of 4).
+pub const fn depthwise_scratch_len(g: &Conv2d) -> usize {
+    let w = &g.window;
+    // Rows: the padded input, and enough below it for every window the output reads.
+    let rows = (w.out_h - 1) * w.stride_h + (w.k_h - 1) * w.dil_h + 1;
+    let rows = if rows > w.pad_top + w.in_h + w.pad_bottom {
+        rows
+    } else {
+        w.pad_top + w.in_h + w.pad_bottom
+    };
+    rows * depthwise_row(g)
+}
+
+/// `i16` elements of the packed weights of [`conv2d_i8_depthwise`].
+pub const fn depthwise_weights_len(g: &Conv2d) -> usize {
+    4 * g.out_c * g.window.k_h * g.window.k_w.div_ceil(2)
+}
+
+/// The weights of a depthwise int8 convolution (OIHW, one input channel per group) as
+/// [`conv2d_i8_depthwise`] reads them, widened to `i16`: per channel, per kernel row, per
+/// pair of taps `m` two 32-bit words. For `k_w = 3` (the fast path's operands): `(w0, w2)`,
+/// `(w1, 0)`, then in row 0 the channel's sum of weights `(Σ w, 0)`, in row 1 the middle
+/// taps of rows 0 and 1 `(w1, w1')` (what the Cortex-M4 path loads as they are: no per-call
+/// sums or repacking), a zero word; otherwise `(w[2m], w[2m + 1])` and a zero word. Built
+/// once, at build time.
+pub fn pack_depthwise_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<Item = i16> + 'a {
+    let (kh, kw, c) = (g.window.k_h, g.window.k_w, g.out_c);
+    (0..c).flat_map(move |ch| {
+        let taps = &weights[ch * kh * kw..][..kh * kw];
+        (0..kh).flat_map(move |ky| {
+            (0..kw.div_ceil(2)).flat_map(move |m| {
+                let w = |kx: usize| -> i16 {
+                    if kx < kw {
+                        i16::from(taps[ky * kw + kx])
+                    } else {
+                        0
+                    }
+                };
+                if kw == 3 {
+                    // m = 0: (w0, w2) and (w1, 0); m = 1: the extras above. |Σ w| ≤ 128 · k_h · 3
+                    // fits an i16 for any kernel height a model has (k_h < 85).
+                    let sum: i32 = taps.iter().map(|&t| i32::from(t)).sum();
+                    match (m, ky) {
+                        (0, _) => [w(0), w(2), w(1), 0],
+                        (_, 0) => [sum.clamp(-32768, 32767) as i16, 0, 0, 0],
+                        (_, 1) => [i16::from(taps[1]), i16::from(taps[kw + 1]), 0, 0],
+                        _ => [0; 4],
+                    }
+                } else {
+                    [w(2 * m), w(2 * m + 1), 0, 0]
+                }
+            })
+        })
+    })
+}
+
+/// Depthwise int8 convolution (one input channel per group, one output channel each),
+/// bit-exact with [`conv2d_i8`] when `scales[c]` is `requant[c].scale()`.
+///
+/// Each channel's plane is first copied into `scratch` (at least [`depthwise_scratch_len`]
+/// bytes, placed in the arena by the planner) inside a border of the input zero point
+/// (filled once per call: the copies only overwrite the inside), so every window lies inside
+/// it and contributes `x − zero` (0 in the padding) with no bounds tests. On Cortex-M4F/M7,
+/// 3×3 windows with horizontal stride 1 or 2 (rows of two pixels or more) take two output
+/// pixels per step with the weights held in registers: per kernel row one 32-bit load of
+/// four input bytes (and, at stride 2, the fifth byte), `SXTB16` and `SMLAD`/`SMLAxy` (taps
+/// paired where the operands allow) on the raw bytes, the zero point taken out of the bias
+/// once per channel (`Σ w · (x − zero) = Σ w · x − zero · Σ w`, the padding included): 21
+/// instructions for 18 multiply-accumulates at stride 1, 29 at stride 2; both outputs
+/// requantised together and stored by one `STRH` (see `depthwise_rows_dsp_asm`). On x86-64
+/// builds with AVX2 (horizontal stride 1 or 2), eight output pixels at a time
+/// (`x86::depthwise_i8_plane`), bit for bit the same bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_i8_depthwise(
+    p: &ConvI8,
+    input: &[i8],
+    packed: &[i16],
+    bias: Option<&[i32]>,
+    scales: &[f32],
+    scratch: &mut [i16],
+    output: &mut [i8],
+) {
+    conv2d_i8_depthwise_split(p, &[], input, packed, bias, scales, scratch, output)
+}
+
+/// [`conv2d_i8_depthwise`] on an input whose rows lie in two places: each channel's first
+/// `kept` rows in `kept_rows` (`[batch][in_c][kept][in_w]`, `kept = kept_rows.len() /
+/// (batch · in_c · in_w)`), the other `in_h − kept` in `input` (`[batch][in_c][in_h −
+/// kept][in_w]`). A streamed stage keeps the rows a depthwise window reads again in a small
+/// buffer of their own between passes and lets the producer write the new rows elsewhere:
+/// the plane copy this kernel makes anyway joins them, so the window is never held whole.
+///
+/// # Panics
+/// If `kept_rows` is not a whole number of rows per channel, or more than `in_h` of them.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_i8_depthwise_split(
+    p: &ConvI8,
+    kept_rows: &[i8],
+    input: &[i8],
+    packed: &[i16],
+    bias: Option<&[i32]>,
+    scales: &[f32],
+    scratch: &mut [i16],
+    output: &mut [i8],
+) {
+    let g = &p.geom;
+    let w = &g.window;
+    assert!(
+        g.groups == g.in_c && g.in_c == g.out_c,
+        "one channel per group"
+    );
+    let planes = g.batch * g.in_c;
+    let kept = if kept_rows.is_empty() {
+        0
+    } else {
+        kept_rows.len() / (planes * w.in_w).max(1)
+    };
+    assert!(
+        kept * planes * w.in_w == kept_rows.len() && kept <= w.in_h,
+        "kept rows: whole rows of every channel"
+    );
+    // SAFETY: the same memory as bytes: i8 has no alignment and no invalid bit pattern, the
+    // length is the byte length, and `scratch` is not used again while this view lives.
+    let scratch: &mut [i8] = unsafe {
+        core::slice::from_raw_parts_mut(scratch.as_mut_ptr() as *mut i8, 2 * scratch.len())
+    };
+    // Per channel: `kept` rows in `kept_rows`, `fresh` in `input`.
+    let fresh = w.in_h - kept;
+    let (plane_in, plane_out) = (fresh * w.in_w, w.out_h * w.out_w);
+    let row = depthwise_row(g);
+    let rows = depthwise_scratch_len(g) / row;
+    let kwp = w.k_w.div_ceil(2);
+    assert!(input.len() >= g.batch * g.in_c * plane_in);
+    assert!(output.len() >= g.batch * g.out_c * plane_out);
+    assert!(packed.len() >= depthwise_weights_len(g) && scales.len() >= g.out_c);
+    assert!(bias.is_none_or(|b| b.len() >= g.out_c));
+    let padded = &mut scratch[..rows * row];
+    let zero = p.input_zero as i8;
+    // The border: every channel's copy overwrites the inside only.
+    padded.fill(zero);
+    let pair_kernel = match (w.k_h, w.k_w, w.stride_w, w.dil_w) {
+        (3, 3, 1, 1) => Some(PairKind::Stride1),
+        (3, 3, 2, 1) => Some(PairKind::Stride2),
+        _ => None,
+    };
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if let (Some(kind), true) = (pair_kernel, w.out_w >= 2) {
+        let planes = Planes {
+            kept_rows,
+            kept,
+            input,
+        };
+        return depthwise_rows_dsp(p, kind, &planes, packed, bias, scales, padded, row, output);
+    }
+    let inside = w.pad_top * row + w.pad_left;
+    for n in 0..g.batch {
+        for c in 0..g.out_c {
+            let plane = n * g.in_c + c;
+            copy_plane(
+                &kept_rows[plane * kept * w.in_w..],
+                w.in_w,
+                kept,
+                padded,
+                inside,
+                row,
+                zero,
+            );
+            let src = &input[plane * plane_in..];
+            copy_plane(src, w.in_w, fresh, padded, inside + kept * row, row, zero);
+            let wc = &packed[c * 4 * w.k_h * kwp..][..4 * w.k_h * kwp];
+            let b = bias.map_or(0, |b| b[c]);
+            let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
+            let scale = scales[c];
+            #[cfg(target_arch = "x86_64")]
+            if (1..=2).contains(&w.stride_w) && w.k_h * w.k_w <= 64 && crate::cpu::avx2() {
+                // The channel's taps in order (unpacked from the kernel's layout).
+                let mut taps = [0i32; 64];
+                for ky in 0..w.k_h {
+                    for kx in 0..w.k_w {
+                        taps[ky * w.k_w + kx] = i32::from(depthwise_tap(wc, w.k_w, ky, kx));
+                    }
+                }
+                // SAFETY: the CPU has AVX2; `padded` holds the channel's padded plane
+                // (`row` bytes a row, every window inside it), `out` its output plane.
+                unsafe { x86::depthwise_i8_plane(p, padded, row, &taps, b, scale, out) };
+                continue;
+            }
+            let q = |a: i32| crate::quant::requantize_scaled(a, scale, p.output_zero, p.lo, p.hi);
+            for oy in 0..w.out_h {
+                let y0 = oy * w.stride_h;
+                let line = &mut out[oy * w.out_w..][..w.out_w];
+                let pairs = |pair: PairKernel, line: &mut [i8]| {
+                    pair_row(line, w.stride_w, p, scale, |x0| {
+                        pair(padded, row, y0, x0, w.dil_h, wc, p.input_zero, b)
+                    })
+                };
+                match pair_kernel {
+                    Some(PairKind::Stride1) => {
+                        pairs(depthwise_3x3_pair, line);
+                        continue;
+                    }
+                    Some(PairKind::Stride2) => {
+                        pairs(depthwise_3x3_s2_pair, line);
+                        continue;
+                    }
+                    None => {}
+                }
+                for (ox, o) in line.iter_mut().enumerate() {
+                    let x0 = ox * w.stride_w;
+                    let mut acc = b;
+                    for ky in 0..w.k_h {
+                        let r = &padded[(y0 + ky * w.dil_h) * row..][..row];
+                        for kx in 0..w.k_w {
+                            let wt = depthwise_tap(wc, w.k_w, ky, kx);
+                            acc += (i32::from(r[x0 + kx * w.dil_w]) - p.input_zero) * i32::from(wt);
+                        }
+                    }
+                    *o = q(acc);
+                }
+            }
+        }
+    }
+}
+
+/// Tap `(ky, kx)` of one channel's packed depthwise weights `wc` (see
+/// [`pack_depthwise_weights`]: for `k_w = 3` each kernel row starts `(w0, w2), (w1, 0)`).
+#[inline(always)]
+pub(super) fn depthwise_tap(wc: &[i16], k_w: usize, ky: usize, kx: usize) -> i16 {
+    let row = 4 * ky * k_w.div_ceil(2);
+    if k_w == 3 {
+        [wc[row], wc[row + 2], wc[row + 1]][kx]
+    } else {
+        wc[row + 4 * (kx / 2) + kx % 2]
+    }
+}
+
+/// A two-pixel depthwise kernel: `(padded, row, y0, x0, dil_h, weights, zero, bias)`.
+pub(super) type PairKernel = fn(&[i8], usize, usize, usize, usize, &[i16], i32, i32) -> [i32; 2];
+
+/// The depthwise geometries with a two-pixel kernel: 3×3, horizontal stride 1 or 2.
+#[derive(Clone, Copy)]
+pub(super) enum PairKind {
+    Stride1,
+    Stride2,
+}
+
+/// One output row of a depthwise convolution two pixels at a time: `sums(x0)` gives the
+/// accumulators of the pixels whose windows start at columns `x0` and `x0 + stride`.
+#[inline(always)]
+pub(super) fn pair_row(
+    line: &mut [i8],
+    stride: usize,
+    p: &ConvI8,
+    scale: f32,
+    sums: impl Fn(usize) -> [i32; 2],
+) {
+    for (i, o) in line.chunks_mut(2).enumerate() {
+        let acc = sums(2 * i * stride);
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        {
+            let t =
+                crate::quant::requantize_pair_dsp(acc[0], acc[1], scale, p.output_zero, p.lo, p.hi);
+            o[0] = t as i8;
+            if let Some(o1) = o.get_mut(1) {
+                *o1 = (t >> 16) as i8;
+            }
+        }
+        #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
+        {
+            let q = |a: i32| crate::quant::requantize_scaled(a, scale, p.output_zero, p.lo, p.hi);
+            o[0] = q(acc[0]);
+            if let Some(o1) = o.get_mut(1) {
+                *o1 = q(acc[1]);
+            }
+        }
+    }
+}
+
+/// The plane at the start of `src` (`in_h` rows of `in_w` bytes; `src` may go on past it,
+/// e.g. to the tensor's end) into the padded plane `dst` from byte `at`, rows `row` bytes
+/// apart (`row` ≥ `in_w + 4`), the border left as it is: four bytes at a time, unaligned. A
+/// row whose source has a whole word from its last word's start is copied up to three bytes
+/// too far and the four bytes after it set back to the border's `fill`; the others (only the
+/// tensor's last row, unless `in_w` is a multiple of 4) exactly.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn copy_plane(
+    src: &[i8],
+    in_w: usize,
+    in_h: usize,
+    dst: &mut [i8],
+    at: usize,
+    row: usize,
+    fill: i8,
+) {
+    let wide = in_w.next_multiple_of(4);
+    assert!(in_w * in_h <= src.len());
+    assert!(row >= in_w + 4 && (in_h == 0 || at + (in_h - 1) * row + in_w + 4 <= dst.len()));
+    // Rows y < fast read y·in_w + [0, wide), inside `src` (all when `src` runs far enough
+    // past the plane, as it does for all but a tensor's last channels: no division then).
+    let fast = if in_h > 0 && (in_h - 1) * in_w + wide <= src.len() {
+        in_h
+    } else if src.len() >= wide {
+        ((src.len() - wide) / in_w + 1).min(in_h)
+    } else {
+        0
+    };
+    // SAFETY: rows y < fast read src[y·in_w..][..wide] (inside `src`, above) and write
+    // dst[at + y·row..][..in_w + 4] (asserted; `at` is inside `dst` when a row is copied).
+    unsafe {
+        copy_plane_rows(
+            src.as_ptr(),
+            in_w,
+            fast,
+            dst.as_mut_ptr().add(at.min(dst.len())),
+            row,
+            fill,
+        )
+    };
+    for y in fast..in_h {
+        let (s, d) = (y * in_w, at + y * row);
+        copy_bytes(&mut dst[d..d + in_w], &src[s..s + in_w]);
+    }
+}
+
+/// Rows `y < n` of `in_w` bytes from `src + y·in_w` to `dst + y·row`, four bytes at a time
+/// (see [`copy_plane`]): up to three bytes past each row are copied too and the four
+/// bytes after it set to `fill` (rows of whole groups of 16 bytes from an aligned source:
+/// exactly `in_w`).
+///
+/// # Safety
+/// For y < n, `src + y·in_w + [0, in_w.next_multiple_of(4))` is readable and `dst + y·row
+/// + [0, in_w + 4)` writable (`row` ≥ `in_w + 4`).
+#[inline(always)]
+pub(super) unsafe fn copy_plane_rows(
+    src: *const i8,
+    in_w: usize,
+    n: usize,
+    dst: *mut i8,
+    row: usize,
+    fill: i8,
+) {
+    if n == 0 {
+        return;
+    }
+    #[cfg(microarena_dsp)]
+    let wide = in_w.next_multiple_of(4);
+    let fill = u32::from_ne_bytes([fill as u8; 4]);
+    #[cfg(microarena_dsp)]
+    if in_w % 4 == 0 && in_w >= 16 && src as usize % 4 == 0 {
+        // Rows of whole words from an aligned source (a window of a streamed stage, a plane
+        // of a tensor whose width is a multiple of 4): four words per `LDM` and four
+        // unaligned stores, the row's last four words once more (overlapping: the same
+        // bytes) instead of a loop for the remainder. Exactly `in_w` bytes a row: the border
+        // is never touched.
+        // SAFETY: row y < n reads src[y·in_w..][..in_w] (readable: the caller's contract;
+        // 4-aligned: the source and `in_w`) and writes dst[y·row..][..in_w] (the contract);
+        // unaligned STR is allowed on Armv7E-M. r0–r3 clobbered, no stack, flags clobbered.
+        unsafe {
+            core::arch::asm!(
+                "1:",
+                "mov {q}, {quads}",
+                "2:",
+                "ldmia {s}!, {{r0, r1, r2, r3}}",
+                "str r0, [{d}]",
+                "str r1, [{d}, #4]",
+                "str r2, [{d}, #8]",
+                "str r3, [{d}, #12]",
+                "adds {d}, {d}, #16",
+                "subs {q}, {q}, #1",
+                "bne 2b",
+                // The last four words of the row (again, if the row is whole groups).
+                "subs {s}, {s}, {back}",
+                "subs {d}, {d}, {back}",
+                "ldmia {s}!, {{r0, r1, r2, r3}}",
+                "str r0, [{d}]",
+                "str r1, [{d}, #4]",
+                "str r2, [{d}, #8]",
+                "str r3, [{d}, #12]",
+                "add {d}, {d}, {step}",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                s = inout(reg) src => _,
+                d = inout(reg) dst => _,
+                n = inout(reg) n => _,
+                q = out(reg) _,
+                quads = in(reg) in_w / 16,
+                // From after the whole groups back to the row's last 16 bytes.
+                back = in(reg) 16 - in_w % 16,
+                // From the last group's start to the next row's first byte.
+                step = in(reg) row - in_w + 16,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                options(nostack),
+            );
+        }
+        return;
+    }
+    #[cfg(microarena_dsp)]
+    if wide <= 8 {
+        // Short rows (small planes): one or two words per row, no inner loop.
+        // SAFETY: row y < n reads src[y·in_w..][..wide] (the caller's contract; the second
+        // word only when `wide` is 8) and writes dst[y·row..][..in_w + 4] (the contract;
+        // `wide` ≤ `in_w + 3`; the fill after the words, at `in_w`); unaligned LDR/STR are
+        // allowed on Armv7E-M. No stack; the flags are clobbered.
+        unsafe {
+            let (s, d) = (src, dst);
+            if wide == 8 {
+                core::arch::asm!(
+                    "1:",
+                    "ldr {v}, [{s}, #4]",
+                    "ldr {u}, [{s}]",
+                    "add {s}, {s}, {w}",
+                    "str {v}, [{d}, #4]",
+                    "str {u}, [{d}]",
+                    "str {fill}, [{d}, {w}]",
+                    "add {d}, {d}, {row}",
+                    "subs {n}, {n}, #1",
+                    "bne 1b",
+                    s = inout(reg) s => _,
+                    d = inout(reg) d => _,
+                    n = inout(reg) n => _,
+                    w = in(reg) in_w,
+                    row = in(reg) row,
+                    fill = in(reg) fill,
+                    v = out(reg) _,
+                    u = out(reg) _,
+                    options(nostack),
+                );
+            } else {
+                core::arch::asm!(
+                    "1:",
+                    "ldr {u}, [{s}]",
+                    "add {s}, {s}, {w}",
+                    "str {u}, [{d}]",
+                    "str {fill}, [{d}, {w}]",
+                    "add {d}, {d}, {row}",
+                    "subs {n}, {n}, #1",
+                    "bne 1b",
+                    s = inout(reg) s => _,
+                    d = inout(reg) d => _,
+                    n = inout(reg) n => _,
+                    w = in(reg) in_w,
+                    row = in(reg) row,
+                    fill = in(reg) fill,
+                    u = out(reg) _,
+                    options(nostack),
+                );
+            }
+        }
+        return;
+    }
+    #[cfg(microarena_dsp)]
+    {
+        // SAFETY: row y < n reads src[y·in_w..][..wide] and writes dst[y·row..][..in_w + 4]
+        // (the caller's contract; `wide` ≤ `in_w + 3`); unaligned LDR/STR are allowed on
+        // Armv7E-M. No stack; the flags are clobbered.
+        unsafe {
+            core::arch::asm!(
+                "1:",
+                "add {end}, {s}, {w}",
+                "2:",
+                "ldr {v}, [{s}], #4",
+                "str {v}, [{d}], #4",
+                "cmp {s}, {end}",
+                "blo 2b",
+                // Back to the row's end (the words went up to three bytes further), the
+                // fill after it, then the next row.
+                "subs {v}, {s}, {end}",
+                "mov {s}, {end}",
+                "subs {d}, {d}, {v}",
+                "str {fill}, [{d}]",
+                "add {d}, {d}, {step}",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                s = inout(reg) src => _,
+                d = inout(reg) dst => _,
+                n = inout(reg) n => _,
+                w = in(reg) in_w,
+                step = in(reg) row - in_w,
+                fill = in(reg) fill,
+                end = out(reg) _,
+                v = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+    #[cfg(not(microarena_dsp))]
+    for y in 0..n {
+        let (s, d) = (y * in_w, y * row);
+        // SAFETY: the loads are inside `src + s + [0, wide)`, the stores inside `dst + d + [0,
+        // in_w + 4)` (the caller's contract; `wide` ≤ `in_w + 3`); both unaligned reads and
+        // writes of plain bytes.
+        unsafe {
+            let (sp, dp) = (src.add(s), dst.add(d));
+            let mut i = 0;
+            while i < in_w {
+                let v = (sp.add(i) as *const u32).read_unaligned();
+                (dp.add(i) as *mut u32).write_unaligned(v);
+                i += 4;
+            }
+            (dp.add(in_w) as *mut u32).write_unaligned(fill);
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of small planes: four bytes at a time (one
+/// unaligned word load and store on Cortex-M) without a call to `memcpy`.
+#[inline(always)]
+pub(super) fn copy_bytes(dst: &mut [i8], src: &[i8]) {
+    let mut d = dst.chunks_exact_mut(4);
+    let mut s = src.chunks_exact(4);
+    for (d, s) in (&mut d).zip(&mut s) {
+        d.copy_from_slice(s);
+    }
+    // Up to three bytes, spelt out: as a loop it becomes a call to `memcpy` again.
+    let (d, s) = (d.into_remainder(), s.remainder());
+    if let (Some(d), Some(s)) = (d.get_mut(0), s.first()) {
+        *d = *s;
+    }
+    if let (Some(d), Some(s)) = (d.get_mut(1), s.get(1)) {
+        *d = *s;
+    }
+    if let (Some(d), Some(s)) = (d.get_mut(2), s.get(2)) {
+        *d = *s;
+    }
+}
+
+/// Two output pixels of a 3×3 depthwise window with horizontal stride 2, whose top row is
+/// row `y0` of the padded plane and first column `x0` (pixel 1's is `x0 + 2`): `bias +
+/// Σ w · (x − zero)` for each.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn depthwise_3x3_s2_pair(
+    padded: &[i8],
+    row: usize,
+    y0: usize,
+    x0: usize,
+    dil_h: usize,
+    wc: &[i16],
+    zero: i32,
+    bias: i32,
+) -> [i32; 2] {
+    // The five bytes each kernel row reads, inside the plane (the row has slack for the
+    // unpaired last pixel).
+    assert!((y0 + 2 * dil_h) * row + x0 + 5 <= padded.len() && wc.len() >= 12);
+    #[cfg(microarena_dsp)]
+    {
+        let minus_zero = (-zero) as u32 & 0xffff;
+        let offsets = minus_zero | minus_zero << 16;
+        let (mut a0, mut a1) = (bias, bias);
+        let base = padded[y0 * row + x0..].as_ptr();
+        // SAFETY: rows y0, y0 + dil_h, y0 + 2·dil_h are read at `x0..x0 + 5` (asserted inside
+        // `padded`; LDR may be unaligned on Armv7E-M); the weights at `wc[0..12]` (asserted;
+        // 4-aligned: a 16-aligned blob at a multiple of 8 bytes, as LDRD needs). Per row:
+        // e = (x0, x2), o = (x1, x3), y = x4 (low half), each minus the zero point; weights
+        // wa = (w0, w2), wb = (w1, 0). DSP-extension instructions; no stack; no flags.
+        unsafe {
+            core::arch::asm!(
+                "ldr {x}, [{px}]",
+                "ldrb {y}, [{px}, #4]",
+                "add {px}, {px}, {stride}",
+                "ldrd {wa}, {wb}, [{pw}]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "sxtab16 {y}, {z}, {y}",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlatb {a1}, {e}, {wa}, {a1}",
+                "smlatb {a1}, {x}, {wb}, {a1}",
+                "smlabt {a1}, {y}, {wa}, {a1}",
+                "ldr {x}, [{px}]",
+                "ldrb {y}, [{px}, #4]",
+                "add {px}, {px}, {stride}",
+                "ldrd {wa}, {wb}, [{pw}, #16]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "sxtab16 {y}, {z}, {y}",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlatb {a1}, {e}, {wa}, {a1}",
+                "smlatb {a1}, {x}, {wb}, {a1}",
+                "smlabt {a1}, {y}, {wa}, {a1}",
+                "ldr {x}, [{px}]",
+                "ldrb {y}, [{px}, #4]",
+                "ldrd {wa}, {wb}, [{pw}, #32]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {x}, {z}, {x}, ror #8",
+                "sxtab16 {y}, {z}, {y}",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {x}, {wb}, {a0}",
+                "smlatb {a1}, {e}, {wa}, {a1}",
+                "smlatb {a1}, {x}, {wb}, {a1}",
+                "smlabt {a1}, {y}, {wa}, {a1}",
+                px = inout(reg) base => _,
+                pw = in(reg) wc.as_ptr(),
+                stride = in(reg) dil_h * row,
+                z = in(reg) offsets,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                x = out(reg) _,
+                y = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                e = out(reg) _,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        [a0, a1]
+    }
+    #[cfg(not(microarena_dsp))]
+    {
+        let mut acc = [bias, bias];
+        for ky in 0..3 {
+            let r = &padded[(y0 + ky * dil_h) * row + x0..][..5];
+            let x = |i: usize| i32::from(r[i]) - zero;
+            let (w0, w2, w1) = (
+                i32::from(wc[8 * ky]),
+                i32::from(wc[8 * ky + 1]),
+                i32::from(wc[8 * ky + 2]),
+            );
+            acc[0] += w0 * x(0) + w1 * x(1) + w2 * x(2);
+            acc[1] += w0 * x(2) + w1 * x(3) + w2 * x(4);
+        }
+        acc
+    }
+}
+
+/// Two output pixels `(ox, ox + 1)` of a 3×3, stride-1 depthwise window whose top row is row
+/// `y0` of the padded plane: `bias + Σ w · (x − zero)` for each.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn depthwise_3x3_pair(
+    padded: &[i8],
+    row: usize,
+    y0: usize,
+    ox: usize,
+    dil_h: usize,
+    wc: &[i16],
+    zero: i32,
+    bias: i32,
+) -> [i32; 2] {
+    // The four bytes each kernel row loads, inside the plane (the row has slack for the
+    // unpaired last pixel).
+    assert!((y0 + 2 * dil_h) * row + ox + 4 <= padded.len() && wc.len() >= 12);
+    #[cfg(microarena_dsp)]
+    {
+        let minus_zero = (-zero) as u32 & 0xffff;
+        let offsets = minus_zero | minus_zero << 16;
+        let (mut a0, mut a1) = (bias, bias);
+        let base = padded[y0 * row + ox..].as_ptr();
+        // SAFETY: rows y0, y0 + dil_h, y0 + 2·dil_h are read at `ox..ox + 4` (asserted inside
+        // `padded`; LDR may be unaligned on Armv7E-M); the weights at `wc[0..12]` (asserted;
+        // 4-aligned: a 16-aligned blob at a multiple of 8 bytes, as LDRD needs).
+        // DSP-extension instructions; no stack; no flags.
+        unsafe {
+            core::arch::asm!(
+                "ldr {x}, [{px}]",
+                "ldrd {wa}, {wb}, [{pw}]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {o}, {z}, {x}, ror #8",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {o}, {wb}, {a0}",
+                "smlad {a1}, {o}, {wa}, {a1}",
+                "smlatb {a1}, {e}, {wb}, {a1}",
+                "ldr {x}, [{px}, {stride}]",
+                "ldrd {wa}, {wb}, [{pw}, #16]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {o}, {z}, {x}, ror #8",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {o}, {wb}, {a0}",
+                "smlad {a1}, {o}, {wa}, {a1}",
+                "smlatb {a1}, {e}, {wb}, {a1}",
+                "ldr {x}, [{px}, {stride2}]",
+                "ldrd {wa}, {wb}, [{pw}, #32]",
+                "sxtab16 {e}, {z}, {x}",
+                "sxtab16 {o}, {z}, {x}, ror #8",
+                "smlad {a0}, {e}, {wa}, {a0}",
+                "smlabb {a0}, {o}, {wb}, {a0}",
+                "smlad {a1}, {o}, {wa}, {a1}",
+                "smlatb {a1}, {e}, {wb}, {a1}",
+                px = in(reg) base,
+                pw = in(reg) wc.as_ptr(),
+                stride = in(reg) dil_h * row,
+                stride2 = in(reg) 2 * dil_h * row,
+                z = in(reg) offsets,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                x = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                e = out(reg) _,
+                o = out(reg) _,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        [a0, a1]
+    }
+    #[cfg(not(microarena_dsp))]
+    {
+        let mut acc = [bias, bias];
+        for ky in 0..3 {
+            let r = &padded[(y0 + ky * dil_h) * row + ox..][..4];
+            let x = |i: usize| i32::from(r[i]) - zero;
+            let (w0, w2, w1) = (
+                i32::from(wc[8 * ky]),
+                i32::from(wc[8 * ky + 1]),
+                i32::from(wc[8 * ky + 2]),
+            );
+            acc[0] += w0 * x(0) + w1 * x(1) + w2 * x(2);
+            acc[1] += w0 * x(1) + w1 * x(2) + w2 * x(3);
+        }
+        acc
+    }
+}
+
+#[cfg(test)]
+mod depthwise_tests {
+    extern crate std;
+    use super::*;
+    use crate::quant::Requant;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Bit for bit the reference kernel: 3×3 stride 1 (the fast path), strides, dilations,
+    /// paddings, rectangular kernels, odd widths.
+    #[test]
+    fn depthwise_equals_reference() {
+        /// channels, in_h, in_w, k_h, k_w, stride, pad, dilation
+        type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
+        let cases: &[Case] = &[
+            (3, 6, 5, 3, 3, 1, 1, 1),
+            (2, 7, 8, 3, 3, 2, 1, 1),
+            (4, 5, 5, 3, 3, 1, 0, 1),
+            (2, 9, 7, 3, 3, 1, 2, 2),
+            (3, 6, 9, 5, 2, 1, 1, 1),
+            (1, 4, 3, 3, 3, 1, 1, 1),
+            (3, 9, 9, 3, 3, 2, 1, 1),
+            (2, 6, 7, 3, 3, 2, 0, 1),
+            (2, 5, 4, 3, 3, 2, 1, 1),
+            (2, 8, 10, 3, 3, 2, 1, 2),
+        ];
+        let cases = if cfg!(miri) { &cases[..2] } else { cases };
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 56) as i8
+        };
+        for &(ch, in_h, in_w, k_h, k_w, stride, pad, dil) in cases {
+            let geom = Conv2d {
+                batch: 1,
+                in_c: ch,
+                out_c: ch,
+                groups: ch,
+                window: Window2d::uniform(in_h, in_w, k_h, k_w, stride, dil, pad),
+                act: Activation::Identity,
+            };
+            let (out_h, out_w) = (geom.window.out_h, geom.window.out_w);
+            let p = ConvI8 {
+                geom,
+                input_zero: 6,
+                output_zero: -3,
+                lo: -120,
+                hi: 127,
+            };
+            let x: Vec<i8> = (0..ch * in_h * in_w).map(|_| next()).collect();
+            let w: Vec<i8> = (0..ch * k_h * k_w).map(|_| next()).collect();
+            let bias: Vec<i32> = (0..ch).map(|c| c as i32 * 51 - 80).collect();
+            let rq: Vec<Requant> = (0..ch)
+                .map(|c| Requant::from_real(0.004 + 0.0007 * c as f64))
+                .collect();
+            let n = ch * out_h * out_w;
+            let mut want = vec![0i8; n];
+            conv2d_i8(&p, &x, &w, Some(&bias), &rq, &mut want);
+            let packed: Vec<i16> = pack_depthwise_weights(&geom, &w).collect();
+            assert_eq!(packed.len(), depthwise_weights_len(&geom));
+            let mut scratch = vec![0x1234_i16; depthwise_scratch_len(&geom) / 2];
+            let mut got = vec![0i8; n];
+            let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
+            conv2d_i8_depthwise(
+                &p,
+                &x,
+                &packed,
+                Some(&bias),
+                &scales,
+                &mut scratch,
+                &mut got,
+            );
+            assert_eq!(got, want, "{ch}ch {k_h}x{k_w} s{stride} p{pad} d{dil}");
+            // The AVX2 plane kernel (the host's path in builds with AVX2) on channel 0's
+            // padded plane, wherever the CPU has AVX2.
+            #[cfg(target_arch = "x86_64")]
+            if !cfg!(miri) && std::is_x86_feature_detected!("avx2") && stride <= 2 {
+                let row = depthwise_row(&geom);
+                let mut padded = vec![6i8; depthwise_scratch_len(&geom)];
+                for y in 0..in_h {
+                    padded[(pad + y) * row + pad..][..in_w].copy_from_slice(&x[y * in_w..][..in_w]);
+                }
+                let mut taps = [0i32; 64];
+                for (t, &v) in taps.iter_mut().zip(&w[..k_h * k_w]) {
+                    *t = i32::from(v);
+                }
+                let mut plane = vec![0i8; out_h * out_w];
+                // SAFETY: the CPU has AVX2 (checked); the plane is laid out as the kernel's.
+                unsafe {
+                    x86::depthwise_i8_plane(&p, &padded, row, &taps, bias[0], scales[0], &mut plane)
+                };
+                assert_eq!(
+                    plane,
+                    want[..out_h * out_w],
+                    "avx2: {k_h}x{k_w} s{stride} d{dil}"
+                );
+            }
+            // The same rows in two places: the first `kept` of each channel in a buffer of
+            // their own (every split, none to all).
+            for kept in 0..=in_h {
+                let (head, tail): (Vec<i8>, Vec<i8>) = (
+                    x.chunks(in_h * in_w)
+                        .flat_map(|plane| plane[..kept * in_w].to_vec())
+                        .collect(),
+                    x.chunks(in_h * in_w)
+                        .flat_map(|plane| plane[kept * in_w..].to_vec())
+                        .collect(),
+                );
+                let mut split = vec![0i8; n];
+                conv2d_i8_depthwise_split(
+                    &p,
+                    &head,
+                    &tail,
+                    &packed,
+                    Some(&bias),
+                    &scales,
+                    &mut scratch,
+                    &mut split,
+                );
+                assert_eq!(
+                    split, want,
+                    "{ch}ch {k_h}x{k_w} s{stride}, {kept} rows kept"
+                );
+            }
+        }
+    }
+}
