@@ -1,10 +1,12 @@
 //! Report: what a plan does with the RAM, as text tables and as one SVG picture.
 //!
-//! Both compare three orders of the same graph: the ONNX file's order and tract's order
-//! (each placed with nothing shared, as a runtime without in-place or zero-copy buffers runs
-//! them) and ours. The SVG draws (1) the live bytes per step of each order, with our arena
-//! and an optional SRAM budget as horizontal lines, and (2) the arena map: each tensor a
-//! rectangle, x its lifetime in steps, y its offset, coloured by the op family that writes it.
+//! Both compare three plans of the same network: the ONNX file's order and tract's order
+//! (the optimised graph unstreamed, each placed with nothing shared, as a runtime without
+//! in-place or zero-copy buffers or streamed stages runs it) and ours (order, sharing and
+//! streamed stages). The SVG draws (1) the live bytes per step of each, with our arena and an
+//! optional SRAM budget as horizontal lines (a streamed plan has fewer steps: every line
+//! spans the plot's width), and (2) the arena map: each tensor a rectangle, x its lifetime in
+//! steps, y its offset, coloured by the op family that writes it.
 //!
 //! ```no_run
 //! let c = microarena_compiler::compile(
@@ -18,7 +20,6 @@
 use std::fmt::Write;
 
 use crate::ir::TensorKind;
-use crate::schedule::Schedule;
 use crate::Compiled;
 
 /// One order of the graph and the live bytes at each of its steps.
@@ -28,35 +29,44 @@ pub struct Timeline<'a> {
     pub key: &'static str,
     /// What the order is, for legends.
     pub label: &'static str,
-    /// The order.
-    pub schedule: &'a Schedule,
+    /// Each step's node label (ONNX name, or op type when unnamed), in order.
+    pub steps: Vec<&'a str>,
     /// Live bytes during each step.
     pub live_bytes: &'a [usize],
     /// The arena that order needs, placed.
     pub arena_bytes: usize,
 }
 
-/// The three orders the reports compare: file order, tract's order, ours.
+/// The three plans the reports compare: the file order and tract's order (unoptimised:
+/// nothing shared, not streamed), and ours.
 pub fn timelines(c: &Compiled) -> [Timeline<'_>; 3] {
+    fn labels(o: &crate::OrderPlan) -> Vec<&str> {
+        o.labels.iter().map(String::as_str).collect()
+    }
     [
         Timeline {
             key: "file",
-            label: "ONNX file order, nothing shared",
-            schedule: &c.file_order.schedule,
+            label: "ONNX file order, nothing shared, not streamed",
+            steps: labels(&c.file_order),
             live_bytes: &c.file_order.plan.step_live_bytes,
             arena_bytes: c.file_order.plan.arena_bytes,
         },
         Timeline {
             key: "tract",
-            label: "tract's order, nothing shared",
-            schedule: &c.tract_order.schedule,
+            label: "tract's order, nothing shared, not streamed",
+            steps: labels(&c.tract_order),
             live_bytes: &c.tract_order.plan.step_live_bytes,
             arena_bytes: c.tract_order.plan.arena_bytes,
         },
         Timeline {
             key: "ours",
-            label: "microarena (order + sharing)",
-            schedule: &c.schedule,
+            label: "microarena (order + sharing + streaming)",
+            steps: c
+                .schedule
+                .order
+                .iter()
+                .map(|v| node_label(c, v.0))
+                .collect(),
             live_bytes: &c.plan.step_live_bytes,
             arena_bytes: c.plan.arena_bytes,
         },
@@ -188,7 +198,7 @@ pub fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
     let lines = timelines(c);
     let _ = writeln!(
         o,
-        "\nThe three orders side by side (live bytes per step; file and tract orders with nothing shared):"
+        "\nThe three orders side by side (live bytes per step; file and tract orders with nothing shared, not streamed):"
     );
     let _ = write!(o, "{:>4}", "Step");
     for t in &lines {
@@ -200,16 +210,21 @@ pub fn text(c: &Compiled, model: &std::path::Path, total_ms: f64) -> String {
         let _ = write!(o, "  {:<28} {:>10}", head, "Live (B)");
     }
     let _ = writeln!(o);
-    for s in 0..c.schedule.len() {
+    // A streamed plan has fewer steps than the unstreamed baselines: its column ends first.
+    let rows = lines.iter().map(|t| t.steps.len()).max().unwrap_or(0);
+    for s in 0..rows {
         let _ = write!(o, "{:>4}", s + 1);
         for t in &lines {
-            let _ = write!(
-                o,
-                "  {:<28} {:>10}",
-                tail(node_label(c, t.schedule.order[s].0), 28),
-                thousands(t.live_bytes[s])
-            );
+            match (t.steps.get(s), t.live_bytes.get(s)) {
+                (Some(label), Some(live)) => {
+                    let _ = write!(o, "  {:<28} {:>10}", tail(label, 28), thousands(*live));
+                }
+                _ => {
+                    let _ = write!(o, "  {:<28} {:>10}", "", "");
+                }
+            }
         }
+        o.truncate(o.trim_end().len());
         let _ = writeln!(o);
     }
     let _ = write!(o, "{:>4}", "peak");
@@ -428,6 +443,8 @@ pub fn svg(c: &Compiled, title: &str, budget: Option<usize>) -> String {
         .unwrap_or(1);
     let (ymax, ystep) = axis(top_value);
     let x_of = |s: f64| left + s * pw / n as f64;
+    // Each order's line spans the width: step s of `len` at the same fraction of the plot.
+    let x_along = |s: usize, len: usize| left + (s as f64 + 0.5) * pw / len.max(1) as f64;
     let y_of = |b: f64| t_top + t_h - b / ymax * t_h;
     frame(
         &mut o,
@@ -445,7 +462,10 @@ pub fn svg(c: &Compiled, title: &str, budget: Option<usize>) -> String {
             .live_bytes
             .iter()
             .enumerate()
-            .map(|(s, &b)| format!("{:.1},{:.1}", x_of(s as f64 + 0.5), y_of(b as f64)))
+            .map(|(s, &b)| {
+                let x = x_along(s, t.live_bytes.len());
+                format!("{x:.1},{:.1}", y_of(b as f64))
+            })
             .collect();
         let dash = if t.key == "ours" {
             ""
@@ -502,9 +522,14 @@ pub fn svg(c: &Compiled, title: &str, budget: Option<usize>) -> String {
             xml(&tail(node_label(c, v.0), 26))
         );
     }
+    let axis_caption = if lines.iter().all(|t| t.live_bytes.len() == n) {
+        "step (op names: microarena's order)"
+    } else {
+        "step (op names: microarena's order; the unstreamed orders' steps spread over the same width)"
+    };
     let _ = writeln!(
         o,
-        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#444">step (op names: microarena's order)</text>"##,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#444">{axis_caption}</text>"##,
         left + pw / 2.0,
         t_top + t_h + labels_h + 6.0
     );

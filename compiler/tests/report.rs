@@ -42,10 +42,11 @@ fn check_structure(name: &str, c: &Compiled, svg: &str) {
             .collect();
         assert_eq!(
             points.len(),
-            c.schedule.len(),
+            t.live_bytes.len(),
             "{name} {}: one point per step",
             t.key
         );
+        assert_eq!(t.steps.len(), t.live_bytes.len(), "{name} {}", t.key);
         assert!(
             points.windows(2).all(|w| w[0].0 < w[1].0),
             "{name}: x increases"
@@ -238,8 +239,9 @@ fn plan_text_puts_the_three_orders_side_by_side() {
     assert!(table[0].contains("ONNX file order") && table[0].contains("tract order"));
     assert!(table[0].contains("microarena order"));
     let c = compiled("inception.onnx");
-    // Header, one row per step, peak and arena rows.
-    assert_eq!(table.len(), 1 + c.schedule.len() + 2, "{text}");
+    // Header, one row per step (of the longest order), peak and arena rows.
+    let steps = report::timelines(&c).map(|t| t.steps.len());
+    assert_eq!(table.len(), 1 + steps.iter().max().unwrap() + 2, "{text}");
     let last_numbers = |row: &str| -> Vec<String> {
         row.split_whitespace()
             .filter(|w| w.chars().all(|ch| ch.is_ascii_digit() || ch == ','))
@@ -253,4 +255,41 @@ fn plan_text_puts_the_three_orders_side_by_side() {
         .collect();
     assert_eq!(last_numbers(arena_row), want, "{arena_row}");
     assert_eq!(want, ["81,920", "81,920", "53,248"]);
+}
+
+/// The seed network: the baselines are what a runtime without our planning needs (the file's
+/// and tract's orders, nothing shared, not streamed: 107,776 B), beside our streamed plan
+/// (24,960 B), in the CLI's summary, the text table and the picture's title; the baselines
+/// have one step per op, ours one per stage.
+#[test]
+fn report_baselines_are_unoptimised() {
+    let c = compiled("chain.onnx");
+    let [file, tract, ours] = report::timelines(&c);
+    assert_eq!(
+        (file.arena_bytes, tract.arena_bytes, ours.arena_bytes),
+        (107_776, 107_776, 24_960)
+    );
+    assert_eq!(file.steps.len(), 6);
+    assert!(ours.steps.len() < file.steps.len(), "{:?}", ours.steps);
+    let svg = report::svg(&c, "chain.onnx", None);
+    assert!(
+        svg.contains("arena: file 107,776 B · tract 107,776 B · ours 24,960 B"),
+        "{svg}"
+    );
+    check_structure("chain.onnx (baselines)", &c, &svg);
+    let out_path =
+        std::env::temp_dir().join(format!("microarena-chain-{}.svg", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_microarena"))
+        .args(["report"])
+        .arg(root().join("tests/models/chain.onnx"))
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&out_path).ok();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("arena 24,960 B (file order 107,776 B, tract order 107,776 B)"),
+        "{stdout}"
+    );
 }

@@ -35,9 +35,11 @@ pub struct PlanStats {
     pub optimal: bool,
     /// Scheduling and placement time, in milliseconds.
     pub planning_ms: f64,
-    /// Arena of the ONNX file's order, placed by the same placer.
+    /// Arena of the ONNX file's order, nothing shared, not streamed, placed by the same
+    /// placer.
     pub file_order_arena_bytes: usize,
-    /// Arena of tract's `eval_order_opt_ram` order, placed by the same placer.
+    /// Arena of tract's `eval_order_opt_ram` order, nothing shared, not streamed, placed by
+    /// the same placer.
     pub tract_order_arena_bytes: usize,
     /// Arena of the best plan for the graph as written, nothing shared: every op (BatchNorm,
     /// activation, Add, ...) its own output buffer, under the best order found. The baseline.
@@ -62,11 +64,15 @@ pub struct PlanStats {
     pub unstreamed_arena_bytes: usize,
 }
 
-/// A baseline order of the same (optimised) graph and its placement, for comparisons.
+/// A baseline order of the optimised graph before streaming and its placement, for
+/// comparisons.
 #[derive(Clone, Debug)]
 pub struct OrderPlan {
-    /// The order of execution.
+    /// The order of execution, of the unstreamed graph (whose node ids differ from the
+    /// plan's once a stage is kept: see `labels`).
     pub schedule: Schedule,
+    /// Each step's node: its ONNX name, or its op type when unnamed.
+    pub labels: Vec<String>,
     /// Its placement: arena size and live bytes per step.
     pub plan: ArenaPlan,
 }
@@ -393,6 +399,11 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     // Stages only add tensors: every weight keeps its index.
     planned.graph.put_weight_data(weights);
     planned.stats.unstreamed_arena_bytes = base.plan.arena_bytes;
+    // The baselines are what a runtime without our planning runs: the graph unstreamed.
+    planned.stats.file_order_arena_bytes = base.stats.file_order_arena_bytes;
+    planned.stats.tract_order_arena_bytes = base.stats.tract_order_arena_bytes;
+    planned.file_order = base.file_order;
+    planned.tract_order = base.tract_order;
     planned.stats.planning_ms = clock.start.elapsed().as_secs_f64() * 1e3;
     assert!(planned.plan.arena_bytes < planned.stats.unstreamed_arena_bytes);
     Ok(planned)
@@ -439,7 +450,24 @@ fn plan_optimized(
     let baseline = |which: SeedOrder| {
         let schedule = which.schedule(&graph, &plain.model);
         let plan = place::place(&graph, &plain.model, &schedule);
-        OrderPlan { schedule, plan }
+        let labels = schedule
+            .order
+            .iter()
+            .map(|v| {
+                let n = &graph.nodes[v.0];
+                if n.name.is_empty() {
+                    &n.op_type
+                } else {
+                    &n.name
+                }
+                .clone()
+            })
+            .collect();
+        OrderPlan {
+            schedule,
+            labels,
+            plan,
+        }
     };
     let file_order = baseline(SeedOrder::File);
     let tract_order = baseline(SeedOrder::Tract);
