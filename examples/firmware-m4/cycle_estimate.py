@@ -102,7 +102,7 @@ def main():
     rows = []
     for name, body in functions(sys.argv[1]):
         # The convolution and matrix-product kernels (elementwise kernels multiply-add too).
-        if not re.search(r"microarena::kernels::(conv|gemm)::", name):
+        if not re.search(r"microarena_kernels::(conv|gemm)::", name):
             continue
         for s, e in loops(body):
             insns = body[s:e + 1]
