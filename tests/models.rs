@@ -51,6 +51,16 @@ fn check(
     run(&x, &mut y2);
     assert_eq!(y, y2, "{name}: second run differs");
     assert!(arena > 0);
+    // `microarena plan` (the same options) reports the arena the macro built.
+    let planned = microarena_compiler::plan_model(
+        &dir.join(format!("{name}.onnx")),
+        &microarena_compiler::Options::default(),
+    )
+    .expect("plans");
+    assert_eq!(
+        arena, planned.plan.arena_bytes,
+        "{name}: ARENA_BYTES vs microarena plan"
+    );
 }
 
 models!(

@@ -43,8 +43,7 @@ pub use plan::{plan_graph, OrderPlan, PlanStats};
 /// Default alignment of arena offsets, in bytes (the runtime's `arena::ALIGN`).
 pub const DEFAULT_ALIGNMENT: usize = 16;
 
-/// Default time budget of the exact scheduling search.
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(2);
+pub use plan::work::DEFAULT_WORK;
 
 /// Everything a compilation can be asked to do differently.
 #[derive(Clone, Debug)]
@@ -58,9 +57,16 @@ pub struct Options {
     pub const_inputs: Vec<(String, import::Scalar)>,
     /// Alignment of arena offsets, in bytes.
     pub alignment: usize,
-    /// Time the exact scheduling search may take; after it the best order found is used
-    /// and [`PlanStats::optimal`] is false.
-    pub budget: Duration,
+    /// Work planning may spend, in work units (see [`plan::work`]; default [`DEFAULT_WORK`],
+    /// about 2 s of search on the development machine): the order searches, the sharing
+    /// choices, placement and the streamed stages share it. When a search runs out of it,
+    /// the best order found is used and [`PlanStats::optimal`] is false. The plan is a
+    /// function of the model and the options alone: the same on every machine, under any
+    /// load.
+    pub work: u64,
+    /// Also stop planning after this wall-clock time. Off by default: with it, the plan
+    /// depends on the machine's speed and load (not reproducible).
+    pub time_limit: Option<Duration>,
     /// Whether the planner may stream the first stages (see `plan::stream`); kept only
     /// where it shrinks the arena.
     pub streaming: bool,
@@ -91,7 +97,8 @@ impl Default for Options {
             input_shapes: Vec::new(),
             const_inputs: Vec::new(),
             alignment: DEFAULT_ALIGNMENT,
-            budget: DEFAULT_BUDGET,
+            work: DEFAULT_WORK,
+            time_limit: None,
             streaming: true,
             copy_input: false,
             stream_cost_percent: DEFAULT_STREAM_COST_PERCENT,
@@ -125,7 +132,7 @@ pub struct Compiled {
 /// by the regression test that replays its corpus; a panic anywhere is a bug.
 pub fn fuzz_one(bytes: &[u8]) {
     let options = Options {
-        budget: Duration::from_millis(10),
+        work: DEFAULT_WORK / 200,
         ..Options::default()
     };
     let path = Path::new("fuzz.onnx");

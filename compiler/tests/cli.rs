@@ -21,8 +21,8 @@ fn json_has_the_documented_fields() {
     let out = plan(&[
         "tests/models/chain.onnx",
         "--json",
-        "--budget-ms",
-        "500",
+        "--effort",
+        "25",
         "--no-streaming",
     ]);
     assert!(
@@ -36,6 +36,8 @@ fn json_has_the_documented_fields() {
     assert_eq!(v["lower_bound_bytes"], 107_776);
     assert_eq!(v["optimal"], true);
     assert!(v["planning_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
+    let work = v["work_units"].as_u64().expect("work_units");
+    assert!(work <= microarena_compiler::DEFAULT_WORK / 4, "{work}");
     assert_eq!(v["baselines"]["file_order_arena_bytes"], 107_776);
     assert_eq!(v["baselines"]["tract_order_arena_bytes"], 107_776);
     let steps = v["steps"].as_array().expect("steps");
@@ -52,7 +54,7 @@ fn json_has_the_documented_fields() {
 
 #[test]
 fn json_lists_the_streamed_stages() {
-    let out = plan(&["tests/models/chain.onnx", "--json", "--budget-ms", "500"]);
+    let out = plan(&["tests/models/chain.onnx", "--json", "--budget-ms", "5000"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["unstreamed_arena_bytes"], 107_776);
@@ -101,6 +103,9 @@ fn bad_input_is_an_error_not_a_panic() {
     let out = plan(&["tests/models/chain.onnx", "--budget-ms", "soon"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--budget-ms"));
+    let out = plan(&["tests/models/chain.onnx", "--effort", "-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--effort `-1`"));
     let out = plan(&["missing.onnx"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read model"));

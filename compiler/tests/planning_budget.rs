@@ -1,9 +1,10 @@
-//! The planner keeps its time budget, and its exact search agrees with a plain dynamic
-//! programme (no bounds, no reductions) when sharing is on.
+//! The planner's budget is counted in work, so its plans are reproducible, and its exact
+//! search agrees with a plain dynamic programme (no bounds, no reductions) when sharing is on.
 //!
-//! `budget_ms` is a promise: planning (every order search, sharing candidate and placement)
-//! ends within the budget plus 10%, on the test models and on random 110-op DAGs of
-//! convolutions, sums and concatenations ([`common::random_dag`]).
+//! Planning (every order search, sharing candidate, placement and streamed-stage trial) spends
+//! at most `Options::work` work units, whatever the machine does; on random 110-op DAGs of
+//! convolutions, sums and concatenations ([`common::random_dag`]) the default budget proves
+//! the order minimal and places the arena at that order's peak.
 
 mod common;
 
@@ -14,28 +15,23 @@ use common::random_dag::random_dag_far;
 use microarena_compiler::ir::{Graph, SharingChoice};
 use microarena_compiler::schedule::memory::{MemoryModel, Simulation};
 use microarena_compiler::schedule::{self, Scheduled, SearchLimits};
-use microarena_compiler::{passes, plan_graph, plan_model, Options};
+use microarena_compiler::{passes, plan_graph, plan_model, Options, DEFAULT_WORK};
 
-/// Planning time of one graph must not pass budget + 10%.
-fn within_budget(name: &str, elapsed: Duration, budget: Duration) {
-    assert!(
-        elapsed <= budget + budget / 10,
-        "{name}: planning took {elapsed:?} for a budget of {budget:?}"
-    );
-}
+/// Work units a search may spend past its budget before it looks again: one state's worth
+/// (units per state are the segment's nodes), or one placement node per unit to place.
+const SLACK: u64 = 1_000;
 
 /// 20 random DAGs of 110 ops, each read mostly from the 3 latest tensors and with
 /// probability 1/16 from any earlier one (skip connections), at the default budget: each
-/// planned within it, with an order proven minimal.
+/// with an order proven minimal, within the budget's work.
 #[test]
-fn random_dags_keep_the_budget() {
+fn random_dags_are_proven_within_the_default_budget() {
     let options = Options::default();
     let mut unproven = Vec::new();
     for seed in 0..20 {
         let g = random_dag_far(seed, 110, 3, 16);
-        let t = Instant::now();
         let c = plan_graph(g, &options).expect("plans");
-        within_budget(&format!("random DAG {seed}"), t.elapsed(), options.budget);
+        assert!(c.stats.work_units <= options.work + SLACK, "seed {seed}");
         assert!(microarena_compiler::place::is_valid(&c.graph, &c.plan));
         if !c.stats.optimal {
             unproven.push((seed, c.stats.search_states));
@@ -46,6 +42,28 @@ fn random_dags_keep_the_budget() {
         "(seed, states) of the random DAGs whose order the search did not prove minimal: \
          {unproven:?}"
     );
+}
+
+/// 20 random DAGs of 110 ops that read far back: one input in four from any earlier tensor
+/// (else one of the 3 latest). Within the default budget at least 19 have an order proven
+/// minimal (the search deepens from the lower bound: 16–18 of 20 without). Placing each at
+/// its order's peak is not asserted: today's placers leave 1–11% on 19 of them (see
+/// docs/memory-planning.md), where a constraint solver places 18 of those orders at their
+/// peak.
+#[test]
+fn far_reading_dags_are_proven_within_the_default_budget() {
+    let options = Options::default();
+    let mut proven = Vec::new();
+    for seed in 0..20 {
+        let g = random_dag_far(seed, 110, 3, 4);
+        let c = plan_graph(g, &options).expect("plans");
+        assert!(c.stats.work_units <= options.work + SLACK, "seed {seed}");
+        assert!(microarena_compiler::place::is_valid(&c.graph, &c.plan));
+        if c.stats.optimal {
+            proven.push(seed);
+        }
+    }
+    assert!(proven.len() >= 19, "proven: {proven:?}");
 }
 
 /// A DAG on which the plain plan, proven minimal, ties with the all-sharing candidate whose
@@ -60,28 +78,56 @@ fn local_search_starts_from_a_kept_plain_plan() {
     assert!(c.plan.arena_bytes <= c.stats.forced_sharing_arena_bytes);
 }
 
-/// Every test model, at a budget short enough that some searches are cut.
+/// Every test model at budgets small enough that some searches are cut (1% and 10% of the
+/// default): planning spends no more than its budget, the plan is sound, and the same
+/// budget gives the same plan twice.
 #[test]
-fn test_models_keep_short_budgets() {
+fn test_models_keep_small_budgets() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/models");
-    for budget in [Duration::from_millis(20), Duration::from_millis(200)] {
+    for work in [DEFAULT_WORK / 100, DEFAULT_WORK / 10] {
         for entry in std::fs::read_dir(&dir).expect("models") {
             let path = entry.expect("entry").path();
             if path.extension().is_none_or(|e| e != "onnx") {
                 continue;
             }
             let options = Options {
-                budget,
+                work,
                 ..Options::default()
             };
             let c = plan_model(&path, &options).expect("plans");
-            within_budget(
-                &path.display().to_string(),
-                Duration::from_secs_f64(c.stats.planning_ms / 1e3),
-                budget,
+            let name = path.display();
+            assert!(
+                c.stats.work_units <= work + SLACK,
+                "{name}: {}",
+                c.stats.work_units
             );
+            assert!(
+                microarena_compiler::place::is_valid(&c.graph, &c.plan),
+                "{name}"
+            );
+            let again = plan_model(&path, &options).expect("plans");
+            assert_eq!(again.schedule, c.schedule, "{name}");
+            assert_eq!(again.plan.offsets, c.plan.offsets, "{name}");
+            assert_eq!(again.stats.work_units, c.stats.work_units, "{name}");
         }
     }
+}
+
+/// The wall-clock limit, an opt-in: with 1 ms on a DAG whose search takes far longer,
+/// planning stops on the clock long before its work is spent (and the plan is sound).
+#[test]
+fn a_time_limit_stops_planning_early() {
+    let g = random_dag_far(3, 110, 3, 4);
+    let options = Options {
+        work: u64::MAX / 4,
+        time_limit: Some(Duration::from_millis(1)),
+        ..Options::default()
+    };
+    let t = Instant::now();
+    let c = plan_graph(g, &options).expect("plans");
+    assert!(microarena_compiler::place::is_valid(&c.graph, &c.plan));
+    assert!(c.stats.work_units < DEFAULT_WORK, "{}", c.stats.work_units);
+    assert!(t.elapsed() < Duration::from_secs(60));
 }
 
 /// The smallest peak over every order, by dynamic programming over the sets of executed
@@ -121,7 +167,7 @@ fn search_equals_plain_dp(g: &Graph, m: &MemoryModel, seed: u64) -> Scheduled {
         g,
         m,
         SearchLimits {
-            budget: Duration::from_secs(60),
+            work: u64::MAX,
             ..SearchLimits::default()
         },
     );

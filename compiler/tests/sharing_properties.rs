@@ -182,7 +182,7 @@ proptest! {
     #[test]
     fn shared_plans_compute_what_plain_plans_compute(seed in any::<u64>(), n in 1usize..24, mask in any::<u64>(), in_place in any::<bool>()) {
         let g = random_graph(seed, n);
-        let limits = SearchLimits { budget: std::time::Duration::from_millis(50), ..Default::default() };
+        let limits = SearchLimits { work: microarena_compiler::DEFAULT_WORK / 40, ..Default::default() };
         let plain_m = MemoryModel::new(&g, 16);
         let plain_s = schedule::plan_for(&g, &plain_m, limits).schedule;
         let plain_p = place::place(&g, &plain_m, &plain_s);

@@ -36,9 +36,13 @@ use syn::{bracketed, LitInt, LitStr, Token};
 /// - `alignment = N`: byte alignment of arena offsets (default 16);
 /// - `max_arena_bytes = N`: fail the build, naming the peak step, when the arena exceeds N
 ///   bytes (the same check as a `const` assertion on `ARENA_BYTES`, with a better message);
-/// - `budget_ms = N`: time the exact search for the minimum-memory order may take (default
-///   2000); after it the best order found is used. Planning is deterministic except where
-///   this budget runs out.
+/// - `effort = N`: how much work planning may spend, in percent of the default (100, about
+///   2 s of search on a 2026 desktop core; most models need a small part of it). Counted in
+///   work, not time: the plan, and so `ARENA_BYTES`, is the same on every machine under any
+///   load. A search cut short keeps the best order found.
+/// - `budget_ms = N`: also stop planning after N ms of wall-clock time. Off by default; with
+///   it the plan depends on the machine's speed and load (a loaded build server may get a
+///   larger arena than a laptop), so a build is no longer reproducible.
 /// - `streaming = false`: never run a region band by band. By default the planner may stream
 ///   the first stages (their feature maps held as windows of rows, see the README), keeping a
 ///   stage only where the arena shrinks.
@@ -77,6 +81,7 @@ struct Args {
     carry: Option<(Vec<(LitStr, LitStr)>, Span)>,
     alignment: Option<(usize, Span)>,
     budget_ms: Option<u64>,
+    effort: Option<u64>,
     max_arena_bytes: Option<(usize, Span)>,
     self_test: Option<(bool, Span)>,
     streaming: Option<bool>,
@@ -204,6 +209,7 @@ impl Parse for Args {
             carry: None,
             alignment: None,
             budget_ms: None,
+            effort: None,
             max_arena_bytes: None,
             self_test: None,
             streaming: None,
@@ -308,10 +314,13 @@ impl Parse for Args {
                 "budget_ms" => {
                     args.budget_ms = Some(parse_count(input, "budget_ms", "2000")?.0 as u64);
                 }
+                "effort" => {
+                    args.effort = Some(parse_count(input, "effort", "400")?.0 as u64);
+                }
                 other => {
                     return Err(syn::Error::new(
                         span,
-                        format!("unknown option `{other}`; options are `input_shape = [..]` (or `{{ \"name\": [..] }}`), `const_input = {{ \"name\": N }}`, `carry = {{ \"output\": \"input\" }}`, `alignment = N`, `budget_ms = N`, `max_arena_bytes = N`, `self_test = true`, `streaming = false`, `stream_cost = N` and `copy_input = true`"),
+                        format!("unknown option `{other}`; options are `input_shape = [..]` (or `{{ \"name\": [..] }}`), `const_input = {{ \"name\": N }}`, `carry = {{ \"output\": \"input\" }}`, `alignment = N`, `effort = N`, `budget_ms = N`, `max_arena_bytes = N`, `self_test = true`, `streaming = false`, `stream_cost = N` and `copy_input = true`"),
                     ))
                 }
             }
@@ -361,7 +370,10 @@ fn expand(args: &Args) -> syn::Result<proc_macro2::TokenStream> {
         options.stream_cost_percent = pct;
     }
     if let Some(ms) = args.budget_ms {
-        options.budget = std::time::Duration::from_millis(ms);
+        options.time_limit = Some(std::time::Duration::from_millis(ms));
+    }
+    if let Some(pct) = args.effort {
+        options.work = (microarena_compiler::DEFAULT_WORK / 100).saturating_mul(pct);
     }
     let compiled = microarena_compiler::compile(&path, &options).map_err(|e| {
         use microarena_compiler::Error;
@@ -466,7 +478,7 @@ fn over_budget(c: &microarena_compiler::Compiled, max: usize) -> String {
         if c.stats.optimal {
             "the order is proven optimal"
         } else {
-            "the order search ran out of budget (`budget_ms = N` lets it search longer)"
+            "the order search ran out of work (`effort = 400` lets it search four times longer)"
         }
     ));
     msg

@@ -1,8 +1,8 @@
 //! `microarena`: the command-line face of the compiler.
 //!
 //! ```text
-//! microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
-//! microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+//! microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+//! microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 //! ```
 //!
 //! `plan` prints the memory plan of any model tract can type, including ops microarena has no
@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use microarena_compiler::{plan_model, report, Compiled, Options};
 
-const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
-       microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+       microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 
   --input-shape D,D,..  pin the input shape of models with symbolic dimensions
   --input-shape NAME=D,D,..
@@ -35,7 +35,10 @@ const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3
   --stream-cost PCT     estimated extra time streamed stages may cost, percent (default 8)
   -o, --output FILE     (report) where to write the SVG
   --budget BYTES        (report) draw this SRAM budget as a line
-  --budget-ms N         time budget of the exact order search (default 2000)
+  --effort PCT          planning work, percent of the default (default 100; the plan is
+                        the same on every machine, under any load)
+  --budget-ms N         also stop planning after N ms (off by default; the plan then
+                        depends on the machine's speed and load)
   --alignment N         byte alignment of arena offsets (default 16)";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -139,7 +142,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let ms = v
                     .parse::<u64>()
                     .map_err(|_| format!("--budget-ms `{v}`: expected milliseconds"))?;
-                options.budget = Duration::from_millis(ms);
+                options.time_limit = Some(Duration::from_millis(ms));
+            }
+            "--effort" => {
+                let v = value("--effort")?;
+                let pct = v
+                    .parse::<u64>()
+                    .map_err(|_| format!("--effort `{v}`: expected a percentage"))?;
+                options.work = (microarena_compiler::DEFAULT_WORK / 100).saturating_mul(pct);
             }
             "--stream-cost" => {
                 let v = value("--stream-cost")?;
@@ -303,6 +313,7 @@ fn json(c: &Compiled, total_ms: f64) -> serde_json::Value {
         "lower_bound_bytes": c.plan.lower_bound(),
         "optimal": st.optimal,
         "planning_ms": st.planning_ms,
+        "work_units": st.work_units,
         "total_ms": total_ms,
         "alignment": c.plan.alignment,
         "search_states": st.search_states,

@@ -27,7 +27,7 @@ fn fit_chronologically(inst: &Problem, cap: usize) -> Option<Vec<Option<usize>>>
                 return true;
             }
             self.nodes += 1;
-            if self.inst.out_of_time(self.nodes) {
+            if self.inst.out_of_work(self.nodes) {
                 self.nodes = CHRONO_MAX_NODES + 1;
             }
             if self.nodes > CHRONO_MAX_NODES {

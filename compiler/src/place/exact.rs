@@ -28,7 +28,7 @@ fn exact(inst: &Problem, bound: usize, known: usize) -> Option<(Vec<Option<usize
                 return;
             }
             self.nodes += 1;
-            if self.inst.out_of_time(self.nodes) {
+            if self.inst.out_of_work(self.nodes) {
                 self.nodes = EXACT_MAX_NODES;
             }
             if k == self.order.len() {

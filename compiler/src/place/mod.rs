@@ -165,18 +165,18 @@ pub trait Placer {
 /// tried and the smallest arena kept; when none reaches the lower bound, a backtracking
 /// search in order of first use follows, and for small instances an exhaustive one.
 pub fn place(g: &Graph, m: &MemoryModel, schedule: &Schedule) -> ArenaPlan {
-    place_until(g, m, schedule, None)
+    place_within(g, m, schedule, None)
 }
 
-/// As [`place`], the searching placers stopping at `deadline` (keeping the best found).
-pub fn place_until(
+/// As [`place`], the searching placers spending at most `budget` (keeping the best found).
+pub fn place_within(
     g: &Graph,
     m: &MemoryModel,
     schedule: &Schedule,
-    deadline: Option<std::time::Instant>,
+    budget: Option<&crate::plan::work::Budget>,
 ) -> ArenaPlan {
     let mut p = Problem::new(g, m, schedule);
-    p.deadline = deadline;
+    p.budget = budget.cloned();
     let bound = p.step_live_bytes.iter().copied().max().unwrap_or(0);
     let mut best = Placement {
         offsets: vec![None; p.size.len()],

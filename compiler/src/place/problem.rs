@@ -28,8 +28,8 @@ pub struct Problem {
     pub(crate) in_place: Vec<Option<usize>>,
     /// Alignment of every unit's offset.
     pub(crate) alignment: usize,
-    /// When the searching placers must stop (`None`: only their node budgets stop them).
-    pub(crate) deadline: Option<std::time::Instant>,
+    /// The work the searching placers may spend (`None`: only their node caps stop them).
+    pub(crate) budget: Option<crate::plan::work::Budget>,
 }
 
 impl Problem {
@@ -118,7 +118,7 @@ impl Problem {
             unit_of_buffer,
             in_place: replay.in_place,
             alignment: m.alignment,
-            deadline: None,
+            budget: None,
         }
     }
 
@@ -233,12 +233,14 @@ impl Problem {
 }
 
 impl Problem {
-    /// True when the searching placers must stop (checked every 256 nodes).
-    pub(crate) fn out_of_time(&self, nodes: usize) -> bool {
-        nodes.is_multiple_of(256)
-            && self
-                .deadline
-                .is_some_and(|d| std::time::Instant::now() >= d)
+    /// Spends the work of one node of a searching placer (one unit per unit to place: a
+    /// node looks at the units placed before it); true when the budget is spent, or a time
+    /// limit has passed (looked at every 256 nodes).
+    pub(crate) fn out_of_work(&self, nodes: usize) -> bool {
+        self.budget.as_ref().is_some_and(|b| {
+            b.spend(self.items.len() as u64);
+            b.work_is_over() || (nodes.is_multiple_of(256) && b.time_is_up())
+        })
     }
 }
 
@@ -271,7 +273,7 @@ pub(crate) mod toy {
             unit_of_buffer: (0..units.len()).collect(),
             in_place: Vec::new(),
             alignment,
-            deadline: None,
+            budget: None,
         }
     }
 

@@ -1,20 +1,24 @@
 //! Planning: the stages between the optimised graph and the generated code — which tensors
 //! share memory ([`sharing`]), the order of the ops (`crate::schedule`) and the offsets
-//! (`crate::place`) — run within one time budget.
+//! (`crate::place`) — run within one work budget ([`work`]).
 //!
 //! [`plan_graph`] is the entry point. Each candidate sharing choice is scheduled and placed
 //! by [`evaluate`]; the ONNX file's order and tract's order are kept as baselines
 //! ([`OrderPlan`]); [`PlanStats`] says how the plan compares.
 //!
-//! **Time.** `budget` is a promise for the whole planning (every search and placement): a
-//! [`Clock`] gives each stage a share of what is left, so a search that finishes early leaves
-//! its time to the next ones, and one that does not is cut at its share and keeps the best
-//! order it has (reported as not optimal).
+//! **Work.** The budget is counted in work units, not time ([`work::Budget`]), so a plan is
+//! the same on every machine under any load. It covers the whole planning (every search and
+//! placement): each stage gets a share of what is left, so a search that finishes early
+//! leaves its work to the next ones, and one that does not is cut at its share and keeps the
+//! best order it has (reported as not optimal).
 
 pub mod sharing;
 pub mod stream;
+pub mod work;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use work::Budget;
 
 use crate::error::{Error, Result};
 use crate::ir::{self, SharingChoice};
@@ -33,8 +37,11 @@ pub struct PlanStats {
     pub min_peak_bytes: usize,
     /// True when `min_peak_bytes` is proven minimal (the exact search finished in its budget).
     pub optimal: bool,
-    /// Scheduling and placement time, in milliseconds.
+    /// Scheduling and placement time, in milliseconds (the only figure that depends on the
+    /// machine).
     pub planning_ms: f64,
+    /// Work units planning spent (see [`work`]).
+    pub work_units: u64,
     /// Arena of the ONNX file's order, nothing shared, not streamed, placed by the same
     /// placer.
     pub file_order_arena_bytes: usize,
@@ -77,41 +84,6 @@ pub struct OrderPlan {
     pub plan: ArenaPlan,
 }
 
-/// The planning deadline, shared out between the stages.
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
-    /// When planning started.
-    pub start: Instant,
-    /// When it must end.
-    pub deadline: Instant,
-}
-
-impl Clock {
-    /// A clock of `budget` from now.
-    pub fn new(budget: Duration) -> Clock {
-        let start = Instant::now();
-        Clock {
-            start,
-            deadline: start + budget,
-        }
-    }
-
-    /// The time left.
-    pub fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    /// A fair share of the time left for the next of `stages` stages.
-    pub fn share(&self, stages: u32) -> Duration {
-        self.left() / stages.max(1)
-    }
-
-    /// True when the time is up.
-    pub fn is_over(&self) -> bool {
-        Instant::now() >= self.deadline
-    }
-}
-
 /// One sharing choice, scheduled and placed.
 #[derive(Clone, Debug)]
 pub struct Evaluated {
@@ -132,27 +104,21 @@ pub struct Evaluated {
 /// with less sharing bounds one with more).
 ///
 /// The objective is the placed arena: where placement leaves a gap above the optimal order's
-/// peak, the seed orders are placed too (while the clock allows) and the smallest arena wins.
+/// peak, the seed orders are placed too (while the budget allows) and the smallest arena wins.
 pub fn evaluate(
     graph: &ir::Graph,
     sharing: &ir::Sharing,
     choice: SharingChoice,
     alignment: usize,
-    budget: Duration,
-    clock: &Clock,
+    budget: &Budget,
     known: &[Schedule],
 ) -> Evaluated {
-    let slot_end = Instant::now() + budget;
     let model = MemoryModel::with_sharing(graph, alignment, sharing, &choice);
     // The search takes most of the slot; placement (and trying other orders) the rest.
-    let limits = schedule::SearchLimits {
-        budget: budget * 17 / 20,
-        ..Default::default()
-    };
-    let scheduled = schedule::plan_seeded(graph, &model, limits, known);
+    let search = budget.share(17, 20);
+    let scheduled = schedule::plan_within(graph, &model, &search, schedule::MAX_STATES, known);
     let mut schedule = scheduled.schedule.clone();
-    let deadline = slot_end.min(clock.deadline);
-    let mut plan = place::place_until(graph, &model, &schedule, Some(deadline));
+    let mut plan = place::place_within(graph, &model, &schedule, Some(budget));
     if plan.arena_bytes > plan.lower_bound() {
         // Other orders of the same peak, then the seeds, may place into less.
         let others = schedule::alternatives(
@@ -161,14 +127,14 @@ pub fn evaluate(
             &scheduled,
             scheduled.peak_live_bytes,
             1..5,
-            deadline,
+            budget,
         );
         let seeds = scheduled.seeds.iter().map(|(_, s)| s.clone());
         for s in others.into_iter().chain(seeds) {
-            if Instant::now() >= deadline || plan.arena_bytes <= plan.lower_bound() {
+            if budget.is_over() || plan.arena_bytes <= plan.lower_bound() {
                 break;
             }
-            let p = place::place_until(graph, &model, &s, Some(deadline));
+            let p = place::place_within(graph, &model, &s, Some(budget));
             if p.arena_bytes < plan.arena_bytes {
                 schedule = s;
                 plan = p;
@@ -220,7 +186,7 @@ fn check_alignment(graph: &ir::Graph, alignment: usize) -> Result<()> {
 }
 
 /// The stages after import, on a graph already in our IR: passes, then planning within
-/// `options.budget`.
+/// `options.work` (and `options.time_limit`, if set).
 ///
 /// Sharing memory is a choice: every sharing the graph allows, the plain model (nothing
 /// shared), in place only and zero-copy concatenation only are each scheduled and placed,
@@ -234,7 +200,11 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     passes::as_written(&mut written);
     passes::optimize(&mut graph);
     crate::ops::conv::select_tiled(&mut graph, alignment);
-    let clock = Clock::new(options.budget);
+    let started = Instant::now();
+    let mut clock = Budget::new(options.work, None);
+    if let Some(limit) = options.time_limit {
+        clock = clock.with_time_limit(limit);
+    }
     // Regions: runs of the graph from its start and from the end of the last stage, and the
     // chains anywhere that would hold the most bytes as windows.
     let regions = |g: &ir::Graph, start: usize| {
@@ -257,17 +227,17 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         Vec::new()
     };
     if candidates.is_empty() {
-        return plan_optimized(graph, &written, alignment, &clock);
+        let mut c = plan_optimized(graph, &written, alignment, &clock)?;
+        c.stats.planning_ms = started.elapsed().as_secs_f64() * 1e3;
+        c.stats.work_units = clock.used();
+        return Ok(c);
     }
     // Half the time for the plan as it is, then the stages: each candidate region, at
     // several band heights, scheduled and placed quickly with nothing shared; the best few
     // graphs within the cost budget ([`BEAM`]) go on to the next round with the regions
     // left, while a stage shrinks the arena. The best graphs found ([`FINALISTS`]) are
     // planned in full, and the best kept only where its placed arena is smaller.
-    let half = Clock {
-        start: clock.start,
-        deadline: Instant::now() + clock.left() / 2,
-    };
+    let half = clock.share(1, 2);
     // Planning needs shapes only: the weights' data stays out while the search copies the
     // graph, and goes back into the plan returned.
     let weights = graph.take_weight_data();
@@ -278,11 +248,8 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     let cost_budget = stream::cost_estimate(&graph) * u64::from(options.stream_cost_percent) / 100;
     let overhead =
         |g: &ir::Graph| -> u64 { stream::stages(g).map(|(_, s)| s.overhead_estimate()).sum() };
-    // The search takes half the time left; the final plan the rest.
-    let search = Clock {
-        start: clock.start,
-        deadline: Instant::now() + clock.left() / 2,
-    };
+    // The search takes half the work left; the final plan the rest.
+    let search = clock.share(1, 2);
     let read_caller = !options.copy_input;
     // A beam of the best few graphs so far (each with the regions left to try): a stage
     // that is best alone can leave no room for the next (one long stage against two).
@@ -291,12 +258,12 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     let mut beam: Vec<(usize, ir::Graph, Vec<stream::Region>)> =
         vec![(usize::MAX, graph.clone(), candidates)];
     let mut finalists: Vec<(Key, ir::Graph)> = Vec::new();
-    let mut slowest = Duration::ZERO;
+    let mut slowest = 0u64;
     let mut rounds = 0u32;
     while !beam.is_empty() && !search.is_over() {
         rounds += 1;
         let tries: usize = beam.iter().map(|(_, _, c)| c.len()).sum();
-        let quick = search.left() / (2 * rounds * 2 * tries.max(1) as u32);
+        let quick = search.left() / (2 * u64::from(rounds) * 2 * tries.max(1) as u64);
         let mut next: Vec<(Key, ir::Graph)> = Vec::new();
         for (parent, from, candidates) in &beam {
             for region in candidates {
@@ -318,7 +285,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
                     if search.is_over() || search.left() < slowest {
                         break;
                     }
-                    let started = Instant::now();
+                    let before = clock.used();
                     let Some(g) = stream::apply(from, region, band, alignment, read_caller, split)
                     else {
                         continue;
@@ -331,11 +298,10 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
                         &ir::Sharing::default(),
                         SharingChoice::none(),
                         alignment,
-                        quick,
-                        &search,
+                        &search.slice(quick),
                         &[],
                     );
-                    slowest = slowest.max(started.elapsed());
+                    slowest = slowest.max(clock.used() - before);
                     if e.plan.arena_bytes >= *parent {
                         continue;
                     }
@@ -369,7 +335,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     // and the next few (sharing can change the order between them) with what it leaves,
     // each kept only when its order is proven minimal too and its arena smaller.
     let mut best: Option<Compiled> = None;
-    let mut took = Duration::ZERO;
+    let mut took = 0u64;
     for (_, streamed) in finalists {
         // Another full plan only while the time left holds three times what the last took.
         if best
@@ -378,9 +344,9 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
         {
             break;
         }
-        let started = Instant::now();
+        let before = clock.used();
         let planned = plan_optimized(streamed, &written, alignment, &clock)?;
-        took = started.elapsed();
+        took = clock.used() - before;
         if best
             .as_ref()
             .is_none_or(|b| planned.plan.arena_bytes < b.plan.arena_bytes && planned.stats.optimal)
@@ -388,13 +354,18 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
             best = Some(planned);
         }
     }
+    let finish = |mut c: Compiled| {
+        c.stats.planning_ms = started.elapsed().as_secs_f64() * 1e3;
+        c.stats.work_units = clock.used();
+        c
+    };
     let Some(mut planned) = best else {
         base.graph.put_weight_data(weights);
-        return Ok(base);
+        return Ok(finish(base));
     };
     if planned.plan.arena_bytes >= base.plan.arena_bytes {
         base.graph.put_weight_data(weights);
-        return Ok(base);
+        return Ok(finish(base));
     }
     // Stages only add tensors: every weight keeps its index.
     planned.graph.put_weight_data(weights);
@@ -404,9 +375,8 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     planned.stats.tract_order_arena_bytes = base.stats.tract_order_arena_bytes;
     planned.file_order = base.file_order;
     planned.tract_order = base.tract_order;
-    planned.stats.planning_ms = clock.start.elapsed().as_secs_f64() * 1e3;
     assert!(planned.plan.arena_bytes < planned.stats.unstreamed_arena_bytes);
-    Ok(planned)
+    Ok(finish(planned))
 }
 
 /// Graphs with stages kept per round of the stage search.
@@ -419,32 +389,30 @@ const FINALISTS: usize = 3;
 const CHAIN_CANDIDATES: usize = 12;
 
 /// Schedules and places an optimised graph (after the passes) within `clock`: the sharing
-/// choice, the baselines, the figures.
+/// choice, the baselines, the figures (`planning_ms` and `work_units` are the caller's).
 fn plan_optimized(
     graph: ir::Graph,
     written: &ir::Graph,
     alignment: usize,
-    clock: &Clock,
+    clock: &Budget,
 ) -> Result<Compiled> {
-    let clock = *clock;
     let sharing = graph.sharing();
     let shares = sharing::shares_anything(&sharing);
     // Weights of the stages still to come: the plain plan 2, with something to share the
     // three candidates 4 (all sharing) + 1 + 1 and the local search 2, the as-written
     // baseline 1. Each stage takes its weight's share of the time left.
-    let mut weights: u32 = if shares { 11 } else { 3 };
-    let mut stage = |clock: &Clock, weight: u32| {
-        let d = clock.left() * weight / weights.max(1);
+    let mut weights: u64 = if shares { 11 } else { 3 };
+    let mut stage = |clock: &Budget, weight: u64| {
+        let b = clock.share(weight, weights.max(1));
         weights = weights.saturating_sub(weight);
-        d
+        b
     };
     let plain = evaluate(
         &graph,
         &sharing,
         SharingChoice::none(),
         alignment,
-        stage(&clock, 2),
-        &clock,
+        &stage(clock, 2),
         &[],
     );
     let baseline = |which: SeedOrder| {
@@ -475,7 +443,7 @@ fn plan_optimized(
         (plain.plan.arena_bytes, plain.scheduled.optimal);
     let plain_model = plain.model.clone();
     let (best, forced_sharing_arena_bytes) = if shares {
-        sharing::search(&graph, &sharing, alignment, plain, &clock, &mut stage)
+        sharing::search(&graph, &sharing, alignment, plain, clock, &mut stage)
     } else {
         (plain, fused_plain_arena_bytes)
     };
@@ -484,8 +452,7 @@ fn plan_optimized(
         &ir::Sharing::default(),
         SharingChoice::none(),
         alignment,
-        stage(&clock, 1),
-        &clock,
+        &stage(clock, 1),
         &[],
     );
     let Evaluated {
@@ -509,7 +476,8 @@ fn plan_optimized(
         peak_live_bytes: model.peak(&schedule.indices()),
         min_peak_bytes: scheduled.peak_live_bytes,
         optimal: scheduled.optimal,
-        planning_ms: clock.start.elapsed().as_secs_f64() * 1e3,
+        planning_ms: 0.0,
+        work_units: 0,
         file_order_arena_bytes: file_order.plan.arena_bytes,
         tract_order_arena_bytes: tract_order.plan.arena_bytes,
         plain_arena_bytes: written_plan.plan.arena_bytes,
@@ -535,17 +503,6 @@ fn plan_optimized(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clock_shares_what_is_left() {
-        let c = Clock::new(Duration::from_secs(10));
-        assert!(!c.is_over());
-        let share = c.share(4);
-        assert!(share <= Duration::from_millis(2500) && share > Duration::from_millis(2000));
-        let over = Clock::new(Duration::ZERO);
-        assert!(over.is_over());
-        assert_eq!(over.share(3), Duration::ZERO);
-    }
 
     #[test]
     fn bad_alignment_is_an_error() {

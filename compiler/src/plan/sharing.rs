@@ -3,9 +3,7 @@
 //! more than it saves (a slice must sit next to its siblings), so the candidates are
 //! evaluated and the best is improved by flipping one concatenation at a time.
 
-use std::time::Duration;
-
-use super::{evaluate, Clock, Evaluated};
+use super::{evaluate, Budget, Evaluated};
 use crate::ir::{self, SharingChoice};
 
 /// True when the graph allows any sharing at all.
@@ -32,16 +30,16 @@ pub fn moves(sharing: &ir::Sharing) -> Vec<Vec<usize>> {
 }
 
 /// Starting from the plain plan `plain`: every sharing forced on, in place only, zero-copy
-/// only, then local moves until nothing improves or the clock runs out. Returns the best
-/// plan and the forced-sharing arena. `stage` hands out each stage's time by weight (4, 1
+/// only, then local moves until nothing improves or the budget is spent. Returns the best
+/// plan and the forced-sharing arena. `stage` hands out each stage's work by weight (4, 1
 /// and 1 for the candidates, 2 for the local search).
 pub fn search(
     graph: &ir::Graph,
     sharing: &ir::Sharing,
     alignment: usize,
     plain: Evaluated,
-    clock: &Clock,
-    stage: &mut dyn FnMut(&Clock, u32) -> Duration,
+    clock: &Budget,
+    stage: &mut dyn FnMut(&Budget, u64) -> Budget,
 ) -> (Evaluated, usize) {
     let n_slots = sharing.concat_slots.len();
     let candidates = [
@@ -66,8 +64,7 @@ pub fn search(
             sharing,
             choice,
             alignment,
-            stage(clock, weight),
-            clock,
+            &stage(clock, weight),
             &known,
         );
         known.push(c.schedule.clone());
@@ -84,10 +81,7 @@ pub fn search(
         }
     }
     // The local search takes its share; what it leaves goes to the stages after it.
-    let local = super::Clock {
-        start: clock.start,
-        deadline: std::time::Instant::now() + stage(clock, 2),
-    };
+    let local = stage(clock, 2);
     let moves = moves(sharing);
     let mut improved = true;
     while improved && !local.is_over() {
@@ -108,7 +102,6 @@ pub fn search(
                 sharing,
                 choice,
                 alignment,
-                local.left(),
                 &local,
                 &[best.schedule.clone()],
             );

@@ -2,15 +2,14 @@
 //!
 //! [`memory`] states the memory model, [`heuristics`] gives the reference orders and
 //! greedy ones, [`search`] finds the exact minimum-peak order. [`plan`] runs them all
-//! within a time budget.
+//! within a work budget (`crate::plan::work`).
 
 pub mod heuristics;
 pub mod memory;
 pub mod search;
 
-use std::time::{Duration, Instant};
-
 use crate::ir::{Graph, NodeId};
+use crate::plan::work;
 use memory::MemoryModel;
 
 /// A topological order of the graph's nodes; step `s` runs `order[s]`.
@@ -83,23 +82,27 @@ impl Schedule {
     }
 }
 
-/// How long and how far the scheduler may search.
+/// How far the scheduler may search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SearchLimits {
-    /// Wall-clock budget of the exact search; the best order found is used after it.
-    pub budget: Duration,
-    /// Memo entries after which the search stops, whatever the time (bounds memory).
+    /// Work units the exact search may spend (see `crate::plan::work`); the best order found
+    /// is used after them.
+    pub work: u64,
+    /// Memo entries after which the search stops, whatever the work left (bounds memory).
     pub max_states: usize,
 }
 
 impl Default for SearchLimits {
     fn default() -> Self {
         SearchLimits {
-            budget: Duration::from_secs(2),
-            max_states: 4_000_000,
+            work: work::DEFAULT_WORK,
+            max_states: MAX_STATES,
         }
     }
 }
+
+/// Memo entries of one search, at most (about 100 MB).
+pub const MAX_STATES: usize = 4_000_000;
 
 /// The orders found without search, which seed the search with a bound and stand in for it
 /// when its budget runs out. `File` and `Tract` are also the baselines plans are compared
@@ -181,7 +184,23 @@ pub fn plan_seeded(
     limits: SearchLimits,
     known: &[Schedule],
 ) -> Scheduled {
-    let start = Instant::now();
+    plan_within(
+        g,
+        m,
+        &work::Budget::new(limits.work, None),
+        limits.max_states,
+        known,
+    )
+}
+
+/// As [`plan_seeded`], the search spending `budget` (a share of a planning's work).
+pub fn plan_within(
+    g: &Graph,
+    m: &MemoryModel,
+    budget: &work::Budget,
+    max_states: usize,
+    known: &[Schedule],
+) -> Scheduled {
     let seeds: Vec<(SeedOrder, Schedule)> = SeedOrder::ALL
         .iter()
         .map(|&s| (s, s.schedule(g, m)))
@@ -208,9 +227,9 @@ pub fn plan_seeded(
         search::search(
             m,
             &orders,
-            search::Budget {
-                deadline: start + limits.budget,
-                max_states: limits.max_states,
+            search::Limits {
+                work: budget.clone(),
+                max_states,
                 variant: 0,
                 target: None,
             },
@@ -227,15 +246,15 @@ pub fn plan_seeded(
 }
 
 /// Other orders of `g` under `m` whose peak is at most `peak` (e.g. other optimal orders,
-/// which may place into a smaller arena), one per tie-break `variant` (1, 2, ...), each
-/// search stopping at `deadline`. An order not found in time is left out.
+/// which may place into a smaller arena), one per tie-break `variant` (1, 2, ...), the
+/// searches spending `budget`. An order not found within it is left out.
 pub fn alternatives(
     g: &Graph,
     m: &MemoryModel,
     scheduled: &Scheduled,
     peak: usize,
     variants: std::ops::Range<u32>,
-    deadline: Instant,
+    budget: &work::Budget,
 ) -> Vec<Schedule> {
     if m.is_empty() {
         return Vec::new();
@@ -243,15 +262,15 @@ pub fn alternatives(
     let orders: Vec<Vec<usize>> = scheduled.seeds.iter().map(|(_, s)| s.indices()).collect();
     let mut out = Vec::new();
     for variant in variants {
-        if Instant::now() >= deadline {
+        if budget.is_over() {
             break;
         }
         let o = search::search(
             m,
             &orders,
-            search::Budget {
-                deadline,
-                max_states: SearchLimits::default().max_states,
+            search::Limits {
+                work: budget.clone(),
+                max_states: MAX_STATES,
                 variant,
                 target: Some(peak + 1),
             },

@@ -42,9 +42,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::time::Instant;
 
 use super::memory::{MemoryModel, Simulation};
+use crate::plan::work;
 
 /// What the search found.
 #[derive(Clone, Debug)]
@@ -63,10 +63,11 @@ pub struct Outcome {
 }
 
 /// Limits of the search.
-#[derive(Clone, Copy, Debug)]
-pub struct Budget {
-    /// Stop searching (keep the best order known) after this instant.
-    pub deadline: Instant,
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// The work the search may spend (one unit per segment node at each state expanded);
+    /// when it is spent the search stops and keeps the best order known.
+    pub work: work::Budget,
     /// Stop searching after this many memo entries (bounds memory).
     pub max_states: usize,
     /// How ready nodes are tried (0: least live bytes after the step first; other values
@@ -79,7 +80,7 @@ pub struct Budget {
 
 /// The minimum-peak order, or the best of `seeds` (valid orders of all nodes) per segment
 /// where the budget runs out. `seeds` must not be empty.
-pub fn search(m: &MemoryModel, seeds: &[Vec<usize>], budget: Budget) -> Outcome {
+pub fn search(m: &MemoryModel, seeds: &[Vec<usize>], budget: Limits) -> Outcome {
     let n = m.len();
     let topo = &seeds[0];
     let pieces = split_at_cut_points(m, topo);
@@ -112,7 +113,7 @@ pub fn search(m: &MemoryModel, seeds: &[Vec<usize>], budget: Budget) -> Outcome 
                 &sim,
                 &order,
                 (&closures.0, &closures.1),
-                budget,
+                budget.clone(),
             );
             optimal &= seg_optimal;
             states += seg_states;
@@ -316,8 +317,10 @@ struct Segment<'a> {
     ready_lists: Vec<Vec<(usize, usize, usize)>>,
     done: Vec<u64>,
     expanded: usize,
-    budget: Budget,
+    budget: Limits,
     aborted: bool,
+    /// Work units of one expansion: the segment's nodes.
+    units: u64,
 }
 
 fn bit(set: &[u64], i: usize) -> bool {
@@ -362,7 +365,7 @@ fn solve_segment(
     start: &Simulation,
     before: &[usize],
     (anc, desc): (&[Vec<u64>], &[Vec<u64>]),
-    budget: Budget,
+    budget: Limits,
 ) -> (Vec<usize>, bool, usize) {
     let k = nodes.len();
     let words = k.div_ceil(64);
@@ -591,6 +594,7 @@ fn solve_segment(
         }
     }
     let (seed_peak, seed_order) = best.expect("at least one seed");
+    let target = budget.target;
     let mut seg = Segment {
         m,
         nodes: nodes.to_vec(),
@@ -609,15 +613,19 @@ fn solve_segment(
         expanded: 0,
         budget,
         aborted: false,
+        units: k as u64,
     };
-    let limit = budget.target.unwrap_or(seed_peak);
-    let value = seg.solve(k, limit);
+    let limit = target.unwrap_or(seed_peak);
+    let value = match target {
+        Some(_) => seg.solve(k, limit),
+        None => seg.deepen(k, limit),
+    };
     if seg.aborted {
         return (seed_order.clone(), false, seg.expanded);
     }
     if value >= limit {
         // Nothing beats the seed (or the target): the seed is optimal (or as good as any).
-        return (seed_order.clone(), budget.target.is_none(), seg.expanded);
+        return (seed_order.clone(), target.is_none(), seg.expanded);
     }
     // Follow the exact choices from the empty set.
     let mut order = Vec::with_capacity(k);
@@ -636,6 +644,26 @@ fn solve_segment(
 }
 
 impl Segment<'_> {
+    /// The minimum peak below `limit` (or a lower bound at least `limit` when none is), by
+    /// iterative deepening on the peak: look for an order no higher than the best lower
+    /// bound known, and raise the bound to what the failed search proved until an order is
+    /// found or the bound reaches `limit`. A search with a tight limit prunes every state
+    /// whose bound reaches it, so proving the optimum takes the states below it only, where
+    /// a search from the seed's peak down also walks those between the optimum and the
+    /// peaks it finds on the way. Exact memo entries carry over between rounds, and so do
+    /// lower bounds at or above the next round's limit.
+    fn deepen(&mut self, remaining: usize, limit: usize) -> usize {
+        let mut below = 1.min(limit);
+        loop {
+            let value = self.solve(remaining, below);
+            if self.aborted || value < below || below >= limit {
+                return value;
+            }
+            // No order below `below`: `value` is a lower bound of the optimum.
+            below = value.saturating_add(1).min(limit);
+        }
+    }
+
     fn solve(&mut self, remaining: usize, limit: usize) -> usize {
         // The ready list of each depth is kept between calls: expanding a state allocates
         // nothing but its memo entry.
@@ -661,9 +689,12 @@ impl Segment<'_> {
             }
         }
         self.expanded += 1;
-        // Check the clock on the first expansion and every 256 after.
-        if self.expanded % 256 == 1
-            && (Instant::now() > self.budget.deadline || self.memo.len() > self.budget.max_states)
+        // Work is counted at every expansion (the bound below walks the segment's nodes);
+        // a time limit, if one is set, is looked at on the first expansion and every 256.
+        self.budget.work.spend(self.units);
+        if self.budget.work.work_is_over()
+            || self.memo.len() > self.budget.max_states
+            || (self.expanded % 256 == 1 && self.budget.work.time_is_up())
         {
             self.aborted = true;
         }

@@ -228,8 +228,8 @@ mod tests {
     #[test]
     fn split_depthwise_windows_compute_the_same_bits() {
         use super::{apply, candidates, splits, stages};
-        use crate::plan::{evaluate, Clock};
-        use std::time::Duration;
+        use crate::plan::evaluate;
+        use crate::plan::work::Budget;
         let mut tried = 0;
         for m in [
             "tests/models/int8/dscnn_qdq.onnx",
@@ -250,7 +250,8 @@ mod tests {
                 .collect();
             let input = [Values::F32(x)];
             let want = crate::exec::run_values(g, &off.schedule, &off.plan, &input);
-            let clock = Clock::new(Duration::from_secs(60));
+            // A tenth of the default planning work for each plan.
+            let budget = || Budget::new(crate::DEFAULT_WORK / 10, None);
             let regions: Vec<_> = candidates(g, 0)
                 .into_iter()
                 .filter(|r| splits(g, r))
@@ -269,8 +270,7 @@ mod tests {
                             &crate::ir::Sharing::default(),
                             crate::plan::SharingChoice::none(),
                             16,
-                            Duration::from_millis(200),
-                            &clock,
+                            &budget(),
                             &[],
                         );
                         let got = crate::exec::run_values(&s, &e.schedule, &e.plan, &input);

@@ -1,0 +1,119 @@
+//! Reproducible builds: planning is counted in work, not time, so the same model and options
+//! give the same generated code on an idle machine and on one whose every core is busy, and
+//! `microarena plan --json` reports the arena the compiled model has.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use microarena_compiler::{compile, Options};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every model file under tests/models (and its subfolders), sorted.
+fn models() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("models dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "onnx") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root().join("tests/models"), &mut out);
+    out.sort();
+    out
+}
+
+/// Runs `f` while every core but none of `f`'s own is kept busy by a spinning thread (as
+/// cargo compiling other crates keeps a proc macro's machine busy).
+fn under_load<T>(f: impl FnOnce() -> T) -> T {
+    let stop = Arc::new(AtomicBool::new(false));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let spinners: Vec<_> = (0..cores)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let out = f();
+    stop.store(true, Ordering::Relaxed);
+    for s in spinners {
+        s.join().expect("spinner");
+    }
+    out
+}
+
+/// The generated code of `path` with the default options, or the error's message.
+fn generated(path: &Path) -> Result<(String, usize), String> {
+    let c = compile(path, &Options::default()).map_err(|e| e.to_string())?;
+    Ok((c.to_tokens(Some(path)).to_string(), c.plan.arena_bytes))
+}
+
+/// `microarena plan --json` of `path`, without the two timings (the only figures that may
+/// differ between runs).
+fn plan_json(path: &Path) -> Result<serde_json::Value, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_microarena"))
+        .arg("plan")
+        .arg(path)
+        .arg("--json")
+        .output()
+        .expect("runs");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let o = v.as_object_mut().expect("an object");
+    assert!(o.remove("planning_ms").is_some() && o.remove("total_ms").is_some());
+    Ok(v)
+}
+
+#[test]
+fn plans_are_the_same_idle_and_under_load() {
+    let mut compared = 0;
+    for path in models() {
+        let name = path
+            .strip_prefix(root())
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let idle = generated(&path);
+        let busy = under_load(|| generated(&path));
+        assert!(
+            idle == busy,
+            "{name}: the generated code differs under load"
+        );
+        let json = plan_json(&path);
+        let json_busy = under_load(|| plan_json(&path));
+        assert_eq!(
+            json, json_busy,
+            "{name}: microarena plan --json differs under load"
+        );
+        // What `plan` prints is what the macro builds: the same arena.
+        if let (Ok((_, arena)), Ok(v)) = (&idle, &json) {
+            assert_eq!(
+                v["arena_bytes"].as_u64(),
+                Some(*arena as u64),
+                "{name}: plan --json against the compiled ARENA_BYTES"
+            );
+            compared += 1;
+        }
+    }
+    // Models that need options (input shapes, constants) are refused alike both times; the
+    // rest must be most of them.
+    assert!(
+        compared >= 30,
+        "only {compared} models compiled with the default options"
+    );
+}
