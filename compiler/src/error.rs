@@ -15,11 +15,19 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file is not a loadable ONNX model.
-    #[error("`{path}` is not a valid ONNX model: {message}\n  check that it is an .onnx file (not a Git LFS pointer, a .ort or a .tflite file)")]
+    #[error("`{path}` is not a valid ONNX model: {message}\n  check that it is an .onnx or a .tflite file (not a Git LFS pointer or an .ort file)")]
     NotOnnx {
         /// The path as resolved.
         path: PathBuf,
         /// What the parser said.
+        message: String,
+    },
+    /// The file is a TFLite flatbuffer (`TFL3`) that cannot be read.
+    #[error("`{path}` is not a valid TFLite model: {message}\n  check that the file is whole (not a Git LFS pointer, not truncated) and was written by the TFLite converter")]
+    NotTflite {
+        /// The path as resolved.
+        path: PathBuf,
+        /// What is wrong.
         message: String,
     },
     /// tract could not turn the model into a typed graph.
@@ -92,6 +100,20 @@ pub enum Error {
         /// What exactly is unsupported.
         detail: String,
         /// The ONNX ops the compiler lowers, comma-separated (for the message).
+        supported: String,
+    },
+    /// A TFLite op (or op configuration) the compiler has no lowering for.
+    #[error("TFLite op {op_type} writing `{tensor}` (operator {index}) is not supported: {detail}.\n  supported TFLite ops: {supported}")]
+    UnsupportedTflite {
+        /// The op's (first) output tensor, which names it in TFLite's tools.
+        tensor: String,
+        /// Its position in the subgraph's operator list.
+        index: usize,
+        /// The builtin operator (or `CUSTOM(name)`).
+        op_type: String,
+        /// What exactly is unsupported.
+        detail: String,
+        /// The TFLite ops the compiler lowers, comma-separated.
         supported: String,
     },
     /// Something about the model's graph interface we cannot express.

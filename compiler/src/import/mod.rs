@@ -24,6 +24,7 @@ use crate::ops::shape::ShapeOp;
 mod constant;
 pub(crate) mod qdq;
 mod scan;
+pub mod tflite;
 pub(crate) mod typed;
 
 use typed::{to_array, At, OnnxNodes, TypedLowering, Value};
@@ -128,6 +129,9 @@ pub fn import_bytes(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resul
     };
     if bytes.is_empty() {
         return Err(not_onnx("the file is empty".into()));
+    }
+    if tflite::is_tflite(bytes) {
+        return tflite::import_tflite(bytes, path, options);
     }
     let onnx = tract_onnx::onnx();
     let mut proto = onnx
