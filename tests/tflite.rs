@@ -53,3 +53,55 @@ float_models!(
     image_classification_fp32 => "pretrainedResnet", "tests/models/tflite/pretrainedResnet.tflite",
     visual_wake_words_fp32 => "vww_96_float", "tests/models/tflite/vww_96_float.tflite",
 );
+
+/// An int8 file of reference data.
+fn read_i8(path: &std::path::Path) -> Vec<i8> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .map(|b| b as i8)
+        .collect()
+}
+
+macro_rules! int8_models {
+    ($($name:ident => $file:literal, $path:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                mod m {
+                    microarena::include_model!($path, self_test = true);
+                }
+                assert!(m::Model::new().self_test(), "self_test failed");
+                let dir = models_dir().join("tflite");
+                let mut model = m::Model::new();
+                for k in 0..3 {
+                    let x = read_i8(&dir.join(format!("{}.input{k}.bin", $file)));
+                    let want = read_i8(&dir.join(format!("{}.output{k}.bin", $file)));
+                    let mut y = [0i8; m::OUTPUT_LEN];
+                    model.run(x.as_slice().try_into().expect("input length"), &mut y);
+                    let differ: Vec<(usize, i8, i8)> = y
+                        .iter()
+                        .zip(&want)
+                        .enumerate()
+                        .filter(|(_, (a, b))| a != b)
+                        .map(|(i, (&a, &b))| (i, a, b))
+                        .collect();
+                    assert!(
+                        differ.is_empty(),
+                        "{} input {k}: (index, ours, TFLite's) {differ:?}",
+                        $file
+                    );
+                }
+            }
+        )*
+    };
+}
+
+int8_models!(
+    anomaly_detection_int8 => "ad01_int8", "tests/models/tflite/ad01_int8.tflite",
+    keyword_spotting_int8 => "kws_ref_model", "tests/models/tflite/kws_ref_model.tflite",
+    image_classification_int8 => "pretrainedResnet_quant",
+        "tests/models/tflite/pretrainedResnet_quant.tflite",
+    visual_wake_words_int8 => "vww_96_int8", "tests/models/tflite/vww_96_int8.tflite",
+    streaming_wakeword_int8 => "str_ww_ref_model", "tests/models/tflite/str_ww_ref_model.tflite",
+);

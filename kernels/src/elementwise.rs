@@ -547,6 +547,102 @@ pub fn add_i8_in_place(p: &AddI8, terms: &AddI8Terms, io: &mut [i8], b: &[i8]) {
     }
 }
 
+/// Quantisation of TFLite's int8 addition, its reference arithmetic (`integer_ops::Add`):
+/// each operand `(x − zero) · 2^20` rescaled by its scale over twice the larger input scale,
+/// the sum rescaled by that over the output scale, all in TFLite's fixed point
+/// ([`FixedPoint`](super::quant::FixedPoint)). The operands' terms are the tables of
+/// [`AddI8Q31::terms`], as for [`AddI8`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AddI8Q31 {
+    /// Zero point of `a`.
+    pub a_zero: i32,
+    /// `a`'s scale over twice the larger input scale.
+    pub a_mult: super::quant::FixedPoint,
+    /// Zero point of `b`.
+    pub b_zero: i32,
+    /// `b`'s scale over twice the larger input scale.
+    pub b_mult: super::quant::FixedPoint,
+    /// Twice the larger input scale over the output scale, undoing the 20 bits.
+    pub out_mult: super::quant::FixedPoint,
+    /// Output zero point.
+    pub out_zero: i32,
+    /// Smallest output (a fused ReLU raises it to the zero point).
+    pub lo: i8,
+    /// Largest output.
+    pub hi: i8,
+}
+
+impl AddI8Q31 {
+    /// The parameters as TFLite prepares them (`add.cc`): scales and zero points
+    /// `(a_scale, a_zero)`, `(b_scale, b_zero)`, `(out_scale, out_zero)`, the output range.
+    pub fn new(a: (f32, i32), b: (f32, i32), out: (f32, i32), lo: i8, hi: i8) -> AddI8Q31 {
+        use super::quant::FixedPoint;
+        // `2 * std::max(float, float)`: a float, exact.
+        let twice_max = f64::from(2.0 * a.0.max(b.0));
+        AddI8Q31 {
+            a_zero: a.1,
+            a_mult: FixedPoint::from_real(f64::from(a.0) / twice_max),
+            b_zero: b.1,
+            b_mult: FixedPoint::from_real(f64::from(b.0) / twice_max),
+            // `(1 << 20) * float`: a float, exact.
+            out_mult: FixedPoint::from_real(
+                twice_max / f64::from((1u32 << AddI8::LEFT_SHIFT) as f32 * out.0),
+            ),
+            out_zero: out.1,
+            lo,
+            hi,
+        }
+    }
+
+    /// The same addition with the operands' roles swapped (`b + a`), for writing over `b`.
+    pub fn swapped(self) -> AddI8Q31 {
+        AddI8Q31 {
+            a_zero: self.b_zero,
+            a_mult: self.b_mult,
+            b_zero: self.a_zero,
+            b_mult: self.a_mult,
+            ..self
+        }
+    }
+
+    /// `a`'s and `b`'s rescaled terms for every int8 value (TFLite's
+    /// `MultiplyByQuantizedMultiplierSmallerThanOneExp` of the shifted operand).
+    pub fn terms(&self) -> AddI8Terms {
+        let term = |m: super::quant::FixedPoint, zero: i32| -> [i32; 256] {
+            core::array::from_fn(|i| {
+                m.apply((i32::from(i as u8 as i8) - zero) * (1 << AddI8::LEFT_SHIFT))
+            })
+        };
+        AddI8Terms {
+            a: term(self.a_mult, self.a_zero),
+            b: term(self.b_mult, self.b_zero),
+        }
+    }
+}
+
+/// TFLite's int8 addition of two same-shape tensors (see [`AddI8Q31`]); `terms` is
+/// `p.terms()`.
+pub fn add_i8_q31(p: &AddI8Q31, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mut [i8]) {
+    use super::quant::Rescale;
+    assert!(a.len() >= out.len() && b.len() >= out.len());
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = p
+            .out_mult
+            .requantize(terms.sum(x, y), p.out_zero, p.lo, p.hi);
+    }
+}
+
+/// [`add_i8_q31`] with the output written over `a` (`io`).
+pub fn add_i8_q31_in_place(p: &AddI8Q31, terms: &AddI8Terms, io: &mut [i8], b: &[i8]) {
+    use super::quant::Rescale;
+    assert!(b.len() >= io.len());
+    for (x, &y) in io.iter_mut().zip(b) {
+        *x = p
+            .out_mult
+            .requantize(terms.sum(*x, y), p.out_zero, p.lo, p.hi);
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::super::quant::requantize16;

@@ -663,12 +663,15 @@ pub struct MatMulI8 {
 
 /// Reference int8 matrix product, int32 accumulation, no float:
 /// `out[m, n] = requant[n](Σ_k (a[m, k] − a_zero) · b[n, k] + bias[n]) + out_zero`.
-pub fn matmul_i8(
+///
+/// The requantisation is ONNX's ([`Requant`](super::quant::Requant)) or TFLite's
+/// ([`FixedPoint`](super::quant::FixedPoint)), one per column.
+pub fn matmul_i8<R: super::quant::Rescale>(
     p: &MatMulI8,
     a: &[i8],
     b: &[i8],
     bias: Option<&[i32]>,
-    requant: &[super::quant::Requant],
+    requant: &[R],
     out: &mut [i8],
 ) {
     let g = &p.geom;
@@ -696,7 +699,7 @@ pub fn matmul_i8(
                 }
             }
             out[m * g.out_stride_m + n * g.out_stride_n] =
-                super::quant::requantize(acc, requant[n], p.out_zero, p.lo, p.hi);
+                requant[n].requantize(acc, p.out_zero, p.lo, p.hi);
         }
     }
 }

@@ -438,10 +438,13 @@ pub struct AvgPoolI8 {
 /// ignored): `out = requant_n(Σ (x − in_zero)) + out_zero` over the `n` taps of each window,
 /// with `requant_n` = `in_scale / (out_scale · n)`. `by_count` lists `(n, requant_n)` for every
 /// window size that occurs (the compiler computes them; a handful at the borders).
-pub fn avg_pool_i8(
+///
+/// `R` is ONNX's [`Requant`](super::quant::Requant); TFLite's pooling sums the raw bytes
+/// (both zero points 0 here) and divides by the count, [`DivideRounded`](super::quant::DivideRounded).
+pub fn avg_pool_i8<R: super::quant::Rescale>(
     p: &Pool2d,
     q: &AvgPoolI8,
-    by_count: &[(u32, super::quant::Requant)],
+    by_count: &[(u32, R)],
     input: &[i8],
     output: &mut [i8],
 ) {
@@ -465,7 +468,7 @@ pub fn avg_pool_i8(
             .take(p.batch * p.c)
         {
             let acc = sum_i8(src) - n as i32 * q.in_zero;
-            *out = super::quant::requantize(acc, r, q.out_zero, q.lo, q.hi);
+            *out = r.requantize(acc, q.out_zero, q.lo, q.hi);
         }
         return;
     }
@@ -491,8 +494,7 @@ pub fn avg_pool_i8(
                     .find(|(n, _)| *n as usize == count)
                     .expect("a multiplier for every window size")
                     .1;
-                output[(c * oh + oy) * ow + ox] =
-                    super::quant::requantize(acc, r, q.out_zero, q.lo, q.hi);
+                output[(c * oh + oy) * ow + ox] = r.requantize(acc, q.out_zero, q.lo, q.hi);
             }
         }
     }
@@ -533,15 +535,15 @@ pub fn row_sums_i8(first: bool, band: &[i8], len: usize, sums: &mut [i32]) {
 
 /// [`average_of_sums`] of int8 sums: what [`avg_pool_i8`] gives for a window that is the
 /// whole plane of `count` values, requantised by `r` (its multiplier for that count).
-pub fn average_of_sums_i8(
+pub fn average_of_sums_i8<R: super::quant::Rescale>(
     count: usize,
     q: &AvgPoolI8,
-    r: super::quant::Requant,
+    r: R,
     sums: &[i32],
     out: &mut [i8],
 ) {
     for (o, &s) in out.iter_mut().zip(sums) {
-        *o = super::quant::requantize(s - count as i32 * q.in_zero, r, q.out_zero, q.lo, q.hi);
+        *o = r.requantize(s - count as i32 * q.in_zero, q.out_zero, q.lo, q.hi);
     }
 }
 

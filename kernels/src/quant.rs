@@ -125,6 +125,205 @@ impl Requant {
     }
 }
 
+/// TFLite's requantisation: a real factor as a Q31 multiplier and a power of two,
+/// `acc · multiplier · 2^(shift − 31)` computed as the TFLite interpreter computes it
+/// (`MultiplyByQuantizedMultiplier` built with `TFLITE_SINGLE_ROUNDING`, as LiteRT is; CMSIS-NN's
+/// `CMSIS_NN_USE_SINGLE_ROUNDING`): the exact 64-bit product, rounded once to the nearest
+/// integer, a tie up. A model converted by TFLite is bit-exact with the interpreter only with
+/// this arithmetic; ONNX models keep [`Requant`] (onnxruntime's float32). (gemmlowp's older
+/// two roundings, a doubling high multiply then a rounding shift, differ where the first
+/// rounding lands on a half: `416 · 0.0267 = 57.389` rounds to 57 once, to 58 twice.)
+///
+/// ```
+/// use microarena_kernels::quant::FixedPoint;
+/// let f = FixedPoint::from_real(0.25);
+/// assert_eq!((f.multiplier, f.shift), (1 << 30, -1));
+/// assert_eq!(f.apply(100), 25);
+/// assert_eq!(f.apply(-6), -1); // −1.5: a tie, up
+/// assert_eq!(f.apply(6), 2); // 1.5: a tie, up
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedPoint {
+    /// The factor's mantissa in Q31, in [2^30, 2^31), or 0.
+    pub multiplier: i32,
+    /// Power of two: positive shifts left before the multiply, negative right after it.
+    pub shift: i32,
+}
+
+impl FixedPoint {
+    /// `real` (≥ 0) as TFLite's `QuantizeMultiplier` encodes it: `frexp`, the fraction
+    /// rounded to 31 bits (half away from zero), a fraction that rounds up to 1 halved;
+    /// factors below 2^-31 become 0, and (single rounding) shifts above 30 are capped with
+    /// the largest multiplier.
+    pub fn from_real(real: f64) -> FixedPoint {
+        assert!(
+            real >= 0.0 && real.is_finite(),
+            "requantisation factor {real}"
+        );
+        if real == 0.0 {
+            return FixedPoint {
+                multiplier: 0,
+                shift: 0,
+            };
+        }
+        let (mut q, mut shift) = frexp(real);
+        q = libm::round(q * 2_147_483_648.0);
+        if q == 2_147_483_648.0 {
+            q /= 2.0;
+            shift += 1;
+        }
+        if shift < -31 {
+            return FixedPoint {
+                multiplier: 0,
+                shift: 0,
+            };
+        }
+        if shift > 30 {
+            return FixedPoint {
+                multiplier: i32::MAX,
+                shift: 30,
+            };
+        }
+        FixedPoint {
+            multiplier: q as i32,
+            shift,
+        }
+    }
+
+    /// `MultiplyByQuantizedMultiplier(x, multiplier, shift)` with one rounding: `(x ·
+    /// multiplier + 2^(30 − shift)) >> (31 − shift)` in 64 bits, saturated to `i32`.
+    #[inline]
+    pub fn apply(self, x: i32) -> i32 {
+        let total = 31 - self.shift;
+        let round = 1i64 << (total - 1);
+        let r = (i64::from(x) * i64::from(self.multiplier) + round) >> total;
+        r.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    }
+}
+
+/// A [`FixedPoint`] applied with gemmlowp's two roundings (`MultiplyByQuantizedMultiplier`
+/// without `TFLITE_SINGLE_ROUNDING`: the doubling high multiply, rounded to nearest with a
+/// positive tie up and a negative one toward zero, then a rounding right shift, ties away
+/// from zero), what ruy and CMSIS-NN's default build compute: the TFLite interpreter's
+/// convolutions round this way, its fully connected layers once.
+///
+/// ```
+/// use microarena_kernels::quant::{FixedPoint, TwoRoundings};
+/// let f = FixedPoint { multiplier: 1_185_020_362, shift: -2 };
+/// assert_eq!((f.apply(416), TwoRoundings(f).apply(416)), (57, 58));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TwoRoundings(pub FixedPoint);
+
+impl TwoRoundings {
+    /// gemmlowp's `MultiplyByQuantizedMultiplier(x, multiplier, shift)`.
+    #[inline]
+    pub fn apply(self, x: i32) -> i32 {
+        let f = self.0;
+        let left = f.shift.max(0);
+        let right = (-f.shift).max(0);
+        rounding_divide_by_pot(
+            saturating_rounding_doubling_high_mul(x.wrapping_mul(1 << left), f.multiplier),
+            right,
+        )
+    }
+}
+
+impl Rescale for TwoRoundings {
+    #[inline]
+    fn requantize(self, acc: i32, zero_point: i32, lo: i8, hi: i8) -> i8 {
+        self.apply(acc)
+            .saturating_add(zero_point)
+            .clamp(i32::from(lo), i32::from(hi)) as i8
+    }
+}
+
+/// `x = q · 2^e` with `q` in [0.5, 1) (for `x` > 0 and finite), as C's `frexp`.
+fn frexp(x: f64) -> (f64, i32) {
+    let bits = x.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    if exp == 0 {
+        // Subnormal: scale into the normal range first.
+        let (q, e) = frexp(x * 18_446_744_073_709_551_616.0); // 2^64
+        return (q, e - 64);
+    }
+    let q = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    (q, exp - 1022)
+}
+
+/// gemmlowp's `SaturatingRoundingDoublingHighMul`: the high 32 bits of `2 · a · b`, rounded
+/// to nearest (its nudge, then C's truncating division: a positive tie goes up, a negative
+/// one toward zero); the one overflowing case (`i32::MIN`²) saturates.
+#[inline]
+pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = i64::from(a) * i64::from(b);
+    let nudge = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // C's division truncates toward zero, as Rust's does.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// gemmlowp's `RoundingDivideByPOT`: `x / 2^exponent` rounded half away from zero.
+#[inline]
+pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
+    debug_assert!((0..=31).contains(&exponent));
+    let mask = ((1i64 << exponent) - 1) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    (x >> exponent) + i32::from(remainder > threshold)
+}
+
+/// How a kernel turns a channel's int32 accumulator into an int8 output: ONNX's float32
+/// arithmetic ([`Requant`]) or TFLite's fixed point ([`FixedPoint`]). The reference
+/// convolution and matrix product are generic over it, so one loop serves both.
+pub trait Rescale: Copy {
+    /// `clamp(rescaled(acc) + zero_point, lo, hi)`.
+    fn requantize(self, acc: i32, zero_point: i32, lo: i8, hi: i8) -> i8;
+}
+
+impl Rescale for Requant {
+    #[inline]
+    fn requantize(self, acc: i32, zero_point: i32, lo: i8, hi: i8) -> i8 {
+        requantize(acc, self, zero_point, lo, hi)
+    }
+}
+
+impl Rescale for FixedPoint {
+    #[inline]
+    fn requantize(self, acc: i32, zero_point: i32, lo: i8, hi: i8) -> i8 {
+        self.apply(acc)
+            .saturating_add(zero_point)
+            .clamp(i32::from(lo), i32::from(hi)) as i8
+    }
+}
+
+/// Division by a window's tap count, rounded half away from zero, as TFLite's int8 average
+/// pooling divides the sum of its taps (`(acc ± n / 2) / n`, C's truncating division).
+///
+/// ```
+/// use microarena_kernels::quant::{DivideRounded, Rescale};
+/// assert_eq!(DivideRounded(4).requantize(10, 0, -128, 127), 3); // 2.5 → 3
+/// assert_eq!(DivideRounded(4).requantize(-10, 0, -128, 127), -3);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DivideRounded(pub u32);
+
+impl Rescale for DivideRounded {
+    #[inline]
+    fn requantize(self, acc: i32, zero_point: i32, lo: i8, hi: i8) -> i8 {
+        let n = self.0.max(1) as i32;
+        let q = if acc > 0 {
+            (acc + n / 2) / n
+        } else {
+            (acc - n / 2) / n
+        };
+        q.saturating_add(zero_point)
+            .clamp(i32::from(lo), i32::from(hi)) as i8
+    }
+}
+
 /// `v / 2^k` rounded to nearest, ties to even.
 #[inline]
 fn round_shift(v: u64, k: u32) -> u64 {
@@ -633,6 +832,68 @@ mod tests {
                 .clamp(i64::from(zo), 127);
             assert!((i64::from(b) - want).abs() <= 1, "{a}: {b} vs {want}");
             assert!(i32::from(b) >= zo);
+        }
+    }
+
+    /// TFLite's fixed point: within one step of the exact product everywhere, exact ties
+    /// rounded away from zero, and the encoding of factors as `QuantizeMultiplier` makes them.
+    #[test]
+    fn fixed_point_is_tflites_multiply_by_quantized_multiplier() {
+        // Hand-worked: 0.5 → (2^30, 0); 3 → (0.75·2^31, 2); 2^-40 → 0.
+        assert_eq!(
+            FixedPoint::from_real(0.5),
+            FixedPoint {
+                multiplier: 1 << 30,
+                shift: 0
+            }
+        );
+        assert_eq!(
+            FixedPoint::from_real(3.0),
+            FixedPoint {
+                multiplier: 1_610_612_736,
+                shift: 2
+            }
+        );
+        let p2 = |e: i32| libm::pow(2.0, f64::from(e));
+        assert_eq!(FixedPoint::from_real(p2(-40)).multiplier, 0);
+        // A fraction that rounds up to 1 is halved: 1 − 2^-40 encodes as 1.
+        assert_eq!(
+            FixedPoint::from_real(1.0 - p2(-40)),
+            FixedPoint {
+                multiplier: 1 << 30,
+                shift: 1
+            }
+        );
+        // One rounding, a tie up; the case where two roundings differ (57.389: 58 twice).
+        let half = FixedPoint::from_real(0.5);
+        assert_eq!([half.apply(3), half.apply(-3), half.apply(5)], [2, -1, 3]);
+        let quarter = FixedPoint::from_real(0.25);
+        assert_eq!(
+            [quarter.apply(6), quarter.apply(-6), quarter.apply(-5)],
+            [2, -1, -1]
+        );
+        let f = FixedPoint {
+            multiplier: 1_185_020_362,
+            shift: -2,
+        };
+        assert_eq!(f.apply(416), 57);
+        let mut seed = 0x1234_5678u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for _ in 0..100_000 {
+            let real = f64::from(next() % 1_000_000 + 1) * 1e-9 * f64::from(1 + next() % 4000);
+            // Accumulators whose product stays inside i32, as a layer's do.
+            let x = (next() as i32) >> (10 + next() % 20);
+            let f = FixedPoint::from_real(real);
+            let m = f64::from(f.multiplier) * p2(f.shift - 31);
+            assert!((m - real).abs() <= real * 1e-9, "{real}: {f:?}");
+            let want = f64::from(x) * m;
+            let got = f64::from(f.apply(x));
+            assert!((got - want).abs() <= 1.0, "{x} · {real}: {got} vs {want}");
         }
     }
 }

@@ -181,6 +181,172 @@ pub fn softmax_i8(p: &SoftmaxI8, input: &[i8], output: &mut [i8]) {
     }
 }
 
+/// Quantisation of TFLite's int8 softmax (its reference kernel, gemmlowp's fixed point; an
+/// 8-bit output of scale 1/256 and zero point −128): the input difference to the row's
+/// maximum scaled by `beta · in_scale` into Q5.26, `exp` of it in Q0.31, their sum in Q12.19,
+/// its reciprocal by Newton–Raphson, each output rounded off.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SoftmaxQ31 {
+    /// Geometry (its `log` must be false).
+    pub geom: Softmax,
+    /// `beta · in_scale · 2^26` as a Q31 multiplier ...
+    pub input_multiplier: i32,
+    /// ... and its left shift (TFLite's `PreprocessSoftmaxScaling`).
+    pub input_left_shift: i32,
+    /// Differences below this (in input steps) count as `exp` = 0.
+    pub diff_min: i32,
+}
+
+/// Integer bits of the scaled differences (Q5.26).
+const SCALED_DIFF_INTEGER_BITS: i32 = 5;
+/// Integer bits of the sum of exponentials (Q12.19).
+const ACCUMULATION_INTEGER_BITS: i32 = 12;
+
+impl SoftmaxQ31 {
+    /// The parameters TFLite prepares for `beta` and an input scale `in_scale`.
+    pub fn new(geom: Softmax, beta: f64, in_scale: f32) -> SoftmaxQ31 {
+        assert!(!geom.log, "int8 log-softmax is not supported");
+        let real =
+            (beta * f64::from(in_scale) * f64::from(1u32 << (31 - SCALED_DIFF_INTEGER_BITS)))
+                .min(2_147_483_647.0);
+        let m = crate::quant::FixedPoint::from_real(real);
+        // CalculateInputRadius: the largest difference whose scaled value fits Q5.26.
+        let max_rescaled = f64::from((1 << SCALED_DIFF_INTEGER_BITS) - 1)
+            * (1u64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64
+            / (1u64 << m.shift.max(0)) as f64;
+        SoftmaxQ31 {
+            geom,
+            input_multiplier: m.multiplier,
+            input_left_shift: m.shift,
+            diff_min: -(libm::floor(max_rescaled) as i32),
+        }
+    }
+}
+
+/// gemmlowp's `SaturatingRoundingMultiplyByPOT<e>` for a positive `e`: a left shift,
+/// saturating.
+fn shl_saturating(x: i32, e: u32) -> i32 {
+    let threshold = (1i32 << (31 - e)) - 1;
+    if x > threshold {
+        i32::MAX
+    } else if x < -threshold {
+        i32::MIN
+    } else {
+        x << e
+    }
+}
+
+use crate::quant::{
+    rounding_divide_by_pot as rdbp, saturating_rounding_doubling_high_mul as srdhm,
+};
+
+/// gemmlowp's `exp_on_interval_between_negative_one_quarter_and_0_excl` (Q0.31 in and out).
+fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
+    const CONSTANT_TERM: i32 = 1_895_147_668; // exp(−1/8)
+    const ONE_THIRD: i32 = 715_827_883;
+    let x = a.wrapping_add(1 << 28); // + 1/8
+    let x2 = srdhm(x, x);
+    let x3 = srdhm(x2, x);
+    let x4 = srdhm(x2, x2);
+    let x4_over_4 = rdbp(x4, 2);
+    let poly = rdbp(
+        srdhm(x4_over_4.wrapping_add(x3), ONE_THIRD).wrapping_add(x2),
+        1,
+    );
+    CONSTANT_TERM.wrapping_add(srdhm(CONSTANT_TERM, x.wrapping_add(poly)))
+}
+
+/// gemmlowp's `exp_on_negative_values` of a Q5.26 value ≤ 0, in Q0.31.
+fn exp_on_negative_values(a: i32) -> i32 {
+    const FRACTIONAL_BITS: i32 = 31 - SCALED_DIFF_INTEGER_BITS;
+    let one_quarter = 1i32 << (FRACTIONAL_BITS - 2);
+    let mask = one_quarter - 1;
+    let a_mod_quarter_minus_one_quarter = (a & mask).wrapping_sub(one_quarter);
+    let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(shl_saturating(
+        a_mod_quarter_minus_one_quarter,
+        SCALED_DIFF_INTEGER_BITS as u32,
+    ));
+    let remainder = a_mod_quarter_minus_one_quarter.wrapping_sub(a);
+    // exp(−2^k) for k = −2..=4, applied where bit k of the remainder is set.
+    const BARREL: [(i32, i32); 7] = [
+        (-2, 1_672_461_947),
+        (-1, 1_302_514_674),
+        (0, 790_015_084),
+        (1, 290_630_308),
+        (2, 39_332_535),
+        (3, 720_401),
+        (4, 242),
+    ];
+    for (exponent, multiplier) in BARREL {
+        if remainder & (1 << (FRACTIONAL_BITS + exponent)) != 0 {
+            result = srdhm(result, multiplier);
+        }
+    }
+    if a == 0 {
+        i32::MAX
+    } else {
+        result
+    }
+}
+
+/// gemmlowp's `one_over_one_plus_x_for_x_in_0_1` (Q0.31 in and out).
+fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
+    // RoundingHalfSum(a, One).
+    let sum = i64::from(a) + i64::from(i32::MAX);
+    let half_denominator = ((sum + if sum >= 0 { 1 } else { -1 }) / 2) as i32;
+    const C48_17: i32 = 1_515_870_810; // 48/17 in Q2.29
+    const CNEG32_17: i32 = -1_010_580_540; // −32/17 in Q2.29
+    let mut x = C48_17.wrapping_add(srdhm(half_denominator, CNEG32_17));
+    for _ in 0..3 {
+        let half_denominator_times_x = srdhm(half_denominator, x);
+        let one_minus = (1i32 << 29).wrapping_sub(half_denominator_times_x);
+        x = x.wrapping_add(shl_saturating(srdhm(x, one_minus), 2));
+    }
+    shl_saturating(x, 1)
+}
+
+/// TFLite's int8 softmax along `geom.len` (see [`SoftmaxQ31`]): bit for bit its reference
+/// kernel.
+pub fn softmax_i8_q31(p: &SoftmaxQ31, input: &[i8], output: &mut [i8]) {
+    let g = &p.geom;
+    assert!(input.len() >= g.outer * g.len * g.inner && output.len() >= g.outer * g.len * g.inner);
+    let scaled = |d: i32| {
+        srdhm(
+            d.wrapping_mul(1 << p.input_left_shift.max(0)),
+            p.input_multiplier,
+        )
+    };
+    for o in 0..g.outer {
+        for i in 0..g.inner {
+            let at = |l: usize| (o * g.len + l) * g.inner + i;
+            let max = (0..g.len).map(|l| input[at(l)]).max().unwrap_or(i8::MIN);
+            let diff = |l: usize| i32::from(input[at(l)]) - i32::from(max);
+            let mut sum_of_exps = 0i32;
+            for l in 0..g.len {
+                if diff(l) >= p.diff_min {
+                    let e = exp_on_negative_values(scaled(diff(l)));
+                    sum_of_exps = sum_of_exps.wrapping_add(rdbp(e, ACCUMULATION_INTEGER_BITS));
+                }
+            }
+            // GetReciprocal: the sum normalised into [1, 2), its reciprocal in Q0.31.
+            let headroom_plus_one = (sum_of_exps as u32).leading_zeros() as i32;
+            let num_bits_over_unit = ACCUMULATION_INTEGER_BITS - headroom_plus_one;
+            let shifted_sum_minus_one =
+                ((sum_of_exps as u32) << headroom_plus_one).wrapping_sub(1 << 31) as i32;
+            let shifted_scale = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one);
+            for l in 0..g.len {
+                output[at(l)] = if diff(l) >= p.diff_min {
+                    let e = exp_on_negative_values(scaled(diff(l)));
+                    let unsat = rdbp(srdhm(shifted_scale, e), num_bits_over_unit + 31 - 8);
+                    (unsat - 128).clamp(-128, 127) as i8
+                } else {
+                    i8::MIN
+                };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod i8_tests {
     use super::*;

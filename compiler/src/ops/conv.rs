@@ -6,14 +6,14 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::activation::activation_tokens;
-use super::quant::{requant_slice, scale_slice};
+use super::quant::{scale_slice, Rescales};
 use super::{onnx_window, usize_lit as u, window, window_tokens, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering, QuantWeight, Val};
 use crate::import::typed::{At, TypedLowering};
 use crate::ir::{DType, Graph, Op, Quant, TensorId, TensorKind, Values};
 use crate::kernels::conv::{self, Conv2d, ConvI8};
-use crate::kernels::quant::Requant;
+use crate::kernels::quant::{Requant, TwoRoundings};
 use crate::kernels::{Activation, Window2d};
 
 /// The family's entry in the registry.
@@ -33,9 +33,10 @@ pub enum ConvOp {
     /// `[x, weights (packed by `kernels::conv::pack_f32_weights`), bias?]`: dense
     /// convolutions as register tiles of 4 output channels × 4 pixels.
     F32Tiled(Conv2d),
-    /// `[x (i8), weights (i8, OIHW), bias (i32)?]`, one requantisation per output channel:
-    /// grouped and depthwise convolutions.
-    I8(ConvI8, Vec<Requant>),
+    /// `[x (i8), weights (i8, OIHW), bias (i32)?]`, one requantisation per output channel
+    /// (ONNX's or TFLite's): the reference kernel, which grouped convolutions, TFLite models
+    /// and small alignments run.
+    I8(ConvI8, Rescales),
     /// `[x (i8), weights (i16, packed by `kernels::conv::pack_tiled_weights`), bias (i32)?]`
     /// with a scratch of `kernels::conv::tiled_scratch_len` `i16`: dense convolutions as
     /// register tiles of 4 (last: 2) output channels × 2 pixels over an im2col of two pixels.
@@ -234,7 +235,12 @@ fn conv_i8(
         inputs.push(b);
     }
     let y = cx.new_i8(at.out(), out_shape, q);
-    cx.emit(at, Op::Conv(ConvOp::I8(p, requant)), inputs, y);
+    cx.emit(
+        at,
+        Op::Conv(ConvOp::I8(p, Rescales::Requant(requant))),
+        inputs,
+        y,
+    );
     Ok(y)
 }
 
@@ -261,7 +267,9 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                 let op = ConvOp::F32Tiled(*p);
                 (op, DType::F32, len, TensorKind::Weight(packed), 0)
             }
-            (Op::Conv(ConvOp::I8(p, requant)), TensorKind::WeightI8(w)) if alignment >= 4 => {
+            (Op::Conv(ConvOp::I8(p, Rescales::Requant(requant))), TensorKind::WeightI8(w))
+                if alignment >= 4 =>
+            {
                 let geom = &p.geom;
                 // The padded-plane kernel pays where its two-pixel 3×3 path runs; other
                 // depthwise geometries keep the reference kernel (faster there).
@@ -404,9 +412,7 @@ impl Kernel for ConvOp {
                 let geom = geometry(p);
                 quote!(::microarena::kernels::conv::conv2d_tiled(&#geom, #x, #w, #bias, #out);)
             }
-            ConvOp::I8(p, requant)
-            | ConvOp::I8Tiled(p, requant)
-            | ConvOp::I8Depthwise(p, requant) => {
+            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => {
                 let kernel = match self {
                     ConvOp::I8Tiled(..) => Some(quote!(conv2d_i8_tiled)),
                     ConvOp::I8Depthwise(..) => Some(quote!(conv2d_i8_depthwise)),
@@ -420,10 +426,11 @@ impl Kernel for ConvOp {
                     hi,
                 } = p;
                 let geom = geometry(geom);
-                // The tiled kernel takes the scales decoded (`Requant::scale`).
+                // The tiled kernels take the scales decoded (`Requant::scale`).
                 let rq = match self {
-                    ConvOp::I8Tiled(..) | ConvOp::I8Depthwise(..) => scale_slice(requant),
-                    ConvOp::I8(..) | ConvOp::F32(_) | ConvOp::F32Tiled(_) => requant_slice(requant),
+                    ConvOp::I8Tiled(_, rs) | ConvOp::I8Depthwise(_, rs) => scale_slice(rs),
+                    ConvOp::I8(_, rs) => rs.tokens(),
+                    ConvOp::F32(_) | ConvOp::F32Tiled(_) => unreachable!("an int8 op"),
                 };
                 let params = quote! {
                     &::microarena::kernels::conv::ConvI8 {
@@ -467,8 +474,15 @@ impl Kernel for ConvOp {
             ConvOp::F32Tiled(p) => {
                 conv::conv2d_tiled(p, ins.f32(0), ins.f32(1), ins.opt_f32(2), out.f32_mut())
             }
-            ConvOp::I8(p, rq) => {
+            ConvOp::I8(p, Rescales::Requant(rq)) => {
                 conv::conv2d_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), rq, out.i8_mut())
+            }
+            ConvOp::I8(p, Rescales::FixedPoint(fp)) => {
+                conv::conv2d_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), fp, out.i8_mut())
+            }
+            ConvOp::I8(p, Rescales::TwoRoundings(fp)) => {
+                let rq: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
+                conv::conv2d_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), &rq, out.i8_mut())
             }
             ConvOp::I8Tiled(p, rq) => {
                 // On the host the scratch is a vector of its own; `crate::exec` fills the

@@ -8,7 +8,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::logic::Iff;
 
 use super::activation::activation_tokens;
-use super::quant::requant;
+use super::quant::{fixed_point, requant};
 use super::{same_size_input, usize_array, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering};
@@ -16,7 +16,7 @@ use crate::import::typed::{
     broadcast_strides, simplify_strided, to_array, At, TypedLowering, Value,
 };
 use crate::ir::{Graph, Node, Op, Values};
-use crate::kernels::elementwise::{self, AddI8, Binary, BinaryOp};
+use crate::kernels::elementwise::{self, AddI8, AddI8Q31, Binary, BinaryOp};
 use crate::kernels::{Activation, MAX_RANK};
 
 /// The family's entry in the registry.
@@ -37,6 +37,8 @@ pub enum ElementwiseOp {
     Binary(Binary),
     /// `[a (i8), b (i8)]`, same shape.
     AddI8(AddI8),
+    /// `[a (i8), b (i8)]`, the same shape: TFLite's int8 addition (its fixed point).
+    AddI8Q31(AddI8Q31),
 }
 
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
@@ -241,6 +243,37 @@ fn add_i8_terms(p: &AddI8) -> TokenStream {
     quote!(&::microarena::kernels::elementwise::AddI8Terms { a: [#(#a),*], b: [#(#b),*] })
 }
 
+/// The operands' tables of TFLite's addition.
+fn add_i8_q31_terms(p: &AddI8Q31) -> TokenStream {
+    let t = p.terms();
+    let (a, b) = (t.a.iter(), t.b.iter());
+    quote!(&::microarena::kernels::elementwise::AddI8Terms { a: [#(#a),*], b: [#(#b),*] })
+}
+
+fn add_i8_q31_params(p: &AddI8Q31) -> TokenStream {
+    let AddI8Q31 {
+        a_zero,
+        a_mult,
+        b_zero,
+        b_mult,
+        out_mult,
+        out_zero,
+        lo,
+        hi,
+    } = p;
+    let (am, bm, om) = (
+        fixed_point(a_mult),
+        fixed_point(b_mult),
+        fixed_point(out_mult),
+    );
+    quote! {
+        &::microarena::kernels::elementwise::AddI8Q31 {
+            a_zero: #a_zero, a_mult: #am, b_zero: #b_zero, b_mult: #bm, out_mult: #om,
+            out_zero: #out_zero, lo: #lo, hi: #hi,
+        }
+    }
+}
+
 fn add_i8_params(p: &AddI8) -> TokenStream {
     let AddI8 {
         a_zero,
@@ -266,13 +299,14 @@ impl Kernel for ElementwiseOp {
         match self {
             ElementwiseOp::Binary(_) => "Binary",
             ElementwiseOp::AddI8(_) => "AddI8",
+            ElementwiseOp::AddI8Q31(_) => "AddI8Q31",
         }
     }
 
     fn activation_mut(&mut self) -> Option<&mut Activation> {
         match self {
             ElementwiseOp::Binary(p) => Some(&mut p.act),
-            ElementwiseOp::AddI8(_) => None,
+            ElementwiseOp::AddI8(_) | ElementwiseOp::AddI8Q31(_) => None,
         }
     }
 
@@ -287,7 +321,7 @@ impl Kernel for ElementwiseOp {
                             let strides = if pos == 0 { &b.a_strides } else { &b.b_strides };
                             contiguous(&b.shape[..b.rank], &strides[..b.rank])
                         }
-                        ElementwiseOp::AddI8(_) => true,
+                        ElementwiseOp::AddI8(_) | ElementwiseOp::AddI8Q31(_) => true,
                     }
             })
             .collect()
@@ -316,6 +350,17 @@ impl Kernel for ElementwiseOp {
                 let terms = add_i8_terms(&p);
                 quote!(::microarena::kernels::elementwise::add_i8_in_place(#params, #terms, #out, #other);)
             }
+            (ElementwiseOp::AddI8Q31(p), None) => {
+                let (params, a, b) = (add_i8_q31_params(p), call.operand(0), call.operand(1));
+                let terms = add_i8_q31_terms(p);
+                quote!(::microarena::kernels::elementwise::add_i8_q31(#params, #terms, #a, #b, #out);)
+            }
+            (ElementwiseOp::AddI8Q31(p), Some(pos)) => {
+                let p = if pos == 0 { *p } else { p.swapped() };
+                let (params, other) = (add_i8_q31_params(&p), call.operand(1 - pos));
+                let terms = add_i8_q31_terms(&p);
+                quote!(::microarena::kernels::elementwise::add_i8_q31_in_place(#params, #terms, #out, #other);)
+            }
         })
     }
 
@@ -326,6 +371,9 @@ impl Kernel for ElementwiseOp {
             }
             ElementwiseOp::AddI8(p) => {
                 elementwise::add_i8(p, &p.terms(), ins.i8(0), ins.i8(1), out.i8_mut())
+            }
+            ElementwiseOp::AddI8Q31(p) => {
+                elementwise::add_i8_q31(p, &p.terms(), ins.i8(0), ins.i8(1), out.i8_mut())
             }
         }
     }
@@ -338,6 +386,10 @@ impl Kernel for ElementwiseOp {
             ElementwiseOp::AddI8(p) => {
                 let p = if pos == 0 { *p } else { p.swapped() };
                 elementwise::add_i8_in_place(&p, &p.terms(), io.i8_mut(), ins.i8(1 - pos))
+            }
+            ElementwiseOp::AddI8Q31(p) => {
+                let p = if pos == 0 { *p } else { p.swapped() };
+                elementwise::add_i8_q31_in_place(&p, &p.terms(), io.i8_mut(), ins.i8(1 - pos))
             }
         }
     }

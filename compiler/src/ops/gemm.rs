@@ -7,14 +7,14 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::activation::activation_tokens;
-use super::quant::requant_slice;
+use super::quant::Rescales;
 use super::{usize_lit as u, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering, QuantWeight, Val};
 use crate::import::typed::{row_major_strides, At, TypedLowering};
 use crate::ir::{Op, Quant, TensorId, Values};
 use crate::kernels::gemm::{self, MatMul, MatMulI8};
-use crate::kernels::quant::Requant;
+use crate::kernels::quant::{Requant, TwoRoundings};
 use crate::kernels::Activation;
 
 /// The family's entry in the registry.
@@ -31,8 +31,9 @@ pub(crate) const FAMILY: Family = Family {
 pub enum GemmOp {
     /// `[a, b, bias?]`
     F32(MatMul),
-    /// `[a (i8), b (i8 weights), bias (i32)?]`, one requantisation per output column.
-    I8(MatMulI8, Vec<Requant>),
+    /// `[a (i8), b (i8 weights), bias (i32)?]`, one requantisation per output column (ONNX's
+    /// or TFLite's).
+    I8(MatMulI8, Rescales),
 }
 
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
@@ -285,7 +286,12 @@ fn matmul_i8(
         lo,
         hi,
     };
-    cx.emit(at, Op::Gemm(GemmOp::I8(p, requant)), inputs, y);
+    cx.emit(
+        at,
+        Op::Gemm(GemmOp::I8(p, Rescales::Requant(requant))),
+        inputs,
+        y,
+    );
     Ok(y)
 }
 
@@ -368,7 +374,7 @@ impl Kernel for GemmOp {
                     hi,
                 } = p;
                 let geom = geometry(geom);
-                let rq = requant_slice(requant);
+                let rq = requant.tokens();
                 quote! {
                     ::microarena::kernels::gemm::matmul_i8(
                         &::microarena::kernels::gemm::MatMulI8 {
@@ -386,8 +392,15 @@ impl Kernel for GemmOp {
             GemmOp::F32(p) => {
                 gemm::matmul(p, ins.f32(0), ins.f32(1), ins.opt_f32(2), out.f32_mut())
             }
-            GemmOp::I8(p, rq) => {
+            GemmOp::I8(p, Rescales::Requant(rq)) => {
                 gemm::matmul_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), rq, out.i8_mut())
+            }
+            GemmOp::I8(p, Rescales::FixedPoint(fp)) => {
+                gemm::matmul_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), fp, out.i8_mut())
+            }
+            GemmOp::I8(p, Rescales::TwoRoundings(fp)) => {
+                let rq: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
+                gemm::matmul_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), &rq, out.i8_mut())
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::import::qdq::{QdqAt, QdqLowering};
 use crate::import::typed::{At, TypedLowering};
 use crate::ir::{DType, Op, TensorId, Values};
 use crate::kernels::pool::{self, window_taps, AvgPoolI8, Pool2d, PoolKind};
-use crate::kernels::quant::Requant;
+use crate::kernels::quant::{DivideRounded, Requant};
 use crate::kernels::{Activation, Window2d};
 
 /// The family's entry in the registry.
@@ -50,8 +50,8 @@ pub enum PoolOp {
         geom: Pool2d,
         /// Zero points and range.
         quant: AvgPoolI8,
-        /// `(taps, in_scale / (out_scale · taps))` for every window size that occurs.
-        by_count: Vec<(u32, Requant)>,
+        /// How each window size's sum becomes an output.
+        by_count: ByCount,
     },
     /// `[band]` → running sums per channel (`f32`, or `i32` for int8): a global average
     /// pooling `whole` fed `len` values a channel at a time, the reducer at the end of a
@@ -71,6 +71,58 @@ pub enum PoolOp {
         /// The global average pooling.
         whole: Box<PoolOp>,
     },
+}
+
+/// How an int8 average pooling turns a window's sum into an output, per window size.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ByCount {
+    /// ONNX (onnxruntime): `(taps, in_scale / (out_scale · taps))` for every window size that
+    /// occurs, requantising `Σ (x − in_zero)`.
+    Requant(Vec<(u32, Requant)>),
+    /// TFLite: the sum of the raw bytes divided by the taps, rounded half away from zero
+    /// (input and output share scale and zero point, so both zeros are 0 in `quant`); the
+    /// window sizes that occur.
+    Divide(Vec<u32>),
+}
+
+impl ByCount {
+    /// True when a window of `count` taps has its rescale.
+    fn has(&self, count: usize) -> bool {
+        match self {
+            ByCount::Requant(v) => v.iter().any(|(n, _)| *n as usize == count),
+            ByCount::Divide(v) => v.iter().any(|&n| n as usize == count),
+        }
+    }
+
+    /// `&[(taps, rescale), ...]` as the kernel takes it.
+    fn tokens(&self) -> TokenStream {
+        match self {
+            ByCount::Requant(v) => {
+                let items = v.iter().map(|(n, r)| {
+                    let r = requant(r);
+                    quote!((#n, #r))
+                });
+                quote!(&[#(#items),*])
+            }
+            ByCount::Divide(v) => {
+                let items = v
+                    .iter()
+                    .map(|n| quote!((#n, ::microarena::kernels::quant::DivideRounded(#n))));
+                quote!(&[#(#items),*])
+            }
+        }
+    }
+
+    /// The rescale of a window of `count` taps (the whole plane), as an expression.
+    fn whole_tokens(&self, count: usize) -> TokenStream {
+        match self {
+            ByCount::Requant(v) => requant(&whole_multiplier(v, count)),
+            ByCount::Divide(_) => {
+                let n = count as u32;
+                quote!(::microarena::kernels::quant::DivideRounded(#n))
+            }
+        }
+    }
 }
 
 impl PoolOp {
@@ -97,7 +149,7 @@ impl PoolOp {
         );
         // An int8 one needs its multiplier for the plane's count (the lowering gives it).
         let multiplier = match self {
-            PoolOp::AvgI8 { by_count, .. } => by_count.iter().any(|(n, _)| *n as usize == plane(p)),
+            PoolOp::AvgI8 { by_count, .. } => by_count.has(plane(p)),
             _ => true,
         };
         average
@@ -252,11 +304,13 @@ fn lower_qdq(cx: &mut QdqLowering, at: &QdqAt) -> Result<()> {
     if counts.contains(&0) {
         return Err(at.err("a pooling window covers no input"));
     }
-    let by_count = counts
-        .iter()
-        // As onnxruntime's QLinear(Global)AveragePool, in float32.
-        .map(|&c| (c, Requant::from_f32(qx.scale / (q.scale * c as f32))))
-        .collect();
+    let by_count = ByCount::Requant(
+        counts
+            .iter()
+            // As onnxruntime's QLinear(Global)AveragePool, in float32.
+            .map(|&c| (c, Requant::from_f32(qx.scale / (q.scale * c as f32))))
+            .collect(),
+    );
     let y = cx.new_i8(at.out(), out_shape(&geom), q);
     let op = PoolOp::AvgI8 {
         geom,
@@ -371,7 +425,7 @@ impl Kernel for PoolOp {
                         quant, by_count, ..
                     } => {
                         let quant = avg_quant(quant);
-                        let r = requant(&whole_multiplier(by_count, count));
+                        let r = by_count.whole_tokens(count);
                         let count = u(count);
                         quote! {
                             ::microarena::kernels::pool::average_of_sums_i8(
@@ -401,13 +455,10 @@ impl Kernel for PoolOp {
             } => {
                 let geom = geometry(geom);
                 let quant = avg_quant(quant);
-                let counts = by_count.iter().map(|(n, r)| {
-                    let r = requant(r);
-                    quote!((#n, #r))
-                });
+                let counts = by_count.tokens();
                 quote! {
                     ::microarena::kernels::pool::avg_pool_i8(
-                        &#geom, &#quant, &[#(#counts),*], #x, #out,
+                        &#geom, &#quant, #counts, #x, #out,
                     );
                 }
             }
@@ -424,11 +475,24 @@ impl Kernel for PoolOp {
                 let count = plane(whole.geometry());
                 match &**whole {
                     PoolOp::AvgI8 {
-                        quant, by_count, ..
+                        quant,
+                        by_count: ByCount::Requant(v),
+                        ..
                     } => pool::average_of_sums_i8(
                         count,
                         quant,
-                        whole_multiplier(by_count, count),
+                        whole_multiplier(v, count),
+                        ins.i32(0),
+                        out.i8_mut(),
+                    ),
+                    PoolOp::AvgI8 {
+                        quant,
+                        by_count: ByCount::Divide(_),
+                        ..
+                    } => pool::average_of_sums_i8(
+                        count,
+                        quant,
+                        DivideRounded(count as u32),
                         ins.i32(0),
                         out.i8_mut(),
                     ),
@@ -447,8 +511,17 @@ impl Kernel for PoolOp {
             PoolOp::AvgI8 {
                 geom,
                 quant,
-                by_count,
-            } => pool::avg_pool_i8(geom, quant, by_count, ins.i8(0), out.i8_mut()),
+                by_count: ByCount::Requant(v),
+            } => pool::avg_pool_i8(geom, quant, v, ins.i8(0), out.i8_mut()),
+            PoolOp::AvgI8 {
+                geom,
+                quant,
+                by_count: ByCount::Divide(v),
+            } => {
+                let v: Vec<(u32, DivideRounded)> =
+                    v.iter().map(|&n| (n, DivideRounded(n))).collect();
+                pool::avg_pool_i8(geom, quant, &v, ins.i8(0), out.i8_mut())
+            }
         }
     }
 }

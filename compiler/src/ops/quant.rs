@@ -10,7 +10,7 @@ use super::{f32_lit, no_qdq, same_size_input, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::typed::{At, TypedLowering};
 use crate::ir::{Graph, Node, Values};
-use crate::kernels::quant::{self, Dequantize, Quantize, Requant, RequantizeI8};
+use crate::kernels::quant::{self, Dequantize, FixedPoint, Quantize, Requant, RequantizeI8};
 
 /// The family's entry in the registry.
 pub(crate) const FAMILY: Family = Family {
@@ -35,6 +35,44 @@ pub enum QuantOp {
 /// Float models have no quantisation ops.
 fn lower(_: &mut TypedLowering, _: &At) -> Option<Result<()>> {
     None
+}
+
+/// The per-channel requantisation of an int8 convolution or matrix product: ONNX's
+/// (onnxruntime's float32 arithmetic) for ONNX models, TFLite's fixed point for `.tflite`
+/// ones, so that each is bit-exact with its own reference.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rescales {
+    /// [`Requant`]: onnxruntime's float32 product, rounded half to even.
+    Requant(Vec<Requant>),
+    /// [`FixedPoint`]: TFLite's `MultiplyByQuantizedMultiplier`, one rounding (its fully
+    /// connected layers).
+    FixedPoint(Vec<FixedPoint>),
+    /// The same factors with gemmlowp's two roundings
+    /// ([`TwoRoundings`](crate::kernels::quant::TwoRoundings): TFLite's convolutions).
+    TwoRoundings(Vec<FixedPoint>),
+}
+
+impl Rescales {
+    /// `&[Requant { .. }, ...]` or `&[FixedPoint { .. }, ...]`, a constant slice in flash.
+    pub(crate) fn tokens(&self) -> TokenStream {
+        match self {
+            Rescales::Requant(rs) => requant_slice(rs),
+            Rescales::FixedPoint(fs) => {
+                let items = fs.iter().map(fixed_point);
+                quote!(&[#(#items),*])
+            }
+            Rescales::TwoRoundings(fs) => {
+                let items = fs.iter().map(fixed_point);
+                quote!(&[#(::microarena::kernels::quant::TwoRoundings(#items)),*])
+            }
+        }
+    }
+}
+
+/// `FixedPoint { multiplier, shift }`
+pub(crate) fn fixed_point(f: &FixedPoint) -> TokenStream {
+    let FixedPoint { multiplier, shift } = f;
+    quote!(::microarena::kernels::quant::FixedPoint { multiplier: #multiplier, shift: #shift })
 }
 
 /// `Requant { multiplier, shift }`

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering};
 use crate::import::typed::{outer_len_inner, At, TypedLowering};
 use crate::ir::{Graph, Node, Op, Values};
-use crate::kernels::softmax::{self, Softmax as SoftmaxP, SoftmaxI8};
+use crate::kernels::softmax::{self, Softmax as SoftmaxP, SoftmaxI8, SoftmaxQ31};
 
 /// The family's entry in the registry.
 pub(crate) const FAMILY: Family = Family {
@@ -27,6 +27,8 @@ pub enum SoftmaxOp {
     F32(SoftmaxP),
     /// `[x (i8)]`
     I8(Box<SoftmaxI8>),
+    /// `[x (i8)]`: TFLite's int8 softmax (its fixed point; output scale 1/256, zero −128).
+    I8Q31(SoftmaxQ31),
 }
 
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
@@ -106,6 +108,7 @@ impl Kernel for SoftmaxOp {
             SoftmaxOp::F32(s) if s.log => "LogSoftmax",
             SoftmaxOp::F32(_) => "Softmax",
             SoftmaxOp::I8(_) => "SoftmaxI8",
+            SoftmaxOp::I8Q31(_) => "SoftmaxI8Q31",
         }
     }
 
@@ -148,6 +151,26 @@ impl Kernel for SoftmaxOp {
                     );
                 }
             }
+            SoftmaxOp::I8Q31(p) => {
+                let SoftmaxQ31 {
+                    geom,
+                    input_multiplier,
+                    input_left_shift,
+                    diff_min,
+                } = p;
+                let (geom, x) = (geometry(geom), call.operand(0));
+                quote! {
+                    ::microarena::kernels::softmax::softmax_i8_q31(
+                        &::microarena::kernels::softmax::SoftmaxQ31 {
+                            geom: #geom,
+                            input_multiplier: #input_multiplier,
+                            input_left_shift: #input_left_shift,
+                            diff_min: #diff_min,
+                        },
+                        #x, #out,
+                    );
+                }
+            }
         })
     }
 
@@ -155,13 +178,16 @@ impl Kernel for SoftmaxOp {
         match self {
             SoftmaxOp::F32(p) => softmax::softmax(p, ins.f32(0), out.f32_mut()),
             SoftmaxOp::I8(p) => softmax::softmax_i8(p, ins.i8(0), out.i8_mut()),
+            SoftmaxOp::I8Q31(p) => softmax::softmax_i8_q31(p, ins.i8(0), out.i8_mut()),
         }
     }
 
     fn run_in_place(&self, _pos: usize, io: &mut Values, _ins: &Inputs) {
         match self {
             SoftmaxOp::F32(p) => softmax::softmax_in_place(p, io.f32_mut()),
-            SoftmaxOp::I8(_) => panic!("no in-place kernel for SoftmaxI8"),
+            SoftmaxOp::I8(_) | SoftmaxOp::I8Q31(_) => {
+                panic!("no in-place kernel for {}", self.name())
+            }
         }
     }
 }

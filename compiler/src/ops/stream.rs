@@ -529,7 +529,7 @@ impl Op {
                 (p.geometry().batch == 1).then_some(RowRule::Window(p.geometry().window))
             }
             Op::Activation(_) | Op::Quant(_) => same().then_some(RowRule::Flat),
-            Op::Elementwise(ElementwiseOp::AddI8(_)) => {
+            Op::Elementwise(ElementwiseOp::AddI8(_) | ElementwiseOp::AddI8Q31(_)) => {
                 (same() && acts.len() == 2).then_some(RowRule::Flat)
             }
             Op::Elementwise(ElementwiseOp::Binary(_)) => {

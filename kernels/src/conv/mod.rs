@@ -191,12 +191,15 @@ const I8_TILE: usize = 128;
 /// are in. On Cortex-M4/M7 (DSP extension) the inner loop takes four columns per step: one
 /// 32-bit load, two `SXTAB16` (sign-extend and subtract the zero point, two lanes each),
 /// four `SMLABB`/`SMLATB` (see [`mac_row`]).
-pub fn conv2d_i8(
+///
+/// The requantisation is ONNX's ([`Requant`](crate::quant::Requant), float32 arithmetic) or
+/// TFLite's ([`FixedPoint`](crate::quant::FixedPoint)), one per output channel.
+pub fn conv2d_i8<R: crate::quant::Rescale>(
     p: &ConvI8,
     input: &[i8],
     weights: &[i8],
     bias: Option<&[i32]>,
-    requant: &[crate::quant::Requant],
+    requant: &[R],
     output: &mut [i8],
 ) {
     let g = &p.geom;
@@ -315,7 +318,7 @@ pub fn conv2d_i8(
                         let out_row = &mut output[(oc * oh + oy) * ow..][c0..c1];
                         let acc_row = &acc[(oy - ty0) * width..][..width];
                         for (o, &a) in out_row.iter_mut().zip(acc_row) {
-                            *o = crate::quant::requantize(a, rq, p.output_zero, p.lo, p.hi);
+                            *o = rq.requantize(a, p.output_zero, p.lo, p.hi);
                         }
                     }
                 }

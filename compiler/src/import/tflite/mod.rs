@@ -21,23 +21,17 @@ use tract_tflite::tflite::{
 };
 
 use crate::error::{Error, Result};
-use crate::ir::{Graph, Node, Op, OrderRank, TensorId, TensorKind};
+use crate::ir::{DType, Graph, Node, Op, OrderRank, Quant, TensorId, TensorKind};
 use crate::kernels::conv::Conv2d;
-use crate::kernels::elementwise::{Binary, BinaryOp};
-use crate::kernels::gemm::MatMul;
-use crate::kernels::pool::{Pool2d, PoolKind};
 use crate::kernels::shape::StridedCopy;
-use crate::kernels::softmax::Softmax;
 use crate::kernels::{Activation, Window2d};
-use crate::ops::conv::ConvOp;
-use crate::ops::elementwise::ElementwiseOp;
-use crate::ops::gemm::GemmOp;
-use crate::ops::pool::PoolOp;
 use crate::ops::shape::ShapeOp;
-use crate::ops::softmax::SoftmaxOp;
 
 use super::typed::to_array;
 use super::ImportOptions;
+
+mod float;
+mod int8;
 
 /// True when `bytes` is a TFLite flatbuffer: its file identifier (bytes 4..8) is `TFL3`.
 pub fn is_tflite(bytes: &[u8]) -> bool {
@@ -221,11 +215,13 @@ impl<'a> Lowering<'a> {
                 )))
             }
             TensorType::INT8 => return self.dequantized_weights(at, t),
-            other => return Err(at.err(format!(
+            other => {
+                return Err(at.err(format!(
                 "{} weights (`{}`) in a float op; microarena reads float32 or a fully int8 model",
                 type_name(other),
                 self.name(t)
-            ))),
+            )))
+            }
         }
         let data = self.buffer(t)?.ok_or_else(|| {
             at.err(format!(
@@ -330,6 +326,13 @@ impl<'a> Lowering<'a> {
             return Ok(h);
         }
         let shape = self.shape(t)?;
+        if self.tensor(t)?.type_() != TensorType::FLOAT32 {
+            return Err(at.err(format!(
+                "input `{}` ({}) is a constant or is computed by no op before it",
+                self.name(t),
+                type_name(self.tensor(t)?.type_())
+            )));
+        }
         let data = self.const_f32(at, t)?;
         let (shape, data, nchw) = if shape.len() == 4 {
             (nchw_shape(&shape), nhwc_to_nchw(&data, &shape), true)
@@ -345,18 +348,60 @@ impl<'a> Lowering<'a> {
     }
 
     fn check_float(&self, at: &At, t: i32) -> Result<()> {
+        self.check_type(at, t, TensorType::FLOAT32)
+    }
+
+    /// Tensor `t` is of type `want` (float32 for float ops, int8 for quantized ones).
+    fn check_type(&self, at: &At, t: i32, want: TensorType) -> Result<()> {
         match self.tensor(t)?.type_() {
-            TensorType::FLOAT32 => Ok(()),
-            TensorType::INT8 | TensorType::UINT8 | TensorType::INT16 => Err(at.err(format!(
-                "quantized tensor `{}` ({}): int8 TFLite models are not lowered yet; \
-                 compile the float model, or its QDQ ONNX export",
+            have if have == want => Ok(()),
+            have @ (TensorType::FLOAT32 | TensorType::INT8) => Err(at.err(format!(
+                "tensor `{}` is {} where {} is expected (a model mixing float and int8 ops; \
+                 convert it fully quantized, or float)",
                 self.name(t),
-                type_name(self.tensor(t)?.type_())
+                type_name(have),
+                type_name(want)
+            ))),
+            TensorType::UINT8 => Err(at.err(format!(
+                "uint8 tensor `{}`: TFLite's legacy uint8 quantization; convert the model with \
+                 int8 (`converter.inference_input_type = tf.int8`)",
+                self.name(t)
             ))),
             other => Err(at.err(format!(
                 "tensor `{}` of type {}: microarena runs float32 and int8 models",
                 self.name(t),
                 type_name(other)
+            ))),
+        }
+    }
+
+    /// The per-tensor quantisation of int8 activation `t`.
+    fn quant(&self, at: &At, t: i32) -> Result<Quant> {
+        let q = self.tensor(t)?.quantization();
+        let scales: Vec<f32> = q
+            .and_then(|q| q.scale())
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        let zeros: Vec<i64> = q
+            .and_then(|q| q.zero_point())
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        match (scales.as_slice(), zeros.as_slice()) {
+            ([scale], [_] | []) if *scale > 0.0 && scale.is_finite() => {
+                let zero = zeros.first().copied().unwrap_or(0);
+                let zero = i32::try_from(zero)
+                    .ok()
+                    .filter(|z| (-128..=127).contains(z))
+                    .ok_or_else(|| at.err(format!("zero point {zero} of `{}`", self.name(t))))?;
+                Ok(Quant {
+                    scale: *scale,
+                    zero,
+                })
+            }
+            _ => Err(at.err(format!(
+                "int8 tensor `{}` with scales {scales:?} and zero points {zeros:?} \
+                 (one positive scale per activation tensor expected)",
+                self.name(t)
             ))),
         }
     }
@@ -418,10 +463,23 @@ impl<'a> Lowering<'a> {
                 name: self.name(t),
                 op_type: "input".into(),
             };
-            self.check_float(&at, t)?;
-            let id = self
-                .graph
-                .add_tensor(self.name(t), shape.clone(), TensorKind::Input(n));
+            let id = match self.tensor(t)?.type_() {
+                TensorType::INT8 => {
+                    let q = self.quant(&at, t)?;
+                    self.graph.add_typed_tensor(
+                        self.name(t),
+                        shape.clone(),
+                        DType::I8,
+                        TensorKind::Input(n),
+                        Some(q),
+                    )
+                }
+                _ => {
+                    self.check_float(&at, t)?;
+                    self.graph
+                        .add_tensor(self.name(t), shape.clone(), TensorKind::Input(n))
+                }
+            };
             self.graph.inputs.push(id);
             let held = if shape.len() == 4 {
                 let nchw = self.as_nchw(&at, id, &shape);
@@ -453,7 +511,8 @@ impl<'a> Lowering<'a> {
             }))
         };
         let name = format!("{}.nchw", self.graph.tensor(x).name);
-        self.push(at, op, vec![x], name, out_shape)
+        let y = self.push(at, op, vec![x], name, out_shape);
+        self.like(y, x)
     }
 
     /// NCHW tensor `x` in the file's NHWC layout (`shape` NHWC).
@@ -470,7 +529,8 @@ impl<'a> Lowering<'a> {
             }))
         };
         let name = format!("{}.nhwc", self.graph.tensor(x).name);
-        self.push(at, op, vec![x], name, shape.to_vec())
+        let y = self.push(at, op, vec![x], name, shape.to_vec());
+        self.like(y, x)
     }
 
     /// A node writing a new activation.
@@ -496,6 +556,15 @@ impl<'a> Lowering<'a> {
             },
         });
         out
+    }
+
+    /// Gives tensor `y` the element type and quantisation of `x` (moves of data keep both).
+    fn like(&mut self, y: TensorId, x: TensorId) -> TensorId {
+        let (dtype, quant) = (self.graph.tensor(x).dtype, self.graph.tensor(x).quant);
+        let t = &mut self.graph.tensors[y.0];
+        t.dtype = dtype;
+        t.quant = quant;
+        y
     }
 
     /// Binds the op's output tensor `t` to `id`.
@@ -535,6 +604,25 @@ impl<'a> Lowering<'a> {
         let out = outs[0];
         for &t in ins.iter().filter(|&&t| t >= 0) {
             self.tensor(t)?;
+        }
+        if self.tensor(out)?.type_() == TensorType::INT8 {
+            return match builtin {
+                BuiltinOperator::CONV_2D | BuiltinOperator::DEPTHWISE_CONV_2D => self.conv_i8(
+                    &at,
+                    op,
+                    builtin == BuiltinOperator::DEPTHWISE_CONV_2D,
+                    &ins,
+                    out,
+                ),
+                BuiltinOperator::FULLY_CONNECTED => self.fully_connected_i8(&at, op, &ins, out),
+                BuiltinOperator::AVERAGE_POOL_2D | BuiltinOperator::MAX_POOL_2D => {
+                    self.pool_i8(&at, op, builtin == BuiltinOperator::MAX_POOL_2D, &ins, out)
+                }
+                BuiltinOperator::ADD => self.add_i8(&at, op, &ins, out),
+                BuiltinOperator::RESHAPE => self.reshape(&at, &ins, out),
+                BuiltinOperator::SOFTMAX => self.softmax_i8(&at, op, &ins, out),
+                _ => Err(at.err("microarena has no int8 lowering for this op")),
+            };
         }
         self.check_float(&at, out)?;
         match builtin {
@@ -596,19 +684,17 @@ impl<'a> Lowering<'a> {
         Ok((h.id, shape))
     }
 
-    fn conv(
-        &mut self,
+    /// A convolution's geometry (its `act` left `Identity`) and its fused activation, from
+    /// the op's options and the input (`xs`), weight (`ws`) and output (`os`) NHWC shapes.
+    pub(super) fn conv_geometry(
+        &self,
         at: &At,
         op: &Operator<'a>,
         depthwise: bool,
-        ins: &[i32],
-        out: i32,
-    ) -> Result<()> {
-        let (x, xs) = self.map(at, self.input(at, ins, 0)?)?;
-        let os = self.shape(out)?;
-        let wt = self.input(at, ins, 1)?;
-        let ws = self.shape(wt)?;
-        let w = self.const_f32(at, wt)?;
+        xs: &[usize],
+        ws: &[usize],
+        os: &[usize],
+    ) -> Result<(Conv2d, ActivationFunctionType)> {
         let (padding, stride, dil, act) = if depthwise {
             let o = op
                 .builtin_options_as_depthwise_conv_2_doptions()
@@ -630,88 +716,38 @@ impl<'a> Lowering<'a> {
                 o.fused_activation_function(),
             )
         };
-        let act = self.activation(at, act)?;
         if ws.len() != 4 || os.len() != 4 {
             return Err(at.err(format!("weights {ws:?} and output {os:?}: 4-D expected")));
         }
         let (in_c, out_c) = (xs[3], os[3]);
-        let (kh, kw) = (ws[1], ws[2]);
-        // OIHW weights, and the groups.
-        let (weights, groups) = if depthwise {
+        let groups = if depthwise {
             // [1, kh, kw, in_c · multiplier]: output channel o reads input channel
             // o / multiplier.
-            if ws[0] != 1 || ws[3] != out_c || out_c % in_c != 0 {
+            if ws[0] != 1 || ws[3] != out_c || !out_c.is_multiple_of(in_c) {
                 return Err(at.err(format!(
                     "depthwise weights {ws:?} for {in_c} → {out_c} channels"
                 )));
             }
-            let mut v = vec![0f32; out_c * kh * kw];
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    for o in 0..out_c {
-                        v[(o * kh + ky) * kw + kx] = w[(ky * kw + kx) * out_c + o];
-                    }
-                }
-            }
-            (v, in_c)
+            in_c
         } else {
             // [out_c, kh, kw, in_c / groups]
-            if ws[0] != out_c || ws[3] == 0 || in_c % ws[3] != 0 {
+            if ws[0] != out_c || ws[3] == 0 || !in_c.is_multiple_of(ws[3]) {
                 return Err(at.err(format!("weights {ws:?} for {in_c} → {out_c} channels")));
             }
-            let icg = ws[3];
-            let mut v = vec![0f32; out_c * icg * kh * kw];
-            for o in 0..out_c {
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        for i in 0..icg {
-                            v[((o * icg + i) * kh + ky) * kw + kx] =
-                                w[((o * kh + ky) * kw + kx) * icg + i];
-                        }
-                    }
-                }
-            }
-            (v, in_c / icg)
+            in_c / ws[3]
         };
-        let window = self.window(at, &xs, &os, (kh, kw), stride, dil, padding)?;
-        let p = Conv2d {
-            batch: xs[0],
-            in_c,
-            out_c,
-            groups,
-            window,
+        let window = self.window(at, xs, os, (ws[1], ws[2]), stride, dil, padding)?;
+        Ok((
+            Conv2d {
+                batch: xs[0],
+                in_c,
+                out_c,
+                groups,
+                window,
+                act: Activation::Identity,
+            },
             act,
-        };
-        let name = self.name(wt);
-        let wid = self.graph.add_tensor(
-            name,
-            vec![out_c, in_c / groups, kh, kw],
-            TensorKind::Weight(weights),
-        );
-        let mut inputs = vec![x, wid];
-        if let Some(&b) = ins.get(2).filter(|&&b| b >= 0) {
-            let bias = self.const_f32(at, b)?;
-            if bias.len() != out_c {
-                return Err(at.err(format!(
-                    "bias of {} values for {out_c} channels",
-                    bias.len()
-                )));
-            }
-            let name = self.name(b);
-            inputs.push(
-                self.graph
-                    .add_tensor(name, vec![out_c], TensorKind::Weight(bias)),
-            );
-        }
-        let y = self.push(
-            at,
-            Op::Conv(ConvOp::F32(p)),
-            inputs,
-            self.name(out),
-            nchw_shape(&os),
-        );
-        self.bind(out, y, true);
-        Ok(())
+        ))
     }
 
     /// The window of a TFLite convolution or pooling: SAME pads as TensorFlow does (the odd
@@ -779,182 +815,13 @@ impl<'a> Lowering<'a> {
         })
     }
 
-    fn pool(&mut self, at: &At, op: &Operator<'a>, max: bool, ins: &[i32], out: i32) -> Result<()> {
-        let (x, xs) = self.map(at, self.input(at, ins, 0)?)?;
-        let os = self.shape(out)?;
-        let o = op
-            .builtin_options_as_pool_2_doptions()
-            .ok_or_else(|| at.err("no Pool2DOptions"))?;
-        let k = |v: i32| usize::try_from(v).ok().filter(|&v| v > 0);
-        let (Some(kh), Some(kw)) = (k(o.filter_height()), k(o.filter_width())) else {
-            return Err(at.err(format!("filter {}×{}", o.filter_height(), o.filter_width())));
-        };
-        let window = self.window(
-            at,
-            &xs,
-            &os,
-            (kh, kw),
-            (o.stride_h(), o.stride_w()),
-            (1, 1),
-            o.padding(),
-        )?;
-        let p = Pool2d {
-            batch: xs[0],
-            c: xs[3],
-            window,
-            // TFLite averages over the taps inside the input.
-            kind: if max {
-                PoolKind::Max
-            } else {
-                PoolKind::Average {
-                    count_include_pad: false,
-                }
-            },
-            act: self.activation(at, o.fused_activation_function())?,
-        };
-        let y = self.push(
-            at,
-            Op::Pool(PoolOp::F32(p)),
-            vec![x],
-            self.name(out),
-            nchw_shape(&os),
-        );
-        self.bind(out, y, true);
-        Ok(())
-    }
-
-    fn fully_connected(&mut self, at: &At, op: &Operator<'a>, ins: &[i32], out: i32) -> Result<()> {
-        let xt = self.input(at, ins, 0)?;
-        self.check_float(at, xt)?;
-        let xs = self.shape(xt)?;
-        let os = self.shape(out)?;
-        let o = op.builtin_options_as_fully_connected_options();
-        let act = self.activation(
-            at,
-            o.map_or(ActivationFunctionType::NONE, |o| {
-                o.fused_activation_function()
-            }),
-        )?;
-        if o.is_some_and(|o| o.weights_format().0 != 0) {
-            return Err(at.err("shuffled weights (only the default weights format is read)"));
-        }
-        let wt = self.input(at, ins, 1)?;
-        let ws = self.shape(wt)?;
-        let mut w = self.const_f32(at, wt)?;
-        if ws.len() != 2 {
-            return Err(at.err(format!(
-                "weights of shape {ws:?}: [outputs, inputs] expected"
-            )));
-        }
-        let (n, k) = (ws[0], ws[1]);
-        let total: usize = xs.iter().product();
-        if k == 0 || !total.is_multiple_of(k) || os.last() != Some(&n) {
-            return Err(at.err(format!("input {xs:?}, weights {ws:?}, output {os:?}")));
-        }
-        let m = total / k;
-        let x = self.value(at, xt)?;
-        // A flattened NHWC map, held NCHW: the weights' columns follow our layout instead.
-        if x.nchw && xs.len() == 4 && m == xs[0] {
-            let (h, wd, c) = (xs[1], xs[2], xs[3]);
-            if c > 1 && h * wd > 1 {
-                let mut pw = vec![0f32; n * k];
-                for r in 0..n {
-                    for ci in 0..c {
-                        for p in 0..h * wd {
-                            pw[r * k + ci * h * wd + p] = w[r * k + p * c + ci];
-                        }
-                    }
-                }
-                w = pw;
-            }
-        } else if x.nchw {
-            return Err(at.err(format!(
-                "input {xs:?} flattened to {m} rows of {k}: an NHWC map flattened across images"
-            )));
-        }
-        let p = MatMul {
-            m,
-            n,
-            k,
-            a_stride_m: k,
-            a_stride_k: 1,
-            b_stride_n: k,
-            b_stride_k: 1,
-            out_stride_m: n,
-            out_stride_n: 1,
-            act,
-        };
-        let name = self.name(wt);
-        let wid = self
-            .graph
-            .add_tensor(name, vec![n, k], TensorKind::Weight(w));
-        let mut inputs = vec![x.id, wid];
-        if let Some(&b) = ins.get(2).filter(|&&b| b >= 0) {
-            let bias = self.const_f32(at, b)?;
-            if bias.len() != n {
-                return Err(at.err(format!("bias of {} values for {n} outputs", bias.len())));
-            }
-            let name = self.name(b);
-            inputs.push(
-                self.graph
-                    .add_tensor(name, vec![n], TensorKind::Weight(bias)),
-            );
-        }
-        let y = self.push(
-            at,
-            Op::Gemm(GemmOp::F32(p)),
-            inputs,
-            self.name(out),
-            os.clone(),
-        );
-        self.bind(out, y, false);
-        Ok(())
-    }
-
-    fn add(&mut self, at: &At, op: &Operator<'a>, ins: &[i32], out: i32) -> Result<()> {
-        let (ta, tb) = (self.input(at, ins, 0)?, self.input(at, ins, 1)?);
-        let os = self.shape(out)?;
-        let (sa, sb) = (self.shape(ta)?, self.shape(tb)?);
-        if sa != os || sb != os {
-            return Err(at.err(format!(
-                "operands {sa:?} and {sb:?} broadcast to {os:?} (operands of the output's shape are supported)"
-            )));
-        }
-        let act = self.activation(
-            at,
-            op.builtin_options_as_add_options()
-                .map_or(ActivationFunctionType::NONE, |o| {
-                    o.fused_activation_function()
-                }),
-        )?;
-        let (a, b) = (self.value(at, ta)?, self.value(at, tb)?);
-        if a.nchw != b.nchw {
-            return Err(at.err("operands in different layouts"));
-        }
-        let shape = if a.nchw { nchw_shape(&os) } else { os.clone() };
-        let len: usize = shape.iter().product();
-        let p = Binary {
-            op: BinaryOp::Add,
-            rank: 1,
-            shape: to_array(&[len]),
-            a_strides: to_array(&[1]),
-            b_strides: to_array(&[1]),
-            act,
-        };
-        let y = self.push(
-            at,
-            Op::Elementwise(ElementwiseOp::Binary(p)),
-            vec![a.id, b.id],
-            self.name(out),
-            shape,
-        );
-        self.bind(out, y, a.nchw);
-        Ok(())
-    }
-
     fn reshape(&mut self, at: &At, ins: &[i32], out: i32) -> Result<()> {
         let xt = self.input(at, ins, 0)?;
-        self.check_float(at, xt)?;
+        let want = self.tensor(out)?.type_();
+        self.check_type(at, xt, want)?;
+        if want == TensorType::INT8 && self.quant(at, xt)? != self.quant(at, out)? {
+            return Err(at.err("a reshape that changes the quantisation"));
+        }
         let xs = self.shape(xt)?;
         let os = self.shape(out)?;
         if xs.iter().product::<usize>() != os.iter().product::<usize>() {
@@ -974,52 +841,13 @@ impl<'a> Lowering<'a> {
             self.name(out),
             os.clone(),
         );
+        let y = self.like(y, flat);
         if os.len() == 4 {
             let y = self.as_nchw(at, y, &os);
             self.bind(out, y, true);
         } else {
             self.bind(out, y, false);
         }
-        Ok(())
-    }
-
-    fn softmax(&mut self, at: &At, op: &Operator<'a>, ins: &[i32], out: i32) -> Result<()> {
-        let xt = self.input(at, ins, 0)?;
-        self.check_float(at, xt)?;
-        let xs = self.shape(xt)?;
-        let beta = op
-            .builtin_options_as_softmax_options()
-            .map_or(1.0, |o| o.beta());
-        if beta != 1.0 {
-            return Err(at.err(format!("beta {beta} (1 is supported)")));
-        }
-        let x = self.value(at, xt)?;
-        // Along the last axis of the file's layout: the channels, axis 1 of ours.
-        let p = if x.nchw {
-            Softmax {
-                outer: xs[0],
-                len: xs[3],
-                inner: xs[1] * xs[2],
-                log: false,
-            }
-        } else {
-            let len = *xs.last().ok_or_else(|| at.err("a scalar input"))?;
-            Softmax {
-                outer: xs.iter().product::<usize>() / len.max(1),
-                len,
-                inner: 1,
-                log: false,
-            }
-        };
-        let shape = if x.nchw { nchw_shape(&xs) } else { xs.clone() };
-        let y = self.push(
-            at,
-            Op::Softmax(SoftmaxOp::F32(p)),
-            vec![x.id],
-            self.name(out),
-            shape,
-        );
-        self.bind(out, y, x.nchw);
         Ok(())
     }
 
@@ -1052,7 +880,7 @@ impl<'a> Lowering<'a> {
                 || self.graph.outputs.contains(&id)
             {
                 let n: usize = shape.iter().product();
-                id = self.push(
+                let copy = self.push(
                     &at,
                     Op::Shape(ShapeOp::Copy(StridedCopy {
                         rank: 1,
@@ -1064,6 +892,7 @@ impl<'a> Lowering<'a> {
                     format!("{}.output", self.name(t)),
                     shape.clone(),
                 );
+                id = self.like(copy, id);
             }
             self.graph.tensors[id.0].kind = TensorKind::Output(i);
             self.graph.outputs.push(id);
@@ -1079,8 +908,36 @@ fn type_name(t: TensorType) -> String {
         .map_or_else(|| format!("type {}", t.0), str::to_lowercase)
 }
 
+/// A TFLite convolution's weights in OIHW order: `[out_c, kh, kw, in_c / groups]`, or a
+/// depthwise one's `[1, kh, kw, out_c]` (as `[out_c, 1, kh, kw]`).
+pub(super) fn oihw<T: Copy + Default>(
+    w: &[T],
+    ws: &[usize],
+    depthwise: bool,
+    out_c: usize,
+) -> Vec<T> {
+    let (kh, kw) = (ws[1], ws[2]);
+    let icg = if depthwise { 1 } else { ws[3] };
+    let mut v = vec![T::default(); out_c * icg * kh * kw];
+    for o in 0..out_c {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                for i in 0..icg {
+                    let src = if depthwise {
+                        (ky * kw + kx) * out_c + o
+                    } else {
+                        ((o * kh + ky) * kw + kx) * icg + i
+                    };
+                    v[((o * icg + i) * kh + ky) * kw + kx] = w[src];
+                }
+            }
+        }
+    }
+    v
+}
+
 /// `[n, h, w, c]` as `[n, c, h, w]`.
-fn nchw_shape(s: &[usize]) -> Vec<usize> {
+pub(super) fn nchw_shape(s: &[usize]) -> Vec<usize> {
     vec![s[0], s[3], s[1], s[2]]
 }
 

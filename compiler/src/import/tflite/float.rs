@@ -1,0 +1,301 @@
+//! The float ops of a TFLite model (float32 activations and weights; int8 weights of a
+//! float op, "hybrid", dequantized at build time).
+
+use tract_tflite::tflite::{ActivationFunctionType, Operator};
+
+use super::{nchw_shape, oihw, At, Lowering};
+use crate::error::Result;
+use crate::ir::{Op, TensorKind};
+use crate::kernels::elementwise::{Binary, BinaryOp};
+use crate::kernels::gemm::MatMul;
+use crate::kernels::pool::{Pool2d, PoolKind};
+use crate::kernels::softmax::Softmax;
+use crate::ops::conv::ConvOp;
+use crate::ops::elementwise::ElementwiseOp;
+use crate::ops::gemm::GemmOp;
+use crate::ops::pool::PoolOp;
+use crate::ops::softmax::SoftmaxOp;
+
+use super::super::typed::to_array;
+
+impl<'a> Lowering<'a> {
+    pub(super) fn conv(
+        &mut self,
+        at: &At,
+        op: &Operator<'a>,
+        depthwise: bool,
+        ins: &[i32],
+        out: i32,
+    ) -> Result<()> {
+        let (x, xs) = self.map(at, self.input(at, ins, 0)?)?;
+        let os = self.shape(out)?;
+        let wt = self.input(at, ins, 1)?;
+        let ws = self.shape(wt)?;
+        let w = self.const_f32(at, wt)?;
+        let (mut p, act) = self.conv_geometry(at, op, depthwise, &xs, &ws, &os)?;
+        p.act = self.activation(at, act)?;
+        let weights = oihw(&w, &ws, depthwise, p.out_c);
+        let name = self.name(wt);
+        let shape = vec![p.out_c, p.in_c / p.groups, ws[1], ws[2]];
+        let wid = self
+            .graph
+            .add_tensor(name, shape, TensorKind::Weight(weights));
+        let mut inputs = vec![x, wid];
+        if let Some(&b) = ins.get(2).filter(|&&b| b >= 0) {
+            let bias = self.const_f32(at, b)?;
+            if bias.len() != p.out_c {
+                return Err(at.err(format!(
+                    "bias of {} values for {} channels",
+                    bias.len(),
+                    p.out_c
+                )));
+            }
+            let name = self.name(b);
+            inputs.push(
+                self.graph
+                    .add_tensor(name, vec![p.out_c], TensorKind::Weight(bias)),
+            );
+        }
+        let y = self.push(
+            at,
+            Op::Conv(ConvOp::F32(p)),
+            inputs,
+            self.name(out),
+            nchw_shape(&os),
+        );
+        self.bind(out, y, true);
+        Ok(())
+    }
+
+    pub(super) fn pool(
+        &mut self,
+        at: &At,
+        op: &Operator<'a>,
+        max: bool,
+        ins: &[i32],
+        out: i32,
+    ) -> Result<()> {
+        let (x, xs) = self.map(at, self.input(at, ins, 0)?)?;
+        let os = self.shape(out)?;
+        let o = op
+            .builtin_options_as_pool_2_doptions()
+            .ok_or_else(|| at.err("no Pool2DOptions"))?;
+        let k = |v: i32| usize::try_from(v).ok().filter(|&v| v > 0);
+        let (Some(kh), Some(kw)) = (k(o.filter_height()), k(o.filter_width())) else {
+            return Err(at.err(format!("filter {}×{}", o.filter_height(), o.filter_width())));
+        };
+        let window = self.window(
+            at,
+            &xs,
+            &os,
+            (kh, kw),
+            (o.stride_h(), o.stride_w()),
+            (1, 1),
+            o.padding(),
+        )?;
+        let p = Pool2d {
+            batch: xs[0],
+            c: xs[3],
+            window,
+            // TFLite averages over the taps inside the input.
+            kind: if max {
+                PoolKind::Max
+            } else {
+                PoolKind::Average {
+                    count_include_pad: false,
+                }
+            },
+            act: self.activation(at, o.fused_activation_function())?,
+        };
+        let y = self.push(
+            at,
+            Op::Pool(PoolOp::F32(p)),
+            vec![x],
+            self.name(out),
+            nchw_shape(&os),
+        );
+        self.bind(out, y, true);
+        Ok(())
+    }
+
+    pub(super) fn fully_connected(
+        &mut self,
+        at: &At,
+        op: &Operator<'a>,
+        ins: &[i32],
+        out: i32,
+    ) -> Result<()> {
+        let xt = self.input(at, ins, 0)?;
+        self.check_float(at, xt)?;
+        let xs = self.shape(xt)?;
+        let os = self.shape(out)?;
+        let o = op.builtin_options_as_fully_connected_options();
+        let act = self.activation(
+            at,
+            o.map_or(ActivationFunctionType::NONE, |o| {
+                o.fused_activation_function()
+            }),
+        )?;
+        if o.is_some_and(|o| o.weights_format().0 != 0) {
+            return Err(at.err("shuffled weights (only the default weights format is read)"));
+        }
+        let wt = self.input(at, ins, 1)?;
+        let ws = self.shape(wt)?;
+        let mut w = self.const_f32(at, wt)?;
+        if ws.len() != 2 {
+            return Err(at.err(format!(
+                "weights of shape {ws:?}: [outputs, inputs] expected"
+            )));
+        }
+        let (n, k) = (ws[0], ws[1]);
+        let total: usize = xs.iter().product();
+        if k == 0 || !total.is_multiple_of(k) || os.last() != Some(&n) {
+            return Err(at.err(format!("input {xs:?}, weights {ws:?}, output {os:?}")));
+        }
+        let m = total / k;
+        let x = self.value(at, xt)?;
+        // A flattened NHWC map, held NCHW: the weights' columns follow our layout instead.
+        if x.nchw && xs.len() == 4 && m == xs[0] {
+            let (h, wd, c) = (xs[1], xs[2], xs[3]);
+            if c > 1 && h * wd > 1 {
+                let mut pw = vec![0f32; n * k];
+                for r in 0..n {
+                    for ci in 0..c {
+                        for p in 0..h * wd {
+                            pw[r * k + ci * h * wd + p] = w[r * k + p * c + ci];
+                        }
+                    }
+                }
+                w = pw;
+            }
+        } else if x.nchw {
+            return Err(at.err(format!(
+                "input {xs:?} flattened to {m} rows of {k}: an NHWC map flattened across images"
+            )));
+        }
+        let p = MatMul {
+            m,
+            n,
+            k,
+            a_stride_m: k,
+            a_stride_k: 1,
+            b_stride_n: k,
+            b_stride_k: 1,
+            out_stride_m: n,
+            out_stride_n: 1,
+            act,
+        };
+        let name = self.name(wt);
+        let wid = self
+            .graph
+            .add_tensor(name, vec![n, k], TensorKind::Weight(w));
+        let mut inputs = vec![x.id, wid];
+        if let Some(&b) = ins.get(2).filter(|&&b| b >= 0) {
+            let bias = self.const_f32(at, b)?;
+            if bias.len() != n {
+                return Err(at.err(format!("bias of {} values for {n} outputs", bias.len())));
+            }
+            let name = self.name(b);
+            inputs.push(
+                self.graph
+                    .add_tensor(name, vec![n], TensorKind::Weight(bias)),
+            );
+        }
+        let y = self.push(
+            at,
+            Op::Gemm(GemmOp::F32(p)),
+            inputs,
+            self.name(out),
+            os.clone(),
+        );
+        self.bind(out, y, false);
+        Ok(())
+    }
+
+    pub(super) fn add(&mut self, at: &At, op: &Operator<'a>, ins: &[i32], out: i32) -> Result<()> {
+        let (ta, tb) = (self.input(at, ins, 0)?, self.input(at, ins, 1)?);
+        let os = self.shape(out)?;
+        let (sa, sb) = (self.shape(ta)?, self.shape(tb)?);
+        if sa != os || sb != os {
+            return Err(at.err(format!(
+                "operands {sa:?} and {sb:?} broadcast to {os:?} (operands of the output's shape are supported)"
+            )));
+        }
+        let act = self.activation(
+            at,
+            op.builtin_options_as_add_options()
+                .map_or(ActivationFunctionType::NONE, |o| {
+                    o.fused_activation_function()
+                }),
+        )?;
+        let (a, b) = (self.value(at, ta)?, self.value(at, tb)?);
+        if a.nchw != b.nchw {
+            return Err(at.err("operands in different layouts"));
+        }
+        let shape = if a.nchw { nchw_shape(&os) } else { os.clone() };
+        let len: usize = shape.iter().product();
+        let p = Binary {
+            op: BinaryOp::Add,
+            rank: 1,
+            shape: to_array(&[len]),
+            a_strides: to_array(&[1]),
+            b_strides: to_array(&[1]),
+            act,
+        };
+        let y = self.push(
+            at,
+            Op::Elementwise(ElementwiseOp::Binary(p)),
+            vec![a.id, b.id],
+            self.name(out),
+            shape,
+        );
+        self.bind(out, y, a.nchw);
+        Ok(())
+    }
+
+    pub(super) fn softmax(
+        &mut self,
+        at: &At,
+        op: &Operator<'a>,
+        ins: &[i32],
+        out: i32,
+    ) -> Result<()> {
+        let xt = self.input(at, ins, 0)?;
+        self.check_float(at, xt)?;
+        let xs = self.shape(xt)?;
+        let beta = op
+            .builtin_options_as_softmax_options()
+            .map_or(1.0, |o| o.beta());
+        if beta != 1.0 {
+            return Err(at.err(format!("beta {beta} (1 is supported)")));
+        }
+        let x = self.value(at, xt)?;
+        // Along the last axis of the file's layout: the channels, axis 1 of ours.
+        let p = if x.nchw {
+            Softmax {
+                outer: xs[0],
+                len: xs[3],
+                inner: xs[1] * xs[2],
+                log: false,
+            }
+        } else {
+            let len = *xs.last().ok_or_else(|| at.err("a scalar input"))?;
+            Softmax {
+                outer: xs.iter().product::<usize>() / len.max(1),
+                len,
+                inner: 1,
+                log: false,
+            }
+        };
+        let shape = if x.nchw { nchw_shape(&xs) } else { xs.clone() };
+        let y = self.push(
+            at,
+            Op::Softmax(SoftmaxOp::F32(p)),
+            vec![x.id],
+            self.name(out),
+            shape,
+        );
+        self.bind(out, y, x.nchw);
+        Ok(())
+    }
+}
