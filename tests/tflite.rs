@@ -3,10 +3,10 @@
 //! through the generated code, against the TFLite interpreter's outputs on three committed
 //! inputs each (`tests/tflite_reference.py`: ai-edge-litert, reference kernels).
 //!
-//! Not yet here: `kws_ref_model_float32.tflite` compiles (its int8 weights dequantized at
-//! build time) but TFLite runs its convolutions as "hybrid" kernels that quantize each input
-//! on the fly, whose outputs differ from float arithmetic by about 1%; and the int8 files.
-
+//! `kws_ref_model_float32.tflite` is a "hybrid" model (float activations, int8 convolution
+//! weights): its convolutions quantize their input on the fly as TFLite's do
+//! (`kernels::conv::conv2d_hybrid`); a float convolution of dequantized weights would be
+//! about 1% off.
 use microarena_tests::{assert_close, models_dir, read_f32};
 
 /// The tolerance of the issue for float models: 1e-4 of each output, with an absolute floor
@@ -50,6 +50,8 @@ macro_rules! float_models {
 
 float_models!(
     anomaly_detection_fp32 => "ad01_fp32", "tests/models/tflite/ad01_fp32.tflite",
+    keyword_spotting_float32 => "kws_ref_model_float32",
+        "tests/models/tflite/kws_ref_model_float32.tflite",
     image_classification_fp32 => "pretrainedResnet", "tests/models/tflite/pretrainedResnet.tflite",
     visual_wake_words_fp32 => "vww_96_float", "tests/models/tflite/vww_96_float.tflite",
 );

@@ -45,6 +45,9 @@ pub enum ConvOp {
     /// (i32)?]` with a scratch of `kernels::conv::depthwise_scratch_len` bytes: depthwise
     /// convolutions over a padded copy of each channel plane.
     I8Depthwise(ConvI8, Vec<Requant>),
+    /// `[x (f32), weights (i8, OIHW), bias (f32)?]`, the weights' one scale: TFLite's hybrid
+    /// convolution (the input quantized on the fly, see `kernels::conv::conv2d_hybrid`).
+    Hybrid(Conv2d, f32),
 }
 
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
@@ -317,7 +320,7 @@ impl ConvOp {
     /// The convolution's geometry.
     pub fn geometry(&self) -> &Conv2d {
         match self {
-            ConvOp::F32(p) | ConvOp::F32Tiled(p) => p,
+            ConvOp::F32(p) | ConvOp::F32Tiled(p) | ConvOp::Hybrid(p, _) => p,
             ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => &p.geom,
         }
     }
@@ -327,7 +330,7 @@ impl ConvOp {
     pub fn with_window(&self, window: Window2d) -> (ConvOp, usize) {
         let mut op = self.clone();
         match &mut op {
-            ConvOp::F32(p) | ConvOp::F32Tiled(p) => p.window = window,
+            ConvOp::F32(p) | ConvOp::F32Tiled(p) | ConvOp::Hybrid(p, _) => p.window = window,
             ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => {
                 p.geom.window = window
             }
@@ -366,12 +369,13 @@ impl Kernel for ConvOp {
             ConvOp::F32(_) | ConvOp::F32Tiled(_) => "Conv",
             ConvOp::I8(..) => "ConvI8",
             ConvOp::I8Tiled(..) | ConvOp::I8Depthwise(..) => "ConvI8",
+            ConvOp::Hybrid(..) => "ConvHybrid",
         }
     }
 
     fn macs(&self) -> u64 {
         let g = match self {
-            ConvOp::F32(p) | ConvOp::F32Tiled(p) => p,
+            ConvOp::F32(p) | ConvOp::F32Tiled(p) | ConvOp::Hybrid(p, _) => p,
             ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => &p.geom,
         };
         let w = &g.window;
@@ -391,7 +395,7 @@ impl Kernel for ConvOp {
 
     fn activation_mut(&mut self) -> Option<&mut Activation> {
         match self {
-            ConvOp::F32(p) | ConvOp::F32Tiled(p) => Some(&mut p.act),
+            ConvOp::F32(p) | ConvOp::F32Tiled(p) | ConvOp::Hybrid(p, _) => Some(&mut p.act),
             ConvOp::I8(..) | ConvOp::I8Tiled(..) | ConvOp::I8Depthwise(..) => None,
         }
     }
@@ -412,6 +416,10 @@ impl Kernel for ConvOp {
                 let geom = geometry(p);
                 quote!(::microarena::kernels::conv::conv2d_tiled(&#geom, #x, #w, #bias, #out);)
             }
+            ConvOp::Hybrid(p, scale) => {
+                let (geom, scale) = (geometry(p), super::f32_lit(*scale));
+                quote!(::microarena::kernels::conv::conv2d_hybrid(&#geom, #x, #w, #scale, #bias, #out);)
+            }
             ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => {
                 let kernel = match self {
                     ConvOp::I8Tiled(..) => Some(quote!(conv2d_i8_tiled)),
@@ -430,7 +438,9 @@ impl Kernel for ConvOp {
                 let rq = match self {
                     ConvOp::I8Tiled(_, rs) | ConvOp::I8Depthwise(_, rs) => scale_slice(rs),
                     ConvOp::I8(_, rs) => rs.tokens(),
-                    ConvOp::F32(_) | ConvOp::F32Tiled(_) => unreachable!("an int8 op"),
+                    ConvOp::F32(_) | ConvOp::F32Tiled(_) | ConvOp::Hybrid(..) => {
+                        unreachable!("an int8 op")
+                    }
                 };
                 let params = quote! {
                     &::microarena::kernels::conv::ConvI8 {
@@ -474,6 +484,14 @@ impl Kernel for ConvOp {
             ConvOp::F32Tiled(p) => {
                 conv::conv2d_tiled(p, ins.f32(0), ins.f32(1), ins.opt_f32(2), out.f32_mut())
             }
+            ConvOp::Hybrid(p, scale) => conv::conv2d_hybrid(
+                p,
+                ins.f32(0),
+                ins.i8(1),
+                *scale,
+                ins.opt_f32(2),
+                out.f32_mut(),
+            ),
             ConvOp::I8(p, Rescales::Requant(rq)) => {
                 conv::conv2d_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), rq, out.i8_mut())
             }

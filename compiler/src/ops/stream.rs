@@ -523,6 +523,8 @@ impl Op {
         }
         let same = || acts.iter().all(|t| t.shape == out.shape);
         match self {
+            // A hybrid convolution scales by its whole input's largest value: not row-local.
+            Op::Conv(super::conv::ConvOp::Hybrid(..)) => None,
             Op::Conv(c) => (c.geometry().batch == 1 && acts.len() == 1)
                 .then_some(RowRule::Window(c.geometry().window)),
             Op::Pool(p) => {

@@ -8,6 +8,7 @@
 //! | `tiled.rs` | f32 register tiles (4 channels × 4 pixels), portable: [`conv2d_tiled`] |
 //! | `tiled_i8.rs` | int8 tiles over an im2col of pixel pairs: [`conv2d_i8_tiled`] |
 //! | `depthwise.rs` | int8 depthwise over padded planes: [`conv2d_i8_depthwise`] |
+//! | `hybrid.rs` | float activations, int8 weights, TFLite's on-the-fly input quantisation: [`conv2d_hybrid`] |
 //! | `flat.rs` | the flattened phase-plane layout the x86-64 and AArch64 kernels share |
 //! | `x86/` | x86-64: AVX2/FMA and AVX-512 row tiles, flattened planes (f32, int8), int8 helpers |
 //! | `aarch64.rs` | AArch64 NEON: the flattened-plane convolutions |
@@ -19,6 +20,7 @@
 use super::{valid_range, Activation, Window2d};
 
 mod depthwise;
+mod hybrid;
 mod tiled;
 mod tiled_i8;
 
@@ -38,6 +40,7 @@ mod testing;
 use cortex_m::{mac_row2_dsp, mac_row_dsp};
 
 pub use depthwise::*;
+pub use hybrid::conv2d_hybrid;
 pub use tiled::*;
 pub use tiled_i8::*;
 

@@ -1,11 +1,11 @@
 //! The float ops of a TFLite model (float32 activations and weights; int8 weights of a
 //! float op, "hybrid", dequantized at build time).
 
-use tract_tflite::tflite::{ActivationFunctionType, Operator};
+use tract_tflite::tflite::{ActivationFunctionType, Operator, TensorType};
 
 use super::{nchw_shape, oihw, At, Lowering};
 use crate::error::Result;
-use crate::ir::{Op, TensorKind};
+use crate::ir::{DType, Op, TensorKind};
 use crate::kernels::elementwise::{Binary, BinaryOp};
 use crate::kernels::gemm::MatMul;
 use crate::kernels::pool::{Pool2d, PoolKind};
@@ -31,15 +31,36 @@ impl<'a> Lowering<'a> {
         let os = self.shape(out)?;
         let wt = self.input(at, ins, 1)?;
         let ws = self.shape(wt)?;
-        let w = self.const_f32(at, wt)?;
         let (mut p, act) = self.conv_geometry(at, op, depthwise, &xs, &ws, &os)?;
         p.act = self.activation(at, act)?;
-        let weights = oihw(&w, &ws, depthwise, p.out_c);
         let name = self.name(wt);
         let shape = vec![p.out_c, p.in_c / p.groups, ws[1], ws[2]];
-        let wid = self
-            .graph
-            .add_tensor(name, shape, TensorKind::Weight(weights));
+        // int8 weights of a float convolution: TFLite's hybrid kernel, which quantizes the
+        // input on the fly; its outputs are that kernel's, not a float convolution's.
+        let (wid, conv) = if self.tensor(wt)?.type_() == TensorType::INT8 {
+            let (w, scales) = self.int8_weights(at, wt)?;
+            let [scale] = scales[..] else {
+                return Err(at.err(format!(
+                    "hybrid (int8-weight) convolution with {} weight scales: TFLite quantizes \
+                     its input per channel there, which microarena does not; convert the \
+                     model fully int8 or float",
+                    scales.len()
+                )));
+            };
+            let weights = oihw(&w, &ws, depthwise, p.out_c);
+            let kind = TensorKind::WeightI8(weights);
+            let wid = self
+                .graph
+                .add_typed_tensor(name, shape, DType::I8, kind, None);
+            (wid, ConvOp::Hybrid(p, scale))
+        } else {
+            let w = self.const_f32(at, wt)?;
+            let weights = oihw(&w, &ws, depthwise, p.out_c);
+            let wid = self
+                .graph
+                .add_tensor(name, shape, TensorKind::Weight(weights));
+            (wid, ConvOp::F32(p))
+        };
         let mut inputs = vec![x, wid];
         if let Some(&b) = ins.get(2).filter(|&&b| b >= 0) {
             let bias = self.const_f32(at, b)?;
@@ -51,18 +72,10 @@ impl<'a> Lowering<'a> {
                 )));
             }
             let name = self.name(b);
-            inputs.push(
-                self.graph
-                    .add_tensor(name, vec![p.out_c], TensorKind::Weight(bias)),
-            );
+            let kind = TensorKind::Weight(bias);
+            inputs.push(self.graph.add_tensor(name, vec![p.out_c], kind));
         }
-        let y = self.push(
-            at,
-            Op::Conv(ConvOp::F32(p)),
-            inputs,
-            self.name(out),
-            nchw_shape(&os),
-        );
+        let y = self.push(at, Op::Conv(conv), inputs, self.name(out), nchw_shape(&os));
         self.bind(out, y, true);
         Ok(())
     }

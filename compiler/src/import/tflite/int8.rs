@@ -89,7 +89,7 @@ impl<'a> Lowering<'a> {
 
     /// Int8 weights `t`: their values and per-channel scales (one scale: per tensor), with
     /// zero points 0 (TFLite's int8 weights are symmetric).
-    fn int8_weights(&self, at: &At, t: i32) -> Result<(Vec<i8>, Vec<f32>)> {
+    pub(super) fn int8_weights(&self, at: &At, t: i32) -> Result<(Vec<i8>, Vec<f32>)> {
         self.check_type(at, t, TensorType::INT8)?;
         let data = self
             .buffer(t)?

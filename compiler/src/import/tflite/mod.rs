@@ -214,7 +214,14 @@ impl<'a> Lowering<'a> {
                     self.name(t)
                 )))
             }
-            TensorType::INT8 => return self.dequantized_weights(at, t),
+            TensorType::INT8 => {
+                return Err(at.err(format!(
+                    "int8 weights (`{}`) of a float op: TFLite runs it as a \"hybrid\" \
+                     kernel that quantizes its input on the fly, which microarena does for \
+                     convolutions only; convert the model fully int8 or float",
+                    self.name(t)
+                )))
+            }
             other => {
                 return Err(at.err(format!(
                 "{} weights (`{}`) in a float op; microarena reads float32 or a fully int8 model",
@@ -240,60 +247,6 @@ impl<'a> Lowering<'a> {
         Ok(data
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
-
-    /// int8 weights of a float op (a model quantized for its weights only, "dynamic range"
-    /// or "hybrid"): dequantized at build time, per channel along the quantized dimension,
-    /// so the model stays float (`(q − zero) · scale`).
-    fn dequantized_weights(&self, at: &At, t: i32) -> Result<Vec<f32>> {
-        let shape = self.shape(t)?;
-        let data = self.buffer(t)?.ok_or_else(|| {
-            at.err(format!(
-                "int8 input `{}` of a float op is not a constant",
-                self.name(t)
-            ))
-        })?;
-        let n: usize = shape.iter().product();
-        let q = self.tensor(t)?.quantization();
-        let scales: Vec<f32> = q
-            .and_then(|q| q.scale())
-            .map(|v| v.iter().collect())
-            .unwrap_or_default();
-        let zeros: Vec<i64> = q
-            .and_then(|q| q.zero_point())
-            .map(|v| v.iter().collect())
-            .unwrap_or_default();
-        let axis = q.map_or(0, |q| q.quantized_dimension()) as usize;
-        if data.len() != n || scales.is_empty() || axis >= shape.len().max(1) {
-            return Err(at.err(format!(
-                "int8 weights `{}` of shape {shape:?} with {} bytes and {} scales",
-                self.name(t),
-                data.len(),
-                scales.len()
-            )));
-        }
-        let channels = shape.get(axis).copied().unwrap_or(1);
-        if scales.len() != 1 && scales.len() != channels {
-            return Err(at.err(format!(
-                "int8 weights `{}`: {} scales for {channels} channels",
-                self.name(t),
-                scales.len()
-            )));
-        }
-        let inner: usize = shape.get(axis + 1..).map_or(1, |s| s.iter().product());
-        Ok(data
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                let c = if scales.len() == 1 {
-                    0
-                } else {
-                    i / inner % channels
-                };
-                let zero = zeros.get(c).or(zeros.first()).copied().unwrap_or(0) as f32;
-                (f32::from(b as i8) - zero) * scales[c]
-            })
             .collect())
     }
 
