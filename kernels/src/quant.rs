@@ -884,7 +884,7 @@ mod tests {
             seed ^= seed << 5;
             seed
         };
-        for _ in 0..100_000 {
+        for _ in 0..if cfg!(miri) { 2_000 } else { 100_000 } {
             let real = f64::from(next() % 1_000_000 + 1) * 1e-9 * f64::from(1 + next() % 4000);
             // Accumulators whose product stays inside i32, as a layer's do.
             let x = (next() as i32) >> (10 + next() % 20);

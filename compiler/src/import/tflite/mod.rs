@@ -56,8 +56,15 @@ pub fn import_tflite(bytes: &[u8], path: &Path, options: &ImportOptions) -> Resu
         path: path.to_owned(),
         message,
     };
-    let model = tflite::root_as_model(bytes)
-        .map_err(|e| not_model(format!("a truncated or malformed TFLite flatbuffer ({e})")))?;
+    let model = tflite::root_as_model(bytes).map_err(|e| {
+        // The verifier's message spans lines; one line reads better in a compile error.
+        let e = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        not_model(format!("a truncated or malformed TFLite flatbuffer ({e})"))
+    })?;
     let subgraphs = model
         .subgraphs()
         .filter(|s| !s.is_empty())

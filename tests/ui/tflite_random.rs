@@ -1,0 +1,5 @@
+mod net {
+    microarena::include_model!("testdata/ui/data/tflite_random.tflite");
+}
+
+fn main() {}
