@@ -171,11 +171,12 @@ impl Kept {
 }
 
 /// Every row width up to 100 (the shifted pattern and the counted lanes alike), every
-/// start and length: the positions whose column is below `out_w`.
+/// start and length: the positions whose column is below `out_w`. (Under Miri, which checks
+/// the kernels' memory accesses rather than this arithmetic, widths up to 20.)
 #[cfg(test)]
 #[test]
 fn kept_positions_are_the_outputs() {
-    for w2 in 1..100 {
+    for w2 in 1..if cfg!(miri) { 20 } else { 100 } {
         for out_w in [1, w2 / 2 + 1, w2] {
             let f = Kept::new(w2, out_w);
             for t in (0..3 * w2).step_by(w2 / 3 + 1) {
