@@ -8,8 +8,6 @@ use crate::error::Result;
 use crate::ir::{DType, Op, TensorKind};
 use crate::kernels::elementwise::{Binary, BinaryOp};
 use crate::kernels::gemm::MatMul;
-use crate::kernels::pool::{Pool2d, PoolKind};
-use crate::kernels::softmax::Softmax;
 use crate::ops::conv::ConvOp;
 use crate::ops::elementwise::ElementwiseOp;
 use crate::ops::gemm::GemmOp;
@@ -90,36 +88,8 @@ impl<'a> Lowering<'a> {
     ) -> Result<()> {
         let (x, xs) = self.map(at, self.input(at, ins, 0)?)?;
         let os = self.shape(out)?;
-        let o = op
-            .builtin_options_as_pool_2_doptions()
-            .ok_or_else(|| at.err("no Pool2DOptions"))?;
-        let k = |v: i32| usize::try_from(v).ok().filter(|&v| v > 0);
-        let (Some(kh), Some(kw)) = (k(o.filter_height()), k(o.filter_width())) else {
-            return Err(at.err(format!("filter {}×{}", o.filter_height(), o.filter_width())));
-        };
-        let window = self.window(
-            at,
-            &xs,
-            &os,
-            (kh, kw),
-            (o.stride_h(), o.stride_w()),
-            (1, 1),
-            o.padding(),
-        )?;
-        let p = Pool2d {
-            batch: xs[0],
-            c: xs[3],
-            window,
-            // TFLite averages over the taps inside the input.
-            kind: if max {
-                PoolKind::Max
-            } else {
-                PoolKind::Average {
-                    count_include_pad: false,
-                }
-            },
-            act: self.activation(at, o.fused_activation_function())?,
-        };
+        let (mut p, act) = self.pool_geometry(at, op, max, &xs, &os)?;
+        p.act = self.activation(at, act)?;
         let y = self.push(
             at,
             Op::Pool(PoolOp::F32(p)),
@@ -142,50 +112,14 @@ impl<'a> Lowering<'a> {
         self.check_float(at, xt)?;
         let xs = self.shape(xt)?;
         let os = self.shape(out)?;
-        let o = op.builtin_options_as_fully_connected_options();
-        let act = self.activation(
-            at,
-            o.map_or(ActivationFunctionType::NONE, |o| {
-                o.fused_activation_function()
-            }),
-        )?;
-        if o.is_some_and(|o| o.weights_format().0 != 0) {
-            return Err(at.err("shuffled weights (only the default weights format is read)"));
-        }
         let wt = self.input(at, ins, 1)?;
         let ws = self.shape(wt)?;
-        let mut w = self.const_f32(at, wt)?;
-        if ws.len() != 2 {
-            return Err(at.err(format!(
-                "weights of shape {ws:?}: [outputs, inputs] expected"
-            )));
-        }
-        let (n, k) = (ws[0], ws[1]);
-        let total: usize = xs.iter().product();
-        if k == 0 || !total.is_multiple_of(k) || os.last() != Some(&n) {
-            return Err(at.err(format!("input {xs:?}, weights {ws:?}, output {os:?}")));
-        }
-        let m = total / k;
+        let ((m, n, k), act) = self.fully_connected_shape(at, op, &xs, &ws, &os)?;
+        let act = self.activation(at, act)?;
         let x = self.value(at, xt)?;
         // A flattened NHWC map, held NCHW: the weights' columns follow our layout instead.
-        if x.nchw && xs.len() == 4 && m == xs[0] {
-            let (h, wd, c) = (xs[1], xs[2], xs[3]);
-            if c > 1 && h * wd > 1 {
-                let mut pw = vec![0f32; n * k];
-                for r in 0..n {
-                    for ci in 0..c {
-                        for p in 0..h * wd {
-                            pw[r * k + ci * h * wd + p] = w[r * k + p * c + ci];
-                        }
-                    }
-                }
-                w = pw;
-            }
-        } else if x.nchw {
-            return Err(at.err(format!(
-                "input {xs:?} flattened to {m} rows of {k}: an NHWC map flattened across images"
-            )));
-        }
+        let w = self.const_f32(at, wt)?;
+        let w = self.fully_connected_columns(at, w, n, m, &xs, x.nchw)?;
         let p = MatMul {
             m,
             n,
@@ -283,23 +217,7 @@ impl<'a> Lowering<'a> {
             return Err(at.err(format!("beta {beta} (1 is supported)")));
         }
         let x = self.value(at, xt)?;
-        // Along the last axis of the file's layout: the channels, axis 1 of ours.
-        let p = if x.nchw {
-            Softmax {
-                outer: xs[0],
-                len: xs[3],
-                inner: xs[1] * xs[2],
-                log: false,
-            }
-        } else {
-            let len = *xs.last().ok_or_else(|| at.err("a scalar input"))?;
-            Softmax {
-                outer: xs.iter().product::<usize>() / len.max(1),
-                len,
-                inner: 1,
-                log: false,
-            }
-        };
+        let p = self.softmax_geometry(at, &xs, x.nchw)?;
         let shape = if x.nchw { nchw_shape(&xs) } else { xs.clone() };
         let y = self.push(
             at,

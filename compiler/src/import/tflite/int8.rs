@@ -13,9 +13,9 @@ use crate::ir::{DType, Op, Quant, TensorId, TensorKind};
 use crate::kernels::conv::ConvI8;
 use crate::kernels::elementwise::AddI8Q31;
 use crate::kernels::gemm::{MatMul, MatMulI8};
-use crate::kernels::pool::{window_taps, AvgPoolI8, Pool2d, PoolKind};
+use crate::kernels::pool::{window_taps, AvgPoolI8};
 use crate::kernels::quant::FixedPoint;
-use crate::kernels::softmax::{Softmax, SoftmaxQ31};
+use crate::kernels::softmax::SoftmaxQ31;
 use crate::kernels::Activation;
 use crate::ops::conv::ConvOp;
 use crate::ops::elementwise::ElementwiseOp;
@@ -228,37 +228,15 @@ impl<'a> Lowering<'a> {
         let (x, qx, nchw) = self.int8_input(at, xt)?;
         let xs = self.shape(xt)?;
         let os = self.shape(out)?;
-        let o = op.builtin_options_as_fully_connected_options();
-        if o.is_some_and(|o| o.weights_format().0 != 0) {
-            return Err(at.err("shuffled weights (only the default weights format is read)"));
-        }
-        let act = o.map_or(ActivationFunctionType::NONE, |o| {
-            o.fused_activation_function()
-        });
         let wt = self.input(at, ins, 1)?;
         let ws = self.shape(wt)?;
-        let (mut w, w_scales) = self.int8_weights(at, wt)?;
-        if ws.len() != 2 {
-            return Err(at.err(format!(
-                "weights of shape {ws:?}: [outputs, inputs] expected"
-            )));
-        }
-        let (n, k) = (ws[0], ws[1]);
-        let total: usize = xs.iter().product();
-        if k == 0 || !total.is_multiple_of(k) || os.last() != Some(&n) {
-            return Err(at.err(format!("input {xs:?}, weights {ws:?}, output {os:?}")));
-        }
+        let ((m, n, k), act) = self.fully_connected_shape(at, op, &xs, &ws, &os)?;
+        let (w, w_scales) = self.int8_weights(at, wt)?;
         if w_scales.len() != 1 && w_scales.len() != n {
             return Err(at.err(format!("{} weight scales for {n} outputs", w_scales.len())));
         }
-        let m = total / k;
-        if nchw {
-            // A flattened NHWC map held NCHW: the weight columns follow our layout.
-            if xs.len() != 4 || m != xs[0] {
-                return Err(at.err(format!("input {xs:?} flattened across images")));
-            }
-            w = columns_to_nchw(&w, n, (xs[1], xs[2], xs[3]));
-        }
+        // A flattened NHWC map held NCHW: the weight columns follow our layout.
+        let w = self.fully_connected_columns(at, w, n, m, &xs, nchw)?;
         let (y, qy) = self.new_i8(at, out, os.clone())?;
         let (lo, hi) = self.act_range(at, act, qy)?;
         // GetQuantizedConvolutionMultipler: the product of the scales in float32, then
@@ -365,25 +343,8 @@ impl<'a> Lowering<'a> {
         let (x, qx, _) = self.int8_input(at, xt)?;
         let xs = self.shape(xt)?;
         let os = self.shape(out)?;
-        if xs.len() != 4 {
-            return Err(at.err(format!("input of shape {xs:?}: NHWC expected")));
-        }
-        let o = op
-            .builtin_options_as_pool_2_doptions()
-            .ok_or_else(|| at.err("no Pool2DOptions"))?;
-        let k = |v: i32| usize::try_from(v).ok().filter(|&v| v > 0);
-        let (Some(kh), Some(kw)) = (k(o.filter_height()), k(o.filter_width())) else {
-            return Err(at.err(format!("filter {}×{}", o.filter_height(), o.filter_width())));
-        };
-        let window = self.window(
-            at,
-            &xs,
-            &os,
-            (kh, kw),
-            (o.stride_h(), o.stride_w()),
-            (1, 1),
-            o.padding(),
-        )?;
+        let (geom, act) = self.pool_geometry(at, op, max, &xs, &os)?;
+        let window = geom.window;
         let (y, qy) = self.new_i8(at, out, nchw_shape(&os))?;
         // TFLite's int8 poolings move values: input and output share their quantisation.
         if qx != qy {
@@ -391,20 +352,7 @@ impl<'a> Lowering<'a> {
                 "input quantised {qx:?} and output {qy:?}: TFLite's int8 pooling keeps one"
             )));
         }
-        let (lo, hi) = self.act_range(at, o.fused_activation_function(), qy)?;
-        let geom = Pool2d {
-            batch: xs[0],
-            c: xs[3],
-            window,
-            kind: if max {
-                PoolKind::Max
-            } else {
-                PoolKind::Average {
-                    count_include_pad: false,
-                }
-            },
-            act: Activation::Identity,
-        };
+        let (lo, hi) = self.act_range(at, act, qy)?;
         let op = if max {
             PoolOp::MaxI8 { geom, lo, hi }
         } else {
@@ -463,22 +411,7 @@ impl<'a> Lowering<'a> {
                 "output quantised {qy:?}; TFLite's int8 softmax writes scale 1/256, zero −128"
             )));
         }
-        let geom = if nchw {
-            Softmax {
-                outer: xs[0],
-                len: xs[3],
-                inner: xs[1] * xs[2],
-                log: false,
-            }
-        } else {
-            let len = *xs.last().ok_or_else(|| at.err("a scalar input"))?;
-            Softmax {
-                outer: xs.iter().product::<usize>() / len.max(1),
-                len,
-                inner: 1,
-                log: false,
-            }
-        };
+        let geom = self.softmax_geometry(at, &xs, nchw)?;
         let shape = if nchw { nchw_shape(&xs) } else { xs.clone() };
         let (y, _) = self.new_i8(at, out, shape)?;
         let p = SoftmaxQ31::new(geom, f64::from(beta), qx.scale);
@@ -486,26 +419,4 @@ impl<'a> Lowering<'a> {
         self.bind(out, y, nchw);
         Ok(())
     }
-}
-
-/// Fully connected weights `[n, h·w·c]` over a flattened NHWC map, their columns reordered
-/// for the map held NCHW.
-pub(super) fn columns_to_nchw<T: Copy + Default>(
-    w: &[T],
-    n: usize,
-    (h, wd, c): (usize, usize, usize),
-) -> Vec<T> {
-    let k = h * wd * c;
-    if c == 1 || h * wd == 1 {
-        return w.to_vec();
-    }
-    let mut out = vec![T::default(); n * k];
-    for r in 0..n {
-        for ci in 0..c {
-            for p in 0..h * wd {
-                out[r * k + ci * h * wd + p] = w[r * k + p * c + ci];
-            }
-        }
-    }
-    out
 }

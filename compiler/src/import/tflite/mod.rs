@@ -23,7 +23,9 @@ use tract_tflite::tflite::{
 use crate::error::{Error, Result};
 use crate::ir::{DType, Graph, Node, Op, OrderRank, Quant, TensorId, TensorKind};
 use crate::kernels::conv::Conv2d;
+use crate::kernels::pool::{Pool2d, PoolKind};
 use crate::kernels::shape::StridedCopy;
+use crate::kernels::softmax::Softmax;
 use crate::kernels::{Activation, Window2d};
 use crate::ops::shape::ShapeOp;
 
@@ -708,6 +710,137 @@ impl<'a> Lowering<'a> {
             },
             act,
         ))
+    }
+
+    /// A pooling's geometry (its `act` left `Identity`; TFLite averages over the taps inside
+    /// the input) and its fused activation.
+    pub(super) fn pool_geometry(
+        &self,
+        at: &At,
+        op: &Operator<'a>,
+        max: bool,
+        xs: &[usize],
+        os: &[usize],
+    ) -> Result<(Pool2d, ActivationFunctionType)> {
+        if xs.len() != 4 || os.len() != 4 {
+            return Err(at.err(format!("input {xs:?} and output {os:?}: NHWC expected")));
+        }
+        let o = op
+            .builtin_options_as_pool_2_doptions()
+            .ok_or_else(|| at.err("no Pool2DOptions"))?;
+        let k = |v: i32| usize::try_from(v).ok().filter(|&v| v > 0);
+        let (Some(kh), Some(kw)) = (k(o.filter_height()), k(o.filter_width())) else {
+            return Err(at.err(format!("filter {}×{}", o.filter_height(), o.filter_width())));
+        };
+        let window = self.window(
+            at,
+            xs,
+            os,
+            (kh, kw),
+            (o.stride_h(), o.stride_w()),
+            (1, 1),
+            o.padding(),
+        )?;
+        let kind = if max {
+            PoolKind::Max
+        } else {
+            PoolKind::Average {
+                count_include_pad: false,
+            }
+        };
+        let p = Pool2d {
+            batch: xs[0],
+            c: xs[3],
+            window,
+            kind,
+            act: Activation::Identity,
+        };
+        Ok((p, o.fused_activation_function()))
+    }
+
+    /// A fully connected layer's `(m, n, k)` for input `xs`, weights `ws` (`[n, k]`) and
+    /// output `os`, and its fused activation.
+    pub(super) fn fully_connected_shape(
+        &self,
+        at: &At,
+        op: &Operator<'a>,
+        xs: &[usize],
+        ws: &[usize],
+        os: &[usize],
+    ) -> Result<((usize, usize, usize), ActivationFunctionType)> {
+        let o = op.builtin_options_as_fully_connected_options();
+        if o.is_some_and(|o| o.weights_format().0 != 0) {
+            return Err(at.err("shuffled weights (only the default weights format is read)"));
+        }
+        if ws.len() != 2 {
+            return Err(at.err(format!(
+                "weights of shape {ws:?}: [outputs, inputs] expected"
+            )));
+        }
+        let (n, k) = (ws[0], ws[1]);
+        let total: usize = xs.iter().product();
+        if k == 0 || !total.is_multiple_of(k) || os.last() != Some(&n) {
+            return Err(at.err(format!("input {xs:?}, weights {ws:?}, output {os:?}")));
+        }
+        let act = o.map_or(ActivationFunctionType::NONE, |o| {
+            o.fused_activation_function()
+        });
+        Ok(((total / k, n, k), act))
+    }
+
+    /// Weights `[n, h·w·c]` of a fully connected layer over input `xs`, in our layout: their
+    /// columns reordered where the input is an NHWC map held NCHW (one image at a time).
+    pub(super) fn fully_connected_columns<T: Copy + Default>(
+        &self,
+        at: &At,
+        w: Vec<T>,
+        n: usize,
+        m: usize,
+        xs: &[usize],
+        nchw: bool,
+    ) -> Result<Vec<T>> {
+        if !nchw {
+            return Ok(w);
+        }
+        if xs.len() != 4 || m != xs[0] {
+            return Err(at.err(format!(
+                "input {xs:?} flattened to {m} rows: an NHWC map flattened across images"
+            )));
+        }
+        let (h, wd, c) = (xs[1], xs[2], xs[3]);
+        if c == 1 || h * wd == 1 {
+            return Ok(w);
+        }
+        let k = h * wd * c;
+        let mut out = vec![T::default(); n * k];
+        for r in 0..n {
+            for ci in 0..c {
+                for p in 0..h * wd {
+                    out[r * k + ci * h * wd + p] = w[r * k + p * c + ci];
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A softmax along the file's last axis: the channels of an NHWC map held NCHW.
+    pub(super) fn softmax_geometry(&self, at: &At, xs: &[usize], nchw: bool) -> Result<Softmax> {
+        Ok(if nchw {
+            Softmax {
+                outer: xs[0],
+                len: xs[3],
+                inner: xs[1] * xs[2],
+                log: false,
+            }
+        } else {
+            let len = *xs.last().ok_or_else(|| at.err("a scalar input"))?;
+            Softmax {
+                outer: xs.iter().product::<usize>() / len.max(1),
+                len,
+                inner: 1,
+                log: false,
+            }
+        })
     }
 
     /// The window of a TFLite convolution or pooling: SAME pads as TensorFlow does (the odd
