@@ -29,6 +29,7 @@ pub mod pool;
 pub mod quant;
 pub mod recurrent;
 pub mod reduce;
+pub mod scale;
 pub mod shape;
 pub mod softmax;
 pub mod stream;

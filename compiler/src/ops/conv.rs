@@ -6,7 +6,7 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::activation::activation_tokens;
-use super::quant::{scale_slice, Rescales};
+use super::quant::{accumulator_bounds, with_scales, FastScales, Rescales};
 use super::{onnx_window, usize_lit as u, window, window_tokens, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering, QuantWeight, Val};
@@ -40,11 +40,11 @@ pub enum ConvOp {
     /// `[x (i8), weights (i16, packed by `kernels::conv::pack_tiled_weights`), bias (i32)?]`
     /// with a scratch of `kernels::conv::tiled_scratch_len` `i16`: dense convolutions as
     /// register tiles of 4 (last: 2) output channels × 2 pixels over an im2col of two pixels.
-    I8Tiled(ConvI8, Vec<Requant>),
+    I8Tiled(ConvI8, FastScales),
     /// `[x (i8), weights (i16, packed by `kernels::conv::pack_depthwise_weights`), bias
     /// (i32)?]` with a scratch of `kernels::conv::depthwise_scratch_len` bytes: depthwise
     /// convolutions over a padded copy of each channel plane.
-    I8Depthwise(ConvI8, Vec<Requant>),
+    I8Depthwise(ConvI8, FastScales),
     /// `[x (f32), weights (i8, OIHW), bias (f32)?]`, the weights' one scale: TFLite's hybrid
     /// convolution (the input quantized on the fly, see `kernels::conv::conv2d_hybrid`).
     Hybrid(Conv2d, f32),
@@ -270,10 +270,19 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                 let op = ConvOp::F32Tiled(*p);
                 (op, DType::F32, len, TensorKind::Weight(packed), 0)
             }
-            (Op::Conv(ConvOp::I8(p, Rescales::Requant(requant))), TensorKind::WeightI8(w))
-                if alignment >= 4 =>
-            {
+            (Op::Conv(ConvOp::I8(p, rescales)), TensorKind::WeightI8(w)) if alignment >= 4 => {
                 let geom = &p.geom;
+                // TFLite's fixed point has a fast form only for factors below one half and
+                // sums below 2^30 (`kernels::scale`): else the reference kernel stays.
+                let bias = node.inputs.get(2).and_then(|&b| match &g.tensor(b).kind {
+                    TensorKind::WeightI32(b) => Some(&b[..]),
+                    _ => None,
+                });
+                let taps = geom.in_c / geom.groups * geom.window.k_h * geom.window.k_w;
+                let bounds = accumulator_bounds(w, taps, bias, p.input_zero);
+                let Some(scales) = FastScales::new(rescales, &bounds) else {
+                    continue;
+                };
                 // The padded-plane kernel pays where its two-pixel 3×3 path runs; other
                 // depthwise geometries keep the reference kernel (faster there).
                 let win = &geom.window;
@@ -288,11 +297,11 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                     let packed: Vec<i16> = conv::pack_tiled_weights(geom, w).collect();
                     // `tiled_scratch_len` i16.
                     let bytes = 2 * conv::tiled_scratch_len(geom);
-                    (ConvOp::I8Tiled(*p, requant.clone()), packed, bytes)
+                    (ConvOp::I8Tiled(*p, scales), packed, bytes)
                 } else if depthwise {
                     let packed: Vec<i16> = conv::pack_depthwise_weights(geom, w).collect();
                     let bytes = conv::depthwise_scratch_len(geom);
-                    (ConvOp::I8Depthwise(*p, requant.clone()), packed, bytes)
+                    (ConvOp::I8Depthwise(*p, scales), packed, bytes)
                 } else {
                     continue;
                 };
@@ -436,7 +445,7 @@ impl Kernel for ConvOp {
                 let geom = geometry(geom);
                 // The tiled kernels take the scales decoded (`Requant::scale`).
                 let rq = match self {
-                    ConvOp::I8Tiled(_, rs) | ConvOp::I8Depthwise(_, rs) => scale_slice(rs),
+                    ConvOp::I8Tiled(_, fs) | ConvOp::I8Depthwise(_, fs) => fs.tokens(),
                     ConvOp::I8(_, rs) => rs.tokens(),
                     ConvOp::F32(_) | ConvOp::F32Tiled(_) | ConvOp::Hybrid(..) => {
                         unreachable!("an int8 op")
@@ -502,34 +511,30 @@ impl Kernel for ConvOp {
                 let rq: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
                 conv::conv2d_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), &rq, out.i8_mut())
             }
-            ConvOp::I8Tiled(p, rq) => {
+            ConvOp::I8Tiled(p, fs) => {
                 // On the host the scratch is a vector of its own; `crate::exec` fills the
                 // arena region it is planned at with garbage, which shows a wrong placement.
                 let mut scratch = vec![0i16; conv::tiled_scratch_len(&p.geom)];
-                let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
-                conv::conv2d_i8_tiled(
-                    p,
+                let (x, w, b) = (
                     ins.i8(0),
                     ins.get(1).expect("weights").i16(),
                     ins.opt_i32(2),
-                    &scales,
-                    &mut scratch,
-                    out.i8_mut(),
-                )
+                );
+                let (s, y) = (&mut scratch, out.i8_mut());
+                with_scales!(fs, |scales| conv::conv2d_i8_tiled(p, x, w, b, scales, s, y))
             }
-            ConvOp::I8Depthwise(p, rq) => {
+            ConvOp::I8Depthwise(p, fs) => {
                 let mut scratch = vec![0i16; conv::depthwise_scratch_len(&p.geom).div_ceil(2)];
-                let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
-                conv::conv2d_i8_depthwise_split(
-                    p,
-                    ins.get(3).map_or(&[], |v| v.i8()),
+                let kept = ins.get(3).map_or(&[][..], |v| v.i8());
+                let (x, w, b) = (
                     ins.i8(0),
                     ins.get(1).expect("weights").i16(),
                     ins.opt_i32(2),
-                    &scales,
-                    &mut scratch,
-                    out.i8_mut(),
-                )
+                );
+                let (s, y) = (&mut scratch, out.i8_mut());
+                with_scales!(fs, |scales| {
+                    conv::conv2d_i8_depthwise_split(p, kept, x, w, b, scales, s, y)
+                })
             }
         }
     }

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::import::typed::{At, TypedLowering};
 use crate::ir::{Graph, Node, Values};
 use crate::kernels::quant::{self, Dequantize, FixedPoint, Quantize, Requant, RequantizeI8};
+use crate::kernels::scale::Q31;
 
 /// The family's entry in the registry.
 pub(crate) const FAMILY: Family = Family {
@@ -67,6 +68,115 @@ impl Rescales {
             }
         }
     }
+}
+
+/// The per-channel scales of the fast int8 kernels (tiled, depthwise; `kernels::scale`):
+/// ONNX's float32 scales, or TFLite's fixed point decoded for the Cortex-M assembly.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FastScales {
+    /// `Requant::scale` of each: `&[f32]`.
+    Float(Vec<Requant>),
+    /// [`Q31Twice`](crate::kernels::scale::Q31Twice): TFLite's convolutions.
+    Twice(Vec<Q31>),
+    /// [`Q31Once`](crate::kernels::scale::Q31Once): TFLite's fully connected layers.
+    Once(Vec<Q31>),
+}
+
+impl FastScales {
+    /// The fast form of `r` for channels whose accumulators stay within `max_acc[c]` in
+    /// magnitude; `None` where the fixed point has no fast form (a factor of one half or
+    /// more, or an accumulator that could reach 2^30: see `kernels::scale`).
+    pub fn new(r: &Rescales, max_acc: &[i64]) -> Option<FastScales> {
+        let q31 = |fs: &[FixedPoint]| -> Option<Vec<Q31>> {
+            if max_acc.len() < fs.len() || max_acc.iter().any(|&m| m > Q31::MAX_ACC) {
+                return None;
+            }
+            fs.iter().map(|&f| Q31::new(f)).collect()
+        };
+        Some(match r {
+            Rescales::Requant(rs) => FastScales::Float(rs.clone()),
+            Rescales::TwoRoundings(fs) => FastScales::Twice(q31(fs)?),
+            Rescales::FixedPoint(fs) => FastScales::Once(q31(fs)?),
+        })
+    }
+
+    /// The scales' slice literal: `&[0.0123f32, ...]` or `&[Q31Twice(Q31 { .. }), ...]`.
+    pub(crate) fn tokens(&self) -> TokenStream {
+        let q31 = |q: &Q31| {
+            let Q31 {
+                multiplier,
+                round,
+                exponent,
+            } = q;
+            quote! {
+                ::microarena::kernels::scale::Q31 {
+                    multiplier: #multiplier, round: #round, exponent: #exponent,
+                }
+            }
+        };
+        match self {
+            FastScales::Float(rs) => scale_slice(rs),
+            FastScales::Twice(qs) => {
+                let items = qs.iter().map(q31);
+                quote!(&[#(::microarena::kernels::scale::Q31Twice(#items)),*])
+            }
+            FastScales::Once(qs) => {
+                let items = qs.iter().map(q31);
+                quote!(&[#(::microarena::kernels::scale::Q31Once(#items)),*])
+            }
+        }
+    }
+}
+
+/// Runs `$call` with `$scales` (a [`FastScales`]) as the kernels take them: `&[f32]`,
+/// `&[Q31Twice]` or `&[Q31Once]`.
+macro_rules! with_scales {
+    ($fs:expr, |$scales:ident| $call:expr) => {
+        match $fs {
+            $crate::ops::quant::FastScales::Float(rs) => {
+                let v: Vec<f32> = rs.iter().map(|r| r.scale()).collect();
+                let $scales = &v[..];
+                $call
+            }
+            $crate::ops::quant::FastScales::Twice(qs) => {
+                let v: Vec<$crate::kernels::scale::Q31Twice> = qs
+                    .iter()
+                    .map(|&q| $crate::kernels::scale::Q31Twice(q))
+                    .collect();
+                let $scales = &v[..];
+                $call
+            }
+            $crate::ops::quant::FastScales::Once(qs) => {
+                let v: Vec<$crate::kernels::scale::Q31Once> = qs
+                    .iter()
+                    .map(|&q| $crate::kernels::scale::Q31Once(q))
+                    .collect();
+                let $scales = &v[..];
+                $call
+            }
+        }
+    };
+}
+pub(crate) use with_scales;
+
+/// The largest magnitude each output channel's int32 sum of an int8 layer can reach: `Σ |w|
+/// · max |x − input_zero|` over the channel's `weights` (one row of `taps` each) plus its
+/// bias; the fast fixed-point scales need it below 2^30.
+pub fn accumulator_bounds(
+    weights: &[i8],
+    taps: usize,
+    bias: Option<&[i32]>,
+    input_zero: i32,
+) -> Vec<i64> {
+    let x_max = i64::from((-128 - input_zero).abs().max((127 - input_zero).abs()));
+    weights
+        .chunks(taps.max(1))
+        .enumerate()
+        .map(|(c, row)| {
+            let w: i64 = row.iter().map(|&w| i64::from(w).abs()).sum();
+            w * x_max + bias.map_or(0, |b| i64::from(b[c]).abs())
+        })
+        .collect()
 }
 
 /// `FixedPoint { multiplier, shift }`

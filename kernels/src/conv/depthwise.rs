@@ -73,7 +73,8 @@ pub fn pack_depthwise_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterato
 }
 
 /// Depthwise int8 convolution (one input channel per group, one output channel each),
-/// bit-exact with [`conv2d_i8`] when `scales[c]` is `requant[c].scale()`.
+/// bit-exact with [`conv2d_i8`] when `scales[c]` is `requant[c].scale()`, or with TFLite's
+/// arithmetic for the fixed-point scales (see `crate::scale`).
 ///
 /// Each channel's plane is first copied into `scratch` (at least [`depthwise_scratch_len`]
 /// bytes, placed in the arena by the planner) inside a border of the input zero point
@@ -89,12 +90,12 @@ pub fn pack_depthwise_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterato
 /// builds with AVX2 (horizontal stride 1 or 2), eight output pixels at a time
 /// (`x86::depthwise_i8_plane`), bit for bit the same bytes.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d_i8_depthwise(
+pub fn conv2d_i8_depthwise<S: ChannelScale>(
     p: &ConvI8,
     input: &[i8],
     packed: &[i16],
     bias: Option<&[i32]>,
-    scales: &[f32],
+    scales: &[S],
     scratch: &mut [i16],
     output: &mut [i8],
 ) {
@@ -111,13 +112,13 @@ pub fn conv2d_i8_depthwise(
 /// # Panics
 /// If `kept_rows` is not a whole number of rows per channel, or more than `in_h` of them.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d_i8_depthwise_split(
+pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
     p: &ConvI8,
     kept_rows: &[i8],
     input: &[i8],
     packed: &[i16],
     bias: Option<&[i32]>,
-    scales: &[f32],
+    scales: &[S],
     scratch: &mut [i16],
     output: &mut [i8],
 ) {
@@ -190,7 +191,10 @@ pub fn conv2d_i8_depthwise_split(
             let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
             let scale = scales[c];
             #[cfg(target_arch = "x86_64")]
-            if (1..=2).contains(&w.stride_w) && w.k_h * w.k_w <= 64 && crate::cpu::avx2() {
+            if let (Some(scale), true) = (
+                S::floats(scales).map(|s| s[c]),
+                (1..=2).contains(&w.stride_w) && w.k_h * w.k_w <= 64 && crate::cpu::avx2(),
+            ) {
                 // The channel's taps in order (unpacked from the kernel's layout).
                 let mut taps = [0i32; 64];
                 for ky in 0..w.k_h {
@@ -203,7 +207,7 @@ pub fn conv2d_i8_depthwise_split(
                 unsafe { x86::depthwise_i8_plane(p, padded, row, &taps, b, scale, out) };
                 continue;
             }
-            let q = |a: i32| crate::quant::requantize_scaled(a, scale, p.output_zero, p.lo, p.hi);
+            let q = |a: i32| scale.requantize(a, p.output_zero, p.lo, p.hi);
             for oy in 0..w.out_h {
                 let y0 = oy * w.stride_h;
                 let line = &mut out[oy * w.out_w..][..w.out_w];
@@ -265,31 +269,19 @@ pub(super) enum PairKind {
 /// One output row of a depthwise convolution two pixels at a time: `sums(x0)` gives the
 /// accumulators of the pixels whose windows start at columns `x0` and `x0 + stride`.
 #[inline(always)]
-pub(super) fn pair_row(
+pub(super) fn pair_row<S: ChannelScale>(
     line: &mut [i8],
     stride: usize,
     p: &ConvI8,
-    scale: f32,
+    scale: S,
     sums: impl Fn(usize) -> [i32; 2],
 ) {
     for (i, o) in line.chunks_mut(2).enumerate() {
         let acc = sums(2 * i * stride);
-        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-        {
-            let t =
-                crate::quant::requantize_pair_dsp(acc[0], acc[1], scale, p.output_zero, p.lo, p.hi);
-            o[0] = t as i8;
-            if let Some(o1) = o.get_mut(1) {
-                *o1 = (t >> 16) as i8;
-            }
-        }
-        #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
-        {
-            let q = |a: i32| crate::quant::requantize_scaled(a, scale, p.output_zero, p.lo, p.hi);
-            o[0] = q(acc[0]);
-            if let Some(o1) = o.get_mut(1) {
-                *o1 = q(acc[1]);
-            }
+        let [q0, q1] = scale.requantize_pair(acc[0], acc[1], p.output_zero, p.lo, p.hi);
+        o[0] = q0;
+        if let Some(o1) = o.get_mut(1) {
+            *o1 = q1;
         }
     }
 }
@@ -742,6 +734,9 @@ mod depthwise_tests {
     use std::vec;
     use std::vec::Vec;
 
+    use crate::quant::{FixedPoint, TwoRoundings};
+    use crate::scale::{Q31Once, Q31Twice, Q31};
+
     /// Bit for bit the reference kernel: 3×3 stride 1 (the fast path), strides, dilations,
     /// paddings, rectangular kernels, odd widths.
     #[test]
@@ -809,6 +804,22 @@ mod depthwise_tests {
                 &mut got,
             );
             assert_eq!(got, want, "{ch}ch {k_h}x{k_w} s{stride} p{pad} d{dil}");
+            // TFLite's fixed point, both roundings, against the reference kernel's.
+            let fp: Vec<FixedPoint> = (0..ch)
+                .map(|c| FixedPoint::from_real(0.004 + 0.0007 * c as f64))
+                .collect();
+            let q31: Vec<Q31> = fp.iter().map(|&f| Q31::new(f).unwrap()).collect();
+            let twice: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
+            conv2d_i8(&p, &x, &w, Some(&bias), &twice, &mut want);
+            let fast: Vec<Q31Twice> = q31.iter().map(|&q| Q31Twice(q)).collect();
+            let b = Some(&bias[..]);
+            conv2d_i8_depthwise(&p, &x, &packed, b, &fast, &mut scratch, &mut got);
+            assert_eq!(got, want, "two roundings: {ch}ch {k_h}x{k_w} s{stride}");
+            conv2d_i8(&p, &x, &w, Some(&bias), &fp, &mut want);
+            let fast: Vec<Q31Once> = q31.iter().map(|&q| Q31Once(q)).collect();
+            conv2d_i8_depthwise(&p, &x, &packed, b, &fast, &mut scratch, &mut got);
+            assert_eq!(got, want, "one rounding: {ch}ch {k_h}x{k_w} s{stride}");
+            conv2d_i8(&p, &x, &w, Some(&bias), &rq, &mut want);
             // The AVX2 plane kernel (the host's path in builds with AVX2) on channel 0's
             // padded plane, wherever the CPU has AVX2.
             #[cfg(target_arch = "x86_64")]

@@ -18,6 +18,7 @@
 //! rounding its fused multiply-adds change, as each file's tests state).
 
 use super::{valid_range, Activation, Window2d};
+use crate::scale::ChannelScale;
 
 mod depthwise;
 mod hybrid;
@@ -193,7 +194,7 @@ const I8_TILE: usize = 128;
 /// once per row, and the inner loop never tests bounds. The tile is requantised when all taps
 /// are in. On Cortex-M4/M7 (DSP extension) the inner loop takes four columns per step: one
 /// 32-bit load, two `SXTAB16` (sign-extend and subtract the zero point, two lanes each),
-/// four `SMLABB`/`SMLATB` (see [`mac_row`]).
+/// four `SMLABB`/`SMLATB` (see `mac_row`).
 ///
 /// The requantisation is ONNX's ([`Requant`](crate::quant::Requant), float32 arithmetic) or
 /// TFLite's ([`FixedPoint`](crate::quant::FixedPoint)), one per output channel.

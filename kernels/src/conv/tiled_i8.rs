@@ -72,7 +72,8 @@ pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<It
 /// Dense int8 convolution (one group) as a matrix product over an im2col of two output
 /// pixels at a time, in tiles of 4 output channels × 2 pixels (2 × 2 for the last two or
 /// three channels); bit-exact with
-/// [`conv2d_i8`] when `scales[c]` is `requant[c].scale()` (see [`Requant::scale`]).
+/// [`conv2d_i8`] when `scales[c]` is `requant[c].scale()` (see [`Requant::scale`]), or with
+/// TFLite's arithmetic for the fixed-point scales ([`Q31Twice`], [`Q31Once`]).
 ///
 /// `packed` holds the weights as [`pack_tiled_weights`] lays them out; `scratch` (at least
 /// [`tiled_scratch_len`] `i16`, placed in the arena by the planner) receives each pixel
@@ -80,17 +81,20 @@ pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<It
 /// reaches into the padding), interleaved like the weights: per pair of reduction steps,
 /// pixel 0's two values then pixel 1's. Each tile's sums are one pass over both (on
 /// Cortex-M4/M7 `SMLAD`, each two multiply-accumulates: see `dot_4x2_dsp` and `quads_dsp`),
-/// then one requantisation per output by its channel's float32 scale (decoded once, at build
-/// time, by the compiler).
+/// then one requantisation per output by its channel's scale (decoded once, at build time,
+/// by the compiler: a float32 scale, or a fixed-point factor applied by `SMMULR`/`SMMUL`
+/// and a rounded shift).
 ///
 /// [`Requant::scale`]: crate::quant::Requant::scale
+/// [`Q31Twice`]: crate::scale::Q31Twice
+/// [`Q31Once`]: crate::scale::Q31Once
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d_i8_tiled(
+pub fn conv2d_i8_tiled<S: ChannelScale>(
     p: &ConvI8,
     input: &[i8],
     packed: &[i16],
     bias: Option<&[i32]>,
-    scales: &[f32],
+    scales: &[S],
     scratch: &mut [i16],
     output: &mut [i8],
 ) {
@@ -103,7 +107,10 @@ pub fn conv2d_i8_tiled(
     assert!(packed.len() >= tiled_weights_len(g) && scales.len() >= g.out_c);
     assert!(bias.is_none_or(|b| b.len() >= g.out_c));
     #[cfg(target_arch = "x86_64")]
-    if let Some(f) = x86::flat_i8(g).filter(|_| crate::cpu::avx512bw()) {
+    if let (Some(f), Some(scales)) = (
+        x86::flat_i8(g).filter(|_| crate::cpu::avx512bw()),
+        S::floats(scales),
+    ) {
         // SAFETY: the CPU has AVX-512F/BW; the operands' extents were asserted above.
         unsafe { x86::conv2d_i8_flat(p, &f, input, packed, bias, scales, output) };
         return;
@@ -143,9 +150,7 @@ pub fn conv2d_i8_tiled(
                 let b = bias[c * step];
                 // Its pair is the last group: c is even, its weights start at c · depth.
                 let acc = dot_2x2(&packed[c * depth..][..2 * depth], scratch, [b; 4]);
-                let q = |a: i32| {
-                    crate::quant::requantize_scaled(a, scales[c], p.output_zero, p.lo, p.hi)
-                };
+                let q = |a: i32| scales[c].requantize(a, p.output_zero, p.lo, p.hi);
                 output[c * plane + p0] = q(acc[0]);
                 output[c * plane + p0 + next] = q(acc[1]);
             }
@@ -155,13 +160,13 @@ pub fn conv2d_i8_tiled(
 
 /// The channel pairs of [`conv2d_i8_tiled`] for one pixel pair: everything but the im2col,
 /// gathered so that the loop over channel pairs holds only pointers and counters.
-struct TileRows<'a> {
+struct TileRows<'a, S> {
     packed: &'a [i16],
     depth: usize,
     /// Bias of channel `c` at `bias[c · step]`; `step` 0 without one.
     bias: &'a [i32],
     step: usize,
-    scales: &'a [f32],
+    scales: &'a [S],
     plane: usize,
     /// Full channel pairs (`out_c / 2`).
     pairs: usize,
@@ -170,7 +175,7 @@ struct TileRows<'a> {
     hi: i8,
 }
 
-impl TileRows<'_> {
+impl<S: ChannelScale> TileRows<'_, S> {
     /// Output pixels `p0` and `p0 + next` (`next` 0 or 1; with 0 both sums are pixel `p0`'s
     /// and the same byte is written twice) of the channels in groups of four and in full
     /// pairs (all but an odd last one), from the im2col `x`.
@@ -197,7 +202,7 @@ impl TileRows<'_> {
                 x_end: x.as_ptr_range().end,
                 bias: self.bias.as_ptr(),
                 bias_step: 16 * self.step,
-                scales: self.scales.as_ptr(),
+                scales: self.scales.as_ptr().cast(),
                 zero: self.zero,
                 lo2: crate::quant::halves(self.lo),
                 hi2: crate::quant::halves(self.hi),
@@ -215,7 +220,7 @@ impl TileRows<'_> {
             // 2·pairs are inside their slices (asserted above).
             // An odd number of 8-step halves: every pass starts at its second half.
             let half = (2 * depth) & 16 != 0;
-            unsafe { quads_dsp(w, &mut params, clamp, half) };
+            unsafe { quads_dsp(w, &mut params, S::KIND, clamp, half) };
             w = w.wrapping_add(quads * 4 * depth);
             o = o.wrapping_add(quads * 4 * plane);
             0
@@ -234,9 +239,9 @@ impl TileRows<'_> {
             unsafe {
                 let acc = dot_4x2_unchecked(w, x, init);
                 w = w.add(4 * depth);
-                let s = self.scales.as_ptr().add(c);
                 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-                {
+                if let Some(fs) = S::floats(self.scales) {
+                    let s = fs.as_ptr().add(c);
                     let sc = [
                         *s,
                         *s,
@@ -255,7 +260,7 @@ impl TileRows<'_> {
                     o = o.wrapping_add(4 * plane);
                     continue;
                 }
-                #[allow(unreachable_code)]
+                let s = self.scales.as_ptr().add(c);
                 let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
                 self.store(o, next, a0, a1, *s);
                 self.store(o.add(plane), next, a2, a3, *s.add(1));
@@ -287,20 +292,12 @@ impl TileRows<'_> {
     /// # Safety
     /// `o` and `o + next` are writable.
     #[inline(always)]
-    unsafe fn store(&self, o: *mut i8, next: usize, a0: i32, a1: i32, scale: f32) {
-        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    unsafe fn store(&self, o: *mut i8, next: usize, a0: i32, a1: i32, scale: S) {
+        let [q0, q1] = scale.requantize_pair(a0, a1, self.zero, self.lo, self.hi);
         // SAFETY: the caller's contract.
         unsafe {
-            let t = crate::quant::requantize_pair_dsp(a0, a1, scale, self.zero, self.lo, self.hi);
-            *o = t as i8;
-            *o.add(next) = (t >> 16) as i8;
-        }
-        #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
-        // SAFETY: the caller's contract.
-        unsafe {
-            let q = |a: i32| crate::quant::requantize_scaled(a, scale, self.zero, self.lo, self.hi);
-            *o = q(a0);
-            *o.add(next) = q(a1);
+            *o = q0;
+            *o.add(next) = q1;
         }
     }
 }
@@ -684,7 +681,8 @@ unsafe fn dot_4x2_unchecked(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 8
 mod tiled_tests {
     extern crate std;
     use super::*;
-    use crate::quant::Requant;
+    use crate::quant::{FixedPoint, Requant, TwoRoundings};
+    use crate::scale::{Q31Once, Q31Twice, Q31};
     use std::vec;
     use std::vec::Vec;
 
@@ -833,6 +831,21 @@ mod tiled_tests {
                 got, want,
                 "{in_c}->{out_c} {k_h}x{k_w} s{stride} p{pad} d{dil}"
             );
+            // TFLite's fixed point, both roundings, against the reference kernel's.
+            let fp: Vec<FixedPoint> = (0..out_c)
+                .map(|c| FixedPoint::from_real(0.003 + 0.0004 * c as f64))
+                .collect();
+            let q31: Vec<Q31> = fp.iter().map(|&f| Q31::new(f).unwrap()).collect();
+            let twice: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
+            let b = Some(&bias[..]);
+            conv2d_i8(&p, &x, &w, b, &twice, &mut want);
+            let fast: Vec<Q31Twice> = q31.iter().map(|&q| Q31Twice(q)).collect();
+            conv2d_i8_tiled(&p, &x, &packed, b, &fast, &mut scratch, &mut got);
+            assert_eq!(got, want, "two roundings: {in_c}->{out_c} {k_h}x{k_w}");
+            conv2d_i8(&p, &x, &w, b, &fp, &mut want);
+            let fast: Vec<Q31Once> = q31.iter().map(|&q| Q31Once(q)).collect();
+            conv2d_i8_tiled(&p, &x, &packed, b, &fast, &mut scratch, &mut got);
+            assert_eq!(got, want, "one rounding: {in_c}->{out_c} {k_h}x{k_w}");
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The int8 depthwise rows on Cortex-M4F (DSP extension and FPU): two pixels of a channel
-//! at a time, the scale applied by the FPU.
+//! at a time, a float scale applied by the FPU, a fixed-point one by `SMMULR`/`SMMUL` (see
+//! `crate::scale`).
 
 use super::*;
 
@@ -10,13 +11,13 @@ pub(crate) struct Planes<'a> {
     pub(crate) input: &'a [i8],
 }
 
-/// What [`depthwise_rows_dsp_asm`] loads once per channel into `s2`–`s9` by one `VLDM` (the
+/// What [`depthwise_rows_dsp_asm`] loads once per channel into `s2`–`s11` by one `VLDM` (the
 /// loop has no core registers left; the weights come straight from the packed channel).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[repr(C, align(8))]
 pub(crate) struct DwRows {
-    /// `s2`: the channel's scale.
-    scale: f32,
+    /// `s2`: the channel's scale: float32 bits, or a `Q31`'s multiplier.
+    scale: u32,
     /// `s3`: the bias minus `input_zero · Σ w`: the loop sums `w · x` of the raw bytes (the
     /// padding holds the input zero point, so it adds `w · zero`, which this takes back).
     bias: i32,
@@ -32,17 +33,20 @@ pub(crate) struct DwRows {
     row_step: usize,
     /// `s9`: where the output pointer stops (after `rows` rows, not 0).
     end: *mut i8,
+    /// `s10`, `s11`: a `Q31`'s half unit and exponent (unused with a float scale).
+    round: i32,
+    exponent: i32,
     /// The plane's first output byte (not loaded into `s10`: the loop's output pointer).
     out: *mut i8,
 }
 
 /// The instructions of [`depthwise_rows_dsp_asm`] around its multiply-accumulates: per
-/// output row the pairs (two sums from the bias, `$pair`, both requantised: `VCVT`, `VMUL`,
-/// `VCVTR`, `QADD`, `SSAT`, packed by `BFI`, `$clamp`, one `STRH`), then an odd last pixel
-/// (`$single`), then the next row's windows.
+/// output row the pairs (two sums from the bias, `$pair`, both rescaled by `$requant`,
+/// `QADD`, `SSAT`, packed by `BFI`, `$clamp`, one `STRH`), then an odd last pixel (`$lone`),
+/// then the next row's windows.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_rows_asm {
-    ($params:expr, $weights:expr, $x:expr, $out:expr, $rs:expr,
+    ($params:expr, $weights:expr, $x:expr, $out:expr, $rs:expr, [$($requant:expr),*],
      [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
         core::arch::asm!(
             "push {{r7}}",
@@ -53,7 +57,7 @@ macro_rules! dw_rows_asm {
             "ldr {w2}, [{e}, #32]",
             "ldr {v}, [{e}, #24]",
             "ldr {u}, [{e}, #36]",
-            "vldmia {t}, {{s2-s9}}",
+            "vldmia {t}, {{s2-s11}}",
             // `t` holds the output zero point unless `$pair` needs it (then `$zero` reloads it).
             "vmov {t}, s4",
             // r7 (saved above: it cannot be an operand) is where the row's pairs end.
@@ -64,14 +68,7 @@ macro_rules! dw_rows_asm {
             "vmov {a0}, s3",
             "mov {a1}, {a0}",
             $($pair,)*
-            "vmov s0, s1, {a0}, {a1}",
-            "vcvt.f32.s32 s0, s0",
-            "vcvt.f32.s32 s1, s1",
-            "vmul.f32 s0, s0, s2",
-            "vmul.f32 s1, s1, s2",
-            "vcvtr.s32.f32 s0, s0",
-            "vcvtr.s32.f32 s1, s1",
-            "vmov {a0}, {a1}, s0, s1",
+            $($requant,)*
             $($zero,)*
             "qadd {a0}, {a0}, {t}",
             "qadd {a1}, {a1}, {t}",
@@ -116,6 +113,78 @@ macro_rules! dw_rows_asm {
             out("s8") _,
             out("s9") _,
             out("s10") _,
+            out("s11") _,
+        )
+    };
+}
+
+/// The float rescaling of a pair in [`dw_rows_asm`]: `VCVT`, `VMUL` by `s2`, `VCVTR`.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_float_pair {
+    () => {
+        concat!(
+            "vmov s0, s1, {a0}, {a1}\n",
+            "vcvt.f32.s32 s0, s0\n",
+            "vcvt.f32.s32 s1, s1\n",
+            "vmul.f32 s0, s0, s2\n",
+            "vmul.f32 s1, s1, s2\n",
+            "vcvtr.s32.f32 s0, s0\n",
+            "vcvtr.s32.f32 s1, s1\n",
+            "vmov {a0}, {a1}, s0, s1"
+        )
+    };
+}
+
+/// The fixed-point rescaling of a pair in [`dw_rows_asm`] (see `crate::scale`): both sums
+/// doubled, `$mul` (`SMMULR` for two roundings, `SMMUL` for one) by the multiplier in `s2`,
+/// with two roundings `ADD … ASR #31` (`$twice`), the half unit (`s10`) added and the
+/// exponent (`s11`) shifted out. `x` and `e` are free here.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_fixed_pair {
+    ($mul:literal, [$($twice:literal),*]) => {
+        concat!(
+            "vmov {x}, s2\n",
+            "lsl {a0}, {a0}, #1\n",
+            "lsl {a1}, {a1}, #1\n",
+            $mul, " {a0}, {a0}, {x}\n",
+            $mul, " {a1}, {a1}, {x}\n",
+            $("add {a0}, {a0}, {a0}, asr #31\n", $twice,)*
+            $("add {a1}, {a1}, {a1}, asr #31\n", $twice,)*
+            "vmov {x}, {e}, s10, s11\n",
+            "add {a0}, {a0}, {x}\n",
+            "add {a1}, {a1}, {x}\n",
+            "asr {a0}, {a0}, {e}\n",
+            "asr {a1}, {a1}, {e}"
+        )
+    };
+}
+
+/// [`dw_fixed_pair`] for a lone pixel's sum.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_fixed_one {
+    ($mul:literal, [$($twice:literal),*]) => {
+        concat!(
+            "vmov {x}, s2\n",
+            "lsl {a0}, {a0}, #1\n",
+            $mul, " {a0}, {a0}, {x}\n",
+            $("add {a0}, {a0}, {a0}, asr #31\n", $twice,)*
+            "vmov {x}, {e}, s10, s11\n",
+            "add {a0}, {a0}, {x}\n",
+            "asr {a0}, {a0}, {e}"
+        )
+    };
+}
+
+/// The float rescaling of a lone pixel's sum.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_float_one {
+    () => {
+        concat!(
+            "vmov s0, {a0}\n",
+            "vcvt.f32.s32 s0, s0\n",
+            "vmul.f32 s0, s0, s2\n",
+            "vcvtr.s32.f32 s0, s0\n",
+            "vmov {a0}, s0"
         )
     };
 }
@@ -124,15 +193,11 @@ macro_rules! dw_rows_asm {
 /// requantised, `$clamp`, one `STRB`.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_lone {
-    ([$($single:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
+    ([$($single:expr),*], [$($requant:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
         concat!(
             "vmov {a0}, s3\n",
             $($single, "\n",)*
-            "vmov s0, {a0}\n",
-            "vcvt.f32.s32 s0, s0\n",
-            "vmul.f32 s0, s0, s2\n",
-            "vcvtr.s32.f32 s0, s0\n",
-            "vmov {a0}, s0\n",
+            $($requant, "\n",)*
             $($zero, "\n",)*
             "qadd {a0}, {a0}, {t}\n",
             "ssat {a0}, #8, {a0}\n",
@@ -284,7 +349,7 @@ macro_rules! dw_s2_pair {
 /// number of rows, at least one) is writable; `params` describes the geometry; `wc` is a
 /// channel's 24 packed 3×3 weights ([`pack_depthwise_weights`]).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
+pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale>(
     x: *const i8,
     rs: usize,
     wc: *const i16,
@@ -300,91 +365,122 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
     unsafe {
         // Stride 1 keeps the zero point in `t` all along; stride 2's pairs use `t` for
         // addresses, so it is reloaded before every `QADD`.
-        match (STRIDE, clamp, odd) {
-            (1, false, false) => {
-                dw_rows_asm!(pp, wc, x, params.out, rs, [dw_s1_pair!()], [], [], [])
-            }
-            (1, false, true) => dw_rows_asm!(
-                pp,
-                wc,
-                x,
-                params.out,
-                rs,
-                [dw_s1_pair!()],
-                [dw_lone!([dw_single!()], [], [])],
-                [],
-                []
+        macro_rules! rows {
+            ($pair:expr, $one:expr) => {
+                match (STRIDE, clamp, odd) {
+                    (1, false, false) => {
+                        dw_rows_asm!(
+                            pp,
+                            wc,
+                            x,
+                            params.out,
+                            rs,
+                            [$pair],
+                            [dw_s1_pair!()],
+                            [],
+                            [],
+                            []
+                        )
+                    }
+                    (1, false, true) => dw_rows_asm!(
+                        pp,
+                        wc,
+                        x,
+                        params.out,
+                        rs,
+                        [$pair],
+                        [dw_s1_pair!()],
+                        [dw_lone!([dw_single!()], [$one], [], [])],
+                        [],
+                        []
+                    ),
+                    (1, true, false) => dw_rows_asm!(
+                        pp,
+                        wc,
+                        x,
+                        params.out,
+                        rs,
+                        [$pair],
+                        [dw_s1_pair!()],
+                        [],
+                        [dw_clamp!()],
+                        []
+                    ),
+                    (1, true, true) => dw_rows_asm!(
+                        pp,
+                        wc,
+                        x,
+                        params.out,
+                        rs,
+                        [$pair],
+                        [dw_s1_pair!()],
+                        [dw_lone!([dw_single!()], [$one], [dw_clamp!()], [])],
+                        [dw_clamp!()],
+                        []
+                    ),
+                    (_, false, false) => dw_rows_asm!(
+                        pp,
+                        wc,
+                        x,
+                        params.out,
+                        rs,
+                        [$pair],
+                        [dw_s2_pair!()],
+                        [],
+                        [],
+                        ["vmov {t}, s4"]
+                    ),
+                    (_, false, true) => dw_rows_asm!(
+                        pp,
+                        wc,
+                        x,
+                        params.out,
+                        rs,
+                        [$pair],
+                        [dw_s2_pair!()],
+                        [dw_lone!([dw_single!()], [$one], [], ["vmov {t}, s4"])],
+                        [],
+                        ["vmov {t}, s4"]
+                    ),
+                    (_, true, false) => dw_rows_asm!(
+                        pp,
+                        wc,
+                        x,
+                        params.out,
+                        rs,
+                        [$pair],
+                        [dw_s2_pair!()],
+                        [],
+                        [dw_clamp!()],
+                        ["vmov {t}, s4"]
+                    ),
+                    (_, true, true) => dw_rows_asm!(
+                        pp,
+                        wc,
+                        x,
+                        params.out,
+                        rs,
+                        [$pair],
+                        [dw_s2_pair!()],
+                        [dw_lone!(
+                            [dw_single!()],
+                            [$one],
+                            [dw_clamp!()],
+                            ["vmov {t}, s4"]
+                        )],
+                        [dw_clamp!()],
+                        ["vmov {t}, s4"]
+                    ),
+                }
+            };
+        }
+        match S::KIND {
+            ScaleKind::Float => rows!(dw_float_pair!(), dw_float_one!()),
+            ScaleKind::Q31Twice => rows!(
+                dw_fixed_pair!("smmulr", [""]),
+                dw_fixed_one!("smmulr", [""])
             ),
-            (1, true, false) => {
-                dw_rows_asm!(
-                    pp,
-                    wc,
-                    x,
-                    params.out,
-                    rs,
-                    [dw_s1_pair!()],
-                    [],
-                    [dw_clamp!()],
-                    []
-                )
-            }
-            (1, true, true) => dw_rows_asm!(
-                pp,
-                wc,
-                x,
-                params.out,
-                rs,
-                [dw_s1_pair!()],
-                [dw_lone!([dw_single!()], [dw_clamp!()], [])],
-                [dw_clamp!()],
-                []
-            ),
-            (_, false, false) => {
-                dw_rows_asm!(
-                    pp,
-                    wc,
-                    x,
-                    params.out,
-                    rs,
-                    [dw_s2_pair!()],
-                    [],
-                    [],
-                    ["vmov {t}, s4"]
-                )
-            }
-            (_, false, true) => dw_rows_asm!(
-                pp,
-                wc,
-                x,
-                params.out,
-                rs,
-                [dw_s2_pair!()],
-                [dw_lone!([dw_single!()], [], ["vmov {t}, s4"])],
-                [],
-                ["vmov {t}, s4"]
-            ),
-            (_, true, false) => dw_rows_asm!(
-                pp,
-                wc,
-                x,
-                params.out,
-                rs,
-                [dw_s2_pair!()],
-                [],
-                [dw_clamp!()],
-                ["vmov {t}, s4"]
-            ),
-            (_, true, true) => dw_rows_asm!(
-                pp,
-                wc,
-                x,
-                params.out,
-                rs,
-                [dw_s2_pair!()],
-                [dw_lone!([dw_single!()], [dw_clamp!()], ["vmov {t}, s4"])],
-                [dw_clamp!()],
-                ["vmov {t}, s4"]
-            ),
+            ScaleKind::Q31Once => rows!(dw_fixed_pair!("smmul", []), dw_fixed_one!("smmul", [])),
         }
     }
 }
@@ -394,13 +490,13 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize>(
 /// [`depthwise_rows_dsp_asm`].
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn depthwise_rows_dsp(
+pub(crate) fn depthwise_rows_dsp<S: ChannelScale>(
     p: &ConvI8,
     kind: PairKind,
     planes: &Planes,
     packed: &[i16],
     bias: Option<&[i32]>,
-    scales: &[f32],
+    scales: &[S],
     padded: &mut [i8],
     row: usize,
     output: &mut [i8],
@@ -426,7 +522,7 @@ pub(crate) fn depthwise_rows_dsp(
     let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
     // The per-call constants once; per channel only the weights, scale, bias and plane.
     let mut params = DwRows {
-        scale: 0.0,
+        scale: 0,
         bias: 0,
         zero: p.output_zero,
         lo4: bytes(p.lo),
@@ -435,6 +531,8 @@ pub(crate) fn depthwise_rows_dsp(
         // Wrapping: added to an address (it is positive for every padded geometry).
         row_step: (w.stride_h * row).wrapping_sub(2 * step * (w.out_w / 2)),
         end: core::ptr::null_mut(),
+        round: 0,
+        exponent: 0,
         out: core::ptr::null_mut(),
     };
     let clamp = p.lo != i8::MIN || p.hi != i8::MAX;
@@ -491,7 +589,7 @@ pub(crate) fn depthwise_rows_dsp(
             // The loop sums `w · x` of the raw bytes (the border holds the input zero point):
             // the bias takes `zero · Σ w` (packed at `wc[4]`) back.
             params.bias = b.wrapping_sub(zero.wrapping_mul(i32::from(wc[4])));
-            params.scale = scales[c];
+            (params.scale, params.round, params.exponent) = scales[c].words();
             let plane = n * g.out_c + c;
             // SAFETY: the plane `plane · plane_out ..+ plane_out` is inside `output` (asserted
             // above: `plane < batch · out_c`).
@@ -505,10 +603,10 @@ pub(crate) fn depthwise_rows_dsp(
                 let x = padded.as_ptr();
                 match kind {
                     PairKind::Stride1 => {
-                        depthwise_rows_dsp_asm::<1>(x, rs, wc.as_ptr(), &params, clamp, odd)
+                        depthwise_rows_dsp_asm::<1, S>(x, rs, wc.as_ptr(), &params, clamp, odd)
                     }
                     PairKind::Stride2 => {
-                        depthwise_rows_dsp_asm::<2>(x, rs, wc.as_ptr(), &params, clamp, odd)
+                        depthwise_rows_dsp_asm::<2, S>(x, rs, wc.as_ptr(), &params, clamp, odd)
                     }
                 }
             }

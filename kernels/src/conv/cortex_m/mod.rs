@@ -7,6 +7,8 @@
 
 #[cfg(target_abi = "eabihf")]
 use super::*;
+#[cfg(target_abi = "eabihf")]
+use crate::scale::ScaleKind;
 
 #[cfg(target_abi = "eabihf")]
 mod depthwise;
@@ -332,11 +334,97 @@ pub(crate) unsafe fn dot_4x2_dsp(w: *const i16, x: &[i16], init: [i32; 8]) -> [i
     [a0, a1, a2, a3, a4, a5, a6, a7]
 }
 
-/// The assembly of [`quads_dsp`] with `$store` after the `SSAT`s: the stores alone when
+/// The float requantisation of [`quads_asm`]: the quad's four scales by one `VLDMIA`, the
+/// eight sums converted, multiplied and rounded to nearest (`VCVTR`) by the FPU.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! quads_float {
+    () => {
+        concat!(
+            "ldr {x0}, [{x1}, #16]\n",
+            "vldmia {x0}!, {{s8-s11}}\n",
+            "str {x0}, [{x1}, #16]\n",
+            "vmov s0, s1, {a0}, {a1}\n",
+            "vmov s2, s3, {a2}, {a3}\n",
+            "vmov s4, s5, {a4}, {a5}\n",
+            "vmov s6, s7, {a6}, {a7}\n",
+            "vcvt.f32.s32 s0, s0\n",
+            "vcvt.f32.s32 s1, s1\n",
+            "vcvt.f32.s32 s2, s2\n",
+            "vcvt.f32.s32 s3, s3\n",
+            "vcvt.f32.s32 s4, s4\n",
+            "vcvt.f32.s32 s5, s5\n",
+            "vcvt.f32.s32 s6, s6\n",
+            "vcvt.f32.s32 s7, s7\n",
+            "vmul.f32 s0, s0, s8\n",
+            "vmul.f32 s1, s1, s8\n",
+            "vmul.f32 s2, s2, s9\n",
+            "vmul.f32 s3, s3, s9\n",
+            "vmul.f32 s4, s4, s10\n",
+            "vmul.f32 s5, s5, s10\n",
+            "vmul.f32 s6, s6, s11\n",
+            "vmul.f32 s7, s7, s11\n",
+            "vcvtr.s32.f32 s0, s0\n",
+            "vcvtr.s32.f32 s1, s1\n",
+            "vcvtr.s32.f32 s2, s2\n",
+            "vcvtr.s32.f32 s3, s3\n",
+            "vcvtr.s32.f32 s4, s4\n",
+            "vcvtr.s32.f32 s5, s5\n",
+            "vcvtr.s32.f32 s6, s6\n",
+            "vcvtr.s32.f32 s7, s7\n",
+            "vmov {a0}, {a1}, s0, s1\n",
+            "vmov {a2}, {a3}, s2, s3\n",
+            "vmov {a4}, {a5}, s4, s5\n",
+            "vmov {a6}, {a7}, s6, s7"
+        )
+    };
+}
+
+/// One channel's two sums (`$a`, `$b`) in [`quads_fixed`]: its `Q31` (multiplier, round,
+/// exponent) loaded, then per sum `LSL` (doubled), `$mul` (`SMMULR` for two roundings,
+/// `SMMUL` for one), with two roundings `ADD … ASR #31` (a negative value one lower: its
+/// tie goes down), `ADD` of the half unit and `ASR` by the exponent.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! quads_fixed_channel {
+    ($a:literal, $b:literal, $mul:literal, [$($sign:literal),*]) => {
+        concat!(
+            "ldrd {w0}, {px}, [{x0}], #8\n",
+            "ldr r7, [{x0}], #4\n",
+            "lsl {", $a, "}, {", $a, "}, #1\n",
+            "lsl {", $b, "}, {", $b, "}, #1\n",
+            $mul, " {", $a, "}, {", $a, "}, {w0}\n",
+            $mul, " {", $b, "}, {", $b, "}, {w0}\n",
+            $("add {", $a, "}, {", $a, "}, {", $a, "}, asr #31\n", $sign,)*
+            $("add {", $b, "}, {", $b, "}, {", $b, "}, asr #31\n", $sign,)*
+            "add {", $a, "}, {", $a, "}, {px}\n",
+            "add {", $b, "}, {", $b, "}, {px}\n",
+            "asr {", $a, "}, {", $a, "}, r7\n",
+            "asr {", $b, "}, {", $b, "}, r7\n",
+        )
+    };
+}
+
+/// The fixed-point requantisation of [`quads_asm`] (see `crate::scale`): per channel three
+/// words (`Q31`) and five instructions a sum (four for one rounding).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! quads_fixed {
+    ($mul:literal, [$($sign:literal),*]) => {
+        concat!(
+            "ldr {x0}, [{x1}, #16]\n",
+            quads_fixed_channel!("a0", "a1", $mul, [$($sign),*]),
+            quads_fixed_channel!("a2", "a3", $mul, [$($sign),*]),
+            quads_fixed_channel!("a4", "a5", $mul, [$($sign),*]),
+            quads_fixed_channel!("a6", "a7", $mul, [$($sign),*]),
+            "str {x0}, [{x1}, #16]",
+        )
+    };
+}
+
+/// The assembly of [`quads_dsp`] with `$requant` (float or fixed point) turning the eight
+/// sums into the rescaled values and `$store` after the `SSAT`s: the stores alone when
 /// `SSAT`'s range is the clamp, else the halfword clamp first.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! quads_asm {
-    ($w:expr, $pp:expr, [$($store:expr),* $(,)?], [$($entry:expr),*]) => {
+    ($w:expr, $pp:expr, [$($requant:expr),*], [$($store:expr),* $(,)?], [$($entry:expr),*]) => {
         core::arch::asm!(
             "push {{r7}}",
             // The stack: [sp] the end of the pixel pair's inputs (the loop's bound, one load
@@ -374,43 +462,9 @@ macro_rules! quads_asm {
             "ldr {w0}, [sp]",
             "cmp {px}, {w0}",
             "bne 2b",
-            // Requantisation of the eight sums.
+            // Requantisation of the eight sums (`$requant`), then the zero point.
             "ldr {x1}, [sp, #4]",
-            "ldr {x0}, [{x1}, #16]",
-            "vldmia {x0}!, {{s8-s11}}",
-            "str {x0}, [{x1}, #16]",
-            "vmov s0, s1, {a0}, {a1}",
-            "vmov s2, s3, {a2}, {a3}",
-            "vmov s4, s5, {a4}, {a5}",
-            "vmov s6, s7, {a6}, {a7}",
-            "vcvt.f32.s32 s0, s0",
-            "vcvt.f32.s32 s1, s1",
-            "vcvt.f32.s32 s2, s2",
-            "vcvt.f32.s32 s3, s3",
-            "vcvt.f32.s32 s4, s4",
-            "vcvt.f32.s32 s5, s5",
-            "vcvt.f32.s32 s6, s6",
-            "vcvt.f32.s32 s7, s7",
-            "vmul.f32 s0, s0, s8",
-            "vmul.f32 s1, s1, s8",
-            "vmul.f32 s2, s2, s9",
-            "vmul.f32 s3, s3, s9",
-            "vmul.f32 s4, s4, s10",
-            "vmul.f32 s5, s5, s10",
-            "vmul.f32 s6, s6, s11",
-            "vmul.f32 s7, s7, s11",
-            "vcvtr.s32.f32 s0, s0",
-            "vcvtr.s32.f32 s1, s1",
-            "vcvtr.s32.f32 s2, s2",
-            "vcvtr.s32.f32 s3, s3",
-            "vcvtr.s32.f32 s4, s4",
-            "vcvtr.s32.f32 s5, s5",
-            "vcvtr.s32.f32 s6, s6",
-            "vcvtr.s32.f32 s7, s7",
-            "vmov {a0}, {a1}, s0, s1",
-            "vmov {a2}, {a3}, s2, s3",
-            "vmov {a4}, {a5}, s4, s5",
-            "vmov {a6}, {a7}, s6, s7",
+            $($requant,)*
             "ldr {w0}, [{x1}, #20]",
             "qadd {a0}, {a0}, {w0}",
             "qadd {a1}, {a1}, {w0}",
@@ -553,8 +607,8 @@ pub(crate) struct QuadParams {
     /// next quad's: 16, or 0 without a bias (then `bias` points to four zeros).
     pub(crate) bias: *const i32,
     pub(crate) bias_step: usize,
-    /// Next quad's first scale.
-    pub(crate) scales: *const f32,
+    /// Next quad's first scale: a float32 each, or a `Q31` (three words) each.
+    pub(crate) scales: *const u32,
     pub(crate) zero: i32,
     pub(crate) lo2: u32,
     pub(crate) hi2: u32,
@@ -593,7 +647,13 @@ const _: () = {
 /// `out + i·plane + next` writable for i < 4·quads; `quads` > 0.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[inline(always)]
-pub(crate) unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams, clamp: bool, half: bool) {
+pub(crate) unsafe fn quads_dsp(
+    w: *const i16,
+    params: &mut QuadParams,
+    kind: ScaleKind,
+    clamp: bool,
+    half: bool,
+) {
     let pp = params as *mut QuadParams;
     // SAFETY: the caller's contract covers every load and store; `params` is read and written
     // only through `pp` (kept on the stack with a copy of `x_end`, as r7 is: all three taken
@@ -601,11 +661,22 @@ pub(crate) unsafe fn quads_dsp(w: *const i16, params: &mut QuadParams, clamp: bo
     // DSP-extension instructions; s0–s11 and the flags are clobbered.
     unsafe {
         // An odd number of 8-step halves: every pass starts at its second half.
-        match (clamp, half) {
-            (true, false) => quads_asm!(w, pp, [quads_clamped_stores!()], []),
-            (true, true) => quads_asm!(w, pp, [quads_clamped_stores!()], ["b 3f"]),
-            (false, false) => quads_asm!(w, pp, [quads_stores!()], []),
-            (false, true) => quads_asm!(w, pp, [quads_stores!()], ["b 3f"]),
+        macro_rules! stores {
+            ($requant:expr) => {
+                match (clamp, half) {
+                    (true, false) => quads_asm!(w, pp, [$requant], [quads_clamped_stores!()], []),
+                    (true, true) => {
+                        quads_asm!(w, pp, [$requant], [quads_clamped_stores!()], ["b 3f"])
+                    }
+                    (false, false) => quads_asm!(w, pp, [$requant], [quads_stores!()], []),
+                    (false, true) => quads_asm!(w, pp, [$requant], [quads_stores!()], ["b 3f"]),
+                }
+            };
+        }
+        match kind {
+            ScaleKind::Float => stores!(quads_float!()),
+            ScaleKind::Q31Twice => stores!(quads_fixed!("smmulr", [""])),
+            ScaleKind::Q31Once => stores!(quads_fixed!("smmul", [])),
         }
     }
 }
