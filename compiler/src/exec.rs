@@ -6,7 +6,7 @@
 //! tensor placed over one that is still live corrupts it here exactly as it would on the
 //! device.
 
-use crate::kernels::quant;
+use crate::kernels::{quant, shape};
 
 pub use crate::ir::Values;
 use crate::ir::{Graph, TensorId, TensorKind};
@@ -73,8 +73,9 @@ pub fn run_traced(
 }
 
 /// The graph inputs as the arena holds them: `inputs` (interface values, as [`run_values`]
-/// takes them) quantized where the generated `run` quantizes the caller's floats, and
-/// uint8 moved to int8 (zero point 128 apart: the top bit flipped).
+/// takes them) quantized where the generated `run` quantizes the caller's floats, uint8
+/// moved to int8 (zero point 128 apart: the top bit flipped), and channels-last inputs
+/// gathered into channels first.
 ///
 /// # Panics
 /// If the number, types or sizes of the inputs do not match the graph.
@@ -107,6 +108,24 @@ pub fn arena_inputs(g: &Graph, inputs: &[Values]) -> Vec<Values> {
                 std::mem::discriminant(&expected),
                 "input type"
             );
+            if g.input_is_channels_last(k) {
+                // NHWC from the caller, NCHW in the arena (see `Graph::input_channels_last`).
+                let s = &g.tensor(t).shape;
+                let (c, plane) = (s[1], s[2] * s[3]);
+                return match x {
+                    Values::F32(v) => {
+                        let mut y = vec![0.0; v.len()];
+                        shape::channels_last_to_first(v, &mut y, c, plane);
+                        Values::F32(y)
+                    }
+                    Values::I8(v) => {
+                        let mut y = vec![0; v.len()];
+                        shape::channels_last_to_first(v, &mut y, c, plane);
+                        Values::I8(y)
+                    }
+                    _ => panic!("a channels-last input is f32 or i8, found {x:?}"),
+                };
+            }
             x.clone()
         })
         .collect()

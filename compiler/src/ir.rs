@@ -240,6 +240,11 @@ pub struct Graph {
     pub input_unsigned: Vec<bool>,
     /// Per graph output: true when the caller receives `u8` values (`v + 128`).
     pub output_unsigned: Vec<bool>,
+    /// Per graph input: true when the caller passes the 4-D input channels last (NHWC, as a
+    /// TFLite file declares it) while the tensor and the kernels hold it channels first
+    /// (NCHW): `run` gathers the channels while copying it into the arena, a streamed stage
+    /// while reading its rows (`kernels::stream::ChannelsLast`).
+    pub input_channels_last: Vec<bool>,
     /// Graph inputs of the file baked in as constants at import (`const_input`), with their
     /// values: not inputs of this graph; the self-test's reference runs the file with them.
     pub const_inputs: Vec<(String, crate::import::Scalar)>,
@@ -389,6 +394,7 @@ impl Graph {
             carry: self.carry.clone(),
             input_unsigned: self.input_unsigned.clone(),
             output_unsigned: self.output_unsigned.clone(),
+            input_channels_last: self.input_channels_last.clone(),
             const_inputs: self.const_inputs.clone(),
         }
     }
@@ -427,6 +433,23 @@ impl Graph {
     /// True when graph input `k` is `u8` at the interface (see [`Graph::input_unsigned`]).
     pub fn input_is_unsigned(&self, k: usize) -> bool {
         self.input_unsigned.get(k).copied().unwrap_or(false)
+    }
+
+    /// True when the caller passes graph input `k` channels last (see
+    /// [`Graph::input_channels_last`]).
+    pub fn input_is_channels_last(&self, k: usize) -> bool {
+        self.input_channels_last.get(k).copied().unwrap_or(false)
+    }
+
+    /// The shape of graph input `k` as the caller passes it: the tensor's, or its NHWC
+    /// permutation for a channels-last input.
+    pub fn input_shape(&self, k: usize) -> Vec<usize> {
+        let s = &self.tensor(self.inputs[k]).shape;
+        if self.input_is_channels_last(k) {
+            vec![s[0], s[2], s[3], s[1]]
+        } else {
+            s.clone()
+        }
     }
 
     /// True when graph output `k` is `u8` at the interface (see [`Graph::output_unsigned`]).

@@ -169,9 +169,9 @@ fn tract_outputs(g: &Graph, path: &Path, inputs: &[Values]) -> Result<Vec<Vec<f3
             model.into_optimized()?.into_runnable()?
         };
         let mut tensors = TVec::new();
-        for (x, &t) in inputs.iter().zip(&g.inputs) {
-            let a =
-                tract_ndarray::ArrayD::from_shape_vec(g.tensor(t).shape.clone(), x.f32().to_vec())?;
+        for (k, x) in inputs.iter().enumerate() {
+            // The interface's shape (a TFLite file's NHWC), as the file declares it.
+            let a = tract_ndarray::ArrayD::from_shape_vec(g.input_shape(k), x.f32().to_vec())?;
             tensors.push(Tensor::from(a).into());
         }
         let out = runnable.run(tensors)?;

@@ -195,6 +195,40 @@ pub fn concat_part<T: Copy>(p: &ConcatPart, input: &[T], output: &mut [T]) {
     }
 }
 
+/// A channels-last array (`[batch][plane][channels]`, NHWC) into the channels-first layout
+/// (`[batch][channels][plane]`, NCHW) the kernels take: what `run` does with a TFLite
+/// model's input while copying it into the arena.
+///
+/// ```
+/// use microarena_kernels::shape::channels_last_to_first;
+/// let nhwc = [0i8, 10, 1, 11, 2, 12];
+/// let mut nchw = [0i8; 6];
+/// channels_last_to_first(&nhwc, &mut nchw, 2, 3);
+/// assert_eq!(nchw, [0, 1, 2, 10, 11, 12]);
+/// ```
+///
+/// # Panics
+/// If the lengths differ or are not whole images of `channels · plane` elements.
+pub fn channels_last_to_first<T: Copy>(
+    input: &[T],
+    output: &mut [T],
+    channels: usize,
+    plane: usize,
+) {
+    let image = channels * plane;
+    assert!(input.len() == output.len() && image > 0 && input.len().is_multiple_of(image));
+    for (src, dst) in input
+        .chunks_exact(image)
+        .zip(output.chunks_exact_mut(image))
+    {
+        for (c, out) in dst.chunks_exact_mut(plane).enumerate() {
+            for (px, o) in out.iter_mut().enumerate() {
+                *o = src[px * channels + c];
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

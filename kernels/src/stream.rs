@@ -348,6 +348,48 @@ impl RowSource<i8> for QuantizedRows<'_> {
     }
 }
 
+/// The caller's array channels last (NHWC, as a TFLite file declares its input) read as
+/// the channels-first (NCHW) tensor the stage's kernels take: each element of a row is
+/// gathered from its pixel's `channels` values, in the copy the stage makes anyway (no
+/// transposed copy of the whole input exists). Offsets in the [`RowCopy`] count elements of
+/// the NCHW tensor, as for the other sources.
+///
+/// ```
+/// use microarena_kernels::stream::{ChannelsLast, RowCopy, RowSource};
+/// // 2 channels of a 2×2 image, NHWC: pixel-major.
+/// let nhwc = [0i8, 10, 1, 11, 2, 12, 3, 13];
+/// let src = ChannelsLast { values: &nhwc, channels: 2, plane: 4 };
+/// let mut window = [0i8; 4];
+/// // Row 1 (elements 2..4) of each channel.
+/// let rows = RowCopy { channels: 2, bytes: 2, src: 2, src_channel: 4, dst: 0, dst_channel: 2 };
+/// src.read_rows(&mut window, &rows);
+/// assert_eq!(window, [2, 3, 12, 13]);
+/// ```
+pub struct ChannelsLast<'a, T> {
+    /// The caller's array, `[batch][plane][channels]`.
+    pub values: &'a [T],
+    /// Channels of each pixel.
+    pub channels: usize,
+    /// Pixels of each image (`h · w`).
+    pub plane: usize,
+}
+
+impl<T: Copy> RowSource<T> for ChannelsLast<'_, T> {
+    fn read_rows(&self, dst: &mut [T], p: &RowCopy) {
+        let (c_n, plane) = (self.channels, self.plane);
+        for c in 0..p.channels {
+            let (s, d) = (p.src_at(c), p.dst_at(c));
+            for (e, out) in dst[d..d + p.bytes].iter_mut().enumerate() {
+                // Element s + e of the NCHW tensor: image n, channel ch, pixel px.
+                let i = s + e;
+                let (image, px) = (i / (c_n * plane), i % plane);
+                let ch = (i / plane) % c_n;
+                *out = self.values[(image * plane + px) * c_n + ch];
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

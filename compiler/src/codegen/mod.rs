@@ -471,10 +471,15 @@ pub fn generate(
                 format_ident!("INPUT_{}_LEN", p),
             ),
         };
-        consts.push(shape_const(&shape_id, &g.tensor(t).shape));
+        consts.push(shape_const(&shape_id, &g.input_shape(i)));
         let len = usize_lit(g.tensor(t).len());
         consts.push(quote!(pub const #len_id: usize = #len;));
         let quant = g.input_quant(i).or(g.tensor(t).quant);
+        // A channels-last input: channels and pixels per image of the NCHW tensor.
+        let channels_last = g.input_is_channels_last(i).then(|| {
+            let s = &g.tensor(t).shape;
+            (usize_lit(s[1]), usize_lit(s[2] * s[3]))
+        });
         match (pos, carried_input(i)) {
             (Some(p), _) => consts.extend(quant_consts(
                 quant,
@@ -510,8 +515,20 @@ pub fn generate(
                         }),
                     )
                 }
-                (None, DType::I8) => (quote!(i8), quote!(i8), quote!(&#arg[..])),
-                _ => (quote!(f32), quote!(f32), quote!(&#arg[..])),
+                (None, dtype) => {
+                    let ty = if dtype == DType::I8 {
+                        quote!(i8)
+                    } else {
+                        quote!(f32)
+                    };
+                    let source = match &channels_last {
+                        Some((c, plane)) => quote!(#stream::ChannelsLast {
+                            values: &#arg[..], channels: #c, plane: #plane,
+                        }),
+                        None => quote!(&#arg[..]),
+                    };
+                    (ty.clone(), ty, source)
+                }
             };
             params.push(quote!(#arg: &[#ty; #len_id]));
             copy_in.push(quote!(let #arg = #source;));
@@ -545,6 +562,15 @@ pub fn generate(
                 for (d, s) in self.arena.i8_mut(#r).iter_mut().zip(#arg.iter()) {
                     *d = (*s ^ 0x80) as i8;
                 }
+            ));
+        } else if let Some((c, plane)) = &channels_last {
+            let view = if g.tensor(t).dtype == DType::I8 {
+                quote!(self.arena.i8_mut(#r))
+            } else {
+                quote!(self.arena.f32_mut(#r))
+            };
+            copy_in.push(quote!(
+                ::microarena::kernels::shape::channels_last_to_first(#arg, #view, #c, #plane);
             ));
         } else if g.tensor(t).dtype == DType::I8 {
             copy_in.push(quote!(self.arena.i8_mut(#r).copy_from_slice(#arg);));

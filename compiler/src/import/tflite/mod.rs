@@ -410,8 +410,9 @@ impl<'a> Lowering<'a> {
         ))
     }
 
-    /// The graph inputs: in the file's shape (what the caller passes), permuted into NCHW by
-    /// a first step where a 4-D input has several channels.
+    /// The graph inputs: a 4-D one held NCHW, passed by the caller in the file's NHWC
+    /// (`Graph::input_channels_last`: gathered while copied in or read by a streamed stage,
+    /// never a transposing step), others in the file's shape.
     fn inputs(&mut self) -> Result<()> {
         let inputs: Vec<i32> = self
             .sub
@@ -419,7 +420,13 @@ impl<'a> Lowering<'a> {
             .map(|v| v.iter().collect())
             .unwrap_or_default();
         for (n, &t) in inputs.iter().enumerate() {
-            let shape = self.shape(t)?;
+            let file_shape = self.shape(t)?;
+            let four = file_shape.len() == 4;
+            let shape = if four {
+                nchw_shape(&file_shape)
+            } else {
+                file_shape.clone()
+            };
             let at = At {
                 ix: 0,
                 name: self.name(t),
@@ -430,7 +437,7 @@ impl<'a> Lowering<'a> {
                     let q = self.quant(&at, t)?;
                     self.graph.add_typed_tensor(
                         self.name(t),
-                        shape.clone(),
+                        shape,
                         DType::I8,
                         TensorKind::Input(n),
                         Some(q),
@@ -439,20 +446,12 @@ impl<'a> Lowering<'a> {
                 _ => {
                     self.check_float(&at, t)?;
                     self.graph
-                        .add_tensor(self.name(t), shape.clone(), TensorKind::Input(n))
+                        .add_tensor(self.name(t), shape, TensorKind::Input(n))
                 }
             };
             self.graph.inputs.push(id);
-            let held = if shape.len() == 4 {
-                let nchw = self.as_nchw(&at, id, &shape);
-                Held {
-                    id: nchw,
-                    nchw: true,
-                }
-            } else {
-                Held { id, nchw: false }
-            };
-            self.held[t as usize] = Some(held);
+            self.graph.input_channels_last.push(four);
+            self.held[t as usize] = Some(Held { id, nchw: four });
         }
         Ok(())
     }
