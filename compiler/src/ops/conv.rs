@@ -6,7 +6,9 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::activation::activation_tokens;
-use super::quant::{accumulator_bounds, with_scales, FastScales, Rescales};
+use super::quant::{
+    accumulator_bounds, settle_constant_channels, with_scales, FastScales, Rescales,
+};
 use super::{onnx_window, usize_lit as u, window, window_tokens, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering, QuantWeight, Val};
@@ -262,6 +264,8 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
         let Some(&wt) = node.inputs.get(1) else {
             continue;
         };
+        // A bias rewritten for the fast kernels (see `settle_constant_channels`).
+        let mut settled_bias: Option<Vec<i32>> = None;
         // The new op, its packed weights (element type, count, data) and scratch bytes.
         let (op, dtype, len, packed, scratch_bytes) = match (&node.op, &g.tensor(wt).kind) {
             (Op::Conv(ConvOp::F32(p)), TensorKind::Weight(w)) if p.groups == 1 => {
@@ -279,6 +283,11 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                     _ => None,
                 });
                 let taps = geom.in_c / geom.groups * geom.window.k_h * geom.window.k_w;
+                let settled = bias.and_then(|b| settle_constant_channels(w, taps, b, rescales));
+                let (bias, rescales) = match &settled {
+                    Some((b, r)) => (Some(&b[..]), r),
+                    None => (bias, rescales),
+                };
                 let bounds = accumulator_bounds(w, taps, bias, p.input_zero);
                 let Some(scales) = FastScales::new(rescales, &bounds) else {
                     continue;
@@ -305,6 +314,7 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                 } else {
                     continue;
                 };
+                settled_bias = settled.map(|(b, _)| b);
                 let len = packed.len();
                 (op, DType::I16, len, TensorKind::WeightI16(packed), bytes)
             }
@@ -318,6 +328,13 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
             let words = scratch_bytes.div_ceil(4);
             g.add_typed_tensor(name, vec![words], DType::I32, TensorKind::Scratch, None)
         });
+        if let Some(b) = settled_bias {
+            let bt = g.nodes[v].inputs[2];
+            let name = format!("{}.settled", g.tensor(bt).name);
+            let len = b.len();
+            g.nodes[v].inputs[2] =
+                g.add_typed_tensor(name, vec![len], DType::I32, TensorKind::WeightI32(b), None);
+        }
         let node = &mut g.nodes[v];
         node.op = Op::Conv(op);
         node.inputs[1] = pw;

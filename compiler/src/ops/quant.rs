@@ -179,6 +179,66 @@ pub fn accumulator_bounds(
         .collect()
 }
 
+/// A TFLite layer's channels whose weights are all zero, rewritten to give the same bytes
+/// within the fast kernels' range. Such a channel writes one constant, the requantised
+/// bias; converters leave it with whatever scale and bias training left (MLPerf Tiny's VWW
+/// model: biases of ±2^30 and factors of one half or more), which the fast fixed point
+/// cannot take. The channel's bias becomes `4·y` and its factor exactly 1/4, `y` the
+/// constant (clamped to ±512, which changes no output byte: every int8 zero point and
+/// clamp bound lies within ±128), so every kernel computes `y` exactly. `None` when no
+/// channel changes (ONNX's float scales need no such care).
+///
+/// ```
+/// use microarena_compiler::kernels::quant::{FixedPoint, Rescale, TwoRoundings};
+/// use microarena_compiler::ops::quant::{settle_constant_channels, Rescales};
+/// let f = FixedPoint { multiplier: 1 << 30, shift: 2 }; // a factor of 2
+/// let weights = [0i8; 9];
+/// let (bias, r) = settle_constant_channels(&weights, 9, &[1 << 30], &Rescales::TwoRoundings(vec![f])).unwrap();
+/// let Rescales::TwoRoundings(g) = &r else { unreachable!() };
+/// let before = TwoRoundings(f).requantize(1 << 30, -3, -128, 127);
+/// assert_eq!(TwoRoundings(g[0]).requantize(bias[0], -3, -128, 127), before);
+/// assert!(bias[0].abs() <= 2048 && g[0].shift < 0);
+/// ```
+pub fn settle_constant_channels(
+    weights: &[i8],
+    taps: usize,
+    bias: &[i32],
+    rescales: &Rescales,
+) -> Option<(Vec<i32>, Rescales)> {
+    let (fs, twice) = match rescales {
+        Rescales::Requant(_) => return None,
+        Rescales::FixedPoint(fs) => (fs, false),
+        Rescales::TwoRoundings(fs) => (fs, true),
+    };
+    let quarter = FixedPoint {
+        multiplier: 1 << 30,
+        shift: -1,
+    };
+    let mut bias = bias.to_vec();
+    let mut out = fs.clone();
+    let mut changed = false;
+    for (c, row) in weights.chunks(taps.max(1)).enumerate() {
+        if c >= fs.len() || c >= bias.len() || row.iter().any(|&w| w != 0) {
+            continue;
+        }
+        let y = if twice {
+            quant::TwoRoundings(fs[c]).apply(bias[c])
+        } else {
+            fs[c].apply(bias[c])
+        }
+        .clamp(-512, 512);
+        if (bias[c], fs[c]) != (4 * y, quarter) {
+            (bias[c], out[c], changed) = (4 * y, quarter, true);
+        }
+    }
+    let r = if twice {
+        Rescales::TwoRoundings(out)
+    } else {
+        Rescales::FixedPoint(out)
+    };
+    changed.then_some((bias, r))
+}
+
 /// `FixedPoint { multiplier, shift }`
 pub(crate) fn fixed_point(f: &FixedPoint) -> TokenStream {
     let FixedPoint { multiplier, shift } = f;
@@ -289,6 +349,69 @@ impl Kernel for QuantOp {
                 self.name(),
                 ins.values.len()
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::quant::{Rescale, TwoRoundings};
+
+    /// Every constant channel keeps its output byte for every zero point and clamp, over
+    /// biases and factors across their whole range; channels with a weight keep theirs.
+    #[test]
+    fn settled_channels_keep_their_bytes() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..2000 {
+            let channels = 4;
+            let taps = 3;
+            let mut weights = vec![0i8; channels * taps];
+            weights[taps] = 1; // channel 1 is not constant
+            let bias: Vec<i32> = (0..channels).map(|_| next() as i32).collect();
+            let fs: Vec<FixedPoint> = (0..channels)
+                .map(|_| FixedPoint::from_real(f64::from(next() as u32) / f64::from(1u32 << 24)))
+                .collect();
+            for twice in [false, true] {
+                let r = if twice {
+                    Rescales::TwoRoundings(fs.clone())
+                } else {
+                    Rescales::FixedPoint(fs.clone())
+                };
+                let Some((b, settled)) = settle_constant_channels(&weights, taps, &bias, &r) else {
+                    panic!("channels 0, 2 and 3 are constant and not yet settled");
+                };
+                let (Rescales::TwoRoundings(gs) | Rescales::FixedPoint(gs)) = &settled else {
+                    unreachable!()
+                };
+                assert_eq!((b[1], gs[1]), (bias[1], fs[1]), "a live channel changed");
+                for c in [0, 2, 3] {
+                    assert!(b[c].abs() <= 2048 && gs[c].shift < 0);
+                    for zp in [-128, -5, 0, 77, 127] {
+                        let (lo, hi) = (-128 + (zp & 7) as i8, 127 - (zp & 3) as i8);
+                        let (old, new) = if twice {
+                            (
+                                TwoRoundings(fs[c]).requantize(bias[c], zp, lo, hi),
+                                TwoRoundings(gs[c]).requantize(b[c], zp, lo, hi),
+                            )
+                        } else {
+                            (
+                                fs[c].requantize(bias[c], zp, lo, hi),
+                                gs[c].requantize(b[c], zp, lo, hi),
+                            )
+                        };
+                        assert_eq!(old, new, "channel {c}, bias {}, {:?}", bias[c], fs[c]);
+                    }
+                }
+                // Settled once, there is nothing left to settle.
+                assert!(settle_constant_channels(&weights, taps, &b, &settled).is_none());
+            }
         }
     }
 }
