@@ -7,12 +7,14 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::activation::activation_tokens;
-use super::quant::Rescales;
+use super::quant::{
+    accumulator_bounds, settle_constant_channels, with_scales, FastScales, Rescales,
+};
 use super::{usize_lit as u, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering, QuantWeight, Val};
 use crate::import::typed::{row_major_strides, At, TypedLowering};
-use crate::ir::{Op, Quant, TensorId, Values};
+use crate::ir::{DType, Graph, Op, Quant, TensorId, TensorKind, Values};
 use crate::kernels::gemm::{self, MatMul, MatMulI8};
 use crate::kernels::quant::{Requant, TwoRoundings};
 use crate::kernels::Activation;
@@ -34,6 +36,76 @@ pub enum GemmOp {
     /// `[a (i8), b (i8 weights), bias (i32)?]`, one requantisation per output column (ONNX's
     /// or TFLite's).
     I8(MatMulI8, Rescales),
+    /// `[a (i8), b (i8 weights packed by `pack_fc_weights`), bias (i32, the zero point folded
+    /// in by `fold_fc_zero_point`)]`, the fast kernel
+    /// ([`gemm::fully_connected_i8`]) with its scales; chosen by [`select_packed`].
+    I8Packed(MatMulI8, FastScales),
+}
+
+/// Puts every int8 matrix product with constant weights whose scales have a fast form (see
+/// [`FastScales::new`]) on the packed kernel: weights at one byte in blocks of four columns
+/// by eight taps, the activations' zero point folded into the bias (which every packed
+/// product has). TFLite's constant channels are settled first (see
+/// [`settle_constant_channels`]).
+pub fn select_packed(g: &mut Graph) {
+    for v in 0..g.nodes.len() {
+        let node = &g.nodes[v];
+        let (Op::Gemm(GemmOp::I8(p, rescales)), Some(&wt)) = (&node.op, node.inputs.get(1)) else {
+            continue;
+        };
+        let TensorKind::WeightI8(w) = &g.tensor(wt).kind else {
+            continue;
+        };
+        let geom = &p.geom;
+        // The weights one column after another, `k` each: what the bounds read.
+        let columns: Vec<i8> = (0..geom.n)
+            .flat_map(|n| (0..geom.k).map(move |k| (n, k)))
+            .map(|(n, k)| w[n * geom.b_stride_n + k * geom.b_stride_k])
+            .collect();
+        let bias_t = node.inputs.get(2).copied();
+        let bias = bias_t.and_then(|b| match &g.tensor(b).kind {
+            TensorKind::WeightI32(b) => Some(&b[..]),
+            _ => None,
+        });
+        if bias_t.is_some() && bias.is_none() {
+            continue;
+        }
+        let settled = bias.and_then(|b| settle_constant_channels(&columns, geom.k, b, rescales));
+        let (bias, rescales) = match &settled {
+            Some((b, r)) => (Some(&b[..]), r),
+            None => (bias, rescales),
+        };
+        let bounds = accumulator_bounds(&columns, geom.k, bias, p.a_zero);
+        let Some(scales) = FastScales::new(rescales, &bounds) else {
+            continue;
+        };
+        let p = *p;
+        let packed: Vec<i8> = gemm::pack_fc_weights(&p, w).collect();
+        let folded: Vec<i32> = gemm::fold_fc_zero_point(&p, w, bias).collect();
+        let name = format!("{}.packed", g.tensor(wt).name);
+        let len = packed.len();
+        let pw = g.add_typed_tensor(
+            name,
+            vec![len],
+            DType::I8,
+            TensorKind::WeightI8(packed),
+            None,
+        );
+        let name = format!("{}.bias", g.tensor(g.nodes[v].output).name);
+        let len = folded.len();
+        let bt = g.add_typed_tensor(
+            name,
+            vec![len],
+            DType::I32,
+            TensorKind::WeightI32(folded),
+            None,
+        );
+        let node = &mut g.nodes[v];
+        node.op = Op::Gemm(GemmOp::I8Packed(p, scales));
+        node.inputs.truncate(2);
+        node.inputs[1] = pw;
+        node.inputs.push(bt);
+    }
 }
 
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
@@ -334,14 +406,14 @@ impl Kernel for GemmOp {
     fn name(&self) -> &'static str {
         match self {
             GemmOp::F32(_) => "MatMul",
-            GemmOp::I8(..) => "MatMulI8",
+            GemmOp::I8(..) | GemmOp::I8Packed(..) => "MatMulI8",
         }
     }
 
     fn macs(&self) -> u64 {
         let g = match self {
             GemmOp::F32(p) => p,
-            GemmOp::I8(p, _) => &p.geom,
+            GemmOp::I8(p, _) | GemmOp::I8Packed(p, _) => &p.geom,
         };
         (g.m * g.n * g.k) as u64
     }
@@ -349,7 +421,7 @@ impl Kernel for GemmOp {
     fn activation_mut(&mut self) -> Option<&mut Activation> {
         match self {
             GemmOp::F32(p) => Some(&mut p.act),
-            GemmOp::I8(..) => None,
+            GemmOp::I8(..) | GemmOp::I8Packed(..) => None,
         }
     }
 
@@ -384,6 +456,26 @@ impl Kernel for GemmOp {
                     );
                 }
             }
+            GemmOp::I8Packed(p, scales) => {
+                let MatMulI8 {
+                    geom,
+                    a_zero,
+                    out_zero,
+                    lo,
+                    hi,
+                } = p;
+                let geom = geometry(geom);
+                let scales = scales.tokens();
+                let bias = call.operand(2);
+                quote! {
+                    ::microarena::kernels::gemm::fully_connected_i8(
+                        &::microarena::kernels::gemm::MatMulI8 {
+                            geom: #geom, a_zero: #a_zero, out_zero: #out_zero, lo: #lo, hi: #hi,
+                        },
+                        #a, #b, #bias, #scales, #out,
+                    );
+                }
+            }
         })
     }
 
@@ -401,6 +493,10 @@ impl Kernel for GemmOp {
             GemmOp::I8(p, Rescales::TwoRoundings(fp)) => {
                 let rq: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
                 gemm::matmul_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), &rq, out.i8_mut())
+            }
+            GemmOp::I8Packed(p, fs) => {
+                let (a, w, b, y) = (ins.i8(0), ins.i8(1), ins.i32(2), out.i8_mut());
+                with_scales!(fs, |scales| gemm::fully_connected_i8(p, a, w, b, scales, y))
             }
         }
     }

@@ -200,6 +200,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     passes::as_written(&mut written);
     passes::optimize(&mut graph);
     crate::ops::conv::select_tiled(&mut graph, alignment);
+    crate::ops::gemm::select_packed(&mut graph);
     let started = Instant::now();
     let mut clock = Budget::new(options.work, None);
     if let Some(limit) = options.time_limit {

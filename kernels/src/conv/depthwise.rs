@@ -357,7 +357,7 @@ pub(super) unsafe fn copy_plane_rows(
     let wide = in_w.next_multiple_of(4);
     let fill = u32::from_ne_bytes([fill as u8; 4]);
     #[cfg(microarena_dsp)]
-    if in_w % 4 == 0 && in_w >= 16 && src as usize % 4 == 0 {
+    if in_w.is_multiple_of(4) && in_w >= 16 && (src as usize).is_multiple_of(4) {
         // Rows of whole words from an aligned source (a window of a streamed stage, a plane
         // of a tensor whose width is a multiple of 4): four words per `LDM` and four
         // unaligned stores, the row's last four words once more (overlapping: the same

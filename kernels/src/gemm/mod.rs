@@ -2,6 +2,12 @@
 
 use super::Activation;
 
+#[cfg(microarena_dsp)]
+mod cortex_m;
+mod packed_i8;
+
+pub use packed_i8::{fold_fc_zero_point, fully_connected_i8, pack_fc_weights, packed_fc_len};
+
 /// `out[m, n] = act(sum_k a[m, k] * b[n, k] + bias[n])` over arbitrary element strides, so
 /// that row-major, transposed and NCHW (1×1 conv: `m` = pixels, `k` = input channels)
 /// operands need no copy.
