@@ -90,3 +90,250 @@ pub(super) fn dot_rows_dsp(wg: &[i8], xs: &[i8]) -> [i32; ROWS] {
     }
     [s0, s1, s2, s3]
 }
+
+/// What [`fc_groups_dsp`]'s assembly reads (and advances) between column groups; its address
+/// sits on the stack while the dot loop holds every register.
+#[cfg(target_abi = "eabihf")]
+#[repr(C)]
+pub(super) struct FcParams {
+    /// The row of activations (4-byte aligned).
+    pub x: *const i8,
+    /// Its end: `x` plus the taps (a multiple of 8).
+    pub x_end: *const i8,
+    /// The next group's four biases.
+    pub bias: *const i32,
+    /// The next group's scales: four `f32`, or four [`Q31`](crate::scale::Q31) (three words
+    /// each).
+    pub scales: *const u32,
+    /// Where the next group's four output bytes go (any alignment: `STR` may be unaligned
+    /// on Armv7E-M).
+    pub out: *mut i8,
+    /// Groups left, at least 1.
+    pub groups: u32,
+    /// The output zero point.
+    pub zero: i32,
+    /// The smallest output byte, in each of the four bytes.
+    pub lo4: u32,
+    /// The largest output byte, in each of the four bytes.
+    pub hi4: u32,
+}
+
+/// The dot block of [`dot_rows_dsp`] for one column (`$s`): one `LDRD` of eight weights,
+/// four `SXTB16`, four `SMLAD`.
+#[cfg(target_abi = "eabihf")]
+macro_rules! fc_column {
+    ($s:literal) => {
+        concat!(
+            "ldrd {wa}, {wb}, [{pw}], #8\n",
+            "sxtb16 {t}, {wa}\n",
+            "smlad {",
+            $s,
+            "}, {t}, {x0}, {",
+            $s,
+            "}\n",
+            "sxtb16 {t}, {wa}, ror #8\n",
+            "smlad {",
+            $s,
+            "}, {t}, {x1}, {",
+            $s,
+            "}\n",
+            "sxtb16 {t}, {wb}\n",
+            "smlad {",
+            $s,
+            "}, {t}, {x2}, {",
+            $s,
+            "}\n",
+            "sxtb16 {t}, {wb}, ror #8\n",
+            "smlad {",
+            $s,
+            "}, {t}, {x3}, {",
+            $s,
+            "}\n",
+        )
+    };
+}
+
+/// One sum's fixed point with one rounding (`Q31Once`): `SMMUL` of the doubled sum, the half
+/// unit, the right shift; the scale pointer in `{px}`.
+#[cfg(target_abi = "eabihf")]
+macro_rules! fc_fixed_once {
+    ($s:literal) => {
+        concat!(
+            "ldrd {wa}, {wb}, [{px}], #8\n",
+            "ldr {t}, [{px}], #4\n",
+            "lsl {",
+            $s,
+            "}, {",
+            $s,
+            "}, #1\n",
+            "smmul {",
+            $s,
+            "}, {",
+            $s,
+            "}, {wa}\n",
+            "add {",
+            $s,
+            "}, {",
+            $s,
+            "}, {wb}\n",
+            "asr {",
+            $s,
+            "}, {",
+            $s,
+            "}, {t}\n",
+        )
+    };
+}
+
+/// The assembly of [`fc_groups_dsp`], `$requant` turning the four biased sums (s0..s3) into
+/// the rescaled values with the scale pointer in `{px}`.
+#[cfg(target_abi = "eabihf")]
+macro_rules! fc_asm {
+    ($w:expr, $params:expr, [$($requant:expr),*]) => {
+        core::arch::asm!(
+            "push {{r7}}",
+            "push {{{t}}}",
+            "4:",
+            "ldr {t}, [sp]",
+            "ldrd {px}, r7, [{t}]",
+            "mov {s0}, #0",
+            "mov {s1}, #0",
+            "mov {s2}, #0",
+            "mov {s3}, #0",
+            "2:",
+            "ldrd {x0}, {x2}, [{px}], #8",
+            "sxtb16 {x1}, {x0}, ror #8",
+            "sxtb16 {x0}, {x0}",
+            "sxtb16 {x3}, {x2}, ror #8",
+            "sxtb16 {x2}, {x2}",
+            fc_column!("s0"),
+            fc_column!("s1"),
+            fc_column!("s2"),
+            fc_column!("s3"),
+            "cmp {px}, r7",
+            "bne 2b",
+            // Biases.
+            "ldr r7, [sp]",
+            "ldr {t}, [r7, #8]",
+            "ldrd {x0}, {x1}, [{t}], #8",
+            "ldrd {x2}, {x3}, [{t}], #8",
+            "str {t}, [r7, #8]",
+            "add {s0}, {s0}, {x0}",
+            "add {s1}, {s1}, {x1}",
+            "add {s2}, {s2}, {x2}",
+            "add {s3}, {s3}, {x3}",
+            // Requantisation, then the zero point, int8 saturation, the four bytes in one
+            // word and the clamp to [lo, hi] bytewise (SSUB8 sets GE per byte, SEL picks).
+            "ldr {px}, [r7, #12]",
+            $($requant,)*
+            "str {px}, [r7, #12]",
+            "ldr {x0}, [r7, #24]",
+            "qadd {s0}, {s0}, {x0}",
+            "qadd {s1}, {s1}, {x0}",
+            "qadd {s2}, {s2}, {x0}",
+            "qadd {s3}, {s3}, {x0}",
+            "ssat {s0}, #8, {s0}",
+            "ssat {s1}, #8, {s1}",
+            "ssat {s2}, #8, {s2}",
+            "ssat {s3}, #8, {s3}",
+            "bfi {s0}, {s1}, #8, #8",
+            "bfi {s0}, {s2}, #16, #8",
+            "bfi {s0}, {s3}, #24, #8",
+            "ldrd {x1}, {x2}, [r7, #28]",
+            "ssub8 {t}, {s0}, {x1}",
+            "sel {s0}, {s0}, {x1}",
+            "ssub8 {t}, {x2}, {s0}",
+            "sel {s0}, {s0}, {x2}",
+            "ldr {t}, [r7, #16]",
+            "str {s0}, [{t}], #4",
+            "str {t}, [r7, #16]",
+            "ldr {t}, [r7, #20]",
+            "subs {t}, {t}, #1",
+            "str {t}, [r7, #20]",
+            "bne 4b",
+            "add sp, sp, #4",
+            "pop {{r7}}",
+            t = inout(reg) $params => _,
+            pw = inout(reg) $w => _,
+            px = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            x2 = out(reg) _,
+            x3 = out(reg) _,
+            wa = out(reg) _,
+            wb = out(reg) _,
+            s0 = out(reg) _,
+            s1 = out(reg) _,
+            s2 = out(reg) _,
+            s3 = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+        )
+    };
+}
+
+/// Whole groups of four columns of a fully connected layer, requantised and stored, in one
+/// assembly loop: per group the dot loop of [`dot_rows_dsp`] (43 instructions per 32 MACs),
+/// then about 60 instructions for the four outputs (biases, the scale, zero point,
+/// saturation, the clamp as one bytewise `SSUB8`/`SEL` pair each way, one `STR`). `kind` is
+/// [`ScaleKind::Float`] or [`ScaleKind::Q31Once`] (the caller's scales' layout).
+///
+/// # Safety
+/// `w` holds `groups · taps · 4` packed weight bytes, 4-byte aligned; `p.x` `taps` bytes,
+/// 4-byte aligned, `taps` = `p.x_end − p.x` a non-zero multiple of 8; `p.bias` `4 · groups`
+/// `i32`; `p.scales` four scales a group of `kind`'s layout; `p.out` `4 · groups` bytes;
+/// `p.groups` ≥ 1.
+#[cfg(target_abi = "eabihf")]
+pub(super) unsafe fn fc_groups_dsp(w: *const i8, p: &mut FcParams, kind: crate::scale::ScaleKind) {
+    use crate::scale::ScaleKind;
+    let params: *mut FcParams = p;
+    // SAFETY: the caller's contract covers every read and write (the loop reads `taps` bytes
+    // of `x` and `taps · 4` of `w` per group and writes four output bytes); r7 (the frame
+    // pointer, which Rust does not let an operand take) and the params pointer are pushed
+    // and popped around the loop, so the stack is balanced; FPU registers s0–s3 and s8–s11
+    // are declared clobbered; flags clobbered (CMP, SUBS, SSUB8).
+    unsafe {
+        match kind {
+            ScaleKind::Float => fc_asm!(
+                w,
+                params,
+                [
+                    "vldmia {px}!, {{s8-s11}}",
+                    "vmov s0, s1, {s0}, {s1}",
+                    "vmov s2, s3, {s2}, {s3}",
+                    "vcvt.f32.s32 s0, s0",
+                    "vcvt.f32.s32 s1, s1",
+                    "vcvt.f32.s32 s2, s2",
+                    "vcvt.f32.s32 s3, s3",
+                    "vmul.f32 s0, s0, s8",
+                    "vmul.f32 s1, s1, s9",
+                    "vmul.f32 s2, s2, s10",
+                    "vmul.f32 s3, s3, s11",
+                    "vcvtr.s32.f32 s0, s0",
+                    "vcvtr.s32.f32 s1, s1",
+                    "vcvtr.s32.f32 s2, s2",
+                    "vcvtr.s32.f32 s3, s3",
+                    "vmov {s0}, {s1}, s0, s1",
+                    "vmov {s2}, {s3}, s2, s3"
+                ]
+            ),
+            ScaleKind::Q31Once => fc_asm!(
+                w,
+                params,
+                [
+                    fc_fixed_once!("s0"),
+                    fc_fixed_once!("s1"),
+                    fc_fixed_once!("s2"),
+                    fc_fixed_once!("s3")
+                ]
+            ),
+            ScaleKind::Q31Twice => unreachable!("the caller passes Float or Q31Once"),
+        }
+    }
+}

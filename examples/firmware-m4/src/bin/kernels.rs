@@ -1,8 +1,8 @@
 //! The int8 convolution kernels alone on the Cortex-M4F (QEMU `mps2-an386`), on the layer
 //! shapes of the MLPerf-Tiny-shaped networks: instructions per multiply-accumulate of each
 //! kernel, and a check that the Cortex-M4 paths (inline assembly) compute what the reference
-//! kernel computes, bit for bit, on those shapes and on 400 random small ones (run in CI by
-//! `.ci/firmware`).
+//! kernel computes, bit for bit, on those shapes and on 400 random small ones; the same for
+//! the packed fully connected kernel on 300 random layers (run in CI by `.ci/firmware`).
 //!
 //! ```sh
 //! cd examples/firmware-m4 && cargo run --release --bin kernels
@@ -198,6 +198,7 @@ fn main() -> ! {
         &mut r, input, weights, packed, scratch, want, got, requant, bias,
     );
     ok &= row_copies(&mut r);
+    ok &= fully_connected(&mut r);
     common::exit(ok)
 }
 
@@ -453,6 +454,127 @@ fn random_shapes(
         "random shapes: {} dense, {} depthwise against the reference kernel: {}",
         dense,
         depthwise,
+        if bad == 0 { "same output" } else { "MISMATCH" }
+    );
+    bad == 0
+}
+
+/// The packed fully connected kernel (its assembly: the dot loop, and the requantisation
+/// and bytewise clamp of whole column groups) against the reference matrix product on 300
+/// random layers, float and one-rounding fixed-point scales, aligned and unaligned rows.
+fn fully_connected(r: &mut Lcg) -> bool {
+    use microarena::kernels::gemm::{self, MatMul, MatMulI8};
+    use microarena::kernels::quant::FixedPoint;
+    use microarena::kernels::scale::{Q31Once, Q31};
+    static mut A: [i8; 1_032] = [0; 1_032];
+    static mut B: [i8; 8_192] = [0; 8_192];
+    static mut PACKED_B: [i8; 8_704] = [0; 8_704];
+    static mut FOLDED: [i32; 64] = [0; 64];
+    // SAFETY: the only references to these statics, taken once, on one thread.
+    let (a, b, packed, folded) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(A),
+            &mut *core::ptr::addr_of_mut!(B),
+            &mut *core::ptr::addr_of_mut!(PACKED_B),
+            &mut *core::ptr::addr_of_mut!(FOLDED),
+        )
+    };
+    let mut pick = |n: usize| (r.next() as u8 as usize * 256 + r.next() as u8 as usize) % n;
+    let (mut bad, mut runs) = (0, 0);
+    for case in 0..300 {
+        let (n, k) = (1 + pick(40), 1 + pick(200));
+        // Every other case a row at an odd address: the assembly needs 4-byte alignment.
+        let offset = if case % 2 == 0 { 0 } else { 1 + pick(3) };
+        let geom = MatMul {
+            m: 1,
+            n,
+            k,
+            a_stride_m: k,
+            a_stride_k: 1,
+            b_stride_n: k,
+            b_stride_k: 1,
+            out_stride_m: n,
+            out_stride_n: 1,
+            act: Activation::Identity,
+        };
+        let (lo, hi) = if pick(2) == 0 {
+            (-128, 127)
+        } else {
+            (pick(100) as i8 - 110, 100 - pick(90) as i8)
+        };
+        let p = MatMulI8 {
+            geom,
+            a_zero: pick(256) as i32 - 128,
+            out_zero: pick(256) as i32 - 128,
+            lo,
+            hi,
+        };
+        let x = &mut a[offset..offset + k];
+        x.iter_mut().for_each(|v| *v = r_next(&mut pick));
+        b[..n * k].iter_mut().for_each(|v| *v = r_next(&mut pick));
+        let mut bias = [0i32; 64];
+        let mut reals = [0f32; 64];
+        for c in 0..n {
+            bias[c] = pick(40_000) as i32 - 20_000;
+            reals[c] = (1 + pick(1000)) as f32 * 4e-5 / (1 + k / 16) as f32;
+        }
+        let len = gemm::packed_fc_len(k, n);
+        for (d, s) in packed[..len]
+            .iter_mut()
+            .zip(gemm::pack_fc_weights(&p, &b[..n * k]))
+        {
+            *d = s;
+        }
+        for (d, s) in
+            folded
+                .iter_mut()
+                .zip(gemm::fold_fc_zero_point(&p, &b[..n * k], Some(&bias[..n])))
+        {
+            *d = s;
+        }
+        let (mut want, mut got) = ([0i8; 64], [0i8; 64]);
+        // Float scales (ONNX).
+        let rq: [Requant; 64] = core::array::from_fn(|c| Requant::from_f32(reals[c].max(1e-6)));
+        gemm::matmul_i8(
+            &p,
+            x,
+            &b[..n * k],
+            Some(&bias[..n]),
+            &rq[..n],
+            &mut want[..n],
+        );
+        let floats: [f32; 64] = core::array::from_fn(|c| rq[c].scale());
+        got.iter_mut().for_each(|g| *g = !*g);
+        gemm::fully_connected_i8(
+            &p,
+            x,
+            &packed[..len],
+            &folded[..n],
+            &floats[..n],
+            &mut got[..n],
+        );
+        bad += usize::from(want[..n] != got[..n]);
+        // TFLite's fixed point, one rounding.
+        let fp: [FixedPoint; 64] =
+            core::array::from_fn(|c| FixedPoint::from_real(f64::from(reals[c])));
+        let q: [Q31Once; 64] =
+            core::array::from_fn(|c| Q31Once(Q31::new(fp[c]).expect("below one half")));
+        gemm::matmul_i8(
+            &p,
+            x,
+            &b[..n * k],
+            Some(&bias[..n]),
+            &fp[..n],
+            &mut want[..n],
+        );
+        got.iter_mut().for_each(|g| *g = !*g);
+        gemm::fully_connected_i8(&p, x, &packed[..len], &folded[..n], &q[..n], &mut got[..n]);
+        bad += usize::from(want[..n] != got[..n]);
+        runs += 2;
+    }
+    hprintln!(
+        "fully connected: {} random layers against the reference: {}",
+        runs,
         if bad == 0 { "same output" } else { "MISMATCH" }
     );
     bad == 0
