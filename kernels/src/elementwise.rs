@@ -594,6 +594,23 @@ impl AddI8Q31 {
         }
     }
 
+    /// The output's requantisation of a sum of terms: [`Q31Once`](crate::scale::Q31Once)
+    /// (`SMMUL`, a half unit, a shift: equal to `FixedPoint::apply` for sums below 2^30,
+    /// which TFLite's 20-bit operands stay below) where the factor is below one half, else
+    /// the 64-bit `FixedPoint` product; a larger sum takes the latter too.
+    #[inline(always)]
+    fn rescale(&self) -> impl Fn(i32) -> i8 + '_ {
+        use super::quant::Rescale;
+        use crate::scale::{ChannelScale, Q31Once, Q31};
+        let fast = Q31::new(self.out_mult).map(Q31Once);
+        move |sum: i32| match fast {
+            Some(q) if i64::from(sum).abs() <= Q31::MAX_ACC => {
+                ChannelScale::requantize(q, sum, self.out_zero, self.lo, self.hi)
+            }
+            _ => Rescale::requantize(self.out_mult, sum, self.out_zero, self.lo, self.hi),
+        }
+    }
+
     /// The same addition with the operands' roles swapped (`b + a`), for writing over `b`.
     pub fn swapped(self) -> AddI8Q31 {
         AddI8Q31 {
@@ -623,23 +640,19 @@ impl AddI8Q31 {
 /// TFLite's int8 addition of two same-shape tensors (see [`AddI8Q31`]); `terms` is
 /// `p.terms()`.
 pub fn add_i8_q31(p: &AddI8Q31, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mut [i8]) {
-    use super::quant::Rescale;
     assert!(a.len() >= out.len() && b.len() >= out.len());
+    let rescale = p.rescale();
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        *o = p
-            .out_mult
-            .requantize(terms.sum(x, y), p.out_zero, p.lo, p.hi);
+        *o = rescale(terms.sum(x, y));
     }
 }
 
 /// [`add_i8_q31`] with the output written over `a` (`io`).
 pub fn add_i8_q31_in_place(p: &AddI8Q31, terms: &AddI8Terms, io: &mut [i8], b: &[i8]) {
-    use super::quant::Rescale;
     assert!(b.len() >= io.len());
+    let rescale = p.rescale();
     for (x, &y) in io.iter_mut().zip(b) {
-        *x = p
-            .out_mult
-            .requantize(terms.sum(*x, y), p.out_zero, p.lo, p.hi);
+        *x = rescale(terms.sum(*x, y));
     }
 }
 
@@ -687,6 +700,37 @@ mod x86 {
 mod i8_tests {
     extern crate std;
     use super::*;
+
+    /// TFLite's addition with the fast rescale gives TFLite's fixed point's bytes for every
+    /// pair of int8 values, over scales from alike to 100× apart and every kind of output
+    /// scale.
+    #[test]
+    fn tflite_addition_fast_rescale_is_exact() {
+        use crate::quant::Rescale;
+        let cases = [
+            ((0.05, -3), (0.05, 7), (0.1, -128), -128, 127),
+            ((0.0213, 12), (0.0037, -100), (0.024, 5), -128, 127),
+            ((0.5, 0), (0.005, 0), (0.004, -20), -20, 127),
+            ((0.0071, -128), (0.71, 127), (0.9, 3), -100, 90),
+        ];
+        let (xs, ys): ([i8; 256], [i8; 256]) = (
+            core::array::from_fn(|i| i as u8 as i8),
+            core::array::from_fn(|i| i as u8 as i8),
+        );
+        for (a, b, out, lo, hi) in cases {
+            let p = AddI8Q31::new(a, b, out, lo, hi);
+            let t = p.terms();
+            assert!(crate::scale::Q31::new(p.out_mult).is_some(), "{p:?} takes the fast form");
+            let mut got = [0i8; 256];
+            for &x in &xs {
+                add_i8_q31(&p, &t, &[x; 256], &ys, &mut got);
+                for (&y, &g) in ys.iter().zip(&got) {
+                    let want = p.out_mult.requantize(t.sum(x, y), p.out_zero, lo, hi);
+                    assert_eq!(g, want, "{x} + {y} in {p:?}");
+                }
+            }
+        }
+    }
 
     /// The tables give, for every pair of int8 values, the integers of the direct
     /// computation: both operands rescaled, summed, requantised.
