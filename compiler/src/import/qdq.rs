@@ -325,8 +325,19 @@ impl<'a> QdqLowering<'a> {
     /// An input that is either dequantized (QDQ) or plain int8 (QOperator: MaxPool and
     /// reshapes run on the int8 tensor itself), and a wrapper giving the output the same
     /// kind.
-    pub fn deq_or_int8(&self, at: &QdqAt, pos: usize) -> Result<(TensorId, SameKind)> {
+    ///
+    /// An int8 value without a scale yet (a graph input that tf2onnx reshapes or transposes
+    /// before the first DequantizeLinear reads it) takes the scale of the DequantizeLinear
+    /// that byte moves carry it to.
+    pub fn deq_or_int8(&mut self, at: &QdqAt, pos: usize) -> Result<(TensorId, SameKind)> {
         let name = at.input(pos);
+        if let Val::Int8(t) = self.val(at, name)? {
+            if self.graph.tensor(t).quant.is_none() {
+                if let Some(q) = self.quant_ahead(name)? {
+                    self.adopt_quant(t, q);
+                }
+            }
+        }
         match self.val(at, name)? {
             Val::Int8(t) if self.graph.tensor(t).quant.is_none() => Err(at.err(format!(
                 "int8 input `{name}` is read before any DequantizeLinear or QLinear op gives \
@@ -335,6 +346,50 @@ impl<'a> QdqLowering<'a> {
             Val::Int8(t) => Ok((t, Val::Int8)),
             _ => Ok((self.deq(at, pos)?, Val::Deq)),
         }
+    }
+
+    /// The nodes that read value `name` (indices into `g.node`).
+    pub fn readers(&self, name: &str) -> Vec<usize> {
+        self.consumers.get(name).cloned().unwrap_or_default()
+    }
+
+    /// True when value `name` is a constant (quantized or not).
+    pub fn is_constant(&self, name: &str) -> bool {
+        matches!(self.values.get(name), Some(Val::Const(_) | Val::Weight(_)))
+    }
+
+    /// The scale and zero point of the first DequantizeLinear that reads `name` through byte
+    /// moves only (Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Identity); `None` when
+    /// none does.
+    fn quant_ahead(&self, name: &str) -> Result<Option<Quant>> {
+        let mut frontier = vec![name.to_string()];
+        let mut visited = 0;
+        while let Some(v) = frontier.pop() {
+            visited += 1;
+            if visited > 64 {
+                break;
+            }
+            for &k in self.consumers.get(&v).map_or(&[][..], Vec::as_slice) {
+                let node = &self.g.node[k];
+                match node.op_type.as_str() {
+                    "DequantizeLinear" if node.input.first() == Some(&v) => {
+                        let at = QdqAt {
+                            ix: k,
+                            node,
+                            rank: OrderRank::default(),
+                        };
+                        return self.activation_quant_at(&at, 1, 2).map(Some);
+                    }
+                    "Reshape" | "Transpose" | "Flatten" | "Squeeze" | "Unsqueeze" | "Identity"
+                        if node.input.first() == Some(&v) =>
+                    {
+                        frontier.extend(node.output.first().cloned());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// An int8 input of a QLinear op, whose scale and zero point (inputs `scale_pos`,

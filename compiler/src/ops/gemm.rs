@@ -265,14 +265,44 @@ fn lower_qdq(cx: &mut QdqLowering, at: &QdqAt) -> Result<()> {
         cx.bind(at.out(), Val::Int8(y));
         return Ok(());
     }
-    let out = cx.quantized_output(at)?;
+    // A MatMul whose only reader adds a constant (tf2onnx's fully connected layer:
+    // `MatMul → Add(bias) → Relu? → QuantizeLinear`): the addition is the product's bias.
+    let bias_add = match (at.node.op_type.as_str(), cx.readers(at.out()).as_slice()) {
+        ("MatMul", &[r]) => {
+            let node = &cx.g.node[r];
+            let other = node.input.iter().position(|i| i != at.out());
+            (node.op_type == "Add" && node.input.len() == 2)
+                .then_some(other)
+                .flatten()
+                .filter(|&pos| cx.is_constant(&node.input[pos]))
+                .map(|pos| (r, pos))
+        }
+        _ => None,
+    };
+    let (out, bias) = match bias_add {
+        Some((r, pos)) => {
+            let add = QdqAt {
+                ix: r,
+                node: &cx.g.node[r],
+                rank: at.rank,
+            };
+            let bias = cx.bias_reals(&add, pos, |_| 1.0)?;
+            let out = cx.quantized_output(&add)?;
+            cx.done[r] = true;
+            (out, bias)
+        }
+        None => {
+            let out = cx.quantized_output(at)?;
+            let bias = if at.node.op_type == "Gemm" {
+                cx.bias_reals(at, 2, |_| 1.0)?
+            } else {
+                None
+            };
+            (out, bias)
+        }
+    };
     let a = cx.deq(at, 0)?;
     let w = cx.weight(at, 1)?;
-    let bias = if at.node.op_type == "Gemm" {
-        cx.bias_reals(at, 2, |_| 1.0)?
-    } else {
-        None
-    };
     let y = matmul_i8(cx, at, a, (w, 1), bias, (out.q, out.lo, out.hi))?;
     cx.bind_output(out, y);
     Ok(())

@@ -39,7 +39,14 @@ pub(crate) const FAMILY: Family = Family {
         "Transpose",
         "Unsqueeze",
     ],
-    qdq: &["Concat", "Flatten", "Reshape", "Squeeze", "Unsqueeze"],
+    qdq: &[
+        "Concat",
+        "Flatten",
+        "Reshape",
+        "Squeeze",
+        "Transpose",
+        "Unsqueeze",
+    ],
     lower,
     lower_qdq,
 };
@@ -244,6 +251,51 @@ pub(crate) fn concat_parts(
 }
 
 fn lower_qdq(cx: &mut QdqLowering, at: &QdqAt) -> Result<()> {
+    if at.node.op_type == "Transpose" {
+        // int8 values moved (tf2onnx's NHWC ↔ NCHW around each convolution): a strided copy
+        // of bytes, or the same bytes when only axes of size 1 move.
+        let (x, kind) = cx.deq_or_int8(at, 0)?;
+        let shape = cx.graph.tensor(x).shape.clone();
+        let rank = shape.len();
+        let perm: Vec<usize> = match at.attr_ints("perm") {
+            Some(p) => p
+                .iter()
+                .map(|&i| usize::try_from(i).unwrap_or(rank))
+                .collect(),
+            None => (0..rank).rev().collect(),
+        };
+        let mut seen = vec![false; rank];
+        if perm.len() != rank
+            || perm
+                .iter()
+                .any(|&i| i >= rank || std::mem::replace(&mut seen[i], true))
+        {
+            return Err(at.err(format!("perm {perm:?} is not a permutation of {rank} axes")));
+        }
+        let out_shape: Vec<usize> = perm.iter().map(|&i| shape[i]).collect();
+        let q = cx.quant(x);
+        let y = cx.new_i8(at.out(), out_shape.clone(), q);
+        let big: Vec<usize> = perm.iter().copied().filter(|&i| shape[i] != 1).collect();
+        if big.windows(2).all(|w| w[0] < w[1]) {
+            cx.emit(at, Op::Shape(ShapeOp::Reshape), vec![x], y);
+        } else {
+            let s = row_major_strides(&shape);
+            let in_strides: Vec<usize> = perm.iter().map(|&i| s[i]).collect();
+            let (shape, st) = crate::import::typed::simplify_strided(&out_shape, &[in_strides]);
+            if shape.len() > MAX_RANK {
+                return Err(at.err(format!("rank {} above {MAX_RANK}", shape.len())));
+            }
+            let copy = StridedCopy {
+                rank: shape.len(),
+                shape: to_array(&shape),
+                in_strides: to_array(&st[0]),
+                offset: 0,
+            };
+            cx.emit(at, Op::Shape(ShapeOp::Copy(copy)), vec![x], y);
+        }
+        cx.bind(at.out(), kind(y));
+        return Ok(());
+    }
     if at.node.op_type != "Concat" {
         // Flatten, Reshape, Squeeze, Unsqueeze: the same int8 values in another shape.
         let (x, kind) = cx.deq_or_int8(at, 0)?;
