@@ -720,7 +720,10 @@ mod i8_tests {
         for (a, b, out, lo, hi) in cases {
             let p = AddI8Q31::new(a, b, out, lo, hi);
             let t = p.terms();
-            assert!(crate::scale::Q31::new(p.out_mult).is_some(), "{p:?} takes the fast form");
+            assert!(
+                crate::scale::Q31::new(p.out_mult).is_some(),
+                "{p:?} takes the fast form"
+            );
             let mut got = [0i8; 256];
             for &x in &xs {
                 add_i8_q31(&p, &t, &[x; 256], &ys, &mut got);
