@@ -105,6 +105,10 @@ float_twins!(
     anomaly_detection_fp32_twin => "ad01_fp32", "tests/models/tflite/twins/ad01_fp32.onnx",
     image_classification_fp32_twin => "pretrainedResnet",
         "tests/models/tflite/twins/pretrainedResnet.onnx",
+    // Int8-stored weights behind DequantizeLinear, a float model: dequantized at build time.
+    // (The `.tflite` runs TFLite's hybrid kernels, 4% from this float arithmetic.)
+    keyword_spotting_float32_twin => "kws_ref_model_float32",
+        "tests/models/tflite/twins/kws_ref_model_float32.onnx",
 );
 // Not here yet: `vww_96_float` (tract folds its Transposes into an NHWC Conv, which `microarena
 // plan` accepts and the macro refuses) and `kws_ref_model_float32` (weights-only

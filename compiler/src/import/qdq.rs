@@ -35,9 +35,21 @@ pub(crate) use super::constant::{Constant, QuantWeight};
 
 /// True when the graph holds QuantizeLinear / DequantizeLinear nodes (the QDQ format).
 pub(crate) fn is_qdq(g: &pb::GraphProto) -> bool {
-    g.node
-        .iter()
-        .any(|n| n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear")
+    // Constants: initializers and Constant nodes' outputs. A model whose DequantizeLinears
+    // all read constants (and that quantizes nothing) is a float model with int8-stored
+    // weights (tf2onnx's export of a TFLite "dynamic range" model): tract dequantizes them
+    // at build time and the model runs in float.
+    let constant = |name: &str| {
+        g.initializer.iter().any(|t| t.name == name)
+            || g.node
+                .iter()
+                .any(|n| n.op_type == "Constant" && n.output.iter().any(|o| o == name))
+    };
+    g.node.iter().any(|n| {
+        n.op_type == "QuantizeLinear"
+            || n.op_type.starts_with("QLinear")
+            || (n.op_type == "DequantizeLinear" && !n.input.first().is_some_and(|i| constant(i)))
+    })
 }
 
 /// ONNX ops lowered here rather than by an op family.
