@@ -1,13 +1,15 @@
 //! `microarena`: the command-line face of the compiler.
 //!
 //! ```text
-//! microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+//! microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--planning-only] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 //! microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 //! ```
 //!
-//! `plan` prints the memory plan of any model tract can type, including ops microarena has no
-//! kernel for (planning needs only shapes): the arena tensors, the schedule, and the ONNX file
-//! order, tract's order and ours side by side. `report` draws the same comparison as an SVG:
+//! `plan` prints the memory plan of a model exactly as `include_model!` builds it (the same
+//! import, lowering and checks: a model `plan` accepts, the macro builds): the arena tensors,
+//! the schedule, and the ONNX file order, tract's order and ours side by side. With
+//! `--planning-only` it also plans models with ops microarena has no kernel for (planning
+//! needs only shapes), which the macro refuses. `report` draws the same comparison as an SVG:
 //! live bytes per step of the three orders, and the arena map (see
 //! `microarena_compiler::report`).
 
@@ -15,9 +17,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use microarena_compiler::{plan_model, report, Compiled, Options};
+use microarena_compiler::{compile, plan_model, report, Compiled, Options};
 
-const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
+const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--planning-only] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
        microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
 
   --input-shape D,D,..  pin the input shape of models with symbolic dimensions
@@ -29,6 +31,8 @@ const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3
                         by the model; once per pair); by default paired by name (`hN`
                         with `h`); `--carry none` carries nothing
   --json                (plan) print one JSON object instead of tables
+  --planning-only       also plan ops microarena has no kernel for (kept by their shapes);
+                        such a plan cannot be built: the macro refuses the model
   --no-streaming        never run a region band by band (streamed stages)
   --copy-input          copy the graph input into the arena even where a stage could
                         read it from the caller's array
@@ -52,6 +56,7 @@ struct Args {
     model: PathBuf,
     options: Options,
     json: bool,
+    planning_only: bool,
     output: Option<PathBuf>,
     sram_budget: Option<usize>,
 }
@@ -66,12 +71,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut model = None;
     let mut options = Options::default();
     let mut json = false;
+    let mut planning_only = false;
     let mut output = None;
     let mut sram_budget = None;
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
             "--json" if command == Command::Plan => json = true,
+            "--planning-only" => planning_only = true,
             "--no-streaming" => options.streaming = false,
             "--copy-input" => options.copy_input = true,
             "-o" | "--output" if command == Command::Report => {
@@ -181,6 +188,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         model,
         options,
         json,
+        planning_only,
         output,
         sram_budget,
     })
@@ -199,7 +207,12 @@ fn main() -> ExitCode {
         }
     };
     let start = Instant::now();
-    let compiled = match plan_model(&args.model, &args.options) {
+    let planned = if args.planning_only {
+        plan_model(&args.model, &args.options)
+    } else {
+        compile(&args.model, &args.options)
+    };
+    let compiled = match planned {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
