@@ -7,7 +7,7 @@
 //! weights): its convolutions quantize their input on the fly as TFLite's do
 //! (`kernels::conv::conv2d_hybrid`); a float convolution of dequantized weights would be
 //! about 1% off.
-use microarena_tests::{assert_close, models_dir, read_f32};
+use microarena_tests::{assert_close, models_dir, read_f32, read_i8};
 
 /// The tolerance of the issue for float models: 1e-4 of each output, with an absolute floor
 /// of 1e-5 of the largest one (outputs near zero, where the order of float additions decides
@@ -55,15 +55,6 @@ float_models!(
     image_classification_fp32 => "pretrainedResnet", "tests/models/tflite/pretrainedResnet.tflite",
     visual_wake_words_fp32 => "vww_96_float", "tests/models/tflite/vww_96_float.tflite",
 );
-
-/// An int8 file of reference data.
-fn read_i8(path: &std::path::Path) -> Vec<i8> {
-    std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .into_iter()
-        .map(|b| b as i8)
-        .collect()
-}
 
 macro_rules! int8_models {
     ($($name:ident => $file:literal, $path:literal),* $(,)?) => {

@@ -8,15 +8,7 @@
 //! softmax by up to 14 steps on one input): int8 within one step (ResNet-8: see below),
 //! float within 1e-4, as every ONNX model here. ONNX's arithmetic itself differs from the TFLite interpreter's on
 //! these graphs by up to 28 steps (the script prints it).
-use microarena_tests::{assert_close, models_dir, read_f32};
-
-fn read_i8(path: &std::path::Path) -> Vec<i8> {
-    std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .into_iter()
-        .map(|b| b as i8)
-        .collect()
-}
+use microarena_tests::{assert_close, models_dir, read_f32, read_i8};
 
 macro_rules! int8_twins {
     ($($name:ident => $file:literal, $path:literal, $steps:expr),* $(,)?) => {

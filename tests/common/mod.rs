@@ -22,6 +22,15 @@ pub fn read_f32(path: &Path) -> Vec<f32> {
         .collect()
 }
 
+/// An int8 file of reference data (raw bytes).
+pub fn read_i8(path: &Path) -> Vec<i8> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .map(|b| b as i8)
+        .collect()
+}
+
 /// Runs a model with tract (typed, decluttered, optimised) on one f32 input.
 pub fn tract_run(path: &Path, input_shape: &[usize], input: &[f32]) -> TractResult<Vec<f32>> {
     let model = tract_onnx::onnx()

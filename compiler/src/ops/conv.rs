@@ -6,9 +6,7 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::activation::activation_tokens;
-use super::quant::{
-    accumulator_bounds, settle_constant_channels, with_scales, FastScales, Rescales,
-};
+use super::quant::{fast_scales, with_scales, FastScales, Rescales};
 use super::{onnx_window, usize_lit as u, window, window_tokens, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering, QuantWeight, Val};
@@ -283,13 +281,8 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                     _ => None,
                 });
                 let taps = geom.in_c / geom.groups * geom.window.k_h * geom.window.k_w;
-                let settled = bias.and_then(|b| settle_constant_channels(w, taps, b, rescales));
-                let (bias, rescales) = match &settled {
-                    Some((b, r)) => (Some(&b[..]), r),
-                    None => (bias, rescales),
-                };
-                let bounds = accumulator_bounds(w, taps, bias, p.input_zero);
-                let Some(scales) = FastScales::new(rescales, &bounds) else {
+                let Some((scales, settled)) = fast_scales(w, taps, bias, rescales, p.input_zero)
+                else {
                     continue;
                 };
                 // The padded-plane kernel pays where its two-pixel 3×3 path runs; other
@@ -314,7 +307,7 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                 } else {
                     continue;
                 };
-                settled_bias = settled.map(|(b, _)| b);
+                settled_bias = settled;
                 let len = packed.len();
                 (op, DType::I16, len, TensorKind::WeightI16(packed), bytes)
             }

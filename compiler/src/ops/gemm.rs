@@ -7,9 +7,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::activation::activation_tokens;
-use super::quant::{
-    accumulator_bounds, settle_constant_channels, with_scales, FastScales, Rescales,
-};
+use super::quant::{fast_scales, with_scales, FastScales, Rescales};
 use super::{usize_lit as u, Call, Family, Inputs, Kernel};
 use crate::error::Result;
 use crate::import::qdq::{QdqAt, QdqLowering, QuantWeight, Val};
@@ -70,15 +68,11 @@ pub fn select_packed(g: &mut Graph) {
         if bias_t.is_some() && bias.is_none() {
             continue;
         }
-        let settled = bias.and_then(|b| settle_constant_channels(&columns, geom.k, b, rescales));
-        let (bias, rescales) = match &settled {
-            Some((b, r)) => (Some(&b[..]), r),
-            None => (bias, rescales),
-        };
-        let bounds = accumulator_bounds(&columns, geom.k, bias, p.a_zero);
-        let Some(scales) = FastScales::new(rescales, &bounds) else {
+        let Some((scales, settled)) = fast_scales(&columns, geom.k, bias, rescales, p.a_zero)
+        else {
             continue;
         };
+        let bias = settled.as_deref().or(bias);
         let p = *p;
         let packed: Vec<i8> = gemm::pack_fc_weights(&p, w).collect();
         let folded: Vec<i32> = gemm::fold_fc_zero_point(&p, w, bias).collect();

@@ -179,6 +179,27 @@ pub fn accumulator_bounds(
         .collect()
 }
 
+/// The fast kernels' scales for an int8 layer (weights one channel after another, `taps`
+/// each), its constant channels settled first ([`settle_constant_channels`]), and the bias
+/// to use instead of `bias` when settling changed it; `None` when the scales have no fast
+/// form ([`FastScales::new`]: the reference kernel stays).
+pub fn fast_scales(
+    weights: &[i8],
+    taps: usize,
+    bias: Option<&[i32]>,
+    rescales: &Rescales,
+    input_zero: i32,
+) -> Option<(FastScales, Option<Vec<i32>>)> {
+    let settled = bias.and_then(|b| settle_constant_channels(weights, taps, b, rescales));
+    let (bias, rescales) = match &settled {
+        Some((b, r)) => (Some(&b[..]), r),
+        None => (bias, rescales),
+    };
+    let bounds = accumulator_bounds(weights, taps, bias, input_zero);
+    let scales = FastScales::new(rescales, &bounds)?;
+    Some((scales, settled.map(|(b, _)| b)))
+}
+
 /// A TFLite layer's channels whose weights are all zero, rewritten to give the same bytes
 /// within the fast kernels' range. Such a channel writes one constant, the requantised
 /// bias; converters leave it with whatever scale and bias training left (MLPerf Tiny's VWW

@@ -3,6 +3,40 @@
 
 use super::packed_i8::{ROWS, TAPS};
 
+/// The dot block of [`dot_rows_dsp`] for one column (`$s`): one `LDRD` of eight weights,
+/// four `SXTB16`, four `SMLAD`.
+macro_rules! fc_column {
+    ($s:literal) => {
+        concat!(
+            "ldrd {wa}, {wb}, [{pw}], #8\n",
+            "sxtb16 {t}, {wa}\n",
+            "smlad {",
+            $s,
+            "}, {t}, {x0}, {",
+            $s,
+            "}\n",
+            "sxtb16 {t}, {wa}, ror #8\n",
+            "smlad {",
+            $s,
+            "}, {t}, {x1}, {",
+            $s,
+            "}\n",
+            "sxtb16 {t}, {wb}\n",
+            "smlad {",
+            $s,
+            "}, {t}, {x2}, {",
+            $s,
+            "}\n",
+            "sxtb16 {t}, {wb}, ror #8\n",
+            "smlad {",
+            $s,
+            "}, {t}, {x3}, {",
+            $s,
+            "}\n",
+        )
+    };
+}
+
 /// The four columns' sums of one group of packed weights against one row of activations: per
 /// block of eight taps, one `LDRD` of the row and four `SXTB16` into the halfword pairs
 /// x0/x2, x1/x3, x4/x6, x5/x7 (`SXTB16` sign-extends bytes 0 and 2, rotated by 8 bytes 1 and
@@ -32,42 +66,10 @@ pub(super) fn dot_rows_dsp(wg: &[i8], xs: &[i8]) -> [i32; ROWS] {
             "sxtb16 {x0}, {x0}",
             "sxtb16 {x3}, {x2}, ror #8",
             "sxtb16 {x2}, {x2}",
-            "ldrd {wa}, {wb}, [{pw}], #8",
-            "sxtb16 {t}, {wa}",
-            "smlad {s0}, {t}, {x0}, {s0}",
-            "sxtb16 {t}, {wa}, ror #8",
-            "smlad {s0}, {t}, {x1}, {s0}",
-            "sxtb16 {t}, {wb}",
-            "smlad {s0}, {t}, {x2}, {s0}",
-            "sxtb16 {t}, {wb}, ror #8",
-            "smlad {s0}, {t}, {x3}, {s0}",
-            "ldrd {wa}, {wb}, [{pw}], #8",
-            "sxtb16 {t}, {wa}",
-            "smlad {s1}, {t}, {x0}, {s1}",
-            "sxtb16 {t}, {wa}, ror #8",
-            "smlad {s1}, {t}, {x1}, {s1}",
-            "sxtb16 {t}, {wb}",
-            "smlad {s1}, {t}, {x2}, {s1}",
-            "sxtb16 {t}, {wb}, ror #8",
-            "smlad {s1}, {t}, {x3}, {s1}",
-            "ldrd {wa}, {wb}, [{pw}], #8",
-            "sxtb16 {t}, {wa}",
-            "smlad {s2}, {t}, {x0}, {s2}",
-            "sxtb16 {t}, {wa}, ror #8",
-            "smlad {s2}, {t}, {x1}, {s2}",
-            "sxtb16 {t}, {wb}",
-            "smlad {s2}, {t}, {x2}, {s2}",
-            "sxtb16 {t}, {wb}, ror #8",
-            "smlad {s2}, {t}, {x3}, {s2}",
-            "ldrd {wa}, {wb}, [{pw}], #8",
-            "sxtb16 {t}, {wa}",
-            "smlad {s3}, {t}, {x0}, {s3}",
-            "sxtb16 {t}, {wa}, ror #8",
-            "smlad {s3}, {t}, {x1}, {s3}",
-            "sxtb16 {t}, {wb}",
-            "smlad {s3}, {t}, {x2}, {s3}",
-            "sxtb16 {t}, {wb}, ror #8",
-            "smlad {s3}, {t}, {x3}, {s3}",
+            fc_column!("s0"),
+            fc_column!("s1"),
+            fc_column!("s2"),
+            fc_column!("s3"),
             "cmp {px}, r7",
             "bne 2b",
             "pop {{r7}}",
@@ -116,41 +118,6 @@ pub(super) struct FcParams {
     pub lo4: u32,
     /// The largest output byte, in each of the four bytes.
     pub hi4: u32,
-}
-
-/// The dot block of [`dot_rows_dsp`] for one column (`$s`): one `LDRD` of eight weights,
-/// four `SXTB16`, four `SMLAD`.
-#[cfg(target_abi = "eabihf")]
-macro_rules! fc_column {
-    ($s:literal) => {
-        concat!(
-            "ldrd {wa}, {wb}, [{pw}], #8\n",
-            "sxtb16 {t}, {wa}\n",
-            "smlad {",
-            $s,
-            "}, {t}, {x0}, {",
-            $s,
-            "}\n",
-            "sxtb16 {t}, {wa}, ror #8\n",
-            "smlad {",
-            $s,
-            "}, {t}, {x1}, {",
-            $s,
-            "}\n",
-            "sxtb16 {t}, {wb}\n",
-            "smlad {",
-            $s,
-            "}, {t}, {x2}, {",
-            $s,
-            "}\n",
-            "sxtb16 {t}, {wb}, ror #8\n",
-            "smlad {",
-            $s,
-            "}, {t}, {x3}, {",
-            $s,
-            "}\n",
-        )
-    };
 }
 
 /// One sum's fixed point with one rounding (`Q31Once`): `SMMUL` of the doubled sum, the half
