@@ -104,7 +104,43 @@ float_twins!(
     // (The `.tflite` runs TFLite's hybrid kernels, 4% from this float arithmetic.)
     keyword_spotting_float32_twin => "kws_ref_model_float32",
         "tests/models/tflite/twins/kws_ref_model_float32.onnx",
+    // tract folds the input's Transpose into channels-last convolutions; run channels first
+    // between transposing copies that cancel (`passes/layout.rs`).
+    visual_wake_words_fp32_twin => "vww_96_float", "tests/models/tflite/twins/vww_96_float.onnx",
 );
-// Not here yet: `vww_96_float` (tract folds its Transposes into an NHWC Conv, which `microarena
-// plan` accepts and the macro refuses) and `kws_ref_model_float32` (weights-only
-// DequantizeLinear in a float model).
+/// Each twin plans to its `.tflite` file's arena within 5% (by default, as `include_model!`
+/// compiles them): tf2onnx's NHWC input and the Transposes around each convolution cost no
+/// memory (the input held channels first and gathered while read, as a TFLite input is), so
+/// the same stages stream.
+#[test]
+fn twins_plan_to_their_tflite_files_arena() {
+    use microarena_compiler::{compile, Options};
+    let dir = models_dir().join("tflite");
+    let mut report = Vec::new();
+    for name in [
+        "ad01_int8",
+        "ad01_fp32",
+        "kws_ref_model",
+        "kws_ref_model_float32",
+        "pretrainedResnet_quant",
+        "pretrainedResnet",
+        "vww_96_int8",
+        "vww_96_float",
+        "str_ww_ref_model",
+    ] {
+        let arena = |path: std::path::PathBuf| {
+            compile(&path, &Options::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .plan
+                .arena_bytes
+        };
+        let file = arena(dir.join(format!("{name}.tflite")));
+        let twin = arena(dir.join(format!("twins/{name}.onnx")));
+        report.push(format!("{name}: {file} B, twin {twin} B"));
+        assert!(
+            twin * 100 <= file * 105 && twin * 100 >= file * 95,
+            "{name}: the .tflite file plans to {file} B, its tf2onnx twin to {twin} B"
+        );
+    }
+    eprintln!("{}", report.join("\n"));
+}

@@ -5,8 +5,12 @@
 //! - binary ops with a scalar constant become unary functions (`Max(x, 0)` is a ReLU);
 //! - per-channel constants multiplied or added after a convolution or matrix product are
 //!   folded into its weights and bias, and elsewhere become one scale/shift kernel;
+//! - transposing copies that undo each other go, with the functions between them moved
+//!   (`layout.rs`): exporters' channels-last sandwiches around each convolution;
 //! - unary functions are fused into the op that produces their input, as TFLite does;
 //! - nodes whose result nobody reads are removed.
+
+mod layout;
 
 use crate::kernels::elementwise::{Binary, BinaryOp};
 use crate::kernels::normalization::ScaleShift;
@@ -21,10 +25,12 @@ use crate::ir::{
 /// Runs every pass to a fixed point.
 pub fn optimize(g: &mut Graph) {
     fold_reshapes(g);
+    fold_input_transposes(g);
     loop {
         let mut changed = false;
         changed |= scalar_binary_to_unary(g);
         changed |= fold_affine(g);
+        changed |= layout::cancel_permutations(g);
         changed |= fuse_activations(g);
         changed |= remove_dead(g);
         if !changed {
@@ -131,6 +137,63 @@ pub fn fold_reshapes(g: &mut Graph) {
             }
         }
     }
+    remove_nodes(g, &dead);
+}
+
+/// A 4-D graph input read only by transposes from channels last to channels first (an
+/// exporter's NHWC input: tf2onnx's `Transpose(perm = [0, 3, 1, 2])`) is held channels
+/// first and marked channels last ([`Graph::input_channels_last`]), as a TFLite input is:
+/// the copy-in or a streamed stage's row source gathers the channels, no step transposes
+/// the whole map, and the caller still passes what the file declares.
+pub fn fold_input_transposes(g: &mut Graph) {
+    let consumers = g.consumers();
+    let mut dead = Vec::new();
+    for k in 0..g.inputs.len() {
+        let x = g.inputs[k];
+        let s = g.tensor(x).shape.clone();
+        let carried = g.carry.iter().any(|&(_, j)| j == k);
+        if s.len() != 4
+            || carried
+            || g.input_is_channels_last(k)
+            || g.input_is_unsigned(k)
+            || g.input_quant(k).is_some()
+            || g.outputs.contains(&x)
+            || consumers[x.0].is_empty()
+        {
+            continue;
+        }
+        let (n, h, w, c) = (s[0], s[1], s[2], s[3]);
+        let nchw = vec![n, c, h, w];
+        // The copy as the importer writes it: axes of size one dropped, contiguous ones merged.
+        let (want_shape, want_strides) =
+            crate::import::typed::simplify_strided(&nchw, &[vec![h * w * c, 1, w * c, c]]);
+        let transposes = consumers[x.0].iter().all(|v| {
+            let node = &g.nodes[v.0];
+            let Op::Shape(ShapeOp::Copy(p)) = &node.op else {
+                return false;
+            };
+            p.offset == 0
+                && p.shape[..p.rank] == want_shape[..]
+                && p.in_strides[..p.rank] == want_strides[0][..]
+                && g.tensor(node.output).shape == nchw
+                && !matches!(g.tensor(node.output).kind, TensorKind::Output(_))
+        });
+        if !transposes {
+            continue;
+        }
+        g.tensors[x.0].shape = nchw;
+        if g.input_channels_last.len() < g.inputs.len() {
+            g.input_channels_last.resize(g.inputs.len(), false);
+        }
+        g.input_channels_last[k] = true;
+        for v in &consumers[x.0] {
+            let y = g.nodes[v.0].output;
+            replace_uses(g, y, x);
+            dead.push(v.0);
+        }
+    }
+    dead.sort_unstable();
+    dead.dedup();
     remove_nodes(g, &dead);
 }
 

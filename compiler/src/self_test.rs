@@ -163,8 +163,8 @@ fn tract_outputs(g: &Graph, path: &Path, inputs: &[Values]) -> Result<Vec<Vec<f3
                 .into_runnable()?
         } else {
             let mut model = crate::import::tract_model(path, g)?;
-            for (k, &t) in g.inputs.iter().enumerate() {
-                model = model.with_input_fact(k, f32::fact(&g.tensor(t).shape).into())?;
+            for k in 0..g.inputs.len() {
+                model = model.with_input_fact(k, f32::fact(g.input_shape(k)).into())?;
             }
             model.into_optimized()?.into_runnable()?
         };

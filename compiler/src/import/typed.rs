@@ -301,6 +301,71 @@ impl<'a> TypedLowering<'a> {
         Ok(self.push_node(at, outlet, op, inputs, shape, name))
     }
 
+    /// Tensor `x` with its axes permuted (`perm[i]`: the input axis of output axis `i`) and
+    /// shaped `out_shape` (the permuted shape, with axes of size one added or dropped): a
+    /// strided copy written to a new tensor of the node that no outlet names. A node of one
+    /// layout inside a graph of another (a channels-last convolution) reads and writes
+    /// through these; `crate::passes` cancels the pairs they make.
+    pub fn permuted(
+        &mut self,
+        at: &At,
+        x: TensorId,
+        perm: &[usize],
+        out_shape: Vec<usize>,
+        what: &str,
+    ) -> Result<TensorId> {
+        let s = row_major_strides(&self.graph.tensor(x).shape);
+        let in_strides: Vec<usize> = perm.iter().map(|&i| s[i]).collect();
+        let permuted: Vec<usize> = perm
+            .iter()
+            .map(|&i| self.graph.tensor(x).shape[i])
+            .collect();
+        // Axes of size one move freely: the copy is defined on the permuted shape.
+        let (shape, st) = simplify_strided(&permuted, &[in_strides]);
+        if shape.len() > MAX_RANK {
+            return Err(at.unsupported(format!("rank {} above {MAX_RANK}", shape.len())));
+        }
+        let copy = StridedCopy {
+            rank: shape.len(),
+            shape: to_array(&shape),
+            in_strides: to_array(&st[0]),
+            offset: 0,
+        };
+        Ok(self.emit_unbound(at, Op::Shape(ShapeOp::Copy(copy)), vec![x], out_shape, what))
+    }
+
+    /// A node of `op` writing a new activation tensor (`<node>.<what>`) that no outlet names
+    /// (an intermediate of a node lowered to several).
+    pub fn emit_unbound(
+        &mut self,
+        at: &At,
+        op: Op,
+        inputs: Vec<TensorId>,
+        shape: Vec<usize>,
+        what: &str,
+    ) -> TensorId {
+        let out = self.graph.add_tensor(
+            format!("{}.{what}", at.node.name),
+            shape,
+            TensorKind::Activation,
+        );
+        self.graph.nodes.push(Node {
+            name: at.name.clone(),
+            op_type: at.op_type.clone(),
+            op,
+            inputs,
+            output: out,
+            scratch: None,
+            rank: at.rank,
+        });
+        out
+    }
+
+    /// Names tensor `t` as the value of the node's output.
+    pub fn bind_output(&mut self, at: &At, t: TensorId) {
+        self.values.insert(at.output(), Value::Tensor(t));
+    }
+
     /// A strided copy of input 0 into the node's output shape (transposes, slices,
     /// downsampling, broadcasts).
     pub fn strided_copy(&mut self, at: &At, in_strides: Vec<usize>, offset: usize) -> Result<()> {

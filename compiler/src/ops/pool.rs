@@ -221,7 +221,8 @@ fn lower_f32(cx: &mut TypedLowering, at: &At, ps: &PoolSpec, kind: PoolKind) -> 
         act: Activation::Identity,
     };
     let x = cx.tensor(at, at.input(0))?;
-    cx.emit(at, Op::Pool(PoolOp::F32(p)), vec![x])
+    let op = Op::Pool(PoolOp::F32(p));
+    super::conv::emit_channels_first(cx, at, ps.data_format, op, vec![x], (&xs, &os))
 }
 
 /// The geometry of an ONNX pooling node over int8 tensor `x`.

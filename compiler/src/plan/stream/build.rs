@@ -217,6 +217,41 @@ pub fn build(
             });
         }
     }
+    // A stage input a convolution or pooling reads through a reshape (a `[1, H, W, 1]`
+    // graph input read as `[1, 1, H, W]`: the same bytes) is taken at the shape the op
+    // reads; two readers that disagree, or a different size, and the region cannot stream.
+    let mut views: Vec<(TensorId, (usize, usize, usize))> = Vec::new();
+    for e in &edges {
+        let (c, w) = match &nodes[e.node].op {
+            Op::Conv(c) => (c.geometry().in_c, c.geometry().window),
+            Op::Pool(p) => (p.geometry().c, p.geometry().window),
+            _ => continue,
+        };
+        let want = (c, w.in_h, w.in_w);
+        let (hc, hh, hw, _) = chw(g, e.tensor);
+        if (hc, hh, hw) == want {
+            continue;
+        }
+        if e.external.is_none() || hc * hh * hw != c * w.in_h * w.in_w {
+            return None;
+        }
+        match views.iter().find(|(t, _)| *t == e.tensor) {
+            Some((_, v)) if *v != want => return None,
+            Some(_) => {}
+            None => views.push((e.tensor, want)),
+        }
+    }
+    if views.iter().any(|(t, _)| {
+        edges
+            .iter()
+            .any(|e| e.tensor == *t && !matches!(nodes[e.node].op, Op::Conv(_) | Op::Pool(_)))
+    }) {
+        return None;
+    }
+    let chw = |g: &Graph, t: TensorId| match views.iter().find(|(v, _)| *v == t) {
+        Some((_, (c, h, w))) => (*c, *h, *w, g.tensor(t).dtype.size()),
+        None => chw(g, t),
+    };
     for node in &nodes {
         for &t in &node.inputs {
             if !g.tensor(t).in_arena() {

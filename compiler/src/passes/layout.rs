@@ -1,0 +1,202 @@
+//! Layout changes that cost nothing: exporters move data between channels-last and
+//! channels-first around each convolution (tf2onnx's `Transpose` sandwiches; tract folds
+//! them into channels-last convolutions, which the importer runs channels first between two
+//! transposing copies). Here those copies meet and go:
+//!
+//! - a permuting copy and a unary function after it trade places (the function then fuses
+//!   into the convolution before the copy);
+//! - two permuting copies in a row that undo each other become an alias;
+//! - a permuting copy read by a matrix product becomes the product's strides.
+//!
+//! A copy that cannot go stays a planned op like any other.
+
+use crate::ir::{ActivationOp, Graph, NodeId, Op, ShapeOp, TensorKind};
+use crate::kernels::shape::StridedCopy;
+
+/// The input index each output element of `p` reads, when `p` moves every element of an
+/// input of `len` elements exactly once (a transpose, a reshape): `None` otherwise.
+fn permutation(p: &StridedCopy, len: usize) -> Option<Vec<usize>> {
+    let n: usize = p.shape[..p.rank].iter().product();
+    if n != len {
+        return None;
+    }
+    let mut map = Vec::with_capacity(n);
+    let mut seen = vec![false; n];
+    for k in 0..n {
+        let (mut rest, mut at) = (k, p.offset);
+        for a in (0..p.rank).rev() {
+            let d = p.shape[a].max(1);
+            at += (rest % d) * p.in_strides[a];
+            rest /= d;
+        }
+        if at >= n || std::mem::replace(&mut seen[at], true) {
+            return None;
+        }
+        map.push(at);
+    }
+    Some(map)
+}
+
+/// The permutation node `v` applies, when it is a permuting copy of one activation.
+fn permuting(g: &Graph, v: usize) -> Option<Vec<usize>> {
+    let n = &g.nodes[v];
+    let Op::Shape(ShapeOp::Copy(p)) = &n.op else {
+        return None;
+    };
+    let x = g.tensor(n.inputs[0]);
+    if !x.in_arena() || x.dtype != g.tensor(n.output).dtype {
+        return None;
+    }
+    permutation(p, x.len())
+}
+
+/// Runs the rewrites once over the graph; true when something changed.
+pub fn cancel_permutations(g: &mut Graph) -> bool {
+    let mut changed = false;
+    changed |= move_functions_before_copies(g);
+    changed |= cancel_inverse_pairs(g);
+    changed |= fold_into_products(g);
+    changed
+}
+
+/// `copy → f` becomes `f → copy` for a unary function `f` that alone reads the copy.
+fn move_functions_before_copies(g: &mut Graph) -> bool {
+    let mut changed = false;
+    for f in 0..g.nodes.len() {
+        if !matches!(g.nodes[f].op, Op::Activation(ActivationOp::Unary(_))) {
+            continue;
+        }
+        let consumers = g.consumers();
+        let producers = g.producers();
+        let t = g.nodes[f].inputs[0];
+        let Some(NodeId(c)) = producers[t.0] else {
+            continue;
+        };
+        let y = g.nodes[f].output;
+        if consumers[t.0].len() != 1
+            || g.tensor(t).kind != TensorKind::Activation
+            || g.tensor(t).shape != g.tensor(y).shape
+            || g.tensor(t).dtype != g.tensor(y).dtype
+            || permuting(g, c).is_none()
+        {
+            continue;
+        }
+        // f on the copy's input, into a new tensor of that shape; the copy then writes f's
+        // output. The nodes trade places in the list, which stays a topological order.
+        let x = g.nodes[c].inputs[0];
+        let (shape, dtype) = (g.tensor(x).shape.clone(), g.tensor(y).dtype);
+        let name = format!("{}.before_copy", g.tensor(y).name);
+        let m = g.add_typed_tensor(name, shape, dtype, TensorKind::Activation, None);
+        g.nodes[f].inputs[0] = x;
+        g.nodes[f].output = m;
+        g.nodes[c].inputs[0] = m;
+        g.nodes[c].output = y;
+        g.nodes.swap(c, f);
+        changed = true;
+    }
+    changed
+}
+
+/// `copy₁ → copy₂` where `copy₂` undoes `copy₁`: `copy₂`'s readers read `copy₁`'s input.
+fn cancel_inverse_pairs(g: &mut Graph) -> bool {
+    let mut changed = false;
+    let producers = g.producers();
+    let mut dead = Vec::new();
+    for b in 0..g.nodes.len() {
+        let Some(second) = permuting(g, b) else {
+            continue;
+        };
+        let Some(NodeId(a)) = producers[g.nodes[b].inputs[0].0] else {
+            continue;
+        };
+        let Some(first) = permuting(g, a) else {
+            continue;
+        };
+        let (x, y) = (g.nodes[a].inputs[0], g.nodes[b].output);
+        let undone = second.iter().enumerate().all(|(k, &j)| first[j] == k);
+        if !undone
+            || g.tensor(y).kind != TensorKind::Activation
+            || g.tensor(x).dtype != g.tensor(y).dtype
+        {
+            continue;
+        }
+        // The readers of `y` see `x`'s shape from here on: every op reads its operands by
+        // its own geometry, as after a reshape (`fold_reshapes`).
+        super::replace_uses(g, y, x);
+        dead.push(b);
+        changed = true;
+    }
+    super::remove_nodes(g, &dead);
+    changed
+}
+
+/// A matrix product whose first operand is a permuting copy reads the copy's input at
+/// the strides the copy would have read it, when they are a product's strides.
+fn fold_into_products(g: &mut Graph) -> bool {
+    let mut changed = false;
+    let producers = g.producers();
+    for v in 0..g.nodes.len() {
+        let a = g.nodes[v].inputs[0];
+        if g.nodes[v].inputs[1..].contains(&a) {
+            continue;
+        }
+        let Some(NodeId(c)) = producers[a.0] else {
+            continue;
+        };
+        let Some(map) = permuting(g, c) else {
+            continue;
+        };
+        let x = g.nodes[c].inputs[0];
+        let geom = match &mut g.nodes[v].op {
+            Op::Gemm(crate::ops::gemm::GemmOp::F32(p)) => p,
+            Op::Gemm(crate::ops::gemm::GemmOp::I8(p, _)) => &mut p.geom,
+            _ => continue,
+        };
+        let at = |m: usize, k: usize| map[m * geom.a_stride_m + k * geom.a_stride_k];
+        if geom.m == 0 || geom.k == 0 || at(0, 0) != 0 {
+            continue;
+        }
+        let sm = if geom.m > 1 { at(1, 0) } else { 0 };
+        let sk = if geom.k > 1 { at(0, 1) } else { 0 };
+        let linear = (0..geom.m).all(|m| (0..geom.k).all(|k| at(m, k) == m * sm + k * sk));
+        if !linear {
+            continue;
+        }
+        geom.a_stride_m = sm;
+        geom.a_stride_k = sk;
+        g.nodes[v].inputs[0] = x;
+        changed = true;
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permutation;
+    use crate::kernels::shape::StridedCopy;
+
+    fn copy(shape: &[usize], strides: &[usize]) -> StridedCopy {
+        let mut p = StridedCopy {
+            rank: shape.len(),
+            shape: [0; crate::kernels::MAX_RANK],
+            in_strides: [0; crate::kernels::MAX_RANK],
+            offset: 0,
+        };
+        p.shape[..shape.len()].copy_from_slice(shape);
+        p.in_strides[..shape.len()].copy_from_slice(strides);
+        p
+    }
+
+    /// NHWC → NCHW and back compose to the identity; a slice or a broadcast is no
+    /// permutation.
+    #[test]
+    fn transposes_are_permutations_and_slices_are_not() {
+        let (h, w, c) = (3, 4, 5);
+        let to_first = permutation(&copy(&[c, h * w], &[1, c]), h * w * c).expect("perm");
+        let to_last = permutation(&copy(&[h * w, c], &[1, h * w]), h * w * c).expect("perm");
+        assert!(to_last.iter().enumerate().all(|(k, &j)| to_first[j] == k));
+        assert!(to_first.iter().enumerate().any(|(k, &j)| j != k));
+        assert!(permutation(&copy(&[2, 3], &[3, 1]), 12).is_none());
+        assert!(permutation(&copy(&[4, 3], &[0, 1]), 12).is_none());
+    }
+}
