@@ -365,6 +365,16 @@ pub fn compose(first: Activation, second: Activation) -> Option<Activation> {
             scale: scale * s,
         });
     }
+    // A LeakyRelu (clipped or not) then a clip: one clipped LeakyRelu.
+    let leaky = match first {
+        Activation::LeakyRelu { alpha } => Some((alpha, f32::NEG_INFINITY, f32::INFINITY)),
+        Activation::LeakyReluClip { alpha, min, max } => Some((alpha, min, max)),
+        _ => None,
+    };
+    if let (Some((alpha, lo1, hi1)), Some((1.0, 0.0, lo2, hi2))) = (leaky, as_affine_clip(second)) {
+        let (min, max) = (lo1.max(lo2), hi1.min(hi2));
+        return (min <= max).then_some(Activation::LeakyReluClip { alpha, min, max });
+    }
     let (s1, t1, lo1, hi1) = as_affine_clip(first)?;
     let (s2, t2, lo2, hi2) = as_affine_clip(second)?;
     let unclipped = |lo: f32, hi: f32| lo == f32::NEG_INFINITY && hi == f32::INFINITY;

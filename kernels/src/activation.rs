@@ -31,6 +31,16 @@ pub enum Activation {
         /// Slope for negative inputs.
         alpha: f32,
     },
+    /// `LeakyRelu { alpha }` then `Clip { min, max }`: a Keras export's `LeakyRelu` followed by
+    /// `Max(x, c)` (and `Min`) with a constant, as one epilogue.
+    LeakyReluClip {
+        /// Slope for negative inputs.
+        alpha: f32,
+        /// Lower bound (may be `-inf`).
+        min: f32,
+        /// Upper bound (may be `inf`).
+        max: f32,
+    },
     /// `scale · x` if `x > 0`, else `scale · alpha · (exp(x) − 1)`: ONNX Elu (`scale` 1) and
     /// Selu (`scale` = gamma).
     Elu {
@@ -88,6 +98,9 @@ impl Activation {
                 } else {
                     alpha * x
                 }
+            }
+            Activation::LeakyReluClip { alpha, min, max } => {
+                clamp(if x >= 0.0 { x } else { alpha * x }, min, max)
             }
             Activation::Elu { alpha, scale } => {
                 if x > 0.0 {
@@ -182,6 +195,14 @@ mod tests {
         assert_eq!(Activation::RELU.apply(-2.0), 0.0);
         assert_eq!(Activation::Clip { min: 0.0, max: 6.0 }.apply(7.5), 6.0);
         assert_eq!(Activation::LeakyRelu { alpha: 0.1 }.apply(-2.0), -0.2);
+        let clipped = Activation::LeakyReluClip {
+            alpha: 0.1,
+            min: -0.15,
+            max: 1.0,
+        };
+        assert_eq!(clipped.apply(-2.0), -0.15);
+        assert_eq!(clipped.apply(-1.0), -0.1);
+        assert_eq!(clipped.apply(3.0), 1.0);
         assert!((Activation::Sigmoid.apply(0.0) - 0.5).abs() < 1e-7);
         assert_eq!(Activation::HardSwish.apply(-4.0), 0.0);
         assert_eq!(Activation::HardSwish.apply(4.0), 4.0);

@@ -186,6 +186,10 @@ pub(crate) fn activation_tokens(a: &Activation) -> TokenStream {
             let alpha = f32_lit(alpha);
             quote!(#path::LeakyRelu { alpha: #alpha })
         }
+        Activation::LeakyReluClip { alpha, min, max } => {
+            let (alpha, min, max) = (f32_lit(alpha), f32_lit(min), f32_lit(max));
+            quote!(#path::LeakyReluClip { alpha: #alpha, min: #min, max: #max })
+        }
         Activation::Elu { alpha, scale } => {
             let (alpha, scale) = (f32_lit(alpha), f32_lit(scale));
             quote!(#path::Elu { alpha: #alpha, scale: #scale })

@@ -518,7 +518,20 @@ impl Op {
             .map(|&t| g.tensor(t))
             .filter(|t| t.in_arena())
             .collect();
-        if acts.is_empty() || acts.iter().any(|t| !image(&t.shape)) {
+        // The map a convolution or pooling reads, at any shape of its bytes (a flat or
+        // channels-last graph input reshaped to one channel: see the stage's views).
+        let reads = |t: &crate::ir::Tensor| match self {
+            Op::Conv(c) => {
+                let g = c.geometry();
+                t.len() == g.batch * g.in_c * g.window.in_h * g.window.in_w
+            }
+            Op::Pool(p) => {
+                let g = p.geometry();
+                t.len() == g.batch * g.c * g.window.in_h * g.window.in_w
+            }
+            _ => false,
+        };
+        if acts.is_empty() || acts.iter().any(|t| !image(&t.shape) && !reads(t)) {
             return None;
         }
         let same = || acts.iter().all(|t| t.shape == out.shape);

@@ -228,11 +228,15 @@ pub fn build(
             _ => continue,
         };
         let want = (c, w.in_h, w.in_w);
-        let (hc, hh, hw, _) = chw(g, e.tensor);
-        if (hc, hh, hw) == want {
+        let t = g.tensor(e.tensor);
+        let image = t.shape.len() >= 3;
+        if image && {
+            let (hc, hh, hw, _) = chw(g, e.tensor);
+            (hc, hh, hw) == want
+        } {
             continue;
         }
-        if e.external.is_none() || hc * hh * hw != c * w.in_h * w.in_w {
+        if e.external.is_none() || t.len() != c * w.in_h * w.in_w {
             return None;
         }
         match views.iter().find(|(t, _)| *t == e.tensor) {

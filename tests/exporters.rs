@@ -1,0 +1,76 @@
+//! Graphs as exporters write them (`tests/make_exporter_models.py`, under
+//! `tests/models/exporters/`), each beside a clean twin of the same network: a Keras CNN as
+//! tf2onnx writes it (flat input reshaped to NHWC, a Transpose sandwich around every
+//! convolution and pooling, `LeakyRelu` then `Max(x, c)` with a `[1, 1, 1, 1]` constant as
+//! the clamp) and a MobileNetV1-style stack with NHWC input and ReLU6 `Clip`s between
+//! Transpose sandwiches. Each builds through `include_model!`, matches onnxruntime and plans
+//! to its clean twin's arena: the layouts and the clamps cost nothing.
+use microarena_compiler::{compile, Options};
+use microarena_tests::{assert_close, models_dir, read_f32};
+
+macro_rules! exported {
+    ($($name:ident => $file:literal, $path:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                mod m {
+                    microarena::include_model!($path, self_test = true);
+                }
+                assert!(m::Model::new().self_test(), "self_test failed");
+                let dir = models_dir().join("exporters");
+                let x = read_f32(&dir.join(format!("{}.input.bin", $file)));
+                let want = read_f32(&dir.join(format!("{}.output.bin", $file)));
+                let mut y = [f32::NAN; m::OUTPUT_LEN];
+                m::Model::new().run(x.as_slice().try_into().expect("input length"), &mut y);
+                // Softmax outputs in [0, 1]: 1e-5 relative, with a floor for the smallest
+                // probabilities, where the order of float additions decides the last bits.
+                assert_close(&format!("{} vs onnxruntime", $file), &y, &want, 1e-5, 1e-7);
+            }
+        )*
+    };
+}
+
+exported!(
+    keras_cnn => "keras_cnn", "tests/models/exporters/keras_cnn.onnx",
+    tf_mobilenet => "tf_mobilenet", "tests/models/exporters/tf_mobilenet.onnx",
+);
+
+fn arena(file: &str, options: &Options) -> usize {
+    let path = models_dir().join("exporters").join(file);
+    compile(&path, options)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .plan
+        .arena_bytes
+}
+
+/// Every exporter-shaped model plans to its clean twin's arena within 5%, by default.
+#[test]
+fn exported_graphs_plan_to_their_clean_twins_arena() {
+    for name in ["keras_cnn", "tf_mobilenet"] {
+        let exported = arena(&format!("{name}.onnx"), &Options::default());
+        let clean = arena(&format!("{name}_clean.onnx"), &Options::default());
+        eprintln!("{name}: {exported} B, clean twin {clean} B");
+        assert!(
+            exported * 100 <= clean * 105,
+            "{name}: {exported} B against its clean twin's {clean} B"
+        );
+    }
+}
+
+/// The Keras CNN's clamps fuse into its convolutions and its first blocks stream: a third of
+/// its arena with streaming off (32,256 B of 100,352; the issue asks 0.25 of its held-out
+/// family, which this f32 network with its widest maps 16 channels deep does not reach: its
+/// two stages' windows hold 3 rows of 16–32 f32 channels).
+#[test]
+fn keras_cnn_streams_below_a_third() {
+    let on = arena("keras_cnn.onnx", &Options::default());
+    let off = arena(
+        "keras_cnn.onnx",
+        &Options {
+            streaming: false,
+            ..Options::default()
+        },
+    );
+    eprintln!("keras_cnn: {on} B streamed, {off} B not");
+    assert!(3 * on <= off, "keras_cnn: {on} B streamed against {off} B not");
+}
