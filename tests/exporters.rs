@@ -2,8 +2,8 @@
 //! `tests/models/exporters/`), each beside a clean twin of the same network: a Keras CNN as
 //! tf2onnx writes it (flat input reshaped to NHWC, a Transpose sandwich around every
 //! convolution and pooling, `LeakyRelu` then `Max(x, c)` with a `[1, 1, 1, 1]` constant as
-//! the clamp) and a MobileNetV1-style stack with NHWC input and ReLU6 `Clip`s between
-//! Transpose sandwiches. Each builds through `include_model!`, matches onnxruntime and plans
+//! the clamp), a MobileNetV1-style stack with NHWC input and ReLU6 `Clip`s between
+//! Transpose sandwiches, and a PyTorch head with its LayerNorms spelled out. Each builds through `include_model!`, matches onnxruntime and plans
 //! to its clean twin's arena: the layouts and the clamps cost nothing.
 use microarena_compiler::{compile, Options};
 use microarena_tests::{assert_close, models_dir, read_f32};
@@ -33,6 +33,11 @@ macro_rules! exported {
 exported!(
     keras_cnn => "keras_cnn", "tests/models/exporters/keras_cnn.onnx",
     tf_mobilenet => "tf_mobilenet", "tests/models/exporters/tf_mobilenet.onnx",
+    // LayerNorm spelled out (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add) and,
+    // in the clean twin, ONNX `LayerNormalization`: both as tract's `RmsNorm` of the
+    // centred rows, then a per-feature scale and shift with the ReLU fused.
+    torch_head => "torch_head", "tests/models/exporters/torch_head.onnx",
+    torch_head_clean => "torch_head", "tests/models/exporters/torch_head_clean.onnx",
 );
 
 fn arena(file: &str, options: &Options) -> usize {
@@ -46,7 +51,7 @@ fn arena(file: &str, options: &Options) -> usize {
 /// Every exporter-shaped model plans to its clean twin's arena within 5%, by default.
 #[test]
 fn exported_graphs_plan_to_their_clean_twins_arena() {
-    for name in ["keras_cnn", "tf_mobilenet"] {
+    for name in ["keras_cnn", "tf_mobilenet", "torch_head"] {
         let exported = arena(&format!("{name}.onnx"), &Options::default());
         let clean = arena(&format!("{name}_clean.onnx"), &Options::default());
         eprintln!("{name}: {exported} B, clean twin {clean} B");
@@ -72,5 +77,8 @@ fn keras_cnn_streams_below_a_third() {
         },
     );
     eprintln!("keras_cnn: {on} B streamed, {off} B not");
-    assert!(3 * on <= off, "keras_cnn: {on} B streamed against {off} B not");
+    assert!(
+        3 * on <= off,
+        "keras_cnn: {on} B streamed against {off} B not"
+    );
 }

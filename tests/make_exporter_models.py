@@ -15,6 +15,9 @@ tests/exporters.rs. For a model NAME this writes, under tests/models/exporters/:
   blocks, NHWC flatten into the dense layer.
 - tf_mobilenet: a MobileNetV1-style stack as tf2onnx writes it: NHWC input, a Transpose
   sandwich around every convolution, ReLU6 as `Clip` between them (channels last).
+- torch_head: a wake-word head as PyTorch's exporter writes it: `Gemm → LayerNorm → ReLU`
+  twice, then a classifier, the LayerNorm spelled out (ReduceMean, Sub, Pow, ReduceMean,
+  Add, Sqrt, Div, Mul, Add); its clean twin uses ONNX `LayerNormalization`.
 
 Run:  python3 tests/make_exporter_models.py   (needs: pip install onnx onnxruntime numpy)
 """
@@ -129,9 +132,35 @@ def tf_mobilenet(exported):
     return build(n, shape, y), shape
 
 
+def torch_head(exported):
+    """64 features → 128 → 64 → 12 classes, a LayerNorm and a ReLU after each hidden layer."""
+    n = Net("torch_head" if exported else "torch_head_clean", 43)
+
+    def layer_norm(x, c):
+        gamma = n.rng.uniform(0.5, 1.5, size=c).astype(np.float32)
+        beta = n.rng.normal(0, 0.1, size=c).astype(np.float32)
+        if not exported:
+            return n.node("LayerNormalization", [x, n.const(gamma), n.const(beta)], "ln",
+                          axis=-1, epsilon=1e-5)
+        mean = n.node("ReduceMean", [x], "mean", axes=[-1], keepdims=1)
+        d = n.node("Sub", [x, mean], "centred")
+        sq = n.node("Pow", [d, n.const(2.0, "two")], "squared")
+        var = n.node("ReduceMean", [sq], "var", axes=[-1], keepdims=1)
+        std = n.node("Sqrt", [n.node("Add", [var, n.const(1e-5, "eps")], "var_eps")], "std")
+        y = n.node("Div", [d, std], "normed")
+        return n.node("Add", [n.node("Mul", [y, n.const(gamma)], "scaled"), n.const(beta)], "ln")
+
+    x = "input"
+    for k, m in [(64, 128), (128, 64)]:
+        x = n.relu(layer_norm(n.gemm(x, k, m), m))
+    x = n.gemm(x, 64, 12)
+    y = n.node("Softmax", [x], "probs", axis=-1)
+    return build(n, [1, 64], y), [1, 64]
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for make in [keras_cnn, tf_mobilenet]:
+    for make in [keras_cnn, tf_mobilenet, torch_head]:
         name = make.__name__
         rng = np.random.default_rng(2000)
         outputs = []

@@ -1,4 +1,5 @@
-//! Per-channel scale and shift (an unfolded BatchNormalization).
+//! Per-channel scale and shift (an unfolded BatchNormalization), and the root-mean-square
+//! normalisation of rows (RmsNorm; a LayerNorm is one after its mean is subtracted).
 
 use super::Activation;
 
@@ -56,6 +57,61 @@ pub fn scale_shift_in_place(p: &ScaleShift, io: &mut [f32], scale: &[f32], shift
     }
 }
 
+/// `x / sqrt(mean(x²) + eps)` over each of `rows` contiguous rows of `len` values: tract's
+/// `RmsNorm`, which a LayerNorm (ONNX `LayerNormalization`, or spelled out as ReduceMean,
+/// Sub, Pow, ReduceMean, Add, Sqrt, Div) becomes after its mean is subtracted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsNorm {
+    /// Rows normalised independently.
+    pub rows: usize,
+    /// Values per row (the normalised axis).
+    pub len: usize,
+    /// Added to the mean of squares.
+    pub eps: f32,
+    /// Fused activation.
+    pub act: Activation,
+}
+
+/// One row's factor `1 / sqrt(mean(x²) + eps)`.
+#[inline]
+fn rms_factor(p: &RmsNorm, row: &[f32]) -> f32 {
+    let squares: f32 = row.iter().map(|&x| x * x).sum();
+    1.0 / libm::sqrtf(squares / p.len as f32 + p.eps)
+}
+
+/// See [`RmsNorm`].
+pub fn rms_norm(p: &RmsNorm, input: &[f32], output: &mut [f32]) {
+    let n = p.rows * p.len;
+    assert!(input.len() >= n && output.len() >= n);
+    if p.len == 0 {
+        return;
+    }
+    for (o, x) in output[..n]
+        .chunks_exact_mut(p.len)
+        .zip(input[..n].chunks_exact(p.len))
+    {
+        let f = rms_factor(p, x);
+        for (o, &x) in o.iter_mut().zip(x) {
+            *o = p.act.apply(x * f);
+        }
+    }
+}
+
+/// [`rms_norm`] with the output written over the input.
+pub fn rms_norm_in_place(p: &RmsNorm, io: &mut [f32]) {
+    let n = p.rows * p.len;
+    assert!(io.len() >= n);
+    if p.len == 0 {
+        return;
+    }
+    for x in io[..n].chunks_exact_mut(p.len) {
+        let f = rms_factor(p, x);
+        for x in x {
+            *x = p.act.apply(*x * f);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +150,36 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, [2.5, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn rms_norm_rows() {
+        let p = RmsNorm {
+            rows: 2,
+            len: 4,
+            eps: 1e-5,
+            act: Activation::Identity,
+        };
+        let x = [1.0, 2.0, 3.0, 4.0, -2.0, 0.0, 2.0, 0.0];
+        let mut out = [0.0; 8];
+        rms_norm(&p, &x, &mut out);
+        // Row 0: sqrt(30 / 4 + 1e-5); row 1: sqrt(8 / 4 + 1e-5).
+        let (r0, r1) = (libm::sqrtf(7.5 + 1e-5), libm::sqrtf(2.0 + 1e-5));
+        let want = [
+            1.0 / r0,
+            2.0 / r0,
+            3.0 / r0,
+            4.0 / r0,
+            -2.0 / r1,
+            0.0,
+            2.0 / r1,
+            0.0,
+        ];
+        for (o, w) in out.iter().zip(want) {
+            assert!((o - w).abs() <= 1e-6 * w.abs(), "{out:?} vs {want:?}");
+        }
+        let mut io = x;
+        rms_norm_in_place(&p, &mut io);
+        assert_eq!(io, out);
     }
 }
