@@ -10,17 +10,29 @@ use super::*;
 /// Reduction steps of the tiled int8 convolution: for every tap `(ky, kx)` the input
 /// channels, their number rounded up to even, then rounded up to a multiple of 8: the length
 /// of the packed weight rows and of the im2col of one pixel (the padding is zero weights).
-/// With one input channel the taps themselves are the steps (paired across taps), so that
-/// no `SMLAD` multiplies a padding channel.
+/// With one or three input channels ([`flattened`]) the (tap, channel) steps are paired
+/// across taps, so that no `SMLAD` multiplies a padding channel.
 pub const fn tiled_depth(g: &Conv2d) -> usize {
     (g.window.k_h * g.window.k_w * tiled_channel_steps(g)).next_multiple_of(8)
 }
 
+/// True when the reduction steps run over (tap, channel) without padding the channels to
+/// even: one or three input channels (a spectrogram's or an RGB image's first layer), whose
+/// padding channel would be a third of the products and whose channel pairs would be
+/// gathered value by value anyway. Steps then pair across taps.
+pub(crate) const fn flattened(g: &Conv2d) -> bool {
+    (g.in_c == 1 || g.in_c == 3) && g.window.k_h * g.window.k_w * g.in_c <= FLAT_STEPS
+}
+
+/// Most reduction steps of a [`flattened`] convolution (its steps' input offsets are a
+/// table on the stack).
+const FLAT_STEPS: usize = 64;
+
 /// Reduction steps per tap of the tiled int8 convolution: the input channels rounded up to
-/// even, or 1 for one input channel (see [`tiled_depth`]).
+/// even, or as they are for [`flattened`] convolutions (see [`tiled_depth`]).
 const fn tiled_channel_steps(g: &Conv2d) -> usize {
-    if g.in_c == 1 {
-        1
+    if flattened(g) {
+        g.in_c
     } else {
         g.in_c.next_multiple_of(2)
     }
@@ -38,7 +50,7 @@ pub const fn tiled_weights_len(g: &Conv2d) -> usize {
 
 /// The weights of a dense int8 convolution (`weights` OIHW) as [`conv2d_i8_tiled`] reads
 /// them: widened to `i16`, reduction steps in the order tap `(ky, kx)` then input channel
-/// (channels padded to even, unless there is one: [`tiled_depth`]); output channels in
+/// (channels padded to even, unless the convolution is [`flattened`]: [`tiled_depth`]); output channels in
 /// groups of four (`out_c / 4` of them), then the remaining two or three in pairs (an odd
 /// last one with a zero partner). For each group and each pair of steps `(k, k+1)` (two input
 /// channels of one tap), each channel `c` of the group in turn gives `w[c][k], w[c][k+1]`:
@@ -137,12 +149,30 @@ pub fn conv2d_i8_tiled<S: ChannelScale>(
         lo: p.lo,
         hi: p.hi,
     };
+    // A flattened convolution's steps: each one's input offset from its window's top-left,
+    // in step order (tap, then channel), worked out once.
+    let mut offsets = [0u32; FLAT_STEPS];
+    let steps = if flattened(g) {
+        let mut t = 0;
+        for ky in 0..w.k_h {
+            for kx in 0..w.k_w {
+                for c in 0..g.in_c {
+                    let at = c * w.in_h * w.in_w + ky * w.dil_h * w.in_w + kx * w.dil_w;
+                    offsets[t] = u32::try_from(at).expect("an input offset fits 32 bits");
+                    t += 1;
+                }
+            }
+        }
+        &offsets[..t]
+    } else {
+        &offsets[..0]
+    };
     for n in 0..g.batch {
         let input = &input[n * in_len..(n + 1) * in_len];
         let output = &mut output[n * g.out_c * plane..(n + 1) * g.out_c * plane];
         for p0 in (0..plane).step_by(2) {
             let next = usize::from(p0 + 1 < plane);
-            im2col_pair(g, input, p.input_zero, p0, p0 + next, scratch);
+            im2col_pair(g, input, p.input_zero, (p0, p0 + next), steps, scratch);
             rows.run(scratch, p0, next, output);
             if g.out_c % 2 == 1 {
                 // The last, unpaired channel: its packed pair's second channel is zeros.
@@ -305,7 +335,14 @@ impl<S: ChannelScale> TileRows<'_, S> {
 /// Writes the im2col of output pixels `p0` and `p1` (flat indices of the output plane) into
 /// `s`, in the order of [`pack_tiled_weights`]: for each tap and each pair of input
 /// channels, pixel 0's two values then pixel 1's, each `x − zero`, or 0 in the padding.
-fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mut [i16]) {
+fn im2col_pair(
+    g: &Conv2d,
+    input: &[i8],
+    zero: i32,
+    (p0, p1): (usize, usize),
+    steps: &[u32],
+    s: &mut [i16],
+) {
     let w = &g.window;
     let (ih, iw) = (w.in_h, w.in_w);
     let plane = ih * iw;
@@ -329,41 +366,54 @@ fn im2col_pair(g: &Conv2d, input: &[i8], zero: i32, p0: usize, p1: usize, s: &mu
     }
     let ((y0, x0), (y1, x1)) = (at(p0), at(p1));
     let inside = |y: isize, x: isize| y >= 0 && (y as usize) < ih && x >= 0 && (x as usize) < iw;
-    if g.in_c == 1 {
-        // One input channel: steps are taps, paired across taps (`tiled_depth`).
-        let taps = w.k_h * w.k_w;
+    if flattened(g) {
+        // One or three input channels: steps are (tap, channel), paired across taps
+        // (`tiled_depth`).
+        let c_n = g.in_c;
+        let n_steps = w.k_h * w.k_w * c_n;
         let (last_y, last_x) = (
             ((w.k_h - 1) * w.dil_h) as isize,
             ((w.k_w - 1) * w.dil_w) as isize,
         );
         let whole = |y: isize, x: isize| inside(y, x) && inside(y + last_y, x + last_x);
         if whole(y0, x0) && whole(y1, x1) {
-            // Both windows inside the input (most pairs): tap by tap without tests.
+            // Both windows inside the input (most pairs): step by step from the offsets
+            // table, without tests.
             let (o0, o1) = (
                 y0 as usize * iw + x0 as usize,
                 y1 as usize * iw + x1 as usize,
             );
-            for ky in 0..w.k_h {
-                let row = ky * w.dil_h * iw;
-                for kx in 0..w.k_w {
-                    let d = row + kx * w.dil_w;
-                    let v = |o: usize| (i32::from(input[o + d]) - zero) as i16;
-                    // Steps pair across taps: tap t goes to slot t % 2 of pair t / 2, pixel
-                    // 0's pair then pixel 1's.
-                    let t = ky * w.k_w + kx;
-                    let base = 4 * (t / 2) + t % 2;
-                    s[base] = v(o0);
-                    s[base + 2] = v(o1);
-                }
+            let last = (c_n - 1) * plane + o0.max(o1) + last_y as usize * iw + last_x as usize;
+            assert!(last < input.len() && steps.len() == n_steps);
+            assert!(s.len() >= 2 * n_steps.next_multiple_of(2));
+            // SAFETY (each load): an offset is at most (c_n − 1)·plane + last_y·iw + last_x,
+            // so offset + o0 and offset + o1 are at most `last`, inside `input` (asserted).
+            let v = |o: usize| (i32::from(unsafe { *input.get_unchecked(o) }) - zero) as i16;
+            for (q, ab) in s.chunks_exact_mut(4).zip(steps.chunks_exact(2)) {
+                let (a, b) = (ab[0] as usize, ab[1] as usize);
+                // Steps 2j and 2j + 1: pixel 0's pair, then pixel 1's.
+                q[0] = v(o0 + a);
+                q[1] = v(o0 + b);
+                q[2] = v(o1 + a);
+                q[3] = v(o1 + b);
             }
-            if taps % 2 == 1 {
-                let base = 4 * (taps / 2) + 1;
-                s[base] = 0;
-                s[base + 2] = 0;
+            if let [.., a] = steps {
+                if n_steps % 2 == 1 {
+                    let base = 4 * (n_steps / 2);
+                    let a = *a as usize;
+                    s[base] = v(o0 + a);
+                    s[base + 1] = 0;
+                    s[base + 2] = v(o1 + a);
+                    s[base + 3] = 0;
+                }
             }
             return;
         }
-        border_windows_one_channel(g, input, zero, [(y0, x0), (y1, x1)], s);
+        if c_n == 1 {
+            border_windows_one_channel(g, input, zero, [(y0, x0), (y1, x1)], s);
+        } else {
+            border_windows_flattened(g, input, zero, [(y0, x0), (y1, x1)], s);
+        }
         return;
     }
     // The common cases: one row, pixels one or two apart (stride 1 or 2), both whole windows
@@ -487,6 +537,48 @@ fn border_windows_one_channel(
         }
         if taps % 2 == 1 {
             s[4 * (taps / 2) + 1 + half] = 0;
+        }
+    }
+}
+
+/// The im2col of [`im2col_pair`] for [`flattened`] convolutions of three channels when a
+/// window crosses the border (`at`: each window's top-left, possibly outside): step by
+/// step, a value outside the input 0, step t to slot t % 2 of pair t / 2, pixel 0's half of
+/// each pair then pixel 1's. Out of line: rare, and it keeps the common paths' code as it is.
+#[inline(never)]
+fn border_windows_flattened(
+    g: &Conv2d,
+    input: &[i8],
+    zero: i32,
+    at: [(isize, isize); 2],
+    s: &mut [i16],
+) {
+    let w = &g.window;
+    let (ih, iw) = (w.in_h, w.in_w);
+    let steps = w.k_h * w.k_w * g.in_c;
+    let s = &mut s[..2 * steps.next_multiple_of(2)];
+    for (half, (y0, x0)) in [0, 2].into_iter().zip(at) {
+        let mut t = 0;
+        for ky in 0..w.k_h {
+            let y = y0 + (ky * w.dil_h) as isize;
+            let inside_y = y >= 0 && (y as usize) < ih;
+            for kx in 0..w.k_w {
+                let x = x0 + (kx * w.dil_w) as isize;
+                let inside = inside_y && x >= 0 && (x as usize) < iw;
+                for c in 0..g.in_c {
+                    let v = if inside {
+                        let o = c * ih * iw + y as usize * iw + x as usize;
+                        (i32::from(input[o]) - zero) as i16
+                    } else {
+                        0
+                    };
+                    s[4 * (t / 2) + t % 2 + half] = v;
+                    t += 1;
+                }
+            }
+        }
+        if steps % 2 == 1 {
+            s[4 * (steps / 2) + 1 + half] = 0;
         }
     }
 }

@@ -17,7 +17,11 @@ const FLAT_I8_BUFFER: usize = 16384;
 #[cfg_attr(not(target_feature = "avx512bw"), allow(dead_code))]
 pub fn flat_i8(g: &Conv2d) -> Option<Flat> {
     let f = Flat::of(g)?;
-    (g.in_c >= 2 && g.in_c.div_ceil(2) * f.channel + f.w2 <= FLAT_I8_BUFFER).then_some(f)
+    // Channel pairs per tap: not the steps of `flattened` convolutions' packed weights.
+    (g.in_c >= 2
+        && !crate::conv::tiled_i8::flattened(g)
+        && g.in_c.div_ceil(2) * f.channel + f.w2 <= FLAT_I8_BUFFER)
+        .then_some(f)
 }
 
 /// `acc + Σ` of the pairwise products of the `i16` halves of `x` and `w`, per 32-bit
