@@ -272,6 +272,20 @@ impl<'a> TypedLowering<'a> {
         shape: Vec<usize>,
         name: String,
     ) -> TensorId {
+        let out = self.add_node(at, op, inputs, shape, name);
+        self.values.insert(outlet, Value::Tensor(out));
+        out
+    }
+
+    /// A node of `op` writing a new activation tensor `name`, bound to no outlet.
+    fn add_node(
+        &mut self,
+        at: &At,
+        op: Op,
+        inputs: Vec<TensorId>,
+        shape: Vec<usize>,
+        name: String,
+    ) -> TensorId {
         let out = self.graph.add_tensor(name, shape, TensorKind::Activation);
         self.graph.nodes.push(Node {
             name: at.name.clone(),
@@ -282,7 +296,6 @@ impl<'a> TypedLowering<'a> {
             scratch: None,
             rank: at.rank,
         });
-        self.values.insert(outlet, Value::Tensor(out));
         out
     }
 
@@ -344,21 +357,8 @@ impl<'a> TypedLowering<'a> {
         shape: Vec<usize>,
         what: &str,
     ) -> TensorId {
-        let out = self.graph.add_tensor(
-            format!("{}.{what}", at.node.name),
-            shape,
-            TensorKind::Activation,
-        );
-        self.graph.nodes.push(Node {
-            name: at.name.clone(),
-            op_type: at.op_type.clone(),
-            op,
-            inputs,
-            output: out,
-            scratch: None,
-            rank: at.rank,
-        });
-        out
+        let name = format!("{}.{what}", at.node.name);
+        self.add_node(at, op, inputs, shape, name)
     }
 
     /// Names tensor `t` as the value of the node's output.
