@@ -334,17 +334,8 @@ impl<'a> TypedLowering<'a> {
             .map(|&i| self.graph.tensor(x).shape[i])
             .collect();
         // Axes of size one move freely: the copy is defined on the permuted shape.
-        let (shape, st) = simplify_strided(&permuted, &[in_strides]);
-        if shape.len() > MAX_RANK {
-            return Err(at.unsupported(format!("rank {} above {MAX_RANK}", shape.len())));
-        }
-        let copy = StridedCopy {
-            rank: shape.len(),
-            shape: to_array(&shape),
-            in_strides: to_array(&st[0]),
-            offset: 0,
-        };
-        Ok(self.emit_unbound(at, Op::Shape(ShapeOp::Copy(copy)), vec![x], out_shape, what))
+        let copy = copy_op(at, &permuted, in_strides, 0)?;
+        Ok(self.emit_unbound(at, copy, vec![x], out_shape, what))
     }
 
     /// A node of `op` writing a new activation tensor (`<node>.<what>`) that no outlet names
@@ -370,18 +361,9 @@ impl<'a> TypedLowering<'a> {
     /// downsampling, broadcasts).
     pub fn strided_copy(&mut self, at: &At, in_strides: Vec<usize>, offset: usize) -> Result<()> {
         let out_shape = self.out_shape(at)?;
-        let (shape, st) = simplify_strided(&out_shape, &[in_strides]);
-        if shape.len() > MAX_RANK {
-            return Err(at.unsupported(format!("rank {} above {MAX_RANK}", shape.len())));
-        }
-        let copy = StridedCopy {
-            rank: shape.len(),
-            shape: to_array(&shape),
-            in_strides: to_array(&st[0]),
-            offset,
-        };
+        let copy = copy_op(at, &out_shape, in_strides, offset)?;
         let x = self.tensor(at, at.input(0))?;
-        self.emit(at, Op::Shape(ShapeOp::Copy(copy)), vec![x])
+        self.emit(at, copy, vec![x])
     }
 
     /// Keeps a node we have no kernel for, with its shape, for planning only.
@@ -419,6 +401,20 @@ impl<'a> TypedLowering<'a> {
     }
 }
 
+/// The copy op writing `out_shape` from input element `offset + Σ index · in_strides`, its
+/// axes simplified ([`simplify_strided`]); an error naming `at` above [`MAX_RANK`] axes.
+fn copy_op(at: &At, out_shape: &[usize], in_strides: Vec<usize>, offset: usize) -> Result<Op> {
+    let (shape, st) = simplify_strided(out_shape, &[in_strides]);
+    if shape.len() > MAX_RANK {
+        return Err(at.unsupported(format!("rank {} above {MAX_RANK}", shape.len())));
+    }
+    Ok(Op::Shape(ShapeOp::Copy(StridedCopy {
+        rank: shape.len(),
+        shape: to_array(&shape),
+        in_strides: to_array(&st[0]),
+        offset,
+    })))
+}
 /// Row-major (C order) strides of `shape`, in elements.
 pub(crate) fn row_major_strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![0; shape.len()];
