@@ -90,7 +90,8 @@ impl ChannelScale for f32 {
 
 /// A [`FixedPoint`] factor below one half, decoded for the fast kernels: the multiplier, the
 /// right shift (`exponent` = −`shift`, 1 to 31) and the half unit it rounds with
-/// (`2^(exponent − 1)`). Three words, in this order, which the assembly loads.
+/// (`2^(exponent − 1)`, plus the output zero point shifted up when [`Q31::with_zero`] folds
+/// it in). Three words, in this order, which the assembly loads.
 ///
 /// ```
 /// use microarena_kernels::quant::FixedPoint;
@@ -105,7 +106,8 @@ impl ChannelScale for f32 {
 pub struct Q31 {
     /// The factor's mantissa in Q31, in [2^30, 2^31), or 0.
     pub multiplier: i32,
-    /// `2^(exponent − 1)`.
+    /// `2^(exponent − 1)`, plus `zero · 2^exponent` with a zero point folded in
+    /// ([`Q31::with_zero`]).
     pub round: i32,
     /// The right shift after the multiply, 1 to 31.
     pub exponent: i32,
@@ -134,6 +136,38 @@ impl Q31 {
             multiplier: f.multiplier,
             round: 1 << (exponent - 1),
             exponent,
+        })
+    }
+
+    /// The largest exponent [`Q31::with_zero`] folds a zero point into: `|zero| · 2^exponent`
+    /// plus the half unit stays below 2^30, so that with a rescaled sum below 2^30 (an
+    /// accumulator within [`Q31::MAX_ACC`]) the addition cannot overflow.
+    pub const MAX_ZERO_EXPONENT: i32 = 22;
+
+    /// `self` with the output zero point `zero` (−128 to 127) in its half unit: `(y + round +
+    /// zero · 2^exponent) >> exponent` is `((y + round) >> exponent) + zero` exactly, so the
+    /// fast kernels add no zero point (on Cortex-M4 a `QADD` less per output). The kernels
+    /// then take an output zero point of 0 ([`ConvI8::output_zero`]). `None` for an exponent
+    /// above [`Q31::MAX_ZERO_EXPONENT`] or a zero point outside the int8 range.
+    ///
+    /// ```
+    /// use microarena_kernels::quant::FixedPoint;
+    /// use microarena_kernels::scale::{Q31, Q31Twice};
+    /// let q = Q31::new(FixedPoint::from_real(0.0123)).unwrap();
+    /// let z = q.with_zero(-5).unwrap();
+    /// for acc in [-9000, -416, 0, 81, 1_000_000] {
+    ///     assert_eq!(Q31Twice(z).apply(acc), Q31Twice(q).apply(acc) - 5);
+    /// }
+    /// ```
+    ///
+    /// [`ConvI8::output_zero`]: crate::conv::ConvI8::output_zero
+    pub const fn with_zero(self, zero: i32) -> Option<Q31> {
+        if self.exponent > Q31::MAX_ZERO_EXPONENT || zero < -128 || zero > 127 {
+            return None;
+        }
+        Some(Q31 {
+            round: self.round + zero * (1 << self.exponent),
+            ..self
         })
     }
 
@@ -174,7 +208,8 @@ impl Q31 {
 pub struct Q31Twice(pub Q31);
 
 impl Q31Twice {
-    /// The rescaled accumulator (before the zero point).
+    /// The rescaled accumulator (before the zero point, or with it when folded in by
+    /// [`Q31::with_zero`]).
     #[inline(always)]
     pub fn apply(self, acc: i32) -> i32 {
         let q = self.0;
@@ -208,7 +243,8 @@ impl ChannelScale for Q31Twice {
 pub struct Q31Once(pub Q31);
 
 impl Q31Once {
-    /// The rescaled accumulator (before the zero point).
+    /// The rescaled accumulator (before the zero point, or with it when folded in by
+    /// [`Q31::with_zero`]).
     #[inline(always)]
     pub fn apply(self, acc: i32) -> i32 {
         let q = self.0;

@@ -368,6 +368,12 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                 else {
                     continue;
                 };
+                // The fixed point takes the output zero point into its half unit: a `QADD`
+                // less per output on Cortex-M4.
+                let Some((scales, output_zero)) = scales.with_output_zero(p.output_zero) else {
+                    continue;
+                };
+                let p = &ConvI8 { output_zero, ..*p };
                 // The padded-plane kernel pays where its two-pixel 3×3 path runs; other
                 // depthwise geometries keep the reference kernel (faster there).
                 let win = &geom.window;

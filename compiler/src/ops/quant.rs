@@ -100,6 +100,21 @@ impl FastScales {
         })
     }
 
+    /// The scales with the output zero point `zero` in them where they can hold it (the fixed
+    /// point: [`Q31::with_zero`]), and the zero point the kernel is then to add (0 for the
+    /// fixed point, `zero` for float scales); `None` when a channel's exponent is too large
+    /// to fold into (the reference kernel stays).
+    pub fn with_output_zero(self, zero: i32) -> Option<(FastScales, i32)> {
+        let fold = |qs: Vec<Q31>| -> Option<Vec<Q31>> {
+            qs.into_iter().map(|q| q.with_zero(zero)).collect()
+        };
+        Some(match self {
+            FastScales::Float(rs) => (FastScales::Float(rs), zero),
+            FastScales::Twice(qs) => (FastScales::Twice(fold(qs)?), 0),
+            FastScales::Once(qs) => (FastScales::Once(fold(qs)?), 0),
+        })
+    }
+
     /// The scales' slice literal: `&[0.0123f32, ...]` or `&[Q31Twice(Q31 { .. }), ...]`.
     pub(crate) fn tokens(&self) -> TokenStream {
         let q31 = |q: &Q31| {

@@ -128,6 +128,10 @@ pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
         g.groups == g.in_c && g.in_c == g.out_c,
         "one channel per group"
     );
+    assert!(
+        S::KIND == ScaleKind::Float || p.output_zero == 0,
+        "fixed-point scales hold the output zero point (Q31::with_zero)"
+    );
     let planes = g.batch * g.in_c;
     let kept = if kept_rows.is_empty() {
         0
@@ -808,16 +812,24 @@ mod depthwise_tests {
             let fp: Vec<FixedPoint> = (0..ch)
                 .map(|c| FixedPoint::from_real(0.004 + 0.0007 * c as f64))
                 .collect();
-            let q31: Vec<Q31> = fp.iter().map(|&f| Q31::new(f).unwrap()).collect();
+            // The output zero point in the scales (the fast kernels then add none).
+            let q31: Vec<Q31> = fp
+                .iter()
+                .map(|&f| Q31::new(f).unwrap().with_zero(p.output_zero).unwrap())
+                .collect();
+            let pz = ConvI8 {
+                output_zero: 0,
+                ..p
+            };
             let twice: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
             conv2d_i8(&p, &x, &w, Some(&bias), &twice, &mut want);
             let fast: Vec<Q31Twice> = q31.iter().map(|&q| Q31Twice(q)).collect();
             let b = Some(&bias[..]);
-            conv2d_i8_depthwise(&p, &x, &packed, b, &fast, &mut scratch, &mut got);
+            conv2d_i8_depthwise(&pz, &x, &packed, b, &fast, &mut scratch, &mut got);
             assert_eq!(got, want, "two roundings: {ch}ch {k_h}x{k_w} s{stride}");
             conv2d_i8(&p, &x, &w, Some(&bias), &fp, &mut want);
             let fast: Vec<Q31Once> = q31.iter().map(|&q| Q31Once(q)).collect();
-            conv2d_i8_depthwise(&p, &x, &packed, b, &fast, &mut scratch, &mut got);
+            conv2d_i8_depthwise(&pz, &x, &packed, b, &fast, &mut scratch, &mut got);
             assert_eq!(got, want, "one rounding: {ch}ch {k_h}x{k_w} s{stride}");
             conv2d_i8(&p, &x, &w, Some(&bias), &rq, &mut want);
             // The AVX2 plane kernel (the host's path in builds with AVX2) on channel 0's

@@ -18,7 +18,7 @@
 //! rounding its fused multiply-adds change, as each file's tests state).
 
 use super::{valid_range, Activation, Window2d};
-use crate::scale::ChannelScale;
+use crate::scale::{ChannelScale, ScaleKind};
 
 mod depthwise;
 mod hybrid;
@@ -172,7 +172,9 @@ pub struct ConvI8 {
     pub geom: Conv2d,
     /// Input zero point.
     pub input_zero: i32,
-    /// Output zero point.
+    /// Output zero point. The fast kernels ([`conv2d_i8_tiled`], [`conv2d_i8_depthwise`])
+    /// with fixed-point scales take 0 here: the zero point is in the scales
+    /// ([`Q31::with_zero`](crate::scale::Q31::with_zero)).
     pub output_zero: i32,
     /// Smallest output (a fused ReLU raises it to the zero point).
     pub lo: i8,

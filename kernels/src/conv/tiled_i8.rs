@@ -113,6 +113,10 @@ pub fn conv2d_i8_tiled<S: ChannelScale>(
     let g = &p.geom;
     let w = &g.window;
     assert!(g.groups == 1, "the tiled kernel is for dense convolutions");
+    assert!(
+        S::KIND == ScaleKind::Float || p.output_zero == 0,
+        "fixed-point scales hold the output zero point (Q31::with_zero)"
+    );
     let (in_len, plane) = (g.in_c * w.in_h * w.in_w, w.out_h * w.out_w);
     let depth = tiled_depth(g);
     assert!(input.len() >= g.batch * in_len && output.len() >= g.batch * g.out_c * plane);
@@ -927,16 +931,24 @@ mod tiled_tests {
             let fp: Vec<FixedPoint> = (0..out_c)
                 .map(|c| FixedPoint::from_real(0.003 + 0.0004 * c as f64))
                 .collect();
-            let q31: Vec<Q31> = fp.iter().map(|&f| Q31::new(f).unwrap()).collect();
+            // The output zero point in the scales (the fast kernels then add none).
+            let q31: Vec<Q31> = fp
+                .iter()
+                .map(|&f| Q31::new(f).unwrap().with_zero(p.output_zero).unwrap())
+                .collect();
+            let pz = ConvI8 {
+                output_zero: 0,
+                ..p
+            };
             let twice: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
             let b = Some(&bias[..]);
             conv2d_i8(&p, &x, &w, b, &twice, &mut want);
             let fast: Vec<Q31Twice> = q31.iter().map(|&q| Q31Twice(q)).collect();
-            conv2d_i8_tiled(&p, &x, &packed, b, &fast, &mut scratch, &mut got);
+            conv2d_i8_tiled(&pz, &x, &packed, b, &fast, &mut scratch, &mut got);
             assert_eq!(got, want, "two roundings: {in_c}->{out_c} {k_h}x{k_w}");
             conv2d_i8(&p, &x, &w, b, &fp, &mut want);
             let fast: Vec<Q31Once> = q31.iter().map(|&q| Q31Once(q)).collect();
-            conv2d_i8_tiled(&p, &x, &packed, b, &fast, &mut scratch, &mut got);
+            conv2d_i8_tiled(&pz, &x, &packed, b, &fast, &mut scratch, &mut got);
             assert_eq!(got, want, "one rounding: {in_c}->{out_c} {k_h}x{k_w}");
         }
     }

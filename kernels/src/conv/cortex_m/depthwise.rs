@@ -19,7 +19,8 @@ pub(crate) struct DwRows {
     /// `s2`: the channel's scale: float32 bits, or a `Q31`'s multiplier.
     scale: u32,
     /// `s3`: the bias minus `input_zero · Σ w`: the loop sums `w · x` of the raw bytes (the
-    /// padding holds the input zero point, so it adds `w · zero`, which this takes back).
+    /// padding holds the input zero point, so it adds `w · zero`, which this takes back);
+    /// doubled for a fixed-point scale (its weights are, see `dw_double`).
     bias: i32,
     /// `s4`: the output zero point.
     zero: i32,
@@ -41,13 +42,15 @@ pub(crate) struct DwRows {
 }
 
 /// The instructions of [`depthwise_rows_dsp_asm`] around its multiply-accumulates: per
-/// output row the pairs (two sums from the bias, `$pair`, both rescaled by `$requant`,
-/// `QADD`, `SSAT`, packed by `BFI`, `$clamp`, one `STRH`), then an odd last pixel (`$lone`),
+/// output row the pairs (two sums from the bias, `$pair`, both rescaled by `$requant`, the
+/// zero point added by `$zero` (`QADD`; nothing for a fixed point, which has it in its half
+/// unit), `SSAT`, packed by `BFI`, `$clamp`, one `STRH`), then an odd last pixel (`$lone`),
 /// then the next row's windows.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_rows_asm {
     ($params:expr, $weights:expr, $x:expr, $out:expr, $rs:expr, [$($requant:expr),*],
-     [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
+     [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*], [$($zero:expr),*],
+     [$($double:expr),*]) => {
         core::arch::asm!(
             "push {{r7}}",
             // The channel's packed weights (see `pack_depthwise_weights`): (w0, w2) of rows
@@ -57,6 +60,8 @@ macro_rules! dw_rows_asm {
             "ldr {w2}, [{e}, #32]",
             "ldr {v}, [{e}, #24]",
             "ldr {u}, [{e}, #36]",
+            // `$double`: the weights doubled (a fixed point's doubled sums, see `dw_fixed_pair`).
+            $($double,)*
             "vldmia {t}, {{s2-s11}}",
             // `t` holds the output zero point unless `$pair` needs it (then `$zero` reloads it).
             "vmov {t}, s4",
@@ -70,8 +75,6 @@ macro_rules! dw_rows_asm {
             $($pair,)*
             $($requant,)*
             $($zero,)*
-            "qadd {a0}, {a0}, {t}",
-            "qadd {a1}, {a1}, {t}",
             "ssat {a0}, #8, {a0}",
             "ssat {a1}, #8, {a1}",
             "bfi {a0}, {a1}, #8, #8",
@@ -135,8 +138,25 @@ macro_rules! dw_float_pair {
     };
 }
 
+/// The weights doubled, each halfword by itself (`SADD16`), once per channel: with the bias
+/// doubled too (`DwRows::bias`) the sums come out doubled, as the fixed point takes them
+/// (`SMMULR` of `2·acc`), without a shift per sum. Equal to doubling each sum: the halves
+/// stay within ±256 and the sums wrap alike.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_double {
+    () => {
+        concat!(
+            "sadd16 {w0}, {w0}, {w0}\n",
+            "sadd16 {w1}, {w1}, {w1}\n",
+            "sadd16 {w2}, {w2}, {w2}\n",
+            "sadd16 {v}, {v}, {v}\n",
+            "sadd16 {u}, {u}, {u}"
+        )
+    };
+}
+
 /// The fixed-point rescaling of a pair in [`dw_rows_asm`] (see `crate::scale`): both sums
-/// doubled, `$mul` (`SMMULR` for two roundings, `SMMUL` for one) by the multiplier in `s2`,
+/// already doubled (`dw_double`), `$mul` (`SMMULR` for two roundings, `SMMUL` for one) by the multiplier in `s2`,
 /// with two roundings `ADD … ASR #31` (`$twice`), the half unit (`s10`) added and the
 /// exponent (`s11`) shifted out. `x` and `e` are free here.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
@@ -144,8 +164,6 @@ macro_rules! dw_fixed_pair {
     ($mul:literal, [$($twice:literal),*]) => {
         concat!(
             "vmov {x}, s2\n",
-            "lsl {a0}, {a0}, #1\n",
-            "lsl {a1}, {a1}, #1\n",
             $mul, " {a0}, {a0}, {x}\n",
             $mul, " {a1}, {a1}, {x}\n",
             $("add {a0}, {a0}, {a0}, asr #31\n", $twice,)*
@@ -165,7 +183,6 @@ macro_rules! dw_fixed_one {
     ($mul:literal, [$($twice:literal),*]) => {
         concat!(
             "vmov {x}, s2\n",
-            "lsl {a0}, {a0}, #1\n",
             $mul, " {a0}, {a0}, {x}\n",
             $("add {a0}, {a0}, {a0}, asr #31\n", $twice,)*
             "vmov {x}, {e}, s10, s11\n",
@@ -189,8 +206,31 @@ macro_rules! dw_float_one {
     };
 }
 
+/// The zero point (in `t`, reloaded from `s4` at stride 2) added to a pair's two sums after
+/// a float rescaling.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_zero_pair {
+    () => {
+        "qadd {a0}, {a0}, {t}\nqadd {a1}, {a1}, {t}"
+    };
+    (reload) => {
+        "vmov {t}, s4\nqadd {a0}, {a0}, {t}\nqadd {a1}, {a1}, {t}"
+    };
+}
+
+/// [`dw_zero_pair`] for a lone pixel's sum.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_zero_one {
+    () => {
+        "qadd {a0}, {a0}, {t}"
+    };
+    (reload) => {
+        "vmov {t}, s4\nqadd {a0}, {a0}, {t}"
+    };
+}
+
 /// An odd row's last pixel alone in [`dw_rows_asm`]: `$single`'s sum from the bias,
-/// requantised, `$clamp`, one `STRB`.
+/// requantised, the zero point added (`$zero`), `$clamp`, one `STRB`.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_lone {
     ([$($single:expr),*], [$($requant:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
@@ -199,7 +239,6 @@ macro_rules! dw_lone {
             $($single, "\n",)*
             $($requant, "\n",)*
             $($zero, "\n",)*
-            "qadd {a0}, {a0}, {t}\n",
             "ssat {a0}, #8, {a0}\n",
             $($clamp, "\n",)*
             "strb {a0}, [{po}], #1"
@@ -338,9 +377,11 @@ macro_rules! dw_s2_pair {
 /// in a register: the weights in five, the channel's constants in `s2`–`s9`. Per pair of
 /// pixels, per kernel row one word load, two `SXTB16` and four multiply instructions
 /// (`SMLAD` and `SMLAxy`; at stride 2 one `LDRSB` and a fifth), then both outputs requantised
-/// and stored by one `STRH`: 39 instructions at stride 1 (48 at stride 2) for 18
-/// multiply-accumulates, 6 more when the clamp (`clamp`) is narrower than `SSAT`'s. An odd
-/// row's (`odd`) last pixel alone: 24 (25).
+/// and stored by one `STRH`: with a float scale 39 instructions at stride 1 (48 at stride
+/// 2) for 18 multiply-accumulates; the same with TFLite's fixed point with two roundings (47
+/// at stride 2), whose zero point is in the half unit (`Q31::with_zero`) and whose doubling
+/// is in the weights (`dw_double`, five instructions a call); 6 more when the clamp
+/// (`clamp`) is narrower than `SSAT`'s. An odd row's (`odd`) last pixel alone: 24 (25).
 ///
 /// # Safety
 /// `x` is the padded plane's byte at the first window's top-left corner; for every output
@@ -363,10 +404,11 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
     // words 0, 4, 6, 8, 9 of `wc`'s 12); `params` lives across the block and is only read. FPU and DSP-extension instructions; s0–s10 and the
     // flags are clobbered; r7 is pushed and popped (the stack balanced, no call between).
     unsafe {
-        // Stride 1 keeps the zero point in `t` all along; stride 2's pairs use `t` for
-        // addresses, so it is reloaded before every `QADD`.
+        // The zero point after a float rescaling: stride 1 keeps it in `t` all along; stride
+        // 2's pairs use `t` for addresses, so it is reloaded before every `QADD`. A fixed
+        // point has it in its half unit (`$zp`, `$z1`: pair, lone pixel, stride 1 then 2).
         macro_rules! rows {
-            ($pair:expr, $one:expr) => {
+            ($pair:expr, $one:expr, [$zp1:expr, $z11:expr, $zp2:expr, $z12:expr], $dbl:expr) => {
                 match (STRIDE, clamp, odd) {
                     (1, false, false) => {
                         dw_rows_asm!(
@@ -379,7 +421,8 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
                             [dw_s1_pair!()],
                             [],
                             [],
-                            []
+                            [$zp1],
+                            [$dbl]
                         )
                     }
                     (1, false, true) => dw_rows_asm!(
@@ -390,9 +433,10 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
                         rs,
                         [$pair],
                         [dw_s1_pair!()],
-                        [dw_lone!([dw_single!()], [$one], [], [])],
+                        [dw_lone!([dw_single!()], [$one], [], [$z11])],
                         [],
-                        []
+                        [$zp1],
+                        [$dbl]
                     ),
                     (1, true, false) => dw_rows_asm!(
                         pp,
@@ -404,7 +448,8 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
                         [dw_s1_pair!()],
                         [],
                         [dw_clamp!()],
-                        []
+                        [$zp1],
+                        [$dbl]
                     ),
                     (1, true, true) => dw_rows_asm!(
                         pp,
@@ -414,9 +459,10 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
                         rs,
                         [$pair],
                         [dw_s1_pair!()],
-                        [dw_lone!([dw_single!()], [$one], [dw_clamp!()], [])],
+                        [dw_lone!([dw_single!()], [$one], [dw_clamp!()], [$z11])],
                         [dw_clamp!()],
-                        []
+                        [$zp1],
+                        [$dbl]
                     ),
                     (_, false, false) => dw_rows_asm!(
                         pp,
@@ -428,7 +474,8 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
                         [dw_s2_pair!()],
                         [],
                         [],
-                        ["vmov {t}, s4"]
+                        [$zp2],
+                        [$dbl]
                     ),
                     (_, false, true) => dw_rows_asm!(
                         pp,
@@ -438,9 +485,10 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
                         rs,
                         [$pair],
                         [dw_s2_pair!()],
-                        [dw_lone!([dw_single!()], [$one], [], ["vmov {t}, s4"])],
+                        [dw_lone!([dw_single!()], [$one], [], [$z12])],
                         [],
-                        ["vmov {t}, s4"]
+                        [$zp2],
+                        [$dbl]
                     ),
                     (_, true, false) => dw_rows_asm!(
                         pp,
@@ -452,7 +500,8 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
                         [dw_s2_pair!()],
                         [],
                         [dw_clamp!()],
-                        ["vmov {t}, s4"]
+                        [$zp2],
+                        [$dbl]
                     ),
                     (_, true, true) => dw_rows_asm!(
                         pp,
@@ -462,25 +511,38 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
                         rs,
                         [$pair],
                         [dw_s2_pair!()],
-                        [dw_lone!(
-                            [dw_single!()],
-                            [$one],
-                            [dw_clamp!()],
-                            ["vmov {t}, s4"]
-                        )],
+                        [dw_lone!([dw_single!()], [$one], [dw_clamp!()], [$z12])],
                         [dw_clamp!()],
-                        ["vmov {t}, s4"]
+                        [$zp2],
+                        [$dbl]
                     ),
                 }
             };
         }
         match S::KIND {
-            ScaleKind::Float => rows!(dw_float_pair!(), dw_float_one!()),
+            ScaleKind::Float => rows!(
+                dw_float_pair!(),
+                dw_float_one!(),
+                [
+                    dw_zero_pair!(),
+                    dw_zero_one!(),
+                    dw_zero_pair!(reload),
+                    dw_zero_one!(reload)
+                ],
+                ""
+            ),
             ScaleKind::Q31Twice => rows!(
                 dw_fixed_pair!("smmulr", [""]),
-                dw_fixed_one!("smmulr", [""])
+                dw_fixed_one!("smmulr", [""]),
+                ["", "", "", ""],
+                dw_double!()
             ),
-            ScaleKind::Q31Once => rows!(dw_fixed_pair!("smmul", []), dw_fixed_one!("smmul", [])),
+            ScaleKind::Q31Once => rows!(
+                dw_fixed_pair!("smmul", []),
+                dw_fixed_one!("smmul", []),
+                ["", "", "", ""],
+                dw_double!()
+            ),
         }
     }
 }
@@ -589,6 +651,10 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale>(
             // The loop sums `w · x` of the raw bytes (the border holds the input zero point):
             // the bias takes `zero · Σ w` (packed at `wc[4]`) back.
             params.bias = b.wrapping_sub(zero.wrapping_mul(i32::from(wc[4])));
+            if S::KIND != ScaleKind::Float {
+                // The fixed point's sums doubled: the weights by the assembly (`dw_double`).
+                params.bias = params.bias.wrapping_mul(2);
+            }
             (params.scale, params.round, params.exponent) = scales[c].words();
             let plane = n * g.out_c + c;
             // SAFETY: the plane `plane · plane_out ..+ plane_out` is inside `output` (asserted

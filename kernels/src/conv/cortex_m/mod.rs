@@ -334,6 +334,25 @@ pub(crate) unsafe fn dot_4x2_dsp(w: *const i16, x: &[i16], init: [i32; 8]) -> [i
     [a0, a1, a2, a3, a4, a5, a6, a7]
 }
 
+/// The output zero point added to the eight rescaled sums (`QADD`) after the float
+/// requantisation; the fixed point has it in its half unit (`Q31::with_zero`).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! quads_zero {
+    () => {
+        concat!(
+            "ldr {w0}, [{x1}, #20]\n",
+            "qadd {a0}, {a0}, {w0}\n",
+            "qadd {a1}, {a1}, {w0}\n",
+            "qadd {a2}, {a2}, {w0}\n",
+            "qadd {a3}, {a3}, {w0}\n",
+            "qadd {a4}, {a4}, {w0}\n",
+            "qadd {a5}, {a5}, {w0}\n",
+            "qadd {a6}, {a6}, {w0}\n",
+            "qadd {a7}, {a7}, {w0}"
+        )
+    };
+}
+
 /// The float requantisation of [`quads_asm`]: the quad's four scales by one `VLDMIA`, the
 /// eight sums converted, multiplied and rounded to nearest (`VCVTR`) by the FPU.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
@@ -404,7 +423,8 @@ macro_rules! quads_fixed_channel {
 }
 
 /// The fixed-point requantisation of [`quads_asm`] (see `crate::scale`): per channel three
-/// words (`Q31`) and five instructions a sum (four for one rounding).
+/// words (`Q31`) and five instructions a sum (four for one rounding), the output zero point
+/// included (in the half unit: `Q31::with_zero`).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! quads_fixed {
     ($mul:literal, [$($sign:literal),*]) => {
@@ -462,18 +482,9 @@ macro_rules! quads_asm {
             "ldr {w0}, [sp]",
             "cmp {px}, {w0}",
             "bne 2b",
-            // Requantisation of the eight sums (`$requant`), then the zero point.
+            // Requantisation of the eight sums (`$requant`, with the zero point).
             "ldr {x1}, [sp, #4]",
             $($requant,)*
-            "ldr {w0}, [{x1}, #20]",
-            "qadd {a0}, {a0}, {w0}",
-            "qadd {a1}, {a1}, {w0}",
-            "qadd {a2}, {a2}, {w0}",
-            "qadd {a3}, {a3}, {w0}",
-            "qadd {a4}, {a4}, {w0}",
-            "qadd {a5}, {a5}, {w0}",
-            "qadd {a6}, {a6}, {w0}",
-            "qadd {a7}, {a7}, {w0}",
             "ssat {a0}, #8, {a0}",
             "ssat {a1}, #8, {a1}",
             "ssat {a2}, #8, {a2}",
@@ -636,7 +647,8 @@ const _: () = {
 /// All `params.quads` groups of four channels of one pixel pair on Cortex-M4F/M7/M33: per
 /// group the biases, the 4 × 2 `SMLAD` loop of [`dot_4x2_dsp`], the eight requantisations
 /// of `requantize_pair_dsp` (float conversions, products and `VCVTR` for all eight, then
-/// `QADD`, `SSAT` and, with `clamp`, `PKHBT` and the `SSUB16`/`SEL` clamp for four pairs;
+/// `QADD` of the zero point; or the fixed point, the zero point in its half unit), `SSAT`
+/// and, with `clamp`, `PKHBT` and the `SSUB16`/`SEL` clamp for four pairs;
 /// without, `SSAT`'s range is the clamp) and the eight byte stores, with every live value in
 /// a register and the loop's state in `params`: no spills around an assembly block per group.
 ///
@@ -674,7 +686,7 @@ pub(crate) unsafe fn quads_dsp(
             };
         }
         match kind {
-            ScaleKind::Float => stores!(quads_float!()),
+            ScaleKind::Float => stores!(concat!(quads_float!(), "\n", quads_zero!())),
             ScaleKind::Q31Twice => stores!(quads_fixed!("smmulr", [""])),
             ScaleKind::Q31Once => stores!(quads_fixed!("smmul", [])),
         }
