@@ -255,6 +255,41 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// A copy of everything but the nodes, for a caller that builds them anew (the planner's
+    /// streaming trials, which copy the graph hundreds of times).
+    pub fn clone_without_nodes(&self) -> Graph {
+        let Graph {
+            tensors,
+            nodes: _,
+            inputs,
+            outputs,
+            output_names,
+            output_shapes,
+            input_quant,
+            output_quant,
+            input_unsigned,
+            output_unsigned,
+            input_channels_last,
+            const_inputs,
+            carry,
+        } = self;
+        Graph {
+            tensors: tensors.clone(),
+            nodes: Vec::new(),
+            inputs: inputs.clone(),
+            outputs: outputs.clone(),
+            output_names: output_names.clone(),
+            output_shapes: output_shapes.clone(),
+            input_quant: input_quant.clone(),
+            output_quant: output_quant.clone(),
+            input_unsigned: input_unsigned.clone(),
+            output_unsigned: output_unsigned.clone(),
+            input_channels_last: input_channels_last.clone(),
+            const_inputs: const_inputs.clone(),
+            carry: carry.clone(),
+        }
+    }
+
     /// Adds a tensor and returns its id.
     pub fn add_tensor(
         &mut self,

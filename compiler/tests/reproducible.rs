@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use microarena_compiler::{compile, Options};
+use microarena_compiler::{compile, report, Options};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -55,14 +55,22 @@ fn under_load<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The generated code of `path` with the default options, or the error's message.
-fn generated(path: &Path) -> Result<(String, usize), String> {
-    let c = compile(path, &Options::default()).map_err(|e| e.to_string())?;
-    Ok((c.to_tokens(Some(path)).to_string(), c.plan.arena_bytes))
+/// `plan --json` without its two timings (the only figures that may differ between runs).
+fn without_timings(mut v: serde_json::Value) -> serde_json::Value {
+    let o = v.as_object_mut().expect("an object");
+    assert!(o.remove("planning_ms").is_some() && o.remove("total_ms").is_some());
+    v
 }
 
-/// `microarena plan --json` of `path`, without the two timings (the only figures that may
-/// differ between runs).
+/// `path` compiled in this process with the default options: the generated code and what
+/// `microarena plan --json` prints of it (timings aside), or the error's message.
+fn compiled(path: &Path) -> Result<(String, serde_json::Value), String> {
+    let c = compile(path, &Options::default()).map_err(|e| e.to_string())?;
+    let json = without_timings(report::json(&c, 0.0));
+    Ok((c.to_tokens(Some(path)).to_string(), json))
+}
+
+/// `microarena plan --json` of `path` (timings aside), from the CLI.
 fn plan_json(path: &Path) -> Result<serde_json::Value, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_microarena"))
         .arg("plan")
@@ -73,12 +81,13 @@ fn plan_json(path: &Path) -> Result<serde_json::Value, String> {
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
-    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    let o = v.as_object_mut().expect("an object");
-    assert!(o.remove("planning_ms").is_some() && o.remove("total_ms").is_some());
-    Ok(v)
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    Ok(without_timings(v))
 }
 
+/// Each model planned three times: in this process idle and under load (the generated code
+/// and the plan's JSON compared), and by the CLI under load (its JSON against the idle one:
+/// what `plan` prints is what the macro builds, whatever the machine does meanwhile).
 #[test]
 fn plans_are_the_same_idle_and_under_load() {
     let mut compared = 0;
@@ -88,30 +97,33 @@ fn plans_are_the_same_idle_and_under_load() {
             .unwrap_or(&path)
             .display()
             .to_string();
-        let idle = generated(&path);
-        let busy = under_load(|| generated(&path));
+        let idle = compiled(&path);
+        let busy = under_load(|| compiled(&path));
         assert!(
             idle == busy,
-            "{name}: the generated code differs under load"
+            "{name}: the generated code or its plan differs under load"
         );
-        let json = plan_json(&path);
-        let json_busy = under_load(|| plan_json(&path));
-        assert_eq!(
-            json, json_busy,
-            "{name}: microarena plan --json differs under load"
-        );
-        // What `plan` prints is what the macro builds: the same arena.
-        if let (Ok((_, arena)), Ok(v)) = (&idle, &json) {
-            assert_eq!(
-                v["arena_bytes"].as_u64(),
-                Some(*arena as u64),
-                "{name}: plan --json against the compiled ARENA_BYTES"
-            );
-            compared += 1;
+        let cli_busy = under_load(|| plan_json(&path));
+        match (&idle, &cli_busy) {
+            (Ok((code, json)), Ok(cli)) => {
+                assert_eq!(json, cli, "{name}: microarena plan --json under load");
+                // The compiled ARENA_BYTES is the one `plan` prints.
+                let arena = json["arena_bytes"].as_u64().expect("arena_bytes");
+                assert!(
+                    code.contains(&format!("ARENA_BYTES : usize = {arena}usize")),
+                    "{name}: plan --json's arena_bytes {arena} against the compiled ARENA_BYTES"
+                );
+                compared += 1;
+            }
+            // Models that need options (input shapes, constants) are refused alike.
+            (Err(_), Err(_)) => {}
+            (i, c) => panic!(
+                "{name}: the macro's compiler and the CLI disagree: {:?} / {:?}",
+                i.as_ref().err(),
+                c.as_ref().err()
+            ),
         }
     }
-    // Models that need options (input shapes, constants) are refused alike both times; the
-    // rest must be most of them.
     assert!(
         compared >= 30,
         "only {compared} models compiled with the default options"

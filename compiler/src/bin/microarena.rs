@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use microarena_compiler::{compile, plan_model, report, Compiled, Options};
+use microarena_compiler::{compile, plan_model, report, Options};
 
 const USAGE: &str = "usage: microarena plan MODEL.onnx [--input-shape [NAME=]1,3,32,32 ..] [--const-input NAME=V ..] [--carry OUT=IN ..] [--json] [--planning-only] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
        microarena report MODEL.onnx -o report.svg [--budget BYTES] [--input-shape ..] [--effort PCT] [--budget-ms N] [--alignment N] [--no-streaming] [--copy-input] [--stream-cost PCT]
@@ -242,102 +242,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.json {
-        println!("{}", json(&compiled, total_ms));
+        println!("{}", report::json(&compiled, total_ms));
     } else {
         print!("{}", report::text(&compiled, &args.model, total_ms));
     }
     ExitCode::SUCCESS
-}
-
-fn json(c: &Compiled, total_ms: f64) -> serde_json::Value {
-    let st = &c.stats;
-    let steps: Vec<serde_json::Value> = c
-        .schedule
-        .order
-        .iter()
-        .enumerate()
-        .map(|(s, n)| {
-            let node = &c.graph.nodes[n.0];
-            serde_json::json!({
-                "op": node.name,
-                "op_type": node.op_type,
-                "output": c.graph.tensors[node.output.0].name,
-                "live_bytes": c.plan.step_live_bytes[s],
-            })
-        })
-        .collect();
-    let tensors: Vec<serde_json::Value> = report::arena_tensors(c)
-        .into_iter()
-        .map(|i| {
-            let t = &c.graph.tensors[i];
-            let l = c.plan.lifetimes[i].expect("arena tensors have a lifetime");
-            serde_json::json!({
-                "name": t.name,
-                "shape": t.shape,
-                "bytes": t.bytes(),
-                "offset": c.plan.offsets[i],
-                "first_step": l.first,
-                "last_step": l.last,
-            })
-        })
-        .collect();
-    let stages: Vec<serde_json::Value> = microarena_compiler::plan::stream::stages(&c.graph)
-        .map(|(n, s)| {
-            serde_json::json!({
-                "node": c.graph.nodes[n.0].name,
-                "ops": s.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(),
-                "output": c.graph.tensors[c.graph.nodes[n.0].output.0].name,
-                "band_rows": s.band_rows,
-                "scratch_bytes": s.scratch_bytes,
-                "buffers": s.buffers.iter().map(|b| serde_json::json!({
-                    "what": b.what, "offset": b.offset, "bytes": b.bytes,
-                })).collect::<Vec<_>>(),
-                "band_calls": s.calls(),
-                "copied_bytes": s.copied_bytes(),
-                "overhead_estimate": s.overhead_estimate(),
-            })
-        })
-        .collect();
-    let read_in_place: Vec<&str> = c
-        .graph
-        .tensors
-        .iter()
-        .filter(|t| matches!(t.kind, microarena_compiler::ir::TensorKind::Caller(_)))
-        .map(|t| t.name.as_str())
-        .collect();
-    serde_json::json!({
-        "arena_bytes": c.plan.arena_bytes,
-        "unstreamed_arena_bytes": st.unstreamed_arena_bytes,
-        "stages": stages,
-        "inputs_read_in_place": read_in_place,
-        "carried": c.graph.carry.iter().map(|&(o, i)| serde_json::json!({
-            "output": c.graph.output_name(o),
-            "input": c.graph.tensors[c.graph.inputs[i].0].name,
-            "bytes": c.graph.tensors[c.graph.inputs[i].0].bytes(),
-        })).collect::<Vec<_>>(),
-        "plain_optimal_arena_bytes": st.plain_arena_bytes,
-        "fused_plain_arena_bytes": st.fused_plain_arena_bytes,
-        "forced_sharing_arena_bytes": st.forced_sharing_arena_bytes,
-        "plain_optimal": st.plain_optimal,
-        "in_place_nodes": st.in_place_nodes,
-        "zero_copy_slots": st.zero_copy_slots,
-        "peak_live_bytes": st.peak_live_bytes,
-        "min_peak_bytes": st.min_peak_bytes,
-        "lower_bound_bytes": c.plan.lower_bound(),
-        "optimal": st.optimal,
-        "planning_ms": st.planning_ms,
-        "work_units": st.work_units,
-        "total_ms": total_ms,
-        "alignment": c.plan.alignment,
-        "search_states": st.search_states,
-        "segments": st.segments,
-        "baselines": {
-            "file_order_arena_bytes": st.file_order_arena_bytes,
-            "tract_order_arena_bytes": st.tract_order_arena_bytes,
-        },
-        "weight_bytes": c.graph.weight_bytes(),
-        "macs": c.graph.macs(),
-        "steps": steps,
-        "tensors": tensors,
-    })
 }

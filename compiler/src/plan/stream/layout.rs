@@ -35,6 +35,17 @@ impl LiveSpan {
 pub(super) fn pack(spans: &[LiveSpan], alignment: usize) -> (Vec<usize>, usize) {
     let steps = |s: &LiveSpan| -> usize { s.live.iter().map(|(a, b)| b - a + 1).sum() };
     let first = |s: &LiveSpan| s.live.first().map_or(0, |l| l.0);
+    // Which buffers meet, worked out once for the four orders (a buffer's live list has an
+    // entry per pass of the program: walking them is most of the packing's time).
+    let n = spans.len();
+    let mut meet = vec![false; n * n];
+    for i in 0..n {
+        for j in 0..i {
+            let m = spans[i].meets(&spans[j]);
+            meet[i * n + j] = m;
+            meet[j * n + i] = m;
+        }
+    }
     (0..4)
         .map(|key| {
             let mut order: Vec<usize> = (0..spans.len()).collect();
@@ -49,16 +60,17 @@ pub(super) fn pack(spans: &[LiveSpan], alignment: usize) -> (Vec<usize>, usize) 
                     _ => (usize::MAX - first(&spans[k]), b),
                 })
             });
-            pack_in_order(spans, &order, alignment)
+            pack_in_order(spans, &order, |a, b| meet[a * n + b], alignment)
         })
         .min_by_key(|(_, total)| *total)
         .unwrap_or_default()
 }
 
-/// [`pack`] in one order.
-pub(super) fn pack_in_order(
+/// [`pack`] in one order, `meets(a, b)` true when buffers `a` and `b` meet.
+fn pack_in_order(
     spans: &[LiveSpan],
     order: &[usize],
+    meets: impl Fn(usize, usize) -> bool,
     alignment: usize,
 ) -> (Vec<usize>, usize) {
     let mut offsets = vec![0usize; spans.len()];
@@ -67,7 +79,7 @@ pub(super) fn pack_in_order(
     for &k in order {
         let mut taken: Vec<(usize, usize)> = placed
             .iter()
-            .filter(|&&j| spans[j].meets(&spans[k]))
+            .filter(|&&j| meets(j, k))
             .map(|&j| (offsets[j], offsets[j] + spans[j].bytes))
             .collect();
         taken.sort_unstable();

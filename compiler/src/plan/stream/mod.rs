@@ -54,7 +54,8 @@ pub fn apply(
     split: bool,
 ) -> Option<Graph> {
     let (mut op, inputs) = build(g, region, band, alignment, split)?;
-    let mut out = g.clone();
+    // The nodes are rebuilt below.
+    let mut out = g.clone_without_nodes();
     for (k, &t) in inputs.iter().enumerate() {
         let TensorKind::Input(i) = g.tensor(t).kind else {
             continue;
@@ -102,9 +103,10 @@ pub fn apply(
     };
     let at = *region.nodes.last()?;
     let mut nodes = Vec::with_capacity(g.nodes.len() - region.nodes.len() + 1);
+    let mut node = Some(node);
     for (v, n) in g.nodes.iter().enumerate() {
         if v == at {
-            nodes.push(node.clone());
+            nodes.extend(node.take());
         } else if !region.nodes.contains(&v) {
             nodes.push(n.clone());
         }
