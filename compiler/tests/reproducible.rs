@@ -110,7 +110,7 @@ fn plans_are_the_same_idle_and_under_load() {
                 // The compiled ARENA_BYTES is the one `plan` prints.
                 let arena = json["arena_bytes"].as_u64().expect("arena_bytes");
                 assert!(
-                    code.contains(&format!("ARENA_BYTES : usize = {arena}usize")),
+                    code.contains(&format!("ARENA_BYTES : usize = {arena} ;")),
                     "{name}: plan --json's arena_bytes {arena} against the compiled ARENA_BYTES"
                 );
                 compared += 1;

@@ -216,9 +216,28 @@ impl FixedPoint {
 pub struct TwoRoundings(pub FixedPoint);
 
 impl TwoRoundings {
-    /// gemmlowp's `MultiplyByQuantizedMultiplier(x, multiplier, shift)`.
+    /// gemmlowp's `MultiplyByQuantizedMultiplier(x, multiplier, shift)`. For a right shift
+    /// and |x| below 2^30 (every trained convolution's factor and sum) in the form of
+    /// [`Q31Twice`](crate::scale::Q31Twice): one 32 × 32 → 64-bit product, then the second
+    /// rounding in two additions and a shift (a third of the general form's instructions on
+    /// Cortex-M4, where the reference kernels run TFLite's layers no fast kernel takes).
     #[inline]
     pub fn apply(self, x: i32) -> i32 {
+        let f = self.0;
+        if (-31..=-1).contains(&f.shift) && f.multiplier >= 0 && x.unsigned_abs() < 1 << 30 {
+            // The doubling high multiply rounded as gemmlowp's nudge and truncation round it
+            // (ties up), then the shift rounded half away from zero: a negative value one
+            // lower, so that its tie goes down (see `crate::scale`).
+            let y = ((i64::from(x << 1) * i64::from(f.multiplier) + (1 << 31)) >> 32) as i32;
+            let e = -f.shift;
+            return (y + (y >> 31) + (1 << (e - 1))) >> e;
+        }
+        self.apply_exact(x)
+    }
+
+    /// [`TwoRoundings::apply`] as gemmlowp writes it, for every factor and value.
+    #[inline]
+    pub fn apply_exact(self, x: i32) -> i32 {
         let f = self.0;
         let left = f.shift.max(0);
         let right = (-f.shift).max(0);
@@ -707,6 +726,36 @@ mod tests {
                 "{x} × {scale:e}"
             );
             assert_eq!(r.apply_float(x), r.apply_integer(x), "{x} × {scale:e}");
+        }
+    }
+
+    /// The short form of gemmlowp's two roundings equals the general one: random factors
+    /// (right and left shifts, multipliers of every size), sums near 0, ties, and both sides
+    /// of the short form's bound (2^30).
+    #[test]
+    fn two_roundings_short_form_equals_gemmlowps() {
+        let mut st = 7u64;
+        let n = if cfg!(miri) { 2_000 } else { 300_000 };
+        for i in 0..n {
+            let f = FixedPoint {
+                multiplier: match i % 3 {
+                    0 => (lcg(&mut st) >> 1) as i32,
+                    1 => (1 << 30) + (lcg(&mut st) >> 2) as i32,
+                    _ => (lcg(&mut st) % 1000) as i32,
+                },
+                shift: (lcg(&mut st) % 35) as i32 - 31,
+            };
+            let e = (-f.shift).clamp(1, 31);
+            let x = match lcg(&mut st) % 5 {
+                0 => (lcg(&mut st) % 4096) as i32 - 2048,
+                // A tie of the second rounding, either sign.
+                1 => ((lcg(&mut st) % 64) as i32 - 32) << e.min(24) | (1 << (e - 1)),
+                2 => (1 << 30) - 2 + (lcg(&mut st) % 5) as i32,
+                3 => -(1 << 30) - 2 + (lcg(&mut st) % 5) as i32,
+                _ => lcg(&mut st) as i32,
+            };
+            let t = TwoRoundings(f);
+            assert_eq!(t.apply(x), t.apply_exact(x), "{x} × {f:?}");
         }
     }
 
