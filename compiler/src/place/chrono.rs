@@ -38,19 +38,18 @@ fn fit_chronologically(inst: &Problem, cap: usize) -> Option<Vec<Option<usize>>>
             if need > self.cap {
                 return false;
             }
-            let mut forbidden = self.inst.forbidden(i, &self.order[..k], &self.offsets);
-            forbidden.push(((self.cap - need) as i64 + 1, i64::MAX));
-            forbidden.sort_unstable();
+            let mut forbidden = self.inst.forbidden(i, &self.offsets);
+            // Above the cap, kept sorted (`forbidden` is): inserted, not sorted again.
+            let cap = ((self.cap - need) as i64 + 1, i64::MAX);
+            forbidden.insert(forbidden.partition_point(|f| f.0 <= cap.0), cap);
             let last_i = self.inst.lifetime(i).last;
             // Candidates: both ends of every gap, tightest gap first; at equal slack the end
             // whose neighbour dies closest to this unit.
             let neighbour_last = |o: usize| -> usize {
-                let here = self.order[..k].iter().filter(|&&j| {
-                    self.inst.lifetime(j).overlaps(&self.inst.lifetime(i))
-                        && self.offsets[j]
-                            .is_some_and(|oj| oj + self.inst.size[j] == o || oj == o + need)
+                let here = self.inst.meeting(i).iter().map(|m| m.0).filter(|&j| {
+                    self.offsets[j].is_some_and(|oj| oj + self.inst.size[j] == o || oj == o + need)
                 });
-                here.map(|&j| self.inst.lifetime(j).last.abs_diff(last_i))
+                here.map(|j| self.inst.lifetime(j).last.abs_diff(last_i))
                     .min()
                     .unwrap_or(usize::MAX / 2)
             };

@@ -42,7 +42,7 @@ fn exact(inst: &Problem, bound: usize, known: usize) -> Option<(Vec<Option<usize
             let need = self.inst.size[i];
             // Every feasible offset that sits at 0 or against a placed unit: the lowest
             // offset of each gap.
-            let forbidden = self.inst.forbidden(i, &self.order[..k], &self.offsets);
+            let forbidden = self.inst.forbidden(i, &self.offsets);
             for (o, _) in self.inst.gaps(&forbidden) {
                 let new_top = top.max(o + need);
                 if new_top >= self.best {

@@ -91,7 +91,7 @@ fn greedy(inst: &Problem, order: &[usize], fit: Fit) -> (Vec<Option<usize>>, usi
     let mut placed: Vec<usize> = Vec::with_capacity(order.len());
     let mut arena = 0;
     for &i in order {
-        let gaps = inst.gaps(&inst.forbidden(i, &placed, &offsets));
+        let gaps = inst.gaps(&inst.forbidden(i, &offsets));
         let bounded = gaps.iter().filter(|g| g.1 != usize::MAX);
         let offset = match fit {
             // The gap with the least room to spare.

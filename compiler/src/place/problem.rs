@@ -30,6 +30,11 @@ pub struct Problem {
     pub(crate) alignment: usize,
     /// The work the searching placers may spend (`None`: only their node caps stop them).
     pub(crate) budget: Option<crate::plan::work::Budget>,
+    /// Per unit `i`: the other units live at one of its steps, and where each forbids `i`:
+    /// `(j, a, b)` when `i` at offsets `[o_j + a, o_j + b)` would share a byte with `j` at
+    /// `o_j` at a common step (one entry per pair of pieces that meet; worked out on first
+    /// use, the placers' searches ask for them at every node).
+    pub(crate) meets: std::cell::OnceCell<Vec<Vec<(usize, i64, i64)>>>,
 }
 
 impl Problem {
@@ -119,34 +124,47 @@ impl Problem {
             in_place: replay.in_place,
             alignment: m.alignment,
             budget: None,
+            meets: std::cell::OnceCell::new(),
         }
     }
 
-    /// Offsets at which unit `i` would share a byte with a placed unit at a common step:
-    /// half-open intervals `[a, b)`.
-    pub(crate) fn forbidden(
-        &self,
-        i: usize,
-        placed: &[usize],
-        offsets: &[Option<usize>],
-    ) -> Vec<(i64, i64)> {
-        let li = self.lifetime(i);
-        let mut f = Vec::new();
-        for &j in placed {
-            if !self.lifetime(j).overlaps(&li) {
-                continue;
-            }
-            let oj = offsets[j].expect("placed") as i64;
-            for &(pr, ps, pl) in &self.pieces[i] {
-                for &(qr, qs, ql) in &self.pieces[j] {
-                    if pl.overlaps(&ql) {
-                        let q = oj + qr as i64;
-                        f.push((q - pr as i64 - ps as i64 + 1, q + qs as i64 - pr as i64));
+    /// What [`Problem::meets`] holds for unit `i`.
+    pub(crate) fn meeting(&self, i: usize) -> &[(usize, i64, i64)] {
+        let meets = self.meets.get_or_init(|| {
+            let mut meets = vec![Vec::new(); self.size.len()];
+            for (k, &a) in self.items.iter().enumerate() {
+                for &b in &self.items[..k] {
+                    if !self.lifetime(a).overlaps(&self.lifetime(b)) {
+                        continue;
+                    }
+                    for &(pr, ps, pl) in &self.pieces[a] {
+                        for &(qr, qs, ql) in &self.pieces[b] {
+                            if pl.overlaps(&ql) {
+                                // Piece p of a (at o_a + pr, ps bytes) against piece q of b
+                                // (at o_b + qr, qs bytes), either way round.
+                                let (pr, ps, qr, qs) = (pr as i64, ps as i64, qr as i64, qs as i64);
+                                meets[a].push((b, qr - pr - ps + 1, qr + qs - pr));
+                                meets[b].push((a, pr - qr - qs + 1, pr + ps - qr));
+                            }
+                        }
                     }
                 }
             }
-        }
-        f.sort_unstable();
+            meets
+        });
+        &meets[i]
+    }
+
+    /// Offsets at which unit `i` would share a byte with a placed unit (one with an offset)
+    /// at a common step: half-open intervals `[a, b)`, sorted by start.
+    pub(crate) fn forbidden(&self, i: usize, offsets: &[Option<usize>]) -> Vec<(i64, i64)> {
+        let mut f: Vec<(i64, i64)> = self
+            .meeting(i)
+            .iter()
+            .filter_map(|&(j, a, b)| offsets[j].map(|o| (o as i64 + a, o as i64 + b)))
+            .collect();
+        // By start only: `gaps` merges intervals of one start in any order alike.
+        f.sort_unstable_by_key(|&(start, _)| start);
         f
     }
 
@@ -274,6 +292,7 @@ pub(crate) mod toy {
             in_place: Vec::new(),
             alignment,
             budget: None,
+            meets: std::cell::OnceCell::new(),
         }
     }
 
