@@ -223,16 +223,13 @@ impl TwoRoundings {
     /// Cortex-M4, where the reference kernels run TFLite's layers no fast kernel takes).
     #[inline]
     pub fn apply(self, x: i32) -> i32 {
-        let f = self.0;
-        if (-31..=-1).contains(&f.shift) && f.multiplier >= 0 && x.unsigned_abs() < 1 << 30 {
-            // The doubling high multiply rounded as gemmlowp's nudge and truncation round it
-            // (ties up), then the shift rounded half away from zero: a negative value one
-            // lower, so that its tie goes down (see `crate::scale`).
-            let y = ((i64::from(x << 1) * i64::from(f.multiplier) + (1 << 31)) >> 32) as i32;
-            let e = -f.shift;
-            return (y + (y >> 31) + (1 << (e - 1))) >> e;
+        // `Q31::new` takes the factors below one half; `Q31::MAX_ACC` bounds the sums.
+        match crate::scale::Q31::new(self.0) {
+            Some(q) if i64::from(x).abs() <= crate::scale::Q31::MAX_ACC => {
+                crate::scale::Q31Twice(q).apply(x)
+            }
+            _ => self.apply_exact(x),
         }
-        self.apply_exact(x)
     }
 
     /// [`TwoRoundings::apply`] as gemmlowp writes it, for every factor and value.

@@ -739,7 +739,7 @@ mod depthwise_tests {
     use std::vec::Vec;
 
     use crate::quant::{FixedPoint, TwoRoundings};
-    use crate::scale::{Q31Once, Q31Twice, Q31};
+    use crate::scale::{Q31Once, Q31Twice};
 
     /// Bit for bit the reference kernel: 3×3 stride 1 (the fast path), strides, dilations,
     /// paddings, rectangular kernels, odd widths.
@@ -812,15 +812,7 @@ mod depthwise_tests {
             let fp: Vec<FixedPoint> = (0..ch)
                 .map(|c| FixedPoint::from_real(0.004 + 0.0007 * c as f64))
                 .collect();
-            // The output zero point in the scales (the fast kernels then add none).
-            let q31: Vec<Q31> = fp
-                .iter()
-                .map(|&f| Q31::new(f).unwrap().with_zero(p.output_zero).unwrap())
-                .collect();
-            let pz = ConvI8 {
-                output_zero: 0,
-                ..p
-            };
+            let (pz, q31) = super::testing::folded(&p, &fp);
             let twice: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
             conv2d_i8(&p, &x, &w, Some(&bias), &twice, &mut want);
             let fast: Vec<Q31Twice> = q31.iter().map(|&q| Q31Twice(q)).collect();

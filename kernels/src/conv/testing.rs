@@ -63,3 +63,24 @@ pub(crate) fn fused() -> bool {
         target_arch = "aarch64"
     ))
 }
+
+/// TFLite's fixed-point factors `fp` as the fast int8 kernels take them: the output zero
+/// point of `p` in each scale's half unit (`Q31::with_zero`), and `p` with a zero point of
+/// 0 (the fast kernels then add none).
+pub(crate) fn folded(
+    p: &ConvI8,
+    fp: &[crate::quant::FixedPoint],
+) -> (ConvI8, Vec<crate::scale::Q31>) {
+    let q31 = fp
+        .iter()
+        .map(|&f| {
+            let q = crate::scale::Q31::new(f).expect("a factor below one half");
+            q.with_zero(p.output_zero).expect("a zero point that folds")
+        })
+        .collect();
+    let pz = ConvI8 {
+        output_zero: 0,
+        ..*p
+    };
+    (pz, q31)
+}

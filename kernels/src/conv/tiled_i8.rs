@@ -778,7 +778,7 @@ mod tiled_tests {
     extern crate std;
     use super::*;
     use crate::quant::{FixedPoint, Requant, TwoRoundings};
-    use crate::scale::{Q31Once, Q31Twice, Q31};
+    use crate::scale::{Q31Once, Q31Twice};
     use std::vec;
     use std::vec::Vec;
 
@@ -931,15 +931,7 @@ mod tiled_tests {
             let fp: Vec<FixedPoint> = (0..out_c)
                 .map(|c| FixedPoint::from_real(0.003 + 0.0004 * c as f64))
                 .collect();
-            // The output zero point in the scales (the fast kernels then add none).
-            let q31: Vec<Q31> = fp
-                .iter()
-                .map(|&f| Q31::new(f).unwrap().with_zero(p.output_zero).unwrap())
-                .collect();
-            let pz = ConvI8 {
-                output_zero: 0,
-                ..p
-            };
+            let (pz, q31) = super::testing::folded(&p, &fp);
             let twice: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
             let b = Some(&bias[..]);
             conv2d_i8(&p, &x, &w, b, &twice, &mut want);
