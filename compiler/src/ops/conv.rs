@@ -45,8 +45,9 @@ pub enum ConvOp {
     /// (i32)?]` with a scratch of `kernels::conv::depthwise_scratch_len` bytes: depthwise
     /// convolutions over a padded copy of each channel plane.
     I8Depthwise(ConvI8, FastScales),
-    /// `[x (f32), weights (i8, OIHW), bias (f32)?]`, the weights' one scale: TFLite's hybrid
-    /// convolution (the input quantized on the fly, see `kernels::conv::conv2d_hybrid`).
+    /// `[x (f32), weights (i8, packed by `kernels::conv::pack_hybrid_weights`), bias (f32)?]`,
+    /// the weights' one scale: TFLite's hybrid convolution (the input quantized on the fly,
+    /// see `kernels::conv::conv2d_hybrid`).
     Hybrid(Conv2d, f32),
 }
 

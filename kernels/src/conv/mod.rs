@@ -41,7 +41,9 @@ mod testing;
 use cortex_m::{mac_row2_dsp, mac_row_dsp};
 
 pub use depthwise::*;
-pub use hybrid::conv2d_hybrid;
+pub use hybrid::{
+    conv2d_hybrid, hybrid_packed_len, hybrid_supported, pack_hybrid_weights, HYBRID_PATCH,
+};
 pub use tiled::*;
 pub use tiled_i8::*;
 

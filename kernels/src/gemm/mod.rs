@@ -6,6 +6,7 @@ use super::Activation;
 mod cortex_m;
 mod packed_i8;
 
+pub(crate) use packed_i8::{block_sums, ROWS as FC_ROWS, TAPS as FC_TAPS};
 pub use packed_i8::{fold_fc_zero_point, fully_connected_i8, pack_fc_weights, packed_fc_len};
 
 /// `out[m, n] = act(sum_k a[m, k] * b[n, k] + bias[n])` over arbitrary element strides, so

@@ -174,6 +174,34 @@ pub fn fully_connected_i8<S: ChannelScale>(
     }
 }
 
+/// The four columns' sums of one group of packed weights `wg` (whole blocks, as
+/// [`pack_fc_weights`] lays them out) against the contiguous taps `xs` (`wg.len() / 4` of
+/// them): the block product alone, for kernels that scale the sums themselves (the hybrid
+/// convolution's quantized patches). On Cortex-M4/M7 the assembly block where both are
+/// 4-byte aligned.
+pub(crate) fn block_sums(wg: &[i8], xs: &[i8]) -> [i32; ROWS] {
+    #[cfg(microarena_dsp)]
+    if !wg.is_empty()
+        && (wg.as_ptr() as usize).is_multiple_of(4)
+        && (xs.as_ptr() as usize).is_multiple_of(4)
+    {
+        return super::cortex_m::dot_rows_dsp(wg, xs);
+    }
+    let mut sums = [0i32; ROWS];
+    for (bl, wb) in wg.chunks_exact(ROWS * TAPS).enumerate() {
+        let x = &xs[bl * TAPS..][..TAPS];
+        for (s, wr) in sums.iter_mut().zip(wb.chunks_exact(TAPS)) {
+            let dot: i32 = wr
+                .iter()
+                .zip(x)
+                .map(|(&w, &v)| i32::from(w) * i32::from(v))
+                .sum();
+            *s = s.wrapping_add(dot);
+        }
+    }
+    sums
+}
+
 /// The four columns' sums of one group of packed weights `wg` against one row of `a`.
 #[inline]
 fn dot_rows(p: &MatMulI8, wg: &[i8], row: &[i8]) -> [i32; ROWS] {

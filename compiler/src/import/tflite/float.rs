@@ -6,6 +6,7 @@ use tract_tflite::tflite::{ActivationFunctionType, Operator, TensorType};
 use super::{nchw_shape, oihw, At, Lowering};
 use crate::error::Result;
 use crate::ir::{DType, Op, TensorKind};
+use crate::kernels::conv;
 use crate::kernels::elementwise::{Binary, BinaryOp};
 use crate::kernels::gemm::MatMul;
 use crate::ops::conv::ConvOp;
@@ -45,8 +46,20 @@ impl<'a> Lowering<'a> {
                     scales.len()
                 )));
             };
+            if !conv::hybrid_supported(&p) {
+                return Err(at.err(format!(
+                    "hybrid (int8-weight) convolution with a {}×{} window: microarena's hybrid \
+                     kernel takes at most {} positions; convert the model fully int8 or float",
+                    p.window.k_h,
+                    p.window.k_w,
+                    conv::HYBRID_PATCH
+                )));
+            }
             let weights = oihw(&w, &ws, depthwise, p.out_c);
-            let kind = TensorKind::WeightI8(weights);
+            // In the hybrid kernel's blocks (`pack_hybrid_weights`), packed once here.
+            let packed: Vec<i8> = conv::pack_hybrid_weights(&p, &weights).collect();
+            let shape = vec![packed.len()];
+            let kind = TensorKind::WeightI8(packed);
             let wid = self
                 .graph
                 .add_typed_tensor(name, shape, DType::I8, kind, None);

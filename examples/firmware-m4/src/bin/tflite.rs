@@ -37,6 +37,21 @@ mod resnet {
 mod vww {
     microarena::include_model!("../../tests/models/tflite/vww_96_int8.tflite", self_test = true);
 }
+// The float KWS file is TFLite's hybrid model (int8 convolution weights, the input quantized
+// at run time), beside its tf2onnx twin, which runs float: both on the same input, each
+// against its own reference (the interpreter, onnxruntime).
+mod kws_hybrid {
+    microarena::include_model!(
+        "../../tests/models/tflite/kws_ref_model_float32.tflite",
+        self_test = true
+    );
+}
+mod kws_float_twin {
+    microarena::include_model!(
+        "../../tests/models/tflite/twins/kws_ref_model_float32.onnx",
+        self_test = true
+    );
+}
 mod str_ww {
     microarena::include_model!(
         "../../tests/models/tflite/str_ww_ref_model.tflite",
@@ -107,5 +122,22 @@ fn main() -> ! {
     ok &= check_tflite!(vww, "vww_96_int8");
     ok &= check_tflite!(ad01, "ad01_int8");
     ok &= check_tflite!(str_ww, "str_ww_ref_model");
+    // The host tests' tolerance for float models (1e-4 relative, 1e-5 absolute floor).
+    ok &= check!(
+        kws_hybrid,
+        "kws_ref_model_float32",
+        "tflite/kws_ref_model_float32.input0.bin",
+        "tflite/kws_ref_model_float32.output0.bin",
+        "(.tflite, hybrid)",
+        |w| 1e-5 + 1e-4 * w.abs()
+    );
+    ok &= check!(
+        kws_float_twin,
+        "kws_ref_model_float32",
+        "tflite/kws_ref_model_float32.input0.bin",
+        "tflite/twins/kws_ref_model_float32.output0.bin",
+        "(tf2onnx twin, f32)",
+        |w| 1e-5 + 1e-4 * w.abs()
+    );
     common::exit(ok)
 }
