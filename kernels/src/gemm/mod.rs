@@ -36,6 +36,120 @@ pub struct MatMul {
     pub act: Activation,
 }
 
+/// The portable column-major product (`a_stride_m == out_stride_m == 1`: a 1×1 convolution
+/// on NCHW, `m` pixels, `k` input channels): tiles of four output channels by four pixels in
+/// registers ([`columns_tiled`]: each input loaded once for four weights, each weight once
+/// for four pixels), then whole output rows for the channels and pixels left. Every output
+/// sums in order of `k` from its bias either way, so a band of pixels gives the whole
+/// product's bits.
+// Not inlined: the product's other paths keep their own code (and registers).
+#[inline(never)]
+fn columns(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let (n_tiled, m_tiled) = columns_tiled(p, a, b, bias, out);
+    for n in 0..p.n {
+        if n < n_tiled {
+            // The pixels past the last whole tile of four.
+            for m in m_tiled..p.m {
+                let mut acc = bias.map_or(0.0, |b| b[n]);
+                for k in 0..p.k {
+                    acc += b[n * p.b_stride_n + k * p.b_stride_k] * a[k * p.a_stride_k + m];
+                }
+                out[n * p.out_stride_n + m] = p.act.apply(acc);
+            }
+            continue;
+        }
+        let row = &mut out[n * p.out_stride_n..n * p.out_stride_n + p.m];
+        row.fill(bias.map_or(0.0, |b| b[n]));
+        for k in 0..p.k {
+            let w = b[n * p.b_stride_n + k * p.b_stride_k];
+            let src = &a[k * p.a_stride_k..k * p.a_stride_k + p.m];
+            for (o, &x) in row.iter_mut().zip(src) {
+                *o += w * x;
+            }
+        }
+        p.act.apply_slice(row);
+    }
+}
+
+/// The column-major product's (`a_stride_m == out_stride_m == 1`) whole tiles of four output
+/// columns by four rows, in registers: four inputs and four weights loaded per step of `k`
+/// for sixteen multiply-adds. Returns how many columns and rows it covered (multiples of
+/// four); each output is its bias plus the products in order of `k`, as the row loop sums.
+fn columns_tiled(
+    p: &MatMul,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> (usize, usize) {
+    const T: usize = 4;
+    let (nt, mt) = (p.n / T * T, p.m / T * T);
+    if p.k == 0 || mt == 0 {
+        return (0, 0);
+    }
+    for n0 in (0..nt).step_by(T) {
+        let w = |j: usize| &b[(n0 + j) * p.b_stride_n..];
+        let (w0, w1, w2, w3) = (w(0), w(1), w(2), w(3));
+        let last = (p.k - 1) * p.b_stride_k;
+        let (w0, w1, w2, w3) = (&w0[..=last], &w1[..=last], &w2[..=last], &w3[..=last]);
+        let start = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
+        for m0 in (0..mt).step_by(T) {
+            // Written out, sixteen named sums: what stays in registers at every opt-level
+            // (an array of them is kept in memory at `opt-level = "s"`). `cij`: row m0 + i,
+            // column n0 + j.
+            let (mut c00, mut c01, mut c02, mut c03) = (start(0), start(1), start(2), start(3));
+            let (mut c10, mut c11, mut c12, mut c13) = (c00, c01, c02, c03);
+            let (mut c20, mut c21, mut c22, mut c23) = (c00, c01, c02, c03);
+            let (mut c30, mut c31, mut c32, mut c33) = (c00, c01, c02, c03);
+            let column = &a[m0..m0 + (p.k - 1) * p.a_stride_k + T];
+            let mut x = column.as_ptr();
+            let (mut p0, mut p1, mut p2, mut p3) =
+                (w0.as_ptr(), w1.as_ptr(), w2.as_ptr(), w3.as_ptr());
+            for _ in 0..p.k {
+                // SAFETY: step `t` (0 ≤ t < k) reads `column[t · a_stride_k ..][..4]` and
+                // `wj[t · b_stride_k]`, within the slices taken above (`column` ends 4 past
+                // the last step's start, each `wj` at the last step's element). Pointers only
+                // advance by `wrapping_add`, so the one past the last step is never used.
+                let (x0, x1, x2, x3, v0, v1, v2, v3) =
+                    unsafe { (*x, *x.add(1), *x.add(2), *x.add(3), *p0, *p1, *p2, *p3) };
+                c00 += v0 * x0;
+                c01 += v1 * x0;
+                c02 += v2 * x0;
+                c03 += v3 * x0;
+                c10 += v0 * x1;
+                c11 += v1 * x1;
+                c12 += v2 * x1;
+                c13 += v3 * x1;
+                c20 += v0 * x2;
+                c21 += v1 * x2;
+                c22 += v2 * x2;
+                c23 += v3 * x2;
+                c30 += v0 * x3;
+                c31 += v1 * x3;
+                c32 += v2 * x3;
+                c33 += v3 * x3;
+                x = x.wrapping_add(p.a_stride_k);
+                p0 = p0.wrapping_add(p.b_stride_k);
+                p1 = p1.wrapping_add(p.b_stride_k);
+                p2 = p2.wrapping_add(p.b_stride_k);
+                p3 = p3.wrapping_add(p.b_stride_k);
+            }
+            let tile = [
+                [c00, c10, c20, c30],
+                [c01, c11, c21, c31],
+                [c02, c12, c22, c32],
+                [c03, c13, c23, c33],
+            ];
+            for (j, sums) in tile.iter().enumerate() {
+                let o = &mut out[(n0 + j) * p.out_stride_n + m0..][..T];
+                o.copy_from_slice(sums);
+                p.act.apply_slice(o);
+            }
+        }
+    }
+    (nt, mt)
+}
+
 /// Reference matrix product (see [`MatMul`]).
 pub fn matmul(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     if p.m == 0 || p.n == 0 {
@@ -57,22 +171,11 @@ pub fn matmul(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut 
             unsafe { x86::columns_checked(p, a, b, bias, out) };
             return;
         }
-        // Column-major A and output (1×1 conv on NCHW): accumulate whole output rows, which
-        // keeps the inner loop contiguous.
         #[allow(unreachable_code)]
-        for n in 0..p.n {
-            let row = &mut out[n * p.out_stride_n..n * p.out_stride_n + p.m];
-            row.fill(bias.map_or(0.0, |b| b[n]));
-            for k in 0..p.k {
-                let w = b[n * p.b_stride_n + k * p.b_stride_k];
-                let src = &a[k * p.a_stride_k..k * p.a_stride_k + p.m];
-                for (o, &x) in row.iter_mut().zip(src) {
-                    *o += w * x;
-                }
-            }
-            p.act.apply_slice(row);
+        {
+            columns(p, a, b, bias, out);
+            return;
         }
-        return;
     }
     if p.a_stride_k == 1 && p.b_stride_k == 1 {
         #[cfg(target_arch = "x86_64")]
@@ -430,6 +533,58 @@ pub(crate) mod x86 {
 mod tests {
     extern crate std;
     use super::*;
+
+    /// The portable column-major product (1×1 convolutions on the Cortex-M): its 4×4 tiles
+    /// and the rows and columns left give, bit for bit, each output's bias plus its products
+    /// in order of `k` (what streamed bands rely on), both weight layouts, a clip fused.
+    #[test]
+    fn portable_columns_sum_in_order_of_k() {
+        use std::vec;
+        use std::vec::Vec;
+        let mut next = super::super::xorshift(0x5eed_1234_u32);
+        let cases = if cfg!(miri) { 6 } else { 300 };
+        for case in 0..cases {
+            let (m, n, k) = (1 + next(13), 1 + next(11), 1 + next(20));
+            let (plane, plane_out) = (m + next(3), m + next(2));
+            let (b_stride_n, b_stride_k) = if case % 2 == 1 { (1, n) } else { (k, 1) };
+            let act = Activation::Clip {
+                min: -1.5,
+                max: 2.0,
+            };
+            let p = MatMul {
+                m,
+                n,
+                k,
+                a_stride_m: 1,
+                a_stride_k: plane,
+                b_stride_n,
+                b_stride_k,
+                out_stride_m: 1,
+                out_stride_n: plane_out,
+                act,
+            };
+            let mut value = || (next(2001) as f32 - 1000.0) * 1.37e-3;
+            let a: Vec<f32> = (0..k * plane).map(|_| value()).collect();
+            let b: Vec<f32> = (0..n * k).map(|_| value()).collect();
+            let bias: Vec<f32> = (0..n).map(|_| value()).collect();
+            let mut out = vec![f32::NAN; n * plane_out];
+            columns(&p, &a, &b, Some(&bias), &mut out);
+            for j in 0..n {
+                for i in 0..m {
+                    let mut want = bias[j];
+                    for t in 0..k {
+                        want += b[j * b_stride_n + t * b_stride_k] * a[t * plane + i];
+                    }
+                    let got = out[j * plane_out + i];
+                    assert_eq!(
+                        got.to_bits(),
+                        act.apply(want).to_bits(),
+                        "{m}×{n}×{k} ({i}, {j})"
+                    );
+                }
+            }
+        }
+    }
 
     /// The x86 AVX2/FMA column tiles (run where the CPU has them) against sums in f64: random
     /// 1×1-convolution shapes (columns 1 to 70: 16- and 8-wide tiles and the tail; rows not a
