@@ -123,6 +123,29 @@ impl Activation {
         }
     }
 
+    /// `xs[i] = self(f(xs[i]))` for every element, the function chosen once (as
+    /// [`apply_slice`](Self::apply_slice)), fused with the step before it.
+    #[inline(always)]
+    pub(crate) fn map_slice(self, xs: &mut [f32], f: impl Fn(f32) -> f32) {
+        match self {
+            Activation::Identity => {
+                for x in xs {
+                    *x = f(*x);
+                }
+            }
+            Activation::Clip { min, max } => {
+                for x in xs {
+                    *x = clamp(f(*x), min, max);
+                }
+            }
+            _ => {
+                for x in xs {
+                    *x = self.apply(f(*x));
+                }
+            }
+        }
+    }
+
     /// Applies the function to every element of `xs`, in place.
     #[inline]
     pub fn apply_slice(self, xs: &mut [f32]) {

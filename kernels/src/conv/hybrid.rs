@@ -136,7 +136,7 @@ struct Patch([i8; HYBRID_PATCH]);
 /// Per output pixel, its window's inputs are quantized once into a patch on the stack, which
 /// the fully connected layer's block product ([`fully_connected_i8`]'s, `SMLAD` on the
 /// Cortex-M4) multiplies into four output channels at a time; the exact sums wait as `i32`
-/// in `output` itself until the last pass scales them.
+/// in `output` itself until the last pass is done, then scaled a channel at a time.
 ///
 /// [`fully_connected_i8`]: crate::gemm::fully_connected_i8
 ///
@@ -169,9 +169,6 @@ pub fn conv2d_hybrid(
         let (inv, input_scale) = symmetric_scale(image);
         // `scaling_factors[b] *= filter->params.scale`, in float32.
         let scale = input_scale * weight_scale;
-        // The sum scaled back and the bias, in TFLite's float32 steps (the activation
-        // after, over the whole image).
-        let finish = |a: i32, oc: usize| a as f32 * scale + bias.map_or(0.0, |b| b[oc]);
         {
             // SAFETY: `f32` and `i32` have the same size and alignment and every bit
             // pattern is an `i32`; this view of `out` is its only use until it ends below.
@@ -183,7 +180,7 @@ pub fn conv2d_hybrid(
                 let planes = &image[g * ic_g * plane_in..][..ic_g * plane_in];
                 let acc = &mut acc[g * oc_g * plane_out..][..oc_g * plane_out];
                 for (c0, cn) in passes(ic_g, taps) {
-                    let (len, last) = (cn * taps, c0 + cn == ic_g);
+                    let len = cn * taps;
                     let padded = len.next_multiple_of(FC_TAPS);
                     let wp = &weights[wat..][..packed_fc_len(len, oc_g)];
                     wat += wp.len();
@@ -206,17 +203,10 @@ pub fn conv2d_hybrid(
                             for (gr, wg) in wp.chunks_exact(padded * FC_ROWS).enumerate() {
                                 let sums = block_sums(wg, xs);
                                 let first = gr * FC_ROWS;
+                                let at = first * plane_out + at;
                                 for (r, &s) in sums.iter().enumerate().take(oc_g - first) {
-                                    let oc = first + r;
-                                    let a = &mut acc[oc * plane_out + at];
-                                    let s = if c0 == 0 { s } else { a.wrapping_add(s) };
-                                    // The last pass writes the output (its bits: the view is
-                                    // `i32`), the others the sum so far.
-                                    *a = if last {
-                                        finish(s, g * oc_g + oc).to_bits() as i32
-                                    } else {
-                                        s
-                                    };
+                                    let a = &mut acc[at + r * plane_out];
+                                    *a = if c0 == 0 { s } else { a.wrapping_add(s) };
                                 }
                             }
                         }
@@ -224,13 +214,14 @@ pub fn conv2d_hybrid(
                 }
             }
         }
-        if ic_g == 0 {
-            // No pass ran: every sum is zero.
-            for (oc, plane) in out.chunks_exact_mut(plane_out.max(1)).enumerate() {
-                plane.fill(finish(0, oc));
-            }
+        // The sums scaled back and the bias, in TFLite's float32 steps, then the
+        // activation, a channel's plane at a time.
+        for (oc, plane) in out.chunks_exact_mut(plane_out.max(1)).enumerate() {
+            let b = bias.map_or(0.0, |b| b[oc]);
+            // The sum: its bits, written as `i32` above (zero where no pass ran).
+            let sum = |v: f32| if ic_g == 0 { 0 } else { v.to_bits() as i32 };
+            p.act.map_slice(plane, |v| sum(v) as f32 * scale + b);
         }
-        p.act.apply_slice(out);
     }
 }
 
