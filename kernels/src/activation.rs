@@ -168,7 +168,7 @@ impl Activation {
 
 /// `min(max(x, lo), hi)` as ONNX Clip defines it (a NaN input stays NaN).
 #[inline(always)]
-fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
+pub(crate) fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
     let y = if x < lo { lo } else { x };
     if y > hi {
         hi

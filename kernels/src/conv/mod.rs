@@ -8,6 +8,7 @@
 //! | `tiled.rs` | f32 register tiles (4 channels × 4 pixels), portable: [`conv2d_tiled`] |
 //! | `tiled_i8.rs` | int8 tiles over an im2col of pixel pairs: [`conv2d_i8_tiled`] |
 //! | `depthwise.rs` | int8 depthwise over padded planes: [`conv2d_i8_depthwise`] |
+//! | `depthwise_f32.rs` | f32 depthwise 3×3, pixel by pixel (the portable path of [`conv2d`]) |
 //! | `hybrid.rs` | float activations, int8 weights, TFLite's on-the-fly input quantisation: [`conv2d_hybrid`] |
 //! | `flat.rs` | the flattened phase-plane layout the x86-64 and AArch64 kernels share |
 //! | `x86/` | x86-64: AVX2/FMA and AVX-512 row tiles, flattened planes (f32, int8), int8 helpers |
@@ -21,6 +22,7 @@ use super::{valid_range, Activation, Window2d};
 use crate::scale::{ChannelScale, ScaleKind};
 
 mod depthwise;
+mod depthwise_f32;
 mod hybrid;
 mod tiled;
 mod tiled_i8;
@@ -97,7 +99,6 @@ fn conv2d_image(
     bias: Option<&[f32]>,
     output: &mut [f32],
 ) {
-    let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     let ic_g = p.in_c / p.groups;
     let oc_g = p.out_c / p.groups;
     #[cfg(target_arch = "aarch64")]
@@ -121,6 +122,24 @@ fn conv2d_image(
         unsafe { x86::depthwise_checked(p, input, weights, bias, output) };
         return;
     }
+    if ic_g == 1 && oc_g == 1 && depthwise_f32::applies(&p.window) {
+        depthwise_f32::depthwise_3x3(p, input, weights, bias, output);
+        return;
+    }
+    reference_image(p, input, weights, bias, output);
+}
+
+/// The reference loop of [`conv2d`] over one image (what every faster path equals).
+fn reference_image(
+    p: &Conv2d,
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+) {
+    let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
+    let ic_g = p.in_c / p.groups;
+    let oc_g = p.out_c / p.groups;
     for oc in 0..p.out_c {
         let g = oc / oc_g;
         let plane = &mut output[oc * oh * ow..(oc + 1) * oh * ow];
