@@ -113,6 +113,12 @@ fn plans_are_the_same_idle_and_under_load() {
                     code.contains(&format!("ARENA_BYTES : usize = {arena} ;")),
                     "{name}: plan --json's arena_bytes {arena} against the compiled ARENA_BYTES"
                 );
+                // And WEIGHT_BYTES its weight_bytes.
+                let weights = json["weight_bytes"].as_u64().expect("weight_bytes");
+                assert!(
+                    code.contains(&format!("WEIGHT_BYTES : usize = {weights} ;")),
+                    "{name}: plan --json's weight_bytes {weights} against WEIGHT_BYTES"
+                );
                 compared += 1;
             }
             // Models that need options (input shapes, constants) are refused alike.

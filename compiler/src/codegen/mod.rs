@@ -685,6 +685,7 @@ pub fn generate(
     let state_bytes = usize_lit(state_bytes);
     let steps = usize_lit(schedule.len());
     let macs = proc_macro2::Literal::u64_unsuffixed(g.macs());
+    let weight_bytes = usize_lit(g.weight_bytes());
     let memory_doc = memory_tables(g, schedule, plan);
     quote! {
         #track
@@ -700,6 +701,10 @@ pub fn generate(
         /// Multiply-accumulates of one inference: every tap of every convolution and matrix
         /// product (as MLPerf Tiny counts them).
         pub const MACS: u64 = #macs;
+        /// Bytes of the weights in flash as the kernels read them (packed and padded; int8
+        /// convolution weights the tiled kernels widen to 16 bits count twice). The code and
+        /// the requantisation tables are not included.
+        pub const WEIGHT_BYTES: usize = #weight_bytes;
         #(#[allow(missing_docs)] #consts)*
 
         #(#weights)*

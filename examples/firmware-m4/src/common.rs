@@ -96,12 +96,13 @@ macro_rules! check {
         // Instructions per multiply-accumulate, in hundredths.
         let per_mac = (instructions * 100 + $m::MACS / 2) / $m::MACS.max(1);
         cortex_m_semihosting::hprintln!(
-            "{} {}: class {} (reference {}), ARENA_BYTES {}, {} steps, {} MACs, {} instructions, {}.{:02} per MAC: {}; self_test: {}",
+            "{} {}: class {} (reference {}), ARENA_BYTES {}, WEIGHT_BYTES {}, {} steps, {} MACs, {} instructions, {}.{:02} per MAC: {}; self_test: {}",
             $label,
             $kind,
             $crate::common::argmax(&out),
             $crate::common::argmax(&want),
             $m::ARENA_BYTES,
+            $m::WEIGHT_BYTES,
             $m::STEPS,
             $m::MACS,
             instructions,

@@ -98,9 +98,10 @@ macro_rules! check_tflite {
         let self_test = model.self_test();
         let per_mac = (instructions * 100 + $m::MACS / 2) / $m::MACS.max(1);
         cortex_m_semihosting::hprintln!(
-            "{} (.tflite, int8): ARENA_BYTES {}, {} steps, {} MACs, {} instructions, {}.{:02} per MAC: {}; self_test: {}",
+            "{} (.tflite, int8): ARENA_BYTES {}, WEIGHT_BYTES {}, {} steps, {} MACs, {} instructions, {}.{:02} per MAC: {}; self_test: {}",
             $file,
             $m::ARENA_BYTES,
+            $m::WEIGHT_BYTES,
             $m::STEPS,
             $m::MACS,
             instructions,
