@@ -336,8 +336,8 @@ mod tests {
             (1, 64, 1, (9, 4), (5, 4), (2, 2), [2, 1, 2, 1]),
             (60, 5, 1, (3, 3), (3, 3), (1, 1), [1, 1, 1, 1]),
         ];
-        // Under Miri the first two (the interpreter is slow).
-        let cases = if cfg!(miri) { &cases[..2] } else { &cases[..] };
+        // Under Miri the first (the interpreter is slow; the unsafe view is the same).
+        let cases = if cfg!(miri) { &cases[..1] } else { &cases[..] };
         for &(in_c, out_c, groups, hw, k, stride, pads) in cases {
             let p = Conv2d {
                 batch: 2,
