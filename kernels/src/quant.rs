@@ -701,6 +701,8 @@ mod tests {
         (*state >> 33) as u32
     }
 
+    // No `unsafe` on this path: the arithmetic is checked natively; Miri is for the unsafe ones.
+    #[cfg_attr(miri, ignore = "safe arithmetic, checked natively")]
     #[test]
     fn bit_exact_with_float32_on_random_values() {
         let mut st = 42u64;
@@ -729,6 +731,8 @@ mod tests {
     /// The short form of gemmlowp's two roundings equals the general one: random factors
     /// (right and left shifts, multipliers of every size), sums near 0, ties, and both sides
     /// of the short form's bound (2^30).
+    // No `unsafe` on this path: the arithmetic is checked natively; Miri is for the unsafe ones.
+    #[cfg_attr(miri, ignore = "safe arithmetic, checked natively")]
     #[test]
     fn two_roundings_short_form_equals_gemmlowps() {
         let mut st = 7u64;
@@ -883,6 +887,8 @@ mod tests {
 
     /// TFLite's fixed point: within one step of the exact product everywhere, exact ties
     /// rounded away from zero, and the encoding of factors as `QuantizeMultiplier` makes them.
+    // No `unsafe` on this path: the arithmetic is checked natively; Miri is for the unsafe ones.
+    #[cfg_attr(miri, ignore = "safe arithmetic, checked natively")]
     #[test]
     fn fixed_point_is_tflites_multiply_by_quantized_multiplier() {
         // Hand-worked: 0.5 → (2^30, 0); 3 → (0.75·2^31, 2); 2^-40 → 0.

@@ -324,6 +324,8 @@ mod tests {
         }
     }
 
+    // No `unsafe` on this path: the arithmetic is checked natively; Miri is for the unsafe ones.
+    #[cfg_attr(miri, ignore = "safe arithmetic, checked natively")]
     #[test]
     fn fast_forms_equal_tflite_arithmetic() {
         let mut st = 7u64;
@@ -344,6 +346,8 @@ mod tests {
         }
     }
 
+    // No `unsafe` on this path: the arithmetic is checked natively; Miri is for the unsafe ones.
+    #[cfg_attr(miri, ignore = "safe arithmetic, checked natively")]
     #[test]
     fn ties_round_as_tflite_does() {
         // Factor 2^-2 exactly: multiplier 2^30, shift −1; every accumulator ≡ 2 (mod 4) is
