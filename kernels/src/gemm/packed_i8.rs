@@ -206,21 +206,15 @@ pub(crate) fn block_sums(wg: &[i8], xs: &[i8]) -> [i32; ROWS] {
 #[inline]
 fn dot_rows(p: &MatMulI8, wg: &[i8], row: &[i8]) -> [i32; ROWS] {
     let g = &p.geom;
-    // The whole blocks in assembly where it runs (and the row is aligned for it).
-    #[cfg(microarena_dsp)]
+    // The whole blocks of a contiguous row by the block product (in assembly where it runs
+    // and the row is aligned for it), the rest tap by tap.
     let (mut sums, done) = match g.k / TAPS {
-        full if full > 0
-            && g.a_stride_k == 1
-            && (wg.as_ptr() as usize).is_multiple_of(4)
-            && (row.as_ptr() as usize).is_multiple_of(4) =>
-        {
-            let wf = &wg[..full * ROWS * TAPS];
-            (super::cortex_m::dot_rows_dsp(wf, &row[..full * TAPS]), full)
-        }
+        full if full > 0 && g.a_stride_k == 1 => (
+            block_sums(&wg[..full * ROWS * TAPS], &row[..full * TAPS]),
+            full,
+        ),
         _ => ([0i32; ROWS], 0),
     };
-    #[cfg(not(microarena_dsp))]
-    let (mut sums, done) = ([0i32; ROWS], 0);
     for (bl, wb) in wg.chunks_exact(ROWS * TAPS).enumerate().skip(done) {
         let taps = TAPS.min(g.k - bl * TAPS);
         for (s, wr) in sums.iter_mut().zip(wb.chunks_exact(TAPS)) {
