@@ -64,8 +64,39 @@ fn channels(
                 }
                 continue;
             }
+            // The left and right border columns of a row whose three input rows are inside
+            // the input: one column of padding (the usual `pads = 1`) is a six-tap sum.
+            let r = |dy: usize| &plane[(y0 as usize + dy) * iw..][..iw];
+            let (r0, r1, r2) = (r(0), r(1), r(2));
+            let edge = |x0: isize| -> f32 {
+                let [k0, k1, k2, k3, k4, k5, k6, k7, k8] = *k;
+                match clip(x0, iw) {
+                    (1, 3) => {
+                        let mut acc = b;
+                        acc += k1 * r0[0];
+                        acc += k2 * r0[1];
+                        acc += k4 * r1[0];
+                        acc += k5 * r1[1];
+                        acc += k7 * r2[0];
+                        acc += k8 * r2[1];
+                        acc
+                    }
+                    (0, 2) => {
+                        let i = x0 as usize;
+                        let mut acc = b;
+                        acc += k0 * r0[i];
+                        acc += k1 * r0[i + 1];
+                        acc += k3 * r1[i];
+                        acc += k4 * r1[i + 1];
+                        acc += k6 * r2[i];
+                        acc += k7 * r2[i + 1];
+                        acc
+                    }
+                    _ => border(w, plane, k, b, y0, x0),
+                }
+            };
             for (ox, o) in row.iter_mut().enumerate().take(x_lo) {
-                *o = f(border(w, plane, k, b, y0, (ox * w.stride_w) as isize - pl));
+                *o = f(edge((ox * w.stride_w) as isize - pl));
             }
             // The three input rows from the first interior output's column on.
             let x0 = x_lo * w.stride_w - w.pad_left;
@@ -106,7 +137,7 @@ fn channels(
                 x = x.wrapping_add(w.stride_w);
             }
             for (ox, o) in row.iter_mut().enumerate().skip(x_hi) {
-                *o = f(border(w, plane, k, b, y0, (ox * w.stride_w) as isize - pl));
+                *o = f(edge((ox * w.stride_w) as isize - pl));
             }
         }
     }

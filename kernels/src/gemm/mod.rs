@@ -39,25 +39,27 @@ pub struct MatMul {
 /// The portable column-major product (`a_stride_m == out_stride_m == 1`: a 1×1 convolution
 /// on NCHW, `m` pixels, `k` input channels): tiles of four output channels by four pixels in
 /// registers ([`columns_tiled`]: each input loaded once for four weights, each weight once
-/// for four pixels), then whole output rows for the channels and pixels left. Every output
+/// for four pixels), the one to three pixels left in tiles of four channels by two and one
+/// ([`rows_of_four`]: a streamed band of 5 or 10 pixels leaves one or two), then whole
+/// output rows for the channels left. Every output
 /// sums in order of `k` from its bias either way, so a band of pixels gives the whole
 /// product's bits.
 // Not inlined: the product's other paths keep their own code (and registers).
 #[inline(never)]
 fn columns(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let (n_tiled, m_tiled) = columns_tiled(p, a, b, bias, out);
-    for n in 0..p.n {
-        if n < n_tiled {
-            // The pixels past the last whole tile of four.
-            for m in m_tiled..p.m {
-                let mut acc = bias.map_or(0.0, |b| b[n]);
-                for k in 0..p.k {
-                    acc += b[n * p.b_stride_n + k * p.b_stride_k] * a[k * p.a_stride_k + m];
-                }
-                out[n * p.out_stride_n + m] = p.act.apply(acc);
-            }
-            continue;
+    // The pixels past the last whole tile of four, four columns at a time.
+    for n0 in (0..n_tiled).step_by(4) {
+        let mut m = m_tiled;
+        if m + 2 <= p.m {
+            rows_of_four::<2>(p, a, b, bias, out, n0, m);
+            m += 2;
         }
+        if m < p.m {
+            rows_of_four::<1>(p, a, b, bias, out, n0, m);
+        }
+    }
+    for n in n_tiled..p.n {
         let row = &mut out[n * p.out_stride_n..n * p.out_stride_n + p.m];
         row.fill(bias.map_or(0.0, |b| b[n]));
         for k in 0..p.k {
@@ -84,7 +86,7 @@ fn columns_tiled(
 ) -> (usize, usize) {
     const T: usize = 4;
     let (nt, mt) = (p.n / T * T, p.m / T * T);
-    if p.k == 0 || mt == 0 {
+    if p.k == 0 {
         return (0, 0);
     }
     for n0 in (0..nt).step_by(T) {
@@ -148,6 +150,67 @@ fn columns_tiled(
         }
     }
     (nt, mt)
+}
+
+/// Rows `m..m + R` (`R` 1 or 2) of the column-major product's columns `n0..n0 + 4`, in
+/// registers: `R` inputs and four weights loaded per step of `k` for `4 · R` multiply-adds
+/// (the summing order of [`columns_tiled`]). The sums are named, not an array, so that they
+/// stay in registers at `opt-level = "s"`; with `R = 1` the second row's are dead code.
+#[inline(always)]
+fn rows_of_four<const R: usize>(
+    p: &MatMul,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    n0: usize,
+    m: usize,
+) {
+    let last = (p.k - 1) * p.b_stride_k;
+    let w = |j: usize| b[(n0 + j) * p.b_stride_n..][..=last].as_ptr();
+    let (mut p0, mut p1, mut p2, mut p3) = (w(0), w(1), w(2), w(3));
+    let start = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
+    let (mut c00, mut c01, mut c02, mut c03) = (start(0), start(1), start(2), start(3));
+    let (mut c10, mut c11, mut c12, mut c13) = (c00, c01, c02, c03);
+    let column = &a[m..m + (p.k - 1) * p.a_stride_k + R];
+    let mut x = column.as_ptr();
+    for _ in 0..p.k {
+        // SAFETY: step `t` (0 ≤ t < k) reads `column[t · a_stride_k ..][..R]` and the
+        // weights `t · b_stride_k` past each column's start, within the slices taken above
+        // (`column` ends `R` past the last step's start, each column at the last step's
+        // element). Pointers only advance by `wrapping_add`, so the one past the last step
+        // is never used.
+        let (x0, v0, v1, v2, v3) = unsafe { (*x, *p0, *p1, *p2, *p3) };
+        c00 += v0 * x0;
+        c01 += v1 * x0;
+        c02 += v2 * x0;
+        c03 += v3 * x0;
+        if R == 2 {
+            // SAFETY: as above, `R == 2`.
+            let x1 = unsafe { *x.add(1) };
+            c10 += v0 * x1;
+            c11 += v1 * x1;
+            c12 += v2 * x1;
+            c13 += v3 * x1;
+        }
+        x = x.wrapping_add(p.a_stride_k);
+        p0 = p0.wrapping_add(p.b_stride_k);
+        p1 = p1.wrapping_add(p.b_stride_k);
+        p2 = p2.wrapping_add(p.b_stride_k);
+        p3 = p3.wrapping_add(p.b_stride_k);
+    }
+    let mut put =
+        |j: usize, i: usize, s: f32| out[(n0 + j) * p.out_stride_n + m + i] = p.act.apply(s);
+    put(0, 0, c00);
+    put(1, 0, c01);
+    put(2, 0, c02);
+    put(3, 0, c03);
+    if R == 2 {
+        put(0, 1, c10);
+        put(1, 1, c11);
+        put(2, 1, c12);
+        put(3, 1, c13);
+    }
 }
 
 /// Reference matrix product (see [`MatMul`]).
