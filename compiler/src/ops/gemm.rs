@@ -40,6 +40,47 @@ pub enum GemmOp {
     I8Packed(MatMulI8, FastScales),
 }
 
+/// Lays out the constant weights of every column-major f32 product (a 1×1 convolution on NCHW:
+/// `a_stride_m == out_stride_m == 1`) by reduction step, `[k][n]`, so that the four weights a
+/// register tile reads at each step are adjacent: the portable kernel (the Cortex-M4F's)
+/// then loads them through one pointer at fixed offsets and advances one pointer instead of
+/// four (`kernels::gemm::columns`). The same bytes of flash; the sums are unchanged.
+pub fn weights_by_step(g: &mut Graph) {
+    for v in 0..g.nodes.len() {
+        let node = &g.nodes[v];
+        let (Op::Gemm(GemmOp::F32(p)), Some(&wt)) = (&node.op, node.inputs.get(1)) else {
+            continue;
+        };
+        let TensorKind::Weight(w) = &g.tensor(wt).kind else {
+            continue;
+        };
+        if p.a_stride_m != 1 || p.out_stride_m != 1 || p.n < 2 || p.b_stride_n == 1 {
+            continue;
+        }
+        let by_step: Vec<f32> = (0..p.k)
+            .flat_map(|k| (0..p.n).map(move |n| (n, k)))
+            .map(|(n, k)| w[n * p.b_stride_n + k * p.b_stride_k])
+            .collect();
+        let p = MatMul {
+            b_stride_n: 1,
+            b_stride_k: p.n,
+            ..*p
+        };
+        let name = format!("{}.by_step", g.tensor(wt).name);
+        let len = by_step.len();
+        let pw = g.add_typed_tensor(
+            name,
+            vec![len],
+            DType::F32,
+            TensorKind::Weight(by_step),
+            None,
+        );
+        let node = &mut g.nodes[v];
+        node.op = Op::Gemm(GemmOp::F32(p));
+        node.inputs[1] = pw;
+    }
+}
+
 /// Puts every int8 matrix product with constant weights whose scales have a fast form (see
 /// [`FastScales::new`]) on the packed kernel: weights at one byte in blocks of four columns
 /// by eight taps, the activations' zero point folded into the bias (which every packed

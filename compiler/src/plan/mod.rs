@@ -200,6 +200,7 @@ pub fn plan_graph(mut graph: ir::Graph, options: &Options) -> Result<Compiled> {
     passes::as_written(&mut written);
     passes::optimize(&mut graph);
     crate::ops::conv::pointwise_convs_as_products(&mut graph);
+    crate::ops::gemm::weights_by_step(&mut graph);
     crate::ops::conv::select_tiled(&mut graph, alignment);
     crate::ops::gemm::select_packed(&mut graph);
     let started = Instant::now();

@@ -47,16 +47,34 @@ pub struct MatMul {
 // Not inlined: the product's other paths keep their own code (and registers).
 #[inline(never)]
 fn columns(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
-    let (n_tiled, m_tiled) = columns_tiled(p, a, b, bias, out);
+    // Weights laid out by step of `k` (the compiler's `weights_by_step`): a tile's four are
+    // adjacent, read through one pointer.
+    if p.b_stride_n == 1 {
+        columns_with::<true>(p, a, b, bias, out)
+    } else {
+        columns_with::<false>(p, a, b, bias, out)
+    }
+}
+
+/// [`columns`], `ADJACENT` when `b_stride_n == 1`.
+#[inline(always)]
+fn columns_with<const ADJACENT: bool>(
+    p: &MatMul,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let (n_tiled, m_tiled) = columns_tiled::<ADJACENT>(p, a, b, bias, out);
     // The pixels past the last whole tile of four, four columns at a time.
     for n0 in (0..n_tiled).step_by(4) {
         let mut m = m_tiled;
         if m + 2 <= p.m {
-            rows_of_four::<2>(p, a, b, bias, out, n0, m);
+            rows_of_four::<2, ADJACENT>(p, a, b, bias, out, n0, m);
             m += 2;
         }
         if m < p.m {
-            rows_of_four::<1>(p, a, b, bias, out, n0, m);
+            rows_of_four::<1, ADJACENT>(p, a, b, bias, out, n0, m);
         }
     }
     for n in n_tiled..p.n {
@@ -77,7 +95,9 @@ fn columns(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f3
 /// columns by four rows, in registers: four inputs and four weights loaded per step of `k`
 /// for sixteen multiply-adds. Returns how many columns and rows it covered (multiples of
 /// four); each output is its bias plus the products in order of `k`, as the row loop sums.
-fn columns_tiled(
+/// `ADJACENT`: `b_stride_n == 1`, the four weights of a step read through one pointer.
+#[inline(always)]
+fn columns_tiled<const ADJACENT: bool>(
     p: &MatMul,
     a: &[f32],
     b: &[f32],
@@ -90,10 +110,7 @@ fn columns_tiled(
         return (0, 0);
     }
     for n0 in (0..nt).step_by(T) {
-        let w = |j: usize| &b[(n0 + j) * p.b_stride_n..];
-        let (w0, w1, w2, w3) = (w(0), w(1), w(2), w(3));
-        let last = (p.k - 1) * p.b_stride_k;
-        let (w0, w1, w2, w3) = (&w0[..=last], &w1[..=last], &w2[..=last], &w3[..=last]);
+        let weights = four_columns(p, b, n0);
         let start = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
         for m0 in (0..mt).step_by(T) {
             // Written out, sixteen named sums: what stays in registers at every opt-level
@@ -105,15 +122,16 @@ fn columns_tiled(
             let (mut c30, mut c31, mut c32, mut c33) = (c00, c01, c02, c03);
             let column = &a[m0..m0 + (p.k - 1) * p.a_stride_k + T];
             let mut x = column.as_ptr();
-            let (mut p0, mut p1, mut p2, mut p3) =
-                (w0.as_ptr(), w1.as_ptr(), w2.as_ptr(), w3.as_ptr());
+            let [mut p0, mut p1, mut p2, mut p3] = column_starts(p, weights);
             for _ in 0..p.k {
                 // SAFETY: step `t` (0 ≤ t < k) reads `column[t · a_stride_k ..][..4]` and
-                // `wj[t · b_stride_k]`, within the slices taken above (`column` ends 4 past
-                // the last step's start, each `wj` at the last step's element). Pointers only
-                // advance by `wrapping_add`, so the one past the last step is never used.
-                let (x0, x1, x2, x3, v0, v1, v2, v3) =
-                    unsafe { (*x, *x.add(1), *x.add(2), *x.add(3), *p0, *p1, *p2, *p3) };
+                // weight `t · b_stride_k` of each of the four columns, within the slices
+                // taken above (`column` ends 4 past the last step's start, `weights` at the
+                // fourth column's last step). Pointers only advance by `wrapping_add`, so
+                // the one past the last step is never used.
+                let (x0, x1, x2, x3) = unsafe { (*x, *x.add(1), *x.add(2), *x.add(3)) };
+                // SAFETY: as above; `ADJACENT`: column `j` is `p0 + j`.
+                let [v0, v1, v2, v3] = unsafe { step_weights::<ADJACENT>([p0, p1, p2, p3]) };
                 c00 += v0 * x0;
                 c01 += v1 * x0;
                 c02 += v2 * x0;
@@ -132,9 +150,11 @@ fn columns_tiled(
                 c33 += v3 * x3;
                 x = x.wrapping_add(p.a_stride_k);
                 p0 = p0.wrapping_add(p.b_stride_k);
-                p1 = p1.wrapping_add(p.b_stride_k);
-                p2 = p2.wrapping_add(p.b_stride_k);
-                p3 = p3.wrapping_add(p.b_stride_k);
+                if !ADJACENT {
+                    p1 = p1.wrapping_add(p.b_stride_k);
+                    p2 = p2.wrapping_add(p.b_stride_k);
+                    p3 = p3.wrapping_add(p.b_stride_k);
+                }
             }
             let tile = [
                 [c00, c10, c20, c30],
@@ -157,7 +177,7 @@ fn columns_tiled(
 /// (the summing order of [`columns_tiled`]). The sums are named, not an array, so that they
 /// stay in registers at `opt-level = "s"`; with `R = 1` the second row's are dead code.
 #[inline(always)]
-fn rows_of_four<const R: usize>(
+fn rows_of_four<const R: usize, const ADJACENT: bool>(
     p: &MatMul,
     a: &[f32],
     b: &[f32],
@@ -166,9 +186,7 @@ fn rows_of_four<const R: usize>(
     n0: usize,
     m: usize,
 ) {
-    let last = (p.k - 1) * p.b_stride_k;
-    let w = |j: usize| b[(n0 + j) * p.b_stride_n..][..=last].as_ptr();
-    let (mut p0, mut p1, mut p2, mut p3) = (w(0), w(1), w(2), w(3));
+    let [mut p0, mut p1, mut p2, mut p3] = column_starts(p, four_columns(p, b, n0));
     let start = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
     let (mut c00, mut c01, mut c02, mut c03) = (start(0), start(1), start(2), start(3));
     let (mut c10, mut c11, mut c12, mut c13) = (c00, c01, c02, c03);
@@ -177,10 +195,12 @@ fn rows_of_four<const R: usize>(
     for _ in 0..p.k {
         // SAFETY: step `t` (0 ≤ t < k) reads `column[t · a_stride_k ..][..R]` and the
         // weights `t · b_stride_k` past each column's start, within the slices taken above
-        // (`column` ends `R` past the last step's start, each column at the last step's
-        // element). Pointers only advance by `wrapping_add`, so the one past the last step
+        // (`column` ends `R` past the last step's start, the weights at the fourth column's
+        // last step). Pointers only advance by `wrapping_add`, so the one past the last step
         // is never used.
-        let (x0, v0, v1, v2, v3) = unsafe { (*x, *p0, *p1, *p2, *p3) };
+        let x0 = unsafe { *x };
+        // SAFETY: as above; `ADJACENT`: column `j` is `p0 + j`.
+        let [v0, v1, v2, v3] = unsafe { step_weights::<ADJACENT>([p0, p1, p2, p3]) };
         c00 += v0 * x0;
         c01 += v1 * x0;
         c02 += v2 * x0;
@@ -195,21 +215,53 @@ fn rows_of_four<const R: usize>(
         }
         x = x.wrapping_add(p.a_stride_k);
         p0 = p0.wrapping_add(p.b_stride_k);
-        p1 = p1.wrapping_add(p.b_stride_k);
-        p2 = p2.wrapping_add(p.b_stride_k);
-        p3 = p3.wrapping_add(p.b_stride_k);
+        if !ADJACENT {
+            p1 = p1.wrapping_add(p.b_stride_k);
+            p2 = p2.wrapping_add(p.b_stride_k);
+            p3 = p3.wrapping_add(p.b_stride_k);
+        }
     }
-    let mut put =
-        |j: usize, i: usize, s: f32| out[(n0 + j) * p.out_stride_n + m + i] = p.act.apply(s);
-    put(0, 0, c00);
-    put(1, 0, c01);
-    put(2, 0, c02);
-    put(3, 0, c03);
-    if R == 2 {
-        put(0, 1, c10);
-        put(1, 1, c11);
-        put(2, 1, c12);
-        put(3, 1, c13);
+    // Written raw, then activated a column's `R` outputs at a time: one dispatch on the
+    // activation per column, not per output.
+    let sums = [(c00, c10), (c01, c11), (c02, c12), (c03, c13)];
+    for (j, (s0, s1)) in sums.into_iter().enumerate() {
+        let o = &mut out[(n0 + j) * p.out_stride_n + m..][..R];
+        o[0] = s0;
+        if R == 2 {
+            o[1] = s1;
+        }
+        p.act.apply_slice(o);
+    }
+}
+
+/// The weights of columns `n0..n0 + 4`: from the first one's first step to the fourth one's
+/// last (one slice, so that every pointer into it may read any of the four).
+#[inline(always)]
+fn four_columns<'a>(p: &MatMul, b: &'a [f32], n0: usize) -> &'a [f32] {
+    &b[n0 * p.b_stride_n..][..=3 * p.b_stride_n + (p.k - 1) * p.b_stride_k]
+}
+
+/// Pointers to the first step of each of the four columns of [`four_columns`].
+#[inline(always)]
+fn column_starts(p: &MatMul, weights: &[f32]) -> [*const f32; 4] {
+    let at = |j: usize| weights[j * p.b_stride_n..].as_ptr();
+    [at(0), at(1), at(2), at(3)]
+}
+
+/// One step's four weights: through `p[0]` alone when `ADJACENT` (`b_stride_n == 1`).
+///
+/// # Safety
+/// Each `p[j]` points at column `j`'s weight of the step, within one live slice; when
+/// `ADJACENT`, `p[0] + j` is that weight.
+#[inline(always)]
+unsafe fn step_weights<const ADJACENT: bool>(p: [*const f32; 4]) -> [f32; 4] {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if ADJACENT {
+            [*p[0], *p[0].add(1), *p[0].add(2), *p[0].add(3)]
+        } else {
+            [*p[0], *p[1], *p[2], *p[3]]
+        }
     }
 }
 
