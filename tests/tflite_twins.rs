@@ -109,7 +109,7 @@ float_twins!(
     visual_wake_words_fp32_twin => "vww_96_float", "tests/models/tflite/twins/vww_96_float.onnx",
 );
 /// Each twin plans to its `.tflite` file's arena within 5% (by default, as `include_model!`
-/// compiles them): tf2onnx's NHWC input and the Transposes around each convolution cost no
+/// compiles them; the hybrid KWS file's float twin to less, see below): tf2onnx's NHWC input and the Transposes around each convolution cost no
 /// memory (the input held channels first and gathered while read, as a TFLite input is), so
 /// the same stages stream.
 #[test]
@@ -137,8 +137,13 @@ fn twins_plan_to_their_tflite_files_arena() {
         let file = arena(dir.join(format!("{name}.tflite")));
         let twin = arena(dir.join(format!("twins/{name}.onnx")));
         report.push(format!("{name}: {file} B, twin {twin} B"));
+        // The hybrid file quantizes each layer's input with one scale over the whole image
+        // (TFLite's dynamic range), so no band of it can run before the image is whole and
+        // nothing streams; its float twin streams (split depthwise windows). There only the
+        // twin's side holds: its Transposes cost nothing.
+        let hybrid = name == "kws_ref_model_float32";
         assert!(
-            twin * 100 <= file * 105 && twin * 100 >= file * 95,
+            twin * 100 <= file * 105 && (hybrid || twin * 100 >= file * 95),
             "{name}: the .tflite file plans to {file} B, its tf2onnx twin to {twin} B"
         );
     }

@@ -229,14 +229,35 @@ impl<const N: usize> Arena<N> {
         output: Region,
         scratch: Region,
     ) -> ([&[i8]; NI], &mut [i8], &mut [i16]) {
-        self.check::<i16>(&scratch);
+        self.typed_views_scratch(inputs, output, scratch)
+    }
+
+    /// [`Arena::views`] with a scratch region of `f32` the kernel may use as it likes (a
+    /// streamed f32 depthwise window's joined channel plane); it overlaps neither the inputs
+    /// nor the output.
+    pub fn views_f32_scratch<const NI: usize>(
+        &mut self,
+        inputs: [Region; NI],
+        output: Region,
+        scratch: Region,
+    ) -> ([&[f32]; NI], &mut [f32], &mut [f32]) {
+        self.typed_views_scratch(inputs, output, scratch)
+    }
+
+    fn typed_views_scratch<I: Element, O: Element, S: Element, const NI: usize>(
+        &mut self,
+        inputs: [Region; NI],
+        output: Region,
+        scratch: Region,
+    ) -> ([&[I]; NI], &mut [O], &mut [S]) {
+        self.check::<S>(&scratch);
         assert!(
             !scratch.overlaps(&output) && inputs.iter().all(|r| !r.overlaps(&scratch)),
             "kernel scratch overlaps an operand"
         );
-        self.check::<i8>(&output);
+        self.check::<O>(&output);
         for r in &inputs {
-            self.check::<i8>(r);
+            self.check::<I>(r);
             assert!(
                 !r.overlaps(&output),
                 "kernel output overlaps one of its inputs"
@@ -249,11 +270,11 @@ impl<const N: usize> Arena<N> {
         // outlives them.
         unsafe {
             let ins =
-                inputs.map(|r| core::slice::from_raw_parts(base.add(r.offset) as *const i8, r.len));
+                inputs.map(|r| core::slice::from_raw_parts(base.add(r.offset) as *const I, r.len));
             let out =
-                core::slice::from_raw_parts_mut(base.add(output.offset) as *mut i8, output.len);
+                core::slice::from_raw_parts_mut(base.add(output.offset) as *mut O, output.len);
             let s =
-                core::slice::from_raw_parts_mut(base.add(scratch.offset) as *mut i16, scratch.len);
+                core::slice::from_raw_parts_mut(base.add(scratch.offset) as *mut S, scratch.len);
             (ins, out, s)
         }
     }
@@ -383,6 +404,28 @@ mod tests {
         let mut a = Arena::<64>::new();
         // f32 bytes 0..8 and i8 bytes 7..9 overlap.
         let _ = a.views_f32_i8([Region::new(0, 2)], Region::i8(7, 2));
+    }
+
+    /// A kernel's scratch is its own: f32 views with an f32 scratch, and a scratch that
+    /// overlaps an input is refused.
+    #[test]
+    fn scratch_views_are_disjoint() {
+        let mut a = Arena::<64>::new();
+        a.f32_mut(Region::new(0, 2)).copy_from_slice(&[1.5, -2.0]);
+        {
+            let ([x], out, scratch) =
+                a.views_f32_scratch([Region::new(0, 2)], Region::new(8, 2), Region::new(16, 4));
+            scratch.copy_from_slice(&[x[1], x[0], 0.0, 0.0]);
+            out.copy_from_slice(&scratch[..2]);
+        }
+        assert_eq!(a.f32(Region::new(8, 2)), &[-2.0, 1.5]);
+    }
+
+    #[test]
+    #[should_panic(expected = "scratch overlaps")]
+    fn scratch_overlapping_an_input_is_refused() {
+        let mut a = Arena::<64>::new();
+        let _ = a.views_f32_scratch([Region::new(0, 4)], Region::new(16, 2), Region::new(8, 2));
     }
 
     #[test]

@@ -51,6 +51,15 @@ pub enum ConvOp {
     Hybrid(Conv2d, f32),
 }
 
+/// Whether the runtime's portable path (the Cortex-M4F's) runs this f32 convolution with its
+/// pixel-by-pixel 3×3 depthwise kernel (`kernels::conv::depthwise_f32`: one channel per
+/// group, a 3×3 window, dilation 1), not the weight-stationary reference loop: what the
+/// streaming cost model prices it by.
+pub(crate) fn f32_depthwise_3x3(g: &Conv2d) -> bool {
+    let w = &g.window;
+    g.groups == g.in_c && g.in_c == g.out_c && (w.k_h, w.k_w, w.dil_h, w.dil_w) == (3, 3, 1, 1)
+}
+
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
     let c = at.op::<Conv>()?;
     Some(cx.check_f32_node(at).and_then(|()| lower_f32(cx, at, c)))
@@ -519,7 +528,16 @@ impl Kernel for ConvOp {
         call.wrap(match self {
             ConvOp::F32(p) => {
                 let geom = geometry(p);
-                quote!(::microarena::kernels::conv::conv2d(&#geom, #x, #w, #bias, #out);)
+                // A streamed stage's depthwise window whose first rows are kept apart (input
+                // 3, see `plan::stream`), joined a channel at a time in the scratch.
+                if let Some(kept) = call.operands.get(3).and_then(Option::as_ref) {
+                    let scratch = call.scratch.as_ref().expect("a split window has scratch");
+                    quote!(::microarena::kernels::conv::conv2d_depthwise_split(
+                        &#geom, #kept, #x, #w, #bias, #scratch, #out,
+                    );)
+                } else {
+                    quote!(::microarena::kernels::conv::conv2d(&#geom, #x, #w, #bias, #out);)
+                }
             }
             ConvOp::F32Tiled(p) => {
                 let geom = geometry(p);
@@ -587,9 +605,21 @@ impl Kernel for ConvOp {
 
     fn run(&self, ins: &Inputs, out: &mut Values) {
         match self {
-            ConvOp::F32(p) => {
-                conv::conv2d(p, ins.f32(0), ins.f32(1), ins.opt_f32(2), out.f32_mut())
-            }
+            ConvOp::F32(p) => match ins.get(3) {
+                Some(kept) => {
+                    let mut scratch = vec![0.0; p.window.in_h * p.window.in_w];
+                    conv::conv2d_depthwise_split(
+                        p,
+                        kept.f32(),
+                        ins.f32(0),
+                        ins.f32(1),
+                        ins.opt_f32(2),
+                        &mut scratch,
+                        out.f32_mut(),
+                    )
+                }
+                None => conv::conv2d(p, ins.f32(0), ins.f32(1), ins.opt_f32(2), out.f32_mut()),
+            },
             ConvOp::F32Tiled(p) => {
                 conv::conv2d_tiled(p, ins.f32(0), ins.f32(1), ins.opt_f32(2), out.f32_mut())
             }

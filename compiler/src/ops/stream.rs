@@ -162,6 +162,9 @@ impl StreamOp {
                 (g.out_c * g.in_c / g.groups.max(1) * g.window.k_h * g.window.k_w) as u64
             };
             match op {
+                Op::Conv(ConvOp::F32(g)) if super::conv::f32_depthwise_3x3(g) => {
+                    80 * g.out_c as u64
+                }
                 Op::Conv(ConvOp::F32(g)) => 80 * weights(g),
                 Op::Conv(ConvOp::F32Tiled(g)) => 4 * weights(g),
                 Op::Conv(c) if c.geometry().groups > 1 => {
@@ -177,7 +180,12 @@ impl StreamOp {
                         weights(c.geometry()) / 16
                     }
                 }
-                Op::Gemm(super::gemm::GemmOp::F32(p)) => 20 * (p.n * p.k) as u64,
+                Op::Gemm(super::gemm::GemmOp::F32(p)) => {
+                    // The one to three pixels past the 4×4 tiles run in tiles of four
+                    // channels by two and by one.
+                    let tail = [0, 2, 1, 3][p.m % 4];
+                    100 + tail * (p.n * p.k) as u64
+                }
                 Op::Pool(p) => 150 + 20 * (len / plane(&p.geometry().window)) as u64,
                 _ => 150,
             }
@@ -202,9 +210,21 @@ impl StreamOp {
                                     }) as u64
                             }
                             Step::Call {
-                                node, op, output, ..
+                                node,
+                                op,
+                                output,
+                                inputs,
+                                ..
                             } => {
-                                let c = call(op, output.len);
+                                let mut c = call(op, output.len);
+                                // A split f32 depthwise window: each channel's plane joined
+                                // in the scratch, then a one-channel call.
+                                if let (Op::Conv(super::conv::ConvOp::F32(g)), Some(Some(_))) =
+                                    (&**op, inputs.get(3))
+                                {
+                                    let plane = g.window.in_h * g.window.in_w;
+                                    c += (g.out_c * (100 + plane / 2)) as u64;
+                                }
                                 if let Some(o) = once.get_mut(*node) {
                                     *o = (*o).min(c);
                                 }
@@ -350,10 +370,14 @@ impl StreamOp {
                 let out_region = region(at + output.offset, output.len, output.dtype);
                 let (borrow, scratch) = match scratch {
                     Some(s) => {
-                        let r = region(at + s.offset, s.len, DType::I16);
+                        let r = region(at + s.offset, s.len, s.dtype);
+                        let m = match s.dtype {
+                            DType::F32 => quote!(views_f32_scratch),
+                            _ => quote!(views_i8_scratch),
+                        };
                         (
                             quote!(let ([#(#idents),*], out, scratch) =
-                                self.arena.views_i8_scratch([#(#regions),*], #out_region, #r);),
+                                self.arena.#m([#(#regions),*], #out_region, #r);),
                             Some(quote!(scratch)),
                         )
                     }

@@ -23,20 +23,94 @@ pub(crate) fn depthwise_3x3(
     bias: Option<&[f32]>,
     output: &mut [f32],
 ) {
-    // The activation chosen once per call, not per output.
+    let (ih, iw) = (p.window.in_h, p.window.in_w);
+    let rows = Rows {
+        kept: &[],
+        fresh: &input[..p.in_c * ih * iw],
+        held: 0,
+        fresh_rows: ih,
+        iw,
+    };
+    with_activation::<false>(p, &rows, weights, bias, output);
+}
+
+/// [`depthwise_3x3`] on an input whose rows are in two parts, each `[C][rows][W]`: each
+/// channel's first `kept.len() / (in_c · in_w)` rows in `kept`, the rest in `input` (a
+/// streamed stage's split window). The same bits as on the joined input.
+// The x86-64 and AArch64 builds join the planes for their own depthwise paths (tested there).
+#[cfg_attr(any(target_arch = "x86_64", target_arch = "aarch64"), allow(dead_code))]
+pub(crate) fn depthwise_3x3_split(
+    p: &Conv2d,
+    kept: &[f32],
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+) {
+    let (ih, iw) = (p.window.in_h, p.window.in_w);
+    let held = kept.len() / (p.in_c * iw).max(1);
+    let fresh_rows = ih - held;
+    let rows = Rows {
+        kept: &kept[..p.in_c * held * iw],
+        fresh: &input[..p.in_c * fresh_rows * iw],
+        held,
+        fresh_rows,
+        iw,
+    };
+    with_activation::<true>(p, &rows, weights, bias, output);
+}
+
+/// An input's rows, `[C][rows][W]`, in two parts: each channel's first `held` in `kept`, the
+/// other `fresh_rows` in `fresh` (nothing kept: a whole input).
+struct Rows<'a> {
+    kept: &'a [f32],
+    fresh: &'a [f32],
+    held: usize,
+    fresh_rows: usize,
+    iw: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// Channel `c`'s two parts.
+    #[inline(always)]
+    fn channel(&self, c: usize) -> (&'a [f32], &'a [f32]) {
+        let (kept, fresh) = (self.held * self.iw, self.fresh_rows * self.iw);
+        (
+            &self.kept[c * kept..][..kept],
+            &self.fresh[c * fresh..][..fresh],
+        )
+    }
+
+    /// Whether rows `y .. y + 3` lie in one part (adjacent in memory).
+    #[inline(always)]
+    fn together<const SPLIT: bool>(&self, y: usize) -> bool {
+        !SPLIT || y >= self.held || y + 3 <= self.held
+    }
+}
+
+/// The activation chosen once per call, not per output. `SPLIT`: rows may be kept apart (else
+/// `held` is 0 and no row needs the test).
+#[inline(always)]
+fn with_activation<const SPLIT: bool>(
+    p: &Conv2d,
+    rows: &Rows,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+) {
     match p.act {
-        Activation::Identity => channels(p, input, weights, bias, output, |x| x),
+        Activation::Identity => channels::<SPLIT>(p, rows, weights, bias, output, |x| x),
         Activation::Clip { min, max } => {
-            channels(p, input, weights, bias, output, |x| clamp(x, min, max))
+            channels::<SPLIT>(p, rows, weights, bias, output, |x| clamp(x, min, max))
         }
-        act => channels(p, input, weights, bias, output, |x| act.apply(x)),
+        act => channels::<SPLIT>(p, rows, weights, bias, output, |x| act.apply(x)),
     }
 }
 
 #[inline(always)]
-fn channels(
+fn channels<const SPLIT: bool>(
     p: &Conv2d,
-    input: &[f32],
+    src: &Rows,
     weights: &[f32],
     bias: Option<&[f32]>,
     output: &mut [f32],
@@ -52,22 +126,38 @@ fn channels(
     let ((x_lo, _), (_, x_hi)) = (cols(0), cols(2));
     let (x_lo, x_hi) = (x_lo.min(ow), x_hi.max(x_lo.min(ow)));
     for c in 0..p.out_c {
-        let plane = &input[c * ih * iw..][..ih * iw];
         let out = &mut output[c * oh * ow..][..oh * ow];
         let k: &[f32; 9] = weights[c * 9..][..9].try_into().expect("nine weights");
         let b = bias.map_or(0.0, |b| b[c]);
+        // Rows `y .. y + n` of the channel, which lie in one part.
+        let (kept, fresh) = src.channel(c);
+        let (held, iw) = (src.held, src.iw);
+        let span = |y: usize, n: usize| {
+            if SPLIT && y < held {
+                &kept[y * iw..][..n * iw]
+            } else {
+                &fresh[(if SPLIT { y - held } else { y }) * iw..][..n * iw]
+            }
+        };
+        let plane = |y: usize| span(y, 1);
         for (oy, row) in out.chunks_exact_mut(ow.max(1)).enumerate() {
             let y0 = (oy * w.stride_h) as isize - pt;
             if oy < y_lo || oy >= y_hi || x_lo >= x_hi {
                 for (ox, o) in row.iter_mut().enumerate() {
-                    *o = f(border(w, plane, k, b, y0, (ox * w.stride_w) as isize - pl));
+                    *o = f(border(w, &plane, k, b, y0, (ox * w.stride_w) as isize - pl));
                 }
                 continue;
             }
+            let y0 = y0 as usize;
             // The left and right border columns of a row whose three input rows are inside
             // the input: one column of padding (the usual `pads = 1`) is a six-tap sum.
-            let r = |dy: usize| &plane[(y0 as usize + dy) * iw..][..iw];
-            let (r0, r1, r2) = (r(0), r(1), r(2));
+            let together = src.together::<SPLIT>(y0);
+            let (r0, r1, r2) = if together {
+                let three = span(y0, 3);
+                (&three[..iw], &three[iw..2 * iw], &three[2 * iw..])
+            } else {
+                (plane(y0), plane(y0 + 1), plane(y0 + 2))
+            };
             let edge = |x0: isize| -> f32 {
                 let [k0, k1, k2, k3, k4, k5, k6, k7, k8] = *k;
                 match clip(x0, iw) {
@@ -92,7 +182,7 @@ fn channels(
                         acc += k7 * r2[i + 1];
                         acc
                     }
-                    _ => border(w, plane, k, b, y0, x0),
+                    _ => border(w, &plane, k, b, y0 as isize, x0),
                 }
             };
             for (ox, o) in row.iter_mut().enumerate().take(x_lo) {
@@ -101,40 +191,74 @@ fn channels(
             // The three input rows from the first interior output's column on.
             let x0 = x_lo * w.stride_w - w.pad_left;
             let last = (x_hi - 1) * w.stride_w - w.pad_left + 2;
-            let top = &plane[y0 as usize * iw..][..2 * iw + last + 1];
             let [k0, k1, k2, k3, k4, k5, k6, k7, k8] = *k;
-            let mut x = top[x0..].as_ptr();
-            for o in &mut row[x_lo..x_hi] {
-                // SAFETY: output column `ox` (x_lo ≤ ox < x_hi) reads `top[ix + dy · iw +
-                // dx]` for dy, dx in 0..3 with ix = ox · stride_w − pad_left ≤ `last − 2`:
-                // within `top` (its length is `2 · iw + last + 1`). `x` points at `top[ix]`
-                // and only advances by `wrapping_add`, so past the last column it is never
-                // read.
-                let (a0, a1, a2, b0, b1, b2, c0, c1, c2) = unsafe {
-                    (
-                        *x,
-                        *x.add(1),
-                        *x.add(2),
-                        *x.add(iw),
-                        *x.add(iw + 1),
-                        *x.add(iw + 2),
-                        *x.add(2 * iw),
-                        *x.add(2 * iw + 1),
-                        *x.add(2 * iw + 2),
-                    )
-                };
+            let nine = |t: [f32; 9]| {
                 let mut acc = b;
-                acc += k0 * a0;
-                acc += k1 * a1;
-                acc += k2 * a2;
-                acc += k3 * b0;
-                acc += k4 * b1;
-                acc += k5 * b2;
-                acc += k6 * c0;
-                acc += k7 * c1;
-                acc += k8 * c2;
-                *o = f(acc);
-                x = x.wrapping_add(w.stride_w);
+                acc += k0 * t[0];
+                acc += k1 * t[1];
+                acc += k2 * t[2];
+                acc += k3 * t[3];
+                acc += k4 * t[4];
+                acc += k5 * t[5];
+                acc += k6 * t[6];
+                acc += k7 * t[7];
+                acc += k8 * t[8];
+                f(acc)
+            };
+            if together {
+                // Adjacent rows (every row of a whole input): one pointer.
+                let top = &span(y0, 3)[x0..=2 * iw + last];
+                let mut x = top.as_ptr();
+                for o in &mut row[x_lo..x_hi] {
+                    // SAFETY: output column `ox` (x_lo ≤ ox < x_hi) reads `top[ix − x0 + dy ·
+                    // iw + dx]` for dy, dx in 0..3, with ix = ox · stride_w − pad_left and
+                    // `ix + 2 ≤ last`: within `top` (its last element is row 2's column
+                    // `last`). `x` points at `top[ix − x0]` and only advances by
+                    // `wrapping_add`, so past the last column it is never read.
+                    let t = unsafe {
+                        [
+                            *x,
+                            *x.add(1),
+                            *x.add(2),
+                            *x.add(iw),
+                            *x.add(iw + 1),
+                            *x.add(iw + 2),
+                            *x.add(2 * iw),
+                            *x.add(2 * iw + 1),
+                            *x.add(2 * iw + 2),
+                        ]
+                    };
+                    *o = nine(t);
+                    x = x.wrapping_add(w.stride_w);
+                }
+            } else {
+                // Rows that straddle a split input's two parts: three pointers.
+                let (t0, t1, t2) = (&r0[x0..=last], &r1[x0..=last], &r2[x0..=last]);
+                let (mut a, mut m, mut z) = (t0.as_ptr(), t1.as_ptr(), t2.as_ptr());
+                for o in &mut row[x_lo..x_hi] {
+                    // SAFETY: output column `ox` (x_lo ≤ ox < x_hi) reads columns `ix .. ix
+                    // + 3` of each row, ix = ox · stride_w − pad_left, `ix + 2 ≤ last`:
+                    // within `t0`, `t1` and `t2` (columns `x0 ..= last`), which `a`, `m` and
+                    // `z` point into at `ix`; they only advance by `wrapping_add`, so past
+                    // the last column they are never read.
+                    let t = unsafe {
+                        [
+                            *a,
+                            *a.add(1),
+                            *a.add(2),
+                            *m,
+                            *m.add(1),
+                            *m.add(2),
+                            *z,
+                            *z.add(1),
+                            *z.add(2),
+                        ]
+                    };
+                    *o = nine(t);
+                    a = a.wrapping_add(w.stride_w);
+                    m = m.wrapping_add(w.stride_w);
+                    z = z.wrapping_add(w.stride_w);
+                }
             }
             for (ox, o) in row.iter_mut().enumerate().skip(x_hi) {
                 *o = f(edge((ox * w.stride_w) as isize - pl));
@@ -154,11 +278,18 @@ fn clip(at: isize, len: usize) -> (usize, usize) {
 /// An output whose window reaches into the padding: its bias plus the products of the taps
 /// inside the input, in order (the taps' rows and columns clipped once, not tested each).
 #[inline(always)]
-fn border(w: &Window2d, plane: &[f32], k: &[f32; 9], b: f32, y0: isize, x0: isize) -> f32 {
+fn border<'a>(
+    w: &Window2d,
+    plane: &impl Fn(usize) -> &'a [f32],
+    k: &[f32; 9],
+    b: f32,
+    y0: isize,
+    x0: isize,
+) -> f32 {
     let ((ky0, ky1), (kx0, kx1)) = (clip(y0, w.in_h), clip(x0, w.in_w));
     let mut acc = b;
     for ky in ky0..ky1 {
-        let row = &plane[(y0 + ky as isize) as usize * w.in_w..][..w.in_w];
+        let row = plane((y0 + ky as isize) as usize);
         for kx in kx0..kx1 {
             acc += k[ky * 3 + kx] * row[(x0 + kx as isize) as usize];
         }
@@ -214,6 +345,16 @@ mod tests {
             super::super::reference_image(&p, &x, &k, Some(&b), &mut want);
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "case {case}: {:?}", p.window);
+            // The input's rows in two parts (a streamed stage's split window).
+            let held = next(ih + 1);
+            let (mut kept, mut fresh) = (Vec::new(), Vec::new());
+            for plane in x.chunks_exact(ih * iw) {
+                kept.extend_from_slice(&plane[..held * iw]);
+                fresh.extend_from_slice(&plane[held * iw..]);
+            }
+            let mut split = vec![f32::NAN; n];
+            depthwise_3x3_split(&p, &kept, &fresh, &k, Some(&b), &mut split);
+            assert_eq!(bits(&split), bits(&want), "case {case}, {held} rows kept");
         }
     }
 }

@@ -91,6 +91,56 @@ pub fn conv2d(
     }
 }
 
+/// A depthwise f32 convolution (one channel per group) of one image whose input rows are in
+/// two parts: each channel's first `kept.len() / (in_c · in_w)` rows in `kept` (a streamed
+/// stage's rows read again, kept between band calls), the rest in `input`, both `[C][rows][W]`.
+/// Each channel's plane is joined in `scratch` (at least `in_h · in_w`) and convolved there by
+/// [`conv2d`]'s path for one channel, or, on the Cortex-M4F's path, read in place by the 3×3
+/// kernel: the bits of [`conv2d`] on the joined input.
+pub fn conv2d_depthwise_split(
+    p: &Conv2d,
+    kept: &[f32],
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    scratch: &mut [f32],
+    output: &mut [f32],
+) {
+    let w = &p.window;
+    assert!(p.batch == 1 && p.groups == p.in_c && p.in_c == p.out_c);
+    let plane = w.in_h * w.in_w;
+    let held = kept.len() / (p.in_c * w.in_w).max(1);
+    let (k, fresh) = (held * w.in_w, plane.saturating_sub(held * w.in_w));
+    assert!(held <= w.in_h && kept.len() == p.in_c * k && input.len() >= p.in_c * fresh);
+    let (taps, out_plane) = (w.k_h * w.k_w, w.out_h * w.out_w);
+    assert!(weights.len() >= p.in_c * taps && output.len() >= p.in_c * out_plane);
+    // Where the depthwise 3×3 kernel is the path of `conv2d` (the Cortex-M4F), it reads the
+    // two parts in place; elsewhere each channel's plane is joined for the per-arch path.
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    if depthwise_f32::applies(w) {
+        depthwise_f32::depthwise_3x3_split(p, kept, input, weights, bias, output);
+        return;
+    }
+    let one = Conv2d {
+        in_c: 1,
+        out_c: 1,
+        groups: 1,
+        ..*p
+    };
+    let joined = &mut scratch[..plane];
+    for c in 0..p.in_c {
+        joined[..k].copy_from_slice(&kept[c * k..][..k]);
+        joined[k..].copy_from_slice(&input[c * fresh..][..fresh]);
+        conv2d_image(
+            &one,
+            joined,
+            &weights[c * taps..][..taps],
+            bias.map(|b| &b[c..=c]),
+            &mut output[c * out_plane..][..out_plane],
+        );
+    }
+}
+
 /// One image of [`conv2d`].
 fn conv2d_image(
     p: &Conv2d,
@@ -391,6 +441,58 @@ fn mac_row2(dst: &mut [i32], a: &[i8], b: &[i8], zero: i32, wa: i32, wb: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A depthwise input in two parts equals [`conv2d`] on the joined input, bit for bit:
+    /// every split point (none kept to all kept), 3×3 and 5×3 windows, strides 1 and 2,
+    /// padding, a fused clip.
+    #[test]
+    fn split_depthwise_equals_the_joined_input() {
+        extern crate std;
+        use std::vec;
+        use std::vec::Vec;
+        let mut next = crate::xorshift(0x5_0117_u32);
+        let cases = if cfg!(miri) { 6 } else { 200 };
+        for case in 0..cases {
+            let (ih, iw, c) = (3 + next(6), 1 + next(9), 1 + next(4));
+            let (kh, s) = ([3, 5][case % 2], 1 + next(2));
+            if ih + 2 < kh {
+                continue;
+            }
+            let p = Conv2d {
+                batch: 1,
+                in_c: c,
+                out_c: c,
+                groups: c,
+                window: crate::window((ih, iw), (kh, 3), (s, s), (1, 1), [1, 1, 1, 1]),
+                act: Activation::Clip {
+                    min: -0.5,
+                    max: 0.5,
+                },
+            };
+            let mut value = || (next(2001) as f32 - 1000.0) * 1.3e-3;
+            let x: Vec<f32> = (0..c * ih * iw).map(|_| value()).collect();
+            let wt: Vec<f32> = (0..c * kh * 3).map(|_| value()).collect();
+            let b: Vec<f32> = (0..c).map(|_| value()).collect();
+            let out_len = c * p.window.out_h * p.window.out_w;
+            let mut want = vec![f32::NAN; out_len];
+            conv2d(&p, &x, &wt, Some(&b), &mut want);
+            for held in 0..=ih {
+                let (kept, rest): (Vec<f32>, Vec<f32>) = {
+                    let (mut k, mut r) = (Vec::new(), Vec::new());
+                    for plane in x.chunks_exact(ih * iw) {
+                        k.extend_from_slice(&plane[..held * iw]);
+                        r.extend_from_slice(&plane[held * iw..]);
+                    }
+                    (k, r)
+                };
+                let mut scratch = vec![f32::NAN; ih * iw];
+                let mut got = vec![f32::NAN; out_len];
+                conv2d_depthwise_split(&p, &kept, &rest, &wt, Some(&b), &mut scratch, &mut got);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "case {case}, {held} rows kept");
+            }
+        }
+    }
 
     fn naive(p: &Conv2d, x: &[f32], w: &[f32], b: &[f32]) -> [f32; 64] {
         let mut out = [0.0; 64];

@@ -2,6 +2,7 @@
 
 use super::layout::{pack, LiveSpan};
 use super::*;
+use crate::ops::conv::ConvOp;
 
 /// A buffer of the stage's scratch before offsets are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -288,16 +289,13 @@ pub fn build(
         return None;
     }
     // Split edges: into an int8 depthwise convolution (whose kernel copies each plane
-    // anyway) from a producer that feeds nothing else.
+    // anyway) or an f32 3×3 one (whose split kernel joins the planes) from a producer that
+    // feeds nothing else.
     for outs in &out_edges {
         if let [e] = outs[..] {
             let c = edges[e].node;
-            edges[e].split = split
-                && matches!(rules[c], RowRule::Window(_))
-                && matches!(
-                    nodes[c].op,
-                    Op::Conv(crate::ops::conv::ConvOp::I8Depthwise(..))
-                );
+            edges[e].split =
+                split && matches!(rules[c], RowRule::Window(_)) && splittable(&nodes[c].op);
         }
     }
 
@@ -497,7 +495,12 @@ pub fn build(
                 let (c, h, w, es) = chw(g, node.output);
                 let dtype = g.tensor(node.output).dtype;
                 let row = w * es;
-                let (op, scratch) = node.op.band(window, c, rows, w);
+                let (op, mut scratch) = node.op.band(window, c, rows, w);
+                // A split f32 depthwise window: its kernel joins each channel's kept and
+                // fresh rows into one plane (`conv2d_depthwise_split`).
+                if let (Op::Conv(ConvOp::F32(p)), Some(Some(_))) = (&op, operands.get(3)) {
+                    scratch = scratch.max(4 * p.window.in_h * p.window.in_w);
+                }
                 let kernel_scratch = (scratch > 0).then_some(scratch);
                 max_kernel = max_kernel.max(scratch);
                 let mut after = Vec::new();
@@ -856,10 +859,17 @@ pub fn build(
                 len: output.1,
                 dtype: output.2,
             },
-            scratch: scratch.map(|bytes| Buf {
-                offset: at(Sym::Kernel),
-                len: bytes / 2,
-                dtype: DType::I16,
+            // The int8 kernels' `i16` copies; an f32 depthwise window's joined plane.
+            scratch: scratch.map(|bytes| {
+                let dtype = match output.2 {
+                    DType::F32 => DType::F32,
+                    _ => DType::I16,
+                };
+                Buf {
+                    offset: at(Sym::Kernel),
+                    len: bytes / dtype.size(),
+                    dtype,
+                }
             }),
         },
     };
@@ -887,4 +897,16 @@ pub fn build(
         },
         inputs,
     ))
+}
+
+/// Whether a depthwise convolution's window can be split (its first rows kept apart): the
+/// int8 padded-plane kernel and the f32 3×3 one at stride 1.
+pub(super) fn splittable(op: &Op) -> bool {
+    match op {
+        Op::Conv(ConvOp::I8Depthwise(..)) => true,
+        Op::Conv(ConvOp::F32(p)) => {
+            crate::ops::conv::f32_depthwise_3x3(p) && p.window.stride_h == 1
+        }
+        _ => false,
+    }
 }

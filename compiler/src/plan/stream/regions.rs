@@ -125,14 +125,12 @@ pub fn band_rows(g: &Graph, region: &Region) -> usize {
         .unwrap_or(1)
 }
 
-/// True when `region` has int8 depthwise windows that [`build`] can split (see
-/// `Edge::split`): worth planning both ways (splitting pays where bands are tall; with short
-/// ones its two copies a channel can pack worse and cost more).
+/// True when `region` has depthwise windows that [`build`] can split (see `Edge::split`;
+/// int8, and f32 3×3): worth planning both ways (splitting pays where bands are tall; with
+/// short ones its two copies a channel can pack worse and cost more).
 pub fn splits(g: &Graph, region: &Region) -> bool {
-    region.nodes.iter().any(|&v| {
-        matches!(
-            g.nodes[v].op,
-            Op::Conv(crate::ops::conv::ConvOp::I8Depthwise(..))
-        )
-    })
+    region
+        .nodes
+        .iter()
+        .any(|&v| super::build::splittable(&g.nodes[v].op))
 }
