@@ -40,7 +40,7 @@ pub struct MatMul {
 /// on NCHW, `m` pixels, `k` input channels): tiles of four output channels by four pixels in
 /// registers ([`columns_tiled`]: each input loaded once for four weights, each weight once
 /// for four pixels), the one to three pixels left in tiles of four channels by two and one
-/// ([`rows_of_four`]: a streamed band of 5 or 10 pixels leaves one or two), then whole
+/// ([`tile`]: a streamed band of 5 or 10 pixels leaves one or two), then whole
 /// output rows for the channels left. Every output
 /// sums in order of `k` from its bias either way, so a band of pixels gives the whole
 /// product's bits.
@@ -70,11 +70,11 @@ fn columns_with<const ADJACENT: bool>(
     for n0 in (0..n_tiled).step_by(4) {
         let mut m = m_tiled;
         if m + 2 <= p.m {
-            rows_of_four::<2, ADJACENT>(p, a, b, bias, out, n0, m);
+            tile::<2, ADJACENT>(p, a, b, bias, out, n0, m);
             m += 2;
         }
         if m < p.m {
-            rows_of_four::<1, ADJACENT>(p, a, b, bias, out, n0, m);
+            tile::<1, ADJACENT>(p, a, b, bias, out, n0, m);
         }
     }
     for n in n_tiled..p.n {
@@ -92,10 +92,8 @@ fn columns_with<const ADJACENT: bool>(
 }
 
 /// The column-major product's (`a_stride_m == out_stride_m == 1`) whole tiles of four output
-/// columns by four rows, in registers: four inputs and four weights loaded per step of `k`
-/// for sixteen multiply-adds. Returns how many columns and rows it covered (multiples of
-/// four); each output is its bias plus the products in order of `k`, as the row loop sums.
-/// `ADJACENT`: `b_stride_n == 1`, the four weights of a step read through one pointer.
+/// columns by four rows ([`tile`]). Returns how many columns and rows it covered (multiples
+/// of four).
 #[inline(always)]
 fn columns_tiled<const ADJACENT: bool>(
     p: &MatMul,
@@ -104,80 +102,27 @@ fn columns_tiled<const ADJACENT: bool>(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> (usize, usize) {
-    const T: usize = 4;
-    let (nt, mt) = (p.n / T * T, p.m / T * T);
+    let (nt, mt) = (p.n / 4 * 4, p.m / 4 * 4);
     if p.k == 0 {
         return (0, 0);
     }
-    for n0 in (0..nt).step_by(T) {
-        let weights = four_columns(p, b, n0);
-        let start = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
-        for m0 in (0..mt).step_by(T) {
-            // Written out, sixteen named sums: what stays in registers at every opt-level
-            // (an array of them is kept in memory at `opt-level = "s"`). `cij`: row m0 + i,
-            // column n0 + j.
-            let (mut c00, mut c01, mut c02, mut c03) = (start(0), start(1), start(2), start(3));
-            let (mut c10, mut c11, mut c12, mut c13) = (c00, c01, c02, c03);
-            let (mut c20, mut c21, mut c22, mut c23) = (c00, c01, c02, c03);
-            let (mut c30, mut c31, mut c32, mut c33) = (c00, c01, c02, c03);
-            let column = &a[m0..m0 + (p.k - 1) * p.a_stride_k + T];
-            let mut x = column.as_ptr();
-            let [mut p0, mut p1, mut p2, mut p3] = column_starts(p, weights);
-            for _ in 0..p.k {
-                // SAFETY: step `t` (0 ≤ t < k) reads `column[t · a_stride_k ..][..4]` and
-                // weight `t · b_stride_k` of each of the four columns, within the slices
-                // taken above (`column` ends 4 past the last step's start, `weights` at the
-                // fourth column's last step). Pointers only advance by `wrapping_add`, so
-                // the one past the last step is never used.
-                let (x0, x1, x2, x3) = unsafe { (*x, *x.add(1), *x.add(2), *x.add(3)) };
-                // SAFETY: as above; `ADJACENT`: column `j` is `p0 + j`.
-                let [v0, v1, v2, v3] = unsafe { step_weights::<ADJACENT>([p0, p1, p2, p3]) };
-                c00 += v0 * x0;
-                c01 += v1 * x0;
-                c02 += v2 * x0;
-                c03 += v3 * x0;
-                c10 += v0 * x1;
-                c11 += v1 * x1;
-                c12 += v2 * x1;
-                c13 += v3 * x1;
-                c20 += v0 * x2;
-                c21 += v1 * x2;
-                c22 += v2 * x2;
-                c23 += v3 * x2;
-                c30 += v0 * x3;
-                c31 += v1 * x3;
-                c32 += v2 * x3;
-                c33 += v3 * x3;
-                x = x.wrapping_add(p.a_stride_k);
-                p0 = p0.wrapping_add(p.b_stride_k);
-                if !ADJACENT {
-                    p1 = p1.wrapping_add(p.b_stride_k);
-                    p2 = p2.wrapping_add(p.b_stride_k);
-                    p3 = p3.wrapping_add(p.b_stride_k);
-                }
-            }
-            let tile = [
-                [c00, c10, c20, c30],
-                [c01, c11, c21, c31],
-                [c02, c12, c22, c32],
-                [c03, c13, c23, c33],
-            ];
-            for (j, sums) in tile.iter().enumerate() {
-                let o = &mut out[(n0 + j) * p.out_stride_n + m0..][..T];
-                o.copy_from_slice(sums);
-                p.act.apply_slice(o);
-            }
+    for n0 in (0..nt).step_by(4) {
+        for m0 in (0..mt).step_by(4) {
+            tile::<4, ADJACENT>(p, a, b, bias, out, n0, m0);
         }
     }
     (nt, mt)
 }
 
-/// Rows `m..m + R` (`R` 1 or 2) of the column-major product's columns `n0..n0 + 4`, in
+/// Rows `m..m + R` (`R` 1, 2 or 4) of the column-major product's columns `n0..n0 + 4`, in
 /// registers: `R` inputs and four weights loaded per step of `k` for `4 · R` multiply-adds
-/// (the summing order of [`columns_tiled`]). The sums are named, not an array, so that they
-/// stay in registers at `opt-level = "s"`; with `R = 1` the second row's are dead code.
+/// (`ADJACENT`: `b_stride_n == 1`, the four weights read through one pointer). Each output
+/// is its bias plus the products in order of `k`, as [`matmul`]'s row loop sums. The sums
+/// are named, not an array: what stays in registers at every opt-level (an array of them is
+/// kept in memory at `opt-level = "s"`); the rows past `R` are dead code. `cij`: row
+/// `m + i`, column `n0 + j`.
 #[inline(always)]
-fn rows_of_four<const R: usize, const ADJACENT: bool>(
+fn tile<const R: usize, const ADJACENT: bool>(
     p: &MatMul,
     a: &[f32],
     b: &[f32],
@@ -190,6 +135,8 @@ fn rows_of_four<const R: usize, const ADJACENT: bool>(
     let start = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
     let (mut c00, mut c01, mut c02, mut c03) = (start(0), start(1), start(2), start(3));
     let (mut c10, mut c11, mut c12, mut c13) = (c00, c01, c02, c03);
+    let (mut c20, mut c21, mut c22, mut c23) = (c00, c01, c02, c03);
+    let (mut c30, mut c31, mut c32, mut c33) = (c00, c01, c02, c03);
     let column = &a[m..m + (p.k - 1) * p.a_stride_k + R];
     let mut x = column.as_ptr();
     for _ in 0..p.k {
@@ -205,13 +152,25 @@ fn rows_of_four<const R: usize, const ADJACENT: bool>(
         c01 += v1 * x0;
         c02 += v2 * x0;
         c03 += v3 * x0;
-        if R == 2 {
-            // SAFETY: as above, `R == 2`.
+        if R >= 2 {
+            // SAFETY: as above, `R ≥ 2`.
             let x1 = unsafe { *x.add(1) };
             c10 += v0 * x1;
             c11 += v1 * x1;
             c12 += v2 * x1;
             c13 += v3 * x1;
+        }
+        if R == 4 {
+            // SAFETY: as above, `R = 4`.
+            let (x2, x3) = unsafe { (*x.add(2), *x.add(3)) };
+            c20 += v0 * x2;
+            c21 += v1 * x2;
+            c22 += v2 * x2;
+            c23 += v3 * x2;
+            c30 += v0 * x3;
+            c31 += v1 * x3;
+            c32 += v2 * x3;
+            c33 += v3 * x3;
         }
         x = x.wrapping_add(p.a_stride_k);
         p0 = p0.wrapping_add(p.b_stride_k);
@@ -223,13 +182,15 @@ fn rows_of_four<const R: usize, const ADJACENT: bool>(
     }
     // Written raw, then activated a column's `R` outputs at a time: one dispatch on the
     // activation per column, not per output.
-    let sums = [(c00, c10), (c01, c11), (c02, c12), (c03, c13)];
-    for (j, (s0, s1)) in sums.into_iter().enumerate() {
+    let sums = [
+        [c00, c10, c20, c30],
+        [c01, c11, c21, c31],
+        [c02, c12, c22, c32],
+        [c03, c13, c23, c33],
+    ];
+    for (j, column) in sums.iter().enumerate() {
         let o = &mut out[(n0 + j) * p.out_stride_n + m..][..R];
-        o[0] = s0;
-        if R == 2 {
-            o[1] = s1;
-        }
+        o.copy_from_slice(&column[..R]);
         p.act.apply_slice(o);
     }
 }
