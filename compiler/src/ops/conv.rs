@@ -51,15 +51,6 @@ pub enum ConvOp {
     Hybrid(Conv2d, f32),
 }
 
-/// Whether the runtime's portable path (the Cortex-M4F's) runs this f32 convolution with its
-/// pixel-by-pixel 3×3 depthwise kernel (`kernels::conv::depthwise_f32`: one channel per
-/// group, a 3×3 window, dilation 1), not the weight-stationary reference loop: what the
-/// streaming cost model prices it by.
-pub(crate) fn f32_depthwise_3x3(g: &Conv2d) -> bool {
-    let w = &g.window;
-    g.groups == g.in_c && g.in_c == g.out_c && (w.k_h, w.k_w, w.dil_h, w.dil_w) == (3, 3, 1, 1)
-}
-
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
     let c = at.op::<Conv>()?;
     Some(cx.check_f32_node(at).and_then(|()| lower_f32(cx, at, c)))

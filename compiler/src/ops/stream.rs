@@ -162,7 +162,7 @@ impl StreamOp {
                 (g.out_c * g.in_c / g.groups.max(1) * g.window.k_h * g.window.k_w) as u64
             };
             match op {
-                Op::Conv(ConvOp::F32(g)) if super::conv::f32_depthwise_3x3(g) => {
+                Op::Conv(ConvOp::F32(g)) if crate::kernels::conv::depthwise_3x3_f32(g) => {
                     80 * g.out_c as u64
                 }
                 Op::Conv(ConvOp::F32(g)) => 80 * weights(g),

@@ -91,6 +91,14 @@ pub fn conv2d(
     }
 }
 
+/// Whether [`conv2d`]'s portable path (the Cortex-M4F's) runs `p` with the pixel-by-pixel
+/// 3×3 depthwise kernel (one channel per group, a 3×3 window, dilation 1) rather than the
+/// weight-stationary reference loop; the x86-64 and AArch64 paths take such convolutions
+/// first. What the compiler's streaming cost model prices the kernel by.
+pub fn depthwise_3x3_f32(p: &Conv2d) -> bool {
+    p.in_c == p.groups && p.out_c == p.groups && depthwise_f32::applies(&p.window)
+}
+
 /// A depthwise f32 convolution (one channel per group) of one image whose input rows are in
 /// two parts: each channel's first `kept.len() / (in_c · in_w)` rows in `kept` (a streamed
 /// stage's rows read again, kept between band calls), the rest in `input`, both `[C][rows][W]`.
@@ -149,17 +157,18 @@ fn conv2d_image(
     bias: Option<&[f32]>,
     output: &mut [f32],
 ) {
-    let ic_g = p.in_c / p.groups;
-    let oc_g = p.out_c / p.groups;
+    // One input and one output channel per group: the depthwise paths.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let one = p.in_c == p.groups && p.out_c == p.groups;
     #[cfg(target_arch = "aarch64")]
-    if ic_g == 1 && oc_g == 1 {
+    if one {
         if let Some(f) = aarch64::depthwise_layout(&p.window) {
             aarch64::depthwise_flat(p, &f, input, weights, bias, output);
             return;
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if ic_g == 1 && oc_g == 1 && crate::cpu::avx512f() {
+    if one && crate::cpu::avx512f() {
         if let Some(f) = x86::Flat::of_window(&p.window) {
             // SAFETY: the CPU has AVX-512F; the extents were asserted by `conv2d`.
             unsafe { x86::depthwise_flat_avx512(p, &f, input, weights, bias, output) };
@@ -167,12 +176,12 @@ fn conv2d_image(
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if ic_g == 1 && oc_g == 1 && p.window.stride_w <= 2 && crate::cpu::avx2_fma() {
+    if one && p.window.stride_w <= 2 && crate::cpu::avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA; the extents were asserted by `conv2d`.
         unsafe { x86::depthwise_checked(p, input, weights, bias, output) };
         return;
     }
-    if ic_g == 1 && oc_g == 1 && depthwise_f32::applies(&p.window) {
+    if depthwise_3x3_f32(p) {
         depthwise_f32::depthwise_3x3(p, input, weights, bias, output);
         return;
     }

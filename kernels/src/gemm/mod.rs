@@ -38,12 +38,11 @@ pub struct MatMul {
 
 /// The portable column-major product (`a_stride_m == out_stride_m == 1`: a 1×1 convolution
 /// on NCHW, `m` pixels, `k` input channels): tiles of four output channels by four pixels in
-/// registers ([`columns_tiled`]: each input loaded once for four weights, each weight once
-/// for four pixels), the one to three pixels left in tiles of four channels by two and one
-/// ([`tile`]: a streamed band of 5 or 10 pixels leaves one or two), then whole
-/// output rows for the channels left. Every output
-/// sums in order of `k` from its bias either way, so a band of pixels gives the whole
-/// product's bits.
+/// registers ([`tile`]: each input loaded once for four weights, each weight once for four
+/// pixels), the one to three pixels left in tiles of four channels by two and one (a
+/// streamed band of 5 or 10 pixels leaves one or two), then whole output rows for the
+/// channels left. Every output sums in order of `k` from its bias either way, so a band of
+/// pixels gives the whole product's bits.
 // Not inlined: the product's other paths keep their own code (and registers).
 #[inline(never)]
 fn columns(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
@@ -65,9 +64,16 @@ fn columns_with<const ADJACENT: bool>(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    let (n_tiled, m_tiled) = columns_tiled::<ADJACENT>(p, a, b, bias, out);
-    // The pixels past the last whole tile of four, four columns at a time.
+    // Whole tiles of four columns by four rows, then the one to three rows past them.
+    let (n_tiled, m_tiled) = if p.k == 0 {
+        (0, 0)
+    } else {
+        (p.n / 4 * 4, p.m / 4 * 4)
+    };
     for n0 in (0..n_tiled).step_by(4) {
+        for m0 in (0..m_tiled).step_by(4) {
+            tile::<4, ADJACENT>(p, a, b, bias, out, n0, m0);
+        }
         let mut m = m_tiled;
         if m + 2 <= p.m {
             tile::<2, ADJACENT>(p, a, b, bias, out, n0, m);
@@ -89,29 +95,6 @@ fn columns_with<const ADJACENT: bool>(
         }
         p.act.apply_slice(row);
     }
-}
-
-/// The column-major product's (`a_stride_m == out_stride_m == 1`) whole tiles of four output
-/// columns by four rows ([`tile`]). Returns how many columns and rows it covered (multiples
-/// of four).
-#[inline(always)]
-fn columns_tiled<const ADJACENT: bool>(
-    p: &MatMul,
-    a: &[f32],
-    b: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) -> (usize, usize) {
-    let (nt, mt) = (p.n / 4 * 4, p.m / 4 * 4);
-    if p.k == 0 {
-        return (0, 0);
-    }
-    for n0 in (0..nt).step_by(4) {
-        for m0 in (0..mt).step_by(4) {
-            tile::<4, ADJACENT>(p, a, b, bias, out, n0, m0);
-        }
-    }
-    (nt, mt)
 }
 
 /// Rows `m..m + R` (`R` 1, 2 or 4) of the column-major product's columns `n0..n0 + 4`, in

@@ -905,7 +905,7 @@ pub(super) fn splittable(op: &Op) -> bool {
     match op {
         Op::Conv(ConvOp::I8Depthwise(..)) => true,
         Op::Conv(ConvOp::F32(p)) => {
-            crate::ops::conv::f32_depthwise_3x3(p) && p.window.stride_h == 1
+            crate::kernels::conv::depthwise_3x3_f32(p) && p.window.stride_h == 1
         }
         _ => false,
     }

@@ -18,7 +18,7 @@ pub fn cost_estimate(g: &Graph) -> u64 {
         .map(|n| {
             let macs = n.op.macs();
             match &n.op {
-                Op::Conv(ConvOp::F32(c)) if crate::ops::conv::f32_depthwise_3x3(c) => {
+                Op::Conv(ConvOp::F32(c)) if crate::kernels::conv::depthwise_3x3_f32(c) => {
                     3 * macs + 150 * (c.out_c * c.window.out_h * c.batch) as u64
                 }
                 Op::Conv(ConvOp::F32(_)) => 7 * macs,
