@@ -3,13 +3,17 @@
 //! [`Problem`] states what is placed under one schedule (storage units, their pieces and
 //! lifetimes); each strategy is a [`Placer`] (the shape of TFLite Micro's
 //! `MicroMemoryPlanner`): [`greedy`] strategies first, then, when none reaches the bound,
-//! the [`chrono`]logical backtracking search and the [`exact`] branch and bound.
+//! the [`chrono`]logical backtracking search and the [`exact`] branch and bound. The plan
+//! kept at the end gets a longer look at its order's peak by the [`ascending`]-offset
+//! search ([`place_at_bound`]).
 
+mod ascending;
 mod chrono;
 mod exact;
 mod greedy;
 mod problem;
 
+pub use ascending::{Ascending, ASCENDING_NODES};
 pub use chrono::Chronological;
 pub use exact::{Exact, EXACT_MAX_TENSORS};
 pub use greedy::{Fit, Greedy, Priority, STRATEGIES};
@@ -206,6 +210,21 @@ pub fn place_within(
         best.arena
     };
     p.plan(g, m, schedule, best.offsets, arena)
+}
+
+/// A placement of every storage unit under `schedule` at the lower bound (the order's peak),
+/// if the [`Ascending`] search finds one within `nodes` nodes: a deeper look where
+/// [`place`] left a gap.
+pub fn place_at_bound(
+    g: &Graph,
+    m: &MemoryModel,
+    schedule: &Schedule,
+    nodes: usize,
+) -> Option<ArenaPlan> {
+    let p = Problem::new(g, m, schedule);
+    let bound = p.step_live_bytes.iter().copied().max().unwrap_or(0);
+    let found = Ascending { nodes }.place(&p, bound)?;
+    Some(p.plan(g, m, schedule, found.offsets, found.arena))
 }
 
 /// Greedy placement with one strategy (for comparisons and tests).

@@ -296,6 +296,71 @@ pub(crate) mod toy {
         }
     }
 
+    /// A unit of several pieces: its bytes, and per piece `(offset in unit, bytes, first
+    /// step, last step)`.
+    pub type PiecedUnit = (usize, Vec<(usize, usize, usize, usize)>);
+
+    /// Units of several pieces.
+    pub fn with_pieces(units: &[PiecedUnit], alignment: usize) -> Problem {
+        let steps = units
+            .iter()
+            .flat_map(|u| u.1.iter().map(|p| p.3 + 1))
+            .max()
+            .unwrap_or(1);
+        let mut step_live_bytes = vec![0; steps];
+        for (_, pieces) in units {
+            for &(_, b, f, l) in pieces {
+                for s in &mut step_live_bytes[f..=l] {
+                    *s += b;
+                }
+            }
+        }
+        let pieces: Vec<Vec<(usize, usize, Lifetime)>> = units
+            .iter()
+            .map(|u| {
+                u.1.iter()
+                    .map(|&(r, b, first, last)| (r, b, Lifetime { first, last }))
+                    .collect()
+            })
+            .collect();
+        Problem {
+            life: pieces
+                .iter()
+                .map(|ps| {
+                    Some(Lifetime {
+                        first: ps.iter().map(|p| p.2.first).min().unwrap(),
+                        last: ps.iter().map(|p| p.2.last).max().unwrap(),
+                    })
+                })
+                .collect(),
+            size: units.iter().map(|u| u.0).collect(),
+            pieces,
+            items: (0..units.len()).collect(),
+            step_live_bytes,
+            unit_of_buffer: (0..units.len()).collect(),
+            in_place: Vec::new(),
+            alignment,
+            budget: None,
+            meets: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// True when no two pieces live at a common step share a byte and all units are aligned.
+    pub fn sound_pieces(p: &Problem, offsets: &[Option<usize>]) -> bool {
+        (0..p.size.len()).all(|i| {
+            let oi = offsets[i].expect("placed");
+            oi.is_multiple_of(p.alignment)
+                && (i + 1..p.size.len()).all(|j| {
+                    let oj = offsets[j].expect("placed");
+                    p.pieces[i].iter().all(|&(ri, bi, li)| {
+                        p.pieces[j].iter().all(|&(rj, bj, lj)| {
+                            !li.overlaps(&lj) || oi + ri + bi <= oj + rj || oj + rj + bj <= oi + ri
+                        })
+                    })
+                })
+        })
+    }
+
     /// True when no two units live at a common step share a byte and all are aligned.
     pub fn sound(p: &Problem, offsets: &[Option<usize>]) -> bool {
         (0..p.size.len()).all(|i| {
