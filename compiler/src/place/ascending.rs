@@ -525,12 +525,7 @@ impl Placer for Ascending {
     }
 
     fn place(&self, p: &Problem, cap: usize) -> Option<Placement> {
-        let offsets = fit_ascending(p, cap, self.nodes)?;
-        let arena = (0..p.size.len())
-            .filter_map(|u| offsets[u].map(|x| x + p.size[u]))
-            .max()
-            .unwrap_or(0);
-        Some(Placement { offsets, arena })
+        Some(Placement::of(p, fit_ascending(p, cap, self.nodes)?))
     }
 }
 
@@ -573,28 +568,7 @@ mod tests {
     fn units_of_several_pieces_are_placed_soundly() {
         let mut found = 0;
         for seed in 0..300u64 {
-            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            let mut next = |m: usize| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % m as u64) as usize
-            };
-            let units: Vec<toy::PiecedUnit> = (0..10)
-                .map(|_| {
-                    let last = 2 + next(10);
-                    let parts = 1 + next(3);
-                    let mut pieces = Vec::new();
-                    let mut at = 0;
-                    for _ in 0..parts {
-                        let b = 16 * (1 + next(4));
-                        pieces.push((at, b, last - next(3).min(last), last));
-                        at += b;
-                    }
-                    (at, pieces)
-                })
-                .collect();
-            let p = toy::with_pieces(&units, 16);
+            let p = toy::random_pieces(seed, 10);
             let bound = p.step_live_bytes.iter().copied().max().unwrap();
             for cap in [bound, bound + 32] {
                 if let Some(f) = Ascending::default().place(&p, cap) {

@@ -102,12 +102,7 @@ impl Placer for Chronological {
     }
 
     fn place(&self, p: &Problem, cap: usize) -> Option<Placement> {
-        let offsets = fit_chronologically(p, cap)?;
-        let arena = (0..p.size.len())
-            .filter_map(|u| offsets[u].map(|x| x + p.size[u]))
-            .max()
-            .unwrap_or(0);
-        Some(Placement { offsets, arena })
+        Some(Placement::of(p, fit_chronologically(p, cap)?))
     }
 }
 

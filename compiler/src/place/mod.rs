@@ -155,6 +155,17 @@ pub struct Placement {
     pub arena: usize,
 }
 
+impl Placement {
+    /// Offsets per unit of `p` and the arena they make: up to the highest unit's end.
+    pub(crate) fn of(p: &Problem, offsets: Vec<Option<usize>>) -> Placement {
+        let arena = (0..p.size.len())
+            .filter_map(|u| offsets[u].map(|x| x + p.size[u]))
+            .max()
+            .unwrap_or(0);
+        Placement { offsets, arena }
+    }
+}
+
 /// A placement strategy.
 pub trait Placer {
     /// Short name, for reports and tests.

@@ -363,27 +363,23 @@ pub(crate) mod toy {
 
     /// True when no two units live at a common step share a byte and all are aligned.
     pub fn sound(p: &Problem, offsets: &[Option<usize>]) -> bool {
-        (0..p.size.len()).all(|i| {
-            let oi = offsets[i].expect("placed");
-            oi.is_multiple_of(p.alignment)
-                && (i + 1..p.size.len()).all(|j| {
-                    let oj = offsets[j].expect("placed");
-                    !p.lifetime(i).overlaps(&p.lifetime(j))
-                        || oi + p.size[i] <= oj
-                        || oj + p.size[j] <= oi
-                })
-        })
+        sound_pieces(p, offsets)
     }
 
-    /// Deterministic pseudo-random problems of `n` units.
-    pub fn random(seed: u64, n: usize) -> Problem {
+    /// A deterministic pseudo-random source: numbers below `m`.
+    fn xorshift(seed: u64) -> impl FnMut(usize) -> usize {
         let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let mut next = |m: usize| {
+        move |m: usize| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             (x % m as u64) as usize
-        };
+        }
+    }
+
+    /// Deterministic pseudo-random problems of `n` units.
+    pub fn random(seed: u64, n: usize) -> Problem {
+        let mut next = xorshift(seed);
         let units: Vec<(usize, usize, usize)> = (0..n)
             .map(|_| {
                 let first = next(12);
@@ -391,5 +387,26 @@ pub(crate) mod toy {
             })
             .collect();
         problem(&units, 16)
+    }
+
+    /// Deterministic pseudo-random problems of `n` units of one to three pieces, each
+    /// written at its own step and all dead at the unit's last step (a concatenation's
+    /// slices).
+    pub fn random_pieces(seed: u64, n: usize) -> Problem {
+        let mut next = xorshift(seed);
+        let units: Vec<PiecedUnit> = (0..n)
+            .map(|_| {
+                let last = 2 + next(10);
+                let mut pieces = Vec::new();
+                let mut at = 0;
+                for _ in 0..1 + next(3) {
+                    let b = 16 * (1 + next(4));
+                    pieces.push((at, b, last - next(3).min(last), last));
+                    at += b;
+                }
+                (at, pieces)
+            })
+            .collect();
+        with_pieces(&units, 16)
     }
 }
