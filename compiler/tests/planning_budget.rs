@@ -46,7 +46,7 @@ fn random_dags_are_proven_within_the_default_budget() {
 
 /// 20 random DAGs of 110 ops that read far back: one input in four from any earlier tensor
 /// (else one of the 3 latest). Within the default budget at least 19 have an order proven
-/// minimal (the search deepens from the lower bound: 16–18 of 20 without), and at least 15
+/// minimal (the search deepens from the lower bound: 16–18 of 20 without), and at least 16
 /// are placed at their order's peak (2 of 20 before the ascending-offset search; the issue's
 /// target is 19, see docs/memory-planning.md).
 #[test]
@@ -68,7 +68,7 @@ fn far_reading_dags_are_proven_within_the_default_budget() {
         }
     }
     assert!(proven.len() >= 19, "proven: {proven:?}");
-    assert!(at_peak.len() >= 15, "placed at the peak: {at_peak:?}");
+    assert!(at_peak.len() >= 16, "placed at the peak: {at_peak:?}");
 }
 
 /// A DAG on which the plain plan, proven minimal, ties with the all-sharing candidate whose

@@ -22,9 +22,10 @@
 //! finishes early.
 //!
 //! Units with several pieces (a concatenation's slices, written at different steps) take
-//! part with their pieces: a piece may sit in a hole between another unit's pieces, so only
-//! units of one piece raise the floors, and the placed pieces of the others count as bytes
-//! taken above the floor.
+//! part with their pieces: a piece may sit in a hole between another unit's pieces, and a
+//! unit of several pieces may start below a one-piece unit that meets only its later
+//! pieces. So only units of one piece raise the floors, and the placed pieces of the others
+//! count as bytes taken above the floor.
 
 use super::problem::Problem;
 use super::{Placement, Placer};
@@ -87,8 +88,9 @@ struct Search<'a> {
     single: Vec<bool>,
     /// Per unit: the units it meets at some step (each once).
     meets: Vec<Vec<usize>>,
-    /// Per unit: where each unit of several pieces it meets forbids it, `(j, a, b)`: not in
-    /// `[o_j + a, o_j + b)`.
+    /// Per unit: where the units it meets forbid it, `(j, a, b)`: not in `[o_j + a, o_j +
+    /// b)`; for a one-piece unit only the units of several pieces (it goes above the others,
+    /// see `top`), for a unit of several pieces every one.
     multi_meets: Vec<Vec<(usize, i64, i64)>>,
     /// Per unit: its offset, once placed.
     offset: Vec<Option<usize>>,
@@ -127,10 +129,14 @@ impl Search<'_> {
         x.div_ceil(self.p.alignment) * self.p.alignment
     }
 
-    /// The lowest aligned offset at or above `level` (and above every placed one-piece
-    /// unit it meets) where unit `k` fits among the placed units of several pieces.
+    /// The lowest aligned offset at or above `level` where unit `k` fits among the placed
+    /// units (for a one-piece unit, above every placed one-piece unit it meets).
     fn lowest_from(&self, k: usize, level: usize) -> usize {
-        let mut o = self.align(level.max(self.top[k]));
+        let mut o = if self.single[k] {
+            self.align(level.max(self.top[k]))
+        } else {
+            self.align(level)
+        };
         loop {
             let mut moved = false;
             for &(j, a, b) in &self.multi_meets[k] {
@@ -444,7 +450,7 @@ fn fit_ascending(p: &Problem, cap: usize, max_nodes: usize) -> Option<Vec<Option
                 for &(j, a, b) in p.meeting(u) {
                     let j = local[j];
                     meets[k].push(j);
-                    if !single[j] {
+                    if !single[j] || !single[k] {
                         multi_meets[k].push((j, a, b));
                     }
                 }
