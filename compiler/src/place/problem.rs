@@ -269,31 +269,11 @@ pub(crate) mod toy {
 
     /// Units of one piece each: `(bytes, first step, last step)`.
     pub fn problem(units: &[(usize, usize, usize)], alignment: usize) -> Problem {
-        let steps = units.iter().map(|u| u.2 + 1).max().unwrap_or(1);
-        let mut step_live_bytes = vec![0; steps];
-        for &(b, f, l) in units {
-            for s in &mut step_live_bytes[f..=l] {
-                *s += b;
-            }
-        }
-        Problem {
-            life: units
-                .iter()
-                .map(|&(_, first, last)| Some(Lifetime { first, last }))
-                .collect(),
-            size: units.iter().map(|u| u.0).collect(),
-            pieces: units
-                .iter()
-                .map(|&(b, first, last)| vec![(0, b, Lifetime { first, last })])
-                .collect(),
-            items: (0..units.len()).collect(),
-            step_live_bytes,
-            unit_of_buffer: (0..units.len()).collect(),
-            in_place: Vec::new(),
-            alignment,
-            budget: None,
-            meets: std::cell::OnceCell::new(),
-        }
+        let pieced: Vec<PiecedUnit> = units
+            .iter()
+            .map(|&(b, first, last)| (b, vec![(0, b, first, last)]))
+            .collect();
+        with_pieces(&pieced, alignment)
     }
 
     /// A unit of several pieces: its bytes, and per piece `(offset in unit, bytes, first
