@@ -46,9 +46,9 @@ fn random_dags_are_proven_within_the_default_budget() {
 
 /// 20 random DAGs of 110 ops that read far back: one input in four from any earlier tensor
 /// (else one of the 3 latest). Within the default budget at least 19 have an order proven
-/// minimal (the search deepens from the lower bound: 16–18 of 20 without), and at least 16
-/// are placed at their order's peak (2 of 20 before the ascending-offset search; the issue's
-/// target is 19, see docs/memory-planning.md).
+/// minimal (the search deepens from the lower bound: 16–18 of 20 without), and at least 19
+/// are placed at their order's peak (2 of 20 before the ascending-offset search, 16 with it
+/// on the searched order alone, 19 with a flattened order of the same peak tried after it).
 #[test]
 fn far_reading_dags_are_proven_within_the_default_budget() {
     let options = Options::default();
@@ -68,7 +68,33 @@ fn far_reading_dags_are_proven_within_the_default_budget() {
         }
     }
     assert!(proven.len() >= 19, "proven: {proven:?}");
-    assert!(at_peak.len() >= 16, "placed at the peak: {at_peak:?}");
+    assert!(at_peak.len() >= 19, "placed at the peak: {at_peak:?}");
+}
+
+/// `schedule::flatten` walks to an order of the same peak with fewer steps at it: the order
+/// stays topological, its peak never rises, its steps at the peak never grow, and on these
+/// DAGs' file orders it moves something.
+#[test]
+fn flattened_orders_keep_their_peak() {
+    use microarena_compiler::schedule::{flatten::flatten, Schedule};
+    let mut moved = 0;
+    for seed in 0..8 {
+        let g = random_dag_far(seed, 60, 3, 4);
+        let m = MemoryModel::new(&g, 16);
+        let order = Schedule::graph_order(&g);
+        let flat = flatten(&m, &order, 2_000);
+        assert!(m.is_topological(&flat.indices()), "seed {seed}");
+        let at = |o: &Schedule| {
+            let profile = m.profile(&o.indices());
+            let peak = profile.iter().copied().max().unwrap_or(0);
+            (peak, profile.iter().filter(|&&b| b == peak).count())
+        };
+        let (before, after) = (at(&order), at(&flat));
+        assert!(after.0 <= before.0, "seed {seed}: {after:?} vs {before:?}");
+        assert!(after.0 < before.0 || after.1 <= before.1, "seed {seed}");
+        moved += usize::from(flat != order);
+    }
+    assert!(moved >= 6, "{moved} of 8 orders moved");
 }
 
 /// A DAG on which the plain plan, proven minimal, ties with the all-sharing candidate whose

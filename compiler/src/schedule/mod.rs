@@ -4,6 +4,7 @@
 //! greedy ones, [`search`] finds the exact minimum-peak order. [`plan`] runs them all
 //! within a work budget (`crate::plan::work`).
 
+pub mod flatten;
 pub mod heuristics;
 pub mod memory;
 pub mod search;
