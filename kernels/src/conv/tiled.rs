@@ -173,6 +173,30 @@ fn tile_4x4(
         // pixels' 12 taps read 6 inputs, loaded once each. A padding of one column on either
         // side drops lane 0's first tap or lane 3's last.
         let (skip_first, skip_last) = (ix0 == -1, ix0 + 5 == iw as isize);
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        if !skip_first && !skip_last && rows.0 < rows.1 && p.in_c > 0 {
+            let (k_h, nrows) = (w.k_h, rows.1 - rows.0);
+            let first = (iy0 + (rows.0 * w.dil_h) as isize) as usize * iw;
+            let row_step = w.dil_h * iw;
+            // SAFETY: the window rows `rows` of every channel are inside the input (as in
+            // the loop below), and columns `ix0 ..= ix0 + 5` inside the row (`ix0 ≥ 0`,
+            // `ix0 + 6 ≤ iw`); the weights walked are `wb[ic·taps·4 + ky·12 ..][..12]` for
+            // the same channels and rows, inside `wb` (`in_c · taps · 4` long).
+            unsafe {
+                super::cortex_m::tile_4x4_3wide(
+                    &mut a,
+                    input.as_ptr().add(first + ix0 as usize),
+                    wb.as_ptr().add(rows.0 * 3 * C),
+                    p.in_c,
+                    nrows,
+                    4 * row_step,
+                    // (Wrapping: with a row dilation, the rows read may span more than a plane.)
+                    4usize.wrapping_mul((ih * iw).wrapping_sub(nrows * row_step)),
+                    4 * (k_h - nrows) * 3 * C,
+                );
+            }
+            return a;
+        }
         for ic in 0..p.in_c {
             let plane = ic * ih * iw;
             let wic = &wb[ic * taps * C..][..taps * C];

@@ -116,6 +116,30 @@ fn tile<const R: usize, const ADJACENT: bool>(
 ) {
     let [mut p0, mut p1, mut p2, mut p3] = column_starts(p, four_columns(p, b, n0));
     let start = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if R == 4 && ADJACENT {
+        let mut c = [[start(0), start(1), start(2), start(3)]; 4];
+        let column = &a[m..m + (p.k - 1) * p.a_stride_k + 4];
+        // SAFETY: `k ≥ 1` (no whole tile when `k = 0`); step `t` reads `column[t ·
+        // a_stride_k ..][..4]` and the four adjacent weights `t · b_stride_k` past `p0`,
+        // inside `four_columns` (its last step's fourth weight ends it).
+        unsafe {
+            cortex_m::tile_4x4_f32(
+                &mut c,
+                column.as_ptr(),
+                p0,
+                p.k,
+                4 * p.a_stride_k,
+                4 * p.b_stride_k,
+            );
+        }
+        for j in 0..4 {
+            let o = &mut out[(n0 + j) * p.out_stride_n + m..][..4];
+            o.copy_from_slice(&[c[0][j], c[1][j], c[2][j], c[3][j]]);
+            p.act.apply_slice(o);
+        }
+        return;
+    }
     let (mut c00, mut c01, mut c02, mut c03) = (start(0), start(1), start(2), start(3));
     let (mut c10, mut c11, mut c12, mut c13) = (c00, c01, c02, c03);
     let (mut c20, mut c21, mut c22, mut c23) = (c00, c01, c02, c03);

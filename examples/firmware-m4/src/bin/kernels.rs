@@ -2,7 +2,9 @@
 //! shapes of the MLPerf-Tiny-shaped networks: instructions per multiply-accumulate of each
 //! kernel, and a check that the Cortex-M4 paths (inline assembly) compute what the reference
 //! kernel computes, bit for bit, on those shapes and on 400 random small ones; the same for
-//! the packed fully connected kernel on 300 random layers (run in CI by `.ci/firmware`).
+//! the packed fully connected kernel on 300 random layers, and for the f32 tiles (dense
+//! convolution, column-major product) on 300 random layers each (run in CI by
+//! `.ci/firmware`).
 //!
 //! ```sh
 //! cd examples/firmware-m4 && cargo run --release --bin kernels
@@ -199,6 +201,7 @@ fn main() -> ! {
     );
     ok &= row_copies(&mut r);
     ok &= fully_connected(&mut r);
+    ok &= f32_tiles(&mut r);
     common::exit(ok)
 }
 
@@ -583,4 +586,110 @@ fn fully_connected(r: &mut Lcg) -> bool {
 /// A random byte from `pick`.
 fn r_next(pick: &mut impl FnMut(usize) -> usize) -> i8 {
     pick(256) as u8 as i8
+}
+
+/// The f32 tiles' assembly (the dense convolution's 4 × 4 tile of 3-wide windows, the
+/// column-major product's 4 × 4 tile) against the reference loops, bit for bit: 300 random
+/// convolutions (1–8 input channels, 1–9 output channels, kernel heights 1–3 with row
+/// dilations 1–2, widths 3, padding 0–1, rows 3–12 by 6–21) and 300 random products
+/// (4–21 pixels, 1–9 columns, 1–24 steps), each output summed from its bias in order.
+fn f32_tiles(r: &mut Lcg) -> bool {
+    use microarena::kernels::gemm::{self, MatMul};
+    static mut X: [f32; 2_048] = [0.0; 2_048];
+    static mut W: [f32; 1_024] = [0.0; 1_024];
+    static mut PACKED_W: [f32; 1_024] = [0.0; 1_024];
+    static mut WANT_F: [f32; 2_048] = [0.0; 2_048];
+    static mut GOT_F: [f32; 2_048] = [0.0; 2_048];
+    // SAFETY: the only references to these statics, taken once, on one thread.
+    let (x, w, packed, want, got) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(X),
+            &mut *core::ptr::addr_of_mut!(W),
+            &mut *core::ptr::addr_of_mut!(PACKED_W),
+            &mut *core::ptr::addr_of_mut!(WANT_F),
+            &mut *core::ptr::addr_of_mut!(GOT_F),
+        )
+    };
+    let mut pick = |n: usize| (r.next() as u8 as usize * 256 + r.next() as u8 as usize) % n;
+    let value = |pick: &mut dyn FnMut(usize) -> usize| (pick(2001) as f32 - 1000.0) / 317.0;
+    let bias: [f32; 16] = core::array::from_fn(|c| c as f32 * 0.37 - 2.0);
+    let mut bad = 0;
+    for _ in 0..300 {
+        let (in_c, out_c) = (1 + pick(8), 1 + pick(9));
+        let (k_h, dil, pad) = (1 + pick(3), 1 + pick(2), pick(2));
+        let in_h = (k_h - 1) * dil + 1 + pick(4);
+        let in_w = 6 + pick(16);
+        let mut window = Window2d::uniform(in_h, in_w, k_h, 3, 1, 1, pad);
+        window.dil_h = dil;
+        window.out_h = (in_h + 2 * pad - dil * (k_h - 1) - 1) + 1;
+        let p = Conv2d {
+            batch: 1,
+            in_c,
+            out_c,
+            groups: 1,
+            window,
+            act: Activation::Identity,
+        };
+        let n_in = in_c * in_h * in_w;
+        let n_w = out_c * in_c * k_h * 3;
+        let n_out = out_c * window.out_h * window.out_w;
+        if n_in > x.len() || conv::packed_f32_len(&p) > packed.len() || n_out > want.len() {
+            continue;
+        }
+        x[..n_in].iter_mut().for_each(|v| *v = value(&mut pick));
+        w[..n_w].iter_mut().for_each(|v| *v = value(&mut pick));
+        for (d, v) in packed.iter_mut().zip(conv::pack_f32_weights(&p, &w[..n_w])) {
+            *d = v;
+        }
+        conv::conv2d(&p, &x[..n_in], &w[..n_w], Some(&bias[..out_c]), &mut want[..n_out]);
+        got[..n_out].fill(f32::NAN);
+        conv::conv2d_tiled(&p, &x[..n_in], packed, Some(&bias[..out_c]), &mut got[..n_out]);
+        let same = want[..n_out]
+            .iter()
+            .zip(&got[..n_out])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        bad += usize::from(!same);
+    }
+    for _ in 0..300 {
+        let (m, n, k) = (4 + pick(18), 1 + pick(9), 1 + pick(24));
+        if m * k > x.len() || n * k > w.len() || m * n > want.len() {
+            continue;
+        }
+        // Column-major: the input `[k][m]`, the weights by step `[k][n]`, the output `[n][m]`.
+        let p = MatMul {
+            m,
+            n,
+            k,
+            a_stride_m: 1,
+            a_stride_k: m,
+            b_stride_n: 1,
+            b_stride_k: n,
+            out_stride_m: 1,
+            out_stride_n: m,
+            act: Activation::Identity,
+        };
+        x[..m * k].iter_mut().for_each(|v| *v = value(&mut pick));
+        w[..n * k].iter_mut().for_each(|v| *v = value(&mut pick));
+        for j in 0..n {
+            for i in 0..m {
+                let mut s = bias[j];
+                for t in 0..k {
+                    s += w[t * n + j] * x[t * m + i];
+                }
+                want[j * m + i] = s;
+            }
+        }
+        got[..m * n].fill(f32::NAN);
+        gemm::matmul(&p, &x[..m * k], &w[..n * k], Some(&bias[..n]), &mut got[..m * n]);
+        let same = want[..m * n]
+            .iter()
+            .zip(&got[..m * n])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        bad += usize::from(!same);
+    }
+    hprintln!(
+        "f32 tiles: 600 random layers against the reference loops: {}",
+        if bad == 0 { "same bits" } else { "MISMATCH" }
+    );
+    bad == 0
 }

@@ -14,6 +14,10 @@ use crate::scale::ScaleKind;
 mod depthwise;
 #[cfg(target_abi = "eabihf")]
 pub(super) use depthwise::*;
+#[cfg(target_abi = "eabihf")]
+mod tiled_f32;
+#[cfg(target_abi = "eabihf")]
+pub(super) use tiled_f32::*;
 
 /// [`mac_row2`] on Cortex-M4/M7 for a multiple of four columns: per four columns of two
 /// channels, two `LDR`, four `SXTAB16` (sign extension and zero point), four `PKHBT`/`PKHTB`
