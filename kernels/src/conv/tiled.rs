@@ -174,23 +174,37 @@ fn tile_4x4(
         // side drops lane 0's first tap or lane 3's last.
         let (skip_first, skip_last) = (ix0 == -1, ix0 + 5 == iw as isize);
         #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-        if !skip_first && !skip_last && rows.0 < rows.1 && p.in_c > 0 {
+        if rows.0 < rows.1 && p.in_c > 0 {
+            use super::cortex_m::{
+                tile_4x4_3wide, tile_4x4_3wide_both, tile_4x4_3wide_left, tile_4x4_3wide_right,
+            };
             let (k_h, nrows) = (w.k_h, rows.1 - rows.0);
             let first = (iy0 + (rows.0 * w.dil_h) as isize) as usize * iw;
             let row_step = w.dil_h * iw;
+            let tile = match (skip_first, skip_last) {
+                (false, false) => tile_4x4_3wide,
+                (true, false) => tile_4x4_3wide_left,
+                (false, true) => tile_4x4_3wide_right,
+                (true, true) => tile_4x4_3wide_both,
+            };
             // SAFETY: the window rows `rows` of every channel are inside the input (as in
-            // the loop below), and columns `ix0 ..= ix0 + 5` inside the row (`ix0 ≥ 0`,
-            // `ix0 + 6 ≤ iw`); the weights walked are `wb[ic·taps·4 + ky·12 ..][..12]` for
+            // the loop below); each row loads from its first column inside the input
+            // (`ix0`, or `ix0 + 1 = 0` with `skip_first`) to its last (`ix0 + 5`, or
+            // `ix0 + 4 = iw − 1` with `skip_last`), all in `0..iw` (`ix0 ≥ −1`,
+            // `ix0 + 5 ≤ iw`); the weights walked are `wb[ic·taps·4 + ky·12 ..][..12]` for
             // the same channels and rows, inside `wb` (`in_c · taps · 4` long).
             unsafe {
-                super::cortex_m::tile_4x4_3wide(
+                tile(
                     &mut a,
-                    input.as_ptr().add(first + ix0 as usize),
+                    input
+                        .as_ptr()
+                        .add(first + (ix0 + isize::from(skip_first)) as usize),
                     wb.as_ptr().add(rows.0 * 3 * C),
                     p.in_c,
                     nrows,
                     4 * row_step,
-                    // (Wrapping: with a row dilation, the rows read may span more than a plane.)
+                    // (Wrapping: with a row dilation, the rows read may span more than a
+                    // plane.)
                     4usize.wrapping_mul((ih * iw).wrapping_sub(nrows * row_step)),
                     4 * (k_h - nrows) * 3 * C,
                 );
