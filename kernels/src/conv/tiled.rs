@@ -178,37 +178,25 @@ fn tile_4x4(
             use super::cortex_m::{
                 tile_4x4_3wide, tile_4x4_3wide_both, tile_4x4_3wide_left, tile_4x4_3wide_right,
             };
-            let (k_h, nrows) = (w.k_h, rows.1 - rows.0);
-            let first = (iy0 + (rows.0 * w.dil_h) as isize) as usize * iw;
-            let row_step = w.dil_h * iw;
             let tile = match (skip_first, skip_last) {
                 (false, false) => tile_4x4_3wide,
                 (true, false) => tile_4x4_3wide_left,
                 (false, true) => tile_4x4_3wide_right,
                 (true, true) => tile_4x4_3wide_both,
             };
-            // SAFETY: the window rows `rows` of every channel are inside the input (as in
-            // the loop below); each row loads from its first column inside the input
-            // (`ix0`, or `ix0 + 1 = 0` with `skip_first`) to its last (`ix0 + 5`, or
-            // `ix0 + 4 = iw − 1` with `skip_last`), all in `0..iw` (`ix0 ≥ −1`,
-            // `ix0 + 5 ≤ iw`); the weights walked are `wb[ic·taps·4 + ky·12 ..][..12]` for
-            // the same channels and rows, inside `wb` (`in_c · taps · 4` long).
+            // SAFETY: `ix0 ≥ −1` and `ix0 + 5 ≤ iw`, skipping the padding columns.
             unsafe {
-                tile(
+                tile_3wide_asm(
+                    p,
+                    input,
+                    wb,
                     &mut a,
-                    input
-                        .as_ptr()
-                        .add(first + (ix0 + isize::from(skip_first)) as usize),
-                    wb.as_ptr().add(rows.0 * 3 * C),
-                    p.in_c,
-                    nrows,
-                    4 * row_step,
-                    // (Wrapping: with a row dilation, the rows read may span more than a
-                    // plane.)
-                    4usize.wrapping_mul((ih * iw).wrapping_sub(nrows * row_step)),
-                    4 * (k_h - nrows) * 3 * C,
-                );
-            }
+                    iy0,
+                    rows,
+                    ix0 + isize::from(skip_first),
+                    tile,
+                )
+            };
             return a;
         }
         for ic in 0..p.in_c {
@@ -232,6 +220,43 @@ fn tile_4x4(
                 mla_tap_edges(&mut a, &ws[2 * C..], x25, false, skip_last);
             }
         }
+        return a;
+    }
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if s == 2
+        && w.dil_w == 1
+        && w.k_w == 3
+        && ix0 >= -1
+        && ix0 + 8 <= iw as isize
+        && rows.0 < rows.1
+        && p.in_c > 0
+    {
+        use super::cortex_m::{
+            tile_4x4_3wide_s2, tile_4x4_3wide_s2_both, tile_4x4_3wide_s2_left,
+            tile_4x4_3wide_s2_right,
+        };
+        // 3-wide windows at stride 2: pixel 0's first tap in the padding when `ix0 = −1`,
+        // pixel 3's last when `ix0 + 8 = iw`.
+        let (skip_first, skip_last) = (ix0 == -1, ix0 + 8 == iw as isize);
+        let tile = match (skip_first, skip_last) {
+            (false, false) => tile_4x4_3wide_s2,
+            (true, false) => tile_4x4_3wide_s2_left,
+            (false, true) => tile_4x4_3wide_s2_right,
+            (true, true) => tile_4x4_3wide_s2_both,
+        };
+        // SAFETY: `ix0 ≥ −1` and `ix0 + 8 ≤ iw`, skipping the padding columns.
+        unsafe {
+            tile_3wide_asm(
+                p,
+                input,
+                wb,
+                &mut a,
+                iy0,
+                rows,
+                ix0 + isize::from(skip_first),
+                tile,
+            )
+        };
         return a;
     }
     // Taps kx inside the input for every pixel: lane 0 bounds them on the left, lane 3 on
@@ -295,6 +320,49 @@ fn tile_4x4(
         }
     }
     a
+}
+
+/// A Cortex-M4F tile of 3-wide windows ([`super::cortex_m::tile_4x4_3wide`] and its variants)
+/// over the window rows `rows` of every input channel, each row read from input column `x0`.
+///
+/// # Safety
+/// Every row `iy0 + ky·dil_h` (`ky` in `rows`) of every channel is inside the input, and each
+/// row's inputs the variant `tile` loads from column `x0` on lie inside the row.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn tile_3wide_asm(
+    p: &Conv2d,
+    input: &[f32],
+    wb: &[f32],
+    a: &mut [[f32; 4]; 4],
+    iy0: isize,
+    rows: (usize, usize),
+    x0: isize,
+    tile: super::cortex_m::Tile3Wide,
+) {
+    const C: usize = F32_TILE_CHANNELS;
+    let w = &p.window;
+    let (ih, iw) = (w.in_h, w.in_w);
+    let nrows = rows.1 - rows.0;
+    let first = (iy0 + (rows.0 * w.dil_h) as isize) as usize * iw;
+    let row_step = w.dil_h * iw;
+    // SAFETY: the caller's promise for the inputs; the weights walked are
+    // `wb[ic·taps·4 + ky·12 ..][..12]` for the channels and rows read, inside `wb`
+    // (`in_c · taps · 4` long).
+    unsafe {
+        tile(
+            a,
+            input.as_ptr().add(first + x0 as usize),
+            wb.as_ptr().add(rows.0 * 3 * C),
+            p.in_c,
+            nrows,
+            4 * row_step,
+            // (Wrapping: with a row dilation, the rows read may span more than a plane.)
+            4usize.wrapping_mul((ih * iw).wrapping_sub(nrows * row_step)),
+            4 * (w.k_h - nrows) * 3 * C,
+        );
+    }
 }
 
 /// Taps of one window row that only some of a tile's four pixels read inside the input.

@@ -591,7 +591,7 @@ fn r_next(pick: &mut impl FnMut(usize) -> usize) -> i8 {
 /// The f32 tiles' assembly (the dense convolution's 4 × 4 tile of 3-wide windows, the
 /// column-major product's 4 × 4 tile) against the reference loops, bit for bit: 300 random
 /// convolutions (1–8 input channels, 1–9 output channels, kernel heights 1–3 with row
-/// dilations 1–2, widths 3, padding 0–1, rows 3–12 by 4–21) and 300 random products
+/// dilations 1–2, widths 3, strides 1–2, padding 0–1, rows 3–12 by 4–21) and 300 random products
 /// (4–21 pixels, 1–9 columns, 1–24 steps), each output summed from its bias in order.
 fn f32_tiles(r: &mut Lcg) -> bool {
     use microarena::kernels::gemm::{self, MatMul};
@@ -619,9 +619,10 @@ fn f32_tiles(r: &mut Lcg) -> bool {
         let (k_h, dil, pad) = (1 + pick(3), 1 + pick(2), pick(2));
         let in_h = (k_h - 1) * dil + 1 + pick(4);
         let in_w = 4 + pick(18);
-        let mut window = Window2d::uniform(in_h, in_w, k_h, 3, 1, 1, pad);
+        let stride = 1 + pick(2);
+        let mut window = Window2d::uniform(in_h, in_w, k_h, 3, stride, 1, pad);
         window.dil_h = dil;
-        window.out_h = (in_h + 2 * pad - dil * (k_h - 1) - 1) + 1;
+        window.out_h = (in_h + 2 * pad - dil * (k_h - 1) - 1) / stride + 1;
         let p = Conv2d {
             batch: 1,
             in_c,
