@@ -376,3 +376,85 @@ pub(super) unsafe fn tile_4x4_f32(
         );
     }
 }
+
+/// Four dot products of one input row with four weight rows (the f32 fully connected layer's
+/// four outputs at a time) in assembly: per four steps of `k`, one `VLDM` of the four inputs,
+/// one of each row's four weights, 16 `VMLA` (the product rounded, then the sum, as Rust's
+/// `s += x * w`), 23 instructions for 16 MACs; the `k mod 4` steps left one at a time. The
+/// same instructions at every `opt-level` and `target-cpu` (see [`tile_4x4_f32`]).
+///
+/// `s[j]`: row `j`'s running sum (in and out, in order of `k`). `x`: the `k` inputs; `w[j]`:
+/// row `j`'s `k` weights.
+///
+/// # Safety
+/// `x` and each `w[j]` start `k` readable `f32`s.
+#[cfg(target_abi = "eabihf")]
+#[inline(always)]
+pub(super) unsafe fn dot_4_rows_f32(s: &mut [f32; 4], x: *const f32, w: [*const f32; 4], k: usize) {
+    // SAFETY: the caller's promise bounds every load (`k / 4` blocks of four, then `k mod
+    // 4` single steps); the sums are read from and written back to `s`; the clobbered FPU
+    // registers are declared.
+    unsafe {
+        core::arch::asm!(
+            "vldmia {s}, {{s20-s23}}",
+            "cmp {blocks}, #0",
+            "beq 3f",
+            "2:",
+            "vldmia {x}!, {{s0-s3}}",
+            "vldmia {w0}!, {{s4-s7}}",
+            "vldmia {w1}!, {{s8-s11}}",
+            "vldmia {w2}!, {{s12-s15}}",
+            "vldmia {w3}!, {{s16-s19}}",
+            "vmla.f32 s20, s4, s0",
+            "vmla.f32 s21, s8, s0",
+            "vmla.f32 s22, s12, s0",
+            "vmla.f32 s23, s16, s0",
+            "vmla.f32 s20, s5, s1",
+            "vmla.f32 s21, s9, s1",
+            "vmla.f32 s22, s13, s1",
+            "vmla.f32 s23, s17, s1",
+            "vmla.f32 s20, s6, s2",
+            "vmla.f32 s21, s10, s2",
+            "vmla.f32 s22, s14, s2",
+            "vmla.f32 s23, s18, s2",
+            "vmla.f32 s20, s7, s3",
+            "vmla.f32 s21, s11, s3",
+            "vmla.f32 s22, s15, s3",
+            "vmla.f32 s23, s19, s3",
+            "subs {blocks}, {blocks}, #1",
+            "bne 2b",
+            "3:",
+            "cmp {left}, #0",
+            "beq 5f",
+            "4:",
+            "vldmia {x}!, {{s0}}",
+            "vldmia {w0}!, {{s4}}",
+            "vldmia {w1}!, {{s8}}",
+            "vldmia {w2}!, {{s12}}",
+            "vldmia {w3}!, {{s16}}",
+            "vmla.f32 s20, s4, s0",
+            "vmla.f32 s21, s8, s0",
+            "vmla.f32 s22, s12, s0",
+            "vmla.f32 s23, s16, s0",
+            "subs {left}, {left}, #1",
+            "bne 4b",
+            "5:",
+            "vstmia {s}, {{s20-s23}}",
+            s = in(reg) s.as_mut_ptr(),
+            x = inout(reg) x => _,
+            w0 = inout(reg) w[0] => _,
+            w1 = inout(reg) w[1] => _,
+            w2 = inout(reg) w[2] => _,
+            w3 = inout(reg) w[3] => _,
+            blocks = inout(reg) k / 4 => _,
+            left = inout(reg) k % 4 => _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            options(nostack),
+        );
+    }
+}

@@ -278,6 +278,20 @@ pub fn matmul(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut 
             let mut n0 = 0;
             while n0 + 4 <= p.n {
                 let bias_of = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
+                #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+                {
+                    let mut s = [bias_of(0), bias_of(1), bias_of(2), bias_of(3)];
+                    let w = [row(n0), row(n0 + 1), row(n0 + 2), row(n0 + 3)];
+                    // SAFETY: `ra` and the four weight rows are `k` long each.
+                    unsafe {
+                        cortex_m::dot_4_rows_f32(&mut s, ra.as_ptr(), w.map(|r| r.as_ptr()), p.k)
+                    };
+                    for (j, s) in s.into_iter().enumerate() {
+                        out[m * p.out_stride_m + (n0 + j) * p.out_stride_n] = p.act.apply(s);
+                    }
+                    n0 += 4;
+                    continue;
+                }
                 let (mut s0, mut s1, mut s2, mut s3) =
                     (bias_of(0), bias_of(1), bias_of(2), bias_of(3));
                 let rows = ra

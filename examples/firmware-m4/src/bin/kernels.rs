@@ -2,9 +2,9 @@
 //! shapes of the MLPerf-Tiny-shaped networks: instructions per multiply-accumulate of each
 //! kernel, and a check that the Cortex-M4 paths (inline assembly) compute what the reference
 //! kernel computes, bit for bit, on those shapes and on 400 random small ones; the same for
-//! the packed fully connected kernel on 300 random layers, and for the f32 tiles (dense
-//! convolution, column-major product) on 300 random layers each (run in CI by
-//! `.ci/firmware`).
+//! the packed fully connected kernel on 300 random layers, and for the f32 assembly (dense
+//! convolution tile, column-major product tile, fully connected dot products) on 300 random
+//! layers each (run in CI by `.ci/firmware`).
 //!
 //! ```sh
 //! cd examples/firmware-m4 && cargo run --release --bin kernels
@@ -588,11 +588,14 @@ fn r_next(pick: &mut impl FnMut(usize) -> usize) -> i8 {
     pick(256) as u8 as i8
 }
 
-/// The f32 tiles' assembly (the dense convolution's 4 × 4 tile of 3-wide windows, the
-/// column-major product's 4 × 4 tile) against the reference loops, bit for bit: 300 random
+/// The f32 assembly (the dense convolution's 4 × 4 tile of 3-wide windows, the column-major
+/// product's 4 × 4 tile, the fully connected dot products) against the reference loops, bit
+/// for bit: 300 random
 /// convolutions (1–8 input channels, 1–9 output channels, kernel heights 1–3 with row
 /// dilations 1–2, widths 3, strides 1–2, padding 0–1, rows 3–12 by 4–21) and 300 random products
-/// (4–21 pixels, 1–9 columns, 1–24 steps), each output summed from its bias in order.
+/// (4–21 pixels, 1–9 columns, 1–24 steps), and the fully connected layer's four dot
+/// products at a time on 300 random layers (1–3 rows, 1–13 outputs, 1–70 inputs), each
+/// output summed from its bias in order.
 fn f32_tiles(r: &mut Lcg) -> bool {
     use microarena::kernels::gemm::{self, MatMul};
     static mut X: [f32; 2_048] = [0.0; 2_048];
@@ -688,8 +691,45 @@ fn f32_tiles(r: &mut Lcg) -> bool {
             .all(|(a, b)| a.to_bits() == b.to_bits());
         bad += usize::from(!same);
     }
+    for _ in 0..300 {
+        // Fully connected: rows of the input against rows of the weights.
+        let (m, n, k) = (1 + pick(3), 1 + pick(13), 1 + pick(70));
+        if m * k > x.len() || n * k > w.len() || m * n > want.len() {
+            continue;
+        }
+        let p = MatMul {
+            m,
+            n,
+            k,
+            a_stride_m: k,
+            a_stride_k: 1,
+            b_stride_n: k,
+            b_stride_k: 1,
+            out_stride_m: n,
+            out_stride_n: 1,
+            act: Activation::Identity,
+        };
+        x[..m * k].iter_mut().for_each(|v| *v = value(&mut pick));
+        w[..n * k].iter_mut().for_each(|v| *v = value(&mut pick));
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = bias[j];
+                for t in 0..k {
+                    s += x[i * k + t] * w[j * k + t];
+                }
+                want[i * n + j] = s;
+            }
+        }
+        got[..m * n].fill(f32::NAN);
+        gemm::matmul(&p, &x[..m * k], &w[..n * k], Some(&bias[..n]), &mut got[..m * n]);
+        let same = want[..m * n]
+            .iter()
+            .zip(&got[..m * n])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        bad += usize::from(!same);
+    }
     hprintln!(
-        "f32 tiles: 600 random layers against the reference loops: {}",
+        "f32 tiles: 900 random layers against the reference loops: {}",
         if bad == 0 { "same bits" } else { "MISMATCH" }
     );
     bad == 0
