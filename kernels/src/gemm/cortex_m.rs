@@ -305,77 +305,288 @@ pub(super) unsafe fn fc_groups_dsp(w: *const i8, p: &mut FcParams, kind: crate::
     }
 }
 
-/// The f32 column-major product's 4 × 4 tile ([`super::tile`] with `R = 4`, adjacent weights)
-/// in assembly: per step of `k`, one `VLDM` of the four rows' inputs, one of the four
-/// columns' weights, 16 `VMLA` (not fused: the product rounded, then the sum, as Rust's
-/// `c += v * x`) and the loop's pointer steps and branch: 22 instructions for 16 MACs at every
-/// `opt-level` and `target-cpu` (LLVM splits `c += v * x` into `VMUL` + `VADD` at speed
-/// opt-levels for `target-cpu=cortex-m4`; stable Rust cannot pass an `f32` in an FPU register
-/// to `asm!` here, so the sums go in and out through `c` once per tile).
-///
-/// `c[i][j]`: row `i`, column `j`, the running sums (in and out). `x`: the four rows' inputs
-/// of step 0; `w`: the four columns' weights of step 0; each step moves on `x_step` and
-/// `w_step` bytes.
-///
-/// # Safety
-/// `k ≥ 1`; for every step `t < k`, `x + t·x_step` and `w + t·w_step` start four readable
-/// `f32`s.
+/// One variant of [`tile_4x4_f32`] (its arguments).
 #[cfg(target_abi = "eabihf")]
-#[inline(always)]
-pub(super) unsafe fn tile_4x4_f32(
-    c: &mut [[f32; 4]; 4],
-    x: *const f32,
-    w: *const f32,
-    k: usize,
-    x_step: usize,
-    w_step: usize,
-) {
-    debug_assert!(k >= 1);
-    // SAFETY: the caller's promise bounds every load; the sums are read from and written
-    // back to `c`; the clobbered FPU registers are declared.
-    unsafe {
-        core::arch::asm!(
-            "vldmia {c}, {{s16-s31}}",
-            "2:",
-            "vldmia {x}, {{s0-s3}}",
-            "add {x}, {x}, {x_step}",
-            "vldmia {w}, {{s4-s7}}",
-            "add {w}, {w}, {w_step}",
-            "vmla.f32 s16, s4, s0",
-            "vmla.f32 s17, s5, s0",
-            "vmla.f32 s18, s6, s0",
-            "vmla.f32 s19, s7, s0",
-            "vmla.f32 s20, s4, s1",
-            "vmla.f32 s21, s5, s1",
-            "vmla.f32 s22, s6, s1",
-            "vmla.f32 s23, s7, s1",
-            "vmla.f32 s24, s4, s2",
-            "vmla.f32 s25, s5, s2",
-            "vmla.f32 s26, s6, s2",
-            "vmla.f32 s27, s7, s2",
-            "vmla.f32 s28, s4, s3",
-            "vmla.f32 s29, s5, s3",
-            "vmla.f32 s30, s6, s3",
-            "vmla.f32 s31, s7, s3",
-            "subs {k}, {k}, #1",
-            "bne 2b",
-            "vstmia {c}, {{s16-s31}}",
-            c = in(reg) c.as_mut_ptr(),
-            x = inout(reg) x => _,
-            w = inout(reg) w => _,
-            k = inout(reg) k => _,
-            x_step = in(reg) x_step,
-            w_step = in(reg) w_step,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-            options(nostack),
-        );
-    }
+pub(super) type Tile4x4F32 = unsafe fn(
+    &[[f32; 4]; 4],
+    *const f32,
+    *const f32,
+    usize,
+    usize,
+    usize,
+    *mut f32,
+    usize,
+    &[f32; 2],
+);
+
+/// `VCMP` + `VMOV` on a condition of each of the 16 sums `s16`–`s31` against `s8`: the lower
+/// bound of [`crate::activation::clamp`] (`if x < lo { lo } else { x }`: `MI` is an ordered
+/// "less than", so a NaN stays), 4 instructions a sum.
+macro_rules! clamp_low {
+    () => {
+        concat!(
+            "vcmp.f32 s16, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s16, s8\n",
+            "vcmp.f32 s17, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s17, s8\n",
+            "vcmp.f32 s18, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s18, s8\n",
+            "vcmp.f32 s19, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s19, s8\n",
+            "vcmp.f32 s20, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s20, s8\n",
+            "vcmp.f32 s21, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s21, s8\n",
+            "vcmp.f32 s22, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s22, s8\n",
+            "vcmp.f32 s23, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s23, s8\n",
+            "vcmp.f32 s24, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s24, s8\n",
+            "vcmp.f32 s25, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s25, s8\n",
+            "vcmp.f32 s26, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s26, s8\n",
+            "vcmp.f32 s27, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s27, s8\n",
+            "vcmp.f32 s28, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s28, s8\n",
+            "vcmp.f32 s29, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s29, s8\n",
+            "vcmp.f32 s30, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s30, s8\n",
+            "vcmp.f32 s31, s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it mi\n",
+            "vmovmi.f32 s31, s8\n",
+        )
+    };
 }
+
+/// The upper bound against `s9` (`if y > hi { hi } else { y }`, `GT` false when unordered).
+macro_rules! clamp_high {
+    () => {
+        concat!(
+            "vcmp.f32 s16, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s16, s9\n",
+            "vcmp.f32 s17, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s17, s9\n",
+            "vcmp.f32 s18, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s18, s9\n",
+            "vcmp.f32 s19, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s19, s9\n",
+            "vcmp.f32 s20, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s20, s9\n",
+            "vcmp.f32 s21, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s21, s9\n",
+            "vcmp.f32 s22, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s22, s9\n",
+            "vcmp.f32 s23, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s23, s9\n",
+            "vcmp.f32 s24, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s24, s9\n",
+            "vcmp.f32 s25, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s25, s9\n",
+            "vcmp.f32 s26, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s26, s9\n",
+            "vcmp.f32 s27, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s27, s9\n",
+            "vcmp.f32 s28, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s28, s9\n",
+            "vcmp.f32 s29, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s29, s9\n",
+            "vcmp.f32 s30, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s30, s9\n",
+            "vcmp.f32 s31, s9\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it gt\n",
+            "vmovgt.f32 s31, s9\n",
+        )
+    };
+}
+
+/// One variant of the f32 column-major product's 4 × 4 tile, `$clamp` the activation's
+/// instructions on the sums before they are stored.
+macro_rules! tile_4x4_f32 {
+    ($(#[$doc:meta])* $name:ident, [$($clamp:expr),*]) => {
+        $(#[$doc])*
+        #[cfg(target_abi = "eabihf")]
+        #[allow(clippy::too_many_arguments)]
+        #[inline(always)]
+        pub(super) unsafe fn $name(
+            c: &[[f32; 4]; 4],
+            x: *const f32,
+            w: *const f32,
+            k: usize,
+            x_step: usize,
+            w_step: usize,
+            out: *mut f32,
+            out_step: usize,
+            bounds: &[f32; 2],
+        ) {
+            debug_assert!(k >= 1);
+            // SAFETY: the caller's promise bounds every load and store; the clobbered FPU
+            // registers are declared.
+            unsafe {
+                core::arch::asm!(
+                    "vldmia {c}, {{s16-s31}}",
+                    "vldmia {bounds}, {{s8-s9}}",
+                    "2:",
+                    "vldmia {x}, {{s0-s3}}",
+                    "add {x}, {x}, {x_step}",
+                    "vldmia {w}, {{s4-s7}}",
+                    "add {w}, {w}, {w_step}",
+                "vmla.f32 s16, s4, s0",
+                "vmla.f32 s20, s5, s0",
+                "vmla.f32 s24, s6, s0",
+                "vmla.f32 s28, s7, s0",
+                "vmla.f32 s17, s4, s1",
+                "vmla.f32 s21, s5, s1",
+                "vmla.f32 s25, s6, s1",
+                "vmla.f32 s29, s7, s1",
+                "vmla.f32 s18, s4, s2",
+                "vmla.f32 s22, s5, s2",
+                "vmla.f32 s26, s6, s2",
+                "vmla.f32 s30, s7, s2",
+                "vmla.f32 s19, s4, s3",
+                "vmla.f32 s23, s5, s3",
+                "vmla.f32 s27, s6, s3",
+                "vmla.f32 s31, s7, s3",
+                    "subs {k}, {k}, #1",
+                    "bne 2b",
+                    $($clamp,)*
+                    "vstmia {out}, {{s16-s19}}",
+                    "add {out}, {out}, {out_step}",
+                    "vstmia {out}, {{s20-s23}}",
+                    "add {out}, {out}, {out_step}",
+                    "vstmia {out}, {{s24-s27}}",
+                    "add {out}, {out}, {out_step}",
+                    "vstmia {out}, {{s28-s31}}",
+                    c = in(reg) c.as_ptr(),
+                    bounds = in(reg) bounds.as_ptr(),
+                    x = inout(reg) x => _,
+                    w = inout(reg) w => _,
+                    k = inout(reg) k => _,
+                    x_step = in(reg) x_step,
+                    w_step = in(reg) w_step,
+                    out = inout(reg) out => _,
+                    out_step = in(reg) out_step,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                    options(nostack),
+                );
+            }
+        }
+    };
+}
+
+tile_4x4_f32!(
+    /// The f32 column-major product's 4 × 4 tile ([`super::tile`] with `R = 4`, adjacent
+    /// weights) in assembly, stored without an activation: per step of `k`, one `VLDM` of
+    /// the four rows' inputs, one of the four columns' weights, 16 `VMLA` (not fused: the
+    /// product rounded, then the sum, as Rust's `c += v * x`) and the loop's pointer steps
+    /// and branch: 22 instructions for 16 MACs at every `opt-level` and `target-cpu` (LLVM
+    /// splits `c += v * x` into `VMUL` + `VADD` at speed opt-levels for
+    /// `target-cpu=cortex-m4`; stable Rust cannot pass an `f32` in an FPU register to `asm!`
+    /// here, so the sums start from `c` in memory). Then each column's four sums go to the
+    /// output by one `VSTM`.
+    ///
+    /// `c[j][i]`: column `j`, row `i`, the sums' starts (the biases). `x`: the four rows'
+    /// inputs of step 0; `w`: the four columns' weights of step 0; each step moves on
+    /// `x_step` and `w_step` bytes. `out`: column 0's four outputs, each next column's
+    /// `out_step` bytes on. `bounds` unused.
+    ///
+    /// # Safety
+    /// `k ≥ 1`; for every step `t < k`, `x + t·x_step` and `w + t·w_step` start four
+    /// readable `f32`s; `out + j·out_step` (`j < 4`) four writable ones.
+    tile_4x4_f32,
+    []
+);
+
+tile_4x4_f32!(
+    /// [`tile_4x4_f32`] with each sum clamped below at `bounds[0]` (a ReLU: `Clip` with no
+    /// upper bound) before it is stored: 4 instructions more per output.
+    ///
+    /// # Safety
+    /// As [`tile_4x4_f32`].
+    tile_4x4_f32_low,
+    [clamp_low!()]
+);
+
+tile_4x4_f32!(
+    /// [`tile_4x4_f32`] with each sum clamped to `bounds[0]..=bounds[1]` (`Clip`: ReLU6)
+    /// before it is stored: 8 instructions more per output.
+    ///
+    /// # Safety
+    /// As [`tile_4x4_f32`].
+    tile_4x4_f32_clip,
+    [clamp_low!(), clamp_high!()]
+);
 
 /// Four dot products of one input row with four weight rows (the f32 fully connected layer's
 /// four outputs at a time) in assembly: per four steps of `k`, one `VLDM` of the four inputs,

@@ -118,25 +118,41 @@ fn tile<const R: usize, const ADJACENT: bool>(
     let start = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
     if R == 4 && ADJACENT {
-        let mut c = [[start(0), start(1), start(2), start(3)]; 4];
+        use crate::activation::Activation;
+        let c = [[start(0); 4], [start(1); 4], [start(2); 4], [start(3); 4]];
         let column = &a[m..m + (p.k - 1) * p.a_stride_k + 4];
+        // Column `j`'s four outputs at `j · out_stride_n` past the first.
+        let o = &mut out[n0 * p.out_stride_n + m..][..3 * p.out_stride_n + 4];
+        // The activation in the tile where it is a clamp; others after it.
+        let (tile, bounds, after): (cortex_m::Tile4x4F32, _, _) = match p.act {
+            Activation::Identity => (cortex_m::tile_4x4_f32, [0.0; 2], false),
+            Activation::Clip { min, max } if max == f32::INFINITY => {
+                (cortex_m::tile_4x4_f32_low, [min, max], false)
+            }
+            Activation::Clip { min, max } => (cortex_m::tile_4x4_f32_clip, [min, max], false),
+            _ => (cortex_m::tile_4x4_f32, [0.0; 2], true),
+        };
         // SAFETY: `k ≥ 1` (no whole tile when `k = 0`); step `t` reads `column[t ·
         // a_stride_k ..][..4]` and the four adjacent weights `t · b_stride_k` past `p0`,
-        // inside `four_columns` (its last step's fourth weight ends it).
+        // inside `four_columns` (its last step's fourth weight ends it); the four columns'
+        // outputs lie in `o`.
         unsafe {
-            cortex_m::tile_4x4_f32(
-                &mut c,
+            tile(
+                &c,
                 column.as_ptr(),
                 p0,
                 p.k,
                 4 * p.a_stride_k,
                 4 * p.b_stride_k,
+                o.as_mut_ptr(),
+                4 * p.out_stride_n,
+                &bounds,
             );
         }
-        for j in 0..4 {
-            let o = &mut out[(n0 + j) * p.out_stride_n + m..][..4];
-            o.copy_from_slice(&[c[0][j], c[1][j], c[2][j], c[3][j]]);
-            p.act.apply_slice(o);
+        if after {
+            for j in 0..4 {
+                p.act.apply_slice(&mut o[j * p.out_stride_n..][..4]);
+            }
         }
         return;
     }

@@ -593,7 +593,8 @@ fn r_next(pick: &mut impl FnMut(usize) -> usize) -> i8 {
 /// for bit: 300 random
 /// convolutions (1–8 input channels, 1–9 output channels, kernel heights 1–3 with row
 /// dilations 1–2, widths 3, strides 1–2, padding 0–1, rows 3–12 by 4–21) and 300 random products
-/// (4–21 pixels, 1–9 columns, 1–24 steps), and the fully connected layer's four dot
+/// (4–21 pixels, 1–9 columns, 1–24 steps; no activation, a ReLU, a clip or a leaky ReLU),
+/// and the fully connected layer's four dot
 /// products at a time on 300 random layers (1–3 rows, 1–13 outputs, 1–70 inputs), each
 /// output summed from its bias in order.
 fn f32_tiles(r: &mut Lcg) -> bool {
@@ -654,8 +655,22 @@ fn f32_tiles(r: &mut Lcg) -> bool {
             .all(|(a, b)| a.to_bits() == b.to_bits());
         bad += usize::from(!same);
     }
+    // Identity, a ReLU, a two-sided clip, and one that is not a clamp (applied after).
+    let acts = [
+        Activation::Identity,
+        Activation::Clip {
+            min: 0.0,
+            max: f32::INFINITY,
+        },
+        Activation::Clip {
+            min: -0.5,
+            max: 1.0,
+        },
+        Activation::LeakyRelu { alpha: 0.1 },
+    ];
     for _ in 0..300 {
         let (m, n, k) = (4 + pick(18), 1 + pick(9), 1 + pick(24));
+        let act = acts[pick(4)];
         if m * k > x.len() || n * k > w.len() || m * n > want.len() {
             continue;
         }
@@ -670,7 +685,7 @@ fn f32_tiles(r: &mut Lcg) -> bool {
             b_stride_k: n,
             out_stride_m: 1,
             out_stride_n: m,
-            act: Activation::Identity,
+            act,
         };
         x[..m * k].iter_mut().for_each(|v| *v = value(&mut pick));
         w[..n * k].iter_mut().for_each(|v| *v = value(&mut pick));
@@ -680,7 +695,7 @@ fn f32_tiles(r: &mut Lcg) -> bool {
                 for t in 0..k {
                     s += w[t * n + j] * x[t * m + i];
                 }
-                want[j * m + i] = s;
+                want[j * m + i] = act.apply(s);
             }
         }
         got[..m * n].fill(f32::NAN);
