@@ -125,10 +125,20 @@ fn channels<const SPLIT: bool>(
     let ((y_lo, _), (_, y_hi)) = (rows(0), rows(2));
     let ((x_lo, _), (_, x_hi)) = (cols(0), cols(2));
     let (x_lo, x_hi) = (x_lo.min(ow), x_hi.max(x_lo.min(ow)));
+    // The rows' interior outputs in assembly, three a pass, where there are two passes or
+    // more (one barely pays the call: DS-CNN's 5-wide rows).
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    let row_asm = asm_row(p).filter(|_| (x_hi - x_lo) / 3 >= 2);
     for c in 0..p.out_c {
         let out = &mut output[c * oh * ow..][..oh * ow];
         let k: &[f32; 9] = weights[c * 9..][..9].try_into().expect("nine weights");
         let b = bias.map_or(0.0, |b| b[c]);
+        // The channel's weights, bias and clamp bounds for the row in assembly.
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        let row_asm = row_asm.map(|(f, [lo, hi])| {
+            let [k0, k1, k2, k3, k4, k5, k6, k7, k8] = *k;
+            (f, [k0, k1, k2, k3, k4, k5, k6, k7, k8, b, lo, hi])
+        });
         // Rows `y .. y + n` of the channel, which lie in one part.
         let (kept, fresh) = src.channel(c);
         let (held, iw) = (src.held, src.iw);
@@ -205,11 +215,34 @@ fn channels<const SPLIT: bool>(
                 acc += k8 * t[8];
                 f(acc)
             };
+            // The first output the loops below compute (after those in assembly).
+            #[allow(unused_mut)]
+            let mut start = x_lo;
+            #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+            if let Some((row_asm, params)) = &row_asm {
+                let passes = (x_hi - x_lo) / 3;
+                let rows = if together {
+                    let top = &span(y0, 3)[x0..];
+                    [top, &top[iw..], &top[2 * iw..]]
+                } else {
+                    [&r0[x0..], &r1[x0..], &r2[x0..]]
+                };
+                let out = &mut row[x_lo..x_lo + 3 * passes];
+                // SAFETY: `passes ≥ 1` (`row_asm` is only kept for two or more); output
+                // `x_lo + i` (i < 3 · passes ≤ x_hi − x_lo) reads columns `ix .. ix + 3` of
+                // each row, ix = x0 + i · stride_w, all at most `last`, within the row; `out`
+                // holds the 3 · passes outputs.
+                unsafe {
+                    row_asm(rows.map(|r| r.as_ptr()), out.as_mut_ptr(), passes, params);
+                }
+                start = x_lo + 3 * passes;
+            }
+            let skip = (start - x_lo) * w.stride_w;
             if together {
                 // Adjacent rows (every row of a whole input): one pointer.
                 let top = &span(y0, 3)[x0..=2 * iw + last];
-                let mut x = top.as_ptr();
-                for o in &mut row[x_lo..x_hi] {
+                let mut x = top.as_ptr().wrapping_add(skip);
+                for o in &mut row[start..x_hi] {
                     // SAFETY: output column `ox` (x_lo ≤ ox < x_hi) reads `top[ix − x0 + dy ·
                     // iw + dx]` for dy, dx in 0..3, with ix = ox · stride_w − pad_left and
                     // `ix + 2 ≤ last`: within `top` (its last element is row 2's column
@@ -234,8 +267,12 @@ fn channels<const SPLIT: bool>(
             } else {
                 // Rows that straddle a split input's two parts: three pointers.
                 let (t0, t1, t2) = (&r0[x0..=last], &r1[x0..=last], &r2[x0..=last]);
-                let (mut a, mut m, mut z) = (t0.as_ptr(), t1.as_ptr(), t2.as_ptr());
-                for o in &mut row[x_lo..x_hi] {
+                let (mut a, mut m, mut z) = (
+                    t0.as_ptr().wrapping_add(skip),
+                    t1.as_ptr().wrapping_add(skip),
+                    t2.as_ptr().wrapping_add(skip),
+                );
+                for o in &mut row[start..x_hi] {
                     // SAFETY: output column `ox` (x_lo ≤ ox < x_hi) reads columns `ix .. ix
                     // + 3` of each row, ix = ox · stride_w − pad_left, `ix + 2 ≤ last`:
                     // within `t0`, `t1` and `t2` (columns `x0 ..= last`), which `a`, `m` and
@@ -264,6 +301,24 @@ fn channels<const SPLIT: bool>(
                 *o = f(edge((ox * w.stride_w) as isize - pl));
             }
         }
+    }
+}
+
+/// The Cortex-M4F row in assembly for `p`'s stride and activation (no activation or a clamp),
+/// with the clamp's bounds.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+fn asm_row(p: &Conv2d) -> Option<(super::cortex_m::Dw3x3Row, [f32; 2])> {
+    use super::cortex_m::*;
+    let [none, low, clip]: [Dw3x3Row; 3] = match p.window.stride_w {
+        1 => [dw3x3_s1, dw3x3_s1_low, dw3x3_s1_clip],
+        2 => [dw3x3_s2, dw3x3_s2_low, dw3x3_s2_clip],
+        _ => return None,
+    };
+    match p.act {
+        Activation::Identity => Some((none, [0.0; 2])),
+        Activation::Clip { min, max } if max == f32::INFINITY => Some((low, [min, max])),
+        Activation::Clip { min, max } => Some((clip, [min, max])),
+        _ => None,
     }
 }
 

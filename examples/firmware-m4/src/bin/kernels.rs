@@ -594,9 +594,11 @@ fn r_next(pick: &mut impl FnMut(usize) -> usize) -> i8 {
 /// convolutions (1–8 input channels, 1–9 output channels, kernel heights 1–3 with row
 /// dilations 1–2, widths 3, strides 1–2, padding 0–1, rows 3–12 by 4–21) and 300 random products
 /// (4–21 pixels, 1–9 columns, 1–24 steps; no activation, a ReLU, a clip or a leaky ReLU),
-/// and the fully connected layer's four dot
-/// products at a time on 300 random layers (1–3 rows, 1–13 outputs, 1–70 inputs), each
-/// output summed from its bias in order.
+/// the fully connected layer's four dot
+/// products at a time on 300 random layers (1–3 rows, 1–13 outputs, 1–70 inputs), and 300
+/// random 3×3 depthwise convolutions (1–6 channels, strides 1–2, padding 0–1, rows 3–8 by
+/// 3–22), whole and with their first rows kept apart; each output summed from its bias in
+/// order.
 fn f32_tiles(r: &mut Lcg) -> bool {
     use microarena::kernels::gemm::{self, MatMul};
     static mut X: [f32; 2_048] = [0.0; 2_048];
@@ -743,8 +745,88 @@ fn f32_tiles(r: &mut Lcg) -> bool {
             .all(|(a, b)| a.to_bits() == b.to_bits());
         bad += usize::from(!same);
     }
+    for _ in 0..300 {
+        // 3×3 depthwise, whole and with its first rows kept apart (a streamed stage's split
+        // window), against a scalar loop over the taps inside the input in order.
+        let (ch, stride, pad) = (1 + pick(6), 1 + pick(2), pick(2));
+        let (in_h, in_w) = (3 + pick(6), 3 + pick(20));
+        let act = acts[pick(4)];
+        let window = Window2d::uniform(in_h, in_w, 3, 3, stride, 1, pad);
+        let p = Conv2d {
+            batch: 1,
+            in_c: ch,
+            out_c: ch,
+            groups: ch,
+            window,
+            act,
+        };
+        let (n_in, n_out) = (ch * in_h * in_w, ch * window.out_h * window.out_w);
+        if n_in > x.len() || n_out > want.len() {
+            continue;
+        }
+        x[..n_in].iter_mut().for_each(|v| *v = value(&mut pick));
+        w[..ch * 9].iter_mut().for_each(|v| *v = value(&mut pick));
+        let (oh, ow) = (window.out_h, window.out_w);
+        for c in 0..ch {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut s = bias[c];
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let iy = (oy * stride + ky) as isize - pad as isize;
+                            let ix = (ox * stride + kx) as isize - pad as isize;
+                            if (0..in_h as isize).contains(&iy) && (0..in_w as isize).contains(&ix)
+                            {
+                                let v = x[(c * in_h + iy as usize) * in_w + ix as usize];
+                                s += w[c * 9 + ky * 3 + kx] * v;
+                            }
+                        }
+                    }
+                    want[(c * oh + oy) * ow + ox] = act.apply(s);
+                }
+            }
+        }
+        got[..n_out].fill(f32::NAN);
+        conv::conv2d(&p, &x[..n_in], &w[..ch * 9], Some(&bias[..ch]), &mut got[..n_out]);
+        let mut same = want[..n_out]
+            .iter()
+            .zip(&got[..n_out])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        // The same input with each channel's first `held` rows in a kept buffer (the first
+        // `ch · held` rows of `packed`) and the rest after it.
+        let held = pick(in_h + 1);
+        let (fresh, k_len) = (in_h - held, ch * held * in_w);
+        if n_in <= packed.len() {
+            for c in 0..ch {
+                for r in 0..in_h {
+                    let dst = if r < held {
+                        (c * held + r) * in_w
+                    } else {
+                        k_len + (c * fresh + r - held) * in_w
+                    };
+                    packed[dst..dst + in_w].copy_from_slice(&x[(c * in_h + r) * in_w..][..in_w]);
+                }
+            }
+            let (kept, input) = packed[..n_in].split_at(k_len);
+            got[..n_out].fill(f32::NAN);
+            conv::conv2d_depthwise_split(
+                &p,
+                kept,
+                input,
+                &w[..ch * 9],
+                Some(&bias[..ch]),
+                &mut [],
+                &mut got[..n_out],
+            );
+            same &= want[..n_out]
+                .iter()
+                .zip(&got[..n_out])
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        }
+        bad += usize::from(!same);
+    }
     hprintln!(
-        "f32 tiles: 900 random layers against the reference loops: {}",
+        "f32 tiles: 1200 random layers against the reference loops: {}",
         if bad == 0 { "same bits" } else { "MISMATCH" }
     );
     bad == 0

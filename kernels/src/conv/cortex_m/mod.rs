@@ -15,6 +15,10 @@ mod depthwise;
 #[cfg(target_abi = "eabihf")]
 pub(super) use depthwise::*;
 #[cfg(target_abi = "eabihf")]
+mod depthwise_f32;
+#[cfg(target_abi = "eabihf")]
+pub(super) use depthwise_f32::*;
+#[cfg(target_abi = "eabihf")]
 mod tiled_f32;
 #[cfg(target_abi = "eabihf")]
 pub(super) use tiled_f32::*;
