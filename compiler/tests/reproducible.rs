@@ -13,14 +13,14 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Every model file under tests/models (and its subfolders), sorted.
+/// Every model file under tests/models (and its subfolders: ONNX and `.tflite`), sorted.
 fn models() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).expect("models dir") {
             let path = entry.expect("entry").path();
             if path.is_dir() {
                 walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "onnx") {
+            } else if path.extension().is_some_and(|e| e == "onnx" || e == "tflite") {
                 out.push(path);
             }
         }
