@@ -20,7 +20,10 @@ fn models() -> Vec<PathBuf> {
             let path = entry.expect("entry").path();
             if path.is_dir() {
                 walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "onnx" || e == "tflite") {
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "onnx" || e == "tflite")
+            {
                 out.push(path);
             }
         }
