@@ -274,6 +274,10 @@ fn tile_4x4(
                 let row = plane + (iy0 + (ky * w.dil_h) as isize) as usize * iw;
                 let base = (row as isize + ix0) as usize;
                 let wrow = &wic[ky * w.k_w * C..][..w.k_w * C];
+                // SAFETY: as in the edge case below, with `full_lo = 0`, `full_hi = k_w`.
+                if unsafe { taps_asm(&mut a, input, base, wrow, w.k_w, s, w.dil_w) } {
+                    continue;
+                }
                 for (kx, ws) in wrow.chunks_exact(C).enumerate() {
                     let x = base + kx * w.dil_w;
                     // SAFETY: as in the edge case below, with `full_lo = 0`, `full_hi = k_w`.
@@ -304,7 +308,11 @@ fn tile_4x4(
             }
             let base = (row as isize + ix0 + (full_lo * w.dil_w) as isize) as usize;
             let full = &wrow[full_lo * C..full_hi * C];
-            for (k, ws) in full.chunks_exact(C).enumerate() {
+            // SAFETY: as below, for every tap of `full`.
+            let done =
+                unsafe { taps_asm(&mut a, input, base, full, full_hi - full_lo, s, w.dil_w) };
+            let rust = if done { &[][..] } else { full };
+            for (k, ws) in rust.chunks_exact(C).enumerate() {
                 let x = base + k * w.dil_w;
                 // SAFETY: `row` starts an input row inside `input` (`plane + iy · iw` with
                 // `iy < ih` and `ic < in_c`; `input` holds `in_c · ih · iw` elements), and
@@ -363,6 +371,38 @@ unsafe fn tile_3wide_asm(
             4 * (w.k_h - nrows) * 3 * C,
         );
     }
+}
+
+/// `n` taps of one window row that all four pixels read inside the input into the sums `a`,
+/// in assembly on the Cortex-M4F at strides 1 and 2 (`true`), elsewhere nothing (`false`: the
+/// caller's loop adds them). `base`: pixel 0's input of the first tap; `ws`: the taps' packed
+/// weights.
+///
+/// # Safety
+/// Pixel `i`'s input of tap `t` (`base + i·s + t·dil`) is inside `input` for every `i < 4`,
+/// `t < n`.
+#[inline(always)]
+#[allow(unused_variables)]
+unsafe fn taps_asm(
+    a: &mut [[f32; 4]; 4],
+    input: &[f32],
+    base: usize,
+    ws: &[f32],
+    n: usize,
+    s: usize,
+    dil: usize,
+) -> bool {
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if n > 0 && (s == 1 || s == 2) {
+        use super::cortex_m::{taps_4x4_s1, taps_4x4_s2};
+        let taps = if s == 1 { taps_4x4_s1 } else { taps_4x4_s2 };
+        debug_assert!(ws.len() >= n * F32_TILE_CHANNELS);
+        // SAFETY: the caller's promise for the inputs (at stride 2 the loads between the
+        // pixels' inputs lie between two inputs inside the row); the weights are `ws`.
+        unsafe { taps(a, input.as_ptr().add(base), ws.as_ptr(), n, 4 * dil) };
+        return true;
+    }
+    false
 }
 
 /// Taps of one window row that only some of a tile's four pixels read inside the input.

@@ -592,7 +592,8 @@ fn r_next(pick: &mut impl FnMut(usize) -> usize) -> i8 {
 /// product's 4 × 4 tile, the fully connected dot products) against the reference loops, bit
 /// for bit: 300 random
 /// convolutions (1–8 input channels, 1–9 output channels, kernel heights 1–3 with row
-/// dilations 1–2, widths 3, strides 1–2, padding 0–1, rows 3–12 by 4–21) and 300 random products
+/// dilations 1–2, widths 3 and 1–5 (with column dilations 1–2), strides 1–2, padding
+/// 0–2, rows 3–12 by 4–21) and 300 random products
 /// (4–21 pixels, 1–9 columns, 1–24 steps; no activation, a ReLU, a clip or a leaky ReLU),
 /// the fully connected layer's four dot
 /// products at a time on 300 random layers (1–3 rows, 1–13 outputs, 1–70 inputs), and 300
@@ -622,13 +623,21 @@ fn f32_tiles(r: &mut Lcg) -> bool {
     let mut bad = 0;
     for _ in 0..300 {
         let (in_c, out_c) = (1 + pick(8), 1 + pick(9));
-        let (k_h, dil, pad) = (1 + pick(3), 1 + pick(2), pick(2));
+        let (k_h, dil, pad) = (1 + pick(3), 1 + pick(2), pick(3));
+        // Half the windows 3 wide (the tile's own path), the others 1–5 wide, some dilated.
+        let (k_w, dil_w) = if pick(2) == 0 {
+            (3, 1)
+        } else {
+            (1 + pick(5), 1 + pick(2))
+        };
         let in_h = (k_h - 1) * dil + 1 + pick(4);
-        let in_w = 4 + pick(18);
+        let in_w = ((k_w - 1) * dil_w + 1).max(4) + pick(18);
         let stride = 1 + pick(2);
-        let mut window = Window2d::uniform(in_h, in_w, k_h, 3, stride, 1, pad);
+        let mut window = Window2d::uniform(in_h, in_w, k_h, k_w, stride, 1, pad);
         window.dil_h = dil;
+        window.dil_w = dil_w;
         window.out_h = (in_h + 2 * pad - dil * (k_h - 1) - 1) / stride + 1;
+        window.out_w = (in_w + 2 * pad - dil_w * (k_w - 1) - 1) / stride + 1;
         let p = Conv2d {
             batch: 1,
             in_c,
@@ -638,7 +647,7 @@ fn f32_tiles(r: &mut Lcg) -> bool {
             act: Activation::Identity,
         };
         let n_in = in_c * in_h * in_w;
-        let n_w = out_c * in_c * k_h * 3;
+        let n_w = out_c * in_c * k_h * k_w;
         let n_out = out_c * window.out_h * window.out_w;
         if n_in > x.len() || conv::packed_f32_len(&p) > packed.len() || n_out > want.len() {
             continue;

@@ -246,3 +246,74 @@ tile_3wide!(
     concat!(lane0!("s1"), lane1!("s3"), lane2!("s5"), lane3!("s7")),
     concat!(lane0!("s2"), lane1!("s4"), lane2!("s6"))
 );
+
+/// A run of taps of one window row that all four pixels read inside the input, for a window
+/// of any width: per tap one `VLDM` of the four pixels' inputs (seven at stride 2, every
+/// other one used), one of the four channels' weights, 16 `VMLA`; 21 instructions for 16
+/// MACs with the loop. `$load` loads the pixels' inputs, `$tap` the products.
+macro_rules! taps_4x4 {
+    ($(#[$doc:meta])* $name:ident, $load:expr, $tap:expr) => {
+        $(#[$doc])*
+        #[inline(always)]
+        pub(crate) unsafe fn $name(
+            a: &mut [[f32; 4]; 4],
+            x: *const f32,
+            w: *const f32,
+            taps: usize,
+            x_step: usize,
+        ) {
+            debug_assert!(taps >= 1);
+            // SAFETY: the caller's promise bounds every load; the sums are read from and
+            // written back to `a`; the clobbered FPU registers are declared.
+            unsafe {
+                core::arch::asm!(
+                    "vldmia {acc}, {{s16-s31}}",
+                    "2:",
+                    $load,
+                    "add {x}, {x}, {x_step}",
+                    "vldmia {w}!, {{s9-s12}}",
+                    $tap,
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "vstmia {acc}, {{s16-s31}}",
+                    acc = in(reg) a.as_mut_ptr(),
+                    x = inout(reg) x => _,
+                    w = inout(reg) w => _,
+                    n = inout(reg) taps => _,
+                    x_step = in(reg) x_step,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _,
+                    out("s9") _, out("s10") _, out("s11") _, out("s12") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                    options(nostack),
+                );
+            }
+        }
+    };
+}
+
+taps_4x4!(
+    /// `taps` taps (each `x_step` bytes right of the last) of one window row into the 4 × 4
+    /// tile's sums `a` (as [`tile_4x4_3wide`]'s), the four pixels side by side (stride 1):
+    /// `x` is pixel 0's input of the first tap, `w` its four weights (the next taps' follow).
+    ///
+    /// # Safety
+    /// `taps ≥ 1`; four readable `f32`s at `x + t·x_step` and at `w + 16·t` bytes for every
+    /// tap `t < taps`.
+    taps_4x4_s1,
+    "vldmia {x}, {{s0-s3}}",
+    concat!(lane0!("s0"), lane1!("s1"), lane2!("s2"), lane3!("s3"))
+);
+
+taps_4x4!(
+    /// [`taps_4x4_s1`] at stride 2: the pixels' inputs two apart.
+    ///
+    /// # Safety
+    /// As [`taps_4x4_s1`], with seven readable `f32`s at each `x + t·x_step`.
+    taps_4x4_s2,
+    "vldmia {x}, {{s0-s6}}",
+    concat!(lane0!("s0"), lane1!("s2"), lane2!("s4"), lane3!("s6"))
+);
