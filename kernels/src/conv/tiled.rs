@@ -168,37 +168,16 @@ fn tile_4x4(
     let w = &p.window;
     let (ih, iw, taps) = (w.in_h, w.in_w, w.k_h * w.k_w);
     let mut a = [[init[0]; 4], [init[1]; 4], [init[2]; 4], [init[3]; 4]];
+    // SAFETY: `rows` are the window rows inside the input (the caller's `valid_range`).
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if unsafe { tile_3wide_asm(p, input, wb, &mut a, iy0, rows, ix0, s) } {
+        return a;
+    }
     if s == 1 && w.dil_w == 1 && w.k_w == 3 && ix0 >= -1 && ix0 + 5 <= iw as isize {
         // 3-wide windows side by side (most tiles of 3×3 stride-1 convolutions): the four
         // pixels' 12 taps read 6 inputs, loaded once each. A padding of one column on either
         // side drops lane 0's first tap or lane 3's last.
         let (skip_first, skip_last) = (ix0 == -1, ix0 + 5 == iw as isize);
-        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-        if rows.0 < rows.1 && p.in_c > 0 {
-            use super::cortex_m::{
-                tile_4x4_3wide, tile_4x4_3wide_both, tile_4x4_3wide_left, tile_4x4_3wide_right,
-            };
-            let tile = match (skip_first, skip_last) {
-                (false, false) => tile_4x4_3wide,
-                (true, false) => tile_4x4_3wide_left,
-                (false, true) => tile_4x4_3wide_right,
-                (true, true) => tile_4x4_3wide_both,
-            };
-            // SAFETY: `ix0 ≥ −1` and `ix0 + 5 ≤ iw`, skipping the padding columns.
-            unsafe {
-                tile_3wide_asm(
-                    p,
-                    input,
-                    wb,
-                    &mut a,
-                    iy0,
-                    rows,
-                    ix0 + isize::from(skip_first),
-                    tile,
-                )
-            };
-            return a;
-        }
         for ic in 0..p.in_c {
             let plane = ic * ih * iw;
             let wic = &wb[ic * taps * C..][..taps * C];
@@ -220,43 +199,6 @@ fn tile_4x4(
                 mla_tap_edges(&mut a, &ws[2 * C..], x25, false, skip_last);
             }
         }
-        return a;
-    }
-    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-    if s == 2
-        && w.dil_w == 1
-        && w.k_w == 3
-        && ix0 >= -1
-        && ix0 + 8 <= iw as isize
-        && rows.0 < rows.1
-        && p.in_c > 0
-    {
-        use super::cortex_m::{
-            tile_4x4_3wide_s2, tile_4x4_3wide_s2_both, tile_4x4_3wide_s2_left,
-            tile_4x4_3wide_s2_right,
-        };
-        // 3-wide windows at stride 2: pixel 0's first tap in the padding when `ix0 = −1`,
-        // pixel 3's last when `ix0 + 8 = iw`.
-        let (skip_first, skip_last) = (ix0 == -1, ix0 + 8 == iw as isize);
-        let tile = match (skip_first, skip_last) {
-            (false, false) => tile_4x4_3wide_s2,
-            (true, false) => tile_4x4_3wide_s2_left,
-            (false, true) => tile_4x4_3wide_s2_right,
-            (true, true) => tile_4x4_3wide_s2_both,
-        };
-        // SAFETY: `ix0 ≥ −1` and `ix0 + 8 ≤ iw`, skipping the padding columns.
-        unsafe {
-            tile_3wide_asm(
-                p,
-                input,
-                wb,
-                &mut a,
-                iy0,
-                rows,
-                ix0 + isize::from(skip_first),
-                tile,
-            )
-        };
         return a;
     }
     // Taps kx inside the input for every pixel: lane 0 bounds them on the left, lane 3 on
@@ -330,12 +272,13 @@ fn tile_4x4(
     a
 }
 
-/// A Cortex-M4F tile of 3-wide windows ([`super::cortex_m::tile_4x4_3wide`] and its variants)
-/// over the window rows `rows` of every input channel, each row read from input column `x0`.
+/// The tile in assembly on the Cortex-M4F when its windows are 3 wide, undilated, at stride
+/// 1 or 2, and its pixels' taps lie inside the row but for one column of padding at either
+/// end ([`super::cortex_m::tile_4x4_3wide`] and its variants, which skip those taps): `true`
+/// when it ran.
 ///
 /// # Safety
-/// Every row `iy0 + ky·dil_h` (`ky` in `rows`) of every channel is inside the input, and each
-/// row's inputs the variant `tile` loads from column `x0` on lie inside the row.
+/// Every row `iy0 + ky·dil_h` (`ky` in `rows`) of every input channel is inside the input.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -346,22 +289,54 @@ unsafe fn tile_3wide_asm(
     a: &mut [[f32; 4]; 4],
     iy0: isize,
     rows: (usize, usize),
-    x0: isize,
-    tile: super::cortex_m::Tile3Wide,
-) {
+    ix0: isize,
+    s: usize,
+) -> bool {
+    use super::cortex_m::*;
     const C: usize = F32_TILE_CHANNELS;
     let w = &p.window;
     let (ih, iw) = (w.in_h, w.in_w);
+    // Pixel 0's first tap is column `ix0`, pixel 3's last `ix0 + 3s + 2`.
+    let last = ix0 + 3 * s as isize + 2;
+    if !(s == 1 || s == 2)
+        || w.k_w != 3
+        || w.dil_w != 1
+        || ix0 < -1
+        || last > iw as isize
+        || rows.0 >= rows.1
+        || p.in_c == 0
+    {
+        return false;
+    }
+    let (skip_first, skip_last) = (ix0 == -1, last == iw as isize);
+    let variants: [[Tile3Wide; 4]; 2] = [
+        [
+            tile_4x4_3wide,
+            tile_4x4_3wide_left,
+            tile_4x4_3wide_right,
+            tile_4x4_3wide_both,
+        ],
+        [
+            tile_4x4_3wide_s2,
+            tile_4x4_3wide_s2_left,
+            tile_4x4_3wide_s2_right,
+            tile_4x4_3wide_s2_both,
+        ],
+    ];
+    let tile = variants[s - 1][usize::from(skip_first) + 2 * usize::from(skip_last)];
     let nrows = rows.1 - rows.0;
     let first = (iy0 + (rows.0 * w.dil_h) as isize) as usize * iw;
     let row_step = w.dil_h * iw;
-    // SAFETY: the caller's promise for the inputs; the weights walked are
-    // `wb[ic·taps·4 + ky·12 ..][..12]` for the channels and rows read, inside `wb`
-    // (`in_c · taps · 4` long).
+    // SAFETY: the caller's promise for the rows; each row loads from its first column inside
+    // (`ix0`, or 0 when it skips the padding) to its last (`ix0 + 3s + 2`, or `iw − 1`); the
+    // weights walked are `wb[ic·taps·4 + ky·12 ..][..12]` for the channels and rows read,
+    // inside `wb` (`in_c · taps · 4` long).
     unsafe {
         tile(
             a,
-            input.as_ptr().add(first + x0 as usize),
+            input
+                .as_ptr()
+                .add(first + (ix0 + isize::from(skip_first)) as usize),
             wb.as_ptr().add(rows.0 * 3 * C),
             p.in_c,
             nrows,
@@ -371,6 +346,7 @@ unsafe fn tile_3wide_asm(
             4 * (w.k_h - nrows) * 3 * C,
         );
     }
+    true
 }
 
 /// `n` taps of one window row that all four pixels read inside the input into the sums `a`,

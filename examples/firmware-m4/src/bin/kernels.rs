@@ -660,10 +660,7 @@ fn f32_tiles(r: &mut Lcg) -> bool {
         conv::conv2d(&p, &x[..n_in], &w[..n_w], Some(&bias[..out_c]), &mut want[..n_out]);
         got[..n_out].fill(f32::NAN);
         conv::conv2d_tiled(&p, &x[..n_in], packed, Some(&bias[..out_c]), &mut got[..n_out]);
-        let same = want[..n_out]
-            .iter()
-            .zip(&got[..n_out])
-            .all(|(a, b)| a.to_bits() == b.to_bits());
+        let same = same_bits(&want[..n_out], &got[..n_out]);
         bad += usize::from(!same);
     }
     // Identity, a ReLU, a two-sided clip, and one that is not a clamp (applied after).
@@ -711,10 +708,7 @@ fn f32_tiles(r: &mut Lcg) -> bool {
         }
         got[..m * n].fill(f32::NAN);
         gemm::matmul(&p, &x[..m * k], &w[..n * k], Some(&bias[..n]), &mut got[..m * n]);
-        let same = want[..m * n]
-            .iter()
-            .zip(&got[..m * n])
-            .all(|(a, b)| a.to_bits() == b.to_bits());
+        let same = same_bits(&want[..m * n], &got[..m * n]);
         bad += usize::from(!same);
     }
     for _ in 0..300 {
@@ -748,10 +742,7 @@ fn f32_tiles(r: &mut Lcg) -> bool {
         }
         got[..m * n].fill(f32::NAN);
         gemm::matmul(&p, &x[..m * k], &w[..n * k], Some(&bias[..n]), &mut got[..m * n]);
-        let same = want[..m * n]
-            .iter()
-            .zip(&got[..m * n])
-            .all(|(a, b)| a.to_bits() == b.to_bits());
+        let same = same_bits(&want[..m * n], &got[..m * n]);
         bad += usize::from(!same);
     }
     for _ in 0..300 {
@@ -797,10 +788,7 @@ fn f32_tiles(r: &mut Lcg) -> bool {
         }
         got[..n_out].fill(f32::NAN);
         conv::conv2d(&p, &x[..n_in], &w[..ch * 9], Some(&bias[..ch]), &mut got[..n_out]);
-        let mut same = want[..n_out]
-            .iter()
-            .zip(&got[..n_out])
-            .all(|(a, b)| a.to_bits() == b.to_bits());
+        let mut same = same_bits(&want[..n_out], &got[..n_out]);
         // The same input with each channel's first `held` rows in a kept buffer (the first
         // `ch · held` rows of `packed`) and the rest after it.
         let held = pick(in_h + 1);
@@ -827,10 +815,7 @@ fn f32_tiles(r: &mut Lcg) -> bool {
                 &mut [],
                 &mut got[..n_out],
             );
-            same &= want[..n_out]
-                .iter()
-                .zip(&got[..n_out])
-                .all(|(a, b)| a.to_bits() == b.to_bits());
+            same &= same_bits(&want[..n_out], &got[..n_out]);
         }
         bad += usize::from(!same);
     }
@@ -839,4 +824,9 @@ fn f32_tiles(r: &mut Lcg) -> bool {
         if bad == 0 { "same bits" } else { "MISMATCH" }
     );
     bad == 0
+}
+
+/// Whether two f32 slices hold the same bits (NaN payloads and zero signs included).
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
