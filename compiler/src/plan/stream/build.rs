@@ -154,12 +154,47 @@ fn relayout(
 /// node's inputs (external activations, then weights). `None` when the region cannot stream
 /// (an op that is not row-local, a tensor it writes that something outside reads). With
 /// `split`, int8 depthwise windows keep the rows they read again apart (see [`splits`]).
+///
+/// A pass's band calls run in sweeps over the stage's ops. Where a pooling whose kernel
+/// height is its stride sits inside the stage, the program is also built with the ops up to
+/// each strided op swept to their pass's target before the next ones start (the windows of a
+/// 2×2 max pooling then live only while their part runs, and can share bytes with those of
+/// later parts); the smaller scratch is kept (ties: one sweep over all).
 pub fn build(
     g: &Graph,
     region: &Region,
     band: usize,
     alignment: usize,
     split: bool,
+) -> Option<(StreamOp, Vec<TensorId>)> {
+    let whole = build_with(g, region, band, alignment, split, false)?;
+    // Tried where a pooling inside the stage reads rows no other window of it reads again
+    // (kernel height = stride > 1: a 2×2 max pooling), whose window empties every pass. (A
+    // strided convolution's window carries rows; there the parts never measured smaller, and
+    // building twice took MobileNetV2's planning from 2.3 to 3.1 s.)
+    let pool_inside = region.nodes.iter().rev().skip(1).any(|&v| {
+        let n = &g.nodes[v];
+        matches!(n.op, Op::Pool(_))
+            && matches!(n.op.row_rule(g, n), Some(RowRule::Window(w)) if w.stride_h > 1 && w.k_h == w.stride_h)
+    });
+    if !pool_inside {
+        return Some(whole);
+    }
+    match build_with(g, region, band, alignment, split, true) {
+        Some(parts) if parts.0.scratch_bytes < whole.0.scratch_bytes => Some(parts),
+        _ => Some(whole),
+    }
+}
+
+/// [`build`] with one sweep order: `parts`, the ops up to each strided op (and it) swept to
+/// their target before the ops after it; else all ops in each sweep.
+fn build_with(
+    g: &Graph,
+    region: &Region,
+    band: usize,
+    alignment: usize,
+    split: bool,
+    parts: bool,
 ) -> Option<(StreamOp, Vec<TensorId>)> {
     let nodes: Vec<&Node> = region.nodes.iter().map(|&v| &g.nodes[v]).collect();
     let mut rules: Vec<RowRule> = nodes
@@ -314,6 +349,18 @@ pub fn build(
             rate[n] = rate[n].max(rate[c] * s).min(band);
         }
     }
+    // Where the runs of ops each sweep goes over end: at the last op (all in each sweep), or
+    // (`parts`) also after each strided op, one run after the other.
+    let mut sweep_ends: Vec<usize> = if parts {
+        (0..nodes.len())
+            .filter(|&n| matches!(rules[n], RowRule::Window(w) if w.stride_h > 1))
+            .map(|n| n + 1)
+            .filter(|&part_end| part_end < nodes.len())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    sweep_ends.push(nodes.len());
     let mut done = vec![0usize; nodes.len()];
     let mut passes: Vec<Vec<SymStep>> = Vec::new();
     let mut max_band = 0usize;
@@ -340,324 +387,340 @@ pub fn build(
         // Sweeps in graph order until every node has its target, each node at most its
         // steady rate per sweep and only what its inputs allow: the pipeline fills step by
         // step instead of in one burst, so no window holds more than a steady pass needs.
-        while (0..nodes.len()).any(|n| done[n] < target[n]) {
-            for n in 0..nodes.len() {
-                let ready = in_edges[n]
-                    .iter()
-                    .filter(|&&e| edges[e].external.is_none())
-                    .map(|&e| {
-                        let p = local(edges[e].tensor).expect("an internal edge has a producer");
-                        let h = h_of(edges[e].tensor);
-                        let mut r = target[n];
-                        while r > done[n] && in_hi(&rules[n], r, h) > done[p] {
-                            r -= 1;
-                        }
-                        r
-                    })
-                    .min()
-                    .unwrap_or(target[n]);
-                let (a, b) = (done[n], target[n].min(done[n] + rate[n]).min(ready));
-                if b <= a {
-                    continue;
-                }
-                let node = nodes[n];
-                let mut operands: Vec<Option<SymOperand>> = node
-                    .inputs
-                    .iter()
-                    .map(|&t| {
-                        (!g.tensor(t).in_arena())
-                            .then(|| SymOperand::Input(index_of(t, &mut inputs)))
-                    })
-                    .collect();
-                let mut window: Option<Window2d> = None;
-                for (k, &e) in in_edges[n].iter().enumerate() {
-                    let (c, h, w, es) = chw(g, edges[e].tensor);
-                    let dtype = g.tensor(edges[e].tensor).dtype;
-                    let row = w * es;
-                    let first = in_lo(&rules[n], a, h);
-                    let need = in_hi(&rules[n], b, h);
-                    let ed = &mut edges[e];
-                    if let Some(k_in) = ed.external {
-                        // Rows from the whole tensor: keep what is still read, copy the rest.
-                        let lo2 = first.max(ed.lo);
-                        let start = ed.hi.max(lo2);
-                        steps.extend(relayout(
-                            Sym::Window(e),
-                            c,
-                            row,
-                            (ed.lo, ed.hi),
-                            lo2,
-                            need.max(lo2) - lo2,
-                        ));
-                        if need > start {
-                            steps.push(SymStep::Copy {
-                                from: SymPlace::Input(k_in),
-                                to: SymPlace::Sym(Sym::Window(e)),
-                                rows: RowCopy {
-                                    channels: c,
-                                    bytes: (need - start) * row,
-                                    src: start * row,
-                                    src_channel: h * row,
-                                    dst: (start - lo2) * row,
-                                    dst_channel: (need - lo2) * row,
-                                },
-                            });
-                        }
-                        ed.lo = lo2;
-                        ed.hi = need.max(lo2);
-                    } else if ed.split {
-                        // Rows no band reads again left the kept rows after the last call.
-                        debug_assert!(ed.lo == first && ed.mid <= ed.hi);
-                    } else if ed.lo < first {
-                        // Rows no band of this node reads again.
-                        let lo2 = first.min(ed.hi);
-                        steps.extend(relayout(
-                            Sym::Window(e),
-                            c,
-                            row,
-                            (ed.lo, ed.hi),
-                            lo2,
-                            ed.hi - lo2,
-                        ));
-                        ed.lo = lo2;
-                    }
-                    debug_assert!(ed.lo == first && ed.hi >= need, "window out of step");
-                    let held = ed.hi - ed.lo;
-                    // Rows in the window (of a split edge, those after the kept ones).
-                    let kept = if ed.split { ed.mid - ed.lo } else { 0 };
-                    let fresh = held - kept;
-                    ed.max_rows = ed.max_rows.max(fresh);
-                    if kept > 0 {
-                        operands.resize(operands.len().max(4), None);
-                        operands[3] = Some(SymOperand::Buf(Sym::Kept(e), c * kept * w, dtype));
-                    }
-                    let operand = match rules[n] {
-                        RowRule::Window(w0) => {
-                            let top = (a * w0.stride_h) as isize - w0.pad_top as isize;
-                            if top > ed.lo as isize {
-                                // The band reads only padding below the input: not streamed.
-                                return None;
-                            }
-                            window = Some(Window2d {
-                                in_h: held,
-                                out_h: b - a,
-                                pad_top: (ed.lo as isize - top) as usize,
-                                pad_bottom: if ed.hi == h { w0.pad_bottom } else { 0 },
-                                ..w0
-                            });
-                            SymOperand::Buf(Sym::Window(e), c * fresh * w, dtype)
-                        }
-                        RowRule::Flat if held > b - a => {
-                            // A window ahead of this op (its producer ran on for another consumer):
-                            // the op reads exactly its band's rows.
-                            let k = k.min(1);
-                            steps.push(SymStep::Copy {
-                                from: SymPlace::Sym(Sym::Window(e)),
-                                to: SymPlace::Sym(Sym::Compact(k)),
-                                rows: RowCopy {
-                                    channels: c,
-                                    bytes: (b - a) * row,
-                                    src: 0,
-                                    src_channel: held * row,
-                                    dst: 0,
-                                    dst_channel: (b - a) * row,
-                                },
-                            });
-                            max_compact[k] = max_compact[k].max(c * (b - a) * row);
-                            SymOperand::Buf(Sym::Compact(k), c * (b - a) * w, dtype)
-                        }
-                        RowRule::Flat => SymOperand::Buf(Sym::Window(e), c * held * w, dtype),
-                    };
-                    operands[edges[e].slot] = Some(operand);
-                }
-                // Where the band goes.
-                let rows = b - a;
-                if let (true, Some(whole)) = (n == last, &reducer) {
-                    // Into the running sums (f32, or i32 for int8).
-                    let (c, _, w, _) = chw(g, last_rows);
-                    let dtype = whole.sums_dtype();
-                    max_sums = c * dtype.size();
-                    let op = PoolOp::RowSums {
-                        whole: Box::new(whole.clone()),
-                        len: rows * w,
-                        first: a == 0,
-                    };
-                    steps.push(SymStep::Call {
-                        node: n,
-                        op: Box::new(Op::Pool(op)),
-                        inputs: operands,
-                        output: (Sym::Sums, c, dtype),
-                        scratch: None,
-                    });
-                    done[n] = b;
-                    continue;
-                }
-                let (c, h, w, es) = chw(g, node.output);
-                let dtype = g.tensor(node.output).dtype;
-                let row = w * es;
-                let (op, mut scratch) = node.op.band(window, c, rows, w);
-                // A split f32 depthwise window: its kernel joins each channel's kept and
-                // fresh rows into one plane (`conv2d_depthwise_split`).
-                if let (Op::Conv(ConvOp::F32(p)), Some(Some(_))) = (&op, operands.get(3)) {
-                    scratch = scratch.max(4 * p.window.in_h * p.window.in_w);
-                }
-                let kernel_scratch = (scratch > 0).then_some(scratch);
-                max_kernel = max_kernel.max(scratch);
-                let mut after = Vec::new();
-                let dest = if n == last {
-                    after.push(SymStep::Copy {
-                        from: SymPlace::Sym(Sym::Band),
-                        to: SymPlace::Output,
-                        rows: RowCopy {
-                            channels: c,
-                            bytes: rows * row,
-                            src: 0,
-                            src_channel: rows * row,
-                            dst: a * row,
-                            dst_channel: h * row,
-                        },
-                    });
-                    Sym::Band
-                } else {
-                    let outs = &out_edges[n];
-                    // Per consumer: the rows it still reads from its window (a split edge's
-                    // consumer has read none of the rows after those kept).
-                    let keep: Vec<usize> = outs
+        let mut part_start = 0;
+        for &part_end in &sweep_ends {
+            let part = part_start..part_end;
+            part_start = part_end;
+            while part.clone().any(|n| done[n] < target[n]) {
+                for n in part.clone() {
+                    let ready = in_edges[n]
                         .iter()
+                        .filter(|&&e| edges[e].external.is_none())
                         .map(|&e| {
-                            let ed = &edges[e];
-                            let from = in_lo(&rules[ed.node], done[ed.node], h);
-                            if ed.split {
-                                ed.mid
-                            } else {
-                                ed.lo.max(from).min(b)
+                            let p =
+                                local(edges[e].tensor).expect("an internal edge has a producer");
+                            let h = h_of(edges[e].tensor);
+                            let mut r = target[n];
+                            while r > done[n] && in_hi(&rules[n], r, h) > done[p] {
+                                r -= 1;
                             }
+                            r
+                        })
+                        .min()
+                        .unwrap_or(target[n]);
+                    let (a, b) = (done[n], target[n].min(done[n] + rate[n]).min(ready));
+                    if b <= a {
+                        continue;
+                    }
+                    let node = nodes[n];
+                    let mut operands: Vec<Option<SymOperand>> = node
+                        .inputs
+                        .iter()
+                        .map(|&t| {
+                            (!g.tensor(t).in_arena())
+                                .then(|| SymOperand::Input(index_of(t, &mut inputs)))
                         })
                         .collect();
-                    if outs.len() == 1 && keep[0] == a {
-                        let ed = &mut edges[outs[0]];
-                        if ed.split {
-                            ed.mid = a;
-                        } else {
-                            ed.lo = a;
-                        }
-                        ed.hi = b;
-                        ed.max_rows = ed.max_rows.max(rows);
-                        Sym::Window(outs[0])
-                    } else {
-                        for (&e, &lo2) in outs.iter().zip(&keep) {
-                            let ed = &mut edges[e];
-                            debug_assert_eq!(ed.hi, a, "a window ends where its producer stands");
-                            let from = if ed.split { ed.mid } else { ed.lo };
-                            after.extend(relayout(
+                    let mut window: Option<Window2d> = None;
+                    for (k, &e) in in_edges[n].iter().enumerate() {
+                        let (c, h, w, es) = chw(g, edges[e].tensor);
+                        let dtype = g.tensor(edges[e].tensor).dtype;
+                        let row = w * es;
+                        let first = in_lo(&rules[n], a, h);
+                        let need = in_hi(&rules[n], b, h);
+                        let ed = &mut edges[e];
+                        if let Some(k_in) = ed.external {
+                            // Rows from the whole tensor: keep what is still read, copy the rest.
+                            let lo2 = first.max(ed.lo);
+                            let start = ed.hi.max(lo2);
+                            steps.extend(relayout(
                                 Sym::Window(e),
                                 c,
                                 row,
-                                (from, ed.hi),
+                                (ed.lo, ed.hi),
                                 lo2,
-                                b - lo2,
+                                need.max(lo2) - lo2,
                             ));
-                            let s0 = lo2.max(a);
-                            if b > s0 {
-                                after.push(SymStep::Copy {
-                                    from: SymPlace::Sym(Sym::Band),
+                            if need > start {
+                                steps.push(SymStep::Copy {
+                                    from: SymPlace::Input(k_in),
                                     to: SymPlace::Sym(Sym::Window(e)),
                                     rows: RowCopy {
                                         channels: c,
-                                        bytes: (b - s0) * row,
-                                        src: (s0 - a) * row,
-                                        src_channel: rows * row,
-                                        dst: (s0 - lo2) * row,
-                                        dst_channel: (b - lo2) * row,
+                                        bytes: (need - start) * row,
+                                        src: start * row,
+                                        src_channel: h * row,
+                                        dst: (start - lo2) * row,
+                                        dst_channel: (need - lo2) * row,
                                     },
                                 });
                             }
-                            if !ed.split {
-                                ed.lo = lo2;
-                            }
-                            ed.hi = b;
-                            ed.max_rows = ed.max_rows.max(b - lo2);
+                            ed.lo = lo2;
+                            ed.hi = need.max(lo2);
+                        } else if ed.split {
+                            // Rows no band reads again left the kept rows after the last call.
+                            debug_assert!(ed.lo == first && ed.mid <= ed.hi);
+                        } else if ed.lo < first {
+                            // Rows no band of this node reads again.
+                            let lo2 = first.min(ed.hi);
+                            steps.extend(relayout(
+                                Sym::Window(e),
+                                c,
+                                row,
+                                (ed.lo, ed.hi),
+                                lo2,
+                                ed.hi - lo2,
+                            ));
+                            ed.lo = lo2;
                         }
-                        Sym::Band
+                        debug_assert!(ed.lo == first && ed.hi >= need, "window out of step");
+                        let held = ed.hi - ed.lo;
+                        // Rows in the window (of a split edge, those after the kept ones).
+                        let kept = if ed.split { ed.mid - ed.lo } else { 0 };
+                        let fresh = held - kept;
+                        ed.max_rows = ed.max_rows.max(fresh);
+                        if kept > 0 {
+                            operands.resize(operands.len().max(4), None);
+                            operands[3] = Some(SymOperand::Buf(Sym::Kept(e), c * kept * w, dtype));
+                        }
+                        let operand = match rules[n] {
+                            RowRule::Window(w0) => {
+                                let top = (a * w0.stride_h) as isize - w0.pad_top as isize;
+                                if top > ed.lo as isize {
+                                    // The band reads only padding below the input: not streamed.
+                                    return None;
+                                }
+                                window = Some(Window2d {
+                                    in_h: held,
+                                    out_h: b - a,
+                                    pad_top: (ed.lo as isize - top) as usize,
+                                    pad_bottom: if ed.hi == h { w0.pad_bottom } else { 0 },
+                                    ..w0
+                                });
+                                SymOperand::Buf(Sym::Window(e), c * fresh * w, dtype)
+                            }
+                            RowRule::Flat if held > b - a => {
+                                // A window ahead of this op (its producer ran on for another consumer):
+                                // the op reads exactly its band's rows.
+                                let k = k.min(1);
+                                steps.push(SymStep::Copy {
+                                    from: SymPlace::Sym(Sym::Window(e)),
+                                    to: SymPlace::Sym(Sym::Compact(k)),
+                                    rows: RowCopy {
+                                        channels: c,
+                                        bytes: (b - a) * row,
+                                        src: 0,
+                                        src_channel: held * row,
+                                        dst: 0,
+                                        dst_channel: (b - a) * row,
+                                    },
+                                });
+                                max_compact[k] = max_compact[k].max(c * (b - a) * row);
+                                SymOperand::Buf(Sym::Compact(k), c * (b - a) * w, dtype)
+                            }
+                            RowRule::Flat => SymOperand::Buf(Sym::Window(e), c * held * w, dtype),
+                        };
+                        operands[edges[e].slot] = Some(operand);
                     }
-                };
-                if dest == Sym::Band {
-                    max_band = max_band.max(c * rows * row);
-                }
-                steps.push(SymStep::Call {
-                    node: n,
-                    op: Box::new(op),
-                    inputs: operands,
-                    output: (dest, c * rows * w, dtype),
-                    scratch: kernel_scratch,
-                });
-                steps.extend(after);
-                done[n] = b;
-                // Split edges into this node: the rows its next call reads again join the
-                // kept ones (those no longer read dropped), and the window is empty.
-                for &e in &in_edges[n] {
-                    if !edges[e].split {
+                    // Where the band goes.
+                    let rows = b - a;
+                    if let (true, Some(whole)) = (n == last, &reducer) {
+                        // Into the running sums (f32, or i32 for int8).
+                        let (c, _, w, _) = chw(g, last_rows);
+                        let dtype = whole.sums_dtype();
+                        max_sums = c * dtype.size();
+                        let op = PoolOp::RowSums {
+                            whole: Box::new(whole.clone()),
+                            len: rows * w,
+                            first: a == 0,
+                        };
+                        steps.push(SymStep::Call {
+                            node: n,
+                            op: Box::new(Op::Pool(op)),
+                            inputs: operands,
+                            output: (Sym::Sums, c, dtype),
+                            scratch: None,
+                        });
+                        done[n] = b;
                         continue;
                     }
-                    let (c, h, w, es) = chw(g, edges[e].tensor);
+                    let (c, h, w, es) = chw(g, node.output);
+                    let dtype = g.tensor(node.output).dtype;
                     let row = w * es;
-                    let ed = &mut edges[e];
-                    let lo2 = in_lo(&rules[n], b, h).clamp(ed.lo, ed.hi);
-                    let height = ed.hi - lo2;
-                    if lo2 < ed.mid {
-                        steps.extend(relayout(Sym::Kept(e), c, row, (ed.lo, ed.mid), lo2, height));
+                    let (op, mut scratch) = node.op.band(window, c, rows, w);
+                    // A split f32 depthwise window: its kernel joins each channel's kept and
+                    // fresh rows into one plane (`conv2d_depthwise_split`).
+                    if let (Op::Conv(ConvOp::F32(p)), Some(Some(_))) = (&op, operands.get(3)) {
+                        scratch = scratch.max(4 * p.window.in_h * p.window.in_w);
                     }
-                    let s0 = lo2.max(ed.mid);
-                    if ed.hi > s0 {
-                        steps.push(SymStep::Copy {
-                            from: SymPlace::Sym(Sym::Window(e)),
-                            to: SymPlace::Sym(Sym::Kept(e)),
+                    let kernel_scratch = (scratch > 0).then_some(scratch);
+                    max_kernel = max_kernel.max(scratch);
+                    let mut after = Vec::new();
+                    let dest = if n == last {
+                        after.push(SymStep::Copy {
+                            from: SymPlace::Sym(Sym::Band),
+                            to: SymPlace::Output,
                             rows: RowCopy {
                                 channels: c,
-                                bytes: (ed.hi - s0) * row,
-                                src: (s0 - ed.mid) * row,
-                                src_channel: (ed.hi - ed.mid) * row,
-                                dst: (s0 - lo2) * row,
-                                dst_channel: height * row,
+                                bytes: rows * row,
+                                src: 0,
+                                src_channel: rows * row,
+                                dst: a * row,
+                                dst_channel: h * row,
                             },
                         });
+                        Sym::Band
+                    } else {
+                        let outs = &out_edges[n];
+                        // Per consumer: the rows it still reads from its window (a split edge's
+                        // consumer has read none of the rows after those kept).
+                        let keep: Vec<usize> = outs
+                            .iter()
+                            .map(|&e| {
+                                let ed = &edges[e];
+                                let from = in_lo(&rules[ed.node], done[ed.node], h);
+                                if ed.split {
+                                    ed.mid
+                                } else {
+                                    ed.lo.max(from).min(b)
+                                }
+                            })
+                            .collect();
+                        if outs.len() == 1 && keep[0] == a {
+                            let ed = &mut edges[outs[0]];
+                            if ed.split {
+                                ed.mid = a;
+                            } else {
+                                ed.lo = a;
+                            }
+                            ed.hi = b;
+                            ed.max_rows = ed.max_rows.max(rows);
+                            Sym::Window(outs[0])
+                        } else {
+                            for (&e, &lo2) in outs.iter().zip(&keep) {
+                                let ed = &mut edges[e];
+                                debug_assert_eq!(
+                                    ed.hi, a,
+                                    "a window ends where its producer stands"
+                                );
+                                let from = if ed.split { ed.mid } else { ed.lo };
+                                after.extend(relayout(
+                                    Sym::Window(e),
+                                    c,
+                                    row,
+                                    (from, ed.hi),
+                                    lo2,
+                                    b - lo2,
+                                ));
+                                let s0 = lo2.max(a);
+                                if b > s0 {
+                                    after.push(SymStep::Copy {
+                                        from: SymPlace::Sym(Sym::Band),
+                                        to: SymPlace::Sym(Sym::Window(e)),
+                                        rows: RowCopy {
+                                            channels: c,
+                                            bytes: (b - s0) * row,
+                                            src: (s0 - a) * row,
+                                            src_channel: rows * row,
+                                            dst: (s0 - lo2) * row,
+                                            dst_channel: (b - lo2) * row,
+                                        },
+                                    });
+                                }
+                                if !ed.split {
+                                    ed.lo = lo2;
+                                }
+                                ed.hi = b;
+                                ed.max_rows = ed.max_rows.max(b - lo2);
+                            }
+                            Sym::Band
+                        }
+                    };
+                    if dest == Sym::Band {
+                        max_band = max_band.max(c * rows * row);
                     }
-                    ed.lo = lo2;
+                    steps.push(SymStep::Call {
+                        node: n,
+                        op: Box::new(op),
+                        inputs: operands,
+                        output: (dest, c * rows * w, dtype),
+                        scratch: kernel_scratch,
+                    });
+                    steps.extend(after);
+                    done[n] = b;
+                    // Split edges into this node: the rows its next call reads again join the
+                    // kept ones (those no longer read dropped), and the window is empty.
+                    for &e in &in_edges[n] {
+                        if !edges[e].split {
+                            continue;
+                        }
+                        let (c, h, w, es) = chw(g, edges[e].tensor);
+                        let row = w * es;
+                        let ed = &mut edges[e];
+                        let lo2 = in_lo(&rules[n], b, h).clamp(ed.lo, ed.hi);
+                        let height = ed.hi - lo2;
+                        if lo2 < ed.mid {
+                            steps.extend(relayout(
+                                Sym::Kept(e),
+                                c,
+                                row,
+                                (ed.lo, ed.mid),
+                                lo2,
+                                height,
+                            ));
+                        }
+                        let s0 = lo2.max(ed.mid);
+                        if ed.hi > s0 {
+                            steps.push(SymStep::Copy {
+                                from: SymPlace::Sym(Sym::Window(e)),
+                                to: SymPlace::Sym(Sym::Kept(e)),
+                                rows: RowCopy {
+                                    channels: c,
+                                    bytes: (ed.hi - s0) * row,
+                                    src: (s0 - ed.mid) * row,
+                                    src_channel: (ed.hi - ed.mid) * row,
+                                    dst: (s0 - lo2) * row,
+                                    dst_channel: height * row,
+                                },
+                            });
+                        }
+                        ed.lo = lo2;
+                        ed.mid = ed.hi;
+                        ed.max_kept = ed.max_kept.max(height);
+                    }
+                }
+                // Rows a split window still holds after the sweep (its consumer waits for rows
+                // further down: the pipeline filling) join the kept ones, so no window stays
+                // live through the next sweep.
+                for (e, ed) in edges.iter_mut().enumerate() {
+                    if !ed.split || ed.hi == ed.mid {
+                        continue;
+                    }
+                    let (c, _, w, es) = chw(g, ed.tensor);
+                    let row = w * es;
+                    steps.extend(relayout(
+                        Sym::Kept(e),
+                        c,
+                        row,
+                        (ed.lo, ed.mid),
+                        ed.lo,
+                        ed.hi - ed.lo,
+                    ));
+                    steps.push(SymStep::Copy {
+                        from: SymPlace::Sym(Sym::Window(e)),
+                        to: SymPlace::Sym(Sym::Kept(e)),
+                        rows: RowCopy {
+                            channels: c,
+                            bytes: (ed.hi - ed.mid) * row,
+                            src: 0,
+                            src_channel: (ed.hi - ed.mid) * row,
+                            dst: (ed.mid - ed.lo) * row,
+                            dst_channel: (ed.hi - ed.lo) * row,
+                        },
+                    });
                     ed.mid = ed.hi;
-                    ed.max_kept = ed.max_kept.max(height);
+                    ed.max_kept = ed.max_kept.max(ed.hi - ed.lo);
                 }
-            }
-            // Rows a split window still holds after the sweep (its consumer waits for rows
-            // further down: the pipeline filling) join the kept ones, so no window stays
-            // live through the next sweep.
-            for (e, ed) in edges.iter_mut().enumerate() {
-                if !ed.split || ed.hi == ed.mid {
-                    continue;
-                }
-                let (c, _, w, es) = chw(g, ed.tensor);
-                let row = w * es;
-                steps.extend(relayout(
-                    Sym::Kept(e),
-                    c,
-                    row,
-                    (ed.lo, ed.mid),
-                    ed.lo,
-                    ed.hi - ed.lo,
-                ));
-                steps.push(SymStep::Copy {
-                    from: SymPlace::Sym(Sym::Window(e)),
-                    to: SymPlace::Sym(Sym::Kept(e)),
-                    rows: RowCopy {
-                        channels: c,
-                        bytes: (ed.hi - ed.mid) * row,
-                        src: 0,
-                        src_channel: (ed.hi - ed.mid) * row,
-                        dst: (ed.mid - ed.lo) * row,
-                        dst_channel: (ed.hi - ed.lo) * row,
-                    },
-                });
-                ed.mid = ed.hi;
-                ed.max_kept = ed.max_kept.max(ed.hi - ed.lo);
             }
         }
         passes.push(steps);
