@@ -601,7 +601,7 @@ fn r_next(pick: &mut impl FnMut(usize) -> usize) -> i8 {
 /// 3–22), whole and with their first rows kept apart; each output summed from its bias in
 /// order.
 fn f32_tiles(r: &mut Lcg) -> bool {
-    use microarena::kernels::gemm::{self, MatMul};
+    use microarena::kernels::gemm::MatMul;
     static mut X: [f32; 2_048] = [0.0; 2_048];
     static mut W: [f32; 1_024] = [0.0; 1_024];
     static mut PACKED_W: [f32; 1_024] = [0.0; 1_024];
@@ -697,19 +697,8 @@ fn f32_tiles(r: &mut Lcg) -> bool {
         };
         x[..m * k].iter_mut().for_each(|v| *v = value(&mut pick));
         w[..n * k].iter_mut().for_each(|v| *v = value(&mut pick));
-        for j in 0..n {
-            for i in 0..m {
-                let mut s = bias[j];
-                for t in 0..k {
-                    s += w[t * n + j] * x[t * m + i];
-                }
-                want[j * m + i] = act.apply(s);
-            }
-        }
-        got[..m * n].fill(f32::NAN);
-        gemm::matmul(&p, &x[..m * k], &w[..n * k], Some(&bias[..n]), &mut got[..m * n]);
-        let same = same_bits(&want[..m * n], &got[..m * n]);
-        bad += usize::from(!same);
+        let (x, w) = (&x[..m * k], &w[..n * k]);
+        bad += usize::from(!product_matches(&p, x, w, &bias[..n], want, got));
     }
     for _ in 0..300 {
         // Fully connected: rows of the input against rows of the weights.
@@ -731,19 +720,8 @@ fn f32_tiles(r: &mut Lcg) -> bool {
         };
         x[..m * k].iter_mut().for_each(|v| *v = value(&mut pick));
         w[..n * k].iter_mut().for_each(|v| *v = value(&mut pick));
-        for i in 0..m {
-            for j in 0..n {
-                let mut s = bias[j];
-                for t in 0..k {
-                    s += x[i * k + t] * w[j * k + t];
-                }
-                want[i * n + j] = s;
-            }
-        }
-        got[..m * n].fill(f32::NAN);
-        gemm::matmul(&p, &x[..m * k], &w[..n * k], Some(&bias[..n]), &mut got[..m * n]);
-        let same = same_bits(&want[..m * n], &got[..m * n]);
-        bad += usize::from(!same);
+        let (x, w) = (&x[..m * k], &w[..n * k]);
+        bad += usize::from(!product_matches(&p, x, w, &bias[..n], want, got));
     }
     for _ in 0..300 {
         // 3×3 depthwise, whole and with its first rows kept apart (a streamed stage's split
@@ -829,4 +807,29 @@ fn f32_tiles(r: &mut Lcg) -> bool {
 /// Whether two f32 slices hold the same bits (NaN payloads and zero signs included).
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// `gemm::matmul` of `p` against a scalar loop over its strides (each output its bias plus
+/// the products in order of `k`, then the activation), bit for bit.
+fn product_matches(
+    p: &microarena::kernels::gemm::MatMul,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    want: &mut [f32],
+    got: &mut [f32],
+) -> bool {
+    let len = (p.m - 1) * p.out_stride_m + (p.n - 1) * p.out_stride_n + 1;
+    for i in 0..p.m {
+        for j in 0..p.n {
+            let mut s = bias[j];
+            for t in 0..p.k {
+                s += w[j * p.b_stride_n + t * p.b_stride_k] * x[i * p.a_stride_m + t * p.a_stride_k];
+            }
+            want[i * p.out_stride_m + j * p.out_stride_n] = p.act.apply(s);
+        }
+    }
+    got[..len].fill(f32::NAN);
+    microarena::kernels::gemm::matmul(p, x, w, Some(bias), &mut got[..len]);
+    same_bits(&want[..len], &got[..len])
 }
