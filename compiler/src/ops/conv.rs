@@ -37,11 +37,11 @@ pub enum ConvOp {
     /// (ONNX's or TFLite's): the reference kernel, which grouped convolutions, TFLite models
     /// and small alignments run.
     I8(ConvI8, Rescales),
-    /// `[x (i8), weights (i16, packed by `kernels::conv::pack_tiled_weights`), bias (i32)?]`
+    /// `[x (i8), weights (i8, packed by `kernels::conv::pack_tiled_weights`), bias (i32)?]`
     /// with a scratch of `kernels::conv::tiled_scratch_len` `i16`: dense convolutions as
     /// register tiles of 4 (last: 2) output channels × 2 pixels over an im2col of two pixels.
     I8Tiled(ConvI8, FastScales),
-    /// `[x (i8), weights (i16, packed by `kernels::conv::pack_depthwise_weights`), bias
+    /// `[x (i8), weights (i8, packed by `kernels::conv::pack_depthwise_weights`), bias
     /// (i32)?]` with a scratch of `kernels::conv::depthwise_scratch_len` bytes: depthwise
     /// convolutions over a padded copy of each channel plane.
     I8Depthwise(ConvI8, FastScales),
@@ -334,9 +334,10 @@ pub fn pointwise_convs_as_products(g: &mut Graph) {
 /// Turns every dense f32 convolution of `g` into the register-tiled kernel
 /// ([`ConvOp::F32Tiled`], weights packed in blocks of four output channels: the same flash), every
 /// dense int8 convolution into the tiled kernel ([`ConvOp::I8Tiled`]) and
-/// every depthwise one into the padded-plane kernel ([`ConvOp::I8Depthwise`]): weights widened
-/// and laid out for them (twice the flash of int8 weights), a scratch in the arena (an im2col
-/// of two pixels; a padded channel plane). The scratch is read in 32-bit words, so this needs
+/// every depthwise one into the padded-plane kernel ([`ConvOp::I8Depthwise`]): weights laid out
+/// for them (one byte each: the tiled kernel's channel pairs in halfwords, the depthwise
+/// kernel's rows in words), a scratch in the arena (an im2col of two pixels; a padded
+/// channel plane). The scratch is read in 32-bit words, so this needs
 /// arena offsets aligned to at least 4 bytes; with a smaller alignment, for other grouped
 /// convolutions and for depthwise windows other than 3×3 with horizontal stride 1 or 2, the
 /// reference kernel stays.
@@ -385,21 +386,30 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                         (win.k_h, win.k_w, win.stride_w, win.dil_w),
                         (3, 3, 1 | 2, 1)
                     );
-                let (op, packed, bytes) = if geom.groups == 1 {
-                    let packed: Vec<i16> = conv::pack_tiled_weights(geom, w).collect();
+                let (op, dtype, len, packed, bytes) = if geom.groups == 1 {
+                    // The kernel's paired sums must be exact (rare misses keep the
+                    // reference kernel: weights of −128, very long reductions).
+                    let final_bias = settled.as_deref().or(bias);
+                    if !conv::tiled_weights_fit(geom, w, final_bias, p.input_zero) {
+                        continue;
+                    }
+                    let packed: Vec<i8> = conv::pack_tiled_weights(geom, w).collect();
                     // `tiled_scratch_len` i16.
                     let bytes = 2 * conv::tiled_scratch_len(geom);
-                    (ConvOp::I8Tiled(*p, scales), packed, bytes)
+                    let len = packed.len();
+                    let op = ConvOp::I8Tiled(*p, scales);
+                    (op, DType::I8, len, TensorKind::WeightI8(packed), bytes)
                 } else if depthwise {
-                    let packed: Vec<i16> = conv::pack_depthwise_weights(geom, w).collect();
+                    let packed: Vec<i8> = conv::pack_depthwise_weights(geom, w).collect();
                     let bytes = conv::depthwise_scratch_len(geom);
-                    (ConvOp::I8Depthwise(*p, scales), packed, bytes)
+                    let len = packed.len();
+                    let op = ConvOp::I8Depthwise(*p, scales);
+                    (op, DType::I8, len, TensorKind::WeightI8(packed), bytes)
                 } else {
                     continue;
                 };
                 settled_bias = settled;
-                let len = packed.len();
-                (op, DType::I16, len, TensorKind::WeightI16(packed), bytes)
+                (op, dtype, len, packed, bytes)
             }
             _ => continue,
         };
@@ -636,22 +646,14 @@ impl Kernel for ConvOp {
                 // On the host the scratch is a vector of its own; `crate::exec` fills the
                 // arena region it is planned at with garbage, which shows a wrong placement.
                 let mut scratch = vec![0i16; conv::tiled_scratch_len(&p.geom)];
-                let (x, w, b) = (
-                    ins.i8(0),
-                    ins.get(1).expect("weights").i16(),
-                    ins.opt_i32(2),
-                );
+                let (x, w, b) = (ins.i8(0), ins.i8(1), ins.opt_i32(2));
                 let (s, y) = (&mut scratch, out.i8_mut());
                 with_scales!(fs, |scales| conv::conv2d_i8_tiled(p, x, w, b, scales, s, y))
             }
             ConvOp::I8Depthwise(p, fs) => {
                 let mut scratch = vec![0i16; conv::depthwise_scratch_len(&p.geom).div_ceil(2)];
                 let kept = ins.get(3).map_or(&[][..], |v| v.i8());
-                let (x, w, b) = (
-                    ins.i8(0),
-                    ins.get(1).expect("weights").i16(),
-                    ins.opt_i32(2),
-                );
+                let (x, w, b) = (ins.i8(0), ins.i8(1), ins.opt_i32(2));
                 let (s, y) = (&mut scratch, out.i8_mut());
                 with_scales!(fs, |scales| {
                     conv::conv2d_i8_depthwise_split(p, kept, x, w, b, scales, s, y)

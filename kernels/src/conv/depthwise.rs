@@ -29,44 +29,36 @@ pub const fn depthwise_scratch_len(g: &Conv2d) -> usize {
     rows * depthwise_row(g)
 }
 
-/// `i16` elements of the packed weights of [`conv2d_i8_depthwise`].
+/// Bytes of the packed weights of [`conv2d_i8_depthwise`]: per channel, per kernel row, the
+/// row's taps padded to a whole number of words (12 bytes a channel for 3×3 windows).
 pub const fn depthwise_weights_len(g: &Conv2d) -> usize {
-    4 * g.out_c * g.window.k_h * g.window.k_w.div_ceil(2)
+    g.out_c * g.window.k_h * depthwise_row_bytes(g.window.k_w)
+}
+
+/// Bytes of one kernel row in the packed depthwise weights: its taps, padded to a word.
+const fn depthwise_row_bytes(k_w: usize) -> usize {
+    k_w.next_multiple_of(4)
 }
 
 /// The weights of a depthwise int8 convolution (OIHW, one input channel per group) as
-/// [`conv2d_i8_depthwise`] reads them, widened to `i16`: per channel, per kernel row, per
-/// pair of taps `m` two 32-bit words. For `k_w = 3` (the fast path's operands): `(w0, w2)`,
-/// `(w1, 0)`, then in row 0 the channel's sum of weights `(Σ w, 0)`, in row 1 the middle
-/// taps of rows 0 and 1 `(w1, w1')` (what the Cortex-M4 path loads as they are: no per-call
-/// sums or repacking), a zero word; otherwise `(w[2m], w[2m + 1])` and a zero word. Built
-/// once, at build time.
-pub fn pack_depthwise_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<Item = i16> + 'a {
+/// [`conv2d_i8_depthwise`] reads them, one byte each: per channel, per kernel row, the row's
+/// taps padded to a whole word. For 3×3 windows (the fast path's) the padding bytes of rows 0
+/// and 1 hold the channel's sum of weights (`Σ w`, little-endian), which the Cortex-M4 path
+/// takes out of the bias with the input zero point; a row word `[w0, w1, w2, pad]` is what it
+/// loads, `SXTB16` giving `(w0, w2)` and, rotated, `(w1, pad)`. Built once, at build time.
+pub fn pack_depthwise_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<Item = i8> + 'a {
     let (kh, kw, c) = (g.window.k_h, g.window.k_w, g.out_c);
+    let rb = depthwise_row_bytes(kw);
     (0..c).flat_map(move |ch| {
         let taps = &weights[ch * kh * kw..][..kh * kw];
+        // |Σ w| ≤ 128 · 9 fits an i16.
+        let sum: i32 = taps.iter().map(|&t| i32::from(t)).sum();
+        let sum = (sum as i16).to_le_bytes().map(|b| b as i8);
         (0..kh).flat_map(move |ky| {
-            (0..kw.div_ceil(2)).flat_map(move |m| {
-                let w = |kx: usize| -> i16 {
-                    if kx < kw {
-                        i16::from(taps[ky * kw + kx])
-                    } else {
-                        0
-                    }
-                };
-                if kw == 3 {
-                    // m = 0: (w0, w2) and (w1, 0); m = 1: the extras above. |Σ w| ≤ 128 · k_h · 3
-                    // fits an i16 for any kernel height a model has (k_h < 85).
-                    let sum: i32 = taps.iter().map(|&t| i32::from(t)).sum();
-                    match (m, ky) {
-                        (0, _) => [w(0), w(2), w(1), 0],
-                        (_, 0) => [sum.clamp(-32768, 32767) as i16, 0, 0, 0],
-                        (_, 1) => [i16::from(taps[1]), i16::from(taps[kw + 1]), 0, 0],
-                        _ => [0; 4],
-                    }
-                } else {
-                    [w(2 * m), w(2 * m + 1), 0, 0]
-                }
+            (0..rb).map(move |kx| match kx {
+                _ if kx < kw => taps[ky * kw + kx],
+                3 if (kh, kw) == (3, 3) && ky < 2 => sum[ky],
+                _ => 0,
             })
         })
     })
@@ -93,7 +85,7 @@ pub fn pack_depthwise_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterato
 pub fn conv2d_i8_depthwise<S: ChannelScale>(
     p: &ConvI8,
     input: &[i8],
-    packed: &[i16],
+    packed: &[i8],
     bias: Option<&[i32]>,
     scales: &[S],
     scratch: &mut [i16],
@@ -116,7 +108,7 @@ pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
     p: &ConvI8,
     kept_rows: &[i8],
     input: &[i8],
-    packed: &[i16],
+    packed: &[i8],
     bias: Option<&[i32]>,
     scales: &[S],
     scratch: &mut [i16],
@@ -152,7 +144,7 @@ pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
     let (plane_in, plane_out) = (fresh * w.in_w, w.out_h * w.out_w);
     let row = depthwise_row(g);
     let rows = depthwise_scratch_len(g) / row;
-    let kwp = w.k_w.div_ceil(2);
+    let rb = w.k_h * depthwise_row_bytes(w.k_w);
     assert!(input.len() >= g.batch * g.in_c * plane_in);
     assert!(output.len() >= g.batch * g.out_c * plane_out);
     assert!(packed.len() >= depthwise_weights_len(g) && scales.len() >= g.out_c);
@@ -190,7 +182,7 @@ pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
             );
             let src = &input[plane * plane_in..];
             copy_plane(src, w.in_w, fresh, padded, inside + kept * row, row, zero);
-            let wc = &packed[c * 4 * w.k_h * kwp..][..4 * w.k_h * kwp];
+            let wc = &packed[c * rb..][..rb];
             let b = bias.map_or(0, |b| b[c]);
             let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
             let scale = scales[c];
@@ -249,19 +241,14 @@ pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
 }
 
 /// Tap `(ky, kx)` of one channel's packed depthwise weights `wc` (see
-/// [`pack_depthwise_weights`]: for `k_w = 3` each kernel row starts `(w0, w2), (w1, 0)`).
+/// [`pack_depthwise_weights`]: each kernel row a whole number of words).
 #[inline(always)]
-pub(super) fn depthwise_tap(wc: &[i16], k_w: usize, ky: usize, kx: usize) -> i16 {
-    let row = 4 * ky * k_w.div_ceil(2);
-    if k_w == 3 {
-        [wc[row], wc[row + 2], wc[row + 1]][kx]
-    } else {
-        wc[row + 4 * (kx / 2) + kx % 2]
-    }
+pub(super) fn depthwise_tap(wc: &[i8], k_w: usize, ky: usize, kx: usize) -> i8 {
+    wc[ky * depthwise_row_bytes(k_w) + kx]
 }
 
 /// A two-pixel depthwise kernel: `(padded, row, y0, x0, dil_h, weights, zero, bias)`.
-pub(super) type PairKernel = fn(&[i8], usize, usize, usize, usize, &[i16], i32, i32) -> [i32; 2];
+pub(super) type PairKernel = fn(&[i8], usize, usize, usize, usize, &[i8], i32, i32) -> [i32; 2];
 
 /// The depthwise geometries with a two-pixel kernel: 3×3, horizontal stride 1 or 2.
 #[derive(Clone, Copy)]
@@ -553,7 +540,7 @@ pub(super) fn depthwise_3x3_s2_pair(
     y0: usize,
     x0: usize,
     dil_h: usize,
-    wc: &[i16],
+    wc: &[i8],
     zero: i32,
     bias: i32,
 ) -> [i32; 2] {
@@ -567,16 +554,17 @@ pub(super) fn depthwise_3x3_s2_pair(
         let (mut a0, mut a1) = (bias, bias);
         let base = padded[y0 * row + x0..].as_ptr();
         // SAFETY: rows y0, y0 + dil_h, y0 + 2·dil_h are read at `x0..x0 + 5` (asserted inside
-        // `padded`; LDR may be unaligned on Armv7E-M); the weights at `wc[0..12]` (asserted;
-        // 4-aligned: a 16-aligned blob at a multiple of 8 bytes, as LDRD needs). Per row:
-        // e = (x0, x2), o = (x1, x3), y = x4 (low half), each minus the zero point; weights
-        // wa = (w0, w2), wb = (w1, 0). DSP-extension instructions; no stack; no flags.
+        // `padded`; LDR may be unaligned on Armv7E-M); the weights at `wc[0..12]` (asserted).
+        // Per row: e = (x0, x2), o = (x1, x3), y = x4 (low half), each minus the zero point;
+        // weights wa = (w0, w2), wb = (w1, pad) (only its low half is read). DSP-extension instructions; no stack; no flags.
         unsafe {
             core::arch::asm!(
                 "ldr {x}, [{px}]",
                 "ldrb {y}, [{px}, #4]",
                 "add {px}, {px}, {stride}",
-                "ldrd {wa}, {wb}, [{pw}]",
+                "ldr {wa}, [{pw}]",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
                 "sxtab16 {e}, {z}, {x}",
                 "sxtab16 {x}, {z}, {x}, ror #8",
                 "sxtab16 {y}, {z}, {y}",
@@ -588,7 +576,9 @@ pub(super) fn depthwise_3x3_s2_pair(
                 "ldr {x}, [{px}]",
                 "ldrb {y}, [{px}, #4]",
                 "add {px}, {px}, {stride}",
-                "ldrd {wa}, {wb}, [{pw}, #16]",
+                "ldr {wa}, [{pw}, #4]",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
                 "sxtab16 {e}, {z}, {x}",
                 "sxtab16 {x}, {z}, {x}, ror #8",
                 "sxtab16 {y}, {z}, {y}",
@@ -599,7 +589,9 @@ pub(super) fn depthwise_3x3_s2_pair(
                 "smlabt {a1}, {y}, {wa}, {a1}",
                 "ldr {x}, [{px}]",
                 "ldrb {y}, [{px}, #4]",
-                "ldrd {wa}, {wb}, [{pw}, #32]",
+                "ldr {wa}, [{pw}, #8]",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
                 "sxtab16 {e}, {z}, {x}",
                 "sxtab16 {x}, {z}, {x}, ror #8",
                 "sxtab16 {y}, {z}, {y}",
@@ -630,10 +622,10 @@ pub(super) fn depthwise_3x3_s2_pair(
         for ky in 0..3 {
             let r = &padded[(y0 + ky * dil_h) * row + x0..][..5];
             let x = |i: usize| i32::from(r[i]) - zero;
-            let (w0, w2, w1) = (
-                i32::from(wc[8 * ky]),
-                i32::from(wc[8 * ky + 1]),
-                i32::from(wc[8 * ky + 2]),
+            let (w0, w1, w2) = (
+                i32::from(wc[4 * ky]),
+                i32::from(wc[4 * ky + 1]),
+                i32::from(wc[4 * ky + 2]),
             );
             acc[0] += w0 * x(0) + w1 * x(1) + w2 * x(2);
             acc[1] += w0 * x(2) + w1 * x(3) + w2 * x(4);
@@ -652,7 +644,7 @@ pub(super) fn depthwise_3x3_pair(
     y0: usize,
     ox: usize,
     dil_h: usize,
-    wc: &[i16],
+    wc: &[i8],
     zero: i32,
     bias: i32,
 ) -> [i32; 2] {
@@ -666,13 +658,15 @@ pub(super) fn depthwise_3x3_pair(
         let (mut a0, mut a1) = (bias, bias);
         let base = padded[y0 * row + ox..].as_ptr();
         // SAFETY: rows y0, y0 + dil_h, y0 + 2·dil_h are read at `ox..ox + 4` (asserted inside
-        // `padded`; LDR may be unaligned on Armv7E-M); the weights at `wc[0..12]` (asserted;
-        // 4-aligned: a 16-aligned blob at a multiple of 8 bytes, as LDRD needs).
-        // DSP-extension instructions; no stack; no flags.
+        // `padded`; LDR may be unaligned on Armv7E-M); the weights at `wc[0..12]` (asserted):
+        // wa = (w0, w2), wb = (w1, pad) (only its low half is read). DSP-extension
+        // instructions; no stack; no flags.
         unsafe {
             core::arch::asm!(
                 "ldr {x}, [{px}]",
-                "ldrd {wa}, {wb}, [{pw}]",
+                "ldr {wa}, [{pw}]",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
                 "sxtab16 {e}, {z}, {x}",
                 "sxtab16 {o}, {z}, {x}, ror #8",
                 "smlad {a0}, {e}, {wa}, {a0}",
@@ -680,7 +674,9 @@ pub(super) fn depthwise_3x3_pair(
                 "smlad {a1}, {o}, {wa}, {a1}",
                 "smlatb {a1}, {e}, {wb}, {a1}",
                 "ldr {x}, [{px}, {stride}]",
-                "ldrd {wa}, {wb}, [{pw}, #16]",
+                "ldr {wa}, [{pw}, #4]",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
                 "sxtab16 {e}, {z}, {x}",
                 "sxtab16 {o}, {z}, {x}, ror #8",
                 "smlad {a0}, {e}, {wa}, {a0}",
@@ -688,7 +684,9 @@ pub(super) fn depthwise_3x3_pair(
                 "smlad {a1}, {o}, {wa}, {a1}",
                 "smlatb {a1}, {e}, {wb}, {a1}",
                 "ldr {x}, [{px}, {stride2}]",
-                "ldrd {wa}, {wb}, [{pw}, #32]",
+                "ldr {wa}, [{pw}, #8]",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "sxtb16 {wa}, {wa}",
                 "sxtab16 {e}, {z}, {x}",
                 "sxtab16 {o}, {z}, {x}, ror #8",
                 "smlad {a0}, {e}, {wa}, {a0}",
@@ -718,10 +716,10 @@ pub(super) fn depthwise_3x3_pair(
         for ky in 0..3 {
             let r = &padded[(y0 + ky * dil_h) * row + ox..][..4];
             let x = |i: usize| i32::from(r[i]) - zero;
-            let (w0, w2, w1) = (
-                i32::from(wc[8 * ky]),
-                i32::from(wc[8 * ky + 1]),
-                i32::from(wc[8 * ky + 2]),
+            let (w0, w1, w2) = (
+                i32::from(wc[4 * ky]),
+                i32::from(wc[4 * ky + 1]),
+                i32::from(wc[4 * ky + 2]),
             );
             acc[0] += w0 * x(0) + w1 * x(1) + w2 * x(2);
             acc[1] += w0 * x(1) + w1 * x(2) + w2 * x(3);
@@ -793,7 +791,7 @@ mod depthwise_tests {
             let n = ch * out_h * out_w;
             let mut want = vec![0i8; n];
             conv2d_i8(&p, &x, &w, Some(&bias), &rq, &mut want);
-            let packed: Vec<i16> = pack_depthwise_weights(&geom, &w).collect();
+            let packed: Vec<i8> = pack_depthwise_weights(&geom, &w).collect();
             assert_eq!(packed.len(), depthwise_weights_len(&geom));
             let mut scratch = vec![0x1234_i16; depthwise_scratch_len(&geom) / 2];
             let mut got = vec![0i8; n];

@@ -43,32 +43,84 @@ pub const fn tiled_scratch_len(g: &Conv2d) -> usize {
     2 * tiled_depth(g)
 }
 
-/// `i16` elements of the packed weights of [`conv2d_i8_tiled`].
+/// Bytes of the packed weights of [`conv2d_i8_tiled`]: one per weight, the output
+/// channels rounded up to even and the reduction steps to [`tiled_depth`].
 pub const fn tiled_weights_len(g: &Conv2d) -> usize {
     g.out_c.next_multiple_of(2) * tiled_depth(g)
 }
 
+/// Largest `|b + Σ x·w|` of a pair's second channel that [`conv2d_i8_tiled`]'s paired sums
+/// recover exactly (`(raw − first) >> 8` of a 32-bit sum: below 2^23).
+const PAIRED_SUM_LIMIT: i64 = 1 << 23;
+
+/// True when [`pack_tiled_weights`] can pair the weights of every two output channels
+/// `(2i, 2i + 1)` into one halfword per step, `w[2i][k] + 256 · w[2i + 1][k]`, and the
+/// Cortex-M kernel recovers the second channel's sums exactly from the paired ones: no step
+/// where the second weight is −128 and the first negative (the halfword would leave the
+/// `i16` range), and `|bias| + max|x − input_zero| · Σ_k |w[2i + 1][k]|` below 2^23 for the
+/// second channel. TFLite's and onnxruntime's symmetric int8 weights (−127..=127) always
+/// pass the first; the second holds below about 32,000 for `Σ|w|` (ResNet-8's largest
+/// layer, 576 steps: 22,000). The compiler keeps the reference kernel where this is false.
+pub fn tiled_weights_fit(
+    g: &Conv2d,
+    weights: &[i8],
+    bias: Option<&[i32]>,
+    input_zero: i32,
+) -> bool {
+    let steps = g.in_c * g.window.k_h * g.window.k_w;
+    assert!(weights.len() >= g.out_c * steps && bias.is_none_or(|b| b.len() >= g.out_c));
+    let max_x = i64::from((-128 - input_zero).abs().max((127 - input_zero).abs()));
+    (1..g.out_c).step_by(2).all(|c| {
+        let (first, second) = (
+            &weights[(c - 1) * steps..][..steps],
+            &weights[c * steps..][..steps],
+        );
+        let paired = first
+            .iter()
+            .zip(second)
+            .all(|(&a, &b)| !(b == -128 && a < 0));
+        let sum: i64 = second.iter().map(|&b| i64::from(b).abs()).sum();
+        let b = bias.map_or(0, |b| i64::from(b[c]).abs());
+        paired && b + max_x * sum < PAIRED_SUM_LIMIT
+    })
+}
+
 /// The weights of a dense int8 convolution (`weights` OIHW) as [`conv2d_i8_tiled`] reads
-/// them: widened to `i16`, reduction steps in the order tap `(ky, kx)` then input channel
-/// (channels padded to even, unless the convolution is [`flattened`]: [`tiled_depth`]); output channels in
-/// groups of four (`out_c / 4` of them), then the remaining two or three in pairs (an odd
-/// last one with a zero partner). For each group and each pair of steps `(k, k+1)` (two input
-/// channels of one tap), each channel `c` of the group in turn gives `w[c][k], w[c][k+1]`:
-/// one 32-bit word per channel, the operand layout of `SMLAD`. Padded to [`tiled_depth`]
-/// steps with zeros. The compiler does this once, at build time.
-pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<Item = i16> + 'a {
+/// them, one byte per weight: reduction steps in the order tap `(ky, kx)` then input channel
+/// (channels padded to even, unless the convolution is [`flattened`]: [`tiled_depth`]);
+/// output channels in groups of four (`out_c / 4` of them), then the remaining two or three
+/// in pairs (an odd last one with a zero partner). For each group and each pair of steps
+/// `(k, k+1)`, each channel pair `(a, b)` of the group in turn gives one 32-bit word: the
+/// halfwords `w[a][k] + 256·w[b][k]` and `w[a][k+1] + 256·w[b][k+1]`. `SMLAD` of that word
+/// sums `Σ x·w[a] + 256·Σ x·w[b]`; `SXTB16` of it gives `w[a][k], w[a][k+1]` (its low bytes,
+/// sign-extended), whose `SMLAD` sums channel `a`: the difference is channel `b`'s sum
+/// times 256. So 4 weights are one word, unpacked by one `SXTB16` (CMSIS-NN's
+/// `read_and_pad` takes two). Padded to [`tiled_depth`] steps with zeros. The compiler does
+/// this once, at build time, where [`tiled_weights_fit`] holds.
+///
+/// # Panics
+/// If a halfword leaves the `i16` range (see [`tiled_weights_fit`]).
+pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<Item = i8> + 'a {
     let g = *g;
     let taps = g.window.k_h * g.window.k_w;
     let ic2 = tiled_channel_steps(&g);
     let depth = tiled_depth(&g);
     // Step j: tap j / ic2, input channel j % ic2; OIHW index (c, ic, tap).
-    let at = move |c: usize, j: usize| -> i16 {
+    let at = move |c: usize, j: usize| -> i32 {
         let (tap, ic) = (j / ic2, j % ic2);
         if c < g.out_c && tap < taps && ic < g.in_c {
-            i16::from(weights[(c * g.in_c + ic) * taps + tap])
+            i32::from(weights[(c * g.in_c + ic) * taps + tap])
         } else {
             0
         }
+    };
+    // Channels a and a + 1 at step j, as one little-endian halfword.
+    let half = move |a: usize, j: usize| {
+        let h = at(a, j) + 256 * at(a + 1, j);
+        i16::try_from(h)
+            .expect("paired weights fit 16 bits (tiled_weights_fit)")
+            .to_le_bytes()
+            .map(|b| b as i8)
     };
     let quads = g.out_c / 4;
     // Groups: (first channel, channels) — the quads, then pairs.
@@ -76,9 +128,36 @@ pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<It
         .map(|q| (4 * q, 4))
         .chain((4 * quads..g.out_c).step_by(2).map(|c| (c, 2)));
     groups.flat_map(move |(c0, n)| {
-        (0..depth / 2)
-            .flat_map(move |kp| (c0..c0 + n).flat_map(move |c| [at(c, 2 * kp), at(c, 2 * kp + 1)]))
+        (0..depth / 2).flat_map(move |kp| {
+            (c0..c0 + n).step_by(2).flat_map(move |a| {
+                let ([l0, h0], [l1, h1]) = (half(a, 2 * kp), half(a, 2 * kp + 1));
+                [l0, h0, l1, h1]
+            })
+        })
     })
+}
+
+/// Channel `a`'s and channel `b`'s weights of one packed halfword `w[a] + 256·w[b]` (see
+/// [`pack_tiled_weights`]).
+#[cfg_attr(microarena_dsp, allow(dead_code))]
+#[inline(always)]
+pub(crate) fn unpair(h: i16) -> (i32, i32) {
+    let a = i32::from(h as i8);
+    (a, (i32::from(h) - a) >> 8)
+}
+
+/// The four weights of one packed word at `w`: channel `a`'s two steps, channel `b`'s two.
+///
+/// # Safety
+/// `w` points to 4 readable bytes.
+#[cfg_attr(microarena_dsp, allow(dead_code))]
+#[inline(always)]
+unsafe fn unpair_word(w: *const i8) -> [i32; 4] {
+    // SAFETY: the caller's contract.
+    let [l0, h0, l1, h1] = unsafe { core::ptr::read_unaligned(w as *const [u8; 4]) };
+    let (a0, b0) = unpair(i16::from_le_bytes([l0, h0]));
+    let (a1, b1) = unpair(i16::from_le_bytes([l1, h1]));
+    [a0, a1, b0, b1]
 }
 
 /// Dense int8 convolution (one group) as a matrix product over an im2col of two output
@@ -87,7 +166,9 @@ pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<It
 /// [`conv2d_i8`] when `scales[c]` is `requant[c].scale()` (see [`Requant::scale`]), or with
 /// TFLite's arithmetic for the fixed-point scales ([`Q31Twice`], [`Q31Once`]).
 ///
-/// `packed` holds the weights as [`pack_tiled_weights`] lays them out; `scratch` (at least
+/// `packed` holds the weights as [`pack_tiled_weights`] lays them out, from weights for which
+/// [`tiled_weights_fit`] holds (else the Cortex-M sums of a pair's second channel are
+/// wrong); `scratch` (at least
 /// [`tiled_scratch_len`] `i16`, placed in the arena by the planner) receives each pixel
 /// pair's inputs widened to `i16` with the zero point subtracted (zero where the window
 /// reaches into the padding), interleaved like the weights: per pair of reduction steps,
@@ -104,7 +185,7 @@ pub fn pack_tiled_weights<'a>(g: &Conv2d, weights: &'a [i8]) -> impl Iterator<It
 pub fn conv2d_i8_tiled<S: ChannelScale>(
     p: &ConvI8,
     input: &[i8],
-    packed: &[i16],
+    packed: &[i8],
     bias: Option<&[i32]>,
     scales: &[S],
     scratch: &mut [i16],
@@ -195,7 +276,7 @@ pub fn conv2d_i8_tiled<S: ChannelScale>(
 /// The channel pairs of [`conv2d_i8_tiled`] for one pixel pair: everything but the im2col,
 /// gathered so that the loop over channel pairs holds only pointers and counters.
 struct TileRows<'a, S> {
-    packed: &'a [i16],
+    packed: &'a [i8],
     depth: usize,
     /// Bias of channel `c` at `bias[c · step]`; `step` 0 without one.
     bias: &'a [i32],
@@ -694,22 +775,22 @@ fn taps_two_apart(x: &[i8], plane: usize, in_c: usize, zero: i32, dst: &mut [i16
 }
 
 /// The four sums of a 2 × 2 tile: `init[2c + i] + Σ_k w[c][k] · x[i][k]` for channels `c`
-/// and pixels `i`, over `w` and `x` laid out in pairs of steps as [`pack_tiled_weights`] and
-/// `im2col_pair` write them (a multiple of 8 steps).
+/// and pixels `i`, over `w` (one channel pair, [`pack_tiled_weights`]) and `x` laid out in
+/// pairs of steps as `im2col_pair` writes them (a multiple of 8 steps).
 #[inline(always)]
-fn dot_2x2(w: &[i16], x: &[i16], init: [i32; 4]) -> [i32; 4] {
+fn dot_2x2(w: &[i8], x: &[i16], init: [i32; 4]) -> [i32; 4] {
     assert!(w.len() == x.len() && w.len().is_multiple_of(16) && !w.is_empty());
-    // SAFETY: `w` holds `x.len()` values (asserted), a non-zero multiple of 16.
+    // SAFETY: `w` holds `x.len()` bytes (asserted), a non-zero multiple of 16.
     unsafe { dot_2x2_unchecked(w.as_ptr(), x, init) }
 }
 
 /// [`dot_2x2`] with the weights at `w`, without checks.
 ///
 /// # Safety
-/// `w` points to `x.len()` readable, 4-aligned `i16`; `x.len()` is a non-zero multiple of 16
+/// `w` points to `x.len()` readable, 4-aligned bytes; `x.len()` is a non-zero multiple of 16
 /// and `x` is 4-aligned.
 #[inline(always)]
-unsafe fn dot_2x2_unchecked(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 4] {
+unsafe fn dot_2x2_unchecked(w: *const i8, x: &[i16], init: [i32; 4]) -> [i32; 4] {
     #[cfg(microarena_dsp)]
     {
         // SAFETY: the caller's contract is dot_2x2_dsp's.
@@ -719,14 +800,14 @@ unsafe fn dot_2x2_unchecked(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 4
     {
         let mut acc = init;
         for (j, xq) in x.chunks_exact(4).enumerate() {
-            // SAFETY: w[4j..4j + 4] is inside the x.len() values the caller vouches for.
-            let wq = unsafe { core::slice::from_raw_parts(w.add(4 * j), 4) };
-            let m = |a: i16, b: i16| i32::from(a) * i32::from(b);
-            // Channel c's pair at wq[2c..], pixel i's pair at xq[2i..].
-            acc[0] += m(wq[0], xq[0]) + m(wq[1], xq[1]);
-            acc[1] += m(wq[0], xq[2]) + m(wq[1], xq[3]);
-            acc[2] += m(wq[2], xq[0]) + m(wq[3], xq[1]);
-            acc[3] += m(wq[2], xq[2]) + m(wq[3], xq[3]);
+            // SAFETY: w[4j..4j + 4] is inside the x.len() bytes the caller vouches for.
+            let [a0, a1, b0, b1] = unsafe { unpair_word(w.add(4 * j)) };
+            let x = [xq[0], xq[1], xq[2], xq[3]].map(i32::from);
+            // Pixel i's pair at xq[2i..].
+            acc[0] += a0 * x[0] + a1 * x[1];
+            acc[1] += a0 * x[2] + a1 * x[3];
+            acc[2] += b0 * x[0] + b1 * x[1];
+            acc[3] += b0 * x[2] + b1 * x[3];
         }
         acc
     }
@@ -737,10 +818,10 @@ unsafe fn dot_2x2_unchecked(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 4
 /// packs a group of four channels and `x` as `im2col_pair` writes it.
 ///
 /// # Safety
-/// `w` points to `2 · x.len()` readable, 4-aligned `i16`; `x.len()` is a non-zero multiple of
-/// 16 and `x` is 4-aligned.
+/// `w` points to `x.len()` readable, 4-aligned bytes; `x.len()` is a non-zero multiple of 16
+/// and `x` is 4-aligned.
 #[inline(always)]
-unsafe fn dot_4x2_unchecked(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 8] {
+unsafe fn dot_4x2_unchecked(w: *const i8, x: &[i16], init: [i32; 4]) -> [i32; 8] {
     let [b0, b1, b2, b3] = init;
     let init = [b0, b0, b1, b1, b2, b2, b3, b3];
     #[cfg(microarena_dsp)]
@@ -760,13 +841,16 @@ unsafe fn dot_4x2_unchecked(w: *const i16, x: &[i16], init: [i32; 4]) -> [i32; 8
     {
         let mut acc = init;
         for (j, xq) in x.chunks_exact(4).enumerate() {
-            // SAFETY: w[8j..8j + 8] is inside the 2·x.len() values the caller vouches for.
-            let wq = unsafe { core::slice::from_raw_parts(w.add(8 * j), 8) };
-            let m = |a: i16, b: i16| i32::from(a) * i32::from(b);
-            for c in 0..4 {
-                // Channel c's pair at wq[2c..], pixel i's pair at xq[2i..].
-                acc[2 * c] += m(wq[2 * c], xq[0]) + m(wq[2 * c + 1], xq[1]);
-                acc[2 * c + 1] += m(wq[2 * c], xq[2]) + m(wq[2 * c + 1], xq[3]);
+            let x = [xq[0], xq[1], xq[2], xq[3]].map(i32::from);
+            for pair in 0..2 {
+                // SAFETY: w[8j..8j + 8] is inside the x.len() bytes the caller vouches for.
+                let [a0, a1, b0, b1] = unsafe { unpair_word(w.add(8 * j + 4 * pair)) };
+                // Channels 2·pair and 2·pair + 1; pixel i's pair at xq[2i..].
+                let c = 4 * pair;
+                acc[c] += a0 * x[0] + a1 * x[1];
+                acc[c + 1] += a0 * x[2] + a1 * x[3];
+                acc[c + 2] += b0 * x[0] + b1 * x[1];
+                acc[c + 3] += b0 * x[2] + b1 * x[3];
             }
         }
         acc
@@ -825,8 +909,9 @@ mod tiled_tests {
             };
             let mut byte = || next(256) as u8 as i8;
             let x: Vec<i8> = (0..2 * geom.in_c * in_h * in_w).map(|_| byte()).collect();
+            // Symmetric int8 weights (−127..=127), as quantizers write them.
             let w: Vec<i8> = (0..geom.out_c * geom.in_c * k_h * k_w)
-                .map(|_| byte())
+                .map(|_| byte().max(-127))
                 .collect();
             let bias: Vec<i32> = (0..geom.out_c)
                 .map(|_| next(20001) as i32 - 10000)
@@ -839,12 +924,69 @@ mod tiled_tests {
             let n = 2 * geom.out_c * geom.window.out_h * geom.window.out_w;
             let mut want = vec![0i8; n];
             conv2d_i8(&p, &x, &w, bias, &rq, &mut want);
-            let packed: Vec<i16> = pack_tiled_weights(&geom, &w).collect();
+            let packed: Vec<i8> = pack_tiled_weights(&geom, &w).collect();
             let mut got = vec![0x55i8; n];
             // SAFETY: the CPU has AVX-512BW (checked above); the operands are `p`'s.
             unsafe { x86::conv2d_i8_flat(&p, &f, &x, &packed, bias, &scales, &mut got) };
             assert_eq!(got, want, "case {case} {geom:?}");
         }
+    }
+
+    /// The Cortex-M pairing (`dot_4x2_block`: `SMLAD` of the packed word into the second
+    /// channel's sum, of its `SXTB16` into the first's, the second recovered as
+    /// `(paired − first) >> 8`), emulated with 32-bit wrapping sums, recovers both channels'
+    /// sums exactly up to the limit [`tiled_weights_fit`] sets, and `tiled_weights_fit` says
+    /// no just past it and for a −128 that would leave the halfword's range.
+    #[test]
+    fn paired_sums_are_exact_up_to_the_fit_limit() {
+        let smlad = |acc: i32, a: u32, b: u32| {
+            let lo = i32::from(a as u16 as i16) * i32::from(b as u16 as i16);
+            let hi = i32::from((a >> 16) as u16 as i16) * i32::from((b >> 16) as u16 as i16);
+            acc.wrapping_add(lo).wrapping_add(hi)
+        };
+        let sxtb16 = |a: u32| {
+            (a as u8 as i8 as i16 as u16 as u32)
+                | u32::from(((a >> 16) as u8 as i8) as i16 as u16) << 16
+        };
+        // 1×1 convolution of 258 input channels, 2 output channels: the second channel's
+        // weights all −127 and the input all −128 with zero point 127 (x − zero = −255), so
+        // Σ x·w = 258 · 255 · 127 = 8,355,330, just under 2^23 = 8,388,608 with a bias.
+        let geom = Conv2d {
+            batch: 1,
+            in_c: 258,
+            out_c: 2,
+            groups: 1,
+            window: Window2d::uniform(1, 1, 1, 1, 1, 1, 0),
+            act: Activation::Identity,
+        };
+        let first: Vec<i8> = (0..258).map(|k| [-127, 127, -1, 0, 77][k % 5]).collect();
+        let w: Vec<i8> = first.iter().copied().chain([-127i8; 258]).collect();
+        let bias = [-1_000_000, 33_000];
+        assert!(tiled_weights_fit(&geom, &w, Some(&bias), 127));
+        assert!(!tiled_weights_fit(&geom, &w, Some(&[0, 34_000]), 127));
+        let packed: Vec<i8> = pack_tiled_weights(&geom, &w).collect();
+        let depth = tiled_depth(&geom);
+        let x = vec![-255i16; depth];
+        let (mut a, mut paired) = (bias[0], bias[0].wrapping_add(bias[1] << 8));
+        for (word, xs) in packed.chunks_exact(4).zip(x.chunks_exact(2)) {
+            let word = u32::from_le_bytes(core::array::from_fn(|i| word[i] as u8));
+            let xw = u32::from(xs[0] as u16) | u32::from(xs[1] as u16) << 16;
+            paired = smlad(paired, word, xw);
+            a = smlad(a, sxtb16(word), xw);
+        }
+        let want = |c: usize| {
+            let s: i32 = (0..258).map(|k| i32::from(w[c * 258 + k]) * -255).sum();
+            bias[c] + s
+        };
+        assert_eq!(a, want(0));
+        assert_eq!(paired.wrapping_sub(a) >> 8, want(1));
+        assert_eq!(want(1), 8_355_330 + 33_000);
+        // A second weight of −128 beside a negative first leaves the i16 range.
+        let mut bad = w.clone();
+        bad[258] = -128;
+        assert!(!tiled_weights_fit(&geom, &bad, None, 0));
+        bad[0] = 5;
+        assert!(tiled_weights_fit(&geom, &bad[..], None, 0));
     }
 
     /// The tiled kernel equals the reference one bit for bit: strides, pads, dilations, odd
@@ -901,15 +1043,18 @@ mod tiled_tests {
                 hi: 120,
             };
             let x: Vec<i8> = (0..in_c * in_h * in_w).map(|_| next()).collect();
-            let w: Vec<i8> = (0..out_c * in_c * k_h * k_w).map(|_| next()).collect();
+            let w: Vec<i8> = (0..out_c * in_c * k_h * k_w)
+                .map(|_| next().max(-127))
+                .collect();
             let bias: Vec<i32> = (0..out_c).map(|c| c as i32 * 97 - 200).collect();
+            assert!(tiled_weights_fit(&geom, &w, Some(&bias), p.input_zero));
             let rq: Vec<Requant> = (0..out_c)
                 .map(|c| Requant::from_real(0.003 + 0.0004 * c as f64))
                 .collect();
             let n = out_c * out_h * out_w;
             let mut want = vec![0i8; n];
             conv2d_i8(&p, &x, &w, Some(&bias), &rq, &mut want);
-            let packed: Vec<i16> = pack_tiled_weights(&geom, &w).collect();
+            let packed: Vec<i8> = pack_tiled_weights(&geom, &w).collect();
             assert_eq!(packed.len(), tiled_weights_len(&geom));
             let mut scratch = vec![0x5a5a_i16; tiled_scratch_len(&geom)];
             let mut got = vec![0i8; n];

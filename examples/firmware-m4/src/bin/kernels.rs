@@ -35,7 +35,11 @@ impl Lcg {
 
 static mut INPUT: [i8; 16_384] = [0; 16_384];
 static mut WEIGHTS: [i8; 9_216] = [0; 9_216];
-static mut PACKED: [i16; 18_432] = [0; 18_432];
+/// The tiled and depthwise kernels' packed weights (one byte each), word-aligned as `LDRD`
+/// needs.
+#[repr(C, align(4))]
+struct Words<const N: usize>([i8; N]);
+static mut PACKED_BYTES: Words<18_432> = Words([0; 18_432]);
 static mut SCRATCH: [i16; 4_096] = [0; 4_096];
 static mut WANT: [i8; 16_384] = [0; 16_384];
 static mut GOT: [i8; 16_384] = [0; 16_384];
@@ -80,11 +84,11 @@ fn main() -> ! {
     common::start_counter();
     let mut ok = true;
     // SAFETY: the only references to the statics are taken here, once, on one thread.
-    let (input, weights, packed, scratch, want, got, requant, bias) = unsafe {
+    let (input, weights, bytes, scratch, want, got, requant, bias) = unsafe {
         (
             &mut *core::ptr::addr_of_mut!(INPUT),
             &mut *core::ptr::addr_of_mut!(WEIGHTS),
-            &mut *core::ptr::addr_of_mut!(PACKED),
+            &mut (*core::ptr::addr_of_mut!(PACKED_BYTES)).0,
             &mut *core::ptr::addr_of_mut!(SCRATCH),
             &mut *core::ptr::addr_of_mut!(WANT),
             &mut *core::ptr::addr_of_mut!(GOT),
@@ -122,7 +126,8 @@ fn main() -> ! {
             out_c * out_h * out_w,
         );
         input[..n_in].iter_mut().for_each(|x| *x = r.next());
-        weights[..n_w].iter_mut().for_each(|x| *x = r.next());
+        // Symmetric int8 weights (−127..=127), as quantizers write them.
+        weights[..n_w].iter_mut().for_each(|x| *x = r.next().max(-127));
         for c in 0..out_c {
             requant[c] = Requant::from_f32(0.002 + 0.0001 * c as f32);
             bias[c] = c as i32 * 37 - 500;
@@ -141,7 +146,9 @@ fn main() -> ! {
         let t;
         if groups == 1 {
             let len = conv::tiled_weights_len(&geom);
-            for (d, s) in packed[..len]
+            let bias = Some(&bias[..out_c]);
+            ok &= conv::tiled_weights_fit(&geom, &weights[..n_w], bias, p.input_zero);
+            for (d, s) in bytes[..len]
                 .iter_mut()
                 .zip(conv::pack_tiled_weights(&geom, &weights[..n_w]))
             {
@@ -153,15 +160,15 @@ fn main() -> ! {
             conv::conv2d_i8_tiled(
                 &p,
                 &input[..n_in],
-                &packed[..len],
-                Some(&bias[..out_c]),
+                &bytes[..len],
+                bias,
                 &scales[..out_c],
                 s,
                 &mut got[..n_out],
             );
         } else {
             let len = conv::depthwise_weights_len(&geom);
-            for (d, s) in packed[..len]
+            for (d, s) in bytes[..len]
                 .iter_mut()
                 .zip(conv::pack_depthwise_weights(&geom, &weights[..n_w]))
             {
@@ -173,7 +180,7 @@ fn main() -> ! {
             conv::conv2d_i8_depthwise(
                 &p,
                 &input[..n_in],
-                &packed[..len],
+                &bytes[..len],
                 Some(&bias[..out_c]),
                 &scales[..out_c],
                 s,
@@ -197,7 +204,7 @@ fn main() -> ! {
         );
     }
     ok &= random_shapes(
-        &mut r, input, weights, packed, scratch, want, got, requant, bias,
+        &mut r, input, weights, bytes, scratch, want, got, requant, bias,
     );
     ok &= row_copies(&mut r);
     ok &= fully_connected(&mut r);
@@ -312,7 +319,7 @@ fn random_shapes(
     r: &mut Lcg,
     input: &mut [i8],
     weights: &mut [i8],
-    packed: &mut [i16],
+    bytes: &mut [i8],
     scratch: &mut [i16],
     want: &mut [i8],
     got: &mut [i8],
@@ -380,9 +387,10 @@ fn random_shapes(
         input[..n_in]
             .iter_mut()
             .for_each(|x| *x = r_next(&mut pick));
+        // Symmetric int8 weights (−127..=127), as quantizers write them.
         weights[..n_w]
             .iter_mut()
-            .for_each(|x| *x = r_next(&mut pick));
+            .for_each(|x| *x = r_next(&mut pick).max(-127));
         for c in 0..out_c {
             requant[c] = Requant::from_f32(0.001 + 0.0003 * pick(40) as f32);
             bias[c] = pick(2000) as i32 - 1000;
@@ -405,7 +413,7 @@ fn random_shapes(
         got[..n_out].iter_mut().for_each(|g| *g = !*g);
         if dw {
             let len = conv::depthwise_weights_len(&geom);
-            for (d, s) in packed[..len]
+            for (d, s) in bytes[..len]
                 .iter_mut()
                 .zip(conv::pack_depthwise_weights(&geom, &weights[..n_w]))
             {
@@ -415,7 +423,7 @@ fn random_shapes(
             conv::conv2d_i8_depthwise(
                 &p,
                 &input[..n_in],
-                &packed[..len],
+                &bytes[..len],
                 b,
                 &scales[..out_c],
                 s,
@@ -424,7 +432,12 @@ fn random_shapes(
             depthwise += 1;
         } else {
             let len = conv::tiled_weights_len(&geom);
-            for (d, s) in packed[..len]
+            if !conv::tiled_weights_fit(&geom, &weights[..n_w], b, p.input_zero) {
+                hprintln!("MISMATCH: weights the tiled kernel cannot pair");
+                bad += 1;
+                continue;
+            }
+            for (d, s) in bytes[..len]
                 .iter_mut()
                 .zip(conv::pack_tiled_weights(&geom, &weights[..n_w]))
             {
@@ -434,7 +447,7 @@ fn random_shapes(
             conv::conv2d_i8_tiled(
                 &p,
                 &input[..n_in],
-                &packed[..len],
+                &bytes[..len],
                 b,
                 &scales[..out_c],
                 s,

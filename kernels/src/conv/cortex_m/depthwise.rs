@@ -53,13 +53,20 @@ macro_rules! dw_rows_asm {
      [$($double:expr),*]) => {
         core::arch::asm!(
             "push {{r7}}",
-            // The channel's packed weights (see `pack_depthwise_weights`): (w0, w2) of rows
-            // 0, 1, 2 at words 0, 4, 8; (w1, w1') of rows 0 and 1 at word 6; (w1'', 0) at 9.
+            // The channel's packed weights (see `pack_depthwise_weights`): a word
+            // `[w0, w1, w2, pad]` a kernel row. In registers: (w0, w2) of rows 0, 1, 2 (their
+            // `SXTB16`), (w1, w1') of rows 0 and 1 (rotated, paired by `PKHBT`: their pads,
+            // the sum of weights, dropped) and (w1'', 0) of row 2 (its pad is 0).
             "ldr {w0}, [{e}]",
-            "ldr {w1}, [{e}, #16]",
-            "ldr {w2}, [{e}, #32]",
-            "ldr {v}, [{e}, #24]",
-            "ldr {u}, [{e}, #36]",
+            "ldr {w1}, [{e}, #4]",
+            "ldr {w2}, [{e}, #8]",
+            "sxtb16 {v}, {w0}, ror #8",
+            "sxtb16 {u}, {w1}, ror #8",
+            "pkhbt {v}, {v}, {u}, lsl #16",
+            "sxtb16 {u}, {w2}, ror #8",
+            "sxtb16 {w0}, {w0}",
+            "sxtb16 {w1}, {w1}",
+            "sxtb16 {w2}, {w2}",
             // `$double`: the weights doubled (a fixed point's doubled sums, see `dw_fixed_pair`).
             $($double,)*
             "vldmia {t}, {{s2-s11}}",
@@ -388,12 +395,12 @@ macro_rules! dw_s2_pair {
 /// row j and pixel `i < out_w` the bytes `x + j·stride_h·row + i·STRIDE + r·rs + [0, 4 +
 /// (STRIDE − 1))` are readable for r = 0, 1, 2; `params.out` to `params.end` (a whole
 /// number of rows, at least one) is writable; `params` describes the geometry; `wc` is a
-/// channel's 24 packed 3×3 weights ([`pack_depthwise_weights`]).
+/// channel's 12 packed 3×3 weight bytes ([`pack_depthwise_weights`]).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale>(
     x: *const i8,
     rs: usize,
-    wc: *const i16,
+    wc: *const i8,
     params: &DwRows,
     clamp: bool,
     odd: bool,
@@ -401,7 +408,7 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
     let pp = params as *const DwRows;
     // SAFETY: the reads and writes are the caller's contract (every pair's and every lone
     // pixel's loads are inside the windows it names, plus the row's slack; the weights are
-    // words 0, 4, 6, 8, 9 of `wc`'s 12); `params` lives across the block and is only read. FPU and DSP-extension instructions; s0–s10 and the
+    // `wc`'s 12 bytes, three words (LDR may be unaligned on Armv7E-M)); `params` lives across the block and is only read. FPU and DSP-extension instructions; s0–s10 and the
     // flags are clobbered; r7 is pushed and popped (the stack balanced, no call between).
     unsafe {
         // The zero point after a float rescaling: stride 1 keeps it in `t` all along; stride
@@ -556,7 +563,7 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale>(
     p: &ConvI8,
     kind: PairKind,
     planes: &Planes,
-    packed: &[i16],
+    packed: &[i8],
     bias: Option<&[i32]>,
     scales: &[S],
     padded: &mut [i8],
@@ -578,7 +585,7 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale>(
     let widest = (w.out_w - 1) * step + last_col;
     assert!(widest < row && deepest + row <= padded.len() && w.out_w >= 2);
     assert!(output.len() >= g.batch * g.out_c * plane_out);
-    assert!(packed.len() >= 24 * g.out_c && scales.len() >= g.out_c);
+    assert!(packed.len() >= 12 * g.out_c && scales.len() >= g.out_c);
     assert!(bias.is_none_or(|b| b.len() >= g.out_c));
     let inside = w.pad_top * row + w.pad_left;
     let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
@@ -646,11 +653,12 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale>(
                 let src = &planes.input[at * plane_in..];
                 copy_plane(src, w.in_w, fresh, padded, below, row, zero as i8);
             }
-            let wc = &packed[c * 24..][..24];
+            let wc = &packed[c * 12..][..12];
             let b = bias.map_or(0, |b| b[c]);
             // The loop sums `w · x` of the raw bytes (the border holds the input zero point):
-            // the bias takes `zero · Σ w` (packed at `wc[4]`) back.
-            params.bias = b.wrapping_sub(zero.wrapping_mul(i32::from(wc[4])));
+            // the bias takes `zero · Σ w` (packed in rows 0 and 1's pad bytes) back.
+            let sum = i16::from_le_bytes([wc[3] as u8, wc[7] as u8]);
+            params.bias = b.wrapping_sub(zero.wrapping_mul(i32::from(sum)));
             if S::KIND != ScaleKind::Float {
                 // The fixed point's sums doubled: the weights by the assembly (`dw_double`).
                 params.bias = params.bias.wrapping_mul(2);
@@ -664,7 +672,7 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale>(
             params.end = unsafe { params.out.add(plane_out) };
             // SAFETY: the reads are inside `padded` (asserted above for every window of
             // every row), the writes are the plane (`out` to `end`, `out_h` rows); `wc` is
-            // the channel's 24 packed weights (LDR may be unaligned on Armv7E-M).
+            // the channel's 12 packed weight bytes (LDR may be unaligned on Armv7E-M).
             unsafe {
                 let x = padded.as_ptr();
                 match kind {

@@ -48,8 +48,9 @@ fn dot_pairs(acc: __m512i, x: __m512i, w: __m512i) -> __m512i {
 /// (0 in the padding) — the operand layout of the packed weights, whose words are two
 /// input channels of one tap. A tile of 8 output channels × 32 consecutive plane
 /// positions (several output rows) costs per channel pair and tap two loads and sixteen
-/// `VPDPWSSD` of 16 lanes (each 32 multiply-accumulates), the channels' weight words
-/// broadcast from the packed groups as they are. Positions past a row's `out_w` are
+/// `VPDPWSSD` of 16 lanes (each 32 multiply-accumulates), each channel pair's packed word
+/// broadcast and split into the two channels' weight words (low bytes sign-extended, then
+/// `(h − low) >> 8`: [`crate::conv::pack_tiled_weights`]). Positions past a row's `out_w` are
 /// summed and dropped. The integer sums are exact, so the bytes are the portable
 /// kernel's, bit for bit, requantised by [`requantize16`] (as [`requantize8`] eight at once).
 ///
@@ -64,7 +65,7 @@ pub unsafe fn conv2d_i8_flat(
     p: &crate::conv::ConvI8,
     f: &Flat,
     input: &[i8],
-    packed: &[i16],
+    packed: &[i8],
     bias: Option<&[i32]>,
     scales: &[f32],
     output: &mut [i8],
@@ -125,22 +126,22 @@ pub unsafe fn conv2d_i8_flat(
             let words = packed.as_ptr() as *const i32;
             let mut c = 0;
             // SAFETY: AVX-512F/BW (the caller). A group of `N` channels from `c` has
-            // its `depth / 2` words per channel at `c · depth / 2`, the channels' words
-            // of a step pair side by side (`pack_tiled_weights`), inside `packed`
-            // (its length asserted); loads and stores as `FlatI8Tile` says.
+            // its `depth / 4` words per channel at `c · depth / 4`, the channel pairs'
+            // words of a step pair side by side (`pack_tiled_weights`), inside `packed`
+            // (its length asserted); loads (unaligned) and stores as `FlatI8Tile` says.
             unsafe {
                 while c + 8 <= 4 * quads {
-                    let wb = [words.add(c * depth / 2), words.add((c + 4) * depth / 2)];
+                    let wb = [words.add(c * depth / 4), words.add((c + 4) * depth / 4)];
                     flat_i8_tile::<8, 4>(&at, wb, c, 8, n > 16, output);
                     c += 8;
                 }
                 if c < 4 * quads {
-                    let wb = [words.add(c * depth / 2); 2];
+                    let wb = [words.add(c * depth / 4); 2];
                     flat_i8_tile::<4, 4>(&at, wb, c, 4, n > 16, output);
                     c += 4;
                 }
                 while c < g.out_c {
-                    let wb = [words.add(c * depth / 2); 2];
+                    let wb = [words.add(c * depth / 4); 2];
                     let nch = (g.out_c - c).min(2);
                     flat_i8_tile::<2, 2>(&at, wb, c, nch, n > 16, output);
                     c += 2;
@@ -254,7 +255,7 @@ struct FlatI8Tile<'a> {
 }
 
 /// One tile of [`conv2d_i8_flat`]: `CH` channels from `c` (`nch` of them stored), in
-/// packed groups of `N` (`wb[j / N]` the group's first word, `N` words a step pair) ×
+/// packed groups of `N` (`wb[j / N]` the group's first word, `N / 2` words a step pair) ×
 /// 16 or (`two`) 32 positions.
 ///
 /// # Safety
@@ -299,7 +300,7 @@ unsafe fn flat_i8_sums<const CH: usize, const N: usize, const HALVES: usize>(
     let mut acc = [[_mm512_setzero_si512(); HALVES]; CH];
     // SAFETY: loads read busy positions `t + l` plus a tap's offset of pair `i` (inside
     // its planes, or the next pair's, or the slack row: `Flat::of`, `flat_i8`); weights
-    // at word `(tap · ic2 + i) · N + j % N` of each group (below its `depth / 2 · N`
+    // at word `(tap · ic2 + i) · N / 2 + j % (N / 2)` of each group (below its `depth / 4 · N`
     // words). Stores write the kept positions' bytes (consecutive outputs from `out_at`)
     // of channels `c .. c + nch`.
     unsafe {
@@ -308,11 +309,16 @@ unsafe fn flat_i8_sums<const CH: usize, const N: usize, const HALVES: usize>(
                 let src = at.planes.add(i * at.channel + at.t + off);
                 let x: [__m512i; HALVES] =
                     core::array::from_fn(|h| _mm512_maskz_loadu_epi32(busy[h], src.add(16 * h)));
-                let kp = (tap * at.ic2 + i) * N;
-                for (j, a) in acc.iter_mut().enumerate() {
-                    let wj = _mm512_set1_epi32(*wb[j / N].add(kp + j % N));
-                    for (ah, &xh) in a.iter_mut().zip(&x) {
-                        *ah = dot_pairs(*ah, xh, wj);
+                let kp = (tap * at.ic2 + i) * N / 2;
+                for (j, pair) in acc.chunks_exact_mut(2).enumerate() {
+                    // Channels 2j and 2j + 1: one packed word, split.
+                    let h = _mm512_set1_epi32(wb[2 * j / N].add(kp + j % (N / 2)).read_unaligned());
+                    let first = _mm512_srai_epi16(_mm512_slli_epi16(h, 8), 8);
+                    let second = _mm512_srai_epi16(_mm512_sub_epi16(h, first), 8);
+                    for (a, wj) in pair.iter_mut().zip([first, second]) {
+                        for (ah, &xh) in a.iter_mut().zip(&x) {
+                            *ah = dot_pairs(*ah, xh, wj);
+                        }
                     }
                 }
             }

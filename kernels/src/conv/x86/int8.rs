@@ -79,17 +79,19 @@ pub unsafe fn depthwise_i8_plane(
     }
 }
 
-/// [`crate::conv::dot_4x2_unchecked`] with AVX2: per two reduction pairs one 256-bit load of
-/// the four channels' weights (two pairs × four channels × two steps), the two pixels'
+/// [`crate::conv::dot_4x2_unchecked`] with AVX2: per two reduction pairs one 128-bit load of
+/// the four channels' packed weights (two pairs × two channel pairs × two steps), widened to
+/// one 16-bit word a channel and step pair (low bytes sign-extended, `(h − low) >> 8` for
+/// the second channel: [`crate::conv::pack_tiled_weights`]), the two pixels'
 /// steps spread to every channel's lane by `VPERMD`, and one `VPMADDWD` per pixel (16
 /// multiply-accumulates); the two pairs' halves added at the end. Integer sums: the same
 /// values as the portable loop, bit for bit.
 ///
 /// # Safety
-/// AVX2; `x.len()` is a multiple of 8 and `w` points to `2·x.len()` readable values.
+/// AVX2; `x.len()` is a multiple of 8 and `w` points to `x.len()` readable bytes.
 #[cfg_attr(not(target_feature = "avx2"), allow(dead_code))]
 #[target_feature(enable = "avx2")]
-pub unsafe fn dot_4x2_avx2(w: *const i16, x: &[i16], init: [i32; 8]) -> [i32; 8] {
+pub unsafe fn dot_4x2_avx2(w: *const i8, x: &[i16], init: [i32; 8]) -> [i32; 8] {
     // Lanes of `acc0`/`acc1`: channels 0–3 of the even pairs, then of the odd pairs.
     let (mut acc0, mut acc1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     let (p0, p1) = (
@@ -97,10 +99,18 @@ pub unsafe fn dot_4x2_avx2(w: *const i16, x: &[i16], init: [i32; 8]) -> [i32; 8]
         _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3),
     );
     for (j, xq) in x.chunks_exact(8).enumerate() {
-        // SAFETY: w[16j..16j + 16] is inside the 2·x.len() values the caller vouches for;
+        // SAFETY: w[16j..16j + 16] is inside the x.len() bytes the caller vouches for;
         // `xq` is 8 values (16 bytes).
         unsafe {
-            let wv = _mm256_loadu_si256(w.add(16 * j) as *const __m256i);
+            // Words (c0 c1 | c2 c3) of pair q, then of pair q + 1; each halfword w_a + 256·w_b.
+            let packed = _mm_loadu_si128(w.add(16 * j) as *const __m128i);
+            let first = _mm_srai_epi16(_mm_slli_epi16(packed, 8), 8);
+            let second = _mm_srai_epi16(_mm_sub_epi16(packed, first), 8);
+            // (c0, c1, c2, c3) of pair q, then of pair q + 1.
+            let wv = _mm256_set_m128i(
+                _mm_unpackhi_epi32(first, second),
+                _mm_unpacklo_epi32(first, second),
+            );
             // (p0 pair q, p1 pair q, p0 pair q+1, p1 pair q+1) in both halves.
             let xv = _mm256_broadcastsi128_si256(_mm_loadu_si128(xq.as_ptr() as *const __m128i));
             acc0 = _mm256_add_epi32(
@@ -179,19 +189,35 @@ mod tests {
         for _ in 0..200 {
             let depth = 8 * (1 + next(50));
             let x: Vec<i16> = (0..2 * depth).map(|_| next(511) as i16 - 255).collect();
-            let w: Vec<i16> = (0..4 * depth).map(|_| next(256) as i16 - 128).collect();
+            // Four channels' weights (−127..=127, as symmetric quantizers write them), packed
+            // as `pack_tiled_weights` packs a group: per step pair the words of channels
+            // (0, 1) and (2, 3), halfwords `w_a + 256·w_b`.
+            let wc: Vec<Vec<i16>> = (0..4)
+                .map(|_| (0..depth).map(|_| next(255) as i16 - 127).collect())
+                .collect();
+            let packed: Vec<i8> = (0..depth / 2)
+                .flat_map(|kp| {
+                    let wc = &wc;
+                    [0, 2].into_iter().flat_map(move |a| {
+                        [2 * kp, 2 * kp + 1].into_iter().flat_map(move |k| {
+                            (wc[a][k] + 256 * wc[a + 1][k])
+                                .to_le_bytes()
+                                .map(|b| b as i8)
+                        })
+                    })
+                })
+                .collect();
             let init: [i32; 8] = core::array::from_fn(|_| next(20001) as i32 - 10000);
             let mut want = init;
             for (j, xq) in x.chunks_exact(4).enumerate() {
-                let wq = &w[8 * j..][..8];
-                for c in 0..4 {
+                for (c, w) in wc.iter().enumerate() {
                     let m = |a: i16, b: i16| i32::from(a) * i32::from(b);
-                    want[2 * c] += m(wq[2 * c], xq[0]) + m(wq[2 * c + 1], xq[1]);
-                    want[2 * c + 1] += m(wq[2 * c], xq[2]) + m(wq[2 * c + 1], xq[3]);
+                    want[2 * c] += m(w[2 * j], xq[0]) + m(w[2 * j + 1], xq[1]);
+                    want[2 * c + 1] += m(w[2 * j], xq[2]) + m(w[2 * j + 1], xq[3]);
                 }
             }
-            // SAFETY: the CPU has AVX2 (checked above); w holds 2·x.len() values.
-            let got = unsafe { x86::dot_4x2_avx2(w.as_ptr(), &x, init) };
+            // SAFETY: the CPU has AVX2 (checked above); `packed` holds x.len() bytes.
+            let got = unsafe { x86::dot_4x2_avx2(packed.as_ptr(), &x, init) };
             assert_eq!(got, want, "depth {depth}");
         }
     }
