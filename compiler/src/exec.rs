@@ -178,7 +178,6 @@ pub fn run_arena(
         match &g.tensor(t).kind {
             TensorKind::Weight(w) => Values::F32(w.clone()),
             TensorKind::WeightI8(w) => Values::I8(w.clone()),
-            TensorKind::WeightI16(w) => Values::I16(w.clone()),
             TensorKind::WeightI32(w) => Values::I32(w.clone()),
             // Read where the caller passes it (here as the arena would hold it).
             TensorKind::Caller(k) => inputs[*k].clone(),

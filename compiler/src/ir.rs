@@ -77,8 +77,6 @@ pub enum TensorKind {
     WeightI8(Vec<i8>),
     /// Constant int32 data (quantized biases), in flash.
     WeightI32(Vec<i32>),
-    /// Constant int16 data (int8 weights widened and laid out for a kernel), in flash.
-    WeightI16(Vec<i16>),
     /// A kernel's working memory in the arena, held only while its node runs (see
     /// [`Node::scratch`]).
     Scratch,
@@ -126,10 +124,7 @@ impl Tensor {
     pub fn is_weight(&self) -> bool {
         matches!(
             self.kind,
-            TensorKind::Weight(_)
-                | TensorKind::WeightI8(_)
-                | TensorKind::WeightI32(_)
-                | TensorKind::WeightI16(_)
+            TensorKind::Weight(_) | TensorKind::WeightI8(_) | TensorKind::WeightI32(_)
         )
     }
 }
@@ -383,7 +378,6 @@ impl Graph {
                 TensorKind::Weight(v) => Some(TensorKind::Weight(std::mem::take(v))),
                 TensorKind::WeightI8(v) => Some(TensorKind::WeightI8(std::mem::take(v))),
                 TensorKind::WeightI32(v) => Some(TensorKind::WeightI32(std::mem::take(v))),
-                TensorKind::WeightI16(v) => Some(TensorKind::WeightI16(std::mem::take(v))),
                 _ => None,
             })
             .collect()
@@ -413,7 +407,6 @@ impl Graph {
                         TensorKind::Weight(_) => TensorKind::Weight(Vec::new()),
                         TensorKind::WeightI8(_) => TensorKind::WeightI8(Vec::new()),
                         TensorKind::WeightI32(_) => TensorKind::WeightI32(Vec::new()),
-                        TensorKind::WeightI16(_) => TensorKind::WeightI16(Vec::new()),
                         k => k.clone(),
                     },
                     quant: t.quant,

@@ -52,7 +52,6 @@ pub fn share_identical_weights(g: &mut Graph) {
         let (tag, bytes): (u8, Vec<u8>) = match &t.kind {
             TensorKind::Weight(d) => (0, d.iter().flat_map(|v| v.to_le_bytes()).collect()),
             TensorKind::WeightI8(d) => (1, d.iter().map(|&v| v as u8).collect()),
-            TensorKind::WeightI16(d) => (2, d.iter().flat_map(|v| v.to_le_bytes()).collect()),
             TensorKind::WeightI32(d) => (3, d.iter().flat_map(|v| v.to_le_bytes()).collect()),
             _ => continue,
         };

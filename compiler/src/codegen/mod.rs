@@ -40,7 +40,6 @@ fn weight_operand(g: &Graph, t: TensorId) -> TokenStream {
             quote!(#arg)
         }
         TensorKind::WeightI8(_) => quote!(#w.i8()),
-        TensorKind::WeightI16(_) => quote!(#w.i16()),
         TensorKind::WeightI32(_) => quote!(#w.i32()),
         _ => quote!(#w.f32()),
     }
@@ -414,9 +413,6 @@ pub fn generate(
             let (bytes, ty): (Vec<u8>, &str) = match &t.kind {
                 TensorKind::Weight(d) => (d.iter().flat_map(|v| v.to_le_bytes()).collect(), "f32"),
                 TensorKind::WeightI8(d) => (d.iter().map(|&v| v as u8).collect(), "i8"),
-                TensorKind::WeightI16(d) => {
-                    (d.iter().flat_map(|v| v.to_le_bytes()).collect(), "i16")
-                }
                 TensorKind::WeightI32(d) => {
                     (d.iter().flat_map(|v| v.to_le_bytes()).collect(), "i32")
                 }

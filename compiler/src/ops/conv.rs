@@ -668,6 +668,71 @@ mod tests {
     use super::*;
     use crate::kernels::Window2d;
 
+    /// A dense int8 convolution goes to the tiled kernel only where its weights pair
+    /// (`tiled_weights_fit`): a −128 beside a negative weight of the pair's first channel
+    /// keeps the reference kernel, and its weights as they are.
+    #[test]
+    fn weights_that_do_not_pair_keep_the_reference_kernel() {
+        let conv_graph = |w: Vec<i8>| {
+            let mut g = Graph::default();
+            let x =
+                g.add_typed_tensor("x", vec![1, 4, 3, 3], DType::I8, TensorKind::Input(0), None);
+            let wt = g.add_typed_tensor(
+                "w",
+                vec![2, 4, 1, 1],
+                DType::I8,
+                TensorKind::WeightI8(w),
+                None,
+            );
+            let y = g.add_typed_tensor(
+                "y",
+                vec![1, 2, 3, 3],
+                DType::I8,
+                TensorKind::Output(0),
+                None,
+            );
+            let geom = Conv2d {
+                batch: 1,
+                in_c: 4,
+                out_c: 2,
+                groups: 1,
+                window: Window2d::uniform(3, 3, 1, 1, 1, 1, 0),
+                act: Activation::Identity,
+            };
+            let p = ConvI8 {
+                geom,
+                input_zero: 3,
+                output_zero: -2,
+                lo: -128,
+                hi: 127,
+            };
+            let rescales = Rescales::Requant(vec![Requant::from_real(0.01); 2]);
+            g.nodes.push(crate::ir::Node {
+                name: "conv".into(),
+                op_type: "Conv".into(),
+                op: Op::Conv(ConvOp::I8(p, rescales)),
+                inputs: vec![x, wt],
+                output: y,
+                scratch: None,
+                rank: Default::default(),
+            });
+            select_tiled(&mut g, 16);
+            g
+        };
+        let g = conv_graph(vec![-3, 5, 7, 1, 2, -128, 4, 0]);
+        assert!(matches!(g.nodes[0].op, Op::Conv(ConvOp::I8Tiled(..))));
+        let t = g.tensor(g.nodes[0].inputs[1]);
+        assert!(matches!(&t.kind, TensorKind::WeightI8(w) if w.len() == 2 * 8));
+        // Above, channel 1's −128 sits beside channel 0's 5: it pairs. Beside its −3 it
+        // would leave the halfword's range.
+        let g = conv_graph(vec![-3, 5, 7, 1, -128, 2, 4, 0]);
+        assert!(matches!(g.nodes[0].op, Op::Conv(ConvOp::I8(..))));
+        assert!(
+            matches!(&g.tensor(g.nodes[0].inputs[1]).kind, TensorKind::WeightI8(w) if w.len() == 8)
+        );
+        assert!(g.nodes[0].scratch.is_none());
+    }
+
     #[test]
     fn emits_every_geometry_field() {
         let window = Window2d {
