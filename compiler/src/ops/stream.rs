@@ -258,7 +258,13 @@ impl StreamOp {
 
 /// `Region::..(offset, len)` of `len` elements of `dtype` at byte `offset` of the arena.
 fn region(offset: usize, len: usize, dtype: DType) -> TokenStream {
-    let (off, len) = (usize_lit(offset), usize_lit(len));
+    let off = usize_lit(offset);
+    region_at(quote!(#off), len, dtype)
+}
+
+/// [`region`] at the byte offset `off` (a literal, or a band helper's parameter).
+fn region_at(off: TokenStream, len: usize, dtype: DType) -> TokenStream {
+    let len = usize_lit(len);
     match dtype {
         DType::I8 => quote!(::microarena::Region::i8(#off, #len)),
         DType::I16 => quote!(::microarena::Region::i16(#off, #len)),
@@ -278,7 +284,7 @@ impl StreamOp {
         }
     }
 
-    fn emit_step(&self, step: &Step, call: &Call) -> TokenStream {
+    fn emit_step(&self, step: &Step, call: &Call, helpers: &mut BandHelpers) -> TokenStream {
         match step {
             Step::Copy {
                 from: Place::Caller(k, dtype),
@@ -341,72 +347,151 @@ impl StreamOp {
                     );
                 }
             }
-            Step::Call {
-                op,
-                inputs,
-                output,
-                scratch,
-                ..
-            } => {
-                let at = call.scratch_offset.expect("a stage has scratch");
-                let kernel = op.kernel().expect("stages hold ops with kernels");
-                let mut regions = Vec::new();
-                let mut idents = Vec::new();
-                let mut in_dtype = None;
-                let operands = inputs
-                    .iter()
-                    .map(|o| match o {
-                        None => None,
-                        Some(Operand::Input(k)) => call.operands[*k].clone(),
-                        Some(Operand::Buf(b)) => {
-                            let ident = format_ident!("x{}", regions.len());
-                            regions.push(region(at + b.offset, b.len, b.dtype));
-                            in_dtype.get_or_insert(b.dtype);
-                            idents.push(ident.clone());
-                            Some(quote!(#ident))
-                        }
-                    })
-                    .collect();
-                let out_region = region(at + output.offset, output.len, output.dtype);
-                let (borrow, scratch) = match scratch {
-                    Some(s) => {
-                        let r = region(at + s.offset, s.len, s.dtype);
-                        let m = match s.dtype {
-                            DType::F32 => quote!(views_f32_scratch),
-                            _ => quote!(views_i8_scratch),
-                        };
-                        (
-                            quote!(let ([#(#idents),*], out, scratch) =
-                                self.arena.#m([#(#regions),*], #out_region, #r);),
-                            Some(quote!(scratch)),
-                        )
-                    }
-                    None => {
-                        let m = crate::codegen::views_method(
-                            in_dtype.unwrap_or(output.dtype),
-                            output.dtype,
-                        );
-                        (
-                            quote!(let ([#(#idents),*], out) = self.arena.#m([#(#regions),*], #out_region);),
-                            None,
-                        )
-                    }
-                };
-                kernel.emit(&Call {
-                    operands,
-                    borrow,
-                    parts: Vec::new(),
-                    out: quote!(out),
-                    in_place: None,
-                    scratch,
-                    offsets: Vec::new(),
-                    out_offset: 0,
-                    scratch_offset: None,
-                })
-            }
+            Step::Call { .. } => self.band_call(step, call, helpers),
         }
     }
+
+    /// A band call: its body (the arena views and the kernel call) in a helper function
+    /// of the stage that takes the views' byte offsets as arguments, shared by every call
+    /// whose body differs only in them, so each call site is the offsets and a branch (a
+    /// stage calls each op once per band: straight-line bodies cost flash per call). Calls
+    /// that read a graph input from the caller's array stay inline (the helper cannot name
+    /// `run`'s arguments).
+    fn band_call(&self, step: &Step, call: &Call, helpers: &mut BandHelpers) -> TokenStream {
+        let Step::Call {
+            op,
+            inputs,
+            output,
+            scratch,
+            ..
+        } = step
+        else {
+            unreachable!("band_call takes a call")
+        };
+        let at = call.scratch_offset.expect("a stage has scratch");
+        let kernel = op.kernel().expect("stages hold ops with kernels");
+        // Constant operands (weights: `W…` statics) may be named by a helper; a caller's
+        // array (`run`'s argument) may not.
+        let hoist = inputs.iter().all(|o| match o {
+            Some(Operand::Input(k)) => call.operands[*k]
+                .as_ref()
+                .is_some_and(|t| t.to_string().starts_with('W')),
+            _ => true,
+        });
+        let mut offsets: Vec<usize> = Vec::new();
+        let mut at_offset = |bytes: usize| {
+            if hoist {
+                let ident = format_ident!("o{}", offsets.len());
+                offsets.push(bytes);
+                quote!(#ident)
+            } else {
+                let lit = usize_lit(bytes);
+                quote!(#lit)
+            }
+        };
+        let mut regions = Vec::new();
+        let mut idents = Vec::new();
+        let mut in_dtype = None;
+        let operands = inputs
+            .iter()
+            .map(|o| match o {
+                None => None,
+                Some(Operand::Input(k)) => call.operands[*k].clone(),
+                Some(Operand::Buf(b)) => {
+                    let ident = format_ident!("x{}", regions.len());
+                    regions.push(region_at(at_offset(at + b.offset), b.len, b.dtype));
+                    in_dtype.get_or_insert(b.dtype);
+                    idents.push(ident.clone());
+                    Some(quote!(#ident))
+                }
+            })
+            .collect();
+        let out_region = region_at(at_offset(at + output.offset), output.len, output.dtype);
+        let arena = if hoist {
+            quote!(arena)
+        } else {
+            quote!(self.arena)
+        };
+        let (borrow, scratch) = match scratch {
+            Some(s) => {
+                let r = region_at(at_offset(at + s.offset), s.len, s.dtype);
+                let m = match s.dtype {
+                    DType::F32 => quote!(views_f32_scratch),
+                    _ => quote!(views_i8_scratch),
+                };
+                (
+                    quote!(let ([#(#idents),*], out, scratch) =
+                        #arena.#m([#(#regions),*], #out_region, #r);),
+                    Some(quote!(scratch)),
+                )
+            }
+            None => {
+                let m =
+                    crate::codegen::views_method(in_dtype.unwrap_or(output.dtype), output.dtype);
+                (
+                    quote!(let ([#(#idents),*], out) = #arena.#m([#(#regions),*], #out_region);),
+                    None,
+                )
+            }
+        };
+        let body = kernel.emit(&Call {
+            operands,
+            borrow,
+            parts: Vec::new(),
+            out: quote!(out),
+            in_place: None,
+            scratch,
+            offsets: Vec::new(),
+            out_offset: 0,
+            scratch_offset: None,
+        });
+        if !hoist {
+            return body;
+        }
+        let key = body.to_string();
+        let k = match helpers.iter().position(|h| h.key == key) {
+            Some(k) => k,
+            None => {
+                let name = format_ident!("band_{}", helpers.len());
+                let params = (0..offsets.len()).map(|i| format_ident!("o{}", i));
+                helpers.push(BandHelper {
+                    key,
+                    signature: quote!(fn #name(arena: &mut ::microarena::Arena<ARENA_BYTES>, #(#params: usize),*)),
+                    body,
+                    calls: 0,
+                });
+                helpers.len() - 1
+            }
+        };
+        helpers[k].calls += 1;
+        let name = format_ident!("band_{}", k);
+        let args = offsets.iter().map(|&o| usize_lit(o));
+        quote!(#name(&mut self.arena, #(#args),*);)
+    }
 }
+
+/// A band helper function of a stage (see `StreamOp::band_call`).
+struct BandHelper {
+    /// Its body as text: the calls it serves have this body.
+    key: String,
+    signature: TokenStream,
+    body: TokenStream,
+    /// Call sites.
+    calls: usize,
+}
+
+impl BandHelper {
+    /// The definition; kept out of line where several calls share it (one call site is
+    /// left to the inliner).
+    fn definition(&self) -> TokenStream {
+        let (signature, body) = (&self.signature, &self.body);
+        let attr = (self.calls > 1).then(|| quote!(#[inline(never)]));
+        quote!(#attr #signature { #body })
+    }
+}
+
+/// A stage's band helpers.
+type BandHelpers = Vec<BandHelper>;
 
 impl Kernel for StreamOp {
     fn name(&self) -> &'static str {
@@ -418,16 +503,26 @@ impl Kernel for StreamOp {
     }
 
     fn emit(&self, call: &Call) -> TokenStream {
-        let blocks = self.program.iter().map(|b| {
-            let steps = b.steps.iter().map(|s| self.emit_step(s, call));
-            if b.repeat == 1 {
-                quote!(#(#steps)*)
-            } else {
-                let n = usize_lit(b.repeat);
-                quote!(for _ in 0..#n { #(#steps)* })
-            }
-        });
-        quote!({ #(#blocks)* })
+        let mut helpers = BandHelpers::new();
+        let blocks: Vec<TokenStream> = self
+            .program
+            .iter()
+            .map(|b| {
+                let steps: Vec<TokenStream> = b
+                    .steps
+                    .iter()
+                    .map(|s| self.emit_step(s, call, &mut helpers))
+                    .collect();
+                if b.repeat == 1 {
+                    quote!(#(#steps)*)
+                } else {
+                    let n = usize_lit(b.repeat);
+                    quote!(for _ in 0..#n { #(#steps)* })
+                }
+            })
+            .collect();
+        let helpers = helpers.iter().map(BandHelper::definition);
+        quote!({ #(#helpers)* #(#blocks)* })
     }
 
     /// Runs the program on one byte buffer laid out as scratch, inputs, output (the same
