@@ -371,6 +371,40 @@ mod tests {
 pub fn max_pool_i8(p: &Pool2d, lo: i8, hi: i8, input: &[i8], output: &mut [i8]) {
     let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     assert!(input.len() >= p.batch * p.c * ih * iw && output.len() >= p.batch * p.c * oh * ow);
+    let w = &p.window;
+    let halving = (w.k_h, w.k_w, w.stride_h, w.stride_w, w.dil_h, w.dil_w) == (2, 2, 2, 2, 1, 1)
+        && w.pad_top + w.pad_left == 0
+        && 2 * oh <= ih
+        && 2 * ow <= iw;
+    if halving {
+        // 2×2 windows at stride 2 inside the input (the usual downsampling): each output the
+        // largest of two bytes of two rows, a row of outputs at a time (the loop below would
+        // work out each window's valid range).
+        for c in 0..p.batch * p.c {
+            let src = &input[c * ih * iw..][..ih * iw];
+            for (oy, out) in output[c * oh * ow..][..oh * ow]
+                .chunks_exact_mut(ow)
+                .enumerate()
+            {
+                let r0 = &src[2 * oy * iw..][..2 * ow];
+                let r1 = &src[(2 * oy + 1) * iw..][..2 * ow];
+                for ((o, a), b) in out
+                    .iter_mut()
+                    .zip(r0.chunks_exact(2))
+                    .zip(r1.chunks_exact(2))
+                {
+                    *o = a[0].max(a[1]).max(b[0].max(b[1])).clamp(lo, hi);
+                }
+            }
+        }
+        return;
+    }
+    max_pool_i8_windows(p, lo, hi, input, output);
+}
+
+/// [`max_pool_i8`] window by window, each tap's range checked: any geometry.
+fn max_pool_i8_windows(p: &Pool2d, lo: i8, hi: i8, input: &[i8], output: &mut [i8]) {
+    let (ih, iw, oh, ow) = (p.window.in_h, p.window.in_w, p.window.out_h, p.window.out_w);
     for c in 0..p.batch * p.c {
         let src = &input[c * ih * iw..(c + 1) * ih * iw];
         for oy in 0..oh {
@@ -633,6 +667,36 @@ mod i8_tests {
             .iter()
             .zip(&yf)
             .all(|(&a, &b)| f32::from(a) == b.max(-5.0)));
+    }
+
+    /// 2×2 windows at stride 2 (the row-pair path) equal the window-by-window loop, on planes
+    /// of odd and even sizes (a last row or column no window reads), with and without a clamp.
+    #[test]
+    fn halving_max_pool_i8_equals_the_window_loop() {
+        extern crate std;
+        let mut next = crate::xorshift(0x5eed_2222_u32);
+        for case in 0..40 {
+            let (ih, iw) = (2 + next(9), 2 + next(9));
+            let p = Pool2d {
+                batch: 1 + case % 2,
+                c: 1 + next(3),
+                window: Window2d::uniform(ih, iw, 2, 2, 2, 1, 0),
+                kind: PoolKind::Max,
+                act: Activation::Identity,
+            };
+            let n = p.batch * p.c;
+            let x: std::vec::Vec<i8> = (0..n * ih * iw).map(|_| next(256) as u8 as i8).collect();
+            let out = n * p.window.out_h * p.window.out_w;
+            let (lo, hi) = if case % 3 == 0 {
+                (-3, 100)
+            } else {
+                (-128, 127)
+            };
+            let (mut got, mut want) = (std::vec![0i8; out], std::vec![1i8; out]);
+            max_pool_i8(&p, lo, hi, &x, &mut got);
+            max_pool_i8_windows(&p, lo, hi, &x, &mut want);
+            assert_eq!(got, want, "{ih}x{iw}");
+        }
     }
 
     /// A global average (the window is the whole plane) is the plane's sum requantised once.
