@@ -301,7 +301,7 @@ macro_rules! pair_init {
 
 /// The second channels' sums times 256 out of the paired ones (see [`pair_init`]): the
 /// float requantisation converts them with 8 fraction bits (`VCVT … #8`), exactly.
-#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[cfg(microarena_dsp)]
 macro_rules! pair_diffs {
     () => {
         concat!(
@@ -313,38 +313,26 @@ macro_rules! pair_diffs {
     };
 }
 
-/// The second channels' sums doubled out of the paired ones (see [`pair_init`]), as the
-/// fixed-point requantisation takes them (`quads_fixed_channel` doubles the first channels'
-/// by `LSL`).
-#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-macro_rules! pair_doubled {
-    () => {
-        concat!(
-            "sub {a2}, {a2}, {a0}\n",
-            "sub {a3}, {a3}, {a1}\n",
-            "sub {a6}, {a6}, {a4}\n",
-            "sub {a7}, {a7}, {a5}\n",
-            "asr {a2}, {a2}, #7\n",
-            "asr {a3}, {a3}, #7\n",
-            "asr {a6}, {a6}, #7\n",
-            "asr {a7}, {a7}, #7\n",
-        )
-    };
-}
-
-/// The second channels' sums out of the paired ones (see [`pair_init`]).
+/// The second channels' sums out of the paired ones (see [`pair_init`]) times `2^(8 − $shift)`:
+/// `$shift` 8 gives the sums, 7 the fixed-point requantisation's doubled sums
+/// (`quads_fixed_channel` doubles the first channels' by `LSL`).
 #[cfg(microarena_dsp)]
 macro_rules! pair_sums {
-    () => {
+    ($shift:literal) => {
         concat!(
-            "sub {a2}, {a2}, {a0}\n",
-            "sub {a3}, {a3}, {a1}\n",
-            "sub {a6}, {a6}, {a4}\n",
-            "sub {a7}, {a7}, {a5}\n",
-            "asr {a2}, {a2}, #8\n",
-            "asr {a3}, {a3}, #8\n",
-            "asr {a6}, {a6}, #8\n",
-            "asr {a7}, {a7}, #8\n",
+            pair_diffs!(),
+            "asr {a2}, {a2}, #",
+            $shift,
+            "\n",
+            "asr {a3}, {a3}, #",
+            $shift,
+            "\n",
+            "asr {a6}, {a6}, #",
+            $shift,
+            "\n",
+            "asr {a7}, {a7}, #",
+            $shift,
+            "\n",
         )
     };
 }
@@ -392,7 +380,7 @@ pub(crate) unsafe fn dot_4x2_dsp(w: *const i8, x: &[i16], init: [i32; 8]) -> [i3
             "ldr {w0}, [sp]",
             "cmp {px}, {w0}",
             "bne 2b",
-            pair_sums!(),
+            pair_sums!(8),
             "add sp, sp, #4",
             "pop {{r7}}",
             pw = inout(reg) w => _,
@@ -480,7 +468,7 @@ macro_rules! quads_float {
 
 /// One channel's two sums (`$a`, `$b`) in [`quads_fixed`]: its `Q31` (multiplier, round,
 /// exponent) loaded, then per sum `LSL` (doubled; with `$double` empty the sums come doubled,
-/// as the second channels' do from [`pair_doubled`]), `$mul` (`SMMULR` for two roundings,
+/// as the second channels' do from `pair_sums!(7)`), `$mul` (`SMMULR` for two roundings,
 /// `SMMUL` for one), with two roundings `ADD … ASR #31` (a negative value one lower: its
 /// tie goes down), `ADD` of the half unit and `ASR` by the exponent.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
@@ -510,7 +498,7 @@ macro_rules! quads_fixed_channel {
 macro_rules! quads_fixed {
     ($mul:literal, [$($sign:literal),*]) => {
         concat!(
-            pair_doubled!(),
+            pair_sums!(7),
             "ldr {x0}, [{x1}, #16]\n",
             quads_fixed_channel!("a0", "a1", $mul, [$($sign),*], [""]),
             quads_fixed_channel!("a2", "a3", $mul, [$($sign),*], []),
