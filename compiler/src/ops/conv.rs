@@ -40,7 +40,10 @@ pub enum ConvOp {
     /// `[x (i8), weights (i8, packed by `kernels::conv::pack_tiled_weights`), bias (i32)?]`
     /// with a scratch of `kernels::conv::tiled_scratch_len` `i16`: dense convolutions as
     /// register tiles of 4 (last: 2) output channels × 2 pixels over an im2col of two pixels.
-    I8Tiled(ConvI8, FastScales),
+    ///
+    /// `chunked`: the weights pack but their pairs' sums may reach 2^23
+    /// (`kernels::conv::conv2d_i8_tiled_chunked`, in passes of 256 steps on Cortex-M).
+    I8Tiled(ConvI8, FastScales, Chunked),
     /// `[x (i8), weights (i8, packed by `kernels::conv::pack_depthwise_weights`), bias
     /// (i32)?]` with a scratch of `kernels::conv::depthwise_scratch_len` bytes: depthwise
     /// convolutions over a padded copy of each channel plane.
@@ -50,6 +53,10 @@ pub enum ConvOp {
     /// see `kernels::conv::conv2d_hybrid`).
     Hybrid(Conv2d, f32),
 }
+
+/// Whether a tiled int8 convolution sums in passes (see [`ConvOp::I8Tiled`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunked(pub bool);
 
 fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
     let c = at.op::<Conv>()?;
@@ -387,17 +394,18 @@ pub fn select_tiled(g: &mut Graph, alignment: usize) {
                         (3, 3, 1 | 2, 1)
                     );
                 let (op, dtype, len, packed, bytes) = if geom.groups == 1 {
-                    // The kernel's paired sums must be exact (rare misses keep the
-                    // reference kernel: weights of −128, very long reductions).
-                    let final_bias = settled.as_deref().or(bias);
-                    if !conv::tiled_weights_fit(geom, w, final_bias, p.input_zero) {
+                    // The kernel's paired sums must be exact: long reductions sum in passes;
+                    // a −128 beside a negative weight keeps the reference kernel.
+                    if !conv::tiled_weights_pair(geom, w) {
                         continue;
                     }
+                    let final_bias = settled.as_deref().or(bias);
+                    let chunked = !conv::tiled_weights_fit(geom, w, final_bias, p.input_zero);
                     let packed: Vec<i8> = conv::pack_tiled_weights(geom, w).collect();
                     // `tiled_scratch_len` i16.
                     let bytes = 2 * conv::tiled_scratch_len(geom);
                     let len = packed.len();
-                    let op = ConvOp::I8Tiled(*p, scales);
+                    let op = ConvOp::I8Tiled(*p, scales, Chunked(chunked));
                     (op, DType::I8, len, TensorKind::WeightI8(packed), bytes)
                 } else if depthwise {
                     let packed: Vec<i8> = conv::pack_depthwise_weights(geom, w).collect();
@@ -440,7 +448,7 @@ impl ConvOp {
     pub fn geometry(&self) -> &Conv2d {
         match self {
             ConvOp::F32(p) | ConvOp::F32Tiled(p) | ConvOp::Hybrid(p, _) => p,
-            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => &p.geom,
+            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, ..) | ConvOp::I8Depthwise(p, _) => &p.geom,
         }
     }
 
@@ -450,12 +458,12 @@ impl ConvOp {
         let mut op = self.clone();
         match &mut op {
             ConvOp::F32(p) | ConvOp::F32Tiled(p) | ConvOp::Hybrid(p, _) => p.window = window,
-            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => {
+            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, ..) | ConvOp::I8Depthwise(p, _) => {
                 p.geom.window = window
             }
         }
         let scratch = match &op {
-            ConvOp::I8Tiled(p, _) => 2 * conv::tiled_scratch_len(&p.geom),
+            ConvOp::I8Tiled(p, ..) => 2 * conv::tiled_scratch_len(&p.geom),
             ConvOp::I8Depthwise(p, _) => conv::depthwise_scratch_len(&p.geom),
             _ => 0,
         };
@@ -495,7 +503,7 @@ impl Kernel for ConvOp {
     fn macs(&self) -> u64 {
         let g = match self {
             ConvOp::F32(p) | ConvOp::F32Tiled(p) | ConvOp::Hybrid(p, _) => p,
-            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => &p.geom,
+            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, ..) | ConvOp::I8Depthwise(p, _) => &p.geom,
         };
         let w = &g.window;
         [
@@ -548,9 +556,10 @@ impl Kernel for ConvOp {
                 let (geom, scale) = (geometry(p), super::f32_lit(*scale));
                 quote!(::microarena::kernels::conv::conv2d_hybrid(&#geom, #x, #w, #scale, #bias, #out);)
             }
-            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, _) | ConvOp::I8Depthwise(p, _) => {
+            ConvOp::I8(p, _) | ConvOp::I8Tiled(p, ..) | ConvOp::I8Depthwise(p, _) => {
                 let kernel = match self {
-                    ConvOp::I8Tiled(..) => Some(quote!(conv2d_i8_tiled)),
+                    ConvOp::I8Tiled(.., Chunked(false)) => Some(quote!(conv2d_i8_tiled)),
+                    ConvOp::I8Tiled(.., Chunked(true)) => Some(quote!(conv2d_i8_tiled_chunked)),
                     ConvOp::I8Depthwise(..) => Some(quote!(conv2d_i8_depthwise)),
                     _ => None,
                 };
@@ -564,7 +573,7 @@ impl Kernel for ConvOp {
                 let geom = geometry(geom);
                 // The tiled kernels take the scales decoded (`Requant::scale`).
                 let rq = match self {
-                    ConvOp::I8Tiled(_, fs) | ConvOp::I8Depthwise(_, fs) => fs.tokens(),
+                    ConvOp::I8Tiled(_, fs, _) | ConvOp::I8Depthwise(_, fs) => fs.tokens(),
                     ConvOp::I8(_, rs) => rs.tokens(),
                     ConvOp::F32(_) | ConvOp::F32Tiled(_) | ConvOp::Hybrid(..) => {
                         unreachable!("an int8 op")
@@ -642,13 +651,19 @@ impl Kernel for ConvOp {
                 let rq: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
                 conv::conv2d_i8(p, ins.i8(0), ins.i8(1), ins.opt_i32(2), &rq, out.i8_mut())
             }
-            ConvOp::I8Tiled(p, fs) => {
+            ConvOp::I8Tiled(p, fs, chunked) => {
                 // On the host the scratch is a vector of its own; `crate::exec` fills the
                 // arena region it is planned at with garbage, which shows a wrong placement.
                 let mut scratch = vec![0i16; conv::tiled_scratch_len(&p.geom)];
                 let (x, w, b) = (ins.i8(0), ins.i8(1), ins.opt_i32(2));
                 let (s, y) = (&mut scratch, out.i8_mut());
-                with_scales!(fs, |scales| conv::conv2d_i8_tiled(p, x, w, b, scales, s, y))
+                if chunked.0 {
+                    with_scales!(fs, |scales| {
+                        conv::conv2d_i8_tiled_chunked(p, x, w, b, scales, s, y)
+                    })
+                } else {
+                    with_scales!(fs, |scales| conv::conv2d_i8_tiled(p, x, w, b, scales, s, y))
+                }
             }
             ConvOp::I8Depthwise(p, fs) => {
                 let mut scratch = vec![0i16; conv::depthwise_scratch_len(&p.geom).div_ceil(2)];
@@ -668,32 +683,23 @@ mod tests {
     use super::*;
     use crate::kernels::Window2d;
 
-    /// A dense int8 convolution goes to the tiled kernel only where its weights pair
-    /// (`tiled_weights_fit`): a −128 beside a negative weight of the pair's first channel
-    /// keeps the reference kernel, and its weights as they are.
+    /// A dense int8 convolution goes to the tiled kernel where its weights pack: in passes
+    /// where its pairs' sums could reach 2^23, the reference kernel (and its weights as they
+    /// are) where a −128 sits beside a negative weight of the pair's first channel.
     #[test]
     fn weights_that_do_not_pair_keep_the_reference_kernel() {
-        let conv_graph = |w: Vec<i8>| {
+        let conv_graph = |w: Vec<i8>, input_zero: i32| {
+            let in_c = w.len() / 2;
             let mut g = Graph::default();
-            let x =
-                g.add_typed_tensor("x", vec![1, 4, 3, 3], DType::I8, TensorKind::Input(0), None);
-            let wt = g.add_typed_tensor(
-                "w",
-                vec![2, 4, 1, 1],
-                DType::I8,
-                TensorKind::WeightI8(w),
-                None,
-            );
-            let y = g.add_typed_tensor(
-                "y",
-                vec![1, 2, 3, 3],
-                DType::I8,
-                TensorKind::Output(0),
-                None,
-            );
+            let kind = TensorKind::Input(0);
+            let x = g.add_typed_tensor("x", vec![1, in_c, 3, 3], DType::I8, kind, None);
+            let kind = TensorKind::WeightI8(w);
+            let wt = g.add_typed_tensor("w", vec![2, in_c, 1, 1], DType::I8, kind, None);
+            let kind = TensorKind::Output(0);
+            let y = g.add_typed_tensor("y", vec![1, 2, 3, 3], DType::I8, kind, None);
             let geom = Conv2d {
                 batch: 1,
-                in_c: 4,
+                in_c,
                 out_c: 2,
                 groups: 1,
                 window: Window2d::uniform(3, 3, 1, 1, 1, 1, 0),
@@ -701,7 +707,7 @@ mod tests {
             };
             let p = ConvI8 {
                 geom,
-                input_zero: 3,
+                input_zero,
                 output_zero: -2,
                 lo: -128,
                 hi: 127,
@@ -719,18 +725,31 @@ mod tests {
             select_tiled(&mut g, 16);
             g
         };
-        let g = conv_graph(vec![-3, 5, 7, 1, 2, -128, 4, 0]);
-        assert!(matches!(g.nodes[0].op, Op::Conv(ConvOp::I8Tiled(..))));
-        let t = g.tensor(g.nodes[0].inputs[1]);
-        assert!(matches!(&t.kind, TensorKind::WeightI8(w) if w.len() == 2 * 8));
+        let weights = |g: &Graph| match &g.tensor(g.nodes[0].inputs[1]).kind {
+            TensorKind::WeightI8(w) => w.len(),
+            _ => 0,
+        };
+        let g = conv_graph(vec![-3, 5, 7, 1, 2, -128, 4, 0], 3);
+        assert!(matches!(
+            g.nodes[0].op,
+            Op::Conv(ConvOp::I8Tiled(.., Chunked(false)))
+        ));
+        assert_eq!(weights(&g), 2 * 8);
         // Above, channel 1's −128 sits beside channel 0's 5: it pairs. Beside its −3 it
         // would leave the halfword's range.
-        let g = conv_graph(vec![-3, 5, 7, 1, -128, 2, 4, 0]);
+        let g = conv_graph(vec![-3, 5, 7, 1, -128, 2, 4, 0], 3);
         assert!(matches!(g.nodes[0].op, Op::Conv(ConvOp::I8(..))));
-        assert!(
-            matches!(&g.tensor(g.nodes[0].inputs[1]).kind, TensorKind::WeightI8(w) if w.len() == 8)
-        );
+        assert_eq!(weights(&g), 8);
         assert!(g.nodes[0].scratch.is_none());
+        // 264 steps of −127 (channel 1) from inputs 255 away from the zero point: the
+        // pair's sums may reach 264 · 255 · 127 > 2^23, so the kernel sums in passes.
+        let mut w = vec![1i8; 264];
+        w.extend([-127i8; 264]);
+        let g = conv_graph(w, 127);
+        assert!(matches!(
+            g.nodes[0].op,
+            Op::Conv(ConvOp::I8Tiled(.., Chunked(true)))
+        ));
     }
 
     #[test]

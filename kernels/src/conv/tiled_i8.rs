@@ -70,20 +70,38 @@ pub fn tiled_weights_fit(
     let steps = g.in_c * g.window.k_h * g.window.k_w;
     assert!(weights.len() >= g.out_c * steps && bias.is_none_or(|b| b.len() >= g.out_c));
     let max_x = i64::from((-128 - input_zero).abs().max((127 - input_zero).abs()));
+    tiled_weights_pair(g, weights)
+        && (1..g.out_c).step_by(2).all(|c| {
+            let second = &weights[c * steps..][..steps];
+            let sum: i64 = second.iter().map(|&b| i64::from(b).abs()).sum();
+            let b = bias.map_or(0, |b| i64::from(b[c]).abs());
+            b + max_x * sum < PAIRED_SUM_LIMIT
+        })
+}
+
+/// True when [`pack_tiled_weights`] can pack `weights`: no step where a pair's second weight
+/// is −128 and its first negative (the halfword would leave the `i16` range). Where this
+/// holds and [`tiled_weights_fit`] does not, [`conv2d_i8_tiled_chunked`] is exact.
+pub fn tiled_weights_pair(g: &Conv2d, weights: &[i8]) -> bool {
+    let steps = g.in_c * g.window.k_h * g.window.k_w;
+    assert!(weights.len() >= g.out_c * steps);
     (1..g.out_c).step_by(2).all(|c| {
         let (first, second) = (
             &weights[(c - 1) * steps..][..steps],
             &weights[c * steps..][..steps],
         );
-        let paired = first
+        first
             .iter()
             .zip(second)
-            .all(|(&a, &b)| !(b == -128 && a < 0));
-        let sum: i64 = second.iter().map(|&b| i64::from(b).abs()).sum();
-        let b = bias.map_or(0, |b| i64::from(b[c]).abs());
-        paired && b + max_x * sum < PAIRED_SUM_LIMIT
+            .all(|(&a, &b)| !(b == -128 && a < 0))
     })
 }
+
+/// Reduction steps of one Cortex-M pass of [`conv2d_i8_tiled_chunked`]: a second channel's
+/// sum over them is below 2^23 in magnitude whatever the weights (256 · 255 · 127 =
+/// 8,290,560), so it is recovered exactly, and the passes' sums are added up.
+#[cfg_attr(not(microarena_dsp), allow(dead_code))]
+const PAIRED_CHUNK_STEPS: usize = 256;
 
 /// The weights of a dense int8 convolution (`weights` OIHW) as [`conv2d_i8_tiled`] reads
 /// them, one byte per weight: reduction steps in the order tap `(ky, kx)` then input channel
@@ -191,6 +209,41 @@ pub fn conv2d_i8_tiled<S: ChannelScale>(
     scratch: &mut [i16],
     output: &mut [i8],
 ) {
+    tiled(p, input, packed, bias, scales, scratch, output, false);
+}
+
+/// [`conv2d_i8_tiled`] for weights that pack ([`tiled_weights_pair`]) but whose pairs' sums
+/// may reach 2^23 ([`tiled_weights_fit`] false: long reductions): on Cortex-M each tile sums
+/// at most 256 steps a pass (`PAIRED_CHUNK_STEPS`) and adds the passes up in Rust, the
+/// requantisation in Rust too (slower than the one assembly loop of [`conv2d_i8_tiled`], much
+/// faster than the reference kernel); elsewhere it is [`conv2d_i8_tiled`]. The same bytes as
+/// [`conv2d_i8`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_i8_tiled_chunked<S: ChannelScale>(
+    p: &ConvI8,
+    input: &[i8],
+    packed: &[i8],
+    bias: Option<&[i32]>,
+    scales: &[S],
+    scratch: &mut [i16],
+    output: &mut [i8],
+) {
+    tiled(p, input, packed, bias, scales, scratch, output, true);
+}
+
+/// [`conv2d_i8_tiled`], or with `chunked` [`conv2d_i8_tiled_chunked`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn tiled<S: ChannelScale>(
+    p: &ConvI8,
+    input: &[i8],
+    packed: &[i8],
+    bias: Option<&[i32]>,
+    scales: &[S],
+    scratch: &mut [i16],
+    output: &mut [i8],
+    chunked: bool,
+) {
     let g = &p.geom;
     let w = &g.window;
     assert!(g.groups == 1, "the tiled kernel is for dense convolutions");
@@ -233,6 +286,7 @@ pub fn conv2d_i8_tiled<S: ChannelScale>(
         zero: p.output_zero,
         lo: p.lo,
         hi: p.hi,
+        chunked,
     };
     // A flattened convolution's steps: each one's input offset from its window's top-left,
     // in step order (tap, then channel), worked out once.
@@ -264,6 +318,7 @@ pub fn conv2d_i8_tiled<S: ChannelScale>(
                 let c = g.out_c - 1;
                 let b = bias[c * step];
                 // Its pair is the last group: c is even, its weights start at c · depth.
+                // Its pair's second channel is zeros: nothing to recover, no passes needed.
                 let acc = dot_2x2(&packed[c * depth..][..2 * depth], scratch, [b; 4]);
                 let q = |a: i32| scales[c].requantize(a, p.output_zero, p.lo, p.hi);
                 output[c * plane + p0] = q(acc[0]);
@@ -288,6 +343,9 @@ struct TileRows<'a, S> {
     zero: i32,
     lo: i8,
     hi: i8,
+    /// Cortex-M sums in passes of at most `PAIRED_CHUNK_STEPS` (see
+    /// [`conv2d_i8_tiled_chunked`]).
+    chunked: bool,
 }
 
 impl<S: ChannelScale> TileRows<'_, S> {
@@ -311,7 +369,7 @@ impl<S: ChannelScale> TileRows<'_, S> {
         // On Cortex-M4F/M7/M33 every group of four channels in one assembly loop (below);
         // elsewhere, and for the last pair, in Rust.
         #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-        let rust_quads = if quads > 0 {
+        let rust_quads = if quads > 0 && !self.chunked {
             let mut params = QuadParams {
                 x_start: x.as_ptr(),
                 x_end: x.as_ptr_range().end,
@@ -340,7 +398,7 @@ impl<S: ChannelScale> TileRows<'_, S> {
             o = o.wrapping_add(quads * 4 * plane);
             0
         } else {
-            0
+            quads
         };
         #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
         let rust_quads = quads;
@@ -352,7 +410,11 @@ impl<S: ChannelScale> TileRows<'_, S> {
             // scales[c + 3] < 2·pairs; output bytes (c + i)·plane + p0 + j, i ≤ 3, j ≤ 1, are
             // below 2·pairs·plane.
             unsafe {
-                let acc = dot_4x2_unchecked(w, x, init);
+                let acc = if self.chunked {
+                    dot_4x2_chunked(w, x, init)
+                } else {
+                    dot_4x2_unchecked(w, x, init)
+                };
                 w = w.add(4 * depth);
                 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
                 if let Some(fs) = S::floats(self.scales) {
@@ -391,7 +453,11 @@ impl<S: ChannelScale> TileRows<'_, S> {
             // SAFETY: as above, for the pair at packed[c·depth..][..2·depth] and channels c,
             // c + 1 < 2·pairs.
             unsafe {
-                let acc = dot_2x2_unchecked(w, x, [b0, b0, b1, b1]);
+                let acc = if self.chunked {
+                    dot_2x2_chunked(w, x, [b0, b0, b1, b1])
+                } else {
+                    dot_2x2_unchecked(w, x, [b0, b0, b1, b1])
+                };
                 let (s0, s1) = (
                     *self.scales.get_unchecked(c),
                     *self.scales.get_unchecked(c + 1),
@@ -854,6 +920,67 @@ unsafe fn dot_4x2_unchecked(w: *const i8, x: &[i16], init: [i32; 4]) -> [i32; 8]
             }
         }
         acc
+    }
+}
+
+/// [`dot_4x2_unchecked`] in passes of at most `PAIRED_CHUNK_STEPS` on Cortex-M: each pass
+/// starts the second channels' sums at 0 (their paired sums then stay exact) and adds them
+/// up; the first channels' sums carry on. Elsewhere the sums are exact as they are.
+///
+/// # Safety
+/// As [`dot_4x2_unchecked`].
+#[inline(always)]
+unsafe fn dot_4x2_chunked(w: *const i8, x: &[i16], init: [i32; 4]) -> [i32; 8] {
+    #[cfg(microarena_dsp)]
+    {
+        let [b0, b1, b2, b3] = init;
+        let mut acc = [b0, b0, b1, b1, b2, b2, b3, b3];
+        // A pass: 2·K values of x (two pixels a step), 4·K bytes of weights (four channels).
+        for (k, xc) in x.chunks(2 * PAIRED_CHUNK_STEPS).enumerate() {
+            let from = [acc[0], acc[1], 0, 0, acc[4], acc[5], 0, 0];
+            // SAFETY: `xc` is a non-zero multiple of 16 values (x.len() is, and a full pass is
+            // 512 of them); its weights are the caller's from byte 4·K·k on, inside them.
+            let part = unsafe { dot_4x2_dsp(w.add(4 * PAIRED_CHUNK_STEPS * k), xc, from) };
+            for (i, (a, p)) in acc.iter_mut().zip(part).enumerate() {
+                *a = if i % 4 < 2 { p } else { a.wrapping_add(p) };
+            }
+        }
+        acc
+    }
+    #[cfg(not(microarena_dsp))]
+    {
+        // SAFETY: the caller's contract.
+        unsafe { dot_4x2_unchecked(w, x, init) }
+    }
+}
+
+/// [`dot_2x2_unchecked`] in passes as [`dot_4x2_chunked`].
+///
+/// # Safety
+/// As [`dot_2x2_unchecked`].
+#[inline(always)]
+unsafe fn dot_2x2_chunked(w: *const i8, x: &[i16], init: [i32; 4]) -> [i32; 4] {
+    #[cfg(microarena_dsp)]
+    {
+        let mut acc = init;
+        // A pass: 2·K values of x, 2·K bytes of weights (two channels).
+        for (k, xc) in x.chunks(2 * PAIRED_CHUNK_STEPS).enumerate() {
+            let from = [acc[0], acc[1], 0, 0];
+            // SAFETY: as in dot_4x2_chunked, with 2·K bytes of weights a pass.
+            let part = unsafe { dot_2x2_dsp(w.add(2 * PAIRED_CHUNK_STEPS * k), xc, from) };
+            acc = [
+                part[0],
+                part[1],
+                acc[2].wrapping_add(part[2]),
+                acc[3].wrapping_add(part[3]),
+            ];
+        }
+        acc
+    }
+    #[cfg(not(microarena_dsp))]
+    {
+        // SAFETY: the caller's contract.
+        unsafe { dot_2x2_unchecked(w, x, init) }
     }
 }
 

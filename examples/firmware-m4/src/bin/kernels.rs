@@ -209,6 +209,7 @@ fn main() -> ! {
     ok &= row_copies(&mut r);
     ok &= fully_connected(&mut r);
     ok &= f32_tiles(&mut r);
+    ok &= chunked_layers(&mut r, input, weights, bytes, scratch, want, got);
     common::exit(ok)
 }
 
@@ -473,6 +474,86 @@ fn random_shapes(
         if bad == 0 { "same output" } else { "MISMATCH" }
     );
     bad == 0
+}
+
+/// Long reductions whose paired sums reach 2^23 (`tiled_weights_fit` false): the tiled kernel
+/// in passes of 256 steps (`conv2d_i8_tiled_chunked`) against the reference kernel, bit for
+/// bit, on a 1×1 layer of 600 input channels and a 3×3 one of 64; and the one-pass kernel,
+/// which these weights are too long for, gives other bytes (so the layers test the passes).
+fn chunked_layers(
+    r: &mut Lcg,
+    input: &mut [i8],
+    weights: &mut [i8],
+    bytes: &mut [i8],
+    scratch: &mut [i16],
+    want: &mut [i8],
+    got: &mut [i8],
+) -> bool {
+    let mut ok = true;
+    let mut one_pass_differs = true;
+    let (mut passes, mut one_pass, mut macs) = (0, 0, 0);
+    for (in_c, out_c, k, side) in [(600, 7, 1, 5), (64, 6, 3, 5)] {
+        let geom = Conv2d {
+            batch: 1,
+            in_c,
+            out_c,
+            groups: 1,
+            window: Window2d::uniform(side, side, k, k, 1, 1, k / 2),
+            act: Activation::Identity,
+        };
+        // Inputs mostly 255 below the zero point, second channels' weights mostly −127: sums
+        // of 10 to 15 million (above 2^23, below the 2^24 up to which a float scale is exact).
+        let p = ConvI8 {
+            geom,
+            input_zero: 127,
+            output_zero: 0,
+            lo: -128,
+            hi: 127,
+        };
+        let (n_in, n_w) = (in_c * side * side, out_c * in_c * k * k);
+        let n_out = out_c * geom.window.out_h * geom.window.out_w;
+        for x in input[..n_in].iter_mut() {
+            *x = if r.next() > -100 { -128 } else { r.next() };
+        }
+        for (i, w) in weights[..n_w].iter_mut().enumerate() {
+            let second = i / (in_c * k * k) % 2 == 1;
+            *w = if second && r.next() > -100 { -127 } else { r.next().max(-127) };
+        }
+        let requant: [Requant; 8] = core::array::from_fn(|c| Requant::from_f32(1e-6 * (1 + c) as f32));
+        let scales: [f32; 8] = core::array::from_fn(|c| requant[c].scale());
+        let bias: [i32; 8] = core::array::from_fn(|c| c as i32 * 1000 - 3000);
+        let b = Some(&bias[..out_c]);
+        ok &= !conv::tiled_weights_fit(&geom, &weights[..n_w], b, p.input_zero);
+        ok &= conv::tiled_weights_pair(&geom, &weights[..n_w]);
+        let len = conv::tiled_weights_len(&geom);
+        for (d, s) in bytes[..len]
+            .iter_mut()
+            .zip(conv::pack_tiled_weights(&geom, &weights[..n_w]))
+        {
+            *d = s;
+        }
+        let (x, w) = (&input[..n_in], &bytes[..len]);
+        let s = &mut scratch[..conv::tiled_scratch_len(&geom)];
+        conv::conv2d_i8(&p, x, &weights[..n_w], b, &requant[..out_c], &mut want[..n_out]);
+        let t = common::ticks();
+        conv::conv2d_i8_tiled_chunked(&p, x, w, b, &scales[..out_c], s, &mut got[..n_out]);
+        passes += (common::ticks() - t) * 40;
+        ok &= want[..n_out] == got[..n_out];
+        let t = common::ticks();
+        conv::conv2d_i8_tiled(&p, x, w, b, &scales[..out_c], s, &mut got[..n_out]);
+        one_pass += (common::ticks() - t) * 40;
+        macs += (n_out * in_c * k * k) as u64;
+        one_pass_differs &= want[..n_out] != got[..n_out];
+    }
+    let per_mac = |n: u64| (n * 100 / macs) as f32 / 100.0;
+    hprintln!(
+        "long reductions in passes ({} instructions per MAC; one pass {}) against the reference kernel: {}; in one pass: {}",
+        per_mac(passes),
+        per_mac(one_pass),
+        if ok { "same output" } else { "MISMATCH" },
+        if one_pass_differs { "other bytes, as expected" } else { "MISMATCH: the same bytes" }
+    );
+    ok && one_pass_differs
 }
 
 /// The packed fully connected kernel (its assembly: the dot loop, and the requantisation
