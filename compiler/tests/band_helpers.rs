@@ -1,6 +1,7 @@
-//! Streamed stages call each op once per band; the generated code shares one helper function
-//! among the calls that differ only in their arena offsets, so a call site is its offsets and
-//! a branch (flash: ResNet-8's stage code 33 → 13 KiB on the Cortex-M4).
+//! Streamed stages call each op once per band, and recurrent layers unrolled over time run the
+//! same kernels at every step; the generated code shares one helper function among the calls
+//! that differ only in their arena offsets, so a call site is its offsets and a branch (flash
+//! on the Cortex-M4: ResNet-8's stage code 33 → 13 KiB, kws_lstm's text 34 → 20 KiB).
 
 use std::path::Path;
 
@@ -24,4 +25,26 @@ fn band_calls_share_helpers() {
     );
     assert!(views <= helpers + 5, "{views} views for {helpers} helpers");
     eprintln!("{helpers} helpers, {calls} calls, {views} views");
+}
+
+/// A recurrent layer unrolled over time runs the same kernels on the same weights at other
+/// arena offsets at every step: its node calls share helpers too (kws_lstm: 49 steps of
+/// seven nodes).
+#[test]
+fn recurrent_steps_share_helpers() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/models/interface/kws_lstm.onnx");
+    let c = compile(&path, &Options::default()).expect("compiles");
+    let code = c.to_tokens(Some(&path)).to_string();
+    let helpers = code.matches("fn node_").count();
+    let calls = code.matches("(& mut self . arena ,").count();
+    eprintln!(
+        "{helpers} helpers, {calls} calls, {} steps",
+        c.schedule.len()
+    );
+    assert!(
+        helpers > 0 && calls + 10 >= c.schedule.len(),
+        "{calls} calls"
+    );
+    assert!(4 * helpers <= calls, "{helpers} helpers for {calls} calls");
 }

@@ -23,6 +23,11 @@ fn weight_ident(t: TensorId) -> Ident {
 /// `Region::new(offset, len)` (f32) or `Region::i8(offset, len)` of an arena tensor.
 fn region(g: &Graph, plan: &ArenaPlan, t: TensorId) -> TokenStream {
     let off = usize_lit(plan.offsets[t.0].unwrap_or(0));
+    region_at(g, t, quote!(#off))
+}
+
+/// [`region`] at the byte offset `off` (a literal, or a helper function's argument).
+fn region_at(g: &Graph, t: TensorId, off: TokenStream) -> TokenStream {
     let len = usize_lit(g.tensor(t).len());
     match g.tensor(t).dtype {
         DType::I8 => quote!(::microarena::Region::i8(#off, #len)),
@@ -84,7 +89,37 @@ pub(crate) fn views_method(input: DType, output: DType) -> Ident {
 /// overwritten in place is the output itself; a concatenation input already in its slice is
 /// not read), its weights from their statics.
 fn call_of(g: &Graph, plan: &ArenaPlan, v: usize) -> Call {
+    call_of_with(g, plan, v, None)
+}
+
+/// [`call_of`]; with `params`, for a helper function taking the arena as `arena` and every
+/// view's byte offset as an argument (`o0`, `o1`, ...: their values pushed on `params`).
+fn call_of_with(g: &Graph, plan: &ArenaPlan, v: usize, params: Option<&mut Vec<usize>>) -> Call {
     let node = &g.nodes[v];
+    let params = std::cell::RefCell::new(params);
+    // The byte offset of a view: a literal, or the next helper argument.
+    let offset = |bytes: usize| -> TokenStream {
+        match params.borrow_mut().as_deref_mut() {
+            Some(p) => {
+                let ident = format_ident!("o{}", p.len());
+                p.push(bytes);
+                quote!(#ident)
+            }
+            None => {
+                let lit = usize_lit(bytes);
+                quote!(#lit)
+            }
+        }
+    };
+    let arena_expr = if params.borrow().is_some() {
+        quote!(arena)
+    } else {
+        quote!(self.arena)
+    };
+    let region = |g: &Graph, plan: &ArenaPlan, t: TensorId| {
+        let off = offset(plan.offsets[t.0].unwrap_or(0));
+        region_at(g, t, off)
+    };
     let out_region = region(g, plan, node.output);
     let in_place = plan.in_place[v];
     // Arena inputs of one kernel share an element type: the first one's decides.
@@ -96,7 +131,7 @@ fn call_of(g: &Graph, plan: &ArenaPlan, v: usize) -> Call {
         .find(|t| t.in_arena())
         .map_or(out_dtype, |t| t.dtype);
     let views = views_method(in_dtype, out_dtype);
-    let borrow = |regions: &[TokenStream], idents: &[Ident]| quote!(let ([#(#idents),*], out) = self.arena.#views([#(#regions),*], #out_region););
+    let borrow = |regions: &[TokenStream], idents: &[Ident]| quote!(let ([#(#idents),*], out) = #arena_expr.#views([#(#regions),*], #out_region););
     let mut regions = Vec::new();
     let mut idents = Vec::new();
     let mut operands = Vec::new();
@@ -124,10 +159,10 @@ fn call_of(g: &Graph, plan: &ArenaPlan, v: usize) -> Call {
     }
     let (borrow, scratch) = match node.scratch {
         Some(s) => {
-            let off = usize_lit(plan.offsets[s.0].unwrap_or(0));
+            let off = offset(plan.offsets[s.0].unwrap_or(0));
             let len = usize_lit(g.tensor(s).bytes() / 2);
             (
-                quote!(let ([#(#idents),*], out, scratch) = self.arena.views_i8_scratch(
+                quote!(let ([#(#idents),*], out, scratch) = #arena_expr.views_i8_scratch(
                     [#(#regions),*], #out_region, ::microarena::Region::i16(#off, #len));),
                 Some(quote!(scratch)),
             )
@@ -172,6 +207,105 @@ fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
             );
             quote!(::core::compile_error!(#msg);)
         }
+    }
+}
+
+/// The statement running node `v` in `run`: a call of a helper function (see [`Helpers`])
+/// shared by every node whose code differs only in its views' arena offsets (a recurrent
+/// layer's steps, unrolled over time, run the same kernels on the same weights at other
+/// offsets), or the node's code inline where it reads the caller's arrays or the model's
+/// own fields (`self`: carried state, streamed stages).
+fn node_statement(g: &Graph, plan: &ArenaPlan, v: usize, helpers: &mut Helpers) -> TokenStream {
+    let node = &g.nodes[v];
+    let reads_caller = node
+        .inputs
+        .iter()
+        .any(|&t| matches!(g.tensor(t).kind, TensorKind::Caller(_)));
+    let Some(kernel) = node.op.kernel().filter(|_| !reads_caller) else {
+        return node_call(g, plan, v);
+    };
+    let mut offsets = Vec::new();
+    let body = kernel.emit(&call_of_with(g, plan, v, Some(&mut offsets)));
+    if names_self(body.clone()) {
+        return node_call(g, plan, v);
+    }
+    helpers.call("node", body, &offsets, quote!(self.arena))
+}
+
+/// True when `code` names `self`.
+fn names_self(code: TokenStream) -> bool {
+    code.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == "self",
+        proc_macro2::TokenTree::Group(g) => names_self(g.stream()),
+        _ => false,
+    })
+}
+
+/// Helper functions of generated code: each a kernel call's body (its arena views and the
+/// kernel's call) taking the arena and the views' byte offsets as arguments, one per distinct
+/// body, so that calls differing only in offsets share one copy of the code (flash: a call
+/// site is its offsets and a branch).
+#[derive(Default)]
+pub(crate) struct Helpers {
+    list: Vec<Helper>,
+}
+
+struct Helper {
+    /// The body as text: the calls it serves have this body.
+    key: String,
+    name: Ident,
+    params: usize,
+    body: TokenStream,
+    calls: usize,
+}
+
+impl Helpers {
+    /// The call, through `arena`, of the helper (named `{prefix}_{k}`) whose body is `body`
+    /// (written with `arena` and the offsets `o0`, `o1`, ...), with `offsets` as arguments.
+    pub(crate) fn call(
+        &mut self,
+        prefix: &str,
+        body: TokenStream,
+        offsets: &[usize],
+        arena: TokenStream,
+    ) -> TokenStream {
+        let key = body.to_string();
+        let k = match self.list.iter().position(|h| h.key == key) {
+            Some(k) => k,
+            None => {
+                self.list.push(Helper {
+                    key,
+                    name: format_ident!("{}_{}", prefix, self.list.len()),
+                    params: offsets.len(),
+                    body,
+                    calls: 0,
+                });
+                self.list.len() - 1
+            }
+        };
+        let h = &mut self.list[k];
+        h.calls += 1;
+        let name = &h.name;
+        let args = offsets.iter().map(|&o| usize_lit(o));
+        quote!(#name(&mut #arena, #(#args),*);)
+    }
+
+    /// The helpers' definitions: out of line where several calls share one (a single call
+    /// site is left to the inliner).
+    pub(crate) fn definitions(&self) -> TokenStream {
+        let defs = self.list.iter().map(|h| {
+            let (name, body) = (&h.name, &h.body);
+            let params = (0..h.params).map(|i| format_ident!("o{}", i));
+            let attr = (h.calls > 1).then(|| quote!(#[inline(never)]));
+            quote! {
+                #attr
+                #[allow(clippy::all, clippy::pedantic, unused_variables)]
+                fn #name(arena: &mut ::microarena::Arena<ARENA_BYTES>, #(#params: usize),*) {
+                    #body
+                }
+            }
+        });
+        quote!(#(#defs)*)
     }
 }
 
@@ -622,11 +756,13 @@ pub fn generate(
         );
         copy_out.push(output_copy(g, i, &r, &arg));
     }
+    let mut helpers = Helpers::default();
     let calls: Vec<TokenStream> = schedule
         .order
         .iter()
-        .map(|n| node_call(g, plan, n.0))
+        .map(|n| node_statement(g, plan, n.0, &mut helpers))
         .collect();
+    let helpers = helpers.definitions();
     // With a self-test the steps are one private method that `run` and `self_test` share.
     let (body, self_test_items, self_test_fn) = match self_test {
         Some(st) => {
@@ -685,6 +821,8 @@ pub fn generate(
     let memory_doc = memory_tables(g, schedule, plan);
     quote! {
         #track
+
+        #helpers
 
         /// Bytes of the activation arena each [`Model`] owns.
         pub const ARENA_BYTES: usize = #arena_bytes;

@@ -15,6 +15,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{usize_lit, Call, Inputs, Kernel};
+use crate::codegen::Helpers;
 use crate::ir::{DType, Node, Op, Values};
 use crate::kernels::stream::{copy_rows, RowCopy};
 
@@ -284,7 +285,7 @@ impl StreamOp {
         }
     }
 
-    fn emit_step(&self, step: &Step, call: &Call, helpers: &mut BandHelpers) -> TokenStream {
+    fn emit_step(&self, step: &Step, call: &Call, helpers: &mut Helpers) -> TokenStream {
         match step {
             Step::Copy {
                 from: Place::Caller(k, dtype),
@@ -357,7 +358,7 @@ impl StreamOp {
     /// stage calls each op once per band: straight-line bodies cost flash per call). Calls
     /// that read a graph input from the caller's array stay inline (the helper cannot name
     /// `run`'s arguments).
-    fn band_call(&self, step: &Step, call: &Call, helpers: &mut BandHelpers) -> TokenStream {
+    fn band_call(&self, step: &Step, call: &Call, helpers: &mut Helpers) -> TokenStream {
         let Step::Call {
             op,
             inputs,
@@ -448,50 +449,9 @@ impl StreamOp {
         if !hoist {
             return body;
         }
-        let key = body.to_string();
-        let k = match helpers.iter().position(|h| h.key == key) {
-            Some(k) => k,
-            None => {
-                let name = format_ident!("band_{}", helpers.len());
-                let params = (0..offsets.len()).map(|i| format_ident!("o{}", i));
-                helpers.push(BandHelper {
-                    key,
-                    signature: quote!(fn #name(arena: &mut ::microarena::Arena<ARENA_BYTES>, #(#params: usize),*)),
-                    body,
-                    calls: 0,
-                });
-                helpers.len() - 1
-            }
-        };
-        helpers[k].calls += 1;
-        let name = format_ident!("band_{}", k);
-        let args = offsets.iter().map(|&o| usize_lit(o));
-        quote!(#name(&mut self.arena, #(#args),*);)
+        helpers.call("band", body, &offsets, quote!(self.arena))
     }
 }
-
-/// A band helper function of a stage (see `StreamOp::band_call`).
-struct BandHelper {
-    /// Its body as text: the calls it serves have this body.
-    key: String,
-    signature: TokenStream,
-    body: TokenStream,
-    /// Call sites.
-    calls: usize,
-}
-
-impl BandHelper {
-    /// The definition; kept out of line where several calls share it (one call site is
-    /// left to the inliner).
-    fn definition(&self) -> TokenStream {
-        let (signature, body) = (&self.signature, &self.body);
-        let attr = (self.calls > 1).then(|| quote!(#[inline(never)]));
-        quote!(#attr #signature { #body })
-    }
-}
-
-/// A stage's band helpers.
-type BandHelpers = Vec<BandHelper>;
 
 impl Kernel for StreamOp {
     fn name(&self) -> &'static str {
@@ -503,7 +463,7 @@ impl Kernel for StreamOp {
     }
 
     fn emit(&self, call: &Call) -> TokenStream {
-        let mut helpers = BandHelpers::new();
+        let mut helpers = Helpers::default();
         let blocks: Vec<TokenStream> = self
             .program
             .iter()
@@ -521,8 +481,8 @@ impl Kernel for StreamOp {
                 }
             })
             .collect();
-        let helpers = helpers.iter().map(BandHelper::definition);
-        quote!({ #(#helpers)* #(#blocks)* })
+        let helpers = helpers.definitions();
+        quote!({ #helpers #(#blocks)* })
     }
 
     /// Runs the program on one byte buffer laid out as scratch, inputs, output (the same

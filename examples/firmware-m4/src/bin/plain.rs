@@ -2,8 +2,9 @@
 //! inference on a zero input, no self-test, no reference data and no formatting, so the ELF's
 //! text and rodata are the model's flash: its weights, its constants, its code and the
 //! kernels it calls (and a few hundred bytes of `cortex-m-rt` start-up). The model is chosen
-//! by a feature, `plain-resnet`, `plain-kws`, `plain-vww` or `plain-ad01`, and
-//! `plain-unstreamed` builds it with `streaming = false`:
+//! by a feature, `plain-resnet`, `plain-kws`, `plain-vww` or `plain-ad01`, or the f32 LSTM
+//! keyword spotter `plain-kws-lstm` (`tests/models/interface/`), and `plain-unstreamed` builds
+//! it with `streaming = false`:
 //!
 //! ```sh
 //! cd examples/firmware-m4 && python3 flash_table.py
@@ -36,12 +37,20 @@ plain_model!("../../tests/models/tflite/kws_ref_model.tflite");
 plain_model!("../../tests/models/tflite/vww_96_int8.tflite");
 #[cfg(feature = "plain-ad01")]
 plain_model!("../../tests/models/tflite/ad01_int8.tflite");
+#[cfg(feature = "plain-kws-lstm")]
+plain_model!("../../tests/models/interface/kws_lstm.onnx");
+
+/// The model's input and output values: float for the LSTM, int8 for the `.tflite` files.
+#[cfg(feature = "plain-kws-lstm")]
+type Value = f32;
+#[cfg(not(feature = "plain-kws-lstm"))]
+type Value = i8;
 
 #[entry]
 fn main() -> ! {
     let model = cortex_m::singleton!(: m::Model = m::Model::new()).expect("once");
-    let x = [0i8; m::INPUT_LEN];
-    let mut y = [0i8; m::OUTPUT_LEN];
+    let x = [Value::default(); m::INPUT_LEN];
+    let mut y = [Value::default(); m::OUTPUT_LEN];
     model.run(core::hint::black_box(&x), &mut y);
     core::hint::black_box(&y);
     cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_SUCCESS);
