@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `tiled.rs` | f32 register tiles (4 channels × 4 pixels), portable: [`conv2d_tiled`] |
 //! | `tiled_i8.rs` | int8 tiles over an im2col of pixel pairs: [`conv2d_i8_tiled`] |
+//! | `tiled_i8_weights.rs` | its weights one byte each, channel pairs in halfwords: [`pack_tiled_weights`], [`tiled_weights_fit`] |
 //! | `depthwise.rs` | int8 depthwise over padded planes: [`conv2d_i8_depthwise`] |
 //! | `depthwise_f32.rs` | f32 depthwise 3×3, pixel by pixel (the portable path of [`conv2d`]) |
 //! | `hybrid.rs` | float activations, int8 weights, TFLite's on-the-fly input quantisation: [`conv2d_hybrid`] |
@@ -26,6 +27,7 @@ mod depthwise_f32;
 mod hybrid;
 mod tiled;
 mod tiled_i8;
+mod tiled_i8_weights;
 
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod aarch64;
@@ -48,6 +50,7 @@ pub use hybrid::{
 };
 pub use tiled::*;
 pub use tiled_i8::*;
+pub use tiled_i8_weights::*;
 
 /// Shapes and geometry of one convolution; weights are OIHW (`out_c × in_c/groups × k_h × k_w`).
 #[derive(Clone, Copy, Debug, PartialEq)]
