@@ -771,6 +771,13 @@ unsafe fn dot_4x2_unchecked(w: *const i8, x: &[i16], init: [i32; 4]) -> [i32; 8]
         not(all(target_arch = "x86_64", target_feature = "avx2"))
     ))]
     {
+        // A build without AVX2 on a CPU with it (the `std` feature's run-time detection):
+        // the same sums, the weights widened eight at a time.
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::avx2() {
+            // SAFETY: the CPU has AVX2; the caller's contract is dot_4x2_avx2's.
+            return unsafe { x86::dot_4x2_avx2(w, x, init) };
+        }
         let mut acc = init;
         for (j, xq) in x.chunks_exact(4).enumerate() {
             let x = [xq[0], xq[1], xq[2], xq[3]].map(i32::from);

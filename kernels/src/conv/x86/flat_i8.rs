@@ -11,6 +11,10 @@ use core::arch::x86_64::*;
 /// input channel pair.
 const FLAT_I8_BUFFER: usize = 16384;
 
+/// Words of [`conv2d_i8_flat`]'s buffer for the weights, widened once per call from the
+/// packed bytes to one 32-bit word (two `i16` steps) per channel and step pair.
+const FLAT_I8_WEIGHTS: usize = 16384;
+
 /// The layout of [`conv2d_i8_flat`]'s buffer for `g`, where it holds every channel
 /// pair's planes (and `g` has two input channels or more: with one, the packed weights
 /// pair two taps, not two channels).
@@ -20,7 +24,8 @@ pub fn flat_i8(g: &Conv2d) -> Option<Flat> {
     // Channel pairs per tap: not the steps of `flattened` convolutions' packed weights.
     (g.in_c >= 2
         && !crate::conv::tiled_i8::flattened(g)
-        && g.in_c.div_ceil(2) * f.channel + f.w2 <= FLAT_I8_BUFFER)
+        && g.in_c.div_ceil(2) * f.channel + f.w2 <= FLAT_I8_BUFFER
+        && crate::conv::tiled_weights_len(g) / 2 <= FLAT_I8_WEIGHTS)
         .then_some(f)
 }
 
@@ -48,9 +53,10 @@ fn dot_pairs(acc: __m512i, x: __m512i, w: __m512i) -> __m512i {
 /// (0 in the padding) — the operand layout of the packed weights, whose words are two
 /// input channels of one tap. A tile of 8 output channels × 32 consecutive plane
 /// positions (several output rows) costs per channel pair and tap two loads and sixteen
-/// `VPDPWSSD` of 16 lanes (each 32 multiply-accumulates), each channel pair's packed word
-/// broadcast and split into the two channels' weight words (low bytes sign-extended, then
-/// `(h − low) >> 8`: [`crate::conv::pack_tiled_weights`]). Positions past a row's `out_w` are
+/// `VPDPWSSD` of 16 lanes (each 32 multiply-accumulates), the channels' weight words
+/// broadcast from a copy of the packed weights widened once per call (each channel pair's
+/// halfwords `w_a + 256·w_b` split into the two channels' words:
+/// [`crate::conv::pack_tiled_weights`]). Positions past a row's `out_w` are
 /// summed and dropped. The integer sums are exact, so the bytes are the portable
 /// kernel's, bit for bit, requantised by [`requantize16`] (as [`requantize8`] eight at once).
 ///
@@ -88,6 +94,17 @@ pub unsafe fn conv2d_i8_flat(
     let lanes = oh * f.w2;
     let quads = g.out_c / 4;
     let mut buf = [MaybeUninit::<i32>::uninit(); FLAT_I8_BUFFER];
+    // The weights widened: each packed word (channels a, b of a step pair) gives channel a's
+    // word then b's, so a group's step pair is its channels' words in order.
+    let len = crate::conv::tiled_weights_len(g);
+    let mut widened = [MaybeUninit::<i32>::uninit(); FLAT_I8_WEIGHTS];
+    for (k, word) in packed[..len].chunks_exact(4).enumerate() {
+        // SAFETY: `word` is 4 bytes.
+        let [a0, a1, b0, b1] = unsafe { crate::conv::tiled_i8_weights::unpair_word(word.as_ptr()) };
+        let pair = |x: i32, y: i32| (x as u16 as u32 | (y as u16 as u32) << 16) as i32;
+        widened[2 * k].write(pair(a0, a1));
+        widened[2 * k + 1].write(pair(b0, b1));
+    }
     for n in 0..g.batch {
         let input = &input[n * in_len..][..in_len];
         let output = &mut output[n * g.out_c * plane..][..g.out_c * plane];
@@ -123,25 +140,26 @@ pub unsafe fn conv2d_i8_flat(
             };
             // Channels in groups as packed: quads (in pairs of quads, then one alone),
             // then pairs (the last one's partner zeros where `out_c` is odd).
-            let words = packed.as_ptr() as *const i32;
+            // `widened`: its first len / 2 words are written (above).
+            let words = widened.as_ptr() as *const i32;
             let mut c = 0;
             // SAFETY: AVX-512F/BW (the caller). A group of `N` channels from `c` has
-            // its `depth / 4` words per channel at `c · depth / 4`, the channel pairs'
-            // words of a step pair side by side (`pack_tiled_weights`), inside `packed`
-            // (its length asserted); loads (unaligned) and stores as `FlatI8Tile` says.
+            // its `depth / 2` words per channel at `c · depth / 2`, the channels' words
+            // of a step pair side by side, inside the `len / 2` widened words; loads and
+            // stores as `FlatI8Tile` says.
             unsafe {
                 while c + 8 <= 4 * quads {
-                    let wb = [words.add(c * depth / 4), words.add((c + 4) * depth / 4)];
+                    let wb = [words.add(c * depth / 2), words.add((c + 4) * depth / 2)];
                     flat_i8_tile::<8, 4>(&at, wb, c, 8, n > 16, output);
                     c += 8;
                 }
                 if c < 4 * quads {
-                    let wb = [words.add(c * depth / 4); 2];
+                    let wb = [words.add(c * depth / 2); 2];
                     flat_i8_tile::<4, 4>(&at, wb, c, 4, n > 16, output);
                     c += 4;
                 }
                 while c < g.out_c {
-                    let wb = [words.add(c * depth / 4); 2];
+                    let wb = [words.add(c * depth / 2); 2];
                     let nch = (g.out_c - c).min(2);
                     flat_i8_tile::<2, 2>(&at, wb, c, nch, n > 16, output);
                     c += 2;
@@ -255,7 +273,7 @@ struct FlatI8Tile<'a> {
 }
 
 /// One tile of [`conv2d_i8_flat`]: `CH` channels from `c` (`nch` of them stored), in
-/// packed groups of `N` (`wb[j / N]` the group's first word, `N / 2` words a step pair) ×
+/// widened groups of `N` (`wb[j / N]` the group's first word, `N` words a step pair) ×
 /// 16 or (`two`) 32 positions.
 ///
 /// # Safety
@@ -300,7 +318,7 @@ unsafe fn flat_i8_sums<const CH: usize, const N: usize, const HALVES: usize>(
     let mut acc = [[_mm512_setzero_si512(); HALVES]; CH];
     // SAFETY: loads read busy positions `t + l` plus a tap's offset of pair `i` (inside
     // its planes, or the next pair's, or the slack row: `Flat::of`, `flat_i8`); weights
-    // at word `(tap · ic2 + i) · N / 2 + j % (N / 2)` of each group (below its `depth / 4 · N`
+    // at word `(tap · ic2 + i) · N + j % N` of each group (below its `depth / 2 · N`
     // words). Stores write the kept positions' bytes (consecutive outputs from `out_at`)
     // of channels `c .. c + nch`.
     unsafe {
@@ -309,16 +327,11 @@ unsafe fn flat_i8_sums<const CH: usize, const N: usize, const HALVES: usize>(
                 let src = at.planes.add(i * at.channel + at.t + off);
                 let x: [__m512i; HALVES] =
                     core::array::from_fn(|h| _mm512_maskz_loadu_epi32(busy[h], src.add(16 * h)));
-                let kp = (tap * at.ic2 + i) * N / 2;
-                for (j, pair) in acc.chunks_exact_mut(2).enumerate() {
-                    // Channels 2j and 2j + 1: one packed word, split.
-                    let h = _mm512_set1_epi32(wb[2 * j / N].add(kp + j % (N / 2)).read_unaligned());
-                    let first = _mm512_srai_epi16(_mm512_slli_epi16(h, 8), 8);
-                    let second = _mm512_srai_epi16(_mm512_sub_epi16(h, first), 8);
-                    for (a, wj) in pair.iter_mut().zip([first, second]) {
-                        for (ah, &xh) in a.iter_mut().zip(&x) {
-                            *ah = dot_pairs(*ah, xh, wj);
-                        }
+                let kp = (tap * at.ic2 + i) * N;
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let wj = _mm512_set1_epi32(*wb[j / N].add(kp + j % N));
+                    for (ah, &xh) in a.iter_mut().zip(&x) {
+                        *ah = dot_pairs(*ah, xh, wj);
                     }
                 }
             }
