@@ -248,11 +248,12 @@ fn names_self(code: TokenStream) -> bool {
 #[derive(Default)]
 pub(crate) struct Helpers {
     list: Vec<Helper>,
+    /// Each helper's body as text (the calls it serves have this body) → its index: one
+    /// lookup per call, not a scan of the helpers (a 1,024-step recurrence has thousands).
+    index: std::collections::HashMap<String, usize>,
 }
 
 struct Helper {
-    /// The body as text: the calls it serves have this body.
-    key: String,
     name: Ident,
     params: usize,
     body: TokenStream,
@@ -269,20 +270,16 @@ impl Helpers {
         offsets: &[usize],
         arena: TokenStream,
     ) -> TokenStream {
-        let key = body.to_string();
-        let k = match self.list.iter().position(|h| h.key == key) {
-            Some(k) => k,
-            None => {
-                self.list.push(Helper {
-                    key,
-                    name: format_ident!("{}_{}", prefix, self.list.len()),
-                    params: offsets.len(),
-                    body,
-                    calls: 0,
-                });
-                self.list.len() - 1
-            }
-        };
+        let next = self.list.len();
+        let k = *self.index.entry(body.to_string()).or_insert(next);
+        if k == next {
+            self.list.push(Helper {
+                name: format_ident!("{}_{}", prefix, next),
+                params: offsets.len(),
+                body,
+                calls: 0,
+            });
+        }
         let h = &mut self.list[k];
         h.calls += 1;
         let name = &h.name;
