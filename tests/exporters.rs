@@ -5,6 +5,8 @@
 //! the clamp), a MobileNetV1-style stack with NHWC input and ReLU6 `Clip`s between
 //! Transpose sandwiches, and a PyTorch head with its LayerNorms spelled out. Each builds through `include_model!`, matches onnxruntime and plans
 //! to its clean twin's arena: the layouts and the clamps cost nothing.
+use microarena_compiler::exec::{run_traced, Values};
+use microarena_compiler::ir::{NormalizationOp, Op};
 use microarena_compiler::{compile, Options};
 use microarena_tests::{assert_close, models_dir, read_f32};
 
@@ -38,6 +40,10 @@ exported!(
     // centred rows, then a per-feature scale and shift with the ReLU fused.
     torch_head => "torch_head", "tests/models/exporters/torch_head.onnx",
     torch_head_clean => "torch_head", "tests/models/exporters/torch_head_clean.onnx",
+    // PRelu capped by `Min`, HardSwish as `x · HardSigmoid(x)` and `x · relu6(x + 3) / 6`,
+    // hard sigmoid as `relu6(x + 3) · (1 / 6)`, SiLU as `x · Sigmoid(x)`.
+    gated_cnn => "gated_cnn", "tests/models/exporters/gated_cnn.onnx",
+    gated_cnn_clean => "gated_cnn", "tests/models/exporters/gated_cnn_clean.onnx",
 );
 
 fn arena(file: &str, options: &Options) -> usize {
@@ -51,7 +57,7 @@ fn arena(file: &str, options: &Options) -> usize {
 /// Every exporter-shaped model plans to its clean twin's arena within 5%, by default.
 #[test]
 fn exported_graphs_plan_to_their_clean_twins_arena() {
-    for name in ["keras_cnn", "tf_mobilenet", "torch_head"] {
+    for name in ["keras_cnn", "tf_mobilenet", "torch_head", "gated_cnn"] {
         let exported = arena(&format!("{name}.onnx"), &Options::default());
         let clean = arena(&format!("{name}_clean.onnx"), &Options::default());
         eprintln!("{name}: {exported} B, clean twin {clean} B");
@@ -96,4 +102,95 @@ fn keras_cnn_pooling_windows_share_bytes() {
     let parts = arena("keras_cnn.onnx", &options);
     eprintln!("keras_cnn at stream cost 15: {parts} B");
     assert!(parts < 29_008, "keras_cnn at stream cost 15: {parts} B");
+}
+
+/// The spelled-out activations fuse as the ONNX ops do: with streaming off, the exported
+/// model runs the same kernels as its clean twin, one per convolution with its activation as
+/// the epilogue (the PRelus, one after a MaxPool, run as their own in-place-able op).
+#[test]
+fn spelled_activations_fuse_into_their_convolutions() {
+    let ops = |file: &str| {
+        let path = models_dir().join("exporters").join(file);
+        let options = Options {
+            streaming: false,
+            ..Options::default()
+        };
+        let c = compile(&path, &options).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        c.graph
+            .nodes
+            .iter()
+            .map(|n| {
+                format!("{:?}", n.op)
+                    .split('(')
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join("(")
+            })
+            .collect::<Vec<_>>()
+    };
+    let (exported, clean) = (ops("gated_cnn.onnx"), ops("gated_cnn_clean.onnx"));
+    eprintln!("{exported:?}");
+    assert_eq!(exported, clean);
+    // Convolution, PRelu, four convolutions (two as matrix products), MaxPool, PRelu,
+    // convolution, global average, dense, softmax: no activation left on its own.
+    assert_eq!(exported.len(), 12, "{exported:?}");
+}
+
+/// A QDQ model's `LayerNormalization` (torch_head's clean twin through onnxruntime's static
+/// quantizer) runs as one int8 kernel per LayerNorm: each one's int8 output within one step
+/// of onnxruntime's (its QuantizeLinear), the model's output within one output step.
+#[test]
+fn int8_layer_norm_matches_onnxruntime() {
+    mod m {
+        microarena::include_model!(
+            "tests/models/exporters/torch_head_qdq.onnx",
+            self_test = true
+        );
+    }
+    assert!(m::Model::new().self_test(), "self_test failed");
+    let dir = models_dir().join("exporters");
+    let x = read_f32(&dir.join("torch_head.input.bin"));
+    let want = read_f32(&dir.join("torch_head_qdq.output.bin"));
+    let mut y = [f32::NAN; m::OUTPUT_LEN];
+    m::Model::new().run(x.as_slice().try_into().expect("input length"), &mut y);
+    let c = compile(&dir.join("torch_head_qdq.onnx"), &Options::default()).expect("compiles");
+    let step = c.graph.output_quant(0).expect("a dequantized output").scale;
+    for (i, (g, w)) in y.iter().zip(&want).enumerate() {
+        // Both sides dequantize an int8 value: whole steps apart, up to float rounding.
+        assert!(
+            (g - w).abs() <= step * 1.001,
+            "output {i}: {g} against onnxruntime's {w} (step {step})"
+        );
+    }
+    let g = &c.graph;
+    let norms: Vec<_> = g
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Normalization(NormalizationOp::LayerNormI8(_))))
+        .map(|n| n.output)
+        .collect();
+    assert_eq!(norms.len(), 2, "one int8 kernel per LayerNorm");
+    let reference = std::fs::read(dir.join("torch_head_qdq.ln.bin")).expect("reference");
+    let mut at = 0;
+    let mut exact = 0;
+    run_traced(g, &c.schedule, &c.plan, &[Values::F32(x)], |t, v| {
+        if !norms.contains(&t) {
+            return;
+        }
+        let got = v.i8();
+        let want = &reference[at..at + got.len()];
+        at += got.len();
+        for (k, (&a, &b)) in got.iter().zip(want).enumerate() {
+            let d = (i16::from(a) - i16::from(b as i8)).abs();
+            assert!(
+                d <= 1,
+                "`{}`[{k}]: {a} against {}",
+                g.tensor(t).name,
+                b as i8
+            );
+            exact += usize::from(d == 0);
+        }
+    });
+    assert_eq!(at, reference.len(), "both LayerNorms compared");
+    eprintln!("int8 LayerNorm: {exact} of {at} values equal to onnxruntime's");
 }

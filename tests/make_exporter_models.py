@@ -15,9 +15,23 @@ tests/exporters.rs. For a model NAME this writes, under tests/models/exporters/:
   blocks, NHWC flatten into the dense layer.
 - tf_mobilenet: a MobileNetV1-style stack as tf2onnx writes it: NHWC input, a Transpose
   sandwich around every convolution, ReLU6 as `Clip` between them (channels last).
+- gated_cnn: a MobileNetV3-style stack with its activations spelled as exporters write
+  them (PRelu capped by `Min`, HardSwish as `x · HardSigmoid(x)` and `x · relu6(x + 3) / 6`,
+  hard sigmoid as `relu6(x + 3) · (1 / 6)`, SiLU as `x · Sigmoid(x)`); its clean twin uses
+  the ONNX ops.
 - torch_head: a wake-word head as PyTorch's exporter writes it: `Gemm → LayerNorm → ReLU`
   twice, then a classifier, the LayerNorm spelled out (ReduceMean, Sub, Pow, ReduceMean,
   Add, Sqrt, Div, Mul, Add); its clean twin uses ONNX `LayerNormalization`.
+
+And an int8 (QDQ) twin of torch_head, for the int8 LayerNorm:
+
+  torch_head_qdq.onnx         torch_head_clean quantized by onnxruntime's static quantizer
+                              (QDQ, per-channel int8 weights, int8 activations): its
+                              `LayerNormalization`s run between DequantizeLinear and
+                              QuantizeLinear
+  torch_head_qdq.output.bin   onnxruntime's output on torch_head.input.bin
+  torch_head_qdq.ln.bin       onnxruntime's int8 value of each LayerNormalization's output
+                              (its QuantizeLinear), in graph order, concatenated
 
 Run:  python3 tests/make_exporter_models.py   (needs: pip install onnx onnxruntime numpy)
 """
@@ -158,9 +172,94 @@ def torch_head(exported):
     return build(n, [1, 64], y), [1, 64]
 
 
+def gated_cnn(exported):
+    """A MobileNetV3-style stack on 48×48 RGB with the activations exporters spell out:
+    PRelu (per-channel slopes) capped by `Min`; HardSwish as PyTorch's opset-13 exporter
+    writes it (`x · HardSigmoid(x)`) and as tf2onnx writes Keras' `x · relu6(x + 3) / 6`;
+    Keras' hard sigmoid `relu6(x + 3) · (1 / 6)`; SiLU as `x · Sigmoid(x)`; a PRelu after
+    a MaxPool (no producer to fuse into). The clean twin has ONNX `HardSwish` and
+    `HardSigmoid` ops (`Clip` for the cap); SiLU, which has no ONNX op at opset 17, is
+    spelled the same in both."""
+    n = Net("gated_cnn" if exported else "gated_cnn_clean", 44)
+    side = 48
+
+    def scalar(v, base):
+        return n.const(np.float32(v).reshape(()), base)
+
+    def prelu(x, c):
+        return n.node("PRelu", [x, n.const(n.rng.uniform(0.05, 0.3, size=(c, 1, 1)), "slope")])
+
+    def hard_swish(x, keras):
+        if not exported:
+            return n.node("HardSwish", [x])
+        if keras:
+            gate = n.node("Clip", [n.node("Add", [x, scalar(3.0, "three")]), scalar(0.0, "lo"),
+                                   scalar(6.0, "hi")], "relu6")
+            return n.node("Div", [n.node("Mul", [x, gate]), scalar(6.0, "six")], "hswish")
+        return n.node("Mul", [x, n.node("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)], "hswish")
+
+    x = prelu(n.conv("input", 3, 16, 3, stride=2), 16)
+    if exported:
+        x = n.node("Min", [x, n.const(np.full((1, 1, 1, 1), 4.0, np.float32), "cap")])
+    else:
+        x = n.node("Clip", [x, n.const(np.float32(-np.inf).reshape(()), "lo"), scalar(4.0, "hi")])
+    x = hard_swish(n.conv(x, 16, 16, 3, group=16), keras=False)
+    x = hard_swish(n.conv(x, 16, 24, 1), keras=True)
+    x = n.conv(x, 24, 24, 3, group=24)
+    if exported:
+        x = n.node("Mul", [n.node("Clip", [n.node("Add", [x, scalar(3.0, "three")]),
+                                           scalar(0.0, "lo"), scalar(6.0, "hi")], "relu6"),
+                           scalar(1.0 / 6.0, "sixth")], "hsigmoid")
+    else:
+        x = n.node("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)
+    x = n.conv(x, 24, 32, 1)
+    x = n.node("Mul", [x, n.node("Sigmoid", [x])], "silu")
+    x = n.node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    x = prelu(x, 32)
+    x = hard_swish(n.conv(x, 32, 32, 3, stride=2), keras=True)
+    x = n.node("GlobalAveragePool", [x], "pool")
+    x = n.node("Flatten", [x], "flat", axis=1)
+    y = n.node("Softmax", [n.gemm(x, 32, 5)], "probs", axis=-1)
+    return build(n, [1, 3, side, side], y), [1, 3, side, side]
+
+
+def torch_head_qdq():
+    """torch_head_clean quantized (see the module's doc), with onnxruntime's outputs."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(2001)
+            self.data = [{"input": rng.uniform(-1, 1, size=(1, 64)).astype(np.float32)}
+                         for _ in range(32)]
+
+        def get_next(self):
+            return self.data.pop() if self.data else None
+
+    src = os.path.join(OUT, "torch_head_clean.onnx")
+    path = os.path.join(OUT, "torch_head_qdq.onnx")
+    quantize_static(src, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    model = onnx.load(path)
+    lns = [n.output[0] for n in model.graph.node if n.op_type == "LayerNormalization"]
+    quantized = [n.output[0] for n in model.graph.node
+                 if n.op_type == "QuantizeLinear" and n.input[0] in lns]
+    assert len(quantized) == len(lns) == 2, (lns, quantized)
+    for name in quantized:
+        model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.INT8, None))
+    x = np.fromfile(os.path.join(OUT, "torch_head.input.bin"), dtype="<f4").reshape(1, 64)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y, *ln = sess.run(None, {"input": x})
+    np.asarray(y, dtype="<f4").tofile(os.path.join(OUT, "torch_head_qdq.output.bin"))
+    np.concatenate([v.reshape(-1) for v in ln]).astype(np.int8).tofile(
+        os.path.join(OUT, "torch_head_qdq.ln.bin"))
+    print(f"torch_head_qdq: {len(model.graph.node)} nodes, output {list(y.shape)}")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for make in [keras_cnn, tf_mobilenet, torch_head]:
+    for make in [keras_cnn, tf_mobilenet, torch_head, gated_cnn]:
         name = make.__name__
         rng = np.random.default_rng(2000)
         outputs = []
@@ -174,8 +273,9 @@ def main():
                 x.astype("<f4").tofile(os.path.join(OUT, name + ".input.bin"))
                 feed = x
             else:
-                # The clean twin reads the same values channels first.
-                feed = x.transpose(0, 3, 1, 2) if x.ndim == 4 else x
+                # The clean twin reads the same values channels first (where the exported
+                # model reads them channels last).
+                feed = x.transpose(0, 3, 1, 2) if x.ndim == 4 and list(x.shape) != shape else x
                 feed = np.ascontiguousarray(feed).reshape(shape)
             so = ort.SessionOptions()
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -187,6 +287,7 @@ def main():
             print(f"{file}: {len(model.graph.node)} nodes, output {list(y.shape)}")
         gap = float(np.max(np.abs(outputs[0] - outputs[1])))
         assert gap < 1e-5, f"{name}: the clean twin differs by {gap}"
+    torch_head_qdq()
     print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}",
           file=sys.stderr)
 

@@ -7,6 +7,8 @@
 //!   folded into its weights and bias, and elsewhere become one scale/shift kernel;
 //! - transposing copies that undo each other go, with the functions between them moved
 //!   (`layout.rs`): exporters' channels-last sandwiches around each convolution;
+//! - a product of a map and a clipped affine function or sigmoid of itself (HardSwish and
+//!   SiLU as exporters spell them) becomes one unary function;
 //! - unary functions are fused into the op that produces their input, as TFLite does;
 //! - nodes whose result nobody reads are removed.
 
@@ -31,6 +33,7 @@ pub fn optimize(g: &mut Graph) {
         changed |= scalar_binary_to_unary(g);
         changed |= fold_affine(g);
         changed |= layout::cancel_permutations(g);
+        changed |= fuse_gates(g);
         changed |= fuse_activations(g);
         changed |= remove_dead(g);
         if !changed {
@@ -336,6 +339,7 @@ fn simplest(a: Activation) -> Activation {
             min,
             max,
         },
+        None if as_gated_clip(a) == Some((1.0 / 6.0, 0.5, 0.0, 1.0)) => Activation::HardSwish,
         None => a,
     }
 }
@@ -374,9 +378,23 @@ pub fn compose(first: Activation, second: Activation) -> Option<Activation> {
         let (min, max) = (lo1.max(lo2), hi1.min(hi2));
         return (min <= max).then_some(Activation::LeakyReluClip { alpha, min, max });
     }
+    let unclipped = |lo: f32, hi: f32| lo == f32::NEG_INFINITY && hi == f32::INFINITY;
+    // A gate then a positive scale: `k · x · clip(u) = x · clip(k · u)` (HardSwish as
+    // `x · relu6(x + 3)` then `/ 6`).
+    if let (Some((s1, t1, lo1, hi1)), Some((k, 0.0, lo2, hi2))) =
+        (as_gated_clip(first), as_affine_clip(second))
+    {
+        return (k > 0.0 && k.is_finite() && unclipped(lo2, hi2)).then(|| {
+            simplest(Activation::GatedClip {
+                scale: k * s1,
+                shift: k * t1,
+                min: k * lo1,
+                max: k * hi1,
+            })
+        });
+    }
     let (s1, t1, lo1, hi1) = as_affine_clip(first)?;
     let (s2, t2, lo2, hi2) = as_affine_clip(second)?;
-    let unclipped = |lo: f32, hi: f32| lo == f32::NEG_INFINITY && hi == f32::INFINITY;
     if unclipped(lo1, hi1) {
         return Some(simplest(Activation::AffineClip {
             scale: s2 * s1,
@@ -385,18 +403,94 @@ pub fn compose(first: Activation, second: Activation) -> Option<Activation> {
             max: hi2,
         }));
     }
-    if s2 == 1.0 && t2 == 0.0 {
-        let (lo, hi) = (lo1.max(lo2), hi1.min(hi2));
+    // A clip, then an increasing affine map and a clip: `s2 · clip(u, lo1, hi1) + t2` is
+    // `clip(s2 · u + t2, s2 · lo1 + t2, s2 · hi1 + t2)` (Keras' hard sigmoid,
+    // `relu6(x + 3) · (1 / 6)`).
+    if s2 > 0.0 && s2.is_finite() && t2.is_finite() {
+        let (lo, hi) = ((s2 * lo1 + t2).max(lo2), (s2 * hi1 + t2).min(hi2));
         if lo <= hi {
             return Some(simplest(Activation::AffineClip {
-                scale: s1,
-                shift: t1,
+                scale: s2 * s1,
+                shift: s2 * t1 + t2,
                 min: lo,
                 max: hi,
             }));
         }
     }
     None
+}
+
+/// `(scale, shift, min, max)` of a gate `x · clip(x · scale + shift, min, max)`, if it is one.
+fn as_gated_clip(a: Activation) -> Option<(f32, f32, f32, f32)> {
+    match a {
+        Activation::HardSwish => Some((1.0 / 6.0, 0.5, 0.0, 1.0)),
+        Activation::GatedClip {
+            scale,
+            shift,
+            min,
+            max,
+        } => Some((scale, shift, min, max)),
+        _ => None,
+    }
+}
+
+/// `x · f(x)` where `f(x)` is computed for this product alone, and `f` a clip of an affine
+/// function or a sigmoid, becomes one unary function of `x`: HardSwish and SiLU as
+/// exporters spell them (`x · HardSigmoid(x)`, `x · relu6(x + 3) / 6`, `x · Sigmoid(x)`),
+/// which [`fuse_activations`] then folds into the producer of `x`.
+pub fn fuse_gates(g: &mut Graph) -> bool {
+    let mut changed = false;
+    let mut i = 0;
+    while i < g.nodes.len() {
+        let Op::Elementwise(ElementwiseOp::Binary(p)) = g.nodes[i].op else {
+            i += 1;
+            continue;
+        };
+        let full = |t: TensorId| {
+            g.tensor(t).in_arena() && g.tensor(t).len() == p.len() && !g.tensor(t).is_empty()
+        };
+        let [a, b] = g.nodes[i].inputs[..] else {
+            i += 1;
+            continue;
+        };
+        if p.op != BinaryOp::Mul || a == b || !full(a) || !full(b) {
+            i += 1;
+            continue;
+        }
+        let producers = g.producers();
+        let consumers = g.consumers();
+        let gate = [(a, b), (b, a)].into_iter().find_map(|(x, y)| {
+            let NodeId(j) = producers[y.0]?;
+            let Op::Activation(ActivationOp::Unary(f)) = g.nodes[j].op else {
+                return None;
+            };
+            let alone = consumers[y.0].len() == 1 && g.tensors[y.0].kind == TensorKind::Activation;
+            let gated = match f {
+                Activation::Sigmoid => Activation::Silu,
+                f => {
+                    let (scale, shift, min, max) = as_affine_clip(f)?;
+                    simplest(Activation::GatedClip {
+                        scale,
+                        shift,
+                        min,
+                        max,
+                    })
+                }
+            };
+            let then = compose(gated, p.act)?;
+            (alone && g.nodes[j].inputs == [x]).then_some((j, x, then))
+        });
+        let Some((j, x, act)) = gate else {
+            i += 1;
+            continue;
+        };
+        g.nodes[i].op = Op::Activation(ActivationOp::Unary(act));
+        g.nodes[i].inputs = vec![x];
+        g.nodes[i].rank = g.nodes[i].rank.max(g.nodes[j].rank);
+        g.nodes.remove(j);
+        changed = true;
+    }
+    changed
 }
 
 /// Fuses a unary node into the producer of its input when nobody else reads that input.
@@ -734,7 +828,43 @@ mod tests {
                 max: 1.0
             })
         );
-        assert_eq!(compose(relu, affine(2.0, 0.0)), None);
+        // A clip then an increasing affine map: the bounds move with it; decreasing: kept
+        // apart.
+        assert_eq!(
+            compose(relu, affine(2.0, 1.0)),
+            Some(Activation::AffineClip {
+                scale: 2.0,
+                shift: 1.0,
+                min: 1.0,
+                max: f32::INFINITY
+            })
+        );
+        assert_eq!(compose(relu, affine(-2.0, 0.0)), None);
+        // Keras' hard sigmoid, `relu6(x + 3) · (1 / 6)`; tf2onnx's HardSwish,
+        // `x · relu6(x + 3)` then `/ 6`.
+        let sixth = 1.0 / 6.0;
+        let relu6_of_x_plus_3 = compose(affine(1.0, 3.0), relu6).unwrap();
+        assert_eq!(
+            compose(relu6_of_x_plus_3, affine(sixth, 0.0)),
+            Some(Activation::AffineClip {
+                scale: sixth,
+                shift: 0.5,
+                min: 0.0,
+                max: 1.0
+            })
+        );
+        let gated = Activation::GatedClip {
+            scale: 1.0,
+            shift: 3.0,
+            min: 0.0,
+            max: 6.0,
+        };
+        assert_eq!(
+            compose(gated, affine(sixth, 0.0)),
+            Some(Activation::HardSwish)
+        );
+        assert_eq!(compose(gated, affine(-sixth, 0.0)), None);
+        assert_eq!(compose(gated, relu), None);
         assert_eq!(compose(Activation::Sigmoid, relu), None);
         assert_eq!(
             compose(Activation::Identity, Activation::Tanh),

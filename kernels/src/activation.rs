@@ -55,6 +55,21 @@ pub enum Activation {
     Tanh,
     /// `x * clip(x / 6 + 1/2, 0, 1)`
     HardSwish,
+    /// `x · clip(x · scale + shift, min, max)`: a map times a clipped affine function of
+    /// itself, as exporters spell HardSwish (`x · HardSigmoid(x)`, `x · relu6(x + 3) / 6`)
+    /// with other constants than [`HardSwish`](Self::HardSwish)'s.
+    GatedClip {
+        /// Multiplier inside the clip.
+        scale: f32,
+        /// Offset inside the clip.
+        shift: f32,
+        /// Lower bound of the gate (may be `-inf`).
+        min: f32,
+        /// Upper bound of the gate (may be `inf`).
+        max: f32,
+    },
+    /// `x · sigmoid(x)` (SiLU, Swish), as exporters spell it: `Mul(x, Sigmoid(x))`.
+    Silu,
     /// `exp(x)`
     Exp,
     /// `ln(x)`
@@ -112,6 +127,13 @@ impl Activation {
             Activation::Sigmoid => 1.0 / (1.0 + libm::expf(-x)),
             Activation::Tanh => libm::tanhf(x),
             Activation::HardSwish => x * clamp(x * (1.0 / 6.0) + 0.5, 0.0, 1.0),
+            Activation::GatedClip {
+                scale,
+                shift,
+                min,
+                max,
+            } => x * clamp(x * scale + shift, min, max),
+            Activation::Silu => x / (1.0 + libm::expf(-x)),
             Activation::Exp => libm::expf(x),
             Activation::Ln => libm::logf(x),
             Activation::Abs => libm::fabsf(x),
@@ -203,6 +225,13 @@ mod tests {
             Activation::Sigmoid,
             Activation::Tanh,
             Activation::HardSwish,
+            Activation::GatedClip {
+                scale: 1.0,
+                shift: 3.0,
+                min: 0.0,
+                max: 6.0,
+            },
+            Activation::Silu,
             Activation::Abs,
         ] {
             let mut want = [0.0; 16];
@@ -229,6 +258,17 @@ mod tests {
         assert!((Activation::Sigmoid.apply(0.0) - 0.5).abs() < 1e-7);
         assert_eq!(Activation::HardSwish.apply(-4.0), 0.0);
         assert_eq!(Activation::HardSwish.apply(4.0), 4.0);
+        let gated = Activation::GatedClip {
+            scale: 1.0,
+            shift: 3.0,
+            min: 0.0,
+            max: 6.0,
+        };
+        assert_eq!(gated.apply(-4.0), 0.0);
+        assert_eq!(gated.apply(1.0), 4.0);
+        assert_eq!(gated.apply(4.0), 24.0);
+        assert_eq!(Activation::Silu.apply(0.0), 0.0);
+        assert!((Activation::Silu.apply(2.0) - 2.0 / (1.0 + (-2.0f32).exp())).abs() < 1e-6);
         let hs = Activation::AffineClip {
             scale: 0.2,
             shift: 0.5,

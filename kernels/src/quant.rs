@@ -501,7 +501,7 @@ pub fn requantize_pair_dsp(a0: i32, a1: i32, scale: f32, zero_point: i32, lo: i8
 /// FPU: adding and subtracting 2^23 rounds |x| < 2^23 (larger floats, infinities and NaN are
 /// returned as they are); without one, libm's bit manipulation.
 #[inline]
-fn round_ties_even(x: f32) -> f32 {
+pub(crate) fn round_ties_even(x: f32) -> f32 {
     #[cfg(any(target_abi = "eabihf", target_arch = "x86_64", target_arch = "aarch64"))]
     {
         const TWO_23: f32 = 8_388_608.0;

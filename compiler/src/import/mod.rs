@@ -364,11 +364,19 @@ fn lower_qdq(
         match crate::ops::qdq_lowering(&at.node.op_type) {
             Some(lower) => lower(&mut l, &at)?,
             None => {
+                // A LayerNorm spelled out is quantized piece by piece (its mean, variance
+                // and square root each rounded to int8): only the op form has a kernel.
+                let hint = if at.node.op_type == "ReduceMean" {
+                    " (a LayerNorm spelled out as ReduceMean, Sub, Pow, Sqrt and Div: export \
+                     it as one ONNX `LayerNormalization`, opset 17 or later, before quantizing)"
+                } else {
+                    ""
+                };
                 return Err(at.err(format!(
-                    "no int8 lowering for {} in a QDQ model; supported: {}",
+                    "no int8 lowering for {} in a QDQ model{hint}; supported: {}",
                     at.node.op_type,
                     crate::ops::qdq_ops().join(", ")
-                )))
+                )));
             }
         }
     }

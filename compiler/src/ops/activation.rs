@@ -129,6 +129,8 @@ fn activation_of(at: &At, e: &ElementWiseOp) -> Result<Activation> {
         "Sigmoid" => Activation::Sigmoid,
         "Tanh" => Activation::Tanh,
         "HardSwish" => Activation::HardSwish,
+        // tract's declutter finds `x · Sigmoid(x)` (`crate::passes::fuse_gates` the rest).
+        "Silu" => Activation::Silu,
         "Exp" => Activation::Exp,
         "Ln" => Activation::Ln,
         "Abs" => Activation::Abs,
@@ -197,6 +199,17 @@ pub(crate) fn activation_tokens(a: &Activation) -> TokenStream {
         Activation::Sigmoid => quote!(#path::Sigmoid),
         Activation::Tanh => quote!(#path::Tanh),
         Activation::HardSwish => quote!(#path::HardSwish),
+        Activation::GatedClip {
+            scale,
+            shift,
+            min,
+            max,
+        } => {
+            let (scale, shift, min, max) =
+                (f32_lit(scale), f32_lit(shift), f32_lit(min), f32_lit(max));
+            quote!(#path::GatedClip { scale: #scale, shift: #shift, min: #min, max: #max })
+        }
+        Activation::Silu => quote!(#path::Silu),
         Activation::Exp => quote!(#path::Exp),
         Activation::Ln => quote!(#path::Ln),
         Activation::Abs => quote!(#path::Abs),

@@ -192,7 +192,7 @@ fn lower_qdq(cx: &mut QdqLowering, at: &QdqAt) -> Result<()> {
 
 /// True when `strides` walk `shape` in row-major order with no gap or repeat (axes of size
 /// 1 may have any stride).
-fn contiguous(shape: &[usize], strides: &[usize]) -> bool {
+pub(crate) fn contiguous(shape: &[usize], strides: &[usize]) -> bool {
     let mut expected = 1;
     for (&d, &s) in shape.iter().zip(strides).rev() {
         if d != 1 && s != expected {

@@ -3,26 +3,31 @@
 //! it (`crate::passes` builds these from tract's decluttered `Mul`/`Add` by a constant); and
 //! tract's `RmsNorm`, which LayerNorms become (ONNX `LayerNormalization`, or the
 //! ReduceMean/Sub/Pow/Sqrt/Div spelling: tract subtracts the mean, normalises by the root
-//! mean square, and scales and shifts per feature, which `crate::passes` makes a ScaleShift).
+//! mean square, and scales and shifts per feature, which `crate::passes` makes a ScaleShift);
+//! and a QDQ model's `LayerNormalization` between int8 tensors, one kernel
+//! (`kernels::normalization::layer_norm_i8`).
 
 use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::activation::activation_tokens;
-use super::{no_qdq, same_size_input, usize_lit as u, Call, Family, Inputs, Kernel};
+use super::{same_size_input, usize_lit as u, Call, Family, Inputs, Kernel};
 use crate::error::Result;
+use crate::import::qdq::{QdqAt, QdqLowering};
 use crate::import::typed::{At, TypedLowering};
-use crate::ir::{Graph, Node, Values};
-use crate::kernels::normalization::{self, RmsNorm, ScaleShift};
+use crate::ir::{DType, Graph, Node, TensorKind, Values};
+use crate::kernels::normalization::{
+    self, LayerNormI8, RmsNorm, ScaleShift, LAYER_NORM_I8_MAX_LEN,
+};
 use crate::kernels::Activation;
 
 /// The family's entry in the registry.
 pub(crate) const FAMILY: Family = Family {
     name: "normalization",
     onnx: &["BatchNormalization", "LayerNormalization"],
-    qdq: &[],
+    qdq: &["LayerNormalization"],
     lower,
-    lower_qdq: no_qdq,
+    lower_qdq,
 };
 
 /// The normalization family's ops.
@@ -32,6 +37,9 @@ pub enum NormalizationOp {
     ScaleShift(ScaleShift),
     /// `[x]`
     RmsNorm(RmsNorm),
+    /// `[x (i8), gamma, beta]`: gamma and beta in the output's scale (see
+    /// [`normalization::layer_norm_i8`]).
+    LayerNormI8(LayerNormI8),
 }
 
 /// tract folds BatchNormalization into `Mul` and `Add` by constants (the elementwise family
@@ -65,6 +73,89 @@ fn lower(cx: &mut TypedLowering, at: &At) -> Option<Result<()>> {
             vec![x],
         )
     }))
+}
+
+/// A QDQ `LayerNormalization`: `DequantizeLinear → LayerNormalization → QuantizeLinear`,
+/// its scale and bias dequantized weights or float constants, over the axes from `axis` on.
+fn lower_qdq(cx: &mut QdqLowering, at: &QdqAt) -> Result<()> {
+    let out = cx.quantized_output(at)?;
+    let x = cx.deq(at, 0)?;
+    let shape = cx.graph.tensor(x).shape.clone();
+    let axis = at.axis(at.attr_i("axis", -1), shape.len())?;
+    let (rows, len) = (
+        shape[..axis].iter().product::<usize>(),
+        shape[axis..].iter().product::<usize>(),
+    );
+    if len > LAYER_NORM_I8_MAX_LEN {
+        return Err(at.err(format!(
+            "an int8 LayerNormalization over {len} values a row (at most \
+             {LAYER_NORM_I8_MAX_LEN}): normalise a shorter axis, or keep this op in float"
+        )));
+    }
+    // Per value of a row, broadcast from a shorter trailing shape (or one value).
+    let per_value = |pos: usize, default: f64| -> Result<Vec<f64>> {
+        let Some((name, reals)) = cx.bias_reals(at, pos, |_| 1.0)? else {
+            return Ok(vec![default; len]);
+        };
+        match reals.len() {
+            1 => Ok(vec![reals[0]; len]),
+            n if n > 0 && len % n == 0 => Ok((0..len).map(|i| reals[i % n]).collect()),
+            n => Err(at.err(format!(
+                "`{name}` has {n} values for rows of {len}: it must broadcast to the \
+                 normalised axes"
+            ))),
+        }
+    };
+    let (gamma, beta) = (per_value(1, 1.0)?, per_value(2, 0.0)?);
+    let q = out.q;
+    let (s, z) = (f64::from(q.scale), f64::from(q.zero));
+    let gamma: Vec<f32> = gamma.iter().map(|g| (g / s) as f32).collect();
+    let beta: Vec<f32> = beta.iter().map(|b| (b / s + z) as f32).collect();
+    let mut constant = |what: &str, v: Vec<f32>| {
+        cx.graph.add_typed_tensor(
+            format!("{}.{what}", at.out()),
+            vec![len],
+            DType::F32,
+            TensorKind::Weight(v),
+            None,
+        )
+    };
+    let (gamma, beta) = (constant("gamma", gamma), constant("beta", beta));
+    let p = LayerNormI8 {
+        rows,
+        len,
+        in_scale: cx.quant(x).scale,
+        eps: at.attr_f("epsilon", 1e-5),
+        min: out.lo,
+        max: out.hi,
+    };
+    let y = cx.new_i8(at.out(), shape, q);
+    cx.emit(
+        at,
+        crate::ir::Op::Normalization(NormalizationOp::LayerNormI8(p)),
+        vec![x, gamma, beta],
+        y,
+    );
+    cx.bind_output(out, y);
+    Ok(())
+}
+
+fn layer_norm_i8_params(p: &LayerNormI8) -> TokenStream {
+    let LayerNormI8 {
+        rows,
+        len,
+        in_scale,
+        eps,
+        min,
+        max,
+    } = p;
+    let [rows, len] = [*rows, *len].map(u);
+    let (in_scale, eps) = (super::f32_lit(*in_scale), super::f32_lit(*eps));
+    quote! {
+        &::microarena::kernels::normalization::LayerNormI8 {
+            rows: #rows, len: #len, in_scale: #in_scale, eps: #eps, min: #min, max: #max,
+        }
+    }
 }
 
 fn rms_params(p: &RmsNorm) -> TokenStream {
@@ -104,6 +195,7 @@ impl Kernel for NormalizationOp {
         match self {
             NormalizationOp::ScaleShift(_) => "ScaleShift",
             NormalizationOp::RmsNorm(_) => "RmsNorm",
+            NormalizationOp::LayerNormI8(_) => "LayerNormI8",
         }
     }
 
@@ -111,6 +203,7 @@ impl Kernel for NormalizationOp {
         match self {
             NormalizationOp::ScaleShift(p) => Some(&mut p.act),
             NormalizationOp::RmsNorm(p) => Some(&mut p.act),
+            NormalizationOp::LayerNormI8(_) => None,
         }
     }
 
@@ -144,6 +237,16 @@ impl Kernel for NormalizationOp {
                     quote!(#path::rms_norm(#params, #x, #out);)
                 }
             }
+            NormalizationOp::LayerNormI8(p) => {
+                let params = layer_norm_i8_params(p);
+                let (gamma, beta) = (call.operand(1), call.operand(2));
+                if call.in_place.is_some() {
+                    quote!(#path::layer_norm_i8_in_place(#params, #out, #gamma, #beta);)
+                } else {
+                    let x = call.operand(0);
+                    quote!(#path::layer_norm_i8(#params, #x, #gamma, #beta, #out);)
+                }
+            }
         })
     }
 
@@ -153,6 +256,9 @@ impl Kernel for NormalizationOp {
                 normalization::scale_shift(p, ins.f32(0), ins.f32(1), ins.f32(2), out.f32_mut())
             }
             NormalizationOp::RmsNorm(p) => normalization::rms_norm(p, ins.f32(0), out.f32_mut()),
+            NormalizationOp::LayerNormI8(p) => {
+                normalization::layer_norm_i8(p, ins.i8(0), ins.f32(1), ins.f32(2), out.i8_mut())
+            }
         }
     }
 
@@ -162,6 +268,9 @@ impl Kernel for NormalizationOp {
                 normalization::scale_shift_in_place(p, io.f32_mut(), ins.f32(1), ins.f32(2))
             }
             NormalizationOp::RmsNorm(p) => normalization::rms_norm_in_place(p, io.f32_mut()),
+            NormalizationOp::LayerNormI8(p) => {
+                normalization::layer_norm_i8_in_place(p, io.i8_mut(), ins.f32(1), ins.f32(2))
+            }
         }
     }
 }

@@ -627,7 +627,25 @@ impl Op {
                 (same() && acts.len() == 2).then_some(RowRule::Flat)
             }
             Op::Elementwise(ElementwiseOp::Binary(_)) => {
-                (same() && acts.len() == 2 && node.inputs.len() == 2).then_some(RowRule::Flat)
+                // Two maps of the output's shape, or one and a constant per channel (a
+                // PRelu's slopes, a bias) or scalar, which every band reads whole.
+                let per_channel = |t: &crate::ir::Tensor| {
+                    let (s, o) = (&t.shape, &out.shape);
+                    let c = o[o.len() - 3];
+                    let at = |k: usize| if k < s.len() { s[s.len() - 1 - k] } else { 1 };
+                    s.len() <= o.len()
+                        && at(0) == 1
+                        && at(1) == 1
+                        && (at(2) == 1 || at(2) == c)
+                        && (3..s.len()).all(|k| at(k) == 1)
+                };
+                let constant = node
+                    .inputs
+                    .iter()
+                    .map(|&t| g.tensor(t))
+                    .filter(|t| !t.in_arena())
+                    .all(|t| t.is_weight() && per_channel(t));
+                (same() && node.inputs.len() == 2 && constant).then_some(RowRule::Flat)
             }
             Op::Gemm(super::gemm::GemmOp::F32(p)) => {
                 // A 1×1 convolution as a matrix product: weights × the `[C_in][H·W]` input.
@@ -746,15 +764,26 @@ impl Op {
                 (Op::Shape(super::shape::ShapeOp::Copy(p)), 0)
             }
             (Op::Elementwise(ElementwiseOp::Binary(b)), None) => {
-                let mut b = *b;
-                let len = channels * rows * width;
-                b.rank = 1;
-                b.shape = [0; crate::kernels::MAX_RANK];
-                b.shape[0] = len;
-                b.a_strides = [0; crate::kernels::MAX_RANK];
-                b.a_strides[0] = 1;
-                b.b_strides = b.a_strides;
-                (Op::Elementwise(ElementwiseOp::Binary(b)), 0)
+                // `[channels][rows · width]`: a map's band is contiguous; a constant (see
+                // `row_rule`) steps once per channel, or never (a scalar).
+                let plane = rows * width;
+                let band_strides = |strides: &[usize; crate::kernels::MAX_RANK]| {
+                    let s = &strides[..b.rank];
+                    let mut t = [0; crate::kernels::MAX_RANK];
+                    if super::elementwise::contiguous(&b.shape[..b.rank], s) {
+                        t[..2].copy_from_slice(&[plane, 1]);
+                    } else if s.iter().any(|&x| x != 0) {
+                        t[0] = 1;
+                    }
+                    t
+                };
+                let mut band = *b;
+                band.rank = 2;
+                band.shape = [0; crate::kernels::MAX_RANK];
+                band.shape[..2].copy_from_slice(&[channels, plane]);
+                band.a_strides = band_strides(&b.a_strides);
+                band.b_strides = band_strides(&b.b_strides);
+                (Op::Elementwise(ElementwiseOp::Binary(band)), 0)
             }
             (Op::Gemm(super::gemm::GemmOp::F32(p)), None) => {
                 let mut p = *p;
