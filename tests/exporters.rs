@@ -2,8 +2,8 @@
 //! `tests/models/exporters/`), each beside a clean twin of the same network: a Keras CNN as
 //! tf2onnx writes it (flat input reshaped to NHWC, a Transpose sandwich around every
 //! convolution and pooling, `LeakyRelu` then `Max(x, c)` with a `[1, 1, 1, 1]` constant as
-//! the clamp), a MobileNetV1-style stack with NHWC input and ReLU6 `Clip`s between
-//! Transpose sandwiches, and a PyTorch head with its LayerNorms spelled out. Each builds through `include_model!`, matches onnxruntime and plans
+//! the clamp), a MobileNetV1-style stack with NHWC input, ReLU6 `Clip`s and a Keras PReLU
+//! (slopes `[1, 1, C]`) between Transpose sandwiches, and a PyTorch head with its LayerNorms spelled out. Each builds through `include_model!`, matches onnxruntime and plans
 //! to its clean twin's arena: the layouts and the clamps cost nothing.
 use microarena_compiler::exec::{run_traced, Values};
 use microarena_compiler::ir::{NormalizationOp, Op};

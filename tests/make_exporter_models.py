@@ -14,7 +14,8 @@ tests/exporters.rs. For a model NAME this writes, under tests/models/exporters/:
   `LeakyRelu` then `Max(x, c)` with a `[1, 1, 1, 1]` constant as the clamp, MaxPool between
   blocks, NHWC flatten into the dense layer.
 - tf_mobilenet: a MobileNetV1-style stack as tf2onnx writes it: NHWC input, a Transpose
-  sandwich around every convolution, ReLU6 as `Clip` between them (channels last).
+  sandwich around every convolution, ReLU6 as `Clip` between them (channels last), and a
+  Keras PReLU after the first (its slopes channels last, `[1, 1, C]`).
 - gated_cnn: a MobileNetV3-style stack with its activations spelled as exporters write
   them (PRelu capped by `Min`, HardSwish as `x · HardSigmoid(x)` and `x · relu6(x + 3) / 6`,
   hard sigmoid as `relu6(x + 3) · (1 / 6)`, SiLU as `x · Sigmoid(x)`); its clean twin uses
@@ -112,12 +113,13 @@ def keras_cnn(exported):
 
 
 def tf_mobilenet(exported):
-    """A MobileNetV1-0.25-style stack on 48×48 RGB: a strided 3×3 convolution, then depthwise
-    3×3 + pointwise pairs (strides 1, 2, 1, 2, 1), ReLU6 after each, global average, dense."""
+    """A MobileNetV1-0.25-style stack on 48×48 RGB: a strided 3×3 convolution (PReLU), then
+    depthwise 3×3 + pointwise pairs (strides 1, 2, 1, 2, 1), ReLU6 after each, global
+    average, dense."""
     n = Net("tf_mobilenet" if exported else "tf_mobilenet_clean", 42)
     side = 48
 
-    def conv(x, ci, co, k, stride, group):
+    def conv(x, ci, co, k, stride, group, prelu=False):
         w = n.const(n.weights((co, ci // group, k, k), ci // group * k * k))
         b = n.const(n.rng.normal(0, 0.1, size=co))
         if exported:
@@ -127,9 +129,14 @@ def tf_mobilenet(exported):
                    pads=[p, p, p, p], group=group)
         if exported:
             x = n.node("Transpose", [x], perm=TO_NHWC)
+        if prelu:
+            # Keras' PReLU: its slopes per channel, channels last where exported.
+            slopes = n.rng.uniform(0.05, 0.3, size=co).astype(np.float32)
+            shape = (1, 1, co) if exported else (co, 1, 1)
+            return n.node("PRelu", [x, n.const(slopes.reshape(shape), "slope")])
         return n.relu6(x)
 
-    x = conv("input", 3, 8, 3, 2, 1)
+    x = conv("input", 3, 8, 3, 2, 1, prelu=True)
     c = 8
     for co, stride in [(16, 1), (32, 2), (32, 1), (64, 2), (64, 1)]:
         x = conv(x, c, c, 3, stride, c)

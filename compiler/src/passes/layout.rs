@@ -4,14 +4,19 @@
 //! transposing copies). Here those copies meet and go:
 //!
 //! - a permuting copy and a unary function after it trade places (the function then fuses
-//!   into the convolution before the copy);
+//!   into the convolution before the copy), and so do a permuting copy and a binary function
+//!   of it and a constant (a PRelu's slopes or a bias given channels last: the constant is
+//!   laid out as the copy's input);
 //! - two permuting copies in a row that undo each other become an alias;
 //! - a permuting copy read by a matrix product becomes the product's strides.
 //!
 //! A copy that cannot go stays a planned op like any other.
 
-use crate::ir::{ActivationOp, Graph, NodeId, Op, ShapeOp, TensorKind};
+use crate::import::typed::{broadcast_strides, simplify_strided, to_array};
+use crate::ir::{ActivationOp, DType, ElementwiseOp, Graph, NodeId, Op, ShapeOp, TensorKind};
+use crate::kernels::elementwise::Binary;
 use crate::kernels::shape::StridedCopy;
+use crate::kernels::MAX_RANK;
 
 /// The input index each output element of `p` reads, when `p` moves every element of an
 /// input of `len` elements exactly once (a transpose, a reshape): `None` otherwise.
@@ -54,6 +59,7 @@ fn permuting(g: &Graph, v: usize) -> Option<Vec<usize>> {
 pub fn cancel_permutations(g: &mut Graph) -> bool {
     let mut changed = false;
     changed |= move_functions_before_copies(g);
+    changed |= move_constant_binaries_before_copies(g);
     changed |= cancel_inverse_pairs(g);
     changed |= fold_into_products(g);
     changed
@@ -88,6 +94,131 @@ fn move_functions_before_copies(g: &mut Graph) -> bool {
         let name = format!("{}.before_copy", g.tensor(y).name);
         let m = g.add_typed_tensor(name, shape, dtype, TensorKind::Activation, None);
         g.nodes[f].inputs[0] = x;
+        g.nodes[f].output = m;
+        g.nodes[c].inputs[0] = m;
+        g.nodes[c].output = y;
+        g.nodes.swap(c, f);
+        changed = true;
+    }
+    changed
+}
+
+/// The values of operand `b_side` (`true`: `b`) of `p` at every element of its output, in
+/// row-major order.
+fn broadcast_values(p: &Binary, values: &[f32], b_side: bool) -> Vec<f32> {
+    let strides = if b_side { &p.b_strides } else { &p.a_strides };
+    let shape = &p.shape[..p.rank];
+    (0..p.len())
+        .map(|k| {
+            let (mut rest, mut at) = (k, 0);
+            for a in (0..p.rank).rev() {
+                at += (rest % shape[a].max(1)) * strides[a];
+                rest /= shape[a].max(1);
+            }
+            values[at]
+        })
+        .collect()
+}
+
+/// `full` (row-major over `shape`) as the smallest tensor that broadcasts back to it: size
+/// one on every axis along which it does not change.
+fn compress(full: &[f32], shape: &[usize]) -> (Vec<usize>, Vec<f32>) {
+    let strides: Vec<usize> = (0..shape.len())
+        .map(|a| shape[a + 1..].iter().product())
+        .collect();
+    let varies = |a: usize| {
+        (0..full.len())
+            .any(|k| !(k / strides[a]).is_multiple_of(shape[a]) && full[k] != full[k - strides[a]])
+    };
+    let kept: Vec<usize> = (0..shape.len())
+        .map(|a| if varies(a) { shape[a] } else { 1 })
+        .collect();
+    let n: usize = kept.iter().product();
+    let values = (0..n)
+        .map(|j| {
+            let (mut rest, mut at) = (j, 0);
+            for a in (0..shape.len()).rev() {
+                at += (rest % kept[a]) * strides[a];
+                rest /= kept[a];
+            }
+            full[at]
+        })
+        .collect();
+    (kept, values)
+}
+
+/// `copy → f(·, w)` becomes `f(·, w') → copy` for a binary function `f` of the copy (which
+/// it alone reads) and an f32 constant `w`: `w'` holds `w`'s value of each element where the
+/// copy's input has it, as small as it broadcasts (per channel, for a PRelu's slopes given
+/// channels last).
+fn move_constant_binaries_before_copies(g: &mut Graph) -> bool {
+    let mut changed = false;
+    for f in 0..g.nodes.len() {
+        let Op::Elementwise(ElementwiseOp::Binary(p)) = g.nodes[f].op else {
+            continue;
+        };
+        let consumers = g.consumers();
+        let producers = g.producers();
+        let [i0, i1] = g.nodes[f].inputs[..] else {
+            continue;
+        };
+        let (xi, t, w) = match (g.weight(i0).is_some(), g.weight(i1).is_some()) {
+            (false, true) => (0, i0, i1),
+            (true, false) => (1, i1, i0),
+            _ => continue,
+        };
+        let Some(NodeId(c)) = producers[t.0] else {
+            continue;
+        };
+        let y = g.nodes[f].output;
+        let Some(map) = permuting(g, c) else {
+            continue;
+        };
+        if consumers[t.0].len() != 1
+            || g.tensor(t).kind != TensorKind::Activation
+            || g.tensor(t).dtype != DType::F32
+            || g.tensor(t).shape != g.tensor(y).shape
+            || p.len() != g.tensor(t).len()
+        {
+            continue;
+        }
+        let x = g.nodes[c].inputs[0];
+        let xs = g.tensor(x).shape.clone();
+        if xs.len() > MAX_RANK {
+            continue;
+        }
+        // The constant at every output element, then where the copy reads that element.
+        let full = broadcast_values(&p, g.weight(w).expect("a weight"), xi == 0);
+        let mut moved = vec![0.0; full.len()];
+        for (k, &from) in map.iter().enumerate() {
+            moved[from] = full[k];
+        }
+        let (ws, values) = compress(&moved, &xs);
+        let (shape, strides) = simplify_strided(
+            &xs,
+            &[broadcast_strides(&xs, &xs), broadcast_strides(&ws, &xs)],
+        );
+        let (x_strides, w_strides) = (to_array(&strides[0]), to_array(&strides[1]));
+        let (a_strides, b_strides) = if xi == 0 {
+            (x_strides, w_strides)
+        } else {
+            (w_strides, x_strides)
+        };
+        let q = Binary {
+            rank: shape.len(),
+            shape: to_array(&shape),
+            a_strides,
+            b_strides,
+            ..p
+        };
+        let name = format!("{}.before_copy", g.tensor(w).name);
+        let w2 = g.add_typed_tensor(name, ws, DType::F32, TensorKind::Weight(values), None);
+        let name = format!("{}.before_copy", g.tensor(y).name);
+        let m = g.add_typed_tensor(name, xs, DType::F32, TensorKind::Activation, None);
+        let mut inputs = vec![x, x];
+        inputs[1 - xi] = w2;
+        g.nodes[f].op = Op::Elementwise(ElementwiseOp::Binary(q));
+        g.nodes[f].inputs = inputs;
         g.nodes[f].output = m;
         g.nodes[c].inputs[0] = m;
         g.nodes[c].output = y;
