@@ -307,6 +307,8 @@ fn streamed_and_unstreamed_plans_compute_the_same_bits() {
     // Stages ending in a global average (summing its rows as they come); stages whose int8
     // depthwise windows keep the rows they read again apart (split windows).
     let (mut reduced, mut split) = (0, 0);
+    // Stages pooling a producer's rows as they come (a 2×2 max pooling's one output row).
+    let mut pooled = 0;
     for seed in 0..cases() {
         let (bytes, int8) = network(seed);
         let path = dir.join(format!("case{seed}.onnx"));
@@ -349,6 +351,15 @@ fn streamed_and_unstreamed_plans_compute_the_same_bits() {
             }
             _ => false,
         }));
+        pooled += usize::from(on.graph.nodes.iter().any(|n| {
+            match &n.op {
+                microarena_compiler::ir::Op::Stream(s) => s
+                    .buffers
+                    .iter()
+                    .any(|b| b.what.contains("pooled as it comes")),
+                _ => false,
+            }
+        }));
         assert!(
             on.plan.arena_bytes <= off.plan.arena_bytes,
             "seed {seed}: streamed arena {} > unstreamed {}",
@@ -382,14 +393,17 @@ fn streamed_and_unstreamed_plans_compute_the_same_bits() {
     eprintln!(
         "{streamed} of {ran} random networks kept a streamed stage ({int8_streamed} of \
          {int8_ran} int8; {residual} with a residual Add inside; {reduced} ending in a global \
-         average; {split} with split depthwise windows)"
+         average; {split} with split depthwise windows; {pooled} pooling rows as they come)"
     );
     assert!(
         streamed * 3 >= ran
             && int8_streamed * 3 >= int8_ran
             && residual * 10 >= ran
             && reduced * 20 >= ran
-            && split * 100 >= ran,
+            && split * 100 >= ran
+            // Rare here (f32 2×2 max poolings at one row a pass); `tests/exporters.rs`
+            // checks the Keras CNN's two such poolings bit for bit too.
+            && pooled >= 1,
         "too few random networks streamed: the property tests little"
     );
 }

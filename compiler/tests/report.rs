@@ -259,7 +259,7 @@ fn plan_text_puts_the_three_orders_side_by_side() {
 
 /// The seed network: the baselines are what a runtime without our planning needs (the file's
 /// and tract's orders, nothing shared, not streamed: 107,776 B), beside our streamed plan
-/// (24,960 B), in the CLI's summary, the text table and the picture's title; the baselines
+/// (22,272 B), in the CLI's summary, the text table and the picture's title; the baselines
 /// have one step per op, ours one per stage.
 #[test]
 fn report_baselines_are_unoptimised() {
@@ -267,13 +267,13 @@ fn report_baselines_are_unoptimised() {
     let [file, tract, ours] = report::timelines(&c);
     assert_eq!(
         (file.arena_bytes, tract.arena_bytes, ours.arena_bytes),
-        (107_776, 107_776, 24_960)
+        (107_776, 107_776, 22_272)
     );
     assert_eq!(file.steps.len(), 6);
     assert!(ours.steps.len() < file.steps.len(), "{:?}", ours.steps);
     let svg = report::svg(&c, "chain.onnx", None);
     assert!(
-        svg.contains("arena: file 107,776 B · tract 107,776 B · ours 24,960 B"),
+        svg.contains("arena: file 107,776 B · tract 107,776 B · ours 22,272 B"),
         "{svg}"
     );
     check_structure("chain.onnx (baselines)", &c, &svg);
@@ -289,7 +289,7 @@ fn report_baselines_are_unoptimised() {
     std::fs::remove_file(&out_path).ok();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("arena 24,960 B (file order 107,776 B, tract order 107,776 B)"),
+        stdout.contains("arena 22,272 B (file order 107,776 B, tract order 107,776 B)"),
         "{stdout}"
     );
 }

@@ -54,6 +54,67 @@ fn take(kind: PoolKind, outs: &mut [f32], taps: &[f32]) {
     }
 }
 
+/// Every output of the row `out` takes its taps in input row `row`, in order of `kx`.
+#[inline(always)]
+fn take_row(p: &Pool2d, row: &[f32], out: &mut [f32]) {
+    let w = &p.window;
+    for kx in 0..w.k_w {
+        // Outputs whose tap kx lies inside the row: ox0..ox1, at column ox·stride + off.
+        let off = (kx * w.dil_w) as isize - w.pad_left as isize;
+        let (ox0, ox1) = valid_range(out.len(), row.len(), w.stride_w, off);
+        if ox0 >= ox1 {
+            continue;
+        }
+        let first = (ox0 as isize * w.stride_w as isize + off) as usize;
+        let outs = &mut out[ox0..ox1];
+        if w.stride_w == 1 {
+            take(p.kind, outs, &row[first..][..ox1 - ox0]);
+        } else {
+            let taps = row[first..].iter().step_by(w.stride_w);
+            for (o, &x) in outs.iter_mut().zip(taps) {
+                take(p.kind, core::slice::from_mut(o), &[x]);
+            }
+        }
+    }
+}
+
+/// True for a max pooling whose windows tile the rows: kernel height = stride, no padding
+/// or dilation along them, one image. Each input row then belongs to one output row, so a
+/// streamed stage can pool rows as they come ([`max_pool_row_into`]).
+pub fn pools_rows_apart(p: &Pool2d) -> bool {
+    let w = &p.window;
+    p.kind == PoolKind::Max
+        && p.batch == 1
+        && w.k_h == w.stride_h
+        && w.k_h > 1
+        && w.dil_h == 1
+        && w.pad_top == 0
+        && w.pad_bottom == 0
+        && w.out_h * w.k_h <= w.in_h
+}
+
+/// One input row of a max pooling whose windows tile the rows ([`pools_rows_apart`]),
+/// taken into the output row whose windows hold it, as their tap row `ky`: `input` is that
+/// row of each of the `c` channels (`in_w` values each), `output` the output row (`out_w`
+/// values a channel). Tap row 0 starts the row; the last applies the activation. The row
+/// sees its taps in [`pool2d`]'s order, so after its `k_h` rows it holds the same bits.
+pub fn max_pool_row_into(p: &Pool2d, ky: usize, input: &[f32], output: &mut [f32]) {
+    let w = &p.window;
+    let (iw, ow) = (w.in_w, w.out_w);
+    assert!(pools_rows_apart(p) && ky < w.k_h);
+    assert!(input.len() >= p.c * iw && output.len() >= p.c * ow);
+    for c in 0..p.c {
+        let out = &mut output[c * ow..][..ow];
+        if ky == 0 {
+            out.fill(f32::NEG_INFINITY);
+        }
+        take_row(p, &input[c * iw..][..iw], out);
+        if ky + 1 == w.k_h {
+            p.act.apply_slice(out);
+        }
+    }
+}
+
 /// Pooling (see [`Pool2d`]) a whole output row at a time: for each tap `(ky, kx)` of the
 /// window, in order, every output of the row whose window holds that tap inside the input
 /// takes it — a contiguous (or strided) loop over the row that vectorises, where walking each
@@ -76,25 +137,7 @@ pub fn pool2d(p: &Pool2d, input: &[f32], output: &mut [f32]) {
             });
             for ky in ky0..ky1 {
                 let row = &src[(y0 + (ky * w.dil_h) as isize) as usize * iw..][..iw];
-                for kx in 0..w.k_w {
-                    // Outputs whose tap kx lies inside the row: ox0..ox1, at column
-                    // ox·stride + off.
-                    let off = (kx * w.dil_w) as isize - w.pad_left as isize;
-                    let (ox0, ox1) = valid_range(ow, iw, w.stride_w, off);
-                    if ox0 >= ox1 {
-                        continue;
-                    }
-                    let first = (ox0 as isize * w.stride_w as isize + off) as usize;
-                    let outs = &mut out[ox0..ox1];
-                    if w.stride_w == 1 {
-                        take(p.kind, outs, &row[first..][..ox1 - ox0]);
-                    } else {
-                        let taps = row[first..].iter().step_by(w.stride_w);
-                        for (o, &x) in outs.iter_mut().zip(taps) {
-                            take(p.kind, core::slice::from_mut(o), &[x]);
-                        }
-                    }
-                }
+                take_row(p, row, out);
             }
             if let PoolKind::Average { count_include_pad } = p.kind {
                 for (ox, s) in out.iter_mut().enumerate() {
@@ -127,6 +170,82 @@ pub fn pool2d(p: &Pool2d, input: &[f32], output: &mut [f32]) {
 mod tests {
     extern crate std;
     use super::*;
+
+    /// Rows pooled as they come give [`pool2d`]'s bits: random 2×2 and 3×3 (stride = kernel
+    /// height) max poolings, a fused clip, NaNs and signed zeros among the values.
+    #[test]
+    fn max_pool_rows_into_equals_the_whole_pooling() {
+        use std::vec;
+        let mut next = crate::xorshift(0x600d_5eed);
+        for case in 0..200 {
+            let (k_h, k_w) = (2 + next(2), 1 + next(3));
+            let (c, out_h) = (1 + next(4), 1 + next(4));
+            let in_h = out_h * k_h + next(2);
+            let in_w = k_w + next(9);
+            let stride_w = 1 + next(3);
+            let window = Window2d {
+                in_h,
+                in_w,
+                out_h,
+                out_w: (in_w - k_w) / stride_w + 1,
+                k_h,
+                k_w,
+                stride_h: k_h,
+                stride_w,
+                dil_h: 1,
+                dil_w: 1,
+                pad_top: 0,
+                pad_left: 0,
+                pad_bottom: 0,
+                pad_right: 0,
+            };
+            let p = Pool2d {
+                batch: 1,
+                c,
+                window,
+                kind: PoolKind::Max,
+                act: if case % 2 == 0 {
+                    Activation::Identity
+                } else {
+                    Activation::Clip {
+                        min: -0.5,
+                        max: 0.5,
+                    }
+                },
+            };
+            assert!(pools_rows_apart(&p));
+            let x: std::vec::Vec<f32> = (0..c * in_h * in_w)
+                .map(|_| match next(20) {
+                    0 => f32::NAN,
+                    1 => 0.0,
+                    2 => -0.0,
+                    v => v as f32 / 10.0 - 1.0,
+                })
+                .collect();
+            let ow = window.out_w;
+            let mut want = vec![0.0f32; c * out_h * ow];
+            pool2d(&p, &x, &mut want);
+            for oy in 0..out_h {
+                let mut acc = vec![7.0f32; c * ow];
+                for ky in 0..k_h {
+                    let row: std::vec::Vec<f32> = (0..c)
+                        .flat_map(|ch| {
+                            let y = oy * k_h + ky;
+                            x[(ch * in_h + y) * in_w..][..in_w].iter().copied()
+                        })
+                        .collect();
+                    max_pool_row_into(&p, ky, &row, &mut acc);
+                }
+                for ch in 0..c {
+                    let got = &acc[ch * ow..][..ow];
+                    let w = &want[(ch * out_h + oy) * ow..][..ow];
+                    let bits =
+                        |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<std::vec::Vec<_>>();
+                    assert_eq!(bits(got), bits(w), "case {case} channel {ch} row {oy}");
+                }
+            }
+        }
+    }
 
     /// The window-by-window loops [`pool2d`] replaced: the oracle of its row-wise loops.
     fn pool2d_windows(p: &Pool2d, input: &[f32], output: &mut [f32]) {

@@ -71,6 +71,17 @@ pub enum PoolOp {
         /// The global average pooling.
         whole: Box<PoolOp>,
     },
+    /// `[row]` → one output row: one input row of a max pooling whose windows tile the rows
+    /// (`kernels::pool::pools_rows_apart`), taken as tap row `ky` of the output row (row 0
+    /// starts it, the others add to it: `kernels::pool::max_pool_row_into`). A streamed
+    /// stage pools the rows as its producer writes them, holding one output row instead of
+    /// the window's input rows.
+    MaxRowInto {
+        /// The pooling (its whole geometry).
+        geom: Pool2d,
+        /// Tap row.
+        ky: usize,
+    },
 }
 
 /// How an int8 average pooling turns a window's sum into an output, per window size.
@@ -129,7 +140,10 @@ impl PoolOp {
     /// The pooling's geometry.
     pub fn geometry(&self) -> &Pool2d {
         match self {
-            PoolOp::F32(p) | PoolOp::MaxI8 { geom: p, .. } | PoolOp::AvgI8 { geom: p, .. } => p,
+            PoolOp::F32(p)
+            | PoolOp::MaxI8 { geom: p, .. }
+            | PoolOp::AvgI8 { geom: p, .. }
+            | PoolOp::MaxRowInto { geom: p, .. } => p,
             PoolOp::RowSums { whole, .. } | PoolOp::AverageOfSums { whole } => whole.geometry(),
         }
     }
@@ -172,9 +186,10 @@ impl PoolOp {
     pub fn with_window(&self, window: Window2d) -> PoolOp {
         let mut op = self.clone();
         match &mut op {
-            PoolOp::F32(p) | PoolOp::MaxI8 { geom: p, .. } | PoolOp::AvgI8 { geom: p, .. } => {
-                p.window = window
-            }
+            PoolOp::F32(p)
+            | PoolOp::MaxI8 { geom: p, .. }
+            | PoolOp::AvgI8 { geom: p, .. }
+            | PoolOp::MaxRowInto { geom: p, .. } => p.window = window,
             PoolOp::RowSums { whole, .. } | PoolOp::AverageOfSums { whole } => {
                 **whole = whole.with_window(window)
             }
@@ -394,6 +409,7 @@ impl Kernel for PoolOp {
             PoolOp::AvgI8 { .. } => "AveragePoolI8",
             PoolOp::RowSums { .. } => "RowSums",
             PoolOp::AverageOfSums { .. } => "AverageOfSums",
+            PoolOp::MaxRowInto { .. } => "MaxRowInto",
         }
     }
 
@@ -403,7 +419,8 @@ impl Kernel for PoolOp {
             PoolOp::MaxI8 { .. }
             | PoolOp::AvgI8 { .. }
             | PoolOp::RowSums { .. }
-            | PoolOp::AverageOfSums { .. } => None,
+            | PoolOp::AverageOfSums { .. }
+            | PoolOp::MaxRowInto { .. } => None,
         }
     }
 
@@ -444,6 +461,10 @@ impl Kernel for PoolOp {
             PoolOp::F32(p) => {
                 let geom = geometry(p);
                 quote!(::microarena::kernels::pool::pool2d(&#geom, #x, #out);)
+            }
+            PoolOp::MaxRowInto { geom, ky } => {
+                let (geom, ky) = (geometry(geom), u(*ky));
+                quote!(::microarena::kernels::pool::max_pool_row_into(&#geom, #ky, #x, #out);)
             }
             PoolOp::MaxI8 { geom, lo, hi } => {
                 let geom = geometry(geom);
@@ -506,6 +527,9 @@ impl Kernel for PoolOp {
                 }
             }
             PoolOp::F32(p) => pool::pool2d(p, ins.f32(0), out.f32_mut()),
+            PoolOp::MaxRowInto { geom, ky } => {
+                pool::max_pool_row_into(geom, *ky, ins.f32(0), out.f32_mut())
+            }
             PoolOp::MaxI8 { geom, lo, hi } => {
                 pool::max_pool_i8(geom, *lo, *hi, ins.i8(0), out.i8_mut())
             }

@@ -148,7 +148,11 @@ impl StreamOp {
     /// the int8 depthwise kernel's per-channel set-up (its input rows copied into the padded
     /// plane, the channel's constants) about 150 instructions a channel; a dense int8 convolution about 400, plus a pass over its
     /// weights when the band has an odd number of pixels (they go in pairs); the tiled f32
-    /// one reloads its weights, about 4 instructions a weight; the f32 reference
+    /// one (register tiles in assembly since issue 37) about 600 and a quarter of an
+    /// instruction a weight (refitted on streamed f32 networks against their unstreamed plans
+    /// on the Cortex-M4: ResNet-8 +594 k instructions, `residual` +295 k, `wide_stem` +69 k,
+    /// `chain` +41 k, a Keras-style CNN +49 k; 4 a weight had estimated ResNet-8's 1.97 M and
+    /// the Keras CNN's 1.12 M); the f32 reference
     /// convolution (depthwise f32 among others) sets up each tap's valid rows and columns,
     /// about 80 instructions a weight, the f32 matrix product each weight's row loop, about
     /// 20; other ops about 150 (a call, a loop per channel). The constants are fitted to the
@@ -167,7 +171,7 @@ impl StreamOp {
                     80 * g.out_c as u64
                 }
                 Op::Conv(ConvOp::F32(g)) => 80 * weights(g),
-                Op::Conv(ConvOp::F32Tiled(g)) => 4 * weights(g),
+                Op::Conv(ConvOp::F32Tiled(g)) => 600 + weights(g) / 4,
                 Op::Conv(c) if c.geometry().groups > 1 => {
                     150 * (len / plane(&c.geometry().window)) as u64
                 }

@@ -19,6 +19,9 @@ enum Sym {
     Sums,
     /// A band call's own scratch (the int8 convolutions' `i16` copies).
     Kernel,
+    /// The output row of node `n`, a max pooling whose input rows are pooled into it as they
+    /// come (`PoolOp::MaxRowInto`).
+    Pooled(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -361,6 +364,36 @@ fn build_with(
         Vec::new()
     };
     sweep_ends.push(nodes.len());
+    // Max poolings whose windows tile the rows (2×2 stride 2), one output row a pass, from a
+    // producer that feeds nothing else, one row a pass: each row the producer writes (into
+    // the band) is pooled at once into the pooling's output row (`PoolOp::MaxRowInto`),
+    // which then goes on as the pooling's band would. The stage holds that one output row
+    // instead of a window of the producer's rows. `pooled_by[p]`: the pooling `p` feeds.
+    let mut pooled_by: Vec<Option<usize>> = vec![None; nodes.len()];
+    for n in 0..nodes.len() {
+        let Op::Pool(PoolOp::F32(pool)) = &nodes[n].op else {
+            continue;
+        };
+        let [e] = in_edges[n][..] else {
+            continue;
+        };
+        let producer = match edges[e].external {
+            None if !edges[e].split => local(edges[e].tensor),
+            _ => None,
+        };
+        let Some(q) = producer else {
+            continue;
+        };
+        if crate::kernels::pool::pools_rows_apart(pool)
+            && matches!(rules[n], RowRule::Window(_))
+            && out_edges[q] == [e]
+            && (rate[q], rate[n]) == (1, 1)
+            && !(n == last && reducer.is_some())
+        {
+            pooled_by[q] = Some(n);
+        }
+    }
+    let pools_rows = |n: usize| pooled_by.contains(&Some(n));
     let mut done = vec![0usize; nodes.len()];
     let mut passes: Vec<Vec<SymStep>> = Vec::new();
     let mut max_band = 0usize;
@@ -422,7 +455,13 @@ fn build_with(
                         })
                         .collect();
                     let mut window: Option<Window2d> = None;
-                    for (k, &e) in in_edges[n].iter().enumerate() {
+                    // (A pooling of rows as they come has no window: its row is made.)
+                    let windows = if pools_rows(n) {
+                        &[][..]
+                    } else {
+                        &in_edges[n][..]
+                    };
+                    for (k, &e) in windows.iter().enumerate() {
                         let (c, h, w, es) = chw(g, edges[e].tensor);
                         let dtype = g.tensor(edges[e].tensor).dtype;
                         let row = w * es;
@@ -556,7 +595,10 @@ fn build_with(
                     let kernel_scratch = (scratch > 0).then_some(scratch);
                     max_kernel = max_kernel.max(scratch);
                     let mut after = Vec::new();
-                    let dest = if n == last {
+                    let dest = if pooled_by[n].is_some() {
+                        // Into the band, from which each row is pooled at once.
+                        Sym::Band
+                    } else if n == last {
                         after.push(SymStep::Copy {
                             from: SymPlace::Sym(Sym::Band),
                             to: SymPlace::Output,
@@ -639,13 +681,60 @@ fn build_with(
                     if dest == Sym::Band {
                         max_band = max_band.max(c * rows * row);
                     }
-                    steps.push(SymStep::Call {
-                        node: n,
-                        op: Box::new(op),
-                        inputs: operands,
-                        output: (dest, c * rows * w, dtype),
-                        scratch: kernel_scratch,
-                    });
+                    if pools_rows(n) {
+                        // The pooled row, made by the producer's calls, goes where the band
+                        // would have: a window's next rows, or copied on from the band.
+                        let pooled = SymPlace::Sym(Sym::Pooled(n));
+                        if dest == Sym::Band {
+                            for st in &mut after {
+                                if let SymStep::Copy { from, .. } = st {
+                                    if *from == SymPlace::Sym(Sym::Band) {
+                                        *from = pooled;
+                                    }
+                                }
+                            }
+                        } else {
+                            let bytes = rows * row;
+                            steps.push(SymStep::Copy {
+                                from: pooled,
+                                to: SymPlace::Sym(dest),
+                                rows: RowCopy {
+                                    channels: c,
+                                    bytes,
+                                    src: 0,
+                                    src_channel: bytes,
+                                    dst: 0,
+                                    dst_channel: bytes,
+                                },
+                            });
+                        }
+                    } else {
+                        steps.push(SymStep::Call {
+                            node: n,
+                            op: Box::new(op),
+                            inputs: operands,
+                            output: (dest, c * rows * w, dtype),
+                            scratch: kernel_scratch,
+                        });
+                    }
+                    if let Some(pool) = pooled_by[n] {
+                        let Op::Pool(PoolOp::F32(geom)) = &nodes[pool].op else {
+                            unreachable!("a pooling of rows as they come is an f32 pooling");
+                        };
+                        let win = geom.window;
+                        for r in (a..b).filter(|&r| r < win.out_h * win.k_h) {
+                            steps.push(SymStep::Call {
+                                node: pool,
+                                op: Box::new(Op::Pool(PoolOp::MaxRowInto {
+                                    geom: *geom,
+                                    ky: r % win.k_h,
+                                })),
+                                inputs: vec![Some(SymOperand::Buf(Sym::Band, c * w, dtype))],
+                                output: (Sym::Pooled(pool), geom.c * win.out_w, dtype),
+                                scratch: None,
+                            });
+                        }
+                    }
                     steps.extend(after);
                     done[n] = b;
                     // Split edges into this node: the rows its next call reads again join the
@@ -794,6 +883,14 @@ fn build_with(
             (Sym::Kernel, "kernel scratch".into(), max_kernel),
             (Sym::Sums, "running sums".into(), max_sums),
         ])
+        .chain((0..nodes.len()).filter(|&n| pools_rows(n)).map(|n| {
+            let (c, _, w, es) = chw(g, nodes[n].output);
+            let what = format!(
+                "{} (a row, pooled as it comes)",
+                g.tensor(nodes[n].output).name
+            );
+            (Sym::Pooled(n), what, c * w * es)
+        }))
         .filter(|s| s.2 > 0)
         .collect();
     let slot = |s: Sym| syms.iter().position(|x| x.0 == s);
@@ -818,6 +915,7 @@ fn build_with(
                 inputs,
                 output,
                 scratch,
+                op,
                 ..
             } => (
                 inputs
@@ -830,8 +928,13 @@ fn build_with(
                     })
                     .chain(scratch.map(|_| Sym::Kernel))
                     .collect(),
-                // A band call writes its whole output (running sums add to theirs).
-                Some((output.0, output.0 != Sym::Sums)),
+                // A band call writes its whole output (running sums add to theirs, and so
+                // do a pooled row's taps after its first).
+                Some((
+                    output.0,
+                    output.0 != Sym::Sums
+                        && !matches!(**op, Op::Pool(PoolOp::MaxRowInto { ky, .. }) if ky > 0),
+                )),
             ),
         };
         for s in read {
