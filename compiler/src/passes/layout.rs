@@ -87,20 +87,26 @@ fn move_functions_before_copies(g: &mut Graph) -> bool {
         {
             continue;
         }
-        // f on the copy's input, into a new tensor of that shape; the copy then writes f's
-        // output. The nodes trade places in the list, which stays a topological order.
         let x = g.nodes[c].inputs[0];
-        let (shape, dtype) = (g.tensor(x).shape.clone(), g.tensor(y).dtype);
-        let name = format!("{}.before_copy", g.tensor(y).name);
-        let m = g.add_typed_tensor(name, shape, dtype, TensorKind::Activation, None);
-        g.nodes[f].inputs[0] = x;
-        g.nodes[f].output = m;
-        g.nodes[c].inputs[0] = m;
-        g.nodes[c].output = y;
-        g.nodes.swap(c, f);
+        trade_places(g, c, f, vec![x]);
         changed = true;
     }
     changed
+}
+
+/// Node `f`, which alone reads copy `c`'s output, runs on the copy's input instead (reading
+/// `inputs`), into a new tensor of that shape; the copy then writes `f`'s output. The nodes
+/// trade places in the list, which stays a topological order.
+fn trade_places(g: &mut Graph, c: usize, f: usize, inputs: Vec<crate::ir::TensorId>) {
+    let (x, y) = (g.nodes[c].inputs[0], g.nodes[f].output);
+    let (shape, dtype) = (g.tensor(x).shape.clone(), g.tensor(y).dtype);
+    let name = format!("{}.before_copy", g.tensor(y).name);
+    let m = g.add_typed_tensor(name, shape, dtype, TensorKind::Activation, None);
+    g.nodes[f].inputs = inputs;
+    g.nodes[f].output = m;
+    g.nodes[c].inputs[0] = m;
+    g.nodes[c].output = y;
+    g.nodes.swap(c, f);
 }
 
 /// The values of operand `b_side` (`true`: `b`) of `p` at every element of its output, in
@@ -213,16 +219,10 @@ fn move_constant_binaries_before_copies(g: &mut Graph) -> bool {
         };
         let name = format!("{}.before_copy", g.tensor(w).name);
         let w2 = g.add_typed_tensor(name, ws, DType::F32, TensorKind::Weight(values), None);
-        let name = format!("{}.before_copy", g.tensor(y).name);
-        let m = g.add_typed_tensor(name, xs, DType::F32, TensorKind::Activation, None);
         let mut inputs = vec![x, x];
         inputs[1 - xi] = w2;
         g.nodes[f].op = Op::Elementwise(ElementwiseOp::Binary(q));
-        g.nodes[f].inputs = inputs;
-        g.nodes[f].output = m;
-        g.nodes[c].inputs[0] = m;
-        g.nodes[c].output = y;
-        g.nodes.swap(c, f);
+        trade_places(g, c, f, inputs);
         changed = true;
     }
     changed
