@@ -35,6 +35,8 @@ macro_rules! exported {
 exported!(
     keras_cnn => "keras_cnn", "tests/models/exporters/keras_cnn.onnx",
     tf_mobilenet => "tf_mobilenet", "tests/models/exporters/tf_mobilenet.onnx",
+    // Stride-1 sandwiches ending in a channels-last `ReduceMean` over axes 1 and 2.
+    tf_stem => "tf_stem", "tests/models/exporters/tf_stem.onnx",
     // LayerNorm spelled out (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add) and,
     // in the clean twin, ONNX `LayerNormalization`: both as tract's `RmsNorm` of the
     // centred rows, then a per-feature scale and shift with the ReLU fused.
@@ -57,7 +59,13 @@ fn arena(file: &str, options: &Options) -> usize {
 /// Every exporter-shaped model plans to its clean twin's arena within 5%, by default.
 #[test]
 fn exported_graphs_plan_to_their_clean_twins_arena() {
-    for name in ["keras_cnn", "tf_mobilenet", "torch_head", "gated_cnn"] {
+    for name in [
+        "keras_cnn",
+        "tf_mobilenet",
+        "tf_stem",
+        "torch_head",
+        "gated_cnn",
+    ] {
         let exported = arena(&format!("{name}.onnx"), &Options::default());
         let clean = arena(&format!("{name}_clean.onnx"), &Options::default());
         eprintln!("{name}: {exported} B, clean twin {clean} B");

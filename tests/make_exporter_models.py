@@ -20,6 +20,8 @@ tests/exporters.rs. For a model NAME this writes, under tests/models/exporters/:
   them (PRelu capped by `Min`, HardSwish as `x · HardSigmoid(x)` and `x · relu6(x + 3) / 6`,
   hard sigmoid as `relu6(x + 3) · (1 / 6)`, SiLU as `x · Sigmoid(x)`); its clean twin uses
   the ONNX ops.
+- tf_stem: three stride-1 convolutions as tf2onnx writes them (NHWC input, sandwiches),
+  ending in `ReduceMean` over the channels-last axes 1 and 2.
 - torch_head: a wake-word head as PyTorch's exporter writes it: `Gemm → LayerNorm → ReLU`
   twice, then a classifier, the LayerNorm spelled out (ReduceMean, Sub, Pow, ReduceMean,
   Add, Sqrt, Div, Mul, Add); its clean twin uses ONNX `LayerNormalization`.
@@ -153,6 +155,30 @@ def tf_mobilenet(exported):
     return build(n, shape, y), shape
 
 
+def tf_stem(exported):
+    """Three 3×3 convolutions at stride 1 on 32×32 RGB (ReLU after each) as tf2onnx writes
+    them, NHWC input, a Transpose sandwich around each, then `ReduceMean` over the
+    channels-last spatial axes 1 and 2 and a dense layer; the clean twin: NCHW,
+    GlobalAveragePool."""
+    n = Net("tf_stem" if exported else "tf_stem_clean", 45)
+    x, c = "input", 3
+    for co in [16, 16, 24]:
+        if exported:
+            x = n.node("Transpose", [x], perm=TO_NCHW)
+        x = n.conv(x, c, co, 3)
+        if exported:
+            x = n.node("Transpose", [x], perm=TO_NHWC)
+        x = n.relu(x)
+        c = co
+    if exported:
+        x = n.node("ReduceMean", [x], "mean", axes=[1, 2], keepdims=0)
+    else:
+        x = n.node("Flatten", [n.node("GlobalAveragePool", [x], "pool")], "flat", axis=1)
+    x = n.gemm(x, c, 4)
+    shape = [1, 32, 32, 3] if exported else [1, 3, 32, 32]
+    return build(n, shape, x), shape
+
+
 def torch_head(exported):
     """64 features → 128 → 64 → 12 classes, a LayerNorm and a ReLU after each hidden layer."""
     n = Net("torch_head" if exported else "torch_head_clean", 43)
@@ -266,7 +292,7 @@ def torch_head_qdq():
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for make in [keras_cnn, tf_mobilenet, torch_head, gated_cnn]:
+    for make in [keras_cnn, tf_mobilenet, tf_stem, torch_head, gated_cnn]:
         name = make.__name__
         rng = np.random.default_rng(2000)
         outputs = []

@@ -8,12 +8,15 @@
 //!   of it and a constant (a PRelu's slopes or a bias given channels last: the constant is
 //!   laid out as the copy's input);
 //! - two permuting copies in a row that undo each other become an alias;
-//! - a permuting copy read by a matrix product becomes the product's strides.
+//! - a permuting copy read by a matrix product becomes the product's strides, and one read
+//!   by a reduction whose sums it does not reorder (a channels-last global average) goes.
 //!
 //! A copy that cannot go stays a planned op like any other.
 
 use crate::import::typed::{broadcast_strides, simplify_strided, to_array};
-use crate::ir::{ActivationOp, DType, ElementwiseOp, Graph, NodeId, Op, ShapeOp, TensorKind};
+use crate::ir::{
+    ActivationOp, DType, ElementwiseOp, Graph, NodeId, Op, ReduceOp, ShapeOp, TensorKind,
+};
 use crate::kernels::elementwise::Binary;
 use crate::kernels::shape::StridedCopy;
 use crate::kernels::MAX_RANK;
@@ -62,6 +65,56 @@ pub fn cancel_permutations(g: &mut Graph) -> bool {
     changed |= move_constant_binaries_before_copies(g);
     changed |= cancel_inverse_pairs(g);
     changed |= fold_into_products(g);
+    changed |= fold_into_reductions(g);
+    changed
+}
+
+/// A reduction reading a permuting copy (which it alone reads) reads the copy's input
+/// instead, when another split of that input into `outer × len × inner` gives every output
+/// the same values in the same order: tf2onnx's `ReduceMean` over axes 1 and 2 of a
+/// channels-last map is a channels-first global average of the map before the copy.
+fn fold_into_reductions(g: &mut Graph) -> bool {
+    let mut changed = false;
+    for r in 0..g.nodes.len() {
+        let Op::Reduce(ReduceOp::Reduce(p)) = g.nodes[r].op else {
+            continue;
+        };
+        let t = g.nodes[r].inputs[0];
+        let Some(NodeId(c)) = g.producers()[t.0] else {
+            continue;
+        };
+        let Some(map) = permuting(g, c) else {
+            continue;
+        };
+        if g.consumers()[t.0].len() != 1
+            || g.tensor(t).kind != TensorKind::Activation
+            || p.outer * p.len * p.inner != map.len()
+        {
+            continue;
+        }
+        // Output `k` (= o·inner + i) sums `t[(o·len + l)·inner + i]` over `l`; through the
+        // copy those are `x[map[..]]`, which must be `x[(o2·len + l)·inner2 + i2]` for the
+        // split of `k` by `inner2`.
+        let outs = p.outer * p.inner;
+        let same_sums = |inner2: usize| {
+            (0..outs).all(|k| {
+                let (o, i, o2, i2) = (k / p.inner, k % p.inner, k / inner2, k % inner2);
+                (0..p.len)
+                    .all(|l| map[(o * p.len + l) * p.inner + i] == (o2 * p.len + l) * inner2 + i2)
+            })
+        };
+        let Some(inner2) = (1..=outs).find(|&d| outs % d == 0 && same_sums(d)) else {
+            continue;
+        };
+        let x = g.nodes[c].inputs[0];
+        g.nodes[r].op = Op::Reduce(ReduceOp::Reduce(crate::kernels::reduce::Reduce {
+            outer: outs / inner2,
+            inner: inner2,
+            ..p
+        }));
+        g.nodes[r].inputs[0] = x;
+        changed = true;
+    }
     changed
 }
 
