@@ -218,6 +218,7 @@ mod tests {
     /// Against a float LayerNorm of the dequantized input (f64): within one step, and the
     /// in-place variant the same bytes.
     #[test]
+    #[cfg_attr(miri, ignore = "libm's sqrtf is inline assembly")]
     fn int8_layer_norm_is_within_a_step_of_the_float_one() {
         let (rows, len) = (5, 37);
         let mut seed = 12345u32;
