@@ -257,3 +257,30 @@ fn int8_layer_norm_matches_onnxruntime() {
     assert_eq!(at, reference.len(), "both LayerNorms compared");
     eprintln!("int8 LayerNorm: {exact} of {at} values equal to onnxruntime's");
 }
+
+/// A QDQ `LayerNormalization` over axes 1 and 2 whose scale and bias (`[4, 1]`) broadcast
+/// along the normalised axes rather than repeat as a trailing vector, a Relu after it: the
+/// output within one step of onnxruntime's.
+#[test]
+fn int8_layer_norm_broadcasts_its_scale_and_bias() {
+    let dir = models_dir().join("exporters");
+    let c = compile(
+        &dir.join("layer_norm_broadcast_qdq.onnx"),
+        &Options::default(),
+    )
+    .expect("compiles");
+    let x = read_f32(&dir.join("layer_norm_broadcast_qdq.input.bin"));
+    let want = read_f32(&dir.join("layer_norm_broadcast_qdq.output.bin"));
+    let y =
+        microarena_compiler::exec::run_values(&c.graph, &c.schedule, &c.plan, &[Values::F32(x)]);
+    let step = c.graph.output_quant(0).expect("a dequantized output").scale;
+    let got = y[0].f32();
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        // Both sides dequantize an int8 value: whole steps apart, up to float rounding.
+        assert!(
+            (g - w).abs() <= step * 1.001,
+            "[{i}]: {g} against {w} (step {step})"
+        );
+    }
+}

@@ -35,6 +35,9 @@ And an int8 (QDQ) twin of torch_head, for the int8 LayerNorm:
   torch_head_qdq.output.bin   onnxruntime's output on torch_head.input.bin
   torch_head_qdq.ln.bin       onnxruntime's int8 value of each LayerNormalization's output
                               (its QuantizeLinear), in graph order, concatenated
+  layer_norm_broadcast_qdq.*  a QDQ LayerNormalization over axes 1, 2 of [1, 4, 6] whose
+                              scale and bias are [4, 1] (broadcast, not a trailing vector),
+                              with onnxruntime's output
 
 Run:  python3 tests/make_exporter_models.py   (needs: pip install onnx onnxruntime numpy)
 """
@@ -290,6 +293,52 @@ def torch_head_qdq():
     print(f"torch_head_qdq: {len(model.graph.node)} nodes, output {list(y.shape)}")
 
 
+def layer_norm_broadcast_qdq():
+    """A QDQ `LayerNormalization` over axes 1 and 2 of `[1, 4, 6]` (after a MatMul) whose scale
+    and bias are `[4, 1]`: numpy broadcasting along the normalised axes, not a trailing
+    vector; a Relu after it. Writes layer_norm_broadcast_qdq.onnx, .input.bin and
+    .output.bin (onnxruntime)."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnx import numpy_helper
+    rng = np.random.default_rng(2002)
+    inits = [numpy_helper.from_array(rng.uniform(0.5, 1.5, size=(4, 1)).astype(np.float32), "g"),
+             numpy_helper.from_array(rng.normal(0, 0.2, size=(4, 1)).astype(np.float32), "b"),
+             numpy_helper.from_array(rng.normal(0, 0.3, size=(6, 6)).astype(np.float32), "w")]
+    nodes = [helper.make_node("MatMul", ["input", "w"], ["mm"]),
+             helper.make_node("LayerNormalization", ["mm", "g", "b"], ["ln"], axis=1,
+                              epsilon=1e-5),
+             helper.make_node("Relu", ["ln"], ["out"])]
+    graph = helper.make_graph(
+        nodes, "layer_norm_broadcast",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 6])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    src = os.path.join(OUT, "layer_norm_broadcast.onnx")
+    onnx.save(model, src)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.data = [{"input": rng.uniform(-1, 1, size=(1, 4, 6)).astype(np.float32)}
+                         for _ in range(16)]
+
+        def get_next(self):
+            return self.data.pop() if self.data else None
+
+    path = os.path.join(OUT, "layer_norm_broadcast_qdq.onnx")
+    quantize_static(src, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=False,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    os.remove(src)
+    x = rng.uniform(-1, 1, size=(1, 4, 6)).astype(np.float32)
+    x.astype("<f4").tofile(os.path.join(OUT, "layer_norm_broadcast_qdq.input.bin"))
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {"input": x})
+    np.asarray(y, dtype="<f4").tofile(os.path.join(OUT, "layer_norm_broadcast_qdq.output.bin"))
+    print(f"layer_norm_broadcast_qdq: output {list(y.shape)}")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for make in [keras_cnn, tf_mobilenet, tf_stem, torch_head, gated_cnn]:
@@ -321,6 +370,7 @@ def main():
         gap = float(np.max(np.abs(outputs[0] - outputs[1])))
         assert gap < 1e-5, f"{name}: the clean twin differs by {gap}"
     torch_head_qdq()
+    layer_norm_broadcast_qdq()
     print(f"onnx {onnx.__version__}, onnxruntime {ort.__version__}, numpy {np.__version__}",
           file=sys.stderr)
 

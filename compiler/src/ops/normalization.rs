@@ -92,19 +92,49 @@ fn lower_qdq(cx: &mut QdqLowering, at: &QdqAt) -> Result<()> {
              {LAYER_NORM_I8_MAX_LEN}): normalise a shorter axis, or keep this op in float"
         )));
     }
-    // Per value of a row, broadcast from a shorter trailing shape (or one value).
+    // Per value of a row: the constant broadcast (numpy's rules) to the normalised axes.
+    let norm = shape[axis..].to_vec();
     let per_value = |pos: usize, default: f64| -> Result<Vec<f64>> {
         let Some((name, reals)) = cx.bias_reals(at, pos, |_| 1.0)? else {
             return Ok(vec![default; len]);
         };
-        match reals.len() {
-            1 => Ok(vec![reals[0]; len]),
-            n if n > 0 && len % n == 0 => Ok((0..len).map(|i| reals[i % n]).collect()),
-            n => Err(at.err(format!(
-                "`{name}` has {n} values for rows of {len}: it must broadcast to the \
-                 normalised axes"
-            ))),
+        let given = cx.shape_of(&name).unwrap_or_else(|| vec![reals.len()]);
+        let lead = given.len().saturating_sub(norm.len());
+        let aligned: Vec<usize> = (0..norm.len())
+            .map(|a| {
+                (a + given.len())
+                    .checked_sub(norm.len())
+                    .map_or(1, |k| given[k])
+            })
+            .collect();
+        let fits = given[..lead].iter().all(|&d| d == 1)
+            && aligned.iter().zip(&norm).all(|(&g, &d)| g == 1 || g == d)
+            && aligned.iter().product::<usize>() == reals.len();
+        if !fits {
+            return Err(at.err(format!(
+                "`{name}` of shape {given:?} does not broadcast to the normalised axes \
+                 {norm:?}"
+            )));
         }
+        // Row-major strides of the aligned shape, none along its axes of size one.
+        let mut strides = vec![0; norm.len()];
+        let mut step = 1;
+        for a in (0..norm.len()).rev() {
+            if aligned[a] > 1 {
+                strides[a] = step;
+                step *= aligned[a];
+            }
+        }
+        Ok((0..len)
+            .map(|i| {
+                let (mut rest, mut k) = (i, 0);
+                for a in (0..norm.len()).rev() {
+                    k += rest % norm[a] * strides[a];
+                    rest /= norm[a];
+                }
+                reals[k]
+            })
+            .collect())
     };
     let (gamma, beta) = (per_value(1, 1.0)?, per_value(2, 0.0)?);
     let q = out.q;
