@@ -183,22 +183,14 @@ mod tests {
             let in_h = out_h * k_h + next(2);
             let in_w = k_w + next(9);
             let stride_w = 1 + next(3);
-            let window = Window2d {
-                in_h,
-                in_w,
-                out_h,
-                out_w: (in_w - k_w) / stride_w + 1,
-                k_h,
-                k_w,
-                stride_h: k_h,
-                stride_w,
-                dil_h: 1,
-                dil_w: 1,
-                pad_top: 0,
-                pad_left: 0,
-                pad_bottom: 0,
-                pad_right: 0,
-            };
+            let window = crate::window(
+                (in_h, in_w),
+                (k_h, k_w),
+                (k_h, stride_w),
+                (1, 1),
+                [0, 0, 0, 0],
+            );
+            assert_eq!(window.out_h, out_h);
             let p = Pool2d {
                 batch: 1,
                 c,

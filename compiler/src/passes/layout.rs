@@ -31,18 +31,24 @@ fn permutation(p: &StridedCopy, len: usize) -> Option<Vec<usize>> {
     let mut map = Vec::with_capacity(n);
     let mut seen = vec![false; n];
     for k in 0..n {
-        let (mut rest, mut at) = (k, p.offset);
-        for a in (0..p.rank).rev() {
-            let d = p.shape[a].max(1);
-            at += (rest % d) * p.in_strides[a];
-            rest /= d;
-        }
+        let at = p.offset + strided(&p.shape[..p.rank], &p.in_strides[..p.rank], k);
         if at >= n || std::mem::replace(&mut seen[at], true) {
             return None;
         }
         map.push(at);
     }
     Some(map)
+}
+
+/// Where element `k` (row-major over `shape`) lies at `strides`.
+fn strided(shape: &[usize], strides: &[usize], k: usize) -> usize {
+    let (mut rest, mut at) = (k, 0);
+    for (&d, &s) in shape.iter().zip(strides).rev() {
+        let d = d.max(1);
+        at += (rest % d) * s;
+        rest /= d;
+    }
+    at
 }
 
 /// The permutation node `v` applies, when it is a permuting copy of one activation.
@@ -168,14 +174,7 @@ fn broadcast_values(p: &Binary, values: &[f32], b_side: bool) -> Vec<f32> {
     let strides = if b_side { &p.b_strides } else { &p.a_strides };
     let shape = &p.shape[..p.rank];
     (0..p.len())
-        .map(|k| {
-            let (mut rest, mut at) = (k, 0);
-            for a in (0..p.rank).rev() {
-                at += (rest % shape[a].max(1)) * strides[a];
-                rest /= shape[a].max(1);
-            }
-            values[at]
-        })
+        .map(|k| values[strided(shape, &strides[..p.rank], k)])
         .collect()
 }
 
@@ -193,16 +192,7 @@ fn compress(full: &[f32], shape: &[usize]) -> (Vec<usize>, Vec<f32>) {
         .map(|a| if varies(a) { shape[a] } else { 1 })
         .collect();
     let n: usize = kept.iter().product();
-    let values = (0..n)
-        .map(|j| {
-            let (mut rest, mut at) = (j, 0);
-            for a in (0..shape.len()).rev() {
-                at += (rest % kept[a]) * strides[a];
-                rest /= kept[a];
-            }
-            full[at]
-        })
-        .collect();
+    let values = (0..n).map(|j| full[strided(&kept, &strides, j)]).collect();
     (kept, values)
 }
 
