@@ -4,8 +4,9 @@
 //! `crate::plan::stream` chooses the region and works out the program: which op computes
 //! which output rows when, with which band geometry, and the row copies that keep every
 //! window in the layout the op's ordinary kernel reads. This module holds that program
-//! ([`StreamOp`]) as one op of the graph, emits it (straight-line band calls, the repeating
-//! middle as one loop) and runs it on the host.
+//! ([`StreamOp`]) as one op of the graph, emits it (a table of steps run by one loop, or
+//! straight-line calls for a short program; the repeating middle a loop either way) and runs
+//! it on the host.
 //!
 //! Every band call is an ordinary op of another family with fewer rows (see
 //! [`Op::band`](crate::ir::Op::band)): the same kernels, the same per-element arithmetic, so
@@ -278,6 +279,161 @@ fn region_at(off: TokenStream, len: usize, dtype: DType) -> TokenStream {
     }
 }
 
+/// One step of a stage's program as generated code.
+enum Action {
+    /// A row copy between arena places (absolute byte offsets): data, a row of the stage's
+    /// copy table, when the program is a table.
+    Copy(RowCopy),
+    /// A statement: a band call, or a copy of the caller's rows into the arena.
+    Code(TokenStream),
+}
+
+/// Programs of at least this many steps (a repeated block's counted once) are emitted as a
+/// table run by one loop (see [`program_table`]); shorter ones as straight-line code.
+const TABLE_MIN_STEPS: usize = 16;
+
+/// The fields of `c` in declaration order.
+fn copy_fields(c: &RowCopy) -> [usize; 6] {
+    [
+        c.channels,
+        c.bytes,
+        c.src,
+        c.src_channel,
+        c.dst,
+        c.dst_channel,
+    ]
+}
+
+/// The program as straight-line statements (a repeated block as a `for` loop).
+fn straight_line(blocks: &[(usize, Vec<Action>)]) -> TokenStream {
+    let blocks = blocks.iter().map(|(repeat, steps)| {
+        let steps = steps.iter().map(|a| match a {
+            Action::Copy(c) => {
+                let [channels, bytes, src, src_channel, dst, dst_channel] =
+                    copy_fields(c).map(usize_lit);
+                quote! {
+                    ::microarena::kernels::stream::copy_rows(
+                        self.arena.bytes_mut(),
+                        &::microarena::kernels::stream::RowCopy {
+                            channels: #channels, bytes: #bytes, src: #src,
+                            src_channel: #src_channel, dst: #dst, dst_channel: #dst_channel,
+                        },
+                    );
+                }
+            }
+            Action::Code(code) => code.clone(),
+        });
+        if *repeat == 1 {
+            quote!(#(#steps)*)
+        } else {
+            let n = usize_lit(*repeat);
+            quote!(for _ in 0..#n { #(#steps)* })
+        }
+    });
+    quote!(#(#blocks)*)
+}
+
+/// The program as data. A stage runs each op once per band and moves rows between passes:
+/// hundreds of steps, on which straight-line code spends 8–12 bytes of flash each, plus a
+/// 24-byte `RowCopy` per distinct copy (ResNet-8: 837 steps, 13 KiB of code). Here each
+/// distinct statement is one arm of a `match`, each distinct row copy one row of a static
+/// table (`u16` fields when every offset fits), and the program a static list of step
+/// numbers (a byte each up to 256 distinct steps) that one loop runs, its blocks (start,
+/// end, repeat) an outer one. A step costs a few instructions more than a direct call, next
+/// to a band's kernel call or a row copy nothing.
+fn program_table(blocks: &[(usize, Vec<Action>)]) -> TokenStream {
+    let mut arms: Vec<TokenStream> = Vec::new();
+    let mut arm_index: std::collections::HashMap<String, usize> = Default::default();
+    let mut copies: Vec<RowCopy> = Vec::new();
+    let mut copy_index: std::collections::HashMap<[usize; 6], usize> = Default::default();
+    // Each step: an arm (`Ok`) or a copy (`Err`), numbered once all arms are known.
+    let mut steps: Vec<Result<usize, usize>> = Vec::new();
+    let mut spans = Vec::new();
+    for (repeat, actions) in blocks {
+        let start = steps.len();
+        for a in actions {
+            steps.push(match a {
+                Action::Code(code) => {
+                    let next = arms.len();
+                    let k = *arm_index.entry(code.to_string()).or_insert(next);
+                    if k == next {
+                        arms.push(code.clone());
+                    }
+                    Ok(k)
+                }
+                Action::Copy(c) => {
+                    let next = copies.len();
+                    let k = *copy_index.entry(copy_fields(c)).or_insert(next);
+                    if k == next {
+                        copies.push(*c);
+                    }
+                    Err(k)
+                }
+            });
+        }
+        spans.push((start, steps.len(), *repeat));
+    }
+    let n_arms = arms.len();
+    let step_type = if n_arms + copies.len() <= 256 {
+        quote!(u8)
+    } else {
+        quote!(u16)
+    };
+    let numbers = steps.iter().map(|s| match s {
+        Ok(k) => usize_lit(*k),
+        Err(k) => usize_lit(n_arms + k),
+    });
+    let n_steps = usize_lit(steps.len());
+    let n_spans = usize_lit(spans.len());
+    let spans = spans.iter().map(|&(s, e, r)| {
+        let (s, e, r) = (usize_lit(s), usize_lit(e), usize_lit(r));
+        quote!((#s, #e, #r))
+    });
+    let arm_numbers = (0..n_arms).map(usize_lit);
+    let copy_arm = if copies.is_empty() {
+        quote!(_ => {})
+    } else {
+        let short = copies
+            .iter()
+            .all(|c| copy_fields(c).iter().all(|&v| v <= usize::from(u16::MAX)));
+        let field_type = if short { quote!(u16) } else { quote!(u32) };
+        let rows = copies.iter().map(|c| {
+            let f = copy_fields(c).map(usize_lit);
+            quote!([#(#f),*])
+        });
+        let n_copies = usize_lit(copies.len());
+        let first = usize_lit(n_arms);
+        quote! {
+            k => {
+                static COPIES: [[#field_type; 6]; #n_copies] = [#(#rows),*];
+                let c = &COPIES[k as usize - #first];
+                ::microarena::kernels::stream::copy_rows(
+                    self.arena.bytes_mut(),
+                    &::microarena::kernels::stream::RowCopy {
+                        channels: c[0] as usize, bytes: c[1] as usize, src: c[2] as usize,
+                        src_channel: c[3] as usize, dst: c[4] as usize,
+                        dst_channel: c[5] as usize,
+                    },
+                );
+            }
+        }
+    };
+    quote! {
+        static PROGRAM: [#step_type; #n_steps] = [#(#numbers),*];
+        const BLOCKS: [(usize, usize, usize); #n_spans] = [#(#spans),*];
+        for &(start, end, repeat) in BLOCKS.iter() {
+            for _ in 0..repeat {
+                for &k in &PROGRAM[start..end] {
+                    match k {
+                        #(#arm_numbers => { #arms })*
+                        #copy_arm
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl StreamOp {
     /// Byte offset of `place` in the arena, given the stage node's operand offsets.
     fn base(place: Place, call: &Call) -> usize {
@@ -289,7 +445,7 @@ impl StreamOp {
         }
     }
 
-    fn emit_step(&self, step: &Step, call: &Call, helpers: &mut Helpers) -> TokenStream {
+    fn emit_step(&self, step: &Step, call: &Call, helpers: &mut Helpers) -> Action {
         match step {
             Step::Copy {
                 from: Place::Caller(k, dtype),
@@ -314,7 +470,7 @@ impl StreamOp {
                     DType::I8 => quote!(i8_mut),
                     _ => quote!(f32_mut),
                 };
-                quote! {
+                Action::Code(quote! {
                     ::microarena::kernels::stream::RowSource::read_rows(
                         &#caller,
                         self.arena.#view(#window),
@@ -323,36 +479,14 @@ impl StreamOp {
                             src_channel: #src_channel, dst: 0, dst_channel: #dst_channel,
                         },
                     );
-                }
+                })
             }
-            Step::Copy { from, to, rows } => {
-                let RowCopy {
-                    channels,
-                    bytes,
-                    src,
-                    src_channel,
-                    dst,
-                    dst_channel,
-                } = *rows;
-                let src = usize_lit(src + Self::base(*from, call));
-                let dst = usize_lit(dst + Self::base(*to, call));
-                let (channels, bytes, src_channel, dst_channel) = (
-                    usize_lit(channels),
-                    usize_lit(bytes),
-                    usize_lit(src_channel),
-                    usize_lit(dst_channel),
-                );
-                quote! {
-                    ::microarena::kernels::stream::copy_rows(
-                        self.arena.bytes_mut(),
-                        &::microarena::kernels::stream::RowCopy {
-                            channels: #channels, bytes: #bytes, src: #src,
-                            src_channel: #src_channel, dst: #dst, dst_channel: #dst_channel,
-                        },
-                    );
-                }
-            }
-            Step::Call { .. } => self.band_call(step, call, helpers),
+            Step::Copy { from, to, rows } => Action::Copy(RowCopy {
+                src: rows.src + Self::base(*from, call),
+                dst: rows.dst + Self::base(*to, call),
+                ..*rows
+            }),
+            Step::Call { .. } => Action::Code(self.band_call(step, call, helpers)),
         }
     }
 
@@ -468,25 +602,26 @@ impl Kernel for StreamOp {
 
     fn emit(&self, call: &Call) -> TokenStream {
         let mut helpers = Helpers::default();
-        let blocks: Vec<TokenStream> = self
+        let blocks: Vec<(usize, Vec<Action>)> = self
             .program
             .iter()
             .map(|b| {
-                let steps: Vec<TokenStream> = b
+                let steps = b
                     .steps
                     .iter()
                     .map(|s| self.emit_step(s, call, &mut helpers))
                     .collect();
-                if b.repeat == 1 {
-                    quote!(#(#steps)*)
-                } else {
-                    let n = usize_lit(b.repeat);
-                    quote!(for _ in 0..#n { #(#steps)* })
-                }
+                (b.repeat, steps)
             })
             .collect();
+        let steps: usize = blocks.iter().map(|(_, s)| s.len()).sum();
+        let program = if steps >= TABLE_MIN_STEPS {
+            program_table(&blocks)
+        } else {
+            straight_line(&blocks)
+        };
         let helpers = helpers.definitions();
-        quote!({ #helpers #(#blocks)* })
+        quote!({ #helpers #program })
     }
 
     /// Runs the program on one byte buffer laid out as scratch, inputs, output (the same
