@@ -560,7 +560,6 @@ impl Kernel for ConvOp {
                 let kernel = match self {
                     ConvOp::I8Tiled(.., Chunked(false)) => Some(quote!(conv2d_i8_tiled)),
                     ConvOp::I8Tiled(.., Chunked(true)) => Some(quote!(conv2d_i8_tiled_chunked)),
-                    ConvOp::I8Depthwise(..) => Some(quote!(conv2d_i8_depthwise)),
                     _ => None,
                 };
                 let ConvI8 {
@@ -587,15 +586,19 @@ impl Kernel for ConvOp {
                 };
                 // A streamed stage's depthwise window whose first rows are kept apart
                 // (input 3, see `plan::stream`).
-                if let (ConvOp::I8Depthwise(..), Some(kept)) =
-                    (self, call.operands.get(3).and_then(Option::as_ref))
-                {
+                // Every depthwise call names its code path (`depthwise_variant`, a `const fn`
+                // of the same parameters): only that path's code is in the firmware.
+                if let ConvOp::I8Depthwise(..) = self {
+                    let kept = call.operands.get(3).and_then(Option::as_ref);
+                    let kept = kept.cloned().unwrap_or_else(|| quote!(&[]));
                     let scratch = call.scratch.as_ref().expect("the kernel has scratch");
-                    return call.wrap(quote! {
-                        ::microarena::kernels::conv::conv2d_i8_depthwise_split(
-                            #params, #kept, #x, #w, #bias, #rq, #scratch, #out,
-                        );
-                    });
+                    let code = quote! {
+                        ::microarena::kernels::conv::conv2d_i8_depthwise_split_as::<
+                            _,
+                            { ::microarena::kernels::conv::depthwise_variant(#params) },
+                        >(#params, #kept, #x, #w, #bias, #rq, #scratch, #out);
+                    };
+                    return call.wrap(code);
                 }
                 if let Some(kernel) = kernel {
                     let scratch = call.scratch.as_ref().expect("the kernel has scratch");

@@ -94,6 +94,53 @@ pub fn conv2d_i8_depthwise<S: ChannelScale>(
     conv2d_i8_depthwise_split(p, &[], input, packed, bias, scales, scratch, output)
 }
 
+/// Bit of a [`depthwise_variant`]: the output range is narrower than int8's.
+pub const DW_CLAMP: u8 = 1 << 1;
+/// Bit of a [`depthwise_variant`]: the rows have an odd number of pixels.
+pub const DW_ODD: u8 = 1 << 0;
+
+/// The code path [`conv2d_i8_depthwise_split_as`] takes for `p`, as a number for its
+/// `VARIANT` parameter: the kernel geometry (3×3 at horizontal stride 1 or 2 with rows of two
+/// pixels or more, or any other), whether the output range clamps ([`DW_CLAMP`]) and whether
+/// the rows are odd ([`DW_ODD`]). Never 0 (0 means "decide at run time").
+///
+/// ```
+/// use microarena_kernels::conv::{depthwise_variant, Conv2d, ConvI8, DW_CLAMP, DW_ODD};
+/// use microarena_kernels::{Activation, Window2d};
+/// let p = ConvI8 {
+///     geom: Conv2d {
+///         batch: 1,
+///         in_c: 8,
+///         out_c: 8,
+///         groups: 8,
+///         window: Window2d::uniform(5, 5, 3, 3, 1, 1, 1),
+///         act: Activation::Identity,
+///     },
+///     input_zero: 0,
+///     output_zero: 0,
+///     lo: -128,
+///     hi: 127,
+/// };
+/// let v = depthwise_variant(&p);
+/// assert!(v != 0 && v & DW_ODD != 0 && v & DW_CLAMP == 0);
+/// assert!(depthwise_variant(&ConvI8 { lo: 0, ..p }) & DW_CLAMP != 0);
+/// ```
+pub const fn depthwise_variant(p: &ConvI8) -> u8 {
+    let w = &p.geom.window;
+    let kind: u8 = match (w.k_h, w.k_w, w.stride_w, w.dil_w) {
+        (3, 3, 1, 1) if w.out_w >= 2 => 1,
+        (3, 3, 2, 1) if w.out_w >= 2 => 2,
+        _ => 3,
+    };
+    let clamp = if p.lo != i8::MIN || p.hi != i8::MAX {
+        DW_CLAMP
+    } else {
+        0
+    };
+    let odd = if w.out_w % 2 == 1 { DW_ODD } else { 0 };
+    kind << 2 | clamp | odd
+}
+
 /// [`conv2d_i8_depthwise`] on an input whose rows lie in two places: each channel's first
 /// `kept` rows in `kept_rows` (`[batch][in_c][kept][in_w]`, `kept = kept_rows.len() /
 /// (batch · in_c · in_w)`), the other `in_h − kept` in `input` (`[batch][in_c][in_h −
@@ -114,6 +161,38 @@ pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
     scratch: &mut [i16],
     output: &mut [i8],
 ) {
+    conv2d_i8_depthwise_split_as::<S, 0>(p, kept_rows, input, packed, bias, scales, scratch, output)
+}
+
+/// [`conv2d_i8_depthwise_split`] compiled for one code path, `VARIANT` =
+/// [`depthwise_variant`]`(p)`, known when the firmware is built: on Cortex-M4F/M7 only that
+/// path's assembly is in flash (the run-time choice holds all eight, about 6 KiB). Generated
+/// code calls it with the variant worked out by the same `const fn` from the same
+/// parameters:
+///
+/// ```ignore
+/// conv2d_i8_depthwise_split_as::<_, { depthwise_variant(&P) }>(&P, kept, x, w, b, s, t, y)
+/// ```
+///
+/// `VARIANT` 0 decides at run time, as [`conv2d_i8_depthwise_split`].
+///
+/// # Panics
+/// As [`conv2d_i8_depthwise_split`], and if `VARIANT` is neither 0 nor `p`'s variant.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
+    p: &ConvI8,
+    kept_rows: &[i8],
+    input: &[i8],
+    packed: &[i8],
+    bias: Option<&[i32]>,
+    scales: &[S],
+    scratch: &mut [i16],
+    output: &mut [i8],
+) {
+    assert!(
+        VARIANT == 0 || VARIANT == depthwise_variant(p),
+        "the variant is the parameters' own"
+    );
     let g = &p.geom;
     let w = &g.window;
     assert!(
@@ -159,13 +238,27 @@ pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
         _ => None,
     };
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-    if let (Some(kind), true) = (pair_kernel, w.out_w >= 2) {
-        let planes = Planes {
-            kept_rows,
-            kept,
-            input,
+    {
+        // A constant when the caller names the variant: the other paths' code drops out.
+        let v = match VARIANT {
+            0 => depthwise_variant(p),
+            v => v,
         };
-        return depthwise_rows_dsp(p, kind, &planes, packed, bias, scales, padded, row, output);
+        let kind = match v >> 2 {
+            1 => Some(PairKind::Stride1),
+            2 => Some(PairKind::Stride2),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let planes = Planes {
+                kept_rows,
+                kept,
+                input,
+            };
+            return depthwise_rows_dsp::<S, VARIANT>(
+                p, kind, &planes, packed, bias, scales, padded, row, output,
+            );
+        }
     }
     let inside = w.pad_top * row + w.pad_left;
     for n in 0..g.batch {
@@ -738,6 +831,87 @@ mod depthwise_tests {
 
     use crate::quant::{FixedPoint, TwoRoundings};
     use crate::scale::{Q31Once, Q31Twice};
+
+    /// A layer of `ch` channels on 5×`in_w` rows, 3×3 at `stride`, its inputs, packed
+    /// weights and float scales.
+    #[allow(clippy::type_complexity)]
+    fn small_layer(
+        ch: usize,
+        in_w: usize,
+        stride: usize,
+        lo: i8,
+    ) -> (ConvI8, Vec<i8>, Vec<i8>, Vec<f32>) {
+        let p = small_layer_params(ch, in_w, stride, lo);
+        let geom = p.geom;
+        let x = (0..ch * 5 * in_w).map(|i| (i * 37 % 251) as i8).collect();
+        let w: Vec<i8> = (0..ch * 9).map(|i| (i * 53 % 199) as i8).collect();
+        let packed = pack_depthwise_weights(&geom, &w).collect();
+        let scales = (0..ch).map(|c| 0.003 + 0.0005 * c as f32).collect();
+        (p, x, packed, scales)
+    }
+
+    /// The kernel compiled for a layer's own variant computes what the run-time choice does,
+    /// for each kernel geometry, clamp and row parity.
+    #[test]
+    fn named_variants_equal_the_run_time_choice() {
+        macro_rules! check {
+            ($($ch:literal, $in_w:literal, $stride:literal, $lo:literal);*) => {$({
+                const P: ConvI8 = small_layer_params($ch, $in_w, $stride, $lo);
+                let (p, x, packed, scales) = small_layer($ch, $in_w, $stride, $lo);
+                let n = $ch * p.geom.window.out_h * p.geom.window.out_w;
+                let bias: Vec<i32> = (0..$ch).map(|c| c * 40 - 70).collect();
+                let mut scratch = vec![0i16; depthwise_scratch_len(&p.geom) / 2];
+                let (mut want, mut got) = (vec![0i8; n], vec![1i8; n]);
+                conv2d_i8_depthwise(&p, &x, &packed, Some(&bias), &scales, &mut scratch, &mut want);
+                conv2d_i8_depthwise_split_as::<_, { depthwise_variant(&P) }>(
+                    &p, &[], &x, &packed, Some(&bias), &scales, &mut scratch, &mut got,
+                );
+                assert_eq!(got, want, "{} {} {} {}", $ch, $in_w, $stride, $lo);
+            })*};
+        }
+        check!(2, 6, 1, -128; 2, 7, 1, -128; 2, 6, 1, -100; 2, 7, 1, -100;
+               3, 8, 2, -128; 3, 9, 2, -100; 2, 1, 1, -128);
+    }
+
+    /// `small_layer`'s parameters as a constant (a variant is worked out at compile time).
+    const fn small_layer_params(ch: usize, in_w: usize, stride: usize, lo: i8) -> ConvI8 {
+        ConvI8 {
+            geom: Conv2d {
+                batch: 1,
+                in_c: ch,
+                out_c: ch,
+                groups: ch,
+                window: Window2d::uniform(5, in_w, 3, 3, stride, 1, 1),
+                act: Activation::Identity,
+            },
+            input_zero: 3,
+            output_zero: -2,
+            lo,
+            hi: 127,
+        }
+    }
+
+    /// A variant that is not the parameters' own is refused (it would run another layer's
+    /// code).
+    #[test]
+    #[should_panic(expected = "the variant is the parameters' own")]
+    fn another_layers_variant_panics() {
+        const P: ConvI8 = small_layer_params(2, 7, 1, -128);
+        let (p, x, packed, scales) = small_layer(2, 6, 1, -128);
+        let n = 2 * p.geom.window.out_h * p.geom.window.out_w;
+        let mut scratch = vec![0i16; depthwise_scratch_len(&p.geom) / 2];
+        let mut got = vec![0i8; n];
+        conv2d_i8_depthwise_split_as::<_, { depthwise_variant(&P) }>(
+            &p,
+            &[],
+            &x,
+            &packed,
+            None,
+            &scales,
+            &mut scratch,
+            &mut got,
+        );
+    }
 
     /// Bit for bit the reference kernel: 3×3 stride 1 (the fast path), strides, dilations,
     /// paddings, rectangular kernels, odd widths.

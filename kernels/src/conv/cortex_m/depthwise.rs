@@ -388,7 +388,8 @@ macro_rules! dw_s2_pair {
 /// 2) for 18 multiply-accumulates; the same with TFLite's fixed point with two roundings (47
 /// at stride 2), whose zero point is in the half unit (`Q31::with_zero`) and whose doubling
 /// is in the weights (`dw_double`, five instructions a call); 6 more when the clamp
-/// (`clamp`) is narrower than `SSAT`'s. An odd row's (`odd`) last pixel alone: 24 (25).
+/// (`CLAMP`) is narrower than `SSAT`'s. An odd row's (`ODD`) last pixel alone: 24 (25). One
+/// assembly block per (`STRIDE`, `CLAMP`, `ODD`): a layer's code holds only its own.
 ///
 /// # Safety
 /// `x` is the padded plane's byte at the first window's top-left corner; for every output
@@ -397,13 +398,16 @@ macro_rules! dw_s2_pair {
 /// number of rows, at least one) is writable; `params` describes the geometry; `wc` is a
 /// channel's 12 packed 3×3 weight bytes ([`pack_depthwise_weights`]).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale>(
+pub(crate) unsafe fn depthwise_rows_dsp_asm<
+    const STRIDE: usize,
+    const CLAMP: bool,
+    const ODD: bool,
+    S: ChannelScale,
+>(
     x: *const i8,
     rs: usize,
     wc: *const i8,
     params: &DwRows,
-    clamp: bool,
-    odd: bool,
 ) {
     let pp = params as *const DwRows;
     // SAFETY: the reads and writes are the caller's contract (every pair's and every lone
@@ -416,7 +420,7 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
         // point has it in its half unit (`$zp`, `$z1`: pair, lone pixel, stride 1 then 2).
         macro_rules! rows {
             ($pair:expr, $one:expr, [$zp1:expr, $z11:expr, $zp2:expr, $z12:expr], $dbl:expr) => {
-                match (STRIDE, clamp, odd) {
+                match (STRIDE, CLAMP, ODD) {
                     (1, false, false) => {
                         dw_rows_asm!(
                             pp,
@@ -559,7 +563,7 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<const STRIDE: usize, S: ChannelScale
 /// [`depthwise_rows_dsp_asm`].
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn depthwise_rows_dsp<S: ChannelScale>(
+pub(crate) fn depthwise_rows_dsp<S: ChannelScale, const VARIANT: u8>(
     p: &ConvI8,
     kind: PairKind,
     planes: &Planes,
@@ -604,8 +608,15 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale>(
         exponent: 0,
         out: core::ptr::null_mut(),
     };
-    let clamp = p.lo != i8::MIN || p.hi != i8::MAX;
-    let odd = w.out_w % 2 == 1;
+    // Constants when the caller names the layer's variant: one assembly block is compiled.
+    let clamp = match VARIANT {
+        0 => p.lo != i8::MIN || p.hi != i8::MAX,
+        v => v & DW_CLAMP != 0,
+    };
+    let odd = match VARIANT {
+        0 => w.out_w % 2 == 1,
+        v => v & DW_ODD != 0,
+    };
     let rs = w.dil_h * row;
     let zero = p.input_zero;
     // The copies: every row of the input lands inside the padded plane, with the four
@@ -675,14 +686,22 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale>(
             // the channel's 12 packed weight bytes (LDR may be unaligned on Armv7E-M).
             unsafe {
                 let x = padded.as_ptr();
-                match kind {
-                    PairKind::Stride1 => {
-                        depthwise_rows_dsp_asm::<1, S>(x, rs, wc.as_ptr(), &params, clamp, odd)
-                    }
-                    PairKind::Stride2 => {
-                        depthwise_rows_dsp_asm::<2, S>(x, rs, wc.as_ptr(), &params, clamp, odd)
-                    }
+                let wc = wc.as_ptr();
+                macro_rules! rows {
+                    ($($stride:literal, $clamp:literal, $odd:literal, $kind:ident);*) => {
+                        match (kind, clamp, odd) {
+                            $((PairKind::$kind, $clamp, $odd) => depthwise_rows_dsp_asm::<
+                                $stride, $clamp, $odd, S
+                            >(x, rs, wc, &params),)*
+                        }
+                    };
                 }
+                rows!(
+                    1, false, false, Stride1; 1, false, true, Stride1;
+                    1, true, false, Stride1; 1, true, true, Stride1;
+                    2, false, false, Stride2; 2, false, true, Stride2;
+                    2, true, false, Stride2; 2, true, true, Stride2
+                )
             }
         }
     }
