@@ -558,7 +558,6 @@ impl Kernel for ConvOp {
             }
             ConvOp::I8(p, _) | ConvOp::I8Tiled(p, ..) | ConvOp::I8Depthwise(p, _) => {
                 let kernel = match self {
-                    ConvOp::I8Tiled(.., Chunked(false)) => Some(quote!(conv2d_i8_tiled)),
                     ConvOp::I8Tiled(.., Chunked(true)) => Some(quote!(conv2d_i8_tiled_chunked)),
                     _ => None,
                 };
@@ -600,7 +599,16 @@ impl Kernel for ConvOp {
                     };
                     return call.wrap(code);
                 }
-                if let Some(kernel) = kernel {
+                if let ConvOp::I8Tiled(.., Chunked(false)) = self {
+                    // Named code path, as the depthwise above (`tiled_variant`).
+                    let scratch = call.scratch.as_ref().expect("the kernel has scratch");
+                    quote! {
+                        ::microarena::kernels::conv::conv2d_i8_tiled_as::<
+                            _,
+                            { ::microarena::kernels::conv::tiled_variant(#params) },
+                        >(#params, #x, #w, #bias, #rq, #scratch, #out);
+                    }
+                } else if let Some(kernel) = kernel {
                     let scratch = call.scratch.as_ref().expect("the kernel has scratch");
                     quote! {
                         ::microarena::kernels::conv::#kernel(

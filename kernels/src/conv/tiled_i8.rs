@@ -75,7 +75,104 @@ pub fn conv2d_i8_tiled<S: ChannelScale>(
     scratch: &mut [i16],
     output: &mut [i8],
 ) {
-    tiled(p, input, packed, bias, scales, scratch, output, false);
+    tiled::<S, 0>(p, input, packed, bias, scales, scratch, output, false);
+}
+
+/// Bit of a [`tiled_variant`]: the output range is narrower than int8's.
+pub const TILED_CLAMP: u8 = 1 << 1;
+/// Bit of a [`tiled_variant`]: the reduction is an odd number of 8-step halves.
+pub const TILED_HALF: u8 = 1 << 0;
+/// [`tiled_variant`]'s im2col classes (bits 2–3): 1×1 at stride 1 without padding (two
+/// consecutive pixels side by side in memory), ...
+const IM2COL_SIDE_BY_SIDE: u8 = 1;
+/// ... one or three input channels ([`flattened`]), ...
+const IM2COL_FLATTENED: u8 = 2;
+/// ... or any other window.
+const IM2COL_WINDOWS: u8 = 3;
+
+/// The im2col class of `g` (see [`tiled_variant`]).
+const fn im2col_class(g: &Conv2d) -> u8 {
+    let w = &g.window;
+    if g.in_c >= 2
+        && w.k_h == 1
+        && w.k_w == 1
+        && w.stride_h == 1
+        && w.stride_w == 1
+        && w.pad_top == 0
+        && w.pad_left == 0
+        && w.in_h == w.out_h
+        && w.in_w == w.out_w
+    {
+        IM2COL_SIDE_BY_SIDE
+    } else if flattened(g) {
+        IM2COL_FLATTENED
+    } else {
+        IM2COL_WINDOWS
+    }
+}
+
+/// The code path [`conv2d_i8_tiled_as`] takes for `p`, as a number for its `VARIANT`
+/// parameter: how pixel pairs are gathered (1×1 side by side, a few-channel first layer, or
+/// any window), whether the output range clamps ([`TILED_CLAMP`]) and whether each channel
+/// group's loop starts at its second half ([`TILED_HALF`]). Never 0.
+///
+/// ```
+/// use microarena_kernels::conv::{tiled_variant, Conv2d, ConvI8, TILED_CLAMP};
+/// use microarena_kernels::{Activation, Window2d};
+/// let p = ConvI8 {
+///     geom: Conv2d {
+///         batch: 1,
+///         in_c: 16,
+///         out_c: 32,
+///         groups: 1,
+///         window: Window2d::uniform(8, 8, 1, 1, 1, 1, 0),
+///         act: Activation::Identity,
+///     },
+///     input_zero: 0,
+///     output_zero: 0,
+///     lo: -128,
+///     hi: 127,
+/// };
+/// assert!(tiled_variant(&p) != 0 && tiled_variant(&p) & TILED_CLAMP == 0);
+/// assert!(tiled_variant(&ConvI8 { hi: 100, ..p }) & TILED_CLAMP != 0);
+/// ```
+pub const fn tiled_variant(p: &ConvI8) -> u8 {
+    let clamp = if p.lo != i8::MIN || p.hi != i8::MAX {
+        TILED_CLAMP
+    } else {
+        0
+    };
+    let half = if (2 * tiled_depth(&p.geom)) & 16 != 0 {
+        TILED_HALF
+    } else {
+        0
+    };
+    im2col_class(&p.geom) << 2 | clamp | half
+}
+
+/// [`conv2d_i8_tiled`] compiled for one code path, `VARIANT` = [`tiled_variant`]`(p)`, known
+/// when the firmware is built: on Cortex-M4F/M7 only that path's im2col and assembly are in
+/// flash (the run-time choice holds three im2col paths and four assembly loops, about
+/// 9 KiB). Generated code calls it with the variant worked out by the same `const fn` from
+/// the same parameters. `VARIANT` 0 decides at run time, as [`conv2d_i8_tiled`].
+///
+/// # Panics
+/// As [`conv2d_i8_tiled`], and if `VARIANT` is neither 0 nor `p`'s variant.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_i8_tiled_as<S: ChannelScale, const VARIANT: u8>(
+    p: &ConvI8,
+    input: &[i8],
+    packed: &[i8],
+    bias: Option<&[i32]>,
+    scales: &[S],
+    scratch: &mut [i16],
+    output: &mut [i8],
+) {
+    assert!(
+        VARIANT == 0 || VARIANT == tiled_variant(p),
+        "the variant is the parameters' own"
+    );
+    tiled::<S, VARIANT>(p, input, packed, bias, scales, scratch, output, false);
 }
 
 /// [`conv2d_i8_tiled`] for weights that pack ([`tiled_weights_pair`]) but whose pairs' sums
@@ -94,13 +191,13 @@ pub fn conv2d_i8_tiled_chunked<S: ChannelScale>(
     scratch: &mut [i16],
     output: &mut [i8],
 ) {
-    tiled(p, input, packed, bias, scales, scratch, output, true);
+    tiled::<S, 0>(p, input, packed, bias, scales, scratch, output, true);
 }
 
 /// [`conv2d_i8_tiled`], or with `chunked` [`conv2d_i8_tiled_chunked`].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn tiled<S: ChannelScale>(
+fn tiled<S: ChannelScale, const VARIANT: u8>(
     p: &ConvI8,
     input: &[i8],
     packed: &[i8],
@@ -157,7 +254,11 @@ fn tiled<S: ChannelScale>(
     // A flattened convolution's steps: each one's input offset from its window's top-left,
     // in step order (tap, then channel), worked out once.
     let mut offsets = [0u32; FLAT_STEPS];
-    let steps = if flattened(g) {
+    let class = match VARIANT {
+        0 => im2col_class(g),
+        v => v >> 2,
+    };
+    let steps = if class == IM2COL_FLATTENED {
         let mut t = 0;
         for ky in 0..w.k_h {
             for kx in 0..w.k_w {
@@ -177,8 +278,8 @@ fn tiled<S: ChannelScale>(
         let output = &mut output[n * g.out_c * plane..(n + 1) * g.out_c * plane];
         for p0 in (0..plane).step_by(2) {
             let next = usize::from(p0 + 1 < plane);
-            im2col_pair(g, input, p.input_zero, (p0, p0 + next), steps, scratch);
-            rows.run(scratch, p0, next, output);
+            im2col_pair::<VARIANT>(g, input, p.input_zero, (p0, p0 + next), steps, scratch);
+            rows.run::<VARIANT>(scratch, p0, next, output);
             if g.out_c % 2 == 1 {
                 // The last, unpaired channel: its packed pair's second channel is zeros.
                 let c = g.out_c - 1;
@@ -218,8 +319,9 @@ impl<S: ChannelScale> TileRows<'_, S> {
     /// Output pixels `p0` and `p0 + next` (`next` 0 or 1; with 0 both sums are pixel `p0`'s
     /// and the same byte is written twice) of the channels in groups of four and in full
     /// pairs (all but an odd last one), from the im2col `x`.
+    /// `VARIANT` as in [`conv2d_i8_tiled_as`].
     #[inline(always)]
-    fn run(&self, x: &[i16], p0: usize, next: usize, output: &mut [i8]) {
+    fn run<const VARIANT: u8>(&self, x: &[i16], p0: usize, next: usize, output: &mut [i8]) {
         let (depth, plane, pairs) = (self.depth, self.plane, self.pairs);
         let quads = pairs / 2;
         assert!(x.len() == 2 * depth && depth.is_multiple_of(8) && depth > 0);
@@ -252,13 +354,19 @@ impl<S: ChannelScale> TileRows<'_, S> {
             };
             // Each group's four biases are read at once: four zeros without a bias.
             assert!(self.bias.len() >= 4 * if self.step == 0 { 1 } else { quads });
-            let clamp = self.lo != i8::MIN || self.hi != i8::MAX;
+            let clamp = match VARIANT {
+                0 => self.lo != i8::MIN || self.hi != i8::MAX,
+                v => v & TILED_CLAMP != 0,
+            };
             // SAFETY: the weights of the quads are packed[..quads·4·depth] and x holds 2·depth
             // values, a multiple of 16 (asserted above); biases (four per group, asserted just
             // above), scales c and output bytes (c·plane + p0 + j, j ≤ next) for c < 4·quads ≤
             // 2·pairs are inside their slices (asserted above).
             // An odd number of 8-step halves: every pass starts at its second half.
-            let half = (2 * depth) & 16 != 0;
+            let half = match VARIANT {
+                0 => (2 * depth) & 16 != 0,
+                v => v & TILED_HALF != 0,
+            };
             unsafe { quads_dsp(w, &mut params, S::KIND, clamp, half) };
             w = w.wrapping_add(quads * 4 * depth);
             o = o.wrapping_add(quads * 4 * plane);
@@ -352,7 +460,7 @@ impl<S: ChannelScale> TileRows<'_, S> {
 /// Writes the im2col of output pixels `p0` and `p1` (flat indices of the output plane) into
 /// `s`, in the order of [`pack_tiled_weights`]: for each tap and each pair of input
 /// channels, pixel 0's two values then pixel 1's, each `x − zero`, or 0 in the padding.
-fn im2col_pair(
+fn im2col_pair<const VARIANT: u8>(
     g: &Conv2d,
     input: &[i8],
     zero: i32,
@@ -371,19 +479,26 @@ fn im2col_pair(
             (ox * w.stride_w) as isize - w.pad_left as isize,
         )
     };
+    // A constant when the caller names the variant: the other classes' code drops out.
+    let class = match VARIANT {
+        0 => im2col_class(g),
+        v => v >> 2,
+    };
     // 1×1, stride 1, no padding: pixel p reads input[c·plane + p], so two consecutive pixels
-    // are side by side in memory even across rows.
-    if g.in_c >= 2
-        && p1 == p0 + 1
-        && (w.k_h, w.k_w, w.stride_h, w.stride_w) == (1, 1, 1, 1)
-        && (w.pad_top, w.pad_left, w.in_h, w.in_w) == (0, 0, w.out_h, w.out_w)
-    {
-        taps_side_by_side(&input[p0..], plane, g.in_c, zero, &mut s[..4 * icp]);
+    // are side by side in memory even across rows; the last pixel of an odd plane alone,
+    // value by value.
+    if class == IM2COL_SIDE_BY_SIDE {
+        let dst = &mut s[..4 * icp];
+        if p1 == p0 + 1 {
+            taps_side_by_side(&input[p0..], plane, g.in_c, zero, dst);
+        } else {
+            taps_two_pixels(&input[..g.in_c * plane], p0, p1, plane, zero, dst);
+        }
         return;
     }
     let ((y0, x0), (y1, x1)) = (at(p0), at(p1));
     let inside = |y: isize, x: isize| y >= 0 && (y as usize) < ih && x >= 0 && (x as usize) < iw;
-    if flattened(g) {
+    if class == IM2COL_FLATTENED {
         // One or three input channels: steps are (tap, channel), paired across taps
         // (`tiled_depth`).
         let c_n = g.in_c;
@@ -858,235 +973,5 @@ unsafe fn dot_2x2_chunked(w: *const i8, x: &[i16], init: [i32; 4]) -> [i32; 4] {
 }
 
 #[cfg(test)]
-mod tiled_tests {
-    extern crate std;
-    use super::*;
-    use crate::quant::{FixedPoint, Requant, TwoRoundings};
-    use crate::scale::{Q31Once, Q31Twice};
-    use std::vec;
-    use std::vec::Vec;
-
-    /// The flattened AVX-512 int8 convolution (run where the CPU has AVX-512BW; with VNNI
-    /// in a build that enables it) against the reference kernel, byte for byte: random
-    /// geometries with 2 to 40 input channels (odd ones too), 1 to 21 output channels
-    /// (pairs of quads, a quad alone, pairs, an odd last one), rows of 1 to 24 pixels,
-    /// strides 1 to 3, dilations, uneven padding, with and without a bias, two images.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx512_flat_int8_equals_the_reference() {
-        if cfg!(miri) || !std::is_x86_feature_detected!("avx512bw") {
-            return;
-        }
-        let mut next = crate::xorshift(0x51ed_270b);
-        for case in 0..160 {
-            let (k_h, k_w) = [(3, 3), (1, 1), (10, 4), (3, 1), (2, 3)][case % 5];
-            let (dil_h, dil_w) = (1 + next(2), 1 + next(2));
-            let (in_h, in_w) = (k_h * dil_h + next(10), k_w * dil_w + next(20));
-            let (pad_top, pad_left) = (next(k_h), next(k_w));
-            let geom = Conv2d {
-                batch: 2,
-                in_c: 2 + next(if case % 4 == 0 { 39 } else { 7 }),
-                out_c: 1 + next(21),
-                groups: 1,
-                window: crate::window(
-                    (in_h, in_w),
-                    (k_h, k_w),
-                    (1 + next(3), 1 + next(3)),
-                    (dil_h, dil_w),
-                    [pad_top, pad_left, pad_top + next(2), pad_left + next(2)],
-                ),
-                act: Activation::Identity,
-            };
-            let Some(f) = x86::flat_i8(&geom) else {
-                continue;
-            };
-            let p = ConvI8 {
-                geom,
-                input_zero: next(256) as i32 - 128,
-                output_zero: next(41) as i32 - 20,
-                lo: if case % 3 == 0 { -10 } else { -128 },
-                hi: 127,
-            };
-            let mut byte = || next(256) as u8 as i8;
-            let x: Vec<i8> = (0..2 * geom.in_c * in_h * in_w).map(|_| byte()).collect();
-            // Symmetric int8 weights (−127..=127), as quantizers write them.
-            let w: Vec<i8> = (0..geom.out_c * geom.in_c * k_h * k_w)
-                .map(|_| byte().max(-127))
-                .collect();
-            let bias: Vec<i32> = (0..geom.out_c)
-                .map(|_| next(20001) as i32 - 10000)
-                .collect();
-            let bias = (case % 2 == 0).then_some(&bias[..]);
-            let rq: Vec<Requant> = (0..geom.out_c)
-                .map(|_| Requant::from_real(0.0005 + 0.00001 * next(300) as f64))
-                .collect();
-            let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
-            let n = 2 * geom.out_c * geom.window.out_h * geom.window.out_w;
-            let mut want = vec![0i8; n];
-            conv2d_i8(&p, &x, &w, bias, &rq, &mut want);
-            let packed: Vec<i8> = pack_tiled_weights(&geom, &w).collect();
-            let mut got = vec![0x55i8; n];
-            // SAFETY: the CPU has AVX-512BW (checked above); the operands are `p`'s.
-            unsafe { x86::conv2d_i8_flat(&p, &f, &x, &packed, bias, &scales, &mut got) };
-            assert_eq!(got, want, "case {case} {geom:?}");
-        }
-    }
-
-    /// The Cortex-M pairing (`dot_4x2_block`: `SMLAD` of the packed word into the second
-    /// channel's sum, of its `SXTB16` into the first's, the second recovered as
-    /// `(paired − first) >> 8`), emulated with 32-bit wrapping sums, recovers both channels'
-    /// sums exactly up to the limit [`tiled_weights_fit`] sets, and `tiled_weights_fit` says
-    /// no just past it and for a −128 that would leave the halfword's range.
-    #[test]
-    fn paired_sums_are_exact_up_to_the_fit_limit() {
-        let smlad = |acc: i32, a: u32, b: u32| {
-            let lo = i32::from(a as u16 as i16) * i32::from(b as u16 as i16);
-            let hi = i32::from((a >> 16) as u16 as i16) * i32::from((b >> 16) as u16 as i16);
-            acc.wrapping_add(lo).wrapping_add(hi)
-        };
-        let sxtb16 = |a: u32| {
-            (a as u8 as i8 as i16 as u16 as u32)
-                | u32::from(((a >> 16) as u8 as i8) as i16 as u16) << 16
-        };
-        // 1×1 convolution of 258 input channels, 2 output channels: the second channel's
-        // weights all −127 and the input all −128 with zero point 127 (x − zero = −255), so
-        // Σ x·w = 258 · 255 · 127 = 8,355,330, just under 2^23 = 8,388,608 with a bias.
-        let geom = Conv2d {
-            batch: 1,
-            in_c: 258,
-            out_c: 2,
-            groups: 1,
-            window: Window2d::uniform(1, 1, 1, 1, 1, 1, 0),
-            act: Activation::Identity,
-        };
-        let first: Vec<i8> = (0..258).map(|k| [-127, 127, -1, 0, 77][k % 5]).collect();
-        let w: Vec<i8> = first.iter().copied().chain([-127i8; 258]).collect();
-        let bias = [-1_000_000, 33_000];
-        assert!(tiled_weights_fit(&geom, &w, Some(&bias), 127));
-        assert!(!tiled_weights_fit(&geom, &w, Some(&[0, 34_000]), 127));
-        let packed: Vec<i8> = pack_tiled_weights(&geom, &w).collect();
-        let depth = tiled_depth(&geom);
-        let x = vec![-255i16; depth];
-        let (mut a, mut paired) = (bias[0], bias[0].wrapping_add(bias[1] << 8));
-        for (word, xs) in packed.chunks_exact(4).zip(x.chunks_exact(2)) {
-            let word = u32::from_le_bytes(core::array::from_fn(|i| word[i] as u8));
-            let xw = u32::from(xs[0] as u16) | u32::from(xs[1] as u16) << 16;
-            paired = smlad(paired, word, xw);
-            a = smlad(a, sxtb16(word), xw);
-        }
-        let want = |c: usize| {
-            let s: i32 = (0..258).map(|k| i32::from(w[c * 258 + k]) * -255).sum();
-            bias[c] + s
-        };
-        assert_eq!(a, want(0));
-        assert_eq!(paired.wrapping_sub(a) >> 8, want(1));
-        assert_eq!(want(1), 8_355_330 + 33_000);
-        // A second weight of −128 beside a negative first leaves the i16 range.
-        let mut bad = w.clone();
-        bad[258] = -128;
-        assert!(!tiled_weights_fit(&geom, &bad, None, 0));
-        bad[0] = 5;
-        assert!(tiled_weights_fit(&geom, &bad[..], None, 0));
-    }
-
-    /// The tiled kernel equals the reference one bit for bit: strides, pads, dilations, odd
-    /// channel counts and pixel counts, 1×1 and rectangular kernels.
-    #[test]
-    fn tiled_equals_reference() {
-        /// in_c, out_c, in_h, in_w, k_h, k_w, stride, pad, dilation
-        type Case = (
-            usize,
-            usize,
-            usize,
-            usize,
-            usize,
-            usize,
-            usize,
-            usize,
-            usize,
-        );
-        let cases: &[Case] = &[
-            (3, 4, 7, 6, 3, 3, 1, 1, 1),
-            (5, 3, 9, 5, 3, 3, 2, 1, 1),
-            (1, 6, 11, 4, 5, 2, 2, 2, 1),
-            (1, 5, 9, 7, 3, 3, 1, 1, 1),
-            (4, 5, 8, 8, 1, 1, 1, 0, 1),
-            (2, 2, 9, 9, 3, 3, 1, 2, 2),
-            (7, 1, 3, 3, 3, 3, 1, 1, 1),
-            (6, 9, 5, 5, 1, 1, 1, 0, 1),
-            (3, 8, 4, 7, 1, 1, 1, 0, 1),
-            (5, 6, 7, 7, 1, 1, 2, 0, 1),
-        ];
-        let cases = if cfg!(miri) { &cases[..2] } else { cases };
-        let mut seed = 99u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 56) as i8
-        };
-        for &(in_c, out_c, in_h, in_w, k_h, k_w, stride, pad, dil) in cases {
-            let geom = Conv2d {
-                batch: 1,
-                in_c,
-                out_c,
-                groups: 1,
-                window: Window2d::uniform(in_h, in_w, k_h, k_w, stride, dil, pad),
-                act: Activation::Identity,
-            };
-            let (out_h, out_w) = (geom.window.out_h, geom.window.out_w);
-            let p = ConvI8 {
-                geom,
-                input_zero: -3,
-                output_zero: 2,
-                lo: -100,
-                hi: 120,
-            };
-            let x: Vec<i8> = (0..in_c * in_h * in_w).map(|_| next()).collect();
-            let w: Vec<i8> = (0..out_c * in_c * k_h * k_w)
-                .map(|_| next().max(-127))
-                .collect();
-            let bias: Vec<i32> = (0..out_c).map(|c| c as i32 * 97 - 200).collect();
-            assert!(tiled_weights_fit(&geom, &w, Some(&bias), p.input_zero));
-            let rq: Vec<Requant> = (0..out_c)
-                .map(|c| Requant::from_real(0.003 + 0.0004 * c as f64))
-                .collect();
-            let n = out_c * out_h * out_w;
-            let mut want = vec![0i8; n];
-            conv2d_i8(&p, &x, &w, Some(&bias), &rq, &mut want);
-            let packed: Vec<i8> = pack_tiled_weights(&geom, &w).collect();
-            assert_eq!(packed.len(), tiled_weights_len(&geom));
-            let mut scratch = vec![0x5a5a_i16; tiled_scratch_len(&geom)];
-            let mut got = vec![0i8; n];
-            let scales: Vec<f32> = rq.iter().map(|r| r.scale()).collect();
-            conv2d_i8_tiled(
-                &p,
-                &x,
-                &packed,
-                Some(&bias),
-                &scales,
-                &mut scratch,
-                &mut got,
-            );
-            assert_eq!(
-                got, want,
-                "{in_c}->{out_c} {k_h}x{k_w} s{stride} p{pad} d{dil}"
-            );
-            // TFLite's fixed point, both roundings, against the reference kernel's.
-            let fp: Vec<FixedPoint> = (0..out_c)
-                .map(|c| FixedPoint::from_real(0.003 + 0.0004 * c as f64))
-                .collect();
-            let (pz, q31) = super::testing::folded(&p, &fp);
-            let twice: Vec<TwoRoundings> = fp.iter().map(|&f| TwoRoundings(f)).collect();
-            let b = Some(&bias[..]);
-            conv2d_i8(&p, &x, &w, b, &twice, &mut want);
-            let fast: Vec<Q31Twice> = q31.iter().map(|&q| Q31Twice(q)).collect();
-            conv2d_i8_tiled(&pz, &x, &packed, b, &fast, &mut scratch, &mut got);
-            assert_eq!(got, want, "two roundings: {in_c}->{out_c} {k_h}x{k_w}");
-            conv2d_i8(&p, &x, &w, b, &fp, &mut want);
-            let fast: Vec<Q31Once> = q31.iter().map(|&q| Q31Once(q)).collect();
-            conv2d_i8_tiled(&pz, &x, &packed, b, &fast, &mut scratch, &mut got);
-            assert_eq!(got, want, "one rounding: {in_c}->{out_c} {k_h}x{k_w}");
-        }
-    }
-}
+#[path = "tiled_i8_tests.rs"]
+mod tiled_tests;
