@@ -88,17 +88,21 @@ impl ChannelScale for f32 {
     }
 }
 
-/// A [`FixedPoint`] factor below one half, decoded for the fast kernels: the multiplier, the
-/// right shift (`exponent` = −`shift`, 1 to 31) and the half unit it rounds with
-/// (`2^(exponent − 1)`, plus the output zero point shifted up when [`Q31::with_zero`] folds
-/// it in). Three words, in this order, which the assembly loads.
+/// A [`FixedPoint`] factor below one half, decoded for the fast kernels: the multiplier and
+/// the half unit it rounds with (`2^(exponent − 1)`, plus the output zero point shifted up
+/// when [`Q31::with_zero`] folds it in). Two words, in this order, which the assembly loads:
+/// eight bytes a channel, as TFLite's multiplier and shift. The right shift (`exponent`, 1 to
+/// 31) is not stored: the half unit is `2^(exponent − 1)` times an odd number (`1 + 2·zero`),
+/// so its trailing zeros are `exponent − 1` ([`Q31::exponent`]; on the Cortex-M4 `RBIT` and
+/// `CLZ`).
 ///
 /// ```
 /// use microarena_kernels::quant::FixedPoint;
 /// use microarena_kernels::scale::Q31;
 /// let f = FixedPoint::from_real(0.0123);
 /// let q = Q31::new(f).unwrap();
-/// assert_eq!((q.multiplier, q.exponent, q.round), (f.multiplier, 6, 32));
+/// assert_eq!((q.multiplier, q.exponent(), q.round), (f.multiplier, 6, 32));
+/// assert_eq!(q.with_zero(-5).unwrap().exponent(), 6);
 /// assert_eq!(Q31::new(FixedPoint::from_real(0.75)), None); // not below one half
 /// ```
 #[repr(C)]
@@ -107,10 +111,8 @@ pub struct Q31 {
     /// The factor's mantissa in Q31, in [2^30, 2^31), or 0.
     pub multiplier: i32,
     /// `2^(exponent − 1)`, plus `zero · 2^exponent` with a zero point folded in
-    /// ([`Q31::with_zero`]).
+    /// ([`Q31::with_zero`]): never 0.
     pub round: i32,
-    /// The right shift after the multiply, 1 to 31.
-    pub exponent: i32,
 }
 
 impl Q31 {
@@ -125,7 +127,6 @@ impl Q31 {
             return Some(Q31 {
                 multiplier: 0,
                 round: 1,
-                exponent: 1,
             });
         }
         if f.multiplier < 0 || f.shift > -1 || f.shift < -31 {
@@ -135,7 +136,6 @@ impl Q31 {
         Some(Q31 {
             multiplier: f.multiplier,
             round: 1 << (exponent - 1),
-            exponent,
         })
     }
 
@@ -162,18 +162,26 @@ impl Q31 {
     ///
     /// [`ConvI8::output_zero`]: crate::conv::ConvI8::output_zero
     pub const fn with_zero(self, zero: i32) -> Option<Q31> {
-        if self.exponent > Q31::MAX_ZERO_EXPONENT || zero < -128 || zero > 127 {
+        let exponent = self.exponent();
+        if exponent > Q31::MAX_ZERO_EXPONENT || zero < -128 || zero > 127 {
             return None;
         }
         Some(Q31 {
-            round: self.round + zero * (1 << self.exponent),
+            round: self.round + zero * (1 << exponent),
             ..self
         })
     }
 
+    /// The right shift after the multiply, 1 to 31: one more than the half unit's trailing
+    /// zeros (an odd multiple of `2^(exponent − 1)`).
+    #[inline(always)]
+    pub const fn exponent(self) -> i32 {
+        self.round.trailing_zeros() as i32 + 1
+    }
+
     #[inline(always)]
     fn words(self) -> (u32, i32, i32) {
-        (self.multiplier as u32, self.round, self.exponent)
+        (self.multiplier as u32, self.round, self.exponent())
     }
 
     /// `(2·acc · multiplier) >> 32`, rounded to nearest with ties up (`SMMULR`): gemmlowp's
@@ -214,7 +222,7 @@ impl Q31Twice {
     pub fn apply(self, acc: i32) -> i32 {
         let q = self.0;
         let y = q.high_mul_rounded(acc);
-        (y + (y >> 31) + q.round) >> q.exponent
+        (y + (y >> 31) + q.round) >> q.exponent()
     }
 }
 
@@ -248,7 +256,7 @@ impl Q31Once {
     #[inline(always)]
     pub fn apply(self, acc: i32) -> i32 {
         let q = self.0;
-        (q.high_mul(acc) + q.round) >> q.exponent
+        (q.high_mul(acc) + q.round) >> q.exponent()
     }
 }
 

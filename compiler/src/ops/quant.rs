@@ -118,15 +118,9 @@ impl FastScales {
     /// The scales' slice literal: `&[0.0123f32, ...]` or `&[Q31Twice(Q31 { .. }), ...]`.
     pub(crate) fn tokens(&self) -> TokenStream {
         let q31 = |q: &Q31| {
-            let Q31 {
-                multiplier,
-                round,
-                exponent,
-            } = q;
+            let Q31 { multiplier, round } = q;
             quote! {
-                ::microarena::kernels::scale::Q31 {
-                    multiplier: #multiplier, round: #round, exponent: #exponent,
-                }
+                ::microarena::kernels::scale::Q31 { multiplier: #multiplier, round: #round }
             }
         };
         match self {

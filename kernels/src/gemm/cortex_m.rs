@@ -104,7 +104,7 @@ pub(super) struct FcParams {
     pub x_end: *const i8,
     /// The next group's four biases.
     pub bias: *const i32,
-    /// The next group's scales: four `f32`, or four [`Q31`](crate::scale::Q31) (three words
+    /// The next group's scales: four `f32`, or four [`Q31`](crate::scale::Q31) (two words
     /// each).
     pub scales: *const u32,
     /// Where the next group's four output bytes go (any alignment: `STR` may be unaligned
@@ -127,7 +127,10 @@ macro_rules! fc_fixed_once {
     ($s:literal) => {
         concat!(
             "ldrd {wa}, {wb}, [{px}], #8\n",
-            "ldr {t}, [{px}], #4\n",
+            // The exponent: the half unit's trailing zeros plus one (`Q31::exponent`).
+            "rbit {t}, {wb}\n",
+            "clz {t}, {t}\n",
+            "add {t}, {t}, #1\n",
             "lsl {",
             $s,
             "}, {",

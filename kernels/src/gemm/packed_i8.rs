@@ -131,7 +131,7 @@ pub fn fully_connected_i8<S: ChannelScale>(
                         // `k` bytes, a non-zero multiple of 8, 4-byte aligned (checked);
                         // `bias`, `scales` and `outs` at least `n` ≥ `4 · full` elements
                         // (checked above); `S` is `f32` or `Q31Once` (`KIND`), whose layouts
-                        // are one word and three words (`Q31`, `repr(C)`) a column.
+                        // are one word and two words (`Q31`, `repr(C)`) a column.
                         unsafe { super::cortex_m::fc_groups_dsp(w.as_ptr(), &mut params, S::KIND) };
                         let done = full * ROWS;
                         (

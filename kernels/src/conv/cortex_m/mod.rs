@@ -476,7 +476,11 @@ macro_rules! quads_fixed_channel {
     ($a:literal, $b:literal, $mul:literal, [$($sign:literal),*], [$($double:literal),*]) => {
         concat!(
             "ldrd {w0}, {px}, [{x0}], #8\n",
-            "ldr r7, [{x0}], #4\n",
+            // The exponent less one: the half unit's trailing zeros (`Q31::exponent`); the
+            // last halving is the `SSAT`'s `ASR #1` (shifts compose: `(v >> (e − 1)) >> 1` is
+            // `v >> e`).
+            "rbit r7, {px}\n",
+            "clz r7, r7\n",
             $("lsl {", $a, "}, {", $a, "}, #1\n", $double,)*
             $("lsl {", $b, "}, {", $b, "}, #1\n", $double,)*
             $mul, " {", $a, "}, {", $a, "}, {w0}\n",
@@ -491,9 +495,10 @@ macro_rules! quads_fixed_channel {
     };
 }
 
-/// The fixed-point requantisation of [`quads_asm`] (see `crate::scale`): per channel three
-/// words (`Q31`) and five instructions a sum (four for one rounding), the output zero point
-/// included (in the half unit: `Q31::with_zero`).
+/// The fixed-point requantisation of [`quads_asm`] (see `crate::scale`): per channel two
+/// words (`Q31`), two instructions for its exponent and five a sum (four for one rounding),
+/// the output zero point included (in the half unit: `Q31::with_zero`), the shift's last bit
+/// in the `SSAT` after it.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! quads_fixed {
     ($mul:literal, [$($sign:literal),*]) => {
@@ -514,7 +519,14 @@ macro_rules! quads_fixed {
 /// `SSAT`'s range is the clamp, else the halfword clamp first.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! quads_asm {
-    ($w:expr, $pp:expr, [$($requant:expr),*], [$($store:expr),* $(,)?], [$($entry:expr),*]) => {
+    (
+        $w:expr,
+        $pp:expr,
+        [$($requant:expr),*],
+        [$($store:expr),* $(,)?],
+        [$($entry:expr),*],
+        [$($ssat_shift:expr),*]
+    ) => {
         core::arch::asm!(
             "push {{r7}}",
             // The stack: [sp] the end of the pixel pair's inputs (the loop's bound, one load
@@ -557,14 +569,14 @@ macro_rules! quads_asm {
             // the paired ones, then the rescaling with the zero point).
             "ldr {x1}, [sp, #4]",
             $($requant,)*
-            "ssat {a0}, #8, {a0}",
-            "ssat {a1}, #8, {a1}",
-            "ssat {a2}, #8, {a2}",
-            "ssat {a3}, #8, {a3}",
-            "ssat {a4}, #8, {a4}",
-            "ssat {a5}, #8, {a5}",
-            "ssat {a6}, #8, {a6}",
-            "ssat {a7}, #8, {a7}",
+            concat!("ssat {a0}, #8, {a0}" $(, $ssat_shift)*),
+            concat!("ssat {a1}, #8, {a1}" $(, $ssat_shift)*),
+            concat!("ssat {a2}, #8, {a2}" $(, $ssat_shift)*),
+            concat!("ssat {a3}, #8, {a3}" $(, $ssat_shift)*),
+            concat!("ssat {a4}, #8, {a4}" $(, $ssat_shift)*),
+            concat!("ssat {a5}, #8, {a5}" $(, $ssat_shift)*),
+            concat!("ssat {a6}, #8, {a6}" $(, $ssat_shift)*),
+            concat!("ssat {a7}, #8, {a7}" $(, $ssat_shift)*),
             $($store,)*
             "ldr {w0}, [{x1}, #44]",
             "subs {w0}, {w0}, #1",
@@ -690,7 +702,7 @@ pub(crate) struct QuadParams {
     /// next quad's: 16, or 0 without a bias (then `bias` points to four zeros).
     pub(crate) bias: *const i32,
     pub(crate) bias_step: usize,
-    /// Next quad's first scale: a float32 each, or a `Q31` (three words) each.
+    /// Next quad's first scale: a float32 each, or a `Q31` (two words) each.
     pub(crate) scales: *const u32,
     pub(crate) zero: i32,
     pub(crate) lo2: u32,
@@ -745,24 +757,35 @@ pub(crate) unsafe fn quads_dsp(
     // DSP-extension instructions; s0–s11 and the flags are clobbered.
     unsafe {
         // An odd number of 8-step halves: every pass starts at its second half.
+        // `$shift`: a last right shift folded into the `SSAT`s (the fixed point's final
+        // halving, see `quads_fixed_channel`).
         macro_rules! stores {
-            ($requant:expr) => {
+            ($requant:expr, [$($shift:expr),*]) => {
                 match (clamp, half) {
-                    (true, false) => quads_asm!(w, pp, [$requant], [quads_clamped_stores!()], []),
-                    (true, true) => {
-                        quads_asm!(w, pp, [$requant], [quads_clamped_stores!()], ["b 3f"])
+                    (true, false) => quads_asm!(
+                        w, pp, [$requant], [quads_clamped_stores!()], [], [$($shift),*]
+                    ),
+                    (true, true) => quads_asm!(
+                        w, pp, [$requant], [quads_clamped_stores!()], ["b 3f"], [$($shift),*]
+                    ),
+                    (false, false) => {
+                        quads_asm!(w, pp, [$requant], [quads_stores!()], [], [$($shift),*])
                     }
-                    (false, false) => quads_asm!(w, pp, [$requant], [quads_stores!()], []),
-                    (false, true) => quads_asm!(w, pp, [$requant], [quads_stores!()], ["b 3f"]),
+                    (false, true) => {
+                        quads_asm!(w, pp, [$requant], [quads_stores!()], ["b 3f"], [$($shift),*])
+                    }
                 }
             };
         }
         match kind {
             ScaleKind::Float => {
-                stores!(concat!(pair_diffs!(), quads_float!(), "\n", quads_zero!()))
+                stores!(
+                    concat!(pair_diffs!(), quads_float!(), "\n", quads_zero!()),
+                    []
+                )
             }
-            ScaleKind::Q31Twice => stores!(quads_fixed!("smmulr", [""])),
-            ScaleKind::Q31Once => stores!(quads_fixed!("smmul", [])),
+            ScaleKind::Q31Twice => stores!(quads_fixed!("smmulr", [""]), [", asr #1"]),
+            ScaleKind::Q31Once => stores!(quads_fixed!("smmul", []), [", asr #1"]),
         }
     }
 }
