@@ -332,6 +332,32 @@ mod tests {
         }
     }
 
+    /// Two words a channel, and the exponent they do not store comes back for every shift
+    /// and every zero point that can be folded in (and for a zero factor).
+    #[test]
+    fn the_exponent_is_recovered_from_the_half_unit() {
+        assert_eq!(core::mem::size_of::<Q31>(), 8);
+        for shift in 1..=31 {
+            let f = FixedPoint {
+                multiplier: 1_500_000_000,
+                shift: -shift,
+            };
+            let q = Q31::new(f).expect("below one half");
+            assert_eq!(q.exponent(), shift);
+            for zero in -128..=127 {
+                match q.with_zero(zero) {
+                    Some(z) => assert_eq!(z.exponent(), shift, "shift {shift} zero {zero}"),
+                    None => assert!(shift > Q31::MAX_ZERO_EXPONENT),
+                }
+            }
+        }
+        let zero = Q31::new(FixedPoint {
+            multiplier: 0,
+            shift: 3,
+        });
+        assert_eq!(zero.map(Q31::exponent), Some(1));
+    }
+
     // No `unsafe` on this path: the arithmetic is checked natively; Miri is for the unsafe ones.
     #[cfg_attr(miri, ignore = "safe arithmetic, checked natively")]
     #[test]
