@@ -78,11 +78,16 @@ pub fn conv2d_i8_tiled<S: ChannelScale>(
     tiled::<S, 0>(p, input, packed, bias, scales, scratch, output, false);
 }
 
+/// Bit of a [`tiled_variant`]: an odd number of output channels (the last one alone).
+pub const TILED_ODD: u8 = 1 << 3;
+/// Bit of a [`tiled_variant`]: an odd number of channel pairs (the last full pair outside
+/// the groups of four).
+pub const TILED_PAIR: u8 = 1 << 2;
 /// Bit of a [`tiled_variant`]: the output range is narrower than int8's.
 pub const TILED_CLAMP: u8 = 1 << 1;
 /// Bit of a [`tiled_variant`]: the reduction is an odd number of 8-step halves.
 pub const TILED_HALF: u8 = 1 << 0;
-/// [`tiled_variant`]'s im2col classes (bits 2–3): 1×1 at stride 1 without padding (two
+/// [`tiled_variant`]'s im2col classes (bits 4–5): 1×1 at stride 1 without padding (two
 /// consecutive pixels side by side in memory), ...
 const IM2COL_SIDE_BY_SIDE: u8 = 1;
 /// ... one or three input channels ([`flattened`]), ...
@@ -113,8 +118,9 @@ const fn im2col_class(g: &Conv2d) -> u8 {
 
 /// The code path [`conv2d_i8_tiled_as`] takes for `p`, as a number for its `VARIANT`
 /// parameter: how pixel pairs are gathered (1×1 side by side, a few-channel first layer, or
-/// any window), whether the output range clamps ([`TILED_CLAMP`]) and whether each channel
-/// group's loop starts at its second half ([`TILED_HALF`]). Never 0.
+/// any window), whether a last channel ([`TILED_ODD`]) or a last pair ([`TILED_PAIR`]) stands
+/// outside the groups of four, whether the output range clamps ([`TILED_CLAMP`]) and whether
+/// each channel group's loop starts at its second half ([`TILED_HALF`]). Never 0.
 ///
 /// ```
 /// use microarena_kernels::conv::{tiled_variant, Conv2d, ConvI8, TILED_CLAMP};
@@ -147,7 +153,13 @@ pub const fn tiled_variant(p: &ConvI8) -> u8 {
     } else {
         0
     };
-    im2col_class(&p.geom) << 2 | clamp | half
+    let odd = if p.geom.out_c % 2 == 1 { TILED_ODD } else { 0 };
+    let pair = if (p.geom.out_c / 2) % 2 == 1 {
+        TILED_PAIR
+    } else {
+        0
+    };
+    im2col_class(&p.geom) << 4 | odd | pair | clamp | half
 }
 
 /// [`conv2d_i8_tiled`] compiled for one code path, `VARIANT` = [`tiled_variant`]`(p)`, known
@@ -256,7 +268,7 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
     let mut offsets = [0u32; FLAT_STEPS];
     let class = match VARIANT {
         0 => im2col_class(g),
-        v => v >> 2,
+        v => v >> 4,
     };
     let steps = if class == IM2COL_FLATTENED {
         let mut t = 0;
@@ -280,7 +292,12 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
             let next = usize::from(p0 + 1 < plane);
             im2col_pair::<VARIANT>(g, input, p.input_zero, (p0, p0 + next), steps, scratch);
             rows.run::<VARIANT>(scratch, p0, next, output);
-            if g.out_c % 2 == 1 {
+            // A constant when the caller names the variant.
+            let odd = match VARIANT {
+                0 => g.out_c % 2 == 1,
+                v => v & TILED_ODD != 0,
+            };
+            if odd {
                 // The last, unpaired channel: its packed pair's second channel is zeros.
                 let c = g.out_c - 1;
                 let b = bias[c * step];
@@ -421,7 +438,11 @@ impl<S: ChannelScale> TileRows<'_, S> {
                 o = o.wrapping_add(4 * plane);
             }
         }
-        if pairs % 2 == 1 {
+        let pair = match VARIANT {
+            0 => pairs % 2 == 1,
+            v => v & TILED_PAIR != 0,
+        };
+        if pair {
             let c = 4 * quads;
             let (b0, b1) = (bias(c), bias(c + 1));
             // SAFETY: as above, for the pair at packed[c·depth..][..2·depth] and channels c,
@@ -482,7 +503,7 @@ fn im2col_pair<const VARIANT: u8>(
     // A constant when the caller names the variant: the other classes' code drops out.
     let class = match VARIANT {
         0 => im2col_class(g),
-        v => v >> 2,
+        v => v >> 4,
     };
     // 1×1, stride 1, no padding: pixel p reads input[c·plane + p], so two consecutive pixels
     // are side by side in memory even across rows; the last pixel of an odd plane alone,
