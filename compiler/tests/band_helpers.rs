@@ -1,10 +1,11 @@
 //! Streamed stages call each op once per band, and recurrent layers unrolled over time run the
 //! same kernels at every step; the generated code shares one helper function among the calls
 //! that differ only in their arena offsets, so a call site is its offsets and a branch (flash
-//! on the Cortex-M4: ResNet-8's stage code 33 → 13 KiB, kws_lstm's text 34 → 20 KiB). A long
-//! stage program is data: each distinct statement one arm of a `match`, each row copy one row
-//! of a table, the steps a list of numbers (ResNet-8's stage code 13 → 8 KiB with the rest of
-//! `run`).
+//! on the Cortex-M4: ResNet-8's stage code 33 → 13 KiB, kws_lstm's text 34 → 20 KiB). Band
+//! calls that differ in their band's geometry too (first, middle and last bands) share one
+//! helper that takes the differing rows as arguments (ResNet-8: 38 helpers → 15). A long stage
+//! program is data: each distinct statement one arm of a `match`, each row copy one row of a
+//! table, the steps a list of numbers.
 
 use std::path::Path;
 
@@ -23,7 +24,8 @@ fn band_calls_share_helpers() {
     // rest of `run`.
     let views = code.matches("views_").count();
     assert!(helpers > 0, "no band helper: {code}");
-    assert!(calls <= 2 * helpers, "{calls} calls for {helpers} helpers");
+    // Bands of one op at other rows (first, middle, last) share a helper.
+    assert!(calls >= 2 * helpers, "{calls} calls for {helpers} helpers");
     assert!(views <= helpers + 5, "{views} views for {helpers} helpers");
     // The program: one byte per step, many more steps than distinct statements.
     let at = code

@@ -583,30 +583,30 @@ impl Kernel for ConvOp {
                         lo: #lo, hi: #hi,
                     }
                 };
-                // A streamed stage's depthwise window whose first rows are kept apart
-                // (input 3, see `plan::stream`).
-                // Every depthwise call names its code path (`depthwise_variant`, a `const fn`
-                // of the same parameters): only that path's code is in the firmware.
+                // Every depthwise and tiled call names its code path, worked out here by the
+                // kernels' own `depthwise_variant` / `tiled_variant` (the kernel asserts it is
+                // the parameters'): only that path's code is in the firmware. A streamed
+                // stage's depthwise window may have its first rows kept apart (input 3, see
+                // `plan::stream`).
                 if let ConvOp::I8Depthwise(..) = self {
                     let kept = call.operands.get(3).and_then(Option::as_ref);
                     let kept = kept.cloned().unwrap_or_else(|| quote!(&[]));
                     let scratch = call.scratch.as_ref().expect("the kernel has scratch");
+                    let variant = conv::depthwise_variant(p);
                     let code = quote! {
-                        ::microarena::kernels::conv::conv2d_i8_depthwise_split_as::<
-                            _,
-                            { ::microarena::kernels::conv::depthwise_variant(#params) },
-                        >(#params, #kept, #x, #w, #bias, #rq, #scratch, #out);
+                        ::microarena::kernels::conv::conv2d_i8_depthwise_split_as::<_, #variant>(
+                            #params, #kept, #x, #w, #bias, #rq, #scratch, #out,
+                        );
                     };
                     return call.wrap(code);
                 }
                 if let ConvOp::I8Tiled(.., Chunked(false)) = self {
-                    // Named code path, as the depthwise above (`tiled_variant`).
                     let scratch = call.scratch.as_ref().expect("the kernel has scratch");
+                    let variant = conv::tiled_variant(p);
                     quote! {
-                        ::microarena::kernels::conv::conv2d_i8_tiled_as::<
-                            _,
-                            { ::microarena::kernels::conv::tiled_variant(#params) },
-                        >(#params, #x, #w, #bias, #rq, #scratch, #out);
+                        ::microarena::kernels::conv::conv2d_i8_tiled_as::<_, #variant>(
+                            #params, #x, #w, #bias, #rq, #scratch, #out,
+                        );
                     }
                 } else if let Some(kernel) = kernel {
                     let scratch = call.scratch.as_ref().expect("the kernel has scratch");

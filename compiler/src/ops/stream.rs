@@ -17,6 +17,17 @@ use quote::{format_ident, quote};
 
 use super::{usize_lit, Call, Inputs, Kernel};
 use crate::codegen::Helpers;
+
+mod program;
+use program::{band_calls, program_table, straight_line, Action, BandCall, TABLE_MIN_STEPS};
+
+/// A step emitted but for its band helper's call, which waits until every band call of the
+/// stage is known (see [`band_calls`]).
+enum Pending {
+    Done(Action),
+    /// Index in the stage's list of [`BandCall`]s.
+    Band(usize),
+}
 use crate::ir::{DType, Node, Op, Values};
 use crate::kernels::stream::{copy_rows, RowCopy};
 
@@ -279,161 +290,6 @@ fn region_at(off: TokenStream, len: usize, dtype: DType) -> TokenStream {
     }
 }
 
-/// One step of a stage's program as generated code.
-enum Action {
-    /// A row copy between arena places (absolute byte offsets): data, a row of the stage's
-    /// copy table, when the program is a table.
-    Copy(RowCopy),
-    /// A statement: a band call, or a copy of the caller's rows into the arena.
-    Code(TokenStream),
-}
-
-/// Programs of at least this many steps (a repeated block's counted once) are emitted as a
-/// table run by one loop (see [`program_table`]); shorter ones as straight-line code.
-const TABLE_MIN_STEPS: usize = 16;
-
-/// The fields of `c` in declaration order.
-fn copy_fields(c: &RowCopy) -> [usize; 6] {
-    [
-        c.channels,
-        c.bytes,
-        c.src,
-        c.src_channel,
-        c.dst,
-        c.dst_channel,
-    ]
-}
-
-/// The program as straight-line statements (a repeated block as a `for` loop).
-fn straight_line(blocks: &[(usize, Vec<Action>)]) -> TokenStream {
-    let blocks = blocks.iter().map(|(repeat, steps)| {
-        let steps = steps.iter().map(|a| match a {
-            Action::Copy(c) => {
-                let [channels, bytes, src, src_channel, dst, dst_channel] =
-                    copy_fields(c).map(usize_lit);
-                quote! {
-                    ::microarena::kernels::stream::copy_rows(
-                        self.arena.bytes_mut(),
-                        &::microarena::kernels::stream::RowCopy {
-                            channels: #channels, bytes: #bytes, src: #src,
-                            src_channel: #src_channel, dst: #dst, dst_channel: #dst_channel,
-                        },
-                    );
-                }
-            }
-            Action::Code(code) => code.clone(),
-        });
-        if *repeat == 1 {
-            quote!(#(#steps)*)
-        } else {
-            let n = usize_lit(*repeat);
-            quote!(for _ in 0..#n { #(#steps)* })
-        }
-    });
-    quote!(#(#blocks)*)
-}
-
-/// The program as data. A stage runs each op once per band and moves rows between passes:
-/// hundreds of steps, on which straight-line code spends 8–12 bytes of flash each, plus a
-/// 24-byte `RowCopy` per distinct copy (ResNet-8: 837 steps, 13 KiB of code). Here each
-/// distinct statement is one arm of a `match`, each distinct row copy one row of a static
-/// table (`u16` fields when every offset fits), and the program a static list of step
-/// numbers (a byte each up to 256 distinct steps) that one loop runs, its blocks (start,
-/// end, repeat) an outer one. A step costs a few instructions more than a direct call, next
-/// to a band's kernel call or a row copy nothing.
-fn program_table(blocks: &[(usize, Vec<Action>)]) -> TokenStream {
-    let mut arms: Vec<TokenStream> = Vec::new();
-    let mut arm_index: std::collections::HashMap<String, usize> = Default::default();
-    let mut copies: Vec<RowCopy> = Vec::new();
-    let mut copy_index: std::collections::HashMap<[usize; 6], usize> = Default::default();
-    // Each step: an arm (`Ok`) or a copy (`Err`), numbered once all arms are known.
-    let mut steps: Vec<Result<usize, usize>> = Vec::new();
-    let mut spans = Vec::new();
-    for (repeat, actions) in blocks {
-        let start = steps.len();
-        for a in actions {
-            steps.push(match a {
-                Action::Code(code) => {
-                    let next = arms.len();
-                    let k = *arm_index.entry(code.to_string()).or_insert(next);
-                    if k == next {
-                        arms.push(code.clone());
-                    }
-                    Ok(k)
-                }
-                Action::Copy(c) => {
-                    let next = copies.len();
-                    let k = *copy_index.entry(copy_fields(c)).or_insert(next);
-                    if k == next {
-                        copies.push(*c);
-                    }
-                    Err(k)
-                }
-            });
-        }
-        spans.push((start, steps.len(), *repeat));
-    }
-    let n_arms = arms.len();
-    let step_type = if n_arms + copies.len() <= 256 {
-        quote!(u8)
-    } else {
-        quote!(u16)
-    };
-    let numbers = steps.iter().map(|s| match s {
-        Ok(k) => usize_lit(*k),
-        Err(k) => usize_lit(n_arms + k),
-    });
-    let n_steps = usize_lit(steps.len());
-    let n_spans = usize_lit(spans.len());
-    let spans = spans.iter().map(|&(s, e, r)| {
-        let (s, e, r) = (usize_lit(s), usize_lit(e), usize_lit(r));
-        quote!((#s, #e, #r))
-    });
-    let arm_numbers = (0..n_arms).map(usize_lit);
-    let copy_arm = if copies.is_empty() {
-        quote!(_ => {})
-    } else {
-        let short = copies
-            .iter()
-            .all(|c| copy_fields(c).iter().all(|&v| v <= usize::from(u16::MAX)));
-        let field_type = if short { quote!(u16) } else { quote!(u32) };
-        let rows = copies.iter().map(|c| {
-            let f = copy_fields(c).map(usize_lit);
-            quote!([#(#f),*])
-        });
-        let n_copies = usize_lit(copies.len());
-        let first = usize_lit(n_arms);
-        quote! {
-            k => {
-                static COPIES: [[#field_type; 6]; #n_copies] = [#(#rows),*];
-                let c = &COPIES[k as usize - #first];
-                ::microarena::kernels::stream::copy_rows(
-                    self.arena.bytes_mut(),
-                    &::microarena::kernels::stream::RowCopy {
-                        channels: c[0] as usize, bytes: c[1] as usize, src: c[2] as usize,
-                        src_channel: c[3] as usize, dst: c[4] as usize,
-                        dst_channel: c[5] as usize,
-                    },
-                );
-            }
-        }
-    };
-    quote! {
-        static PROGRAM: [#step_type; #n_steps] = [#(#numbers),*];
-        const BLOCKS: [(usize, usize, usize); #n_spans] = [#(#spans),*];
-        for &(start, end, repeat) in BLOCKS.iter() {
-            for _ in 0..repeat {
-                for &k in &PROGRAM[start..end] {
-                    match k {
-                        #(#arm_numbers => { #arms })*
-                        #copy_arm
-                    }
-                }
-            }
-        }
-    }
-}
-
 impl StreamOp {
     /// Byte offset of `place` in the arena, given the stage node's operand offsets.
     fn base(place: Place, call: &Call) -> usize {
@@ -445,7 +301,7 @@ impl StreamOp {
         }
     }
 
-    fn emit_step(&self, step: &Step, call: &Call, helpers: &mut Helpers) -> Action {
+    fn emit_step(&self, step: &Step, call: &Call, bands: &mut Vec<BandCall>) -> Pending {
         match step {
             Step::Copy {
                 from: Place::Caller(k, dtype),
@@ -470,7 +326,7 @@ impl StreamOp {
                     DType::I8 => quote!(i8_mut),
                     _ => quote!(f32_mut),
                 };
-                Action::Code(quote! {
+                Pending::Done(Action::Code(quote! {
                     ::microarena::kernels::stream::RowSource::read_rows(
                         &#caller,
                         self.arena.#view(#window),
@@ -479,24 +335,31 @@ impl StreamOp {
                             src_channel: #src_channel, dst: 0, dst_channel: #dst_channel,
                         },
                     );
-                })
+                }))
             }
-            Step::Copy { from, to, rows } => Action::Copy(RowCopy {
+            Step::Copy { from, to, rows } => Pending::Done(Action::Copy(RowCopy {
                 src: rows.src + Self::base(*from, call),
                 dst: rows.dst + Self::base(*to, call),
                 ..*rows
-            }),
-            Step::Call { .. } => Action::Code(self.band_call(step, call, helpers)),
+            })),
+            Step::Call { .. } => match self.band_call(step, call) {
+                Ok(inline) => Pending::Done(Action::Code(inline)),
+                Err(band) => {
+                    bands.push(band);
+                    Pending::Band(bands.len() - 1)
+                }
+            },
         }
     }
 
-    /// A band call: its body (the arena views and the kernel call) in a helper function
-    /// of the stage that takes the views' byte offsets as arguments, shared by every call
-    /// whose body differs only in them, so each call site is the offsets and a branch (a
-    /// stage calls each op once per band: straight-line bodies cost flash per call). Calls
+    /// A band call: its body (the arena views and the kernel call) for a helper function of
+    /// the stage that takes the views' byte offsets as arguments (and, see [`band_calls`],
+    /// the band's rows where bands differ), so each call site is a few arguments and a branch
+    /// (a stage calls each op once per band: straight-line bodies cost flash per call). Calls
     /// that read a graph input from the caller's array stay inline (the helper cannot name
     /// `run`'s arguments).
-    fn band_call(&self, step: &Step, call: &Call, helpers: &mut Helpers) -> TokenStream {
+    /// `Ok`: the call's code, inline; `Err`: its body for a helper (see [`band_calls`]).
+    fn band_call(&self, step: &Step, call: &Call) -> Result<TokenStream, BandCall> {
         let Step::Call {
             op,
             inputs,
@@ -585,9 +448,9 @@ impl StreamOp {
             scratch_offset: None,
         });
         if !hoist {
-            return body;
+            return Ok(body);
         }
-        helpers.call("band", body, &offsets, quote!(self.arena))
+        Err(BandCall { body, offsets })
     }
 }
 
@@ -601,17 +464,36 @@ impl Kernel for StreamOp {
     }
 
     fn emit(&self, call: &Call) -> TokenStream {
-        let mut helpers = Helpers::default();
-        let blocks: Vec<(usize, Vec<Action>)> = self
+        let mut bands = Vec::new();
+        let pending: Vec<(usize, Vec<Pending>)> = self
             .program
             .iter()
             .map(|b| {
                 let steps = b
                     .steps
                     .iter()
-                    .map(|s| self.emit_step(s, call, &mut helpers))
+                    .map(|s| self.emit_step(s, call, &mut bands))
                     .collect();
                 (b.repeat, steps)
+            })
+            .collect();
+        let mut helpers = Helpers::default();
+        let mut calls: Vec<Option<TokenStream>> =
+            band_calls(&bands, &mut helpers, quote!(self.arena))
+                .into_iter()
+                .map(Some)
+                .collect();
+        let blocks: Vec<(usize, Vec<Action>)> = pending
+            .into_iter()
+            .map(|(repeat, steps)| {
+                let steps = steps
+                    .into_iter()
+                    .map(|p| match p {
+                        Pending::Done(a) => a,
+                        Pending::Band(i) => Action::Code(calls[i].take().expect("each call once")),
+                    })
+                    .collect();
+                (repeat, steps)
             })
             .collect();
         let steps: usize = blocks.iter().map(|(_, s)| s.len()).sum();

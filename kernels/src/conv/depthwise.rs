@@ -166,9 +166,8 @@ pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
 
 /// [`conv2d_i8_depthwise_split`] compiled for one code path, `VARIANT` =
 /// [`depthwise_variant`]`(p)`, known when the firmware is built: on Cortex-M4F/M7 only that
-/// path's assembly is in flash (the run-time choice holds all eight, about 6 KiB). Generated
-/// code calls it with the variant worked out by the same `const fn` from the same
-/// parameters:
+/// path's assembly is in flash (the run-time choice holds all eight, about 6 KiB). The model
+/// compiler works the variant out with [`depthwise_variant`] and writes it as a literal; by hand:
 ///
 /// ```ignore
 /// conv2d_i8_depthwise_split_as::<_, { depthwise_variant(&P) }>(&P, kept, x, w, b, s, t, y)

@@ -165,8 +165,8 @@ pub const fn tiled_variant(p: &ConvI8) -> u8 {
 /// [`conv2d_i8_tiled`] compiled for one code path, `VARIANT` = [`tiled_variant`]`(p)`, known
 /// when the firmware is built: on Cortex-M4F/M7 only that path's im2col and assembly are in
 /// flash (the run-time choice holds three im2col paths and four assembly loops, about
-/// 9 KiB). Generated code calls it with the variant worked out by the same `const fn` from
-/// the same parameters. `VARIANT` 0 decides at run time, as [`conv2d_i8_tiled`].
+/// 9 KiB). The model compiler works the variant out with [`tiled_variant`] and writes it as a
+/// literal. `VARIANT` 0 decides at run time, as [`conv2d_i8_tiled`].
 ///
 /// # Panics
 /// As [`conv2d_i8_tiled`], and if `VARIANT` is neither 0 nor `p`'s variant.

@@ -1,0 +1,374 @@
+//! A streamed stage's program as generated code (see [`super::StreamOp`]): the band calls'
+//! helper functions, shared between calls whose bodies differ only in offsets or in the band's
+//! geometry, and the program as a table run by one loop or as straight-line statements.
+
+use proc_macro2::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree};
+use quote::quote;
+
+use super::super::usize_lit;
+use crate::codegen::Helpers;
+use crate::kernels::stream::RowCopy;
+
+/// A band call whose body goes into a helper function of the stage: the body (the arena views
+/// and the kernel call, the views' byte offsets written `o0`, `o1`, ...) and the offsets.
+pub(super) struct BandCall {
+    pub(super) body: TokenStream,
+    pub(super) offsets: Vec<usize>,
+}
+
+/// The calls of `calls`' helpers, in order. Bodies alike but for the band's geometry (the
+/// rows of a window or a band: a [`Window2d`](crate::kernels::Window2d)'s fields, a view's
+/// length) share one helper that takes the literals that differ as arguments after the
+/// offsets: a stage's first, middle and last bands of an op are the same code (DS-CNN's
+/// stage: 38 helpers → 11). The kernel's parameters are then built on the stack at each call,
+/// a few dozen instructions beside the kernel's thousands, instead of one constant per band
+/// in flash (104 bytes for an int8 convolution's).
+pub(super) fn band_calls(
+    calls: &[BandCall],
+    helpers: &mut Helpers,
+    arena: TokenStream,
+) -> Vec<TokenStream> {
+    let split: Vec<(TokenStream, Vec<usize>)> = calls.iter().map(|c| holes(&c.body)).collect();
+    let mut groups: std::collections::HashMap<String, Vec<usize>> = Default::default();
+    for (i, (template, _)) in split.iter().enumerate() {
+        groups.entry(template.to_string()).or_default().push(i);
+    }
+    let mut out = vec![TokenStream::new(); calls.len()];
+    for members in groups.values() {
+        let values = |i: usize| &split[i].1;
+        let n = values(members[0]).len();
+        // The holes whose value differs between the group's calls become parameters.
+        let varying: Vec<usize> = (0..n)
+            .filter(|&h| {
+                members
+                    .iter()
+                    .any(|&i| values(i)[h] != values(members[0])[h])
+            })
+            .collect();
+        for &i in members {
+            let (template, vals) = &split[i];
+            let offsets = calls[i].offsets.len();
+            let fills: Vec<TokenTree> = (0..n)
+                .map(|h| match varying.iter().position(|&v| v == h) {
+                    Some(j) => TokenTree::Ident(Ident::new(
+                        &format!("o{}", offsets + j),
+                        Span::call_site(),
+                    )),
+                    None => TokenTree::Literal(usize_lit(vals[h])),
+                })
+                .collect();
+            let body = fill(template, &fills);
+            let mut args = calls[i].offsets.clone();
+            args.extend(varying.iter().map(|&h| vals[h]));
+            out[i] = helpers.call("band", body, &args, arena.clone());
+        }
+    }
+    out
+}
+
+/// `body` with each geometry literal (a view's length: the last argument of `Region::…(…)`; a
+/// field of a `Window2d { … }`) replaced by an identifier `__hole{n}`, and the literals' values
+/// in that order.
+fn holes(body: &TokenStream) -> (TokenStream, Vec<usize>) {
+    let mut values = Vec::new();
+    let out = walk(body.clone(), &mut values, false);
+    (out, values)
+}
+
+/// [`holes`] of one token list; `fields`: the list is a `Window2d`'s fields.
+fn walk(tokens: TokenStream, values: &mut Vec<usize>, fields: bool) -> TokenStream {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = Vec::with_capacity(tokens.len());
+    for (i, t) in tokens.iter().enumerate() {
+        let ident_at = |k: usize, name: Option<&str>| match (i.checked_sub(k), name) {
+            (Some(j), Some(n)) => matches!(&tokens[j], TokenTree::Ident(id) if id == n),
+            (Some(j), None) => matches!(&tokens[j], TokenTree::Ident(_)),
+            (None, _) => false,
+        };
+        let colon_at = |k: usize| matches!(i.checked_sub(k).map(|j| &tokens[j]), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+        out.push(match t {
+            TokenTree::Group(g) => {
+                let inner = if g.delimiter() == Delimiter::Parenthesis
+                    && ident_at(1, None)
+                    && colon_at(2)
+                    && colon_at(3)
+                    && ident_at(4, Some("Region"))
+                {
+                    length_hole(g.stream(), values)
+                } else {
+                    let window = g.delimiter() == Delimiter::Brace && ident_at(1, Some("Window2d"));
+                    walk(g.stream(), values, window)
+                };
+                let mut group = Group::new(g.delimiter(), inner);
+                group.set_span(g.span());
+                TokenTree::Group(group)
+            }
+            TokenTree::Literal(l) if fields && colon_at(1) && ident_at(2, None) => {
+                hole(l, values).unwrap_or_else(|| t.clone())
+            }
+            _ => t.clone(),
+        });
+    }
+    out.into_iter().collect()
+}
+
+/// A `Region::…(offset, length)` call's arguments with the length a hole.
+fn length_hole(args: TokenStream, values: &mut Vec<usize>) -> TokenStream {
+    let mut tokens: Vec<TokenTree> = args.into_iter().collect();
+    if let Some(TokenTree::Literal(l)) = tokens.last() {
+        if let Some(h) = hole(l, values) {
+            *tokens.last_mut().expect("a last token") = h;
+        }
+    }
+    tokens.into_iter().collect()
+}
+
+/// The hole for an unsuffixed integer literal (its value pushed to `values`), else `None`.
+fn hole(l: &Literal, values: &mut Vec<usize>) -> Option<TokenTree> {
+    let v: usize = l.to_string().parse().ok()?;
+    let ident = Ident::new(&format!("__hole{}", values.len()), Span::call_site());
+    values.push(v);
+    Some(TokenTree::Ident(ident))
+}
+
+/// `template` with `__hole{n}` replaced by `fills[n]`.
+fn fill(template: &TokenStream, fills: &[TokenTree]) -> TokenStream {
+    template
+        .clone()
+        .into_iter()
+        .map(|t| match t {
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), fill(&g.stream(), fills));
+                group.set_span(g.span());
+                TokenTree::Group(group)
+            }
+            TokenTree::Ident(ref id) => match id.to_string().strip_prefix("__hole") {
+                Some(n) => fills[n.parse::<usize>().expect("a hole number")].clone(),
+                None => t,
+            },
+            _ => t,
+        })
+        .collect()
+}
+
+/// One step of a stage's program as generated code.
+pub(super) enum Action {
+    /// A row copy between arena places (absolute byte offsets): data, a row of the stage's
+    /// copy table, when the program is a table.
+    Copy(RowCopy),
+    /// A statement: a band call, or a copy of the caller's rows into the arena.
+    Code(TokenStream),
+}
+
+/// Programs of at least this many steps (a repeated block's counted once) are emitted as a
+/// table run by one loop (see [`program_table`]); shorter ones as straight-line code.
+pub(super) const TABLE_MIN_STEPS: usize = 16;
+
+/// The fields of `c` in declaration order.
+fn copy_fields(c: &RowCopy) -> [usize; 6] {
+    [
+        c.channels,
+        c.bytes,
+        c.src,
+        c.src_channel,
+        c.dst,
+        c.dst_channel,
+    ]
+}
+
+/// The program as straight-line statements (a repeated block as a `for` loop).
+pub(super) fn straight_line(blocks: &[(usize, Vec<Action>)]) -> TokenStream {
+    let blocks = blocks.iter().map(|(repeat, steps)| {
+        let steps = steps.iter().map(|a| match a {
+            Action::Copy(c) => {
+                let [channels, bytes, src, src_channel, dst, dst_channel] =
+                    copy_fields(c).map(usize_lit);
+                quote! {
+                    ::microarena::kernels::stream::copy_rows(
+                        self.arena.bytes_mut(),
+                        &::microarena::kernels::stream::RowCopy {
+                            channels: #channels, bytes: #bytes, src: #src,
+                            src_channel: #src_channel, dst: #dst, dst_channel: #dst_channel,
+                        },
+                    );
+                }
+            }
+            Action::Code(code) => code.clone(),
+        });
+        if *repeat == 1 {
+            quote!(#(#steps)*)
+        } else {
+            let n = usize_lit(*repeat);
+            quote!(for _ in 0..#n { #(#steps)* })
+        }
+    });
+    quote!(#(#blocks)*)
+}
+
+/// The program as data. A stage runs each op once per band and moves rows between passes:
+/// hundreds of steps, on which straight-line code spends 8–12 bytes of flash each, plus a
+/// 24-byte `RowCopy` per distinct copy (ResNet-8: 837 steps, 13 KiB of code). Here each
+/// distinct statement is one arm of a `match`, each distinct row copy one row of a static
+/// table (`u16` fields when every offset fits), and the program a static list of step
+/// numbers (a byte each up to 256 distinct steps) that one loop runs, its blocks (start,
+/// end, repeat) an outer one. A step costs a few instructions more than a direct call, next
+/// to a band's kernel call or a row copy nothing.
+pub(super) fn program_table(blocks: &[(usize, Vec<Action>)]) -> TokenStream {
+    let mut arms: Vec<TokenStream> = Vec::new();
+    let mut arm_index: std::collections::HashMap<String, usize> = Default::default();
+    let mut copies: Vec<RowCopy> = Vec::new();
+    let mut copy_index: std::collections::HashMap<[usize; 6], usize> = Default::default();
+    // Each step: an arm (`Ok`) or a copy (`Err`), numbered once all arms are known.
+    let mut steps: Vec<Result<usize, usize>> = Vec::new();
+    let mut spans = Vec::new();
+    for (repeat, actions) in blocks {
+        let start = steps.len();
+        for a in actions {
+            steps.push(match a {
+                Action::Code(code) => {
+                    let next = arms.len();
+                    let k = *arm_index.entry(code.to_string()).or_insert(next);
+                    if k == next {
+                        arms.push(code.clone());
+                    }
+                    Ok(k)
+                }
+                Action::Copy(c) => {
+                    let next = copies.len();
+                    let k = *copy_index.entry(copy_fields(c)).or_insert(next);
+                    if k == next {
+                        copies.push(*c);
+                    }
+                    Err(k)
+                }
+            });
+        }
+        spans.push((start, steps.len(), *repeat));
+    }
+    let n_arms = arms.len();
+    let step_type = if n_arms + copies.len() <= 256 {
+        quote!(u8)
+    } else {
+        quote!(u16)
+    };
+    let numbers = steps.iter().map(|s| match s {
+        Ok(k) => usize_lit(*k),
+        Err(k) => usize_lit(n_arms + k),
+    });
+    let n_steps = usize_lit(steps.len());
+    let n_spans = usize_lit(spans.len());
+    let spans = spans.iter().map(|&(s, e, r)| {
+        let (s, e, r) = (usize_lit(s), usize_lit(e), usize_lit(r));
+        quote!((#s, #e, #r))
+    });
+    let arm_numbers = (0..n_arms).map(usize_lit);
+    let copy_arm = if copies.is_empty() {
+        quote!(_ => {})
+    } else {
+        let short = copies
+            .iter()
+            .all(|c| copy_fields(c).iter().all(|&v| v <= usize::from(u16::MAX)));
+        let field_type = if short { quote!(u16) } else { quote!(u32) };
+        let rows = copies.iter().map(|c| {
+            let f = copy_fields(c).map(usize_lit);
+            quote!([#(#f),*])
+        });
+        let n_copies = usize_lit(copies.len());
+        let first = usize_lit(n_arms);
+        quote! {
+            k => {
+                static COPIES: [[#field_type; 6]; #n_copies] = [#(#rows),*];
+                let c = &COPIES[k as usize - #first];
+                ::microarena::kernels::stream::copy_rows(
+                    self.arena.bytes_mut(),
+                    &::microarena::kernels::stream::RowCopy {
+                        channels: c[0] as usize, bytes: c[1] as usize, src: c[2] as usize,
+                        src_channel: c[3] as usize, dst: c[4] as usize,
+                        dst_channel: c[5] as usize,
+                    },
+                );
+            }
+        }
+    };
+    quote! {
+        static PROGRAM: [#step_type; #n_steps] = [#(#numbers),*];
+        const BLOCKS: [(usize, usize, usize); #n_spans] = [#(#spans),*];
+        for &(start, end, repeat) in BLOCKS.iter() {
+            for _ in 0..repeat {
+                for &k in &PROGRAM[start..end] {
+                    match k {
+                        #(#arm_numbers => { #arms })*
+                        #copy_arm
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(in_h: usize, len: usize, act: u32) -> TokenStream {
+        let (in_h, len) = (usize_lit(in_h), usize_lit(len));
+        quote! {
+            let ([x0], out) = arena.views_i8([::microarena::Region::i8(o0, #len)], ::microarena::Region::i8(o1, 64));
+            kernel(&::microarena::kernels::Window2d { in_h: #in_h, in_w: 5, k_h: 3 }, #act, x0, out);
+        }
+    }
+
+    /// Bands whose bodies differ in a window's rows and a view's length share one helper that
+    /// takes those two as arguments after the offsets; the literals they agree on stay
+    /// literals; a difference elsewhere (a suffixed literal: not geometry) is another helper.
+    #[test]
+    fn bands_differing_in_geometry_share_a_helper() {
+        let calls = [
+            BandCall {
+                body: body(2, 160, 7),
+                offsets: vec![0, 400],
+            },
+            BandCall {
+                body: body(3, 240, 7),
+                offsets: vec![16, 400],
+            },
+            BandCall {
+                body: body(3, 240, 7),
+                offsets: vec![32, 400],
+            },
+            BandCall {
+                body: body(2, 160, 8),
+                offsets: vec![0, 400],
+            },
+        ];
+        let mut helpers = Helpers::default();
+        let code: Vec<String> = band_calls(&calls, &mut helpers, quote!(self.arena))
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        let defs = helpers.definitions().to_string();
+        assert_eq!(defs.matches("fn band_").count(), 2, "{defs}");
+        assert!(
+            code[0].contains("(& mut self . arena , 0 , 400 , 160 , 2)"),
+            "{}",
+            code[0]
+        );
+        assert!(
+            code[1].contains("(& mut self . arena , 16 , 400 , 240 , 3)"),
+            "{}",
+            code[1]
+        );
+        // The shared helper reads the rows from its parameters; `in_w` stays a literal.
+        assert!(
+            defs.contains("in_h : o3") && defs.contains("in_w : 5"),
+            "{defs}"
+        );
+        assert!(defs.contains("Region :: i8 (o0 , o2)"), "{defs}");
+        // The fourth differs in `act` (7u32 against 8u32): its own helper, no extra arguments.
+        assert!(
+            code[3].contains("(& mut self . arena , 0 , 400)"),
+            "{}",
+            code[3]
+        );
+    }
+}
