@@ -326,7 +326,7 @@ impl StreamOp {
                     DType::I8 => quote!(i8_mut),
                     _ => quote!(f32_mut),
                 };
-                Pending::Done(Action::Code(quote! {
+                let code = quote! {
                     ::microarena::kernels::stream::RowSource::read_rows(
                         &#caller,
                         self.arena.#view(#window),
@@ -335,7 +335,43 @@ impl StreamOp {
                             src_channel: #src_channel, dst: 0, dst_channel: #dst_channel,
                         },
                     );
-                }))
+                };
+                // The same read with its numbers from a table row `r` (see `program_table`).
+                let field = |i: usize| quote!(r[#i] as usize);
+                let window = region_at(field(0), 0, *dtype).into_iter().map(|t| match t {
+                    proc_macro2::TokenTree::Group(g) => {
+                        let (off, len) = (field(0), field(1));
+                        proc_macro2::TokenTree::Group(proc_macro2::Group::new(
+                            g.delimiter(),
+                            quote!(#off, #len),
+                        ))
+                    }
+                    t => t,
+                });
+                let [channels, bytes, src, src_channel, dst_channel] = [2, 3, 4, 5, 6].map(field);
+                let template = quote! {
+                    ::microarena::kernels::stream::RowSource::read_rows(
+                        &#caller,
+                        self.arena.#view(#(#window)*),
+                        &::microarena::kernels::stream::RowCopy {
+                            channels: #channels, bytes: #bytes, src: #src,
+                            src_channel: #src_channel, dst: 0, dst_channel: #dst_channel,
+                        },
+                    );
+                };
+                Pending::Done(Action::Read {
+                    code,
+                    template,
+                    fields: [
+                        Self::base(*to, call) + rows.dst,
+                        span / es,
+                        rows.channels,
+                        rows.bytes / es,
+                        rows.src / es,
+                        rows.src_channel / es,
+                        rows.dst_channel / es,
+                    ],
+                })
             }
             Step::Copy { from, to, rows } => Pending::Done(Action::Copy(RowCopy {
                 src: rows.src + Self::base(*from, call),
