@@ -421,6 +421,35 @@ mod tests {
         }
     }
 
+    fn read(src: usize) -> Action {
+        let fields = [0, 32, 1, 32, src, 490, 32];
+        Action::Read {
+            code: quote!(read(#src);),
+            template: quote!(read(r);),
+            fields,
+        }
+    }
+
+    /// Reads of the caller's rows become one table arm when a stage has at least
+    /// `READ_TABLE_MIN` distinct ones, and stay statements below that; either way every step
+    /// is in the program.
+    #[test]
+    fn many_reads_are_a_table() {
+        for (n, table) in [(READ_TABLE_MIN, true), (READ_TABLE_MIN - 1, false)] {
+            let mut actions: Vec<Action> = (0..n).map(|i| read(32 * i)).collect();
+            actions.extend((0..TABLE_MIN_STEPS).map(|_| Action::Code(quote!(band();))));
+            let code = program_table(&[(1, actions)]).to_string();
+            assert_eq!(code.contains("static READS"), table, "{n}: {code}");
+            assert_eq!(
+                code.matches("read (").count(),
+                if table { 1 } else { n },
+                "{code}"
+            );
+            let steps = n + TABLE_MIN_STEPS;
+            assert!(code.contains(&format!("[u8 ; {steps}]")), "{code}");
+        }
+    }
+
     /// Bands whose bodies differ in a window's rows and a view's length share one helper that
     /// takes those two as arguments after the offsets; the literals they agree on stay
     /// literals; a difference elsewhere (a suffixed literal: not geometry) is another helper.
