@@ -187,6 +187,7 @@ fn call_of_with(g: &Graph, plan: &ArenaPlan, v: usize, params: Option<&mut Vec<u
             .collect(),
         out_offset: plan.offsets[node.output.0].unwrap_or(0),
         scratch_offset: node.scratch.map(|s| plan.offsets[s.0].unwrap_or(0)),
+        depthwise_shared: crate::ops::conv::depthwise_shared(g),
     }
 }
 

@@ -302,6 +302,30 @@ fn conv_i8(
     Ok(y)
 }
 
+/// True when `g`'s int8 depthwise layers (streamed or not) use more than one code path
+/// with the same kind of scales: their calls then share one channel loop in flash
+/// ([`conv::DW_SHARED`]; VWW's four variants: 4,228 B less), else each inlines its own (a
+/// model of one variant, DS-CNN: 12 instructions a channel fewer).
+pub(crate) fn depthwise_shared(g: &Graph) -> bool {
+    let mut seen: Vec<(std::mem::Discriminant<FastScales>, u8)> = Vec::new();
+    let mut visit = |op: &Op| {
+        if let Op::Conv(ConvOp::I8Depthwise(p, fs)) = op {
+            let v = (std::mem::discriminant(fs), conv::depthwise_variant(p));
+            if !seen.contains(&v) {
+                seen.push(v);
+            }
+        }
+    };
+    for n in &g.nodes {
+        match &n.op {
+            Op::Stream(s) => s.nodes.iter().for_each(|n| visit(&n.op)),
+            op => visit(op),
+        }
+    }
+    seen.iter()
+        .any(|(kind, v)| seen.iter().any(|(k, w)| k == kind && w != v))
+}
+
 /// Turns every f32 1×1 convolution (stride one, no padding, one group, one image) into the
 /// matrix product tract declutters ONNX's pointwise `Conv` into: weights `[C_out][C_in]`
 /// times the `[C_in][H·W]` map. On the Cortex-M4 the product's column loop costs about 7.5
@@ -592,7 +616,12 @@ impl Kernel for ConvOp {
                     let kept = call.operands.get(3).and_then(Option::as_ref);
                     let kept = kept.cloned().unwrap_or_else(|| quote!(&[]));
                     let scratch = call.scratch.as_ref().expect("the kernel has scratch");
-                    let variant = conv::depthwise_variant(p);
+                    let shared = if call.depthwise_shared {
+                        conv::DW_SHARED
+                    } else {
+                        0
+                    };
+                    let variant = conv::depthwise_variant(p) | shared;
                     let code = quote! {
                         ::microarena::kernels::conv::conv2d_i8_depthwise_split_as::<_, #variant>(
                             #params, #kept, #x, #w, #bias, #rq, #scratch, #out,
@@ -799,6 +828,7 @@ mod tests {
             offsets: Vec::new(),
             out_offset: 0,
             scratch_offset: None,
+            depthwise_shared: false,
         };
         let code = op.emit(&call).to_string();
         for field in ["groups : 2", "in_w : 6", "pad_bottom : 1", "stride_h : 2"] {

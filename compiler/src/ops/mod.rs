@@ -181,6 +181,9 @@ pub struct Call {
     pub out_offset: usize,
     /// Byte offset of the scratch in the arena, for nodes that have one.
     pub scratch_offset: Option<usize>,
+    /// The model's int8 depthwise layers use more than one code path: theirs share one
+    /// channel loop (see `conv::depthwise_shared`).
+    pub depthwise_shared: bool,
 }
 
 impl Call {

@@ -482,6 +482,7 @@ impl StreamOp {
             offsets: Vec::new(),
             out_offset: 0,
             scratch_offset: None,
+            depthwise_shared: call.depthwise_shared,
         });
         if !hoist {
             return Ok(body);

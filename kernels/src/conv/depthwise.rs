@@ -94,6 +94,12 @@ pub fn conv2d_i8_depthwise<S: ChannelScale>(
     conv2d_i8_depthwise_split(p, &[], input, packed, bias, scales, scratch, output)
 }
 
+/// Bit of a `VARIANT` of [`conv2d_i8_depthwise_split_as`] that [`depthwise_variant`] never
+/// sets: the channel loop is one function shared by every variant, called with the variant's
+/// row loop (on Cortex-M4F, an indirect call per channel: about 12 instructions). The model
+/// compiler sets it when a model's depthwise layers use more than one variant, whose channel
+/// loops (2 KiB each) would otherwise each be in flash.
+pub const DW_SHARED: u8 = 1 << 7;
 /// Bit of a [`depthwise_variant`]: the output range is narrower than int8's.
 pub const DW_CLAMP: u8 = 1 << 1;
 /// Bit of a [`depthwise_variant`]: the rows have an odd number of pixels.
@@ -173,7 +179,8 @@ pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
 /// conv2d_i8_depthwise_split_as::<_, { depthwise_variant(&P) }>(&P, kept, x, w, b, s, t, y)
 /// ```
 ///
-/// `VARIANT` 0 decides at run time, as [`conv2d_i8_depthwise_split`].
+/// `VARIANT` 0 decides at run time, as [`conv2d_i8_depthwise_split`]; [`DW_SHARED`] may be
+/// added to a variant.
 ///
 /// # Panics
 /// As [`conv2d_i8_depthwise_split`], and if `VARIANT` is neither 0 nor `p`'s variant.
@@ -189,7 +196,7 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
     output: &mut [i8],
 ) {
     assert!(
-        VARIANT == 0 || VARIANT == depthwise_variant(p),
+        VARIANT == 0 || VARIANT & !DW_SHARED == depthwise_variant(p),
         "the variant is the parameters' own"
     );
     let g = &p.geom;
@@ -243,7 +250,7 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
             0 => depthwise_variant(p),
             v => v,
         };
-        let kind = match v >> 2 {
+        let kind = match (v & !DW_SHARED) >> 2 {
             1 => Some(PairKind::Stride1),
             2 => Some(PairKind::Stride2),
             _ => None,

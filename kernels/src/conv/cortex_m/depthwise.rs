@@ -558,11 +558,19 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<
     }
 }
 
+/// One variant of [`depthwise_rows_dsp_asm`]: a channel's rows.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+type DwRowsFn = unsafe fn(*const i8, usize, *const i8, &DwRows);
+
 /// [`conv2d_i8_depthwise`] for the two-pixel geometries on Cortex-M4F/M7/M33 (rows of at
 /// least two pixels): each channel copied into the padded plane, then all its rows by
-/// [`depthwise_rows_dsp_asm`].
+/// [`depthwise_rows_dsp_asm`] in the variant for the stride, clamp and row parity (a constant
+/// when `VARIANT` names it). With [`DW_SHARED`] (or `VARIANT` 0) the channel loop is
+/// [`depthwise_channels`], one copy for every variant: a firmware whose layers use three
+/// variants holds three row loops, not three channel loops.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn depthwise_rows_dsp<S: ChannelScale, const VARIANT: u8>(
     p: &ConvI8,
     kind: PairKind,
@@ -573,6 +581,81 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale, const VARIANT: u8>(
     padded: &mut [i8],
     row: usize,
     output: &mut [i8],
+) {
+    let w = &p.geom.window;
+    // Constants when the caller names the layer's variant: one assembly block is compiled.
+    let clamp = match VARIANT {
+        0 => p.lo != i8::MIN || p.hi != i8::MAX,
+        v => v & DW_CLAMP != 0,
+    };
+    let odd = match VARIANT {
+        0 => w.out_w % 2 == 1,
+        v => v & DW_ODD != 0,
+    };
+    macro_rules! rows {
+        ($($stride:literal, $clamp:literal, $odd:literal, $kind:ident);*) => {
+            match (kind, clamp, odd) {
+                $((PairKind::$kind, $clamp, $odd) => {
+                    depthwise_rows_dsp_asm::<$stride, $clamp, $odd, S> as DwRowsFn
+                })*
+            }
+        };
+    }
+    let rows = rows!(
+        1, false, false, Stride1; 1, false, true, Stride1;
+        1, true, false, Stride1; 1, true, true, Stride1;
+        2, false, false, Stride2; 2, false, true, Stride2;
+        2, true, false, Stride2; 2, true, true, Stride2
+    );
+    if VARIANT == 0 || VARIANT & DW_SHARED != 0 {
+        depthwise_channels(
+            p, kind, planes, packed, bias, scales, padded, row, output, rows,
+        );
+    } else {
+        channel_loop(
+            p, kind, planes, packed, bias, scales, padded, row, output, rows,
+        );
+    }
+}
+
+/// [`channel_loop`] out of line: one copy for every variant ([`DW_SHARED`]).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn depthwise_channels<S: ChannelScale>(
+    p: &ConvI8,
+    kind: PairKind,
+    planes: &Planes,
+    packed: &[i8],
+    bias: Option<&[i32]>,
+    scales: &[S],
+    padded: &mut [i8],
+    row: usize,
+    output: &mut [i8],
+    rows: DwRowsFn,
+) {
+    channel_loop(
+        p, kind, planes, packed, bias, scales, padded, row, output, rows,
+    );
+}
+
+/// The channel loop of [`depthwise_rows_dsp`]: each channel's plane copied into `padded`,
+/// its constants set, its rows by `rows` (a variant of [`depthwise_rows_dsp_asm`] for
+/// `kind`, the clamp and the row parity of `p`; inlined where `rows` is a constant).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn channel_loop<S: ChannelScale>(
+    p: &ConvI8,
+    kind: PairKind,
+    planes: &Planes,
+    packed: &[i8],
+    bias: Option<&[i32]>,
+    scales: &[S],
+    padded: &mut [i8],
+    row: usize,
+    output: &mut [i8],
+    rows: DwRowsFn,
 ) {
     let g = &p.geom;
     let w = &g.window;
@@ -607,15 +690,6 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale, const VARIANT: u8>(
         round: 0,
         exponent: 0,
         out: core::ptr::null_mut(),
-    };
-    // Constants when the caller names the layer's variant: one assembly block is compiled.
-    let clamp = match VARIANT {
-        0 => p.lo != i8::MIN || p.hi != i8::MAX,
-        v => v & DW_CLAMP != 0,
-    };
-    let odd = match VARIANT {
-        0 => w.out_w % 2 == 1,
-        v => v & DW_ODD != 0,
     };
     let rs = w.dil_h * row;
     let zero = p.input_zero;
@@ -684,25 +758,7 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale, const VARIANT: u8>(
             // SAFETY: the reads are inside `padded` (asserted above for every window of
             // every row), the writes are the plane (`out` to `end`, `out_h` rows); `wc` is
             // the channel's 12 packed weight bytes (LDR may be unaligned on Armv7E-M).
-            unsafe {
-                let x = padded.as_ptr();
-                let wc = wc.as_ptr();
-                macro_rules! rows {
-                    ($($stride:literal, $clamp:literal, $odd:literal, $kind:ident);*) => {
-                        match (kind, clamp, odd) {
-                            $((PairKind::$kind, $clamp, $odd) => depthwise_rows_dsp_asm::<
-                                $stride, $clamp, $odd, S
-                            >(x, rs, wc, &params),)*
-                        }
-                    };
-                }
-                rows!(
-                    1, false, false, Stride1; 1, false, true, Stride1;
-                    1, true, false, Stride1; 1, true, true, Stride1;
-                    2, false, false, Stride2; 2, false, true, Stride2;
-                    2, true, false, Stride2; 2, true, true, Stride2
-                )
-            }
+            unsafe { rows(padded.as_ptr(), rs, wc.as_ptr(), &params) };
         }
     }
 }
