@@ -61,3 +61,28 @@ fn recurrent_steps_share_helpers() {
     );
     assert!(4 * helpers <= calls, "{helpers} helpers for {calls} calls");
 }
+
+/// The int8 depthwise variants a model's code names: with more than one (VWW: strides 1 and
+/// 2, odd and even rows) every call asks for the shared channel loop (`DW_SHARED`, bit 7);
+/// with one (DS-CNN) none does.
+#[test]
+fn depthwise_calls_share_their_channel_loop_when_variants_differ() {
+    for (name, shared) in [("vww_96_int8", true), ("kws_ref_model", false)] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../tests/models/tflite/{name}.tflite"));
+        let c = compile(&path, &Options::default()).expect("compiles");
+        let code = c.to_tokens(Some(&path)).to_string();
+        let variants: Vec<u8> = code
+            .split("conv2d_i8_depthwise_split_as :: < _ , ")
+            .skip(1)
+            .map(|s| s.split("u8").next().unwrap().trim().parse().unwrap())
+            .collect();
+        let distinct: std::collections::BTreeSet<u8> = variants.iter().map(|v| v & 0x7f).collect();
+        assert!(!variants.is_empty(), "{name}: no depthwise call");
+        assert_eq!(distinct.len() > 1, shared, "{name}: {distinct:?}");
+        assert!(
+            variants.iter().all(|v| (v & 0x80 != 0) == shared),
+            "{name}: {variants:?}"
+        );
+    }
+}
