@@ -29,12 +29,20 @@ pub(super) fn band_calls(
     arena: TokenStream,
 ) -> Vec<TokenStream> {
     let split: Vec<(TokenStream, Vec<usize>)> = calls.iter().map(|c| holes(&c.body)).collect();
-    let mut groups: std::collections::HashMap<String, Vec<usize>> = Default::default();
+    // Groups in order of their first call, so that helpers are numbered the same in every
+    // build (a hash map's order is not).
+    let mut index: std::collections::HashMap<String, usize> = Default::default();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, (template, _)) in split.iter().enumerate() {
-        groups.entry(template.to_string()).or_default().push(i);
+        let next = groups.len();
+        let g = *index.entry(template.to_string()).or_insert(next);
+        if g == next {
+            groups.push(Vec::new());
+        }
+        groups[g].push(i);
     }
     let mut out = vec![TokenStream::new(); calls.len()];
-    for members in groups.values() {
+    for members in &groups {
         let values = |i: usize| &split[i].1;
         let n = values(members[0]).len();
         // The holes whose value differs between the group's calls become parameters.
