@@ -199,45 +199,28 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
         VARIANT == 0 || VARIANT & !DW_SHARED == depthwise_variant(p),
         "the variant is the parameters' own"
     );
+    // Several variants in one model: the channel loop shared (see `DW_SHARED`); also the
+    // run-time choice (`VARIANT` 0).
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if VARIANT == 0 || VARIANT & DW_SHARED != 0 {
+        let v = match VARIANT {
+            0 => depthwise_variant(p),
+            v => v,
+        };
+        if let Some(kind) = pair_kind(v) {
+            let rows = dsp_rows_fn::<S, VARIANT>(p, kind);
+            return depthwise_split_dsp(
+                p, kept_rows, input, packed, bias, scales, scratch, output, kind, rows,
+            );
+        }
+    }
+    let (padded, row, kept) = prepare(p, kept_rows, input, packed, bias, scales, scratch, output);
     let g = &p.geom;
     let w = &g.window;
-    assert!(
-        g.groups == g.in_c && g.in_c == g.out_c,
-        "one channel per group"
-    );
-    assert!(
-        S::KIND == ScaleKind::Float || p.output_zero == 0,
-        "fixed-point scales hold the output zero point (Q31::with_zero)"
-    );
-    let planes = g.batch * g.in_c;
-    let kept = if kept_rows.is_empty() {
-        0
-    } else {
-        kept_rows.len() / (planes * w.in_w).max(1)
-    };
-    assert!(
-        kept * planes * w.in_w == kept_rows.len() && kept <= w.in_h,
-        "kept rows: whole rows of every channel"
-    );
-    // SAFETY: the same memory as bytes: i8 has no alignment and no invalid bit pattern, the
-    // length is the byte length, and `scratch` is not used again while this view lives.
-    let scratch: &mut [i8] = unsafe {
-        core::slice::from_raw_parts_mut(scratch.as_mut_ptr() as *mut i8, 2 * scratch.len())
-    };
-    // Per channel: `kept` rows in `kept_rows`, `fresh` in `input`.
     let fresh = w.in_h - kept;
     let (plane_in, plane_out) = (fresh * w.in_w, w.out_h * w.out_w);
-    let row = depthwise_row(g);
-    let rows = depthwise_scratch_len(g) / row;
     let rb = w.k_h * depthwise_row_bytes(w.k_w);
-    assert!(input.len() >= g.batch * g.in_c * plane_in);
-    assert!(output.len() >= g.batch * g.out_c * plane_out);
-    assert!(packed.len() >= depthwise_weights_len(g) && scales.len() >= g.out_c);
-    assert!(bias.is_none_or(|b| b.len() >= g.out_c));
-    let padded = &mut scratch[..rows * row];
     let zero = p.input_zero as i8;
-    // The border: every channel's copy overwrites the inside only.
-    padded.fill(zero);
     let pair_kernel = match (w.k_h, w.k_w, w.stride_w, w.dil_w) {
         (3, 3, 1, 1) => Some(PairKind::Stride1),
         (3, 3, 2, 1) => Some(PairKind::Stride2),
@@ -246,16 +229,7 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
     {
         // A constant when the caller names the variant: the other paths' code drops out.
-        let v = match VARIANT {
-            0 => depthwise_variant(p),
-            v => v,
-        };
-        let kind = match (v & !DW_SHARED) >> 2 {
-            1 => Some(PairKind::Stride1),
-            2 => Some(PairKind::Stride2),
-            _ => None,
-        };
-        if let Some(kind) = kind {
+        if let Some(kind) = pair_kind(VARIANT) {
             let planes = Planes {
                 kept_rows,
                 kept,
@@ -337,6 +311,75 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
             }
         }
     }
+}
+
+/// The two-pixel kernel of a [`depthwise_variant`] (with or without [`DW_SHARED`]), if any.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+const fn pair_kind(v: u8) -> Option<PairKind> {
+    match (v & !DW_SHARED) >> 2 {
+        1 => Some(PairKind::Stride1),
+        2 => Some(PairKind::Stride2),
+        _ => None,
+    }
+}
+
+/// What every path of [`conv2d_i8_depthwise_split_as`] starts with: the checks of its
+/// arguments, and `scratch` as bytes with the padded plane's border filled with the input zero
+/// point. Returns the padded plane, its row length and the number of kept rows.
+///
+/// # Panics
+/// As [`conv2d_i8_depthwise_split`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn prepare<'s, S: ChannelScale>(
+    p: &ConvI8,
+    kept_rows: &[i8],
+    input: &[i8],
+    packed: &[i8],
+    bias: Option<&[i32]>,
+    scales: &[S],
+    scratch: &'s mut [i16],
+    output: &[i8],
+) -> (&'s mut [i8], usize, usize) {
+    let g = &p.geom;
+    let w = &g.window;
+    assert!(
+        g.groups == g.in_c && g.in_c == g.out_c,
+        "one channel per group"
+    );
+    assert!(
+        S::KIND == ScaleKind::Float || p.output_zero == 0,
+        "fixed-point scales hold the output zero point (Q31::with_zero)"
+    );
+    let planes = g.batch * g.in_c;
+    let kept = if kept_rows.is_empty() {
+        0
+    } else {
+        kept_rows.len() / (planes * w.in_w).max(1)
+    };
+    assert!(
+        kept * planes * w.in_w == kept_rows.len() && kept <= w.in_h,
+        "kept rows: whole rows of every channel"
+    );
+    // SAFETY: the same memory as bytes: i8 has no alignment and no invalid bit pattern, the
+    // length is the byte length, and `scratch` is not used again while this view lives.
+    let scratch: &mut [i8] = unsafe {
+        core::slice::from_raw_parts_mut(scratch.as_mut_ptr() as *mut i8, 2 * scratch.len())
+    };
+    // Per channel: `kept` rows in `kept_rows`, `fresh` in `input`.
+    let fresh = w.in_h - kept;
+    let (plane_in, plane_out) = (fresh * w.in_w, w.out_h * w.out_w);
+    let row = depthwise_row(g);
+    let rows = depthwise_scratch_len(g) / row;
+    assert!(input.len() >= g.batch * g.in_c * plane_in);
+    assert!(output.len() >= g.batch * g.out_c * plane_out);
+    assert!(packed.len() >= depthwise_weights_len(g) && scales.len() >= g.out_c);
+    assert!(bias.is_none_or(|b| b.len() >= g.out_c));
+    let padded = &mut scratch[..rows * row];
+    let zero = p.input_zero as i8;
+    // The border: every channel's copy overwrites the inside only.
+    padded.fill(zero);
+    (padded, row, kept)
 }
 
 /// Tap `(ky, kx)` of one channel's packed depthwise weights `wc` (see

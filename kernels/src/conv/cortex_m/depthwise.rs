@@ -562,12 +562,42 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 type DwRowsFn = unsafe fn(*const i8, usize, *const i8, &DwRows);
 
+/// The variant of [`depthwise_rows_dsp_asm`] for `kind` and `p`'s clamp and row parity (a
+/// constant when `VARIANT` names them: then only that block is compiled).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[inline(always)]
+pub(crate) fn dsp_rows_fn<S: ChannelScale, const VARIANT: u8>(
+    p: &ConvI8,
+    kind: PairKind,
+) -> DwRowsFn {
+    let clamp = match VARIANT {
+        0 => p.lo != i8::MIN || p.hi != i8::MAX,
+        v => v & DW_CLAMP != 0,
+    };
+    let odd = match VARIANT {
+        0 => p.geom.window.out_w % 2 == 1,
+        v => v & DW_ODD != 0,
+    };
+    macro_rules! rows {
+        ($($stride:literal, $clamp:literal, $odd:literal, $kind:ident);*) => {
+            match (kind, clamp, odd) {
+                $((PairKind::$kind, $clamp, $odd) => {
+                    depthwise_rows_dsp_asm::<$stride, $clamp, $odd, S> as DwRowsFn
+                })*
+            }
+        };
+    }
+    rows!(
+        1, false, false, Stride1; 1, false, true, Stride1;
+        1, true, false, Stride1; 1, true, true, Stride1;
+        2, false, false, Stride2; 2, false, true, Stride2;
+        2, true, false, Stride2; 2, true, true, Stride2
+    )
+}
+
 /// [`conv2d_i8_depthwise`] for the two-pixel geometries on Cortex-M4F/M7/M33 (rows of at
-/// least two pixels): each channel copied into the padded plane, then all its rows by
-/// [`depthwise_rows_dsp_asm`] in the variant for the stride, clamp and row parity (a constant
-/// when `VARIANT` names it). With [`DW_SHARED`] (or `VARIANT` 0) the channel loop is
-/// [`depthwise_channels`], one copy for every variant: a firmware whose layers use three
-/// variants holds three row loops, not three channel loops.
+/// least two pixels), a model of one variant: each channel copied into the padded plane, then
+/// all its rows by its variant of [`depthwise_rows_dsp_asm`], inline.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -582,60 +612,38 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale, const VARIANT: u8>(
     row: usize,
     output: &mut [i8],
 ) {
-    let w = &p.geom.window;
-    // Constants when the caller names the layer's variant: one assembly block is compiled.
-    let clamp = match VARIANT {
-        0 => p.lo != i8::MIN || p.hi != i8::MAX,
-        v => v & DW_CLAMP != 0,
-    };
-    let odd = match VARIANT {
-        0 => w.out_w % 2 == 1,
-        v => v & DW_ODD != 0,
-    };
-    macro_rules! rows {
-        ($($stride:literal, $clamp:literal, $odd:literal, $kind:ident);*) => {
-            match (kind, clamp, odd) {
-                $((PairKind::$kind, $clamp, $odd) => {
-                    depthwise_rows_dsp_asm::<$stride, $clamp, $odd, S> as DwRowsFn
-                })*
-            }
-        };
-    }
-    let rows = rows!(
-        1, false, false, Stride1; 1, false, true, Stride1;
-        1, true, false, Stride1; 1, true, true, Stride1;
-        2, false, false, Stride2; 2, false, true, Stride2;
-        2, true, false, Stride2; 2, true, true, Stride2
+    let rows = dsp_rows_fn::<S, VARIANT>(p, kind);
+    channel_loop(
+        p, kind, planes, packed, bias, scales, padded, row, output, rows,
     );
-    if VARIANT == 0 || VARIANT & DW_SHARED != 0 {
-        depthwise_channels(
-            p, kind, planes, packed, bias, scales, padded, row, output, rows,
-        );
-    } else {
-        channel_loop(
-            p, kind, planes, packed, bias, scales, padded, row, output, rows,
-        );
-    }
 }
 
-/// [`channel_loop`] out of line: one copy for every variant ([`DW_SHARED`]).
+/// The whole of [`conv2d_i8_depthwise_split_as`] for the two-pixel geometries, out of line
+/// with the row loop `rows` as an argument: one copy for every variant of a model
+/// ([`DW_SHARED`]) and for the run-time choice.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn depthwise_channels<S: ChannelScale>(
+pub(crate) fn depthwise_split_dsp<S: ChannelScale>(
     p: &ConvI8,
-    kind: PairKind,
-    planes: &Planes,
+    kept_rows: &[i8],
+    input: &[i8],
     packed: &[i8],
     bias: Option<&[i32]>,
     scales: &[S],
-    padded: &mut [i8],
-    row: usize,
+    scratch: &mut [i16],
     output: &mut [i8],
+    kind: PairKind,
     rows: DwRowsFn,
 ) {
+    let (padded, row, kept) = prepare(p, kept_rows, input, packed, bias, scales, scratch, output);
+    let planes = Planes {
+        kept_rows,
+        kept,
+        input,
+    };
     channel_loop(
-        p, kind, planes, packed, bias, scales, padded, row, output, rows,
+        p, kind, &planes, packed, bias, scales, padded, row, output, rows,
     );
 }
 
