@@ -304,7 +304,7 @@ fn conv_i8(
 
 /// True when `g`'s int8 depthwise layers (streamed or not) use more than one code path
 /// with the same kind of scales: their calls then share one channel loop in flash
-/// ([`conv::DW_SHARED`]; VWW's four variants: 4,228 B less), else each inlines its own (a
+/// ([`conv::DW_SHARED`]; VWW's four variants: 2,928 B less), else each inlines its own (a
 /// model of one variant, DS-CNN: 12 instructions a channel fewer).
 pub(crate) fn depthwise_shared(g: &Graph) -> bool {
     let mut seen: Vec<(std::mem::Discriminant<FastScales>, u8)> = Vec::new();

@@ -95,10 +95,11 @@ pub fn conv2d_i8_depthwise<S: ChannelScale>(
 }
 
 /// Bit of a `VARIANT` of [`conv2d_i8_depthwise_split_as`] that [`depthwise_variant`] never
-/// sets: the channel loop is one function shared by every variant, called with the variant's
-/// row loop (on Cortex-M4F, an indirect call per channel: about 12 instructions). The model
-/// compiler sets it when a model's depthwise layers use more than one variant, whose channel
-/// loops (2 KiB each) would otherwise each be in flash.
+/// sets: on Cortex-M4F/M7 the kernel's body but its row loop (the checks, the border fill, the
+/// channel loop) is one function shared by every variant, which calls the variant's row loop
+/// through a pointer once per channel (about 12 instructions). The model compiler sets it
+/// when a model's depthwise layers use more than one variant, whose bodies (2 KiB each) would
+/// otherwise each be in flash.
 pub const DW_SHARED: u8 = 1 << 7;
 /// Bit of a [`depthwise_variant`]: the output range is narrower than int8's.
 pub const DW_CLAMP: u8 = 1 << 1;
