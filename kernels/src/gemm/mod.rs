@@ -115,11 +115,19 @@ fn tile<const R: usize, const ADJACENT: bool>(
     m: usize,
 ) {
     let [mut p0, mut p1, mut p2, mut p3] = column_starts(p, four_columns(p, b, n0));
-    let start = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
+    // The four biases read once, not through a closure per column: at `opt-level = "z"` a
+    // closure called four times stays a call.
+    let [b0, b1, b2, b3] = match bias {
+        Some(b) => {
+            let b = &b[n0..n0 + 4];
+            [b[0], b[1], b[2], b[3]]
+        }
+        None => [0.0; 4],
+    };
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
     if R == 4 && ADJACENT {
         use crate::activation::Activation;
-        let c = [[start(0); 4], [start(1); 4], [start(2); 4], [start(3); 4]];
+        let c = [[b0; 4], [b1; 4], [b2; 4], [b3; 4]];
         let column = &a[m..m + (p.k - 1) * p.a_stride_k + 4];
         // Column `j`'s four outputs at `j · out_stride_n` past the first.
         let o = &mut out[n0 * p.out_stride_n + m..][..3 * p.out_stride_n + 4];
@@ -156,7 +164,7 @@ fn tile<const R: usize, const ADJACENT: bool>(
         }
         return;
     }
-    let (mut c00, mut c01, mut c02, mut c03) = (start(0), start(1), start(2), start(3));
+    let (mut c00, mut c01, mut c02, mut c03) = (b0, b1, b2, b3);
     let (mut c10, mut c11, mut c12, mut c13) = (c00, c01, c02, c03);
     let (mut c20, mut c21, mut c22, mut c23) = (c00, c01, c02, c03);
     let (mut c30, mut c31, mut c32, mut c33) = (c00, c01, c02, c03);
@@ -213,7 +221,16 @@ fn tile<const R: usize, const ADJACENT: bool>(
     ];
     for (j, column) in sums.iter().enumerate() {
         let o = &mut out[(n0 + j) * p.out_stride_n + m..][..R];
-        o.copy_from_slice(&column[..R]);
+        // Spelt out: `copy_from_slice` of one to four floats is a call to `memcpy` at
+        // `opt-level = "z"`.
+        o[0] = column[0];
+        if R >= 2 {
+            o[1] = column[1];
+        }
+        if R == 4 {
+            o[2] = column[2];
+            o[3] = column[3];
+        }
         p.act.apply_slice(o);
     }
 }
@@ -228,8 +245,17 @@ fn four_columns<'a>(p: &MatMul, b: &'a [f32], n0: usize) -> &'a [f32] {
 /// Pointers to the first step of each of the four columns of [`four_columns`].
 #[inline(always)]
 fn column_starts(p: &MatMul, weights: &[f32]) -> [*const f32; 4] {
-    let at = |j: usize| weights[j * p.b_stride_n..].as_ptr();
-    [at(0), at(1), at(2), at(3)]
+    // Column `j` starts `j · b_stride_n` in, inside `weights` ([`four_columns`] ends at the
+    // fourth column's last step): checked once, not per column (a closure called four times
+    // is a call at `opt-level = "z"`).
+    assert!(3 * p.b_stride_n < weights.len());
+    let first = weights.as_ptr();
+    [
+        first,
+        first.wrapping_add(p.b_stride_n),
+        first.wrapping_add(2 * p.b_stride_n),
+        first.wrapping_add(3 * p.b_stride_n),
+    ]
 }
 
 /// One step's four weights: through `p[0]` alone when `ADJACENT` (`b_stride_n == 1`).
