@@ -86,3 +86,28 @@ fn depthwise_calls_share_their_channel_loop_when_variants_differ() {
         );
     }
 }
+
+/// DS-CNN's four depthwise and four pointwise layers have one shape each: each op's bands
+/// share helpers across the four layers (the layer's weights, biases and requantisation
+/// constants picked by a `match` on its number), not one set of helpers per layer.
+#[test]
+fn layers_of_one_shape_share_a_helper() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/models/tflite/kws_ref_model.tflite");
+    let c = compile(&path, &Options::default()).expect("compiles");
+    let code = c.to_tokens(Some(&path)).to_string();
+    let depthwise = code.matches("conv2d_i8_depthwise_split_as ::").count();
+    let pointwise = code.matches("conv2d_i8_tiled_as ::").count();
+    // Depthwise: one helper for the first band (no rows kept), one for the others, each
+    // serving the four layers; one for the four pointwise layers and one for the first
+    // convolution.
+    assert_eq!((depthwise, pointwise), (2, 2), "{code}");
+    // Each shared helper picks among the four layers' weights (`3 => ` is the last arm's
+    // `_ => `).
+    let picks = code.matches("2 => W").count();
+    assert!(
+        picks >= 3 * 2,
+        "{picks} picks of a layer's weights or biases"
+    );
+    eprintln!("{} helpers", code.matches("fn band_").count());
+}

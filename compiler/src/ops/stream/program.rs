@@ -11,6 +11,7 @@ use crate::kernels::stream::RowCopy;
 
 /// A band call whose body goes into a helper function of the stage: the body (the arena views
 /// and the kernel call, the views' byte offsets written `o0`, `o1`, ...) and the offsets.
+#[derive(Clone)]
 pub(super) struct BandCall {
     pub(super) body: TokenStream,
     pub(super) offsets: Vec<usize>,
@@ -22,20 +23,24 @@ pub(super) struct BandCall {
 /// offsets: a stage's first, middle and last bands of an op are the same code (DS-CNN's
 /// stage: 38 helpers → 11). The kernel's parameters are then built on the stack at each call,
 /// a few dozen instructions beside the kernel's thousands, instead of one constant per band
-/// in flash (104 bytes for an int8 convolution's).
+/// in flash (104 bytes for an int8 convolution's). Bodies alike but for their constant data
+/// too (another layer of the same shape: its weights, biases and requantisation constants)
+/// share one helper that takes the layer's number among them as one more argument and picks
+/// the data by a `match` (DS-CNN's four pointwise layers one helper, its four depthwise
+/// layers another).
 pub(super) fn band_calls(
     calls: &[BandCall],
     helpers: &mut Helpers,
     arena: TokenStream,
 ) -> Vec<TokenStream> {
-    let split: Vec<(TokenStream, Vec<usize>)> = calls.iter().map(|c| holes(&c.body)).collect();
+    let split: Vec<Holes> = calls.iter().map(|c| holes(&c.body)).collect();
     // Groups in order of their first call, so that helpers are numbered the same in every
     // build (a hash map's order is not).
     let mut index: std::collections::HashMap<String, usize> = Default::default();
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (i, (template, _)) in split.iter().enumerate() {
+    for (i, h) in split.iter().enumerate() {
         let next = groups.len();
-        let g = *index.entry(template.to_string()).or_insert(next);
+        let g = *index.entry(h.template.to_string()).or_insert(next);
         if g == next {
             groups.push(Vec::new());
         }
@@ -43,8 +48,34 @@ pub(super) fn band_calls(
     }
     let mut out = vec![TokenStream::new(); calls.len()];
     for members in &groups {
-        let values = |i: usize| &split[i].1;
+        let values = |i: usize| &split[i].values;
         let n = values(members[0]).len();
+        // The distinct sets of constant data among the group's calls, in order of first use
+        // (each call's is its layer's); more than one: a parameter says which.
+        let mut layers: Vec<String> = Vec::new();
+        let layer_of: Vec<usize> = members
+            .iter()
+            .map(|&i| {
+                let key = split[i]
+                    .statics
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(";");
+                match layers.iter().position(|l| *l == key) {
+                    Some(k) => k,
+                    None => {
+                        layers.push(key);
+                        layers.len() - 1
+                    }
+                }
+            })
+            .collect();
+        // Each constant datum: one value, or a `match` on the layer's number over the values
+        // of the group's layers (in their order).
+        let layer_param = |offsets: usize, varying: usize| {
+            Ident::new(&format!("o{}", offsets + varying), Span::call_site())
+        };
         // The holes whose value differs between the group's calls become parameters.
         let varying: Vec<usize> = (0..n)
             .filter(|&h| {
@@ -53,8 +84,12 @@ pub(super) fn band_calls(
                     .any(|&i| values(i)[h] != values(members[0])[h])
             })
             .collect();
-        for &i in members {
-            let (template, vals) = &split[i];
+        for (m, &i) in members.iter().enumerate() {
+            let Holes {
+                template,
+                values: vals,
+                ..
+            } = &split[i];
             let offsets = calls[i].offsets.len();
             let fills: Vec<TokenTree> = (0..n)
                 .map(|h| match varying.iter().position(|&v| v == h) {
@@ -65,29 +100,130 @@ pub(super) fn band_calls(
                     None => TokenTree::Literal(usize_lit(vals[h])),
                 })
                 .collect();
-            let body = fill(template, &fills);
+            let statics: Vec<TokenStream> = (0..split[i].statics.len())
+                .map(|d| {
+                    let value = |m: usize| split[members[m]].statics[d].to_string();
+                    if (0..members.len()).all(|m| value(m) == value(0)) {
+                        return split[i].statics[d].clone();
+                    }
+                    let param = layer_param(offsets, varying.len());
+                    // The first call of each layer in the group holds its data.
+                    let arms = (0..layers.len()).map(|l| {
+                        let first = members[layer_of.iter().position(|&x| x == l).expect("a call")];
+                        let value = &split[first].statics[d];
+                        if l + 1 == layers.len() {
+                            quote!(_ => #value,)
+                        } else {
+                            let l = usize_lit(l);
+                            quote!(#l => #value,)
+                        }
+                    });
+                    quote!((match #param { #(#arms)* }))
+                })
+                .collect();
+            let body = fill(template, &fills, &statics);
             let mut args = calls[i].offsets.clone();
             args.extend(varying.iter().map(|&h| vals[h]));
+            if layers.len() > 1 {
+                args.push(layer_of[m]);
+            }
             out[i] = helpers.call("band", body, &args, arena.clone());
         }
     }
     out
 }
 
+/// A band call's body with its geometry and its constant data taken out (see [`holes`]).
+struct Holes {
+    /// The body, each geometry literal an identifier `__hole{n}`, each datum `__static{n}`.
+    template: TokenStream,
+    /// The geometry literals' values, in order.
+    values: Vec<usize>,
+    /// The data, in order: a weight tensor's view (`W12.i8()`) or an array literal of
+    /// constants behind a `&` (requantisation constants).
+    statics: Vec<TokenStream>,
+}
+
 /// `body` with each geometry literal (a view's length: the last argument of `Region::…(…)`; a
-/// field of a `Window2d { … }`) replaced by an identifier `__hole{n}`, and the literals' values
-/// in that order.
-fn holes(body: &TokenStream) -> (TokenStream, Vec<usize>) {
-    let mut values = Vec::new();
-    let out = walk(body.clone(), &mut values, false);
-    (out, values)
+/// field of a `Window2d { … }`) replaced by an identifier `__hole{n}`, and each datum (a
+/// static weight tensor's view `W<n>.<type>()`, a `&[…]` array literal of constants)
+/// by `__static{n}`.
+fn holes(body: &TokenStream) -> Holes {
+    let (mut values, mut statics) = (Vec::new(), Vec::new());
+    let template = walk(body.clone(), &mut values, &mut statics, false);
+    Holes {
+        template,
+        values,
+        statics,
+    }
+}
+
+/// Whether `t` is the name of a weight tensor's static (`W` and a number).
+fn weight_static(t: &TokenTree) -> bool {
+    matches!(t, TokenTree::Ident(id) if id.to_string().strip_prefix('W').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+}
+
+/// Whether `tokens` are constants: no identifier that names a variable (an offset `o<n>`,
+/// a view, a hole), only paths, literals and punctuation.
+fn constant(tokens: &TokenStream) -> bool {
+    tokens.clone().into_iter().all(|t| match t {
+        TokenTree::Ident(id) => {
+            let id = id.to_string();
+            let numbered = |c: char| {
+                id.strip_prefix(c)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            };
+            !id.starts_with("__")
+                && !numbered('o')
+                && !numbered('x')
+                && id != "out"
+                && id != "scratch"
+        }
+        TokenTree::Group(g) => constant(&g.stream()),
+        _ => true,
+    })
 }
 
 /// [`holes`] of one token list; `fields`: the list is a `Window2d`'s fields.
-fn walk(tokens: TokenStream, values: &mut Vec<usize>, fields: bool) -> TokenStream {
+fn walk(
+    tokens: TokenStream,
+    values: &mut Vec<usize>,
+    statics: &mut Vec<TokenStream>,
+    fields: bool,
+) -> TokenStream {
     let tokens: Vec<TokenTree> = tokens.into_iter().collect();
     let mut out = Vec::with_capacity(tokens.len());
+    let mut skip = 0;
     for (i, t) in tokens.iter().enumerate() {
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        let mut datum = |n: usize| {
+            statics.push(tokens[i..i + n].iter().cloned().collect());
+            TokenTree::Ident(Ident::new(
+                &format!("__static{}", statics.len() - 1),
+                Span::call_site(),
+            ))
+        };
+        // `W12.i8()`: a weight tensor's view.
+        if weight_static(t)
+            && matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '.')
+            && matches!(tokens.get(i + 2), Some(TokenTree::Ident(_)))
+            && matches!(tokens.get(i + 3), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis && g.stream().is_empty())
+        {
+            out.push(datum(4));
+            skip = 3;
+            continue;
+        }
+        // `&[…]` of constants: a layer's requantisation constants.
+        if matches!(t, TokenTree::Punct(p) if p.as_char() == '&')
+            && matches!(tokens.get(i + 1), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket && constant(&g.stream()))
+        {
+            out.push(datum(2));
+            skip = 1;
+            continue;
+        }
         let ident_at = |k: usize, name: Option<&str>| match (i.checked_sub(k), name) {
             (Some(j), Some(n)) => matches!(&tokens[j], TokenTree::Ident(id) if id == n),
             (Some(j), None) => matches!(&tokens[j], TokenTree::Ident(_)),
@@ -105,7 +241,7 @@ fn walk(tokens: TokenStream, values: &mut Vec<usize>, fields: bool) -> TokenStre
                     length_hole(g.stream(), values)
                 } else {
                     let window = g.delimiter() == Delimiter::Brace && ident_at(1, Some("Window2d"));
-                    walk(g.stream(), values, window)
+                    walk(g.stream(), values, statics, window)
                 };
                 let mut group = Group::new(g.delimiter(), inner);
                 group.set_span(g.span());
@@ -139,22 +275,33 @@ fn hole(l: &Literal, values: &mut Vec<usize>) -> Option<TokenTree> {
     Some(TokenTree::Ident(ident))
 }
 
-/// `template` with `__hole{n}` replaced by `fills[n]`.
-fn fill(template: &TokenStream, fills: &[TokenTree]) -> TokenStream {
+/// `template` with `__hole{n}` replaced by `fills[n]` and `__static{n}` by `statics[n]`.
+fn fill(template: &TokenStream, fills: &[TokenTree], statics: &[TokenStream]) -> TokenStream {
     template
         .clone()
         .into_iter()
-        .map(|t| match t {
-            TokenTree::Group(g) => {
-                let mut group = Group::new(g.delimiter(), fill(&g.stream(), fills));
-                group.set_span(g.span());
-                TokenTree::Group(group)
+        .flat_map(|t| -> Vec<TokenTree> {
+            match t {
+                TokenTree::Group(g) => {
+                    let mut group = Group::new(g.delimiter(), fill(&g.stream(), fills, statics));
+                    group.set_span(g.span());
+                    vec![TokenTree::Group(group)]
+                }
+                TokenTree::Ident(ref id) => {
+                    let id = id.to_string();
+                    if let Some(n) = id.strip_prefix("__hole") {
+                        vec![fills[n.parse::<usize>().expect("a hole number")].clone()]
+                    } else if let Some(n) = id.strip_prefix("__static") {
+                        statics[n.parse::<usize>().expect("a datum number")]
+                            .clone()
+                            .into_iter()
+                            .collect()
+                    } else {
+                        vec![t]
+                    }
+                }
+                _ => vec![t],
             }
-            TokenTree::Ident(ref id) => match id.to_string().strip_prefix("__hole") {
-                Some(n) => fills[n.parse::<usize>().expect("a hole number")].clone(),
-                None => t,
-            },
-            _ => t,
         })
         .collect()
 }
@@ -456,6 +603,52 @@ mod tests {
             let steps = n + TABLE_MIN_STEPS;
             assert!(code.contains(&format!("[u8 ; {steps}]")), "{code}");
         }
+    }
+
+    /// A band of another layer of the same shape: another weight tensor and other constants.
+    fn layer_body(w: &str, m: i32, kept: TokenStream) -> TokenStream {
+        let w = Ident::new(w, Span::call_site());
+        quote! {
+            let ([x0], out) = arena.views_i8([::microarena::Region::i8(o0, 160)], ::microarena::Region::i8(o1, 64));
+            kernel(#kept, x0, #w.i8(), &[Q31 { multiplier: #m, round: -8160i32 }], out);
+        }
+    }
+
+    /// Bands of layers alike but for their data share one helper that takes the layer's
+    /// number as its last argument and picks each datum that differs by a `match`; data the
+    /// layers share (here the empty `&[]`) stays as it is.
+    #[test]
+    fn layers_alike_but_for_their_data_share_a_helper() {
+        let calls = [("W3", 7), ("W5", 9), ("W3", 7)].map(|(w, m)| BandCall {
+            body: layer_body(w, m, quote!(&[])),
+            offsets: vec![0, 400],
+        });
+        let mut helpers = Helpers::default();
+        let code: Vec<String> = band_calls(&calls, &mut helpers, quote!(self.arena))
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        let defs = helpers.definitions().to_string();
+        assert_eq!(defs.matches("fn band_").count(), 1, "{defs}");
+        for (call, layer) in code.iter().zip([0, 1, 0]) {
+            let args = format!("(& mut self . arena , 0 , 400 , {layer})");
+            assert!(call.contains(&args), "{call}");
+        }
+        assert!(
+            defs.contains("(match o2 { 0 => W3 . i8 () , _ => W5 . i8 () , })"),
+            "{defs}"
+        );
+        assert!(defs.contains("multiplier : 7i32") && defs.contains("multiplier : 9i32"));
+        assert!(defs.contains("kernel (& [] , x0"), "{defs}");
+        // A view's data (`x0`) is not constant: bodies differing there are other helpers.
+        let mut helpers = Helpers::default();
+        let other = BandCall {
+            body: layer_body("W3", 7, quote!(&[x0])),
+            offsets: vec![0, 400],
+        };
+        band_calls(&[calls[0].clone(), other], &mut helpers, quote!(self.arena));
+        let defs = helpers.definitions().to_string();
+        assert_eq!(defs.matches("fn band_").count(), 2, "{defs}");
     }
 
     /// Bands whose bodies differ in a window's rows and a view's length share one helper that
