@@ -16,6 +16,9 @@ use crate::place::ArenaPlan;
 use crate::schedule::Schedule;
 use crate::self_test::{SelfTest, DEVICE_F32_TOLERANCE};
 
+mod helpers;
+pub(crate) use helpers::{HelperCall, Helpers};
+
 fn weight_ident(t: TensorId) -> Ident {
     format_ident!("W{}", t.0)
 }
@@ -211,26 +214,27 @@ fn node_call(g: &Graph, plan: &ArenaPlan, v: usize) -> TokenStream {
     }
 }
 
-/// The statement running node `v` in `run`: a call of a helper function (see [`Helpers`])
-/// shared by every node whose code differs only in its views' arena offsets (a recurrent
-/// layer's steps, unrolled over time, run the same kernels on the same weights at other
-/// offsets), or the node's code inline where it reads the caller's arrays or the model's
-/// own fields (`self`: carried state, streamed stages).
-fn node_statement(g: &Graph, plan: &ArenaPlan, v: usize, helpers: &mut Helpers) -> TokenStream {
+/// The statement running node `v` in `run`: `Err`, the body of a call of a helper function
+/// (see [`Helpers::shared_calls`]) shared by every node whose code differs only in its views'
+/// arena offsets (a recurrent layer's steps, unrolled over time, run the same kernels on the
+/// same weights at other offsets), its geometry or its layer's constant data (layers of one
+/// shape); `Ok`, the node's code inline where it reads the caller's arrays or the model's own
+/// fields (`self`: carried state, streamed stages).
+fn node_statement(g: &Graph, plan: &ArenaPlan, v: usize) -> Result<TokenStream, HelperCall> {
     let node = &g.nodes[v];
     let reads_caller = node
         .inputs
         .iter()
         .any(|&t| matches!(g.tensor(t).kind, TensorKind::Caller(_)));
     let Some(kernel) = node.op.kernel().filter(|_| !reads_caller) else {
-        return node_call(g, plan, v);
+        return Ok(node_call(g, plan, v));
     };
     let mut offsets = Vec::new();
     let body = kernel.emit(&call_of_with(g, plan, v, Some(&mut offsets)));
     if names_self(body.clone()) {
-        return node_call(g, plan, v);
+        return Ok(node_call(g, plan, v));
     }
-    helpers.call("node", body, &offsets, quote!(self.arena))
+    Err(HelperCall { body, offsets })
 }
 
 /// True when `code` names `self`.
@@ -240,71 +244,6 @@ fn names_self(code: TokenStream) -> bool {
         proc_macro2::TokenTree::Group(g) => names_self(g.stream()),
         _ => false,
     })
-}
-
-/// Helper functions of generated code: each a kernel call's body (its arena views and the
-/// kernel's call) taking the arena and the views' byte offsets as arguments, one per distinct
-/// body, so that calls differing only in offsets share one copy of the code (flash: a call
-/// site is its offsets and a branch).
-#[derive(Default)]
-pub(crate) struct Helpers {
-    list: Vec<Helper>,
-    /// Each helper's body as text (the calls it serves have this body) → its index: one
-    /// lookup per call, not a scan of the helpers (a 1,024-step recurrence has thousands).
-    index: std::collections::HashMap<String, usize>,
-}
-
-struct Helper {
-    name: Ident,
-    params: usize,
-    body: TokenStream,
-    calls: usize,
-}
-
-impl Helpers {
-    /// The call, through `arena`, of the helper (named `{prefix}_{k}`) whose body is `body`
-    /// (written with `arena` and the offsets `o0`, `o1`, ...), with `offsets` as arguments.
-    pub(crate) fn call(
-        &mut self,
-        prefix: &str,
-        body: TokenStream,
-        offsets: &[usize],
-        arena: TokenStream,
-    ) -> TokenStream {
-        let next = self.list.len();
-        let k = *self.index.entry(body.to_string()).or_insert(next);
-        if k == next {
-            self.list.push(Helper {
-                name: format_ident!("{}_{}", prefix, next),
-                params: offsets.len(),
-                body,
-                calls: 0,
-            });
-        }
-        let h = &mut self.list[k];
-        h.calls += 1;
-        let name = &h.name;
-        let args = offsets.iter().map(|&o| usize_lit(o));
-        quote!(#name(&mut #arena, #(#args),*);)
-    }
-
-    /// The helpers' definitions: out of line where several calls share one (a single call
-    /// site is left to the inliner).
-    pub(crate) fn definitions(&self) -> TokenStream {
-        let defs = self.list.iter().map(|h| {
-            let (name, body) = (&h.name, &h.body);
-            let params = (0..h.params).map(|i| format_ident!("o{}", i));
-            let attr = (h.calls > 1).then(|| quote!(#[inline(never)]));
-            quote! {
-                #attr
-                #[allow(clippy::all, clippy::pedantic, unused_variables)]
-                fn #name(arena: &mut ::microarena::Arena<ARENA_BYTES>, #(#params: usize),*) {
-                    #body
-                }
-            }
-        });
-        quote!(#(#defs)*)
-    }
 }
 
 /// `<WHAT>_SCALE` and `<WHAT>_ZERO_POINT` of a quantized graph input or output (the int8
@@ -754,11 +693,22 @@ pub fn generate(
         );
         copy_out.push(output_copy(g, i, &r, &arg));
     }
-    let mut helpers = Helpers::default();
-    let calls: Vec<TokenStream> = schedule
+    let statements: Vec<Result<TokenStream, HelperCall>> = schedule
         .order
         .iter()
-        .map(|n| node_statement(g, plan, n.0, &mut helpers))
+        .map(|n| node_statement(g, plan, n.0))
+        .collect();
+    let shared: Vec<HelperCall> = statements
+        .iter()
+        .filter_map(|s| s.as_ref().err().cloned())
+        .collect();
+    let mut helpers = Helpers::default();
+    let mut shared = helpers
+        .shared_calls("node", &shared, quote!(self.arena))
+        .into_iter();
+    let calls: Vec<TokenStream> = statements
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|_| shared.next().expect("a call per helper body")))
         .collect();
     let helpers = helpers.definitions();
     // With a self-test the steps are one private method that `run` and `self_test` share.

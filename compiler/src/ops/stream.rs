@@ -19,13 +19,14 @@ use super::{usize_lit, Call, Inputs, Kernel};
 use crate::codegen::Helpers;
 
 mod program;
-use program::{band_calls, program_table, straight_line, Action, BandCall, TABLE_MIN_STEPS};
+use crate::codegen::HelperCall;
+use program::{program_table, straight_line, Action, TABLE_MIN_STEPS};
 
 /// A step emitted but for its band helper's call, which waits until every band call of the
-/// stage is known (see [`band_calls`]).
+/// stage is known (see [`Helpers::shared_calls`]).
 enum Pending {
     Done(Action),
-    /// Index in the stage's list of [`BandCall`]s.
+    /// Index in the stage's list of [`HelperCall`]s.
     Band(usize),
 }
 use crate::ir::{DType, Node, Op, Values};
@@ -301,7 +302,7 @@ impl StreamOp {
         }
     }
 
-    fn emit_step(&self, step: &Step, call: &Call, bands: &mut Vec<BandCall>) -> Pending {
+    fn emit_step(&self, step: &Step, call: &Call, bands: &mut Vec<HelperCall>) -> Pending {
         match step {
             Step::Copy {
                 from: Place::Caller(k, dtype),
@@ -389,13 +390,13 @@ impl StreamOp {
     }
 
     /// A band call: its body (the arena views and the kernel call) for a helper function of
-    /// the stage that takes the views' byte offsets as arguments (and, see [`band_calls`],
+    /// the stage that takes the views' byte offsets as arguments (and, see [`Helpers::shared_calls`],
     /// the band's rows where bands differ), so each call site is a few arguments and a branch
     /// (a stage calls each op once per band: straight-line bodies cost flash per call). Calls
     /// that read a graph input from the caller's array stay inline (the helper cannot name
     /// `run`'s arguments).
-    /// `Ok`: the call's code, inline; `Err`: its body for a helper (see [`band_calls`]).
-    fn band_call(&self, step: &Step, call: &Call) -> Result<TokenStream, BandCall> {
+    /// `Ok`: the call's code, inline; `Err`: its body for a helper (see [`Helpers::shared_calls`]).
+    fn band_call(&self, step: &Step, call: &Call) -> Result<TokenStream, HelperCall> {
         let Step::Call {
             op,
             inputs,
@@ -487,7 +488,7 @@ impl StreamOp {
         if !hoist {
             return Ok(body);
         }
-        Err(BandCall { body, offsets })
+        Err(HelperCall { body, offsets })
     }
 }
 
@@ -515,11 +516,11 @@ impl Kernel for StreamOp {
             })
             .collect();
         let mut helpers = Helpers::default();
-        let mut calls: Vec<Option<TokenStream>> =
-            band_calls(&bands, &mut helpers, quote!(self.arena))
-                .into_iter()
-                .map(Some)
-                .collect();
+        let mut calls: Vec<Option<TokenStream>> = helpers
+            .shared_calls("band", &bands, quote!(self.arena))
+            .into_iter()
+            .map(Some)
+            .collect();
         let blocks: Vec<(usize, Vec<Action>)> = pending
             .into_iter()
             .map(|(repeat, steps)| {
