@@ -616,12 +616,12 @@ impl Kernel for ConvOp {
                     let kept = call.operands.get(3).and_then(Option::as_ref);
                     let kept = kept.cloned().unwrap_or_else(|| quote!(&[]));
                     let scratch = call.scratch.as_ref().expect("the kernel has scratch");
-                    let shared = if call.depthwise_shared {
-                        conv::DW_SHARED
+                    // Shared: one body for every variant, which copies rows of any class.
+                    let variant = if call.depthwise_shared {
+                        conv::depthwise_variant(p) & !conv::DW_ROWS | conv::DW_SHARED
                     } else {
-                        0
+                        conv::depthwise_variant(p)
                     };
-                    let variant = conv::depthwise_variant(p) | shared;
                     let code = quote! {
                         ::microarena::kernels::conv::conv2d_i8_depthwise_split_as::<_, #variant>(
                             #params, #kept, #x, #w, #bias, #rq, #scratch, #out,

@@ -103,16 +103,30 @@ pub fn conv2d_i8_depthwise<S: ChannelScale>(
 pub const DW_SHARED: u8 = 1 << 7;
 /// Bit of a [`depthwise_variant`]: the output range is narrower than int8's.
 pub const DW_CLAMP: u8 = 1 << 1;
+/// Row-copy class of a [`depthwise_variant`] (bits 4–5): rows of at most 8 bytes, one or two
+/// words each.
+pub const DW_ROWS_SHORT: u8 = 1 << 4;
+/// Row-copy class of a [`depthwise_variant`]: rows of whole groups of four bytes, 16 or more
+/// (four words per `LDM` from an aligned source).
+pub const DW_ROWS_WORDS: u8 = 2 << 4;
+/// Row-copy class of a [`depthwise_variant`]: other rows, a word at a time.
+pub const DW_ROWS_LONG: u8 = 3 << 4;
+/// The row-copy class bits of a [`depthwise_variant`]. A variant with [`DW_SHARED`] leaves
+/// them out: the shared body copies rows of any class.
+pub const DW_ROWS: u8 = 3 << 4;
 /// Bit of a [`depthwise_variant`]: the rows have an odd number of pixels.
 pub const DW_ODD: u8 = 1 << 0;
 
 /// The code path [`conv2d_i8_depthwise_split_as`] takes for `p`, as a number for its
 /// `VARIANT` parameter: the kernel geometry (3×3 at horizontal stride 1 or 2 with rows of two
-/// pixels or more, or any other), whether the output range clamps ([`DW_CLAMP`]) and whether
-/// the rows are odd ([`DW_ODD`]). Never 0 (0 means "decide at run time").
+/// pixels or more, or any other), whether the output range clamps ([`DW_CLAMP`]), whether
+/// the rows are odd ([`DW_ODD`]) and how the input's rows are copied into the padded plane
+/// ([`DW_ROWS_SHORT`], [`DW_ROWS_WORDS`], [`DW_ROWS_LONG`]: one loop of three linked).
+/// Never 0 (0 means "decide at run time").
 ///
 /// ```
 /// use microarena_kernels::conv::{depthwise_variant, Conv2d, ConvI8, DW_CLAMP, DW_ODD};
+/// use microarena_kernels::conv::{DW_ROWS_LONG, DW_ROWS_SHORT};
 /// use microarena_kernels::{Activation, Window2d};
 /// let p = ConvI8 {
 ///     geom: Conv2d {
@@ -130,9 +144,15 @@ pub const DW_ODD: u8 = 1 << 0;
 /// };
 /// let v = depthwise_variant(&p);
 /// assert!(v != 0 && v & DW_ODD != 0 && v & DW_CLAMP == 0);
+/// assert_eq!(v & DW_ROWS_LONG, DW_ROWS_SHORT); // rows of 5 bytes
 /// assert!(depthwise_variant(&ConvI8 { lo: 0, ..p }) & DW_CLAMP != 0);
 /// ```
 pub const fn depthwise_variant(p: &ConvI8) -> u8 {
+    shared_variant(p) | rows_class(p.geom.window.in_w)
+}
+
+/// [`depthwise_variant`] without its row-copy class (the part a [`DW_SHARED`] variant names).
+const fn shared_variant(p: &ConvI8) -> u8 {
     let w = &p.geom.window;
     let kind: u8 = match (w.k_h, w.k_w, w.stride_w, w.dil_w) {
         (3, 3, 1, 1) if w.out_w >= 2 => 1,
@@ -146,6 +166,17 @@ pub const fn depthwise_variant(p: &ConvI8) -> u8 {
     };
     let odd = if w.out_w % 2 == 1 { DW_ODD } else { 0 };
     kind << 2 | clamp | odd
+}
+
+/// The row-copy class of rows of `in_w` bytes (see [`copy_plane_rows`]).
+const fn rows_class(in_w: usize) -> u8 {
+    if in_w <= 8 {
+        DW_ROWS_SHORT
+    } else if in_w.is_multiple_of(4) && in_w >= 16 {
+        DW_ROWS_WORDS
+    } else {
+        DW_ROWS_LONG
+    }
 }
 
 /// [`conv2d_i8_depthwise`] on an input whose rows lie in two places: each channel's first
@@ -181,7 +212,7 @@ pub fn conv2d_i8_depthwise_split<S: ChannelScale>(
 /// ```
 ///
 /// `VARIANT` 0 decides at run time, as [`conv2d_i8_depthwise_split`]; [`DW_SHARED`] may be
-/// added to a variant.
+/// added to a variant without its row-copy class ([`DW_ROWS`]).
 ///
 /// # Panics
 /// As [`conv2d_i8_depthwise_split`], and if `VARIANT` is neither 0 nor `p`'s variant.
@@ -197,7 +228,11 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
     output: &mut [i8],
 ) {
     assert!(
-        VARIANT == 0 || VARIANT & !DW_SHARED == depthwise_variant(p),
+        match VARIANT {
+            0 => true,
+            v if v & DW_SHARED != 0 => v & !DW_SHARED == shared_variant(p),
+            v => v == depthwise_variant(p),
+        },
         "the variant is the parameters' own"
     );
     // Several variants in one model: the channel loop shared (see `DW_SHARED`); also the
@@ -245,7 +280,7 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
     for n in 0..g.batch {
         for c in 0..g.out_c {
             let plane = n * g.in_c + c;
-            copy_plane(
+            copy_plane::<0>(
                 &kept_rows[plane * kept * w.in_w..],
                 w.in_w,
                 kept,
@@ -255,7 +290,7 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
                 zero,
             );
             let src = &input[plane * plane_in..];
-            copy_plane(src, w.in_w, fresh, padded, inside + kept * row, row, zero);
+            copy_plane::<0>(src, w.in_w, fresh, padded, inside + kept * row, row, zero);
             let wc = &packed[c * rb..][..rb];
             let b = bias.map_or(0, |b| b[c]);
             let out = &mut output[(n * g.out_c + c) * plane_out..][..plane_out];
@@ -317,7 +352,7 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
 /// The two-pixel kernel of a [`depthwise_variant`] (with or without [`DW_SHARED`]), if any.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 const fn pair_kind(v: u8) -> Option<PairKind> {
-    match (v & !DW_SHARED) >> 2 {
+    match (v >> 2) & 3 {
         1 => Some(PairKind::Stride1),
         2 => Some(PairKind::Stride2),
         _ => None,
@@ -426,9 +461,11 @@ pub(super) fn pair_row<S: ChannelScale>(
 /// row whose source has a whole word from its last word's start is copied up to three bytes
 /// too far and the four bytes after it set back to the border's `fill`; the others (only the
 /// tensor's last row, unless `in_w` is a multiple of 4) exactly.
+/// `VARIANT`: a [`depthwise_variant`] whose row-copy class is the rows' (only that loop is
+/// compiled), or 0.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn copy_plane(
+pub(super) fn copy_plane<const VARIANT: u8>(
     src: &[i8],
     in_w: usize,
     in_h: usize,
@@ -452,7 +489,7 @@ pub(super) fn copy_plane(
     // SAFETY: rows y < fast read src[y·in_w..][..wide] (inside `src`, above) and write
     // dst[at + y·row..][..in_w + 4] (asserted; `at` is inside `dst` when a row is copied).
     unsafe {
-        copy_plane_rows(
+        copy_plane_rows::<VARIANT>(
             src.as_ptr(),
             in_w,
             fast,
@@ -472,11 +509,15 @@ pub(super) fn copy_plane(
 /// bytes after it set to `fill` (rows of whole groups of 16 bytes from an aligned source:
 /// exactly `in_w`).
 ///
+/// `VARIANT`: a [`depthwise_variant`] whose row-copy class is that of `in_w` (then only that
+/// class's loop is compiled, and the general one for an unaligned source of whole words), or 0
+/// (the class chosen here).
+///
 /// # Safety
 /// For y < n, `src + y·in_w + [0, in_w.next_multiple_of(4))` is readable and `dst + y·row
 /// + [0, in_w + 4)` writable (`row` ≥ `in_w + 4`).
 #[inline(always)]
-pub(super) unsafe fn copy_plane_rows(
+pub(super) unsafe fn copy_plane_rows<const VARIANT: u8>(
     src: *const i8,
     in_w: usize,
     n: usize,
@@ -487,11 +528,17 @@ pub(super) unsafe fn copy_plane_rows(
     if n == 0 {
         return;
     }
-    #[cfg(microarena_dsp)]
-    let wide = in_w.next_multiple_of(4);
     let fill = u32::from_ne_bytes([fill as u8; 4]);
+    // Constants when the caller names the variant (see `rows_class`).
     #[cfg(microarena_dsp)]
-    if in_w.is_multiple_of(4) && in_w >= 16 && (src as usize).is_multiple_of(4) {
+    let (words, short) = match VARIANT & DW_ROWS {
+        0 => (in_w.is_multiple_of(4) && in_w >= 16, in_w <= 8),
+        c => (c == DW_ROWS_WORDS, c == DW_ROWS_SHORT),
+    };
+    #[cfg(microarena_dsp)]
+    debug_assert!(VARIANT & DW_ROWS == 0 || VARIANT & DW_ROWS == rows_class(in_w));
+    #[cfg(microarena_dsp)]
+    if words && (src as usize).is_multiple_of(4) {
         // Rows of whole words from an aligned source (a window of a streamed stage, a plane
         // of a tensor whose width is a multiple of 4): four words per `LDM` and four
         // unaligned stores, the row's last four words once more (overlapping: the same
@@ -543,7 +590,8 @@ pub(super) unsafe fn copy_plane_rows(
         return;
     }
     #[cfg(microarena_dsp)]
-    if wide <= 8 {
+    if short {
+        let wide = in_w.next_multiple_of(4);
         // Short rows (small planes): one or two words per row, no inner loop.
         // SAFETY: row y < n reads src[y·in_w..][..wide] (the caller's contract; the second
         // word only when `wide` is 8) and writes dst[y·row..][..in_w + 4] (the contract;
@@ -917,10 +965,29 @@ mod depthwise_tests {
                     &p, &[], &x, &packed, Some(&bias), &scales, &mut scratch, &mut got,
                 );
                 assert_eq!(got, want, "{} {} {} {}", $ch, $in_w, $stride, $lo);
+                // The same variant in the body shared by several (no row-copy class).
+                let mut shared = vec![1i8; n];
+                conv2d_i8_depthwise_split_as::<_, { depthwise_variant(&P) & !DW_ROWS | DW_SHARED }>(
+                    &p, &[], &x, &packed, Some(&bias), &scales, &mut scratch, &mut shared,
+                );
+                assert_eq!(shared, want, "shared: {} {} {} {}", $ch, $in_w, $stride, $lo);
             })*};
         }
+        // Rows of 1 to 9 bytes (short; 9: long), 12 (long: whole words, but under 16) and
+        // 16 and 20 (whole words).
         check!(2, 6, 1, -128; 2, 7, 1, -128; 2, 6, 1, -100; 2, 7, 1, -100;
-               3, 8, 2, -128; 3, 9, 2, -100; 2, 1, 1, -128);
+               3, 8, 2, -128; 3, 9, 2, -100; 2, 1, 1, -128; 2, 12, 1, -128;
+               2, 16, 1, -100; 3, 20, 2, -128);
+        assert_eq!(
+            [6, 9, 12, 16, 20].map(rows_class),
+            [
+                DW_ROWS_SHORT,
+                DW_ROWS_LONG,
+                DW_ROWS_LONG,
+                DW_ROWS_WORDS,
+                DW_ROWS_WORDS
+            ]
+        );
     }
 
     /// `small_layer`'s parameters as a constant (a variant is worked out at compile time).

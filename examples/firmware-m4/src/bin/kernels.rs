@@ -206,6 +206,8 @@ fn main() -> ! {
     ok &= random_shapes(
         &mut r, input, weights, bytes, scratch, want, got, requant, bias,
     );
+    // Its own random sequence: the checks after it keep the data they were written for.
+    ok &= named_depthwise(&mut Lcg(777), input, weights, bytes, scratch, want, got);
     ok &= row_copies(&mut r);
     ok &= fully_connected(&mut r);
     ok &= f32_tiles(&mut r);
@@ -218,6 +220,75 @@ fn main() -> ! {
 /// by one with `copy_within`, in the order its contract gives: random copies (those of 2,000
 /// that fit the buffer), aligned and not, overlapping and not, channel strides growing and
 /// shrinking.
+/// The int8 depthwise kernel compiled for a layer's own variant (as generated code calls it:
+/// only that row loop and that row copy linked) and in the body several variants share
+/// (`DW_SHARED`), against the run-time choice: rows of each copy class (5 bytes: short, 9:
+/// long, 16 and 20: whole words), strides 1 and 2, a clamp.
+fn named_depthwise(
+    r: &mut Lcg,
+    input: &mut [i8],
+    weights: &mut [i8],
+    bytes: &mut [i8],
+    scratch: &mut [i16],
+    want: &mut [i8],
+    got: &mut [i8],
+) -> bool {
+    const fn layer(ch: usize, in_w: usize, stride: usize, lo: i8) -> ConvI8 {
+        ConvI8 {
+            geom: Conv2d {
+                batch: 1,
+                in_c: ch,
+                out_c: ch,
+                groups: ch,
+                window: Window2d::uniform(6, in_w, 3, 3, stride, 1, 1),
+                act: Activation::Identity,
+            },
+            input_zero: -3,
+            output_zero: 5,
+            lo,
+            hi: 127,
+        }
+    }
+    let mut ok = true;
+    macro_rules! check {
+        ($($p:expr);*) => {$({
+            const P: ConvI8 = $p;
+            let g = &P.geom;
+            let w = &g.window;
+            let (n_in, n_out) = (g.in_c * w.in_h * w.in_w, g.out_c * w.out_h * w.out_w);
+            for x in input[..n_in].iter_mut().chain(&mut weights[..9 * g.in_c]) {
+                *x = r.next();
+            }
+            let len = conv::depthwise_weights_len(g);
+            for (d, s) in bytes[..len].iter_mut().zip(conv::pack_depthwise_weights(g, &weights[..9 * g.in_c])) {
+                *d = s;
+            }
+            let scales: [f32; 8] = core::array::from_fn(|c| 0.004 + 0.001 * c as f32);
+            let bias: [i32; 8] = core::array::from_fn(|c| 40 * c as i32 - 90);
+            let s = &mut scratch[..conv::depthwise_scratch_len(g) / 2];
+            let args = (&input[..n_in], &bytes[..len], Some(&bias[..g.out_c]), &scales[..g.out_c]);
+            conv::conv2d_i8_depthwise(&P, args.0, args.1, args.2, args.3, s, &mut want[..n_out]);
+            conv::conv2d_i8_depthwise_split_as::<_, { conv::depthwise_variant(&P) }>(
+                &P, &[], args.0, args.1, args.2, args.3, s, &mut got[..n_out],
+            );
+            ok &= want[..n_out] == got[..n_out];
+            got[..n_out].fill(0);
+            conv::conv2d_i8_depthwise_split_as::<
+                _,
+                { conv::depthwise_variant(&P) & !conv::DW_ROWS | conv::DW_SHARED },
+            >(&P, &[], args.0, args.1, args.2, args.3, s, &mut got[..n_out]);
+            ok &= want[..n_out] == got[..n_out];
+        })*};
+    }
+    check!(layer(3, 5, 1, -128); layer(2, 9, 1, -100); layer(4, 16, 1, -128);
+           layer(3, 20, 2, -128); layer(2, 16, 2, 0));
+    hprintln!(
+        "named depthwise variants (each row-copy class, inline and shared): {}",
+        if ok { "same output" } else { "MISMATCH" }
+    );
+    ok
+}
+
 fn row_copies(r: &mut Lcg) -> bool {
     use microarena::kernels::stream::{copy_rows, RowCopy};
     static mut BUF: [u32; 128] = [0; 128];

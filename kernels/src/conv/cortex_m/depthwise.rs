@@ -613,7 +613,7 @@ pub(crate) fn depthwise_rows_dsp<S: ChannelScale, const VARIANT: u8>(
     output: &mut [i8],
 ) {
     let rows = dsp_rows_fn::<S, VARIANT>(p, kind);
-    channel_loop(
+    channel_loop::<S, VARIANT>(
         p, kind, planes, packed, bias, scales, padded, row, output, rows,
     );
 }
@@ -642,18 +642,19 @@ pub(crate) fn depthwise_split_dsp<S: ChannelScale>(
         kept,
         input,
     };
-    channel_loop(
+    channel_loop::<S, 0>(
         p, kind, &planes, packed, bias, scales, padded, row, output, rows,
     );
 }
 
-/// The channel loop of [`depthwise_rows_dsp`]: each channel's plane copied into `padded`,
-/// its constants set, its rows by `rows` (a variant of [`depthwise_rows_dsp_asm`] for
-/// `kind`, the clamp and the row parity of `p`; inlined where `rows` is a constant).
+/// The channel loop of [`depthwise_rows_dsp`]: each channel's plane copied into `padded`
+/// (by the row copy of `VARIANT`'s class, or of the rows' when `VARIANT` is 0), its constants
+/// set, its rows by `rows` (a variant of [`depthwise_rows_dsp_asm`] for `kind`, the clamp and
+/// the row parity of `p`; inlined where `rows` is a constant).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn channel_loop<S: ChannelScale>(
+fn channel_loop<S: ChannelScale, const VARIANT: u8>(
     p: &ConvI8,
     kind: PairKind,
     planes: &Planes,
@@ -729,22 +730,36 @@ fn channel_loop<S: ChannelScale>(
                 // (`fast_kept`), the destination rows inside `padded` (asserted above).
                 unsafe {
                     let src = planes.kept_rows.as_ptr().add(at * kept * w.in_w);
-                    copy_plane_rows(src, w.in_w, kept, base.add(inside), row, zero as i8);
+                    copy_plane_rows::<VARIANT>(
+                        src,
+                        w.in_w,
+                        kept,
+                        base.add(inside),
+                        row,
+                        zero as i8,
+                    );
                 }
             } else {
                 let src = &planes.kept_rows[at * kept * w.in_w..];
-                copy_plane(src, w.in_w, kept, padded, inside, row, zero as i8);
+                copy_plane::<VARIANT>(src, w.in_w, kept, padded, inside, row, zero as i8);
             }
             let below = inside + kept * row;
             if (at * plane_in) as isize <= fast_fresh {
                 // SAFETY: as above, in `input` (`fast_fresh`).
                 unsafe {
                     let src = planes.input.as_ptr().add(at * plane_in);
-                    copy_plane_rows(src, w.in_w, fresh, base.add(below), row, zero as i8);
+                    copy_plane_rows::<VARIANT>(
+                        src,
+                        w.in_w,
+                        fresh,
+                        base.add(below),
+                        row,
+                        zero as i8,
+                    );
                 }
             } else {
                 let src = &planes.input[at * plane_in..];
-                copy_plane(src, w.in_w, fresh, padded, below, row, zero as i8);
+                copy_plane::<VARIANT>(src, w.in_w, fresh, padded, below, row, zero as i8);
             }
             let wc = &packed[c * 12..][..12];
             let b = bias.map_or(0, |b| b[c]);
