@@ -111,3 +111,25 @@ fn layers_of_one_shape_share_a_helper() {
     );
     eprintln!("{} helpers", code.matches("fn band_").count());
 }
+
+/// MobileNetV1's five middle blocks (VWW: 3×3 depthwise and 1×1 convolutions of 128
+/// channels at 6×6) run as nodes, not bands: their calls share node helpers across the five
+/// layers the same way.
+#[test]
+fn repeated_blocks_share_node_helpers() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/models/tflite/vww_96_int8.tflite");
+    let c = compile(&path, &Options::default()).expect("compiles");
+    let code = c.to_tokens(Some(&path)).to_string();
+    let (helpers, calls) = (
+        code.matches("fn node_").count(),
+        code.matches("node_").count() - code.matches("fn node_").count(),
+    );
+    // Each shared node helper picks among five layers' weights (`4 => ` is the `_ => `).
+    let picks = code.matches("3 => W").count();
+    assert!(picks >= 2 * 2, "{picks} picks among five layers: {code}");
+    assert!(
+        helpers + 8 <= calls,
+        "{helpers} node helpers for {calls} node calls"
+    );
+}
