@@ -442,6 +442,17 @@ mod tests {
         }
     }
 
+    /// The calls (as text) of `calls` shared as bands, and the helpers' definitions.
+    fn shared(calls: &[HelperCall]) -> (Vec<String>, String) {
+        let mut helpers = Helpers::default();
+        let code = helpers
+            .shared_calls("band", calls, quote!(self.arena))
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        (code, helpers.definitions().to_string())
+    }
+
     /// A band of another layer of the same shape: another weight tensor and other constants.
     fn layer_body(w: &str, m: i32, kept: TokenStream) -> TokenStream {
         let w = Ident::new(w, Span::call_site());
@@ -460,13 +471,7 @@ mod tests {
             body: layer_body(w, m, quote!(&[])),
             offsets: vec![0, 400],
         });
-        let mut helpers = Helpers::default();
-        let code: Vec<String> = helpers
-            .shared_calls("band", &calls, quote!(self.arena))
-            .iter()
-            .map(|t| t.to_string())
-            .collect();
-        let defs = helpers.definitions().to_string();
+        let (code, defs) = shared(&calls);
         assert_eq!(defs.matches("fn band_").count(), 1, "{defs}");
         for (call, layer) in code.iter().zip([0, 1, 0]) {
             let args = format!("(& mut self . arena , 0 , 400 , {layer})");
@@ -479,13 +484,11 @@ mod tests {
         assert!(defs.contains("multiplier : 7i32") && defs.contains("multiplier : 9i32"));
         assert!(defs.contains("kernel (& [] , x0"), "{defs}");
         // A view's data (`x0`) is not constant: bodies differing there are other helpers.
-        let mut helpers = Helpers::default();
         let other = HelperCall {
             body: layer_body("W3", 7, quote!(&[x0])),
             offsets: vec![0, 400],
         };
-        helpers.shared_calls("band", &[calls[0].clone(), other], quote!(self.arena));
-        let defs = helpers.definitions().to_string();
+        let (_, defs) = shared(&[calls[0].clone(), other]);
         assert_eq!(defs.matches("fn band_").count(), 2, "{defs}");
     }
 
@@ -512,13 +515,7 @@ mod tests {
                 offsets: vec![0, 400],
             },
         ];
-        let mut helpers = Helpers::default();
-        let code: Vec<String> = helpers
-            .shared_calls("band", &calls, quote!(self.arena))
-            .iter()
-            .map(|t| t.to_string())
-            .collect();
-        let defs = helpers.definitions().to_string();
+        let (code, defs) = shared(&calls);
         assert_eq!(defs.matches("fn band_").count(), 2, "{defs}");
         assert!(
             code[0].contains("(& mut self . arena , 0 , 400 , 160 , 2)"),
