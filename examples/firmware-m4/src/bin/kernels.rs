@@ -865,8 +865,10 @@ fn f32_tiles(r: &mut Lcg) -> bool {
         let (x, w) = (&x[..m * k], &w[..n * k]);
         bad += usize::from(!product_matches(&p, x, w, &bias[..n], want, got));
     }
-    for _ in 0..300 {
-        // Fully connected: rows of the input against rows of the weights.
+    for i in 0..300 {
+        // Fully connected: rows of the input against rows of the weights, each activation in
+        // turn (by the loop's count: the random sequence stays the one the checks after
+        // this were written for).
         let (m, n, k) = (1 + pick(3), 1 + pick(13), 1 + pick(70));
         if m * k > x.len() || n * k > w.len() || m * n > want.len() {
             continue;
@@ -881,7 +883,7 @@ fn f32_tiles(r: &mut Lcg) -> bool {
             b_stride_k: 1,
             out_stride_m: n,
             out_stride_n: 1,
-            act: Activation::Identity,
+            act: acts[i % 4],
         };
         x[..m * k].iter_mut().for_each(|v| *v = value(&mut pick));
         w[..n * k].iter_mut().for_each(|v| *v = value(&mut pick));
