@@ -148,12 +148,7 @@ fn main() -> ! {
             let len = conv::tiled_weights_len(&geom);
             let bias = Some(&bias[..out_c]);
             ok &= conv::tiled_weights_fit(&geom, &weights[..n_w], bias, p.input_zero);
-            for (d, s) in bytes[..len]
-                .iter_mut()
-                .zip(conv::pack_tiled_weights(&geom, &weights[..n_w]))
-            {
-                *d = s;
-            }
+            fill(&mut bytes[..len], conv::pack_tiled_weights(&geom, &weights[..n_w]));
             let s = &mut scratch[..conv::tiled_scratch_len(&geom)];
             let scales: [f32; 64] = core::array::from_fn(|c| requant[c].scale());
             t = common::ticks();
@@ -168,12 +163,7 @@ fn main() -> ! {
             );
         } else {
             let len = conv::depthwise_weights_len(&geom);
-            for (d, s) in bytes[..len]
-                .iter_mut()
-                .zip(conv::pack_depthwise_weights(&geom, &weights[..n_w]))
-            {
-                *d = s;
-            }
+            fill(&mut bytes[..len], conv::pack_depthwise_weights(&geom, &weights[..n_w]));
             let s = &mut scratch[..conv::depthwise_scratch_len(&geom) / 2];
             let scales: [f32; 64] = core::array::from_fn(|c| requant[c].scale());
             t = common::ticks();
@@ -215,11 +205,13 @@ fn main() -> ! {
     common::exit(ok)
 }
 
-/// The streamed stages' row copies (`kernels::stream::copy_rows`: on the Cortex-M4 whole-word
-/// blocks by `LDM`/`STM` loops, forwards and backwards) against the same blocks moved one
-/// by one with `copy_within`, in the order its contract gives: random copies (those of 2,000
-/// that fit the buffer), aligned and not, overlapping and not, channel strides growing and
-/// shrinking.
+/// `dst` from `packed` (a packing iterator of the kernels' weights), element by element.
+fn fill(dst: &mut [i8], packed: impl Iterator<Item = i8>) {
+    for (d, s) in dst.iter_mut().zip(packed) {
+        *d = s;
+    }
+}
+
 /// The int8 depthwise kernel compiled for a layer's own variant (as generated code calls it:
 /// only that row loop and that row copy linked) and in the body several variants share
 /// (`DW_SHARED`), against the run-time choice: rows of each copy class (5 bytes: short, 9:
@@ -260,9 +252,7 @@ fn named_depthwise(
                 *x = r.next();
             }
             let len = conv::depthwise_weights_len(g);
-            for (d, s) in bytes[..len].iter_mut().zip(conv::pack_depthwise_weights(g, &weights[..9 * g.in_c])) {
-                *d = s;
-            }
+            fill(&mut bytes[..len], conv::pack_depthwise_weights(g, &weights[..9 * g.in_c]));
             let scales: [f32; 8] = core::array::from_fn(|c| 0.004 + 0.001 * c as f32);
             let bias: [i32; 8] = core::array::from_fn(|c| 40 * c as i32 - 90);
             let s = &mut scratch[..conv::depthwise_scratch_len(g) / 2];
@@ -289,6 +279,11 @@ fn named_depthwise(
     ok
 }
 
+/// The streamed stages' row copies (`kernels::stream::copy_rows`: on the Cortex-M4 whole-word
+/// blocks by `LDM`/`STM` loops, forwards and backwards) against the same blocks moved one
+/// by one with `copy_within`, in the order its contract gives: random copies (those of 2,000
+/// that fit the buffer), aligned and not, overlapping and not, channel strides growing and
+/// shrinking.
 fn row_copies(r: &mut Lcg) -> bool {
     use microarena::kernels::stream::{copy_rows, RowCopy};
     static mut BUF: [u32; 128] = [0; 128];
@@ -485,12 +480,7 @@ fn random_shapes(
         got[..n_out].iter_mut().for_each(|g| *g = !*g);
         if dw {
             let len = conv::depthwise_weights_len(&geom);
-            for (d, s) in bytes[..len]
-                .iter_mut()
-                .zip(conv::pack_depthwise_weights(&geom, &weights[..n_w]))
-            {
-                *d = s;
-            }
+            fill(&mut bytes[..len], conv::pack_depthwise_weights(&geom, &weights[..n_w]));
             let s = &mut scratch[..conv::depthwise_scratch_len(&geom) / 2];
             conv::conv2d_i8_depthwise(
                 &p,
@@ -509,12 +499,7 @@ fn random_shapes(
                 bad += 1;
                 continue;
             }
-            for (d, s) in bytes[..len]
-                .iter_mut()
-                .zip(conv::pack_tiled_weights(&geom, &weights[..n_w]))
-            {
-                *d = s;
-            }
+            fill(&mut bytes[..len], conv::pack_tiled_weights(&geom, &weights[..n_w]));
             let s = &mut scratch[..conv::tiled_scratch_len(&geom)];
             conv::conv2d_i8_tiled(
                 &p,
@@ -597,12 +582,7 @@ fn chunked_layers(
         ok &= !conv::tiled_weights_fit(&geom, &weights[..n_w], b, p.input_zero);
         ok &= conv::tiled_weights_pair(&geom, &weights[..n_w]);
         let len = conv::tiled_weights_len(&geom);
-        for (d, s) in bytes[..len]
-            .iter_mut()
-            .zip(conv::pack_tiled_weights(&geom, &weights[..n_w]))
-        {
-            *d = s;
-        }
+        fill(&mut bytes[..len], conv::pack_tiled_weights(&geom, &weights[..n_w]));
         let (x, w) = (&input[..n_in], &bytes[..len]);
         let s = &mut scratch[..conv::tiled_scratch_len(&geom)];
         conv::conv2d_i8(&p, x, &weights[..n_w], b, &requant[..out_c], &mut want[..n_out]);
