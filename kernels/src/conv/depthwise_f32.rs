@@ -125,19 +125,19 @@ fn channels<const SPLIT: bool>(
     let ((y_lo, _), (_, y_hi)) = (rows(0), rows(2));
     let ((x_lo, _), (_, x_hi)) = (cols(0), cols(2));
     let (x_lo, x_hi) = (x_lo.min(ow), x_hi.max(x_lo.min(ow)));
-    // The rows' interior outputs in assembly, three a pass, where there are two passes or
-    // more (one barely pays the call: DS-CNN's 5-wide rows).
+    // Whole rows in assembly where their border outputs have the one column of padding it
+    // takes.
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-    let row_asm = asm_row(p).filter(|_| (x_hi - x_lo) / 3 >= 2);
+    let row_asm = asm_row(p, x_lo, x_hi);
     for c in 0..p.out_c {
         let out = &mut output[c * oh * ow..][..oh * ow];
         let k: &[f32; 9] = weights[c * 9..][..9].try_into().expect("nine weights");
         let b = bias.map_or(0.0, |b| b[c]);
         // The channel's weights, bias and clamp bounds for the row in assembly.
         #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-        let row_asm = row_asm.map(|(f, [lo, hi])| {
+        let row_asm = row_asm.map(|(f, [lo, hi], edges)| {
             let [k0, k1, k2, k3, k4, k5, k6, k7, k8] = *k;
-            (f, [k0, k1, k2, k3, k4, k5, k6, k7, k8, b, lo, hi])
+            (f, [k0, k1, k2, k3, k4, k5, k6, k7, k8, b, lo, hi], edges)
         });
         // Rows `y .. y + n` of the channel, which lie in one part.
         let (kept, fresh) = src.channel(c);
@@ -152,7 +152,34 @@ fn channels<const SPLIT: bool>(
         let plane = |y: usize| span(y, 1);
         for (oy, row) in out.chunks_exact_mut(ow.max(1)).enumerate() {
             let y0 = (oy * w.stride_h) as isize - pt;
-            if oy < y_lo || oy >= y_hi || x_lo >= x_hi {
+            let inside = oy >= y_lo && oy < y_hi;
+            #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+            if let (true, Some((row_asm, params, edges))) = (inside, &row_asm) {
+                let y0 = y0 as usize;
+                let rows = if src.together::<SPLIT>(y0) {
+                    let three = span(y0, 3);
+                    [&three[..iw], &three[iw..2 * iw], &three[2 * iw..]]
+                } else {
+                    [plane(y0), plane(y0 + 1), plane(y0 + 2)]
+                };
+                // SAFETY: `asm_row` chose the row for these outputs: a left border output
+                // reading columns 0 and 1 if `x_lo` is 1, the interior outputs `x_lo ..
+                // x_hi` reading columns `ix .. ix + 3` (ix = ox · stride_w − pad_left ≥ 0,
+                // ix + 2 < iw), a right border output reading the last two columns if
+                // `x_hi < ow`: every read inside the three rows of `iw` columns, one store
+                // per output of `row` (`ow` long).
+                unsafe {
+                    row_asm(
+                        rows.map(|r| r.as_ptr()),
+                        row.as_mut_ptr(),
+                        x_hi - x_lo,
+                        *edges,
+                        params,
+                    );
+                }
+                continue;
+            }
+            if !inside || x_lo >= x_hi {
                 for (ox, o) in row.iter_mut().enumerate() {
                     *o = f(border(w, &plane, k, b, y0, (ox * w.stride_w) as isize - pl));
                 }
@@ -215,34 +242,11 @@ fn channels<const SPLIT: bool>(
                 acc += k8 * t[8];
                 f(acc)
             };
-            // The first output the loops below compute (after those in assembly).
-            #[allow(unused_mut)]
-            let mut start = x_lo;
-            #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-            if let Some((row_asm, params)) = &row_asm {
-                let passes = (x_hi - x_lo) / 3;
-                let rows = if together {
-                    let top = &span(y0, 3)[x0..];
-                    [top, &top[iw..], &top[2 * iw..]]
-                } else {
-                    [&r0[x0..], &r1[x0..], &r2[x0..]]
-                };
-                let out = &mut row[x_lo..x_lo + 3 * passes];
-                // SAFETY: `passes ≥ 1` (`row_asm` is only kept for two or more); output
-                // `x_lo + i` (i < 3 · passes ≤ x_hi − x_lo) reads columns `ix .. ix + 3` of
-                // each row, ix = x0 + i · stride_w, all at most `last`, within the row; `out`
-                // holds the 3 · passes outputs.
-                unsafe {
-                    row_asm(rows.map(|r| r.as_ptr()), out.as_mut_ptr(), passes, params);
-                }
-                start = x_lo + 3 * passes;
-            }
-            let skip = (start - x_lo) * w.stride_w;
             if together {
                 // Adjacent rows (every row of a whole input): one pointer.
                 let top = &span(y0, 3)[x0..=2 * iw + last];
-                let mut x = top.as_ptr().wrapping_add(skip);
-                for o in &mut row[start..x_hi] {
+                let mut x = top.as_ptr();
+                for o in &mut row[x_lo..x_hi] {
                     // SAFETY: output column `ox` (x_lo ≤ ox < x_hi) reads `top[ix − x0 + dy ·
                     // iw + dx]` for dy, dx in 0..3, with ix = ox · stride_w − pad_left and
                     // `ix + 2 ≤ last`: within `top` (its last element is row 2's column
@@ -267,12 +271,8 @@ fn channels<const SPLIT: bool>(
             } else {
                 // Rows that straddle a split input's two parts: three pointers.
                 let (t0, t1, t2) = (&r0[x0..=last], &r1[x0..=last], &r2[x0..=last]);
-                let (mut a, mut m, mut z) = (
-                    t0.as_ptr().wrapping_add(skip),
-                    t1.as_ptr().wrapping_add(skip),
-                    t2.as_ptr().wrapping_add(skip),
-                );
-                for o in &mut row[start..x_hi] {
+                let (mut a, mut m, mut z) = (t0.as_ptr(), t1.as_ptr(), t2.as_ptr());
+                for o in &mut row[x_lo..x_hi] {
                     // SAFETY: output column `ox` (x_lo ≤ ox < x_hi) reads columns `ix .. ix
                     // + 3` of each row, ix = ox · stride_w − pad_left, `ix + 2 ≤ last`:
                     // within `t0`, `t1` and `t2` (columns `x0 ..= last`), which `a`, `m` and
@@ -305,19 +305,45 @@ fn channels<const SPLIT: bool>(
 }
 
 /// The Cortex-M4F row in assembly for `p`'s stride and activation (no activation or a clamp),
-/// with the clamp's bounds.
+/// with the clamp's bounds and its border outputs ([`DW_LEFT`](super::cortex_m::DW_LEFT),
+/// [`DW_RIGHT`](super::cortex_m::DW_RIGHT)), if each row's outputs before `x_lo` and from
+/// `x_hi` (those whose window reaches outside the input) are at most one on each side, with
+/// one column of padding: the six-tap outputs the assembly computes.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-fn asm_row(p: &Conv2d) -> Option<(super::cortex_m::Dw3x3Row, [f32; 2])> {
+fn asm_row(
+    p: &Conv2d,
+    x_lo: usize,
+    x_hi: usize,
+) -> Option<(super::cortex_m::Dw3x3Row, [f32; 2], usize)> {
     use super::cortex_m::*;
-    let [none, low, clip]: [Dw3x3Row; 3] = match p.window.stride_w {
+    let w = &p.window;
+    let [none, low, clip_row]: [Dw3x3Row; 3] = match w.stride_w {
         1 => [dw3x3_s1, dw3x3_s1_low, dw3x3_s1_clip],
         2 => [dw3x3_s2, dw3x3_s2_low, dw3x3_s2_clip],
         _ => return None,
     };
+    let left = match x_lo {
+        0 => 0,
+        1 if clip(-(w.pad_left as isize), w.in_w) == (1, 3) => DW_LEFT,
+        _ => return None,
+    };
+    let right = if x_hi == w.out_w {
+        0
+    } else if x_hi + 1 == w.out_w
+        && clip((x_hi * w.stride_w) as isize - w.pad_left as isize, w.in_w) == (0, 2)
+    {
+        DW_RIGHT
+    } else {
+        return None;
+    };
+    if x_hi == x_lo && left | right == 0 {
+        return None;
+    }
+    let edges = left | right;
     match p.act {
-        Activation::Identity => Some((none, [0.0; 2])),
-        Activation::Clip { min, max } if max == f32::INFINITY => Some((low, [min, max])),
-        Activation::Clip { min, max } => Some((clip, [min, max])),
+        Activation::Identity => Some((none, [0.0; 2], edges)),
+        Activation::Clip { min, max } if max == f32::INFINITY => Some((low, [min, max], edges)),
+        Activation::Clip { min, max } => Some((clip_row, [min, max], edges)),
         _ => None,
     }
 }

@@ -84,35 +84,87 @@ macro_rules! store {
     };
 }
 
-/// One variant: `$first` loads the columns before the loop, `$pass` is one pass of three
-/// outputs (their loads, sums, `$clamp` and stores).
+/// A left border output (one column of padding): the bias, then the six products of the
+/// window's last two columns with the input's first two, `$p` and `$q`, row by row.
+macro_rules! left {
+    ([$p0:literal, $p1:literal, $p2:literal], [$q0:literal, $q1:literal, $q2:literal]) => {
+        concat!(
+            "vmov.f32 s9, s25\n",
+            "vmla.f32 s9, s17, ",
+            $p0,
+            "\n",
+            "vmla.f32 s9, s18, ",
+            $q0,
+            "\n",
+            "vmla.f32 s9, s20, ",
+            $p1,
+            "\n",
+            "vmla.f32 s9, s21, ",
+            $q1,
+            "\n",
+            "vmla.f32 s9, s23, ",
+            $p2,
+            "\n",
+            "vmla.f32 s9, s24, ",
+            $q2,
+            "\n",
+        )
+    };
+}
+
+/// A right border output: the window's first two columns with the input's last two.
+macro_rules! right {
+    ([$p0:literal, $p1:literal, $p2:literal], [$q0:literal, $q1:literal, $q2:literal]) => {
+        concat!(
+            "vmov.f32 s9, s25\n",
+            "vmla.f32 s9, s16, ",
+            $p0,
+            "\n",
+            "vmla.f32 s9, s17, ",
+            $q0,
+            "\n",
+            "vmla.f32 s9, s19, ",
+            $p1,
+            "\n",
+            "vmla.f32 s9, s20, ",
+            $q1,
+            "\n",
+            "vmla.f32 s9, s22, ",
+            $p2,
+            "\n",
+            "vmla.f32 s9, s23, ",
+            $q2,
+            "\n",
+        )
+    };
+}
+
+/// One variant: `$body` is the whole row (its labels: `2` the loop, `9` the end), `$clamp`
+/// already spliced in.
 macro_rules! dw_row {
-    ($(#[$doc:meta])* $name:ident, $first:expr, $pass:expr) => {
+    ($(#[$doc:meta])* $name:ident, $body:expr) => {
         $(#[$doc])*
         #[inline(always)]
         pub(crate) unsafe fn $name(
             rows: [*const f32; 3],
             out: *mut f32,
-            passes: usize,
+            interior: usize,
+            edges: usize,
             params: &[f32; 12],
         ) {
-            debug_assert!(passes >= 1);
             // SAFETY: the caller's promise bounds every load and store; the clobbered FPU
             // registers are declared.
             unsafe {
                 core::arch::asm!(
                     "vldmia {p}, {{s16-s27}}",
-                    $first,
-                    "2:",
-                    $pass,
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
+                    $body,
                     p = in(reg) params.as_ptr(),
                     a = inout(reg) rows[0] => _,
                     m = inout(reg) rows[1] => _,
                     z = inout(reg) rows[2] => _,
                     o = inout(reg) out => _,
-                    n = inout(reg) passes => _,
+                    n = inout(reg) interior => _,
+                    e = in(reg) edges,
                     out("s0") _, out("s1") _, out("s2") _, out("s3") _,
                     out("s4") _, out("s5") _, out("s6") _, out("s7") _,
                     out("s8") _, out("s9") _,
@@ -126,72 +178,167 @@ macro_rules! dw_row {
     };
 }
 
-/// Stride 1: each output loads one column; the columns rotate through the three register
-/// groups over a pass.
+/// Stride 1: each interior output loads one column; the columns rotate through the three
+/// register groups `A` (`s0`–`s2`), `B`, `C`, three outputs a loop pass, leaving it after any
+/// of them (`6`: the last two columns in `B`, `C`; `7`: in `C`, `A`; `5`: in `A`, `B`), where
+/// the right border output reads them.
 macro_rules! stride1 {
     ($(#[$doc:meta])* $name:ident, $clamp:expr) => {
         dw_row!(
             $(#[$doc])*
             $name,
-            concat!(column!("s0", "s1", "s2"), column!("s3", "s4", "s5")),
             concat!(
+                column!("s0", "s1", "s2"),
+                column!("s3", "s4", "s5"),
+                "tst {e}, #1\n",
+                "beq 1f\n",
+                left!(["s0", "s1", "s2"], ["s3", "s4", "s5"]),
+                $clamp,
+                store!(),
+                "1:\n",
+                "cmp {n}, #0\n",
+                "beq 5f\n",
+                "2:\n",
                 column!("s6", "s7", "s8"),
                 nine!(["s0", "s1", "s2"], ["s3", "s4", "s5"], ["s6", "s7", "s8"]),
                 $clamp,
                 store!(),
+                "subs {n}, {n}, #1\n",
+                "beq 6f\n",
                 column!("s0", "s1", "s2"),
                 nine!(["s3", "s4", "s5"], ["s6", "s7", "s8"], ["s0", "s1", "s2"]),
                 $clamp,
                 store!(),
+                "subs {n}, {n}, #1\n",
+                "beq 7f\n",
                 column!("s3", "s4", "s5"),
                 nine!(["s6", "s7", "s8"], ["s0", "s1", "s2"], ["s3", "s4", "s5"]),
                 $clamp,
                 store!(),
+                "subs {n}, {n}, #1\n",
+                "bne 2b\n",
+                "5:\n",
+                "tst {e}, #2\n",
+                "beq 9f\n",
+                right!(["s0", "s1", "s2"], ["s3", "s4", "s5"]),
+                $clamp,
+                store!(),
+                "b 9f\n",
+                "6:\n",
+                "tst {e}, #2\n",
+                "beq 9f\n",
+                right!(["s3", "s4", "s5"], ["s6", "s7", "s8"]),
+                $clamp,
+                store!(),
+                "b 9f\n",
+                "7:\n",
+                "tst {e}, #2\n",
+                "beq 9f\n",
+                right!(["s6", "s7", "s8"], ["s0", "s1", "s2"]),
+                $clamp,
+                store!(),
+                "9:\n",
             )
         );
     };
 }
 
-/// Stride 2: each output loads two columns, its first the previous output's last.
+/// Stride 2: each interior output loads two columns, its first the previous output's last
+/// (in `A` before the loop: after a left border output, which reads the input's columns 0
+/// and 1 from `C` and `A`, column 1). A right border output loads its second column after
+/// the first, which the last interior output left (`5`: in `A`, `6`: in `C`, `7`: in `B`).
 macro_rules! stride2 {
     ($(#[$doc:meta])* $name:ident, $clamp:expr) => {
         dw_row!(
             $(#[$doc])*
             $name,
-            column!("s0", "s1", "s2"),
             concat!(
+                "tst {e}, #1\n",
+                "beq 1f\n",
+                column!("s6", "s7", "s8"),
+                column!("s0", "s1", "s2"),
+                left!(["s6", "s7", "s8"], ["s0", "s1", "s2"]),
+                $clamp,
+                store!(),
+                "b 3f\n",
+                "1:\n",
+                column!("s0", "s1", "s2"),
+                "3:\n",
+                "cmp {n}, #0\n",
+                "beq 5f\n",
+                "2:\n",
                 column!("s3", "s4", "s5"),
                 column!("s6", "s7", "s8"),
                 nine!(["s0", "s1", "s2"], ["s3", "s4", "s5"], ["s6", "s7", "s8"]),
                 $clamp,
                 store!(),
+                "subs {n}, {n}, #1\n",
+                "beq 6f\n",
                 column!("s0", "s1", "s2"),
                 column!("s3", "s4", "s5"),
                 nine!(["s6", "s7", "s8"], ["s0", "s1", "s2"], ["s3", "s4", "s5"]),
                 $clamp,
                 store!(),
+                "subs {n}, {n}, #1\n",
+                "beq 7f\n",
                 column!("s6", "s7", "s8"),
                 column!("s0", "s1", "s2"),
                 nine!(["s3", "s4", "s5"], ["s6", "s7", "s8"], ["s0", "s1", "s2"]),
                 $clamp,
                 store!(),
+                "subs {n}, {n}, #1\n",
+                "bne 2b\n",
+                "5:\n",
+                "tst {e}, #2\n",
+                "beq 9f\n",
+                column!("s3", "s4", "s5"),
+                right!(["s0", "s1", "s2"], ["s3", "s4", "s5"]),
+                $clamp,
+                store!(),
+                "b 9f\n",
+                "6:\n",
+                "tst {e}, #2\n",
+                "beq 9f\n",
+                column!("s0", "s1", "s2"),
+                right!(["s6", "s7", "s8"], ["s0", "s1", "s2"]),
+                $clamp,
+                store!(),
+                "b 9f\n",
+                "7:\n",
+                "tst {e}, #2\n",
+                "beq 9f\n",
+                column!("s6", "s7", "s8"),
+                right!(["s3", "s4", "s5"], ["s6", "s7", "s8"]),
+                $clamp,
+                store!(),
+                "9:\n",
             )
         );
     };
 }
 
+/// `edges` bit: the row starts with a left border output (one column of padding: the
+/// window's first column outside the input).
+pub(crate) const DW_LEFT: usize = 1;
+/// `edges` bit: the row ends with a right border output (the window's last column outside).
+pub(crate) const DW_RIGHT: usize = 2;
+
 stride1!(
-    /// `3 · passes` outputs of one row of an f32 3×3 depthwise convolution at stride 1, every
-    /// window inside the input: per output one column of three inputs loaded, the bias and
-    /// nine `VMLA` (the product rounded, then the sum, as the portable kernel's `acc += k ·
-    /// x`), one `VSTM`: 14 instructions and the pass's loop for 9 MACs; no activation.
+    /// One whole output row of an f32 3×3 depthwise convolution at stride 1 whose three
+    /// input rows are inside the input: a left border output if `edges` has [`DW_LEFT`]
+    /// (six products), `interior` outputs whose windows are inside the input (nine), a right
+    /// border output if `edges` has [`DW_RIGHT`]. Each output is the bias plus its products
+    /// row by row, left to right (`VMLA`: the product rounded, then the sum, as the portable
+    /// kernel's `acc += k · x`); per interior output one column of three inputs loaded, the
+    /// bias and nine `VMLA`, one `VSTM` and the loop's count: 16 instructions for 9 MACs; no
+    /// activation.
     ///
-    /// `rows`: the three input rows at the first output's first column; `out`: the first
-    /// output; `params`: the nine weights, the bias, the clamp's lower and upper bounds.
+    /// `rows`: the three input rows at their first column; `out`: the row's first output;
+    /// `params`: the nine weights, the bias, the clamp's lower and upper bounds.
     ///
     /// # Safety
-    /// `passes ≥ 1`; each row has `3 · passes + 2` readable `f32`s from its pointer, `out`
-    /// `3 · passes` writable ones.
+    /// Each row has `interior + 2` readable `f32`s from its pointer (the columns the
+    /// outputs read, border outputs' included), `out` one writable `f32` per output.
     dw3x3_s1,
     ""
 );
@@ -212,11 +359,12 @@ stride1!(
     concat!(low!(), high!())
 );
 stride2!(
-    /// [`dw3x3_s1`] at stride 2: two columns loaded per output.
+    /// [`dw3x3_s1`] at stride 2: two columns loaded per interior output.
     ///
     /// # Safety
-    /// `passes ≥ 1`; each row has `6 · passes + 1` readable `f32`s from its pointer, `out`
-    /// `3 · passes` writable ones.
+    /// Each row has `2 · interior + 1` readable `f32`s from its pointer, one more with a
+    /// left border output and one more with a right one; `out` one writable `f32` per
+    /// output.
     dw3x3_s2,
     ""
 );
@@ -238,4 +386,4 @@ stride2!(
 );
 
 /// One variant of the row (its arguments).
-pub(crate) type Dw3x3Row = unsafe fn([*const f32; 3], *mut f32, usize, &[f32; 12]);
+pub(crate) type Dw3x3Row = unsafe fn([*const f32; 3], *mut f32, usize, usize, &[f32; 12]);
