@@ -128,17 +128,11 @@ fn channels<const SPLIT: bool>(
     // Whole rows in assembly where their border outputs have the one column of padding it
     // takes.
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-    let row_asm = asm_row(p, x_lo, x_hi);
+    let mut row_asm = asm_row(p, x_lo, x_hi);
     for c in 0..p.out_c {
         let out = &mut output[c * oh * ow..][..oh * ow];
         let k: &[f32; 9] = weights[c * 9..][..9].try_into().expect("nine weights");
         let b = bias.map_or(0.0, |b| b[c]);
-        // The channel's weights, bias and clamp bounds for the row in assembly.
-        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-        let row_asm = row_asm.map(|(f, [lo, hi], edges)| {
-            let [k0, k1, k2, k3, k4, k5, k6, k7, k8] = *k;
-            (f, [k0, k1, k2, k3, k4, k5, k6, k7, k8, b, lo, hi], edges)
-        });
         // Rows `y .. y + n` of the channel, which lie in one part.
         let (kept, fresh) = src.channel(c);
         let (held, iw) = (src.held, src.iw);
@@ -150,35 +144,69 @@ fn channels<const SPLIT: bool>(
             }
         };
         let plane = |y: usize| span(y, 1);
+        // The rows whose three input rows are inside the input, in assembly: pointer steps
+        // only, no slice taken per row.
+        #[allow(unused_mut)]
+        let mut done = (0, 0);
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        if let (Some((row_asm, shape)), true) = (&mut row_asm, y_lo < y_hi) {
+            // The channel's weights, bias and clamp bounds.
+            shape.params[..9].copy_from_slice(k);
+            shape.params[9] = b;
+            let (kept, fresh) = (kept.as_ptr(), fresh.as_ptr());
+            // Input row `y` (< ih): in `kept` below `held`, else in `fresh`.
+            macro_rules! at {
+                ($y:expr) => {{
+                    let y = $y;
+                    if SPLIT && y < held {
+                        kept.wrapping_add(y * iw)
+                    } else {
+                        fresh.wrapping_add((if SPLIT { y - held } else { y }) * iw)
+                    }
+                }};
+            }
+            let mut o = out[y_lo * ow..y_hi * ow].as_mut_ptr();
+            let mut oy = y_lo;
+            // `while`, not `for`: at opt-level "z" a range's `next` stays a call.
+            while oy < y_hi {
+                let y0 = oy * w.stride_h - w.pad_top;
+                // Output rows from `oy` on whose input rows lie in one part, one step apart:
+                // all the rest in `fresh` (or a whole input), those below `held` in `kept`;
+                // else one row whose window straddles the parts.
+                let n = if !SPLIT || y0 >= held {
+                    y_hi - oy
+                } else if y0 + 3 <= held {
+                    ((held - 3 - y0) / w.stride_h + 1).min(y_hi - oy)
+                } else {
+                    1
+                };
+                let top = at!(y0);
+                shape.rows = [
+                    (at!(y0 + 1) as usize).wrapping_sub(top as usize),
+                    (at!(y0 + 2) as usize).wrapping_sub(top as usize),
+                ];
+                // SAFETY: `asm_row` chose the rows' shape: a left border output reading
+                // columns 0 and 1 if `x_lo` is 1, the interior outputs `x_lo .. x_hi`
+                // reading columns `ix .. ix + 3` (ix = ox · stride_w − pad_left ≥ 0, ix + 2
+                // < iw), a right border output reading the last two columns if `x_hi < ow`:
+                // every read inside its three input rows of `iw` columns. Output row `oy + j`
+                // (j < n, below `y_hi`: its input rows below `ih`) reads rows `y0 + j ·
+                // stride_h + r` (r < 3) at `top` plus `shape.rows` and `j · shape.step`
+                // bytes: in one part for all `j` when `n > 1` (as chosen above), each `iw`
+                // columns into it (as `span`). One store per output, `n · ow` from `o`,
+                // inside `out[y_lo · ow .. y_hi · ow]`.
+                unsafe { row_asm(top, o, n, shape) };
+                o = o.wrapping_add(n * ow);
+                oy += n;
+            }
+            done = (y_lo, y_hi);
+        }
         for (oy, row) in out.chunks_exact_mut(ow.max(1)).enumerate() {
             let y0 = (oy * w.stride_h) as isize - pt;
-            let inside = oy >= y_lo && oy < y_hi;
-            #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-            if let (true, Some((row_asm, params, edges))) = (inside, &row_asm) {
-                let y0 = y0 as usize;
-                let rows = if src.together::<SPLIT>(y0) {
-                    let three = span(y0, 3);
-                    [&three[..iw], &three[iw..2 * iw], &three[2 * iw..]]
-                } else {
-                    [plane(y0), plane(y0 + 1), plane(y0 + 2)]
-                };
-                // SAFETY: `asm_row` chose the row for these outputs: a left border output
-                // reading columns 0 and 1 if `x_lo` is 1, the interior outputs `x_lo ..
-                // x_hi` reading columns `ix .. ix + 3` (ix = ox · stride_w − pad_left ≥ 0,
-                // ix + 2 < iw), a right border output reading the last two columns if
-                // `x_hi < ow`: every read inside the three rows of `iw` columns, one store
-                // per output of `row` (`ow` long).
-                unsafe {
-                    row_asm(
-                        rows.map(|r| r.as_ptr()),
-                        row.as_mut_ptr(),
-                        x_hi - x_lo,
-                        *edges,
-                        params,
-                    );
-                }
+            if oy >= done.0 && oy < done.1 {
                 continue;
             }
+            let inside = oy >= y_lo && oy < y_hi;
             if !inside || x_lo >= x_hi {
                 for (ox, o) in row.iter_mut().enumerate() {
                     *o = f(border(w, &plane, k, b, y0, (ox * w.stride_w) as isize - pl));
@@ -304,17 +332,18 @@ fn channels<const SPLIT: bool>(
     }
 }
 
-/// The Cortex-M4F row in assembly for `p`'s stride and activation (no activation or a clamp),
-/// with the clamp's bounds and its border outputs ([`DW_LEFT`](super::cortex_m::DW_LEFT),
-/// [`DW_RIGHT`](super::cortex_m::DW_RIGHT)), if each row's outputs before `x_lo` and from
-/// `x_hi` (those whose window reaches outside the input) are at most one on each side, with
-/// one column of padding: the six-tap outputs the assembly computes.
+/// The Cortex-M4F rows in assembly for `p`'s stride and activation (no activation or a
+/// clamp) and their shape (the clamp's bounds, the output row's border outputs, the step
+/// between output rows; the channel's numbers and the rows' offsets to be filled in), if each
+/// row's outputs before `x_lo` and from `x_hi` (those whose window reaches outside the input)
+/// are at most one on each side, with one column of padding: the six-tap outputs the
+/// assembly computes.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 fn asm_row(
     p: &Conv2d,
     x_lo: usize,
     x_hi: usize,
-) -> Option<(super::cortex_m::Dw3x3Row, [f32; 2], usize)> {
+) -> Option<(super::cortex_m::Dw3x3Row, super::cortex_m::Dw3x3Rows)> {
     use super::cortex_m::*;
     let w = &p.window;
     let [none, low, clip_row]: [Dw3x3Row; 3] = match w.stride_w {
@@ -339,13 +368,23 @@ fn asm_row(
     if x_hi == x_lo && left | right == 0 {
         return None;
     }
-    let edges = left | right;
-    match p.act {
-        Activation::Identity => Some((none, [0.0; 2], edges)),
-        Activation::Clip { min, max } if max == f32::INFINITY => Some((low, [min, max], edges)),
-        Activation::Clip { min, max } => Some((clip_row, [min, max], edges)),
-        _ => None,
-    }
+    let (row, [lo, hi]) = match p.act {
+        Activation::Identity => (none, [0.0; 2]),
+        Activation::Clip { min, max } if max == f32::INFINITY => (low, [min, max]),
+        Activation::Clip { min, max } => (clip_row, [min, max]),
+        _ => return None,
+    };
+    let mut params = [0.0; 12];
+    params[10] = lo;
+    params[11] = hi;
+    let shape = Dw3x3Rows {
+        params,
+        interior: x_hi - x_lo,
+        edges: left | right,
+        rows: [0; 2],
+        step: w.stride_h * w.in_w * core::mem::size_of::<f32>(),
+    };
+    Some((row, shape))
 }
 
 /// The taps `lo..hi` of three from `at` that fall inside `0..len`.

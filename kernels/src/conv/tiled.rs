@@ -122,17 +122,23 @@ pub fn conv2d_tiled(
                         ox += px;
                         continue;
                     }
-                    let (vals, px) = if ox + 4 <= ow {
+                    // The sums filled in place (a tile returned by value is a `memcpy`
+                    // call at opt-level "z").
+                    let mut vals = [[0.0; 4]; 4];
+                    let px = if ox + 4 <= ow {
                         // Stride 1 as a constant: the four input loads then take immediate
                         // offsets from one address.
-                        let a = match w.stride_w {
-                            1 => tile_4x4(p, input, wb, init, iy0, rows, ix0, 1),
-                            s => tile_4x4(p, input, wb, init, iy0, rows, ix0, s),
-                        };
-                        (a, 4)
+                        match w.stride_w {
+                            1 => tile_4x4(&mut vals, p, input, wb, init, iy0, rows, ix0, 1),
+                            s => tile_4x4(&mut vals, p, input, wb, init, iy0, rows, ix0, s),
+                        }
+                        4
                     } else {
                         let a = tile_4x1(p, input, wb, init, iy0, rows, ix0);
-                        ([[a[0]; 4], [a[1]; 4], [a[2]; 4], [a[3]; 4]], 1)
+                        for (v, a) in vals.iter_mut().zip(a) {
+                            v[0] = a;
+                        }
+                        1
                     };
                     for (j, v) in vals.iter().enumerate().take(nch) {
                         let c = b * C + j;
@@ -155,6 +161,7 @@ pub fn conv2d_tiled(
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn tile_4x4(
+    a: &mut [[f32; 4]; 4],
     p: &Conv2d,
     input: &[f32],
     wb: &[f32],
@@ -163,15 +170,15 @@ fn tile_4x4(
     rows: (usize, usize),
     ix0: isize,
     s: usize,
-) -> [[f32; 4]; 4] {
+) {
     const C: usize = F32_TILE_CHANNELS;
     let w = &p.window;
     let (ih, iw, taps) = (w.in_h, w.in_w, w.k_h * w.k_w);
-    let mut a = [[init[0]; 4], [init[1]; 4], [init[2]; 4], [init[3]; 4]];
+    *a = [[init[0]; 4], [init[1]; 4], [init[2]; 4], [init[3]; 4]];
     // SAFETY: `rows` are the window rows inside the input (the caller's `valid_range`).
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-    if unsafe { tile_3wide_asm(p, input, wb, &mut a, iy0, rows, ix0, s) } {
-        return a;
+    if unsafe { tile_3wide_asm(p, input, wb, a, iy0, rows, ix0, s) } {
+        return;
     }
     if s == 1 && w.dil_w == 1 && w.k_w == 3 && ix0 >= -1 && ix0 + 5 <= iw as isize {
         // 3-wide windows side by side (most tiles of 3×3 stride-1 convolutions): the four
@@ -194,12 +201,12 @@ fn tile_4x4(
                 let x5 = if skip_last { 0.0 } else { input[x + 4] };
                 let x03 = [x0, x14[0], x14[1], x14[2]];
                 let x25 = [x14[1], x14[2], x14[3], x5];
-                mla_tap_edges(&mut a, &ws[..C], x03, skip_first, false);
-                mla_tap(&mut a, &ws[C..2 * C], x14);
-                mla_tap_edges(&mut a, &ws[2 * C..], x25, false, skip_last);
+                mla_tap_edges(a, &ws[..C], x03, skip_first, false);
+                mla_tap(a, &ws[C..2 * C], x14);
+                mla_tap_edges(a, &ws[2 * C..], x25, false, skip_last);
             }
         }
-        return a;
+        return;
     }
     // Taps kx inside the input for every pixel: lane 0 bounds them on the left, lane 3 on
     // the right. The others are added lane by lane (`lane` below).
@@ -217,18 +224,18 @@ fn tile_4x4(
                 let base = (row as isize + ix0) as usize;
                 let wrow = &wic[ky * w.k_w * C..][..w.k_w * C];
                 // SAFETY: as in the edge case below, with `full_lo = 0`, `full_hi = k_w`.
-                if unsafe { taps_asm(&mut a, input, base, wrow, w.k_w, s, w.dil_w) } {
+                if unsafe { taps_asm(a, input, base, wrow, w.k_w, s, w.dil_w) } {
                     continue;
                 }
                 for (kx, ws) in wrow.chunks_exact(C).enumerate() {
                     let x = base + kx * w.dil_w;
                     // SAFETY: as in the edge case below, with `full_lo = 0`, `full_hi = k_w`.
                     let xs = unsafe { four_pixels(input, x, s) };
-                    mla_tap(&mut a, ws, xs);
+                    mla_tap(a, ws, xs);
                 }
             }
         }
-        return a;
+        return;
     }
     for ic in 0..p.in_c {
         let plane = ic * ih * iw;
@@ -246,13 +253,12 @@ fn tile_4x4(
                 lane_taps,
             };
             for kx in 0..full_lo.min(w.k_w) {
-                edge.add(&mut a, kx);
+                edge.add(a, kx);
             }
             let base = (row as isize + ix0 + (full_lo * w.dil_w) as isize) as usize;
             let full = &wrow[full_lo * C..full_hi * C];
             // SAFETY: as below, for every tap of `full`.
-            let done =
-                unsafe { taps_asm(&mut a, input, base, full, full_hi - full_lo, s, w.dil_w) };
+            let done = unsafe { taps_asm(a, input, base, full, full_hi - full_lo, s, w.dil_w) };
             let rust = if done { &[][..] } else { full };
             for (k, ws) in rust.chunks_exact(C).enumerate() {
                 let x = base + k * w.dil_w;
@@ -262,14 +268,13 @@ fn tile_4x4(
                 // first and lane 3's last in-range tap bound it), so the columns
                 // `ix0 + i·s + kx·dil` of every lane `i` are in `0..iw`.
                 let xs = unsafe { four_pixels(input, x, s) };
-                mla_tap(&mut a, ws, xs);
+                mla_tap(a, ws, xs);
             }
             for kx in full_hi..w.k_w {
-                edge.add(&mut a, kx);
+                edge.add(a, kx);
             }
         }
     }
-    a
 }
 
 /// The tile in assembly on the Cortex-M4F when its windows are 3 wide, undilated, at stride
@@ -402,20 +407,20 @@ impl EdgeTaps<'_> {
     fn add(&self, a: &mut [[f32; 4]; 4], kx: usize) {
         const C: usize = F32_TILE_CHANNELS;
         let ws = &self.wrow[kx * C..][..C];
-        let x = |i: usize| self.input[(self.at + (i * self.s + kx * self.dil) as isize) as usize];
-        let inside = |i: usize| (self.lane_taps[i].0..self.lane_taps[i].1).contains(&kx);
-        if inside(0) {
-            lane::<0>(a, ws, x(0));
+        // Macros, not closures: a closure called four times stays a call at opt-level "z".
+        macro_rules! lane {
+            ($i:literal) => {
+                let (lo, hi) = self.lane_taps[$i];
+                if kx >= lo && kx < hi {
+                    let x = self.input[(self.at + ($i * self.s + kx * self.dil) as isize) as usize];
+                    lane::<$i>(a, ws, x);
+                }
+            };
         }
-        if inside(1) {
-            lane::<1>(a, ws, x(1));
-        }
-        if inside(2) {
-            lane::<2>(a, ws, x(2));
-        }
-        if inside(3) {
-            lane::<3>(a, ws, x(3));
-        }
+        lane!(0);
+        lane!(1);
+        lane!(2);
+        lane!(3);
     }
 }
 

@@ -1,6 +1,8 @@
-//! The f32 3×3 depthwise convolution's inner row in assembly: three outputs a pass, the
-//! window's columns kept in registers from one output to the next, the same instructions at
-//! every `opt-level` and `target-cpu` (see `tiled_f32.rs` for why Rust's `a += w * x` is not).
+//! The f32 3×3 depthwise convolution's output rows in assembly, border outputs included (one
+//! column of padding): three interior outputs a pass, the window's columns kept in registers
+//! from one output to the next, the same instructions at every `opt-level` and `target-cpu`
+//! (see `tiled_f32.rs` for why Rust's `a += w * x` is not; and at opt-level "z" the Rust
+//! around a row call cost as much as the row).
 //!
 //! Registers: the channel's nine weights in `s16`–`s24`, its bias in `s25`, the clamp's
 //! bounds in `s26`–`s27`; three input columns of the three rows in `s0`–`s8` (a column's rows
@@ -139,32 +141,58 @@ macro_rules! right {
     };
 }
 
-/// One variant: `$body` is the whole row (its labels: `2` the loop, `9` the end), `$clamp`
-/// already spliced in.
+/// One output row's shape and one channel's numbers, read by the rows in assembly: the
+/// weights, bias and clamp bounds ([`Dw3x3Rows::params`]) into FPU registers once, the rest
+/// (byte offsets) once a row.
+#[repr(C)]
+pub(crate) struct Dw3x3Rows {
+    /// The channel's nine weights, its bias, the clamp's lower and upper bounds.
+    pub params: [f32; 12],
+    /// Interior outputs a row (windows inside the input).
+    pub interior: usize,
+    /// [`DW_LEFT`] and [`DW_RIGHT`]: the row's border outputs.
+    pub edges: usize,
+    /// The window's second and third input rows' addresses less its first's (wrapping).
+    pub rows: [usize; 2],
+    /// From one output row's first input row to the next one's, in bytes.
+    pub step: usize,
+}
+
+/// One variant: `$body` is one whole output row (its labels: `2` the loop over its interior
+/// outputs, `9` its end), `$clamp` already spliced in, repeated for `rows` output rows.
 macro_rules! dw_row {
     ($(#[$doc:meta])* $name:ident, $body:expr) => {
         $(#[$doc])*
         #[inline(always)]
-        pub(crate) unsafe fn $name(
-            rows: [*const f32; 3],
-            out: *mut f32,
-            interior: usize,
-            edges: usize,
-            params: &[f32; 12],
-        ) {
+        pub(crate) unsafe fn $name(top: *const f32, out: *mut f32, rows: usize, p: &Dw3x3Rows) {
+            debug_assert!(rows >= 1);
             // SAFETY: the caller's promise bounds every load and store; the clobbered FPU
             // registers are declared.
             unsafe {
                 core::arch::asm!(
                     "vldmia {p}, {{s16-s27}}",
+                    "4:",
+                    "mov {a}, {top}",
+                    "ldr {e}, [{p}, #56]",
+                    "add {m}, {top}, {e}",
+                    "ldr {e}, [{p}, #60]",
+                    "add {z}, {top}, {e}",
+                    "ldr {n}, [{p}, #48]",
+                    "ldr {e}, [{p}, #52]",
                     $body,
-                    p = in(reg) params.as_ptr(),
-                    a = inout(reg) rows[0] => _,
-                    m = inout(reg) rows[1] => _,
-                    z = inout(reg) rows[2] => _,
+                    "ldr {e}, [{p}, #64]",
+                    "add {top}, {top}, {e}",
+                    "subs {r}, {r}, #1",
+                    "bne 4b",
+                    p = in(reg) p,
+                    top = inout(reg) top => _,
+                    r = inout(reg) rows => _,
                     o = inout(reg) out => _,
-                    n = inout(reg) interior => _,
-                    e = in(reg) edges,
+                    a = out(reg) _,
+                    m = out(reg) _,
+                    z = out(reg) _,
+                    n = out(reg) _,
+                    e = out(reg) _,
                     out("s0") _, out("s1") _, out("s2") _, out("s3") _,
                     out("s4") _, out("s5") _, out("s6") _, out("s7") _,
                     out("s8") _, out("s9") _,
@@ -324,21 +352,23 @@ pub(crate) const DW_LEFT: usize = 1;
 pub(crate) const DW_RIGHT: usize = 2;
 
 stride1!(
-    /// One whole output row of an f32 3×3 depthwise convolution at stride 1 whose three
-    /// input rows are inside the input: a left border output if `edges` has [`DW_LEFT`]
-    /// (six products), `interior` outputs whose windows are inside the input (nine), a right
-    /// border output if `edges` has [`DW_RIGHT`]. Each output is the bias plus its products
-    /// row by row, left to right (`VMLA`: the product rounded, then the sum, as the portable
-    /// kernel's `acc += k · x`); per interior output one column of three inputs loaded, the
-    /// bias and nine `VMLA`, one `VSTM` and the loop's count: 16 instructions for 9 MACs; no
-    /// activation.
+    /// `rows` whole output rows of one channel of an f32 3×3 depthwise convolution at stride
+    /// 1 whose three input rows are inside the input, each: a left border output if
+    /// `p.edges` has [`DW_LEFT`] (six products), `p.interior` outputs whose windows are
+    /// inside the input (nine), a right border output if `p.edges` has [`DW_RIGHT`]. Each
+    /// output is the bias plus its products row by row, left to right (`VMLA`: the product
+    /// rounded, then the sum, as the portable kernel's `acc += k · x`); per interior output
+    /// one column of three inputs loaded, the bias and nine `VMLA`, one `VSTM` and the
+    /// loop's count: 16 instructions for 9 MACs; no activation.
     ///
-    /// `rows`: the three input rows at their first column; `out`: the row's first output;
-    /// `params`: the nine weights, the bias, the clamp's lower and upper bounds.
+    /// `top`: the first output row's first input row at its first column (its second and
+    /// third at `p.rows` bytes from it, the next output row's `p.step` bytes on); `out`: the
+    /// first output, the rows' outputs one after the other.
     ///
     /// # Safety
-    /// Each row has `interior + 2` readable `f32`s from its pointer (the columns the
-    /// outputs read, border outputs' included), `out` one writable `f32` per output.
+    /// `rows ≥ 1`; each output row's three input rows have `p.interior + 2` readable `f32`s
+    /// (the columns the outputs read, border outputs' included); `out` one writable `f32`
+    /// per output.
     dw3x3_s1,
     ""
 );
@@ -362,9 +392,9 @@ stride2!(
     /// [`dw3x3_s1`] at stride 2: two columns loaded per interior output.
     ///
     /// # Safety
-    /// Each row has `2 · interior + 1` readable `f32`s from its pointer, one more with a
-    /// left border output and one more with a right one; `out` one writable `f32` per
-    /// output.
+    /// `rows ≥ 1`; each output row's three input rows have `2 · p.interior + 1` readable
+    /// `f32`s, one more with a left border output and one more with a right one; `out` one
+    /// writable `f32` per output.
     dw3x3_s2,
     ""
 );
@@ -385,5 +415,13 @@ stride2!(
     concat!(low!(), high!())
 );
 
-/// One variant of the row (its arguments).
-pub(crate) type Dw3x3Row = unsafe fn([*const f32; 3], *mut f32, usize, usize, &[f32; 12]);
+/// One variant of the rows (its arguments).
+pub(crate) type Dw3x3Row = unsafe fn(*const f32, *mut f32, usize, &Dw3x3Rows);
+
+// The assembly's offsets into `Dw3x3Rows`.
+const _: () = {
+    assert!(core::mem::offset_of!(Dw3x3Rows, interior) == 48);
+    assert!(core::mem::offset_of!(Dw3x3Rows, edges) == 52);
+    assert!(core::mem::offset_of!(Dw3x3Rows, rows) == 56);
+    assert!(core::mem::offset_of!(Dw3x3Rows, step) == 64);
+};
