@@ -591,84 +591,221 @@ tile_4x4_f32!(
     [clamp_low!(), clamp_high!()]
 );
 
-/// Four dot products of one input row with four weight rows (the f32 fully connected layer's
-/// four outputs at a time) in assembly: per four steps of `k`, one `VLDM` of the four inputs,
-/// one of each row's four weights, 16 `VMLA` (the product rounded, then the sum, as Rust's
-/// `s += x * w`), 23 instructions for 16 MACs; the `k mod 4` steps left one at a time. The
-/// same instructions at every `opt-level` and `target-cpu` (see [`tile_4x4_f32`]).
-///
-/// `s[j]`: row `j`'s running sum (in and out, in order of `k`). `x`: the `k` inputs; `w[j]`:
-/// row `j`'s `k` weights.
-///
-/// # Safety
-/// `x` and each `w[j]` start `k` readable `f32`s.
+/// What [`fc_rows_f32`] reads for a row of the f32 fully connected layer: pointers and
+/// byte steps (advanced in place, group by group), the clamp's bounds.
 #[cfg(target_abi = "eabihf")]
-#[inline(always)]
-pub(super) unsafe fn dot_4_rows_f32(s: &mut [f32; 4], x: *const f32, w: [*const f32; 4], k: usize) {
-    // SAFETY: the caller's promise bounds every load (`k / 4` blocks of four, then `k mod
-    // 4` single steps); the sums are read from and written back to `s`; the clobbered FPU
-    // registers are declared.
-    unsafe {
-        core::arch::asm!(
-            "vldmia {s}, {{s20-s23}}",
-            "cmp {blocks}, #0",
-            "beq 3f",
-            "2:",
-            "vldmia {x}!, {{s0-s3}}",
-            "vldmia {w0}!, {{s4-s7}}",
-            "vldmia {w1}!, {{s8-s11}}",
-            "vldmia {w2}!, {{s12-s15}}",
-            "vldmia {w3}!, {{s16-s19}}",
-            "vmla.f32 s20, s4, s0",
-            "vmla.f32 s21, s8, s0",
-            "vmla.f32 s22, s12, s0",
-            "vmla.f32 s23, s16, s0",
-            "vmla.f32 s20, s5, s1",
-            "vmla.f32 s21, s9, s1",
-            "vmla.f32 s22, s13, s1",
-            "vmla.f32 s23, s17, s1",
-            "vmla.f32 s20, s6, s2",
-            "vmla.f32 s21, s10, s2",
-            "vmla.f32 s22, s14, s2",
-            "vmla.f32 s23, s18, s2",
-            "vmla.f32 s20, s7, s3",
-            "vmla.f32 s21, s11, s3",
-            "vmla.f32 s22, s15, s3",
-            "vmla.f32 s23, s19, s3",
-            "subs {blocks}, {blocks}, #1",
-            "bne 2b",
-            "3:",
-            "cmp {left}, #0",
-            "beq 5f",
-            "4:",
-            "vldmia {x}!, {{s0}}",
-            "vldmia {w0}!, {{s4}}",
-            "vldmia {w1}!, {{s8}}",
-            "vldmia {w2}!, {{s12}}",
-            "vldmia {w3}!, {{s16}}",
-            "vmla.f32 s20, s4, s0",
-            "vmla.f32 s21, s8, s0",
-            "vmla.f32 s22, s12, s0",
-            "vmla.f32 s23, s16, s0",
-            "subs {left}, {left}, #1",
-            "bne 4b",
-            "5:",
-            "vstmia {s}, {{s20-s23}}",
-            s = in(reg) s.as_mut_ptr(),
-            x = inout(reg) x => _,
-            w0 = inout(reg) w[0] => _,
-            w1 = inout(reg) w[1] => _,
-            w2 = inout(reg) w[2] => _,
-            w3 = inout(reg) w[3] => _,
-            blocks = inout(reg) k / 4 => _,
-            left = inout(reg) k % 4 => _,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            options(nostack),
-        );
-    }
+#[repr(C)]
+pub(super) struct FcRows {
+    /// The `k` inputs.
+    pub x: *const f32,
+    /// The next group's first weight row (`k` weights; the group's others `row` bytes apart).
+    pub w: *const f32,
+    /// Bytes from one weight row to the next.
+    pub row: usize,
+    /// Inputs (and weights a row).
+    pub k: usize,
+    /// The next group's four biases (`bias_step` 16), or four zeros (`bias_step` 0).
+    pub bias: *const f32,
+    pub bias_step: usize,
+    /// The next group's first output (the group's others `out_step` bytes apart).
+    pub out: *mut f32,
+    pub out_step: usize,
+    /// The clamp's lower and upper bounds (read by the clamping variants only).
+    pub bounds: [f32; 2],
 }
+
+#[cfg(target_abi = "eabihf")]
+const _: () = {
+    assert!(core::mem::offset_of!(FcRows, w) == 4);
+    assert!(core::mem::offset_of!(FcRows, row) == 8);
+    assert!(core::mem::offset_of!(FcRows, k) == 12);
+    assert!(core::mem::offset_of!(FcRows, bias) == 16);
+    assert!(core::mem::offset_of!(FcRows, bias_step) == 20);
+    assert!(core::mem::offset_of!(FcRows, out) == 24);
+    assert!(core::mem::offset_of!(FcRows, out_step) == 28);
+    assert!(core::mem::offset_of!(FcRows, bounds) == 32);
+};
+
+/// A sum `$s` clamped below at `s24` (`MI`: ordered "less than", so a NaN stays), as
+/// [`crate::activation::clamp`].
+macro_rules! fc_low {
+    ($s:literal) => {
+        concat!(
+            "vcmp.f32 ",
+            $s,
+            ", s24\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 ",
+            $s,
+            ", s24\n"
+        )
+    };
+}
+
+/// A sum `$s` clamped above at `s25` (`GT` is false when unordered).
+macro_rules! fc_high {
+    ($s:literal) => {
+        concat!(
+            "vcmp.f32 ",
+            $s,
+            ", s25\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 ",
+            $s,
+            ", s25\n"
+        )
+    };
+}
+
+/// One variant of [`fc_rows_f32`]: `$clamp` the four sums' clamp (nothing, the lower bound,
+/// both bounds).
+macro_rules! fc_rows {
+    ($(#[$doc:meta])* $name:ident, $clamp:expr) => {
+        $(#[$doc])*
+        #[inline(always)]
+        pub(super) unsafe fn $name(p: &mut FcRows, groups: usize) {
+            debug_assert!(groups >= 1);
+            // SAFETY: the caller's promise bounds every load and store; `p` is read and its
+            // pointers advanced in place; the clobbered FPU registers are declared.
+            unsafe {
+                core::arch::asm!(
+                    "vldr s24, [{p}, #32]",
+                    "vldr s25, [{p}, #36]",
+                    "6:",
+                    // The group's four weight rows, the next group's first.
+                    "ldr {w0}, [{p}, #4]",
+                    "ldr {t}, [{p}, #8]",
+                    "add {w1}, {w0}, {t}",
+                    "add {w2}, {w1}, {t}",
+                    "add {w3}, {w2}, {t}",
+                    "add {t}, {w3}, {t}",
+                    "str {t}, [{p}, #4]",
+                    // The sums from the biases.
+                    "ldr {t}, [{p}, #16]",
+                    "vldmia {t}, {{s20-s23}}",
+                    "ldr {x}, [{p}, #20]",
+                    "add {t}, {t}, {x}",
+                    "str {t}, [{p}, #16]",
+                    "ldr {x}, [{p}]",
+                    // `k / 4` blocks of four steps, then `k mod 4` single ones.
+                    "ldr {n}, [{p}, #12]",
+                    "lsrs {n}, {n}, #2",
+                    "beq 3f",
+                    "2:",
+                    "vldmia {x}!, {{s0-s3}}",
+                    "vldmia {w0}!, {{s4-s7}}",
+                    "vldmia {w1}!, {{s8-s11}}",
+                    "vldmia {w2}!, {{s12-s15}}",
+                    "vldmia {w3}!, {{s16-s19}}",
+                    "vmla.f32 s20, s4, s0",
+                    "vmla.f32 s21, s8, s0",
+                    "vmla.f32 s22, s12, s0",
+                    "vmla.f32 s23, s16, s0",
+                    "vmla.f32 s20, s5, s1",
+                    "vmla.f32 s21, s9, s1",
+                    "vmla.f32 s22, s13, s1",
+                    "vmla.f32 s23, s17, s1",
+                    "vmla.f32 s20, s6, s2",
+                    "vmla.f32 s21, s10, s2",
+                    "vmla.f32 s22, s14, s2",
+                    "vmla.f32 s23, s18, s2",
+                    "vmla.f32 s20, s7, s3",
+                    "vmla.f32 s21, s11, s3",
+                    "vmla.f32 s22, s15, s3",
+                    "vmla.f32 s23, s19, s3",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "3:",
+                    "ldr {n}, [{p}, #12]",
+                    "ands {n}, {n}, #3",
+                    "beq 5f",
+                    "4:",
+                    "vldmia {x}!, {{s0}}",
+                    "vldmia {w0}!, {{s4}}",
+                    "vldmia {w1}!, {{s8}}",
+                    "vldmia {w2}!, {{s12}}",
+                    "vldmia {w3}!, {{s16}}",
+                    "vmla.f32 s20, s4, s0",
+                    "vmla.f32 s21, s8, s0",
+                    "vmla.f32 s22, s12, s0",
+                    "vmla.f32 s23, s16, s0",
+                    "subs {n}, {n}, #1",
+                    "bne 4b",
+                    "5:",
+                    $clamp,
+                    // The four outputs, `out_step` bytes apart; the next group's first.
+                    "ldr {t}, [{p}, #24]",
+                    "ldr {n}, [{p}, #28]",
+                    "vstr s20, [{t}]",
+                    "add {t}, {t}, {n}",
+                    "vstr s21, [{t}]",
+                    "add {t}, {t}, {n}",
+                    "vstr s22, [{t}]",
+                    "add {t}, {t}, {n}",
+                    "vstr s23, [{t}]",
+                    "add {t}, {t}, {n}",
+                    "str {t}, [{p}, #24]",
+                    "subs {g}, {g}, #1",
+                    "bne 6b",
+                    p = in(reg) p as *mut FcRows,
+                    g = inout(reg) groups => _,
+                    x = out(reg) _,
+                    w0 = out(reg) _,
+                    w1 = out(reg) _,
+                    w2 = out(reg) _,
+                    w3 = out(reg) _,
+                    n = out(reg) _,
+                    t = out(reg) _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _,
+                    options(nostack),
+                );
+            }
+        }
+    };
+}
+
+fc_rows!(
+    /// `groups` groups of four outputs of one row of the f32 fully connected layer in
+    /// assembly (four dot products of the input row with four weight rows), each group's
+    /// sums from its biases: per four steps of `k`, one `VLDM` of the four inputs, one of
+    /// each row's four weights, 16 `VMLA` (the product rounded, then the sum, as Rust's `s +=
+    /// x * w`), 23 instructions for 16 MACs; the `k mod 4` steps left one at a time; then the
+    /// four outputs stored. The group loop, biases and stores in the assembly too: the same
+    /// instructions at every `opt-level` and `target-cpu` (see [`tile_4x4_f32`]); no
+    /// activation.
+    ///
+    /// # Safety
+    /// `groups ≥ 1`; `p.x` starts `p.k` readable `f32`s; for each group `g < groups`, the
+    /// four rows from `p.w + 4g · p.row` bytes, `p.row` bytes apart, each start `p.k`
+    /// readable `f32`s, `p.bias + g · p.bias_step` bytes starts four readable `f32`s, and the
+    /// four outputs `p.out + (4g + j) · p.out_step` bytes (j < 4) are writable.
+    fc_rows_f32,
+    ""
+);
+fc_rows!(
+    /// [`fc_rows_f32`] with each output clamped below at `p.bounds[0]` (a ReLU).
+    ///
+    /// # Safety
+    /// As [`fc_rows_f32`].
+    fc_rows_f32_low,
+    concat!(fc_low!("s20"), fc_low!("s21"), fc_low!("s22"), fc_low!("s23"))
+);
+fc_rows!(
+    /// [`fc_rows_f32`] with each output clamped to `p.bounds[0] ..= p.bounds[1]`.
+    ///
+    /// # Safety
+    /// As [`fc_rows_f32`].
+    fc_rows_f32_clip,
+    concat!(
+        fc_low!("s20"),
+        fc_low!("s21"),
+        fc_low!("s22"),
+        fc_low!("s23"),
+        fc_high!("s20"),
+        fc_high!("s21"),
+        fc_high!("s22"),
+        fc_high!("s23")
+    )
+);

@@ -313,55 +313,17 @@ pub fn matmul(p: &MatMul, a: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut 
         // so that four independent sums hide the latency of float addition and each input
         // is loaded once for four weights. Each output still sums in order of `k`: the
         // result is bit for bit the one-at-a-time dot product's.
-        #[allow(unreachable_code)]
         for m in 0..p.m {
             let ra = &a[m * p.a_stride_m..m * p.a_stride_m + p.k];
-            // The portable loop's (after the assembly's `continue`, unreachable there).
-            #[cfg_attr(all(microarena_dsp, target_abi = "eabihf"), allow(unused_variables))]
             let row = |n: usize| &b[n * p.b_stride_n..n * p.b_stride_n + p.k];
+            // On the Cortex-M4F the groups of four in assembly (the loop below then has
+            // none left).
+            #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+            let mut n0 = fc_rows_asm(p, ra, b, bias, &mut out[m * p.out_stride_m..]);
+            #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
             let mut n0 = 0;
             while n0 + 4 <= p.n {
-                #[cfg_attr(all(microarena_dsp, target_abi = "eabihf"), allow(unused_variables))]
                 let bias_of = |j: usize| bias.map_or(0.0, |b| b[n0 + j]);
-                #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-                {
-                    // Each slice checked once for the four rows and outputs, no iterator or
-                    // closure per output: what `opt-level = "s"` and `"z"` would keep as
-                    // calls and tests (16% of the FC autoencoder's instructions at `"s"`).
-                    let mut s = match bias {
-                        Some(b) => {
-                            let b = &b[n0..n0 + 4];
-                            [b[0], b[1], b[2], b[3]]
-                        }
-                        None => [0.0; 4],
-                    };
-                    let (bs, os) = (p.b_stride_n, p.out_stride_n);
-                    let w = b[n0 * bs..][..3 * bs + p.k].as_ptr();
-                    // SAFETY: `ra` is `k` long; row `n0 + j` (j < 4) is the `k` weights `j ·
-                    // b_stride_n` into the slice just taken, which ends with row `n0 + 3`.
-                    unsafe {
-                        let rows = [w, w.add(bs), w.add(2 * bs), w.add(3 * bs)];
-                        cortex_m::dot_4_rows_f32(&mut s, ra.as_ptr(), rows, p.k)
-                    };
-                    match p.act {
-                        Activation::Identity => {}
-                        Activation::Clip { min, max } => {
-                            use crate::activation::clamp;
-                            s[0] = clamp(s[0], min, max);
-                            s[1] = clamp(s[1], min, max);
-                            s[2] = clamp(s[2], min, max);
-                            s[3] = clamp(s[3], min, max);
-                        }
-                        act => act.apply_slice(&mut s),
-                    }
-                    let o = &mut out[m * p.out_stride_m + n0 * os..][..=3 * os];
-                    o[0] = s[0];
-                    o[os] = s[1];
-                    o[2 * os] = s[2];
-                    o[3 * os] = s[3];
-                    n0 += 4;
-                    continue;
-                }
                 let (mut s0, mut s1, mut s2, mut s3) =
                     (bias_of(0), bias_of(1), bias_of(2), bias_of(3));
                 let rows = ra
@@ -694,6 +656,54 @@ pub(crate) mod x86 {
             }
         }
     }
+}
+
+/// The groups of four outputs of one row of a fully connected f32 layer (`p`'s rows of `b`
+/// against the input row `ra`, outputs from `out`'s start) in assembly on the Cortex-M4F,
+/// the activation fused when a clamp: the number of outputs done (a multiple of four).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+fn fc_rows_asm(p: &MatMul, ra: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mut [f32]) -> usize {
+    use cortex_m::{fc_rows_f32, fc_rows_f32_clip, fc_rows_f32_low, FcRows};
+    static ZEROS: [f32; 4] = [0.0; 4];
+    let groups = p.n / 4;
+    if groups == 0 {
+        return 0;
+    }
+    let (bs, os, n) = (p.b_stride_n, p.out_stride_n, 4 * groups);
+    // Every slice checked once: the groups' weight rows, biases and outputs.
+    let w = &b[..(n - 1) * bs + p.k];
+    let out = &mut out[..=(n - 1) * os];
+    let (bias, bias_step) = match bias {
+        Some(b) => (b[..n].as_ptr(), 16),
+        None => (ZEROS.as_ptr(), 0),
+    };
+    let (run, bounds): (unsafe fn(&mut FcRows, usize), _) = match p.act {
+        Activation::Clip { min, max } if max == f32::INFINITY => (fc_rows_f32_low, [min, max]),
+        Activation::Clip { min, max } => (fc_rows_f32_clip, [min, max]),
+        _ => (fc_rows_f32, [0.0; 2]),
+    };
+    let mut rows = FcRows {
+        x: ra.as_ptr(),
+        w: w.as_ptr(),
+        row: bs * 4,
+        k: p.k,
+        bias,
+        bias_step,
+        out: out.as_mut_ptr(),
+        out_step: os * 4,
+        bounds,
+    };
+    // SAFETY: `ra` holds `k` inputs (the caller's slice); group `g`'s rows `4g + j` start `(4g
+    // + j) · b_stride_n` into `w`, which ends with the last row's `k` weights; its biases
+    // are `bias[4g .. 4g + 4]` (or the four zeros, not advanced); its outputs `(4g + j) ·
+    // out_stride_n` into `out`, which ends with the last one.
+    unsafe { run(&mut rows, groups) };
+    if !matches!(p.act, Activation::Identity | Activation::Clip { .. }) {
+        for o in out.iter_mut().step_by(os.max(1)).take(n) {
+            *o = p.act.apply(*o);
+        }
+    }
+    n
 }
 
 #[cfg(test)]
