@@ -310,17 +310,41 @@ pub(super) unsafe fn fc_groups_dsp(w: *const i8, p: &mut FcParams, kind: crate::
 
 /// One variant of [`tile_4x4_f32`] (its arguments).
 #[cfg(target_abi = "eabihf")]
-pub(super) type Tile4x4F32 = unsafe fn(
-    &[[f32; 4]; 4],
-    *const f32,
-    *const f32,
-    usize,
-    usize,
-    usize,
-    *mut f32,
-    usize,
-    &[f32; 2],
-);
+pub(super) type Tile4x4F32 = unsafe fn(&mut Tiles4x4, usize);
+
+/// What [`tile_4x4_f32`] reads for a run of 4 × 4 tiles of one group of four columns
+/// (four rows after four rows): the sums' starts, the clamp's bounds, pointers (the inputs'
+/// and outputs' advanced in place, tile by tile) and byte steps.
+#[cfg(target_abi = "eabihf")]
+#[repr(C)]
+pub(super) struct Tiles4x4 {
+    /// `c[j][i]`: column `j`, row `i`, the sums' starts (the biases).
+    pub c: [[f32; 4]; 4],
+    /// The clamp's lower and upper bounds (read by the clamping variants only).
+    pub bounds: [f32; 2],
+    /// The next tile's four rows' inputs of step 0 (each step `x_step` bytes on).
+    pub x: *const f32,
+    /// The four columns' weights of step 0 (each step `w_step` bytes on).
+    pub w: *const f32,
+    pub k: usize,
+    pub x_step: usize,
+    pub w_step: usize,
+    /// The next tile's column 0's four outputs (each next column's `out_step` bytes on).
+    pub out: *mut f32,
+    pub out_step: usize,
+}
+
+#[cfg(target_abi = "eabihf")]
+const _: () = {
+    assert!(core::mem::offset_of!(Tiles4x4, bounds) == 64);
+    assert!(core::mem::offset_of!(Tiles4x4, x) == 72);
+    assert!(core::mem::offset_of!(Tiles4x4, w) == 76);
+    assert!(core::mem::offset_of!(Tiles4x4, k) == 80);
+    assert!(core::mem::offset_of!(Tiles4x4, x_step) == 84);
+    assert!(core::mem::offset_of!(Tiles4x4, w_step) == 88);
+    assert!(core::mem::offset_of!(Tiles4x4, out) == 92);
+    assert!(core::mem::offset_of!(Tiles4x4, out_step) == 96);
+};
 
 /// `VCMP` + `VMOV` on a condition of each of the 16 sums `s16`–`s31` against `s8`: the lower
 /// bound of [`crate::activation::clamp`] (`if x < lo { lo } else { x }`: `MI` is an ordered
@@ -474,31 +498,28 @@ macro_rules! tile_4x4_f32 {
     ($(#[$doc:meta])* $name:ident, [$($clamp:expr),*]) => {
         $(#[$doc])*
         #[cfg(target_abi = "eabihf")]
-        #[allow(clippy::too_many_arguments)]
         #[inline(always)]
-        pub(super) unsafe fn $name(
-            c: &[[f32; 4]; 4],
-            x: *const f32,
-            w: *const f32,
-            k: usize,
-            x_step: usize,
-            w_step: usize,
-            out: *mut f32,
-            out_step: usize,
-            bounds: &[f32; 2],
-        ) {
-            debug_assert!(k >= 1);
-            // SAFETY: the caller's promise bounds every load and store; the clobbered FPU
-            // registers are declared.
+        pub(super) unsafe fn $name(t: &mut Tiles4x4, tiles: usize) {
+            debug_assert!(t.k >= 1 && tiles >= 1);
+            // SAFETY: the caller's promise bounds every load and store; `t` is read and its
+            // input and output pointers advanced in place; the clobbered FPU registers are
+            // declared.
             unsafe {
                 core::arch::asm!(
-                    "vldmia {c}, {{s16-s31}}",
-                    "vldmia {bounds}, {{s8-s9}}",
+                    "vldr s8, [{t}, #64]",
+                    "vldr s9, [{t}, #68]",
+                    "ldr {xs}, [{t}, #84]",
+                    "ldr {ws}, [{t}, #88]",
+                    "3:",
+                    "vldmia {t}, {{s16-s31}}",
+                    "ldr {x}, [{t}, #72]",
+                    "ldr {w}, [{t}, #76]",
+                    "ldr {k}, [{t}, #80]",
                     "2:",
                     "vldmia {x}, {{s0-s3}}",
-                    "add {x}, {x}, {x_step}",
+                    "add {x}, {x}, {xs}",
                     "vldmia {w}, {{s4-s7}}",
-                    "add {w}, {w}, {w_step}",
+                    "add {w}, {w}, {ws}",
                 "vmla.f32 s16, s4, s0",
                 "vmla.f32 s20, s5, s0",
                 "vmla.f32 s24, s6, s0",
@@ -518,22 +539,30 @@ macro_rules! tile_4x4_f32 {
                     "subs {k}, {k}, #1",
                     "bne 2b",
                     $($clamp,)*
-                    "vstmia {out}, {{s16-s19}}",
-                    "add {out}, {out}, {out_step}",
-                    "vstmia {out}, {{s20-s23}}",
-                    "add {out}, {out}, {out_step}",
-                    "vstmia {out}, {{s24-s27}}",
-                    "add {out}, {out}, {out_step}",
-                    "vstmia {out}, {{s28-s31}}",
-                    c = in(reg) c.as_ptr(),
-                    bounds = in(reg) bounds.as_ptr(),
-                    x = inout(reg) x => _,
-                    w = inout(reg) w => _,
-                    k = inout(reg) k => _,
-                    x_step = in(reg) x_step,
-                    w_step = in(reg) w_step,
-                    out = inout(reg) out => _,
-                    out_step = in(reg) out_step,
+                    "ldr {x}, [{t}, #92]",
+                    "ldr {w}, [{t}, #96]",
+                    "vstmia {x}, {{s16-s19}}",
+                    "add {k}, {x}, {w}",
+                    "vstmia {k}, {{s20-s23}}",
+                    "add {k}, {k}, {w}",
+                    "vstmia {k}, {{s24-s27}}",
+                    "add {k}, {k}, {w}",
+                    "vstmia {k}, {{s28-s31}}",
+                    // The next tile: four rows on, in the inputs and the outputs.
+                    "add {x}, {x}, #16",
+                    "str {x}, [{t}, #92]",
+                    "ldr {x}, [{t}, #72]",
+                    "add {x}, {x}, #16",
+                    "str {x}, [{t}, #72]",
+                    "subs {n}, {n}, #1",
+                    "bne 3b",
+                    t = in(reg) t as *mut Tiles4x4,
+                    n = inout(reg) tiles => _,
+                    x = out(reg) _,
+                    w = out(reg) _,
+                    k = out(reg) _,
+                    xs = out(reg) _,
+                    ws = out(reg) _,
                     out("s0") _, out("s1") _, out("s2") _, out("s3") _,
                     out("s4") _, out("s5") _, out("s6") _, out("s7") _,
                     out("s8") _, out("s9") _,
@@ -556,17 +585,15 @@ tile_4x4_f32!(
     /// and branch: 22 instructions for 16 MACs at every `opt-level` and `target-cpu` (LLVM
     /// splits `c += v * x` into `VMUL` + `VADD` at speed opt-levels for
     /// `target-cpu=cortex-m4`; stable Rust cannot pass an `f32` in an FPU register to `asm!`
-    /// here, so the sums start from `c` in memory). Then each column's four sums go to the
-    /// output by one `VSTM`.
-    ///
-    /// `c[j][i]`: column `j`, row `i`, the sums' starts (the biases). `x`: the four rows'
-    /// inputs of step 0; `w`: the four columns' weights of step 0; each step moves on
-    /// `x_step` and `w_step` bytes. `out`: column 0's four outputs, each next column's
-    /// `out_step` bytes on. `bounds` unused.
+    /// here, so the sums start from `t.c` in memory). Then each column's four sums go to the
+    /// output by one `VSTM`. `tiles` tiles, each four rows after the last (16 bytes on in
+    /// the inputs and the outputs), the tile loop in the assembly too: the Rust around a
+    /// tile cost as much as its sums at opt-level "z". `t.bounds` unused.
     ///
     /// # Safety
-    /// `k ≥ 1`; for every step `t < k`, `x + t·x_step` and `w + t·w_step` start four
-    /// readable `f32`s; `out + j·out_step` (`j < 4`) four writable ones.
+    /// `t.k ≥ 1`, `tiles ≥ 1`; for every tile `i < tiles` and step `s < t.k`, `t.x + 16i +
+    /// s·t.x_step` and `t.w + s·t.w_step` bytes start four readable `f32`s, and `t.out + 16i
+    /// + j·t.out_step` (`j < 4`) four writable ones.
     tile_4x4_f32,
     []
 );

@@ -71,6 +71,15 @@ fn columns_with<const ADJACENT: bool>(
         (p.n / 4 * 4, p.m / 4 * 4)
     };
     for n0 in (0..n_tiled).step_by(4) {
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        if ADJACENT && m_tiled > 0 {
+            tiles_asm(p, a, b, bias, out, n0, m_tiled / 4);
+        } else {
+            for m0 in (0..m_tiled).step_by(4) {
+                tile::<4, ADJACENT>(p, a, b, bias, out, n0, m0);
+            }
+        }
+        #[cfg(not(all(microarena_dsp, target_abi = "eabihf")))]
         for m0 in (0..m_tiled).step_by(4) {
             tile::<4, ADJACENT>(p, a, b, bias, out, n0, m0);
         }
@@ -124,46 +133,6 @@ fn tile<const R: usize, const ADJACENT: bool>(
         }
         None => [0.0; 4],
     };
-    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-    if R == 4 && ADJACENT {
-        use crate::activation::Activation;
-        let c = [[b0; 4], [b1; 4], [b2; 4], [b3; 4]];
-        let column = &a[m..m + (p.k - 1) * p.a_stride_k + 4];
-        // Column `j`'s four outputs at `j · out_stride_n` past the first.
-        let o = &mut out[n0 * p.out_stride_n + m..][..3 * p.out_stride_n + 4];
-        // The activation in the tile where it is a clamp; others after it.
-        let (tile, bounds, after): (cortex_m::Tile4x4F32, _, _) = match p.act {
-            Activation::Identity => (cortex_m::tile_4x4_f32, [0.0; 2], false),
-            Activation::Clip { min, max } if max == f32::INFINITY => {
-                (cortex_m::tile_4x4_f32_low, [min, max], false)
-            }
-            Activation::Clip { min, max } => (cortex_m::tile_4x4_f32_clip, [min, max], false),
-            _ => (cortex_m::tile_4x4_f32, [0.0; 2], true),
-        };
-        // SAFETY: `k ≥ 1` (no whole tile when `k = 0`); step `t` reads `column[t ·
-        // a_stride_k ..][..4]` and the four adjacent weights `t · b_stride_k` past `p0`,
-        // inside `four_columns` (its last step's fourth weight ends it); the four columns'
-        // outputs lie in `o`.
-        unsafe {
-            tile(
-                &c,
-                column.as_ptr(),
-                p0,
-                p.k,
-                4 * p.a_stride_k,
-                4 * p.b_stride_k,
-                o.as_mut_ptr(),
-                4 * p.out_stride_n,
-                &bounds,
-            );
-        }
-        if after {
-            for j in 0..4 {
-                p.act.apply_slice(&mut o[j * p.out_stride_n..][..4]);
-            }
-        }
-        return;
-    }
     let (mut c00, mut c01, mut c02, mut c03) = (b0, b1, b2, b3);
     let (mut c10, mut c11, mut c12, mut c13) = (c00, c01, c02, c03);
     let (mut c20, mut c21, mut c22, mut c23) = (c00, c01, c02, c03);
@@ -704,6 +673,64 @@ fn fc_rows_asm(p: &MatMul, ra: &[f32], b: &[f32], bias: Option<&[f32]>, out: &mu
         }
     }
     n
+}
+
+/// The 4 × 4 tiles of rows `0 .. 4 · tiles` of the four columns from `n0` (adjacent weights)
+/// of [`columns_with`] in assembly on the Cortex-M4F, the tile loop included, the activation
+/// fused where it is a clamp (others applied after).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+fn tiles_asm(
+    p: &MatMul,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    n0: usize,
+    tiles: usize,
+) {
+    use crate::activation::Activation;
+    let weights = four_columns(p, b, n0);
+    let [b0, b1, b2, b3] = match bias {
+        Some(b) => {
+            let b = &b[n0..n0 + 4];
+            [b[0], b[1], b[2], b[3]]
+        }
+        None => [0.0; 4],
+    };
+    let m = 4 * tiles;
+    let column = &a[..(p.k - 1) * p.a_stride_k + m];
+    // Column `j`'s `m` outputs at `j · out_stride_n` past the first.
+    let o = &mut out[n0 * p.out_stride_n..][..3 * p.out_stride_n + m];
+    // The activation in the tile where it is a clamp; others after it.
+    let (run, bounds, after): (cortex_m::Tile4x4F32, _, _) = match p.act {
+        Activation::Identity => (cortex_m::tile_4x4_f32, [0.0; 2], false),
+        Activation::Clip { min, max } if max == f32::INFINITY => {
+            (cortex_m::tile_4x4_f32_low, [min, max], false)
+        }
+        Activation::Clip { min, max } => (cortex_m::tile_4x4_f32_clip, [min, max], false),
+        _ => (cortex_m::tile_4x4_f32, [0.0; 2], true),
+    };
+    let mut t = cortex_m::Tiles4x4 {
+        c: [[b0; 4], [b1; 4], [b2; 4], [b3; 4]],
+        bounds,
+        x: column.as_ptr(),
+        w: weights.as_ptr(),
+        k: p.k,
+        x_step: 4 * p.a_stride_k,
+        w_step: 4 * p.b_stride_k,
+        out: o.as_mut_ptr(),
+        out_step: 4 * p.out_stride_n,
+    };
+    // SAFETY: `k ≥ 1` (no whole tile when `k = 0`); tile `i`'s step `s` reads `column[4i + s
+    // · a_stride_k ..][..4]` (inside `column`: it ends 4 · tiles past the last step's start)
+    // and the four adjacent weights `s · b_stride_k` into `weights` (`four_columns`: its last
+    // step's fourth weight ends it); its outputs `4i .. 4i + 4` of each column lie in `o`.
+    unsafe { run(&mut t, tiles) };
+    if after {
+        for j in 0..4 {
+            p.act.apply_slice(&mut o[j * p.out_stride_n..][..m]);
+        }
+    }
 }
 
 #[cfg(test)]
