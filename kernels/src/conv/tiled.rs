@@ -140,12 +140,44 @@ pub fn conv2d_tiled(
                         }
                         1
                     };
-                    for (j, v) in vals.iter().enumerate().take(nch) {
-                        let c = b * C + j;
-                        let out = &mut output[(c * oh + oy) * ow + ox..][..px];
-                        for (o, &v) in out.iter_mut().zip(v) {
-                            *o = p.act.apply(v);
+                    // Channel `b · C + j` (j < nch ≤ C), row `oy`, columns `ox .. ox + px`
+                    // (px 4 or 1, inside the row): raw stores, no slice taken per channel (a
+                    // call at opt-level "z"), `while` loops (a range's `next` is one there
+                    // too), the activation chosen once per tile.
+                    let at = (b * C * oh + oy) * ow + ox;
+                    assert!(nch <= C && (px == 4 || px == 1) && ox + px <= ow);
+                    assert!(b * C + nch <= p.out_c);
+                    let base = output.as_mut_ptr().wrapping_add(at);
+                    macro_rules! stores {
+                        ($x:ident => $f:expr) => {{
+                            let mut j = 0;
+                            while j < nch {
+                                let (o, v) = (base.wrapping_add(j * oh * ow), &vals[j]);
+                                // SAFETY: output `(c · oh + oy) · ow + ox + i` (i < px) with
+                                // `c = b · C + j < out_c`, `oy < oh`, `ox + i < ow` (asserted
+                                // above): inside `output` (this image's `out_c · oh · ow`).
+                                unsafe {
+                                    let $x = v[0];
+                                    *o = $f;
+                                    if px == 4 {
+                                        let $x = v[1];
+                                        *o.add(1) = $f;
+                                        let $x = v[2];
+                                        *o.add(2) = $f;
+                                        let $x = v[3];
+                                        *o.add(3) = $f;
+                                    }
+                                }
+                                j += 1;
+                            }
+                        }};
+                    }
+                    match p.act {
+                        Activation::Identity => stores!(x => x),
+                        Activation::Clip { min, max } => {
+                            stores!(x => crate::activation::clamp(x, min, max))
                         }
+                        act => stores!(x => act.apply(x)),
                     }
                     ox += px;
                 }
