@@ -144,27 +144,33 @@ fn channels<const SPLIT: bool>(
             }
         };
         let plane = |y: usize| span(y, 1);
-        // The rows whose three input rows are inside the input, in assembly: pointer steps
-        // only, no slice taken per row.
+        // The rows done in assembly below (skipped by the loop after it).
         #[allow(unused_mut)]
         let mut done = (0, 0);
         #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-        if let (Some((row_asm, shape)), true) = (&mut row_asm, y_lo < y_hi) {
+        let (kept_at, fresh_at) = (kept.as_ptr(), fresh.as_ptr());
+        // Input row `y` (< ih): in `kept` below `held`, else in `fresh`.
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        macro_rules! at {
+            ($y:expr) => {{
+                let y = $y;
+                if SPLIT && y < held {
+                    kept_at.wrapping_add(y * iw)
+                } else {
+                    fresh_at.wrapping_add((if SPLIT { y - held } else { y }) * iw)
+                }
+            }};
+        }
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        if let Some((_, _, shape)) = &mut row_asm {
             // The channel's weights, bias and clamp bounds.
             shape.params[..9].copy_from_slice(k);
             shape.params[9] = b;
-            let (kept, fresh) = (kept.as_ptr(), fresh.as_ptr());
-            // Input row `y` (< ih): in `kept` below `held`, else in `fresh`.
-            macro_rules! at {
-                ($y:expr) => {{
-                    let y = $y;
-                    if SPLIT && y < held {
-                        kept.wrapping_add(y * iw)
-                    } else {
-                        fresh.wrapping_add((if SPLIT { y - held } else { y }) * iw)
-                    }
-                }};
-            }
+        }
+        // The rows whose three input rows are inside the input, in assembly: pointer steps
+        // only, no slice taken per row.
+        #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+        if let (Some((row_asm, _, shape)), true) = (&mut row_asm, y_lo < y_hi) {
             let mut o = out[y_lo * ow..y_hi * ow].as_mut_ptr();
             let mut oy = y_lo;
             // `while`, not `for`: at opt-level "z" a range's `next` stays a call.
@@ -205,6 +211,30 @@ fn channels<const SPLIT: bool>(
             let y0 = (oy * w.stride_h) as isize - pt;
             if oy >= done.0 && oy < done.1 {
                 continue;
+            }
+            // A border row whose window has one input row in the padding, above or below,
+            // the other two inside: in assembly too, with the two kernel rows they meet.
+            #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+            if let Some((_, two_rows, shape)) = &row_asm {
+                let (first, kernel_row) = if y0 == -1 && ih >= 2 {
+                    (0, 1)
+                } else if y0 >= 0 && y0 as usize + 2 == ih {
+                    (y0 as usize, 0)
+                } else {
+                    (usize::MAX, 0)
+                };
+                if first != usize::MAX {
+                    let mut two = *shape;
+                    two.params[..6].copy_from_slice(&k[3 * kernel_row..][..6]);
+                    let top = at!(first);
+                    two.rows = [(at!(first + 1) as usize).wrapping_sub(top as usize), 0];
+                    // SAFETY: as for the rows above (`asm_row`'s shape bounds every column
+                    // read inside the input rows), for the two input rows `first` and
+                    // `first + 1`, both below `ih`, each `iw` columns at its pointer into
+                    // its part; one store per output of `row` (`ow` long).
+                    unsafe { two_rows(top, row.as_mut_ptr(), 1, &two) };
+                    continue;
+                }
             }
             let inside = oy >= y_lo && oy < y_hi;
             if !inside || x_lo >= x_hi {
@@ -333,7 +363,7 @@ fn channels<const SPLIT: bool>(
 }
 
 /// The Cortex-M4F rows in assembly for `p`'s stride and activation (no activation or a
-/// clamp) and their shape (the clamp's bounds, the output row's border outputs, the step
+/// clamp), three input rows and two (a border row's window), and their shape (the clamp's bounds, the output row's border outputs, the step
 /// between output rows; the channel's numbers and the rows' offsets to be filled in), if each
 /// row's outputs before `x_lo` and from `x_hi` (those whose window reaches outside the input)
 /// are at most one on each side, with one column of padding: the six-tap outputs the
@@ -343,12 +373,24 @@ fn asm_row(
     p: &Conv2d,
     x_lo: usize,
     x_hi: usize,
-) -> Option<(super::cortex_m::Dw3x3Row, super::cortex_m::Dw3x3Rows)> {
+) -> Option<(
+    super::cortex_m::Dw3x3Row,
+    super::cortex_m::Dw3x3Row,
+    super::cortex_m::Dw3x3Rows,
+)> {
     use super::cortex_m::*;
     let w = &p.window;
-    let [none, low, clip_row]: [Dw3x3Row; 3] = match w.stride_w {
-        1 => [dw3x3_s1, dw3x3_s1_low, dw3x3_s1_clip],
-        2 => [dw3x3_s2, dw3x3_s2_low, dw3x3_s2_clip],
+    let [none, low, clip_row]: [[Dw3x3Row; 2]; 3] = match w.stride_w {
+        1 => [
+            [dw3x3_s1, dw3x3_s1_2rows],
+            [dw3x3_s1_low, dw3x3_s1_2rows_low],
+            [dw3x3_s1_clip, dw3x3_s1_2rows_clip],
+        ],
+        2 => [
+            [dw3x3_s2, dw3x3_s2_2rows],
+            [dw3x3_s2_low, dw3x3_s2_2rows_low],
+            [dw3x3_s2_clip, dw3x3_s2_2rows_clip],
+        ],
         _ => return None,
     };
     let left = match x_lo {
@@ -384,7 +426,7 @@ fn asm_row(
         rows: [0; 2],
         step: w.stride_h * w.in_w * core::mem::size_of::<f32>(),
     };
-    Some((row, shape))
+    Some((row[0], row[1], shape))
 }
 
 /// The taps `lo..hi` of three from `at` that fall inside `0..len`.

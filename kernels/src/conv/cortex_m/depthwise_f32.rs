@@ -141,10 +141,88 @@ macro_rules! right {
     };
 }
 
+/// The two rows' next column into registers `$a`, `$m` (a border row's window).
+macro_rules! column2 {
+    ($a:literal, $m:literal) => {
+        concat!("vldmia {a}!, {{", $a, "}}\n", "vldmia {m}!, {{", $m, "}}\n")
+    };
+}
+
+/// [`nine!`] for a window of two input rows: the bias, then the six products row by row
+/// (weights `s16`–`s21`: the two kernel rows the input rows meet).
+macro_rules! six {
+    ([$p0:literal, $p1:literal], [$q0:literal, $q1:literal], [$r0:literal, $r1:literal]) => {
+        concat!(
+            "vmov.f32 s9, s25\n",
+            "vmla.f32 s9, s16, ",
+            $p0,
+            "\n",
+            "vmla.f32 s9, s17, ",
+            $q0,
+            "\n",
+            "vmla.f32 s9, s18, ",
+            $r0,
+            "\n",
+            "vmla.f32 s9, s19, ",
+            $p1,
+            "\n",
+            "vmla.f32 s9, s20, ",
+            $q1,
+            "\n",
+            "vmla.f32 s9, s21, ",
+            $r1,
+            "\n",
+        )
+    };
+}
+
+/// [`left!`] for a window of two input rows (four products).
+macro_rules! left2 {
+    ([$p0:literal, $p1:literal], [$q0:literal, $q1:literal]) => {
+        concat!(
+            "vmov.f32 s9, s25\n",
+            "vmla.f32 s9, s17, ",
+            $p0,
+            "\n",
+            "vmla.f32 s9, s18, ",
+            $q0,
+            "\n",
+            "vmla.f32 s9, s20, ",
+            $p1,
+            "\n",
+            "vmla.f32 s9, s21, ",
+            $q1,
+            "\n",
+        )
+    };
+}
+
+/// [`right!`] for a window of two input rows (four products).
+macro_rules! right2 {
+    ([$p0:literal, $p1:literal], [$q0:literal, $q1:literal]) => {
+        concat!(
+            "vmov.f32 s9, s25\n",
+            "vmla.f32 s9, s16, ",
+            $p0,
+            "\n",
+            "vmla.f32 s9, s17, ",
+            $q0,
+            "\n",
+            "vmla.f32 s9, s19, ",
+            $p1,
+            "\n",
+            "vmla.f32 s9, s20, ",
+            $q1,
+            "\n",
+        )
+    };
+}
+
 /// One output row's shape and one channel's numbers, read by the rows in assembly: the
 /// weights, bias and clamp bounds ([`Dw3x3Rows::params`]) into FPU registers once, the rest
 /// (byte offsets) once a row.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub(crate) struct Dw3x3Rows {
     /// The channel's nine weights, its bias, the clamp's lower and upper bounds.
     pub params: [f32; 12],
@@ -206,41 +284,119 @@ macro_rules! dw_row {
     };
 }
 
+/// The register kit of a window of three input rows: a column's three rows in one group
+/// (`A`: `s0`–`s2`, `B`: `s3`–`s5`, `C`: `s6`–`s8`); `col` loads a group, `full` sums an
+/// interior output from three groups, `left` and `right` a border output from two.
+macro_rules! rows3 {
+    (col A) => {
+        column!("s0", "s1", "s2")
+    };
+    (col B) => {
+        column!("s3", "s4", "s5")
+    };
+    (col C) => {
+        column!("s6", "s7", "s8")
+    };
+    (full A B C) => {
+        nine!(["s0", "s1", "s2"], ["s3", "s4", "s5"], ["s6", "s7", "s8"])
+    };
+    (full B C A) => {
+        nine!(["s3", "s4", "s5"], ["s6", "s7", "s8"], ["s0", "s1", "s2"])
+    };
+    (full C A B) => {
+        nine!(["s6", "s7", "s8"], ["s0", "s1", "s2"], ["s3", "s4", "s5"])
+    };
+    (left A B) => {
+        left!(["s0", "s1", "s2"], ["s3", "s4", "s5"])
+    };
+    (left C A) => {
+        left!(["s6", "s7", "s8"], ["s0", "s1", "s2"])
+    };
+    (right A B) => {
+        right!(["s0", "s1", "s2"], ["s3", "s4", "s5"])
+    };
+    (right B C) => {
+        right!(["s3", "s4", "s5"], ["s6", "s7", "s8"])
+    };
+    (right C A) => {
+        right!(["s6", "s7", "s8"], ["s0", "s1", "s2"])
+    };
+}
+
+/// The register kit of a border row's window, two input rows inside the input (the third in
+/// the padding, above or below): a column's two rows in one group (`A`: `s0`–`s1`, `B`:
+/// `s2`–`s3`, `C`: `s4`–`s5`), the window's two kernel rows' weights in `s16`–`s21`.
+macro_rules! rows2 {
+    (col A) => {
+        column2!("s0", "s1")
+    };
+    (col B) => {
+        column2!("s2", "s3")
+    };
+    (col C) => {
+        column2!("s4", "s5")
+    };
+    (full A B C) => {
+        six!(["s0", "s1"], ["s2", "s3"], ["s4", "s5"])
+    };
+    (full B C A) => {
+        six!(["s2", "s3"], ["s4", "s5"], ["s0", "s1"])
+    };
+    (full C A B) => {
+        six!(["s4", "s5"], ["s0", "s1"], ["s2", "s3"])
+    };
+    (left A B) => {
+        left2!(["s0", "s1"], ["s2", "s3"])
+    };
+    (left C A) => {
+        left2!(["s4", "s5"], ["s0", "s1"])
+    };
+    (right A B) => {
+        right2!(["s0", "s1"], ["s2", "s3"])
+    };
+    (right B C) => {
+        right2!(["s2", "s3"], ["s4", "s5"])
+    };
+    (right C A) => {
+        right2!(["s4", "s5"], ["s0", "s1"])
+    };
+}
+
 /// Stride 1: each interior output loads one column; the columns rotate through the three
-/// register groups `A` (`s0`–`s2`), `B`, `C`, three outputs a loop pass, leaving it after any
-/// of them (`6`: the last two columns in `B`, `C`; `7`: in `C`, `A`; `5`: in `A`, `B`), where
-/// the right border output reads them.
+/// register groups `A`, `B`, `C` of the kit `$k`, three outputs a loop pass, leaving it after
+/// any of them (`6`: the last two columns in `B`, `C`; `7`: in `C`, `A`; `5`: in `A`, `B`),
+/// where the right border output reads them.
 macro_rules! stride1 {
-    ($(#[$doc:meta])* $name:ident, $clamp:expr) => {
+    ($(#[$doc:meta])* $name:ident, $k:ident, $clamp:expr) => {
         dw_row!(
             $(#[$doc])*
             $name,
             concat!(
-                column!("s0", "s1", "s2"),
-                column!("s3", "s4", "s5"),
+                $k!(col A),
+                $k!(col B),
                 "tst {e}, #1\n",
                 "beq 1f\n",
-                left!(["s0", "s1", "s2"], ["s3", "s4", "s5"]),
+                $k!(left A B),
                 $clamp,
                 store!(),
                 "1:\n",
                 "cmp {n}, #0\n",
                 "beq 5f\n",
                 "2:\n",
-                column!("s6", "s7", "s8"),
-                nine!(["s0", "s1", "s2"], ["s3", "s4", "s5"], ["s6", "s7", "s8"]),
+                $k!(col C),
+                $k!(full A B C),
                 $clamp,
                 store!(),
                 "subs {n}, {n}, #1\n",
                 "beq 6f\n",
-                column!("s0", "s1", "s2"),
-                nine!(["s3", "s4", "s5"], ["s6", "s7", "s8"], ["s0", "s1", "s2"]),
+                $k!(col A),
+                $k!(full B C A),
                 $clamp,
                 store!(),
                 "subs {n}, {n}, #1\n",
                 "beq 7f\n",
-                column!("s3", "s4", "s5"),
-                nine!(["s6", "s7", "s8"], ["s0", "s1", "s2"], ["s3", "s4", "s5"]),
+                $k!(col B),
+                $k!(full C A B),
                 $clamp,
                 store!(),
                 "subs {n}, {n}, #1\n",
@@ -248,21 +404,21 @@ macro_rules! stride1 {
                 "5:\n",
                 "tst {e}, #2\n",
                 "beq 9f\n",
-                right!(["s0", "s1", "s2"], ["s3", "s4", "s5"]),
+                $k!(right A B),
                 $clamp,
                 store!(),
                 "b 9f\n",
                 "6:\n",
                 "tst {e}, #2\n",
                 "beq 9f\n",
-                right!(["s3", "s4", "s5"], ["s6", "s7", "s8"]),
+                $k!(right B C),
                 $clamp,
                 store!(),
                 "b 9f\n",
                 "7:\n",
                 "tst {e}, #2\n",
                 "beq 9f\n",
-                right!(["s6", "s7", "s8"], ["s0", "s1", "s2"]),
+                $k!(right C A),
                 $clamp,
                 store!(),
                 "9:\n",
@@ -276,42 +432,42 @@ macro_rules! stride1 {
 /// and 1 from `C` and `A`, column 1). A right border output loads its second column after
 /// the first, which the last interior output left (`5`: in `A`, `6`: in `C`, `7`: in `B`).
 macro_rules! stride2 {
-    ($(#[$doc:meta])* $name:ident, $clamp:expr) => {
+    ($(#[$doc:meta])* $name:ident, $k:ident, $clamp:expr) => {
         dw_row!(
             $(#[$doc])*
             $name,
             concat!(
                 "tst {e}, #1\n",
                 "beq 1f\n",
-                column!("s6", "s7", "s8"),
-                column!("s0", "s1", "s2"),
-                left!(["s6", "s7", "s8"], ["s0", "s1", "s2"]),
+                $k!(col C),
+                $k!(col A),
+                $k!(left C A),
                 $clamp,
                 store!(),
                 "b 3f\n",
                 "1:\n",
-                column!("s0", "s1", "s2"),
+                $k!(col A),
                 "3:\n",
                 "cmp {n}, #0\n",
                 "beq 5f\n",
                 "2:\n",
-                column!("s3", "s4", "s5"),
-                column!("s6", "s7", "s8"),
-                nine!(["s0", "s1", "s2"], ["s3", "s4", "s5"], ["s6", "s7", "s8"]),
+                $k!(col B),
+                $k!(col C),
+                $k!(full A B C),
                 $clamp,
                 store!(),
                 "subs {n}, {n}, #1\n",
                 "beq 6f\n",
-                column!("s0", "s1", "s2"),
-                column!("s3", "s4", "s5"),
-                nine!(["s6", "s7", "s8"], ["s0", "s1", "s2"], ["s3", "s4", "s5"]),
+                $k!(col A),
+                $k!(col B),
+                $k!(full C A B),
                 $clamp,
                 store!(),
                 "subs {n}, {n}, #1\n",
                 "beq 7f\n",
-                column!("s6", "s7", "s8"),
-                column!("s0", "s1", "s2"),
-                nine!(["s3", "s4", "s5"], ["s6", "s7", "s8"], ["s0", "s1", "s2"]),
+                $k!(col C),
+                $k!(col A),
+                $k!(full B C A),
                 $clamp,
                 store!(),
                 "subs {n}, {n}, #1\n",
@@ -319,24 +475,24 @@ macro_rules! stride2 {
                 "5:\n",
                 "tst {e}, #2\n",
                 "beq 9f\n",
-                column!("s3", "s4", "s5"),
-                right!(["s0", "s1", "s2"], ["s3", "s4", "s5"]),
+                $k!(col B),
+                $k!(right A B),
                 $clamp,
                 store!(),
                 "b 9f\n",
                 "6:\n",
                 "tst {e}, #2\n",
                 "beq 9f\n",
-                column!("s0", "s1", "s2"),
-                right!(["s6", "s7", "s8"], ["s0", "s1", "s2"]),
+                $k!(col A),
+                $k!(right C A),
                 $clamp,
                 store!(),
                 "b 9f\n",
                 "7:\n",
                 "tst {e}, #2\n",
                 "beq 9f\n",
-                column!("s6", "s7", "s8"),
-                right!(["s3", "s4", "s5"], ["s6", "s7", "s8"]),
+                $k!(col C),
+                $k!(right B C),
                 $clamp,
                 store!(),
                 "9:\n",
@@ -370,6 +526,7 @@ stride1!(
     /// (the columns the outputs read, border outputs' included); `out` one writable `f32`
     /// per output.
     dw3x3_s1,
+    rows3,
     ""
 );
 stride1!(
@@ -378,6 +535,7 @@ stride1!(
     /// # Safety
     /// As [`dw3x3_s1`].
     dw3x3_s1_low,
+    rows3,
     low!()
 );
 stride1!(
@@ -386,6 +544,7 @@ stride1!(
     /// # Safety
     /// As [`dw3x3_s1`].
     dw3x3_s1_clip,
+    rows3,
     concat!(low!(), high!())
 );
 stride2!(
@@ -396,6 +555,7 @@ stride2!(
     /// `f32`s, one more with a left border output and one more with a right one; `out` one
     /// writable `f32` per output.
     dw3x3_s2,
+    rows3,
     ""
 );
 stride2!(
@@ -404,6 +564,7 @@ stride2!(
     /// # Safety
     /// As [`dw3x3_s2`].
     dw3x3_s2_low,
+    rows3,
     low!()
 );
 stride2!(
@@ -412,6 +573,65 @@ stride2!(
     /// # Safety
     /// As [`dw3x3_s2`].
     dw3x3_s2_clip,
+    rows3,
+    concat!(low!(), high!())
+);
+
+stride1!(
+    /// [`dw3x3_s1`] for a border row whose window has one input row in the padding (above
+    /// or below): two input rows (the second `p.rows[0]` bytes after the first), the two
+    /// kernel rows they meet in `p.params[0..6]` (six products an interior output, four a
+    /// border one).
+    ///
+    /// # Safety
+    /// As [`dw3x3_s1`], for the two input rows.
+    dw3x3_s1_2rows,
+    rows2,
+    ""
+);
+stride1!(
+    /// [`dw3x3_s1_2rows`] clamped below, as [`dw3x3_s1_low`].
+    ///
+    /// # Safety
+    /// As [`dw3x3_s1_2rows`].
+    dw3x3_s1_2rows_low,
+    rows2,
+    low!()
+);
+stride1!(
+    /// [`dw3x3_s1_2rows`] clamped, as [`dw3x3_s1_clip`].
+    ///
+    /// # Safety
+    /// As [`dw3x3_s1_2rows`].
+    dw3x3_s1_2rows_clip,
+    rows2,
+    concat!(low!(), high!())
+);
+stride2!(
+    /// [`dw3x3_s2`] for a border row, as [`dw3x3_s1_2rows`].
+    ///
+    /// # Safety
+    /// As [`dw3x3_s2`], for the two input rows.
+    dw3x3_s2_2rows,
+    rows2,
+    ""
+);
+stride2!(
+    /// [`dw3x3_s2_2rows`] clamped below.
+    ///
+    /// # Safety
+    /// As [`dw3x3_s2_2rows`].
+    dw3x3_s2_2rows_low,
+    rows2,
+    low!()
+);
+stride2!(
+    /// [`dw3x3_s2_2rows`] clamped.
+    ///
+    /// # Safety
+    /// As [`dw3x3_s2_2rows`].
+    dw3x3_s2_2rows_clip,
+    rows2,
     concat!(low!(), high!())
 );
 
