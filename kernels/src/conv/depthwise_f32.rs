@@ -207,11 +207,18 @@ fn channels<const SPLIT: bool>(
             }
             done = (y_lo, y_hi);
         }
-        for (oy, row) in out.chunks_exact_mut(ow.max(1)).enumerate() {
-            let y0 = (oy * w.stride_h) as isize - pt;
-            if oy >= done.0 && oy < done.1 {
+        // The other rows (`while`: not a step per row done above, nor a range's `next`, a
+        // call at opt-level "z").
+        let mut next = 0;
+        while next < oh {
+            if next == done.0 && done.1 > done.0 {
+                next = done.1;
                 continue;
             }
+            let oy = next;
+            next += 1;
+            let row = &mut out[oy * ow..][..ow];
+            let y0 = (oy * w.stride_h) as isize - pt;
             // A border row whose window has one input row in the padding, above or below,
             // the other two inside: in assembly too, with the two kernel rows they meet.
             #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
