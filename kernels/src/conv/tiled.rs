@@ -269,6 +269,26 @@ fn tile_4x4(
         }
         return;
     }
+    // Windows reaching into the padding on the Cortex-M4F: each pixel its own window, in
+    // assembly (the taps some lanes skip are calls and tests per tap in Rust).
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if w.dil_w == 1 {
+        let mut lanes = [[0.0; 4]; 4];
+        let mut i = 0;
+        while i < 4 {
+            match window_4x1_asm(p, input, wb, init, iy0, rows, ix0 + (i * s) as isize) {
+                Some(v) => lanes[i] = v,
+                None => break,
+            }
+            i += 1;
+        }
+        if i == 4 {
+            for (j, row) in a.iter_mut().enumerate() {
+                *row = [lanes[0][j], lanes[1][j], lanes[2][j], lanes[3][j]];
+            }
+            return;
+        }
+    }
     for ic in 0..p.in_c {
         let plane = ic * ih * iw;
         let wic = &wb[ic * taps * C..][..taps * C];
@@ -469,6 +489,10 @@ fn tile_4x1(
     ix0: isize,
 ) -> [f32; 4] {
     const C: usize = F32_TILE_CHANNELS;
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if let Some(a) = window_4x1_asm(p, input, wb, init, iy0, rows, ix0) {
+        return a;
+    }
     let w = &p.window;
     let (ih, iw, taps) = (w.in_h, w.in_w, w.k_h * w.k_w);
     let (kx0, kx1) = valid_range(w.k_w, iw, w.dil_w, ix0);
@@ -486,6 +510,58 @@ fn tile_4x1(
         }
     }
     a
+}
+
+/// One pixel's four channel sums ([`tile_4x1`]'s) by [`super::cortex_m::window_4x1`] on the
+/// Cortex-M4F: `None` when its window has no tap inside the input or dilated columns (then
+/// the portable loop, which handles both).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[inline(always)]
+fn window_4x1_asm(
+    p: &Conv2d,
+    input: &[f32],
+    wb: &[f32],
+    init: [f32; 4],
+    iy0: isize,
+    rows: (usize, usize),
+    ix0: isize,
+) -> Option<[f32; 4]> {
+    const C: usize = F32_TILE_CHANNELS;
+    const F: usize = core::mem::size_of::<f32>();
+    let w = &p.window;
+    let (ih, iw, k_w) = (w.in_h, w.in_w, w.k_w);
+    let (kx0, kx1) = valid_range(k_w, iw, w.dil_w, ix0);
+    if w.dil_w != 1 || kx1 <= kx0 || rows.1 <= rows.0 || p.in_c == 0 {
+        return None;
+    }
+    let (taps, n_rows) = (kx1 - kx0, rows.1 - rows.0);
+    // Channel 0's first row inside the input, its first tap inside the row.
+    let first = (iy0 + (rows.0 * w.dil_h) as isize) as usize * iw + (ix0 + kx0 as isize) as usize;
+    let first_w = (rows.0 * k_w + kx0) * C;
+    // The walk's last input and weight (channel in_c − 1, its last row's last tap), checked
+    // once: every read lies between the first and these.
+    let last = (p.in_c - 1) * ih * iw + first + (n_rows - 1) * w.dil_h * iw + taps - 1;
+    let last_w = (p.in_c - 1) * w.k_h * k_w * C + first_w + (n_rows - 1) * k_w * C + taps * C;
+    assert!(last < input.len() && last_w <= wb.len());
+    let row_bytes = w.dil_h * iw * F;
+    let mut walk = super::cortex_m::Window4x1 {
+        acc: init,
+        x: input[first..].as_ptr(),
+        w: wb[first_w..].as_ptr(),
+        channels: p.in_c,
+        rows: n_rows,
+        taps,
+        x_row: row_bytes.wrapping_sub(taps * F),
+        w_row: (k_w - taps) * C * F,
+        x_plane: (ih * iw * F).wrapping_sub(n_rows * row_bytes),
+        w_plane: (w.k_h - n_rows) * k_w * C * F,
+    };
+    // SAFETY: channel `c`, row `r` (r < n_rows), tap `t` (t < taps) reads input `first + c ·
+    // ih · iw + r · dil_h · iw + t` and weights `first_w + c · k_h · k_w · C + (r · k_w + t) · C
+    // ..+ C`: at most `last` and `last_w` (asserted inside the slices); the byte steps of
+    // `walk` move from one to the next in that order.
+    unsafe { super::cortex_m::window_4x1(&mut walk) };
+    Some(walk.acc)
 }
 
 /// One tap of a 4 × 4 tile: `a[j][i] += w[j] · x[i]`.

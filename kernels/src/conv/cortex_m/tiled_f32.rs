@@ -317,3 +317,120 @@ taps_4x4!(
     "vldmia {x}, {{s0-s6}}",
     concat!(lane0!("s0"), lane1!("s2"), lane2!("s4"), lane3!("s6"))
 );
+
+/// What [`window_4x1`] reads: four channels' sums of one output pixel and the walk over its
+/// window's taps inside the input (channels, rows, then taps; the byte steps between them
+/// net of the walk before, so each step is one addition).
+#[repr(C)]
+pub(crate) struct Window4x1 {
+    /// The four channels' sums: their starts in, the sums out.
+    pub acc: [f32; 4],
+    /// Channel 0's first row's first tap inside the input, and its four channels' weights.
+    pub x: *const f32,
+    pub w: *const f32,
+    pub channels: usize,
+    /// Window rows and (adjacent) taps a row inside the input, both at least 1.
+    pub rows: usize,
+    pub taps: usize,
+    /// Bytes from a row's end (after its last tap) to the next row's first tap, in the input
+    /// and in the weights.
+    pub x_row: usize,
+    pub w_row: usize,
+    /// Bytes from a channel's end (after its last row's end step) to the next channel's first
+    /// tap, in the input and in the weights.
+    pub x_plane: usize,
+    pub w_plane: usize,
+}
+
+const _: () = {
+    assert!(core::mem::offset_of!(Window4x1, x) == 16);
+    assert!(core::mem::offset_of!(Window4x1, w) == 20);
+    assert!(core::mem::offset_of!(Window4x1, channels) == 24);
+    assert!(core::mem::offset_of!(Window4x1, rows) == 28);
+    assert!(core::mem::offset_of!(Window4x1, taps) == 32);
+    assert!(core::mem::offset_of!(Window4x1, x_row) == 36);
+    assert!(core::mem::offset_of!(Window4x1, w_row) == 40);
+    assert!(core::mem::offset_of!(Window4x1, x_plane) == 44);
+    assert!(core::mem::offset_of!(Window4x1, w_plane) == 48);
+};
+
+/// The four channel sums of one output pixel over its window's taps inside the input, taps
+/// adjacent in a row (undilated columns), in the portable tile's order (input channel,
+/// window row, tap): per two taps one `VLDM` of the two inputs, one of their eight weights,
+/// 8 `VMLA` (the product rounded, then the sum, as Rust's `a += w * x`) and the loop: 12
+/// instructions for 8 MACs; an odd tap alone. The loops over rows and channels in the
+/// assembly too: the same instructions at every `opt-level` and `target-cpu`. For a tile's
+/// pixels whose windows reach into the padding (each pixel its own window) and a row's last
+/// pixels.
+///
+/// # Safety
+/// `p.channels`, `p.rows`, `p.taps` ≥ 1; the walk reads `p.taps` adjacent `f32`s from each
+/// row's first tap and `4 · p.taps` weights from each row's first: every one readable.
+#[inline(always)]
+pub(crate) unsafe fn window_4x1(p: &mut Window4x1) {
+    debug_assert!(p.channels >= 1 && p.rows >= 1 && p.taps >= 1);
+    // SAFETY: the caller's promise bounds every load; the sums are read from and written back
+    // to `p.acc`; the clobbered FPU registers are declared.
+    unsafe {
+        core::arch::asm!(
+            "vldmia {p}, {{s16-s19}}",
+            "ldr {x}, [{p}, #16]",
+            "ldr {w}, [{p}, #20]",
+            "ldr {c}, [{p}, #24]",
+            "1:",
+            "ldr {r}, [{p}, #28]",
+            "2:",
+            "ldr {n}, [{p}, #32]",
+            "lsrs {n}, {n}, #1",
+            "beq 4f",
+            "3:",
+            "vldmia {x}!, {{s0-s1}}",
+            "vldmia {w}!, {{s4-s11}}",
+            "vmla.f32 s16, s4, s0",
+            "vmla.f32 s17, s5, s0",
+            "vmla.f32 s18, s6, s0",
+            "vmla.f32 s19, s7, s0",
+            "vmla.f32 s16, s8, s1",
+            "vmla.f32 s17, s9, s1",
+            "vmla.f32 s18, s10, s1",
+            "vmla.f32 s19, s11, s1",
+            "subs {n}, {n}, #1",
+            "bne 3b",
+            "4:",
+            "ldr {n}, [{p}, #32]",
+            "tst {n}, #1",
+            "beq 5f",
+            "vldmia {x}!, {{s0}}",
+            "vldmia {w}!, {{s4-s7}}",
+            "vmla.f32 s16, s4, s0",
+            "vmla.f32 s17, s5, s0",
+            "vmla.f32 s18, s6, s0",
+            "vmla.f32 s19, s7, s0",
+            "5:",
+            "ldr {n}, [{p}, #36]",
+            "add {x}, {x}, {n}",
+            "ldr {n}, [{p}, #40]",
+            "add {w}, {w}, {n}",
+            "subs {r}, {r}, #1",
+            "bne 2b",
+            "ldr {n}, [{p}, #44]",
+            "add {x}, {x}, {n}",
+            "ldr {n}, [{p}, #48]",
+            "add {w}, {w}, {n}",
+            "subs {c}, {c}, #1",
+            "bne 1b",
+            "vstmia {p}, {{s16-s19}}",
+            p = in(reg) p as *mut Window4x1,
+            x = out(reg) _,
+            w = out(reg) _,
+            c = out(reg) _,
+            r = out(reg) _,
+            n = out(reg) _,
+            out("s0") _, out("s1") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            options(nostack),
+        );
+    }
+}
