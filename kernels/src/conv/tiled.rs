@@ -124,13 +124,21 @@ pub fn conv2d_tiled(
                     }
                     // The sums filled in place (a tile returned by value is a `memcpy`
                     // call at opt-level "z").
-                    let mut vals = [[0.0; 4]; 4];
+                    // Each channel's bias in its four lanes, spelt out: `[v; 4]` is a loop
+                    // of four stores at opt-level "z".
+                    let [i0, i1, i2, i3] = init;
+                    let mut vals = [
+                        [i0, i0, i0, i0],
+                        [i1, i1, i1, i1],
+                        [i2, i2, i2, i2],
+                        [i3, i3, i3, i3],
+                    ];
                     let px = if ox + 4 <= ow {
                         // Stride 1 as a constant: the four input loads then take immediate
                         // offsets from one address.
                         match w.stride_w {
-                            1 => tile_4x4(&mut vals, p, input, wb, init, iy0, rows, ix0, 1),
-                            s => tile_4x4(&mut vals, p, input, wb, init, iy0, rows, ix0, s),
+                            1 => tile_4x4(&mut vals, p, input, wb, iy0, rows, ix0, 1),
+                            s => tile_4x4(&mut vals, p, input, wb, iy0, rows, ix0, s),
                         }
                         4
                     } else {
@@ -188,7 +196,8 @@ pub fn conv2d_tiled(
 
 /// The 16 sums of one tile of [`conv2d_tiled`]: 4 channels (`a[j]`) × the 4 pixels (`a[j][i]`)
 /// whose windows start at input row `iy0` and columns `ix0 + i·s`; `rows` the taps `ky`
-/// inside the input. Accumulators are only indexed by constants, so they live in registers at
+/// inside the input; `a` holds each channel's bias in its four lanes on entry.
+/// Accumulators are only indexed by constants, so they live in registers at
 /// every optimisation level (`opt-level = "s"` included).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -197,7 +206,6 @@ fn tile_4x4(
     p: &Conv2d,
     input: &[f32],
     wb: &[f32],
-    init: [f32; 4],
     iy0: isize,
     rows: (usize, usize),
     ix0: isize,
@@ -206,7 +214,6 @@ fn tile_4x4(
     const C: usize = F32_TILE_CHANNELS;
     let w = &p.window;
     let (ih, iw, taps) = (w.in_h, w.in_w, w.k_h * w.k_w);
-    *a = [[init[0]; 4], [init[1]; 4], [init[2]; 4], [init[3]; 4]];
     // SAFETY: `rows` are the window rows inside the input (the caller's `valid_range`).
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
     if unsafe { tile_3wide_asm(p, input, wb, a, iy0, rows, ix0, s) } {
@@ -273,21 +280,27 @@ fn tile_4x4(
     // assembly (the taps some lanes skip are calls and tests per tap in Rust).
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
     if w.dil_w == 1 {
-        let mut lanes = [[0.0; 4]; 4];
+        let init = [a[0][0], a[1][0], a[2][0], a[3][0]];
         let mut i = 0;
         while i < 4 {
-            match window_4x1_asm(p, input, wb, init, iy0, rows, ix0 + (i * s) as isize) {
-                Some(v) => lanes[i] = v,
-                None => break,
-            }
+            let Some(v) = window_4x1_asm(p, input, wb, init, iy0, rows, ix0 + (i * s) as isize)
+            else {
+                break;
+            };
+            (a[0][i], a[1][i], a[2][i], a[3][i]) = (v[0], v[1], v[2], v[3]);
             i += 1;
         }
         if i == 4 {
-            for (j, row) in a.iter_mut().enumerate() {
-                *row = [lanes[0][j], lanes[1][j], lanes[2][j], lanes[3][j]];
-            }
             return;
         }
+        // A lane without a tap inside the input: the portable loop below, from the biases.
+        let [i0, i1, i2, i3] = init;
+        *a = [
+            [i0, i0, i0, i0],
+            [i1, i1, i1, i1],
+            [i2, i2, i2, i2],
+            [i3, i3, i3, i3],
+        ];
     }
     for ic in 0..p.in_c {
         let plane = ic * ih * iw;
