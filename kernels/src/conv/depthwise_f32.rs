@@ -129,9 +129,17 @@ fn channels<const SPLIT: bool>(
     // takes.
     #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
     let mut row_asm = asm_row(p, x_lo, x_hi);
+    // Each channel's weights and output plane taken by pointer below: a slice taken per
+    // channel is a call at opt-level "z".
+    assert!(weights.len() >= 9 * p.out_c && output.len() >= p.out_c * oh * ow);
     for c in 0..p.out_c {
-        let out = &mut output[c * oh * ow..][..oh * ow];
-        let k: &[f32; 9] = weights[c * 9..][..9].try_into().expect("nine weights");
+        // SAFETY: channel `c < out_c`'s plane, `oh · ow` from `c · oh · ow`, inside `output`
+        // (asserted above), and no other reference to it lives in this iteration.
+        let out = unsafe {
+            core::slice::from_raw_parts_mut(output.as_mut_ptr().add(c * oh * ow), oh * ow)
+        };
+        // SAFETY: its nine weights from `9 · c`, inside `weights` (asserted above).
+        let k: &[f32; 9] = unsafe { &*weights.as_ptr().add(9 * c).cast::<[f32; 9]>() };
         let b = bias.map_or(0.0, |b| b[c]);
         // Rows `y .. y + n` of the channel, which lie in one part.
         let (kept, fresh) = src.channel(c);
@@ -164,8 +172,10 @@ fn channels<const SPLIT: bool>(
         #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
         if let Some((_, _, shape)) = &mut row_asm {
             // The channel's weights, bias and clamp bounds.
-            shape.params[..9].copy_from_slice(k);
-            shape.params[9] = b;
+            // Element by element: `copy_from_slice` is a `memcpy` call at opt-level "z".
+            let q = &mut shape.params;
+            (q[0], q[1], q[2], q[3], q[4]) = (k[0], k[1], k[2], k[3], k[4]);
+            (q[5], q[6], q[7], q[8], q[9]) = (k[5], k[6], k[7], k[8], b);
         }
         // The rows whose three input rows are inside the input, in assembly: pointer steps
         // only, no slice taken per row.
@@ -232,7 +242,9 @@ fn channels<const SPLIT: bool>(
                 };
                 if first != usize::MAX {
                     let mut two = *shape;
-                    two.params[..6].copy_from_slice(&k[3 * kernel_row..][..6]);
+                    let (q, o) = (&mut two.params, 3 * kernel_row);
+                    (q[0], q[1], q[2]) = (k[o], k[o + 1], k[o + 2]);
+                    (q[3], q[4], q[5]) = (k[o + 3], k[o + 4], k[o + 5]);
                     let top = at!(first);
                     two.rows = [(at!(first + 1) as usize).wrapping_sub(top as usize), 0];
                     // SAFETY: as for the rows above (`asm_row`'s shape bounds every column
