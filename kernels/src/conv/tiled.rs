@@ -143,9 +143,7 @@ pub fn conv2d_tiled(
                         4
                     } else {
                         let a = tile_4x1(p, input, wb, init, iy0, rows, ix0);
-                        for (v, a) in vals.iter_mut().zip(a) {
-                            v[0] = a;
-                        }
+                        (vals[0][0], vals[1][0], vals[2][0], vals[3][0]) = (a[0], a[1], a[2], a[3]);
                         1
                     };
                     // Channel `b · C + j` (j < nch ≤ C), row `oy`, columns `ox .. ox + px`
@@ -249,8 +247,13 @@ fn tile_4x4(
     }
     // Taps kx inside the input for every pixel: lane 0 bounds them on the left, lane 3 on
     // the right. The others are added lane by lane (`lane` below).
-    let lane_taps: [(usize, usize); 4] =
-        core::array::from_fn(|i| valid_range(w.k_w, iw, w.dil_w, ix0 + (i * s) as isize));
+    // Spelt out: `array::from_fn` and a closure called four times are calls at opt-level "z".
+    macro_rules! lane {
+        ($i:literal) => {
+            valid_range(w.k_w, iw, w.dil_w, ix0 + ($i * s) as isize)
+        };
+    }
+    let lane_taps: [(usize, usize); 4] = [lane!(0), lane!(1), lane!(2), lane!(3)];
     let (full_lo, full_hi) = (lane_taps[0].0, lane_taps[3].1.max(lane_taps[0].0));
     if full_lo == 0 && full_hi == w.k_w {
         // Every tap of the rows inside the input is inside for all four pixels: one loop
