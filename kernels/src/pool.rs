@@ -58,6 +58,23 @@ fn take(kind: PoolKind, outs: &mut [f32], taps: &[f32]) {
 #[inline(always)]
 fn take_row(p: &Pool2d, row: &[f32], out: &mut [f32]) {
     let w = &p.window;
+    // One output whose window lies inside the row (a global pooling's): its taps in order,
+    // without a range and slices per tap (calls at opt-level "z"), a `while` loop (a range's
+    // `next` is one there too).
+    if let ([o], 0, 1, true) = (&mut *out, w.pad_left, w.dil_w, w.k_w <= row.len()) {
+        let taps = &row[..w.k_w];
+        let mut i = 0;
+        while i < taps.len() {
+            let x = taps[i];
+            *o = match p.kind {
+                PoolKind::Max if x > *o || x.is_nan() => x,
+                PoolKind::Max => *o,
+                PoolKind::Average { .. } => *o + x,
+            };
+            i += 1;
+        }
+        return;
+    }
     for kx in 0..w.k_w {
         // Outputs whose tap kx lies inside the row: ox0..ox1, at column ox·stride + off.
         let off = (kx * w.dil_w) as isize - w.pad_left as isize;

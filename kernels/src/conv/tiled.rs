@@ -286,8 +286,8 @@ fn tile_4x4(
         let init = [a[0][0], a[1][0], a[2][0], a[3][0]];
         let mut i = 0;
         while i < 4 {
-            let Some(v) = window_4x1_asm(p, input, wb, init, iy0, rows, ix0 + (i * s) as isize)
-            else {
+            let x0 = ix0 + (i * s) as isize;
+            let Some(v) = window_4x1_asm(p, input, wb, init, iy0, rows, x0, lane_taps[i]) else {
                 break;
             };
             (a[0][i], a[1][i], a[2][i], a[3][i]) = (v[0], v[1], v[2], v[3]);
@@ -505,13 +505,13 @@ fn tile_4x1(
     ix0: isize,
 ) -> [f32; 4] {
     const C: usize = F32_TILE_CHANNELS;
-    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
-    if let Some(a) = window_4x1_asm(p, input, wb, init, iy0, rows, ix0) {
-        return a;
-    }
     let w = &p.window;
     let (ih, iw, taps) = (w.in_h, w.in_w, w.k_h * w.k_w);
     let (kx0, kx1) = valid_range(w.k_w, iw, w.dil_w, ix0);
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    if let Some(a) = window_4x1_asm(p, input, wb, init, iy0, rows, ix0, (kx0, kx1)) {
+        return a;
+    }
     let mut a = init;
     for ic in 0..p.in_c {
         let plane = ic * ih * iw;
@@ -529,9 +529,11 @@ fn tile_4x1(
 }
 
 /// One pixel's four channel sums ([`tile_4x1`]'s) by [`super::cortex_m::window_4x1`] on the
-/// Cortex-M4F: `None` when its window has no tap inside the input or dilated columns (then
-/// the portable loop, which handles both).
+/// Cortex-M4F, `(kx0, kx1)` its window's taps inside the input row (`valid_range` of `ix0`):
+/// `None` when there are none or its columns are dilated (then the portable loop, which
+/// handles both).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn window_4x1_asm(
     p: &Conv2d,
@@ -541,12 +543,13 @@ fn window_4x1_asm(
     iy0: isize,
     rows: (usize, usize),
     ix0: isize,
+    (kx0, kx1): (usize, usize),
 ) -> Option<[f32; 4]> {
     const C: usize = F32_TILE_CHANNELS;
     const F: usize = core::mem::size_of::<f32>();
     let w = &p.window;
     let (ih, iw, k_w) = (w.in_h, w.in_w, w.k_w);
-    let (kx0, kx1) = valid_range(k_w, iw, w.dil_w, ix0);
+    debug_assert_eq!((kx0, kx1), valid_range(k_w, iw, w.dil_w, ix0));
     if w.dil_w != 1 || kx1 <= kx0 || rows.1 <= rows.0 || p.in_c == 0 {
         return None;
     }
