@@ -542,13 +542,23 @@ fn im2col_pair<const VARIANT: u8>(
             // SAFETY (each load): an offset is at most (c_n − 1)·plane + last_y·iw + last_x,
             // so offset + o0 and offset + o1 are at most `last`, inside `input` (asserted).
             let v = |o: usize| (i32::from(unsafe { *input.get_unchecked(o) }) - zero) as i16;
-            for (q, ab) in s.chunks_exact_mut(4).zip(steps.chunks_exact(2)) {
-                let (a, b) = (ab[0] as usize, ab[1] as usize);
-                // Steps 2j and 2j + 1: pixel 0's pair, then pixel 1's.
-                q[0] = v(o0 + a);
-                q[1] = v(o0 + b);
-                q[2] = v(o1 + a);
-                q[3] = v(o1 + b);
+            // Pointers and a `while` loop: at opt-level "z" the chunk iterators, their zip
+            // and a closure called four times are calls per pair of steps.
+            let (q, ab) = (s.as_mut_ptr(), steps.as_ptr());
+            let mut j = 0;
+            while j < n_steps / 2 {
+                // SAFETY: steps `2j`, `2j + 1` < n_steps = steps.len(); outputs `4j ..
+                // 4j + 4` < 2 · n_steps ≤ s.len() (asserted above); the loads as `v`'s.
+                unsafe {
+                    let (a, b) = (*ab.add(2 * j) as usize, *ab.add(2 * j + 1) as usize);
+                    let (x0, x1) = (input.as_ptr().add(o0), input.as_ptr().add(o1));
+                    // Steps 2j and 2j + 1: pixel 0's pair, then pixel 1's.
+                    *q.add(4 * j) = (i32::from(*x0.add(a)) - zero) as i16;
+                    *q.add(4 * j + 1) = (i32::from(*x0.add(b)) - zero) as i16;
+                    *q.add(4 * j + 2) = (i32::from(*x1.add(a)) - zero) as i16;
+                    *q.add(4 * j + 3) = (i32::from(*x1.add(b)) - zero) as i16;
+                }
+                j += 1;
             }
             if let [.., a] = steps {
                 if n_steps % 2 == 1 {
