@@ -178,6 +178,23 @@ pub fn conv2d_tiled(
                             }
                         }};
                     }
+                    // A whole tile clamped (ReLU, ReLU6) in assembly: at opt-level "z" the
+                    // outliner makes calls of Rust's sixteen clamps.
+                    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+                    if let (4, 4, Activation::Clip { min, max }) = (nch, px, p.act) {
+                        use super::cortex_m::{store_tile_clip, store_tile_low};
+                        let store = if max == f32::INFINITY {
+                            store_tile_low
+                        } else {
+                            store_tile_clip
+                        };
+                        let step = oh * ow * core::mem::size_of::<f32>();
+                        // SAFETY: channel `b · C + j`'s four outputs (j < 4 = nch) at `base`
+                        // plus `j · oh · ow`: inside `output`, as the stores below.
+                        unsafe { store(&vals, base, step, &[min, max]) };
+                        ox += px;
+                        continue;
+                    }
                     match p.act {
                         Activation::Identity => stores!(x => x),
                         Activation::Clip { min, max } => {

@@ -711,7 +711,13 @@ fn tiles_asm(
         _ => (cortex_m::tile_4x4_f32, [0.0; 2], true),
     };
     let mut t = cortex_m::Tiles4x4 {
-        c: [[b0; 4], [b1; 4], [b2; 4], [b3; 4]],
+        // Spelt out: `[v; 4]` is a loop (and the struct a `memcpy`) at opt-level "z".
+        c: [
+            [b0, b0, b0, b0],
+            [b1, b1, b1, b1],
+            [b2, b2, b2, b2],
+            [b3, b3, b3, b3],
+        ],
         bounds,
         x: column.as_ptr(),
         w: weights.as_ptr(),

@@ -738,7 +738,7 @@ fn r_next(pick: &mut impl FnMut(usize) -> usize) -> i8 {
 /// for bit: 300 random
 /// convolutions (1–8 input channels, 1–9 output channels, kernel heights 1–3 with row
 /// dilations 1–2, widths 3 and 1–5 (with column dilations 1–2), strides 1–2, padding
-/// 0–2, rows 3–12 by 4–21) and 300 random products
+/// 0–2, rows 3–12 by 4–21; each activation in turn) and 300 random products
 /// (4–21 pixels, 1–9 columns, 1–24 steps; no activation, a ReLU, a clip or a leaky ReLU),
 /// the fully connected layer's four dot
 /// products at a time on 300 random layers (1–3 rows, 1–13 outputs, 1–70 inputs), and 300
@@ -766,7 +766,20 @@ fn f32_tiles(r: &mut Lcg) -> bool {
     let value = |pick: &mut dyn FnMut(usize) -> usize| (pick(2001) as f32 - 1000.0) / 317.0;
     let bias: [f32; 16] = core::array::from_fn(|c| c as f32 * 0.37 - 2.0);
     let mut bad = 0;
-    for _ in 0..300 {
+    // Identity, a ReLU, a two-sided clip, and one that is not a clamp (applied after).
+    let acts = [
+        Activation::Identity,
+        Activation::Clip {
+            min: 0.0,
+            max: f32::INFINITY,
+        },
+        Activation::Clip {
+            min: -0.5,
+            max: 1.0,
+        },
+        Activation::LeakyRelu { alpha: 0.1 },
+    ];
+    for i in 0..300 {
         let (in_c, out_c) = (1 + pick(8), 1 + pick(9));
         let (k_h, dil, pad) = (1 + pick(3), 1 + pick(2), pick(3));
         // Half the windows 3 wide (the tile's own path), the others 1–5 wide, some dilated.
@@ -789,7 +802,8 @@ fn f32_tiles(r: &mut Lcg) -> bool {
             out_c,
             groups: 1,
             window,
-            act: Activation::Identity,
+            // Each activation in turn (by the loop's count: the random sequence stays).
+            act: acts[i % 4],
         };
         let n_in = in_c * in_h * in_w;
         let n_w = out_c * in_c * k_h * k_w;
@@ -808,19 +822,6 @@ fn f32_tiles(r: &mut Lcg) -> bool {
         let same = same_bits(&want[..n_out], &got[..n_out]);
         bad += usize::from(!same);
     }
-    // Identity, a ReLU, a two-sided clip, and one that is not a clamp (applied after).
-    let acts = [
-        Activation::Identity,
-        Activation::Clip {
-            min: 0.0,
-            max: f32::INFINITY,
-        },
-        Activation::Clip {
-            min: -0.5,
-            max: 1.0,
-        },
-        Activation::LeakyRelu { alpha: 0.1 },
-    ];
     for _ in 0..300 {
         let (m, n, k) = (4 + pick(18), 1 + pick(9), 1 + pick(24));
         let act = acts[pick(4)];

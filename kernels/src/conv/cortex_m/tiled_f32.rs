@@ -434,3 +434,90 @@ pub(crate) unsafe fn window_4x1(p: &mut Window4x1) {
         );
     }
 }
+
+/// `VCMP` + `VMOV` on a condition of each of the 16 sums `s0`–`s15` against `$b` (`MI` for
+/// the lower bound, `GT` for the upper: as [`crate::activation::clamp`], a NaN stays).
+macro_rules! clamp16 {
+    ($cond:literal, $b:literal) => {
+        concat!(
+            clamp16!(@one $cond, $b, "s0"), clamp16!(@one $cond, $b, "s1"),
+            clamp16!(@one $cond, $b, "s2"), clamp16!(@one $cond, $b, "s3"),
+            clamp16!(@one $cond, $b, "s4"), clamp16!(@one $cond, $b, "s5"),
+            clamp16!(@one $cond, $b, "s6"), clamp16!(@one $cond, $b, "s7"),
+            clamp16!(@one $cond, $b, "s8"), clamp16!(@one $cond, $b, "s9"),
+            clamp16!(@one $cond, $b, "s10"), clamp16!(@one $cond, $b, "s11"),
+            clamp16!(@one $cond, $b, "s12"), clamp16!(@one $cond, $b, "s13"),
+            clamp16!(@one $cond, $b, "s14"), clamp16!(@one $cond, $b, "s15"),
+        )
+    };
+    (@one $cond:literal, $b:literal, $s:literal) => {
+        concat!(
+            "vcmp.f32 ", $s, ", ", $b, "\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "it ", $cond, "\n",
+            "vmov", $cond, ".f32 ", $s, ", ", $b, "\n",
+        )
+    };
+}
+
+/// One variant of [`store_tile_low`]: `$clamp` on the sums in `s0`–`s15` (bounds in `s16`,
+/// `s17`).
+macro_rules! store_tile {
+    ($(#[$doc:meta])* $name:ident, $clamp:expr) => {
+        $(#[$doc])*
+        #[inline(always)]
+        pub(crate) unsafe fn $name(
+            tile: &[[f32; 4]; 4],
+            out: *mut f32,
+            out_step: usize,
+            bounds: &[f32; 2],
+        ) {
+            // SAFETY: the caller's promise bounds the stores; the tile and the bounds are
+            // read; the clobbered FPU registers are declared.
+            unsafe {
+                core::arch::asm!(
+                    "vldmia {t}, {{s0-s15}}",
+                    "vldmia {b}, {{s16-s17}}",
+                    $clamp,
+                    "vstmia {o}, {{s0-s3}}",
+                    "add {o}, {o}, {step}",
+                    "vstmia {o}, {{s4-s7}}",
+                    "add {o}, {o}, {step}",
+                    "vstmia {o}, {{s8-s11}}",
+                    "add {o}, {o}, {step}",
+                    "vstmia {o}, {{s12-s15}}",
+                    t = in(reg) tile.as_ptr(),
+                    b = in(reg) bounds.as_ptr(),
+                    o = inout(reg) out => _,
+                    step = in(reg) out_step,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                    out("s16") _, out("s17") _,
+                    options(nostack),
+                );
+            }
+        }
+    };
+}
+
+store_tile!(
+    /// A 4 × 4 tile's sums (`tile[j]`: channel `j`'s four pixels) clamped below at
+    /// `bounds[0]` (a ReLU) and stored, channel `j`'s four at `out` plus `j · out_step`
+    /// bytes: in assembly, the same instructions at every `opt-level` (at "z" LLVM's outliner
+    /// turns Rust's sixteen clamps into calls).
+    ///
+    /// # Safety
+    /// Four writable `f32`s at each `out + j · out_step` bytes (`j < 4`).
+    store_tile_low,
+    clamp16!("mi", "s16")
+);
+store_tile!(
+    /// [`store_tile_low`] clamped to `bounds[0] ..= bounds[1]` (ReLU6).
+    ///
+    /// # Safety
+    /// As [`store_tile_low`].
+    store_tile_clip,
+    concat!(clamp16!("mi", "s16"), clamp16!("gt", "s17"))
+);
