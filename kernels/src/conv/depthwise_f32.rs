@@ -71,14 +71,27 @@ struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    /// Channel `c`'s two parts.
+    /// Channel `c`'s two parts (`c` below the channels both parts hold: checked once by
+    /// the caller with [`Rows::holds`], not per channel, where a slice is a call at
+    /// opt-level "z").
     #[inline(always)]
     fn channel(&self, c: usize) -> (&'a [f32], &'a [f32]) {
         let (kept, fresh) = (self.held * self.iw, self.fresh_rows * self.iw);
-        (
-            &self.kept[c * kept..][..kept],
-            &self.fresh[c * fresh..][..fresh],
-        )
+        debug_assert!(self.holds(c + 1));
+        // SAFETY: `c · kept + kept ≤ self.kept.len()` and `c · fresh + fresh ≤
+        // self.fresh.len()` (the caller's `holds` check).
+        unsafe {
+            (
+                core::slice::from_raw_parts(self.kept.as_ptr().add(c * kept), kept),
+                core::slice::from_raw_parts(self.fresh.as_ptr().add(c * fresh), fresh),
+            )
+        }
+    }
+
+    /// Whether both parts hold `channels` channels' rows.
+    fn holds(&self, channels: usize) -> bool {
+        self.kept.len() >= channels * self.held * self.iw
+            && self.fresh.len() >= channels * self.fresh_rows * self.iw
     }
 
     /// Whether rows `y .. y + 3` lie in one part (adjacent in memory).
@@ -132,6 +145,7 @@ fn channels<const SPLIT: bool>(
     // Each channel's weights and output plane taken by pointer below: a slice taken per
     // channel is a call at opt-level "z".
     assert!(weights.len() >= 9 * p.out_c && output.len() >= p.out_c * oh * ow);
+    assert!(src.holds(p.out_c));
     for c in 0..p.out_c {
         // SAFETY: channel `c < out_c`'s plane, `oh · ow` from `c · oh · ow`, inside `output`
         // (asserted above), and no other reference to it lives in this iteration.
