@@ -1,8 +1,10 @@
-//! The f32 convolution tile's inner loop in assembly: the same instructions at every
+//! The f32 convolution tile's inner loop in assembly, a pixel's window walk (a window that
+//! reaches into the padding) and a clamped tile's stores: the same instructions at every
 //! `opt-level` and `target-cpu` (LLVM's Cortex-M4 model marks `VMLA` slow, so at speed
-//! opt-levels with `-C target-cpu=cortex-m4` Rust's `a += w * x` becomes `VMUL` + `VADD`; and
-//! stable Rust cannot pass an `f32` in an FPU register to `asm!` on this target, so the
-//! accumulators go in and out through memory once per tile).
+//! opt-levels with `-C target-cpu=cortex-m4` Rust's `a += w * x` becomes `VMUL` + `VADD`; at
+//! "z" the outliner turns repeated sequences into calls; and stable Rust cannot pass an `f32`
+//! in an FPU register to `asm!` on this target, so the accumulators go in and out through
+//! memory once per tile).
 //!
 //! Registers: the tile's 16 sums in `s16`–`s31` (`s16 + 4j + i`: channel `j`, pixel `i`), one
 //! window row's inputs from `s0` on (at stride 1 pixel `i`'s tap `t` reads `s(i + t)`, six
