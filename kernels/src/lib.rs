@@ -20,6 +20,23 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+/// The Cortex-M4F assembly's clamp of f32 values in FPU registers, as
+/// [`activation::clamp`](crate::activation) does it: per register `VCMP` against the bound
+/// register, `VMRS` and a `VMOV` on `MI` for the lower bound (an ordered "less than", so a
+/// NaN stays) or on `GT` for the upper one (false when unordered); 4 instructions a value.
+/// `vclamp!(low, "s8", "s16", "s17")` is the text for `asm!`.
+#[allow(unused_macros)]
+macro_rules! vclamp {
+    (low, $b:literal, $($s:literal),+) => {
+        concat!($("vcmp.f32 ", $s, ", ", $b, "\n", "vmrs APSR_nzcv, fpscr\n", "it mi\n",
+            "vmovmi.f32 ", $s, ", ", $b, "\n",)+)
+    };
+    (high, $b:literal, $($s:literal),+) => {
+        concat!($("vcmp.f32 ", $s, ", ", $b, "\n", "vmrs APSR_nzcv, fpscr\n", "it gt\n",
+            "vmovgt.f32 ", $s, ", ", $b, "\n",)+)
+    };
+}
+
 pub mod activation;
 pub mod conv;
 pub mod elementwise;

@@ -351,71 +351,9 @@ const _: () = {
 /// "less than", so a NaN stays), 4 instructions a sum.
 macro_rules! clamp_low {
     () => {
-        concat!(
-            "vcmp.f32 s16, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s16, s8\n",
-            "vcmp.f32 s17, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s17, s8\n",
-            "vcmp.f32 s18, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s18, s8\n",
-            "vcmp.f32 s19, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s19, s8\n",
-            "vcmp.f32 s20, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s20, s8\n",
-            "vcmp.f32 s21, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s21, s8\n",
-            "vcmp.f32 s22, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s22, s8\n",
-            "vcmp.f32 s23, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s23, s8\n",
-            "vcmp.f32 s24, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s24, s8\n",
-            "vcmp.f32 s25, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s25, s8\n",
-            "vcmp.f32 s26, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s26, s8\n",
-            "vcmp.f32 s27, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s27, s8\n",
-            "vcmp.f32 s28, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s28, s8\n",
-            "vcmp.f32 s29, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s29, s8\n",
-            "vcmp.f32 s30, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s30, s8\n",
-            "vcmp.f32 s31, s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it mi\n",
-            "vmovmi.f32 s31, s8\n",
+        vclamp!(
+            low, "s8", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26",
+            "s27", "s28", "s29", "s30", "s31"
         )
     };
 }
@@ -423,71 +361,9 @@ macro_rules! clamp_low {
 /// The upper bound against `s9` (`if y > hi { hi } else { y }`, `GT` false when unordered).
 macro_rules! clamp_high {
     () => {
-        concat!(
-            "vcmp.f32 s16, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s16, s9\n",
-            "vcmp.f32 s17, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s17, s9\n",
-            "vcmp.f32 s18, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s18, s9\n",
-            "vcmp.f32 s19, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s19, s9\n",
-            "vcmp.f32 s20, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s20, s9\n",
-            "vcmp.f32 s21, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s21, s9\n",
-            "vcmp.f32 s22, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s22, s9\n",
-            "vcmp.f32 s23, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s23, s9\n",
-            "vcmp.f32 s24, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s24, s9\n",
-            "vcmp.f32 s25, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s25, s9\n",
-            "vcmp.f32 s26, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s26, s9\n",
-            "vcmp.f32 s27, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s27, s9\n",
-            "vcmp.f32 s28, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s28, s9\n",
-            "vcmp.f32 s29, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s29, s9\n",
-            "vcmp.f32 s30, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s30, s9\n",
-            "vcmp.f32 s31, s9\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it gt\n",
-            "vmovgt.f32 s31, s9\n",
+        vclamp!(
+            high, "s9", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25",
+            "s26", "s27", "s28", "s29", "s30", "s31"
         )
     };
 }
@@ -653,33 +529,6 @@ const _: () = {
     assert!(core::mem::offset_of!(FcRows, bounds) == 32);
 };
 
-/// A sum `$s` clamped below at `s24` (`MI`: ordered "less than", so a NaN stays), as
-/// [`crate::activation::clamp`].
-macro_rules! fc_low {
-    ($s:literal) => {
-        concat!(
-            "vcmp.f32 ",
-            $s,
-            ", s24\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 ",
-            $s,
-            ", s24\n"
-        )
-    };
-}
-
-/// A sum `$s` clamped above at `s25` (`GT` is false when unordered).
-macro_rules! fc_high {
-    ($s:literal) => {
-        concat!(
-            "vcmp.f32 ",
-            $s,
-            ", s25\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 ",
-            $s,
-            ", s25\n"
-        )
-    };
-}
-
 /// One variant of [`fc_rows_f32`]: `$clamp` the four sums' clamp (nothing, the lower bound,
 /// both bounds).
 macro_rules! fc_rows {
@@ -817,7 +666,7 @@ fc_rows!(
     /// # Safety
     /// As [`fc_rows_f32`].
     fc_rows_f32_low,
-    concat!(fc_low!("s20"), fc_low!("s21"), fc_low!("s22"), fc_low!("s23"))
+    vclamp!(low, "s24", "s20", "s21", "s22", "s23")
 );
 fc_rows!(
     /// [`fc_rows_f32`] with each output clamped to `p.bounds[0] ..= p.bounds[1]`.
@@ -826,13 +675,7 @@ fc_rows!(
     /// As [`fc_rows_f32`].
     fc_rows_f32_clip,
     concat!(
-        fc_low!("s20"),
-        fc_low!("s21"),
-        fc_low!("s22"),
-        fc_low!("s23"),
-        fc_high!("s20"),
-        fc_high!("s21"),
-        fc_high!("s22"),
-        fc_high!("s23")
+        vclamp!(low, "s24", "s20", "s21", "s22", "s23"),
+        vclamp!(high, "s25", "s20", "s21", "s22", "s23")
     )
 );

@@ -68,14 +68,14 @@ macro_rules! nine {
 /// stays).
 macro_rules! low {
     () => {
-        "vcmp.f32 s9, s26\nvmrs APSR_nzcv, fpscr\nit mi\nvmovmi.f32 s9, s26\n"
+        vclamp!(low, "s26", "s9")
     };
 }
 
 /// Its upper bound (`GT` is false when unordered).
 macro_rules! high {
     () => {
-        "vcmp.f32 s9, s27\nvmrs APSR_nzcv, fpscr\nit gt\nvmovgt.f32 s9, s27\n"
+        vclamp!(high, "s27", "s9")
     };
 }
 

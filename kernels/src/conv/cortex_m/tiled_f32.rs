@@ -437,31 +437,6 @@ pub(crate) unsafe fn window_4x1(p: &mut Window4x1) {
     }
 }
 
-/// `VCMP` + `VMOV` on a condition of each of the 16 sums `s0`–`s15` against `$b` (`MI` for
-/// the lower bound, `GT` for the upper: as [`crate::activation::clamp`], a NaN stays).
-macro_rules! clamp16 {
-    ($cond:literal, $b:literal) => {
-        concat!(
-            clamp16!(@one $cond, $b, "s0"), clamp16!(@one $cond, $b, "s1"),
-            clamp16!(@one $cond, $b, "s2"), clamp16!(@one $cond, $b, "s3"),
-            clamp16!(@one $cond, $b, "s4"), clamp16!(@one $cond, $b, "s5"),
-            clamp16!(@one $cond, $b, "s6"), clamp16!(@one $cond, $b, "s7"),
-            clamp16!(@one $cond, $b, "s8"), clamp16!(@one $cond, $b, "s9"),
-            clamp16!(@one $cond, $b, "s10"), clamp16!(@one $cond, $b, "s11"),
-            clamp16!(@one $cond, $b, "s12"), clamp16!(@one $cond, $b, "s13"),
-            clamp16!(@one $cond, $b, "s14"), clamp16!(@one $cond, $b, "s15"),
-        )
-    };
-    (@one $cond:literal, $b:literal, $s:literal) => {
-        concat!(
-            "vcmp.f32 ", $s, ", ", $b, "\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "it ", $cond, "\n",
-            "vmov", $cond, ".f32 ", $s, ", ", $b, "\n",
-        )
-    };
-}
-
 /// One variant of [`store_tile_low`]: `$clamp` on the sums in `s0`–`s15` (bounds in `s16`,
 /// `s17`).
 macro_rules! store_tile {
@@ -513,7 +488,10 @@ store_tile!(
     /// # Safety
     /// Four writable `f32`s at each `out + j · out_step` bytes (`j < 4`).
     store_tile_low,
-    clamp16!("mi", "s16")
+    vclamp!(
+        low, "s16", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+        "s13", "s14", "s15"
+    )
 );
 store_tile!(
     /// [`store_tile_low`] clamped to `bounds[0] ..= bounds[1]` (ReLU6).
@@ -521,5 +499,14 @@ store_tile!(
     /// # Safety
     /// As [`store_tile_low`].
     store_tile_clip,
-    concat!(clamp16!("mi", "s16"), clamp16!("gt", "s17"))
+    concat!(
+        vclamp!(
+            low, "s16", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+        "s13", "s14", "s15"
+        ),
+        vclamp!(
+            high, "s17", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+        "s13", "s14", "s15"
+        )
+    )
 );
