@@ -133,6 +133,15 @@ impl Window2d {
     }
 }
 
+/// Each of four values in a row of four (`out[j] = [v[j]; 4]`: a tile's sums from their
+/// channels' biases), spelt out element by element: `[v; 4]` is a loop of stores at
+/// opt-level "z".
+#[inline(always)]
+pub(crate) fn lanes4(v: [f32; 4]) -> [[f32; 4]; 4] {
+    let [a, b, c, d] = v;
+    [[a, a, a, a], [b, b, b, b], [c, c, c, c], [d, d, d, d]]
+}
+
 /// Output positions `o` in `0..out_len` whose input coordinate `o * stride + offset` falls in
 /// `0..in_len`, as a half-open range.
 #[inline]

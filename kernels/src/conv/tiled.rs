@@ -124,15 +124,8 @@ pub fn conv2d_tiled(
                     }
                     // The sums filled in place (a tile returned by value is a `memcpy`
                     // call at opt-level "z").
-                    // Each channel's bias in its four lanes, spelt out: `[v; 4]` is a loop
-                    // of four stores at opt-level "z".
-                    let [i0, i1, i2, i3] = init;
-                    let mut vals = [
-                        [i0, i0, i0, i0],
-                        [i1, i1, i1, i1],
-                        [i2, i2, i2, i2],
-                        [i3, i3, i3, i3],
-                    ];
+                    // Each channel's bias in its four lanes.
+                    let mut vals = crate::lanes4(init);
                     let px = if ox + 4 <= ow {
                         // Stride 1 as a constant: the four input loads then take immediate
                         // offsets from one address.
@@ -314,13 +307,7 @@ fn tile_4x4(
             return;
         }
         // A lane without a tap inside the input: the portable loop below, from the biases.
-        let [i0, i1, i2, i3] = init;
-        *a = [
-            [i0, i0, i0, i0],
-            [i1, i1, i1, i1],
-            [i2, i2, i2, i2],
-            [i3, i3, i3, i3],
-        ];
+        *a = crate::lanes4(init);
     }
     for ic in 0..p.in_c {
         let plane = ic * ih * iw;

@@ -124,15 +124,7 @@ fn tile<const R: usize, const ADJACENT: bool>(
     m: usize,
 ) {
     let [mut p0, mut p1, mut p2, mut p3] = column_starts(p, four_columns(p, b, n0));
-    // The four biases read once, not through a closure per column: at `opt-level = "z"` a
-    // closure called four times stays a call.
-    let [b0, b1, b2, b3] = match bias {
-        Some(b) => {
-            let b = &b[n0..n0 + 4];
-            [b[0], b[1], b[2], b[3]]
-        }
-        None => [0.0; 4],
-    };
+    let [b0, b1, b2, b3] = four_biases(bias, n0);
     let (mut c00, mut c01, mut c02, mut c03) = (b0, b1, b2, b3);
     let (mut c10, mut c11, mut c12, mut c13) = (c00, c01, c02, c03);
     let (mut c20, mut c21, mut c22, mut c23) = (c00, c01, c02, c03);
@@ -209,6 +201,19 @@ fn tile<const R: usize, const ADJACENT: bool>(
 #[inline(always)]
 fn four_columns<'a>(p: &MatMul, b: &'a [f32], n0: usize) -> &'a [f32] {
     &b[n0 * p.b_stride_n..][..=3 * p.b_stride_n + (p.k - 1) * p.b_stride_k]
+}
+
+/// The biases of columns `n0 .. n0 + 4` (zeros without a bias), read once (a closure called
+/// four times is a call at opt-level "z").
+#[inline(always)]
+fn four_biases(bias: Option<&[f32]>, n0: usize) -> [f32; 4] {
+    match bias {
+        Some(b) => {
+            let b = &b[n0..n0 + 4];
+            [b[0], b[1], b[2], b[3]]
+        }
+        None => [0.0; 4],
+    }
 }
 
 /// Pointers to the first step of each of the four columns of [`four_columns`].
@@ -690,13 +695,7 @@ fn tiles_asm(
 ) {
     use crate::activation::Activation;
     let weights = four_columns(p, b, n0);
-    let [b0, b1, b2, b3] = match bias {
-        Some(b) => {
-            let b = &b[n0..n0 + 4];
-            [b[0], b[1], b[2], b[3]]
-        }
-        None => [0.0; 4],
-    };
+    let biases = four_biases(bias, n0);
     let m = 4 * tiles;
     let column = &a[..(p.k - 1) * p.a_stride_k + m];
     // Column `j`'s `m` outputs at `j · out_stride_n` past the first.
@@ -711,13 +710,7 @@ fn tiles_asm(
         _ => (cortex_m::tile_4x4_f32, [0.0; 2], true),
     };
     let mut t = cortex_m::Tiles4x4 {
-        // Spelt out: `[v; 4]` is a loop (and the struct a `memcpy`) at opt-level "z".
-        c: [
-            [b0, b0, b0, b0],
-            [b1, b1, b1, b1],
-            [b2, b2, b2, b2],
-            [b3, b3, b3, b3],
-        ],
+        c: crate::lanes4(biases),
         bounds,
         x: column.as_ptr(),
         w: weights.as_ptr(),
