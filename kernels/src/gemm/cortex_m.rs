@@ -349,6 +349,7 @@ const _: () = {
 /// `VCMP` + `VMOV` on a condition of each of the 16 sums `s16`–`s31` against `s8`: the lower
 /// bound of [`crate::activation::clamp`] (`if x < lo { lo } else { x }`: `MI` is an ordered
 /// "less than", so a NaN stays), 4 instructions a sum.
+#[cfg(target_abi = "eabihf")]
 macro_rules! clamp_low {
     () => {
         vclamp!(
@@ -359,6 +360,7 @@ macro_rules! clamp_low {
 }
 
 /// The upper bound against `s9` (`if y > hi { hi } else { y }`, `GT` false when unordered).
+#[cfg(target_abi = "eabihf")]
 macro_rules! clamp_high {
     () => {
         vclamp!(
@@ -534,6 +536,7 @@ const _: () = {
 macro_rules! fc_rows {
     ($(#[$doc:meta])* $name:ident, $clamp:expr) => {
         $(#[$doc])*
+        #[cfg(target_abi = "eabihf")]
         #[inline(always)]
         pub(super) unsafe fn $name(p: &mut FcRows, groups: usize) {
             debug_assert!(groups >= 1);

@@ -364,6 +364,10 @@ pub(crate) unsafe fn dot_4x2_dsp(w: *const i8, x: &[i16], init: [i32; 8]) -> [i3
             "push {{r7}}",
             "push {{{x0}}}",
             pair_init!(),
+            // Pixel 1's too (`quads_asm` copies pixel 0's instead: its two pixels start
+            // alike).
+            "add {a3}, {a1}, {a3}, lsl #8",
+            "add {a7}, {a5}, {a7}, lsl #8",
             "subs {x1}, {x0}, {px}",
             "tst {x1}, #32",
             "bne 3f",
