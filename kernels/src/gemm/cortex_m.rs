@@ -120,8 +120,8 @@ pub(super) struct FcParams {
     pub hi4: u32,
 }
 
-/// One sum's fixed point with one rounding (`Q31Once`): `SMMUL` of the doubled sum, the half
-/// unit, the right shift; the scale pointer in `{px}`.
+/// One sum's fixed point with one rounding (`Q31Once`): `SMMLA` of the doubled sum (the floor
+/// of its high product plus the half unit), the right shift; the scale pointer in `{px}`.
 #[cfg(target_abi = "eabihf")]
 macro_rules! fc_fixed_once {
     ($s:literal) => {
@@ -136,16 +136,11 @@ macro_rules! fc_fixed_once {
             "}, {",
             $s,
             "}, #1\n",
-            "smmul {",
+            "smmla {",
             $s,
             "}, {",
             $s,
-            "}, {wa}\n",
-            "add {",
-            $s,
-            "}, {",
-            $s,
-            "}, {wb}\n",
+            "}, {wa}, {wb}\n",
             "asr {",
             $s,
             "}, {",

@@ -1,10 +1,11 @@
 //! The int8 convolution kernels alone on the Cortex-M4F (QEMU `mps2-an386`), on the layer
 //! shapes of the MLPerf-Tiny-shaped networks: instructions per multiply-accumulate of each
 //! kernel, and a check that the Cortex-M4 paths (inline assembly) compute what the reference
-//! kernel computes, bit for bit, on those shapes and on 400 random small ones; the same for
-//! the packed fully connected kernel on 300 random layers, and for the f32 assembly (dense
-//! convolution tile, column-major product tile, fully connected dot products) on 300 random
-//! layers each (run in CI by `.ci/firmware`).
+//! kernel computes, bit for bit, on those shapes and on 600 random small ones (float scales
+//! and both fixed points); the same for the packed fully connected kernel on 300 random
+//! layers, and for the f32 assembly (dense convolution tile, column-major product tile, fully
+//! connected dot products) on 300 random layers each (run in CI by `.ci/firmware`, also
+//! built for `thumbv7em-none-eabi`: the DSP assembly without the float ABI).
 //!
 //! ```sh
 //! cd examples/firmware-m4 && cargo run --release --bin kernels
@@ -393,9 +394,11 @@ fn random_shapes(
     requant: &mut [Requant],
     bias: &mut [i32],
 ) -> bool {
+    use microarena::kernels::quant::{FixedPoint, TwoRoundings};
+    use microarena::kernels::scale::{Q31Once, Q31Twice, Q31};
     let mut pick = |n: usize| (r.next() as u8 as usize) % n;
     let (mut dense, mut depthwise, mut bad) = (0, 0, 0);
-    for case in 0..400 {
+    for case in 0..600 {
         let dw = case % 2 == 1;
         let (in_c, out_c, k, stride_w, dil_w) = if dw {
             let c = 1 + pick(5);
@@ -468,29 +471,52 @@ fn random_shapes(
         } else {
             Some(&bias[..out_c])
         };
-        conv::conv2d_i8(
-            &p,
-            &input[..n_in],
-            &weights[..n_w],
-            b,
-            &requant[..out_c],
-            &mut want[..n_out],
-        );
+        // Every third pair of cases TFLite's fixed point with two roundings, every third
+        // with one (`Q31Twice`, `Q31Once`: the zero point in the half unit, the kernel's
+        // `output_zero` 0), against the reference kernel's general forms (`TwoRoundings`,
+        // `FixedPoint`); some factors a power of two (a multiplier of exactly 2^30).
+        let kind = (case / 2) % 3;
+        let fixed: [FixedPoint; 64] = core::array::from_fn(|c| {
+            let real = if pick(4) == 0 {
+                1.0 / f64::from(1u32 << (6 + pick(6)))
+            } else {
+                f64::from(scales[c])
+            };
+            FixedPoint::from_real(real)
+        });
+        let q31 = |c: usize| {
+            let q = Q31::new(fixed[c]).expect("below one half");
+            q.with_zero(out_zero).expect("a small exponent")
+        };
+        let twice: [Q31Twice; 64] = core::array::from_fn(|c| Q31Twice(q31(c)));
+        let once: [Q31Once; 64] = core::array::from_fn(|c| Q31Once(q31(c)));
+        let rounded: [TwoRoundings; 64] = core::array::from_fn(|c| TwoRoundings(fixed[c]));
+        let (x, w, o) = (&input[..n_in], &weights[..n_w], &mut want[..n_out]);
+        match kind {
+            0 => conv::conv2d_i8(&p, x, w, b, &requant[..out_c], o),
+            1 => conv::conv2d_i8(&p, x, w, b, &rounded[..out_c], o),
+            _ => conv::conv2d_i8(&p, x, w, b, &fixed[..out_c], o),
+        }
+        let p0 = ConvI8 {
+            output_zero: 0,
+            ..p
+        };
         // A stale output must not pass for a computed one.
         got[..n_out].iter_mut().for_each(|g| *g = !*g);
+        let (x, o) = (&input[..n_in], &mut got[..n_out]);
         if dw {
             let len = conv::depthwise_weights_len(&geom);
-            fill(&mut bytes[..len], conv::pack_depthwise_weights(&geom, &weights[..n_w]));
-            let s = &mut scratch[..conv::depthwise_scratch_len(&geom) / 2];
-            conv::conv2d_i8_depthwise(
-                &p,
-                &input[..n_in],
-                &bytes[..len],
-                b,
-                &scales[..out_c],
-                s,
-                &mut got[..n_out],
+            fill(
+                &mut bytes[..len],
+                conv::pack_depthwise_weights(&geom, &weights[..n_w]),
             );
+            let s = &mut scratch[..conv::depthwise_scratch_len(&geom) / 2];
+            let w = &bytes[..len];
+            match kind {
+                0 => conv::conv2d_i8_depthwise(&p, x, w, b, &scales[..out_c], s, o),
+                1 => conv::conv2d_i8_depthwise(&p0, x, w, b, &twice[..out_c], s, o),
+                _ => conv::conv2d_i8_depthwise(&p0, x, w, b, &once[..out_c], s, o),
+            }
             depthwise += 1;
         } else {
             let len = conv::tiled_weights_len(&geom);
@@ -499,17 +525,17 @@ fn random_shapes(
                 bad += 1;
                 continue;
             }
-            fill(&mut bytes[..len], conv::pack_tiled_weights(&geom, &weights[..n_w]));
-            let s = &mut scratch[..conv::tiled_scratch_len(&geom)];
-            conv::conv2d_i8_tiled(
-                &p,
-                &input[..n_in],
-                &bytes[..len],
-                b,
-                &scales[..out_c],
-                s,
-                &mut got[..n_out],
+            fill(
+                &mut bytes[..len],
+                conv::pack_tiled_weights(&geom, &weights[..n_w]),
             );
+            let s = &mut scratch[..conv::tiled_scratch_len(&geom)];
+            let w = &bytes[..len];
+            match kind {
+                0 => conv::conv2d_i8_tiled(&p, x, w, b, &scales[..out_c], s, o),
+                1 => conv::conv2d_i8_tiled(&p0, x, w, b, &twice[..out_c], s, o),
+                _ => conv::conv2d_i8_tiled(&p0, x, w, b, &once[..out_c], s, o),
+            }
             dense += 1;
         }
         if want[..n_out] != got[..n_out] {
@@ -524,7 +550,7 @@ fn random_shapes(
         }
     }
     hprintln!(
-        "random shapes: {} dense, {} depthwise against the reference kernel: {}",
+        "random shapes: {} dense, {} depthwise (float, two- and one-rounding fixed point) against the reference kernel: {}",
         dense,
         depthwise,
         if bad == 0 { "same output" } else { "MISMATCH" }

@@ -16,8 +16,8 @@ pub(crate) struct Planes<'a> {
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[repr(C, align(8))]
 pub(crate) struct DwRows {
-    /// `s2`: the channel's scale: float32 bits, or a `Q31`'s multiplier.
-    scale: u32,
+    /// `s2`: a `Q31`'s exponent (unused with a float scale).
+    exponent: i32,
     /// `s3`: the bias minus `input_zero · Σ w`: the loop sums `w · x` of the raw bytes (the
     /// padding holds the input zero point, so it adds `w · zero`, which this takes back);
     /// doubled for a fixed-point scale (its weights are, see `dw_double`).
@@ -34,10 +34,12 @@ pub(crate) struct DwRows {
     row_step: usize,
     /// `s9`: where the output pointer stops (after `rows` rows, not 0).
     end: *mut i8,
-    /// `s10`, `s11`: a `Q31`'s half unit and exponent (unused with a float scale).
+    /// `s10`: the channel's scale: float32 bits, or a `Q31`'s multiplier.
+    scale: u32,
+    /// `s11`: a `Q31`'s half unit (unused with a float scale); with the multiplier one
+    /// `VMOV` into two core registers.
     round: i32,
-    exponent: i32,
-    /// The plane's first output byte (not loaded into `s10`: the loop's output pointer).
+    /// The plane's first output byte (not loaded into the FPU: the loop's output pointer).
     out: *mut i8,
 }
 
@@ -128,7 +130,7 @@ macro_rules! dw_rows_asm {
     };
 }
 
-/// The float rescaling of a pair in [`dw_rows_asm`]: `VCVT`, `VMUL` by `s2`, `VCVTR`.
+/// The float rescaling of a pair in [`dw_rows_asm`]: `VCVT`, `VMUL` by `s10`, `VCVTR`.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_float_pair {
     () => {
@@ -136,8 +138,8 @@ macro_rules! dw_float_pair {
             "vmov s0, s1, {a0}, {a1}\n",
             "vcvt.f32.s32 s0, s0\n",
             "vcvt.f32.s32 s1, s1\n",
-            "vmul.f32 s0, s0, s2\n",
-            "vmul.f32 s1, s1, s2\n",
+            "vmul.f32 s0, s0, s10\n",
+            "vmul.f32 s1, s1, s10\n",
             "vcvtr.s32.f32 s0, s0\n",
             "vcvtr.s32.f32 s1, s1\n",
             "vmov {a0}, {a1}, s0, s1"
@@ -162,24 +164,44 @@ macro_rules! dw_double {
     };
 }
 
+/// One fixed-point sum in [`dw_fixed_pair`] and [`dw_fixed_one`], the multiplier in `x`,
+/// the half unit in `e`, `t` free: `twice` (two roundings) `SMMLAR` (the rounded high
+/// product plus the half unit) and `ADD … ASR #31` (a negative sum one lower: its tie goes
+/// down; the sum's sign is the product's but where the product rounds to 0, which the shift
+/// takes to 0 either way); `once` `SMMLA` (the floor plus the half unit).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_fixed_sum {
+    (twice, $a:literal) => {
+        concat!(
+            "smmlar {t}, {",
+            $a,
+            "}, {x}, {e}\n",
+            "add {",
+            $a,
+            "}, {t}, {",
+            $a,
+            "}, asr #31\n",
+        )
+    };
+    (once, $a:literal) => {
+        concat!("smmla {", $a, "}, {", $a, "}, {x}, {e}\n")
+    };
+}
+
 /// The fixed-point rescaling of a pair in [`dw_rows_asm`] (see `crate::scale`): both sums
-/// already doubled (`dw_double`), `$mul` (`SMMULR` for two roundings, `SMMUL` for one) by the multiplier in `s2`,
-/// with two roundings `ADD … ASR #31` (`$twice`), the half unit (`s10`) added and the
-/// exponent (`s11`) shifted out. `x` and `e` are free here.
+/// already doubled (`dw_double`), the multiplier and half unit (`s10`, `s11`) by one `VMOV`,
+/// [`dw_fixed_sum`] of each, the exponent (`s2`) shifted out. `x`, `e` and (a fixed point
+/// having its zero point in the half unit) `t` are free here.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_fixed_pair {
-    ($mul:literal, [$($twice:literal),*]) => {
+    ($kind:ident) => {
         concat!(
-            "vmov {x}, s2\n",
-            $mul, " {a0}, {a0}, {x}\n",
-            $mul, " {a1}, {a1}, {x}\n",
-            $("add {a0}, {a0}, {a0}, asr #31\n", $twice,)*
-            $("add {a1}, {a1}, {a1}, asr #31\n", $twice,)*
             "vmov {x}, {e}, s10, s11\n",
-            "add {a0}, {a0}, {x}\n",
-            "add {a1}, {a1}, {x}\n",
-            "asr {a0}, {a0}, {e}\n",
-            "asr {a1}, {a1}, {e}"
+            dw_fixed_sum!($kind, "a0"),
+            dw_fixed_sum!($kind, "a1"),
+            "vmov {x}, s2\n",
+            "asr {a0}, {a0}, {x}\n",
+            "asr {a1}, {a1}, {x}"
         )
     };
 }
@@ -187,14 +209,12 @@ macro_rules! dw_fixed_pair {
 /// [`dw_fixed_pair`] for a lone pixel's sum.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_fixed_one {
-    ($mul:literal, [$($twice:literal),*]) => {
+    ($kind:ident) => {
         concat!(
-            "vmov {x}, s2\n",
-            $mul, " {a0}, {a0}, {x}\n",
-            $("add {a0}, {a0}, {a0}, asr #31\n", $twice,)*
             "vmov {x}, {e}, s10, s11\n",
-            "add {a0}, {a0}, {x}\n",
-            "asr {a0}, {a0}, {e}"
+            dw_fixed_sum!($kind, "a0"),
+            "vmov {x}, s2\n",
+            "asr {a0}, {a0}, {x}"
         )
     };
 }
@@ -206,7 +226,7 @@ macro_rules! dw_float_one {
         concat!(
             "vmov s0, {a0}\n",
             "vcvt.f32.s32 s0, s0\n",
-            "vmul.f32 s0, s0, s2\n",
+            "vmul.f32 s0, s0, s10\n",
             "vcvtr.s32.f32 s0, s0\n",
             "vmov {a0}, s0"
         )
@@ -385,9 +405,9 @@ macro_rules! dw_s2_pair {
 /// pixels, per kernel row one word load, two `SXTB16` and four multiply instructions
 /// (`SMLAD` and `SMLAxy`; at stride 2 one `LDRSB` and a fifth), then both outputs requantised
 /// and stored by one `STRH`: with a float scale 39 instructions at stride 1 (48 at stride
-/// 2) for 18 multiply-accumulates; the same with TFLite's fixed point with two roundings (47
-/// at stride 2), whose zero point is in the half unit (`Q31::with_zero`) and whose doubling
-/// is in the weights (`dw_double`, five instructions a call); 6 more when the clamp
+/// 2) for 18 multiply-accumulates; 37 (45) with TFLite's fixed point with two roundings,
+/// whose zero point is in the half unit (`Q31::with_zero`) and whose doubling is in the
+/// weights (`dw_double`, five instructions a call); 6 more when the clamp
 /// (`CLAMP`) is narrower than `SSAT`'s. An odd row's (`ODD`) last pixel alone: 24 (25). One
 /// assembly block per (`STRIDE`, `CLAMP`, `ODD`): a layer's code holds only its own.
 ///
@@ -543,14 +563,14 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<
                 ""
             ),
             ScaleKind::Q31Twice => rows!(
-                dw_fixed_pair!("smmulr", [""]),
-                dw_fixed_one!("smmulr", [""]),
+                dw_fixed_pair!(twice),
+                dw_fixed_one!(twice),
                 ["", "", "", ""],
                 dw_double!()
             ),
             ScaleKind::Q31Once => rows!(
-                dw_fixed_pair!("smmul", []),
-                dw_fixed_one!("smmul", []),
+                dw_fixed_pair!(once),
+                dw_fixed_one!(once),
                 ["", "", "", ""],
                 dw_double!()
             ),

@@ -470,14 +470,90 @@ macro_rules! quads_float {
     };
 }
 
+/// One sum of [`quads_fixed_channel`], rescaled in place with the channel's multiplier in
+/// `w0`, half unit in `px` and exponent less one in `r7`; `x1` is free. `twice` (two
+/// roundings): `SMMLAR` (the rounded high product plus the half unit), `ADD … ASR #31` (a
+/// negative sum one lower: its tie goes down; the sum's sign is the product's but where the
+/// product rounds to 0, which the shift takes to 0 either way), `ASR`. `once`: `SMMLA` (the
+/// floor plus the half unit), `ASR`. `double`: the sum doubled first (`LSL`; without, it
+/// comes doubled, as the second channels' do from `pair_sums!(7)`).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! fixed_sum {
+    (twice, $a:literal, double) => {
+        concat!(
+            "lsl {x1}, {",
+            $a,
+            "}, #1\n",
+            "smmlar {x1}, {x1}, {w0}, {px}\n",
+            "add {",
+            $a,
+            "}, {x1}, {",
+            $a,
+            "}, asr #31\n",
+            "asr {",
+            $a,
+            "}, {",
+            $a,
+            "}, r7\n",
+        )
+    };
+    (twice, $a:literal, doubled) => {
+        concat!(
+            "smmlar {x1}, {",
+            $a,
+            "}, {w0}, {px}\n",
+            "add {",
+            $a,
+            "}, {x1}, {",
+            $a,
+            "}, asr #31\n",
+            "asr {",
+            $a,
+            "}, {",
+            $a,
+            "}, r7\n",
+        )
+    };
+    (once, $a:literal, double) => {
+        concat!(
+            "lsl {",
+            $a,
+            "}, {",
+            $a,
+            "}, #1\n",
+            "smmla {",
+            $a,
+            "}, {",
+            $a,
+            "}, {w0}, {px}\n",
+            "asr {",
+            $a,
+            "}, {",
+            $a,
+            "}, r7\n",
+        )
+    };
+    (once, $a:literal, doubled) => {
+        concat!(
+            "smmla {",
+            $a,
+            "}, {",
+            $a,
+            "}, {w0}, {px}\n",
+            "asr {",
+            $a,
+            "}, {",
+            $a,
+            "}, r7\n",
+        )
+    };
+}
+
 /// One channel's two sums (`$a`, `$b`) in [`quads_fixed`]: its `Q31` (multiplier, round,
-/// exponent) loaded, then per sum `LSL` (doubled; with `$double` empty the sums come doubled,
-/// as the second channels' do from `pair_sums!(7)`), `$mul` (`SMMULR` for two roundings,
-/// `SMMUL` for one), with two roundings `ADD … ASR #31` (a negative value one lower: its
-/// tie goes down), `ADD` of the half unit and `ASR` by the exponent.
+/// exponent) loaded, then each sum by [`fixed_sum`].
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! quads_fixed_channel {
-    ($a:literal, $b:literal, $mul:literal, [$($sign:literal),*], [$($double:literal),*]) => {
+    ($a:literal, $b:literal, $kind:ident, $double:ident) => {
         concat!(
             "ldrd {w0}, {px}, [{x0}], #8\n",
             // The exponent less one: the half unit's trailing zeros (`Q31::exponent`); the
@@ -485,34 +561,28 @@ macro_rules! quads_fixed_channel {
             // `v >> e`).
             "rbit r7, {px}\n",
             "clz r7, r7\n",
-            $("lsl {", $a, "}, {", $a, "}, #1\n", $double,)*
-            $("lsl {", $b, "}, {", $b, "}, #1\n", $double,)*
-            $mul, " {", $a, "}, {", $a, "}, {w0}\n",
-            $mul, " {", $b, "}, {", $b, "}, {w0}\n",
-            $("add {", $a, "}, {", $a, "}, {", $a, "}, asr #31\n", $sign,)*
-            $("add {", $b, "}, {", $b, "}, {", $b, "}, asr #31\n", $sign,)*
-            "add {", $a, "}, {", $a, "}, {px}\n",
-            "add {", $b, "}, {", $b, "}, {px}\n",
-            "asr {", $a, "}, {", $a, "}, r7\n",
-            "asr {", $b, "}, {", $b, "}, r7\n",
+            fixed_sum!($kind, $a, $double),
+            fixed_sum!($kind, $b, $double),
         )
     };
 }
 
 /// The fixed-point requantisation of [`quads_asm`] (see `crate::scale`): per channel two
-/// words (`Q31`), two instructions for its exponent and five a sum (four for one rounding),
-/// the output zero point included (in the half unit: `Q31::with_zero`), the shift's last bit
-/// in the `SSAT` after it.
+/// words (`Q31`), two instructions for its exponent and three or four a sum (two or three
+/// for one rounding), the output zero point included (in the half unit:
+/// `Q31::with_zero`), the shift's last bit in the `SSAT` after it. `x1` (the parameters) is
+/// a temporary here, loaded again after.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! quads_fixed {
-    ($mul:literal, [$($sign:literal),*]) => {
+    ($kind:ident) => {
         concat!(
             pair_sums!(7),
             "ldr {x0}, [{x1}, #16]\n",
-            quads_fixed_channel!("a0", "a1", $mul, [$($sign),*], [""]),
-            quads_fixed_channel!("a2", "a3", $mul, [$($sign),*], []),
-            quads_fixed_channel!("a4", "a5", $mul, [$($sign),*], [""]),
-            quads_fixed_channel!("a6", "a7", $mul, [$($sign),*], []),
+            quads_fixed_channel!("a0", "a1", $kind, double),
+            quads_fixed_channel!("a2", "a3", $kind, doubled),
+            quads_fixed_channel!("a4", "a5", $kind, double),
+            quads_fixed_channel!("a6", "a7", $kind, doubled),
+            "ldr {x1}, [sp, #4]\n",
             "str {x0}, [{x1}, #16]",
         )
     };
@@ -788,8 +858,8 @@ pub(crate) unsafe fn quads_dsp(
                     []
                 )
             }
-            ScaleKind::Q31Twice => stores!(quads_fixed!("smmulr", [""]), [", asr #1"]),
-            ScaleKind::Q31Once => stores!(quads_fixed!("smmul", []), [", asr #1"]),
+            ScaleKind::Q31Twice => stores!(quads_fixed!(twice), [", asr #1"]),
+            ScaleKind::Q31Once => stores!(quads_fixed!(once), [", asr #1"]),
         }
     }
 }
