@@ -641,8 +641,19 @@ impl AddI8Q31 {
 /// `p.terms()`.
 pub fn add_i8_q31(p: &AddI8Q31, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mut [i8]) {
     assert!(a.len() >= out.len() && b.len() >= out.len());
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(microarena_dsp)]
+    if let Some(q) = dsp::AddQuads::new(p, terms) {
+        let n = out.len() / 4;
+        // SAFETY: `a` and `b` hold at least `out.len()` ≥ 4n bytes (asserted), `out` 4n
+        // writable ones; no two of them overlap (`out` is borrowed mutably).
+        unsafe { q.run(a.as_ptr(), b.as_ptr(), out.as_mut_ptr(), n) };
+        done = 4 * n;
+    }
     let rescale = p.rescale();
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+    let (a, b) = (&a[done..], &b[done..]);
+    for ((o, &x), &y) in out[done..].iter_mut().zip(a).zip(b) {
         *o = rescale(terms.sum(x, y));
     }
 }
@@ -650,9 +661,141 @@ pub fn add_i8_q31(p: &AddI8Q31, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mu
 /// [`add_i8_q31`] with the output written over `a` (`io`).
 pub fn add_i8_q31_in_place(p: &AddI8Q31, terms: &AddI8Terms, io: &mut [i8], b: &[i8]) {
     assert!(b.len() >= io.len());
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(microarena_dsp)]
+    if let Some(q) = dsp::AddQuads::new(p, terms) {
+        let n = io.len() / 4;
+        let x = io.as_mut_ptr();
+        // SAFETY: `io` holds 4n bytes read and written, `b` at least `io.len()` (asserted);
+        // each group of four reads all its bytes before it writes them.
+        unsafe { q.run(x, b.as_ptr(), x, n) };
+        done = 4 * n;
+    }
     let rescale = p.rescale();
-    for (x, &y) in io.iter_mut().zip(b) {
+    for (x, &y) in io[done..].iter_mut().zip(&b[done..]) {
         *x = rescale(terms.sum(*x, y));
+    }
+}
+
+/// [`add_i8_q31`] on Cortex-M4/M7/M33 (DSP extension): four elements a pass of one assembly
+/// loop, each two `LDRB`, two table loads, `ADD`, `LSL` (the doubling), `SMMLA` (the high
+/// product plus the half unit with the output zero point, `Q31::with_zero`), `ASR` by the
+/// exponent, `SSAT`; the four bytes packed by `BFI`, clamped bytewise (`SSUB8`/`SEL`) when
+/// the range is narrower than `SSAT`'s, and stored by one `STR`: 42 instructions for four
+/// elements (48 clamped), against about 35 an element for the Rust loop.
+#[cfg(microarena_dsp)]
+mod dsp {
+    use super::{AddI8Q31, AddI8Terms};
+    use crate::scale::Q31;
+
+    /// The loop's constants: [`AddI8Q31::rescale`]'s fast form with the zero point folded
+    /// in, or `None` where it has none (a factor of one half or more, a large exponent).
+    pub(super) struct AddQuads<'a> {
+        terms: &'a AddI8Terms,
+        q: Q31,
+        exponent: u32,
+        /// Whether the range is narrower than int8's, and its bounds in all four bytes.
+        clamp: bool,
+        lo4: u32,
+        hi4: u32,
+    }
+
+    impl<'a> AddQuads<'a> {
+        pub(super) fn new(p: &AddI8Q31, terms: &'a AddI8Terms) -> Option<AddQuads<'a>> {
+            // The terms are TFLite's 20-bit operands: their sums stay below 2^30
+            // (`Q31::MAX_ACC`), where `Q31Once` is `FixedPoint::apply`.
+            let q = Q31::new(p.out_mult)?.with_zero(p.out_zero)?;
+            let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
+            Some(AddQuads {
+                terms,
+                q,
+                exponent: q.exponent() as u32,
+                clamp: p.lo != i8::MIN || p.hi != i8::MAX,
+                lo4: bytes(p.lo),
+                hi4: bytes(p.hi),
+            })
+        }
+
+        /// `n` groups of four: `out[i] = requantize(terms.a[a[i]] + terms.b[b[i]])`.
+        ///
+        /// # Safety
+        /// `a`, `b` readable and `out` writable for `4n` bytes; `out` may be `a` (each group
+        /// reads its four bytes of both before it stores), else it overlaps neither.
+        pub(super) unsafe fn run(&self, a: *const i8, b: *const i8, out: *mut i8, n: usize) {
+            if n == 0 {
+                return;
+            }
+            let (ta, tb) = (self.terms.a.as_ptr(), self.terms.b.as_ptr());
+            // SAFETY: the caller's contract: the loop reads a[0..4n] and b[0..4n] bytewise
+            // and writes out[0..4n] a word at a time (STR may be unaligned on Armv7E-M),
+            // stopping when `out` reaches `end`; the table indices are bytes, inside the
+            // 256-entry tables. DSP-extension instructions; no stack; flags clobbered.
+            unsafe {
+                let end = out.add(4 * n);
+                macro_rules! one {
+                    ($bfi:literal) => {
+                        concat!(
+                            "ldrb {x}, [{pa}], #1\n",
+                            "ldrb {y}, [{pb}], #1\n",
+                            "ldr {x}, [{ta}, {x}, lsl #2]\n",
+                            "ldr {y}, [{tb}, {y}, lsl #2]\n",
+                            "add {x}, {x}, {y}\n",
+                            "lsl {x}, {x}, #1\n",
+                            "smmla {x}, {x}, {m}, {r}\n",
+                            "asr {x}, {x}, {e}\n",
+                            "ssat {x}, #8, {x}\n",
+                            $bfi,
+                        )
+                    };
+                }
+                // The clamp's bounds from memory (no register is left for them), each in
+                // all four bytes.
+                let bounds = [self.lo4, self.hi4];
+                macro_rules! quads {
+                    ($($clamp:expr),*) => {
+                        core::arch::asm!(
+                            "2:",
+                            one!("mov {acc}, {x}\n"),
+                            one!("bfi {acc}, {x}, #8, #8\n"),
+                            one!("bfi {acc}, {x}, #16, #8\n"),
+                            one!("bfi {acc}, {x}, #24, #8\n"),
+                            $($clamp,)*
+                            "str {acc}, [{po}], #4",
+                            "cmp {po}, {end}",
+                            "bne 2b",
+                            pa = inout(reg) a => _,
+                            pb = inout(reg) b => _,
+                            po = inout(reg) out => _,
+                            end = in(reg) end,
+                            ta = in(reg) ta,
+                            tb = in(reg) tb,
+                            m = in(reg) self.q.multiplier,
+                            r = in(reg) self.q.round,
+                            e = in(reg) self.exponent,
+                            bounds = in(reg) bounds.as_ptr(),
+                            x = out(reg) _,
+                            y = out(reg) _,
+                            acc = out(reg) _,
+                            options(nostack),
+                        )
+                    };
+                }
+                if self.clamp {
+                    quads!(
+                        "ldr {x}, [{bounds}]",
+                        "ssub8 {y}, {acc}, {x}",
+                        "sel {acc}, {acc}, {x}",
+                        "ldr {x}, [{bounds}, #4]",
+                        "ssub8 {y}, {x}, {acc}",
+                        "sel {acc}, {acc}, {x}"
+                    )
+                } else {
+                    // `bounds` unused but for this comment.
+                    quads!("@ {bounds}")
+                }
+            }
+        }
     }
 }
 

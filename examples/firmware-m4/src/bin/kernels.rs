@@ -24,6 +24,54 @@ use microarena::kernels::{Activation, Window2d};
 #[allow(dead_code)]
 mod common;
 
+/// TFLite's int8 addition (`add_i8_q31`, assembly in groups of four on the Cortex-M4, and
+/// written over its first operand) on 300 random lengths, scales, zero points and ranges,
+/// against the general fixed point of the sum of the operands' terms.
+fn additions(r: &mut Lcg) -> bool {
+    use microarena::kernels::elementwise::{add_i8_q31, add_i8_q31_in_place, AddI8Q31};
+    use microarena::kernels::quant::Rescale;
+    let mut pick = |n: usize| (r.next() as u8 as usize * 256 + r.next() as u8 as usize) % n;
+    let mut bad = 0;
+    for case in 0..300 {
+        let n = 1 + pick(70);
+        let scale = |pick: &mut dyn FnMut(usize) -> usize| (1 + pick(400)) as f32 / 2000.0;
+        let zero = |pick: &mut dyn FnMut(usize) -> usize| pick(256) as i32 - 128;
+        let (a, b, o) = (
+            (scale(&mut pick), zero(&mut pick)),
+            (scale(&mut pick), zero(&mut pick)),
+            (scale(&mut pick), zero(&mut pick)),
+        );
+        // Half the cases a fused ReLU's range (from the zero point) or a narrower one.
+        let (lo, hi) = match pick(4) {
+            0 | 1 => (-128, 127),
+            2 => (o.1 as i8, 127),
+            _ => (pick(100) as i8 - 110, 100 - pick(90) as i8),
+        };
+        let p = AddI8Q31::new(a, b, o, lo, hi);
+        let terms = p.terms();
+        let mut x = [0i8; 72];
+        let mut y = [0i8; 72];
+        x.iter_mut().for_each(|v| *v = r_next(&mut pick));
+        y.iter_mut().for_each(|v| *v = r_next(&mut pick));
+        let want: [i8; 72] = core::array::from_fn(|i| {
+            let sum = terms.a[usize::from(x[i] as u8)] + terms.b[usize::from(y[i] as u8)];
+            p.out_mult.requantize(sum, p.out_zero, p.lo, p.hi)
+        });
+        // An odd start on every other case (the assembly stores words, unaligned).
+        let at = case % 2;
+        let mut got = [!0i8; 73];
+        add_i8_q31(&p, &terms, &x[..n], &y[..n], &mut got[at..at + n]);
+        bad += usize::from(got[at..at + n] != want[..n]);
+        add_i8_q31_in_place(&p, &terms, &mut x[..n], &y[..n]);
+        bad += usize::from(x[..n] != want[..n]);
+    }
+    hprintln!(
+        "int8 additions: 300 random against the general fixed point: {}",
+        if bad == 0 { "same output" } else { "MISMATCH" }
+    );
+    bad == 0
+}
+
 /// A deterministic byte stream.
 struct Lcg(u32);
 
@@ -201,6 +249,7 @@ fn main() -> ! {
     ok &= named_depthwise(&mut Lcg(777), input, weights, bytes, scratch, want, got);
     ok &= row_copies(&mut r);
     ok &= fully_connected(&mut r);
+    ok &= additions(&mut r);
     ok &= f32_tiles(&mut r);
     ok &= chunked_layers(&mut r, input, weights, bytes, scratch, want, got);
     common::exit(ok)
