@@ -572,11 +572,7 @@ fn im2col_pair<const VARIANT: u8>(
             }
             return;
         }
-        if c_n == 1 {
-            border_windows_one_channel(g, input, zero, [(y0, x0), (y1, x1)], s);
-        } else {
-            border_windows_flattened(g, input, zero, [(y0, x0), (y1, x1)], s);
-        }
+        border_windows(g, input, zero, [(y0, x0), (y1, x1)], s);
         return;
     }
     // The common cases: one row, pixels one or two apart (stride 1 or 2), both whole windows
@@ -668,85 +664,84 @@ fn im2col_pair<const VARIANT: u8>(
     }
 }
 
-/// The im2col of [`im2col_pair`] for one input channel when a window crosses the border
-/// (`at`: each window's top-left, possibly outside): row by row, a row outside all zeros,
-/// tap t to slot t % 2 of pair t / 2, pixel 0's half of each pair then pixel 1's. Out of line:
-/// rare, and it keeps the common paths' code as it is.
+/// The im2col of [`im2col_pair`] for [`flattened`] convolutions (one or three channels) when
+/// a window crosses the border (`at`: each window's top-left, possibly outside): step by step
+/// (tap, then channel), a value outside the input 0, step t to slot t % 2 of pair t / 2,
+/// pixel 0's half of each pair then pixel 1's. Each pixel's steps go in order into a buffer
+/// on the stack (per kernel row the columns inside the input worked out once: a row outside,
+/// or the columns left and right of the input, zeros without a test per tap), then to their
+/// slots a pair (one word) at a time. Out of line: it keeps the common paths' code as it is.
 #[inline(never)]
-fn border_windows_one_channel(
-    g: &Conv2d,
-    input: &[i8],
-    zero: i32,
-    at: [(isize, isize); 2],
-    s: &mut [i16],
-) {
+fn border_windows(g: &Conv2d, input: &[i8], zero: i32, at: [(isize, isize); 2], s: &mut [i16]) {
     let w = &g.window;
-    let (ih, iw) = (w.in_h, w.in_w);
-    let taps = w.k_h * w.k_w;
-    let s = &mut s[..2 * taps.next_multiple_of(2)];
+    let (ih, iw, ch) = (w.in_h, w.in_w, g.in_c);
+    let plane = ih * iw;
+    let steps = w.k_h * w.k_w * ch;
+    let pairs = steps.div_ceil(2);
+    assert!(steps <= FLAT_STEPS && input.len() >= ch * plane && s.len() >= 4 * pairs);
+    assert!(w.dil_w >= 1 && ch >= 1);
+    let (dil_w, k_w) = (w.dil_w as isize, w.k_w as isize);
+    // Word-aligned: read back a pair at a time.
+    let mut buffer = [0u32; FLAT_STEPS / 2 + 1];
     for (half, (y0, x0)) in [0, 2].into_iter().zip(at) {
-        let mut t = 0;
-        for ky in 0..w.k_h {
-            let y = y0 + (ky * w.dil_h) as isize;
-            let row = if y >= 0 && (y as usize) < ih {
-                &input[y as usize * iw..][..iw]
-            } else {
-                &[][..]
-            };
-            for kx in 0..w.k_w {
-                let x = x0 + (kx * w.dil_w) as isize;
-                let v = match usize::try_from(x).ok().and_then(|x| row.get(x)) {
-                    Some(&v) => (i32::from(v) - zero) as i16,
-                    None => 0,
-                };
-                s[4 * (t / 2) + t % 2 + half] = v;
-                t += 1;
-            }
+        // Zeros wherever a window reads outside the input (the values are written over).
+        buffer[..pairs].fill(0);
+        // The columns inside the input, kx in [first, end): the same for every kernel row.
+        let first = if x0 >= 0 {
+            0
+        } else {
+            (-x0 + dil_w - 1) / dil_w
         }
-        if taps % 2 == 1 {
-            s[4 * (taps / 2) + 1 + half] = 0;
+        .min(k_w);
+        let end = if x0 >= iw as isize {
+            0
+        } else {
+            ((iw as isize - x0 + dil_w - 1) / dil_w).min(k_w)
         }
-    }
-}
-
-/// The im2col of [`im2col_pair`] for [`flattened`] convolutions of three channels when a
-/// window crosses the border (`at`: each window's top-left, possibly outside): step by
-/// step, a value outside the input 0, step t to slot t % 2 of pair t / 2, pixel 0's half of
-/// each pair then pixel 1's. Out of line: rare, and it keeps the common paths' code as it is.
-#[inline(never)]
-fn border_windows_flattened(
-    g: &Conv2d,
-    input: &[i8],
-    zero: i32,
-    at: [(isize, isize); 2],
-    s: &mut [i16],
-) {
-    let w = &g.window;
-    let (ih, iw) = (w.in_h, w.in_w);
-    let steps = w.k_h * w.k_w * g.in_c;
-    let s = &mut s[..2 * steps.next_multiple_of(2)];
-    for (half, (y0, x0)) in [0, 2].into_iter().zip(at) {
-        let mut t = 0;
-        for ky in 0..w.k_h {
-            let y = y0 + (ky * w.dil_h) as isize;
-            let inside_y = y >= 0 && (y as usize) < ih;
-            for kx in 0..w.k_w {
-                let x = x0 + (kx * w.dil_w) as isize;
-                let inside = inside_y && x >= 0 && (x as usize) < iw;
-                for c in 0..g.in_c {
-                    let v = if inside {
-                        let o = c * ih * iw + y as usize * iw + x as usize;
-                        (i32::from(input[o]) - zero) as i16
-                    } else {
-                        0
-                    };
-                    s[4 * (t / 2) + t % 2 + half] = v;
-                    t += 1;
+        .max(first);
+        let (before, after) = (first as usize * ch, (w.k_w - end as usize) * ch);
+        let row_len = w.k_w * ch;
+        let mut q = buffer.as_mut_ptr().cast::<i16>();
+        // SAFETY: `q` moves over steps 0 .. steps of `buffer`, which holds FLAT_STEPS + 2 ≥
+        // steps values (asserted), and writes only inside kernel rows; a value is read only
+        // at a column in [0, iw) (kx in [first, end)) and a row in [0, ih) of a channel below
+        // `ch`: inside `input` (asserted). The pairs are copied to `s` at words 2j + half / 2,
+        // j < pairs: inside the 4·pairs values asserted (unaligned writes: a test's scratch
+        // need not be 4-aligned; on Cortex-M it is, and STR takes either).
+        unsafe {
+            let mut y = y0;
+            let mut ky = 0;
+            while ky < w.k_h {
+                if y < 0 || y >= ih as isize {
+                    q = q.add(row_len);
+                } else {
+                    q = q.add(before);
+                    // Wrapping: left of the row when x0 < 0 (read only from `first` on).
+                    let mut at = input.as_ptr().wrapping_offset(y * iw as isize + x0);
+                    at = at.wrapping_offset(first * dil_w);
+                    let mut kx = first;
+                    while kx < end {
+                        let mut c = 0;
+                        while c < ch {
+                            *q = (i32::from(*at.add(c * plane)) - zero) as i16;
+                            q = q.add(1);
+                            c += 1;
+                        }
+                        at = at.wrapping_offset(dil_w);
+                        kx += 1;
+                    }
+                    q = q.add(after);
                 }
+                y += w.dil_h as isize;
+                ky += 1;
             }
-        }
-        if steps % 2 == 1 {
-            s[4 * (steps / 2) + 1 + half] = 0;
+            let (mut from, mut to) = (buffer.as_ptr(), s.as_mut_ptr().add(half).cast::<u32>());
+            let end = from.add(pairs);
+            while from < end {
+                to.write_unaligned(*from);
+                from = from.add(1);
+                to = to.wrapping_add(2);
+            }
         }
     }
 }

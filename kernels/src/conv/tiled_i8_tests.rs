@@ -320,3 +320,79 @@ fn tiled_equals_reference() {
         assert_eq!(got, want, "one rounding: {in_c}->{out_c} {k_h}x{k_w}");
     }
 }
+
+/// One- and three-channel first layers (the flattened im2col) whose windows cross the
+/// border on every side, dilated and strided, against the reference kernel: the border
+/// windows' columns inside the input are worked out once per pixel (`border_windows`).
+#[test]
+fn flattened_border_windows_equal_the_reference() {
+    let mut next = crate::xorshift(0x0b0d_e125);
+    let mut border = 0;
+    // Under Miri (slow: CI's time) eight cases, the five kernel shapes and both channel
+    // counts among them.
+    let cases = if cfg!(miri) { 8 } else { 300 };
+    for case in 0..cases {
+        let in_c = [1, 3][case % 2];
+        let (k_h, k_w) = [(3, 3), (10, 4), (1, 5), (4, 2), (2, 3)][case / 2 % 5];
+        let (dil_h, dil_w) = (1 + next(3), 1 + next(3));
+        let (in_h, in_w) = (1 + next(12), 1 + next(12));
+        let pads = [
+            next(k_h * dil_h),
+            next(k_w * dil_w),
+            next(k_h * dil_h),
+            next(k_w * dil_w),
+        ];
+        let stride = (1 + next(3), 1 + next(3));
+        let fits = |n: usize, k: usize, d: usize, a: usize, b: usize| n + a + b > d * (k - 1);
+        if !fits(in_h, k_h, dil_h, pads[0], pads[2]) || !fits(in_w, k_w, dil_w, pads[1], pads[3]) {
+            continue;
+        }
+        let window = crate::window((in_h, in_w), (k_h, k_w), stride, (dil_h, dil_w), pads);
+        let geom = Conv2d {
+            batch: 1,
+            in_c,
+            out_c: 1 + next(6),
+            groups: 1,
+            window,
+            act: Activation::Identity,
+        };
+        if !flattened(&geom) {
+            continue;
+        }
+        border += usize::from(pads.iter().any(|&p| p > 0));
+        let p = ConvI8 {
+            geom,
+            input_zero: next(256) as i32 - 128,
+            output_zero: next(41) as i32 - 20,
+            lo: -128,
+            hi: 127,
+        };
+        let x: Vec<i8> = (0..in_c * in_h * in_w)
+            .map(|_| next(256) as u8 as i8)
+            .collect();
+        let w: Vec<i8> = (0..geom.out_c * in_c * k_h * k_w)
+            .map(|_| (next(256) as u8 as i8).max(-127))
+            .collect();
+        let bias: Vec<i32> = (0..geom.out_c).map(|_| next(2001) as i32 - 1000).collect();
+        let requant: Vec<Requant> = (0..geom.out_c)
+            .map(|c| Requant::from_f32(0.004 + 0.001 * c as f32))
+            .collect();
+        let scales: Vec<f32> = requant.iter().map(|r| r.scale()).collect();
+        let n = geom.out_c * window.out_h * window.out_w;
+        let (mut want, mut got) = (vec![0i8; n], vec![1i8; n]);
+        conv2d_i8(&p, &x, &w, Some(&bias), &requant, &mut want);
+        let packed: Vec<i8> = pack_tiled_weights(&geom, &w).collect();
+        let mut scratch = vec![0i16; tiled_scratch_len(&geom)];
+        conv2d_i8_tiled(
+            &p,
+            &x,
+            &packed,
+            Some(&bias),
+            &scales,
+            &mut scratch,
+            &mut got,
+        );
+        assert_eq!(got, want, "{in_c} channels, {window:?}");
+    }
+    assert!(border > cases / 2, "{border} cases with padding");
+}
