@@ -545,7 +545,18 @@ fn im2col_pair<const VARIANT: u8>(
             // Pointers and a `while` loop: at opt-level "z" the chunk iterators, their zip
             // and a closure called four times are calls per pair of steps.
             let (q, ab) = (s.as_mut_ptr(), steps.as_ptr());
+            #[allow(unused_mut)]
             let mut j = 0;
+            #[cfg(microarena_dsp)]
+            if n_steps >= 2 {
+                // SAFETY: as the loop's below, for every j < n_steps / 2 (at least one); the
+                // offsets table and the arena's scratch are 4-aligned.
+                unsafe {
+                    let x = input.as_ptr();
+                    flat_pairs_dsp(x.add(o0), x.add(o1), ab, n_steps / 2, zero, q);
+                }
+                j = n_steps / 2;
+            }
             while j < n_steps / 2 {
                 // SAFETY: steps `2j`, `2j + 1` < n_steps = steps.len(); outputs `4j ..
                 // 4j + 4` < 2 · n_steps ≤ s.len() (asserted above); the loads as `v`'s.

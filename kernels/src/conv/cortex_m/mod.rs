@@ -260,6 +260,59 @@ pub(crate) fn taps_side_by_side_dsp(
     }
 }
 
+/// The im2col of two pixels' whole windows of a flattened convolution (`im2col_pair`) on
+/// Cortex-M4/M7: per pair of steps one `LDRD` of their input offsets, per pixel two `LDRB`,
+/// `ORR` (both bytes in one word) and `SXTAB16` (sign extension and the zero point
+/// subtracted), one `STRD` of the four values: 12 instructions for four values.
+///
+/// # Safety
+/// `steps` holds `2·pairs` offsets (4-aligned); `x0 + o` and `x1 + o` are readable for each
+/// offset `o`; `q` holds `4·pairs` writable, 4-aligned `i16`; `pairs` > 0.
+#[cfg(microarena_dsp)]
+#[inline(always)]
+pub(crate) unsafe fn flat_pairs_dsp(
+    x0: *const i8,
+    x1: *const i8,
+    steps: *const u32,
+    pairs: usize,
+    zero: i32,
+    q: *mut i16,
+) {
+    let minus_zero = (-zero) as u32 & 0xffff;
+    let offsets = minus_zero | minus_zero << 16;
+    // SAFETY: the caller's contract: LDRD of each pair's offsets inside `steps`, LDRB inside
+    // the windows, STRD inside `q` (4-aligned), `pairs` iterations. DSP-extension
+    // instructions; no stack; the flags are clobbered (SUBS).
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldrd {a}, {b}, [{ab}], #8",
+            "ldrb {t}, [{x0}, {a}]",
+            "ldrb {u}, [{x0}, {b}]",
+            "orr {t}, {t}, {u}, lsl #16",
+            "sxtab16 {t}, {z}, {t}",
+            "ldrb {u}, [{x1}, {a}]",
+            "ldrb {b}, [{x1}, {b}]",
+            "orr {u}, {u}, {b}, lsl #16",
+            "sxtab16 {u}, {z}, {u}",
+            "strd {t}, {u}, [{q}], #8",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            ab = inout(reg) steps => _,
+            q = inout(reg) q => _,
+            n = inout(reg) pairs => _,
+            x0 = in(reg) x0,
+            x1 = in(reg) x1,
+            z = in(reg) offsets,
+            a = out(reg) _,
+            b = out(reg) _,
+            t = out(reg) _,
+            u = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
 /// One block of [`dot_4x2_dsp`]: two reduction steps of the 4 × 2 tile. One `LDRD` takes
 /// both channel pairs' packed words (`pack_tiled_weights`: halfwords `w_a + 256·w_b`), one
 /// the two pixels' input pairs; per channel pair two `SMLAD` of the packed word (into the
