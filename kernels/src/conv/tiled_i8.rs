@@ -355,11 +355,18 @@ impl<S: ChannelScale> TileRows<'_, S> {
         // elsewhere, and for the last pair, in Rust.
         #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
         let rust_quads = if quads > 0 && !self.chunked {
+            // Without a bias the groups read zeros, at most `ZERO_QUADS` groups a call.
+            const ZERO_QUADS: usize = 16;
+            static ZEROS: [i32; 4 * ZERO_QUADS] = [0; 4 * ZERO_QUADS];
+            let (bias, per_call) = match self.step {
+                0 => (&ZEROS[..], ZERO_QUADS),
+                _ => (self.bias, quads),
+            };
             let mut params = QuadParams {
                 x_start: x.as_ptr(),
                 x_end: x.as_ptr_range().end,
-                bias: self.bias.as_ptr(),
-                bias_step: 16 * self.step,
+                bias: bias.as_ptr(),
+                w_end: w,
                 scales: self.scales.as_ptr().cast(),
                 zero: self.zero,
                 lo2: crate::quant::halves(self.lo),
@@ -367,10 +374,9 @@ impl<S: ChannelScale> TileRows<'_, S> {
                 out: o,
                 next,
                 plane,
-                quads,
             };
-            // Each group's four biases are read at once: four zeros without a bias.
-            assert!(self.bias.len() >= 4 * if self.step == 0 { 1 } else { quads });
+            // Each group's four biases are read at once (16 bytes a group).
+            assert!(bias.len() >= 4 * quads.min(per_call));
             let clamp = match VARIANT {
                 0 => self.lo != i8::MIN || self.hi != i8::MAX,
                 v => v & TILED_CLAMP != 0,
@@ -384,8 +390,17 @@ impl<S: ChannelScale> TileRows<'_, S> {
                 0 => (2 * depth) & 16 != 0,
                 v => v & TILED_HALF != 0,
             };
-            unsafe { quads_dsp(w, &mut params, S::KIND, clamp, half) };
-            w = w.wrapping_add(quads * 4 * depth);
+            let mut left = quads;
+            while left > 0 {
+                let n = left.min(per_call);
+                params.bias = bias.as_ptr();
+                params.w_end = w.wrapping_add(n * 4 * depth);
+                // SAFETY: as above, for the next `n` groups (the scales and outputs carry on
+                // in `params`).
+                unsafe { quads_dsp(w, &mut params, S::KIND, clamp, half) };
+                w = params.w_end;
+                left -= n;
+            }
             o = o.wrapping_add(quads * 4 * plane);
             0
         } else {

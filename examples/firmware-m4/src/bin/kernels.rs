@@ -24,6 +24,69 @@ use microarena::kernels::{Activation, Window2d};
 #[allow(dead_code)]
 mod common;
 
+/// A layer of more output channels than one assembly call takes without a bias (they read
+/// 16 groups of zeros a call): 72 channels, 1×1 and 3×3, float and fixed-point scales,
+/// against the reference kernel.
+fn wide_without_bias(
+    r: &mut Lcg,
+    input: &mut [i8],
+    weights: &mut [i8],
+    bytes: &mut [i8],
+    scratch: &mut [i16],
+    want: &mut [i8],
+    got: &mut [i8],
+) -> bool {
+    use microarena::kernels::quant::{FixedPoint, TwoRoundings};
+    use microarena::kernels::scale::{Q31Twice, Q31};
+    const OUT_C: usize = 72;
+    let mut ok = true;
+    for (in_c, k) in [(8, 1), (4, 3)] {
+        let geom = Conv2d {
+            batch: 1,
+            in_c,
+            out_c: OUT_C,
+            groups: 1,
+            window: Window2d::uniform(4, 5, k, k, 1, 1, k / 2),
+            act: Activation::Identity,
+        };
+        let p = ConvI8 {
+            geom,
+            input_zero: 7,
+            output_zero: 0,
+            lo: -128,
+            hi: 127,
+        };
+        let (n_in, n_w, n_out) = (in_c * 20, OUT_C * in_c * k * k, OUT_C * 20);
+        input[..n_in].iter_mut().for_each(|x| *x = r.next());
+        weights[..n_w].iter_mut().for_each(|x| *x = r.next().max(-127));
+        let reals: [f32; OUT_C] = core::array::from_fn(|c| 0.003 + 0.0002 * c as f32);
+        let requant: [Requant; OUT_C] = core::array::from_fn(|c| Requant::from_f32(reals[c]));
+        let floats: [f32; OUT_C] = core::array::from_fn(|c| requant[c].scale());
+        let fixed: [FixedPoint; OUT_C] =
+            core::array::from_fn(|c| FixedPoint::from_real(f64::from(reals[c])));
+        let rounded: [TwoRoundings; OUT_C] = core::array::from_fn(|c| TwoRoundings(fixed[c]));
+        let twice: [Q31Twice; OUT_C] =
+            core::array::from_fn(|c| Q31Twice(Q31::new(fixed[c]).expect("below one half")));
+        let len = conv::tiled_weights_len(&geom);
+        fill(&mut bytes[..len], conv::pack_tiled_weights(&geom, &weights[..n_w]));
+        let (x, w, pw) = (&input[..n_in], &weights[..n_w], &bytes[..len]);
+        let s = &mut scratch[..conv::tiled_scratch_len(&geom)];
+        conv::conv2d_i8(&p, x, w, None, &requant, &mut want[..n_out]);
+        got[..n_out].iter_mut().for_each(|g| *g = !*g);
+        conv::conv2d_i8_tiled(&p, x, pw, None, &floats, s, &mut got[..n_out]);
+        ok &= want[..n_out] == got[..n_out];
+        conv::conv2d_i8(&p, x, w, None, &rounded, &mut want[..n_out]);
+        got[..n_out].iter_mut().for_each(|g| *g = !*g);
+        conv::conv2d_i8_tiled(&p, x, pw, None, &twice, s, &mut got[..n_out]);
+        ok &= want[..n_out] == got[..n_out];
+    }
+    hprintln!(
+        "72 channels without a bias against the reference kernel: {}",
+        if ok { "same output" } else { "MISMATCH" }
+    );
+    ok
+}
+
 /// TFLite's int8 addition (`add_i8_q31`, assembly in groups of four on the Cortex-M4, and
 /// written over its first operand) on 300 random lengths, scales, zero points and ranges,
 /// against the general fixed point of the sum of the operands' terms.
@@ -250,6 +313,7 @@ fn main() -> ! {
     ok &= row_copies(&mut r);
     ok &= fully_connected(&mut r);
     ok &= additions(&mut r);
+    ok &= wide_without_bias(&mut r, input, weights, bytes, scratch, want, got);
     ok &= f32_tiles(&mut r);
     ok &= chunked_layers(&mut r, input, weights, bytes, scratch, want, got);
     common::exit(ok)

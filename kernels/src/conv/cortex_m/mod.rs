@@ -662,14 +662,11 @@ macro_rules! quads_asm {
             "push {{{x0}}}",
             "push {{{x1}}}",
             "4:",
-            // Biases: a0 = a1 = channel 0's, a2 = a3 = channel 1's, ... (the pointer steps
-            // 16 bytes a group, or stays on four zeros without a bias).
+            // Biases: a0 = a1 = channel 0's, a2 = a3 = channel 1's, ... (16 bytes a group).
             "ldr {x1}, [sp, #4]",
             "ldr {x0}, [{x1}, #8]",
-            "ldrd {a0}, {a2}, [{x0}]",
             "ldrd {a4}, {a6}, [{x0}, #8]",
-            "ldr {w0}, [{x1}, #12]",
-            "add {x0}, {x0}, {w0}",
+            "ldrd {a0}, {a2}, [{x0}], #16",
             "str {x0}, [{x1}, #8]",
             pair_init!(),
             "mov {a1}, {a0}",
@@ -705,9 +702,9 @@ macro_rules! quads_asm {
             concat!("ssat {a6}, #8, {a6}" $(, $ssat_shift)*),
             concat!("ssat {a7}, #8, {a7}" $(, $ssat_shift)*),
             $($store,)*
-            "ldr {w0}, [{x1}, #44]",
-            "subs {w0}, {w0}, #1",
-            "str {w0}, [{x1}, #44]",
+            // Until the weights' end (no counter to store back).
+            "ldr {w0}, [{x1}, #12]",
+            "cmp {pw}, {w0}",
             "bne 4b",
             "add sp, sp, #8",
             "pop {{r7}}",
@@ -825,10 +822,11 @@ macro_rules! quads_stores {
 pub(crate) struct QuadParams {
     pub(crate) x_start: *const i16,
     pub(crate) x_end: *const i16,
-    /// Next quad's four biases (8-aligned not needed: `LDRD` takes 4), and the bytes to the
-    /// next quad's: 16, or 0 without a bias (then `bias` points to four zeros).
+    /// Next quad's four biases (8-aligned not needed: `LDRD` takes 4; four zeros a quad
+    /// without a bias).
     pub(crate) bias: *const i32,
-    pub(crate) bias_step: usize,
+    /// The end of the quads' weights (the loop stops when the weight pointer reaches it).
+    pub(crate) w_end: *const i8,
     /// Next quad's first scale: a float32 each, or a `Q31` (two words) each.
     pub(crate) scales: *const u32,
     pub(crate) zero: i32,
@@ -839,8 +837,6 @@ pub(crate) struct QuadParams {
     pub(crate) out: *mut i8,
     pub(crate) next: usize,
     pub(crate) plane: usize,
-    /// Quads still to do.
-    pub(crate) quads: usize,
 }
 
 // The field offsets [`quads_asm`] loads from (`[{x1}, #N]`).
@@ -848,14 +844,14 @@ pub(crate) struct QuadParams {
 const _: () = {
     use core::mem::offset_of;
     assert!(offset_of!(QuadParams, x_end) == 4 && offset_of!(QuadParams, bias) == 8);
-    assert!(offset_of!(QuadParams, bias_step) == 12 && offset_of!(QuadParams, scales) == 16);
+    assert!(offset_of!(QuadParams, w_end) == 12 && offset_of!(QuadParams, scales) == 16);
     assert!(offset_of!(QuadParams, zero) == 20 && offset_of!(QuadParams, lo2) == 24);
     assert!(offset_of!(QuadParams, hi2) == 28 && offset_of!(QuadParams, out) == 32);
     assert!(offset_of!(QuadParams, next) == 36 && offset_of!(QuadParams, plane) == 40);
-    assert!(offset_of!(QuadParams, quads) == 44);
 };
 
-/// All `params.quads` groups of four channels of one pixel pair on Cortex-M4F/M7/M33: per
+/// All groups of four channels of one pixel pair on Cortex-M4F/M7/M33 (their weights from `w`
+/// to `params.w_end`): per
 /// group the biases, the 4 × 2 `SMLAD` loop of [`dot_4x2_dsp`], the eight requantisations
 /// of `requantize_pair_dsp` (float conversions, products and `VCVTR` for all eight, then
 /// `QADD` of the zero point; or the fixed point, the zero point in its half unit), `SSAT`
@@ -864,10 +860,10 @@ const _: () = {
 /// a register and the loop's state in `params`: no spills around an assembly block per group.
 ///
 /// # Safety
-/// `w` points to `params.quads · 2 · n` readable, 4-aligned bytes where `n` = `x_end −
-/// x_start`, a non-zero multiple of 16, `x` 4-aligned; `bias + q·bias_step + [0, 16)`
-/// (bytes, 4-aligned) for q < quads and `scales + i` are readable and `out + i·plane` and
-/// `out + i·plane + next` writable for i < 4·quads; `quads` > 0.
+/// `params.w_end` is `w` plus `quads · 2 · n` bytes, all readable and 4-aligned, where `n`
+/// = `x_end − x_start`, a non-zero multiple of 16, `x` 4-aligned, `quads` > 0; `bias +
+/// [0, 16·quads)` (bytes, 4-aligned) and `scales + i` are readable and `out + i·plane` and
+/// `out + i·plane + next` writable for i < 4·quads.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 #[inline(always)]
 pub(crate) unsafe fn quads_dsp(
