@@ -599,18 +599,44 @@ pub(super) unsafe fn copy_plane_rows<const VARIANT: u8>(
         // allowed on Armv7E-M. No stack; the flags are clobbered.
         unsafe {
             let (s, d) = (src, dst);
+            // Two rows an iteration (an odd count's first row alone), as `taps_side_by_side`.
+            macro_rules! two_words {
+                () => {
+                    concat!(
+                        "ldr {v}, [{s}, #4]\n",
+                        "ldr {u}, [{s}]\n",
+                        "add {s}, {s}, {w}\n",
+                        "str {v}, [{d}, #4]\n",
+                        "str {u}, [{d}]\n",
+                        "str {fill}, [{d}, {w}]\n",
+                        "add {d}, {d}, {row}\n",
+                    )
+                };
+            }
+            macro_rules! one_word {
+                () => {
+                    concat!(
+                        "ldr {u}, [{s}]\n",
+                        "add {s}, {s}, {w}\n",
+                        "str {u}, [{d}]\n",
+                        "str {fill}, [{d}, {w}]\n",
+                        "add {d}, {d}, {row}\n",
+                    )
+                };
+            }
             if wide == 8 {
                 core::arch::asm!(
+                    "lsrs {n}, {n}, #1",
+                    "bcc 1f",
+                    two_words!(),
+                    // Z still from LSRS: no pair of rows left.
+                    "beq 2f",
                     "1:",
-                    "ldr {v}, [{s}, #4]",
-                    "ldr {u}, [{s}]",
-                    "add {s}, {s}, {w}",
-                    "str {v}, [{d}, #4]",
-                    "str {u}, [{d}]",
-                    "str {fill}, [{d}, {w}]",
-                    "add {d}, {d}, {row}",
+                    two_words!(),
+                    two_words!(),
                     "subs {n}, {n}, #1",
                     "bne 1b",
+                    "2:",
                     s = inout(reg) s => _,
                     d = inout(reg) d => _,
                     n = inout(reg) n => _,
@@ -623,14 +649,17 @@ pub(super) unsafe fn copy_plane_rows<const VARIANT: u8>(
                 );
             } else {
                 core::arch::asm!(
+                    "lsrs {n}, {n}, #1",
+                    "bcc 1f",
+                    one_word!(),
+                    // Z still from LSRS: no pair of rows left.
+                    "beq 2f",
                     "1:",
-                    "ldr {u}, [{s}]",
-                    "add {s}, {s}, {w}",
-                    "str {u}, [{d}]",
-                    "str {fill}, [{d}, {w}]",
-                    "add {d}, {d}, {row}",
+                    one_word!(),
+                    one_word!(),
                     "subs {n}, {n}, #1",
                     "bne 1b",
+                    "2:",
                     s = inout(reg) s => _,
                     d = inout(reg) d => _,
                     n = inout(reg) n => _,

@@ -746,6 +746,15 @@ fn border_windows(g: &Conv2d, input: &[i8], zero: i32, at: [(isize, isize); 2], 
                     let mut at = input.as_ptr().wrapping_offset(y * iw as isize + x0);
                     at = at.wrapping_offset(first * dil_w);
                     let mut kx = first;
+                    if ch == 1 {
+                        // One channel (a spectrogram's first layer): no channel loop.
+                        while kx < end {
+                            *q = (i32::from(*at) - zero) as i16;
+                            q = q.add(1);
+                            at = at.wrapping_offset(dil_w);
+                            kx += 1;
+                        }
+                    }
                     while kx < end {
                         let mut c = 0;
                         while c < ch {

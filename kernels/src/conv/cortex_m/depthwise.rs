@@ -327,18 +327,12 @@ macro_rules! dw_single {
 }
 
 /// Two stride-1 pixels, per kernel row: `e = (x0, x2)`, `x = (x1, x3)`; pixel 0 `e·(w0, w2)
-/// + x1·w1`, pixel 1 `x·(w0, w2) + x2·w1`.
+/// + x1·w1`, pixel 1 `x·(w0, w2) + x2·w1`. Kernel rows 1 and 2 first: row 0's load moves
+/// `px` on to the next pair (post-indexed), an `ADD` fewer.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_s1_pair {
     () => {
         concat!(
-            "ldr {x}, [{px}]\n",
-            "sxtb16 {e}, {x}\n",
-            "sxtb16 {x}, {x}, ror #8\n",
-            "smlad {a0}, {e}, {w0}, {a0}\n",
-            "smlabb {a0}, {x}, {v}, {a0}\n",
-            "smlad {a1}, {x}, {w0}, {a1}\n",
-            "smlatb {a1}, {e}, {v}, {a1}\n",
             "ldr {x}, [{px}, {rs}]\n",
             "sxtb16 {e}, {x}\n",
             "sxtb16 {x}, {x}, ror #8\n",
@@ -353,26 +347,24 @@ macro_rules! dw_s1_pair {
             "smlabb {a0}, {x}, {u}, {a0}\n",
             "smlad {a1}, {x}, {w2}, {a1}\n",
             "smlatb {a1}, {e}, {u}, {a1}\n",
-            "adds {px}, {px}, #2"
+            "ldr {x}, [{px}], #2\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w0}, {a0}\n",
+            "smlabb {a0}, {x}, {v}, {a0}\n",
+            "smlad {a1}, {x}, {w0}, {a1}\n",
+            "smlatb {a1}, {e}, {v}, {a1}"
         )
     };
 }
 
 /// Two stride-2 pixels, per kernel row: `e = (x0, x2)`, `x = (x1, x3)`, then `e = x4`;
-/// pixel 0 `e·(w0, w2) + x1·w1`, pixel 1 `x2·w0 + x3·w1 + x4·w2`.
+/// pixel 0 `e·(w0, w2) + x1·w1`, pixel 1 `x2·w0 + x3·w1 + x4·w2`. Kernel rows 1 and 2
+/// first: row 0's `LDRSB` moves `px` on to the next pair (pre-indexed with write-back).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_s2_pair {
     () => {
         concat!(
-            "ldr {x}, [{px}]\n",
-            "sxtb16 {e}, {x}\n",
-            "sxtb16 {x}, {x}, ror #8\n",
-            "smlad {a0}, {e}, {w0}, {a0}\n",
-            "smlabb {a0}, {x}, {v}, {a0}\n",
-            "smlatb {a1}, {e}, {w0}, {a1}\n",
-            "smlatb {a1}, {x}, {v}, {a1}\n",
-            "ldrsb {e}, [{px}, #4]\n",
-            "smlabt {a1}, {e}, {w0}, {a1}\n",
             "add {t}, {px}, {rs}\n",
             "ldr {x}, [{t}]\n",
             "sxtb16 {e}, {x}\n",
@@ -393,7 +385,15 @@ macro_rules! dw_s2_pair {
             "smlatb {a1}, {x}, {u}, {a1}\n",
             "ldrsb {e}, [{t}, #4]\n",
             "smlabt {a1}, {e}, {w2}, {a1}\n",
-            "adds {px}, {px}, #4"
+            "ldr {x}, [{px}]\n",
+            "sxtb16 {e}, {x}\n",
+            "sxtb16 {x}, {x}, ror #8\n",
+            "smlad {a0}, {e}, {w0}, {a0}\n",
+            "smlabb {a0}, {x}, {v}, {a0}\n",
+            "smlatb {a1}, {e}, {w0}, {a1}\n",
+            "smlatb {a1}, {x}, {v}, {a1}\n",
+            "ldrsb {e}, [{px}, #4]!\n",
+            "smlabt {a1}, {e}, {w0}, {a1}"
         )
     };
 }
@@ -404,11 +404,12 @@ macro_rules! dw_s2_pair {
 /// in a register: the weights in five, the channel's constants in `s2`–`s9`. Per pair of
 /// pixels, per kernel row one word load, two `SXTB16` and four multiply instructions
 /// (`SMLAD` and `SMLAxy`; at stride 2 one `LDRSB` and a fifth), then both outputs requantised
-/// and stored by one `STRH`: with a float scale 39 instructions at stride 1 (48 at stride
-/// 2) for 18 multiply-accumulates; 37 (45) with TFLite's fixed point with two roundings,
+/// and stored by one `STRH`: with a float scale 38 instructions at stride 1 (47 at stride
+/// 2) for 18 multiply-accumulates; 36 (44) with TFLite's fixed point with two roundings,
 /// whose zero point is in the half unit (`Q31::with_zero`) and whose doubling is in the
 /// weights (`dw_double`, five instructions a call); 6 more when the clamp
-/// (`CLAMP`) is narrower than `SSAT`'s. An odd row's (`ODD`) last pixel alone: 24 (25). One
+/// (`CLAMP`) is narrower than `SSAT`'s. An odd row's (`ODD`) last pixel alone: 24 (23 with
+/// the fixed point). One
 /// assembly block per (`STRIDE`, `CLAMP`, `ODD`): a layer's code holds only its own.
 ///
 /// # Safety
@@ -738,18 +739,35 @@ fn channel_loop<S: ChannelScale, const VARIANT: u8>(
         fast(planes.input.len(), fresh),
     );
     // Per channel only its plane copy, two constants and two pointers: every loop-invariant
-    // (the weights, each channel's sum of weights) was packed at build time.
-    for n in 0..g.batch {
-        for c in 0..g.out_c {
-            // Planes whose every row has a whole word from its last word's start (all but
-            // the tensor's last ones) straight into the padded plane; the others checked.
-            let at = n * g.in_c + c;
-            let base = padded.as_mut_ptr();
-            if (at * kept * w.in_w) as isize <= fast_kept {
+    // (the weights, each channel's sum of weights) was packed at build time. The planes in
+    // order, each source, weight, bias, scale and output pointer one step on a plane (on the
+    // Cortex-M4 the loop's state stays in registers: no index products, no slice checks).
+    // One input plane a channel (a channel multiplier of 1).
+    assert!(g.in_c == g.out_c);
+    let (kept_len, fresh_len) = (kept * w.in_w, plane_in);
+    // Planes whose every row has a whole word from its last word's start (all but the
+    // tensor's last ones) are copied straight into the padded plane; the others checked:
+    // planes `at` < `fast_*` (those starting at or before the source's bound).
+    let leading = |bound: isize, len: usize| match (bound, len) {
+        (b, _) if b < 0 => 0,
+        (_, 0) => usize::MAX,
+        (b, len) => b as usize / len + 1,
+    };
+    let (fast_kept_n, fast_fresh_n) =
+        (leading(fast_kept, kept_len), leading(fast_fresh, fresh_len));
+    let below = inside + kept * row;
+    let base = padded.as_mut_ptr();
+    let mut out = output.as_mut_ptr();
+    let mut at = 0;
+    for _ in 0..g.batch {
+        let mut wc = packed.as_ptr();
+        let mut c = 0;
+        while c < g.out_c {
+            if at < fast_kept_n {
                 // SAFETY: the plane's rows and their last words are inside `kept_rows`
                 // (`fast_kept`), the destination rows inside `padded` (asserted above).
                 unsafe {
-                    let src = planes.kept_rows.as_ptr().add(at * kept * w.in_w);
+                    let src = planes.kept_rows.as_ptr().add(at * kept_len);
                     copy_plane_rows::<VARIANT>(
                         src,
                         w.in_w,
@@ -760,14 +778,13 @@ fn channel_loop<S: ChannelScale, const VARIANT: u8>(
                     );
                 }
             } else {
-                let src = &planes.kept_rows[at * kept * w.in_w..];
+                let src = &planes.kept_rows[at * kept_len..];
                 copy_plane::<VARIANT>(src, w.in_w, kept, padded, inside, row, zero as i8);
             }
-            let below = inside + kept * row;
-            if (at * plane_in) as isize <= fast_fresh {
+            if at < fast_fresh_n {
                 // SAFETY: as above, in `input` (`fast_fresh`).
                 unsafe {
-                    let src = planes.input.as_ptr().add(at * plane_in);
+                    let src = planes.input.as_ptr().add(at * fresh_len);
                     copy_plane_rows::<VARIANT>(
                         src,
                         w.in_w,
@@ -778,30 +795,38 @@ fn channel_loop<S: ChannelScale, const VARIANT: u8>(
                     );
                 }
             } else {
-                let src = &planes.input[at * plane_in..];
+                let src = &planes.input[at * fresh_len..];
                 copy_plane::<VARIANT>(src, w.in_w, fresh, padded, below, row, zero as i8);
             }
-            let wc = &packed[c * 12..][..12];
-            let b = bias.map_or(0, |b| b[c]);
-            // The loop sums `w · x` of the raw bytes (the border holds the input zero point):
-            // the bias takes `zero · Σ w` (packed in rows 0 and 1's pad bytes) back.
-            let sum = i16::from_le_bytes([wc[3] as u8, wc[7] as u8]);
+            // SAFETY: c < out_c: the channel's 12 packed bytes are inside `packed`, its bias
+            // and scale inside theirs (asserted above).
+            let (sum, b, scale) = unsafe {
+                // The loop sums `w · x` of the raw bytes (the border holds the input zero
+                // point): the bias takes `zero · Σ w` (packed in rows 0 and 1's pad bytes)
+                // back.
+                let sum = i16::from_le_bytes([*wc.add(3) as u8, *wc.add(7) as u8]);
+                let b = bias.map_or(0, |b| *b.get_unchecked(c));
+                (sum, b, *scales.get_unchecked(c))
+            };
             params.bias = b.wrapping_sub(zero.wrapping_mul(i32::from(sum)));
             if S::KIND != ScaleKind::Float {
                 // The fixed point's sums doubled: the weights by the assembly (`dw_double`).
                 params.bias = params.bias.wrapping_mul(2);
             }
-            (params.scale, params.round, params.exponent) = scales[c].words();
-            let plane = n * g.out_c + c;
-            // SAFETY: the plane `plane · plane_out ..+ plane_out` is inside `output` (asserted
-            // above: `plane < batch · out_c`).
-            params.out = unsafe { output.as_mut_ptr().add(plane * plane_out) };
-            // SAFETY: one past the plane's end, inside or one past `output` (as above).
-            params.end = unsafe { params.out.add(plane_out) };
+            (params.scale, params.round, params.exponent) = scale.words();
+            params.out = out;
+            // SAFETY: the plane `at · plane_out ..+ plane_out` is inside `output` (asserted
+            // above: `at < batch · out_c`); one past its end at most one past `output`.
+            out = unsafe { out.add(plane_out) };
+            params.end = out;
             // SAFETY: the reads are inside `padded` (asserted above for every window of
             // every row), the writes are the plane (`out` to `end`, `out_h` rows); `wc` is
             // the channel's 12 packed weight bytes (LDR may be unaligned on Armv7E-M).
-            unsafe { rows(padded.as_ptr(), rs, wc.as_ptr(), &params) };
+            unsafe { rows(padded.as_ptr(), rs, wc, &params) };
+            // SAFETY: at most one past the last channel's 12 bytes (inside or one past).
+            wc = unsafe { wc.add(12) };
+            at += 1;
+            c += 1;
         }
     }
 }
