@@ -508,7 +508,7 @@ impl AddI8Terms {
 /// Int8 addition of two same-shape tensors (see [`AddI8`]); `terms` is `p.terms()`.
 pub fn add_i8(p: &AddI8, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mut [i8]) {
     assert!(a.len() >= out.len() && b.len() >= out.len());
-    #[allow(unused_mut)]
+    #[allow(unused_mut, unused_assignments)]
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if super::cpu::avx512f() {
@@ -520,6 +520,14 @@ pub fn add_i8(p: &AddI8, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mut [i8])
         }
     }
     let s = p.out_mult.scale();
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    {
+        let n = out.len() / 4;
+        // SAFETY: `a` and `b` hold at least `out.len()` ≥ 4n bytes (asserted), `out` 4n
+        // writable ones; no two of them overlap (`out` is borrowed mutably).
+        unsafe { dsp_float::add_quads(p, s, terms, a.as_ptr(), b.as_ptr(), out.as_mut_ptr(), n) };
+        done = 4 * n;
+    }
     let (a, b) = (&a[done..], &b[done..]);
     for ((o, &x), &y) in out[done..].iter_mut().zip(a).zip(b) {
         *o = super::quant::requantize_scaled(terms.sum(x, y), s, p.out_zero, p.lo, p.hi);
@@ -529,7 +537,7 @@ pub fn add_i8(p: &AddI8, terms: &AddI8Terms, a: &[i8], b: &[i8], out: &mut [i8])
 /// [`add_i8`] with the output written over `a` (`io`).
 pub fn add_i8_in_place(p: &AddI8, terms: &AddI8Terms, io: &mut [i8], b: &[i8]) {
     assert!(b.len() >= io.len());
-    #[allow(unused_mut)]
+    #[allow(unused_mut, unused_assignments)]
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if super::cpu::avx512f() {
@@ -542,6 +550,15 @@ pub fn add_i8_in_place(p: &AddI8, terms: &AddI8Terms, io: &mut [i8], b: &[i8]) {
         }
     }
     let s = p.out_mult.scale();
+    #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+    {
+        let n = io.len() / 4;
+        let x = io.as_mut_ptr();
+        // SAFETY: `io` holds 4n bytes read and written, `b` at least `io.len()` (asserted);
+        // each group of four reads all its bytes before it writes them.
+        unsafe { dsp_float::add_quads(p, s, terms, x, b.as_ptr(), x, n) };
+        done = 4 * n;
+    }
     for (x, &y) in io[done..].iter_mut().zip(&b[done..]) {
         *x = super::quant::requantize_scaled(terms.sum(*x, y), s, p.out_zero, p.lo, p.hi);
     }
@@ -675,6 +692,108 @@ pub fn add_i8_q31_in_place(p: &AddI8Q31, terms: &AddI8Terms, io: &mut [i8], b: &
     let rescale = p.rescale();
     for (x, &y) in io[done..].iter_mut().zip(&b[done..]) {
         *x = rescale(terms.sum(*x, y));
+    }
+}
+
+/// [`add_i8`] on Cortex-M4F/M7/M33 (DSP extension and FPU): four elements a pass, each two
+/// `LDRB`, two table terms, `ADD`, the float scale by `VCVT`, `VMUL`, `VCVTR` (round to
+/// nearest even, as `requantize_scaled`: beyond its ±2^22 both clamp alike), `QADD` of the
+/// zero point, `SSAT`; packed, clamped and stored as [`dsp::AddQuads`] does.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+mod dsp_float {
+    use super::{AddI8, AddI8Terms};
+
+    /// `n` groups of four: `out[i] = requantize_scaled(terms.a[a[i]] + terms.b[b[i]])`.
+    ///
+    /// # Safety
+    /// `a`, `b` readable and `out` writable for `4n` bytes; `out` may be `a` (each group
+    /// reads its four bytes of both before it stores), else it overlaps neither.
+    pub(super) unsafe fn add_quads(
+        p: &AddI8,
+        scale: f32,
+        terms: &AddI8Terms,
+        a: *const i8,
+        b: *const i8,
+        out: *mut i8,
+        n: usize,
+    ) {
+        if n == 0 {
+            return;
+        }
+        let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
+        let (ta, tb) = (terms.a.as_ptr(), terms.b.as_ptr());
+        // The clamp's bounds from memory, each in all four bytes.
+        let bounds = [bytes(p.lo), bytes(p.hi)];
+        // SAFETY: the caller's contract: the loop reads a[0..4n] and b[0..4n] bytewise and
+        // writes out[0..4n] a word at a time (STR may be unaligned on Armv7E-M), stopping
+        // when `out` reaches `end`; the table indices are bytes, inside the 256-entry
+        // tables. DSP and FPU instructions; s0 and s1 and the flags clobbered; no stack.
+        unsafe {
+            let end = out.add(4 * n);
+            macro_rules! one {
+                ($bfi:literal) => {
+                    concat!(
+                        "ldrb {x}, [{pa}], #1\n",
+                        "ldrb {y}, [{pb}], #1\n",
+                        "ldr {x}, [{ta}, {x}, lsl #2]\n",
+                        "ldr {y}, [{tb}, {y}, lsl #2]\n",
+                        "add {x}, {x}, {y}\n",
+                        "vmov s0, {x}\n",
+                        "vcvt.f32.s32 s0, s0\n",
+                        "vmul.f32 s0, s0, s1\n",
+                        "vcvtr.s32.f32 s0, s0\n",
+                        "vmov {x}, s0\n",
+                        "qadd {x}, {x}, {z}\n",
+                        "ssat {x}, #8, {x}\n",
+                        $bfi,
+                    )
+                };
+            }
+            macro_rules! quads {
+                ($($clamp:expr),*) => {
+                    core::arch::asm!(
+                        "vmov s1, {sc}",
+                        "2:",
+                        one!("mov {acc}, {x}\n"),
+                        one!("bfi {acc}, {x}, #8, #8\n"),
+                        one!("bfi {acc}, {x}, #16, #8\n"),
+                        one!("bfi {acc}, {x}, #24, #8\n"),
+                        $($clamp,)*
+                        "str {acc}, [{po}], #4",
+                        "cmp {po}, {end}",
+                        "bne 2b",
+                        pa = inout(reg) a => _,
+                        pb = inout(reg) b => _,
+                        po = inout(reg) out => _,
+                        end = in(reg) end,
+                        ta = in(reg) ta,
+                        tb = in(reg) tb,
+                        z = in(reg) p.out_zero,
+                        sc = in(reg) scale.to_bits(),
+                        bounds = in(reg) bounds.as_ptr(),
+                        x = out(reg) _,
+                        y = out(reg) _,
+                        acc = out(reg) _,
+                        out("s0") _,
+                        out("s1") _,
+                        options(nostack),
+                    )
+                };
+            }
+            if p.lo != i8::MIN || p.hi != i8::MAX {
+                quads!(
+                    "ldr {x}, [{bounds}]",
+                    "ssub8 {y}, {acc}, {x}",
+                    "sel {acc}, {acc}, {x}",
+                    "ldr {x}, [{bounds}, #4]",
+                    "ssub8 {y}, {x}, {acc}",
+                    "sel {acc}, {acc}, {x}"
+                )
+            } else {
+                // `bounds` unused but for this comment.
+                quads!("@ {bounds}")
+            }
+        }
     }
 }
 

@@ -89,10 +89,12 @@ fn wide_without_bias(
 
 /// TFLite's int8 addition (`add_i8_q31`, assembly in groups of four on the Cortex-M4, and
 /// written over its first operand) on 300 random lengths, scales, zero points and ranges,
-/// against the general fixed point of the sum of the operands' terms.
+/// against the general fixed point of the sum of the operands' terms; the float form
+/// (`add_i8`) the same way against the general float requantisation.
 fn additions(r: &mut Lcg) -> bool {
+    use microarena::kernels::elementwise::{add_i8, add_i8_in_place, AddI8};
     use microarena::kernels::elementwise::{add_i8_q31, add_i8_q31_in_place, AddI8Q31};
-    use microarena::kernels::quant::Rescale;
+    use microarena::kernels::quant::{requantize, Rescale};
     let mut pick = |n: usize| (r.next() as u8 as usize * 256 + r.next() as u8 as usize) % n;
     let mut bad = 0;
     for case in 0..300 {
@@ -127,9 +129,22 @@ fn additions(r: &mut Lcg) -> bool {
         bad += usize::from(got[at..at + n] != want[..n]);
         add_i8_q31_in_place(&p, &terms, &mut x[..n], &y[..n]);
         bad += usize::from(x[..n] != want[..n]);
+        // The float form (ONNX's QLinearAdd), against the general float requantisation.
+        let q = AddI8::new(a, b, o, lo, hi);
+        let terms = q.terms();
+        x.iter_mut().for_each(|v| *v = r_next(&mut pick));
+        let want: [i8; 72] = core::array::from_fn(|i| {
+            let sum = terms.a[usize::from(x[i] as u8)] + terms.b[usize::from(y[i] as u8)];
+            requantize(sum, q.out_mult, q.out_zero, q.lo, q.hi)
+        });
+        let mut got = [!0i8; 73];
+        add_i8(&q, &terms, &x[..n], &y[..n], &mut got[at..at + n]);
+        bad += usize::from(got[at..at + n] != want[..n]);
+        add_i8_in_place(&q, &terms, &mut x[..n], &y[..n]);
+        bad += usize::from(x[..n] != want[..n]);
     }
     hprintln!(
-        "int8 additions: 300 random against the general fixed point: {}",
+        "int8 additions: 300 random, fixed point and float, against the general forms: {}",
         if bad == 0 { "same output" } else { "MISMATCH" }
     );
     bad == 0
