@@ -695,10 +695,89 @@ pub fn add_i8_q31_in_place(p: &AddI8Q31, terms: &AddI8Terms, io: &mut [i8], b: &
     }
 }
 
-/// [`add_i8`] on Cortex-M4F/M7/M33 (DSP extension and FPU): four elements a pass, each two
-/// `LDRB`, two table terms, `ADD`, the float scale by `VCVT`, `VMUL`, `VCVTR` (round to
-/// nearest even, as `requantize_scaled`: beyond its ±2^22 both clamp alike), `QADD` of the
-/// zero point, `SSAT`; packed, clamped and stored as [`dsp::AddQuads`] does.
+/// The assembly loop of both int8 additions on Cortex-M4/M7/M33: four elements a pass, each
+/// two `LDRB`, the two table terms (`{ta}`, `{tb}`), `ADD`, `$requant` (the sum rescaled with
+/// the output zero point, in `{x}`), `SSAT`; the four bytes packed by `BFI`, clamped bytewise
+/// (`SSUB8`/`SEL`, the bounds from `{bounds}`) when `$clamp`, one `STR`. `$pre` runs once
+/// before the loop; `$operands` are the ones `$pre` and `$requant` name.
+///
+/// Safety (of the expansion, inside `unsafe`): `$a`, `$b` readable and `$out` writable for
+/// `4·$n` bytes, `$n` > 0; `$out` may be `$a` (each group reads its four bytes of both before
+/// it stores), else it overlaps neither.
+#[cfg(microarena_dsp)]
+macro_rules! add_quads {
+    (
+        $clamp:expr, [$($pre:literal),*], $requant:expr,
+        ($a:expr, $b:expr, $out:expr, $n:expr, $terms:expr, $lo:expr, $hi:expr),
+        $($operands:tt)*
+    ) => {{
+        let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
+        // The clamp's bounds from memory (no register is left for them), each in all four
+        // bytes.
+        let bounds = [bytes($lo), bytes($hi)];
+        let (ta, tb) = ($terms.a.as_ptr(), $terms.b.as_ptr());
+        let end = $out.add(4 * $n);
+        if $clamp {
+            add_quads!(@asm [$($pre),*], $requant, [
+                "ldr {x}, [{bounds}]",
+                "ssub8 {y}, {acc}, {x}",
+                "sel {acc}, {acc}, {x}",
+                "ldr {x}, [{bounds}, #4]",
+                "ssub8 {y}, {x}, {acc}",
+                "sel {acc}, {acc}, {x}"
+            ], ($a, $b, $out, end, ta, tb, bounds), $($operands)*)
+        } else {
+            // `bounds` unused but for this comment.
+            add_quads!(@asm [$($pre),*], $requant, ["@ {bounds}"],
+                ($a, $b, $out, end, ta, tb, bounds), $($operands)*)
+        }
+    }};
+    (@one $requant:expr, $bfi:literal) => {
+        concat!(
+            "ldrb {x}, [{pa}], #1\n",
+            "ldrb {y}, [{pb}], #1\n",
+            "ldr {x}, [{ta}, {x}, lsl #2]\n",
+            "ldr {y}, [{tb}, {y}, lsl #2]\n",
+            "add {x}, {x}, {y}\n",
+            $requant,
+            "ssat {x}, #8, {x}\n",
+            $bfi,
+        )
+    };
+    (
+        @asm [$($pre:literal),*], $requant:expr, [$($clamp:literal),*],
+        ($a:expr, $b:expr, $out:expr, $end:expr, $ta:expr, $tb:expr, $bounds:expr),
+        $($operands:tt)*
+    ) => {
+        core::arch::asm!(
+            $($pre,)*
+            "2:",
+            add_quads!(@one $requant, "mov {acc}, {x}\n"),
+            add_quads!(@one $requant, "bfi {acc}, {x}, #8, #8\n"),
+            add_quads!(@one $requant, "bfi {acc}, {x}, #16, #8\n"),
+            add_quads!(@one $requant, "bfi {acc}, {x}, #24, #8\n"),
+            $($clamp,)*
+            "str {acc}, [{po}], #4",
+            "cmp {po}, {end}",
+            "bne 2b",
+            pa = inout(reg) $a => _,
+            pb = inout(reg) $b => _,
+            po = inout(reg) $out => _,
+            end = in(reg) $end,
+            ta = in(reg) $ta,
+            tb = in(reg) $tb,
+            bounds = in(reg) $bounds.as_ptr(),
+            x = out(reg) _,
+            y = out(reg) _,
+            acc = out(reg) _,
+            $($operands)*
+        )
+    };
+}
+
+/// [`add_i8`] on Cortex-M4F/M7/M33 (DSP extension and FPU), `add_quads!` with the sum's
+/// float scale by `VCVT`, `VMUL`, `VCVTR` (round to nearest even, as `requantize_scaled`:
+/// beyond its ±2^22 both clamp alike) and `QADD` of the zero point.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 mod dsp_float {
     use super::{AddI8, AddI8Terms};
@@ -720,89 +799,36 @@ mod dsp_float {
         if n == 0 {
             return;
         }
-        let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
-        let (ta, tb) = (terms.a.as_ptr(), terms.b.as_ptr());
-        // The clamp's bounds from memory, each in all four bytes.
-        let bounds = [bytes(p.lo), bytes(p.hi)];
-        // SAFETY: the caller's contract: the loop reads a[0..4n] and b[0..4n] bytewise and
-        // writes out[0..4n] a word at a time (STR may be unaligned on Armv7E-M), stopping
-        // when `out` reaches `end`; the table indices are bytes, inside the 256-entry
-        // tables. DSP and FPU instructions; s0 and s1 and the flags clobbered; no stack.
+        // SAFETY: the caller's contract (`add_quads!`'s); the table indices are bytes,
+        // inside the 256-entry tables. DSP and FPU instructions; s0 and s1 and the flags
+        // clobbered; no stack.
         unsafe {
-            let end = out.add(4 * n);
-            macro_rules! one {
-                ($bfi:literal) => {
-                    concat!(
-                        "ldrb {x}, [{pa}], #1\n",
-                        "ldrb {y}, [{pb}], #1\n",
-                        "ldr {x}, [{ta}, {x}, lsl #2]\n",
-                        "ldr {y}, [{tb}, {y}, lsl #2]\n",
-                        "add {x}, {x}, {y}\n",
-                        "vmov s0, {x}\n",
-                        "vcvt.f32.s32 s0, s0\n",
-                        "vmul.f32 s0, s0, s1\n",
-                        "vcvtr.s32.f32 s0, s0\n",
-                        "vmov {x}, s0\n",
-                        "qadd {x}, {x}, {z}\n",
-                        "ssat {x}, #8, {x}\n",
-                        $bfi,
-                    )
-                };
-            }
-            macro_rules! quads {
-                ($($clamp:expr),*) => {
-                    core::arch::asm!(
-                        "vmov s1, {sc}",
-                        "2:",
-                        one!("mov {acc}, {x}\n"),
-                        one!("bfi {acc}, {x}, #8, #8\n"),
-                        one!("bfi {acc}, {x}, #16, #8\n"),
-                        one!("bfi {acc}, {x}, #24, #8\n"),
-                        $($clamp,)*
-                        "str {acc}, [{po}], #4",
-                        "cmp {po}, {end}",
-                        "bne 2b",
-                        pa = inout(reg) a => _,
-                        pb = inout(reg) b => _,
-                        po = inout(reg) out => _,
-                        end = in(reg) end,
-                        ta = in(reg) ta,
-                        tb = in(reg) tb,
-                        z = in(reg) p.out_zero,
-                        sc = in(reg) scale.to_bits(),
-                        bounds = in(reg) bounds.as_ptr(),
-                        x = out(reg) _,
-                        y = out(reg) _,
-                        acc = out(reg) _,
-                        out("s0") _,
-                        out("s1") _,
-                        options(nostack),
-                    )
-                };
-            }
-            if p.lo != i8::MIN || p.hi != i8::MAX {
-                quads!(
-                    "ldr {x}, [{bounds}]",
-                    "ssub8 {y}, {acc}, {x}",
-                    "sel {acc}, {acc}, {x}",
-                    "ldr {x}, [{bounds}, #4]",
-                    "ssub8 {y}, {x}, {acc}",
-                    "sel {acc}, {acc}, {x}"
-                )
-            } else {
-                // `bounds` unused but for this comment.
-                quads!("@ {bounds}")
-            }
+            add_quads!(
+                p.lo != i8::MIN || p.hi != i8::MAX,
+                ["vmov s1, {sc}"],
+                concat!(
+                    "vmov s0, {x}\n",
+                    "vcvt.f32.s32 s0, s0\n",
+                    "vmul.f32 s0, s0, s1\n",
+                    "vcvtr.s32.f32 s0, s0\n",
+                    "vmov {x}, s0\n",
+                    "qadd {x}, {x}, {z}\n",
+                ),
+                (a, b, out, n, terms, p.lo, p.hi),
+                z = in(reg) p.out_zero,
+                sc = in(reg) scale.to_bits(),
+                out("s0") _,
+                out("s1") _,
+                options(nostack),
+            )
         }
     }
 }
 
-/// [`add_i8_q31`] on Cortex-M4/M7/M33 (DSP extension): four elements a pass of one assembly
-/// loop, each two `LDRB`, two table loads, `ADD`, `LSL` (the doubling), `SMMLA` (the high
-/// product plus the half unit with the output zero point, `Q31::with_zero`), `ASR` by the
-/// exponent, `SSAT`; the four bytes packed by `BFI`, clamped bytewise (`SSUB8`/`SEL`) when
-/// the range is narrower than `SSAT`'s, and stored by one `STR`: 42 instructions for four
-/// elements (48 clamped), against about 35 an element for the Rust loop.
+/// [`add_i8_q31`] on Cortex-M4/M7/M33 (DSP extension), `add_quads!` with `LSL` (the
+/// doubling), `SMMLA` (the high product plus the half unit with the output zero point,
+/// `Q31::with_zero`) and `ASR` by the exponent: 42 instructions for four elements (48
+/// clamped), against about 35 an element for the Rust loop.
 #[cfg(microarena_dsp)]
 mod dsp {
     use super::{AddI8Q31, AddI8Terms};
@@ -814,10 +840,8 @@ mod dsp {
         terms: &'a AddI8Terms,
         q: Q31,
         exponent: u32,
-        /// Whether the range is narrower than int8's, and its bounds in all four bytes.
-        clamp: bool,
-        lo4: u32,
-        hi4: u32,
+        lo: i8,
+        hi: i8,
     }
 
     impl<'a> AddQuads<'a> {
@@ -825,14 +849,12 @@ mod dsp {
             // The terms are TFLite's 20-bit operands: their sums stay below 2^30
             // (`Q31::MAX_ACC`), where `Q31Once` is `FixedPoint::apply`.
             let q = Q31::new(p.out_mult)?.with_zero(p.out_zero)?;
-            let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
             Some(AddQuads {
                 terms,
                 q,
                 exponent: q.exponent() as u32,
-                clamp: p.lo != i8::MIN || p.hi != i8::MAX,
-                lo4: bytes(p.lo),
-                hi4: bytes(p.hi),
+                lo: p.lo,
+                hi: p.hi,
             })
         }
 
@@ -845,74 +867,24 @@ mod dsp {
             if n == 0 {
                 return;
             }
-            let (ta, tb) = (self.terms.a.as_ptr(), self.terms.b.as_ptr());
-            // SAFETY: the caller's contract: the loop reads a[0..4n] and b[0..4n] bytewise
-            // and writes out[0..4n] a word at a time (STR may be unaligned on Armv7E-M),
-            // stopping when `out` reaches `end`; the table indices are bytes, inside the
-            // 256-entry tables. DSP-extension instructions; no stack; flags clobbered.
+            // SAFETY: the caller's contract (`add_quads!`'s); the table indices are bytes,
+            // inside the 256-entry tables. DSP-extension instructions; no stack; flags
+            // clobbered.
             unsafe {
-                let end = out.add(4 * n);
-                macro_rules! one {
-                    ($bfi:literal) => {
-                        concat!(
-                            "ldrb {x}, [{pa}], #1\n",
-                            "ldrb {y}, [{pb}], #1\n",
-                            "ldr {x}, [{ta}, {x}, lsl #2]\n",
-                            "ldr {y}, [{tb}, {y}, lsl #2]\n",
-                            "add {x}, {x}, {y}\n",
-                            "lsl {x}, {x}, #1\n",
-                            "smmla {x}, {x}, {m}, {r}\n",
-                            "asr {x}, {x}, {e}\n",
-                            "ssat {x}, #8, {x}\n",
-                            $bfi,
-                        )
-                    };
-                }
-                // The clamp's bounds from memory (no register is left for them), each in
-                // all four bytes.
-                let bounds = [self.lo4, self.hi4];
-                macro_rules! quads {
-                    ($($clamp:expr),*) => {
-                        core::arch::asm!(
-                            "2:",
-                            one!("mov {acc}, {x}\n"),
-                            one!("bfi {acc}, {x}, #8, #8\n"),
-                            one!("bfi {acc}, {x}, #16, #8\n"),
-                            one!("bfi {acc}, {x}, #24, #8\n"),
-                            $($clamp,)*
-                            "str {acc}, [{po}], #4",
-                            "cmp {po}, {end}",
-                            "bne 2b",
-                            pa = inout(reg) a => _,
-                            pb = inout(reg) b => _,
-                            po = inout(reg) out => _,
-                            end = in(reg) end,
-                            ta = in(reg) ta,
-                            tb = in(reg) tb,
-                            m = in(reg) self.q.multiplier,
-                            r = in(reg) self.q.round,
-                            e = in(reg) self.exponent,
-                            bounds = in(reg) bounds.as_ptr(),
-                            x = out(reg) _,
-                            y = out(reg) _,
-                            acc = out(reg) _,
-                            options(nostack),
-                        )
-                    };
-                }
-                if self.clamp {
-                    quads!(
-                        "ldr {x}, [{bounds}]",
-                        "ssub8 {y}, {acc}, {x}",
-                        "sel {acc}, {acc}, {x}",
-                        "ldr {x}, [{bounds}, #4]",
-                        "ssub8 {y}, {x}, {acc}",
-                        "sel {acc}, {acc}, {x}"
-                    )
-                } else {
-                    // `bounds` unused but for this comment.
-                    quads!("@ {bounds}")
-                }
+                add_quads!(
+                    self.lo != i8::MIN || self.hi != i8::MAX,
+                    [],
+                    concat!(
+                        "lsl {x}, {x}, #1\n",
+                        "smmla {x}, {x}, {m}, {r}\n",
+                        "asr {x}, {x}, {e}\n",
+                    ),
+                    (a, b, out, n, self.terms, self.lo, self.hi),
+                    m = in(reg) self.q.multiplier,
+                    r = in(reg) self.q.round,
+                    e = in(reg) self.exponent,
+                    options(nostack),
+                )
             }
         }
     }
