@@ -102,6 +102,21 @@ pub fn copy_rows(buf: &mut [u8], p: &RowCopy) {
     #[cfg(microarena_dsp)]
     {
         let base = buf.as_mut_ptr();
+        // Short blocks between two places that do not overlap (a window's kept rows, saved
+        // from the band after it): two or three words each, the last one ending at the
+        // block's end, in any order.
+        let (src, dst) = (
+            p.src..p.src_at(last) + p.bytes,
+            p.dst..p.dst_at(last) + p.bytes,
+        );
+        let apart = src.end <= dst.start || dst.end <= src.start;
+        if (4..=12).contains(&p.bytes) && apart && (p.channels == 1 || p.dst_channel >= p.bytes) {
+            // SAFETY: every block lies inside `buf` (asserted above), the sources and the
+            // destinations apart and the destinations each other's (checked here): nothing
+            // is written before it is read, the order does not matter.
+            unsafe { copy_short_blocks(base, p) };
+            return;
+        }
         // SAFETY: as above, but for the alignment: these loops read and write words
         // unaligned (allowed on Armv7E-M) and bytes.
         unsafe {
@@ -164,6 +179,73 @@ macro_rules! block_loop {
             options(nostack),
         )
     };
+}
+
+/// Every block of `p`, 4 to 12 bytes each (rows of a few int8 pixels), by two or three
+/// unaligned words a block: the first (and, past 8 bytes, the second) and the one ending at
+/// the block's last byte: 10 instructions a block against about 24 by words and bytes.
+///
+/// # Safety
+/// `base + p.src_at(c)` and `base + p.dst_at(c)` and `p.bytes` bytes from each are inside
+/// one allocation valid for reads and writes, for every channel; no destination block
+/// overlaps a source block or another destination block.
+#[cfg(microarena_dsp)]
+#[inline]
+unsafe fn copy_short_blocks(base: *mut u8, p: &RowCopy) {
+    debug_assert!((4..=12).contains(&p.bytes));
+    let tail = p.bytes - 4;
+    // SAFETY: the caller's contract; each load and store is inside its block (offsets 0, 4
+    // when the block has more than 8 bytes, and `bytes − 4`); unaligned LDR/STR are allowed
+    // on Armv7E-M. r0–r2 clobbered, no stack, flags clobbered.
+    unsafe {
+        let (s, d) = (base.add(p.src), base.add(p.dst));
+        if p.bytes <= 8 {
+            core::arch::asm!(
+                "1:",
+                "ldr r0, [{s}]",
+                "ldr r1, [{s}, {tail}]",
+                "add {s}, {s}, {s_step}",
+                "str r0, [{d}]",
+                "str r1, [{d}, {tail}]",
+                "add {d}, {d}, {d_step}",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                s = inout(reg) s => _,
+                d = inout(reg) d => _,
+                n = inout(reg) p.channels => _,
+                tail = in(reg) tail,
+                s_step = in(reg) p.src_channel,
+                d_step = in(reg) p.dst_channel,
+                out("r0") _,
+                out("r1") _,
+                options(nostack),
+            );
+        } else {
+            core::arch::asm!(
+                "1:",
+                "ldr r0, [{s}]",
+                "ldr r1, [{s}, #4]",
+                "ldr r2, [{s}, {tail}]",
+                "add {s}, {s}, {s_step}",
+                "str r0, [{d}]",
+                "str r1, [{d}, #4]",
+                "str r2, [{d}, {tail}]",
+                "add {d}, {d}, {d_step}",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                s = inout(reg) s => _,
+                d = inout(reg) d => _,
+                n = inout(reg) p.channels => _,
+                tail = in(reg) tail,
+                s_step = in(reg) p.src_channel,
+                d_step = in(reg) p.dst_channel,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                options(nostack),
+            );
+        }
+    }
 }
 
 /// [`move_word_blocks`] for blocks of any alignment and length (rows of an odd number of

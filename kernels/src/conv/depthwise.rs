@@ -103,17 +103,26 @@ pub fn conv2d_i8_depthwise<S: ChannelScale>(
 pub const DW_SHARED: u8 = 1 << 7;
 /// Bit of a [`depthwise_variant`]: the output range is narrower than int8's.
 pub const DW_CLAMP: u8 = 1 << 1;
-/// Row-copy class of a [`depthwise_variant`] (bits 4–5): rows of at most 8 bytes, one or two
-/// words each.
+/// Row-copy class of a [`depthwise_variant`] (bits 4–5): rows of 4 to 8 bytes, two
+/// (overlapping) words each. On Cortex-M4F/M7 such a layer's whole channel loop (the copies,
+/// each channel's constants, its rows) is one assembly block: small planes, a streamed stage's
+/// bands above all, pay per channel and call what a wide plane pays per row.
 pub const DW_ROWS_SHORT: u8 = 1 << 4;
 /// Row-copy class of a [`depthwise_variant`]: rows of whole groups of four bytes, 16 or more
 /// (four words per `LDM` from an aligned source).
 pub const DW_ROWS_WORDS: u8 = 2 << 4;
 /// Row-copy class of a [`depthwise_variant`]: other rows, a word at a time.
 pub const DW_ROWS_LONG: u8 = 3 << 4;
-/// The row-copy class bits of a [`depthwise_variant`]. A variant with [`DW_SHARED`] leaves
-/// them out: the shared body copies rows of any class.
-pub const DW_ROWS: u8 = 3 << 4;
+/// Bit of a [`depthwise_variant`] of the short class ([`DW_ROWS_SHORT`]) with two pixel
+/// pairs a row (4 or 5 output pixels, DS-CNN's rows): the row's pairs spelt out, no loop.
+pub const DW_PAIRS2: u8 = 1 << 6;
+/// The bits of a [`depthwise_variant`] that only its own inlined body reads: the row-copy
+/// class (bits 4–5) and [`DW_PAIRS2`]. A variant with [`DW_SHARED`] leaves them out: the
+/// shared body copies rows of any class.
+pub const DW_ROWS: u8 = 7 << 4;
+/// The row-copy class bits alone (see [`DW_ROWS`]).
+#[cfg(microarena_dsp)]
+pub(super) const DW_CLASS: u8 = 3 << 4;
 /// Bit of a [`depthwise_variant`]: the rows have an odd number of pixels.
 pub const DW_ODD: u8 = 1 << 0;
 
@@ -148,7 +157,16 @@ pub const DW_ODD: u8 = 1 << 0;
 /// assert!(depthwise_variant(&ConvI8 { lo: 0, ..p }) & DW_CLAMP != 0);
 /// ```
 pub const fn depthwise_variant(p: &ConvI8) -> u8 {
-    shared_variant(p) | rows_class(p.geom.window.in_w)
+    let w = &p.geom.window;
+    let class = rows_class(w.in_w);
+    let shared = shared_variant(p);
+    // Two pairs a row, spelt out (only the short class's assembly has the form).
+    let pairs2 = if class == DW_ROWS_SHORT && shared >> 2 & 3 != 3 && w.out_w / 2 == 2 {
+        DW_PAIRS2
+    } else {
+        0
+    };
+    shared | class | pairs2
 }
 
 /// [`depthwise_variant`] without its row-copy class (the part a [`DW_SHARED`] variant names).
@@ -170,7 +188,7 @@ const fn shared_variant(p: &ConvI8) -> u8 {
 
 /// The row-copy class of rows of `in_w` bytes (see [`copy_plane_rows`]).
 const fn rows_class(in_w: usize) -> u8 {
-    if in_w <= 8 {
+    if 4 <= in_w && in_w <= 8 {
         DW_ROWS_SHORT
     } else if in_w.is_multiple_of(4) && in_w >= 16 {
         DW_ROWS_WORDS
@@ -244,6 +262,21 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
             v => v,
         };
         if let Some(kind) = pair_kind(v) {
+            if VARIANT == 0 && v & DW_CLASS == DW_ROWS_SHORT {
+                // The run-time choice of a short-row layer: its channel loop in assembly, as
+                // a layer naming its variant has it.
+                let (padded, row, kept) =
+                    prepare(p, kept_rows, input, packed, bias, scales, scratch, output);
+                let planes = Planes {
+                    kept_rows,
+                    kept,
+                    input,
+                };
+                let channels = dsp_channels_fn::<S, 0>(p, kind);
+                return depthwise_channels_dsp(
+                    p, kind, &planes, packed, bias, scales, padded, row, output, channels,
+                );
+            }
             let rows = dsp_rows_fn::<S, VARIANT>(p, kind);
             return depthwise_split_dsp(
                 p, kept_rows, input, packed, bias, scales, scratch, output, kind, rows,
@@ -271,6 +304,12 @@ pub fn conv2d_i8_depthwise_split_as<S: ChannelScale, const VARIANT: u8>(
                 kept,
                 input,
             };
+            if VARIANT & DW_CLASS == DW_ROWS_SHORT {
+                let channels = dsp_channels_fn::<S, VARIANT>(p, kind);
+                return depthwise_channels_dsp(
+                    p, kind, &planes, packed, bias, scales, padded, row, output, channels,
+                );
+            }
             return depthwise_rows_dsp::<S, VARIANT>(
                 p, kind, &planes, packed, bias, scales, padded, row, output,
             );
@@ -531,12 +570,12 @@ pub(super) unsafe fn copy_plane_rows<const VARIANT: u8>(
     let fill = u32::from_ne_bytes([fill as u8; 4]);
     // Constants when the caller names the variant (see `rows_class`).
     #[cfg(microarena_dsp)]
-    let (words, short) = match VARIANT & DW_ROWS {
+    let (words, short) = match VARIANT & DW_CLASS {
         0 => (in_w.is_multiple_of(4) && in_w >= 16, in_w <= 8),
         c => (c == DW_ROWS_WORDS, c == DW_ROWS_SHORT),
     };
     #[cfg(microarena_dsp)]
-    debug_assert!(VARIANT & DW_ROWS == 0 || VARIANT & DW_ROWS == rows_class(in_w));
+    debug_assert!(VARIANT & DW_CLASS == 0 || VARIANT & DW_CLASS == rows_class(in_w));
     #[cfg(microarena_dsp)]
     if words && (src as usize).is_multiple_of(4) {
         // Rows of whole words from an aligned source (a window of a streamed stage, a plane

@@ -412,7 +412,7 @@ fn named_depthwise(
 /// blocks by `LDM`/`STM` loops, forwards and backwards) against the same blocks moved one
 /// by one with `copy_within`, in the order its contract gives: random copies (those of 2,000
 /// that fit the buffer), aligned and not, overlapping and not, channel strides growing and
-/// shrinking.
+/// shrinking, a quarter of them short blocks apart (the two- and three-word copies).
 fn row_copies(r: &mut Lcg) -> bool {
     use microarena::kernels::stream::{copy_rows, RowCopy};
     static mut BUF: [u32; 128] = [0; 128];
@@ -432,13 +432,26 @@ fn row_copies(r: &mut Lcg) -> bool {
     let (mut ok, mut moved) = (true, 0);
     for _ in 0..2000 {
         let unit = if pick(4) == 0 { 1 } else { 4 };
-        let p = RowCopy {
-            channels: 1 + pick(6),
-            bytes: unit * (1 + pick(24)),
-            src: unit * pick(24),
-            src_channel: unit * pick(40),
-            dst: unit * pick(24),
-            dst_channel: unit * pick(40),
+        // A quarter short blocks (4 to 12 bytes) whose sources and destinations lie apart:
+        // a window's kept rows saved from its band.
+        let p = if pick(4) == 0 {
+            RowCopy {
+                channels: 1 + pick(6),
+                bytes: 4 + pick(9),
+                src: pick(24),
+                src_channel: 4 + pick(20),
+                dst: 256 + pick(24),
+                dst_channel: 12 + pick(20),
+            }
+        } else {
+            RowCopy {
+                channels: 1 + pick(6),
+                bytes: unit * (1 + pick(24)),
+                src: unit * pick(24),
+                src_channel: unit * pick(40),
+                dst: unit * pick(24),
+                dst_channel: unit * pick(40),
+            }
         };
         let end = |at: usize, stride: usize| at + (p.channels - 1) * stride + p.bytes;
         if end(p.src, p.src_channel).max(end(p.dst, p.dst_channel)) > buf.len() {
@@ -508,8 +521,8 @@ fn window(
 /// The Cortex-M paths against the reference kernel on random small shapes, bit for bit:
 /// dense convolutions (odd and even channel counts, groups of four and pairs, strides,
 /// dilations, asymmetric padding, 1×1) and depthwise ones (3×3 at horizontal stride 1 and 2,
-/// odd widths, vertical strides and dilations), with random zero points, clamps, biases and
-/// scales.
+/// odd widths, vertical strides and dilations, half with their first rows kept apart), with
+/// random zero points, clamps, biases and scales.
 #[allow(clippy::too_many_arguments)]
 fn random_shapes(
     r: &mut Lcg,
@@ -631,7 +644,7 @@ fn random_shapes(
         };
         // A stale output must not pass for a computed one.
         got[..n_out].iter_mut().for_each(|g| *g = !*g);
-        let (x, o) = (&input[..n_in], &mut got[..n_out]);
+        let o = &mut got[..n_out];
         if dw {
             let len = conv::depthwise_weights_len(&geom);
             fill(
@@ -640,13 +653,28 @@ fn random_shapes(
             );
             let s = &mut scratch[..conv::depthwise_scratch_len(&geom) / 2];
             let w = &bytes[..len];
+            // Half the cases with each channel's first `held` rows kept apart (a streamed
+            // stage's split window): both parts copied behind the input, each exactly as
+            // long as its rows.
+            let held = if pick(2) == 0 { pick(win.in_h + 1) } else { 0 };
+            let (whole, rest) = input.split_at_mut(n_in);
+            let (row, plane) = (win.in_w, win.in_h * win.in_w);
+            let (k_len, f_len) = (held * row, plane - held * row);
+            for c in 0..in_c {
+                let src = &whole[c * plane..][..plane];
+                rest[c * k_len..][..k_len].copy_from_slice(&src[..k_len]);
+                rest[in_c * k_len + c * f_len..][..f_len].copy_from_slice(&src[k_len..]);
+            }
+            let (kept, x) = rest[..n_in].split_at(in_c * k_len);
+            use conv::conv2d_i8_depthwise_split as split;
             match kind {
-                0 => conv::conv2d_i8_depthwise(&p, x, w, b, &scales[..out_c], s, o),
-                1 => conv::conv2d_i8_depthwise(&p0, x, w, b, &twice[..out_c], s, o),
-                _ => conv::conv2d_i8_depthwise(&p0, x, w, b, &once[..out_c], s, o),
+                0 => split(&p, kept, x, w, b, &scales[..out_c], s, o),
+                1 => split(&p0, kept, x, w, b, &twice[..out_c], s, o),
+                _ => split(&p0, kept, x, w, b, &once[..out_c], s, o),
             }
             depthwise += 1;
         } else {
+            let x = &input[..n_in];
             let len = conv::tiled_weights_len(&geom);
             if !conv::tiled_weights_fit(&geom, &weights[..n_w], b, p.input_zero) {
                 hprintln!("MISMATCH: weights the tiled kernel cannot pair");

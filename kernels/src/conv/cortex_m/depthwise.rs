@@ -50,55 +50,27 @@ pub(crate) struct DwRows {
 /// then the next row's windows.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_rows_asm {
-    ($params:expr, $weights:expr, $x:expr, $out:expr, $rs:expr, [$($requant:expr),*],
-     [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*], [$($zero:expr),*],
-     [$($double:expr),*]) => {
+    ($params:expr, $weights:expr, $x:expr, $out:expr, $rs:expr, $form:ident,
+     [$($requant:expr),*], [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*],
+     [$($zero:expr),*], [$($double:expr),*]) => {
         core::arch::asm!(
             "push {{r7}}",
-            // The channel's packed weights (see `pack_depthwise_weights`): a word
-            // `[w0, w1, w2, pad]` a kernel row. In registers: (w0, w2) of rows 0, 1, 2 (their
-            // `SXTB16`), (w1, w1') of rows 0 and 1 (rotated, paired by `PKHBT`: their pads,
-            // the sum of weights, dropped) and (w1'', 0) of row 2 (its pad is 0).
+            // The channel's packed weights (see `pack_depthwise_weights`), unpacked.
             "ldr {w0}, [{e}]",
             "ldr {w1}, [{e}, #4]",
             "ldr {w2}, [{e}, #8]",
-            "sxtb16 {v}, {w0}, ror #8",
-            "sxtb16 {u}, {w1}, ror #8",
-            "pkhbt {v}, {v}, {u}, lsl #16",
-            "sxtb16 {u}, {w2}, ror #8",
-            "sxtb16 {w0}, {w0}",
-            "sxtb16 {w1}, {w1}",
-            "sxtb16 {w2}, {w2}",
-            // `$double`: the weights doubled (a fixed point's doubled sums, see `dw_fixed_pair`).
+            dw_unpack!(),
+            // `$double`: the weights doubled (a fixed point's doubled sums, see `dw_double`).
             $($double,)*
             "vldmia {t}, {{s2-s11}}",
             // `t` holds the output zero point unless `$pair` needs it (then `$zero` reloads it).
             "vmov {t}, s4",
             // r7 (saved above: it cannot be an operand) is where the row's pairs end.
-            "1:",
-            "vmov r7, s7",
-            "add r7, r7, {po}",
-            "2:",
-            "vmov {a0}, s3",
-            "mov {a1}, {a0}",
-            $($pair,)*
-            $($requant,)*
-            $($zero,)*
-            "ssat {a0}, #8, {a0}",
-            "ssat {a1}, #8, {a1}",
-            "bfi {a0}, {a1}, #8, #8",
-            $($clamp,)*
-            "strh {a0}, [{po}], #2",
-            "cmp {po}, r7",
-            "bne 2b",
-            $($lone,)*
-            // The next row's first window (the pairs moved `px` along this row), until the
-            // output pointer reaches the end of the plane.
-            "vmov r7, s8",
-            "add {px}, {px}, r7",
-            "vmov r7, s9",
-            "cmp {po}, r7",
-            "bne 1b",
+            dw_row_loop!(
+                $form,
+                dw_pair_step!([$($requant),*], [$($pair),*], [$($clamp),*], [$($zero),*]),
+                [$($lone),*]
+            ),
             "pop {{r7}}",
             t = inout(reg) $params => _,
             px = inout(reg) $x => _,
@@ -126,6 +98,85 @@ macro_rules! dw_rows_asm {
             out("s9") _,
             out("s10") _,
             out("s11") _,
+        )
+    };
+}
+
+/// A channel's weights, three packed kernel rows `[w0, w1, w2, pad]` in `w0`–`w2`, as the
+/// pairs read them: (w0, w2) of rows 0, 1, 2 in `w0`–`w2` (their `SXTB16`), (w1, w1') of
+/// rows 0 and 1 in `v` (rotated, paired by `PKHBT`: their pads, the sum of weights, dropped)
+/// and (w1'', 0) of row 2 in `u` (its pad is 0).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_unpack {
+    () => {
+        concat!(
+            "sxtb16 {v}, {w0}, ror #8\n",
+            "sxtb16 {u}, {w1}, ror #8\n",
+            "pkhbt {v}, {v}, {u}, lsl #16\n",
+            "sxtb16 {u}, {w2}, ror #8\n",
+            "sxtb16 {w0}, {w0}\n",
+            "sxtb16 {w1}, {w1}\n",
+            "sxtb16 {w2}, {w2}"
+        )
+    };
+}
+
+/// One pair of output pixels: two sums from the bias (`s3`), `$pair`, both rescaled by
+/// `$requant`, the zero point added by `$zero` (`QADD`; nothing for a fixed point, which has
+/// it in its half unit), `SSAT`, packed by `BFI`, `$clamp`, one `STRH`.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_pair_step {
+    ([$($requant:expr),*], [$($pair:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
+        concat!(
+            "vmov {a0}, s3\n",
+            "mov {a1}, {a0}\n",
+            $($pair, "\n",)*
+            $($requant, "\n",)*
+            $($zero, "\n",)*
+            "ssat {a0}, #8, {a0}\n",
+            "ssat {a1}, #8, {a1}\n",
+            "bfi {a0}, {a1}, #8, #8\n",
+            $($clamp, "\n",)*
+            "strh {a0}, [{po}], #2"
+        )
+    };
+}
+
+/// A channel's output rows, from `px` (the first window) and `po` until `po` reaches `s9`:
+/// per row its pairs (`$step`: a loop until `s7` bytes are written, or, `two`, two pairs
+/// spelt out), an odd row's last pixel (`$lone`), then the next row's first window (`s8`
+/// bytes on from where the pairs moved `px`). r7 is a temporary (the caller saves it).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_row_loop {
+    (loop, $step:expr, [$($lone:expr),*]) => {
+        concat!(
+            "1:\n",
+            "vmov r7, s7\n",
+            "add r7, r7, {po}\n",
+            "2:\n",
+            $step, "\n",
+            "cmp {po}, r7\n",
+            "bne 2b\n",
+            $($lone, "\n",)*
+            dw_row_loop!(next)
+        )
+    };
+    (two, $step:expr, [$($lone:expr),*]) => {
+        concat!(
+            "1:\n",
+            $step, "\n",
+            $step, "\n",
+            $($lone, "\n",)*
+            dw_row_loop!(next)
+        )
+    };
+    (next) => {
+        concat!(
+            "vmov r7, s8\n",
+            "add {px}, {px}, r7\n",
+            "vmov r7, s9\n",
+            "cmp {po}, r7\n",
+            "bne 1b"
         )
     };
 }
@@ -398,6 +449,55 @@ macro_rules! dw_s2_pair {
     };
 }
 
+/// One variant of a depthwise assembly block (`$block`: [`dw_rows_asm`] or
+/// [`dw_channels_asm`], called with its leading arguments `$head`): the pair of `$stride` (1
+/// or 2), the clamp (`$clamp`), an odd row's last pixel (`$odd`) and the row form (`$pairs2`:
+/// two pairs spelt out, else a loop), from a scale's kit `[$pair, $one, [$zp1, $z11, $zp2,
+/// $z12], …]`: its pair and lone-pixel rescaling, its zero-point additions (pair and lone
+/// pixel at stride 1, then 2) and the block's trailing arguments. Branches on constants:
+/// only the variant's block is left in a release build.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_variant {
+    ($block:ident, [$($head:tt)*], $stride:expr, $clamp:expr, $odd:expr, $pairs2:expr,
+     [$pair:expr, $one:expr, [$zp1:expr, $z11:expr, $zp2:expr, $z12:expr], $($tail:tt)*]) => {
+        if $stride == 1 {
+            dw_variant!(@clamp $block, [$($head)*], $clamp, $odd, $pairs2,
+                        [$pair, $one, dw_s1_pair!(), $zp1, $z11], [$($tail)*])
+        } else {
+            dw_variant!(@clamp $block, [$($head)*], $clamp, $odd, $pairs2,
+                        [$pair, $one, dw_s2_pair!(), $zp2, $z12], [$($tail)*])
+        }
+    };
+    (@clamp $block:ident, [$($head:tt)*], $clamp:expr, $odd:expr, $pairs2:expr,
+     [$pair:expr, $one:expr, $pm:expr, $zp:expr, $z1:expr], $tail:tt) => {
+        match ($clamp, $odd) {
+            (false, false) => {
+                dw_variant!(@form $block, [$($head)*], $pairs2, [$pair], [$pm], [], [], [$zp], $tail)
+            }
+            (false, true) => dw_variant!(
+                @form $block, [$($head)*], $pairs2, [$pair], [$pm],
+                [dw_lone!([dw_single!()], [$one], [], [$z1])], [], [$zp], $tail
+            ),
+            (true, false) => dw_variant!(
+                @form $block, [$($head)*], $pairs2, [$pair], [$pm], [], [dw_clamp!()], [$zp], $tail
+            ),
+            (true, true) => dw_variant!(
+                @form $block, [$($head)*], $pairs2, [$pair], [$pm],
+                [dw_lone!([dw_single!()], [$one], [dw_clamp!()], [$z1])], [dw_clamp!()], [$zp],
+                $tail
+            ),
+        }
+    };
+    (@form $block:ident, [$($head:tt)*], $pairs2:expr, $requant:tt, $pm:tt, $lone:tt,
+     $clamp:tt, $zero:tt, [$($tail:tt)*]) => {
+        if $pairs2 {
+            $block!($($head)* two, $requant, $pm, $lone, $clamp, $zero, $($tail)*)
+        } else {
+            $block!($($head)* loop, $requant, $pm, $lone, $clamp, $zero, $($tail)*)
+        }
+    };
+}
+
 /// One channel's plane (`params.out` to `params.end`, rows of `out_w` ≥ 2 pixels; windows
 /// `stride_h` padded rows apart from `x`, kernel rows `rs` bytes apart) of a 3×3 depthwise
 /// convolution with horizontal stride `STRIDE` (1 or 2) on Cortex-M4F/M7/M33, every operand
@@ -438,142 +538,54 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<
     unsafe {
         // The zero point after a float rescaling: stride 1 keeps it in `t` all along; stride
         // 2's pairs use `t` for addresses, so it is reloaded before every `QADD`. A fixed
-        // point has it in its half unit (`$zp`, `$z1`: pair, lone pixel, stride 1 then 2).
-        macro_rules! rows {
-            ($pair:expr, $one:expr, [$zp1:expr, $z11:expr, $zp2:expr, $z12:expr], $dbl:expr) => {
-                match (STRIDE, CLAMP, ODD) {
-                    (1, false, false) => {
-                        dw_rows_asm!(
-                            pp,
-                            wc,
-                            x,
-                            params.out,
-                            rs,
-                            [$pair],
-                            [dw_s1_pair!()],
-                            [],
-                            [],
-                            [$zp1],
-                            [$dbl]
-                        )
-                    }
-                    (1, false, true) => dw_rows_asm!(
-                        pp,
-                        wc,
-                        x,
-                        params.out,
-                        rs,
-                        [$pair],
-                        [dw_s1_pair!()],
-                        [dw_lone!([dw_single!()], [$one], [], [$z11])],
-                        [],
-                        [$zp1],
-                        [$dbl]
-                    ),
-                    (1, true, false) => dw_rows_asm!(
-                        pp,
-                        wc,
-                        x,
-                        params.out,
-                        rs,
-                        [$pair],
-                        [dw_s1_pair!()],
-                        [],
-                        [dw_clamp!()],
-                        [$zp1],
-                        [$dbl]
-                    ),
-                    (1, true, true) => dw_rows_asm!(
-                        pp,
-                        wc,
-                        x,
-                        params.out,
-                        rs,
-                        [$pair],
-                        [dw_s1_pair!()],
-                        [dw_lone!([dw_single!()], [$one], [dw_clamp!()], [$z11])],
-                        [dw_clamp!()],
-                        [$zp1],
-                        [$dbl]
-                    ),
-                    (_, false, false) => dw_rows_asm!(
-                        pp,
-                        wc,
-                        x,
-                        params.out,
-                        rs,
-                        [$pair],
-                        [dw_s2_pair!()],
-                        [],
-                        [],
-                        [$zp2],
-                        [$dbl]
-                    ),
-                    (_, false, true) => dw_rows_asm!(
-                        pp,
-                        wc,
-                        x,
-                        params.out,
-                        rs,
-                        [$pair],
-                        [dw_s2_pair!()],
-                        [dw_lone!([dw_single!()], [$one], [], [$z12])],
-                        [],
-                        [$zp2],
-                        [$dbl]
-                    ),
-                    (_, true, false) => dw_rows_asm!(
-                        pp,
-                        wc,
-                        x,
-                        params.out,
-                        rs,
-                        [$pair],
-                        [dw_s2_pair!()],
-                        [],
-                        [dw_clamp!()],
-                        [$zp2],
-                        [$dbl]
-                    ),
-                    (_, true, true) => dw_rows_asm!(
-                        pp,
-                        wc,
-                        x,
-                        params.out,
-                        rs,
-                        [$pair],
-                        [dw_s2_pair!()],
-                        [dw_lone!([dw_single!()], [$one], [dw_clamp!()], [$z12])],
-                        [dw_clamp!()],
-                        [$zp2],
-                        [$dbl]
-                    ),
-                }
-            };
-        }
+        // point has it in its half unit.
         match S::KIND {
-            ScaleKind::Float => rows!(
-                dw_float_pair!(),
-                dw_float_one!(),
+            ScaleKind::Float => dw_variant!(
+                dw_rows_asm,
+                [pp, wc, x, params.out, rs,],
+                STRIDE,
+                CLAMP,
+                ODD,
+                false,
                 [
-                    dw_zero_pair!(),
-                    dw_zero_one!(),
-                    dw_zero_pair!(reload),
-                    dw_zero_one!(reload)
-                ],
-                ""
+                    dw_float_pair!(),
+                    dw_float_one!(),
+                    [
+                        dw_zero_pair!(),
+                        dw_zero_one!(),
+                        dw_zero_pair!(reload),
+                        dw_zero_one!(reload)
+                    ],
+                    [""]
+                ]
             ),
-            ScaleKind::Q31Twice => rows!(
-                dw_fixed_pair!(twice),
-                dw_fixed_one!(twice),
-                ["", "", "", ""],
-                dw_double!()
+            ScaleKind::Q31Twice => dw_variant!(
+                dw_rows_asm,
+                [pp, wc, x, params.out, rs,],
+                STRIDE,
+                CLAMP,
+                ODD,
+                false,
+                [
+                    dw_fixed_pair!(twice),
+                    dw_fixed_one!(twice),
+                    ["", "", "", ""],
+                    [dw_double!()]
+                ]
             ),
-            ScaleKind::Q31Once => rows!(
-                dw_fixed_pair!(once),
-                dw_fixed_one!(once),
-                ["", "", "", ""],
-                dw_double!()
+            ScaleKind::Q31Once => dw_variant!(
+                dw_rows_asm,
+                [pp, wc, x, params.out, rs,],
+                STRIDE,
+                CLAMP,
+                ODD,
+                false,
+                [
+                    dw_fixed_pair!(once),
+                    dw_fixed_one!(once),
+                    ["", "", "", ""],
+                    [dw_double!()]
+                ]
             ),
         }
     }
@@ -828,5 +840,450 @@ fn channel_loop<S: ChannelScale, const VARIANT: u8>(
             at += 1;
             c += 1;
         }
+    }
+}
+
+/// What [`depthwise_channels_dsp_asm`] loads once per call into `s2`–`s29` by one `VLDM`:
+/// the row loop's registers (as [`DwRows`]; the per-channel ones set per channel), then the
+/// channel loop's running pointers and the copies' constants.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[repr(C, align(8))]
+pub(crate) struct DwChannels {
+    /// `s2`–`s11`: as [`DwRows`]; `exponent`, `bias`, `end`, `scale` and `round` are the
+    /// assembly's, set per channel.
+    rows: [u32; 10],
+    /// `s12`: the next channel's kept rows (`kept` rows of `in_w` bytes each).
+    kept_src: *const i8,
+    /// `s13`: the next channel's fresh rows (`fresh` rows).
+    fresh_src: *const i8,
+    /// `s14`: the next channel's packed weights (12 bytes each).
+    weights: *const i8,
+    /// `s15`: the next channel's bias (a static 0 when there is none).
+    bias: *const i32,
+    /// `s16`: the next channel's scale (a float32 or a `Q31`, two words).
+    scales: *const u32,
+    /// `s17`: channels left, at least 1.
+    channels: usize,
+    /// `s18`, `s19`: kept and fresh rows per channel.
+    kept: usize,
+    fresh: usize,
+    /// `s20`, `s21`: where the kept and the fresh rows go in the padded plane.
+    kept_dst: *mut i8,
+    fresh_dst: *mut i8,
+    /// `s22`: the offset of a row's last word (`in_w − 4`); `s23`: `in_w`.
+    last_word: usize,
+    in_w: usize,
+    /// `s24`: bytes from one padded row to the next; `s25`: the input zero point in all four
+    /// bytes (the right padding after each copied row).
+    row: usize,
+    fill: u32,
+    /// `s26`: output bytes a channel.
+    plane_out: usize,
+    /// `s27`: the input zero point (the bias takes `zero · Σ w` back).
+    input_zero: i32,
+    /// `s28`: the padded plane's first window.
+    x: *const i8,
+    /// `s29`: bytes from one bias to the next: 4, or 0 with no bias.
+    bias_step: usize,
+}
+
+/// [`dw_rows_asm`] for every channel of a call in one block (see
+/// [`depthwise_channels_dsp_asm`]): per channel its kept and fresh rows copied into the
+/// padded plane (two words a row, the second ending at the row's last byte, then the fill
+/// word after it: exact reads, no over-read at a tensor's end), its weights unpacked, its
+/// bias less `input_zero · Σ w`, its scale, then its rows (`$form`: `loop` or `two`, see
+/// [`dw_row_loop`]). `$bias_double` doubles the bias for a fixed point (its weights doubled
+/// by `$double`), `$scale` loads the channel's scale from `u` (post-indexed).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_channels_asm {
+    ($params:expr, $out:expr, $rs:expr, $form:ident, [$($requant:expr),*],
+     [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*], [$($zero:expr),*],
+     [$($double:expr),*], [$($bias_double:expr),*], [$($scale:expr),*]) => {
+        core::arch::asm!(
+            "push {{r7}}",
+            "vldmia {t}, {{s2-s29}}",
+            "8:",
+            // The copies' constants: `a0` a row's last word, `a1` its length, `w0` the padded
+            // row, `w1` the fill.
+            "vmov {a0}, {a1}, s22, s23",
+            "vmov {w0}, {w1}, s24, s25",
+            "vmov {e}, s18",
+            "vmov {x}, s12",
+            "vmov {u}, s20",
+            dw_copy_rows!(),
+            "vmov s12, {x}",
+            "vmov {e}, s19",
+            "vmov {x}, s13",
+            "vmov {u}, s21",
+            dw_copy_rows!(),
+            "vmov s13, {x}",
+            // The weights, then the bias less `input_zero · Σ w` (Σ w in rows 0 and 1's pad
+            // bytes, see `pack_depthwise_weights`).
+            "vmov {e}, s14",
+            "ldr {w0}, [{e}]",
+            "ldr {w1}, [{e}, #4]",
+            "ldr {w2}, [{e}, #8]",
+            "adds {e}, {e}, #12",
+            "vmov s14, {e}",
+            "lsrs {a0}, {w0}, #24",
+            "lsrs {a1}, {w1}, #24",
+            "orr {a0}, {a0}, {a1}, lsl #8",
+            "sxth {a0}, {a0}",
+            "vmov {a1}, s27",
+            "vmov {x}, {u}, s15, s16",
+            "ldr {v}, [{x}]",
+            "mls {v}, {a1}, {a0}, {v}",
+            $($bias_double,)*
+            "vmov s3, {v}",
+            "vmov {v}, s29",
+            "add {x}, {x}, {v}",
+            $($scale,)*
+            "vmov s15, s16, {x}, {u}",
+            // The plane's end, its first window.
+            "vmov {a0}, s26",
+            "add {a0}, {a0}, {po}",
+            "vmov s9, {a0}",
+            "vmov {px}, s28",
+            dw_unpack!(),
+            $($double,)*
+            "vmov {t}, s4",
+            dw_row_loop!(
+                $form,
+                dw_pair_step!([$($requant),*], [$($pair),*], [$($clamp),*], [$($zero),*]),
+                [$($lone),*]
+            ),
+            "vmov {a0}, s17",
+            "subs {a0}, {a0}, #1",
+            "vmov s17, {a0}",
+            "bne 8b",
+            "pop {{r7}}",
+            t = inout(reg) $params => _,
+            px = out(reg) _,
+            po = inout(reg) $out => _,
+            rs = in(reg) $rs,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            w2 = out(reg) _,
+            v = out(reg) _,
+            u = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            x = out(reg) _,
+            e = out(reg) _,
+            out("s0") _,
+            out("s1") _,
+            out("s2") _,
+            out("s3") _,
+            out("s4") _,
+            out("s5") _,
+            out("s6") _,
+            out("s7") _,
+            out("s8") _,
+            out("s9") _,
+            out("s10") _,
+            out("s11") _,
+            out("s12") _,
+            out("s13") _,
+            out("s14") _,
+            out("s15") _,
+            out("s16") _,
+            out("s17") _,
+            out("s18") _,
+            out("s19") _,
+            out("s20") _,
+            out("s21") _,
+            out("s22") _,
+            out("s23") _,
+            out("s24") _,
+            out("s25") _,
+            out("s26") _,
+            out("s27") _,
+            out("s28") _,
+            out("s29") _,
+        )
+    };
+}
+
+/// `e` rows (possibly none) from `x` (`a1` bytes apart) into the padded plane at `u` (`w0`
+/// bytes apart): per row its first word and the word ending at its last byte (at `a0`),
+/// then the fill word `w1` after it; two rows an iteration. `v` and `w2` are temporaries;
+/// `x` and `u` end past the last row.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_copy_rows {
+    () => {
+        concat!(
+            "lsrs {e}, {e}, #1\n",
+            "bcc 4f\n",
+            dw_copy_rows!(row),
+            "4:\n",
+            // Z still from LSRS: no pair of rows (left).
+            "beq 6f\n",
+            "5:\n",
+            dw_copy_rows!(row),
+            dw_copy_rows!(row),
+            "subs {e}, {e}, #1\n",
+            "bne 5b\n",
+            "6:"
+        )
+    };
+    (row) => {
+        concat!(
+            "ldr {v}, [{x}]\n",
+            "ldr {w2}, [{x}, {a0}]\n",
+            "add {x}, {x}, {a1}\n",
+            "str {v}, [{u}]\n",
+            "str {w2}, [{u}, {a0}]\n",
+            "str {w1}, [{u}, {a1}]\n",
+            "add {u}, {u}, {w0}\n",
+        )
+    };
+}
+
+/// A `Q31`'s multiplier and half unit into `s10`, `s11` from `u` (post-indexed), its exponent
+/// (the half unit's trailing zeros plus one, see `Q31::exponent`) into `s2`.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_q31_scale {
+    () => {
+        concat!(
+            "vldmia {u}!, {{s10, s11}}\n",
+            "vmov {a0}, s11\n",
+            "rbit {a0}, {a0}\n",
+            "clz {a0}, {a0}\n",
+            "adds {a0}, {a0}, #1\n",
+            "vmov s2, {a0}"
+        )
+    };
+}
+
+/// Every channel of one image of a 3×3 depthwise convolution with rows of 4 to 8 input bytes
+/// ([`DW_ROWS_SHORT`]) and horizontal stride `STRIDE` (1 or 2) on Cortex-M4F/M7/M33, in one
+/// assembly block: per channel about 30 instructions and 7 a copied row around the rows of
+/// [`depthwise_rows_dsp_asm`] (against about 90 when the channel loop is Rust's), which a
+/// streamed stage's bands pay per channel and call. `PAIRS2`: two pairs a row
+/// ([`DW_PAIRS2`]), spelt out.
+///
+/// # Safety
+/// `params` describes the call ([`depthwise_channels_dsp`] builds and checks it): for each of
+/// `channels` channels, `kept` rows of `in_w` (4 to 8) bytes readable from `kept_src` and
+/// `fresh` from `fresh_src` (one channel's after the other's), writable at `kept_dst` and
+/// `fresh_dst` with `row` bytes between rows and `in_w + 4` bytes each; 12 weight bytes, a
+/// bias (4 bytes, or the same 4 at step 0) and a scale readable; `plane_out` output bytes
+/// writable from `out` on; every window's reads (see [`depthwise_rows_dsp_asm`]) inside the
+/// padded plane from `x`, kernel rows `rs` bytes apart; the padded plane's border holds the
+/// input zero point.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+pub(crate) unsafe fn depthwise_channels_dsp_asm<
+    const STRIDE: usize,
+    const CLAMP: bool,
+    const ODD: bool,
+    const PAIRS2: bool,
+    S: ChannelScale,
+>(
+    out: *mut i8,
+    rs: usize,
+    params: &DwChannels,
+) {
+    let pp = params as *const DwChannels;
+    // SAFETY: the reads and writes are the caller's contract (the copies' reads inside each
+    // row, their writes inside each padded row; every pair's and lone pixel's loads inside
+    // its windows; LDR/STR may be unaligned on Armv7E-M); `params` lives across the block and
+    // is only read. FPU and DSP-extension instructions; s0–s29 and the flags are clobbered;
+    // r7 is pushed and popped (the stack balanced, no call between).
+    unsafe {
+        match S::KIND {
+            ScaleKind::Float => dw_variant!(
+                dw_channels_asm,
+                [pp, out, rs,],
+                STRIDE,
+                CLAMP,
+                ODD,
+                PAIRS2,
+                [
+                    dw_float_pair!(),
+                    dw_float_one!(),
+                    [
+                        dw_zero_pair!(),
+                        dw_zero_one!(),
+                        dw_zero_pair!(reload),
+                        dw_zero_one!(reload)
+                    ],
+                    [""],
+                    [""],
+                    ["vldmia {u}!, {{s10}}"]
+                ]
+            ),
+            ScaleKind::Q31Twice => dw_variant!(
+                dw_channels_asm,
+                [pp, out, rs,],
+                STRIDE,
+                CLAMP,
+                ODD,
+                PAIRS2,
+                [
+                    dw_fixed_pair!(twice),
+                    dw_fixed_one!(twice),
+                    ["", "", "", ""],
+                    [dw_double!()],
+                    ["lsls {v}, {v}, #1"],
+                    [dw_q31_scale!()]
+                ]
+            ),
+            ScaleKind::Q31Once => dw_variant!(
+                dw_channels_asm,
+                [pp, out, rs,],
+                STRIDE,
+                CLAMP,
+                ODD,
+                PAIRS2,
+                [
+                    dw_fixed_pair!(once),
+                    dw_fixed_one!(once),
+                    ["", "", "", ""],
+                    [dw_double!()],
+                    ["lsls {v}, {v}, #1"],
+                    [dw_q31_scale!()]
+                ]
+            ),
+        }
+    }
+}
+
+/// One variant of [`depthwise_channels_dsp_asm`]: every channel of one image.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+pub(crate) type DwChannelsFn = unsafe fn(*mut i8, usize, &DwChannels);
+
+/// The variant of [`depthwise_channels_dsp_asm`] for `kind` and `p`'s clamp, row parity and
+/// pairs a row (constants when `VARIANT` names them: then only that block is compiled).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[inline(always)]
+pub(crate) fn dsp_channels_fn<S: ChannelScale, const VARIANT: u8>(
+    p: &ConvI8,
+    kind: PairKind,
+) -> DwChannelsFn {
+    let v = match VARIANT {
+        0 => depthwise_variant(p),
+        v => v,
+    };
+    let (clamp, odd, pairs2) = (v & DW_CLAMP != 0, v & DW_ODD != 0, v & DW_PAIRS2 != 0);
+    macro_rules! channels {
+        ($($stride:literal, $clamp:literal, $odd:literal, $two:literal, $kind:ident);*) => {
+            match (kind, clamp, odd, pairs2) {
+                $((PairKind::$kind, $clamp, $odd, $two) => {
+                    depthwise_channels_dsp_asm::<$stride, $clamp, $odd, $two, S> as DwChannelsFn
+                })*
+            }
+        };
+    }
+    channels!(
+        1, false, false, false, Stride1; 1, false, true, false, Stride1;
+        1, true, false, false, Stride1; 1, true, true, false, Stride1;
+        2, false, false, false, Stride2; 2, false, true, false, Stride2;
+        2, true, false, false, Stride2; 2, true, true, false, Stride2;
+        1, false, false, true, Stride1; 1, false, true, true, Stride1;
+        1, true, false, true, Stride1; 1, true, true, true, Stride1;
+        2, false, false, true, Stride2; 2, false, true, true, Stride2;
+        2, true, false, true, Stride2; 2, true, true, true, Stride2
+    )
+}
+
+/// [`conv2d_i8_depthwise_split_as`] for the two-pixel geometries with rows of 4 to 8 bytes
+/// ([`DW_ROWS_SHORT`]) on Cortex-M4F/M7/M33: the checks, then per image one call of
+/// `channels` (a variant of [`depthwise_channels_dsp_asm`]) for all its channels.
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn depthwise_channels_dsp<S: ChannelScale>(
+    p: &ConvI8,
+    kind: PairKind,
+    planes: &Planes,
+    packed: &[i8],
+    bias: Option<&[i32]>,
+    scales: &[S],
+    padded: &mut [i8],
+    row: usize,
+    output: &mut [i8],
+    channels: DwChannelsFn,
+) {
+    /// The bias of every channel of a layer without one (read at step 0).
+    static NO_BIAS: i32 = 0;
+    let g = &p.geom;
+    let w = &g.window;
+    let (kept, fresh) = (planes.kept, w.in_h - planes.kept);
+    let plane_out = w.out_h * w.out_w;
+    let (step, last_col) = match kind {
+        PairKind::Stride1 => (1, 3),
+        PairKind::Stride2 => (2, 4),
+    };
+    // Every window's reads inside the padded plane (as `channel_loop`).
+    let deepest = ((w.out_h - 1) * w.stride_h + 2 * w.dil_h) * row;
+    let widest = (w.out_w - 1) * step + last_col;
+    assert!(widest < row && deepest + row <= padded.len() && w.out_w >= 2);
+    // One input plane a channel; every row's copy (`in_w + 4` bytes from its start) inside
+    // the padded plane; its two words inside the source row.
+    assert!(g.in_c == g.out_c && (4..=8).contains(&w.in_w) && row >= w.in_w + 4);
+    let inside = w.pad_top * row + w.pad_left;
+    assert!(w.in_h == 0 || inside + (w.in_h - 1) * row + w.in_w + 4 <= padded.len());
+    let (kept_len, fresh_len) = (kept * w.in_w, fresh * w.in_w);
+    assert!(planes.kept_rows.len() >= g.batch * g.in_c * kept_len);
+    assert!(planes.input.len() >= g.batch * g.in_c * fresh_len);
+    assert!(output.len() >= g.batch * g.out_c * plane_out);
+    assert!(packed.len() >= 12 * g.out_c && scales.len() >= g.out_c);
+    assert!(bias.is_none_or(|b| b.len() >= g.out_c));
+    if g.out_c == 0 || plane_out == 0 {
+        return;
+    }
+    let bytes = |v: i8| u32::from(v as u8) * 0x0101_0101;
+    let zero = p.input_zero;
+    let base = padded.as_mut_ptr();
+    let mut params = DwChannels {
+        rows: [
+            0,
+            0,
+            p.output_zero as u32,
+            bytes(p.lo),
+            bytes(p.hi),
+            (2 * (w.out_w / 2)) as u32,
+            // Wrapping: added to an address (positive for every padded geometry).
+            (w.stride_h * row).wrapping_sub(2 * step * (w.out_w / 2)) as u32,
+            0,
+            0,
+            0,
+        ],
+        kept_src: planes.kept_rows.as_ptr(),
+        fresh_src: planes.input.as_ptr(),
+        weights: packed.as_ptr(),
+        bias: bias.map_or(&NO_BIAS as *const i32, |b| b.as_ptr()),
+        scales: scales.as_ptr().cast(),
+        channels: g.out_c,
+        kept,
+        fresh,
+        // SAFETY (both): inside `padded` (asserted above; `inside` and the kept rows are
+        // before the last row's start).
+        kept_dst: unsafe { base.add(inside) },
+        fresh_dst: unsafe { base.add(inside + kept * row) },
+        last_word: w.in_w - 4,
+        in_w: w.in_w,
+        row,
+        fill: bytes(zero as i8),
+        plane_out,
+        input_zero: zero,
+        x: base,
+        bias_step: if bias.is_some() { 4 } else { 0 },
+    };
+    let mut out = output.as_mut_ptr();
+    for n in 0..g.batch {
+        let plane = n * g.in_c;
+        params.kept_src = planes.kept_rows[plane * kept_len..].as_ptr();
+        params.fresh_src = planes.input[plane * fresh_len..].as_ptr();
+        params.weights = packed.as_ptr();
+        params.bias = bias.map_or(&NO_BIAS as *const i32, |b| b.as_ptr());
+        params.scales = scales.as_ptr().cast();
+        // SAFETY: the sources hold `out_c` planes of `kept` and `fresh` rows from here, the
+        // weights, biases and scales `out_c` channels, the output `out_c` planes from `out`
+        // (all asserted above); the copies land inside the padded plane and every window's
+        // reads are inside it (asserted above); `prepare` filled its border.
+        unsafe { channels(out, w.dil_h * row, &params) };
+        // SAFETY: one image's planes on, at most one past `output`'s end.
+        out = unsafe { out.add(g.out_c * plane_out) };
     }
 }
