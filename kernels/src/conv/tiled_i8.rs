@@ -241,8 +241,19 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
         return;
     }
     let scratch = &mut scratch[..2 * depth];
-    // The padded reduction steps stay zero for every pixel pair.
-    scratch.fill(0);
+    let class = match VARIANT {
+        0 => im2col_class(g),
+        v => v >> 4,
+    };
+    // The padded reduction steps stay zero for every pixel pair. A 1×1 layer's im2col writes
+    // its first `4 · ⌈in_c / 2⌉` values for every pair (all of them when `in_c` is a multiple
+    // of 8): only the steps past them (a streamed stage calls this once per band).
+    let written = if class == IM2COL_SIDE_BY_SIDE {
+        4 * g.in_c.div_ceil(2)
+    } else {
+        0
+    };
+    scratch[written..].fill(0);
     // Without a bias every channel reads the same zero (`step` 0; four of them for the
     // groups of four channels on Cortex-M4F, which load a group's biases at once).
     let zeros = [0i32; 4];
@@ -266,10 +277,6 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
     // A flattened convolution's steps: each one's input offset from its window's top-left,
     // in step order (tap, then channel), worked out once.
     let mut offsets = [0u32; FLAT_STEPS];
-    let class = match VARIANT {
-        0 => im2col_class(g),
-        v => v >> 4,
-    };
     let steps = if class == IM2COL_FLATTENED {
         let mut t = 0;
         for ky in 0..w.k_h {

@@ -326,6 +326,7 @@ fn main() -> ! {
     // Its own random sequence: the checks after it keep the data they were written for.
     ok &= named_depthwise(&mut Lcg(777), input, weights, bytes, scratch, want, got);
     ok &= row_copies(&mut r);
+    ok &= pooled_row_sums(&mut Lcg(4242));
     ok &= fully_connected(&mut r);
     ok &= additions(&mut r);
     ok &= wide_without_bias(&mut r, input, weights, bytes, scratch, want, got);
@@ -404,6 +405,36 @@ fn named_depthwise(
     hprintln!(
         "named depthwise variants (each row-copy class, inline and shared): {}",
         if ok { "same output" } else { "MISMATCH" }
+    );
+    ok
+}
+
+/// The int8 row sums a streamed stage's global average pooling adds band by band
+/// (`kernels::pool::row_sums_i8`: on the Cortex-M4 every channel in one loop, whole words and
+/// a shifted last word) against a scalar sum: 500 random bands of 1 to 8 channels of 1 to 40
+/// bytes, first and later bands, each run exactly as long as the band (no byte past it read).
+fn pooled_row_sums(r: &mut Lcg) -> bool {
+    use microarena::kernels::pool::row_sums_i8;
+    let mut pick = |n: usize| (r.next() as u8 as usize) % n;
+    let mut band = [0i8; 320];
+    let (mut got, mut want) = ([0i32; 8], [0i32; 8]);
+    let mut ok = true;
+    for _ in 0..500 {
+        let (channels, len, first) = (1 + pick(8), 1 + pick(40), pick(2) == 0);
+        for b in band[..channels * len].iter_mut() {
+            *b = pick(256) as u8 as i8;
+        }
+        for c in 0..channels {
+            got[c] = pick(60_000) as i32 - 30_000;
+            let sum: i32 = band[c * len..][..len].iter().map(|&v| i32::from(v)).sum();
+            want[c] = if first { sum } else { got[c] + sum };
+        }
+        row_sums_i8(first, &band[..channels * len], len, &mut got[..channels]);
+        ok &= got[..channels] == want[..channels];
+    }
+    hprintln!(
+        "pooled row sums: 500 random bands against a scalar sum: {}",
+        if ok { "same sums" } else { "MISMATCH" }
     );
     ok
 }

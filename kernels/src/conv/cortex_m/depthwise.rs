@@ -843,7 +843,7 @@ fn channel_loop<S: ChannelScale, const VARIANT: u8>(
     }
 }
 
-/// What [`depthwise_channels_dsp_asm`] loads once per call into `s2`–`s29` by one `VLDM`:
+/// What [`depthwise_channels_dsp_asm`] loads once per call into `s2`–`s27` by one `VLDM`:
 /// the row loop's registers (as [`DwRows`]; the per-channel ones set per channel), then the
 /// channel loop's running pointers and the copies' constants.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
@@ -862,35 +862,34 @@ pub(crate) struct DwChannels {
     bias: *const i32,
     /// `s16`: the next channel's scale (a float32 or a `Q31`, two words).
     scales: *const u32,
-    /// `s17`: channels left, at least 1.
-    channels: usize,
-    /// `s18`, `s19`: kept and fresh rows per channel.
+    /// `s17`: where the last channel's output plane ends (the loop's bound).
+    out_end: *mut i8,
+    /// `s18`, `s19`: kept and fresh rows per channel (the fresh ones right after the kept
+    /// ones in the padded plane).
     kept: usize,
     fresh: usize,
-    /// `s20`, `s21`: where the kept and the fresh rows go in the padded plane.
+    /// `s20`: where the kept rows go in the padded plane.
     kept_dst: *mut i8,
-    fresh_dst: *mut i8,
-    /// `s22`: the offset of a row's last word (`in_w − 4`); `s23`: `in_w`.
+    /// `s21`: the offset of a row's last word (`in_w − 4`); `s22`: `in_w`.
     last_word: usize,
     in_w: usize,
-    /// `s24`: bytes from one padded row to the next; `s25`: the input zero point in all four
-    /// bytes (the right padding after each copied row).
+    /// `s23`: bytes from one padded row to the next.
     row: usize,
-    fill: u32,
-    /// `s26`: output bytes a channel.
+    /// `s24`: output bytes a channel.
     plane_out: usize,
-    /// `s27`: the input zero point (the bias takes `zero · Σ w` back).
+    /// `s25`: the input zero point (the bias takes `zero · Σ w` back).
     input_zero: i32,
-    /// `s28`: the padded plane's first window.
+    /// `s26`: the padded plane's first window.
     x: *const i8,
-    /// `s29`: bytes from one bias to the next: 4, or 0 with no bias.
+    /// `s27`: bytes from one bias to the next: 4, or 0 with no bias.
     bias_step: usize,
 }
 
 /// [`dw_rows_asm`] for every channel of a call in one block (see
 /// [`depthwise_channels_dsp_asm`]): per channel its kept and fresh rows copied into the
-/// padded plane (two words a row, the second ending at the row's last byte, then the fill
-/// word after it: exact reads, no over-read at a tensor's end), its weights unpacked, its
+/// padded plane (two words a row, the second ending at the row's last byte: exact reads and
+/// writes, no over-read at a tensor's end and the border, filled once a call, never
+/// overwritten), its weights unpacked, its
 /// bias less `input_zero · Σ w`, its scale, then its rows (`$form`: `loop` or `two`, see
 /// [`dw_row_loop`]). `$bias_double` doubles the bias for a fixed point (its weights doubled
 /// by `$double`), `$scale` loads the channel's scale from `u` (post-indexed).
@@ -901,20 +900,20 @@ macro_rules! dw_channels_asm {
      [$($double:expr),*], [$($bias_double:expr),*], [$($scale:expr),*]) => {
         core::arch::asm!(
             "push {{r7}}",
-            "vldmia {t}, {{s2-s29}}",
+            "vldmia {t}, {{s2-s27}}",
             "8:",
             // The copies' constants: `a0` a row's last word, `a1` its length, `w0` the padded
-            // row, `w1` the fill.
-            "vmov {a0}, {a1}, s22, s23",
-            "vmov {w0}, {w1}, s24, s25",
+            // row.
+            "vmov {a0}, {a1}, s21, s22",
+            "vmov {w0}, s23",
             "vmov {e}, s18",
             "vmov {x}, s12",
             "vmov {u}, s20",
             dw_copy_rows!(),
             "vmov s12, {x}",
+            // The fresh rows right after the kept ones (`u` is there).
             "vmov {e}, s19",
             "vmov {x}, s13",
-            "vmov {u}, s21",
             dw_copy_rows!(),
             "vmov s13, {x}",
             // The weights, then the bias less `input_zero · Σ w` (Σ w in rows 0 and 1's pad
@@ -926,24 +925,23 @@ macro_rules! dw_channels_asm {
             "adds {e}, {e}, #12",
             "vmov s14, {e}",
             "lsrs {a0}, {w0}, #24",
-            "lsrs {a1}, {w1}, #24",
+            "asrs {a1}, {w1}, #24",
             "orr {a0}, {a0}, {a1}, lsl #8",
-            "sxth {a0}, {a0}",
-            "vmov {a1}, s27",
+            "vmov {a1}, s25",
             "vmov {x}, {u}, s15, s16",
             "ldr {v}, [{x}]",
             "mls {v}, {a1}, {a0}, {v}",
             $($bias_double,)*
             "vmov s3, {v}",
-            "vmov {v}, s29",
+            "vmov {v}, s27",
             "add {x}, {x}, {v}",
             $($scale,)*
             "vmov s15, s16, {x}, {u}",
             // The plane's end, its first window.
-            "vmov {a0}, s26",
+            "vmov {a0}, s24",
             "add {a0}, {a0}, {po}",
             "vmov s9, {a0}",
-            "vmov {px}, s28",
+            "vmov {px}, s26",
             dw_unpack!(),
             $($double,)*
             "vmov {t}, s4",
@@ -953,8 +951,7 @@ macro_rules! dw_channels_asm {
                 [$($lone),*]
             ),
             "vmov {a0}, s17",
-            "subs {a0}, {a0}, #1",
-            "vmov s17, {a0}",
+            "cmp {po}, {a0}",
             "bne 8b",
             "pop {{r7}}",
             t = inout(reg) $params => _,
@@ -998,15 +995,13 @@ macro_rules! dw_channels_asm {
             out("s25") _,
             out("s26") _,
             out("s27") _,
-            out("s28") _,
-            out("s29") _,
         )
     };
 }
 
 /// `e` rows (possibly none) from `x` (`a1` bytes apart) into the padded plane at `u` (`w0`
 /// bytes apart): per row its first word and the word ending at its last byte (at `a0`),
-/// then the fill word `w1` after it; two rows an iteration. `v` and `w2` are temporaries;
+/// overlapping for rows under 8 bytes; two rows an iteration. `v` and `w2` are temporaries;
 /// `x` and `u` end past the last row.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_copy_rows {
@@ -1033,7 +1028,6 @@ macro_rules! dw_copy_rows {
             "add {x}, {x}, {a1}\n",
             "str {v}, [{u}]\n",
             "str {w2}, [{u}, {a0}]\n",
-            "str {w1}, [{u}, {a1}]\n",
             "add {u}, {u}, {w0}\n",
         )
     };
@@ -1063,12 +1057,12 @@ macro_rules! dw_q31_scale {
 /// ([`DW_PAIRS2`]), spelt out.
 ///
 /// # Safety
-/// `params` describes the call ([`depthwise_channels_dsp`] builds and checks it): for each of
-/// `channels` channels, `kept` rows of `in_w` (4 to 8) bytes readable from `kept_src` and
-/// `fresh` from `fresh_src` (one channel's after the other's), writable at `kept_dst` and
-/// `fresh_dst` with `row` bytes between rows and `in_w + 4` bytes each; 12 weight bytes, a
-/// bias (4 bytes, or the same 4 at step 0) and a scale readable; `plane_out` output bytes
-/// writable from `out` on; every window's reads (see [`depthwise_rows_dsp_asm`]) inside the
+/// `params` describes the call ([`depthwise_channels_dsp`] builds and checks it): for each
+/// channel (`plane_out` output bytes from `out` to `out_end`, at least one), `kept` rows of
+/// `in_w` (4 to 8) bytes readable from `kept_src` and `fresh` from `fresh_src` (one
+/// channel's after the other's), `kept + fresh` rows of `in_w` bytes writable from
+/// `kept_dst` with `row` bytes between rows; 12 weight bytes, a bias (4 bytes, or the same 4
+/// at step 0) and a scale readable; every window's reads (see [`depthwise_rows_dsp_asm`]) inside the
 /// padded plane from `x`, kernel rows `rs` bytes apart; the padded plane's border holds the
 /// input zero point.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
@@ -1087,7 +1081,7 @@ pub(crate) unsafe fn depthwise_channels_dsp_asm<
     // SAFETY: the reads and writes are the caller's contract (the copies' reads inside each
     // row, their writes inside each padded row; every pair's and lone pixel's loads inside
     // its windows; LDR/STR may be unaligned on Armv7E-M); `params` lives across the block and
-    // is only read. FPU and DSP-extension instructions; s0–s29 and the flags are clobbered;
+    // is only read. FPU and DSP-extension instructions; s0–s27 and the flags are clobbered;
     // r7 is pushed and popped (the stack balanced, no call between).
     unsafe {
         match S::KIND {
@@ -1254,17 +1248,14 @@ pub(crate) fn depthwise_channels_dsp<S: ChannelScale>(
         weights: packed.as_ptr(),
         bias: bias.map_or(&NO_BIAS as *const i32, |b| b.as_ptr()),
         scales: scales.as_ptr().cast(),
-        channels: g.out_c,
+        out_end: core::ptr::null_mut(),
         kept,
         fresh,
-        // SAFETY (both): inside `padded` (asserted above; `inside` and the kept rows are
-        // before the last row's start).
+        // SAFETY: inside `padded` (asserted above: `inside` is before the last row's start).
         kept_dst: unsafe { base.add(inside) },
-        fresh_dst: unsafe { base.add(inside + kept * row) },
         last_word: w.in_w - 4,
         in_w: w.in_w,
         row,
-        fill: bytes(zero as i8),
         plane_out,
         input_zero: zero,
         x: base,
@@ -1278,12 +1269,13 @@ pub(crate) fn depthwise_channels_dsp<S: ChannelScale>(
         params.weights = packed.as_ptr();
         params.bias = bias.map_or(&NO_BIAS as *const i32, |b| b.as_ptr());
         params.scales = scales.as_ptr().cast();
+        // SAFETY: one image's planes on, at most one past `output`'s end.
+        params.out_end = unsafe { out.add(g.out_c * plane_out) };
         // SAFETY: the sources hold `out_c` planes of `kept` and `fresh` rows from here, the
         // weights, biases and scales `out_c` channels, the output `out_c` planes from `out`
         // (all asserted above); the copies land inside the padded plane and every window's
         // reads are inside it (asserted above); `prepare` filled its border.
         unsafe { channels(out, w.dil_h * row, &params) };
-        // SAFETY: one image's planes on, at most one past `output`'s end.
-        out = unsafe { out.add(g.out_c * plane_out) };
+        out = params.out_end;
     }
 }
