@@ -157,9 +157,12 @@ impl StreamOp {
     /// Instructions the stage costs on a Cortex-M4 beyond its ops run whole, estimated:
     /// what every band call but one per op pays again and every row copy (about 12 instructions a block,
     /// one per channel, and one per 3 bytes: whole-word blocks move four words per
-    /// `LDM`/`STM`; others about 16 and one a byte, by unaligned words and bytes). Per call:
+    /// `LDM`/`STM`; blocks of 4 to 12 bytes, a window's kept rows, about 10; others about 16
+    /// and one a byte, by unaligned words and bytes). Per call:
     /// the int8 depthwise kernel's per-channel set-up (its input rows copied into the padded
-    /// plane, the channel's constants) about 150 instructions a channel; a dense int8 convolution about 400, plus a pass over its
+    /// plane, the channel's constants) about 150 instructions a channel, or, with rows of 4 to
+    /// 8 bytes (its channel loop in assembly), 55 and 6 a kept row (fitted on DS-CNN's bands
+    /// of 2 to 8 rows: estimated 1.08 to 1.24 times the measured overheads); a dense int8 convolution about 400, plus a pass over its
     /// weights when the band has an odd number of pixels (they go in pairs); the tiled f32
     /// one (register tiles in assembly since issue 37) about 600 and a quarter of an
     /// instruction a weight (refitted on streamed f32 networks against their unstreamed plans
@@ -173,7 +176,7 @@ impl StreamOp {
     /// `mlperf` binary (ResNet-8 and MobileNetV1 streamed, against unstreamed); the planner
     /// keeps streaming within a share of the model's cost with them.
     pub fn overhead_estimate(&self) -> u64 {
-        let call = |op: &Op, len: usize| -> u64 {
+        let call = |op: &Op, len: usize, kept: usize| -> u64 {
             use super::conv::ConvOp;
             let plane = |w: &crate::kernels::Window2d| (w.out_h * w.out_w).max(1);
             let weights = |g: &crate::kernels::conv::Conv2d| {
@@ -185,6 +188,11 @@ impl StreamOp {
                 }
                 Op::Conv(ConvOp::F32(g)) => 80 * weights(g),
                 Op::Conv(ConvOp::F32Tiled(g)) => 600 + weights(g) / 4,
+                Op::Conv(ConvOp::I8Depthwise(p, _)) if depthwise_short_rows(p) => {
+                    // The channel loop in assembly: about 55 instructions a channel and 6 a
+                    // kept row copied into the padded plane (fitted on DS-CNN's bands).
+                    (55 + 6 * kept as u64) * (len / plane(&p.geom.window)) as u64
+                }
                 Op::Conv(c) if c.geometry().groups > 1 => {
                     150 * (len / plane(&c.geometry().window)) as u64
                 }
@@ -223,6 +231,10 @@ impl StreamOp {
                                 (rows.channels
                                     * if rows.whole_words() {
                                         12 + rows.bytes / 3
+                                    } else if (4..=12).contains(&rows.bytes) {
+                                        // Short blocks (kept rows saved apart): two or three
+                                        // words each.
+                                        10
                                     } else {
                                         16 + rows.bytes
                                     }) as u64
@@ -234,7 +246,15 @@ impl StreamOp {
                                 inputs,
                                 ..
                             } => {
-                                let mut c = call(op, output.len);
+                                // A split window's kept rows (input 3 of a depthwise band).
+                                let kept = match (&**op, inputs.get(3)) {
+                                    (Op::Conv(c), Some(Some(Operand::Buf(b)))) => {
+                                        let g = c.geometry();
+                                        b.len / (g.in_c * g.window.in_w).max(1)
+                                    }
+                                    _ => 0,
+                                };
+                                let mut c = call(op, output.len, kept);
                                 // A split f32 depthwise window: each channel's plane joined
                                 // in the scratch, then a one-channel call.
                                 if let (Op::Conv(super::conv::ConvOp::F32(g)), Some(Some(_))) =
@@ -272,6 +292,16 @@ impl StreamOp {
             })
             .sum()
     }
+}
+
+/// True when the int8 depthwise kernel runs `p`'s whole channel loop in assembly on the
+/// Cortex-M4 (3×3 windows in two-pixel steps over rows of 4 to 8 bytes, see
+/// `kernels::conv::DW_ROWS_SHORT`): its per-channel cost a band call pays again is a third
+/// of the general loop's.
+fn depthwise_short_rows(p: &crate::kernels::conv::ConvI8) -> bool {
+    use crate::kernels::conv::{depthwise_variant, DW_ROWS_LONG, DW_ROWS_SHORT};
+    let v = depthwise_variant(p);
+    v & DW_ROWS_LONG == DW_ROWS_SHORT && matches!(v >> 2 & 3, 1 | 2)
 }
 
 /// `Region::..(offset, len)` of `len` elements of `dtype` at byte `offset` of the arena.
