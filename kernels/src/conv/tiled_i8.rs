@@ -39,9 +39,48 @@ pub(super) const fn tiled_channel_steps(g: &Conv2d) -> usize {
     }
 }
 
-/// `i16` elements of the scratch [`conv2d_i8_tiled`] needs: the im2col of two output pixels.
+/// `i16` elements of the scratch [`conv2d_i8_tiled`] needs: the im2col of two output pixels,
+/// and for a narrow few-channel first layer ([`flat_padded`]) its input with the padding
+/// written out.
 pub const fn tiled_scratch_len(g: &Conv2d) -> usize {
     2 * tiled_depth(g)
+        + if flat_padded(g) {
+            padded_plane_bytes(g).div_ceil(2)
+        } else {
+            0
+        }
+}
+
+/// Bytes of a [`flat_padded`] layer's input with its padding written out.
+const fn padded_plane_bytes(g: &Conv2d) -> usize {
+    let w = &g.window;
+    g.in_c * (w.pad_top + w.in_h + w.pad_bottom) * (w.pad_left + w.in_w + w.pad_right)
+}
+
+/// True when a [`flattened`] layer's windows cross the left or right padding in at least a
+/// quarter of the output columns (a spectrogram's first layer: DS-CNN's 10×4 window over 10
+/// MFCC features reaches into the padding in 2 of its 5 columns): it copies its input, the
+/// padding written out with the zero point, into the scratch (a few hundred bytes) so that
+/// every window lies inside and takes the flattened path's table of offsets, instead of the
+/// window-by-window gathering of [`border_windows`] (about five times as many instructions a
+/// pixel pair). Wide inputs (RGB images) have few such columns and keep their scratch small.
+pub(crate) const fn flat_padded(g: &Conv2d) -> bool {
+    let w = &g.window;
+    if !flattened(g) || w.pad_left + w.pad_right == 0 {
+        return false;
+    }
+    // Output columns whose window starts left of the input or ends right of it.
+    let span = (w.k_w - 1) * w.dil_w + 1;
+    let mut border = 0;
+    let mut x = 0;
+    while x < w.out_w {
+        let start = x * w.stride_w;
+        if start < w.pad_left || start + span > w.pad_left + w.in_w {
+            border += 1;
+        }
+        x += 1;
+    }
+    4 * border >= w.out_w
 }
 
 /// Dense int8 convolution (one group) as a matrix product over an im2col of two output
@@ -92,8 +131,11 @@ pub const TILED_HALF: u8 = 1 << 0;
 const IM2COL_SIDE_BY_SIDE: u8 = 1;
 /// ... one or three input channels ([`flattened`]), ...
 const IM2COL_FLATTENED: u8 = 2;
-/// ... or any other window.
+/// ... or any other window, ...
 const IM2COL_WINDOWS: u8 = 3;
+/// ... or a [`flattened`] layer that copies its input with the padding into the scratch
+/// ([`flat_padded`]; bit 6).
+const IM2COL_FLAT_PADDED: u8 = 4;
 
 /// The im2col class of `g` (see [`tiled_variant`]).
 const fn im2col_class(g: &Conv2d) -> u8 {
@@ -109,6 +151,8 @@ const fn im2col_class(g: &Conv2d) -> u8 {
         && w.in_w == w.out_w
     {
         IM2COL_SIDE_BY_SIDE
+    } else if flat_padded(g) {
+        IM2COL_FLAT_PADDED
     } else if flattened(g) {
         IM2COL_FLATTENED
     } else {
@@ -240,10 +284,40 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
         unsafe { x86::conv2d_i8_flat(p, &f, input, packed, bias, scales, output) };
         return;
     }
-    let scratch = &mut scratch[..2 * depth];
     let class = match VARIANT {
         0 => im2col_class(g),
         v => v >> 4,
+    };
+    let (scratch, spare) = scratch[..tiled_scratch_len(g)].split_at_mut(2 * depth);
+    // A narrow few-channel first layer (`flat_padded`) reads its input from the scratch, the
+    // padding written out: the same windows, none reaching outside.
+    let (ph, pw) = (
+        w.pad_top + w.in_h + w.pad_bottom,
+        w.pad_left + w.in_w + w.pad_right,
+    );
+    let padded_geom = Conv2d {
+        window: crate::Window2d {
+            in_h: ph,
+            in_w: pw,
+            pad_top: 0,
+            pad_left: 0,
+            pad_bottom: 0,
+            pad_right: 0,
+            ..*w
+        },
+        ..*g
+    };
+    let padded_len = g.in_c * ph * pw;
+    // SAFETY: the same memory as bytes: i8 has no alignment and no invalid bit pattern, the
+    // length is the byte length, and `spare` is not used again while this view lives.
+    let spare: &mut [i8] =
+        unsafe { core::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<i8>(), 2 * spare.len()) };
+    let gi = if class == IM2COL_FLAT_PADDED {
+        // The border once a call (each image writes only the inside).
+        spare[..padded_len].fill(p.input_zero as i8);
+        &padded_geom
+    } else {
+        g
     };
     // The padded reduction steps stay zero for every pixel pair. A 1×1 layer's im2col writes
     // its first `4 · ⌈in_c / 2⌉` values for every pair (all of them when `in_c` is a multiple
@@ -277,12 +351,13 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
     // A flattened convolution's steps: each one's input offset from its window's top-left,
     // in step order (tap, then channel), worked out once.
     let mut offsets = [0u32; FLAT_STEPS];
-    let steps = if class == IM2COL_FLATTENED {
+    let steps = if class == IM2COL_FLATTENED || class == IM2COL_FLAT_PADDED {
+        let wi = &gi.window;
         let mut t = 0;
         for ky in 0..w.k_h {
             for kx in 0..w.k_w {
                 for c in 0..g.in_c {
-                    let at = c * w.in_h * w.in_w + ky * w.dil_h * w.in_w + kx * w.dil_w;
+                    let at = c * wi.in_h * wi.in_w + ky * w.dil_h * wi.in_w + kx * w.dil_w;
                     offsets[t] = u32::try_from(at).expect("an input offset fits 32 bits");
                     t += 1;
                 }
@@ -295,9 +370,24 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
     for n in 0..g.batch {
         let input = &input[n * in_len..(n + 1) * in_len];
         let output = &mut output[n * g.out_c * plane..(n + 1) * g.out_c * plane];
+        let input: &[i8] = if class == IM2COL_FLAT_PADDED {
+            // Each channel's rows inside the border (`copy_bytes`: no call to `memcpy` per
+            // row).
+            let padded = &mut spare[..padded_len];
+            for c in 0..g.in_c {
+                for y in 0..w.in_h {
+                    let at = (c * ph + w.pad_top + y) * pw + w.pad_left;
+                    let from = (c * w.in_h + y) * w.in_w;
+                    depthwise::copy_bytes(&mut padded[at..at + w.in_w], &input[from..from + w.in_w]);
+                }
+            }
+            padded
+        } else {
+            input
+        };
         for p0 in (0..plane).step_by(2) {
             let next = usize::from(p0 + 1 < plane);
-            im2col_pair::<VARIANT>(g, input, p.input_zero, (p0, p0 + next), steps, scratch);
+            im2col_pair::<VARIANT>(gi, input, p.input_zero, (p0, p0 + next), steps, scratch);
             rows.run::<VARIANT>(scratch, p0, next, output);
             // A constant when the caller names the variant.
             let odd = match VARIANT {
@@ -541,9 +631,9 @@ fn im2col_pair<const VARIANT: u8>(
     }
     let ((y0, x0), (y1, x1)) = (at(p0), at(p1));
     let inside = |y: isize, x: isize| y >= 0 && (y as usize) < ih && x >= 0 && (x as usize) < iw;
-    if class == IM2COL_FLATTENED {
+    if class == IM2COL_FLATTENED || class == IM2COL_FLAT_PADDED {
         // One or three input channels: steps are (tap, channel), paired across taps
-        // (`tiled_depth`).
+        // (`tiled_depth`); with the padding written out (`flat_padded`) every window inside.
         let c_n = g.in_c;
         let n_steps = w.k_h * w.k_w * c_n;
         let (last_y, last_x) = (
@@ -551,7 +641,7 @@ fn im2col_pair<const VARIANT: u8>(
             ((w.k_w - 1) * w.dil_w) as isize,
         );
         let whole = |y: isize, x: isize| inside(y, x) && inside(y + last_y, x + last_x);
-        if whole(y0, x0) && whole(y1, x1) {
+        if class == IM2COL_FLAT_PADDED || whole(y0, x0) && whole(y1, x1) {
             // Both windows inside the input (most pairs): step by step from the offsets
             // table, without tests.
             let (o0, o1) = (

@@ -153,8 +153,8 @@ const fn layer(in_c: usize, out_c: usize, in_w: usize, k: usize, stride: usize, 
 
 /// The kernel compiled for a layer's own variant computes what the run-time choice does:
 /// each im2col class (1×1 side by side, with an odd plane's last pixel alone; one and
-/// three channels flattened; other windows), with and without a clamp, even and odd
-/// numbers of 8-step halves.
+/// three channels flattened, narrow ones with their padding written out; other windows),
+/// with and without a clamp, even and odd numbers of 8-step halves.
 #[test]
 fn named_variants_equal_the_run_time_choice() {
     macro_rules! check {
@@ -182,7 +182,7 @@ fn named_variants_equal_the_run_time_choice() {
     }
     check!(
         4, 6, 5, 1, 1, 127; 6, 4, 7, 1, 1, 100; 8, 4, 4, 1, 1, 127;
-        1, 5, 6, 3, 1, 127; 3, 4, 7, 3, 2, 90;
+        1, 5, 6, 3, 1, 127; 3, 4, 7, 3, 2, 90; 1, 5, 20, 3, 1, 127; 3, 4, 21, 3, 2, 127;
         5, 6, 6, 3, 1, 127; 16, 8, 5, 3, 1, 110; 6, 4, 8, 1, 2, 127
     );
     // Every class and both values of each bit came up.
@@ -190,10 +190,16 @@ fn named_variants_equal_the_run_time_choice() {
         tiled_variant(&layer(4, 6, 5, 1, 1, 127)),
         tiled_variant(&layer(6, 4, 7, 1, 1, 100)),
         tiled_variant(&layer(1, 5, 6, 3, 1, 127)),
+        tiled_variant(&layer(1, 5, 20, 3, 1, 127)),
         tiled_variant(&layer(5, 6, 6, 3, 1, 127)),
         tiled_variant(&layer(16, 8, 5, 3, 1, 110)),
     ];
-    for class in [IM2COL_SIDE_BY_SIDE, IM2COL_FLATTENED, IM2COL_WINDOWS] {
+    for class in [
+        IM2COL_SIDE_BY_SIDE,
+        IM2COL_FLATTENED,
+        IM2COL_WINDOWS,
+        IM2COL_FLAT_PADDED,
+    ] {
         assert!(variants.iter().any(|v| v >> 4 == class), "class {class}");
     }
     for bit in [TILED_ODD, TILED_PAIR, TILED_CLAMP, TILED_HALF] {
@@ -322,12 +328,14 @@ fn tiled_equals_reference() {
 }
 
 /// One- and three-channel first layers (the flattened im2col) whose windows cross the
-/// border on every side, dilated and strided, against the reference kernel: the border
-/// windows' columns inside the input are worked out once per pixel (`border_windows`).
+/// border on every side, dilated and strided, against the reference kernel: on wide inputs
+/// the border windows' columns inside the input are worked out once per pixel
+/// (`border_windows`), narrow ones copy their input with the padding written out
+/// (`flat_padded`).
 #[test]
 fn flattened_border_windows_equal_the_reference() {
     let mut next = crate::xorshift(0x0b0d_e125);
-    let mut border = 0;
+    let (mut border, mut padded, mut gathered) = (0, 0, 0);
     // Under Miri (slow: CI's time) eight cases, the five kernel shapes and both channel
     // counts among them.
     let cases = if cfg!(miri) { 8 } else { 300 };
@@ -335,13 +343,19 @@ fn flattened_border_windows_equal_the_reference() {
         let in_c = [1, 3][case % 2];
         let (k_h, k_w) = [(3, 3), (10, 4), (1, 5), (4, 2), (2, 3)][case / 2 % 5];
         let (dil_h, dil_w) = (1 + next(3), 1 + next(3));
-        let (in_h, in_w) = (1 + next(12), 1 + next(12));
-        let pads = [
+        // A third of the inputs wide (few columns' windows reach into the padding).
+        let in_w = if case % 3 == 2 { 24 + next(20) } else { 1 + next(12) };
+        let in_h = 1 + next(12);
+        let mut pads = [
             next(k_h * dil_h),
             next(k_w * dil_w),
             next(k_h * dil_h),
             next(k_w * dil_w),
         ];
+        if in_w > 12 {
+            // Wide inputs padded by a column or two (their border windows gathered).
+            (pads[1], pads[3]) = (1, next(2));
+        }
         let stride = (1 + next(3), 1 + next(3));
         let fits = |n: usize, k: usize, d: usize, a: usize, b: usize| n + a + b > d * (k - 1);
         if !fits(in_h, k_h, dil_h, pads[0], pads[2]) || !fits(in_w, k_w, dil_w, pads[1], pads[3]) {
@@ -360,6 +374,8 @@ fn flattened_border_windows_equal_the_reference() {
             continue;
         }
         border += usize::from(pads.iter().any(|&p| p > 0));
+        padded += usize::from(flat_padded(&geom));
+        gathered += usize::from(!flat_padded(&geom) && pads[1] + pads[3] > 0);
         let p = ConvI8 {
             geom,
             input_zero: next(256) as i32 - 128,
@@ -395,4 +411,6 @@ fn flattened_border_windows_equal_the_reference() {
         assert_eq!(got, want, "{in_c} channels, {window:?}");
     }
     assert!(border > cases / 2, "{border} cases with padding");
+    // Both ways of reading windows that reach into the left or right padding came up.
+    assert!(padded > 0 && gathered > 0, "{padded} padded, {gathered} gathered");
 }
