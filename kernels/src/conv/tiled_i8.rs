@@ -310,8 +310,9 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
     let padded_len = g.in_c * ph * pw;
     // SAFETY: the same memory as bytes: i8 has no alignment and no invalid bit pattern, the
     // length is the byte length, and `spare` is not used again while this view lives.
-    let spare: &mut [i8] =
-        unsafe { core::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<i8>(), 2 * spare.len()) };
+    let spare: &mut [i8] = unsafe {
+        core::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<i8>(), 2 * spare.len())
+    };
     let gi = if class == IM2COL_FLAT_PADDED {
         // The border once a call (each image writes only the inside).
         spare[..padded_len].fill(p.input_zero as i8);
@@ -378,7 +379,10 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
                 for y in 0..w.in_h {
                     let at = (c * ph + w.pad_top + y) * pw + w.pad_left;
                     let from = (c * w.in_h + y) * w.in_w;
-                    depthwise::copy_bytes(&mut padded[at..at + w.in_w], &input[from..from + w.in_w]);
+                    depthwise::copy_bytes(
+                        &mut padded[at..at + w.in_w],
+                        &input[from..from + w.in_w],
+                    );
                 }
             }
             padded

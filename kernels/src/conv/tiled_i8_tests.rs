@@ -344,7 +344,11 @@ fn flattened_border_windows_equal_the_reference() {
         let (k_h, k_w) = [(3, 3), (10, 4), (1, 5), (4, 2), (2, 3)][case / 2 % 5];
         let (dil_h, dil_w) = (1 + next(3), 1 + next(3));
         // A third of the inputs wide (few columns' windows reach into the padding).
-        let in_w = if case % 3 == 2 { 24 + next(20) } else { 1 + next(12) };
+        let in_w = if case % 3 == 2 {
+            24 + next(20)
+        } else {
+            1 + next(12)
+        };
         let in_h = 1 + next(12);
         let mut pads = [
             next(k_h * dil_h),
@@ -412,5 +416,8 @@ fn flattened_border_windows_equal_the_reference() {
     }
     assert!(border > cases / 2, "{border} cases with padding");
     // Both ways of reading windows that reach into the left or right padding came up.
-    assert!(padded > 0 && gathered > 0, "{padded} padded, {gathered} gathered");
+    assert!(
+        padded > 0 && gathered > 0,
+        "{padded} padded, {gathered} gathered"
+    );
 }

@@ -65,10 +65,18 @@ macro_rules! dw_rows_asm {
             "vldmia {t}, {{s2-s11}}",
             // `t` holds the output zero point unless `$pair` needs it (then `$zero` reloads it).
             "vmov {t}, s4",
-            // r7 (saved above: it cannot be an operand) is where the row's pairs end.
+            // r7 (saved above: it cannot be an operand) is where the row's pairs end, or the
+            // bias.
+            dw_row_loop!(bias $form, "vmov r7, s3"),
             dw_row_loop!(
                 $form,
-                dw_pair_step!([$($requant),*], [$($pair),*], [$($clamp),*], [$($zero),*]),
+                dw_pair_step!(
+                    [dw_row_loop!(init $form)],
+                    [$($requant),*],
+                    [$($pair),*],
+                    [$($clamp),*],
+                    [$($zero),*]
+                ),
                 [$($lone),*]
             ),
             "pop {{r7}}",
@@ -126,10 +134,10 @@ macro_rules! dw_unpack {
 /// it in its half unit), `SSAT`, packed by `BFI`, `$clamp`, one `STRH`.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_pair_step {
-    ([$($requant:expr),*], [$($pair:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
+    ([$($init:expr),*], [$($requant:expr),*], [$($pair:expr),*], [$($clamp:expr),*],
+     [$($zero:expr),*]) => {
         concat!(
-            "vmov {a0}, s3\n",
-            "mov {a1}, {a0}\n",
+            $($init, "\n",)*
             $($pair, "\n",)*
             $($requant, "\n",)*
             $($zero, "\n",)*
@@ -167,8 +175,28 @@ macro_rules! dw_row_loop {
             $step, "\n",
             $step, "\n",
             $($lone, "\n",)*
-            dw_row_loop!(next)
+            // r7 holds the bias: `x` is free here.
+            "vmov {x}, s8\n",
+            "add {px}, {px}, {x}\n",
+            "vmov {x}, s9\n",
+            "cmp {po}, {x}\n",
+            "bne 1b"
         )
+    };
+    // A pair's sums from the bias: loaded (`loop`, r7 is the row's pair end), or none (`two`:
+    // each sum's first multiply-accumulate adds r7, the channel's bias).
+    (init loop) => {
+        "vmov {a0}, s3\nmov {a1}, {a0}"
+    };
+    (init two) => {
+        ""
+    };
+    // The channel's bias into r7 (`two`) by `$insn`.
+    (bias loop, $insn:literal) => {
+        ""
+    };
+    (bias two, $insn:literal) => {
+        $insn
     };
     (next) => {
         concat!(
@@ -311,9 +339,10 @@ macro_rules! dw_zero_one {
 /// requantised, the zero point added (`$zero`), `$clamp`, one `STRB`.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_lone {
-    ([$($single:expr),*], [$($requant:expr),*], [$($clamp:expr),*], [$($zero:expr),*]) => {
+    ([$($init:expr),*], [$($single:expr),*], [$($requant:expr),*], [$($clamp:expr),*],
+     [$($zero:expr),*]) => {
         concat!(
-            "vmov {a0}, s3\n",
+            $($init, "\n",)*
             $($single, "\n",)*
             $($requant, "\n",)*
             $($zero, "\n",)*
@@ -328,7 +357,7 @@ macro_rules! dw_lone {
 /// `(w0, w2)` and `w1` from a half of `$v` (`$xy`: `bb` for the bottom half, `bt` the top).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_single_row {
-    ($load:literal, $w:literal, $v:literal, $xy:literal) => {
+    ($load:literal, $w:literal, $v:literal, $xy:literal, $init:literal) => {
         concat!(
             "ldr {x}, ",
             $load,
@@ -337,7 +366,9 @@ macro_rules! dw_single_row {
             "sxtb16 {x}, {x}, ror #8\n",
             "smlad {a0}, {e}, {",
             $w,
-            "}, {a0}\n",
+            "}, ",
+            $init,
+            "\n",
             "smla",
             $xy,
             " {a0}, {x}, {",
@@ -366,13 +397,13 @@ macro_rules! dw_clamp {
 /// A lone pixel's three kernel rows (see [`dw_single_row`]).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_single {
-    () => {
+    ($init:literal) => {
         concat!(
-            dw_single_row!("[{px}]", "w0", "v", "bb"),
+            dw_single_row!("[{px}]", "w0", "v", "bb", $init),
             "\n",
-            dw_single_row!("[{px}, {rs}]", "w1", "v", "bt"),
+            dw_single_row!("[{px}, {rs}]", "w1", "v", "bt", "{a0}"),
             "\n",
-            dw_single_row!("[{px}, {rs}, lsl #1]", "w2", "u", "bb")
+            dw_single_row!("[{px}, {rs}, lsl #1]", "w2", "u", "bb", "{a0}")
         )
     };
 }
@@ -382,14 +413,18 @@ macro_rules! dw_single {
 /// `px` on to the next pair (post-indexed), an `ADD` fewer.
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_s1_pair {
-    () => {
+    ($i0:literal, $i1:literal) => {
         concat!(
             "ldr {x}, [{px}, {rs}]\n",
             "sxtb16 {e}, {x}\n",
             "sxtb16 {x}, {x}, ror #8\n",
-            "smlad {a0}, {e}, {w1}, {a0}\n",
+            "smlad {a0}, {e}, {w1}, ",
+            $i0,
+            "\n",
             "smlabt {a0}, {x}, {v}, {a0}\n",
-            "smlad {a1}, {x}, {w1}, {a1}\n",
+            "smlad {a1}, {x}, {w1}, ",
+            $i1,
+            "\n",
             "smlatt {a1}, {e}, {v}, {a1}\n",
             "ldr {x}, [{px}, {rs}, lsl #1]\n",
             "sxtb16 {e}, {x}\n",
@@ -414,15 +449,19 @@ macro_rules! dw_s1_pair {
 /// first: row 0's `LDRSB` moves `px` on to the next pair (pre-indexed with write-back).
 #[cfg(all(microarena_dsp, target_abi = "eabihf"))]
 macro_rules! dw_s2_pair {
-    () => {
+    ($i0:literal, $i1:literal) => {
         concat!(
             "add {t}, {px}, {rs}\n",
             "ldr {x}, [{t}]\n",
             "sxtb16 {e}, {x}\n",
             "sxtb16 {x}, {x}, ror #8\n",
-            "smlad {a0}, {e}, {w1}, {a0}\n",
+            "smlad {a0}, {e}, {w1}, ",
+            $i0,
+            "\n",
             "smlabt {a0}, {x}, {v}, {a0}\n",
-            "smlatb {a1}, {e}, {w1}, {a1}\n",
+            "smlatb {a1}, {e}, {w1}, ",
+            $i1,
+            "\n",
             "smlatt {a1}, {x}, {v}, {a1}\n",
             "ldrsb {e}, [{t}, #4]\n",
             "smlabt {a1}, {e}, {w1}, {a1}\n",
@@ -462,36 +501,43 @@ macro_rules! dw_variant {
      [$pair:expr, $one:expr, [$zp1:expr, $z11:expr, $zp2:expr, $z12:expr], $($tail:tt)*]) => {
         if $stride == 1 {
             dw_variant!(@clamp $block, [$($head)*], $clamp, $odd, $pairs2,
-                        [$pair, $one, dw_s1_pair!(), $zp1, $z11], [$($tail)*])
+                        [$pair, $one, dw_s1_pair!("{a0}", "{a1}"), dw_s1_pair!("r7", "r7"),
+                         $zp1, $z11], [$($tail)*])
         } else {
             dw_variant!(@clamp $block, [$($head)*], $clamp, $odd, $pairs2,
-                        [$pair, $one, dw_s2_pair!(), $zp2, $z12], [$($tail)*])
+                        [$pair, $one, dw_s2_pair!("{a0}", "{a1}"), dw_s2_pair!("r7", "r7"),
+                         $zp2, $z12], [$($tail)*])
         }
     };
+    // Each form's pair and lone pixel: sums from their registers (`loop`) or from r7 (`two`).
     (@clamp $block:ident, [$($head:tt)*], $clamp:expr, $odd:expr, $pairs2:expr,
-     [$pair:expr, $one:expr, $pm:expr, $zp:expr, $z1:expr], $tail:tt) => {
+     [$pair:expr, $one:expr, $pm:expr, $pm7:expr, $zp:expr, $z1:expr], $tail:tt) => {
         match ($clamp, $odd) {
-            (false, false) => {
-                dw_variant!(@form $block, [$($head)*], $pairs2, [$pair], [$pm], [], [], [$zp], $tail)
-            }
-            (false, true) => dw_variant!(
-                @form $block, [$($head)*], $pairs2, [$pair], [$pm],
-                [dw_lone!([dw_single!()], [$one], [], [$z1])], [], [$zp], $tail
-            ),
-            (true, false) => dw_variant!(
-                @form $block, [$($head)*], $pairs2, [$pair], [$pm], [], [dw_clamp!()], [$zp], $tail
-            ),
-            (true, true) => dw_variant!(
-                @form $block, [$($head)*], $pairs2, [$pair], [$pm],
-                [dw_lone!([dw_single!()], [$one], [dw_clamp!()], [$z1])], [dw_clamp!()], [$zp],
+            (false, false) => dw_variant!(
+                @form $block, [$($head)*], $pairs2, [$pair], [$pm], [$pm7], [], [], [], [$zp],
                 $tail
             ),
+            (false, true) => dw_variant!(
+                @form $block, [$($head)*], $pairs2, [$pair], [$pm], [$pm7],
+                [dw_lone!(["vmov {a0}, s3"], [dw_single!("{a0}")], [$one], [], [$z1])],
+                [dw_lone!([], [dw_single!("r7")], [$one], [], [$z1])], [], [$zp], $tail
+            ),
+            (true, false) => dw_variant!(
+                @form $block, [$($head)*], $pairs2, [$pair], [$pm], [$pm7], [], [],
+                [dw_clamp!()], [$zp], $tail
+            ),
+            (true, true) => dw_variant!(
+                @form $block, [$($head)*], $pairs2, [$pair], [$pm], [$pm7],
+                [dw_lone!(["vmov {a0}, s3"], [dw_single!("{a0}")], [$one], [dw_clamp!()], [$z1])],
+                [dw_lone!([], [dw_single!("r7")], [$one], [dw_clamp!()], [$z1])],
+                [dw_clamp!()], [$zp], $tail
+            ),
         }
     };
-    (@form $block:ident, [$($head:tt)*], $pairs2:expr, $requant:tt, $pm:tt, $lone:tt,
-     $clamp:tt, $zero:tt, [$($tail:tt)*]) => {
+    (@form $block:ident, [$($head:tt)*], $pairs2:expr, $requant:tt, $pm:tt, $pm7:tt,
+     $lone:tt, $lone7:tt, $clamp:tt, $zero:tt, [$($tail:tt)*]) => {
         if $pairs2 {
-            $block!($($head)* two, $requant, $pm, $lone, $clamp, $zero, $($tail)*)
+            $block!($($head)* two, $requant, $pm7, $lone7, $clamp, $zero, $($tail)*)
         } else {
             $block!($($head)* loop, $requant, $pm, $lone, $clamp, $zero, $($tail)*)
         }
@@ -933,6 +979,7 @@ macro_rules! dw_channels_asm {
             "mls {v}, {a1}, {a0}, {v}",
             $($bias_double,)*
             "vmov s3, {v}",
+            dw_row_loop!(bias $form, "mov r7, {v}"),
             "vmov {v}, s27",
             "add {x}, {x}, {v}",
             $($scale,)*
@@ -947,7 +994,13 @@ macro_rules! dw_channels_asm {
             "vmov {t}, s4",
             dw_row_loop!(
                 $form,
-                dw_pair_step!([$($requant),*], [$($pair),*], [$($clamp),*], [$($zero),*]),
+                dw_pair_step!(
+                    [dw_row_loop!(init $form)],
+                    [$($requant),*],
+                    [$($pair),*],
+                    [$($clamp),*],
+                    [$($zero),*]
+                ),
                 [$($lone),*]
             ),
             "vmov {a0}, s17",
