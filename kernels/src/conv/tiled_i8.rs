@@ -69,18 +69,33 @@ pub(crate) const fn flat_padded(g: &Conv2d) -> bool {
     if !flattened(g) || w.pad_left + w.pad_right == 0 {
         return false;
     }
-    // Output columns whose window starts left of the input or ends right of it.
+    4 * border_columns(w) >= w.out_w
+}
+
+/// Output columns whose window starts left of the input or ends right of it (`x · stride <
+/// pad_left`, or `x · stride + span > pad_left + in_w`), in closed form: the kernels work it
+/// out per call where a streamed band's geometry is not a constant.
+pub(crate) const fn border_columns(w: &crate::Window2d) -> usize {
     let span = (w.k_w - 1) * w.dil_w + 1;
-    let mut border = 0;
-    let mut x = 0;
-    while x < w.out_w {
-        let start = x * w.stride_w;
-        if start < w.pad_left || start + span > w.pad_left + w.in_w {
-            border += 1;
+    let s = w.stride_w;
+    // Columns 0 .. left start left of the input.
+    let left = {
+        let l = w.pad_left.div_ceil(s);
+        if l < w.out_w {
+            l
+        } else {
+            w.out_w
         }
-        x += 1;
-    }
-    4 * border >= w.out_w
+    };
+    // Columns from `right` on end right of it.
+    let right = if w.pad_left + w.in_w < span {
+        0
+    } else {
+        (w.pad_left + w.in_w - span) / s + 1
+    };
+    let right = if right < left { left } else { right };
+    let right = if right < w.out_w { right } else { w.out_w };
+    left + (w.out_w - right)
 }
 
 /// Dense int8 convolution (one group) as a matrix product over an im2col of two output
@@ -288,7 +303,13 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
         0 => im2col_class(g),
         v => v >> 4,
     };
-    let (scratch, spare) = scratch[..tiled_scratch_len(g)].split_at_mut(2 * depth);
+    // (`tiled_scratch_len` without working the class out again.)
+    let padded_len = if class == IM2COL_FLAT_PADDED {
+        padded_plane_bytes(g)
+    } else {
+        0
+    };
+    let (scratch, spare) = scratch[..2 * depth + padded_len.div_ceil(2)].split_at_mut(2 * depth);
     // A narrow few-channel first layer (`flat_padded`) reads its input from the scratch, the
     // padding written out: the same windows, none reaching outside.
     let (ph, pw) = (
@@ -307,7 +328,6 @@ fn tiled<S: ChannelScale, const VARIANT: u8>(
         },
         ..*g
     };
-    let padded_len = g.in_c * ph * pw;
     // SAFETY: the same memory as bytes: i8 has no alignment and no invalid bit pattern, the
     // length is the byte length, and `spare` is not used again while this view lives.
     let spare: &mut [i8] = unsafe {

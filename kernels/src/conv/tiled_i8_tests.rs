@@ -421,3 +421,30 @@ fn flattened_border_windows_equal_the_reference() {
         "{padded} padded, {gathered} gathered"
     );
 }
+
+/// The closed form of the border columns (which decides `flat_padded`) counts what a walk
+/// over the output columns counts, on random geometries.
+#[test]
+fn border_columns_match_a_count() {
+    let mut next = crate::xorshift(0x00c0_1b0d);
+    let cases = if cfg!(miri) { 50 } else { 5000 };
+    for _ in 0..cases {
+        let (k_w, dil_w, stride) = (1 + next(5), 1 + next(3), 1 + next(3));
+        let (in_w, pad_left, pad_right) = (1 + next(40), next(6), next(6));
+        let span = (k_w - 1) * dil_w + 1;
+        if pad_left + in_w + pad_right < span {
+            continue;
+        }
+        let w = crate::window(
+            (1, in_w),
+            (1, k_w),
+            (1, stride),
+            (1, dil_w),
+            [0, pad_left, 0, pad_right],
+        );
+        let count = (0..w.out_w)
+            .filter(|x| x * stride < pad_left || x * stride + span > pad_left + in_w)
+            .count();
+        assert_eq!(border_columns(&w), count, "{w:?}");
+    }
+}
