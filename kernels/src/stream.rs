@@ -199,51 +199,38 @@ unsafe fn copy_short_blocks(base: *mut u8, p: &RowCopy) {
     // on Armv7E-M. r0–r2 clobbered, no stack, flags clobbered.
     unsafe {
         let (s, d) = (base.add(p.src), base.add(p.dst));
+        // One block a pass: `$load` and `$store` between the first word and the last.
+        macro_rules! blocks {
+            ([$($load:literal),*], [$($store:literal),*], $($temp:tt)*) => {
+                core::arch::asm!(
+                    "1:",
+                    "ldr r0, [{s}]",
+                    $($load,)*
+                    "ldr r1, [{s}, {tail}]",
+                    "add {s}, {s}, {s_step}",
+                    "str r0, [{d}]",
+                    $($store,)*
+                    "str r1, [{d}, {tail}]",
+                    "add {d}, {d}, {d_step}",
+                    "subs {n}, {n}, #1",
+                    "bne 1b",
+                    s = inout(reg) s => _,
+                    d = inout(reg) d => _,
+                    n = inout(reg) p.channels => _,
+                    tail = in(reg) tail,
+                    s_step = in(reg) p.src_channel,
+                    d_step = in(reg) p.dst_channel,
+                    out("r0") _,
+                    out("r1") _,
+                    $($temp)*
+                    options(nostack),
+                )
+            };
+        }
         if p.bytes <= 8 {
-            core::arch::asm!(
-                "1:",
-                "ldr r0, [{s}]",
-                "ldr r1, [{s}, {tail}]",
-                "add {s}, {s}, {s_step}",
-                "str r0, [{d}]",
-                "str r1, [{d}, {tail}]",
-                "add {d}, {d}, {d_step}",
-                "subs {n}, {n}, #1",
-                "bne 1b",
-                s = inout(reg) s => _,
-                d = inout(reg) d => _,
-                n = inout(reg) p.channels => _,
-                tail = in(reg) tail,
-                s_step = in(reg) p.src_channel,
-                d_step = in(reg) p.dst_channel,
-                out("r0") _,
-                out("r1") _,
-                options(nostack),
-            );
+            blocks!([], [],);
         } else {
-            core::arch::asm!(
-                "1:",
-                "ldr r0, [{s}]",
-                "ldr r1, [{s}, #4]",
-                "ldr r2, [{s}, {tail}]",
-                "add {s}, {s}, {s_step}",
-                "str r0, [{d}]",
-                "str r1, [{d}, #4]",
-                "str r2, [{d}, {tail}]",
-                "add {d}, {d}, {d_step}",
-                "subs {n}, {n}, #1",
-                "bne 1b",
-                s = inout(reg) s => _,
-                d = inout(reg) d => _,
-                n = inout(reg) p.channels => _,
-                tail = in(reg) tail,
-                s_step = in(reg) p.src_channel,
-                d_step = in(reg) p.dst_channel,
-                out("r0") _,
-                out("r1") _,
-                out("r2") _,
-                options(nostack),
-            );
+            blocks!(["ldr r2, [{s}, #4]"], ["str r2, [{d}, #4]"], out("r2") _,);
         }
     }
 }

@@ -53,21 +53,48 @@ macro_rules! dw_rows_asm {
     ($params:expr, $weights:expr, $x:expr, $out:expr, $rs:expr, $form:ident,
      [$($requant:expr),*], [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*],
      [$($zero:expr),*], [$($double:expr),*]) => {
+        dw_asm!(
+            [
+                // The channel's packed weights (see `pack_depthwise_weights`), unpacked.
+                "ldr {w0}, [{e}]",
+                "ldr {w1}, [{e}, #4]",
+                "ldr {w2}, [{e}, #8]",
+                dw_unpack!(),
+                // `$double`: the weights doubled (a fixed point's doubled sums, see
+                // `dw_double`).
+                $($double,)*
+                "vldmia {t}, {{s2-s11}}",
+                // `t` holds the output zero point unless `$pair` needs it (then `$zero`
+                // reloads it).
+                "vmov {t}, s4",
+                // r7 (saved: it cannot be an operand) is where the row's pairs end, or the
+                // bias.
+                dw_row_loop!(bias $form, "vmov r7, s3")
+            ],
+            $form, [$($requant),*], [$($pair),*], [$($lone),*], [$($clamp),*], [$($zero),*],
+            [],
+            t = inout(reg) $params => _,
+            px = inout(reg) $x => _,
+            po = inout(reg) $out => _,
+            rs = in(reg) $rs,
+            // The weights' address until they are loaded, then a temporary.
+            e = inout(reg) $weights => _,
+        )
+    };
+}
+
+/// The assembly block of [`dw_rows_asm`] and [`dw_channels_asm`]: r7 saved, `$before`, the
+/// rows of a channel (`$form`, see [`dw_row_loop`]), `$after`, r7 restored; the registers
+/// every form uses (the weights in five, two sums, two temporaries, `s0`–`s11`) and the
+/// block's own `$operands` (`t`, `px`, `po`, `rs`, `e` and any further clobbers).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_asm {
+    ([$($before:expr),*], $form:ident, [$($requant:expr),*], [$($pair:expr),*],
+     [$($lone:expr),*], [$($clamp:expr),*], [$($zero:expr),*], [$($after:expr),*],
+     $($operands:tt)*) => {
         core::arch::asm!(
             "push {{r7}}",
-            // The channel's packed weights (see `pack_depthwise_weights`), unpacked.
-            "ldr {w0}, [{e}]",
-            "ldr {w1}, [{e}, #4]",
-            "ldr {w2}, [{e}, #8]",
-            dw_unpack!(),
-            // `$double`: the weights doubled (a fixed point's doubled sums, see `dw_double`).
-            $($double,)*
-            "vldmia {t}, {{s2-s11}}",
-            // `t` holds the output zero point unless `$pair` needs it (then `$zero` reloads it).
-            "vmov {t}, s4",
-            // r7 (saved above: it cannot be an operand) is where the row's pairs end, or the
-            // bias.
-            dw_row_loop!(bias $form, "vmov r7, s3"),
+            $($before,)*
             dw_row_loop!(
                 $form,
                 dw_pair_step!(
@@ -79,11 +106,8 @@ macro_rules! dw_rows_asm {
                 ),
                 [$($lone),*]
             ),
+            $($after,)*
             "pop {{r7}}",
-            t = inout(reg) $params => _,
-            px = inout(reg) $x => _,
-            po = inout(reg) $out => _,
-            rs = in(reg) $rs,
             w0 = out(reg) _,
             w1 = out(reg) _,
             w2 = out(reg) _,
@@ -92,8 +116,6 @@ macro_rules! dw_rows_asm {
             a0 = out(reg) _,
             a1 = out(reg) _,
             x = out(reg) _,
-            // The weights' address until they are loaded, then a temporary.
-            e = inout(reg) $weights => _,
             out("s0") _,
             out("s1") _,
             out("s2") _,
@@ -106,6 +128,7 @@ macro_rules! dw_rows_asm {
             out("s9") _,
             out("s10") _,
             out("s11") _,
+            $($operands)*
         )
     };
 }
@@ -944,94 +967,66 @@ macro_rules! dw_channels_asm {
     ($params:expr, $out:expr, $rs:expr, $form:ident, [$($requant:expr),*],
      [$($pair:expr),*], [$($lone:expr),*], [$($clamp:expr),*], [$($zero:expr),*],
      [$($double:expr),*], [$($bias_double:expr),*], [$($scale:expr),*]) => {
-        core::arch::asm!(
-            "push {{r7}}",
-            "vldmia {t}, {{s2-s27}}",
-            "8:",
-            // The copies' constants: `a0` a row's last word, `a1` its length, `w0` the padded
-            // row.
-            "vmov {a0}, {a1}, s21, s22",
-            "vmov {w0}, s23",
-            "vmov {e}, s18",
-            "vmov {x}, s12",
-            "vmov {u}, s20",
-            dw_copy_rows!(),
-            "vmov s12, {x}",
-            // The fresh rows right after the kept ones (`u` is there).
-            "vmov {e}, s19",
-            "vmov {x}, s13",
-            dw_copy_rows!(),
-            "vmov s13, {x}",
-            // The weights, then the bias less `input_zero · Σ w` (Σ w in rows 0 and 1's pad
-            // bytes, see `pack_depthwise_weights`).
-            "vmov {e}, s14",
-            "ldr {w0}, [{e}]",
-            "ldr {w1}, [{e}, #4]",
-            "ldr {w2}, [{e}, #8]",
-            "adds {e}, {e}, #12",
-            "vmov s14, {e}",
-            "lsrs {a0}, {w0}, #24",
-            "asrs {a1}, {w1}, #24",
-            "orr {a0}, {a0}, {a1}, lsl #8",
-            "vmov {a1}, s25",
-            "vmov {x}, {u}, s15, s16",
-            "ldr {v}, [{x}]",
-            "mls {v}, {a1}, {a0}, {v}",
-            $($bias_double,)*
-            "vmov s3, {v}",
-            dw_row_loop!(bias $form, "mov r7, {v}"),
-            "vmov {v}, s27",
-            "add {x}, {x}, {v}",
-            $($scale,)*
-            "vmov s15, s16, {x}, {u}",
-            // The plane's end, its first window.
-            "vmov {a0}, s24",
-            "add {a0}, {a0}, {po}",
-            "vmov s9, {a0}",
-            "vmov {px}, s26",
-            dw_unpack!(),
-            $($double,)*
-            "vmov {t}, s4",
-            dw_row_loop!(
-                $form,
-                dw_pair_step!(
-                    [dw_row_loop!(init $form)],
-                    [$($requant),*],
-                    [$($pair),*],
-                    [$($clamp),*],
-                    [$($zero),*]
-                ),
-                [$($lone),*]
-            ),
-            "vmov {a0}, s17",
-            "cmp {po}, {a0}",
-            "bne 8b",
-            "pop {{r7}}",
+        dw_asm!(
+            [
+                "vldmia {t}, {{s2-s27}}",
+                "8:",
+                // The copies' constants: `a0` a row's last word, `a1` its length, `w0` the
+                // padded row.
+                "vmov {a0}, {a1}, s21, s22",
+                "vmov {w0}, s23",
+                "vmov {e}, s18",
+                "vmov {x}, s12",
+                "vmov {u}, s20",
+                dw_copy_rows!(),
+                "vmov s12, {x}",
+                // The fresh rows right after the kept ones (`u` is there).
+                "vmov {e}, s19",
+                "vmov {x}, s13",
+                dw_copy_rows!(),
+                "vmov s13, {x}",
+                // The weights, then the bias less `input_zero · Σ w` (Σ w in rows 0 and 1's
+                // pad bytes, see `pack_depthwise_weights`).
+                "vmov {e}, s14",
+                "ldr {w0}, [{e}]",
+                "ldr {w1}, [{e}, #4]",
+                "ldr {w2}, [{e}, #8]",
+                "adds {e}, {e}, #12",
+                "vmov s14, {e}",
+                "lsrs {a0}, {w0}, #24",
+                "asrs {a1}, {w1}, #24",
+                "orr {a0}, {a0}, {a1}, lsl #8",
+                "vmov {a1}, s25",
+                "vmov {x}, {u}, s15, s16",
+                "ldr {v}, [{x}]",
+                "mls {v}, {a1}, {a0}, {v}",
+                $($bias_double,)*
+                "vmov s3, {v}",
+                dw_row_loop!(bias $form, "mov r7, {v}"),
+                "vmov {v}, s27",
+                "add {x}, {x}, {v}",
+                $($scale,)*
+                "vmov s15, s16, {x}, {u}",
+                // The plane's end, its first window.
+                "vmov {a0}, s24",
+                "add {a0}, {a0}, {po}",
+                "vmov s9, {a0}",
+                "vmov {px}, s26",
+                dw_unpack!(),
+                $($double,)*
+                "vmov {t}, s4"
+            ],
+            $form, [$($requant),*], [$($pair),*], [$($lone),*], [$($clamp),*], [$($zero),*],
+            [
+                "vmov {a0}, s17",
+                "cmp {po}, {a0}",
+                "bne 8b"
+            ],
             t = inout(reg) $params => _,
             px = out(reg) _,
             po = inout(reg) $out => _,
             rs = in(reg) $rs,
-            w0 = out(reg) _,
-            w1 = out(reg) _,
-            w2 = out(reg) _,
-            v = out(reg) _,
-            u = out(reg) _,
-            a0 = out(reg) _,
-            a1 = out(reg) _,
-            x = out(reg) _,
             e = out(reg) _,
-            out("s0") _,
-            out("s1") _,
-            out("s2") _,
-            out("s3") _,
-            out("s4") _,
-            out("s5") _,
-            out("s6") _,
-            out("s7") _,
-            out("s8") _,
-            out("s9") _,
-            out("s10") _,
-            out("s11") _,
             out("s12") _,
             out("s13") _,
             out("s14") _,
