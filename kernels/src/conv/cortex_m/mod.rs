@@ -3,7 +3,8 @@
 //! script: the reference kernel's row multiply-adds, the tiled kernel's im2col pairs, dot
 //! products and requantised quads (`SXTAB16`, `SMLAD`, `SSAT`; the FPU for the scale where
 //! the ABI has one). Each function states the instructions it spends per multiply-accumulate.
-//! The depthwise rows are in `depthwise.rs`.
+//! The depthwise rows are in `depthwise.rs`, the whole channel loop of short rows in
+//! `depthwise_channels.rs`.
 
 #[cfg(target_abi = "eabihf")]
 use super::*;
@@ -11,9 +12,14 @@ use super::*;
 use crate::scale::ScaleKind;
 
 #[cfg(target_abi = "eabihf")]
+#[macro_use]
 mod depthwise;
 #[cfg(target_abi = "eabihf")]
 pub(super) use depthwise::*;
+#[cfg(target_abi = "eabihf")]
+mod depthwise_channels;
+#[cfg(target_abi = "eabihf")]
+pub(super) use depthwise_channels::*;
 #[cfg(target_abi = "eabihf")]
 mod depthwise_f32;
 #[cfg(target_abi = "eabihf")]
