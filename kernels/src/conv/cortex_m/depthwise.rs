@@ -567,6 +567,33 @@ macro_rules! dw_variant {
     };
 }
 
+/// [`dw_variant`] for the scale kind of `$s`: its pair and lone-pixel rescaling and
+/// zero-point additions (a float scale's `QADD`s, none for a fixed point, which has the zero
+/// point in its half unit), then the block's trailing arguments for a float scale
+/// (`$float`) or a fixed point (`$fixed`).
+#[cfg(all(microarena_dsp, target_abi = "eabihf"))]
+macro_rules! dw_by_scale {
+    ($s:ident, $block:ident, $head:tt, [$stride:expr, $clamp:expr, $odd:expr, $pairs2:expr],
+     [$($float:tt)*], [$($fixed:tt)*]) => {
+        match $s::KIND {
+            ScaleKind::Float => dw_variant!(
+                $block, $head, $stride, $clamp, $odd, $pairs2,
+                [dw_float_pair!(), dw_float_one!(),
+                 [dw_zero_pair!(), dw_zero_one!(), dw_zero_pair!(reload), dw_zero_one!(reload)],
+                 $($float)*]
+            ),
+            ScaleKind::Q31Twice => dw_variant!(
+                $block, $head, $stride, $clamp, $odd, $pairs2,
+                [dw_fixed_pair!(twice), dw_fixed_one!(twice), ["", "", "", ""], $($fixed)*]
+            ),
+            ScaleKind::Q31Once => dw_variant!(
+                $block, $head, $stride, $clamp, $odd, $pairs2,
+                [dw_fixed_pair!(once), dw_fixed_one!(once), ["", "", "", ""], $($fixed)*]
+            ),
+        }
+    };
+}
+
 /// One channel's plane (`params.out` to `params.end`, rows of `out_w` ≥ 2 pixels; windows
 /// `stride_h` padded rows apart from `x`, kernel rows `rs` bytes apart) of a 3×3 depthwise
 /// convolution with horizontal stride `STRIDE` (1 or 2) on Cortex-M4F/M7/M33, every operand
@@ -608,55 +635,14 @@ pub(crate) unsafe fn depthwise_rows_dsp_asm<
         // The zero point after a float rescaling: stride 1 keeps it in `t` all along; stride
         // 2's pairs use `t` for addresses, so it is reloaded before every `QADD`. A fixed
         // point has it in its half unit.
-        match S::KIND {
-            ScaleKind::Float => dw_variant!(
-                dw_rows_asm,
-                [pp, wc, x, params.out, rs,],
-                STRIDE,
-                CLAMP,
-                ODD,
-                false,
-                [
-                    dw_float_pair!(),
-                    dw_float_one!(),
-                    [
-                        dw_zero_pair!(),
-                        dw_zero_one!(),
-                        dw_zero_pair!(reload),
-                        dw_zero_one!(reload)
-                    ],
-                    [""]
-                ]
-            ),
-            ScaleKind::Q31Twice => dw_variant!(
-                dw_rows_asm,
-                [pp, wc, x, params.out, rs,],
-                STRIDE,
-                CLAMP,
-                ODD,
-                false,
-                [
-                    dw_fixed_pair!(twice),
-                    dw_fixed_one!(twice),
-                    ["", "", "", ""],
-                    [dw_double!()]
-                ]
-            ),
-            ScaleKind::Q31Once => dw_variant!(
-                dw_rows_asm,
-                [pp, wc, x, params.out, rs,],
-                STRIDE,
-                CLAMP,
-                ODD,
-                false,
-                [
-                    dw_fixed_pair!(once),
-                    dw_fixed_one!(once),
-                    ["", "", "", ""],
-                    [dw_double!()]
-                ]
-            ),
-        }
+        dw_by_scale!(
+            S,
+            dw_rows_asm,
+            [pp, wc, x, params.out, rs,],
+            [STRIDE, CLAMP, ODD, false],
+            [[""]],
+            [[dw_double!()]]
+        )
     }
 }
 

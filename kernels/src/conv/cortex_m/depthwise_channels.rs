@@ -225,61 +225,14 @@ pub(crate) unsafe fn depthwise_channels_dsp_asm<
     // is only read. FPU and DSP-extension instructions; s0–s27 and the flags are clobbered;
     // r7 is pushed and popped (the stack balanced, no call between).
     unsafe {
-        match S::KIND {
-            ScaleKind::Float => dw_variant!(
-                dw_channels_asm,
-                [pp, out, rs,],
-                STRIDE,
-                CLAMP,
-                ODD,
-                PAIRS2,
-                [
-                    dw_float_pair!(),
-                    dw_float_one!(),
-                    [
-                        dw_zero_pair!(),
-                        dw_zero_one!(),
-                        dw_zero_pair!(reload),
-                        dw_zero_one!(reload)
-                    ],
-                    [""],
-                    [""],
-                    ["vldmia {u}!, {{s10}}"]
-                ]
-            ),
-            ScaleKind::Q31Twice => dw_variant!(
-                dw_channels_asm,
-                [pp, out, rs,],
-                STRIDE,
-                CLAMP,
-                ODD,
-                PAIRS2,
-                [
-                    dw_fixed_pair!(twice),
-                    dw_fixed_one!(twice),
-                    ["", "", "", ""],
-                    [dw_double!()],
-                    ["lsls {v}, {v}, #1"],
-                    [dw_q31_scale!()]
-                ]
-            ),
-            ScaleKind::Q31Once => dw_variant!(
-                dw_channels_asm,
-                [pp, out, rs,],
-                STRIDE,
-                CLAMP,
-                ODD,
-                PAIRS2,
-                [
-                    dw_fixed_pair!(once),
-                    dw_fixed_one!(once),
-                    ["", "", "", ""],
-                    [dw_double!()],
-                    ["lsls {v}, {v}, #1"],
-                    [dw_q31_scale!()]
-                ]
-            ),
-        }
+        dw_by_scale!(
+            S,
+            dw_channels_asm,
+            [pp, out, rs,],
+            [STRIDE, CLAMP, ODD, PAIRS2],
+            [[""], [""], ["vldmia {u}!, {{s10}}"]],
+            [[dw_double!()], ["lsls {v}, {v}, #1"], [dw_q31_scale!()]]
+        )
     }
 }
 
